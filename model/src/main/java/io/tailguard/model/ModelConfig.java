@@ -1,0 +1,87 @@
+package io.tailguard.model;
+
+/**
+ * The architecture of a Qwen3 decoder, with the Hugging Face config.json key of each field.
+ *
+ * <p>Validation lives here so that every path that builds a config (a preset, config.json, a test)
+ * fails the same way, naming the config.json key that is wrong.
+ */
+public record ModelConfig(
+        int vocabSize,              // vocab_size
+        int hiddenSize,             // hidden_size
+        int intermediateSize,       // intermediate_size
+        int numLayers,              // num_hidden_layers
+        int numHeads,               // num_attention_heads
+        int numKvHeads,             // num_key_value_heads
+        int headDim,                // head_dim
+        double rmsNormEps,          // rms_norm_eps
+        double ropeTheta,           // rope_theta
+        int maxPositionEmbeddings,  // max_position_embeddings
+        boolean tieWordEmbeddings,  // tie_word_embeddings
+        int eosTokenId) {           // eos_token_id (-1: none)
+
+    public ModelConfig {
+        positive("vocab_size", vocabSize);
+        positive("hidden_size", hiddenSize);
+        positive("intermediate_size", intermediateSize);
+        positive("num_hidden_layers", numLayers);
+        positive("num_attention_heads", numHeads);
+        positive("num_key_value_heads", numKvHeads);
+        positive("head_dim", headDim);
+        positive("max_position_embeddings", maxPositionEmbeddings);
+        if (numHeads % numKvHeads != 0) {
+            throw new IllegalArgumentException("num_attention_heads (" + numHeads
+                    + ") must be a multiple of num_key_value_heads (" + numKvHeads + ")");
+        }
+        if (headDim % 2 != 0) {
+            throw new IllegalArgumentException("head_dim must be even for rotary embeddings, got " + headDim);
+        }
+        if (!(rmsNormEps > 0) || !Double.isFinite(rmsNormEps)) {
+            throw new IllegalArgumentException("rms_norm_eps must be a positive number, got " + rmsNormEps);
+        }
+        if (!(ropeTheta > 1) || !Double.isFinite(ropeTheta)) {
+            throw new IllegalArgumentException("rope_theta must be a number > 1, got " + ropeTheta);
+        }
+        if (eosTokenId < -1 || eosTokenId >= vocabSize) {
+            throw new IllegalArgumentException("eos_token_id must be in [0, vocab_size) or absent, got " + eosTokenId);
+        }
+    }
+
+    private static void positive(String key, int v) {
+        if (v <= 0) {
+            throw new IllegalArgumentException(key + " must be a positive integer, got " + v);
+        }
+    }
+
+    /** Query heads per KV head (the GQA group size r). */
+    public int groupSize() {
+        return numHeads / numKvHeads;
+    }
+
+    /** Parameters, counting a tied embedding once. */
+    public long parameterCount() {
+        long h = hiddenSize;
+        long attn = h * numHeads * headDim + 2 * h * numKvHeads * headDim + (long) numHeads * headDim * h
+                + 2L * headDim;
+        long mlp = 3 * h * intermediateSize;
+        long perLayer = attn + mlp + 2 * h;
+        long embed = (long) vocabSize * h;
+        return numLayers * perLayer + embed + (tieWordEmbeddings ? 0 : embed) + h;
+    }
+
+    /**
+     * Named presets. {@code tiny} is the embedded default (about 1M parameters), {@code small} the
+     * benchmark model (about 36M parameters). RoPE base 1e6, as Qwen3, which keeps 16K positions apart.
+     */
+    public static ModelConfig preset(String name, int vocabSize, int eosTokenId) {
+        return switch (name) {
+            case "tiny" -> new ModelConfig(vocabSize, 128, 384, 4, 4, 2, 32, 1e-6, 1_000_000.0, 16_384, true, eosTokenId);
+            case "small" -> new ModelConfig(vocabSize, 512, 1536, 12, 8, 2, 64, 1e-6, 1_000_000.0, 16_384, true, eosTokenId);
+            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (known: tiny, small)");
+        };
+    }
+
+    public static java.util.List<String> presetNames() {
+        return java.util.List.of("tiny", "small");
+    }
+}
