@@ -1,0 +1,129 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.index.NDIndex;
+
+/**
+ * Grouped-query self-attention with per-head RMSNorm on q and k before RoPE (Qwen3).
+ *
+ * <p>Query head h belongs to KV head h / r (r = heads / kvHeads). Queries are arranged as
+ * [B, kvHeads, r, T, D] so that each group multiplies its own, un-repeated keys.
+ */
+final class Attention {
+    /** Query positions per block in full-sequence attention: bounds the score matrix to CHUNK x L. */
+    static final int CHUNK = 512;
+
+    private final int layer;
+    private final int heads;
+    private final int kvHeads;
+    private final int group;
+    private final int headDim;
+    private final float scale;
+    private final NDArray qProj; // [heads*D, H]
+    private final NDArray kProj; // [kvHeads*D, H]
+    private final NDArray vProj; // [kvHeads*D, H]
+    private final NDArray oProj; // [H, heads*D]
+    private final RmsNorm qNorm;
+    private final RmsNorm kNorm;
+    private final Rotary rotary;
+
+    Attention(int layer, ModelConfig c, NDArray q, NDArray k, NDArray v, NDArray o,
+              RmsNorm qNorm, RmsNorm kNorm, Rotary rotary) {
+        this.layer = layer;
+        this.heads = c.numHeads();
+        this.kvHeads = c.numKvHeads();
+        this.group = c.groupSize();
+        this.headDim = c.headDim();
+        this.scale = (float) (1.0 / Math.sqrt(c.headDim()));
+        this.qProj = q;
+        this.kProj = k;
+        this.vProj = v;
+        this.oProj = o;
+        this.qNorm = qNorm;
+        this.kNorm = kNorm;
+        this.rotary = rotary;
+    }
+
+    /**
+     * Causal attention for the positions [start, start + T) of every sequence. With a cache, the
+     * new keys and values are written at those positions and the queries attend over cache
+     * positions [0, start + T) (chunked prefill); without one (start = 0), over this call's keys.
+     * Right padding is harmless: a real token never attends to a later position.
+     *
+     * @param x [B, T, H] -> [B, T, H]
+     */
+    NDArray forward(NDArray x, int start, KvCache cache) {
+        long b = x.getShape().get(0);
+        int t = (int) x.getShape().get(1);
+        NDArray[] cs = rotary.range(x.getManager(), start, start + t);
+        NDArray cos = cs[0].expandDims(1); // [T, 1, D]
+        NDArray sin = cs[1].expandDims(1);
+
+        NDArray q = project(x, qProj, heads, qNorm, cos, sin).mul(scale);  // [B, T, heads, D]
+        NDArray k = project(x, kProj, kvHeads, kNorm, cos, sin)             // [B, T, kvh, D]
+                .transpose(0, 2, 1, 3);                                      // [B, kvh, T, D]
+        NDArray v = Linear.apply(x, vProj).reshape(b, t, kvHeads, headDim)
+                .transpose(0, 2, 1, 3);                                      // [B, kvh, T, D]
+        NDArray keys = k;
+        NDArray values = v;
+        if (cache != null) {
+            cache.writeRange(layer, start, k, v);
+            NDIndex seen = new NDIndex(":, :, :{}", start + t);
+            keys = cache.keys(layer).get(x.getManager(), seen);
+            values = cache.values(layer).get(x.getManager(), seen);
+        }
+        // [B, T, kvh, r, D] -> [B, kvh, r, T, D]
+        NDArray qg = q.reshape(b, t, kvHeads, group, headDim).transpose(0, 2, 3, 1, 4);
+        NDList outs = new NDList();
+        for (int s = 0; s < t; s += CHUNK) {
+            int e = Math.min(t, s + CHUNK);
+            outs.add(causalBlock(qg, keys, values, s, e, start));
+        }
+        NDArray o = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 3); // [B, kvh, r, T, D]
+        o = o.transpose(0, 3, 1, 2, 4).reshape(b, t, (long) heads * headDim);
+        return Linear.apply(o, oProj);
+    }
+
+    /** Queries [s, e) of this call (absolute positions start + s ...) over keys [0, start + e). */
+    private NDArray causalBlock(NDArray qg, NDArray keys, NDArray values, int s, int e, int start) {
+        long b = qg.getShape().get(0);
+        int c = e - s;
+        int span = start + e;
+        NDArray qc = qg.get(new NDIndex(":, :, :, {}:{}", s, e)).reshape(b, kvHeads, (long) group * c, headDim);
+        NDIndex upToSpan = new NDIndex(":, :, :{}", span);
+        NDArray kc = keys.get(upToSpan);
+        NDArray vc = values.get(upToSpan);
+        NDArray scores = qc.matMul(kc.transpose(0, 1, 3, 2)).reshape(b, kvHeads, group, c, span);
+        scores = scores.add(Masks.causal(qc.getManager(), start + s, c, span));
+        NDArray probs = scores.softmax(-1).reshape(b, kvHeads, (long) group * c, span);
+        return probs.matMul(vc).reshape(b, kvHeads, group, c, headDim);
+    }
+
+    /**
+     * One decode step: x [B, 1, H] at per-sequence positions; the new key and value go into the
+     * cache at those positions, then the kernel attends. Returns [B, 1, H].
+     */
+    NDArray decode(NDArray x, NDArray positions, int[] positionsArr, NDArray[] cosSin,
+                   KvCache cache, AttentionKernel kernel, DecodeStep step) {
+        long b = x.getShape().get(0);
+        NDArray cos = cosSin[0].reshape(b, 1, 1, headDim); // [B, 1, 1, D]
+        NDArray sin = cosSin[1].reshape(b, 1, 1, headDim);
+        NDArray q = project(x, qProj, heads, qNorm, cos, sin).mul(scale);    // [B, 1, heads, D]
+        NDArray k = project(x, kProj, kvHeads, kNorm, cos, sin).reshape(b, kvHeads, headDim);
+        NDArray v = Linear.apply(x, vProj).reshape(b, kvHeads, headDim);
+        cache.writeAt(layer, positions, positionsArr, k, v);
+        NDArray qg = q.reshape(b, kvHeads, group, headDim);                  // [B, kvh, r, D]
+        NDArray o = kernel.decode(layer, qg, cache, step);                   // [B, kvh, r, D]
+        return Linear.apply(o.reshape(b, 1, (long) heads * headDim), oProj);
+    }
+
+    /** Linear projection to n heads, per-head RMSNorm, RoPE: [B, T, H] -> [B, T, n, D]. */
+    private NDArray project(NDArray x, NDArray w, int n, RmsNorm norm, NDArray cos, NDArray sin) {
+        long b = x.getShape().get(0);
+        long t = x.getShape().get(1);
+        NDArray y = norm.forward(Linear.apply(x, w).reshape(b, t, n, headDim));
+        return rotary.apply(y, cos, sin);
+    }
+}

@@ -1,0 +1,10 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * What one decode step attends over: sequence b sees cache positions [0, lengths[b]) (this step's
+ * token included); span = max(lengths). {@code mask} is an additive [B, 1, 1, span] mask (0 or
+ * -inf) hiding positions past each sequence's length, or null when every length equals span.
+ */
+public record DecodeStep(int[] lengths, int span, NDArray mask) {}

@@ -1,0 +1,31 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+
+/** Pre-norm block: h = x + attn(norm1(x)); out = h + mlp(norm2(h)). */
+final class DecoderLayer {
+    private final RmsNorm inputNorm;
+    private final Attention attention;
+    private final RmsNorm postAttentionNorm;
+    private final Mlp mlp;
+
+    DecoderLayer(RmsNorm inputNorm, Attention attention, RmsNorm postAttentionNorm, Mlp mlp) {
+        this.inputNorm = inputNorm;
+        this.attention = attention;
+        this.postAttentionNorm = postAttentionNorm;
+        this.mlp = mlp;
+    }
+
+    /** x: [B, T, H]; positions [start, start + T); cache may be null. */
+    NDArray forward(NDArray x, int start, KvCache cache) {
+        NDArray h = x.add(attention.forward(inputNorm.forward(x), start, cache));
+        return h.add(mlp.forward(postAttentionNorm.forward(h)));
+    }
+
+    /** x: [B, 1, H], one new token per sequence. */
+    NDArray decode(NDArray x, NDArray positions, int[] positionsArr, NDArray[] cosSin,
+                   KvCache cache, AttentionKernel kernel, DecodeStep step) {
+        NDArray h = x.add(attention.decode(inputNorm.forward(x), positions, positionsArr, cosSin, cache, kernel, step));
+        return h.add(mlp.forward(postAttentionNorm.forward(h)));
+    }
+}

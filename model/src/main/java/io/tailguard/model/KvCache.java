@@ -1,0 +1,181 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+import java.util.Arrays;
+
+/**
+ * A paged key/value cache for a batch of sequences.
+ *
+ * <p>Each sequence owns a run of pages of {@link #PAGE} tokens; page p holds positions
+ * [16p, 16p + 16). Per layer, keys and values live in one tensor [B, kvHeads, capacity, D] so that
+ * dense attention reads a sequence's pages as one contiguous slice, and a sparse kernel addresses
+ * them by page index. Every full page keeps its landmark, the mean of its (post-RoPE) keys, in
+ * [B, kvHeads, capacity / 16, D]; a landmark is computed when its page fills, so it is always the
+ * mean of exactly the 16 keys the page holds. The partial last page has no landmark: sparse
+ * attention always keeps the most recent pages, so it never needs one.
+ *
+ * <p>Sequences may have different lengths. Positions at or beyond a sequence's length hold
+ * whatever padding wrote there; attention masks them, and decode overwrites them in order.
+ */
+public final class KvCache implements AutoCloseable {
+    public static final int PAGE = 16;
+
+    private final NDManager manager;
+    private final int batch;
+    private final int kvHeads;
+    private final int headDim;
+    private final int capacity;
+    private final NDArray[] keys;      // per layer [B, kvHeads, capacity, D]
+    private final NDArray[] values;    // per layer [B, kvHeads, capacity, D]
+    private final NDArray[] landmarks; // per layer [B, kvHeads, capacity / PAGE, D]
+    private final int[] lengths;       // tokens held per sequence
+
+    public KvCache(NDManager parent, ModelConfig config, int batch, int maxTokens) {
+        this.manager = parent.newSubManager();
+        this.batch = batch;
+        this.kvHeads = config.numKvHeads();
+        this.headDim = config.headDim();
+        this.capacity = ceilToPage(Math.max(1, maxTokens));
+        int layers = config.numLayers();
+        this.keys = new NDArray[layers];
+        this.values = new NDArray[layers];
+        this.landmarks = new NDArray[layers];
+        for (int l = 0; l < layers; l++) {
+            keys[l] = manager.zeros(new Shape(batch, kvHeads, capacity, headDim), DataType.FLOAT32);
+            values[l] = manager.zeros(new Shape(batch, kvHeads, capacity, headDim), DataType.FLOAT32);
+            landmarks[l] = manager.zeros(new Shape(batch, kvHeads, capacity / PAGE, headDim), DataType.FLOAT32);
+        }
+        this.lengths = new int[batch];
+    }
+
+    public static int ceilToPage(int tokens) {
+        return (tokens + PAGE - 1) / PAGE * PAGE;
+    }
+
+    public int batch() {
+        return batch;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public int layers() {
+        return keys.length;
+    }
+
+    /** Tokens held by sequence b. */
+    public int length(int b) {
+        return lengths[b];
+    }
+
+    public int[] lengths() {
+        return lengths.clone();
+    }
+
+    public int maxLength() {
+        return Arrays.stream(lengths).max().orElse(0);
+    }
+
+    /** Full pages of sequence b, i.e. pages that have a landmark. */
+    public int fullPages(int b) {
+        return lengths[b] / PAGE;
+    }
+
+    /** Keys of one layer, [B, kvHeads, capacity, D]. Read only: writes go through this class. */
+    public NDArray keys(int layer) {
+        return keys[layer];
+    }
+
+    public NDArray values(int layer) {
+        return values[layer];
+    }
+
+    /** Page landmarks of one layer, [B, kvHeads, capacity / PAGE, D]; valid for full pages only. */
+    public NDArray landmarks(int layer) {
+        return landmarks[layer];
+    }
+
+    void checkRoom(int b, int extra) {
+        if (lengths[b] + extra > capacity) {
+            throw new IllegalStateException("KV cache full: sequence " + b + " holds " + lengths[b]
+                    + " tokens, capacity " + capacity);
+        }
+    }
+
+    /** Writes keys/values [B, kvHeads, T, D] at positions [start, start + T) of every sequence. */
+    void writeRange(int layer, int start, NDArray k, NDArray v) {
+        int t = (int) k.getShape().get(2);
+        if (start + t > capacity) {
+            throw new IllegalStateException("KV cache full: writing up to " + (start + t) + " of " + capacity);
+        }
+        NDIndex idx = new NDIndex(":, :, {}:{}", start, start + t);
+        keys[layer].set(idx, k);
+        values[layer].set(idx, v);
+    }
+
+    /**
+     * Writes one key/value per sequence [B, kvHeads, D] at position {@code positions[b]}
+     * (given both as an int64 tensor and as Java ints), then refreshes the landmark of every page
+     * this write completes.
+     */
+    void writeAt(int layer, NDArray positionsTensor, int[] positions, NDArray k, NDArray v) {
+        try (NDManager scratch = manager.newSubManager()) {
+            NDArray rows = scratch.arange(0, batch, 1, DataType.INT64);
+            NDIndex idx = new NDIndex("{}, :, {}", rows, positionsTensor);
+            keys[layer].set(idx, k);
+            values[layer].set(idx, v);
+            for (int b = 0; b < batch; b++) {
+                if ((positions[b] + 1) % PAGE == 0) {
+                    refreshLandmark(layer, b, positions[b] / PAGE);
+                }
+            }
+        }
+    }
+
+    /** After a prefill of lengths[b] tokens, computes the landmarks of all full pages. */
+    void refreshLandmarks(int layer) {
+        int maxFull = 0;
+        for (int b = 0; b < batch; b++) {
+            maxFull = Math.max(maxFull, lengths[b] / PAGE);
+        }
+        if (maxFull == 0) {
+            return;
+        }
+        try (NDManager scratch = manager.newSubManager()) {
+            NDArray pages = keys[layer].get(new NDIndex(":, :, :{}", maxFull * PAGE))
+                    .reshape(batch, kvHeads, maxFull, PAGE, headDim);
+            scratch.attachAll(pages);
+            // Pages past a shorter sequence's end average padding; they are recomputed when they fill.
+            landmarks[layer].set(new NDIndex(":, :, :{}", maxFull), pages.mean(new int[] {3}));
+        }
+    }
+
+    private void refreshLandmark(int layer, int b, int page) {
+        NDArray pageKeys = keys[layer].get(new NDIndex("{}, :, {}:{}", b, page * PAGE, (page + 1) * PAGE));
+        NDArray mean = pageKeys.mean(new int[] {1});
+        landmarks[layer].set(new NDIndex("{}, :, {}", b, page), mean);
+        pageKeys.close();
+        mean.close();
+    }
+
+    /** Records that every sequence b now holds newLengths[b] tokens. */
+    void setLengths(int[] newLengths) {
+        for (int b = 0; b < batch; b++) {
+            if (newLengths[b] < 0 || newLengths[b] > capacity) {
+                throw new IllegalStateException("length " + newLengths[b] + " outside cache capacity " + capacity);
+            }
+            lengths[b] = newLengths[b];
+        }
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

@@ -1,0 +1,224 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The Qwen3 decoder (ALGORITHMS.md §1) on DJL's PyTorch engine.
+ *
+ * <p>Three ways in: {@link #forward} (full causal pass, no cache: training and teacher-forced
+ * scoring), {@link #prefill} (chunked, fills a {@link KvCache}) and {@link #decode} (one token per
+ * sequence through an {@link AttentionKernel}). Results are attached to the manager of the input
+ * ids; intermediates are freed when each call returns.
+ */
+public final class Qwen3Model implements AutoCloseable {
+    private final ModelConfig config;
+    private final NDManager manager;
+    private final Map<String, NDArray> weights;
+    private final NDArray embedding; // [V, H]
+    private final NDArray lmHead;    // [V, H]
+    private final RmsNorm finalNorm;
+    private final Rotary rotary;
+    private final List<DecoderLayer> layers = new ArrayList<>();
+
+    /** Takes ownership of the weights (Hugging Face names) and of their manager. */
+    public Qwen3Model(ModelConfig config, Map<String, NDArray> weights, NDManager manager) {
+        this.config = config;
+        this.manager = manager;
+        this.weights = Map.copyOf(weights);
+        this.embedding = need("model.embed_tokens.weight");
+        this.lmHead = config.tieWordEmbeddings() ? embedding : need("lm_head.weight");
+        this.finalNorm = new RmsNorm(need("model.norm.weight"), config.rmsNormEps());
+        this.rotary = new Rotary(manager, config.headDim(), config.ropeTheta(), config.maxPositionEmbeddings());
+        for (int i = 0; i < config.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            Attention attention = new Attention(i, config,
+                    need(p + "self_attn.q_proj.weight"), need(p + "self_attn.k_proj.weight"),
+                    need(p + "self_attn.v_proj.weight"), need(p + "self_attn.o_proj.weight"),
+                    new RmsNorm(need(p + "self_attn.q_norm.weight"), config.rmsNormEps()),
+                    new RmsNorm(need(p + "self_attn.k_norm.weight"), config.rmsNormEps()),
+                    rotary);
+            Mlp mlp = new Mlp(need(p + "mlp.gate_proj.weight"), need(p + "mlp.up_proj.weight"),
+                    need(p + "mlp.down_proj.weight"));
+            layers.add(new DecoderLayer(new RmsNorm(need(p + "input_layernorm.weight"), config.rmsNormEps()),
+                    attention, new RmsNorm(need(p + "post_attention_layernorm.weight"), config.rmsNormEps()), mlp));
+        }
+    }
+
+    /** Builds a model on a device from host weights (float32, Hugging Face names and shapes). */
+    public static Qwen3Model create(ModelConfig config, Map<String, float[]> weights, ai.djl.Device device) {
+        NDManager manager = NDManager.newBaseManager(device);
+        Map<String, NDArray> arrays = new java.util.HashMap<>();
+        for (Map.Entry<String, long[]> e : ParameterShapes.of(config).entrySet()) {
+            float[] w = weights.get(e.getKey());
+            if (w == null) {
+                manager.close();
+                throw new IllegalArgumentException("missing tensor " + e.getKey());
+            }
+            arrays.put(e.getKey(), manager.create(w, new Shape(e.getValue())));
+        }
+        return new Qwen3Model(config, arrays, manager);
+    }
+
+    private NDArray need(String name) {
+        NDArray w = weights.get(name);
+        if (w == null) {
+            throw new IllegalArgumentException("missing tensor " + name);
+        }
+        return w;
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public NDManager manager() {
+        return manager;
+    }
+
+    /** The weights by Hugging Face name (the learner updates them in place). */
+    public Map<String, NDArray> weights() {
+        return weights;
+    }
+
+    /** Most positions a sequence may reach (the RoPE table's length). */
+    public int maxPositions() {
+        return rotary.maxPositions();
+    }
+
+    /** Final-normed hidden states of a full causal pass: ids [B, T] (int64, right-padded) -> [B, T, H]. */
+    public NDArray hiddenStates(NDArray ids) {
+        checkPositions((int) ids.getShape().get(1));
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray x = embed(ids);
+            scope.attachAll(x);
+            for (DecoderLayer layer : layers) {
+                x = layer.forward(x, 0, null);
+            }
+            NDArray out = finalNorm.forward(x);
+            out.attach(ids.getManager());
+            return out;
+        }
+    }
+
+    /** lm_head: [..., H] -> [..., V]. */
+    public NDArray logits(NDArray hidden) {
+        return Linear.apply(hidden, lmHead);
+    }
+
+    /** Full causal pass: ids [B, T] -> logits [B, T, V]. */
+    public NDArray forward(NDArray ids) {
+        NDArray hidden = hiddenStates(ids);
+        NDArray out = logits(hidden);
+        hidden.close();
+        return out;
+    }
+
+    /**
+     * Prefills the cache with right-padded prompts ids [B, T] of the given lengths (each ≥ 1), in
+     * chunks of {@link Attention#CHUNK} positions. Returns the logits after each prompt's last
+     * token, [B, V].
+     */
+    public NDArray prefill(NDArray ids, int[] promptLengths, KvCache cache) {
+        int b = (int) ids.getShape().get(0);
+        int t = (int) ids.getShape().get(1);
+        checkPositions(t);
+        for (int i = 0; i < b; i++) {
+            if (promptLengths[i] < 1 || promptLengths[i] > t) {
+                throw new IllegalArgumentException("prompt " + i + " length " + promptLengths[i] + " not in [1, " + t + "]");
+            }
+            if (cache.length(i) != 0) {
+                throw new IllegalStateException("prefill needs an empty cache");
+            }
+        }
+        if (t > cache.capacity()) {
+            throw new IllegalArgumentException("prompt of " + t + " tokens exceeds KV cache capacity " + cache.capacity());
+        }
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray lastHidden = scope.zeros(new Shape(b, config.hiddenSize()), DataType.FLOAT32);
+            for (int s = 0; s < t; s += Attention.CHUNK) {
+                int e = Math.min(t, s + Attention.CHUNK);
+                try (NDManager chunk = scope.newSubManager()) {
+                    NDArray x = embed(ids.get(chunk, new NDIndex(":, {}:{}", s, e)));
+                    for (DecoderLayer layer : layers) {
+                        x = layer.forward(x, s, cache);
+                    }
+                    for (int i = 0; i < b; i++) {
+                        int last = promptLengths[i] - 1;
+                        if (last >= s && last < e) {
+                            lastHidden.set(new NDIndex("{}", i), x.get(new NDIndex("{}, {}", i, last - s)));
+                        }
+                    }
+                }
+            }
+            cache.setLengths(promptLengths);
+            for (int l = 0; l < layers.size(); l++) {
+                cache.refreshLandmarks(l);
+            }
+            NDArray out = logits(finalNorm.forward(lastHidden));
+            out.attach(ids.getManager());
+            return out;
+        }
+    }
+
+    /**
+     * One decode step: tokens[b], the next token of sequence b, at position cache.length(b).
+     * Appends to the cache and returns the next-token logits [B, V], attached to {@code into}.
+     */
+    public NDArray decode(long[] tokens, KvCache cache, AttentionKernel kernel, NDManager into) {
+        int b = cache.batch();
+        int[] positions = cache.lengths();
+        int[] after = new int[b];
+        int span = 0;
+        boolean equal = true;
+        for (int i = 0; i < b; i++) {
+            cache.checkRoom(i, 1);
+            after[i] = positions[i] + 1;
+            span = Math.max(span, after[i]);
+            equal &= after[i] == after[0];
+        }
+        checkPositions(span);
+        try (NDManager scope = manager.newSubManager()) {
+            long[] pos = new long[b];
+            for (int i = 0; i < b; i++) {
+                pos[i] = positions[i];
+            }
+            NDArray positionsT = scope.create(pos);
+            NDArray[] cosSin = rotary.at(positionsT);
+            NDArray mask = equal ? null : Masks.padding(scope, after, span);
+            DecodeStep step = new DecodeStep(after, span, mask);
+            NDArray x = embed(scope.create(tokens).reshape(b, 1));
+            for (DecoderLayer layer : layers) {
+                x = layer.decode(x, positionsT, positions, cosSin, cache, kernel, step);
+            }
+            cache.setLengths(after);
+            NDArray out = logits(finalNorm.forward(x.reshape(b, config.hiddenSize())));
+            out.attach(into);
+            return out;
+        }
+    }
+
+    private NDArray embed(NDArray ids) {
+        return ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).singletonOrThrow();
+    }
+
+    private void checkPositions(int t) {
+        if (t > rotary.maxPositions()) {
+            throw new IllegalArgumentException("sequence of " + t + " positions exceeds max_position_embeddings "
+                    + rotary.maxPositions());
+        }
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}
