@@ -1,0 +1,111 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Teacher-forced scoring: for given prompts and continuations, the model's log-probability of each
+ * continuation token (temperature 1), optionally its top-K alternatives or the full next-token
+ * distribution, from one batched forward pass. The learner and the mismatch probe call this.
+ */
+public final class Scorer {
+    /** What to return besides the log-prob of each continuation token. */
+    public record Options(int topK, boolean distributions) {
+        public static final Options LOGPROBS_ONLY = new Options(0, false);
+    }
+
+    /**
+     * Per continuation token t: {@code logprobs[t]}; with topK > 0, {@code topIds[t]} and
+     * {@code topLogprobs[t]} in descending order; with distributions, {@code probs[t]} over the
+     * vocabulary.
+     */
+    public record Scores(float[] logprobs, int[][] topIds, float[][] topLogprobs, float[][] probs) {}
+
+    private Scorer() {}
+
+    public static List<Scores> score(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options) {
+        int b = prompts.size();
+        if (continuations.size() != b) {
+            throw new IllegalArgumentException(b + " prompts but " + continuations.size() + " continuations");
+        }
+        int t = 0;
+        for (int i = 0; i < b; i++) {
+            if (prompts.get(i).length < 1 || continuations.get(i).length < 1) {
+                throw new IllegalArgumentException("sequence " + i + ": prompt and continuation need at least one token");
+            }
+            t = Math.max(t, prompts.get(i).length + continuations.get(i).length - 1);
+        }
+        int vocab = model.config().vocabSize();
+        // The last continuation token is never an input: each row is prompt + continuation[:-1].
+        long[] ids = new long[b * t];
+        for (int i = 0; i < b; i++) {
+            int[] p = prompts.get(i);
+            int[] c = continuations.get(i);
+            for (int j = 0; j < p.length; j++) {
+                ids[i * t + j] = check(p[j], vocab, i);
+            }
+            for (int j = 0; j < c.length - 1; j++) {
+                ids[i * t + p.length + j] = check(c[j], vocab, i);
+            }
+            check(c[c.length - 1], vocab, i);
+        }
+        List<Scores> out = new ArrayList<>(b);
+        try (NDManager m = model.manager().newSubManager()) {
+            NDArray hidden = model.hiddenStates(m.create(ids, new Shape(b, t)));
+            for (int i = 0; i < b; i++) {
+                int[] c = continuations.get(i);
+                int p0 = prompts.get(i).length - 1;
+                try (NDManager row = m.newSubManager()) {
+                    NDArray h = hidden.get(row, new NDIndex("{}, {}:{}", i, p0, p0 + c.length)); // [n, H]
+                    NDArray logp = model.logits(h).logSoftmax(-1);                              // [n, V]
+                    long[] target = new long[c.length];
+                    for (int j = 0; j < c.length; j++) {
+                        target[j] = c[j];
+                    }
+                    NDArray picked = logp.gather(row.create(target, new Shape(c.length, 1)), 1);
+                    float[] lp = picked.toFloatArray();
+                    int[][] topIds = null;
+                    float[][] topLp = null;
+                    if (options.topK() > 0) {
+                        int k = Math.min(options.topK(), vocab);
+                        NDList top = logp.topK(k, -1, true, true);
+                        float[] vals = top.get(0).toFloatArray();
+                        long[] idx = top.get(1).toType(DataType.INT64, false).toLongArray();
+                        topIds = new int[c.length][k];
+                        topLp = new float[c.length][k];
+                        for (int j = 0; j < c.length; j++) {
+                            for (int q = 0; q < k; q++) {
+                                topIds[j][q] = (int) idx[j * k + q];
+                                topLp[j][q] = vals[j * k + q];
+                            }
+                        }
+                    }
+                    float[][] probs = null;
+                    if (options.distributions()) {
+                        float[] flat = logp.exp().toFloatArray();
+                        probs = new float[c.length][];
+                        for (int j = 0; j < c.length; j++) {
+                            probs[j] = java.util.Arrays.copyOfRange(flat, j * vocab, (j + 1) * vocab);
+                        }
+                    }
+                    out.add(new Scores(lp, topIds, topLp, probs));
+                }
+            }
+        }
+        return out;
+    }
+
+    private static int check(int id, int vocab, int seq) {
+        if (id < 0 || id >= vocab) {
+            throw new IllegalArgumentException("sequence " + seq + ": token id " + id + " outside vocabulary [0, " + vocab + ")");
+        }
+        return id;
+    }
+}

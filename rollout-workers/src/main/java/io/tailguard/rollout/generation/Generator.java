@@ -1,0 +1,159 @@
+package io.tailguard.rollout.generation;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.tailguard.model.AttentionKernel;
+import io.tailguard.model.KvCache;
+import io.tailguard.model.Qwen3Model;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Batched, KV-cached generation: one chunked prefill of all prompts, then one decode step per new
+ * token for the whole batch. Sequence b samples from its own random stream, split in order from the
+ * request's seed, so a request always produces the same tokens.
+ */
+public final class Generator {
+    private final Qwen3Model model;
+    private final AttentionKernel kernel;
+
+    public Generator(Qwen3Model model, AttentionKernel kernel) {
+        this.model = model;
+        this.kernel = kernel;
+    }
+
+    public Generator(Qwen3Model model) {
+        this(model, AttentionKernel.DENSE);
+    }
+
+    public GenerationResult generate(GenerationRequest req) {
+        int b = req.prompts().size();
+        int vocab = model.config().vocabSize();
+        int maxPrompt = 0;
+        int[] promptLengths = new int[b];
+        for (int i = 0; i < b; i++) {
+            int[] p = req.prompts().get(i);
+            for (int id : p) {
+                if (id < 0 || id >= vocab) {
+                    throw new IllegalArgumentException("prompt " + i + ": token id " + id + " outside vocabulary [0, " + vocab + ")");
+                }
+            }
+            promptLengths[i] = p.length;
+            maxPrompt = Math.max(maxPrompt, p.length);
+        }
+        // The last sampled token is never fed back, so the cache needs one slot less than that.
+        int capacity = maxPrompt + req.maxNewTokens() - 1;
+        if (capacity > model.maxPositions()) {
+            throw new IllegalArgumentException("prompt of " + maxPrompt + " tokens plus " + req.maxNewTokens()
+                    + " new tokens exceeds max_position_embeddings " + model.maxPositions());
+        }
+        SplittableRandom root = new SplittableRandom(req.sampling().seed());
+        SplittableRandom[] streams = new SplittableRandom[b];
+        for (int i = 0; i < b; i++) {
+            streams[i] = root.split();
+        }
+        List<Builder> out = new ArrayList<>(b);
+        for (int i = 0; i < b; i++) {
+            out.add(new Builder(req.maxNewTokens(), req.topLogprobs() > 0));
+        }
+        long[] padded = new long[b * maxPrompt];
+        for (int i = 0; i < b; i++) {
+            int[] p = req.prompts().get(i);
+            for (int j = 0; j < p.length; j++) {
+                padded[i * maxPrompt + j] = p[j];
+            }
+        }
+        double prefillSeconds;
+        double decodeSeconds = 0;
+        int steps = 0;
+        try (NDManager m = model.manager().newSubManager();
+             KvCache cache = new KvCache(m, model.config(), b, capacity)) {
+            long t0 = System.nanoTime();
+            float[] logits = model.prefill(m.create(padded, new Shape(b, maxPrompt)), promptLengths, cache).toFloatArray();
+            prefillSeconds = (System.nanoTime() - t0) / 1e9;
+            long[] next = new long[b];
+            long t1 = System.nanoTime();
+            while (true) {
+                boolean allDone = true;
+                for (int i = 0; i < b; i++) {
+                    Builder s = out.get(i);
+                    if (s.done) {
+                        continue; // keeps its slot in the batch; its last token is fed again and ignored
+                    }
+                    double[] logp = TokenSampler.logProbs(logits, i * vocab, vocab, req.sampling().temperature());
+                    int id = TokenSampler.pick(logp, req.sampling(), streams[i]);
+                    s.add(id, logp, req.topLogprobs());
+                    next[i] = id;
+                    if (req.stopTokens().contains(id)) {
+                        s.finish("stop");
+                    } else if (s.size == req.maxNewTokens()) {
+                        s.finish("length");
+                    }
+                    allDone &= s.done;
+                }
+                if (allDone) {
+                    break;
+                }
+                try (NDManager step = m.newSubManager()) {
+                    NDArray l = model.decode(next, cache, kernel, step);
+                    logits = l.toFloatArray();
+                }
+                steps++;
+            }
+            decodeSeconds = (System.nanoTime() - t1) / 1e9;
+        }
+        List<Generated> seqs = new ArrayList<>(b);
+        for (int i = 0; i < b; i++) {
+            seqs.add(out.get(i).build(req.prompts().get(i)));
+        }
+        return new GenerationResult(seqs, prefillSeconds, decodeSeconds, steps);
+    }
+
+    /** Accumulates one sequence's output. */
+    private static final class Builder {
+        final int[] ids;
+        final float[] logprobs;
+        final int[][] topIds;
+        final float[][] topLogprobs;
+        int size;
+        boolean done;
+        String reason;
+
+        Builder(int max, boolean withTop) {
+            ids = new int[max];
+            logprobs = new float[max];
+            topIds = withTop ? new int[max][] : null;
+            topLogprobs = withTop ? new float[max][] : null;
+        }
+
+        void add(int id, double[] logp, int topK) {
+            ids[size] = id;
+            logprobs[size] = (float) logp[id];
+            if (topIds != null) {
+                int[] top = TokenSampler.topIds(logp, topK);
+                float[] vals = new float[top.length];
+                for (int j = 0; j < top.length; j++) {
+                    vals[j] = (float) logp[top[j]];
+                }
+                topIds[size] = top;
+                topLogprobs[size] = vals;
+            }
+            size++;
+        }
+
+        void finish(String why) {
+            done = true;
+            reason = why;
+        }
+
+        Generated build(int[] prompt) {
+            return new Generated(prompt.clone(), Arrays.copyOf(ids, size), Arrays.copyOf(logprobs, size),
+                    topIds == null ? null : Arrays.copyOf(topIds, size),
+                    topLogprobs == null ? null : Arrays.copyOf(topLogprobs, size), reason);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+package io.tailguard.rollout.generation;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.tailguard.model.ModelConfig;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.RandomInit;
+import io.tailguard.model.Scorer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class GeneratorTest {
+    static final ModelConfig CONFIG = new ModelConfig(29, 32, 48, 2, 4, 2, 8, 1e-6, 10_000.0, 512, true, -1);
+    static Qwen3Model model;
+
+    @BeforeAll
+    static void build() {
+        model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 5, 0.3, 0.1), Device.cpu());
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    static final List<int[]> PROMPTS = List.of(new int[] {3, 1, 4, 1, 5}, new int[] {9}, new int[] {2, 6, 5, 3, 5, 8, 9, 7, 9});
+
+    /** Greedy by brute force: a full forward over the whole text for every new token. */
+    static int[] bruteForceGreedy(int[] prompt, int n) {
+        int[] seq = java.util.Arrays.copyOf(prompt, prompt.length + n);
+        try (NDManager m = NDManager.newBaseManager()) {
+            for (int t = prompt.length; t < seq.length; t++) {
+                long[] ids = new long[t];
+                for (int j = 0; j < t; j++) {
+                    ids[j] = seq[j];
+                }
+                float[] logits = model.forward(m.create(ids, new Shape(1, t))).toFloatArray();
+                int best = 0;
+                for (int v = 1; v < CONFIG.vocabSize(); v++) {
+                    if (logits[(t - 1) * CONFIG.vocabSize() + v] > logits[(t - 1) * CONFIG.vocabSize() + best]) {
+                        best = v;
+                    }
+                }
+                seq[t] = best;
+            }
+        }
+        return java.util.Arrays.copyOfRange(seq, prompt.length, seq.length);
+    }
+
+    @Test
+    void greedyBatchedGenerationEqualsFullRecomputationPerSequence() {
+        GenerationResult r = new Generator(model).generate(new GenerationRequest(PROMPTS, 12, SamplingParams.greedy(), Set.of(), 0));
+        for (int i = 0; i < PROMPTS.size(); i++) {
+            assertArrayEquals(bruteForceGreedy(PROMPTS.get(i), 12), r.sequences().get(i).outputIds(), "sequence " + i);
+            assertEquals("length", r.sequences().get(i).finishReason());
+        }
+    }
+
+    @Test
+    void seededSamplingIsReproducibleAndSeedsDiffer() {
+        SamplingParams p = new SamplingParams(1.0, 0.95, 20, 42);
+        Generator g = new Generator(model);
+        GenerationResult a = g.generate(new GenerationRequest(PROMPTS, 20, p, Set.of(), 0));
+        GenerationResult b = g.generate(new GenerationRequest(PROMPTS, 20, p, Set.of(), 0));
+        GenerationResult c = g.generate(new GenerationRequest(PROMPTS, 20, new SamplingParams(1.0, 0.95, 20, 43), Set.of(), 0));
+        boolean anyDiff = false;
+        for (int i = 0; i < PROMPTS.size(); i++) {
+            assertArrayEquals(a.sequences().get(i).outputIds(), b.sequences().get(i).outputIds());
+            anyDiff |= !java.util.Arrays.equals(a.sequences().get(i).outputIds(), c.sequences().get(i).outputIds());
+        }
+        assertTrue(anyDiff, "a different seed should change some sample");
+    }
+
+    @Test
+    void sampledLogprobsMatchTeacherForcedScoring() {
+        GenerationResult r = new Generator(model).generate(
+                new GenerationRequest(PROMPTS, 15, new SamplingParams(1.0, 1.0, 0, 7), Set.of(), 3));
+        List<int[]> outs = r.sequences().stream().map(Generated::outputIds).toList();
+        List<Scorer.Scores> s = Scorer.score(model, PROMPTS, outs, new Scorer.Options(3, false));
+        for (int i = 0; i < PROMPTS.size(); i++) {
+            Generated g = r.sequences().get(i);
+            for (int t = 0; t < g.outputIds().length; t++) {
+                assertEquals(s.get(i).logprobs()[t], g.logprobs()[t], 1e-4, "seq " + i + " token " + t);
+                assertArrayEquals(s.get(i).topIds()[t], g.topIds()[t]);
+            }
+        }
+    }
+
+    @Test
+    void topKOfOneIsGreedyAndStopTokensEndASequence() {
+        GenerationResult greedy = new Generator(model).generate(new GenerationRequest(PROMPTS, 10, SamplingParams.greedy(), Set.of(), 0));
+        GenerationResult k1 = new Generator(model).generate(new GenerationRequest(PROMPTS, 10, new SamplingParams(0.7, 1.0, 1, 3), Set.of(), 0));
+        for (int i = 0; i < PROMPTS.size(); i++) {
+            assertArrayEquals(greedy.sequences().get(i).outputIds(), k1.sequences().get(i).outputIds());
+        }
+        int stop = greedy.sequences().get(0).outputIds()[3];
+        GenerationResult stopped = new Generator(model).generate(new GenerationRequest(PROMPTS, 10, SamplingParams.greedy(), Set.of(stop), 0));
+        Generated s0 = stopped.sequences().get(0);
+        assertEquals("stop", s0.finishReason());
+        assertEquals(stop, s0.outputIds()[s0.outputIds().length - 1]);
+        assertTrue(s0.outputIds().length <= 4);
+        assertFalse(java.util.Arrays.stream(java.util.Arrays.copyOf(s0.outputIds(), s0.outputIds().length - 1)).anyMatch(x -> x == stop));
+    }
+}
