@@ -1,0 +1,8 @@
+package io.tailguard.bench;
+
+import picocli.CommandLine.Command;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks; each prints JSON and compares modes side by side in one run.",
+        subcommands = {DecodeBench.class})
+final class BenchCommand {}

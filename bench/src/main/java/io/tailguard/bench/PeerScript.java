@@ -1,0 +1,66 @@
+package io.tailguard.bench;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.tailguard.cli.BadInput;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Runs a peer implementation (a PyTorch script under bench/) and reads the JSON object on its last
+ * stdout line. Debian's PyTorch is seen by /usr/bin/python3 only, so that is the interpreter.
+ */
+final class PeerScript {
+    static final String PYTHON = System.getProperty("tailguard.python", "/usr/bin/python3");
+
+    private PeerScript() {}
+
+    /** The repository root: set by bin/tailguard, else the working directory. */
+    static Path home() {
+        return Path.of(System.getProperty("tailguard.home", ".")).toAbsolutePath().normalize();
+    }
+
+    static boolean torchAvailable() {
+        try {
+            Process p = new ProcessBuilder(PYTHON, "-c", "import torch").redirectErrorStream(true).start();
+            p.getInputStream().readAllBytes();
+            return p.waitFor() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    static JsonObject run(String script, List<String> args) {
+        Path path = home().resolve(script);
+        if (!Files.isRegularFile(path)) {
+            throw new BadInput(path + ": peer script not found (run from the repository, or set -Dtailguard.home)");
+        }
+        List<String> cmd = new ArrayList<>();
+        cmd.add(PYTHON);
+        cmd.add(path.toString());
+        cmd.addAll(args);
+        try {
+            Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+            int rc = p.waitFor();
+            if (rc != 0) {
+                throw new IllegalStateException(script + " exited with " + rc);
+            }
+            String last = out.substring(out.lastIndexOf('\n') + 1);
+            return JsonParser.parseString(last).getAsJsonObject();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot run " + script + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        }
+    }
+}
