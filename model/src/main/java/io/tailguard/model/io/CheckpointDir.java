@@ -1,0 +1,355 @@
+package io.tailguard.model.io;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import io.tailguard.model.ModelConfig;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A checkpoint directory in the Hugging Face layout (see DESIGN.md, "Files on disk"): config.json,
+ * model.safetensors, tokenizer.json, optional extra files, and manifest.json.
+ */
+public final class CheckpointDir {
+
+    public static final String CONFIG = "config.json";
+    public static final String WEIGHTS = "model.safetensors";
+    /** Larger Hugging Face checkpoints come sharded, with this index instead of {@link #WEIGHTS}. */
+    public static final String WEIGHTS_INDEX = "model.safetensors.index.json";
+    public static final String TOKENIZER = "tokenizer.json";
+    private static final Set<String> RESERVED = Set.of(CONFIG, WEIGHTS, TOKENIZER, Manifest.FILE_NAME);
+    private static final Pattern LAYER = Pattern.compile("model\\.layers\\.(\\d+)\\.(.+)");
+
+    private CheckpointDir() {
+    }
+
+    public record Loaded(Path dir, ModelConfig config, Map<String, HostTensor> tensors,
+                         Optional<String> tokenizerJson, Optional<Manifest> manifest) {
+        public Loaded {
+            tensors = Collections.unmodifiableMap(new TreeMap<>(tensors));
+        }
+    }
+
+    // ---- reading ----
+
+    public static Loaded read(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            throw CheckpointException.of(dir, "checkpoint directory does not exist");
+        }
+        ModelConfig config = ConfigJson.read(dir.resolve(CONFIG));
+        Optional<Manifest> manifest = Optional.empty();
+        if (Files.exists(dir.resolve(Manifest.FILE_NAME))) {
+            Manifest m = Manifest.read(dir);
+            m.verify(dir);  // before mapping the weights: a torn file must not be half-trusted
+            manifest = Optional.of(m);
+        }
+        Path weightsFile = dir.resolve(WEIGHTS);
+        Map<String, HostTensor> tensors;
+        if (!Files.exists(weightsFile) && Files.exists(dir.resolve(WEIGHTS_INDEX))) {
+            weightsFile = dir.resolve(WEIGHTS_INDEX);
+            tensors = readSharded(dir, weightsFile);
+        } else {
+            tensors = SafeTensors.read(weightsFile);
+        }
+        checkTensors(weightsFile, config, tensors);
+        Optional<String> tokenizer = Optional.empty();
+        Path tok = dir.resolve(TOKENIZER);
+        if (Files.exists(tok)) {
+            try {
+                tokenizer = Optional.of(Files.readString(tok));
+            } catch (IOException ex) {
+                throw CheckpointException.of(tok, "cannot read: " + ex, ex);
+            }
+        }
+        return new Loaded(dir, config, tensors, tokenizer, manifest);
+    }
+
+    /** Every tensor the config needs is present with its shape; extra tensors are tolerated. */
+    static void checkTensors(Path file, ModelConfig config, Map<String, HostTensor> tensors) {
+        for (String name : requiredTensorNames(config)) {
+            HostTensor t = tensors.get(name);
+            if (t == null) {
+                throw CheckpointException.of(file, "tensor " + name, "missing (required by " + CONFIG + ")");
+            }
+            long[] want = expectedShape(config, name);
+            if (!Arrays.equals(t.shape(), want)) {
+                throw CheckpointException.of(file, "tensor " + name, "shape " + Arrays.toString(t.shape())
+                        + " expected " + Arrays.toString(want));
+            }
+        }
+    }
+
+    private static Map<String, HostTensor> readSharded(Path dir, Path index) {
+        JsonObject weightMap;
+        try {
+            JsonElement root = JsonParser.parseString(Files.readString(index));
+            JsonElement wm = root.isJsonObject() ? root.getAsJsonObject().get("weight_map") : null;
+            if (wm == null || !wm.isJsonObject()) {
+                throw CheckpointException.of(index, "key weight_map", "missing or not an object");
+            }
+            weightMap = wm.getAsJsonObject();
+        } catch (IOException | JsonParseException ex) {
+            throw CheckpointException.of(index, "cannot read: " + ex.getMessage(), ex);
+        }
+        Map<String, Map<String, HostTensor>> shards = new TreeMap<>();
+        Map<String, HostTensor> out = new TreeMap<>();
+        for (Map.Entry<String, JsonElement> e : weightMap.entrySet()) {
+            String shard = e.getValue().isJsonPrimitive() ? e.getValue().getAsString() : "";
+            if (!Manifest.isPlainFileName(shard)) {
+                throw CheckpointException.of(index, "tensor " + e.getKey(), "shard " + e.getValue() + " is not a file name");
+            }
+            Map<String, HostTensor> s = shards.computeIfAbsent(shard, n -> SafeTensors.read(dir.resolve(n)));
+            HostTensor t = s.get(e.getKey());
+            if (t == null) {
+                throw CheckpointException.of(dir.resolve(shard), "tensor " + e.getKey(), "missing (listed in " + WEIGHTS_INDEX + ")");
+            }
+            out.put(e.getKey(), t);
+        }
+        return out;
+    }
+
+    // ---- tensor names and shapes ----
+
+    public static List<String> requiredTensorNames(ModelConfig c) {
+        List<String> names = new ArrayList<>();
+        names.add("model.embed_tokens.weight");
+        for (int i = 0; i < c.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            for (String s : List.of("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                    "self_attn.o_proj.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight",
+                    "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+                    "input_layernorm.weight", "post_attention_layernorm.weight")) {
+                names.add(p + s);
+            }
+        }
+        names.add("model.norm.weight");
+        if (!c.tieWordEmbeddings()) {
+            names.add("lm_head.weight");
+        }
+        return names;
+    }
+
+    /** @throws IllegalArgumentException for a name that is not a Qwen3 weight of this config */
+    public static long[] expectedShape(ModelConfig c, String name) {
+        long v = c.vocabSize();
+        long h = c.hiddenSize();
+        long im = c.intermediateSize();
+        long q = (long) c.numHeads() * c.headDim();
+        long kv = (long) c.numKvHeads() * c.headDim();
+        switch (name) {
+            case "model.embed_tokens.weight", "lm_head.weight":
+                return new long[] {v, h};
+            case "model.norm.weight":
+                return new long[] {h};
+            default:
+                break;
+        }
+        Matcher m = LAYER.matcher(name);
+        if (m.matches()) {
+            long layer;
+            try {
+                layer = Long.parseLong(m.group(1));
+            } catch (NumberFormatException ex) {
+                layer = Long.MAX_VALUE;
+            }
+            if (layer < c.numLayers()) {
+                switch (m.group(2)) {
+                    case "self_attn.q_proj.weight":
+                        return new long[] {q, h};
+                    case "self_attn.k_proj.weight", "self_attn.v_proj.weight":
+                        return new long[] {kv, h};
+                    case "self_attn.o_proj.weight":
+                        return new long[] {h, q};
+                    case "self_attn.q_norm.weight", "self_attn.k_norm.weight":
+                        return new long[] {c.headDim()};
+                    case "mlp.gate_proj.weight", "mlp.up_proj.weight":
+                        return new long[] {im, h};
+                    case "mlp.down_proj.weight":
+                        return new long[] {h, im};
+                    case "input_layernorm.weight", "post_attention_layernorm.weight":
+                        return new long[] {h};
+                    default:
+                        break;
+                }
+            }
+        }
+        throw new IllegalArgumentException("not a Qwen3 weight of this config: " + name);
+    }
+
+    // ---- writing ----
+
+    /**
+     * Writes a complete checkpoint atomically: everything goes into a fresh temporary sibling
+     * directory, is forced to disk, and only then swapped in. Until the swap, any failure removes
+     * the temporary directory and leaves an existing checkpoint at {@code dir} untouched.
+     *
+     * @param tensors must hold every {@link #requiredTensorNames} tensor with its expected shape
+     * @param extraFiles further files by plain name (optimizer.safetensors, trainer-state.json, ...)
+     * @throws IllegalArgumentException for tensors that do not fit the config or bad extra file names
+     * @throws UncheckedIOException when the file system fails
+     */
+    public static void write(Path dir, ModelConfig config, Map<String, HostTensor> tensors, DType storeAs,
+                             String tokenizerJsonOrNull, Map<String, byte[]> extraFiles,
+                             long version, String parent, long step, long scheduleVersion) {
+        // Validate before touching the disk.
+        try {
+            checkTensors(Path.of(WEIGHTS), config, tensors);
+        } catch (CheckpointException ex) {
+            throw new IllegalArgumentException(ex.getMessage(), ex);
+        }
+        Map<String, byte[]> extras = new TreeMap<>(extraFiles == null ? Map.of() : extraFiles);
+        for (String name : extras.keySet()) {
+            if (!Manifest.isPlainFileName(name) || RESERVED.contains(name) || name.startsWith(".")) {
+                throw new IllegalArgumentException("extra file name '" + name
+                        + "' must be a plain, non-hidden file name other than " + new TreeSet<>(RESERVED));
+            }
+        }
+
+        Path target = dir.toAbsolutePath().normalize();
+        Path parentDir = target.getParent();
+        String base = target.getFileName().toString();
+        Path tmp;
+        try {
+            Files.createDirectories(parentDir);
+            // A sibling, so that the final rename stays within one file system and is atomic.
+            tmp = Files.createTempDirectory(parentDir, "." + base + ".tmp-");
+        } catch (IOException ex) {
+            throw new UncheckedIOException(target + ": cannot create a temporary directory: " + ex.getMessage(), ex);
+        }
+        try {
+            writeString(tmp.resolve(CONFIG), ConfigJson.toJson(config, storeAs));
+            Map<String, HostTensor> stored = new TreeMap<>();
+            tensors.forEach((name, t) -> stored.put(name, t.convertTo(storeAs)));
+            SafeTensors.write(tmp.resolve(WEIGHTS), stored, Map.of("format", "pt"));
+            if (tokenizerJsonOrNull != null) {
+                writeString(tmp.resolve(TOKENIZER), tokenizerJsonOrNull);
+            }
+            for (Map.Entry<String, byte[]> e : extras.entrySet()) {
+                writeBytes(tmp.resolve(e.getKey()), e.getValue());
+            }
+            TreeMap<String, String> sums = new TreeMap<>();
+            try (var files = Files.list(tmp)) {
+                for (Path f : (Iterable<Path>) files::iterator) {
+                    sums.put(f.getFileName().toString(), Manifest.sha256(f));
+                }
+            }
+            // Last: a manifest only ever describes files that are already complete on disk.
+            writeString(tmp.resolve(Manifest.FILE_NAME),
+                    new Manifest(version, parent, step, scheduleVersion, sums).toJson());
+            fsyncDirectory(tmp);
+        } catch (IOException ex) {
+            deleteQuietly(tmp);
+            throw new UncheckedIOException(target + ": cannot write checkpoint: " + ex, ex);
+        } catch (RuntimeException | Error ex) {
+            deleteQuietly(tmp);
+            throw ex;
+        }
+        swapIn(tmp, target);
+    }
+
+    /**
+     * Java cannot exchange two directories atomically (renameat2 is out of reach), so an existing
+     * checkpoint is renamed aside first; a crash between the two renames leaves it complete under
+     * its {@code .old-} name, never a torn mix.
+     */
+    private static void swapIn(Path tmp, Path target) {
+        Path parentDir = target.getParent();
+        Path old = null;
+        try {
+            if (Files.exists(target)) {
+                old = parentDir.resolve("." + target.getFileName() + ".old-" + System.nanoTime());
+                Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException ex) {
+                if (old != null) {
+                    Files.move(old, target, StandardCopyOption.ATOMIC_MOVE);  // put the old one back
+                }
+                throw ex;
+            }
+            fsyncDirectory(parentDir);
+        } catch (IOException ex) {
+            deleteQuietly(tmp);
+            throw new UncheckedIOException(target + ": cannot move the new checkpoint into place: " + ex, ex);
+        }
+        if (old != null) {
+            deleteQuietly(old);
+        }
+    }
+
+    private static void writeString(Path f, String s) throws IOException {
+        writeBytes(f, s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static void writeBytes(Path f, byte[] bytes) throws IOException {
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.wrap(bytes);
+            while (b.hasRemaining()) {
+                ch.write(b);
+            }
+            ch.force(true);
+        }
+    }
+
+    /** Makes renames and new entries durable; some platforms cannot open a directory, which is harmless there. */
+    private static void fsyncDirectory(Path d) {
+        try (FileChannel ch = FileChannel.open(d, StandardOpenOption.READ)) {
+            ch.force(true);
+        } catch (IOException ignored) {
+            // best effort: not supported on every platform
+        }
+    }
+
+    static void deleteQuietly(Path root) {
+        try {
+            if (!Files.exists(root)) {
+                return;
+            }
+            Files.walkFileTree(root, new SimpleFileVisitor<>() {
+                @Override
+                public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+                    Files.deleteIfExists(file);
+                    return FileVisitResult.CONTINUE;
+                }
+
+                @Override
+                public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
+                    try {
+                        Files.deleteIfExists(d);
+                    } catch (DirectoryNotEmptyException ignored) {
+                        // leave it; the caller's error is the one worth reporting
+                    }
+                    return FileVisitResult.CONTINUE;
+                }
+            });
+        } catch (IOException | RuntimeException ignored) {
+            // cleanup must never mask the original failure
+        }
+    }
+}
