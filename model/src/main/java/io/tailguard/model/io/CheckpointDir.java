@@ -5,6 +5,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import io.tailguard.model.ModelConfig;
+import io.tailguard.model.ParameterShapes;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -28,8 +29,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * A checkpoint directory in the Hugging Face layout (see DESIGN.md, "Files on disk"): config.json,
@@ -43,7 +42,6 @@ public final class CheckpointDir {
     public static final String WEIGHTS_INDEX = "model.safetensors.index.json";
     public static final String TOKENIZER = "tokenizer.json";
     private static final Set<String> RESERVED = Set.of(CONFIG, WEIGHTS, TOKENIZER, Manifest.FILE_NAME);
-    private static final Pattern LAYER = Pattern.compile("model\\.layers\\.(\\d+)\\.(.+)");
 
     private CheckpointDir() {
     }
@@ -136,69 +134,19 @@ public final class CheckpointDir {
     // ---- tensor names and shapes ----
 
     public static List<String> requiredTensorNames(ModelConfig c) {
-        List<String> names = new ArrayList<>();
-        names.add("model.embed_tokens.weight");
-        for (int i = 0; i < c.numLayers(); i++) {
-            String p = "model.layers." + i + ".";
-            for (String s : List.of("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-                    "self_attn.o_proj.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight",
-                    "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
-                    "input_layernorm.weight", "post_attention_layernorm.weight")) {
-                names.add(p + s);
-            }
-        }
-        names.add("model.norm.weight");
-        if (!c.tieWordEmbeddings()) {
-            names.add("lm_head.weight");
-        }
-        return names;
+        return new ArrayList<>(ParameterShapes.of(c).keySet());
     }
 
     /** @throws IllegalArgumentException for a name that is not a Qwen3 weight of this config */
     public static long[] expectedShape(ModelConfig c, String name) {
-        long v = c.vocabSize();
-        long h = c.hiddenSize();
-        long im = c.intermediateSize();
-        long q = (long) c.numHeads() * c.headDim();
-        long kv = (long) c.numKvHeads() * c.headDim();
-        switch (name) {
-            case "model.embed_tokens.weight", "lm_head.weight":
-                return new long[] {v, h};
-            case "model.norm.weight":
-                return new long[] {h};
-            default:
-                break;
+        long[] shape = ParameterShapes.of(c).get(name);
+        if (shape == null && name.equals("lm_head.weight")) {
+            shape = new long[] {c.vocabSize(), c.hiddenSize()}; // a tied checkpoint may still store it
         }
-        Matcher m = LAYER.matcher(name);
-        if (m.matches()) {
-            long layer;
-            try {
-                layer = Long.parseLong(m.group(1));
-            } catch (NumberFormatException ex) {
-                layer = Long.MAX_VALUE;
-            }
-            if (layer < c.numLayers()) {
-                switch (m.group(2)) {
-                    case "self_attn.q_proj.weight":
-                        return new long[] {q, h};
-                    case "self_attn.k_proj.weight", "self_attn.v_proj.weight":
-                        return new long[] {kv, h};
-                    case "self_attn.o_proj.weight":
-                        return new long[] {h, q};
-                    case "self_attn.q_norm.weight", "self_attn.k_norm.weight":
-                        return new long[] {c.headDim()};
-                    case "mlp.gate_proj.weight", "mlp.up_proj.weight":
-                        return new long[] {im, h};
-                    case "mlp.down_proj.weight":
-                        return new long[] {h, im};
-                    case "input_layernorm.weight", "post_attention_layernorm.weight":
-                        return new long[] {h};
-                    default:
-                        break;
-                }
-            }
+        if (shape == null) {
+            throw new IllegalArgumentException("not a Qwen3 weight of this config: " + name);
         }
-        throw new IllegalArgumentException("not a Qwen3 weight of this config: " + name);
+        return shape;
     }
 
     // ---- writing ----
