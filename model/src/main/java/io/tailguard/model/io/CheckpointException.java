@@ -33,8 +33,10 @@ public final class CheckpointException extends RuntimeException {
         return new CheckpointException(file + ": " + detail, cause);
     }
 
-    // Parser messages (Gson, the native tokenizer) can span lines; a log line must not.
+    // Parser messages (Gson, the native tokenizer) can span lines and wrap a Java exception's name
+    // ("java.io.EOFException: End of input ..."); a message for a person needs neither.
     private static String oneLine(String s) {
-        return s == null ? "" : s.replaceAll("\\s*[\\r\\n]+\\s*", " ").strip();
+        return s == null ? "" : s.replaceAll("\\s*[\\r\\n]+\\s*", " ")
+                .replaceAll("\\b(?:[a-z][a-z0-9_]*\\.)+[A-Z][A-Za-z0-9_]*(?:Exception|Error): ", "").strip();
     }
 }
