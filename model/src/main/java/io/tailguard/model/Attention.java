@@ -21,25 +21,20 @@ final class Attention {
     private final int group;
     private final int headDim;
     private final float scale;
-    private final NDArray qProj; // [heads*D, H]
-    private final NDArray kProj; // [kvHeads*D, H]
-    private final NDArray vProj; // [kvHeads*D, H]
-    private final NDArray oProj; // [H, heads*D]
+    private final NDArray qkvProj; // [(heads + 2 kvHeads) * D, H]: rows of q, then k, then v
+    private final NDArray oProj;   // [H, heads*D]
     private final RmsNorm qNorm;
     private final RmsNorm kNorm;
     private final Rotary rotary;
 
-    Attention(int layer, ModelConfig c, NDArray q, NDArray k, NDArray v, NDArray o,
-              RmsNorm qNorm, RmsNorm kNorm, Rotary rotary) {
+    Attention(int layer, ModelConfig c, NDArray qkv, NDArray o, RmsNorm qNorm, RmsNorm kNorm, Rotary rotary) {
         this.layer = layer;
         this.heads = c.numHeads();
         this.kvHeads = c.numKvHeads();
         this.group = c.groupSize();
         this.headDim = c.headDim();
         this.scale = (float) (1.0 / Math.sqrt(c.headDim()));
-        this.qProj = q;
-        this.kProj = k;
-        this.vProj = v;
+        this.qkvProj = qkv;
         this.oProj = o;
         this.qNorm = qNorm;
         this.kNorm = kNorm;
@@ -61,11 +56,10 @@ final class Attention {
         NDArray cos = cs[0].expandDims(1); // [T, 1, D]
         NDArray sin = cs[1].expandDims(1);
 
-        NDArray q = project(x, qProj, heads, qNorm, cos, sin).mul(scale);  // [B, T, heads, D]
-        NDArray k = project(x, kProj, kvHeads, kNorm, cos, sin)             // [B, T, kvh, D]
-                .transpose(0, 2, 1, 3);                                      // [B, kvh, T, D]
-        NDArray v = Linear.apply(x, vProj).reshape(b, t, kvHeads, headDim)
-                .transpose(0, 2, 1, 3);                                      // [B, kvh, T, D]
+        NDArray[] qkv = projectQkv(x, cos, sin);
+        NDArray q = qkv[0];                                                  // [B, T, heads, D], scaled
+        NDArray k = qkv[1].transpose(0, 2, 1, 3);                            // [B, kvh, T, D]
+        NDArray v = qkv[2].transpose(0, 2, 1, 3);                            // [B, kvh, T, D]
         NDArray keys = k;
         NDArray values = v;
         if (cache != null) {
@@ -110,20 +104,31 @@ final class Attention {
         long b = x.getShape().get(0);
         NDArray cos = cosSin[0].reshape(b, 1, 1, headDim); // [B, 1, 1, D]
         NDArray sin = cosSin[1].reshape(b, 1, 1, headDim);
-        NDArray q = project(x, qProj, heads, qNorm, cos, sin).mul(scale);    // [B, 1, heads, D]
-        NDArray k = project(x, kProj, kvHeads, kNorm, cos, sin).reshape(b, kvHeads, headDim);
-        NDArray v = Linear.apply(x, vProj).reshape(b, kvHeads, headDim);
+        NDArray[] qkv = projectQkv(x, cos, sin);
+        NDArray q = qkv[0];                                                  // [B, 1, heads, D]
+        NDArray k = qkv[1].reshape(b, kvHeads, headDim);
+        NDArray v = qkv[2].reshape(b, kvHeads, headDim);
         cache.writeAt(layer, positions, positionsArr, k, v);
         NDArray qg = q.reshape(b, kvHeads, group, headDim);                  // [B, kvh, r, D]
         NDArray o = kernel.decode(layer, qg, cache, step);                   // [B, kvh, r, D]
         return Linear.apply(o.reshape(b, 1, (long) heads * headDim), oProj);
     }
 
-    /** Linear projection to n heads, per-head RMSNorm, RoPE: [B, T, H] -> [B, T, n, D]. */
-    private NDArray project(NDArray x, NDArray w, int n, RmsNorm norm, NDArray cos, NDArray sin) {
+    /**
+     * One product for q, k and v; per-head RMSNorm and RoPE on q and k; q pre-scaled by 1/sqrt(D).
+     * [B, T, H] -> q [B, T, heads, D], k and v [B, T, kvh, D].
+     */
+    private NDArray[] projectQkv(NDArray x, NDArray cos, NDArray sin) {
         long b = x.getShape().get(0);
         long t = x.getShape().get(1);
-        NDArray y = norm.forward(Linear.apply(x, w).reshape(b, t, n, headDim));
-        return rotary.apply(y, cos, sin);
+        int qw = heads * headDim;
+        int kw = kvHeads * headDim;
+        NDArray qkv = Linear.apply(x, qkvProj);                              // [B, T, (heads + 2 kvh) D]
+        NDArray q = qkv.get(new NDIndex("..., :{}", qw)).reshape(b, t, heads, headDim);
+        NDArray k = qkv.get(new NDIndex("..., {}:{}", qw, qw + kw)).reshape(b, t, kvHeads, headDim);
+        NDArray v = qkv.get(new NDIndex("..., {}:", qw + kw)).reshape(b, t, kvHeads, headDim);
+        q = rotary.apply(qNorm.forward(q), cos, sin).mul(scale);
+        k = rotary.apply(kNorm.forward(k), cos, sin);
+        return new NDArray[] {q, k, v};
     }
 }

@@ -1,24 +1,26 @@
 package io.tailguard.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.nn.Activation;
 
-/** SwiGLU feed-forward: down(silu(gate(x)) * up(x)). */
+/** SwiGLU feed-forward: down(silu(gate(x)) * up(x)), gate and up as one [2I, H] product. */
 final class Mlp {
-    private final NDArray gate; // [I, H]
-    private final NDArray up;   // [I, H]
-    private final NDArray down; // [H, I]
+    private final NDArray gateUp; // [2I, H]: rows [0, I) gate, [I, 2I) up
+    private final NDArray down;   // [H, I]
+    private final int intermediate;
 
-    Mlp(NDArray gate, NDArray up, NDArray down) {
-        this.gate = gate;
-        this.up = up;
+    Mlp(NDArray gateUp, NDArray down) {
+        this.gateUp = gateUp;
         this.down = down;
+        this.intermediate = (int) down.getShape().get(1);
     }
 
     /** x: [..., H] -> [..., H] */
     NDArray forward(NDArray x) {
-        NDArray g = Linear.apply(x, gate);
-        NDArray hidden = g.mul(Activation.sigmoid(g)).mul(Linear.apply(x, up));
-        return Linear.apply(hidden, down);
+        NDArray gu = Linear.apply(x, gateUp);
+        NDArray g = gu.get(new NDIndex("..., :{}", intermediate));
+        NDArray u = gu.get(new NDIndex("..., {}:", intermediate));
+        return Linear.apply(g.mul(Activation.sigmoid(g)).mul(u), down);
     }
 }

@@ -29,25 +29,34 @@ public final class Qwen3Model implements AutoCloseable {
     private final Rotary rotary;
     private final List<DecoderLayer> layers = new ArrayList<>();
 
-    /** Takes ownership of the weights (Hugging Face names) and of their manager. */
+    /**
+     * Takes ownership of the weights (Hugging Face names) and of their manager. q/k/v and gate/up
+     * are stored fused (one product each); the named weights become views into the fused tensors,
+     * so reading or updating a named weight reads or updates what the model computes with.
+     */
     public Qwen3Model(ModelConfig config, Map<String, NDArray> weights, NDManager manager) {
         this.config = config;
         this.manager = manager;
-        this.weights = Map.copyOf(weights);
+        Map<String, NDArray> named = new java.util.LinkedHashMap<>(weights);
+        List<NDArray> qkv = new ArrayList<>();
+        List<NDArray> gateUp = new ArrayList<>();
+        for (int i = 0; i < config.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            qkv.add(fuse(named, p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"));
+            gateUp.add(fuse(named, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"));
+        }
+        this.weights = java.util.Collections.unmodifiableMap(named);
         this.embedding = need("model.embed_tokens.weight");
         this.lmHead = config.tieWordEmbeddings() ? embedding : need("lm_head.weight");
         this.finalNorm = new RmsNorm(need("model.norm.weight"), config.rmsNormEps());
         this.rotary = new Rotary(manager, config.headDim(), config.ropeTheta(), config.maxPositionEmbeddings());
         for (int i = 0; i < config.numLayers(); i++) {
             String p = "model.layers." + i + ".";
-            Attention attention = new Attention(i, config,
-                    need(p + "self_attn.q_proj.weight"), need(p + "self_attn.k_proj.weight"),
-                    need(p + "self_attn.v_proj.weight"), need(p + "self_attn.o_proj.weight"),
+            Attention attention = new Attention(i, config, qkv.get(i), need(p + "self_attn.o_proj.weight"),
                     new RmsNorm(need(p + "self_attn.q_norm.weight"), config.rmsNormEps()),
                     new RmsNorm(need(p + "self_attn.k_norm.weight"), config.rmsNormEps()),
                     rotary);
-            Mlp mlp = new Mlp(need(p + "mlp.gate_proj.weight"), need(p + "mlp.up_proj.weight"),
-                    need(p + "mlp.down_proj.weight"));
+            Mlp mlp = new Mlp(gateUp.get(i), need(p + "mlp.down_proj.weight"));
             layers.add(new DecoderLayer(new RmsNorm(need(p + "input_layernorm.weight"), config.rmsNormEps()),
                     attention, new RmsNorm(need(p + "post_attention_layernorm.weight"), config.rmsNormEps()), mlp));
         }
@@ -66,6 +75,27 @@ public final class Qwen3Model implements AutoCloseable {
             arrays.put(e.getKey(), manager.create(w, new Shape(e.getValue())));
         }
         return new Qwen3Model(config, arrays, manager);
+    }
+
+    /** Concatenates the named [rows, H] weights along rows and replaces each by its view. */
+    private NDArray fuse(Map<String, NDArray> named, String... names) {
+        ai.djl.ndarray.NDList parts = new ai.djl.ndarray.NDList();
+        for (String n : names) {
+            NDArray w = named.get(n);
+            if (w == null) {
+                throw new IllegalArgumentException("missing tensor " + n);
+            }
+            parts.add(w);
+        }
+        NDArray fused = ai.djl.ndarray.NDArrays.concat(parts, 0);
+        long row = 0;
+        for (int j = 0; j < names.length; j++) {
+            long rows = parts.get(j).getShape().get(0);
+            named.put(names[j], fused.get(new NDIndex("{}:{}", row, row + rows)));
+            parts.get(j).close();
+            row += rows;
+        }
+        return fused;
     }
 
     private NDArray need(String name) {
