@@ -206,6 +206,17 @@ class CliBadInputTest {
     }
 
     @Test
+    void aCheckpointWithoutTokenizerWorksWithPromptIdsOnly() throws IOException {
+        Path d = copyWithoutManifest("no-tokenizer");
+        Files.delete(d.resolve("tokenizer.json"));
+        Run ok = generate(d);
+        assertEquals(0, ok.code(), ok.err());
+        assertFalse(ok.out().contains("\"text\""));
+        Run text = cli("generate", "--checkpoint", d.toString(), "--prompt", "a=1", "--max-new", "2");
+        assertBadInput(text, "tokenizer.json", "--prompt-ids");
+    }
+
+    @Test
     void everyCommandHasHelp() {
         for (String[] c : new String[][] {{"--help"}, {"init-model", "--help"}, {"generate", "--help"}}) {
             Run r = cli(c);
