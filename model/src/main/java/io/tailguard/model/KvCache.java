@@ -65,6 +65,14 @@ public final class KvCache implements AutoCloseable {
         return capacity;
     }
 
+    public int numKvHeads() {
+        return kvHeads;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
     public int layers() {
         return keys.length;
     }
@@ -94,6 +102,24 @@ public final class KvCache implements AutoCloseable {
 
     public NDArray values(int layer) {
         return values[layer];
+    }
+
+    /**
+     * Keys of one layer as pages, a view [B * kvHeads * capacity/16, 16, D] attached to {@code into}:
+     * page p of sequence b, KV head h is row (b * kvHeads + h) * capacity/16 + p. Sparse kernels
+     * gather kept pages from it by row.
+     */
+    public NDArray keyPages(int layer, NDManager into) {
+        return pages(keys[layer], into);
+    }
+
+    /** Values of one layer as pages, laid out as {@link #keyPages}. */
+    public NDArray valuePages(int layer, NDManager into) {
+        return pages(values[layer], into);
+    }
+
+    private NDArray pages(NDArray kv, NDManager into) {
+        return kv.get(into, new NDIndex(":")).reshape((long) batch * kvHeads * (capacity / PAGE), PAGE, headDim);
     }
 
     /** Page landmarks of one layer, [B, kvHeads, capacity / PAGE, D]; valid for full pages only. */
@@ -162,6 +188,33 @@ public final class KvCache implements AutoCloseable {
         landmarks[layer].set(new NDIndex("{}, :, {}", b, page), mean);
         pageKeys.close();
         mean.close();
+    }
+
+    /**
+     * Fills every layer with random keys and values (N(0, 1), seeded) for sequences of the given
+     * lengths and computes their landmarks, as if a prefill had run. Decode cost does not depend on
+     * what the cache holds, so benchmarks use this instead of a long prefill; tests use it to check
+     * attention kernels against brute force.
+     */
+    public void fillSynthetic(long seed, int[] newLengths) {
+        int max = 0;
+        for (int len : newLengths) {
+            max = Math.max(max, len);
+        }
+        if (newLengths.length != batch || max > capacity) {
+            throw new IllegalArgumentException("lengths do not fit the cache: " + java.util.Arrays.toString(newLengths));
+        }
+        ai.djl.engine.Engine.getEngine(manager.getEngine().getEngineName()).setRandomSeed((int) seed);
+        for (int l = 0; l < keys.length; l++) {
+            try (NDManager scratch = manager.newSubManager()) {
+                Shape s = new Shape(batch, kvHeads, max, headDim);
+                writeRange(l, 0, scratch.randomNormal(s), scratch.randomNormal(s));
+            }
+        }
+        setLengths(newLengths);
+        for (int l = 0; l < keys.length; l++) {
+            refreshLandmarks(l);
+        }
     }
 
     /** Records that every sequence b now holds newLengths[b] tokens. */

@@ -1,0 +1,179 @@
+package io.tailguard.rollout.sparse;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.tailguard.model.AttentionKernel;
+import io.tailguard.model.DecodeStep;
+import io.tailguard.model.KvCache;
+
+import java.util.Set;
+import java.util.function.IntUnaryOperator;
+
+/**
+ * Block-Top-k sparse decode attention (ALGORITHMS.md §2).
+ *
+ * <p>For a sequence of context length L under a KV budget B (tokens, a multiple of 16), k = B/16 − 3
+ * pages are chosen per layer and KV head by the score q̄ · landmark, where q̄ is the mean of the
+ * group's r queries and a page's landmark the mean of its keys; the first page (attention sink) and
+ * the 2 most recent pages (the partial one included) are always kept. Attention then runs exactly
+ * over the kept tokens. Only the landmark scores grow with L: the kept pages are gathered by index
+ * (B tokens per sequence and head), never the whole cache, and no full attention is computed.
+ *
+ * <p>A sequence whose context fits its budget (L ≤ B) keeps every page, i.e. attends densely; when
+ * every sequence of the batch does, and in the dense layers (default 0 and 1), the kernel defers to
+ * exact dense attention. The budget of each sequence comes from its current length through
+ * {@code budgetAt} (a schedule), at every step.
+ *
+ * <p>Not thread-safe: per-step tables are shared by the layers of one step.
+ */
+public final class BlockTopKAttention implements AttentionKernel {
+    private static final int PAGE = KvCache.PAGE;
+    /** Forced pages get +BIG, invalid ones −BIG; finite so that arithmetic stays NaN-free. */
+    private static final float BIG = 1e30f;
+    /** Attention mask value for tokens outside the kept set (exp underflows to exactly 0). */
+    private static final float NEG = -1e30f;
+
+    private final IntUnaryOperator budgetAt;
+    private final Set<Integer> denseLayers;
+
+    private DecodeStep planned;
+    private Plan plan;
+
+    /**
+     * @param budgetAt    context length -> KV budget in tokens (≥ 48, a multiple of 16;
+     *                    Integer.MAX_VALUE for dense)
+     * @param denseLayers layers that always decode densely
+     */
+    public BlockTopKAttention(IntUnaryOperator budgetAt, Set<Integer> denseLayers) {
+        this.budgetAt = budgetAt;
+        this.denseLayers = Set.copyOf(denseLayers);
+    }
+
+    public static BlockTopKAttention fixedBudget(int budget) {
+        checkBudget(budget);
+        return new BlockTopKAttention(len -> budget, Set.of(0, 1));
+    }
+
+    static void checkBudget(int budget) {
+        if (budget < 3 * PAGE || budget % PAGE != 0) {
+            throw new IllegalArgumentException("KV budget must be a multiple of 16 and at least 48, got " + budget);
+        }
+    }
+
+    /** What one step attends to, the same for every sparse layer of that step. */
+    private record Plan(boolean allDense, int pages, int gather, NDArray bias, NDArray lengths,
+                        NDArray keepCount, NDArray pageBase) {}
+
+    @Override
+    public NDArray decode(int layer, NDArray q, KvCache cache, DecodeStep step) {
+        if (denseLayers.contains(layer)) {
+            return AttentionKernel.DENSE.decode(layer, q, cache, step);
+        }
+        if (planned != step) {
+            plan = plan(q.getManager(), cache, step);
+            planned = step;
+        }
+        if (plan.allDense()) {
+            return AttentionKernel.DENSE.decode(layer, q, cache, step);
+        }
+        return sparse(layer, q, cache, plan);
+    }
+
+    /**
+     * Per sequence b with length L_b: pages_b = ceil(L_b / 16) pages exist; the last two and the
+     * first are forced; pages_b − 3 middle pages compete for k_b = B_b/16 − 3 slots; keep_b =
+     * min(pages_b, k_b + 3). One gather of G = max_b keep_b pages serves the whole batch; ranks
+     * beyond keep_b are masked.
+     */
+    private Plan plan(NDManager m, KvCache cache, DecodeStep step) {
+        int[] lengths = step.lengths();
+        int b = lengths.length;
+        int maxPages = 0;
+        int gather = 0;
+        boolean allDense = true;
+        int[] keep = new int[b];
+        for (int i = 0; i < b; i++) {
+            int len = lengths[i];
+            int pages = (len + PAGE - 1) / PAGE;
+            int budget = budgetAt.applyAsInt(len);
+            boolean dense = len <= budget;
+            if (!dense) {
+                checkBudget(budget);
+            }
+            keep[i] = dense ? pages : Math.min(pages, budget / PAGE);
+            allDense &= dense;
+            maxPages = Math.max(maxPages, pages);
+            gather = Math.max(gather, keep[i]);
+        }
+        if (allDense) {
+            return new Plan(true, 0, 0, null, null, null, null);
+        }
+        float[] bias = new float[b * maxPages];
+        for (int i = 0; i < b; i++) {
+            int pages = (lengths[i] + PAGE - 1) / PAGE;
+            boolean dense = keep[i] == pages;
+            for (int p = 0; p < maxPages; p++) {
+                float v;
+                if (p >= pages) {
+                    v = -BIG;                                  // no such page
+                } else if (dense || p == 0 || p >= pages - 2) {
+                    v = BIG;                                   // sink, local window, or dense sequence
+                } else {
+                    v = 0;                                     // competes on its landmark score
+                }
+                bias[i * maxPages + p] = v;
+            }
+        }
+        long[] lens = new long[b];
+        long[] counts = new long[b];
+        long[] base = new long[b * cache.numKvHeads()];
+        int capPages = cache.capacity() / PAGE;
+        for (int i = 0; i < b; i++) {
+            lens[i] = lengths[i];
+            counts[i] = keep[i];
+            for (int h = 0; h < cache.numKvHeads(); h++) {
+                base[i * cache.numKvHeads() + h] = (long) (i * cache.numKvHeads() + h) * capPages;
+            }
+        }
+        return new Plan(false, maxPages, gather,
+                m.create(bias, new Shape(b, 1, maxPages)),
+                m.create(lens, new Shape(b, 1, 1)),
+                m.create(counts, new Shape(b, 1, 1)),
+                m.create(base, new Shape(b, cache.numKvHeads(), 1)));
+    }
+
+    private NDArray sparse(int layer, NDArray q, KvCache cache, Plan plan) {
+        NDManager m = q.getManager();
+        Shape qs = q.getShape();                     // [B, kvh, r, D]
+        long b = qs.get(0);
+        long kvh = qs.get(1);
+        long d = qs.get(3);
+        int g = plan.gather();
+        // 1. Score every page's landmark with the group's mean query: [B, kvh, P].
+        NDArray marks = cache.landmarks(layer).get(m, new NDIndex(":, :, :{}", plan.pages()));
+        NDArray qMean = q.mean(new int[] {2}).expandDims(3);                          // [B, kvh, D, 1]
+        NDArray scores = marks.matMul(qMean).squeeze(3).add(plan.bias());              // [B, kvh, P]
+        // 2. The G best pages, forced pages first (they score +BIG).
+        NDList top = scores.topK(g, -1, true, true);
+        NDArray pageIdx = top.get(1).toType(DataType.INT64, false);                    // [B, kvh, G]
+        // 3. Gather just those pages of K and V: [B * kvh * capPages, 16, D] rows by flat page id.
+        NDArray flat = pageIdx.add(plan.pageBase()).reshape(-1);
+        NDArray keys = cache.keyPages(layer, m).get(new NDIndex("{}", flat)).reshape(b, kvh, (long) g * PAGE, d);
+        NDArray values = cache.valuePages(layer, m).get(new NDIndex("{}", flat)).reshape(b, kvh, (long) g * PAGE, d);
+        // 4. Mask ranks beyond each sequence's keep count and positions past its length.
+        NDArray offsets = m.arange(0, PAGE, 1, DataType.INT64);                        // [16]
+        NDArray tokenPos = pageIdx.mul(PAGE).expandDims(3).add(offsets);              // [B, kvh, G, 16]
+        NDArray inLength = tokenPos.lt(plan.lengths().expandDims(3));                 // [B, kvh, G, 16]
+        NDArray ranks = m.arange(0, g, 1, DataType.INT64).reshape(1, 1, g, 1);
+        NDArray inBudget = ranks.lt(plan.keepCount().expandDims(3));                  // [B, 1, G, 1]
+        NDArray mask = inLength.logicalAnd(inBudget).logicalNot().toType(DataType.FLOAT32, false)
+                .mul(NEG).reshape(b, kvh, 1, (long) g * PAGE);
+        // 5. Exact attention over the kept tokens.
+        NDArray att = q.matMul(keys.transpose(0, 1, 3, 2)).add(mask);                 // [B, kvh, r, G*16]
+        return att.softmax(-1).matMul(values);                                        // [B, kvh, r, D]
+    }
+}

@@ -1,0 +1,195 @@
+package io.tailguard.rollout.sparse;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.tailguard.model.AttentionKernel;
+import io.tailguard.model.DecodeStep;
+import io.tailguard.model.KvCache;
+import io.tailguard.model.ModelConfig;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.RandomInit;
+import io.tailguard.rollout.generation.GenerationRequest;
+import io.tailguard.rollout.generation.GenerationResult;
+import io.tailguard.rollout.generation.Generator;
+import io.tailguard.rollout.generation.SamplingParams;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The sparse kernel against brute force: the kept pages are chosen here by hand (sink page, two most
+ * recent pages, top-k by q̄ · mean key over the remaining full pages), and attention is computed
+ * exactly over them in double precision.
+ */
+class BlockTopKAttentionTest {
+    static final int KVH = 2, R = 3, D = 8;
+    static final ModelConfig CONFIG = new ModelConfig(31, 24, 32, 3, KVH * R, KVH, D, 1e-6, 10_000.0, 4096, true, -1);
+
+    /** Kept page indices for one sequence and head, by brute force. */
+    static TreeSet<Integer> keptPages(float[] keys, int cap, int b, int h, int len, double[] qMean, int budget) {
+        int pages = (len + 15) / 16;
+        TreeSet<Integer> kept = new TreeSet<>();
+        if (len <= budget || pages <= budget / 16) {
+            for (int p = 0; p < pages; p++) {
+                kept.add(p);
+            }
+            return kept;
+        }
+        kept.add(0);
+        kept.add(pages - 1);
+        kept.add(pages - 2);
+        List<double[]> cand = new ArrayList<>(); // {score, page}
+        for (int p = 1; p < pages - 2; p++) {
+            double score = 0;
+            for (int j = 0; j < D; j++) {
+                double mean = 0;
+                for (int t = p * 16; t < p * 16 + 16; t++) {
+                    mean += keys[((b * KVH + h) * cap + t) * D + j];
+                }
+                score += qMean[j] * mean / 16;
+            }
+            cand.add(new double[] {score, p});
+        }
+        cand.sort((x, y) -> Double.compare(y[0], x[0]));
+        for (int i = 0; i < budget / 16 - 3 && i < cand.size(); i++) {
+            kept.add((int) cand.get(i)[1]);
+        }
+        return kept;
+    }
+
+    /** [B, kvh, r, D] output by exact attention over the brute-force kept set. */
+    static double[] bruteForce(KvCache cache, int layer, float[] q, int[] lengths, int budget) {
+        int cap = cache.capacity();
+        float[] keys = cache.keys(layer).toFloatArray();
+        float[] values = cache.values(layer).toFloatArray();
+        int b = lengths.length;
+        double[] out = new double[b * KVH * R * D];
+        for (int i = 0; i < b; i++) {
+            for (int h = 0; h < KVH; h++) {
+                double[] qMean = new double[D];
+                for (int r = 0; r < R; r++) {
+                    for (int j = 0; j < D; j++) {
+                        qMean[j] += q[((i * KVH + h) * R + r) * D + j] / (double) R;
+                    }
+                }
+                TreeSet<Integer> kept = keptPages(keys, cap, i, h, lengths[i], qMean, budget);
+                List<Integer> tokens = new ArrayList<>();
+                for (int p : kept) {
+                    for (int t = p * 16; t < p * 16 + 16 && t < lengths[i]; t++) {
+                        tokens.add(t);
+                    }
+                }
+                for (int r = 0; r < R; r++) {
+                    int qo = ((i * KVH + h) * R + r) * D;
+                    double[] s = new double[tokens.size()];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int n = 0; n < tokens.size(); n++) {
+                        int ko = ((i * KVH + h) * cap + tokens.get(n)) * D;
+                        for (int j = 0; j < D; j++) {
+                            s[n] += (double) q[qo + j] * keys[ko + j];
+                        }
+                        max = Math.max(max, s[n]);
+                    }
+                    double z = 0;
+                    for (int n = 0; n < s.length; n++) {
+                        s[n] = Math.exp(s[n] - max);
+                        z += s[n];
+                    }
+                    for (int n = 0; n < s.length; n++) {
+                        int vo = ((i * KVH + h) * cap + tokens.get(n)) * D;
+                        for (int j = 0; j < D; j++) {
+                            out[qo + j] += s[n] / z * values[vo + j];
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    static DecodeStep stepOf(NDManager m, int[] lengths) {
+        int span = 0;
+        for (int l : lengths) {
+            span = Math.max(span, l);
+        }
+        float[] mask = new float[lengths.length * span];
+        for (int i = 0; i < lengths.length; i++) {
+            for (int j = lengths[i]; j < span; j++) {
+                mask[i * span + j] = -1e30f;
+            }
+        }
+        return new DecodeStep(lengths, span, m.create(mask, new Shape(lengths.length, 1, 1, span)));
+    }
+
+    void check(int[] lengths, int budget) {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+             KvCache cache = new KvCache(m, CONFIG, lengths.length, 400)) {
+            cache.fillSynthetic(17, lengths);
+            Random rnd = new Random(budget * 31L + lengths[0]);
+            float[] q = new float[lengths.length * KVH * R * D];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (float) rnd.nextGaussian();
+            }
+            NDArray qArr = m.create(q, new Shape(lengths.length, KVH, R, D));
+            BlockTopKAttention sparse = new BlockTopKAttention(len -> budget, Set.of(0, 1));
+            DecodeStep step = stepOf(m, lengths);
+            for (int layer = 0; layer < CONFIG.numLayers(); layer++) {
+                float[] got = sparse.decode(layer, qArr, cache, step).toFloatArray();
+                double[] want = layer < 2
+                        ? toDouble(AttentionKernel.DENSE.decode(layer, qArr, cache, step).toFloatArray())
+                        : bruteForce(cache, layer, q, lengths, budget);
+                for (int i = 0; i < got.length; i++) {
+                    assertEquals(want[i], got[i], 1e-4, "layer " + layer + " element " + i);
+                }
+            }
+        }
+    }
+
+    static double[] toDouble(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) {
+            d[i] = f[i];
+        }
+        return d;
+    }
+
+    @Test
+    void smallBudgetAttendsExactlyOverSinkRecentAndTopKPages() {
+        check(new int[] {200, 131, 391}, 64);   // k = 1
+        check(new int[] {200, 131, 391}, 112);  // k = 4
+    }
+
+    @Test
+    void sequencesShorterThanTheBudgetStayDenseInAMixedBatch() {
+        check(new int[] {40, 300, 96}, 96);
+    }
+
+    @Test
+    void denseLayersAndShortContextsUseDenseAttention() {
+        check(new int[] {48, 33, 10}, 64);
+    }
+
+    @Test
+    void budgetCoveringTheContextGivesTheDenseTokensAndLogprobs() {
+        try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 3, 0.3, 0.1), Device.cpu())) {
+            List<int[]> prompts = List.of(new int[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20},
+                    new int[] {5, 4, 3});
+            GenerationRequest req = new GenerationRequest(prompts, 60, SamplingParams.greedy(), Set.of(), 0);
+            GenerationResult dense = new Generator(model).generate(req);
+            GenerationResult sparse = new Generator(model, BlockTopKAttention.fixedBudget(4096)).generate(req);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(dense.sequences().get(i).outputIds(), sparse.sequences().get(i).outputIds());
+                assertArrayEquals(dense.sequences().get(i).logprobs(), sparse.sequences().get(i).logprobs(), 1e-5f);
+            }
+        }
+    }
+}
