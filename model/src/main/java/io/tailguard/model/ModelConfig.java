@@ -75,8 +75,8 @@ public record ModelConfig(
      */
     public static ModelConfig preset(String name, int vocabSize, int eosTokenId) {
         return switch (name) {
-            case "tiny" -> new ModelConfig(vocabSize, 128, 384, 4, 4, 2, 32, 1e-6, 1_000_000.0, 16_384, true, eosTokenId);
-            case "small" -> new ModelConfig(vocabSize, 512, 1536, 12, 8, 2, 64, 1e-6, 1_000_000.0, 16_384, true, eosTokenId);
+            case "tiny" -> new ModelConfig(vocabSize, 128, 384, 4, 4, 2, 32, 1e-6, 1_000_000.0, 32_768, true, eosTokenId);
+            case "small" -> new ModelConfig(vocabSize, 512, 1536, 12, 8, 2, 64, 1e-6, 1_000_000.0, 32_768, true, eosTokenId);
             default -> throw new IllegalArgumentException("unknown preset '" + name + "' (known: tiny, small)");
         };
     }
