@@ -58,7 +58,7 @@ public final class Generator {
         }
         List<Builder> out = new ArrayList<>(b);
         for (int i = 0; i < b; i++) {
-            out.add(new Builder(req.maxNewTokens(), req.topLogprobs() > 0));
+            out.add(new Builder(req.maxNewTokens(), req.topLogprobs() > 0, req.captureTopK(), vocab));
         }
         long[] padded = new long[b * maxPrompt];
         for (int i = 0; i < b; i++) {
@@ -87,6 +87,7 @@ public final class Generator {
                     double[] logp = TokenSampler.logProbs(logits, i * vocab, vocab, req.sampling().temperature());
                     int id = TokenSampler.pick(logp, req.sampling(), streams[i]);
                     s.add(id, logp, req.topLogprobs());
+                    s.capture(req.sampling().temperature() == 1 ? logp : TokenSampler.logProbs(logits, i * vocab, vocab, 1.0));
                     next[i] = id;
                     if (req.stopTokens().contains(id)) {
                         s.finish("stop");
@@ -119,15 +120,44 @@ public final class Generator {
         final float[] logprobs;
         final int[][] topIds;
         final float[][] topLogprobs;
+        final int captureK;      // -1: none; else how many of the vocabulary (vocab: all)
+        final int[][] capIds;    // null when capturing full distributions
+        final float[][] capLogprobs;
         int size;
         boolean done;
         String reason;
 
-        Builder(int max, boolean withTop) {
+        Builder(int max, boolean withTop, int captureTopK, int vocab) {
             ids = new int[max];
             logprobs = new float[max];
             topIds = withTop ? new int[max][] : null;
             topLogprobs = withTop ? new float[max][] : null;
+            captureK = captureTopK < 0 ? -1 : (captureTopK == 0 || captureTopK >= vocab ? vocab : captureTopK);
+            capIds = captureK >= 0 && captureK < vocab ? new int[max][] : null;
+            capLogprobs = captureK >= 0 ? new float[max][] : null;
+        }
+
+        /** Records the temperature-1 distribution of the position just added. */
+        void capture(double[] logp1) {
+            if (capLogprobs == null) {
+                return;
+            }
+            int t = size - 1;
+            if (capIds == null) {
+                float[] all = new float[logp1.length];
+                for (int v = 0; v < all.length; v++) {
+                    all[v] = (float) logp1[v];
+                }
+                capLogprobs[t] = all;
+            } else {
+                int[] top = TokenSampler.topIds(logp1, captureK);
+                float[] vals = new float[top.length];
+                for (int j = 0; j < top.length; j++) {
+                    vals[j] = (float) logp1[top[j]];
+                }
+                capIds[t] = top;
+                capLogprobs[t] = vals;
+            }
         }
 
         void add(int id, double[] logp, int topK) {
@@ -153,7 +183,9 @@ public final class Generator {
         Generated build(int[] prompt) {
             return new Generated(prompt.clone(), Arrays.copyOf(ids, size), Arrays.copyOf(logprobs, size),
                     topIds == null ? null : Arrays.copyOf(topIds, size),
-                    topLogprobs == null ? null : Arrays.copyOf(topLogprobs, size), reason);
+                    topLogprobs == null ? null : Arrays.copyOf(topLogprobs, size), reason,
+                    capLogprobs == null ? null : new TokenDistributions(
+                            capIds == null ? null : Arrays.copyOf(capIds, size), Arrays.copyOf(capLogprobs, size)));
         }
     }
 }
