@@ -64,7 +64,7 @@ public final class CostModel {
     /** The layers that always decode densely unless configured otherwise (ALGORITHMS.md §2). */
     public static final Set<Integer> DEFAULT_DENSE_LAYERS = Set.of(0, 1);
     static final int BYTES_PER_VALUE = 4;
-    static final int PAGE = 16;
+    static final int PAGE = io.tailguard.model.KvCache.PAGE;
 
     /**
      * The two machine constants the model needs: sustained float32 matmul FLOP/s and memory

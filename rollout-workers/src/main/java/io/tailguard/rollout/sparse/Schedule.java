@@ -53,7 +53,7 @@ import java.util.Set;
  */
 public final class Schedule {
     /** The KV cache page size in tokens (KvCache.PAGE). */
-    static final int PAGE = 16;
+    static final int PAGE = io.tailguard.model.KvCache.PAGE;
     /** The smallest sparse budget: the sink page plus the 2 most recent pages. */
     public static final int MIN_BUDGET = 3 * PAGE;
     public static final int DEFAULT_BIN_WIDTH = 2048;

@@ -76,6 +76,13 @@ class ScheduleTest {
     }
 
     @Test
+    void theLastBinMayBeOpenWithEndNull() {
+        Schedule s = Schedule.parseString(bins("{ start = 0, end = 2048, budget = 512 }, { start = 2048, end = null, budget = 1024 }"), "t");
+        assertArrayEquals(new int[] {512, 1024}, s.budgets());
+        assertEquals(1024, s.budgetAt(1 << 30));
+    }
+
+    @Test
     void defaultBinWidthIs2048() {
         Schedule s = Schedule.parseString("tailguard.schedule { version = 1, kind = bins, bins = [ { start = 0, budget = 64 } ] }", "t");
         assertEquals(2048, s.binWidth());
