@@ -53,6 +53,15 @@ public final class BlockTopKAttention implements AttentionKernel {
         this.denseLayers = Set.copyOf(denseLayers);
     }
 
+    /** Budgets from a schedule, dense layers {0, 1}. */
+    public static BlockTopKAttention of(Schedule schedule) {
+        return of(schedule, CostModel.DEFAULT_DENSE_LAYERS);
+    }
+
+    public static BlockTopKAttention of(Schedule schedule, Set<Integer> denseLayers) {
+        return new BlockTopKAttention(schedule::budgetAt, denseLayers);
+    }
+
     public static BlockTopKAttention fixedBudget(int budget) {
         checkBudget(budget);
         return new BlockTopKAttention(len -> budget, Set.of(0, 1));
