@@ -93,7 +93,7 @@ final class MathAnswers {
         t = unwrapCommand(t, "\\boxed");
         t = t.replace("\\!", "").replace("\\,", "").replace("\\;", "").replace("\\ ", "").replace("~", "");
         t = t.replace("\\%", "").replace("%", "").replace("^\\circ", "").replace("^{\\circ}", "");
-        t = t.replace("$", "");
+        t = t.replace("$", "").replace("{,}", ",");
         t = t.replaceAll("\\s+", "");
         t = t.replaceAll("(?<=\\d),(?=\\d{3}(?!\\d))", "");     // thousands separators: 1,000 -> 1000
         while (t.endsWith(".")) {
