@@ -119,6 +119,7 @@ public final class PythonSandbox {
     private final SandboxLimits limits;
     private final boolean allowUnisolated;
     private final String python;
+    private final Isolation forced;   // null: probe; set only by tests of a mode this machine does not pick
 
     /** A sandbox that refuses to run where no namespaces can be created, using /usr/bin/python3. */
     public PythonSandbox(SandboxLimits limits) {
@@ -131,9 +132,14 @@ public final class PythonSandbox {
      * @param python          absolute path of the interpreter; it must be readable by nobody
      */
     public PythonSandbox(SandboxLimits limits, boolean allowUnisolated, String python) {
+        this(limits, allowUnisolated, python, null);
+    }
+
+    PythonSandbox(SandboxLimits limits, boolean allowUnisolated, String python, Isolation forced) {
         this.limits = Objects.requireNonNull(limits, "limits");
         this.allowUnisolated = allowUnisolated;
         this.python = Objects.requireNonNull(python, "python");
+        this.forced = forced;
     }
 
     /** /usr/bin/python3 where it exists: interpreters under /root (pyenv) are unreadable for nobody. */
@@ -147,6 +153,9 @@ public final class PythonSandbox {
 
     /** How runs are isolated here; probed once per interpreter by running an empty program. */
     public Isolation isolation() {
+        if (forced != null) {
+            return forced;
+        }
         return PROBED.computeIfAbsent(python, p -> probe());
     }
 

@@ -202,4 +202,39 @@ class PythonSandboxTest {
         assertEquals(Verdict.wrong("timeout after 3s"),
                 code.verify(p, "```python\nimport time\ntime.sleep(30)\n```"));
     }
+
+    @Test
+    void withoutNamespacesRunsAreRefusedUnlessAllowed() {
+        PythonSandbox none = new PythonSandbox(TEST_LIMITS, false, PythonSandbox.defaultPython(), PythonSandbox.Isolation.NONE);
+        SandboxResult r = none.run("print('hi')\n");
+        assertEquals(SandboxResult.Outcome.REFUSED, r.outcome());
+        assertTrue(r.reason().startsWith("refused: no network/mount namespace"), r.reason());
+        PythonSandbox allowed = new PythonSandbox(TEST_LIMITS, true, PythonSandbox.defaultPython(), PythonSandbox.Isolation.NONE);
+        SandboxResult ok = allowed.run("print('hi')\n");
+        runIds.add(ok.runId());
+        assertEquals(SandboxResult.Outcome.PASSED, ok.outcome(), ok.output());
+    }
+
+    /** The mode a non-root deployment gets: namespaces inside a user namespace, capabilities dropped. */
+    @Test
+    void userNamespaceModeAlsoCutsTheNetworkAndTheFileSystem() {
+        PythonSandbox userns = new PythonSandbox(TEST_LIMITS, false, PythonSandbox.defaultPython(),
+                PythonSandbox.Isolation.USER_NAMESPACES);
+        String name = "/tmp/escape-" + UUID.randomUUID();
+        SandboxResult r = userns.run("import os, socket\n"
+                + "open('scratch.txt', 'w').write('ok')\n"
+                + "try:\n    open('" + name + "', 'w')\n    print('ESCAPED')\nexcept OSError as e:\n    print('fs', e.errno)\n"
+                + "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n    print('NET')\nexcept OSError as e:\n    print('net', e.errno)\n"
+                + "caps = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0]\n"
+                + "print(caps.strip())\n");
+        runIds.add(r.runId());
+        assertEquals(SandboxResult.Outcome.PASSED, r.outcome(), r.output());
+        assertTrue(r.output().contains("fs 30\n"), r.output());          // EROFS
+        assertTrue(r.output().contains("net 101\n"), r.output());        // ENETUNREACH
+        assertTrue(r.output().contains("CapEff:\t0000000000000000"), r.output());
+        assertFalse(Files.exists(Path.of(name)));
+        SandboxResult loop = userns.run("while True:\n    pass\n");
+        runIds.add(loop.runId());
+        assertEquals(SandboxResult.Outcome.CPU_LIMIT, loop.outcome(), loop.reason());
+    }
 }
