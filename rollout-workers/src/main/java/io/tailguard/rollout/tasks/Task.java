@@ -1,0 +1,34 @@
+package io.tailguard.rollout.tasks;
+
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/**
+ * A verifiable task: a source of prompts and a verifier that scores completions.
+ *
+ * <p>Prompts are addressed by {@code (seed, index)}. A generated (built-in) task has infinitely many
+ * prompts: every index is valid, and the same {@code (seed, index)} always gives the same prompt.
+ * A dataset task has {@link #size()} prompts, addressed by index {@code 0 .. size-1} in file order;
+ * its seed is ignored (a caller that wants another order permutes the indices itself), which keeps
+ * "record i of the file" a fixed meaning for evaluation.
+ */
+public interface Task {
+
+    /** The task's name as given to {@link Tasks} ("kv-recall", "math", ...). */
+    String name();
+
+    /** The prompt at {@code index}; deterministic in {@code (seed, index)}. */
+    Prompt prompt(long seed, long index);
+
+    /** Scores {@code completion} (the generated text after the prompt) for {@code prompt}. */
+    Verdict verify(Prompt prompt, String completion);
+
+    /**
+     * A correct worked completion, used for teacher forcing. Present for built-in tasks; empty for
+     * dataset tasks (their files carry answers, not worked solutions).
+     */
+    Optional<String> solution(Prompt prompt);
+
+    /** Number of prompts of a dataset task; empty for a generated task (any index is valid). */
+    OptionalInt size();
+}
