@@ -13,6 +13,8 @@ import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.RandomInit;
 import io.tailguard.model.tokenizer.CharTokenizer;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.CostModel;
+import io.tailguard.rollout.sparse.Schedule;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -53,6 +55,16 @@ final class RolloutBench implements Callable<Integer> {
     static final class Sparsity {
         @Option(names = "--budget", description = "A fixed KV budget in tokens (a multiple of 16, >= 48).")
         Integer budget;
+
+        @Option(names = "--schedule", description = "A schedule file (config/schedules/).")
+        Path schedule;
+
+        Schedule resolve() {
+            if (schedule != null) {
+                return Schedule.parse(schedule);
+            }
+            return Schedule.fixed(budget);
+        }
     }
 
     @Option(names = "--batch", required = true, description = "Sequences decoded together.")
@@ -75,7 +87,8 @@ final class RolloutBench implements Callable<Integer> {
         if (batch < 1 || context < 1 || newTokens < 1 || rounds < 1) {
             throw new BadInput("--batch, --context, --new-tokens and --rounds must be >= 1");
         }
-        BlockTopKAttention sparse = BlockTopKAttention.fixedBudget(sparsity.budget);
+        Schedule schedule = sparsity.resolve();
+        BlockTopKAttention sparse = BlockTopKAttention.of(schedule);
         Qwen3Model model;
         if (source.preset != null) {
             CharTokenizer tok = CharTokenizer.standard();
@@ -105,7 +118,23 @@ final class RolloutBench implements Callable<Integer> {
             out.put("batch", batch);
             out.put("context", context);
             out.put("new_tokens", newTokens);
-            out.put("budget", sparsity.budget);
+            CostModel cost = new CostModel(model.config(), CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
+                    CostModel.DEFAULT_DENSE_LAYERS, batch);
+            double denseCost = 0;
+            double sparseCost = 0;
+            for (int len = context + 1; len <= context + newTokens; len++) {
+                denseCost += cost.denseDecodeTokenCost(len);
+                sparseCost += cost.decodeTokenCost(len, schedule);
+            }
+            double predicted = denseCost / sparseCost;
+            out.put("predicted_speedup", Math.round(predicted * 1000) / 1000.0);
+            out.put("of_predicted", Math.round(sparseBest / dense / predicted * 1000) / 1000.0);
+            if (sparsity.budget != null) {
+                out.put("budget", sparsity.budget);
+            } else {
+                out.put("schedule", sparsity.schedule.toString());
+                out.put("schedule_version", schedule.version());
+            }
             out.put("rounds", rounds);
             out.put("prefix", "synthetic: random keys and values fill the cache instead of a prefill");
             if (common.json) {
