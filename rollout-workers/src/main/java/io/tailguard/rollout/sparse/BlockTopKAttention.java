@@ -32,7 +32,7 @@ import java.util.function.IntUnaryOperator;
  */
 public final class BlockTopKAttention implements AttentionKernel {
     private static final int PAGE = KvCache.PAGE;
-    /** Forced pages get +BIG, invalid ones −BIG; finite so that arithmetic stays NaN-free. */
+    /** Page bias unit: forced pages get 2 or 3 BIG, missing ones −BIG; finite, so no NaN arises. */
     private static final float BIG = 1e30f;
     /** Attention mask value for tokens outside the kept set (exp underflows to exactly 0). */
     private static final float NEG = -1e30f;
@@ -74,8 +74,7 @@ public final class BlockTopKAttention implements AttentionKernel {
     }
 
     /** What one step attends to, the same for every sparse layer of that step. */
-    private record Plan(boolean allDense, int pages, int gather, NDArray bias, NDArray lengths,
-                        NDArray keepCount, NDArray pageBase) {}
+    private record Plan(boolean allDense, int pages, int gather, NDArray bias, NDArray pageBase, NDArray mask) {}
 
     @Override
     public NDArray decode(int layer, NDArray q, KvCache cache, DecodeStep step) {
@@ -93,10 +92,15 @@ public final class BlockTopKAttention implements AttentionKernel {
     }
 
     /**
-     * Per sequence b with length L_b: pages_b = ceil(L_b / 16) pages exist; the last two and the
-     * first are forced; pages_b − 3 middle pages compete for k_b = B_b/16 − 3 slots; keep_b =
-     * min(pages_b, k_b + 3). One gather of G = max_b keep_b pages serves the whole batch; ranks
-     * beyond keep_b are masked.
+     * Per sequence b with length L_b: pages_b = ceil(L_b / 16) pages exist; the first and the last
+     * two are forced; the middle pages compete for k_b = B_b/16 − 3 slots; keep_b = min(pages_b,
+     * k_b + 3). One gather of G = max_b keep_b pages serves the whole batch.
+     *
+     * <p>The page bias makes the order of the top-G deterministic where it matters: the last
+     * (possibly partial) page ranks first, then the other forced pages, then the best candidates,
+     * then pages that do not exist. So the attention mask depends only on ranks and lengths, not on
+     * which pages won: rank 0 hides the positions past L_b, ranks from keep_b on are hidden. It is
+     * built once per step, on the host, and shared by every sparse layer and head.
      */
     private Plan plan(NDManager m, KvCache cache, DecodeStep step) {
         int[] lengths = step.lengths();
@@ -119,9 +123,10 @@ public final class BlockTopKAttention implements AttentionKernel {
             gather = Math.max(gather, keep[i]);
         }
         if (allDense) {
-            return new Plan(true, 0, 0, null, null, null, null);
+            return new Plan(true, 0, 0, null, null, null);
         }
         float[] bias = new float[b * maxPages];
+        float[] mask = new float[b * gather * PAGE];
         for (int i = 0; i < b; i++) {
             int pages = (lengths[i] + PAGE - 1) / PAGE;
             boolean dense = keep[i] == pages;
@@ -129,30 +134,32 @@ public final class BlockTopKAttention implements AttentionKernel {
                 float v;
                 if (p >= pages) {
                     v = -BIG;                                  // no such page
-                } else if (dense || p == 0 || p >= pages - 2) {
-                    v = BIG;                                   // sink, local window, or dense sequence
+                } else if (p == pages - 1) {
+                    v = 3 * BIG;                               // the last page: always rank 0
+                } else if (dense || p == 0 || p == pages - 2) {
+                    v = 2 * BIG;                               // sink, local window, or dense sequence
                 } else {
                     v = 0;                                     // competes on its landmark score
                 }
                 bias[i * maxPages + p] = v;
             }
+            int lastStart = (pages - 1) * PAGE;
+            for (int j = 0; j < gather * PAGE; j++) {
+                boolean hidden = j < PAGE ? lastStart + j >= lengths[i] : j / PAGE >= keep[i];
+                mask[i * gather * PAGE + j] = hidden ? NEG : 0f;
+            }
         }
-        long[] lens = new long[b];
-        long[] counts = new long[b];
         long[] base = new long[b * cache.numKvHeads()];
         int capPages = cache.capacity() / PAGE;
         for (int i = 0; i < b; i++) {
-            lens[i] = lengths[i];
-            counts[i] = keep[i];
             for (int h = 0; h < cache.numKvHeads(); h++) {
                 base[i * cache.numKvHeads() + h] = (long) (i * cache.numKvHeads() + h) * capPages;
             }
         }
         return new Plan(false, maxPages, gather,
                 m.create(bias, new Shape(b, 1, maxPages)),
-                m.create(lens, new Shape(b, 1, 1)),
-                m.create(counts, new Shape(b, 1, 1)),
-                m.create(base, new Shape(b, cache.numKvHeads(), 1)));
+                m.create(base, new Shape(b, cache.numKvHeads(), 1)),
+                m.create(mask, new Shape(b, 1, (long) gather * PAGE, 1)));
     }
 
     private NDArray sparse(int layer, NDArray q, KvCache cache, Plan plan) {
@@ -166,23 +173,16 @@ public final class BlockTopKAttention implements AttentionKernel {
         NDArray marks = cache.landmarks(layer).get(m, new NDIndex(":, :, :{}", plan.pages()));
         NDArray qMean = q.mean(new int[] {2}).expandDims(3);                          // [B, kvh, D, 1]
         NDArray scores = marks.matMul(qMean).squeeze(3).add(plan.bias());              // [B, kvh, P]
-        // 2. The G best pages, forced pages first (they score +BIG).
+        // 2. The G best pages: the last page, the other forced pages, then the best scores.
         NDList top = scores.topK(g, -1, true, true);
         NDArray pageIdx = top.get(1).toType(DataType.INT64, false);                    // [B, kvh, G]
         // 3. Gather just those pages of K and V: [B * kvh * capPages, 16, D] rows by flat page id.
         NDArray flat = pageIdx.add(plan.pageBase()).reshape(-1);
         NDArray keys = cache.keyPages(layer, m).get(new NDIndex("{}", flat)).reshape(b, kvh, (long) g * PAGE, d);
         NDArray values = cache.valuePages(layer, m).get(new NDIndex("{}", flat)).reshape(b, kvh, (long) g * PAGE, d);
-        // 4. Mask ranks beyond each sequence's keep count and positions past its length.
-        NDArray offsets = m.arange(0, PAGE, 1, DataType.INT64);                        // [16]
-        NDArray tokenPos = pageIdx.mul(PAGE).expandDims(3).add(offsets);              // [B, kvh, G, 16]
-        NDArray inLength = tokenPos.lt(plan.lengths().expandDims(3));                 // [B, kvh, G, 16]
-        NDArray ranks = m.arange(0, g, 1, DataType.INT64).reshape(1, 1, g, 1);
-        NDArray inBudget = ranks.lt(plan.keepCount().expandDims(3));                  // [B, 1, G, 1]
-        NDArray mask = inLength.logicalAnd(inBudget).logicalNot().toType(DataType.FLOAT32, false)
-                .mul(NEG).reshape(b, kvh, 1, (long) g * PAGE);
-        // 5. Exact attention over the kept tokens.
-        NDArray att = q.matMul(keys.transpose(0, 1, 3, 2)).add(mask);                 // [B, kvh, r, G*16]
-        return att.softmax(-1).matMul(values);                                        // [B, kvh, r, D]
+        // 5. Exact attention over the kept tokens, keys as the left operand so that nothing large
+        //    is transposed: scores [B, kvh, G*16, r], softmax over the tokens.
+        NDArray att = keys.matMul(q.transpose(0, 1, 3, 2)).add(plan.mask());          // [B, kvh, G*16, r]
+        return att.softmax(2).transpose(0, 1, 3, 2).matMul(values);                    // [B, kvh, r, D]
     }
 }
