@@ -23,6 +23,7 @@ public final class Qwen3Model implements AutoCloseable {
     private final ModelConfig config;
     private final NDManager manager;
     private final Map<String, NDArray> weights;
+    private final Map<String, NDArray> parameters;
     private final NDArray embedding; // [V, H]
     private final NDArray lmHead;    // [V, H]
     private final RmsNorm finalNorm;
@@ -46,6 +47,17 @@ public final class Qwen3Model implements AutoCloseable {
             gateUp.add(fuse(named, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"));
         }
         this.weights = java.util.Collections.unmodifiableMap(named);
+        Map<String, NDArray> leaves = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, NDArray> e : named.entrySet()) {
+            if (!e.getKey().matches(".*\\.(q|k|v|gate|up)_proj\\.weight")) {
+                leaves.put(e.getKey(), e.getValue());
+            }
+        }
+        for (int i = 0; i < config.numLayers(); i++) {
+            leaves.put("model.layers." + i + ".self_attn.qkv_proj.weight", qkv.get(i));
+            leaves.put("model.layers." + i + ".mlp.gate_up_proj.weight", gateUp.get(i));
+        }
+        this.parameters = java.util.Collections.unmodifiableMap(leaves);
         this.embedding = need("model.embed_tokens.weight");
         this.lmHead = config.tieWordEmbeddings() ? embedding : need("lm_head.weight");
         this.finalNorm = new RmsNorm(need("model.norm.weight"), config.rmsNormEps());
@@ -114,9 +126,30 @@ public final class Qwen3Model implements AutoCloseable {
         return manager;
     }
 
-    /** The weights by Hugging Face name (the learner updates them in place). */
+    /**
+     * The weights by Hugging Face name, for saving. q/k/v and gate/up are views into the fused
+     * {@link #parameters()}, so they always show the current values.
+     */
     public Map<String, NDArray> weights() {
         return weights;
+    }
+
+    /**
+     * The tensors the model computes with, each once: what an optimizer updates (in place) and
+     * what gradients attach to. Fused q/k/v appear as {@code ...self_attn.qkv_proj.weight} and
+     * gate/up as {@code ...mlp.gate_up_proj.weight}; a tied lm_head is the embedding.
+     */
+    public Map<String, NDArray> parameters() {
+        return parameters;
+    }
+
+    /** Host copies of the weights by Hugging Face name (float32), e.g. to write a checkpoint. */
+    public Map<String, float[]> hostWeights() {
+        Map<String, float[]> out = new java.util.LinkedHashMap<>();
+        for (String name : ParameterShapes.of(config).keySet()) {
+            out.put(name, weights.get(name).toFloatArray());
+        }
+        return out;
     }
 
     /** Most positions a sequence may reach (the RoPE table's length). */

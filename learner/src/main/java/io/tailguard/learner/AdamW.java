@@ -1,0 +1,96 @@
+package io.tailguard.learner;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * AdamW (Loshchilov and Hutter): Adam moments with bias correction and decoupled weight decay,
+ * applied in place to each parameter; 1-D parameters (norm gains) are not decayed. Gradients are
+ * clipped to a global norm first. Must run with gradient recording off.
+ */
+public final class AdamW implements AutoCloseable {
+    public record Options(double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
+        public static Options defaults() {
+            return new Options(0.9, 0.95, 1e-8, 0.1, 1.0);
+        }
+    }
+
+    private final Options o;
+    private final NDManager manager;
+    private final Map<String, NDArray> params;
+    private final Map<String, NDArray> m = new LinkedHashMap<>();
+    private final Map<String, NDArray> v = new LinkedHashMap<>();
+    private long t;
+
+    public AdamW(Map<String, NDArray> params, Options options, NDManager parent) {
+        this.o = options;
+        this.params = params;
+        this.manager = parent.newSubManager();
+        for (Map.Entry<String, NDArray> e : params.entrySet()) {
+            m.put(e.getKey(), manager.zeros(e.getValue().getShape()));
+            v.put(e.getKey(), manager.zeros(e.getValue().getShape()));
+        }
+    }
+
+    /** Steps taken so far. */
+    public long steps() {
+        return t;
+    }
+
+    /** The first and second moments by parameter name (live tensors, for checkpoints). */
+    public Map<String, NDArray> firstMoments() {
+        return m;
+    }
+
+    public Map<String, NDArray> secondMoments() {
+        return v;
+    }
+
+    /** Restores the step count (moments are restored through their live tensors). */
+    public void setSteps(long steps) {
+        this.t = steps;
+    }
+
+    /** One update with learning rate lr from the gradients held by the parameters; returns the pre-clip global norm. */
+    public double step(double lr) {
+        t++;
+        try (NDManager scope = manager.newSubManager()) {
+            Map<String, NDArray> grads = new LinkedHashMap<>();
+            double sq = 0;
+            for (Map.Entry<String, NDArray> e : params.entrySet()) {
+                NDArray g = e.getValue().getGradient();
+                scope.attachAll(g);
+                grads.put(e.getKey(), g);
+                sq += g.square().sum().getFloat();
+            }
+            double norm = Math.sqrt(sq);
+            double clip = o.clipNorm() > 0 && norm > o.clipNorm() ? o.clipNorm() / norm : 1.0;
+            double bc1 = 1 - Math.pow(o.beta1(), t);
+            double bc2 = 1 - Math.pow(o.beta2(), t);
+            for (Map.Entry<String, NDArray> e : params.entrySet()) {
+                String name = e.getKey();
+                NDArray p = e.getValue();
+                NDArray g = grads.get(name).mul(clip);
+                NDArray mi = m.get(name);
+                NDArray vi = v.get(name);
+                mi.muli(o.beta1()).addi(g.mul(1 - o.beta1()));
+                vi.muli(o.beta2()).addi(g.square().mul(1 - o.beta2()));
+                NDArray update = mi.div(bc1).div(vi.div(bc2).sqrt().add(o.eps()));
+                if (o.weightDecay() > 0 && p.getShape().dimension() > 1) {
+                    p.subi(p.mul(lr * o.weightDecay()));
+                }
+                p.subi(update.mul(lr));
+                scope.attachAll(g, update);
+            }
+            return norm;
+        }
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

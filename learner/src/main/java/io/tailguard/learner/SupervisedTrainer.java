@@ -1,0 +1,107 @@
+package io.tailguard.learner;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.tailguard.model.Qwen3Model;
+
+import java.util.List;
+
+/**
+ * Teacher forcing: each example is a prompt and a completion; the loss is the mean cross-entropy
+ * of the completion tokens given everything before them (prompt tokens are context, not targets).
+ * One {@link #step} is one optimizer update over all its examples, accumulated over micro-batches.
+ * Holds the JVM's one GradientCollector only while a step runs.
+ */
+public final class SupervisedTrainer implements AutoCloseable {
+    public record StepStats(int step, double loss, double lr, double gradNorm, long tokens) {}
+
+    private final Qwen3Model model;
+    private final LrSchedule schedule;
+    private final int microBatch;
+    private final AdamW optimizer;
+    private int step;
+
+    public SupervisedTrainer(Qwen3Model model, LrSchedule schedule, AdamW.Options options, int microBatch) {
+        if (microBatch < 1) {
+            throw new IllegalArgumentException("micro-batch must be >= 1, got " + microBatch);
+        }
+        this.model = model;
+        this.schedule = schedule;
+        this.microBatch = microBatch;
+        for (NDArray p : model.parameters().values()) {
+            p.setRequiresGradient(true);
+        }
+        this.optimizer = new AdamW(model.parameters(), options, model.manager());
+    }
+
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
+    public StepStats step(List<int[]> prompts, List<int[]> completions) {
+        long tokens = 0;
+        for (int[] c : completions) {
+            tokens += c.length;
+        }
+        if (tokens == 0) {
+            throw new IllegalArgumentException("no completion tokens to train on");
+        }
+        double lossSum = 0;
+        for (NDArray p : model.parameters().values()) {
+            try (NDArray g = p.getGradient()) {
+                g.muli(0);
+            }
+        }
+        for (int s = 0; s < prompts.size(); s += microBatch) {
+            int e = Math.min(prompts.size(), s + microBatch);
+            lossSum += accumulate(prompts.subList(s, e), completions.subList(s, e), tokens);
+        }
+        step++;
+        double lr = schedule.at(step);
+        double norm = optimizer.step(lr);
+        return new StepStats(step, lossSum, lr, norm, tokens);
+    }
+
+    /** Forward and backward of one micro-batch; its loss is scaled by 1 / all tokens of the step. */
+    private double accumulate(List<int[]> prompts, List<int[]> completions, long stepTokens) {
+        int b = prompts.size();
+        int t = 0;
+        for (int i = 0; i < b; i++) {
+            t = Math.max(t, prompts.get(i).length + completions.get(i).length - 1);
+        }
+        long[] input = new long[b * t];
+        long[] target = new long[b * t];
+        float[] mask = new float[b * t];
+        for (int i = 0; i < b; i++) {
+            int[] p = prompts.get(i);
+            int[] c = completions.get(i);
+            int n = p.length + c.length;
+            for (int j = 0; j < n - 1; j++) {
+                input[i * t + j] = j < p.length ? p[j] : c[j - p.length];
+                int next = j + 1;
+                target[i * t + j] = next < p.length ? p[next] : c[next - p.length];
+                mask[i * t + j] = next >= p.length ? 1f : 0f;
+            }
+        }
+        try (NDManager m = model.manager().newSubManager();
+             GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+            NDArray logits = model.forward(m.create(input, new Shape(b, t)));            // [b, t, V]
+            NDArray logp = logits.logSoftmax(-1);
+            NDArray picked = logp.gather(m.create(target, new Shape(b, t, 1)), 2).reshape(b, t);
+            NDArray loss = picked.mul(m.create(mask, new Shape(b, t))).sum().neg().div((float) stepTokens);
+            gc.backward(loss);
+            return loss.getFloat();
+        }
+    }
+
+    @Override
+    public void close() {
+        optimizer.close();
+        for (NDArray p : model.parameters().values()) {
+            p.setRequiresGradient(false);
+        }
+    }
+}
