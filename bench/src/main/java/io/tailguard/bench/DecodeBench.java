@@ -5,13 +5,8 @@ import io.tailguard.cli.BadInput;
 import io.tailguard.cli.Common;
 import io.tailguard.cli.Json;
 import io.tailguard.model.Devices;
-import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
-import io.tailguard.model.RandomInit;
-import io.tailguard.model.io.CheckpointDir;
-import io.tailguard.model.io.DType;
-import io.tailguard.model.tokenizer.CharTokenizer;
 import io.tailguard.rollout.generation.GenerationRequest;
 import io.tailguard.rollout.generation.GenerationResult;
 import io.tailguard.rollout.generation.Generator;
@@ -46,13 +41,6 @@ final class DecodeBench implements Callable<Integer> {
     @ArgGroup(exclusive = true, multiplicity = "1")
     ModelSource source;
 
-    static final class ModelSource {
-        @Option(names = "--checkpoint", description = "Checkpoint directory.")
-        Path checkpoint;
-
-        @Option(names = "--preset", description = "A preset with random weights (tiny, small).")
-        String preset;
-    }
 
     @Option(names = "--batch", required = true, description = "Sequences decoded together.")
     int batch;
@@ -83,17 +71,9 @@ final class DecodeBench implements Callable<Integer> {
             case "auto" -> PeerScript.torchAvailable();
             default -> throw new BadInput("--pytorch must be auto, on or off, got '" + pytorch + "'");
         };
-        Path tmp = null;
-        Path dir = source.checkpoint;
+        Path tmp = source.checkpoint == null ? Files.createTempDirectory("tailguard-bench-") : null;
         try {
-            if (source.preset != null) {
-                CharTokenizer tok = CharTokenizer.standard();
-                ModelConfig config = ModelConfig.preset(source.preset, tok.vocabSize(), tok.eosId());
-                tmp = Files.createTempDirectory("tailguard-bench-");
-                dir = tmp.resolve("model");
-                CheckpointDir.write(dir, config, ModelLoader.hostTensors(config, RandomInit.weights(config, seed, 0.02, 0.0)),
-                        DType.F32, tok.toJson(), Map.of(), 0, null, 0, 0);
-            }
+            Path dir = source.directory(seed, tmp);
             double best = 0;
             double bestPeer = 0;
             JsonObject peerJson = null;

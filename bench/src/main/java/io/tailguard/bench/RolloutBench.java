@@ -7,11 +7,7 @@ import io.tailguard.cli.Json;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Devices;
 import io.tailguard.model.KvCache;
-import io.tailguard.model.ModelConfig;
-import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
-import io.tailguard.model.RandomInit;
-import io.tailguard.model.tokenizer.CharTokenizer;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
@@ -41,13 +37,6 @@ final class RolloutBench implements Callable<Integer> {
     @ArgGroup(exclusive = true, multiplicity = "1")
     ModelSource source;
 
-    static final class ModelSource {
-        @Option(names = "--checkpoint", description = "Checkpoint directory.")
-        Path checkpoint;
-
-        @Option(names = "--preset", description = "A preset with random weights (tiny, small).")
-        String preset;
-    }
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     Sparsity sparsity;
@@ -89,15 +78,7 @@ final class RolloutBench implements Callable<Integer> {
         }
         Schedule schedule = sparsity.resolve();
         BlockTopKAttention sparse = BlockTopKAttention.of(schedule);
-        Qwen3Model model;
-        if (source.preset != null) {
-            CharTokenizer tok = CharTokenizer.standard();
-            ModelConfig c = ModelConfig.preset(source.preset, tok.vocabSize(), tok.eosId());
-            model = Qwen3Model.create(c, RandomInit.weights(c, seed, 0.02, 0.0), Devices.parse(common.device));
-        } else {
-            model = ModelLoader.load(source.checkpoint, Devices.parse(common.device));
-        }
-        try (model) {
+        try (Qwen3Model model = source.open(Devices.parse(common.device), seed)) {
             if (context + newTokens > model.maxPositions()) {
                 throw new BadInput("--context + --new-tokens exceeds max_position_embeddings " + model.maxPositions());
             }
