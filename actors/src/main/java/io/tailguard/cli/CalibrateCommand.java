@@ -46,7 +46,7 @@ import java.util.concurrent.Callable;
                 "predicted_speedup is the cost model's (ALGORITHMS.md §4; machine constants from `bench machine`, "
                         + "else the defaults) dense/schedule cost ratio of generating, at batch 1, one completion after a "
                         + "prompt of the largest calibration context: prompt = the mean prompt length in tokens of that "
-                        + "context's calibration prompts, new tokens = their mean generation budget (solution + 25% + 8, "
+                        + "context's calibration prompts, new tokens = their mean generation budget (solution + 25%% + 8, "
                         + "or --max-new), prefill included on both sides.",
                 "Prints {\"schedule\":FILE,\"budgets\":[..],\"predicted_speedup\":..,\"table\":[{\"budget\":..,"
                         + "\"bins\":[{\"start\":..,\"alpha_p5\":..,\"tokens\":..}]}]}."})

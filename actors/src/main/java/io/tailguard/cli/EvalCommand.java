@@ -58,7 +58,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--max-new", defaultValue = "512",
             description = "New tokens per completion for tasks without worked solutions (math, code); built-in tasks "
-                    + "get their solution's length + 25% + 8 (default: ${DEFAULT-VALUE}).")
+                    + "get their solution's length + 25%% + 8 (default: ${DEFAULT-VALUE}).")
     int maxNew;
 
     @ArgGroup(exclusive = true, multiplicity = "0..1")

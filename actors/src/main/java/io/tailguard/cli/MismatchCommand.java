@@ -62,7 +62,7 @@ final class MismatchCommand implements Callable<Integer> {
 
     @Option(names = "--max-new", defaultValue = "256",
             description = "New tokens per trajectory for tasks without worked solutions (math, code); built-in tasks "
-                    + "get their solution's length + 25% + 8 (default: ${DEFAULT-VALUE}).")
+                    + "get their solution's length + 25%% + 8 (default: ${DEFAULT-VALUE}).")
     int maxNew;
 
     @Override

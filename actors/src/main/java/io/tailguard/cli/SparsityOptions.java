@@ -5,7 +5,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 
-/** --schedule FILE | --budget N: an exclusive argument group of eval, mismatch (and bench rollout). */
+/** --schedule FILE | --budget N: the exclusive argument group of eval and mismatch. */
 final class SparsityOptions {
     @Option(names = "--schedule", description = "A schedule file (format: config/schedules/README.md).")
     Path schedule;

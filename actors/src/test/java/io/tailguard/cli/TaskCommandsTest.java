@@ -235,6 +235,7 @@ class TaskCommandsTest {
             CliBadInputTest.Run r = cli(c, "--help");
             assertEquals(0, r.code(), c);
             assertTrue(r.out().contains("Usage:"), c);
+            assertFalse(r.err().contains("WARN"), "help text formats cleanly: " + r.err());
         }
     }
 }
