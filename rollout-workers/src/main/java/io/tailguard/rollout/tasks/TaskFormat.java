@@ -1,0 +1,94 @@
+package io.tailguard.rollout.tasks;
+
+import io.tailguard.model.tokenizer.Tokenizer;
+
+import java.util.Arrays;
+import java.util.Optional;
+
+/**
+ * The one place where task text becomes token ids and back. Evaluation, the mismatch probe,
+ * calibration and supervised pretraining all go through it, so a model trained on one side sees
+ * exactly the token layout the others generate from and verify:
+ *
+ * <pre>
+ * prompt      = [bos if the tokenizer has one] + encode(prompt text)
+ * completion  = encode(solution text) + [eos]
+ * </pre>
+ *
+ * Generation stops at eos; the completion text handed to a verifier is everything generated before
+ * the first eos (eos itself is not text).
+ */
+public final class TaskFormat {
+    /** Margin over a solution's length when sizing generation: 25 % plus this many tokens. */
+    static final int MARGIN_TOKENS = 8;
+
+    private TaskFormat() {
+    }
+
+    /** [bos if the tokenizer has one] + encode(p.text()). */
+    public static int[] promptIds(Tokenizer t, Prompt p) {
+        int[] text = t.encode(p.text());
+        int bos = t.bosId();
+        if (bos < 0) {
+            return text;
+        }
+        int[] ids = new int[text.length + 1];
+        ids[0] = bos;
+        System.arraycopy(text, 0, ids, 1, text.length);
+        return ids;
+    }
+
+    /**
+     * encode(solution) + [eos]: the teacher-forced target.
+     *
+     * @throws IllegalArgumentException if the tokenizer has no eos (generation could never stop)
+     */
+    public static int[] completionIds(Tokenizer t, String solution) {
+        int eos = requireEos(t);
+        int[] text = t.encode(solution);
+        int[] ids = Arrays.copyOf(text, text.length + 1);
+        ids[text.length] = eos;
+        return ids;
+    }
+
+    /** The text of generated ids up to, not including, the first eos (all of them without one). */
+    public static String completionText(Tokenizer t, int[] outputIds) {
+        int eos = t.eosId();
+        int end = outputIds.length;
+        if (eos >= 0) {
+            for (int i = 0; i < outputIds.length; i++) {
+                if (outputIds[i] == eos) {
+                    end = i;
+                    break;
+                }
+            }
+        }
+        return t.decode(end == outputIds.length ? outputIds : Arrays.copyOf(outputIds, end));
+    }
+
+    /**
+     * How many tokens to generate for a prompt: for a task with a worked solution, the solution's
+     * tokens plus eos plus a margin of 25 % + 8 (a model that rambles past that is wrong anyway);
+     * otherwise {@code fallback}.
+     */
+    public static int maxNewTokens(Task task, Prompt p, Tokenizer t, int fallback) {
+        Optional<String> solution = task.solution(p);
+        if (solution.isEmpty()) {
+            if (fallback < 1) {
+                throw new IllegalArgumentException("max new tokens fallback must be >= 1, got " + fallback);
+            }
+            return fallback;
+        }
+        int n = t.encode(solution.get()).length + 1;
+        return n + (n + 3) / 4 + MARGIN_TOKENS;
+    }
+
+    /** The tokenizer's eos id; tasks need one to end a completion. */
+    public static int requireEos(Tokenizer t) {
+        int eos = t.eosId();
+        if (eos < 0) {
+            throw new IllegalArgumentException("the tokenizer has no eos token, so a completion cannot end");
+        }
+        return eos;
+    }
+}
