@@ -145,7 +145,7 @@ final class CalibrateCommand implements Callable<Integer> {
         List<TailStats> tables = new ArrayList<>();
         Schedule schedule;
         double speedup;
-        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device))) {
+        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             for (int b : candidates) {
                 TailStats merged = new TailStats(binWidth);
                 for (Group g : groups) {

@@ -10,6 +10,11 @@ public class Common {
     @Option(names = "--verbose", description = "Print stack traces of errors.")
     public boolean verbose;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or gpu:N (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--device", description = "cpu or gpu:N (default: tailguard.model.device of the configuration, cpu).")
     public String device;
+
+    /** The device: --device, else the configuration's tailguard.model.device. */
+    public String device() {
+        return device != null ? device : Configuration.load().getString("tailguard.model.device");
+    }
 }

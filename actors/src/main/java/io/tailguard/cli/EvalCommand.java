@@ -92,7 +92,7 @@ final class EvalCommand implements Callable<Integer> {
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         Evaluator.EvalOptions o = new Evaluator.EvalOptions(n, samples, t, seed, maxNew, batch);
         Evaluator.EvalResult r;
-        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device))) {
+        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             Progress bar = new Progress("eval " + tk.name());
             try {
                 r = Evaluator.evaluate(model, tok, tk, o, kernel, bar::update);

@@ -76,7 +76,7 @@ final class MismatchCommand implements Callable<Integer> {
         Task tk = task.resolve(context);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         TailMeasurement.Result r;
-        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device))) {
+        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             Progress bar = new Progress("mismatch " + tk.name());
             try {
                 r = TailMeasurement.measure(model, tok, tk, Evaluator.prompts(tk, n, seed), schedule, binWidth,

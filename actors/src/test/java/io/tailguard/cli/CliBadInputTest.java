@@ -217,6 +217,20 @@ class CliBadInputTest {
     }
 
     @Test
+    void theDeviceComesFromTheConfigurationUnlessGiven() throws IOException {
+        Path conf = tmp.resolve("device.conf");
+        Files.writeString(conf, "tailguard.model.device = \"tpu:7\"\n");
+        System.setProperty("tailguard.config", conf.toString());
+        try {
+            assertBadInput(generate(good), "device", "tpu:7");
+            Run explicit = cli("generate", "--checkpoint", good.toString(), "--prompt-ids", "5", "--max-new", "1", "--device", "cpu");
+            assertEquals(0, explicit.code(), explicit.err());
+        } finally {
+            System.clearProperty("tailguard.config");
+        }
+    }
+
+    @Test
     void everyCommandHasHelp() {
         for (String[] c : new String[][] {{"--help"}, {"init-model", "--help"}, {"generate", "--help"}}) {
             Run r = cli(c);

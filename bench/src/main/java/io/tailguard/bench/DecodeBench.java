@@ -77,7 +77,7 @@ final class DecodeBench implements Callable<Integer> {
             double best = 0;
             double bestPeer = 0;
             JsonObject peerJson = null;
-            try (Qwen3Model model = ModelLoader.load(dir, Devices.parse(common.device))) {
+            try (Qwen3Model model = ModelLoader.load(dir, Devices.parse(common.device()))) {
                 List<int[]> prompts = randomPrompts(model.config().vocabSize());
                 Generator gen = new Generator(model);
                 // Warm-up: a short run so that one-time costs (native init, JIT) are not timed.
@@ -114,7 +114,7 @@ final class DecodeBench implements Callable<Integer> {
                 out.put("pytorch_version", peerJson.get("torch_version").getAsString());
             }
             out.put("rounds", rounds);
-            out.put("device", common.device);
+            out.put("device", common.device());
             if (common.json) {
                 Json.print(out);
             } else {

@@ -31,7 +31,7 @@ final class MachineBench implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        CostModel.Machine m = MachineProbe.measure(Devices.parse(common.device), Duration.ofSeconds(seconds));
+        CostModel.Machine m = MachineProbe.measure(Devices.parse(common.device()), Duration.ofSeconds(seconds));
         Path file = out != null ? out : CostModel.Machine.defaultPath();
         m.save(file);
         Map<String, Object> r = new LinkedHashMap<>();

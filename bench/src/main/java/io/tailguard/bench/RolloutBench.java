@@ -78,7 +78,7 @@ final class RolloutBench implements Callable<Integer> {
         }
         Schedule schedule = sparsity.resolve();
         BlockTopKAttention sparse = BlockTopKAttention.of(schedule);
-        try (Qwen3Model model = source.open(Devices.parse(common.device), seed)) {
+        try (Qwen3Model model = source.open(Devices.parse(common.device()), seed)) {
             if (context + newTokens > model.maxPositions()) {
                 throw new BadInput("--context + --new-tokens exceeds max_position_embeddings " + model.maxPositions());
             }
