@@ -164,7 +164,7 @@ public final class Qwen3Model implements AutoCloseable {
             NDArray x = embed(ids);
             scope.attachAll(x);
             for (DecoderLayer layer : layers) {
-                x = layer.forward(x, 0, null);
+                x = perLayer(x, scope, l -> layer.forward(l, 0, null));
             }
             NDArray out = finalNorm.forward(x);
             out.attach(ids.getManager());
@@ -212,7 +212,8 @@ public final class Qwen3Model implements AutoCloseable {
                 try (NDManager chunk = scope.newSubManager()) {
                     NDArray x = embed(ids.get(chunk, new NDIndex(":, {}:{}", s, e)));
                     for (DecoderLayer layer : layers) {
-                        x = layer.forward(x, s, cache);
+                        final int start = s;
+                        x = perLayer(x, chunk, l -> layer.forward(l, start, cache));
                     }
                     for (int i = 0; i < b; i++) {
                         int last = promptLengths[i] - 1;
@@ -257,15 +258,30 @@ public final class Qwen3Model implements AutoCloseable {
             NDArray positionsT = scope.create(pos);
             NDArray[] cosSin = rotary.at(positionsT);
             NDArray mask = equal ? null : Masks.padding(scope, after, span);
-            DecodeStep step = new DecodeStep(after, span, mask);
+            DecodeStep step = new DecodeStep(after, span, mask, scope);
             NDArray x = embed(scope.create(tokens).reshape(b, 1));
             for (DecoderLayer layer : layers) {
-                x = layer.decode(x, positionsT, positions, cosSin, cache, kernel, step);
+                NDArray in = x;
+                x = perLayer(in, scope, l -> layer.decode(l, positionsT, positions, cosSin, cache, kernel, step));
             }
             cache.setLengths(after);
             NDArray out = logits(finalNorm.forward(x.reshape(b, config.hiddenSize())));
             out.attach(into);
             return out;
+        }
+    }
+
+    /**
+     * Runs one layer with its temporaries in a manager of their own, freed as soon as the layer
+     * returns: memory is reused layer after layer instead of piling up until the step ends. The
+     * output moves to {@code keep}; the input returns there too.
+     */
+    private static NDArray perLayer(NDArray x, NDManager keep, java.util.function.UnaryOperator<NDArray> layer) {
+        try (NDManager local = keep.newSubManager()) {
+            x.tempAttach(local);
+            NDArray y = layer.apply(x);
+            y.attach(keep);
+            return y;
         }
     }
 

@@ -82,7 +82,7 @@ public final class BlockTopKAttention implements AttentionKernel {
             return AttentionKernel.DENSE.decode(layer, q, cache, step);
         }
         if (planned != step) {
-            plan = plan(q.getManager(), cache, step);
+            plan = plan(step.manager(), cache, step);
             planned = step;
         }
         if (plan.allDense()) {
