@@ -1,0 +1,197 @@
+package io.tailguard.learner;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.tailguard.model.Qwen3Model;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One GRPO policy update per {@link #step}: group-normalised advantages, the dynamic-sampling filter
+ * (groups whose rewards are all equal are dropped and counted), the GRPO + TIS objective over every
+ * remaining sampled token (token-level mean over the batch), accumulated over micro-batches, then
+ * one AdamW update. Holds the JVM's one GradientCollector only inside a micro-batch.
+ */
+public final class GrpoLearner implements AutoCloseable {
+    /** One trajectory: behaviour (sparse actor) and old (dense, same weights) log-probs per output token. */
+    public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, float[] oldLogprobs, double reward) {
+        public Sample {
+            if (output.length == 0 || behaviourLogprobs.length != output.length || oldLogprobs.length != output.length) {
+                throw new IllegalArgumentException("a sample needs one behaviour and one old log-prob per output token");
+            }
+        }
+    }
+
+    public record Report(int step, GrpoObjective.Stats objective, double entropy, double gradNorm, double lr,
+                         int groupsKept, int groupsDropped, double meanReward) {}
+
+    private final Qwen3Model model;
+    private final int groupSize;
+    private final int microBatch;
+    private final GrpoObjective.Options objective;
+    private final LrSchedule schedule;
+    private final AdamW optimizer;
+    private int step;
+    private long droppedTotal;
+
+    public GrpoLearner(Qwen3Model model, int groupSize, int microBatch, GrpoObjective.Options objective,
+                       LrSchedule schedule, AdamW.Options adam) {
+        if (groupSize < 2 || microBatch < 1) {
+            throw new IllegalArgumentException("group size must be >= 2 and micro-batch >= 1");
+        }
+        this.model = model;
+        this.groupSize = groupSize;
+        this.microBatch = microBatch;
+        this.objective = objective;
+        this.schedule = schedule;
+        for (NDArray p : model.parameters().values()) {
+            p.setRequiresGradient(true);
+        }
+        this.optimizer = new AdamW(model.parameters(), adam, model.manager());
+    }
+
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
+    public int steps() {
+        return step;
+    }
+
+    /** Groups dropped by the dynamic-sampling filter since the start. */
+    public long droppedGroups() {
+        return droppedTotal;
+    }
+
+    /** Samples come in consecutive groups of groupSize (the G samples of one prompt). */
+    public Report step(List<Sample> samples) {
+        if (samples.isEmpty() || samples.size() % groupSize != 0) {
+            throw new IllegalArgumentException(samples.size() + " samples do not form groups of " + groupSize);
+        }
+        double[] rewards = samples.stream().mapToDouble(Sample::reward).toArray();
+        double[] adv = GrpoObjective.advantages(rewards, groupSize, 1e-6);
+        List<Sample> kept = new ArrayList<>();
+        List<Double> keptAdv = new ArrayList<>();
+        int dropped = 0;
+        for (int g = 0; g < samples.size(); g += groupSize) {
+            if (GrpoObjective.degenerate(rewards, g, groupSize)) {
+                dropped++;
+                continue;
+            }
+            for (int i = g; i < g + groupSize; i++) {
+                kept.add(samples.get(i));
+                keptAdv.add(adv[i]);
+            }
+        }
+        droppedTotal += dropped;
+        double meanReward = java.util.Arrays.stream(rewards).average().orElse(0);
+        step++;
+        double lr = schedule.at(step);
+        if (kept.isEmpty()) {
+            return new Report(step, null, Double.NaN, 0, lr, 0, dropped, meanReward);
+        }
+        long total = 0;
+        for (Sample s : kept) {
+            total += s.output().length;
+        }
+        for (NDArray p : model.parameters().values()) {
+            try (NDArray g = p.getGradient()) {
+                g.muli(0);
+            }
+        }
+        Accumulated acc = new Accumulated();
+        for (int s = 0; s < kept.size(); s += microBatch) {
+            int e = Math.min(kept.size(), s + microBatch);
+            microStep(kept.subList(s, e), keptAdv.subList(s, e), total, acc);
+        }
+        double norm = optimizer.step(lr);
+        GrpoObjective.Stats st = new GrpoObjective.Stats(acc.loss, total, acc.absSum / total, acc.absMax,
+                acc.truncated / total, acc.clipped / total, acc.k1 / total, acc.k3 / total);
+        return new Report(step, st, acc.entropy / total, norm, lr, kept.size() / groupSize, dropped, meanReward);
+    }
+
+    /** Token-weighted sums of the micro-batches' statistics. */
+    private static final class Accumulated {
+        double loss;
+        double absSum;
+        double absMax;
+        double truncated;
+        double clipped;
+        double k1;
+        double k3;
+        double entropy;
+    }
+
+    private void microStep(List<Sample> batch, List<Double> adv, long total, Accumulated acc) {
+        int b = batch.size();
+        int t = 0;
+        int n = 0;
+        for (Sample s : batch) {
+            t = Math.max(t, s.prompt().length + s.output().length - 1);
+            n += s.output().length;
+        }
+        long[] ids = new long[b * t];
+        long[] targets = new long[b * t];
+        long[] pick = new long[n];       // flat (row * t + column) of every output token's prediction
+        float[] old = new float[n];
+        float[] inf = new float[n];
+        float[] a = new float[n];
+        int k = 0;
+        for (int i = 0; i < b; i++) {
+            Sample s = batch.get(i);
+            int p = s.prompt().length;
+            for (int j = 0; j < p + s.output().length - 1; j++) {
+                ids[i * t + j] = j < p ? s.prompt()[j] : s.output()[j - p];
+            }
+            for (int j = 0; j < s.output().length; j++) {
+                int col = p - 1 + j;
+                targets[i * t + col] = s.output()[j];
+                pick[k] = (long) i * t + col;
+                old[k] = s.oldLogprobs()[j];
+                inf[k] = s.behaviourLogprobs()[j];
+                a[k] = adv.get(i).floatValue();
+                k++;
+            }
+        }
+        try (NDManager m = model.manager().newSubManager();
+             GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+            NDArray logp = model.forward(m.create(ids, new Shape(b, t))).logSoftmax(-1);       // [b, t, V]
+            NDArray flat = logp.reshape((long) b * t, -1);
+            NDArray rows = flat.get(new NDIndex("{}", m.create(pick)));                       // [n, V]
+            long[] tgt = new long[n];
+            for (int q = 0; q < n; q++) {
+                tgt[q] = targets[(int) pick[q]];
+            }
+            NDArray theta = rows.gather(m.create(tgt, new Shape(n, 1)), 1).reshape(n);       // [n]
+            GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
+            NDArray scaled = r.loss().mul((float) n / total);
+            gc.backward(scaled);
+            GrpoObjective.Stats s = r.stats();
+            acc.loss += s.loss() * n / total;
+            acc.absSum += s.meanAbsOldMinusInf() * n;
+            acc.absMax = Math.max(acc.absMax, s.maxAbsOldMinusInf());
+            acc.truncated += s.tisTruncatedFraction() * n;
+            acc.clipped += s.clipFraction() * n;
+            acc.k1 += s.klK1() * n;
+            acc.k3 += s.klK3() * n;
+            float[] probs = rows.exp().toFloatArray();
+            float[] lps = rows.toFloatArray();
+            for (int i = 0; i < probs.length; i++) {
+                acc.entropy -= probs[i] * lps[i];
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        optimizer.close();
+        for (NDArray p : model.parameters().values()) {
+            p.setRequiresGradient(false);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+package io.tailguard.learner;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.tailguard.model.ModelConfig;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.RandomInit;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class GrpoLearnerTest {
+    static final ModelConfig CONFIG = new ModelConfig(11, 32, 48, 2, 4, 2, 8, 1e-6, 10_000.0, 64, true, -1);
+    static final int[] PROMPT = {1, 5, 3};
+    static final int GOOD = 7;
+
+    /** Log-probs of the next token after the prompt, in double. */
+    static double[] nextLogprobs(Qwen3Model model) {
+        try (NDManager m = NDManager.newBaseManager()) {
+            long[] ids = new long[PROMPT.length];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = PROMPT[i];
+            }
+            float[] logits = model.forward(m.create(ids, new Shape(1, ids.length))).toFloatArray();
+            int v = CONFIG.vocabSize();
+            int off = (PROMPT.length - 1) * v;
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < v; j++) {
+                max = Math.max(max, logits[off + j]);
+            }
+            double z = 0;
+            for (int j = 0; j < v; j++) {
+                z += Math.exp(logits[off + j] - max);
+            }
+            double[] lp = new double[v];
+            for (int j = 0; j < v; j++) {
+                lp[j] = logits[off + j] - max - Math.log(z);
+            }
+            return lp;
+        }
+    }
+
+    @Test
+    void policyGradientRaisesTheProbabilityOfTheRewardedToken() {
+        try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 1, 0.1, 0), Device.cpu())) {
+            double before = Math.exp(nextLogprobs(model)[GOOD]);
+            SplittableRandom rnd = new SplittableRandom(3);
+            int dropped = 0;
+            try (GrpoLearner learner = new GrpoLearner(model, 8, 8, GrpoObjective.Options.defaults(),
+                    new LrSchedule(1e-2, 0, 40, 1.0), AdamW.Options.defaults())) {
+                for (int step = 0; step < 40; step++) {
+                    double[] lp = nextLogprobs(model);
+                    List<GrpoLearner.Sample> samples = new ArrayList<>();
+                    for (int g = 0; g < 16; g++) {
+                        double u = rnd.nextDouble();
+                        int tok = 0;
+                        double acc = 0;
+                        for (int j = 0; j < lp.length; j++) {
+                            acc += Math.exp(lp[j]);
+                            if (u < acc) {
+                                tok = j;
+                                break;
+                            }
+                        }
+                        float l = (float) lp[tok];
+                        samples.add(new GrpoLearner.Sample(PROMPT, new int[] {tok}, new float[] {l}, new float[] {l}, tok == GOOD ? 1 : 0));
+                    }
+                    GrpoLearner.Report r = learner.step(samples);
+                    dropped += r.groupsDropped();
+                    if (r.objective() != null) {
+                        assertEquals(0.0, r.objective().tisTruncatedFraction());
+                        assertEquals(0.0, r.objective().klK1(), 1e-5); // on-policy: behaviour = policy
+                    }
+                }
+                assertEquals(dropped, learner.droppedGroups());
+            }
+            double after = Math.exp(nextLogprobs(model)[GOOD]);
+            assertTrue(after > 0.5 && after > before + 0.3, "p(good) " + before + " -> " + after);
+        }
+    }
+}
