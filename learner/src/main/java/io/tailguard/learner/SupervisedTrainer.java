@@ -41,6 +41,14 @@ public final class SupervisedTrainer implements AutoCloseable {
         return optimizer;
     }
 
+    /** After restoring a checkpoint: the next step is step + 1 (the learning rate follows). */
+    public void resumeAt(int step) {
+        if (step < 0) {
+            throw new IllegalArgumentException("step must be >= 0, got " + step);
+        }
+        this.step = step;
+    }
+
     public StepStats step(List<int[]> prompts, List<int[]> completions) {
         long tokens = 0;
         for (int[] c : completions) {
