@@ -1,0 +1,139 @@
+package io.tailguard.cli;
+
+import io.tailguard.model.Devices;
+import io.tailguard.model.ModelLoader;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.tokenizer.Tokenizer;
+import io.tailguard.model.tokenizer.Tokenizers;
+import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.tasks.Task;
+import io.tailguard.sync.SyncTrainer;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "train-sync", mixinStandardHelpOptions = true,
+        description = "Synchronous GRPO + TIS training in one process: sparse (or dense) rollouts, rewards, dense log-probs, one update per step.")
+final class TrainSyncCommand implements Callable<Integer> {
+    @Mixin
+    Common common;
+
+    @Option(names = "--checkpoint", required = true, description = "Starting checkpoint (with its tokenizer.json).")
+    Path checkpoint;
+
+    @Option(names = "--task", required = true, description = "Built-in task: kv-recall, pointer-chase, marked-sum.")
+    String task;
+
+    @Option(names = "--context", defaultValue = "512", description = "Prompt length in tokens (default: ${DEFAULT-VALUE}).")
+    int context;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Mode mode;
+
+    static final class Mode {
+        @ArgGroup(exclusive = false)
+        SparsityHolder sparse;
+
+        @Option(names = "--dense", description = "Dense rollouts.")
+        boolean dense;
+    }
+
+    static final class SparsityHolder {
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        SparsityOptions s;
+    }
+
+    @Option(names = "--steps", required = true, description = "Policy updates.")
+    int steps;
+
+    @Option(names = "--prompts", defaultValue = "4", description = "Prompts per step (default: ${DEFAULT-VALUE}).")
+    int prompts;
+
+    @Option(names = "--group", defaultValue = "8", description = "Samples per prompt, G (default: ${DEFAULT-VALUE}).")
+    int group;
+
+    @Option(names = "--lr", defaultValue = "1e-4", description = "Learning rate (default: ${DEFAULT-VALUE}).")
+    double lr;
+
+    @Option(names = "--seed", defaultValue = "7", description = "Run seed: prompts and sampling (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--micro-batch", defaultValue = "16", description = "Sequences per forward/backward (default: ${DEFAULT-VALUE}).")
+    int microBatch;
+
+    @Option(names = "--eval-n", defaultValue = "64", description = "Held-out prompts for pass@1 at start and end; 0 skips (default: ${DEFAULT-VALUE}).")
+    int evalN;
+
+    @Option(names = "--eval-seed", defaultValue = "1234", description = "Seed of the held-out prompts (default: ${DEFAULT-VALUE}).")
+    long evalSeed;
+
+    @Option(names = "--out", description = "Write the trained checkpoint (with optimizer and trainer state) here.")
+    Path out;
+
+    @Override
+    public Integer call() {
+        if (!io.tailguard.rollout.tasks.Tasks.builtinNames().contains(task)) {
+            throw new BadInput("--task: train-sync takes a built-in task (" + String.join(", ", io.tailguard.rollout.tasks.Tasks.builtinNames()) + ")");
+        }
+        Schedule schedule = mode.dense ? Schedule.dense() : mode.sparse.s.resolve();
+        SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, Math.min(5, steps / 10), seed, microBatch,
+                evalN, evalSeed);
+        Task t = io.tailguard.rollout.tasks.Tasks.builtin(task, context);
+        Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
+        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+            long start = System.nanoTime();
+            SyncTrainer.Result r = new SyncTrainer(model, tok, t, schedule, o).run(line -> {
+                var l = line.learner();
+                String stats = l.objective() == null ? "all groups degenerate"
+                        : String.format("loss %.4f clip %.3f tis-trunc %.3f k3 %.2e entropy %.3f grad %.3f",
+                        l.objective().loss(), l.objective().clipFraction(), l.objective().tisTruncatedFraction(),
+                        l.objective().klK3(), l.entropy(), l.gradNorm());
+                String text = String.format("step %d reward %.3f pass %.3f groups %d/%d %s rollout %.1fs learn %.1fs",
+                        line.step(), line.meanReward(), line.passRate(), l.groupsKept(), l.groupsKept() + l.groupsDropped(),
+                        stats, line.rolloutSeconds(), line.learnSeconds());
+                if (common.json) {
+                    Map<String, Object> j = new LinkedHashMap<>();
+                    j.put("step", line.step());
+                    j.put("reward", Progress.round(line.meanReward(), 4));
+                    j.put("pass", Progress.round(line.passRate(), 4));
+                    j.put("groups_kept", l.groupsKept());
+                    j.put("groups_dropped", l.groupsDropped());
+                    if (l.objective() != null) {
+                        j.put("loss", l.objective().loss());
+                        j.put("clip_fraction", l.objective().clipFraction());
+                        j.put("tis_truncated_fraction", l.objective().tisTruncatedFraction());
+                        j.put("mean_abs_old_minus_inf", l.objective().meanAbsOldMinusInf());
+                        j.put("max_abs_old_minus_inf", l.objective().maxAbsOldMinusInf());
+                        j.put("kl_k1", l.objective().klK1());
+                        j.put("kl_k3", l.objective().klK3());
+                        j.put("entropy", l.entropy());
+                        j.put("grad_norm", l.gradNorm());
+                    }
+                    j.put("rollout_seconds", Progress.round(line.rolloutSeconds(), 3));
+                    j.put("learn_seconds", Progress.round(line.learnSeconds(), 3));
+                    Json.print(j);
+                } else {
+                    System.out.println(text);
+                }
+            }, out, checkpoint.toString());
+            Map<String, Object> res = new LinkedHashMap<>();
+            res.put("pass_at_1_start", r.passAt1Start());
+            res.put("pass_at_1_end", r.passAt1End());
+            res.put("rollout_speedup", Progress.round(r.rolloutSpeedup(), 3));
+            res.put("steps", steps);
+            res.put("seconds", Progress.round((System.nanoTime() - start) / 1e9, 1));
+            res.put("schedule", mode.dense ? "dense" : mode.sparse.s.describe());
+            if (out != null) {
+                res.put("checkpoint", out.toString());
+            }
+            Json.print(res);
+        }
+        return 0;
+    }
+}
