@@ -26,6 +26,8 @@ public final class YaqaQuantizer {
     /** Sketch A power-iteration rounds after the H_I = Σ x xᵀ start (two passes each). */
     public static final int DEFAULT_SKETCH_A_ROUNDS = 1;
 
+    private static final long LABEL_STREAM = 0x5DEECE66DL;
+
     /** The quantized model and each layer's proxy error tr(ΔW H_I ΔWᵀ H_O) under its prepared factors. */
     public record Result(QuantizedModel model, Map<String, Double> proxyErrors) {}
 
@@ -57,15 +59,25 @@ public final class YaqaQuantizer {
                 }
             }
         }
-        // Label sampling and incoherence signs draw from separate streams of one seed.
-        SplittableRandom root = new SplittableRandom(seed);
-        long labelSeed = root.nextLong();
-        HessianSketch sketch = switch (method) {
+        return quantize(model, sketch(model, calibration, method, seed), bits, method, seed, groupSize);
+    }
+
+    /** The Hessian factors a method needs (null for RTN), from the original model. */
+    static HessianSketch sketch(Qwen3Model model, List<int[]> calibration, Method method, long seed) {
+        // Labels draw from a stream of their own, unrelated to the incoherence signs' stream.
+        long labelSeed = new SplittableRandom(seed ^ LABEL_STREAM).nextLong();
+        return switch (method) {
             case RTN -> null;
             case LDLQ -> HessianSketch.inputsOnly(model, calibration);
             case YAQA_A -> HessianSketch.sketchA(model, calibration, labelSeed, DEFAULT_SKETCH_A_ROUNDS);
             case YAQA_B -> HessianSketch.sketchB(model, calibration, labelSeed);
         };
+    }
+
+    /** Rounds every linear layer with precomputed factors (one sketch can serve several widths). */
+    static Result quantize(Qwen3Model model, HessianSketch sketch, int bits, Method method, long seed, int groupSize) {
+        ModelConfig c = model.config();
+        SplittableRandom root = new SplittableRandom(seed);
         Map<String, float[]> host = model.hostWeights();
         Map<String, long[]> shapes = ParameterShapes.of(c);
         Map<String, QuantizedLinear> linears = new LinkedHashMap<>();
