@@ -82,7 +82,12 @@ public final class QuantizedCheckpoint {
             if (Files.exists(target)) {
                 Path old = target.resolveSibling("." + target.getFileName() + ".old-" + System.nanoTime());
                 Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+                try {
+                    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+                } catch (IOException ex) {
+                    Files.move(old, target, StandardCopyOption.ATOMIC_MOVE); // put the previous one back
+                    throw ex;
+                }
                 deleteTree(old);
             } else {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
