@@ -1,0 +1,148 @@
+package io.tailguard.compression;
+
+import io.tailguard.model.ModelConfig;
+import io.tailguard.model.Qwen3Model;
+
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Kronecker factors H ≈ H_O ⊗ H_I of every linear layer's Hessian (ALGORITHMS.md §7), collected
+ * on the original model in one sweep over the calibration data per pass.
+ *
+ * <ul>
+ *   <li>{@link #inputsOnly} (GPTQ/LDLQ): H_I = Σ_t x_t x_tᵀ, H_O = I (null).</li>
+ *   <li>{@link #sketchA}: start H_I = Σ x xᵀ, then alternate H_O ← Σ (x_tᵀ H_I x_t) g_t g_tᵀ / ‖H_I‖²_F
+ *       and H_I ← Σ (g_tᵀ H_O g_t) x_t x_tᵀ / ‖H_O‖²_F, one forward/backward pass each: the power
+ *       iteration for the nearest Kronecker product, treating tokens as independent samples.</li>
+ *   <li>{@link #sketchB}: per sequence G_s = Σ_t g_t x_tᵀ; H_I = E[G_sᵀ G_s] / m and
+ *       H_O = E[G_s G_sᵀ] / n, one pass.</li>
+ * </ul>
+ *
+ * @param in  H_I per layer name, [n, n]
+ * @param out H_O per layer name, [m, m]; absent for LDLQ
+ */
+record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
+
+    static HessianSketch inputsOnly(Qwen3Model model, List<int[]> calibration) {
+        Map<String, double[][]> in = newFactors(model.config(), true);
+        new TappedForward(model).run(calibration, false, 0, tap ->
+                accumulateWeighted(in.get(tap.name()), tap.x(), tap.tokens(), tap.in(), null));
+        return new HessianSketch(in, Map.of());
+    }
+
+    static HessianSketch sketchB(Qwen3Model model, List<int[]> calibration, long seed) {
+        ModelConfig c = model.config();
+        Map<String, double[][]> in = newFactors(c, true);
+        Map<String, double[][]> out = newFactors(c, false);
+        new TappedForward(model).run(calibration, true, seed, tap -> {
+            int m = tap.out();
+            int n = tap.in();
+            double[][] g = new double[m][n]; // G_s = Σ_t g_t x_tᵀ
+            for (int t = 0; t < tap.tokens(); t++) {
+                for (int i = 0; i < m; i++) {
+                    double gi = tap.g()[t * m + i];
+                    if (gi == 0) {
+                        continue;
+                    }
+                    double[] row = g[i];
+                    for (int j = 0; j < n; j++) {
+                        row[j] += gi * tap.x()[t * n + j];
+                    }
+                }
+            }
+            addScaled(in.get(tap.name()), Matrices.multiply(Matrices.transpose(g), g), 1.0 / m);
+            addScaled(out.get(tap.name()), Matrices.multiply(g, Matrices.transpose(g)), 1.0 / n);
+        });
+        // The mean over sequences; a constant factor, kept so the numbers mean what §7 says.
+        double s = 1.0 / calibration.size();
+        in.values().forEach(h -> scale(h, s));
+        out.values().forEach(h -> scale(h, s));
+        return new HessianSketch(in, out);
+    }
+
+    static HessianSketch sketchA(Qwen3Model model, List<int[]> calibration, long seed, int rounds) {
+        ModelConfig c = model.config();
+        TappedForward forward = new TappedForward(model);
+        Map<String, double[][]> in = inputsOnly(model, calibration).in();
+        Map<String, double[][]> out = new HashMap<>();
+        for (int round = 0; round < rounds; round++) {
+            Map<String, double[][]> newOut = newFactors(c, false);
+            Map<String, double[][]> hIn = in;
+            forward.run(calibration, true, seed, tap -> accumulateWeighted(newOut.get(tap.name()), tap.g(), tap.tokens(),
+                    tap.out(), quadraticForms(hIn.get(tap.name()), tap.x(), tap.tokens(), tap.in())));
+            newOut.forEach((name, h) -> scale(h, 1 / Matrices.frobeniusSquared(hIn.get(name))));
+            out = newOut;
+            Map<String, double[][]> newIn = newFactors(c, true);
+            Map<String, double[][]> hOut = out;
+            forward.run(calibration, true, seed, tap -> accumulateWeighted(newIn.get(tap.name()), tap.x(), tap.tokens(),
+                    tap.in(), quadraticForms(hOut.get(tap.name()), tap.g(), tap.tokens(), tap.out())));
+            newIn.forEach((name, h) -> scale(h, 1 / Matrices.frobeniusSquared(hOut.get(name))));
+            in = newIn;
+        }
+        return new HessianSketch(in, out);
+    }
+
+    private static Map<String, double[][]> newFactors(ModelConfig c, boolean inputSide) {
+        Map<String, double[][]> f = new LinkedHashMap<>();
+        Map<String, long[]> shapes = io.tailguard.model.ParameterShapes.of(c);
+        for (String name : TappedForward.linearNames(c)) {
+            int d = (int) shapes.get(name)[inputSide ? 1 : 0];
+            f.put(name, new double[d][d]);
+        }
+        return f;
+    }
+
+    /** v_tᵀ H v_t for each token: the weights Sketch A puts on the other side's outer products. */
+    private static double[] quadraticForms(double[][] h, float[] v, int tokens, int d) {
+        double[] q = new double[tokens];
+        for (int t = 0; t < tokens; t++) {
+            double s = 0;
+            for (int i = 0; i < d; i++) {
+                double vi = v[t * d + i];
+                double hv = 0;
+                for (int j = 0; j < d; j++) {
+                    hv += h[i][j] * v[t * d + j];
+                }
+                s += vi * hv;
+            }
+            q[t] = s;
+        }
+        return q;
+    }
+
+    /** into += Σ_t weight_t v_t v_tᵀ (weight 1 when weights is null); v [tokens, d] row-major. */
+    private static void accumulateWeighted(double[][] into, float[] v, int tokens, int d, double[] weights) {
+        for (int t = 0; t < tokens; t++) {
+            double wt = weights == null ? 1 : weights[t];
+            for (int i = 0; i < d; i++) {
+                double vi = wt * v[t * d + i];
+                if (vi == 0) {
+                    continue;
+                }
+                double[] row = into[i];
+                for (int j = 0; j < d; j++) {
+                    row[j] += vi * v[t * d + j];
+                }
+            }
+        }
+    }
+
+    private static void addScaled(double[][] into, double[][] a, double s) {
+        for (int i = 0; i < into.length; i++) {
+            for (int j = 0; j < into.length; j++) {
+                into[i][j] += s * a[i][j];
+            }
+        }
+    }
+
+    private static void scale(double[][] h, double s) {
+        for (double[] row : h) {
+            for (int j = 0; j < row.length; j++) {
+                row[j] *= s;
+            }
+        }
+    }
+}

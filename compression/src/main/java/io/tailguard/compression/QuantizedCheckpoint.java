@@ -1,0 +1,202 @@
+package io.tailguard.compression;
+
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.tailguard.model.ModelConfig;
+import io.tailguard.model.ModelLoader;
+import io.tailguard.model.io.CheckpointDir;
+import io.tailguard.model.io.ConfigJson;
+import io.tailguard.model.io.DType;
+import io.tailguard.model.io.HostTensor;
+import io.tailguard.model.io.Manifest;
+import io.tailguard.model.io.SafeTensors;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The on-disk form of a {@link QuantizedModel}, a directory:
+ * <pre>
+ *   config.json        the Qwen3 config, as in any checkpoint
+ *   quant.json         the scheme: method, bits, group size, quantizer, incoherence, per-layer shapes
+ *   quant.safetensors  per linear layer N: N.codes (U8, codes bit-packed LSB first),
+ *                      N.scales (F16 [rows, groups]), N.signs_out / N.signs_in (U8, 1 bit each, 1 = −1)
+ *   dense.safetensors  the tensors left in float32 (embedding, norms, untied lm_head)
+ *   manifest.json      sha256 of every file, written last
+ * </pre>
+ * Written into a temporary sibling directory and renamed into place, so a reader never sees a
+ * half-written checkpoint. Loading verifies the manifest and rebuilds the codes exactly.
+ */
+public final class QuantizedCheckpoint {
+    public static final String FORMAT = "tailguard-quant-v1";
+    public static final String QUANT_JSON = "quant.json";
+    public static final String QUANT_TENSORS = "quant.safetensors";
+    public static final String DENSE_TENSORS = "dense.safetensors";
+
+    private QuantizedCheckpoint() {}
+
+    public static void write(Path dir, QuantizedModel q, long version, String parent) {
+        Path target = dir.toAbsolutePath().normalize();
+        Path tmp;
+        try {
+            Files.createDirectories(target.getParent());
+            tmp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + ".tmp-");
+        } catch (IOException ex) {
+            throw new UncheckedIOException(target + ": cannot create a temporary directory: " + ex.getMessage(), ex);
+        }
+        try {
+            Files.writeString(tmp.resolve(CheckpointDir.CONFIG), ConfigJson.toJson(q.config(), DType.F32));
+            Files.writeString(tmp.resolve(QUANT_JSON), schemeJson(q));
+            Map<String, ByteTensors.Entry> packed = new TreeMap<>();
+            for (QuantizedLinear l : q.linears().values()) {
+                int groups = GroupQuantizer.groupsOf(l.cols(), l.groupSize());
+                byte[] codes = PackedCodes.pack(l.codes(), l.bits());
+                packed.put(l.name() + ".codes", new ByteTensors.Entry("U8", new long[] {codes.length}, codes));
+                packed.put(l.name() + ".scales", new ByteTensors.Entry("F16", new long[] {l.rows(), groups}, halves(l.steps())));
+                byte[] so = PackedCodes.packSigns(l.signsOut());
+                byte[] si = PackedCodes.packSigns(l.signsIn());
+                packed.put(l.name() + ".signs_out", new ByteTensors.Entry("U8", new long[] {so.length}, so));
+                packed.put(l.name() + ".signs_in", new ByteTensors.Entry("U8", new long[] {si.length}, si));
+            }
+            ByteTensors.write(tmp.resolve(QUANT_TENSORS), packed, Map.of("format", FORMAT));
+            Map<String, HostTensor> dense = new TreeMap<>();
+            Map<String, long[]> shapes = io.tailguard.model.ParameterShapes.of(q.config());
+            q.dense().forEach((name, v) -> dense.put(name, HostTensor.ofFloats(shapes.get(name), v, DType.F32)));
+            SafeTensors.write(tmp.resolve(DENSE_TENSORS), dense, Map.of("format", "pt"));
+            TreeMap<String, String> sums = new TreeMap<>();
+            try (var files = Files.list(tmp)) {
+                for (Path f : (Iterable<Path>) files::iterator) {
+                    sums.put(f.getFileName().toString(), Manifest.sha256(f));
+                }
+            }
+            Files.writeString(tmp.resolve(Manifest.FILE_NAME), new Manifest(version, parent, 0, 0, sums).toJson());
+            if (Files.exists(target)) {
+                Path old = target.resolveSibling("." + target.getFileName() + ".old-" + System.nanoTime());
+                Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
+                try {
+                    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+                } catch (IOException ex) {
+                    Files.move(old, target, StandardCopyOption.ATOMIC_MOVE); // put the previous one back
+                    throw ex;
+                }
+                deleteTree(old);
+            } else {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            }
+        } catch (IOException ex) {
+            deleteTree(tmp);
+            throw new UncheckedIOException(target + ": cannot write quantized checkpoint: " + ex, ex);
+        } catch (RuntimeException ex) {
+            deleteTree(tmp);
+            throw ex;
+        }
+    }
+
+    public static QuantizedModel read(Path dir) {
+        Manifest.read(dir).verify(dir);
+        ModelConfig config = ConfigJson.read(dir.resolve(CheckpointDir.CONFIG));
+        JsonObject scheme;
+        try {
+            scheme = JsonParser.parseString(Files.readString(dir.resolve(QUANT_JSON))).getAsJsonObject();
+        } catch (IOException ex) {
+            throw new UncheckedIOException(dir.resolve(QUANT_JSON) + ": cannot read: " + ex.getMessage(), ex);
+        }
+        if (!FORMAT.equals(scheme.get("format").getAsString())) {
+            throw new IllegalArgumentException(dir + ": unknown quantization format " + scheme.get("format"));
+        }
+        int bits = scheme.get("bits").getAsInt();
+        int groupSize = scheme.get("group_size").getAsInt();
+        Map<String, ByteTensors.Entry> packed = ByteTensors.read(dir.resolve(QUANT_TENSORS));
+        Map<String, QuantizedLinear> linears = new LinkedHashMap<>();
+        for (Map.Entry<String, com.google.gson.JsonElement> e : scheme.getAsJsonObject("layers").entrySet()) {
+            String name = e.getKey();
+            JsonObject l = e.getValue().getAsJsonObject();
+            int rows = l.get("rows").getAsInt();
+            int cols = l.get("cols").getAsInt();
+            byte[] codes = PackedCodes.unpack(need(packed, name + ".codes").data(), rows * cols, bits);
+            float[] steps = floats(need(packed, name + ".scales").data());
+            byte[] so = PackedCodes.unpackSigns(need(packed, name + ".signs_out").data(), rows);
+            byte[] si = PackedCodes.unpackSigns(need(packed, name + ".signs_in").data(), cols);
+            linears.put(name, new QuantizedLinear(name, rows, cols, bits, groupSize, codes, steps, so, si));
+        }
+        Map<String, float[]> dense = new LinkedHashMap<>();
+        SafeTensors.read(dir.resolve(DENSE_TENSORS)).forEach((name, t) -> dense.put(name, t.toFloats()));
+        return new QuantizedModel(config, Method.valueOf(scheme.get("method").getAsString()), bits, groupSize,
+                scheme.get("seed").getAsLong(), linears, dense);
+    }
+
+    /** Writes the dequantized weights as a plain float32 Hugging Face checkpoint (--export-dequantized). */
+    public static void exportDequantized(QuantizedModel q, Path dir) {
+        CheckpointDir.write(dir, q.config(), ModelLoader.hostTensors(q.config(), q.dequantizedWeights()), DType.F32,
+                null, Map.of(), 0, null, 0, 0);
+    }
+
+    private static String schemeJson(QuantizedModel q) {
+        JsonObject o = new JsonObject();
+        o.addProperty("format", FORMAT);
+        o.addProperty("method", q.method().name());
+        o.addProperty("bits", q.bits());
+        o.addProperty("group_size", q.groupSize());
+        o.addProperty("group_axis", "input");
+        o.addProperty("seed", q.seed());
+        o.addProperty("quantizer", "uniform mid-rise: w = scale * (code - (2^bits - 1) / 2), code in [0, 2^bits)");
+        o.addProperty("code_packing", "bits little-endian: code i at stream bits [i*bits, (i+1)*bits), bit k in byte k/8 at position k%8");
+        o.addProperty("incoherence", "W = diag(s_out) Had_out W~ Had_in diag(s_in); Had orthonormal Sylvester Hadamard,"
+                + " block-diagonal with block = largest power of two dividing the dimension; signs 1 bit each, 1 = -1");
+        o.addProperty("tile", TwoSidedRounding.TILE);
+        JsonObject layers = new JsonObject();
+        for (QuantizedLinear l : q.linears().values()) {
+            JsonObject j = new JsonObject();
+            j.addProperty("rows", l.rows());
+            j.addProperty("cols", l.cols());
+            j.addProperty("hadamard_block_out", Incoherence.hadamardBlock(l.rows()));
+            j.addProperty("hadamard_block_in", Incoherence.hadamardBlock(l.cols()));
+            layers.add(l.name(), j);
+        }
+        o.add("layers", layers);
+        return new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create().toJson(o) + "\n";
+    }
+
+    private static ByteTensors.Entry need(Map<String, ByteTensors.Entry> packed, String name) {
+        ByteTensors.Entry e = packed.get(name);
+        if (e == null) {
+            throw new IllegalArgumentException(QUANT_TENSORS + " lacks tensor " + name);
+        }
+        return e;
+    }
+
+    private static byte[] halves(float[] v) {
+        ByteBuffer b = ByteBuffer.allocate(2 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+        for (float f : v) {
+            b.putShort(DType.floatToF16Bits(f));
+        }
+        return b.array();
+    }
+
+    private static float[] floats(byte[] halfBytes) {
+        ByteBuffer b = ByteBuffer.wrap(halfBytes).order(ByteOrder.LITTLE_ENDIAN);
+        float[] out = new float[halfBytes.length / 2];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = DType.f16BitsToFloat(b.getShort(2 * i));
+        }
+        return out;
+    }
+
+    private static void deleteTree(Path root) {
+        try (var walk = Files.walk(root)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException | UncheckedIOException ignored) {
+            // cleanup must never mask the original failure
+        }
+    }
+
+}
