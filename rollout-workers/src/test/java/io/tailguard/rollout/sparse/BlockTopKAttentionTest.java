@@ -127,7 +127,7 @@ class BlockTopKAttentionTest {
                 mask[i * span + j] = -1e30f;
             }
         }
-        return new DecodeStep(lengths, span, m.create(mask, new Shape(lengths.length, 1, 1, span)));
+        return new DecodeStep(lengths, span, m.create(mask, new Shape(lengths.length, 1, 1, span)), m);
     }
 
     void check(int[] lengths, int budget) {
