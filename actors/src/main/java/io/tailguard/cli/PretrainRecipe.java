@@ -30,7 +30,7 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
 
     static final int DEFAULT_STEPS = 1200;
     static final int DEFAULT_BATCH = 8;
-    static final double DEFAULT_LR = 1e-2;
+    static final double DEFAULT_LR = 3e-3;
 
     PretrainRecipe {
         if (steps < 1) {
