@@ -54,7 +54,7 @@ final class CalibrateCommand implements Callable<Integer> {
     @Mixin
     Common common;
 
-    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory (with its tokenizer.json).")
+    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory (with its tokenizer.json); \"default\" is the embedded default, trained once and cached.")
     Path checkpoint;
 
     @Mixin
@@ -107,6 +107,7 @@ final class CalibrateCommand implements Callable<Integer> {
                 throw new BadInput("--contexts: lengths must be >= 1, got " + c);
             }
         }
+        checkpoint = Checkpoints.resolve(checkpoint);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         List<Group> groups = new ArrayList<>();
         if (task.isDataset()) {

@@ -32,7 +32,7 @@ final class EvalCommand implements Callable<Integer> {
     @Mixin
     Common common;
 
-    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory (with its tokenizer.json).")
+    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory (with its tokenizer.json); \"default\" is the embedded default, trained once and cached.")
     Path checkpoint;
 
     @Mixin
@@ -89,6 +89,7 @@ final class EvalCommand implements Callable<Integer> {
         Schedule schedule = SparsityOptions.resolveOrDense(sparsity);
         AttentionKernel kernel = schedule.isDense() ? AttentionKernel.DENSE : BlockTopKAttention.of(schedule);
         Task tk = task.resolve(context);
+        checkpoint = Checkpoints.resolve(checkpoint);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         Evaluator.EvalOptions o = new Evaluator.EvalOptions(n, samples, t, seed, maxNew, batch);
         Evaluator.EvalResult r;

@@ -30,7 +30,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     Common common;
 
-    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory.")
+    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory; \"default\" is the embedded default, trained once and cached.")
     Path checkpoint;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
@@ -70,6 +70,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxNew < 1) {
             throw new BadInput("--max-new must be >= 1, got " + maxNew);
         }
+        checkpoint = Checkpoints.resolve(checkpoint);
         Optional<Tokenizer> tok = Tokenizers.maybeFromCheckpoint(checkpoint);
         int[] ids;
         if (prompt.text != null) {

@@ -12,7 +12,8 @@ import java.util.ServiceLoader;
  */
 @Command(name = "tailguard", mixinStandardHelpOptions = true, version = "tailguard 0.1.0",
         description = "RLVR training with tail-guarded sparse-attention rollouts.",
-        subcommands = {InitModelCommand.class, GenerateCommand.class, TrainSyncCommand.class, EvalCommand.class, MismatchCommand.class,
+        subcommands = {InitModelCommand.class, PretrainCommand.class, GenerateCommand.class, TrainSyncCommand.class,
+                EvalCommand.class, MismatchCommand.class,
                 CalibrateCommand.class})
 public final class Main {
     public static final int BAD_INPUT = 2;

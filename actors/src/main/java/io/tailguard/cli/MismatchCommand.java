@@ -33,7 +33,7 @@ final class MismatchCommand implements Callable<Integer> {
     @Mixin
     Common common;
 
-    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory (with its tokenizer.json).")
+    @Option(names = "--checkpoint", required = true, description = "Checkpoint directory (with its tokenizer.json); \"default\" is the embedded default, trained once and cached.")
     Path checkpoint;
 
     @Mixin
@@ -74,6 +74,7 @@ final class MismatchCommand implements Callable<Integer> {
         task.validate();
         Schedule schedule = sparsity.resolve();
         Task tk = task.resolve(context);
+        checkpoint = Checkpoints.resolve(checkpoint);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         TailMeasurement.Result r;
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {

@@ -14,8 +14,14 @@ final class Progress {
     }
 
     void update(int done, int total) {
+        update(done, total, "");
+    }
+
+    /** As {@link #update(int, int)}, with a short note (a loss, a rate) after the count. */
+    void update(int done, int total, String note) {
         int filled = total == 0 ? WIDTH : (int) ((long) WIDTH * done / total);
-        System.err.print("\r" + label + " [" + "#".repeat(filled) + " ".repeat(WIDTH - filled) + "] " + done + "/" + total);
+        System.err.print("\r" + label + " [" + "#".repeat(filled) + " ".repeat(WIDTH - filled) + "] " + done + "/" + total
+                + (note.isEmpty() ? "" : " " + note));
         open = true;
         if (done >= total) {
             finish();

@@ -24,7 +24,8 @@ final class TrainSyncCommand implements Callable<Integer> {
     @Mixin
     Common common;
 
-    @Option(names = "--checkpoint", required = true, description = "Starting checkpoint (with its tokenizer.json).")
+    @Option(names = "--checkpoint", required = true,
+            description = "Starting checkpoint (with its tokenizer.json); 'default' is the embedded default, pretrained on first use.")
     Path checkpoint;
 
     @Option(names = "--task", required = true, description = "Built-in task: kv-recall, pointer-chase, marked-sum.")
@@ -82,6 +83,7 @@ final class TrainSyncCommand implements Callable<Integer> {
             throw new BadInput("--task: train-sync takes a built-in task (" + String.join(", ", io.tailguard.rollout.tasks.Tasks.builtinNames()) + ")");
         }
         Schedule schedule = mode.dense ? Schedule.dense() : mode.sparse.s.resolve();
+        checkpoint = Checkpoints.resolve(checkpoint);
         SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, Math.min(5, steps / 10), seed, microBatch,
                 evalN, evalSeed);
         Task t = io.tailguard.rollout.tasks.Tasks.builtin(task, context);

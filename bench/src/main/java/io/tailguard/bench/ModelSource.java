@@ -15,7 +15,7 @@ import java.util.Map;
 
 /** A benchmark's model: a checkpoint directory, or a preset with random weights from a seed. */
 final class ModelSource {
-    @Option(names = "--checkpoint", description = "Checkpoint directory.")
+    @Option(names = "--checkpoint", description = "Checkpoint directory; \"default\" is the embedded default, trained once and cached.")
     Path checkpoint;
 
     @Option(names = "--preset", description = "A preset with random weights (tiny, small).")
@@ -29,7 +29,7 @@ final class ModelSource {
 
     Qwen3Model open(Device device, long seed) {
         if (checkpoint != null) {
-            return ModelLoader.load(checkpoint, device);
+            return ModelLoader.load(io.tailguard.cli.Checkpoints.resolve(checkpoint), device);
         }
         ModelConfig c = presetConfig(preset);
         return Qwen3Model.create(c, RandomInit.weights(c, seed, 0.02, 0.0), device);
@@ -38,7 +38,7 @@ final class ModelSource {
     /** A checkpoint directory for peers that read files: the given one, or the preset written under tmp. */
     Path directory(long seed, Path tmp) {
         if (checkpoint != null) {
-            return checkpoint;
+            return io.tailguard.cli.Checkpoints.resolve(checkpoint);
         }
         ModelConfig c = presetConfig(preset);
         Path dir = tmp.resolve("model");

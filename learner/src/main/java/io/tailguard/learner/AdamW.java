@@ -78,12 +78,27 @@ public final class AdamW implements AutoCloseable {
                 NDArray vi = v.get(name);
                 mi.muli(o.beta1()).addi(g.mul(1 - o.beta1()));
                 vi.muli(o.beta2()).addi(g.square().mul(1 - o.beta2()));
-                NDArray update = mi.div(bc1).div(vi.div(bc2).sqrt().add(o.eps()));
-                if (o.weightDecay() > 0 && p.getShape().dimension() > 1) {
-                    p.subi(p.mul(lr * o.weightDecay()));
-                }
-                p.subi(update.mul(lr));
+                // Every temporary goes into scope: an op's result belongs to its first operand's
+                // manager, and the moments and parameters live as long as the run (a leak of
+                // several parameter-sized arrays per step otherwise).
+                NDArray mHat = mi.div(bc1);
+                scope.attachAll(mHat);
+                NDArray vHat = vi.div(bc2);
+                scope.attachAll(vHat);
+                NDArray root = vHat.sqrt();
+                scope.attachAll(root);
+                NDArray denom = root.add(o.eps());
+                scope.attachAll(denom);
+                NDArray update = mHat.div(denom);
                 scope.attachAll(g, update);
+                if (o.weightDecay() > 0 && p.getShape().dimension() > 1) {
+                    NDArray decay = p.mul(lr * o.weightDecay());
+                    scope.attachAll(decay);
+                    p.subi(decay);
+                }
+                NDArray delta = update.mul(lr);
+                scope.attachAll(delta);
+                p.subi(delta);
             }
             return norm;
         }

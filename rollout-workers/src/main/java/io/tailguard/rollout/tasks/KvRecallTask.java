@@ -1,6 +1,7 @@
 package io.tailguard.rollout.tasks;
 
 import java.util.List;
+import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -47,6 +48,33 @@ final class KvRecallTask extends BuiltinTask {
         int q = rng.nextInt(Math.max(1, (int) (n * FAR_FRACTION)));
         sb.append('?').append(keys.get(q)).append('=');
         return new Prompt(id, sb.toString(), values[q]);
+    }
+
+    /**
+     * The header and the first half of a body of pairs, then query lines "?key=value" for keys drawn
+     * uniformly from that half, up to the context length: a prompt's query and its completion, many
+     * times over, at every distance. Query lines are read as well as written, so later ones may look
+     * up a key that an earlier query repeated.
+     */
+    @Override
+    public Optional<String> practice(long seed, long index) {
+        SplittableRandom rng = rng(NAME + "/practice", seed, index);
+        String header = NAME + "\n";
+        int keyLen = labelLength(KEY_ALPHABET, contextTokens / 8);
+        int lineLen = keyLen + 5;
+        int pairs = Math.max(2, bodyLines(header.length() + keyLen + 2, lineLen, 4) / 2);
+        List<String> keys = distinctLabels(rng, KEY_ALPHABET, keyLen, pairs);
+        String[] values = new String[pairs];
+        StringBuilder sb = new StringBuilder(contextTokens + 16).append(header);
+        for (int i = 0; i < pairs; i++) {
+            values[i] = String.format("%03d", rng.nextInt(1000));
+            sb.append(keys.get(i)).append('=').append(values[i]).append('\n');
+        }
+        while (sb.length() + lineLen + 1 <= contextTokens) {
+            int q = rng.nextInt(pairs);
+            sb.append('?').append(keys.get(q)).append('=').append(values[q]).append('\n');
+        }
+        return Optional.of(sb.toString());
     }
 
     @Override

@@ -1,0 +1,115 @@
+package io.tailguard.cli;
+
+import com.google.gson.JsonObject;
+import io.tailguard.model.io.Manifest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static io.tailguard.cli.CliBadInputTest.assertBadInput;
+import static io.tailguard.cli.CliBadInputTest.cli;
+import static io.tailguard.cli.TaskCommandsTest.assertKeys;
+import static io.tailguard.cli.TaskCommandsTest.lastJson;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** pretrain end to end with a few steps, its determinism and bad input; --checkpoint default. */
+class PretrainCommandTest {
+    @TempDir
+    Path tmp;
+
+    JsonObject pretrain(Path out, long seed) {
+        return lastJson(cli("pretrain", "--task", "kv-recall", "--preset", "tiny", "--context", "96", "--out", out.toString(),
+                "--steps", "3", "--batch", "2", "--seed", "" + seed, "--eval-n", "2", "--json"));
+    }
+
+    static String weightsHash(Path dir) {
+        return Manifest.read(dir).sha256().get("model.safetensors");
+    }
+
+    @Test
+    void writesACompleteCheckpointThatTheOtherCommandsLoad() {
+        Path out = tmp.resolve("warm");
+        JsonObject o = pretrain(out, 0);
+        assertKeys(o, "checkpoint", "pass_at_1", "steps", "seconds", "task", "context");
+        assertEquals(out.toString(), o.get("checkpoint").getAsString());
+        assertEquals(3, o.get("steps").getAsInt());
+        assertEquals("kv-recall", o.get("task").getAsString());
+        assertEquals(96, o.get("context").getAsInt());
+        double pass = o.get("pass_at_1").getAsDouble();
+        assertTrue(pass >= 0 && pass <= 1, "pass@1 " + pass);
+        for (String f : new String[] {"config.json", "model.safetensors", "tokenizer.json", "manifest.json", "pretrain.json"}) {
+            assertTrue(Files.isRegularFile(out.resolve(f)), f);
+        }
+        assertEquals(3, Manifest.read(out).step());
+        lastJson(cli("generate", "--checkpoint", out.toString(), "--prompt", "kv-recall\nab=123\n?ab=", "--max-new", "4", "--json"));
+        JsonObject e = lastJson(cli("eval", "--checkpoint", out.toString(), "--task", "kv-recall", "--context", "96", "--n", "2", "--json"));
+        assertEquals(2, e.get("n").getAsInt());
+    }
+
+    @Test
+    void theSameSeedGivesTheSameWeights() {
+        pretrain(tmp.resolve("a"), 7);
+        pretrain(tmp.resolve("b"), 7);
+        pretrain(tmp.resolve("c"), 8);
+        assertEquals(weightsHash(tmp.resolve("a")), weightsHash(tmp.resolve("b")));
+        assertNotEquals(weightsHash(tmp.resolve("a")), weightsHash(tmp.resolve("c")));
+    }
+
+    @Test
+    void badInputExitsTwo() {
+        String out = tmp.resolve("x").toString();
+        assertBadInput(cli("pretrain", "--task", "no-such-task", "--out", out, "--steps", "1"), "no-such-task");
+        assertBadInput(cli("pretrain", "--task", "math", "--out", out, "--steps", "1"), "math", "dataset");
+        assertBadInput(cli("pretrain", "--task", "kv-recall", "--context", "32", "--out", out, "--steps", "1"), "--context");
+        assertBadInput(cli("pretrain", "--task", "kv-recall", "--out", out, "--steps", "0"), "--steps");
+        assertBadInput(cli("pretrain", "--task", "kv-recall", "--preset", "huge", "--out", out, "--steps", "1"), "huge");
+        assertTrue(Files.notExists(tmp.resolve("x")));
+    }
+
+    // ---------------------------------------------------------------- --checkpoint default
+
+    static PretrainRecipe stub() {
+        return PretrainRecipe.of("kv-recall", "tiny", 64, 2, 2, 1e-3, 0);
+    }
+
+    @Test
+    void defaultIsTrainedOnceIntoTheCacheAndThenReused() throws Exception {
+        Path root = tmp.resolve("cache");
+        Path dir = Checkpoints.resolve(Path.of(Checkpoints.DEFAULT), root, stub());
+        assertEquals(root.resolve("default-" + stub().hash()), dir);
+        assertTrue(Files.isRegularFile(dir.resolve("manifest.json")));
+        assertEquals(2, Manifest.read(dir).step());
+        var written = Files.getLastModifiedTime(dir.resolve("model.safetensors"));
+        Thread.sleep(20);
+        assertEquals(dir, Checkpoints.resolve(Path.of("default"), root, stub()));
+        assertEquals(written, Files.getLastModifiedTime(dir.resolve("model.safetensors")), "reused, not retrained");
+        // A different recipe is a different default.
+        assertNotEquals(stub().hash(), PretrainRecipe.of("kv-recall", "tiny", 64, 3, 2, 1e-3, 0).hash());
+    }
+
+    @Test
+    void aPreSeededCacheIsUsedWithoutTraining() {
+        Path root = tmp.resolve("seeded");
+        Path dir = Checkpoints.defaultDir(root, PretrainRecipe.embeddedDefault());
+        assertEquals(0, cli("init-model", "--preset", "tiny", "--out", dir.toString()).code());
+        assertEquals(dir, Checkpoints.resolve(Path.of("default"), root, PretrainRecipe.embeddedDefault()));
+    }
+
+    @Test
+    void otherPathsAreThemselves() {
+        Path p = tmp.resolve("default");          // a path that is not the bare word
+        assertEquals(p, Checkpoints.resolve(p, tmp.resolve("unused"), stub()));
+        assertTrue(Files.notExists(tmp.resolve("unused")));
+    }
+
+    @Test
+    void theCacheHonoursTailguardCache() {
+        assertEquals(Path.of("/x/cache"), Checkpoints.cacheRoot(Map.of("TAILGUARD_CACHE", "/x/cache"), "/home/u"));
+        assertEquals(Path.of("/home/u/.cache/tailguard"), Checkpoints.cacheRoot(Map.of(), "/home/u"));
+    }
+}
