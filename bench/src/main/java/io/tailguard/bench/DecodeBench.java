@@ -65,12 +65,7 @@ final class DecodeBench implements Callable<Integer> {
         if (batch < 1 || context < 1 || newTokens < 1 || rounds < 1) {
             throw new BadInput("--batch, --context, --new-tokens and --rounds must be >= 1");
         }
-        boolean peer = switch (pytorch) {
-            case "on" -> true;
-            case "off" -> false;
-            case "auto" -> PeerScript.torchAvailable();
-            default -> throw new BadInput("--pytorch must be auto, on or off, got '" + pytorch + "'");
-        };
+        boolean peer = PeerScript.enabled(pytorch);
         Path tmp = source.checkpoint == null ? Files.createTempDirectory("tailguard-bench-") : null;
         try {
             Path dir = source.directory(seed, tmp);
@@ -122,9 +117,7 @@ final class DecodeBench implements Callable<Integer> {
             }
             return 0;
         } finally {
-            if (tmp != null) {
-                deleteTree(tmp);
-            }
+            PeerScript.deleteTree(tmp);
         }
     }
 
@@ -143,13 +136,5 @@ final class DecodeBench implements Callable<Integer> {
 
     private static double round(double v) {
         return Math.round(v * 10) / 10.0;
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        try (var paths = Files.walk(root)) {
-            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
     }
 }

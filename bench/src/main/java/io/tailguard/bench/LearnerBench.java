@@ -57,12 +57,7 @@ final class LearnerBench implements Callable<Integer> {
         if (batch < 1 || seq < 2 || steps < 1) {
             throw new BadInput("--batch and --steps must be >= 1 and --seq >= 2");
         }
-        boolean peer = switch (pytorch) {
-            case "on" -> true;
-            case "off" -> false;
-            case "auto" -> PeerScript.torchAvailable();
-            default -> throw new BadInput("--pytorch must be auto, on or off, got '" + pytorch + "'");
-        };
+        boolean peer = PeerScript.enabled(pytorch);
         Path tmp = source.checkpoint == null ? Files.createTempDirectory("tailguard-bench-") : null;
         try {
             Path dir = source.directory(seed, tmp);
@@ -110,13 +105,7 @@ final class LearnerBench implements Callable<Integer> {
             }
             return 0;
         } finally {
-            if (tmp != null) {
-                try (var paths = Files.walk(tmp)) {
-                    for (Path q : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                        Files.deleteIfExists(q);
-                    }
-                }
-            }
+            PeerScript.deleteTree(tmp);
         }
     }
 }

@@ -25,6 +25,28 @@ final class PeerScript {
         return Path.of(System.getProperty("tailguard.home", ".")).toAbsolutePath().normalize();
     }
 
+    /** The --pytorch switch: on, off, or auto (run the peer when /usr/bin/python3 has torch). */
+    static boolean enabled(String mode) {
+        return switch (mode) {
+            case "on" -> true;
+            case "off" -> false;
+            case "auto" -> torchAvailable();
+            default -> throw new BadInput("--pytorch must be auto, on or off, got '" + mode + "'");
+        };
+    }
+
+    /** Removes a temporary directory tree (a peer's checkpoint copy). */
+    static void deleteTree(Path root) throws IOException {
+        if (root == null) {
+            return;
+        }
+        try (var paths = Files.walk(root)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
     static boolean torchAvailable() {
         try {
             Process p = new ProcessBuilder(PYTHON, "-c", "import torch").redirectErrorStream(true).start();

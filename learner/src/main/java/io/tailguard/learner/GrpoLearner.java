@@ -49,9 +49,7 @@ public final class GrpoLearner implements AutoCloseable {
         this.microBatch = microBatch;
         this.objective = objective;
         this.schedule = schedule;
-        for (NDArray p : model.parameters().values()) {
-            p.setRequiresGradient(true);
-        }
+        Gradients.track(model.parameters(), true);
         this.optimizer = new AdamW(model.parameters(), adam, model.manager());
     }
 
@@ -107,11 +105,7 @@ public final class GrpoLearner implements AutoCloseable {
         for (Sample s : kept) {
             total += s.output().length;
         }
-        for (NDArray p : model.parameters().values()) {
-            try (NDArray g = p.getGradient()) {
-                g.muli(0);
-            }
-        }
+        Gradients.zero(model.parameters());
         Accumulated acc = new Accumulated();
         for (int s = 0; s < kept.size(); s += microBatch) {
             int e = Math.min(kept.size(), s + microBatch);
@@ -198,8 +192,6 @@ public final class GrpoLearner implements AutoCloseable {
     @Override
     public void close() {
         optimizer.close();
-        for (NDArray p : model.parameters().values()) {
-            p.setRequiresGradient(false);
-        }
+        Gradients.track(model.parameters(), false);
     }
 }

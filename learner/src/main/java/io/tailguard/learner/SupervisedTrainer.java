@@ -31,9 +31,7 @@ public final class SupervisedTrainer implements AutoCloseable {
         this.model = model;
         this.schedule = schedule;
         this.microBatch = microBatch;
-        for (NDArray p : model.parameters().values()) {
-            p.setRequiresGradient(true);
-        }
+        Gradients.track(model.parameters(), true);
         this.optimizer = new AdamW(model.parameters(), options, model.manager());
     }
 
@@ -58,11 +56,7 @@ public final class SupervisedTrainer implements AutoCloseable {
             throw new IllegalArgumentException("no completion tokens to train on");
         }
         double lossSum = 0;
-        for (NDArray p : model.parameters().values()) {
-            try (NDArray g = p.getGradient()) {
-                g.muli(0);
-            }
-        }
+        Gradients.zero(model.parameters());
         for (int s = 0; s < prompts.size(); s += microBatch) {
             int e = Math.min(prompts.size(), s + microBatch);
             lossSum += accumulate(prompts.subList(s, e), completions.subList(s, e), tokens);
@@ -108,8 +102,6 @@ public final class SupervisedTrainer implements AutoCloseable {
     @Override
     public void close() {
         optimizer.close();
-        for (NDArray p : model.parameters().values()) {
-            p.setRequiresGradient(false);
-        }
+        Gradients.track(model.parameters(), false);
     }
 }
