@@ -24,6 +24,7 @@ public final class AdamW implements AutoCloseable {
     private final Map<String, NDArray> m = new LinkedHashMap<>();
     private final Map<String, NDArray> v = new LinkedHashMap<>();
     private long t;
+    private long skipped;
 
     public AdamW(Map<String, NDArray> params, Options options, NDManager parent) {
         this.o = options;
@@ -33,6 +34,11 @@ public final class AdamW implements AutoCloseable {
             m.put(e.getKey(), manager.zeros(e.getValue().getShape()));
             v.put(e.getKey(), manager.zeros(e.getValue().getShape()));
         }
+    }
+
+    /** Steps skipped because the gradient was not finite. */
+    public long skippedSteps() {
+        return skipped;
     }
 
     /** Steps taken so far. */
@@ -54,9 +60,13 @@ public final class AdamW implements AutoCloseable {
         this.t = steps;
     }
 
-    /** One update with learning rate lr from the gradients held by the parameters; returns the pre-clip global norm. */
+    /**
+     * One update with learning rate lr from the gradients held by the parameters; returns the
+     * pre-clip global norm. A non-finite gradient (an overflow somewhere in the batch) would turn
+     * every parameter into NaN through the clip factor, so such a step is skipped: nothing changes,
+     * the step count does not advance, and the NaN/infinite norm is returned for the caller to report.
+     */
     public double step(double lr) {
-        t++;
         try (NDManager scope = manager.newSubManager()) {
             Map<String, NDArray> grads = new LinkedHashMap<>();
             double sq = 0;
@@ -67,6 +77,11 @@ public final class AdamW implements AutoCloseable {
                 sq += g.square().sum().getFloat();
             }
             double norm = Math.sqrt(sq);
+            if (!Double.isFinite(norm)) {
+                skipped++;
+                return norm;
+            }
+            t++;
             double clip = o.clipNorm() > 0 && norm > o.clipNorm() ? o.clipNorm() / norm : 1.0;
             double bc1 = 1 - Math.pow(o.beta1(), t);
             double bc2 = 1 - Math.pow(o.beta2(), t);

@@ -1,0 +1,48 @@
+package io.tailguard.learner;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class AdamWTest {
+    @Test
+    void firstStepMovesEachWeightByTheLearningRateAgainstItsGradientSign() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray w = m.create(new float[] {1f, -2f, 3f}, new Shape(3));
+            w.setRequiresGradient(true);
+            try (var gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+                gc.backward(w.mul(m.create(new float[] {0.5f, -0.25f, 0.1f})).sum());
+            }
+            try (AdamW opt = new AdamW(Map.of("w", w), new AdamW.Options(0.9, 0.95, 1e-12, 0.0, 0.0), m)) {
+                opt.step(0.01);
+                // m̂ = g, v̂ = g²: the update is lr · sign(g)
+                assertArrayEquals(new float[] {0.99f, -1.99f, 2.99f}, w.toFloatArray(), 1e-6f);
+                assertEquals(1, opt.steps());
+            }
+        }
+    }
+
+    @Test
+    void aNonFiniteGradientSkipsTheStepAndLeavesTheWeights() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray w = m.create(new float[] {1f, 2f}, new Shape(2));
+            w.setRequiresGradient(true);
+            try (var gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+                gc.backward(w.mul(m.create(new float[] {Float.NaN, 1f})).sum());
+            }
+            try (AdamW opt = new AdamW(Map.of("w", w), AdamW.Options.defaults(), m)) {
+                assertTrue(Double.isNaN(opt.step(0.1)));
+                assertArrayEquals(new float[] {1f, 2f}, w.toFloatArray());
+                assertEquals(0, opt.steps());
+                assertEquals(1, opt.skippedSteps());
+            }
+        }
+    }
+}
