@@ -117,7 +117,16 @@ final class Pretraining {
         CharTokenizer tok = CharTokenizer.standard();
         ModelConfig c = model.config();
         byte[] recipe = (Json.of(r.toMap()) + "\n").getBytes(StandardCharsets.UTF_8);
-        CheckpointDir.write(out, c, ModelLoader.hostTensors(c, model.hostWeights()), DType.F32, tok.toJson(),
+        Map<String, float[]> weights = model.hostWeights();
+        for (Map.Entry<String, float[]> e : weights.entrySet()) {
+            for (float v : e.getValue()) {
+                if (!Float.isFinite(v)) {
+                    // never cache or hand out a diverged model as the embedded default
+                    throw new IllegalStateException("pretraining diverged: " + e.getKey() + " is not finite; nothing written");
+                }
+            }
+        }
+        CheckpointDir.write(out, c, ModelLoader.hostTensors(c, weights), DType.F32, tok.toJson(),
                 Map.of("pretrain.json", recipe), 0, null, r.steps(), 0);
     }
 }
