@@ -7,6 +7,7 @@ import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.Tasks;
 import io.tailguard.sync.SyncTrainer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -79,14 +80,14 @@ final class TrainSyncCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (!io.tailguard.rollout.tasks.Tasks.builtinNames().contains(task)) {
-            throw new BadInput("--task: train-sync takes a built-in task (" + String.join(", ", io.tailguard.rollout.tasks.Tasks.builtinNames()) + ")");
+        if (!Tasks.builtinNames().contains(task)) {
+            throw new BadInput("--task: train-sync takes a built-in task (" + String.join(", ", Tasks.builtinNames()) + ")");
         }
         Schedule schedule = mode.dense ? Schedule.dense() : mode.sparse.s.resolve();
         checkpoint = Checkpoints.resolve(checkpoint);
         SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, Math.min(5, steps / 10), seed, microBatch,
                 evalN, evalSeed);
-        Task t = io.tailguard.rollout.tasks.Tasks.builtin(task, context);
+        Task t = Tasks.builtin(task, context);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             long start = System.nanoTime();

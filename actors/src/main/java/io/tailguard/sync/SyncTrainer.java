@@ -157,13 +157,13 @@ public final class SyncTrainer {
 
     /** Decode time of one rollout batch, dense over sparse, same prompts and seed. */
     private double measuredRolloutSpeedup(int eos) {
-        Batch dense = rollout(new Generator(model), o.steps() + 1, eos);
+        Batch warmup = rollout(new Generator(model), o.steps() + 1, eos); // untimed: first-touch costs
         long t0 = System.nanoTime();
         rollout(new Generator(model), o.steps() + 1, eos);
         double d = (System.nanoTime() - t0) / 1e9;
         t0 = System.nanoTime();
         rollout(new Generator(model, kernel()), o.steps() + 1, eos);
         double s = (System.nanoTime() - t0) / 1e9;
-        return dense.tokens == 0 ? 1.0 : d / s;
+        return warmup.tokens == 0 ? 1.0 : d / s;
     }
 }

@@ -13,7 +13,6 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -249,11 +248,5 @@ class CliBadInputTest {
     void promptIdOutsideVocabularyIsBadInput() {
         Run r = cli("generate", "--checkpoint", good.toString(), "--max-new", "2", "--prompt-ids", "1,5000");
         assertBadInput(r, "5000");
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        try (Stream<Path> s = Files.walk(p)) {
-            s.sorted(Comparator.reverseOrder()).forEach(x -> x.toFile().delete());
-        }
     }
 }

@@ -18,7 +18,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -45,15 +44,7 @@ public final class QuantizedCheckpoint {
     private QuantizedCheckpoint() {}
 
     public static void write(Path dir, QuantizedModel q, long version, String parent) {
-        Path target = dir.toAbsolutePath().normalize();
-        Path tmp;
-        try {
-            Files.createDirectories(target.getParent());
-            tmp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + ".tmp-");
-        } catch (IOException ex) {
-            throw new UncheckedIOException(target + ": cannot create a temporary directory: " + ex.getMessage(), ex);
-        }
-        try {
+        CheckpointDir.writeAtomically(dir, tmp -> {
             Files.writeString(tmp.resolve(CheckpointDir.CONFIG), ConfigJson.toJson(q.config(), DType.F32));
             Files.writeString(tmp.resolve(QUANT_JSON), schemeJson(q));
             Map<String, ByteTensors.Entry> packed = new TreeMap<>();
@@ -72,33 +63,7 @@ public final class QuantizedCheckpoint {
             Map<String, long[]> shapes = io.tailguard.model.ParameterShapes.of(q.config());
             q.dense().forEach((name, v) -> dense.put(name, HostTensor.ofFloats(shapes.get(name), v, DType.F32)));
             SafeTensors.write(tmp.resolve(DENSE_TENSORS), dense, Map.of("format", "pt"));
-            TreeMap<String, String> sums = new TreeMap<>();
-            try (var files = Files.list(tmp)) {
-                for (Path f : (Iterable<Path>) files::iterator) {
-                    sums.put(f.getFileName().toString(), Manifest.sha256(f));
-                }
-            }
-            Files.writeString(tmp.resolve(Manifest.FILE_NAME), new Manifest(version, parent, 0, 0, sums).toJson());
-            if (Files.exists(target)) {
-                Path old = target.resolveSibling("." + target.getFileName() + ".old-" + System.nanoTime());
-                Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
-                try {
-                    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-                } catch (IOException ex) {
-                    Files.move(old, target, StandardCopyOption.ATOMIC_MOVE); // put the previous one back
-                    throw ex;
-                }
-                deleteTree(old);
-            } else {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-            }
-        } catch (IOException ex) {
-            deleteTree(tmp);
-            throw new UncheckedIOException(target + ": cannot write quantized checkpoint: " + ex, ex);
-        } catch (RuntimeException ex) {
-            deleteTree(tmp);
-            throw ex;
-        }
+        }, version, parent, 0, 0);
     }
 
     public static QuantizedModel read(Path dir) {
@@ -189,14 +154,6 @@ public final class QuantizedCheckpoint {
             out[i] = DType.f16BitsToFloat(b.getShort(2 * i));
         }
         return out;
-    }
-
-    private static void deleteTree(Path root) {
-        try (var walk = Files.walk(root)) {
-            walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException | UncheckedIOException ignored) {
-            // cleanup must never mask the original failure
-        }
     }
 
 }

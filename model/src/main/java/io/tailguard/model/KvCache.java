@@ -217,11 +217,6 @@ public final class KvCache implements AutoCloseable {
         }
     }
 
-    /** Test hook: rewinds or advances the recorded lengths (contents are left as they are). */
-    public void setLengthsForTest(int[] newLengths) {
-        setLengths(newLengths);
-    }
-
     /** Records that every sequence b now holds newLengths[b] tokens. */
     void setLengths(int[] newLengths) {
         for (int b = 0; b < batch; b++) {

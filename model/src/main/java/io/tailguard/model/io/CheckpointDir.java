@@ -178,6 +178,35 @@ public final class CheckpointDir {
             }
         }
 
+        writeAtomically(dir, tmp -> {
+            writeString(tmp.resolve(CONFIG), ConfigJson.toJson(config, storeAs));
+            Map<String, HostTensor> stored = new TreeMap<>();
+            tensors.forEach((name, t) -> stored.put(name, t.convertTo(storeAs)));
+            SafeTensors.write(tmp.resolve(WEIGHTS), stored, Map.of("format", "pt"));
+            if (tokenizerJsonOrNull != null) {
+                writeString(tmp.resolve(TOKENIZER), tokenizerJsonOrNull);
+            }
+            for (Map.Entry<String, byte[]> e : extras.entrySet()) {
+                writeBytes(tmp.resolve(e.getKey()), e.getValue());
+            }
+        }, version, parent, step, scheduleVersion);
+    }
+
+    /** Writes the files of a directory; it gets a fresh, empty directory to fill. */
+    @FunctionalInterface
+    public interface Contents {
+        void writeInto(Path dir) throws IOException;
+    }
+
+    /**
+     * The one atomic way to write a checkpoint-like directory (model checkpoints, quantized
+     * checkpoints): {@code contents} fills a fresh temporary sibling, a manifest with the sha256 of
+     * every file is written last, everything is forced to disk, and only then is it swapped in.
+     * Until the swap, any failure removes the temporary directory and leaves an existing one at
+     * {@code dir} untouched.
+     */
+    public static void writeAtomically(Path dir, Contents contents, long version, String parent, long step,
+                                       long scheduleVersion) {
         Path target = dir.toAbsolutePath().normalize();
         Path parentDir = target.getParent();
         String base = target.getFileName().toString();
@@ -190,16 +219,7 @@ public final class CheckpointDir {
             throw new UncheckedIOException(target + ": cannot create a temporary directory: " + ex.getMessage(), ex);
         }
         try {
-            writeString(tmp.resolve(CONFIG), ConfigJson.toJson(config, storeAs));
-            Map<String, HostTensor> stored = new TreeMap<>();
-            tensors.forEach((name, t) -> stored.put(name, t.convertTo(storeAs)));
-            SafeTensors.write(tmp.resolve(WEIGHTS), stored, Map.of("format", "pt"));
-            if (tokenizerJsonOrNull != null) {
-                writeString(tmp.resolve(TOKENIZER), tokenizerJsonOrNull);
-            }
-            for (Map.Entry<String, byte[]> e : extras.entrySet()) {
-                writeBytes(tmp.resolve(e.getKey()), e.getValue());
-            }
+            contents.writeInto(tmp);
             TreeMap<String, String> sums = new TreeMap<>();
             try (var files = Files.list(tmp)) {
                 for (Path f : (Iterable<Path>) files::iterator) {
