@@ -31,6 +31,37 @@ public final class Generator {
     }
 
     public GenerationResult generate(GenerationRequest req) {
+        return run(req, null);
+    }
+
+    /**
+     * Teacher forcing through the decode path: feeds each prompt's given output tokens instead of
+     * sampling, under this generator's attention kernel, and returns each position's temperature-1
+     * distribution (all of the vocabulary when captureTopK is 0 or at least its size, else the top
+     * captureTopK). The shadow probe uses it to learn what a trajectory's tokens would have cost
+     * under another budget without sampling again.
+     */
+    public List<TokenDistributions> replay(List<int[]> prompts, List<int[]> outputs, int captureTopK) {
+        if (prompts.size() != outputs.size()) {
+            throw new IllegalArgumentException(prompts.size() + " prompts but " + outputs.size() + " outputs");
+        }
+        int longest = 1;
+        for (int i = 0; i < outputs.size(); i++) {
+            if (outputs.get(i).length == 0) {
+                throw new IllegalArgumentException("output " + i + " is empty");
+            }
+            longest = Math.max(longest, outputs.get(i).length);
+        }
+        GenerationRequest req = new GenerationRequest(prompts, longest, new SamplingParams(1.0, 1.0, 0, 0L), java.util.Set.of(), 0,
+                Math.max(0, captureTopK));
+        List<TokenDistributions> out = new ArrayList<>();
+        for (Generated g : run(req, outputs).sequences()) {
+            out.add(g.distributions());
+        }
+        return out;
+    }
+
+    private GenerationResult run(GenerationRequest req, List<int[]> forced) {
         int b = req.prompts().size();
         int vocab = model.config().vocabSize();
         int maxPrompt = 0;
@@ -85,11 +116,13 @@ public final class Generator {
                         continue; // keeps its slot in the batch; its last token is fed again and ignored
                     }
                     double[] logp = TokenSampler.logProbs(logits, i * vocab, vocab, req.sampling().temperature());
-                    int id = TokenSampler.pick(logp, req.sampling(), streams[i]);
+                    int id = forced == null ? TokenSampler.pick(logp, req.sampling(), streams[i]) : forced.get(i)[s.size];
                     s.add(id, logp, req.topLogprobs());
                     s.capture(req.sampling().temperature() == 1 ? logp : TokenSampler.logProbs(logits, i * vocab, vocab, 1.0));
                     next[i] = id;
-                    if (req.stopTokens().contains(id)) {
+                    if (forced != null && s.size == forced.get(i).length) {
+                        s.finish("forced");
+                    } else if (req.stopTokens().contains(id)) {
                         s.finish("stop");
                     } else if (s.size == req.maxNewTokens()) {
                         s.finish("length");

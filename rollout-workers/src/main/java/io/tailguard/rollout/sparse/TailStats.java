@@ -126,6 +126,20 @@ public final class TailStats {
         }
     }
 
+    /** A copy holding only one bin's tokens (the controller files each bin under its own budget). */
+    public TailStats onlyBin(int bin) {
+        TailStats t = new TailStats(binWidth, compression);
+        Bin b = existing(bin);
+        if (b != null && b.count > 0) {
+            Bin mine = t.bin(bin);
+            mine.digest = new MergingDigest(compression);
+            mine.digest.add(b.digest);
+            mine.count = b.count;
+            mine.sum = b.sum;
+        }
+        return t;
+    }
+
     /** The q-quantile of α in a bin; NaN for a bin without tokens. */
     public double quantile(int bin, double q) {
         if (!(q >= 0 && q <= 1)) {

@@ -1,0 +1,340 @@
+package io.tailguard.rollout.sparse;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The online, tail-driven sparsity controller (DESIGN.md "Data flow"; issue: actor runtime, item 2),
+ * as a plain state machine the controller actor drives.
+ *
+ * <p>Each position bin has a budget taken from a ladder: page multiples from {@code minBudget}
+ * growing by about {@code ladderRatio} per rung, capped by {@code maxBudget}, with the bin's end
+ * (attend over everything the bin can hold: dense within the bin) as the top rung. Workers report
+ * α tails per bin for the budgets they rolled out under, and shadow tails for the rung just below
+ * (the same tokens replayed one rung cheaper). Reports accumulate into the current window;
+ * {@link #tick} closes the window and decides, per bin, with at least {@code minTokens} tokens at the
+ * budget in question over the last {@code keepWindows} windows:
+ * <ul>
+ *   <li>raise one rung when the bin's p5 α at its budget is below τ − margin;</li>
+ *   <li>else lower one rung when the shadow p5 α one rung lower is at least τ + hysteresis, and the
+ *       lower budget keeps budgets non-decreasing in position;</li>
+ * </ul>
+ * then a raise carries over to later bins (budgets never decrease with position). Every change is a
+ * new schedule version with a reason per changed bin. Starting point: a calibrated schedule, mapped
+ * onto the ladder (the cheapest rung at least as large), or dense (the top rung everywhere).
+ */
+public final class BudgetController {
+
+    public record Settings(double tau, double margin, double hysteresis, long minTokens, int keepWindows,
+                           int minBudget, int maxBudget, double ladderRatio, int binWidth, int maxContext) {
+        public Settings {
+            if (!(tau > 0 && tau < 1)) {
+                throw new IllegalArgumentException("tau: must be in (0, 1), got " + tau);
+            }
+            if (!(margin >= 0 && margin < tau)) {
+                throw new IllegalArgumentException("margin: must be in [0, tau), got " + margin);
+            }
+            if (!(hysteresis >= 0 && tau + hysteresis <= 1)) {
+                throw new IllegalArgumentException("hysteresis: must be >= 0 with tau + hysteresis <= 1, got " + hysteresis);
+            }
+            if (minTokens < 1) {
+                throw new IllegalArgumentException("min-tokens: must be >= 1, got " + minTokens);
+            }
+            if (keepWindows < 1) {
+                throw new IllegalArgumentException("keep-windows: must be >= 1, got " + keepWindows);
+            }
+            if (minBudget < Schedule.MIN_BUDGET || minBudget % Schedule.PAGE != 0) {
+                throw new IllegalArgumentException("min-budget: must be a multiple of " + Schedule.PAGE + " and >= "
+                        + Schedule.MIN_BUDGET + ", got " + minBudget);
+            }
+            if (maxBudget < minBudget || maxBudget % Schedule.PAGE != 0) {
+                throw new IllegalArgumentException("max-budget: must be a multiple of " + Schedule.PAGE + " and >= min-budget "
+                        + minBudget + ", got " + maxBudget);
+            }
+            if (!(ladderRatio > 1 && ladderRatio <= 4)) {
+                throw new IllegalArgumentException("ladder-ratio: must be in (1, 4], got " + ladderRatio);
+            }
+            if (binWidth < Schedule.PAGE || binWidth % Schedule.PAGE != 0) {
+                throw new IllegalArgumentException("bin-width: must be a positive multiple of " + Schedule.PAGE + ", got " + binWidth);
+            }
+            if (maxContext < 1) {
+                throw new IllegalArgumentException("max-context: must be >= 1, got " + maxContext);
+            }
+        }
+
+        public int bins() {
+            return (maxContext + binWidth - 1) / binWidth;
+        }
+    }
+
+    /** One bin's budget change: why, and the evidence. */
+    public record Change(int bin, int from, int to, String reason) {}
+
+    /** A tick's outcome: the schedule after it (a new version when anything changed) and the changes. */
+    public record Decision(Schedule schedule, List<Change> changes, List<WindowTail> window) {
+        public boolean changed() {
+            return !changes.isEmpty();
+        }
+    }
+
+    /** The closed window's tail of one bin at the budget it ran under (for in-band accounting). */
+    public record WindowTail(int bin, int budget, long tokens, double p5) {}
+
+    private Settings s;
+    private int[][] ladders;     // per bin: ascending budgets, the last = the bin's end
+    private int[] rung;          // per bin: index into its ladder
+    private long version;
+    /** (bin, budget) → closed windows, newest last; and the open window. */
+    private final Map<Long, Deque<TailStats>> actual = new HashMap<>();
+    private final Map<Long, Deque<TailStats>> shadow = new HashMap<>();
+    private final Map<Long, TailStats> openActual = new HashMap<>();
+    private final Map<Long, TailStats> openShadow = new HashMap<>();
+
+    public BudgetController(Settings settings, Schedule start) {
+        this.s = settings;
+        this.version = Math.max(1, start.version());
+        buildLadders();
+        placeOn(start);
+    }
+
+    public Settings settings() {
+        return s;
+    }
+
+    /** The current schedule: one budget per bin, non-decreasing. */
+    public Schedule schedule() {
+        int[] b = new int[ladders.length];
+        for (int i = 0; i < b.length; i++) {
+            b[i] = ladders[i][rung[i]];
+        }
+        return Schedule.ofBins(s.binWidth(), b).withVersion(version);
+    }
+
+    /**
+     * The shadow schedule workers replay a share of trajectories under: each bin one rung lower
+     * (bins already at the bottom stay). Non-decreasing because the ladders are.
+     */
+    public Schedule shadowSchedule() {
+        int[] b = new int[ladders.length];
+        for (int i = 0; i < b.length; i++) {
+            b[i] = ladders[i][Math.max(0, rung[i] - 1)];
+        }
+        for (int i = 1; i < b.length; i++) {
+            b[i] = Math.max(b[i], b[i - 1]);
+        }
+        return Schedule.ofBins(s.binWidth(), b).withVersion(version);
+    }
+
+    /**
+     * Adds a worker's report: tails under the schedule it rolled out with (its budgets per bin, which
+     * may be an older version), and shadow tails under the shadow schedule it replayed with (either
+     * may be null). Reports binned with another bin width than the controller's are ignored.
+     */
+    public void report(Schedule usedSchedule, TailStats tails, Schedule usedShadow, TailStats shadowTails) {
+        if (tails != null && usedSchedule != null) {
+            fileInto(openActual, usedSchedule, tails);
+        }
+        if (shadowTails != null && usedShadow != null) {
+            fileInto(openShadow, usedShadow, shadowTails);
+        }
+    }
+
+    private void fileInto(Map<Long, TailStats> open, Schedule used, TailStats tails) {
+        if (tails.binWidth() != s.binWidth()) {
+            return;
+        }
+        for (int bin = 0; bin < Math.min(tails.binCount(), ladders.length); bin++) {
+            if (tails.count(bin) == 0) {
+                continue;
+            }
+            int budget = Math.min(used.budgetAt(bin * s.binWidth()), ladders[bin][ladders[bin].length - 1]);
+            TailStats one = tails.onlyBin(bin);
+            open.computeIfAbsent(key(bin, budget), k -> new TailStats(s.binWidth())).merge(one);
+        }
+    }
+
+    /** Closes the reporting window and decides. */
+    public Decision tick() {
+        roll(openActual, actual);
+        roll(openShadow, shadow);
+        List<WindowTail> window = new ArrayList<>();
+        List<Change> changes = new ArrayList<>();
+        int[] before = rung.clone();
+        for (int bin = 0; bin < ladders.length; bin++) {
+            int budget = ladders[bin][rung[bin]];
+            Deque<TailStats> cur = actual.get(key(bin, budget));
+            if (cur != null && !cur.isEmpty() && cur.peekLast().count(bin) > 0) {
+                window.add(new WindowTail(bin, budget, cur.peekLast().count(bin), cur.peekLast().p5(bin)));
+            }
+            TailStats here = merged(actual, bin, budget);
+            if (here.count(bin) >= s.minTokens() && here.p5(bin) < s.tau() - s.margin() && rung[bin] < ladders[bin].length - 1) {
+                int to = ladders[bin][rung[bin] + 1];
+                rung[bin]++;
+                changes.add(new Change(bin, budget, to, String.format(java.util.Locale.ROOT,
+                        "p5 α %.3f < τ − margin %.3f over %d tokens", here.p5(bin), s.tau() - s.margin(), here.count(bin))));
+                continue;
+            }
+            if (rung[bin] > 0) {
+                int lower = ladders[bin][rung[bin] - 1];
+                int previous = bin == 0 ? 0 : ladders[bin - 1][rung[bin - 1]];
+                TailStats below = merged(shadow, bin, lower);
+                if (below.count(bin) >= s.minTokens() && below.p5(bin) >= s.tau() + s.hysteresis() && lower >= previous) {
+                    rung[bin]--;
+                    changes.add(new Change(bin, budget, lower, String.format(java.util.Locale.ROOT,
+                            "shadow p5 α %.3f at budget %d ≥ τ + hysteresis %.3f over %d tokens", below.p5(bin), lower,
+                            s.tau() + s.hysteresis(), below.count(bin))));
+                }
+            }
+        }
+        // A raise carries over: budgets never decrease with position.
+        for (int bin = 1; bin < ladders.length; bin++) {
+            int need = ladders[bin - 1][rung[bin - 1]];
+            if (ladders[bin][rung[bin]] < need) {
+                int from = ladders[bin][rung[bin]];
+                rung[bin] = cheapestAtLeast(ladders[bin], need);
+                changes.add(new Change(bin, from, ladders[bin][rung[bin]], "raised with bin " + (bin - 1) + " (budgets never decrease)"));
+            }
+        }
+        if (!Arrays.equals(before, rung)) {
+            version++;
+        } else {
+            changes.clear();
+        }
+        return new Decision(schedule(), List.copyOf(changes), List.copyOf(window));
+    }
+
+    /**
+     * Live retuning: new settings take effect now. τ, margin, hysteresis, token and window counts
+     * keep the collected tails; budget bounds, ladder ratio, bin width or context change the
+     * ladders, so the current schedule is mapped onto the new ones (tails at budgets no longer on
+     * a ladder are kept but unused; a bin-width change drops them, since bins no longer line up).
+     * Returns the schedule afterwards (a new version if budgets moved or the bins changed).
+     */
+    public Schedule retune(Settings next) {
+        Schedule current = schedule();
+        boolean rebin = next.binWidth() != s.binWidth();
+        boolean reladder = rebin || next.minBudget() != s.minBudget() || next.maxBudget() != s.maxBudget()
+                || next.ladderRatio() != s.ladderRatio() || next.maxContext() != s.maxContext();
+        this.s = next;
+        if (rebin) {
+            actual.clear();
+            shadow.clear();
+            openActual.clear();
+            openShadow.clear();
+        }
+        if (reladder) {
+            buildLadders();
+            placeOn(current);
+            Schedule after = schedule();
+            if (!Arrays.equals(after.budgets(), current.budgets()) || rebin) {
+                version++;
+            }
+        }
+        return schedule();
+    }
+
+    /** p5 α per bin at each bin's current budget over the kept windows (NaN where no tokens). */
+    public double[] p5PerBin() {
+        double[] out = new double[ladders.length];
+        for (int bin = 0; bin < out.length; bin++) {
+            TailStats t = merged(actual, bin, ladders[bin][rung[bin]]);
+            out[bin] = t.count(bin) == 0 ? Double.NaN : t.p5(bin);
+        }
+        return out;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    private void buildLadders() {
+        int bins = s.bins();
+        ladders = new int[bins][];
+        for (int bin = 0; bin < bins; bin++) {
+            int end = (bin + 1) * s.binWidth();
+            List<Integer> l = new ArrayList<>();
+            double b = s.minBudget();
+            int last = 0;
+            while (true) {
+                int r = roundToPage(b);
+                if (r >= end || r > s.maxBudget()) {
+                    break;
+                }
+                if (r > last) {
+                    l.add(r);
+                    last = r;
+                }
+                b *= s.ladderRatio();
+            }
+            if (end > last) {
+                l.add(Math.max(end, Schedule.MIN_BUDGET)); // the top rung: the whole bin, dense within it
+            }
+            ladders[bin] = l.stream().mapToInt(Integer::intValue).toArray();
+        }
+        rung = new int[bins];
+    }
+
+    /** Cheapest rung at least as large as the schedule's budget in each bin (top rung for dense). */
+    private void placeOn(Schedule start) {
+        for (int bin = 0; bin < ladders.length; bin++) {
+            int want = start.isDense() ? Integer.MAX_VALUE : start.budgetAt(bin * s.binWidth());
+            rung[bin] = cheapestAtLeast(ladders[bin], want);
+        }
+        for (int bin = 1; bin < ladders.length; bin++) {
+            int need = ladders[bin - 1][rung[bin - 1]];
+            if (ladders[bin][rung[bin]] < need) {
+                rung[bin] = cheapestAtLeast(ladders[bin], need);
+            }
+        }
+    }
+
+    private static int cheapestAtLeast(int[] ladder, int budget) {
+        for (int k = 0; k < ladder.length; k++) {
+            if (ladder[k] >= budget) {
+                return k;
+            }
+        }
+        return ladder.length - 1;
+    }
+
+    private static int roundToPage(double b) {
+        return (int) (Math.round(b / Schedule.PAGE) * Schedule.PAGE);
+    }
+
+    /** Closes the open window: every (bin, budget) gets one window per tick, empty if nothing came. */
+    private void roll(Map<Long, TailStats> open, Map<Long, Deque<TailStats>> closed) {
+        for (Map.Entry<Long, Deque<TailStats>> e : closed.entrySet()) {
+            if (!open.containsKey(e.getKey())) {
+                e.getValue().addLast(new TailStats(s.binWidth()));
+            }
+        }
+        for (Map.Entry<Long, TailStats> e : open.entrySet()) {
+            Deque<TailStats> d = closed.computeIfAbsent(e.getKey(), k -> new ArrayDeque<>());
+            d.addLast(e.getValue());
+        }
+        open.clear();
+        for (Deque<TailStats> d : closed.values()) {
+            while (d.size() > s.keepWindows()) {
+                d.removeFirst();
+            }
+        }
+    }
+
+    private TailStats merged(Map<Long, Deque<TailStats>> closed, int bin, int budget) {
+        TailStats out = new TailStats(s.binWidth());
+        Deque<TailStats> d = closed.get(key(bin, budget));
+        if (d != null) {
+            for (TailStats t : d) {
+                out.merge(t);
+            }
+        }
+        return out;
+    }
+
+    private static long key(int bin, int budget) {
+        return ((long) bin << 32) | (budget & 0xffffffffL);
+    }
+}

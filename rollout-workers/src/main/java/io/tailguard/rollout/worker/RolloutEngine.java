@@ -1,0 +1,185 @@
+package io.tailguard.rollout.worker;
+
+import io.tailguard.model.AttentionKernel;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.Scorer;
+import io.tailguard.model.tokenizer.Tokenizer;
+import io.tailguard.rollout.generation.GenerationRequest;
+import io.tailguard.rollout.generation.GenerationResult;
+import io.tailguard.rollout.generation.Generated;
+import io.tailguard.rollout.generation.Generator;
+import io.tailguard.rollout.generation.SamplingParams;
+import io.tailguard.rollout.generation.TokenDistributions;
+import io.tailguard.rollout.sparse.Acceptance;
+import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.sparse.TailStats;
+import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskFormat;
+import io.tailguard.rollout.tasks.Verdict;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+/**
+ * What one rollout worker does with one lease, as a plain library: sample G completions per prompt
+ * under the schedule (the sparse actor), score them with the task's verifier, score them densely,
+ * teacher-forced, with the same weights (π_old for the learner, and p for the α probe), put
+ * α_t = Σ_v min(p_t(v), q_t(v)) of every generated token into per-bin tails, and, for a share of
+ * the trajectories, replay the same tokens under a shadow schedule (each bin one budget step
+ * lower) so the controller learns whether a cheaper budget would still hold the tail.
+ *
+ * <p>The actor runtime and the synchronous loop both call this, so they roll out identically.
+ */
+public final class RolloutEngine {
+    /** Vocabularies up to this size get exact α (full distributions); larger ones the top-20 bound. */
+    public static final int EXACT_ALPHA_MAX_VOCAB = 4096;
+
+    public record Options(int groupSize, double temperature, int maxNewFallback, int binWidth, double shadowFraction) {
+        public Options {
+            if (groupSize < 1 || !(temperature > 0) || maxNewFallback < 1 || binWidth < 1
+                    || !(shadowFraction >= 0 && shadowFraction <= 1)) {
+                throw new IllegalArgumentException("bad rollout options: group " + groupSize + ", temperature " + temperature
+                        + ", max-new " + maxNewFallback + ", bin width " + binWidth + ", shadow fraction " + shadowFraction);
+            }
+        }
+    }
+
+    /** One sampled completion of one prompt: sample s of group groupId. */
+    public record Trajectory(long groupId, int sample, String promptId, int[] promptIds, int[] outputIds,
+                             float[] behaviourLogprobs, float[] oldLogprobs, double reward, String reason) {}
+
+    /**
+     * The lease's result. tails: α under the schedule rolled out with, binned by position; shadow:
+     * α of the replayed share under the shadow schedule (null without one); seconds split into
+     * generation (decode and prefill), dense scoring and shadow replay.
+     */
+    public record Result(List<Trajectory> trajectories, TailStats tails, TailStats shadow, long generatedTokens,
+                         double generateSeconds, double scoreSeconds, double shadowSeconds) {}
+
+    private final Qwen3Model model;
+    private final Tokenizer tok;
+    private final Task task;
+    private final Options o;
+    private final int eos;
+
+    public RolloutEngine(Qwen3Model model, Tokenizer tok, Task task, Options options) {
+        this.model = model;
+        this.tok = tok;
+        this.task = task;
+        this.o = options;
+        this.eos = TaskFormat.requireEos(tok);
+    }
+
+    public Options options() {
+        return o;
+    }
+
+    static AttentionKernel kernel(Schedule s) {
+        return s.isDense() ? AttentionKernel.DENSE : BlockTopKAttention.of(s);
+    }
+
+    /**
+     * Rolls out G samples of each prompt. groupIds[i] names prompt i's group. shadow may be null
+     * (no shadow replay); seed fixes sampling and the choice of replayed trajectories.
+     */
+    public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed) {
+        if (prompts.size() != groupIds.length || prompts.isEmpty()) {
+            throw new IllegalArgumentException(prompts.size() + " prompts but " + groupIds.length + " group ids");
+        }
+        int vocab = model.config().vocabSize();
+        boolean exact = vocab <= EXACT_ALPHA_MAX_VOCAB;
+        int capture = exact ? 0 : Acceptance.DEFAULT_TOP_K;
+        List<int[]> ids = new ArrayList<>();
+        List<Prompt> source = new ArrayList<>();
+        int maxNew = 1;
+        for (Prompt p : prompts) {
+            int[] pi = TaskFormat.promptIds(tok, p);
+            maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(task, p, tok, o.maxNewFallback()));
+            for (int g = 0; g < o.groupSize(); g++) {
+                ids.add(pi);
+                source.add(p);
+            }
+        }
+        long t0 = System.nanoTime();
+        GenerationResult res = new Generator(model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
+                new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos), 0, capture));
+        long t1 = System.nanoTime();
+
+        // Dense teacher-forced scoring of every trajectory with the same weights: π_old and p.
+        List<Generated> gens = res.sequences();
+        List<Integer> scored = new ArrayList<>();
+        for (int i = 0; i < gens.size(); i++) {
+            if (gens.get(i).outputIds().length > 0) {
+                scored.add(i);
+            }
+        }
+        List<Scorer.Scores> dense = Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
+                scored.stream().map(i -> gens.get(i).outputIds()).toList(),
+                new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact));
+        long t2 = System.nanoTime();
+
+        TailStats tails = new TailStats(o.binWidth());
+        List<Trajectory> out = new ArrayList<>(gens.size());
+        for (int k = 0; k < scored.size(); k++) {
+            Generated g = gens.get(scored.get(k));
+            alphaInto(tails, g.promptIds().length, dense.get(k), g.distributions(), exact);
+        }
+        int next = 0;
+        for (int i = 0; i < gens.size(); i++) {
+            Generated g = gens.get(i);
+            Verdict v = task.verify(source.get(i), TaskFormat.completionText(tok, g.outputIds()));
+            float[] old = next < scored.size() && scored.get(next) == i ? dense.get(next++).logprobs() : new float[0];
+            out.add(new Trajectory(groupIds[i / o.groupSize()], i % o.groupSize(), source.get(i).id(), g.promptIds(),
+                    g.outputIds(), g.logprobs(), old, v.reward(), v.reason()));
+        }
+
+        TailStats shadowTails = null;
+        long t3 = t2;
+        if (shadow != null && o.shadowFraction() > 0) {
+            shadowTails = new TailStats(o.binWidth());
+            SplittableRandom pick = new SplittableRandom(seed ^ 0x5DEECE66DL);
+            List<Integer> chosen = new ArrayList<>();
+            for (int k = 0; k < scored.size(); k++) {
+                if (pick.nextDouble() < o.shadowFraction()) {
+                    chosen.add(k);
+                }
+            }
+            if (!chosen.isEmpty()) {
+                List<TokenDistributions> q = new Generator(model, kernel(shadow)).replay(
+                        chosen.stream().map(k -> gens.get(scored.get(k)).promptIds()).toList(),
+                        chosen.stream().map(k -> gens.get(scored.get(k)).outputIds()).toList(), capture);
+                for (int j = 0; j < chosen.size(); j++) {
+                    int k = chosen.get(j);
+                    alphaInto(shadowTails, gens.get(scored.get(k)).promptIds().length, dense.get(k), q.get(j), exact);
+                }
+            }
+            t3 = System.nanoTime();
+        }
+        long tokens = 0;
+        for (Generated g : gens) {
+            tokens += g.outputIds().length;
+        }
+        return new Result(out, tails, shadowTails, tokens, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9);
+    }
+
+    /** α of every token of one trajectory into the tails, at the token's position (its context length). */
+    private static void alphaInto(TailStats tails, int promptLength, Scorer.Scores p, TokenDistributions q, boolean exact) {
+        for (int t = 0; t < p.logprobs().length; t++) {
+            double a;
+            if (exact) {
+                float[] qp = new float[q.logprobs()[t].length];
+                for (int v = 0; v < qp.length; v++) {
+                    qp[v] = (float) Math.exp(q.logprobs()[t][v]);
+                }
+                a = Acceptance.exact(p.probs()[t], qp);
+            } else {
+                a = Acceptance.topK(p.topIds()[t], p.topLogprobs()[t], q.ids()[t], q.logprobs()[t]);
+            }
+            tails.add(promptLength + t, a);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+package io.tailguard.rollout.sparse;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class BudgetControllerTest {
+    // Bins of 256 up to 1024: ladders 64, 128 (ratio 2), then the bin's end (dense within it).
+    // bin 0: [64, 128, 256]; bin 1: [64, 128, 256, 512]; bin 2: [.., 512, 768]; bin 3: [.., 512, 1024]
+    static BudgetController.Settings settings(double tau) {
+        return new BudgetController.Settings(tau, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 256, 1024);
+    }
+
+    /** n tokens in one bin: a share `low` of them at α = lo, the rest at α = 1. */
+    static TailStats tail(int bin, int n, double lowShare, double lo) {
+        TailStats t = new TailStats(256);
+        for (int i = 0; i < n; i++) {
+            t.add(bin * 256 + 5, i < lowShare * n ? lo : 1.0);
+        }
+        return t;
+    }
+
+    @Test
+    void startsDenseOnTheTopRungAndMapsACalibratedScheduleUpward() {
+        BudgetController dense = new BudgetController(settings(0.86), Schedule.dense());
+        assertArrayEquals(new int[] {256, 512, 768, 1024}, dense.schedule().budgets());
+        BudgetController cal = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {96, 96, 400, 400}));
+        // 96 → the cheapest rung ≥ 96 is 128; 400 → 512
+        assertArrayEquals(new int[] {128, 128, 512, 512}, cal.schedule().budgets());
+        assertArrayEquals(new int[] {64, 64, 256, 256}, cal.shadowSchedule().budgets());
+    }
+
+    @Test
+    void raisesABinWhoseTailFallsBelowTauMinusMarginAndCarriesTheRaiseForward() {
+        BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        long v = c.schedule().version();
+        // 10 % of bin 1's tokens at α 0.5: p5 = 0.5 < 0.84
+        c.report(c.schedule(), tail(1, 200, 0.10, 0.5), null, null);
+        BudgetController.Decision d = c.tick();
+        assertTrue(d.changed());
+        assertArrayEquals(new int[] {128, 256, 256, 256}, d.schedule().budgets());
+        assertEquals(v + 1, d.schedule().version());
+        assertEquals(1, d.changes().get(0).bin());
+        assertTrue(d.changes().get(0).reason().contains("p5"), d.changes().get(0).reason());
+    }
+
+    @Test
+    void doesNotActOnFewerThanMinTokens() {
+        BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        c.report(c.schedule(), tail(1, 50, 0.5, 0.1), null, null);
+        BudgetController.Decision d = c.tick();
+        assertFalse(d.changed());
+        assertEquals(c.schedule().version(), d.schedule().version());
+        // the window is kept: 60 more tokens cross min-tokens together
+        c.report(c.schedule(), tail(1, 60, 0.5, 0.1), null, null);
+        assertTrue(c.tick().changed());
+    }
+
+    @Test
+    void lowersOnlyOnAShadowTailThatHoldsTauAndNeverBelowThePreviousBin() {
+        BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 256, 256, 256}));
+        Schedule shadow = c.shadowSchedule(); // {64, 128, 128, 128}
+        // Bin 1's shadow at 128 holds (all α = 1); bin 0's shadow at 64 holds too.
+        c.report(null, null, shadow, tail(1, 200, 0, 1));
+        c.report(null, null, shadow, tail(0, 200, 0, 1));
+        BudgetController.Decision d = c.tick();
+        assertArrayEquals(new int[] {64, 128, 256, 256}, d.schedule().budgets());
+        // a shadow tail below τ + hysteresis does not lower
+        BudgetController c2 = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 256, 256, 256}));
+        c2.report(null, null, c2.shadowSchedule(), tail(1, 200, 0.10, 0.86)); // p5 0.86 < 0.87
+        assertFalse(c2.tick().changed());
+        // lowering bin 1 below bin 0's budget is refused
+        BudgetController c3 = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {256, 256, 512, 512}));
+        c3.report(null, null, c3.shadowSchedule(), tail(1, 200, 0, 1));
+        assertFalse(c3.tick().changed());
+    }
+
+    @Test
+    void oldWindowsAgeOut() {
+        BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        c.report(c.schedule(), tail(2, 80, 0.5, 0.1), null, null);
+        for (int i = 0; i < 4; i++) {
+            c.tick(); // keep-windows 4: the 80 bad tokens drop out after the 4th empty window
+        }
+        c.report(c.schedule(), tail(2, 80, 0, 1.0), null, null);
+        assertFalse(c.tick().changed());
+    }
+
+    @Test
+    void retuneValidatesAndRemapsTheLadder() {
+        assertThrows(IllegalArgumentException.class, () -> settings(2));
+        BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {64, 64, 64, 64}));
+        long v = c.schedule().version();
+        Schedule after = c.retune(new BudgetController.Settings(0.9, 0.02, 0.01, 100, 4, 128, 4096, 2.0, 256, 1024));
+        assertArrayEquals(new int[] {128, 128, 128, 128}, after.budgets());
+        assertEquals(v + 1, after.version());
+        Schedule same = c.retune(new BudgetController.Settings(0.8, 0.02, 0.01, 100, 4, 128, 4096, 2.0, 256, 1024));
+        assertEquals(v + 1, same.version());
+        assertEquals(0.8, c.settings().tau());
+    }
+}
