@@ -1,0 +1,134 @@
+package io.tailguard.cli;
+
+import com.typesafe.config.Config;
+import io.tailguard.model.Devices;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.tokenizer.Tokenizer;
+import io.tailguard.model.tokenizer.Tokenizers;
+import io.tailguard.rollout.generation.GenerationRequest;
+import io.tailguard.rollout.generation.Generator;
+import io.tailguard.rollout.generation.SamplingParams;
+import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskFormat;
+import io.tailguard.rollout.tasks.Tasks;
+import io.tailguard.runtime.CheckpointStore;
+import io.tailguard.runtime.RunObserver;
+import io.tailguard.runtime.RunRecorder;
+import io.tailguard.runtime.RunReport;
+import io.tailguard.runtime.RunSettings;
+import io.tailguard.runtime.TailguardNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+@Command(name = "train", mixinStandardHelpOptions = true,
+        description = "The main job: asynchronous RL with tail-guarded sparse rollouts, the whole actor system in one process.")
+final class TrainCommand implements Callable<Integer> {
+    @Mixin
+    Common common;
+
+    @Option(names = "--config", description = "HOCON run configuration (default: config/quickstart.conf).")
+    Path config;
+
+    @Option(names = "--set", description = "Override one key, e.g. --set tailguard.train.steps=10 (repeatable).")
+    List<String> sets = new ArrayList<>();
+
+    @Override
+    public Integer call() throws Exception {
+        Path file = config != null ? config : RunConfig.defaultFile();
+        Config c = RunConfig.load(file, sets);
+        RunSettings s = RunSettings.parse(c, file == null ? "configuration" : file.toString());
+        Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
+        Files.createDirectories(s.train().out());
+        RunRecorder recorder = new RunRecorder(System.err, s.train().steps());
+        long t0 = System.nanoTime();
+        RunObserver.Finished fin;
+        Path lastPolicy;
+        try (TailguardNode node = new TailguardNode(c, s, TailguardNode.ROLES, start, common.device(), true, recorder.behavior())) {
+            if (node.metricsPort() > 0) {
+                System.err.println("metrics: http://" + s.metrics().host() + ":" + node.metricsPort() + "/metrics");
+            }
+            long limit = s.train().maxTime().isZero() ? Long.MAX_VALUE / 2 : s.train().maxTime().toSeconds() + 600;
+            try {
+                fin = recorder.finished().get(limit, TimeUnit.SECONDS);
+            } catch (TimeoutException e) {
+                throw new IllegalStateException("the run did not finish within " + limit + " s");
+            }
+            lastPolicy = new CheckpointStore(s.train().out().resolve("store")).dirOf(fin.steps());
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        List<RunObserver.Window> windows = recorder.windows();
+        Schedule finalSchedule = windows.isEmpty() ? Schedule.dense()
+                : Schedule.ofBins(s.controller().binWidth(), windows.get(windows.size() - 1).budgets());
+        double speedup = Files.isDirectory(lastPolicy) ? measuredSpeedup(s, lastPolicy, finalSchedule) : Double.NaN;
+        var evals = recorder.evaluations();
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("steps", fin.steps());
+        out.put("pass_at_1_start", evals.isEmpty() ? Double.NaN : evals.get(0).passAt1());
+        out.put("pass_at_1_end", evals.size() < 2 ? Double.NaN : evals.get(evals.size() - 1).passAt1());
+        out.put("rollout_speedup", Progress.round(speedup, 3));
+        out.put("predicted_speedup", windows.isEmpty() ? Double.NaN : Progress.round(windows.get(windows.size() - 1).predictedSpeedup(), 3));
+        out.put("tail_in_band_fraction", Progress.round(recorder.inBandFraction(Math.max(1, windows.size() / 5), 0.03, 0.05), 3));
+        out.put("final_budgets", finalSchedule.budgets());
+        out.put("schedule_versions", windows.isEmpty() ? 1 : windows.get(windows.size() - 1).scheduleVersion());
+        out.put("seconds", Progress.round(seconds, 1));
+        out.put("finish_reason", fin.reason());
+        Path report = RunReport.write(s.train().out().resolve("report"), recorder, out);
+        out.put("report", report.toString());
+        if (common.json) {
+            Json.print(out);
+        } else {
+            out.forEach((k, v) -> System.out.println(k + ": " + (v instanceof int[] a ? java.util.Arrays.toString(a) : v)));
+        }
+        return 0;
+    }
+
+    /**
+     * Decode wall time of one rollout batch (a lease's prompts × G at the run's contexts), dense
+     * over the final schedule, with the final policy: alternating, best of two rounds each.
+     */
+    static double measuredSpeedup(RunSettings s, Path policy, Schedule schedule) {
+        Tokenizer tok = Tokenizers.fromCheckpoint(policy);
+        int eos = TaskFormat.requireEos(tok);
+        List<int[]> prompts = new ArrayList<>();
+        int maxNew = 1;
+        int n = s.rollout().promptsPerLease();
+        for (int i = 0; i < n; i++) {
+            int ctx = s.train().contextMin() + (s.train().contextMax() - s.train().contextMin()) * i / Math.max(1, n - 1);
+            Task t = Tasks.builtin(s.train().task(), ctx);
+            Prompt p = t.prompt(s.train().seed() + 99, i);
+            maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(t, p, tok, 64));
+            for (int g = 0; g < s.rollout().groupSize(); g++) {
+                prompts.add(TaskFormat.promptIds(tok, p));
+            }
+        }
+        try (Qwen3Model model = io.tailguard.model.ModelLoader.load(policy, Devices.parse("cpu"))) {
+            GenerationRequest req = new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, 5), Set.of(eos), 0);
+            Generator dense = new Generator(model);
+            Generator sparse = new Generator(model, BlockTopKAttention.of(schedule));
+            dense.generate(req);
+            sparse.generate(req);
+            double d = Double.MAX_VALUE;
+            double sp = Double.MAX_VALUE;
+            for (int r = 0; r < 2; r++) {
+                d = Math.min(d, dense.generate(req).decodeSeconds());
+                sp = Math.min(sp, sparse.generate(req).decodeSeconds());
+            }
+            return d / sp;
+        }
+    }
+}

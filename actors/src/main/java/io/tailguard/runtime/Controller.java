@@ -1,0 +1,308 @@
+package io.tailguard.runtime;
+
+import io.tailguard.model.ModelConfig;
+import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.CostModel;
+import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.sparse.TailStats;
+import io.tailguard.rollout.tasks.Prompt;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The controller (a cluster singleton): owns the prompt stream and the leases, and the sparsity
+ * schedule. Workers pull work; each lease carries its prompt groups, the policy version to roll out
+ * with, the schedule and the shadow schedule. A lease not done within the lease timeout goes back
+ * to the front of the queue (the buffer trains a group at most once, so a late duplicate is
+ * harmless). Tail reports feed the {@link BudgetController}; every window it decides, and a changed
+ * schedule is a new version, logged with its reasons, exported, and sent with the next leases.
+ * Leasing pauses while the trajectory buffer is full (backpressure).
+ */
+public final class Controller extends AbstractBehavior<Controller.Command> {
+
+    public sealed interface Command permits RequestWork, LeaseDone, TailReport, BufferDepth, PolicyPublished, Tune,
+            GetStatus, Tick, ObserversChanged {}
+
+    /** A worker with capacity asks for a lease. */
+    public record RequestWork(String worker, ActorRef<RolloutWorker.Command> replyTo) implements Command, Wire {}
+
+    public record LeaseDone(long lease, String worker) implements Command, Wire {}
+
+    /** α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null). */
+    public record TailReport(String worker, ScheduleSpec used, byte[] tails, ScheduleSpec shadow, byte[] shadowTails)
+            implements Command, Wire {}
+
+    public record BufferDepth(int groups) implements Command, Wire {}
+
+    /** Live tuning: key=value pairs under tailguard.controller (and a few others); answered with the outcome. */
+    public record Tune(String[] keys, String[] values, ActorRef<TuneResult> replyTo) implements Command, Wire {}
+
+    public record TuneResult(boolean accepted, String message, long scheduleVersion) implements Wire {}
+
+    public record GetStatus(ActorRef<Status> replyTo) implements Command, Wire {}
+
+    public record Status(long scheduleVersion, int[] budgets, double[] alphaP5, double tau, long policyVersion,
+                         int leasesOpen, long groupsIssued, int bufferGroups) implements Wire {}
+
+    enum Tick implements Command { INSTANCE }
+
+    record ObserversChanged(Receptionist.Listing listing) implements Command {}
+
+    private record Lease(long id, String worker, long[] groups, long deadlineNanos) {}
+
+    public static Behavior<Command> create(RunSettings settings, ModelConfig model, Schedule start, NodeMetrics metrics) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Controller(ctx, timers, settings, model, start, metrics)));
+    }
+
+    private final RunSettings s;
+    private final NodeMetrics metrics;
+    private final Prompts prompts;
+    private final BudgetController budgets;
+    private final CostModel cost;
+    private final Map<Long, Lease> leases = new LinkedHashMap<>();
+    private final Deque<Long> reissue = new ArrayDeque<>();
+    private final Deque<RequestWork> waiting = new ArrayDeque<>();
+    private final List<ActorRef<RunObserver.Event>> observers = new ArrayList<>();
+    private long nextGroup;
+    private long nextLease = 1;
+    private int bufferGroups;
+    private double tau;
+    private PolicyPublished policy;
+    private long persistedVersion = -1;
+
+    private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
+                       Schedule start, NodeMetrics metrics) {
+        super(ctx);
+        this.s = s;
+        this.metrics = metrics;
+        this.prompts = new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax());
+        this.budgets = new BudgetController(s.controller(), start);
+        this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
+                CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
+        this.tau = s.controller().tau();
+        timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY,
+                ctx.messageAdapter(Receptionist.Listing.class, ObserversChanged::new)));
+        exportSchedule(List.of());
+        ctx.getLog().info("controller up: schedule v{} {}", budgets.schedule().version(), budgets.schedule());
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(RequestWork.class, this::onRequestWork)
+                .onMessage(LeaseDone.class, this::onLeaseDone)
+                .onMessage(TailReport.class, this::onTailReport)
+                .onMessage(BufferDepth.class, this::onBufferDepth)
+                .onMessage(PolicyPublished.class, this::onPolicy)
+                .onMessage(Tune.class, this::onTune)
+                .onMessage(GetStatus.class, this::onStatus)
+                .onMessage(Tick.class, t -> onTick())
+                .onMessage(ObserversChanged.class, this::onObservers)
+                .build();
+    }
+
+    private Behavior<Command> onRequestWork(RequestWork r) {
+        if (policy == null || bufferGroups >= s.buffer().maxGroups()) {
+            waiting.addLast(r); // answered when a policy exists and the buffer drains
+            return this;
+        }
+        lease(r);
+        return this;
+    }
+
+    private void lease(RequestWork r) {
+        int n = s.rollout().promptsPerLease();
+        long[] groups = new long[n];
+        Prompt[] ps = new Prompt[n];
+        for (int i = 0; i < n; i++) {
+            groups[i] = reissue.isEmpty() ? nextGroup++ : reissue.removeFirst();
+            ps[i] = prompts.of(groups[i]);
+        }
+        long id = nextLease++;
+        leases.put(id, new Lease(id, r.worker(), groups, System.nanoTime() + s.rollout().leaseTimeout().toNanos()));
+        metrics.leases.labelValues("issued").inc();
+        metrics.leasesOpen.set(leases.size());
+        Schedule sched = budgets.schedule();
+        Schedule shadow = s.rollout().shadowFraction() > 0 && !sched.equals(budgets.shadowSchedule().withVersion(sched.version()))
+                ? budgets.shadowSchedule() : null;
+        r.replyTo().tell(new RolloutWorker.Work(id, groups, ps, policy, ScheduleSpec.of(sched),
+                shadow == null ? null : ScheduleSpec.of(shadow), s.train().seed() * 1_000_003L + id));
+    }
+
+    private void drainWaiting() {
+        while (!waiting.isEmpty() && policy != null && bufferGroups < s.buffer().maxGroups()) {
+            lease(waiting.removeFirst());
+        }
+    }
+
+    private Behavior<Command> onLeaseDone(LeaseDone d) {
+        if (leases.remove(d.lease()) != null) {
+            metrics.leases.labelValues("done").inc();
+        } else {
+            metrics.leases.labelValues("late").inc(); // re-issued already; the buffer dedups its groups
+        }
+        metrics.leasesOpen.set(leases.size());
+        return this;
+    }
+
+    private Behavior<Command> onTailReport(TailReport r) {
+        budgets.report(r.used() == null ? null : r.used().toSchedule(), r.tails() == null ? null : TailStats.fromBytes(r.tails()),
+                r.shadow() == null ? null : r.shadow().toSchedule(), r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()));
+        return this;
+    }
+
+    private Behavior<Command> onBufferDepth(BufferDepth d) {
+        bufferGroups = d.groups();
+        drainWaiting();
+        return this;
+    }
+
+    private Behavior<Command> onPolicy(PolicyPublished p) {
+        if (policy == null || p.version() > policy.version()) {
+            policy = p;
+        }
+        drainWaiting();
+        return this;
+    }
+
+    private Behavior<Command> onTick() {
+        long now = System.nanoTime();
+        List<Lease> expired = new ArrayList<>();
+        for (Lease l : leases.values()) {
+            if (now - l.deadlineNanos() > 0) {
+                expired.add(l);
+            }
+        }
+        for (int i = expired.size() - 1; i >= 0; i--) {
+            Lease l = expired.get(i);
+            leases.remove(l.id());
+            for (int g = l.groups().length - 1; g >= 0; g--) {
+                reissue.addFirst(l.groups()[g]);
+            }
+            metrics.leases.labelValues("reissued").inc();
+            getContext().getLog().warn("lease {} of {} timed out; its {} groups go to the next worker", l.id(), l.worker(), l.groups().length);
+        }
+        metrics.leasesOpen.set(leases.size());
+        BudgetController.Decision d = budgets.tick();
+        if (d.changed()) {
+            for (BudgetController.Change c : d.changes()) {
+                getContext().getLog().info("schedule v{}: bin {} budget {} -> {}: {}", d.schedule().version(), c.bin(), c.from(), c.to(), c.reason());
+                metrics.scheduleChanges.labelValues(c.to() > c.from() ? "up" : "down").inc();
+            }
+        }
+        exportSchedule(d.changes());
+        RunObserver.Window w = new RunObserver.Window(System.currentTimeMillis(), d.schedule().version(), d.schedule().budgets(),
+                windowP5(d), tau, predictedSpeedup(), reasons(d.changes()));
+        for (ActorRef<RunObserver.Event> o : observers) {
+            o.tell(w);
+        }
+        return this;
+    }
+
+    private static double[] windowP5(BudgetController.Decision d) {
+        double[] p = new double[d.schedule().binCount()];
+        java.util.Arrays.fill(p, Double.NaN);
+        for (BudgetController.WindowTail t : d.window()) {
+            if (t.bin() < p.length) {
+                p[t.bin()] = t.p5();
+            }
+        }
+        return p;
+    }
+
+    private static String[] reasons(List<BudgetController.Change> changes) {
+        return changes.stream().map(c -> "bin " + c.bin() + ": " + c.from() + " -> " + c.to() + " (" + c.reason() + ")").toArray(String[]::new);
+    }
+
+    private double predictedSpeedup() {
+        int ctx = (s.train().contextMin() + s.train().contextMax()) / 2;
+        return cost.predictedSpeedup(budgets.schedule(), ctx, 16);
+    }
+
+    /** Where the controller keeps its current schedule, so a restarted singleton resumes it. */
+    static java.nio.file.Path persistedSchedule(RunSettings s) {
+        return s.train().out().resolve("controller").resolve("schedule.conf");
+    }
+
+    private void persist(Schedule sched) {
+        java.nio.file.Path file = persistedSchedule(s);
+        try {
+            java.nio.file.Files.createDirectories(file.getParent());
+            java.nio.file.Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+            java.nio.file.Files.writeString(tmp, sched.toHocon());
+            java.nio.file.Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (java.io.IOException e) {
+            getContext().getLog().warn("cannot persist the schedule to {}: {}", file, e.getMessage());
+        }
+    }
+
+    private void exportSchedule(List<BudgetController.Change> changes) {
+        Schedule sched = budgets.schedule();
+        int[] b = sched.budgets();
+        double[] p5 = budgets.p5PerBin();
+        for (int i = 0; i < b.length; i++) {
+            metrics.budget.labelValues(Integer.toString(i)).set(b[i]);
+            if (!Double.isNaN(p5[i])) {
+                metrics.alphaP5.labelValues(Integer.toString(i)).set(p5[i]);
+            }
+        }
+        metrics.scheduleVersion.set(sched.version());
+        if (sched.version() != persistedVersion) {
+            persist(sched);
+            persistedVersion = sched.version();
+        }
+        metrics.tau.set(tau);
+        metrics.predictedSpeedup.set(predictedSpeedup());
+    }
+
+    private Behavior<Command> onTune(Tune t) {
+        try {
+            Map<String, String> kv = new LinkedHashMap<>();
+            for (int i = 0; i < t.keys().length; i++) {
+                kv.put(t.keys()[i], t.values()[i]);
+            }
+            BudgetController.Settings next = LiveTuning.controllerSettings(budgets.settings(), kv, s.train().contextMax());
+            Schedule before = budgets.schedule();
+            Schedule after = budgets.retune(next);
+            tau = next.tau();
+            String msg = "applied " + kv + (after.version() != before.version() ? "; schedule v" + after.version() : "");
+            getContext().getLog().info("tune: {}", msg);
+            exportSchedule(List.of());
+            t.replyTo().tell(new TuneResult(true, msg, after.version()));
+        } catch (IllegalArgumentException e) {
+            getContext().getLog().warn("tune refused: {}", e.getMessage());
+            t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onStatus(GetStatus g) {
+        Schedule sched = budgets.schedule();
+        g.replyTo().tell(new Status(sched.version(), sched.budgets(), budgets.p5PerBin(), tau,
+                policy == null ? -1 : policy.version(), leases.size(), nextGroup, bufferGroups));
+        return this;
+    }
+
+    private Behavior<Command> onObservers(ObserversChanged c) {
+        Set<ActorRef<RunObserver.Event>> set = c.listing().getServiceInstances(RunObserver.KEY);
+        observers.clear();
+        observers.addAll(set);
+        return this;
+    }
+}

@@ -1,0 +1,255 @@
+package io.tailguard.runtime;
+
+import io.tailguard.learner.AdamW;
+import io.tailguard.learner.GrpoLearner;
+import io.tailguard.learner.GrpoObjective;
+import io.tailguard.learner.LearnerCheckpoint;
+import io.tailguard.learner.LrSchedule;
+import io.tailguard.model.AttentionKernel;
+import io.tailguard.model.Devices;
+import io.tailguard.model.ModelLoader;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.io.Manifest;
+import io.tailguard.rollout.eval.Evaluator;
+import io.tailguard.rollout.tasks.Tasks;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+import java.io.IOException;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The learner: owns the policy being trained and the JVM's one GradientCollector (through
+ * {@link GrpoLearner}); runs on the blocking dispatcher. It pulls batches of complete groups from
+ * the trajectory buffer, takes one GRPO + TIS step per batch, publishes the policy to the checkpoint
+ * store every publish-every steps (PolicyPublished to the controller and every worker), and writes
+ * the resumable learner checkpoint (weights, optimizer moments, step) every checkpoint-every steps.
+ * A learner started over an existing learner checkpoint resumes from it with its step counter.
+ */
+public final class Learner extends AbstractBehavior<Learner.Command> {
+
+    public sealed interface Command permits GotBatch, Begin, Listed {}
+
+    record GotBatch(TrajectoryBuffer.Batch batch) implements Command {}
+
+    enum Begin implements Command { INSTANCE }
+
+    /** A receptionist listing: workers or observers (one adapter per message class, so one record). */
+    record Listed(Receptionist.Listing listing) implements Command {}
+
+    public static Behavior<Command> create(RunSettings s, Path start, ActorRef<Controller.Command> controller,
+                                           ActorRef<TrajectoryBuffer.Command> buffer, String device, NodeMetrics metrics) {
+        return Behaviors.setup(ctx -> new Learner(ctx, s, start, controller, buffer, device, metrics));
+    }
+
+    private final RunSettings s;
+    private final Path start;
+    private final ActorRef<Controller.Command> controller;
+    private final ActorRef<TrajectoryBuffer.Command> buffer;
+    private final NodeMetrics metrics;
+    private final CheckpointStore store;
+    private final Path learnerDir;
+    private final String tokenizerJson;
+    private final Qwen3Model model;
+    private final GrpoLearner learner;
+    private final Set<ActorRef<RolloutWorker.Command>> workers = new HashSet<>();
+    private final Set<ActorRef<RunObserver.Event>> observers = new HashSet<>();
+    private final List<RunObserver.Event> pending = new ArrayList<>();
+    private final long startNanos = System.nanoTime();
+    private PolicyPublished published;
+    private boolean finished;
+
+    private Learner(ActorContext<Command> ctx, RunSettings s, Path start, ActorRef<Controller.Command> controller,
+                    ActorRef<TrajectoryBuffer.Command> buffer, String device, NodeMetrics metrics) throws IOException {
+        super(ctx);
+        this.s = s;
+        this.start = start;
+        this.controller = controller;
+        this.buffer = buffer;
+        this.metrics = metrics;
+        this.store = new CheckpointStore(s.train().out().resolve("store"));
+        this.learnerDir = s.train().out().resolve("learner");
+        boolean resume = Files.isRegularFile(learnerDir.resolve(Manifest.FILE_NAME));
+        Path from = resume ? learnerDir : start;
+        this.tokenizerJson = Files.readString(from.resolve("tokenizer.json"));
+        this.model = ModelLoader.load(from, Devices.parse(device));
+        this.learner = new GrpoLearner(model, s.rollout().groupSize(), s.learner().microBatch(), GrpoObjective.Options.defaults(),
+                new LrSchedule(s.learner().lr(), s.learner().warmupSteps(), s.train().steps(), 1.0), AdamW.Options.defaults());
+        if (resume) {
+            LearnerCheckpoint.TrainerState st = LearnerCheckpoint.restore(learnerDir, learner.optimizer());
+            learner.resumeAt((int) st.step());
+            ctx.getLog().info("learner resumes from {} at step {}", learnerDir, st.step());
+        }
+        ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY, listings));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY, listings));
+        ctx.getSelf().tell(Begin.INSTANCE);
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Begin.class, b -> onBegin())
+                .onMessage(GotBatch.class, this::onBatch)
+                .onMessage(Listed.class, l -> l.listing().isForKey(RolloutWorker.KEY) ? onWorkers(l) : onObservers(l))
+                .onSignal(PostStop.class, x -> {
+                    learner.close();
+                    model.close();
+                    return this;
+                })
+                .build();
+    }
+
+    private Behavior<Command> onBegin() {
+        int step = learner.steps();
+        if (step == 0) {
+            evaluate(0);
+            published = CheckpointStore.existing(start, 0);
+        } else {
+            published = Files.isRegularFile(store.dirOf(step).resolve(Manifest.FILE_NAME))
+                    ? CheckpointStore.existing(store.dirOf(step), step)
+                    : store.publish(model, tokenizerJson, step, step, null, 0);
+        }
+        announce(published);
+        if (step >= s.train().steps()) {
+            return finish("all steps were done before the start");
+        }
+        requestBatch();
+        return this;
+    }
+
+    private void requestBatch() {
+        buffer.tell(new TrajectoryBuffer.NextBatch(s.learner().groupsPerStep(), published.version(),
+                getContext().messageAdapter(TrajectoryBuffer.Batch.class, GotBatch::new)));
+    }
+
+    private Behavior<Command> onBatch(GotBatch got) {
+        if (finished) {
+            return this;
+        }
+        TrajectoryBuffer.Batch b = got.batch();
+        List<GrpoLearner.Sample> samples = new ArrayList<>();
+        long tokens = 0;
+        double rewardSum = 0;
+        int passed = 0;
+        int maxStale = 0;
+        for (int i = 0; i < b.groups().length; i++) {
+            maxStale = (int) Math.max(maxStale, published.version() - b.policyVersions()[i]);
+            for (TrajectoryBuffer.Sample x : b.groups()[i].samples()) {
+                samples.add(new GrpoLearner.Sample(x.prompt(), x.output(), x.behaviourLogprobs(), x.oldLogprobs(), x.reward()));
+                tokens += x.output().length;
+                rewardSum += x.reward();
+                passed += x.reward() >= 1.0 ? 1 : 0;
+            }
+        }
+        long t0 = System.nanoTime();
+        GrpoLearner.Report r = learner.step(samples);
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        int step = learner.steps();
+        GrpoObjective.Stats o = r.objective();
+        metrics.learnerSteps.inc();
+        metrics.learnerTokensPerSecond.set(tokens / Math.max(1e-9, seconds));
+        metrics.reward.set(rewardSum / samples.size());
+        metrics.passRate.set(passed / (double) samples.size());
+        metrics.staleness.set(maxStale);
+        metrics.groupsDropped.labelValues("degenerate").inc(r.groupsDropped());
+        if (o != null) {
+            metrics.loss.set(o.loss());
+            metrics.clipFraction.set(o.clipFraction());
+            metrics.tisTruncated.set(o.tisTruncatedFraction());
+            metrics.kl.labelValues("k1").set(o.klK1());
+            metrics.kl.labelValues("k3").set(o.klK3());
+        }
+        emit(new RunObserver.Step(step, published.version(), rewardSum / samples.size(), passed / (double) samples.size(),
+                r.groupsKept(), r.groupsDropped(), b.droppedStale(), maxStale, o == null ? Double.NaN : o.loss(),
+                o == null ? Double.NaN : o.clipFraction(), o == null ? Double.NaN : o.tisTruncatedFraction(),
+                o == null ? Double.NaN : o.klK3(), seconds, tokens, b.rolloutTokensPerSecond(), System.currentTimeMillis()));
+        boolean last = step >= s.train().steps();
+        boolean outOfTime = !s.train().maxTime().isZero() && System.nanoTime() - startNanos > s.train().maxTime().toNanos();
+        if (step % s.learner().checkpointEvery() == 0 || last || outOfTime) {
+            LearnerCheckpoint.save(learnerDir, model, learner.optimizer(), new LearnerCheckpoint.TrainerState(step,
+                    learner.optimizer().steps(), 0, s.train().seed(), "grpo-async"), tokenizerJson, step, start.toString());
+        }
+        if (step % s.learner().publishEvery() == 0 || last) {
+            published = store.publish(model, tokenizerJson, step, step, published.uri(), 0);
+            metrics.policyVersion.set(step);
+            announce(published);
+        }
+        if (last || outOfTime) {
+            return finish(last ? "all steps done" : "time limit");
+        }
+        requestBatch();
+        return this;
+    }
+
+    private Behavior<Command> finish(String reason) {
+        finished = true;
+        evaluate(learner.steps());
+        emit(new RunObserver.Finished(learner.steps(), reason));
+        return this;
+    }
+
+    private void evaluate(int step) {
+        if (s.train().evalN() == 0) {
+            return;
+        }
+        var task = Tasks.builtin(s.train().task(), s.train().contextMax());
+        double p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
+                new Evaluator.EvalOptions(s.train().evalN(), 1, 0.0, s.train().evalSeed(), 64, 16), AttentionKernel.DENSE).passAt1();
+        metrics.passAt1.set(p);
+        emit(new RunObserver.Evaluated(step, p));
+    }
+
+    private void announce(PolicyPublished p) {
+        controller.tell(p);
+        for (ActorRef<RolloutWorker.Command> w : workers) {
+            w.tell(p);
+        }
+    }
+
+    private void emit(RunObserver.Event e) {
+        if (observers.isEmpty()) {
+            pending.add(e); // the observer may register after the first events
+            return;
+        }
+        for (ActorRef<RunObserver.Event> o : observers) {
+            o.tell(e);
+        }
+    }
+
+    private Behavior<Command> onWorkers(Listed c) {
+        Set<ActorRef<RolloutWorker.Command>> now = c.listing().getServiceInstances(RolloutWorker.KEY);
+        for (ActorRef<RolloutWorker.Command> w : now) {
+            if (!workers.contains(w) && published != null) {
+                w.tell(published); // a late joiner starts from the current version
+            }
+        }
+        workers.clear();
+        workers.addAll(now);
+        return this;
+    }
+
+    private Behavior<Command> onObservers(Listed c) {
+        observers.clear();
+        observers.addAll(c.listing().getServiceInstances(RunObserver.KEY));
+        if (!observers.isEmpty() && !pending.isEmpty()) {
+            List<RunObserver.Event> flush = new ArrayList<>(pending);
+            pending.clear();
+            flush.forEach(this::emit);
+        }
+        return this;
+    }
+
+}

@@ -1,0 +1,100 @@
+package io.tailguard.runtime;
+
+import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.Gauge;
+import io.prometheus.metrics.exporter.httpserver.HTTPServer;
+import io.prometheus.metrics.instrumentation.jvm.JvmMetrics;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+
+/**
+ * The Prometheus series of one node (DESIGN.md "Metrics"), served as text on /metrics. Actors hold
+ * this object and update it; the client's metric types are thread-safe, so no actor shares other
+ * state through it. Names start with tailguard_; units are in the names.
+ */
+public final class NodeMetrics implements AutoCloseable {
+    private final PrometheusRegistry registry = new PrometheusRegistry();
+    private HTTPServer server;
+
+    // rollout
+    final Counter rolloutTokens = Counter.builder().name("tailguard_rollout_tokens_total")
+            .help("Generated rollout tokens").labelNames("mode").register(registry);
+    final Gauge rolloutTokensPerSecond = Gauge.builder().name("tailguard_rollout_tokens_per_second")
+            .help("Decode throughput of the last lease, per worker").labelNames("worker").register(registry);
+    final Counter trajectories = Counter.builder().name("tailguard_trajectories_total")
+            .help("Trajectories rolled out").register(registry);
+    final Gauge policyVersionLoaded = Gauge.builder().name("tailguard_worker_policy_version")
+            .help("Policy version a worker rolls out with").labelNames("worker").register(registry);
+    final Counter hotSwaps = Counter.builder().name("tailguard_policy_swaps_total")
+            .help("Policy versions loaded by workers").labelNames("worker").register(registry);
+    // controller
+    final Gauge alphaP5 = Gauge.builder().name("tailguard_alpha_p5")
+            .help("p5 of the acceptance rate α per position bin, at the bin's budget (kept windows)").labelNames("bin").register(registry);
+    final Gauge budget = Gauge.builder().name("tailguard_kv_budget_tokens")
+            .help("KV budget per position bin").labelNames("bin").register(registry);
+    final Gauge scheduleVersion = Gauge.builder().name("tailguard_schedule_version")
+            .help("Current schedule version").register(registry);
+    final Counter scheduleChanges = Counter.builder().name("tailguard_schedule_changes_total")
+            .help("Budget changes by direction").labelNames("direction").register(registry);
+    final Gauge tau = Gauge.builder().name("tailguard_tau").help("Target p5 α").register(registry);
+    final Gauge predictedSpeedup = Gauge.builder().name("tailguard_predicted_rollout_speedup")
+            .help("Cost-model decode speedup of the current schedule over dense at the run's contexts").register(registry);
+    final Counter leases = Counter.builder().name("tailguard_leases_total")
+            .help("Leases by outcome").labelNames("outcome").register(registry);
+    final Gauge leasesOpen = Gauge.builder().name("tailguard_leases_open").help("Leases in flight").register(registry);
+    // buffer
+    final Gauge bufferGroups = Gauge.builder().name("tailguard_buffer_groups")
+            .help("Complete groups waiting for the learner").register(registry);
+    final Counter groupsDropped = Counter.builder().name("tailguard_groups_dropped_total")
+            .help("Groups not trained on, by reason").labelNames("reason").register(registry);
+    final Gauge staleness = Gauge.builder().name("tailguard_staleness_versions")
+            .help("Policy versions between the learner and the trajectories of its last batch (max)").register(registry);
+    // learner
+    final Gauge policyVersion = Gauge.builder().name("tailguard_policy_version").help("Latest published policy version").register(registry);
+    final Counter learnerSteps = Counter.builder().name("tailguard_learner_steps_total").help("Policy updates").register(registry);
+    final Gauge learnerTokensPerSecond = Gauge.builder().name("tailguard_learner_tokens_per_second")
+            .help("Training tokens per second of the last step").register(registry);
+    final Gauge reward = Gauge.builder().name("tailguard_reward_mean").help("Mean reward of the last batch").register(registry);
+    final Gauge passRate = Gauge.builder().name("tailguard_pass_rate").help("Share of the last batch's samples with reward 1").register(registry);
+    final Gauge loss = Gauge.builder().name("tailguard_loss").help("GRPO + TIS loss of the last step").register(registry);
+    final Gauge clipFraction = Gauge.builder().name("tailguard_clip_fraction").help("PPO-clipped token share").register(registry);
+    final Gauge tisTruncated = Gauge.builder().name("tailguard_tis_truncated_fraction").help("TIS-truncated token share").register(registry);
+    final Gauge kl = Gauge.builder().name("tailguard_kl").help("KL estimate between π_old and π_inf").labelNames("estimator").register(registry);
+    final Gauge passAt1 = Gauge.builder().name("tailguard_eval_pass_at_1").help("Held-out greedy pass@1").register(registry);
+    // serialization
+    {
+        io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_wire_frames_dropped_total")
+                .help("Incoming frames dropped: corrupted, truncated or of an unknown type")
+                .callback(cb -> cb.call(KryoSerializer.droppedFrames())).register(registry);
+    }
+
+    public NodeMetrics() {
+        JvmMetrics.builder().register(registry);
+    }
+
+    public PrometheusRegistry registry() {
+        return registry;
+    }
+
+    /** Serves /metrics on host:port (port 0: off); returns the bound port (or 0). */
+    public int serve(String host, int port) {
+        if (port == 0) {
+            return 0;
+        }
+        try {
+            server = HTTPServer.builder().hostname(host).port(port).registry(registry).buildAndStart();
+            return server.getPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException("metrics: cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (server != null) {
+            server.close();
+        }
+    }
+}

@@ -1,0 +1,33 @@
+package io.tailguard.runtime;
+
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+/**
+ * What a run reports to whoever watches it (the `train` command's progress display and report):
+ * one event per learner step, per controller window, and the end. Observers register under
+ * {@link #KEY}; the learner and controller find them through the receptionist, on any node.
+ */
+public final class RunObserver {
+    public static final ServiceKey<Event> KEY = ServiceKey.create(Event.class, "tailguard-run-observer");
+
+    private RunObserver() {
+    }
+
+    public sealed interface Event permits Step, Window, Finished, Evaluated {}
+
+    /** One learner step: its batch and its update. */
+    public record Step(int step, long policyVersion, double reward, double passRate, int groups, int droppedDegenerate,
+                       int droppedStale, int staleness, double loss, double clipFraction, double tisTruncated,
+                       double klK3, double learnSeconds, long tokens, double rolloutTokensPerSecond, long timeMillis)
+            implements Event, Wire {}
+
+    /** One controller window: the closed window's p5 α per bin, the budgets after the decision. */
+    public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, double tau,
+                         double predictedSpeedup, String[] changes) implements Event, Wire {}
+
+    /** Held-out greedy pass@1 of the learner's policy at a step (start and end of the run). */
+    public record Evaluated(int step, double passAt1) implements Event, Wire {}
+
+    /** The learner is done (all steps, or the time limit). */
+    public record Finished(int steps, String reason) implements Event, Wire {}
+}

@@ -1,0 +1,122 @@
+package io.tailguard.runtime;
+
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * The `train` command's observer: records every event for the report, prints a progress line per
+ * learner step and per schedule change (stderr), and completes {@link #finished()} at the end.
+ */
+public final class RunRecorder {
+    private final List<RunObserver.Step> steps = Collections.synchronizedList(new ArrayList<>());
+    private final List<RunObserver.Window> windows = Collections.synchronizedList(new ArrayList<>());
+    private final List<RunObserver.Evaluated> evals = Collections.synchronizedList(new ArrayList<>());
+    private final CompletableFuture<RunObserver.Finished> finished = new CompletableFuture<>();
+    private final PrintStream out;
+    private final int totalSteps;
+    private volatile RunObserver.Window last;
+
+    public RunRecorder(PrintStream progress, int totalSteps) {
+        this.out = progress;
+        this.totalSteps = totalSteps;
+    }
+
+    public Behavior<RunObserver.Event> behavior() {
+        return Behaviors.setup(ctx -> {
+            ctx.getSystem().receptionist().tell(Receptionist.register(RunObserver.KEY, ctx.getSelf()));
+            return Behaviors.receiveMessage(e -> {
+                on(e);
+                return Behaviors.same();
+            });
+        });
+    }
+
+    void on(RunObserver.Event e) {
+        if (e instanceof RunObserver.Step s) {
+            steps.add(s);
+            RunObserver.Window w = last;
+            out.printf(Locale.ROOT, "step %d/%d  reward %.3f  pass %.3f  loss %s  tis-trunc %s  stale %d  rollout %.0f tok/s%s%n",
+                    s.step(), totalSteps, s.reward(), s.passRate(), fmt(s.loss()), fmt(s.tisTruncated()), s.staleness(),
+                    s.rolloutTokensPerSecond(), w == null ? "" : "  " + tails(w));
+        } else if (e instanceof RunObserver.Window w) {
+            windows.add(w);
+            last = w;
+            for (String c : w.changes()) {
+                out.printf(Locale.ROOT, "schedule v%d: %s%n", w.scheduleVersion(), c);
+            }
+        } else if (e instanceof RunObserver.Evaluated v) {
+            evals.add(v);
+            out.printf(Locale.ROOT, "eval at step %d: pass@1 %.3f%n", v.step(), v.passAt1());
+        } else if (e instanceof RunObserver.Finished f) {
+            finished.complete(f);
+        }
+    }
+
+    private static String fmt(double v) {
+        return Double.isNaN(v) ? "-" : String.format(Locale.ROOT, "%.4f", v);
+    }
+
+    /** "p5 α [bin:budget=α ...] speedup ×" for the progress line. */
+    static String tails(RunObserver.Window w) {
+        StringBuilder b = new StringBuilder("p5α/budget");
+        for (int i = 0; i < w.budgets().length; i++) {
+            if (!Double.isNaN(w.alphaP5()[i])) {
+                b.append(String.format(Locale.ROOT, " b%d:%.2f/%d", i, w.alphaP5()[i], w.budgets()[i]));
+            }
+        }
+        b.append(String.format(Locale.ROOT, "  predicted ×%.2f", w.predictedSpeedup()));
+        return b.toString();
+    }
+
+    public CompletableFuture<RunObserver.Finished> finished() {
+        return finished;
+    }
+
+    public List<RunObserver.Step> steps() {
+        synchronized (steps) {
+            return List.copyOf(steps);
+        }
+    }
+
+    public List<RunObserver.Window> windows() {
+        synchronized (windows) {
+            return List.copyOf(windows);
+        }
+    }
+
+    public List<RunObserver.Evaluated> evaluations() {
+        synchronized (evals) {
+            return List.copyOf(evals);
+        }
+    }
+
+    /**
+     * Share of (window, bin) pairs, after the first `warmup` windows, whose p5 α lies in
+     * [τ − below, τ + above]; bins without tokens in a window do not count. NaN when none count.
+     */
+    public double inBandFraction(int warmup, double below, double above) {
+        List<RunObserver.Window> ws = windows();
+        int n = 0;
+        int in = 0;
+        for (int k = Math.min(warmup, ws.size()); k < ws.size(); k++) {
+            RunObserver.Window w = ws.get(k);
+            for (double a : w.alphaP5()) {
+                if (!Double.isNaN(a)) {
+                    n++;
+                    if (a >= w.tau() - below && a <= w.tau() + above) {
+                        in++;
+                    }
+                }
+            }
+        }
+        return n == 0 ? Double.NaN : in / (double) n;
+    }
+}

@@ -1,0 +1,147 @@
+package io.tailguard.runtime;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValue;
+import io.tailguard.rollout.sparse.BudgetController;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * The runtime's configuration, parsed once into typed records and validated: a key this version
+ * does not know, a wrong type or a value out of range fails with the key's full path and the reason
+ * ({@link IllegalArgumentException}, exit 2 at the command line). The defaults and the meaning of
+ * every key are in actors' reference.conf.
+ */
+public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
+                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics) {
+
+    public record Train(String checkpoint, String task, int contextMin, int contextMax, int steps, long seed, Path out,
+                        int evalN, long evalSeed, Duration maxTime) {}
+
+    public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
+                          Duration leaseTimeout) {}
+
+    public record Buffer(int staleness, int maxGroups) {}
+
+    public record LearnerSettings(int groupsPerStep, double lr, int warmupSteps, int microBatch, int publishEvery,
+                                  int checkpointEvery) {}
+
+    public record Metrics(String host, int port) {}
+
+    /** The sections a user may set, each checked against reference.conf for unknown keys. */
+    static final List<String> SECTIONS = List.of("tailguard.train", "tailguard.rollout", "tailguard.controller",
+            "tailguard.buffer", "tailguard.learner", "tailguard.metrics");
+
+    /** Parses and validates; {@code where} names the source in messages (a file, "--set"). */
+    public static RunSettings parse(Config c, String where) {
+        try {
+            checkUnknownKeys(c, where);
+            Train t = new Train(c.getString("tailguard.train.checkpoint"), c.getString("tailguard.train.task"),
+                    positive(c, "tailguard.train.context-min"), positive(c, "tailguard.train.context-max"),
+                    positive(c, "tailguard.train.steps"), c.getLong("tailguard.train.seed"),
+                    Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
+                    c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)));
+            if (t.contextMax() < t.contextMin()) {
+                throw new IllegalArgumentException("tailguard.train.context-max: must be >= context-min " + t.contextMin()
+                        + ", got " + t.contextMax());
+            }
+            Rollout r = new Rollout(atLeast(c, "tailguard.rollout.workers", 0), positive(c, "tailguard.rollout.prompts-per-lease"),
+                    atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
+                    unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"));
+            BudgetController.Settings ctl = controller(c, t.contextMax());
+            Duration window = positiveDuration(c, "tailguard.controller.window");
+            Buffer b = new Buffer(atLeast(c, "tailguard.buffer.staleness", 0), positive(c, "tailguard.buffer.max-groups"));
+            LearnerSettings l = new LearnerSettings(positive(c, "tailguard.learner.groups-per-step"),
+                    positiveDouble(c, "tailguard.learner.lr"), atLeast(c, "tailguard.learner.warmup-steps", 0),
+                    positive(c, "tailguard.learner.micro-batch"), positive(c, "tailguard.learner.publish-every"),
+                    positive(c, "tailguard.learner.checkpoint-every"));
+            int port = atLeast(c, "tailguard.metrics.port", 0);
+            if (port > 65535) {
+                throw new IllegalArgumentException("tailguard.metrics.port: must be in [0, 65535], got " + port);
+            }
+            return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), b, l,
+                    new Metrics(c.getString("tailguard.metrics.host"), port));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The controller's settings (also what live tuning re-parses). */
+    static BudgetController.Settings controller(Config c, int maxContext) {
+        String p = "tailguard.controller.";
+        try {
+            return new BudgetController.Settings(c.getDouble(p + "tau"), c.getDouble(p + "margin"), c.getDouble(p + "hysteresis"),
+                    positive(c, p + "min-tokens"), positive(c, p + "keep-windows"), c.getInt(p + "min-budget"),
+                    c.getInt(p + "max-budget"), c.getDouble(p + "ladder-ratio"), c.getInt(p + "bin-width"), maxContext + 64);
+        } catch (IllegalArgumentException e) {
+            // BudgetController names the key without its section
+            String m = e.getMessage();
+            throw new IllegalArgumentException(m.startsWith("tailguard.") ? m : p + m, e);
+        }
+    }
+
+    /** Every key a user set under a known section must exist in the reference configuration. */
+    static void checkUnknownKeys(Config c, String where) {
+        Config reference = ConfigFactory.defaultReference();
+        for (String section : SECTIONS) {
+            if (!c.hasPath(section)) {
+                continue;
+            }
+            Set<String> known = new TreeSet<>();
+            for (Map.Entry<String, ConfigValue> e : reference.getConfig(section).entrySet()) {
+                known.add(e.getKey());
+            }
+            for (Map.Entry<String, ConfigValue> e : c.getConfig(section).entrySet()) {
+                if (!known.contains(e.getKey())) {
+                    throw new IllegalArgumentException(section + "." + e.getKey() + ": unknown key (known: "
+                            + String.join(", ", known) + ")");
+                }
+            }
+        }
+    }
+
+    private static int positive(Config c, String key) {
+        return atLeast(c, key, 1);
+    }
+
+    private static int atLeast(Config c, String key, int min) {
+        int v = c.getInt(key);
+        if (v < min) {
+            throw new IllegalArgumentException(key + ": must be >= " + min + ", got " + v);
+        }
+        return v;
+    }
+
+    private static double positiveDouble(Config c, String key) {
+        double v = c.getDouble(key);
+        if (!(v > 0) || Double.isInfinite(v)) {
+            throw new IllegalArgumentException(key + ": must be a positive number, got " + v);
+        }
+        return v;
+    }
+
+    private static double unit(Config c, String key) {
+        double v = c.getDouble(key);
+        if (!(v >= 0 && v <= 1)) {
+            throw new IllegalArgumentException(key + ": must be in [0, 1], got " + v);
+        }
+        return v;
+    }
+
+    private static Duration positiveDuration(Config c, String key) {
+        Duration d = c.getDuration(key);
+        if (d.isNegative() || d.isZero()) {
+            throw new IllegalArgumentException(key + ": must be a positive duration, got " + d);
+        }
+        return d;
+    }
+}

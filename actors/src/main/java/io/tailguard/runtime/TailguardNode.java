@@ -1,0 +1,130 @@
+package io.tailguard.runtime;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.tailguard.model.ModelConfig;
+import io.tailguard.model.io.ConfigJson;
+import io.tailguard.rollout.sparse.Schedule;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.ClusterSingleton;
+import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
+import org.apache.pekko.cluster.typed.Join;
+import org.apache.pekko.cluster.typed.SingletonActor;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * One cluster member: an actor system with the cluster provider, Kryo on every cross-node message,
+ * Prometheus on /metrics, and the actors of its roles. controller: the controller singleton (every
+ * member gets a proxy to it); learner: the trajectory buffer and the learner; rollout: N workers.
+ * `train` starts one member with every role that joins itself; `node` starts one member of a
+ * multi-process cluster (seed nodes from the configuration).
+ */
+public final class TailguardNode implements AutoCloseable {
+    public static final Set<String> ROLES = Set.of("controller", "learner", "rollout", "compression");
+    static final String BLOCKING = "tailguard.blocking-dispatcher";
+
+    private final ActorSystem<Void> system;
+    private final NodeMetrics metrics;
+    private final int metricsPort;
+
+    /**
+     * @param config   the merged configuration (user file over references); Pekko keys included
+     * @param settings its parsed Tailguard part
+     * @param roles    this member's roles
+     * @param start    the starting checkpoint directory (resolved)
+     * @param selfJoin join itself (a one-process cluster) instead of the configured seed nodes
+     * @param extra    a behaviour to run beside the roles' actors (the `train` observer), or null
+     */
+    public TailguardNode(Config config, RunSettings settings, Set<String> roles, Path start, String device, boolean selfJoin,
+                         Behavior<?> extra) {
+        for (String r : roles) {
+            if (!ROLES.contains(r)) {
+                throw new IllegalArgumentException("--roles: unknown role \"" + r + "\" (known: " + String.join(", ", ROLES) + ")");
+            }
+        }
+        Config full = ConfigFactory.parseMap(java.util.Map.of("pekko.cluster.roles", List.copyOf(roles)))
+                .withFallback(config)
+                .resolve();
+        this.metrics = new NodeMetrics();
+        this.metricsPort = metrics.serve(settings.metrics().host(), settings.metrics().port());
+        ModelConfig model = ConfigJson.read(start.resolve("config.json"));
+        Schedule first = startSchedule(settings);
+        this.system = ActorSystem.create(Behaviors.setup(ctx -> {
+            if (selfJoin) {
+                Cluster c = Cluster.get(ctx.getSystem());
+                c.manager().tell(Join.create(c.selfMember().address()));
+            }
+            ActorRef<Controller.Command> controller = ClusterSingleton.get(ctx.getSystem()).init(
+                    SingletonActor.of(Behaviors.supervise(Controller.create(settings, model, first, metrics))
+                                    .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restart()), "controller")
+                            .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("controller")));
+            if (roles.contains("learner")) {
+                ActorRef<TrajectoryBuffer.Command> buffer = ctx.spawn(TrajectoryBuffer.create(settings, controller, metrics), "buffer");
+                ctx.spawn(Learner.create(settings, start, controller, buffer, device, metrics), "learner",
+                        DispatcherSelector.fromConfig(BLOCKING));
+            }
+            if (roles.contains("rollout")) {
+                String host = ctx.getSystem().address().getHost().orElse("local") + ":" + ctx.getSystem().address().getPort().orElse(0);
+                for (int i = 0; i < settings.rollout().workers(); i++) {
+                    ctx.spawn(RolloutWorker.create("worker-" + i + "@" + host, settings, controller, device, metrics),
+                            "worker-" + i, DispatcherSelector.fromConfig(BLOCKING));
+                }
+            }
+            if (extra != null) {
+                spawnExtra(ctx, extra);
+            }
+            return Behaviors.empty();
+        }), "tailguard", full);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static void spawnExtra(ActorContext<Void> ctx, Behavior<?> extra) {
+        ctx.spawn((Behavior<Object>) extra, "observer");
+    }
+
+    /** The configured calibrated schedule, else the controller's persisted one, else dense. */
+    static Schedule startSchedule(RunSettings s) {
+        Path persisted = Controller.persistedSchedule(s);
+        if (Files.isRegularFile(persisted)) {
+            return Schedule.parse(persisted);
+        }
+        if (!s.startSchedule().isBlank()) {
+            return Schedule.parse(Path.of(s.startSchedule()));
+        }
+        return Schedule.dense();
+    }
+
+    public ActorSystem<Void> system() {
+        return system;
+    }
+
+    public NodeMetrics metrics() {
+        return metrics;
+    }
+
+    /** The bound /metrics port (0 when off). */
+    public int metricsPort() {
+        return metricsPort;
+    }
+
+    @Override
+    public void close() {
+        system.terminate();
+        try {
+            system.getWhenTerminated().toCompletableFuture().get(30, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (Exception e) {
+            // shutting down anyway
+        }
+        metrics.close();
+    }
+}

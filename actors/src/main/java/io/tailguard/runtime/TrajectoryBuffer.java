@@ -1,0 +1,123 @@
+package io.tailguard.runtime;
+
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Complete groups between the workers and the learner. A group id is accepted once (a re-issued
+ * lease's late duplicate is dropped and counted), and a group more than the staleness bound behind the
+ * learner's version is dropped when a batch is cut. Groups whose rewards are all equal stay in the
+ * batch: the learner's dynamic-sampling filter drops and counts them, and a run whose policy never
+ * succeeds still advances instead of waiting forever for an informative group. The learner pulls batches; the controller
+ * hears the depth and stops leasing while the buffer is full.
+ */
+public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Command> {
+    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "tailguard-trajectory-buffer");
+
+    public sealed interface Command permits Trajectories, NextBatch {}
+
+    public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, float[] oldLogprobs, double reward,
+                         String reason) implements Wire {}
+
+    public record GroupResult(long groupId, String promptId, Sample[] samples) implements Wire {}
+
+    /** One lease's groups, rolled out with policy version policyVersion at tokensPerSecond. */
+    public record Trajectories(long lease, String worker, long policyVersion, GroupResult[] groups, double tokensPerSecond)
+            implements Command, Wire {}
+
+    /** The learner (at version learnerVersion) wants `groups` groups. */
+    public record NextBatch(int groups, long learnerVersion, ActorRef<Batch> replyTo) implements Command, Wire {}
+
+    public record Batch(GroupResult[] groups, long[] policyVersions, int droppedStale, int droppedDuplicate,
+                        double rolloutTokensPerSecond) implements Wire {}
+
+    private record Entry(GroupResult group, long version) {}
+
+    public static Behavior<Command> create(RunSettings s, ActorRef<Controller.Command> controller, NodeMetrics metrics) {
+        return Behaviors.setup(ctx -> new TrajectoryBuffer(ctx, s, controller, metrics));
+    }
+
+    private final RunSettings s;
+    private final ActorRef<Controller.Command> controller;
+    private final NodeMetrics metrics;
+    private final Deque<Entry> ready = new ArrayDeque<>();
+    private final Set<Long> seen = new HashSet<>();
+    private NextBatch waiting;
+    private int stale;
+    private int duplicate;
+    private double tokensPerSecond;
+
+    private TrajectoryBuffer(ActorContext<Command> ctx, RunSettings s, ActorRef<Controller.Command> controller, NodeMetrics metrics) {
+        super(ctx);
+        this.s = s;
+        this.controller = controller;
+        this.metrics = metrics;
+        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Trajectories.class, this::onTrajectories)
+                .onMessage(NextBatch.class, this::onNextBatch)
+                .build();
+    }
+
+    private Behavior<Command> onTrajectories(Trajectories t) {
+        tokensPerSecond = t.tokensPerSecond();
+        for (GroupResult g : t.groups()) {
+            if (!seen.add(g.groupId())) {
+                duplicate++;
+                metrics.groupsDropped.labelValues("duplicate").inc();
+                continue;
+            }
+            ready.addLast(new Entry(g, t.policyVersion()));
+        }
+        serve();
+        return this;
+    }
+
+    private Behavior<Command> onNextBatch(NextBatch n) {
+        waiting = n;
+        serve();
+        return this;
+    }
+
+    private void serve() {
+        if (waiting != null) {
+            while (!ready.isEmpty() && waiting.learnerVersion() - ready.peekFirst().version() > s.buffer().staleness()) {
+                ready.removeFirst();
+                stale++;
+                metrics.groupsDropped.labelValues("stale").inc();
+            }
+            if (ready.size() >= waiting.groups()) {
+                List<GroupResult> gs = new ArrayList<>();
+                long[] versions = new long[waiting.groups()];
+                for (int i = 0; i < waiting.groups(); i++) {
+                    Entry e = ready.removeFirst();
+                    gs.add(e.group());
+                    versions[i] = e.version();
+                }
+                waiting.replyTo().tell(new Batch(gs.toArray(GroupResult[]::new), versions, stale, duplicate, tokensPerSecond));
+                stale = 0;
+                duplicate = 0;
+                waiting = null;
+            }
+        }
+        metrics.bufferGroups.set(ready.size());
+        controller.tell(new Controller.BufferDepth(ready.size()));
+    }
+}
