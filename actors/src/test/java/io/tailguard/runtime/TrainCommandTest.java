@@ -1,0 +1,64 @@
+package io.tailguard.runtime;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.tailguard.cli.Main;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The main job end to end in one process: controller, worker, buffer, learner, report. */
+class TrainCommandTest {
+    record Run(int code, String out, String err) {}
+
+    static Run cli(String... args) {
+        PrintStream oldOut = System.out;
+        PrintStream oldErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        try {
+            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+    }
+
+    @Test
+    void trainsAsynchronouslyPublishesEveryVersionAndWritesTheReport(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path out = tmp.resolve("run");
+        Run r = cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
+                "--set", "tailguard.train.steps=2", "--set", "tailguard.train.eval-n=2", "--set", "tailguard.train.context-min=64",
+                "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
+                "--set", "tailguard.learner.groups-per-step=2", "--set", "tailguard.controller.window=1s",
+                "--set", "tailguard.metrics.port=0", "--json");
+        assertEquals(0, r.code(), r.err());
+        String[] lines = r.out().strip().split("\n");
+        JsonObject j = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
+        assertEquals(2, j.get("steps").getAsInt());
+        for (String k : new String[] {"pass_at_1_start", "pass_at_1_end", "rollout_speedup", "tail_in_band_fraction", "report"}) {
+            assertTrue(j.has(k), k + " missing: " + j);
+        }
+        Path report = Path.of(j.get("report").getAsString());
+        for (String f : new String[] {"report.html", "reward.png", "alpha.png", "budget.png", "throughput.png"}) {
+            assertTrue(Files.size(report.resolve(f)) > 0, f);
+        }
+        assertTrue(Files.isRegularFile(out.resolve("store/v000001/manifest.json")));
+        assertTrue(Files.isRegularFile(out.resolve("store/v000002/manifest.json")));
+        assertTrue(Files.readString(out.resolve("learner/trainer-state.json")).contains("\"step\": 2"));
+        assertTrue(r.err().contains("now rolls out with policy v1"), r.err());
+        assertTrue(r.err().contains("step 2/2"), r.err());
+    }
+}
