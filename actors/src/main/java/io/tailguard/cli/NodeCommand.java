@@ -38,6 +38,7 @@ final class NodeCommand implements Callable<Integer> {
         try (TailguardNode node = new TailguardNode(c, s, r, start, common.device(), false, null)) {
             System.err.println("node " + node.system().address() + " roles " + r
                     + (node.metricsPort() > 0 ? " metrics http://" + s.metrics().host() + ":" + node.metricsPort() + "/metrics" : ""));
+            node.watch(config);
             node.system().getWhenTerminated().toCompletableFuture().get();
         }
         return 0;

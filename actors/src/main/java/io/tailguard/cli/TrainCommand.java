@@ -62,6 +62,10 @@ final class TrainCommand implements Callable<Integer> {
             if (node.metricsPort() > 0) {
                 System.err.println("metrics: http://" + s.metrics().host() + ":" + node.metricsPort() + "/metrics");
             }
+            if (node.adminPort() > 0) {
+                System.err.println("admin: http://" + s.admin().host() + ":" + node.adminPort() + " (tailguard tune / status)");
+            }
+            node.watch(file);
             long limit = s.train().maxTime().isZero() ? Long.MAX_VALUE / 2 : s.train().maxTime().toSeconds() + 600;
             try {
                 fin = recorder.finished().get(limit, TimeUnit.SECONDS);

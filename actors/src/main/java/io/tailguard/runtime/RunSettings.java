@@ -20,7 +20,7 @@ import java.util.TreeSet;
  * every key are in actors' reference.conf.
  */
 public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
-                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics) {
+                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin) {
 
     public record Train(String checkpoint, String task, int contextMin, int contextMax, int steps, long seed, Path out,
                         int evalN, long evalSeed, Duration maxTime) {}
@@ -35,9 +35,11 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     public record Metrics(String host, int port) {}
 
+    public record Admin(String host, int port, String token) {}
+
     /** The sections a user may set, each checked against reference.conf for unknown keys. */
     static final List<String> SECTIONS = List.of("tailguard.train", "tailguard.rollout", "tailguard.controller",
-            "tailguard.buffer", "tailguard.learner", "tailguard.metrics");
+            "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin");
 
     /** Parses and validates; {@code where} names the source in messages (a file, "--set"). */
     public static RunSettings parse(Config c, String where) {
@@ -66,8 +68,13 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             if (port > 65535) {
                 throw new IllegalArgumentException("tailguard.metrics.port: must be in [0, 65535], got " + port);
             }
+            int adminPort = atLeast(c, "tailguard.admin.port", 0);
+            if (adminPort > 65535) {
+                throw new IllegalArgumentException("tailguard.admin.port: must be in [0, 65535], got " + adminPort);
+            }
             return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), b, l,
-                    new Metrics(c.getString("tailguard.metrics.host"), port));
+                    new Metrics(c.getString("tailguard.metrics.host"), port),
+                    new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")));
         } catch (ConfigException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {

@@ -36,6 +36,9 @@ public final class TailguardNode implements AutoCloseable {
     private final ActorSystem<Void> system;
     private final NodeMetrics metrics;
     private final int metricsPort;
+    private final java.util.concurrent.CompletableFuture<ActorRef<Controller.Command>> controllerRef = new java.util.concurrent.CompletableFuture<>();
+    private AdminServer admin;
+    private ConfigWatcher watcher;
 
     /**
      * @param config   the merged configuration (user file over references); Pekko keys included
@@ -68,6 +71,7 @@ public final class TailguardNode implements AutoCloseable {
                     SingletonActor.of(Behaviors.supervise(Controller.create(settings, model, first, metrics))
                                     .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restart()), "controller")
                             .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("controller")));
+            controllerRef.complete(controller);
             if (roles.contains("learner")) {
                 ActorRef<TrajectoryBuffer.Command> buffer = ctx.spawn(TrajectoryBuffer.create(settings, controller, metrics), "buffer");
                 ctx.spawn(Learner.create(settings, start, controller, buffer, device, metrics), "learner",
@@ -85,6 +89,30 @@ public final class TailguardNode implements AutoCloseable {
             }
             return Behaviors.empty();
         }), "tailguard", full);
+        try {
+            ActorRef<Controller.Command> controller = controllerRef.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            if (roles.contains("controller") && settings.admin().port() > 0) {
+                admin = new AdminServer(system, controller, settings.admin().host(), settings.admin().port(), settings.admin().token());
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        } catch (Exception e) {
+            close();
+            throw new IllegalStateException("the node did not start: " + e, e);
+        }
+    }
+
+    /** Live tuning by editing {@code file}: its tunable keys go to the controller when it changes. */
+    public void watch(Path file) {
+        if (file != null && watcher == null) {
+            watcher = new ConfigWatcher(file, system, controllerRef.join());
+        }
+    }
+
+    /** The bound admin port (0 when off or not the controller's node). */
+    public int adminPort() {
+        return admin == null ? 0 : admin.port();
     }
 
     @SuppressWarnings("unchecked")
@@ -119,6 +147,12 @@ public final class TailguardNode implements AutoCloseable {
 
     @Override
     public void close() {
+        if (watcher != null) {
+            watcher.close();
+        }
+        if (admin != null) {
+            admin.close();
+        }
         system.terminate();
         try {
             system.getWhenTerminated().toCompletableFuture().get(30, java.util.concurrent.TimeUnit.SECONDS);

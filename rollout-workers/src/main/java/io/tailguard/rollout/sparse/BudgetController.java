@@ -213,13 +213,15 @@ public final class BudgetController {
      * keep the collected tails; budget bounds, ladder ratio, bin width or context change the
      * ladders, so the current schedule is mapped onto the new ones (tails at budgets no longer on
      * a ladder are kept but unused; a bin-width change drops them, since bins no longer line up).
-     * Returns the schedule afterwards (a new version if budgets moved or the bins changed).
+     * Returns the schedule afterwards: a new version whenever a setting changed (τ included, since
+     * it changes what the schedule is held to), the same version when nothing did.
      */
     public Schedule retune(Settings next) {
         Schedule current = schedule();
         boolean rebin = next.binWidth() != s.binWidth();
         boolean reladder = rebin || next.minBudget() != s.minBudget() || next.maxBudget() != s.maxBudget()
                 || next.ladderRatio() != s.ladderRatio() || next.maxContext() != s.maxContext();
+        boolean changed = !next.equals(s);
         this.s = next;
         if (rebin) {
             actual.clear();
@@ -230,10 +232,9 @@ public final class BudgetController {
         if (reladder) {
             buildLadders();
             placeOn(current);
-            Schedule after = schedule();
-            if (!Arrays.equals(after.budgets(), current.budgets()) || rebin) {
-                version++;
-            }
+        }
+        if (changed) {
+            version++; // every accepted change of the controller's settings is a new, logged version
         }
         return schedule();
     }

@@ -98,8 +98,11 @@ class BudgetControllerTest {
         Schedule after = c.retune(new BudgetController.Settings(0.9, 0.02, 0.01, 100, 4, 128, 4096, 2.0, 256, 1024));
         assertArrayEquals(new int[] {128, 128, 128, 128}, after.budgets());
         assertEquals(v + 1, after.version());
-        Schedule same = c.retune(new BudgetController.Settings(0.8, 0.02, 0.01, 100, 4, 128, 4096, 2.0, 256, 1024));
-        assertEquals(v + 1, same.version());
+        Schedule tau = c.retune(new BudgetController.Settings(0.8, 0.02, 0.01, 100, 4, 128, 4096, 2.0, 256, 1024));
+        assertEquals(v + 2, tau.version());
+        assertArrayEquals(new int[] {128, 128, 128, 128}, tau.budgets());
         assertEquals(0.8, c.settings().tau());
+        Schedule same = c.retune(new BudgetController.Settings(0.8, 0.02, 0.01, 100, 4, 128, 4096, 2.0, 256, 1024));
+        assertEquals(v + 2, same.version());
     }
 }

@@ -1,0 +1,45 @@
+package io.tailguard.cli;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Parameters;
+
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "tune", mixinStandardHelpOptions = true,
+        description = "Changes the running controller's settings live (tau, margin, hysteresis, min-tokens, keep-windows, "
+                + "min-budget, max-budget, ladder-ratio, bin-width): validated, versioned, applied without restart.")
+final class TuneCommand implements Callable<Integer> {
+    @Mixin
+    Common common;
+
+    @Mixin
+    AdminClient client = new AdminClient();
+
+    @Parameters(arity = "1..*", paramLabel = "KEY=VALUE", description = "Settings to change, e.g. tau=0.9.")
+    List<String> pairs;
+
+    @Override
+    public Integer call() {
+        for (String p : pairs) {
+            if (p.indexOf('=') <= 0) {
+                throw new BadInput(p + ": expected key=value");
+            }
+        }
+        AdminClient.Response r = client.call("POST", "/tune", String.join("\n", pairs));
+        if (r.code() == 401) {
+            throw new BadInput("tune: the admin endpoint wants a token (--token or $TAILGUARD_ADMIN_TOKEN)");
+        }
+        var j = com.google.gson.JsonParser.parseString(r.body()).getAsJsonObject();
+        if (common.json) {
+            System.out.println(r.body());
+        } else {
+            System.out.println(j.has("message") ? j.get("message").getAsString() : r.body());
+        }
+        if (r.code() == 400) {
+            throw new BadInput("tune refused: " + (j.has("message") ? j.get("message").getAsString() : r.body()));
+        }
+        return r.code() == 200 ? 0 : Main.FAILURE;
+    }
+}
