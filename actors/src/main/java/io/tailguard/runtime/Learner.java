@@ -147,6 +147,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         int maxStale = 0;
         for (int i = 0; i < b.groups().length; i++) {
             maxStale = (int) Math.max(maxStale, published.version() - b.policyVersions()[i]);
+            metrics.trainedGroups.labelValues(b.groups()[i].worker()).inc();
             for (TrajectoryBuffer.Sample x : b.groups()[i].samples()) {
                 samples.add(new GrpoLearner.Sample(x.prompt(), x.output(), x.behaviourLogprobs(), x.oldLogprobs(), x.reward()));
                 tokens += x.output().length;

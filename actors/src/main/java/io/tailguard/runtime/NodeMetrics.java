@@ -53,6 +53,8 @@ public final class NodeMetrics implements AutoCloseable {
             .help("Policy versions between the learner and the trajectories of its last batch (max)").register(registry);
     // learner
     final Gauge policyVersion = Gauge.builder().name("tailguard_policy_version").help("Latest published policy version").register(registry);
+    final Counter trainedGroups = Counter.builder().name("tailguard_trained_groups_total")
+            .help("Groups the learner trained on, by the worker that rolled them out").labelNames("worker").register(registry);
     final Counter learnerSteps = Counter.builder().name("tailguard_learner_steps_total").help("Policy updates").register(registry);
     final Gauge learnerTokensPerSecond = Gauge.builder().name("tailguard_learner_tokens_per_second")
             .help("Training tokens per second of the last step").register(registry);

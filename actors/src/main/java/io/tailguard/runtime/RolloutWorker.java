@@ -160,7 +160,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                 samples[k] = new TrajectoryBuffer.Sample(t.promptIds(), t.outputIds(), t.behaviourLogprobs(), t.oldLogprobs(),
                         t.reward(), t.reason());
             }
-            groups[i] = new TrajectoryBuffer.GroupResult(w.groups()[i], w.prompts()[i].id(), samples);
+            groups[i] = new TrajectoryBuffer.GroupResult(w.groups()[i], w.prompts()[i].id(), name, samples);
         }
         if (buffer != null) {
             buffer.tell(new TrajectoryBuffer.Trajectories(w.lease(), name, loaded, groups,

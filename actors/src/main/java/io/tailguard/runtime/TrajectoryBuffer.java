@@ -32,7 +32,8 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
     public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, float[] oldLogprobs, double reward,
                          String reason) implements Wire {}
 
-    public record GroupResult(long groupId, String promptId, Sample[] samples) implements Wire {}
+    /** One prompt's G samples, and the worker that rolled them out (provenance, for metrics and tests). */
+    public record GroupResult(long groupId, String promptId, String worker, Sample[] samples) implements Wire {}
 
     /** One lease's groups, rolled out with policy version policyVersion at tokensPerSecond. */
     public record Trajectories(long lease, String worker, long policyVersion, GroupResult[] groups, double tokensPerSecond)

@@ -52,7 +52,7 @@ class KryoSerializerTest {
         PolicyPublished policy = new PolicyPublished(3, 3, "file:///tmp/store/v000003/", "ab".repeat(32));
         TrajectoryBuffer.Sample sample = new TrajectoryBuffer.Sample(new int[] {1, 5, 9}, new int[] {7, 2}, new float[] {-0.5f, -1f},
                 new float[] {-0.4f, -1.1f}, 1.0, "correct");
-        TrajectoryBuffer.GroupResult group = new TrajectoryBuffer.GroupResult(17, "kv-recall/7/17",
+        TrajectoryBuffer.GroupResult group = new TrajectoryBuffer.GroupResult(17, "kv-recall/7/17", "worker-0@h:1",
                 new TrajectoryBuffer.Sample[] {sample, sample});
         List<Object> out = new ArrayList<>();
         out.add(spec);
