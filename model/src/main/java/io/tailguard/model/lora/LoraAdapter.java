@@ -10,6 +10,7 @@ import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.Projection;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.Scalars;
 import io.tailguard.model.WeightAdapter;
 import io.tailguard.model.io.CheckpointDir;
 
@@ -263,7 +264,7 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
         for (String module : p.modules()) {
             int j = MODULES.indexOf(module);
             if (a[layer][j] != null) {
-                deltas.add(linear(linear(x, a[layer][j]), b[layer][j]).mul(scale));
+                deltas.add(Scalars.times(linear(linear(x, a[layer][j]), b[layer][j]), scale));
             } else {
                 long[] shape = y.getShape().getShape();
                 shape[shape.length - 1] = Projection.shape(modelConfig, module)[0];
@@ -284,7 +285,7 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
             NDArray w = weight.get(m, new NDIndex("{}:{}", row, row + out));
             row += out;
             if (a[layer][j] != null) {
-                w = w.add(own(b[layer][j].matMul(a[layer][j]), m).mul(scale));
+                w = w.add(Scalars.times(own(b[layer][j].matMul(a[layer][j]), m), scale));
             }
             if (masks[layer][j] != null) {
                 w = w.mul(masks[layer][j]);
