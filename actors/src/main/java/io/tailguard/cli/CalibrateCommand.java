@@ -3,6 +3,7 @@ package io.tailguard.cli;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.eval.Evaluator;
@@ -59,6 +60,9 @@ final class CalibrateCommand implements Callable<Integer> {
 
     @Mixin
     TaskOptions task;
+
+    @Mixin
+    LoraOption lora;
 
     @Option(names = "--tau", required = true, description = "Tail threshold in (0, 1]; the published optimum is 0.86.")
     double tau;
@@ -147,13 +151,14 @@ final class CalibrateCommand implements Callable<Integer> {
         Schedule schedule;
         double speedup;
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+            LoraAdapter adapter = lora.attach(model);
             for (int b : candidates) {
                 TailStats merged = new TailStats(binWidth);
                 for (Group g : groups) {
                     Progress bar = new Progress("budget " + b + ", " + g.label());
                     try {
                         merged.merge(TailMeasurement.measure(model, tok, g.task(), g.prompts(), Schedule.fixed(b), binWidth,
-                                1.0, seed, batch, maxNew, bar::update).tails());
+                                1.0, seed, batch, maxNew, bar::update, adapter).tails());
                     } finally {
                         bar.finish();
                     }
@@ -170,6 +175,7 @@ final class CalibrateCommand implements Callable<Integer> {
             speedup = cost.predictedSpeedup(schedule, (int) Math.round(promptLength), (int) Math.ceil(newTokens));
         }
         String header = "# Written by `tailguard calibrate --task " + task.task + " --tau " + tau + "` from " + checkpoint
+                + (lora.lora == null ? "" : "\n# sparse actor with the LoRA " + lora.lora)
                 + "\n# candidate budgets " + Arrays.toString(candidates) + ", bin width " + binWidth
                 + "; format: config/schedules/README.md\n";
         writeAtomically(out, header + schedule.toHocon());
@@ -181,6 +187,7 @@ final class CalibrateCommand implements Callable<Integer> {
         result.put("predicted_speedup", Progress.round(speedup, 4));
         result.put("tau", tau);
         result.put("bin_width", binWidth);
+        result.put("lora", lora.describe());
         List<Map<String, Object>> table = new ArrayList<>();
         for (int j = 0; j < candidates.length; j++) {
             List<Map<String, Object>> bins = new ArrayList<>();

@@ -3,6 +3,7 @@ package io.tailguard.cli;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.eval.Evaluator;
@@ -64,6 +65,9 @@ final class EvalCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true, multiplicity = "0..1")
     SparsityOptions sparsity;
 
+    @Mixin
+    LoraOption lora;
+
     @Override
     public Integer call() {
         if (n < 1) {
@@ -88,12 +92,19 @@ final class EvalCommand implements Callable<Integer> {
         task.validate();
         Schedule schedule = SparsityOptions.resolveOrDense(sparsity);
         AttentionKernel kernel = schedule.isDense() ? AttentionKernel.DENSE : BlockTopKAttention.of(schedule);
+        if (lora.lora != null && schedule.isDense()) {
+            throw new BadInput("--lora adapts the sparse actor only: give --schedule or --budget with it");
+        }
         Task tk = task.resolve(context);
         checkpoint = Checkpoints.resolve(checkpoint);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         Evaluator.EvalOptions o = new Evaluator.EvalOptions(n, samples, t, seed, maxNew, batch);
         Evaluator.EvalResult r;
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+            LoraAdapter adapter = lora.attach(model);
+            if (adapter != null) {
+                adapter.setEnabled(true);
+            }
             Progress bar = new Progress("eval " + tk.name());
             try {
                 r = Evaluator.evaluate(model, tok, tk, o, kernel, bar::update);
@@ -108,6 +119,9 @@ final class EvalCommand implements Callable<Integer> {
         out.put("n", r.n());
         out.put("mean_completion_tokens", Progress.round(r.meanCompletionTokens(), 3));
         out.put("failures", r.failureReasons());
+        if (lora.lora != null) {
+            out.put("lora", lora.describe());
+        }
         if (common.json) {
             Json.print(out);
         } else {

@@ -3,6 +3,7 @@ package io.tailguard.cli;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.eval.Evaluator;
@@ -27,8 +28,9 @@ import java.util.concurrent.Callable;
                 + "and the dense policy with the same weights, by position bin (ALGORITHMS.md §3).",
                 "Samples N trajectories at temperature 1 under the schedule (exact alpha when the vocabulary has at "
                         + "most 4096 tokens, else from both sides' top 20), scores a share of them densely, teacher-forced.",
+                "With --lora, the sparse actor samples with the LoRA; the dense probe does not use it.",
                 "Prints {\"bins\":[{\"start\":..,\"end\":..,\"tokens\":..,\"alpha_p5\":..,\"alpha_mean\":..}],"
-                        + "\"trajectories\":..,\"probed\":..,\"schedule_version\":..}."})
+                        + "\"trajectories\":..,\"probed\":..,\"schedule_version\":..,\"lora\":..}."})
 final class MismatchCommand implements Callable<Integer> {
     @Mixin
     Common common;
@@ -41,6 +43,9 @@ final class MismatchCommand implements Callable<Integer> {
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     SparsityOptions sparsity;
+
+    @Mixin
+    LoraOption lora;
 
     @Option(names = "--n", defaultValue = "8", description = "Trajectories (prompts) to sample (default: ${DEFAULT-VALUE}).")
     int n;
@@ -78,10 +83,11 @@ final class MismatchCommand implements Callable<Integer> {
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         TailMeasurement.Result r;
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+            LoraAdapter adapter = lora.attach(model);
             Progress bar = new Progress("mismatch " + tk.name());
             try {
                 r = TailMeasurement.measure(model, tok, tk, Evaluator.prompts(tk, n, seed), schedule, binWidth,
-                        probeFraction, seed, batch, maxNew, bar::update);
+                        probeFraction, seed, batch, maxNew, bar::update, adapter);
             } finally {
                 bar.finish();
             }
@@ -93,10 +99,12 @@ final class MismatchCommand implements Callable<Integer> {
         out.put("schedule_version", schedule.version());
         out.put("schedule", sparsity.describe());
         out.put("generated_tokens", r.generatedTokens());
+        out.put("lora", lora.describe());
         if (common.json) {
             Json.print(out);
         } else {
-            System.out.printf("%s under %s: %d trajectories, %d probed%n", tk.name(), sparsity.describe(), r.trajectories(), r.probed());
+            System.out.printf("%s under %s%s: %d trajectories, %d probed%n", tk.name(), sparsity.describe(),
+                    lora.lora == null ? "" : " with LoRA " + lora.lora, r.trajectories(), r.probed());
             for (TailStats.BinSummary b : r.tails().summary()) {
                 System.out.printf("  [%d, %d)  %6d tokens  alpha p5 %.4f  mean %.4f%n", b.start(), b.end(), b.tokens(), b.alphaP5(), b.alphaMean());
             }

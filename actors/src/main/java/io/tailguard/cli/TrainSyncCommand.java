@@ -3,6 +3,8 @@ package io.tailguard.cli;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraConfig;
+import io.tailguard.model.lora.LoraFiles;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.sparse.Schedule;
@@ -78,12 +80,53 @@ final class TrainSyncCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Write the trained checkpoint (with optimizer and trainer state) here.")
     Path out;
 
+    @Option(names = "--distill", description = "DistillSparse (ALGORITHMS.md §6): the sparse actor samples with a LoRA that "
+            + "the dense probe and the policy update ignore; after each policy update the base is frozen and the LoRA "
+            + "is trained on the sparse forward with L_PPO + λ·k3 KL to the dense log-probs. --out then also gets "
+            + "lora.safetensors and adapter_config.json. Needs a sparse schedule.")
+    boolean distill;
+
+    @Option(names = "--lora-rank", defaultValue = "8", description = "DistillSparse LoRA rank r (default: ${DEFAULT-VALUE}).")
+    int loraRank;
+
+    @Option(names = "--lora-alpha", defaultValue = "16", description = "DistillSparse LoRA alpha; the update is scaled by alpha/r (default: ${DEFAULT-VALUE}).")
+    double loraAlpha;
+
+    @Option(names = "--lora-targets", split = ",", defaultValue = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+            description = "Linear modules the LoRA adapts (default: all seven).")
+    java.util.List<String> loraTargets;
+
+    @Option(names = "--lora-lr", defaultValue = "1e-3", description = "DistillSparse LoRA learning rate, same warm-up and decay as --lr (default: ${DEFAULT-VALUE}).")
+    double loraLr;
+
+    @Option(names = "--distill-kl", defaultValue = "0.001", description = "DistillSparse KL weight λ (published 0.001) (default: ${DEFAULT-VALUE}).")
+    double distillKl;
+
     @Override
     public Integer call() {
         if (!Tasks.builtinNames().contains(task)) {
             throw new BadInput("--task: train-sync takes a built-in task (" + String.join(", ", Tasks.builtinNames()) + ")");
         }
         Schedule schedule = mode.dense ? Schedule.dense() : mode.sparse.s.resolve();
+        SyncTrainer.Distill distillOptions = null;
+        if (distill) {
+            if (schedule.isDense()) {
+                throw new BadInput("--distill trains the sparse actor's LoRA: give --schedule or --budget, not --dense");
+            }
+            if (!(loraLr > 0) || !Double.isFinite(loraLr)) {
+                throw new BadInput("--lora-lr must be a positive number, got " + loraLr);
+            }
+            if (!(distillKl >= 0) || !Double.isFinite(distillKl)) {
+                throw new BadInput("--distill-kl must be a number >= 0, got " + distillKl);
+            }
+            LoraConfig loraConfig;
+            try {
+                loraConfig = new LoraConfig(loraRank, loraAlpha, loraTargets);
+            } catch (IllegalArgumentException e) {
+                throw new BadInput("--lora-rank/--lora-alpha/--lora-targets: " + e.getMessage());
+            }
+            distillOptions = new SyncTrainer.Distill(loraConfig, loraLr, distillKl, seed);
+        }
         checkpoint = Checkpoints.resolve(checkpoint);
         SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, Math.min(5, steps / 10), seed, microBatch,
                 evalN, evalSeed);
@@ -91,7 +134,7 @@ final class TrainSyncCommand implements Callable<Integer> {
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             long start = System.nanoTime();
-            SyncTrainer.Result r = new SyncTrainer(model, tok, t, schedule, o).run(line -> {
+            SyncTrainer.Result r = new SyncTrainer(model, tok, t, schedule, o, distillOptions).run(line -> {
                 var l = line.learner();
                 String stats = l.objective() == null ? "all groups degenerate"
                         : String.format("loss %.4f clip %.3f tis-trunc %.3f k3 %.2e entropy %.3f grad %.3f",
@@ -100,6 +143,11 @@ final class TrainSyncCommand implements Callable<Integer> {
                 String text = String.format("step %d reward %.3f pass %.3f groups %d/%d %s rollout %.1fs learn %.1fs",
                         line.step(), line.meanReward(), line.passRate(), l.groupsKept(), l.groupsKept() + l.groupsDropped(),
                         stats, line.rolloutSeconds(), line.learnSeconds());
+                var d = line.distill();
+                if (d != null) {
+                    text += String.format(" | distill loss %.4f k3 %.2e grad %.3f %.1fs", d.loss(), d.klK3(), d.gradNorm(),
+                            line.distillSeconds());
+                }
                 if (common.json) {
                     Map<String, Object> j = new LinkedHashMap<>();
                     j.put("step", line.step());
@@ -120,6 +168,15 @@ final class TrainSyncCommand implements Callable<Integer> {
                     }
                     j.put("rollout_seconds", Progress.round(line.rolloutSeconds(), 3));
                     j.put("learn_seconds", Progress.round(line.learnSeconds(), 3));
+                    if (d != null) {
+                        j.put("distill_loss", d.loss());
+                        j.put("distill_kl_k3", d.klK3());
+                        j.put("distill_grad_norm", d.gradNorm());
+                        if (d.objective() != null) {
+                            j.put("distill_clip_fraction", d.objective().clipFraction());
+                        }
+                        j.put("distill_seconds", Progress.round(line.distillSeconds(), 3));
+                    }
                     Json.print(j);
                 } else {
                     System.out.println(text);
@@ -134,6 +191,9 @@ final class TrainSyncCommand implements Callable<Integer> {
             res.put("schedule", mode.dense ? "dense" : mode.sparse.s.describe());
             if (out != null) {
                 res.put("checkpoint", out.toString());
+            }
+            if (distill) {
+                res.put("lora", out == null ? null : out.resolve(LoraFiles.WEIGHTS).toString());
             }
             Json.print(res);
         }

@@ -1,12 +1,15 @@
 package io.tailguard.sync;
 
 import io.tailguard.learner.AdamW;
+import io.tailguard.learner.DistillSparse;
 import io.tailguard.learner.GrpoLearner;
 import io.tailguard.learner.GrpoObjective;
 import io.tailguard.learner.LrSchedule;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scorer;
+import io.tailguard.model.lora.LoraAdapter;
+import io.tailguard.model.lora.LoraConfig;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.generation.GenerationRequest;
@@ -15,6 +18,7 @@ import io.tailguard.rollout.generation.Generated;
 import io.tailguard.rollout.generation.Generator;
 import io.tailguard.rollout.generation.SamplingParams;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.BlockTopKMask;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
@@ -45,8 +49,22 @@ public final class SyncTrainer {
         }
     }
 
+    /**
+     * DistillSparse (ALGORITHMS.md §6): a LoRA of this shape that only the sparse actor uses,
+     * trained after each policy update at learning rate lr with KL weight λ; seed initialises A.
+     */
+    public record Distill(LoraConfig lora, double lr, double klWeight, long seed) {
+        public Distill {
+            if (!(lr > 0) || !(klWeight >= 0)) {
+                throw new IllegalArgumentException("bad DistillSparse options: lr " + lr + ", KL weight " + klWeight);
+            }
+        }
+    }
+
+    /** distill is null without DistillSparse; distillSeconds is then 0. */
     public record StepLine(int step, double meanReward, double passRate, GrpoLearner.Report learner,
-                           double rolloutSeconds, double learnSeconds, long rolloutTokens) {}
+                           double rolloutSeconds, double learnSeconds, long rolloutTokens,
+                           DistillSparse.Report distill, double distillSeconds) {}
 
     public record Result(double passAt1Start, double passAt1End, double rolloutSpeedup, List<StepLine> steps) {}
 
@@ -55,13 +73,28 @@ public final class SyncTrainer {
     private final Task task;
     private final Schedule schedule;
     private final Options o;
+    private final Distill distill;
+    private LoraAdapter lora;
 
     public SyncTrainer(Qwen3Model model, Tokenizer tok, Task task, Schedule schedule, Options options) {
+        this(model, tok, task, schedule, options, null);
+    }
+
+    /**
+     * With {@code distill}, rollouts sample from the sparse actor with a fresh LoRA, the dense probe
+     * and the policy update ignore it, and after each update the LoRA alone is trained
+     * ({@link DistillSparse}); the checkpoint then carries lora.safetensors and adapter_config.json.
+     */
+    public SyncTrainer(Qwen3Model model, Tokenizer tok, Task task, Schedule schedule, Options options, Distill distill) {
+        if (distill != null && schedule.isDense()) {
+            throw new IllegalArgumentException("DistillSparse trains the sparse actor's LoRA: it needs a sparse schedule");
+        }
         this.model = model;
         this.tok = tok;
         this.task = task;
         this.schedule = schedule;
         this.o = options;
+        this.distill = distill;
     }
 
     private AttentionKernel kernel() {
@@ -74,30 +107,46 @@ public final class SyncTrainer {
         List<StepLine> lines = new ArrayList<>();
         Generator gen = new Generator(model, kernel());
         int eos = TaskFormat.requireEos(tok);
+        if (distill != null) {
+            lora = LoraAdapter.create(model, distill.lora(), distill.seed());
+            model.attach(lora);
+            lora.setEnabled(false); // on only while the sparse actor samples and while it is distilled
+        }
         try (GrpoLearner learner = new GrpoLearner(model, o.groupSize(), o.microBatch(), GrpoObjective.Options.defaults(),
-                new LrSchedule(o.lr(), o.warmupSteps(), o.steps(), 1.0), AdamW.Options.defaults())) {
+                new LrSchedule(o.lr(), o.warmupSteps(), o.steps(), 1.0), AdamW.Options.defaults());
+             DistillSparse distiller = distill == null ? null : new DistillSparse(model, lora, BlockTopKMask.factory(schedule),
+                     o.groupSize(), new LrSchedule(distill.lr(), o.warmupSteps(), o.steps(), 1.0),
+                     new DistillSparse.Options(distill.klWeight(), GrpoObjective.Options.defaults(), o.microBatch()))) {
             for (int s = 1; s <= o.steps(); s++) {
                 long t0 = System.nanoTime();
-                Batch batch = rollout(gen, s, eos);
+                Batch batch = rollout(gen, s, eos, true);
                 long t1 = System.nanoTime();
                 List<GrpoLearner.Sample> samples = samples(batch);
                 GrpoLearner.Report r = learner.step(samples);
                 long t2 = System.nanoTime();
+                DistillSparse.Report d = distiller == null ? null : distiller.step(samples);
+                long t3 = System.nanoTime();
                 double mean = batch.rewards.stream().mapToDouble(Double::doubleValue).average().orElse(0);
                 double pass = batch.rewards.stream().filter(x -> x >= 1.0).count() / (double) batch.rewards.size();
-                StepLine line = new StepLine(s, mean, pass, r, (t1 - t0) / 1e9, (t2 - t1) / 1e9, batch.tokens);
+                StepLine line = new StepLine(s, mean, pass, r, (t1 - t0) / 1e9, (t2 - t1) / 1e9, batch.tokens, d,
+                        (t3 - t2) / 1e9);
                 lines.add(line);
                 onStep.accept(line);
             }
             if (out != null) {
                 io.tailguard.learner.LearnerCheckpoint.save(out, model, learner.optimizer(),
                         new io.tailguard.learner.LearnerCheckpoint.TrainerState(o.steps(), learner.optimizer().steps(),
-                                (long) o.steps() * o.promptsPerStep(), o.seed(), "grpo"),
-                        tok.toJson(), o.steps(), parent);
+                                (long) o.steps() * o.promptsPerStep(), o.seed(), distill == null ? "grpo" : "grpo+distill-sparse"),
+                        tok.toJson(), o.steps(), parent, lora);
             }
         }
         double end = evaluate();
         return new Result(start, end, schedule.isDense() ? 1.0 : measuredRolloutSpeedup(eos), lines);
+    }
+
+    /** The sparse actor's LoRA under DistillSparse (attached to the model, switched off between uses), else null. */
+    public LoraAdapter lora() {
+        return lora;
     }
 
     /** Held-out greedy pass@1, dense (the policy as it is, without the sparse actor). */
@@ -111,7 +160,8 @@ public final class SyncTrainer {
 
     private record Batch(List<Generated> generated, List<Double> rewards, long tokens) {}
 
-    private Batch rollout(Generator gen, int step, int eos) {
+    /** With sparseActor, the generator is the sparse actor's and samples with its LoRA (if any). */
+    private Batch rollout(Generator gen, int step, int eos, boolean sparseActor) {
         List<int[]> prompts = new ArrayList<>();
         List<Prompt> source = new ArrayList<>();
         int maxNew = 1;
@@ -125,8 +175,12 @@ public final class SyncTrainer {
             }
         }
         long sampleSeed = o.seed() * 1_000_003L + step;
-        GenerationResult res = gen.generate(new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, sampleSeed),
-                Set.of(eos), 0));
+        GenerationResult res;
+        // The sparse actor samples with its LoRA; a dense generator never does.
+        try (LoraAdapter.Switch on = lora == null || !sparseActor ? null : lora.switchTo(true)) {
+            res = gen.generate(new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, sampleSeed),
+                    Set.of(eos), 0));
+        }
         List<Double> rewards = new ArrayList<>();
         long tokens = 0;
         for (int i = 0; i < prompts.size(); i++) {
@@ -155,14 +209,14 @@ public final class SyncTrainer {
         return out;
     }
 
-    /** Decode time of one rollout batch, dense over sparse, same prompts and seed. */
+    /** Decode time of one rollout batch, dense over sparse (with the LoRA under DistillSparse), same prompts and seed. */
     private double measuredRolloutSpeedup(int eos) {
-        Batch warmup = rollout(new Generator(model), o.steps() + 1, eos); // untimed: first-touch costs
+        Batch warmup = rollout(new Generator(model), o.steps() + 1, eos, false); // untimed: first-touch costs
         long t0 = System.nanoTime();
-        rollout(new Generator(model), o.steps() + 1, eos);
+        rollout(new Generator(model), o.steps() + 1, eos, false);
         double d = (System.nanoTime() - t0) / 1e9;
         t0 = System.nanoTime();
-        rollout(new Generator(model, kernel()), o.steps() + 1, eos);
+        rollout(new Generator(model, kernel()), o.steps() + 1, eos, true);
         double s = (System.nanoTime() - t0) / 1e9;
         return warmup.tokens == 0 ? 1.0 : d / s;
     }

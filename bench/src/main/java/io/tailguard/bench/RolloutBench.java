@@ -4,10 +4,12 @@ import ai.djl.ndarray.NDManager;
 import io.tailguard.cli.BadInput;
 import io.tailguard.cli.Common;
 import io.tailguard.cli.Json;
+import io.tailguard.cli.LoraOption;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Devices;
 import io.tailguard.model.KvCache;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
@@ -73,6 +75,9 @@ final class RolloutBench implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", description = "Seed of weights and cache contents (default: ${DEFAULT-VALUE}).")
     long seed;
 
+    @Mixin
+    LoraOption lora;
+
     @Override
     public Integer call() {
         if (batch < 1 || context < 1 || newTokens < 1 || rounds < 1) {
@@ -81,6 +86,7 @@ final class RolloutBench implements Callable<Integer> {
         Schedule schedule = sparsity.resolve();
         BlockTopKAttention sparse = BlockTopKAttention.of(schedule);
         try (Qwen3Model model = source.open(Devices.parse(common.device()), seed)) {
+            LoraAdapter adapter = lora.attach(model); // switched off: the dense rounds never use it
             if (context + newTokens > model.maxPositions()) {
                 throw new BadInput("--context + --new-tokens exceeds max_position_embeddings " + model.maxPositions());
             }
@@ -90,7 +96,10 @@ final class RolloutBench implements Callable<Integer> {
             double[] ratios = new double[rounds];
             for (int r = 0; r < rounds; r++) {
                 double d = timeSteps(model, AttentionKernel.DENSE, context, newTokens);
-                double s = timeSteps(model, sparse, context, newTokens);
+                double s;
+                try (LoraAdapter.Switch on = adapter == null ? null : adapter.switchTo(true)) {
+                    s = timeSteps(model, sparse, context, newTokens); // the sparse actor, with its LoRA if any
+                }
                 System.err.printf("round %d: dense %.1f tokens/s, sparse %.1f tokens/s, %.2fx%n", r + 1, d, s, s / d);
                 dense = Math.max(dense, d);
                 sparseBest = Math.max(sparseBest, s);
@@ -123,6 +132,9 @@ final class RolloutBench implements Callable<Integer> {
                 out.put("schedule_version", schedule.version());
             }
             out.put("rounds", rounds);
+            if (adapter != null) {
+                out.put("lora", lora.describe());
+            }
             out.put("prefix", "synthetic: random keys and values fill the cache instead of a prefill");
             if (common.json) {
                 Json.print(out);

@@ -3,10 +3,9 @@ package io.tailguard.learner;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.Scalars;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -130,30 +129,15 @@ public final class GrpoLearner implements AutoCloseable {
     }
 
     private void microStep(List<Sample> batch, List<Double> adv, long total, Accumulated acc) {
-        int b = batch.size();
-        int t = 0;
-        int n = 0;
-        for (Sample s : batch) {
-            t = Math.max(t, s.prompt().length + s.output().length - 1);
-            n += s.output().length;
-        }
-        long[] ids = new long[b * t];
-        long[] targets = new long[b * t];
-        long[] pick = new long[n];       // flat (row * t + column) of every output token's prediction
+        PackedBatch packed = PackedBatch.of(batch);
+        int n = packed.tokens();
         float[] old = new float[n];
         float[] inf = new float[n];
         float[] a = new float[n];
         int k = 0;
-        for (int i = 0; i < b; i++) {
+        for (int i = 0; i < batch.size(); i++) {
             Sample s = batch.get(i);
-            int p = s.prompt().length;
-            for (int j = 0; j < p + s.output().length - 1; j++) {
-                ids[i * t + j] = j < p ? s.prompt()[j] : s.output()[j - p];
-            }
             for (int j = 0; j < s.output().length; j++) {
-                int col = p - 1 + j;
-                targets[i * t + col] = s.output()[j];
-                pick[k] = (long) i * t + col;
                 old[k] = s.oldLogprobs()[j];
                 inf[k] = s.behaviourLogprobs()[j];
                 a[k] = adv.get(i).floatValue();
@@ -162,16 +146,11 @@ public final class GrpoLearner implements AutoCloseable {
         }
         try (NDManager m = model.manager().newSubManager();
              GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-            NDArray logp = model.forward(m.create(ids, new Shape(b, t))).logSoftmax(-1);       // [b, t, V]
-            NDArray flat = logp.reshape((long) b * t, -1);
-            NDArray rows = flat.get(new NDIndex("{}", m.create(pick)));                       // [n, V]
-            long[] tgt = new long[n];
-            for (int q = 0; q < n; q++) {
-                tgt[q] = targets[(int) pick[q]];
-            }
-            NDArray theta = rows.gather(m.create(tgt, new Shape(n, 1)), 1).reshape(n);       // [n]
+            NDArray logp = model.forward(packed.input(m)).logSoftmax(-1);                     // [b, t, V]
+            NDArray rows = packed.rows(logp, m);                                              // [n, V]
+            NDArray theta = packed.sampled(rows, m);                                          // [n]
             GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
-            NDArray scaled = r.loss().mul((float) n / total);
+            NDArray scaled = Scalars.times(r.loss(), (double) n / total);
             gc.backward(scaled);
             GrpoObjective.Stats s = r.stats();
             acc.loss += s.loss() * n / total;

@@ -3,6 +3,7 @@ package io.tailguard.learner;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import io.tailguard.model.Scalars;
 
 /**
  * GRPO with truncated importance sampling (ALGORITHMS.md §5), on the log-probs of sampled tokens:
@@ -108,7 +109,7 @@ public final class GrpoObjective {
         NDArray unclipped = rho.mul(adv);
         NDArray clipped = rho.clip(1 - o.clipLow(), 1 + o.clipHigh()).mul(adv);
         NDArray surrogate = unclipped.minimum(clipped);
-        NDArray loss = surrogate.mul(m.create(weight).toType(dt, false)).sum().neg().div((float) t);
+        NDArray loss = Scalars.dividedBy(surrogate.mul(m.create(weight).toType(dt, false)).sum().neg(), t);
 
         float[] theta = logpTheta.toType(DataType.FLOAT32, true).toFloatArray();
         long clippedCount = 0;
@@ -125,5 +126,21 @@ public final class GrpoObjective {
         Stats stats = new Stats(loss.toType(DataType.FLOAT64, true).getDouble(), t, absSum / t, absMax, (double) truncated / t,
                 (double) clippedCount / t, k1 / t, k3 / t);
         return new Result(loss, stats);
+    }
+
+    /**
+     * The k3 estimator of KL(π_θ ‖ π_ref) on tokens sampled from π_θ (Schulman's
+     * {@code r − 1 − log r}, r = π_ref/π_θ), averaged over the tokens: non-negative per token, zero
+     * only where the two agree; differentiable in logpTheta [T]. DistillSparse's penalty between the
+     * sparse actor with its LoRA (θ) and the dense policy (ref), ALGORITHMS.md §6.
+     */
+    public static NDArray klK3(NDArray logpTheta, float[] logpRef) {
+        int t = logpRef.length;
+        if (t == 0 || logpTheta.size() != t) {
+            throw new IllegalArgumentException("token arrays disagree in length or are empty");
+        }
+        NDManager m = logpTheta.getManager();
+        NDArray logR = m.create(logpRef).toType(logpTheta.getDataType(), false).sub(logpTheta); // log π_ref/π_θ
+        return logR.exp().sub(1).sub(logR).mean();
     }
 }

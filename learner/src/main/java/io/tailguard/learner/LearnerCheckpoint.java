@@ -11,6 +11,7 @@ import io.tailguard.model.io.CheckpointException;
 import io.tailguard.model.io.DType;
 import io.tailguard.model.io.HostTensor;
 import io.tailguard.model.io.SafeTensors;
+import io.tailguard.model.lora.LoraAdapter;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -40,6 +41,15 @@ public final class LearnerCheckpoint {
 
     public static void save(Path dir, Qwen3Model model, AdamW optimizer, TrainerState state, String tokenizerJson,
                             long version, String parent) {
+        save(dir, model, optimizer, state, tokenizerJson, version, parent, null);
+    }
+
+    /**
+     * As above, with the sparse actor's LoRA beside the weights ({@code lora.safetensors},
+     * {@code adapter_config.json}), written in the same atomic step; null writes none.
+     */
+    public static void save(Path dir, Qwen3Model model, AdamW optimizer, TrainerState state, String tokenizerJson,
+                            long version, String parent, LoraAdapter lora) {
         Map<String, HostTensor> moments = new LinkedHashMap<>();
         for (Map.Entry<String, NDArray> e : optimizer.firstMoments().entrySet()) {
             moments.put("m/" + e.getKey(), host(e.getValue()));
@@ -50,6 +60,9 @@ public final class LearnerCheckpoint {
         Map<String, byte[]> extra = new LinkedHashMap<>();
         extra.put(OPTIMIZER, safetensorsBytes(moments));
         extra.put(STATE, GSON.toJson(state).getBytes(StandardCharsets.UTF_8));
+        if (lora != null) {
+            extra.putAll(lora.files());
+        }
         CheckpointDir.write(dir, model.config(), ModelLoader.hostTensors(model.config(), model.hostWeights()), DType.F32,
                 tokenizerJson, extra, version, parent, state.step(), 0);
     }

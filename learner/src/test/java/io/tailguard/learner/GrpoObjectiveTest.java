@@ -116,4 +116,30 @@ class GrpoObjectiveTest {
         assertTrue(GrpoObjective.degenerate(r, 4, 4));
         assertTrue(!GrpoObjective.degenerate(r, 0, 4));
     }
+
+    @Test
+    void klK3IsTheMeanOfRMinusOneMinusLogRWithGradientOneMinusROverT() {
+        double[] theta = {-1.0, -2.5, -0.3, -4.0};
+        float[] ref = {-1.0f, -1.5f, -0.9f, -2.0f};
+        int t = theta.length;
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray th = m.create(theta).toType(DataType.FLOAT64, false);
+            th.setRequiresGradient(true);
+            double value;
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray kl = GrpoObjective.klK3(th, ref);
+                value = kl.getDouble();
+                gc.backward(kl);
+            }
+            double want = 0;
+            double[] grad = th.getGradient().toDoubleArray();
+            for (int i = 0; i < t; i++) {
+                double r = Math.exp(ref[i] - theta[i]);          // π_ref / π_θ
+                want += (r - 1 - Math.log(r)) / t;
+                assertEquals((1 - r) / t, grad[i], 1e-6, "d k3 / d log π_θ, token " + i);
+            }
+            assertEquals(want, value, 1e-6);
+            assertEquals(0.0, grad[0], 1e-12, "no pull where the two agree");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 package io.tailguard.rollout.eval;
 
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.rollout.generation.Generated;
 import io.tailguard.rollout.generation.GenerationRequest;
@@ -53,6 +54,18 @@ public final class TailMeasurement {
     public static Result measure(Qwen3Model model, Tokenizer tok, Task task, List<Prompt> prompts, Schedule schedule,
                                  int binWidth, double probeFraction, long seed, int batchSize, int maxNewFallback,
                                  Evaluator.Progress progress) {
+        return measure(model, tok, task, prompts, schedule, binWidth, probeFraction, seed, batchSize, maxNewFallback,
+                progress, null);
+    }
+
+    /**
+     * As above, with a LoRA that only the sparse actor uses (DistillSparse, ALGORITHMS.md §6): it is
+     * switched on while sampling and off while the dense probe scores, whatever its state before
+     * (restored after each). Null measures the model as it is.
+     */
+    public static Result measure(Qwen3Model model, Tokenizer tok, Task task, List<Prompt> prompts, Schedule schedule,
+                                 int binWidth, double probeFraction, long seed, int batchSize, int maxNewFallback,
+                                 Evaluator.Progress progress, LoraAdapter actorLora) {
         if (batchSize < 1) {
             throw new IllegalArgumentException("batch size must be >= 1, got " + batchSize);
         }
@@ -80,12 +93,16 @@ public final class TailMeasurement {
                 maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(task, p, tok, maxNewFallback));
             }
             SamplingParams sampling = new SamplingParams(1.0, 1, 0, Evaluator.batchSeed(seed, batch));
-            List<Generated> out = generator.generate(
-                    new GenerationRequest(ids, maxNew, sampling, Set.of(eos), 0, capture)).sequences();
+            List<Generated> out;
+            try (LoraAdapter.Switch on = actorLora == null ? null : actorLora.switchTo(true)) {
+                out = generator.generate(new GenerationRequest(ids, maxNew, sampling, Set.of(eos), 0, capture)).sequences();
+            }
             for (Generated g : out) {
                 tokens += g.outputIds().length;
             }
-            probed += probe.probe(out, tails);
+            try (LoraAdapter.Switch off = actorLora == null ? null : actorLora.switchTo(false)) {
+                probed += probe.probe(out, tails);
+            }
             progress.update(to, prompts.size());
         }
         return new Result(tails, prompts.size(), probed, tokens);

@@ -73,6 +73,20 @@ public final class BlockTopKAttention implements AttentionKernel {
         }
     }
 
+    /**
+     * Pages kept by a sequence of {@code length} tokens (this step's included) under {@code budget}:
+     * all ceil(length/16) of them when the context fits the budget, else budget/16 (at most all).
+     * {@link BlockTopKMask} applies the same rule to a teacher-forced forward.
+     */
+    static int keptPages(int length, int budget) {
+        int pages = (length + PAGE - 1) / PAGE;
+        if (length <= budget) {
+            return pages;
+        }
+        checkBudget(budget);
+        return Math.min(pages, budget / PAGE);
+    }
+
     /** What one step attends to, the same for every sparse layer of that step. */
     private record Plan(boolean allDense, int pages, int gather, NDArray bias, NDArray pageBase, NDArray mask) {}
 
@@ -112,13 +126,8 @@ public final class BlockTopKAttention implements AttentionKernel {
         for (int i = 0; i < b; i++) {
             int len = lengths[i];
             int pages = (len + PAGE - 1) / PAGE;
-            int budget = budgetAt.applyAsInt(len);
-            boolean dense = len <= budget;
-            if (!dense) {
-                checkBudget(budget);
-            }
-            keep[i] = dense ? pages : Math.min(pages, budget / PAGE);
-            allDense &= dense;
+            keep[i] = keptPages(len, budgetAt.applyAsInt(len));
+            allDense &= keep[i] == pages;
             maxPages = Math.max(maxPages, pages);
             gather = Math.max(gather, keep[i]);
         }

@@ -5,6 +5,8 @@ import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.RandomInit;
+import io.tailguard.model.lora.LoraAdapter;
+import io.tailguard.model.lora.LoraConfig;
 import io.tailguard.model.tokenizer.CharTokenizer;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
@@ -113,6 +115,40 @@ class EvaluatorTest {
         assertTrue(t.totalCount() > 0);
         for (TailStats.BinSummary b : t.summary()) {
             assertEquals(1.0, b.alphaP5(), 1e-5);
+        }
+    }
+
+    @Test
+    void aLoraOfTheActorIsMeasuredAgainstTheDensePolicyWithoutIt() {
+        Task task = Tasks.builtin("kv-recall", 112);
+        var prompts = Evaluator.prompts(task, 2, 3);
+        try (LoraAdapter lora = LoraAdapter.create(model, LoraConfig.defaults(), 5)) {
+            java.util.SplittableRandom r = new java.util.SplittableRandom(2);
+            for (var e : lora.parameters().entrySet()) {
+                if (e.getKey().endsWith("lora_B.weight")) {
+                    float[] v = new float[(int) e.getValue().size()];
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] = (float) (r.nextGaussian() * 0.5);
+                    }
+                    e.getValue().set(v);
+                }
+            }
+            model.attach(lora);
+            lora.setEnabled(false);
+            // Dense "sparse" schedule: the only difference between actor and probe is the LoRA.
+            TailMeasurement.Result with = TailMeasurement.measure(model, TOK, task, prompts, Schedule.dense(), 64, 1.0, 1, 2, 16,
+                    Evaluator.Progress.NONE, lora);
+            double minP5 = 1;
+            for (TailStats.BinSummary b : with.tails().summary()) {
+                minP5 = Math.min(minP5, b.alphaP5());
+            }
+            assertTrue(minP5 < 0.99, "the probe must not use the actor's LoRA: p5 " + minP5);
+            assertTrue(!lora.isEnabled(), "the switch is back where it was");
+            TailMeasurement.Result without = TailMeasurement.measure(model, TOK, task, prompts, Schedule.dense(), 64, 1.0, 1, 2, 16,
+                    Evaluator.Progress.NONE, null);
+            for (TailStats.BinSummary b : without.tails().summary()) {
+                assertEquals(1.0, b.alphaP5(), 1e-5, "switched off, the actor is the dense policy");
+            }
         }
     }
 }
