@@ -7,6 +7,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.Scalars;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -171,7 +172,7 @@ public final class GrpoLearner implements AutoCloseable {
             }
             NDArray theta = rows.gather(m.create(tgt, new Shape(n, 1)), 1).reshape(n);       // [n]
             GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
-            NDArray scaled = r.loss().mul((float) n / total);
+            NDArray scaled = Scalars.mul(r.loss(), (double) n / total);
             gc.backward(scaled);
             GrpoObjective.Stats s = r.stats();
             acc.loss += s.loss() * n / total;

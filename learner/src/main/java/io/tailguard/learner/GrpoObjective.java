@@ -3,6 +3,7 @@ package io.tailguard.learner;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import io.tailguard.model.Scalars;
 
 /**
  * GRPO with truncated importance sampling (ALGORITHMS.md §5), on the log-probs of sampled tokens:
@@ -108,7 +109,7 @@ public final class GrpoObjective {
         NDArray unclipped = rho.mul(adv);
         NDArray clipped = rho.clip(1 - o.clipLow(), 1 + o.clipHigh()).mul(adv);
         NDArray surrogate = unclipped.minimum(clipped);
-        NDArray loss = surrogate.mul(m.create(weight).toType(dt, false)).sum().neg().div((float) t);
+        NDArray loss = Scalars.div(surrogate.mul(m.create(weight).toType(dt, false)).sum().neg(), t);
 
         float[] theta = logpTheta.toType(DataType.FLOAT32, true).toFloatArray();
         long clippedCount = 0;

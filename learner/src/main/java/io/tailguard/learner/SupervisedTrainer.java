@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.Scalars;
 
 import java.util.List;
 
@@ -93,7 +94,7 @@ public final class SupervisedTrainer implements AutoCloseable {
             NDArray logits = model.forward(m.create(input, new Shape(b, t)));            // [b, t, V]
             NDArray logp = logits.logSoftmax(-1);
             NDArray picked = logp.gather(m.create(target, new Shape(b, t, 1)), 2).reshape(b, t);
-            NDArray loss = picked.mul(m.create(mask, new Shape(b, t))).sum().neg().div((float) stepTokens);
+            NDArray loss = Scalars.div(picked.mul(m.create(mask, new Shape(b, t))).sum().neg(), stepTokens);
             gc.backward(loss);
             return loss.getFloat();
         }

@@ -127,7 +127,7 @@ final class Attention {
         NDArray q = qkv.get(new NDIndex("..., :{}", qw)).reshape(b, t, heads, headDim);
         NDArray k = qkv.get(new NDIndex("..., {}:{}", qw, qw + kw)).reshape(b, t, kvHeads, headDim);
         NDArray v = qkv.get(new NDIndex("..., {}:", qw + kw)).reshape(b, t, kvHeads, headDim);
-        q = rotary.apply(qNorm.forward(q), cos, sin).mul(scale);
+        q = Scalars.mul(rotary.apply(qNorm.forward(q), cos, sin), scale);
         k = rotary.apply(kNorm.forward(k), cos, sin);
         return new NDArray[] {q, k, v};
     }
