@@ -11,6 +11,7 @@ import ai.djl.nn.Activation;
 import ai.djl.training.GradientCollector;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.Scalars;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -125,7 +126,7 @@ final class TappedForward {
             NDArray q = linear(m, p + "self_attn.q_proj.weight", n1, probes, inputs).reshape(1, t, c.numHeads(), hd);
             NDArray k = linear(m, p + "self_attn.k_proj.weight", n1, probes, inputs).reshape(1, t, c.numKvHeads(), hd);
             NDArray v = linear(m, p + "self_attn.v_proj.weight", n1, probes, inputs).reshape(1, t, c.numKvHeads(), hd);
-            q = rotate(rms(q, w.get(p + "self_attn.q_norm.weight")), cosSin).mul((float) (1 / Math.sqrt(hd)));
+            q = Scalars.times(rotate(rms(q, w.get(p + "self_attn.q_norm.weight")), cosSin), 1 / Math.sqrt(hd));
             k = rotate(rms(k, w.get(p + "self_attn.k_norm.weight")), cosSin);
             // [1, T, h, D] -> [1, h, T, D]; query head i reads KV head i / r (repeat each KV head r times).
             NDArray qh = q.transpose(0, 2, 1, 3);

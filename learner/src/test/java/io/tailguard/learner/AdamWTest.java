@@ -45,4 +45,26 @@ class AdamWTest {
             }
         }
     }
+
+    @Test
+    void aSkippedStepDoesNotPoisonTheNextOne() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray w = m.create(new float[] {1f, 2f}, new Shape(2));
+            w.setRequiresGradient(true);
+            try (var gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+                gc.backward(w.mul(m.create(new float[] {Float.NaN, Float.POSITIVE_INFINITY})).sum());
+            }
+            try (AdamW opt = new AdamW(Map.of("w", w), new AdamW.Options(0.9, 0.95, 1e-12, 0.0, 0.0), m)) {
+                assertTrue(Double.isNaN(opt.step(0.1)));
+                Gradients.zero(Map.of("w", w));
+                try (var gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+                    gc.backward(w.mul(m.create(new float[] {3f, -4f})).sum());
+                }
+                // the gradient is exactly (3, -4): norm 5, and the first Adam step moves by lr · sign(g)
+                assertEquals(5.0, opt.step(0.1), 1e-6);
+                assertArrayEquals(new float[] {0.9f, 2.1f}, w.toFloatArray(), 1e-6f);
+                assertEquals(1, opt.skippedSteps());
+            }
+        }
+    }
 }

@@ -124,6 +124,39 @@ class SupervisedTrainerTest {
         }
     }
 
+    /**
+     * Garbage collections during a step (a background thread forcing them, and reusing the native
+     * memory they free) must not change the gradient: every constant the graph keeps for backward
+     * has to be owned by libtorch, not borrowed from a Java buffer (see Scalars).
+     */
+    @Test
+    void gradientsAreExactUnderGarbageCollectionPressure() throws InterruptedException {
+        try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 2, 0.3, 0.1), Device.cpu());
+             SupervisedTrainer trainer = new SupervisedTrainer(model, new LrSchedule(1e-30, 0, 1, 1), AdamW.Options.defaults(), 4)) {
+            List<int[]>[] d = data(4, 1);
+            double expected = trainer.step(d[0], d[1]).gradNorm();
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            Thread storm = new Thread(() -> {
+                while (!stop.get()) {
+                    System.gc();
+                    for (int j = 0; j < 200; j++) {
+                        java.nio.ByteBuffer.allocateDirect(4).order(java.nio.ByteOrder.nativeOrder()).putFloat(0, 7e20f);
+                    }
+                }
+            });
+            storm.setDaemon(true);
+            storm.start();
+            try {
+                for (int s = 0; s < 30; s++) {
+                    assertEquals(expected, trainer.step(d[0], d[1]).gradNorm(), 1e-6 * expected, "step " + s);
+                }
+            } finally {
+                stop.set(true);
+                storm.join();
+            }
+        }
+    }
+
     @Test
     void trainingDrivesTheLossDownOnALearnableTask() {
         try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 3, 0.02, 0.0), Device.cpu())) {
