@@ -51,6 +51,31 @@ public final class CheckpointStore {
         return new PolicyPublished(version, 0, dir.toAbsolutePath().normalize().toUri().toString(), Manifest.sha256(m));
     }
 
+    /**
+     * The newest complete version in a store (a directory vNNNNNN with its manifest), else the
+     * starting checkpoint as version 0.
+     */
+    public static PolicyPublished latest(Path storeRoot, Path start) {
+        long best = -1;
+        if (Files.isDirectory(storeRoot)) {
+            try (var dirs = Files.list(storeRoot)) {
+                for (Path d : dirs.toList()) {
+                    String n = d.getFileName().toString();
+                    if (n.matches("v\\d{6,}") && Files.isRegularFile(d.resolve(Manifest.FILE_NAME))) {
+                        best = Math.max(best, Long.parseLong(n.substring(1)));
+                    }
+                }
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(storeRoot + ": " + e.getMessage(), e);
+            }
+        }
+        if (best > 0) {
+            Path dir = storeRoot.resolve(String.format("v%06d", best));
+            return new PolicyPublished(best, Manifest.read(dir).step(), dir.toUri().toString(), Manifest.sha256(dir.resolve(Manifest.FILE_NAME)));
+        }
+        return existing(start, 0);
+    }
+
     /** Loads a publication after checking its manifest's sha256 (and, through the loader, every file). */
     public static Qwen3Model load(PolicyPublished p, String device) {
         Path dir = Path.of(java.net.URI.create(p.uri()));

@@ -64,8 +64,16 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private record Lease(long id, String worker, long[] groups, long deadlineNanos) {}
 
-    public static Behavior<Command> create(RunSettings settings, ModelConfig model, Schedule start, NodeMetrics metrics) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Controller(ctx, timers, settings, model, start, metrics)));
+    /**
+     * The controller behaviour. It rebuilds its state when it starts: the schedule from its persisted
+     * copy (else the configured calibrated schedule, else dense), the prompt cursor and the groups of
+     * open leases from its state file (those groups are issued again first), and the policy from the
+     * newest complete version in the checkpoint store (else the starting checkpoint as version 0). So
+     * a singleton that moves to another node after its node died carries on where it stopped.
+     */
+    public static Behavior<Command> create(RunSettings settings, ModelConfig model, java.nio.file.Path start, NodeMetrics metrics) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Controller(ctx, timers, settings, model,
+                TailguardNode.startSchedule(settings), start, metrics)));
     }
 
     private final RunSettings s;
@@ -85,7 +93,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private long persistedVersion = -1;
 
     private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
-                       Schedule start, NodeMetrics metrics) {
+                       Schedule start, java.nio.file.Path startCheckpoint, NodeMetrics metrics) {
         super(ctx);
         this.s = s;
         this.metrics = metrics;
@@ -98,7 +106,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY,
                 ctx.messageAdapter(Receptionist.Listing.class, ObserversChanged::new)));
         exportSchedule(List.of());
-        ctx.getLog().info("controller up: schedule v{} {}", budgets.schedule().version(), budgets.schedule());
+        ControllerState saved = ControllerState.read(s);
+        if (saved != null) {
+            nextGroup = saved.nextGroup();
+            for (long g : saved.openGroups()) {
+                reissue.addLast(g);
+            }
+        }
+        this.policy = CheckpointStore.latest(s.train().out().resolve("store"), startCheckpoint);
+        ctx.getLog().info("controller up: schedule v{} {}; {}", budgets.schedule().version(), budgets.schedule(),
+                saved == null ? "fresh start" : "resumed at group " + nextGroup + " with " + reissue.size() + " groups to re-issue");
+        persistState();
     }
 
     @Override
@@ -118,6 +136,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onRequestWork(RequestWork r) {
         if (policy == null || bufferGroups >= s.buffer().maxGroups()) {
+            waiting.removeIf(w -> w.worker().equals(r.worker())); // a worker that asks again waits once
             waiting.addLast(r); // answered when a policy exists and the buffer drains
             return this;
         }
@@ -136,6 +155,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         long id = nextLease++;
         leases.put(id, new Lease(id, r.worker(), groups, System.nanoTime() + s.rollout().leaseTimeout().toNanos()));
         metrics.leases.labelValues("issued").inc();
+        persistState();
         metrics.leasesOpen.set(leases.size());
         Schedule sched = budgets.schedule();
         Schedule shadow = s.rollout().shadowFraction() > 0 && !sched.equals(budgets.shadowSchedule().withVersion(sched.version()))
@@ -153,6 +173,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private Behavior<Command> onLeaseDone(LeaseDone d) {
         if (leases.remove(d.lease()) != null) {
             metrics.leases.labelValues("done").inc();
+            persistState();
         } else {
             metrics.leases.labelValues("late").inc(); // re-issued already; the buffer dedups its groups
         }
@@ -198,6 +219,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             getContext().getLog().warn("lease {} of {} timed out; its {} groups go to the next worker", l.id(), l.worker(), l.groups().length);
         }
         metrics.leasesOpen.set(leases.size());
+        if (!expired.isEmpty()) {
+            persistState();
+        }
         BudgetController.Decision d = budgets.tick();
         if (d.changed()) {
             for (BudgetController.Change c : d.changes()) {
@@ -232,6 +256,21 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private double predictedSpeedup() {
         int ctx = (s.train().contextMin() + s.train().contextMax()) / 2;
         return cost.predictedSpeedup(budgets.schedule(), ctx, 16);
+    }
+
+    /** The prompt cursor and every group not yet delivered (open leases and the re-issue queue). */
+    private void persistState() {
+        List<Long> open = new ArrayList<>(reissue);
+        for (Lease l : leases.values()) {
+            for (long g : l.groups()) {
+                open.add(g);
+            }
+        }
+        try {
+            ControllerState.write(s, new ControllerState(nextGroup, open.stream().mapToLong(Long::longValue).toArray()));
+        } catch (java.io.IOException e) {
+            getContext().getLog().warn("cannot persist the controller state: {}", e.getMessage());
+        }
     }
 
     /** Where the controller keeps its current schedule, so a restarted singleton resumes it. */

@@ -44,6 +44,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
     enum Ask implements Command { INSTANCE }
 
+    static final Duration ASK_TIMEOUT = Duration.ofSeconds(15);
+
     public static Behavior<Command> create(String name, RunSettings s, ActorRef<Controller.Command> controller,
                                            String device, NodeMetrics metrics) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new RolloutWorker(ctx, t, name, s, controller, device, metrics)));
@@ -84,6 +86,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                 .onMessage(BuffersChanged.class, this::onBuffers)
                 .onMessage(Work.class, this::onWork)
                 .onMessage(NoWork.class, n -> {
+                    asking = false;
                     timers.startSingleTimer(Ask.INSTANCE, Duration.ofMillis(n.retryMillis()));
                     return this;
                 })
@@ -110,9 +113,14 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         return this;
     }
 
+    /**
+     * Asks the controller for a lease; asks again if nothing comes within the ask timeout (a
+     * controller that died with the request, while its singleton moves to another node).
+     */
     private void ask() {
         asking = true;
         controller.tell(new Controller.RequestWork(name, getContext().getSelf()));
+        timers.startSingleTimer(Ask.INSTANCE, ASK_TIMEOUT);
     }
 
     private Behavior<Command> onPolicy(PolicyPublished p) {
@@ -141,6 +149,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
     private Behavior<Command> onWork(Work w) {
         asking = false;
+        timers.cancel(Ask.INSTANCE);
         if (w.policy().version() > loaded) {
             swapTo(w.policy());
         }

@@ -61,14 +61,13 @@ public final class TailguardNode implements AutoCloseable {
         this.metrics = new NodeMetrics();
         this.metricsPort = metrics.serve(settings.metrics().host(), settings.metrics().port());
         ModelConfig model = ConfigJson.read(start.resolve("config.json"));
-        Schedule first = startSchedule(settings);
         this.system = ActorSystem.create(Behaviors.setup(ctx -> {
             if (selfJoin) {
                 Cluster c = Cluster.get(ctx.getSystem());
                 c.manager().tell(Join.create(c.selfMember().address()));
             }
             ActorRef<Controller.Command> controller = ClusterSingleton.get(ctx.getSystem()).init(
-                    SingletonActor.of(Behaviors.supervise(Controller.create(settings, model, first, metrics))
+                    SingletonActor.of(Behaviors.supervise(Controller.create(settings, model, start, metrics))
                                     .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restart()), "controller")
                             .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("controller")));
             controllerRef.complete(controller);
@@ -120,7 +119,7 @@ public final class TailguardNode implements AutoCloseable {
         ctx.spawn((Behavior<Object>) extra, "observer");
     }
 
-    /** The configured calibrated schedule, else the controller's persisted one, else dense. */
+    /** The controller's persisted schedule (it is being restarted), else the configured calibrated one, else dense. */
     static Schedule startSchedule(RunSettings s) {
         Path persisted = Controller.persistedSchedule(s);
         if (Files.isRegularFile(persisted)) {

@@ -1,0 +1,87 @@
+package io.tailguard.integration;
+
+import io.tailguard.cli.Main;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static io.tailguard.integration.ThreeNodeClusterTest.freePort;
+import static io.tailguard.integration.ThreeNodeClusterTest.start;
+import static io.tailguard.integration.ThreeNodeClusterTest.sum;
+import static io.tailguard.integration.ThreeNodeClusterTest.waitForLog;
+import static io.tailguard.integration.ThreeNodeClusterTest.waitUntil;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Kill -9 the learner's JVM and start it again: it resumes from its last checkpoint with its step
+ * counter. Then kill -9 the node hosting the controller singleton: the singleton moves to the other
+ * controller-role node, rebuilds its state from the checkpoint store and its state file, and
+ * training finishes. Three JVMs: A (controller), B (controller, rollout), C (learner).
+ */
+class FaultToleranceTest {
+    static final int STEPS = 10;
+
+    @Test
+    void theLearnerResumesAndTheControllerSingletonMoves(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
+        Path conf = tmp.resolve("cluster.conf");
+        Files.writeString(conf, String.join("\n",
+                "tailguard.train { checkpoint = \"" + init + "\", task = kv-recall, context-min = 64, context-max = 96,",
+                "  steps = " + STEPS + ", eval-n = 0, out = \"" + tmp.resolve("run") + "\" }",
+                "tailguard.rollout { workers = 1, prompts-per-lease = 1, group-size = 4, lease-timeout = 5s }",
+                "tailguard.learner { groups-per-step = 2, publish-every = 1, checkpoint-every = 2 }",
+                "tailguard.controller.window = 1s",
+                "tailguard.admin.port = 0",
+                "pekko.cluster.split-brain-resolver.stable-after = 3s",
+                ""));
+        int seed = freePort();
+        List<ThreeNodeClusterTest.Node> nodes = new ArrayList<>();
+        try {
+            ThreeNodeClusterTest.Node a = start(tmp, "a-controller", conf, "controller", seed, seed);
+            nodes.add(a);
+            ThreeNodeClusterTest.Node b = start(tmp, "b-controller-rollout", conf, "controller,rollout", seed, freePort());
+            nodes.add(b);
+            ThreeNodeClusterTest.Node c = start(tmp, "c-learner", conf, "learner", seed, freePort());
+            nodes.add(c);
+
+            waitUntil(c, 300, m -> sum(m, "tailguard_learner_steps_total", null) >= 3);
+            c.process().destroyForcibly().waitFor();
+            ThreeNodeClusterTest.Node c2 = start(tmp, "c2-learner", conf, "learner", seed, freePort());
+            nodes.add(c2);
+            String log = waitForLog(c2, "learner resumes from", 120);
+            Matcher m = Pattern.compile("learner resumes from .* at step (\\d+)").matcher(log);
+            assertTrue(m.find(), "the restarted learner did not resume:\n" + log);
+            int resumedAt = Integer.parseInt(m.group(1));
+            assertTrue(resumedAt >= 2 && resumedAt % 2 == 0, "resumed at step " + resumedAt);
+
+            waitUntil(c2, 300, x -> sum(x, "tailguard_learner_steps_total", null) >= 1);
+            a.process().destroyForcibly().waitFor(); // the oldest controller-role node hosts the singleton
+            String moved = waitForLog(b, "controller up", 120);
+            assertTrue(moved.contains("resumed at group"), "the moved controller did not rebuild its state:\n" + moved);
+            waitUntil(c2, 300, x -> sum(x, "tailguard_learner_steps_total", null) >= STEPS - resumedAt);
+            Path last = tmp.resolve("run/store/v" + String.format("%06d", STEPS) + "/manifest.json");
+            for (int i = 0; i < 60 && !Files.isRegularFile(last); i++) {
+                Thread.sleep(500); // the step is counted just before the version is published
+            }
+            assertTrue(Files.isRegularFile(last), "version " + STEPS + " was never published");
+        } finally {
+            for (ThreeNodeClusterTest.Node n : nodes) {
+                n.process().destroyForcibly();
+            }
+            for (ThreeNodeClusterTest.Node n : nodes) {
+                n.process().waitFor();
+                Path keep = Path.of("target", "cluster-test-logs");
+                Files.createDirectories(keep);
+                Files.copy(n.log(), keep.resolve(n.log().getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+    }
+}
