@@ -61,7 +61,7 @@ public final class TailguardNode implements AutoCloseable {
         this.metrics = new NodeMetrics();
         this.metricsPort = metrics.serve(settings.metrics().host(), settings.metrics().port());
         ModelConfig model = ConfigJson.read(start.resolve("config.json"));
-        this.system = ActorSystem.create(Behaviors.setup(ctx -> {
+        this.system = create(Behaviors.setup(ctx -> {
             if (selfJoin) {
                 Cluster c = Cluster.get(ctx.getSystem());
                 c.manager().tell(Join.create(c.selfMember().address()));
@@ -87,7 +87,7 @@ public final class TailguardNode implements AutoCloseable {
                 spawnExtra(ctx, extra);
             }
             return Behaviors.empty();
-        }), "tailguard", full);
+        }), full);
         try {
             ActorRef<Controller.Command> controller = controllerRef.get(60, java.util.concurrent.TimeUnit.SECONDS);
             if (roles.contains("controller") && settings.admin().port() > 0) {
@@ -112,6 +112,15 @@ public final class TailguardNode implements AutoCloseable {
     /** The bound admin port (0 when off or not the controller's node). */
     public int adminPort() {
         return admin == null ? 0 : admin.port();
+    }
+
+    private ActorSystem<Void> create(Behavior<Void> guardian, Config full) {
+        try {
+            return ActorSystem.create(guardian, "tailguard", full);
+        } catch (RuntimeException e) {
+            metrics.close();
+            throw e;
+        }
     }
 
     @SuppressWarnings("unchecked")
