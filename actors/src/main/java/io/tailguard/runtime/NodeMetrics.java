@@ -72,8 +72,23 @@ public final class NodeMetrics implements AutoCloseable {
                 .callback(cb -> cb.call(KryoSerializer.droppedFrames())).register(registry);
     }
 
+    // cluster: members by status as this node sees them (set once the actor system exists)
+    private volatile java.util.function.Supplier<java.util.Map<String, Integer>> members = java.util.Map::of;
+
+    {
+        io.prometheus.metrics.core.metrics.GaugeWithCallback.builder().name("tailguard_cluster_members")
+                .help("Cluster members by status (up, joining, weakly-up, leaving, exiting, down, unreachable) as this node sees them")
+                .labelNames("status")
+                .callback(cb -> members.get().forEach((status, n) -> cb.call(n, status))).register(registry);
+    }
+
     public NodeMetrics() {
         JvmMetrics.builder().register(registry);
+    }
+
+    /** Where {@code tailguard_cluster_members} reads its counts from. */
+    void clusterMembers(java.util.function.Supplier<java.util.Map<String, Integer>> counts) {
+        members = counts;
     }
 
     public PrometheusRegistry registry() {

@@ -39,7 +39,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     /** The sections a user may set, each checked against reference.conf for unknown keys. */
     static final List<String> SECTIONS = List.of("tailguard.train", "tailguard.rollout", "tailguard.controller",
-            "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin");
+            "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin", "tailguard.management");
 
     /** Parses and validates; {@code where} names the source in messages (a file, "--set"). */
     public static RunSettings parse(Config c, String where) {

@@ -88,7 +88,13 @@ public final class TailguardNode implements AutoCloseable {
             }
             return Behaviors.empty();
         }), full);
+        metrics.clusterMembers(() -> memberCounts(Cluster.get(system)));
         try {
+            if (full.getBoolean("tailguard.management.enabled")) {
+                // health routes (/ready: member Up; /alive) for Kubernetes probes, and read-only /cluster routes
+                org.apache.pekko.management.javadsl.PekkoManagement.get(system).start()
+                        .toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
+            }
             ActorRef<Controller.Command> controller = controllerRef.get(60, java.util.concurrent.TimeUnit.SECONDS);
             if (roles.contains("controller") && settings.admin().port() > 0) {
                 admin = new AdminServer(system, controller, settings.admin().host(), settings.admin().port(), settings.admin().token());
@@ -121,6 +127,17 @@ public final class TailguardNode implements AutoCloseable {
             metrics.close();
             throw e;
         }
+    }
+
+    /** Members by status, lower-case with dashes, plus "unreachable" (members others cannot reach). */
+    static java.util.Map<String, Integer> memberCounts(Cluster cluster) {
+        java.util.Map<String, Integer> counts = new java.util.TreeMap<>();
+        org.apache.pekko.cluster.ClusterEvent.CurrentClusterState state = cluster.state();
+        for (org.apache.pekko.cluster.Member m : state.getMembers()) {
+            counts.merge(m.status().toString().replaceAll("([a-z])([A-Z])", "$1-$2").toLowerCase(java.util.Locale.ROOT), 1, Integer::sum);
+        }
+        counts.put("unreachable", state.getUnreachable().size());
+        return counts;
     }
 
     @SuppressWarnings("unchecked")
