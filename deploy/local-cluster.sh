@@ -10,7 +10,8 @@
 # --roles gives them per node, ';'-separated, the last one repeated. Every node gets free loopback
 # ports (Artery, /metrics, Pekko Management; the admin endpoint on controller nodes) and the same
 # checkpoint store (tailguard.train.out, default DIR/run). Logs, pid files and ports go under DIR
-# (default runs/local-cluster). It prints one line per node on stdout once the node is up:
+# (default runs/local-cluster), and the /metrics targets in DIR/prometheus-targets.json for
+# deploy/prometheus/prometheus.yml. It prints one line per node on stdout once the node is up:
 #   node I metrics http://127.0.0.1:PORT/metrics
 # then waits until node 1 sees all N members Up (progress and the admin URL go to stderr).
 # stop: SIGTERM to every node (each leaves the cluster through Pekko's coordinated shutdown), waits
@@ -57,14 +58,15 @@ done
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 
-# A pid file's process, if it is still a live Tailguard JVM (never signal a recycled pid).
+# A pid file's process, if it is still a live Tailguard node (never signal a recycled pid): the JVM,
+# or bin/tailguard just before it execs the JVM.
 live_pid() {
   local f="$1" pid
   [ -f "$f" ] || return 1
   pid="$(cat "$f")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'io.tailguard.cli.Main' || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'io\.tailguard\.cli\.Main|bin/tailguard node' || return 1
   echo "$pid"
 }
 
@@ -86,6 +88,10 @@ stop_all() {
     fi
   done
   rm -f "$dir"/node-*.pid
+  # nothing left for Prometheus to scrape
+  if [ -f "$dir/prometheus-targets.json" ]; then
+    echo "[]" >"$dir/prometheus-targets.json.tmp" && mv "$dir/prometheus-targets.json.tmp" "$dir/prometheus-targets.json"
+  fi
   say "stopped ${#pids[@]} node(s); logs in $dir"
 }
 
@@ -210,6 +216,19 @@ for i in $(seq 1 "$n"); do
   echo "node $i metrics http://127.0.0.1:$METRICS/metrics"
   [ "$ADMIN" = 0 ] || say "admin http://127.0.0.1:$ADMIN (tailguard tune --admin http://127.0.0.1:$ADMIN key=value)"
 done
+
+# Prometheus' file-based discovery (deploy/prometheus/prometheus.yml reads it), written atomically.
+{
+  echo "["
+  for i in $(seq 1 "$n"); do
+    # shellcheck disable=SC1090
+    . "$dir/node-$i.ports"
+    printf '  {"targets": ["127.0.0.1:%s"], "labels": {"node": "%s", "roles": "%s"}}%s\n' \
+      "$METRICS" "$i" "$ROLES" "$([ "$i" -lt "$n" ] && echo ,)"
+  done
+  echo "]"
+} >"$dir/prometheus-targets.json.tmp"
+mv "$dir/prometheus-targets.json.tmp" "$dir/prometheus-targets.json"
 
 # The cluster is formed when node 1 sees every member Up.
 # shellcheck disable=SC1090
