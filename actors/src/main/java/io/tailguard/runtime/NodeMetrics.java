@@ -84,6 +84,10 @@ public final class NodeMetrics implements AutoCloseable {
 
     public NodeMetrics() {
         JvmMetrics.builder().register(registry);
+        // a labelled family is exported only once a child exists: NaN (no value yet) until the first
+        // step with a kept group, so dashboards and scrapes see the family from the start
+        kl.labelValues("k1").set(Double.NaN);
+        kl.labelValues("k3").set(Double.NaN);
     }
 
     /** Where {@code tailguard_cluster_members} reads its counts from. */
