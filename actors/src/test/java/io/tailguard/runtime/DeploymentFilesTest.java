@@ -92,8 +92,7 @@ public class DeploymentFilesTest {
     /** The pods' environment values the ConfigMap's ${VAR}s take (test stand-ins; the token is not real). */
     static Config podEnv(boolean withToken) {
         Map<String, Object> env = new HashMap<>();
-        env.put("TAILGUARD_HOSTNAME", "tailguard-controller-0.tailguard-controller.tailguard.svc.cluster.local");
-        env.put("TAILGUARD_SEED_NODE", "pekko://tailguard@tailguard-controller-0.tailguard-controller.tailguard.svc.cluster.local:25520");
+        env.put("TAILGUARD_HOSTNAME", "tailguard-controller-0.tailguard-controller");
         if (withToken) {
             env.put("TAILGUARD_ADMIN_TOKEN", "test-token");
         }
@@ -139,6 +138,7 @@ public class DeploymentFilesTest {
     static List<Map<String, Object>> workloads() {
         List<Map<String, Object>> w = new ArrayList<>(ofKind("StatefulSet"));
         w.addAll(ofKind("Deployment"));
+        w.addAll(ofKind("DaemonSet"));
         return w;
     }
 
@@ -191,7 +191,7 @@ public class DeploymentFilesTest {
             kinds.add(String.valueOf(d.get("kind")));
         }
         assertTrue(kinds.containsAll(Set.of("Namespace", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service",
-                "StatefulSet", "Deployment", "NetworkPolicy")), "kinds: " + kinds);
+                "StatefulSet", "NetworkPolicy")), "kinds: " + kinds);
         // the ServiceMonitor (outside the kustomization: it needs the operator's CRD)
         Map<String, Object> sm = loadAll(root.resolve("deploy/k8s/servicemonitor.yaml")).get(0);
         assertEquals("ServiceMonitor", sm.get("kind"));
@@ -296,30 +296,40 @@ public class DeploymentFilesTest {
     }
 
     @Test
-    void theSeedNodeIsTheControllersStableNameThroughAHeadlessService() {
-        Map<String, Object> sts = ofKind("StatefulSet").get(0);
-        String service = str(sts, "spec", "serviceName");
-        Map<String, Object> svc = named("Service", service);
-        assertEquals("None", str(svc, "spec", "clusterIP"), service + " must be headless");
-        assertEquals(Boolean.TRUE, at(svc, "spec", "publishNotReadyAddresses"), service + ": the seed must resolve before it is ready");
-        Map<String, Object> labels = at(sts, "spec", "template", "metadata", "labels");
-        Map<String, Object> sel = at(svc, "spec", "selector");
-        assertTrue(labels.entrySet().containsAll(sel.entrySet()), service + " selects the StatefulSet's pods");
-        String seed = "pekko://tailguard@" + str(sts, "metadata", "name") + "-0." + service + "." + NS + ".svc.cluster.local:"
-                + run.getInt("pekko.remote.artery.canonical.port");
-        Map<String, Map<String, Object>> stsEnv = env(container(sts));
-        // pod 0's own address is the seed address (Artery compares them literally)
-        String host0 = str(stsEnv.get("TAILGUARD_HOSTNAME"), "value").replace("$(POD_NAME)", str(sts, "metadata", "name") + "-0")
-                .replace("$(POD_NAMESPACE)", NS);
-        assertEquals(seed, "pekko://tailguard@" + host0 + ":" + run.getInt("pekko.remote.artery.canonical.port"));
-        for (Map<String, Object> w : workloads()) {
-            Map<String, Map<String, Object>> env = env(container(w));
-            assertEquals(seed, str(env.get("TAILGUARD_SEED_NODE"), "value").replace("$(POD_NAMESPACE)", NS), name(w) + ": seed node");
-            for (String ref : List.of("POD_NAMESPACE")) {
-                assertNotNull(at(env.get(ref), "valueFrom", "fieldRef"), name(w) + ": " + ref + " from the downward API");
+    void seedNodesAreStableNamesOfStatefulSetPodsThroughHeadlessServices() {
+        int artery = run.getInt("pekko.remote.artery.canonical.port");
+        Map<String, Map<String, Object>> bySeedHost = new HashMap<>();
+        for (Map<String, Object> sts : ofKind("StatefulSet")) {
+            String service = str(sts, "spec", "serviceName");
+            Map<String, Object> svc = named("Service", service);
+            assertEquals("None", str(svc, "spec", "clusterIP"), service + " must be headless");
+            assertEquals(Boolean.TRUE, at(svc, "spec", "publishNotReadyAddresses"), service + ": seeds must resolve before they are ready");
+            Map<String, Object> labels = at(sts, "spec", "template", "metadata", "labels");
+            Map<String, Object> sel = at(svc, "spec", "selector");
+            assertTrue(labels.entrySet().containsAll(sel.entrySet()), service + " selects the StatefulSet's pods");
+            // each pod's Artery address is its stable name (Artery compares addresses literally)
+            Map<String, Map<String, Object>> env = env(container(sts));
+            assertEquals("$(POD_NAME)." + service, str(env.get("TAILGUARD_HOSTNAME"), "value"), name(sts));
+            assertEquals("metadata.name", str(env.get("POD_NAME"), "valueFrom", "fieldRef", "fieldPath"), name(sts));
+            int replicas = (Integer) at(sts, "spec", "replicas");
+            for (int i = 0; i < replicas; i++) {
+                bySeedHost.put(str(sts, "metadata", "name") + "-" + i + "." + service, sts);
             }
         }
-        assertEquals(List.of(seed), run.getStringList("pekko.cluster.seed-nodes"));
+        List<String> seeds = run.getStringList("pekko.cluster.seed-nodes");
+        assertTrue(seeds.size() >= 2, "a restarted first seed needs another seed to rejoin through: " + seeds);
+        Pattern seed = Pattern.compile("pekko://tailguard@([^:]+):(\\d+)");
+        for (int i = 0; i < seeds.size(); i++) {
+            Matcher m = seed.matcher(seeds.get(i));
+            assertTrue(m.matches(), seeds.get(i));
+            assertEquals(artery, Integer.parseInt(m.group(2)), seeds.get(i));
+            Map<String, Object> sts = bySeedHost.get(m.group(1));
+            assertNotNull(sts, seeds.get(i) + " is not a pod of a StatefulSet (or beyond its replicas): " + bySeedHost.keySet());
+            Map<String, Object> labels = at(sts, "spec", "template", "metadata", "labels");
+            if (i == 0) {
+                assertEquals("controller", labels.get("app.kubernetes.io/component"), "the first seed forms the cluster: the controller's pod");
+            }
+        }
         // every Service's selector picks pods of a workload, and its target ports are their port names
         for (Map<String, Object> s : ofKind("Service")) {
             Map<String, Object> selector = at(s, "spec", "selector");
