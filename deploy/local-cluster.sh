@@ -20,7 +20,7 @@
 # Environment: TAILGUARD_JAVA_OPTS (JVM options per node, default "-Xss4m -Xmx2g");
 # TAILGUARD_CLASSPATH (run `java -cp` on it instead of bin/tailguard: the tests use their own
 # classpath); JAVA (the java binary for TAILGUARD_CLASSPATH, default java); TAILGUARD_START_TIMEOUT
-# (seconds per node, default 900: the first use of the embedded default trains it once);
+# (seconds for the nodes to come up, default 900: the first use of the embedded default trains it);
 # OMP_NUM_THREADS (default: the cores divided among the nodes).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +29,7 @@ die() { echo "local-cluster: $*" >&2; exit 2; }
 say() { echo "local-cluster: $*" >&2; }
 
 usage() {
-  sed -n '4,6p' "$0" | sed 's/^# //' >&2
+  sed -n '5,7p' "$0" | sed 's/^# //' >&2
   exit 2
 }
 
