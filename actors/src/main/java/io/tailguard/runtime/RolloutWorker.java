@@ -176,7 +176,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                     r.generatedTokens() / Math.max(1e-9, r.generateSeconds())));
         }
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
-                r.shadow() == null ? null : r.shadow().toBytes()));
+                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds()));
         controller.tell(new Controller.LeaseDone(w.lease(), name));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());
