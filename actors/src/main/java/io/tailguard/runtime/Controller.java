@@ -341,8 +341,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onStatus(GetStatus g) {
         Schedule sched = budgets.schedule();
-        String[] members = org.apache.pekko.cluster.typed.Cluster.get(getContext().getSystem()).state().getMembers()
-                .stream().map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
+        String[] members = java.util.stream.StreamSupport.stream(
+                        org.apache.pekko.cluster.typed.Cluster.get(getContext().getSystem()).state().getMembers().spliterator(), false)
+                .map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
         g.replyTo().tell(new Status(sched.version(), sched.budgets(), budgets.p5PerBin(), tau,
                 policy == null ? -1 : policy.version(), leases.size(), nextGroup, bufferGroups, rolloutRate,
                 predictedSpeedup(), members));

@@ -83,6 +83,9 @@ public final class TailguardNode implements AutoCloseable {
                             "worker-" + i, DispatcherSelector.fromConfig(BLOCKING));
                 }
             }
+            if (roles.contains("compression")) {
+                ctx.spawn(CompressionWorker.create(settings, device, metrics), "compression", DispatcherSelector.fromConfig(BLOCKING));
+            }
             if (extra != null) {
                 spawnExtra(ctx, extra);
             }

@@ -79,6 +79,7 @@ class KryoSerializerTest {
                 new String[] {"bin 1: 96 -> 128 (p5 α 0.80 < 0.84)"}));
         out.add(new RunObserver.Evaluated(0, 0.3));
         out.add(new RunObserver.Finished(30, "all steps done"));
+        out.add(new RunObserver.Compressed(10, "yaqa_b", 4, 0.0123, 123456, 7.5, "/tmp/store/compressed/v000010-yaqa_b4"));
         return out;
     }
 
