@@ -129,7 +129,7 @@ public final class TailguardNode implements AutoCloseable {
     /**
      * An actor that fails is started again after a back-off (1 s doubling to 30 s): a worker reloads
      * its policy with the next lease, a learner resumes from its last checkpoint, a buffer starts
-     * empty (its groups' leases are re-issued by the controller when they time out).
+     * empty (the groups it held are lost; the prompt stream goes on).
      */
     static <T> Behavior<T> restarting(Behavior<T> b) {
         return Behaviors.supervise(b).onFailure(org.apache.pekko.actor.typed.SupervisorStrategy
