@@ -103,7 +103,7 @@ public final class VnmPruner {
         });
         Map<String, float[]> norms = null;
         if (score == Score.ACTIVATION) {
-            checkCalibration(model, calibration);
+            Calibration.require(model, calibration, "activation scores need calibration sequences, got none");
             norms = inputNorms(model, calibration);
         }
         Map<String, float[]> weights = model.hostWeights();
@@ -174,23 +174,6 @@ public final class VnmPruner {
             out.put(name, n);
         });
         return out;
-    }
-
-    static void checkCalibration(Qwen3Model model, List<int[]> calibration) {
-        if (calibration == null || calibration.isEmpty()) {
-            throw new IllegalArgumentException("activation scores need calibration sequences, got none");
-        }
-        for (int[] s : calibration) {
-            if (s.length == 0 || s.length > model.maxPositions()) {
-                throw new IllegalArgumentException("calibration sequence of length " + s.length + " not in [1, "
-                        + model.maxPositions() + "]");
-            }
-            for (int id : s) {
-                if (id < 0 || id >= model.config().vocabSize()) {
-                    throw new IllegalArgumentException("token id " + id + " outside the vocabulary of " + model.config().vocabSize());
-                }
-            }
-        }
     }
 
     /** One fold group: its search problem and how to fold its permutation into weights and norms. */
