@@ -18,7 +18,13 @@ Run with Debian's PyTorch (1.13), i.e. /usr/bin/python3:
     qwen3_ref.py logits   --checkpoint DIR --input IN.json --out OUT.bin
     qwen3_ref.py decode   --checkpoint DIR --input IN.json --out OUT.bin --prefill N
     qwen3_ref.py random   --out DIR [--shape tiny|small] [--set key=value ...] [--seed S] [--dtype F32|BF16|F16]
+    qwen3_ref.py random-lora --checkpoint DIR --out DIR --rank R --alpha A [--targets q_proj,...] [--seed S]
     qwen3_ref.py selftest
+
+logits and decode take --lora DIR (a PEFT adapter: adapter_config.json and lora.safetensors) and
+--masks FILE (safetensors of elementwise masks named model.layers.{i}.{block}.{module}.mask): the
+model then computes with W' = (W + (lora_alpha / r) * B @ A) * M for every adapted or masked module,
+the LoRA of Hu et al. as PEFT applies it, here merged into the weights before the forward.
 
 IN.json is {"sequences": [[ids], [ids], ...]} (lengths may differ; each sequence runs on its own, no
 padding). OUT.bin is raw little-endian float32: the logits of every position of every sequence, in
@@ -247,6 +253,75 @@ def logits_incremental(cfg, w, seq, prefill):
     return torch.cat(out, dim=0)
 
 
+# ----------------------------------------------------------------------------------------------
+# LoRA (PEFT layout)
+
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+BLOCK = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
+         "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+
+
+def peft_name(layer, module, which):
+    return "base_model.model.model.layers.%d.%s.%s.lora_%s.weight" % (layer, BLOCK[module], module, which)
+
+
+def read_lora(lora_dir):
+    """Returns (scale, {(layer, module): (A [r, in], B [out, r])}) from a PEFT adapter directory."""
+    with open(os.path.join(lora_dir, "adapter_config.json")) as f:
+        cfg = json.load(f)
+    assert cfg.get("peft_type", "LORA") == "LORA", cfg.get("peft_type")
+    assert not cfg.get("use_rslora", False)
+    targets = cfg["target_modules"]
+    if targets == "all-linear":
+        targets = LINEAR_MODULES
+    r, alpha = cfg["r"], cfg["lora_alpha"]
+    t = read_safetensors(os.path.join(lora_dir, "lora.safetensors"))
+    pairs = {}
+    for name in t:
+        parts = name.split(".")  # base_model.model.model.layers.{i}.{block}.{module}.lora_{A|B}.weight
+        layer, module, which = int(parts[4]), parts[6], parts[7][-1]
+        assert module in targets, name
+        pairs.setdefault((layer, module), {})[which] = t[name]
+    for (layer, module), ab in pairs.items():
+        assert ab["A"].shape[0] == r and ab["B"].shape[1] == r, (layer, module)
+    return alpha / r, {k: (v["A"], v["B"]) for k, v in pairs.items()}
+
+
+def apply_lora(w, lora_dir=None, masks_file=None):
+    """A copy of the weights with W' = (W + s B A) * M for every adapted or masked module."""
+    w = dict(w)
+    if lora_dir:
+        scale, pairs = read_lora(lora_dir)
+        for (layer, module), (a, b) in pairs.items():
+            key = "model.layers.%d.%s.%s.weight" % (layer, BLOCK[module], module)
+            w[key] = w[key] + scale * (b @ a)
+    if masks_file:
+        for name, m in read_safetensors(masks_file).items():
+            key = name[: -len(".mask")] + ".weight"
+            w[key] = w[key] * (m != 0).float()
+    return w
+
+
+def random_lora(ckpt_dir, out_dir, rank, alpha, targets, seed):
+    """A PEFT adapter with A as PEFT initialises it and a nonzero B (a trained adapter, in effect)."""
+    cfg = load_config(ckpt_dir)
+    w = load_weights(ckpt_dir)
+    g = torch.Generator().manual_seed(seed)
+    t = {}
+    for i in range(cfg["num_hidden_layers"]):
+        for module in targets:
+            out_f, in_f = w["model.layers.%d.%s.%s.weight" % (i, BLOCK[module], module)].shape
+            bound = 1.0 / math.sqrt(in_f)
+            t[peft_name(i, module, "A")] = (torch.rand(rank, in_f, generator=g) * 2 - 1) * bound
+            t[peft_name(i, module, "B")] = torch.randn(out_f, rank, generator=g) * 0.2 / math.sqrt(rank)
+    os.makedirs(out_dir, exist_ok=True)
+    write_safetensors(os.path.join(out_dir, "lora.safetensors"), t)
+    with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": alpha,
+                   "target_modules": list(targets), "lora_dropout": 0.0, "bias": "none",
+                   "fan_in_fan_out": False, "inference_mode": True}, f, indent=2)
+
+
 def write_logits(path, blocks):
     with open(path, "wb") as f:
         for b in blocks:
@@ -409,6 +484,29 @@ def selftest():
         check("CLI logits file layout", a, want, 0.0)
         check("CLI decode file vs logits file", b, a, 1e-5)
 
+        # 7. LoRA: a zero B changes nothing; "all-linear" is the list of all seven; the merged weight
+        #    equals the low-rank path x W^T + s (x A^T) B^T.
+        lora_dir = os.path.join(tmp, "lora")
+        random_lora(d, lora_dir, 4, 8.0, LINEAR_MODULES, 5)
+        scale, pairs = read_lora(lora_dir)
+        (a, b) = pairs[(0, "q_proj")]
+        x = torch.randn(3, cfg["hidden_size"], generator=g)
+        wq = w["model.layers.0.self_attn.q_proj.weight"]
+        merged = apply_lora(w, lora_dir)["model.layers.0.self_attn.q_proj.weight"]
+        check("LoRA merged product == low-rank path", x @ merged.T, x @ wq.T + scale * ((x @ a.T) @ b.T), 1e-5)
+        zero_dir = os.path.join(tmp, "lora0")
+        os.makedirs(zero_dir)
+        t0 = {k: (v * 0 if k.endswith("lora_B.weight") else v)
+              for k, v in read_safetensors(os.path.join(lora_dir, "lora.safetensors")).items()}
+        write_safetensors(os.path.join(zero_dir, "lora.safetensors"), t0)
+        with open(os.path.join(lora_dir, "adapter_config.json")) as f:
+            c0 = json.load(f)
+        c0["target_modules"] = "all-linear"
+        with open(os.path.join(zero_dir, "adapter_config.json"), "w") as f:
+            json.dump(c0, f)
+        check("LoRA with B = 0 leaves the logits", logits_full(cfg_, apply_lora(w, zero_dir), seqs[2]),
+              logits_full(cfg_, w, seqs[2]), 0.0)
+
     if failures:
         print("SELFTEST FAILED: %d check(s): %s" % (len(failures), ", ".join(failures)))
         return 1
@@ -428,6 +526,15 @@ def main(argv=None):
         sp.add_argument("--out", required=True)
         if mode == "decode":
             sp.add_argument("--prefill", type=int, required=True)
+        sp.add_argument("--lora", help="a PEFT adapter directory to apply")
+        sp.add_argument("--masks", help="safetensors of elementwise weight masks")
+    sp = sub.add_parser("random-lora", help="write a random PEFT LoRA adapter for a checkpoint")
+    sp.add_argument("--checkpoint", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--rank", type=int, required=True)
+    sp.add_argument("--alpha", type=float, required=True)
+    sp.add_argument("--targets", default=",".join(LINEAR_MODULES))
+    sp.add_argument("--seed", type=int, default=0)
     sp = sub.add_parser("random", help="write a random checkpoint directory")
     sp.add_argument("--out", required=True)
     sp.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
@@ -443,8 +550,12 @@ def main(argv=None):
         cfg = random_config(args.shape, **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
         save_checkpoint(args.out, cfg, random_weights(cfg, args.seed), args.dtype)
         return 0
+    if args.mode == "random-lora":
+        random_lora(args.checkpoint, args.out, args.rank, args.alpha, args.targets.split(","), args.seed)
+        return 0
     torch.set_num_threads(os.cpu_count() or 1)
     cfg, w = load_checkpoint(args.checkpoint)
+    w = apply_lora(w, args.lora, args.masks)
     seqs = read_sequences(args.input)
     if args.mode == "logits":
         blocks = [logits_full(cfg, w, s) for s in seqs]

@@ -26,8 +26,10 @@ final class Attention {
     private final RmsNorm qNorm;
     private final RmsNorm kNorm;
     private final Rotary rotary;
+    private final AdapterSlot adapter;
 
-    Attention(int layer, ModelConfig c, NDArray qkv, NDArray o, RmsNorm qNorm, RmsNorm kNorm, Rotary rotary) {
+    Attention(int layer, ModelConfig c, NDArray qkv, NDArray o, RmsNorm qNorm, RmsNorm kNorm, Rotary rotary,
+              AdapterSlot adapter) {
         this.layer = layer;
         this.heads = c.numHeads();
         this.kvHeads = c.numKvHeads();
@@ -39,17 +41,19 @@ final class Attention {
         this.qNorm = qNorm;
         this.kNorm = kNorm;
         this.rotary = rotary;
+        this.adapter = adapter;
     }
 
     /**
      * Causal attention for the positions [start, start + T) of every sequence. With a cache, the
      * new keys and values are written at those positions and the queries attend over cache
      * positions [0, start + T) (chunked prefill); without one (start = 0), over this call's keys.
-     * Right padding is harmless: a real token never attends to a later position.
+     * Right padding is harmless: a real token never attends to a later position. A {@link ForwardMask}
+     * (only without a cache) further hides key pages per query.
      *
      * @param x [B, T, H] -> [B, T, H]
      */
-    NDArray forward(NDArray x, int start, KvCache cache) {
+    NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
         long b = x.getShape().get(0);
         int t = (int) x.getShape().get(1);
         NDArray[] cs = rotary.range(x.getManager(), start, start + t);
@@ -70,18 +74,29 @@ final class Attention {
         }
         // [B, T, kvh, r, D] -> [B, kvh, r, T, D]
         NDArray qg = q.reshape(b, t, kvHeads, group, headDim).transpose(0, 2, 3, 1, 4);
+        NDArray visible = null;                                              // [B, kvh, T, pages]
+        if (mask != null) {
+            if (cache != null) {
+                throw new IllegalArgumentException("a forward mask applies to a full pass without a cache");
+            }
+            // The selection is discrete: no gradient flows through it, only through the attention it masks.
+            visible = mask.visiblePages(layer, qg.stopGradient(), k.stopGradient());
+        }
         NDList outs = new NDList();
         for (int s = 0; s < t; s += CHUNK) {
             int e = Math.min(t, s + CHUNK);
-            outs.add(causalBlock(qg, keys, values, s, e, start));
+            outs.add(causalBlock(qg, keys, values, s, e, start, visible));
         }
         NDArray o = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 3); // [B, kvh, r, T, D]
         o = o.transpose(0, 3, 1, 2, 4).reshape(b, t, (long) heads * headDim);
-        return Linear.apply(o, oProj);
+        return adapter.apply(layer, Projection.O, o, oProj);
     }
 
-    /** Queries [s, e) of this call (absolute positions start + s ...) over keys [0, start + e). */
-    private NDArray causalBlock(NDArray qg, NDArray keys, NDArray values, int s, int e, int start) {
+    /**
+     * Queries [s, e) of this call (absolute positions start + s ...) over keys [0, start + e); with
+     * {@code visible} (no cache, start = 0), only over the key pages it shows each query.
+     */
+    private NDArray causalBlock(NDArray qg, NDArray keys, NDArray values, int s, int e, int start, NDArray visible) {
         long b = qg.getShape().get(0);
         int c = e - s;
         int span = start + e;
@@ -91,6 +106,9 @@ final class Attention {
         NDArray vc = values.get(upToSpan);
         NDArray scores = qc.matMul(kc.transpose(0, 1, 3, 2)).reshape(b, kvHeads, group, c, span);
         scores = scores.add(Masks.causal(qc.getManager(), start + s, c, span));
+        if (visible != null) {
+            scores = scores.add(Masks.pages(visible.get(new NDIndex(":, :, {}:{}", s, e)), span).expandDims(2));
+        }
         NDArray probs = scores.softmax(-1).reshape(b, kvHeads, (long) group * c, span);
         return probs.matMul(vc).reshape(b, kvHeads, group, c, headDim);
     }
@@ -111,7 +129,7 @@ final class Attention {
         cache.writeAt(layer, positions, positionsArr, k, v);
         NDArray qg = q.reshape(b, kvHeads, group, headDim);                  // [B, kvh, r, D]
         NDArray o = kernel.decode(layer, qg, cache, step);                   // [B, kvh, r, D]
-        return Linear.apply(o.reshape(b, 1, (long) heads * headDim), oProj);
+        return adapter.apply(layer, Projection.O, o.reshape(b, 1, (long) heads * headDim), oProj);
     }
 
     /**
@@ -123,7 +141,7 @@ final class Attention {
         long t = x.getShape().get(1);
         int qw = heads * headDim;
         int kw = kvHeads * headDim;
-        NDArray qkv = Linear.apply(x, qkvProj);                              // [B, T, (heads + 2 kvh) D]
+        NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj);       // [B, T, (heads + 2 kvh) D]
         NDArray q = qkv.get(new NDIndex("..., :{}", qw)).reshape(b, t, heads, headDim);
         NDArray k = qkv.get(new NDIndex("..., {}:{}", qw, qw + kw)).reshape(b, t, kvHeads, headDim);
         NDArray v = qkv.get(new NDIndex("..., {}:", qw + kw)).reshape(b, t, kvHeads, headDim);

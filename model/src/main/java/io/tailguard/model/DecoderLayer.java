@@ -16,9 +16,9 @@ final class DecoderLayer {
         this.mlp = mlp;
     }
 
-    /** x: [B, T, H]; positions [start, start + T); cache may be null. */
-    NDArray forward(NDArray x, int start, KvCache cache) {
-        NDArray h = x.add(attention.forward(inputNorm.forward(x), start, cache));
+    /** x: [B, T, H]; positions [start, start + T); cache and mask may be null. */
+    NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
+        NDArray h = x.add(attention.forward(inputNorm.forward(x), start, cache, mask));
         return h.add(mlp.forward(postAttentionNorm.forward(h)));
     }
 

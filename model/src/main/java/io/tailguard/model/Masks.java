@@ -29,4 +29,17 @@ final class Masks {
         }
         return m.create(mask, new Shape(lengths.length, 1, 1, span));
     }
+
+    /**
+     * Page visibility [B, kvh, c, pages] (boolean) -> additive [B, kvh, c, span] over key positions
+     * [0, span): key j is hidden where its page j / 16 is not visible.
+     */
+    static NDArray pages(NDArray visible, int span) {
+        Shape s = visible.getShape();
+        long pages = s.get(3);
+        NDArray hidden = visible.logicalNot().toType(DataType.FLOAT32, false).mul(NEG);
+        return hidden.expandDims(4).broadcast(s.get(0), s.get(1), s.get(2), pages, KvCache.PAGE)
+                .reshape(s.get(0), s.get(1), s.get(2), pages * KvCache.PAGE)
+                .get(new ai.djl.ndarray.index.NDIndex(":, :, :, :{}", span));
+    }
 }

@@ -9,18 +9,22 @@ final class Mlp {
     private final NDArray gateUp; // [2I, H]: rows [0, I) gate, [I, 2I) up
     private final NDArray down;   // [H, I]
     private final int intermediate;
+    private final int layer;
+    private final AdapterSlot adapter;
 
-    Mlp(NDArray gateUp, NDArray down) {
+    Mlp(int layer, NDArray gateUp, NDArray down, AdapterSlot adapter) {
+        this.layer = layer;
         this.gateUp = gateUp;
         this.down = down;
         this.intermediate = (int) down.getShape().get(1);
+        this.adapter = adapter;
     }
 
     /** x: [..., H] -> [..., H] */
     NDArray forward(NDArray x) {
-        NDArray gu = Linear.apply(x, gateUp);
+        NDArray gu = adapter.apply(layer, Projection.GATE_UP, x, gateUp);
         NDArray g = gu.get(new NDIndex("..., :{}", intermediate));
         NDArray u = gu.get(new NDIndex("..., {}:", intermediate));
-        return Linear.apply(g.mul(Activation.sigmoid(g)).mul(u), down);
+        return adapter.apply(layer, Projection.DOWN, g.mul(Activation.sigmoid(g)).mul(u), down);
     }
 }

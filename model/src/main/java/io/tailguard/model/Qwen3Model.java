@@ -29,6 +29,7 @@ public final class Qwen3Model implements AutoCloseable {
     private final RmsNorm finalNorm;
     private final Rotary rotary;
     private final List<DecoderLayer> layers = new ArrayList<>();
+    private final AdapterSlot adapter = new AdapterSlot();
 
     /**
      * Takes ownership of the weights (Hugging Face names) and of their manager. q/k/v and gate/up
@@ -67,8 +68,8 @@ public final class Qwen3Model implements AutoCloseable {
             Attention attention = new Attention(i, config, qkv.get(i), need(p + "self_attn.o_proj.weight"),
                     new RmsNorm(need(p + "self_attn.q_norm.weight"), config.rmsNormEps()),
                     new RmsNorm(need(p + "self_attn.k_norm.weight"), config.rmsNormEps()),
-                    rotary);
-            Mlp mlp = new Mlp(gateUp.get(i), need(p + "mlp.down_proj.weight"));
+                    rotary, adapter);
+            Mlp mlp = new Mlp(i, gateUp.get(i), need(p + "mlp.down_proj.weight"), adapter);
             layers.add(new DecoderLayer(new RmsNorm(need(p + "input_layernorm.weight"), config.rmsNormEps()),
                     attention, new RmsNorm(need(p + "post_attention_layernorm.weight"), config.rmsNormEps()), mlp));
         }
@@ -152,6 +153,19 @@ public final class Qwen3Model implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Attaches a weight adapter (a LoRA, say) that every later forward, prefill and decode consults;
+     * null detaches it. While it is inactive the model computes exactly what it computes without one.
+     */
+    public void attach(WeightAdapter weightAdapter) {
+        adapter.set(weightAdapter);
+    }
+
+    /** The attached weight adapter, or null. */
+    public WeightAdapter adapter() {
+        return adapter.get();
+    }
+
     /** Most positions a sequence may reach (the RoPE table's length). */
     public int maxPositions() {
         return rotary.maxPositions();
@@ -159,12 +173,20 @@ public final class Qwen3Model implements AutoCloseable {
 
     /** Final-normed hidden states of a full causal pass: ids [B, T] (int64, right-padded) -> [B, T, H]. */
     public NDArray hiddenStates(NDArray ids) {
+        return hiddenStates(ids, null);
+    }
+
+    /**
+     * Final-normed hidden states of a full causal pass in which each layer's attention also obeys
+     * {@code mask} (null: plain causal): ids [B, T] -> [B, T, H].
+     */
+    public NDArray hiddenStates(NDArray ids, ForwardMask mask) {
         checkPositions((int) ids.getShape().get(1));
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = embed(ids);
             scope.attachAll(x);
             for (DecoderLayer layer : layers) {
-                x = perLayer(x, scope, l -> layer.forward(l, 0, null));
+                x = perLayer(x, scope, l -> layer.forward(l, 0, null, mask));
             }
             NDArray out = finalNorm.forward(x);
             out.attach(ids.getManager());
@@ -179,7 +201,15 @@ public final class Qwen3Model implements AutoCloseable {
 
     /** Full causal pass: ids [B, T] -> logits [B, T, V]. */
     public NDArray forward(NDArray ids) {
-        NDArray hidden = hiddenStates(ids);
+        return forward(ids, null);
+    }
+
+    /**
+     * Full causal pass with each layer's attention restricted by {@code mask} (null: plain causal),
+     * e.g. to the pages a sparse decode kernel would have kept: ids [B, T] -> logits [B, T, V].
+     */
+    public NDArray forward(NDArray ids, ForwardMask mask) {
+        NDArray hidden = hiddenStates(ids, mask);
         NDArray out = logits(hidden);
         hidden.close();
         return out;
@@ -213,7 +243,7 @@ public final class Qwen3Model implements AutoCloseable {
                     NDArray x = embed(ids.get(chunk, new NDIndex(":, {}:{}", s, e)));
                     for (DecoderLayer layer : layers) {
                         final int start = s;
-                        x = perLayer(x, chunk, l -> layer.forward(l, start, cache));
+                        x = perLayer(x, chunk, l -> layer.forward(l, start, cache, null));
                     }
                     for (int i = 0; i < b; i++) {
                         int last = promptLengths[i] - 1;

@@ -31,6 +31,16 @@ public final class Scorer {
     private Scorer() {}
 
     public static List<Scores> score(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options) {
+        return score(model, prompts, continuations, options, null);
+    }
+
+    /**
+     * As {@link #score(Qwen3Model, List, List, Options)}, with each layer's attention restricted by the
+     * mask that {@code sparse} builds for these prompts (null: dense): the log-probs a sparse decode
+     * kernel would have assigned, from one forward.
+     */
+    public static List<Scores> score(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options,
+                                     ForwardMask.Factory sparse) {
         int b = prompts.size();
         if (continuations.size() != b) {
             throw new IllegalArgumentException(b + " prompts but " + continuations.size() + " continuations");
@@ -58,7 +68,15 @@ public final class Scorer {
         }
         List<Scores> out = new ArrayList<>(b);
         try (NDManager m = model.manager().newSubManager()) {
-            NDArray hidden = model.hiddenStates(m.create(ids, new Shape(b, t)));
+            ForwardMask mask = null;
+            if (sparse != null) {
+                int[] promptLengths = new int[b];
+                for (int i = 0; i < b; i++) {
+                    promptLengths[i] = prompts.get(i).length;
+                }
+                mask = sparse.forPrompts(promptLengths);
+            }
+            NDArray hidden = model.hiddenStates(m.create(ids, new Shape(b, t)), mask);
             for (int i = 0; i < b; i++) {
                 int[] c = continuations.get(i);
                 int p0 = prompts.get(i).length - 1;

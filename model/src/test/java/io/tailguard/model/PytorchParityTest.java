@@ -181,7 +181,7 @@ class PytorchParityTest {
         return f;
     }
 
-    private static void python(String... args) throws Exception {
+    static void python(String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(PYTHON, SCRIPT.toString()));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
