@@ -6,6 +6,7 @@ import io.tailguard.compression.QuantizedCheckpoint;
 import io.tailguard.compression.QuantizedModel;
 import io.tailguard.compression.VnmCheckpoint;
 import io.tailguard.compression.VnmHeuristic;
+import io.tailguard.compression.VnmMask;
 import io.tailguard.compression.VnmModel;
 import io.tailguard.compression.VnmPattern;
 import io.tailguard.compression.VnmPruner;
@@ -155,6 +156,25 @@ final class CompressCommand {
                 description = "Most rounds of the permutation search per fold group; it stops earlier after 12 rounds without gain (default: ${DEFAULT-VALUE}).")
         int permuteRounds;
 
+        @Option(names = "--recovery-steps", defaultValue = "300",
+                description = "Steps of the three-stage LoRA recovery (dense LoRA, then re-masked sparse LoRA, 5 %% each; then the mask fixed); 0: one-shot pruning (default: ${DEFAULT-VALUE}).")
+        int recoverySteps;
+
+        @Option(names = "--recovery-batch", defaultValue = "8", description = "Task prompts with worked solutions per recovery step (default: ${DEFAULT-VALUE}).")
+        int recoveryBatch;
+
+        @Option(names = "--recovery-lr", defaultValue = "1e-3", description = "Peak learning rate of the LoRA (AdamW; warm-up over stage 1, cosine to 10 %%) (default: ${DEFAULT-VALUE}).")
+        double recoveryLr;
+
+        @Option(names = "--lora-rank", defaultValue = "8", description = "LoRA rank on all seven linear modules (default: ${DEFAULT-VALUE}).")
+        int loraRank;
+
+        @Option(names = "--lora-alpha", defaultValue = "16", description = "LoRA alpha; the update is scaled by alpha / rank (default: ${DEFAULT-VALUE}).")
+        double loraAlpha;
+
+        @Option(names = "--remask-every", defaultValue = "5", description = "Stage 2 re-chooses the mask after merging every this many steps (default: ${DEFAULT-VALUE}).")
+        int remaskEvery;
+
         @Option(names = "--out", required = true, description = "Sparse checkpoint directory (values, 2:4 metadata, column offsets; written atomically).")
         Path out;
 
@@ -177,6 +197,10 @@ final class CompressCommand {
             Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
             List<int[]> calib = data.calibration(t, tok);
             List<int[]> held = data.heldOut(t, tok);
+            if (recoverySteps < 0 || recoveryBatch < 1 || !(recoveryLr > 0) || loraRank < 1 || !(loraAlpha > 0) || remaskEvery < 1) {
+                throw new BadInput("--recovery-steps must be >= 0; --recovery-batch, --lora-rank and --remask-every >= 1;"
+                        + " --recovery-lr and --lora-alpha > 0");
+            }
             if (permuteRounds < 1) {
                 throw new BadInput("--permute-rounds must be >= 1 (--no-permute skips the permutation)");
             }
@@ -191,9 +215,40 @@ final class CompressCommand {
                 } catch (IllegalArgumentException e) {
                     throw new BadInput(e.getMessage());
                 }
-                VnmModel pruned = VnmModel.of(config, p, prepared.weights(),
-                        VnmPruner.masks(config, prepared.weights(), prepared.inputNorms(), p), prepared.permutations());
+                Map<String, VnmMask> oneShotMasks = VnmPruner.masks(config, prepared.weights(), prepared.inputNorms(), p);
+                VnmModel pruned = VnmModel.of(config, p, prepared.weights(), oneShotMasks, prepared.permutations());
                 double seconds = (System.nanoTime() - t0) / 1e9;
+                Map<String, Object> extra = new LinkedHashMap<>();
+                if (recoverySteps > 0) {
+                    // One-shot figures first, then the recovery from the same permuted dense weights.
+                    try (Qwen3Model oneShot = pruned.toModel(Devices.parse(common.device()))) {
+                        extra.put("kl_one_shot", data.kl(model, oneShot, held));
+                        if (data.evalN > 0) {
+                            extra.put("pass_at_1_one_shot", data.passAt1(oneShot, tok, t));
+                        }
+                    }
+                    long t1 = System.nanoTime();
+                    VnmRecovery.Outcome rec;
+                    Progress bar = new Progress("recovery");
+                    try (Qwen3Model student = Qwen3Model.create(config, prepared.weights(), Devices.parse(common.device()))) {
+                        rec = VnmRecovery.run(student, t, tok, prepared.inputNorms(), p,
+                                new VnmRecovery.Options(recoverySteps, recoveryBatch, recoveryLr, loraRank, loraAlpha,
+                                        remaskEvery, data.seed),
+                                (s, n, stage, loss) -> bar.update(s, n, "stage " + stage + " loss " + String.format("%.3f", loss)));
+                    }
+                    bar.finish();
+                    pruned = VnmModel.of(config, p, rec.weights(), rec.masks(), prepared.permutations());
+                    double recSeconds = (System.nanoTime() - t1) / 1e9;
+                    seconds += recSeconds;
+                    Map<String, Object> rr = new LinkedHashMap<>();
+                    rr.put("steps", recoverySteps);
+                    rr.put("stage_steps", rec.stageSteps());
+                    rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
+                    rr.put("loss_first", Progress.round(rec.firstLoss(), 4));
+                    rr.put("loss_last", Progress.round(rec.lastLoss(), 4));
+                    rr.put("seconds", Progress.round(recSeconds, 2));
+                    extra.put("recovery", rr);
+                }
                 String tokJson = CompressionData.tokenizerJson(checkpoint);
                 VnmCheckpoint.write(out, pruned, tokJson, 0, checkpoint.toString());
                 if (exportDequantized != null) {
@@ -221,6 +276,7 @@ final class CompressCommand {
                     g.put("gain_percent", Progress.round(prepared.gainPercent(), 3));
                     r.put("permutation", g);
                 }
+                r.putAll(extra);
                 r.put("checkpoint", out.toString());
                 Json.print(r);
             }

@@ -40,13 +40,16 @@ class CompressVnmCommandTest {
         Path deq = tmp.resolve("vnm-dense");
         CliBadInputTest.Run r = CliBadInputTest.cli("compress", "vnm", "--checkpoint", init.toString(), "--pattern", "64:2:5",
                 "--out", out.toString(), "--export-dequantized", deq.toString(), "--context", "64", "--calibration", "4",
-                "--held-out", "2", "--eval-n", "2", "--permute-rounds", "3", "--json");
+                "--held-out", "2", "--eval-n", "2", "--permute-rounds", "3", "--recovery-steps", "4", "--recovery-batch", "2",
+                "--json");
         assertEquals(0, r.code(), r.err());
         JsonObject j = last(r);
         assertTrue(j.get("kl").getAsDouble() > 0, "pruning changes the model");
         assertTrue(j.has("pass_at_1") && j.has("seconds") && j.has("permutation"));
         assertTrue(j.getAsJsonObject("permutation").get("gain_percent").getAsDouble() >= 0);
         assertEquals("64:2:5", j.get("pattern").getAsString());
+        assertEquals(4, j.getAsJsonObject("recovery").get("steps").getAsInt());
+        assertTrue(j.has("kl_one_shot") && j.has("pass_at_1_one_shot"));
         // 2 of 5 values as float32 plus 4 bits of 2:4 index per row and block, and column offsets
         long bytes = j.get("bytes").getAsLong();
         long f32 = j.get("float32_linear_bytes").getAsLong();
@@ -77,12 +80,13 @@ class CompressVnmCommandTest {
     void baselineIsPlainTwoFourMagnitude() {
         Path out = tmp.resolve("b24");
         CliBadInputTest.Run r = CliBadInputTest.cli("compress", "vnm", "--checkpoint", init.toString(), "--baseline", "2:4",
-                "--out", out.toString(), "--context", "64", "--calibration", "0", "--held-out", "2", "--eval-n", "0", "--json");
+                "--out", out.toString(), "--context", "64", "--calibration", "0", "--held-out", "2", "--eval-n", "0",
+                "--recovery-steps", "0", "--json");
         assertEquals(0, r.code(), r.err());
         JsonObject j = last(r);
         assertEquals("2:4", j.get("pattern").getAsString());
         assertEquals("magnitude", j.get("score").getAsString());
-        assertTrue(!j.has("permutation"));
+        assertTrue(!j.has("permutation") && !j.has("recovery"));
     }
 
     @Test
@@ -98,6 +102,8 @@ class CompressVnmCommandTest {
         expectBad("not both", "compress", "vnm", "--checkpoint", ck, "--pattern", "64:2:5", "--speedup", "2", "--out", o);
         expectBad("no V:2:M pattern", "compress", "vnm", "--checkpoint", ck, "--speedup", "50", "--out", o);
         expectBad("give --pattern", "compress", "vnm", "--checkpoint", ck, "--out", o);
+        expectBad("--recovery-steps must be >= 0", "compress", "vnm", "--checkpoint", ck, "--pattern", "64:2:5",
+                "--recovery-steps", "-1", "--out", o);
         expectBad("--score", "compress", "vnm", "--checkpoint", ck, "--pattern", "64:2:5", "--score", "wanda", "--out", o);
         expectBad("--bits must be in 2..8, got 1", "compress", "yaqa", "--checkpoint", ck, "--bits", "1", "--out", o);
         expectBad("--bits must be in 2..8, got 9", "compress", "yaqa", "--checkpoint", ck, "--bits", "9", "--out", o);
