@@ -27,7 +27,7 @@ class VnmCheckpointTest {
         try (Qwen3Model model = TinyModels.model(3)) {
             for (VnmPattern p : new VnmPattern[] {new VnmPattern(16, 2, 5), new VnmPattern(32, 2, 8), VnmPattern.TWO_FOUR}) {
                 VnmModel s = VnmPruner.prune(model, calib, p, VnmPruner.Score.ACTIVATION,
-                        p.isTwoFour() ? VnmPruner.PermutationOptions.off() : VnmPruner.PermutationOptions.defaults(), 3);
+                        p.isTwoFour() ? VnmPruner.PermutationOptions.off() : new VnmPruner.PermutationOptions(true, 5, 3, 128), 3);
                 Path dir = tmp.resolve("s" + p.m());
                 VnmCheckpoint.write(dir, s, "{\"type\":\"x\"}", 1, "parent");
                 VnmModel back = VnmCheckpoint.read(dir);
