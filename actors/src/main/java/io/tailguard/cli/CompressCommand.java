@@ -160,6 +160,10 @@ final class CompressCommand {
                 description = "Steps of the three-stage LoRA recovery (dense LoRA, then re-masked sparse LoRA, 5 %% each; then the mask fixed); 0: one-shot pruning (default: ${DEFAULT-VALUE}).")
         int recoverySteps;
 
+        @Option(names = "--recovery-loss", defaultValue = "kl",
+                description = "kl: distil the original model's next-token distributions at every position (the KL that is reported); ce: cross-entropy of the worked solutions (default: ${DEFAULT-VALUE}).")
+        String recoveryLoss;
+
         @Option(names = "--recovery-batch", defaultValue = "8", description = "Task prompts with worked solutions per recovery step (default: ${DEFAULT-VALUE}).")
         int recoveryBatch;
 
@@ -201,6 +205,9 @@ final class CompressCommand {
                 throw new BadInput("--recovery-steps must be >= 0; --recovery-batch, --lora-rank and --remask-every >= 1;"
                         + " --recovery-lr and --lora-alpha > 0");
             }
+            if (!recoveryLoss.equals("kl") && !recoveryLoss.equals("ce")) {
+                throw new BadInput("--recovery-loss must be kl or ce, got '" + recoveryLoss + "'");
+            }
             if (permuteRounds < 1) {
                 throw new BadInput("--permute-rounds must be >= 1 (--no-permute skips the permutation)");
             }
@@ -233,7 +240,7 @@ final class CompressCommand {
                     try (Qwen3Model student = Qwen3Model.create(config, prepared.weights(), Devices.parse(common.device()))) {
                         rec = VnmRecovery.run(student, t, tok, prepared.inputNorms(), p,
                                 new VnmRecovery.Options(recoverySteps, recoveryBatch, recoveryLr, loraRank, loraAlpha,
-                                        remaskEvery, data.seed),
+                                        remaskEvery, data.seed, recoveryLoss.equals("kl") ? model : null),
                                 (s, n, stage, loss) -> bar.update(s, n, "stage " + stage + " loss " + String.format("%.3f", loss)));
                     }
                     bar.finish();
@@ -242,6 +249,7 @@ final class CompressCommand {
                     seconds += recSeconds;
                     Map<String, Object> rr = new LinkedHashMap<>();
                     rr.put("steps", recoverySteps);
+                    rr.put("loss", recoveryLoss);
                     rr.put("stage_steps", rec.stageSteps());
                     rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
                     rr.put("loss_first", Progress.round(rec.firstLoss(), 4));

@@ -7,6 +7,7 @@ import io.tailguard.compression.VnmMask;
 import io.tailguard.compression.VnmPattern;
 import io.tailguard.compression.VnmPruner;
 import io.tailguard.learner.AdamW;
+import io.tailguard.learner.DistillationTrainer;
 import io.tailguard.learner.LrSchedule;
 import io.tailguard.learner.SupervisedTrainer;
 import io.tailguard.model.ModelConfig;
@@ -25,7 +26,9 @@ import java.util.Map;
 
 /**
  * The three-stage LoRA recovery of a V:N:M-pruned model (ALGORITHMS.md §8), W′ = (W + s·B·A) ⊙ M,
- * by teacher forcing on the task's prompts with their worked solutions (loss on the solution):
+ * by teacher forcing on the task's prompts with their worked solutions: the loss is either the
+ * KL from the original model at every position (distillation, so that recovery heads for what
+ * compression is measured by) or the cross-entropy of the solution tokens (fine-tuning on the task):
  * <ol>
  *   <li>dense LoRA (no mask) for the first half of 10 % of the steps, then merged: W ← W + s·B·A;</li>
  *   <li>sparse LoRA for the second half: every {@code remaskEvery} steps the mask is chosen afresh
@@ -43,7 +46,12 @@ final class VnmRecovery {
     /** Stages 1 and 2 together take this share of the steps (at most 10 %, ALGORITHMS.md §8). */
     static final double EARLY_SHARE = 0.10;
 
-    record Options(int steps, int batch, double lr, int rank, double alpha, int remaskEvery, long seed) {}
+    /**
+     * @param teacher null: the loss is the cross-entropy of the worked solutions; else the KL from this
+     *                (the original, dense) model's next-token distributions at every position of the
+     *                prompt and solution ({@link DistillationTrainer})
+     */
+    record Options(int steps, int batch, double lr, int rank, double alpha, int remaskEvery, long seed, Qwen3Model teacher) {}
 
     /** The recovered weights (pruned under {@code masks}) and what the run did. */
     record Outcome(Map<String, float[]> weights, Map<String, VnmMask> masks, int[] stageSteps, List<Double> maskChanges,
@@ -139,8 +147,15 @@ final class VnmRecovery {
                 setMasks(lora, masks);
             }
             AdamW.Options adamw = new AdamW.Options(0.9, 0.95, 1e-8, 0.0, 1.0); // no decay on the low-rank factors
-            try (SupervisedTrainer trainer = new SupervisedTrainer(model, lora.parameters(), schedule, adamw, o.batch())) {
-                trainer.resumeAt(step);
+            try (SupervisedTrainer ce = o.teacher() == null
+                    ? new SupervisedTrainer(model, lora.parameters(), schedule, adamw, o.batch()) : null;
+                 DistillationTrainer kl = o.teacher() != null
+                    ? new DistillationTrainer(model, o.teacher(), lora.parameters(), schedule, adamw) : null) {
+                if (ce != null) {
+                    ce.resumeAt(step);
+                } else {
+                    kl.resumeAt(step);
+                }
                 for (int i = 0; i < n; i++) {
                     List<int[]> prompts = new ArrayList<>(o.batch());
                     List<int[]> completions = new ArrayList<>(o.batch());
@@ -149,7 +164,7 @@ final class VnmRecovery {
                         prompts.add(TaskFormat.promptIds(tok, p));
                         completions.add(TaskFormat.completionIds(tok, task.solution(p).orElseThrow()));
                     }
-                    double loss = trainer.step(prompts, completions).loss();
+                    double loss = ce != null ? ce.step(prompts, completions).loss() : kl.step(concat(prompts, completions)).loss();
                     losses.add(loss);
                     step++;
                     listener.step(step, o.steps(), stage, loss);
@@ -161,6 +176,18 @@ final class VnmRecovery {
             lora.merge();
             model.attach(null);
         }
+    }
+
+    private static List<int[]> concat(List<int[]> prompts, List<int[]> completions) {
+        List<int[]> out = new ArrayList<>(prompts.size());
+        for (int i = 0; i < prompts.size(); i++) {
+            int[] p = prompts.get(i);
+            int[] c = completions.get(i);
+            int[] all = java.util.Arrays.copyOf(p, p.length + c.length);
+            System.arraycopy(c, 0, all, p.length, c.length);
+            out.add(all);
+        }
+        return out;
     }
 
     private Map<String, VnmMask> chooseMasks() {

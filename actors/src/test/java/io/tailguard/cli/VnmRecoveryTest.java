@@ -41,7 +41,7 @@ class VnmRecoveryTest {
             List<Integer> stages = new ArrayList<>();
             // 40 steps: stage 1 two steps, stage 2 two (re-masked each step), stage 3 36.
             VnmRecovery.Outcome o = VnmRecovery.run(model, task, tok, null, p,
-                    new VnmRecovery.Options(40, 4, 3e-3, 4, 8, 1, 5),
+                    new VnmRecovery.Options(40, 4, 3e-3, 4, 8, 1, 5, null),
                     (step, steps, stage, loss) -> stages.add(stage));
             assertArrayEquals(new int[] {2, 2, 36}, o.stageSteps());
             assertEquals(List.of(1, 1, 2, 2), stages.subList(0, 4));
@@ -62,6 +62,28 @@ class VnmRecoveryTest {
                 }
                 // the masks are the best masks of the final weights' own scores
                 assertArrayEquals(m.picks(), VnmPruner.masks(c, o.weights(), null, p).get(e.getKey()).picks());
+            }
+        }
+    }
+
+    @Test
+    void distillingRecoveryBringsTheKlToTheOriginalBelowOneShotPruning() {
+        CharTokenizer tok = CharTokenizer.standard();
+        ModelConfig c = ModelConfig.preset("tiny", tok.vocabSize(), tok.eosId());
+        Task task = Tasks.builtin("kv-recall", 64);
+        VnmPattern p = new VnmPattern(64, 2, 5);
+        Map<String, float[]> w = RandomInit.weights(c, 4, 0.1, 0.0);
+        List<int[]> held = CompressionData.sequences(task, tok, 99, 4);
+        try (Qwen3Model original = Qwen3Model.create(c, w, Device.cpu());
+             Qwen3Model oneShot = Qwen3Model.create(c, io.tailguard.compression.VnmModel.of(c, p, w,
+                     VnmPruner.masks(c, w, null, p), Map.of()).denseWeights(), Device.cpu());
+             Qwen3Model student = Qwen3Model.create(c, w, Device.cpu())) {
+            VnmRecovery.Outcome o = VnmRecovery.run(student, task, tok, null, p,
+                    new VnmRecovery.Options(30, 4, 3e-3, 4, 8, 1, 5, original), (step, steps, stage, loss) -> { });
+            try (Qwen3Model recovered = Qwen3Model.create(c, o.weights(), Device.cpu())) {
+                double before = io.tailguard.compression.ModelKl.perToken(original, oneShot, held);
+                double after = io.tailguard.compression.ModelKl.perToken(original, recovered, held);
+                assertTrue(after < 0.8 * before, "KL one-shot " + before + ", recovered " + after);
             }
         }
     }
