@@ -252,8 +252,8 @@ final class CompressCommand {
                     rr.put("loss", recoveryLoss);
                     rr.put("stage_steps", rec.stageSteps());
                     rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
-                    rr.put("loss_first", Progress.round(rec.firstLoss(), 4));
-                    rr.put("loss_last", Progress.round(rec.lastLoss(), 4));
+                    rr.put("loss_first", rec.firstLoss());
+                    rr.put("loss_last", rec.lastLoss());
                     rr.put("seconds", Progress.round(recSeconds, 2));
                     extra.put("recovery", rr);
                 }
