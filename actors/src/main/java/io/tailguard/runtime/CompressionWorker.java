@@ -96,7 +96,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
             QuantizedCheckpoint.write(out, q, p.version(), dir.toString());
             double kl;
             try (Qwen3Model back = QuantizedCheckpoint.read(out).toModel(Devices.parse(device))) {
-                kl = YaqaQuantizer.klPerToken(model, back, held);
+                kl = io.tailguard.compression.ModelKl.perToken(model, back, held);
             }
             long bytes = Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS));
             String m = c.method().name().toLowerCase(java.util.Locale.ROOT);
