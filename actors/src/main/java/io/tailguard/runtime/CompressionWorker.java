@@ -67,7 +67,11 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(PolicyPublished.class, this::onPolicy)
+                .onMessage(PolicyPublished.class, p -> {
+                    try (io.tailguard.model.GradMode.Scope g = io.tailguard.model.GradMode.off()) {
+                        return onPolicy(p);
+                    }
+                })
                 .onMessage(Listed.class, l -> {
                     observers.clear();
                     observers.addAll(l.listing().getServiceInstances(RunObserver.KEY));

@@ -7,6 +7,7 @@ import io.tailguard.learner.LearnerCheckpoint;
 import io.tailguard.learner.LrSchedule;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Devices;
+import io.tailguard.model.GradMode;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.Manifest;
@@ -103,8 +104,16 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(Begin.class, b -> onBegin())
-                .onMessage(GotBatch.class, this::onBatch)
+                .onMessage(Begin.class, b -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onBegin();
+                    }
+                })
+                .onMessage(GotBatch.class, b -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onBatch(b);
+                    }
+                })
                 .onMessage(Listed.class, l -> l.listing().isForKey(RolloutWorker.KEY) ? onWorkers(l)
                         : l.listing().isForKey(CompressionWorker.KEY) ? onCompressors(l) : onObservers(l))
                 .onSignal(PostStop.class, x -> {

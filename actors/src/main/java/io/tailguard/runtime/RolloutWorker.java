@@ -1,5 +1,6 @@
 package io.tailguard.runtime;
 
+import io.tailguard.model.GradMode;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
@@ -84,7 +85,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
                 .onMessage(BuffersChanged.class, this::onBuffers)
-                .onMessage(Work.class, this::onWork)
+                .onMessage(Work.class, w -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onWork(w);
+                    }
+                })
                 .onMessage(NoWork.class, n -> {
                     asking = false;
                     timers.startSingleTimer(Ask.INSTANCE, Duration.ofMillis(n.retryMillis()));
@@ -94,7 +99,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                     ask();
                     return this;
                 })
-                .onMessage(PolicyPublished.class, this::onPolicy)
+                .onMessage(PolicyPublished.class, p -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onPolicy(p);
+                    }
+                })
                 .onSignal(PostStop.class, x -> {
                     if (model != null) {
                         model.close();
