@@ -12,6 +12,10 @@ import ai.djl.pytorch.jni.JniUtils;
  * {@link #off()}; a GradientCollector turns it on for its own scope and restores it.
  */
 public final class GradMode {
+    static {
+        ai.djl.engine.Engine.getInstance(); // loads libtorch, whose natives the switch calls
+    }
+
     private GradMode() {
     }
 
