@@ -103,7 +103,7 @@ final class EvalCommand implements Callable<Integer> {
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             LoraAdapter adapter = lora.attach(model);
             if (adapter != null) {
-                adapter.setEnabled(true);
+                adapter.merge(); // the sparse actor decodes with it, at the cost of the plain model
             }
             Progress bar = new Progress("eval " + tk.name());
             try {

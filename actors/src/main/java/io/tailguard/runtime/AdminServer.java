@@ -91,6 +91,9 @@ public final class AdminServer implements AutoCloseable {
         m.put("leases_open", s.leasesOpen());
         m.put("groups_issued", s.groupsIssued());
         m.put("buffer_groups", s.bufferGroups());
+        m.put("rollout_tokens_per_s", Math.round(s.rolloutTokensPerSecond() * 10) / 10.0);
+        m.put("predicted_speedup", Math.round(s.predictedSpeedup() * 1000) / 1000.0);
+        m.put("members", s.members());
         return m;
     }
 

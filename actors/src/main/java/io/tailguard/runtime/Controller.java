@@ -43,8 +43,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     public record LeaseDone(long lease, String worker) implements Command, Wire {}
 
     /** α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null). */
-    public record TailReport(String worker, ScheduleSpec used, byte[] tails, ScheduleSpec shadow, byte[] shadowTails)
-            implements Command, Wire {}
+    public record TailReport(String worker, ScheduleSpec used, byte[] tails, ScheduleSpec shadow, byte[] shadowTails,
+                             long tokens, double decodeSeconds) implements Command, Wire {}
 
     public record BufferDepth(int groups) implements Command, Wire {}
 
@@ -56,7 +56,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     public record GetStatus(ActorRef<Status> replyTo) implements Command, Wire {}
 
     public record Status(long scheduleVersion, int[] budgets, double[] alphaP5, double tau, long policyVersion,
-                         int leasesOpen, long groupsIssued, int bufferGroups) implements Wire {}
+                         int leasesOpen, long groupsIssued, int bufferGroups, double rolloutTokensPerSecond,
+                         double predictedSpeedup, String[] members) implements Wire {}
 
     enum Tick implements Command { INSTANCE }
 
@@ -91,6 +92,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private double tau;
     private PolicyPublished policy;
     private long persistedVersion = -1;
+    private long windowTokens;
+    private double rolloutRate;
+    private long lastTickNanos = System.nanoTime();
 
     private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
                        Schedule start, java.nio.file.Path startCheckpoint, NodeMetrics metrics) {
@@ -182,6 +186,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     private Behavior<Command> onTailReport(TailReport r) {
+        windowTokens += r.tokens();
         budgets.report(r.used() == null ? null : r.used().toSchedule(), r.tails() == null ? null : TailStats.fromBytes(r.tails()),
                 r.shadow() == null ? null : r.shadow().toSchedule(), r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()));
         return this;
@@ -203,6 +208,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onTick() {
         long now = System.nanoTime();
+        rolloutRate = windowTokens / Math.max(1e-9, (now - lastTickNanos) / 1e9); // all workers, last window
+        windowTokens = 0;
+        lastTickNanos = now;
         List<Lease> expired = new ArrayList<>();
         for (Lease l : leases.values()) {
             if (now - l.deadlineNanos() > 0) {
@@ -333,8 +341,12 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onStatus(GetStatus g) {
         Schedule sched = budgets.schedule();
+        String[] members = java.util.stream.StreamSupport.stream(
+                        org.apache.pekko.cluster.typed.Cluster.get(getContext().getSystem()).state().getMembers().spliterator(), false)
+                .map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
         g.replyTo().tell(new Status(sched.version(), sched.budgets(), budgets.p5PerBin(), tau,
-                policy == null ? -1 : policy.version(), leases.size(), nextGroup, bufferGroups));
+                policy == null ? -1 : policy.version(), leases.size(), nextGroup, bufferGroups, rolloutRate,
+                predictedSpeedup(), members));
         return this;
     }
 

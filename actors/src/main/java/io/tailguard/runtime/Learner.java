@@ -7,6 +7,7 @@ import io.tailguard.learner.LearnerCheckpoint;
 import io.tailguard.learner.LrSchedule;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Devices;
+import io.tailguard.model.GradMode;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.Manifest;
@@ -65,6 +66,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     private final Qwen3Model model;
     private final GrpoLearner learner;
     private final Set<ActorRef<RolloutWorker.Command>> workers = new HashSet<>();
+    private final Set<ActorRef<CompressionWorker.Command>> compressors = new HashSet<>();
     private final Set<ActorRef<RunObserver.Event>> observers = new HashSet<>();
     private final List<RunObserver.Event> pending = new ArrayList<>();
     private final long startNanos = System.nanoTime();
@@ -95,15 +97,25 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY, listings));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY, listings));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(CompressionWorker.KEY, listings));
         ctx.getSelf().tell(Begin.INSTANCE);
     }
 
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(Begin.class, b -> onBegin())
-                .onMessage(GotBatch.class, this::onBatch)
-                .onMessage(Listed.class, l -> l.listing().isForKey(RolloutWorker.KEY) ? onWorkers(l) : onObservers(l))
+                .onMessage(Begin.class, b -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onBegin();
+                    }
+                })
+                .onMessage(GotBatch.class, b -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onBatch(b);
+                    }
+                })
+                .onMessage(Listed.class, l -> l.listing().isForKey(RolloutWorker.KEY) ? onWorkers(l)
+                        : l.listing().isForKey(CompressionWorker.KEY) ? onCompressors(l) : onObservers(l))
                 .onSignal(PostStop.class, x -> {
                     learner.close();
                     model.close();
@@ -218,6 +230,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         for (ActorRef<RolloutWorker.Command> w : workers) {
             w.tell(p);
         }
+        for (ActorRef<CompressionWorker.Command> c : compressors) {
+            c.tell(p);
+        }
     }
 
     private void emit(RunObserver.Event e) {
@@ -239,6 +254,12 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         }
         workers.clear();
         workers.addAll(now);
+        return this;
+    }
+
+    private Behavior<Command> onCompressors(Listed c) {
+        compressors.clear();
+        compressors.addAll(c.listing().getServiceInstances(CompressionWorker.KEY));
         return this;
     }
 

@@ -65,6 +65,15 @@ public final class NodeMetrics implements AutoCloseable {
     final Gauge tisTruncated = Gauge.builder().name("tailguard_tis_truncated_fraction").help("TIS-truncated token share").register(registry);
     final Gauge kl = Gauge.builder().name("tailguard_kl").help("KL estimate between π_old and π_inf").labelNames("estimator").register(registry);
     final Gauge passAt1 = Gauge.builder().name("tailguard_eval_pass_at_1").help("Held-out greedy pass@1").register(registry);
+    // compression
+    final Gauge compressionKl = Gauge.builder().name("tailguard_compression_kl")
+            .help("KL(policy || compressed) per token on held-out prompts, last compressed version").labelNames("method", "bits").register(registry);
+    final Gauge compressionBytes = Gauge.builder().name("tailguard_compression_bytes")
+            .help("Bytes on disk of the compressed tensors").labelNames("method", "bits").register(registry);
+    final Gauge compressionSeconds = Gauge.builder().name("tailguard_compression_seconds")
+            .help("Seconds spent compressing the last version").labelNames("method", "bits").register(registry);
+    final Gauge compressedVersion = Gauge.builder().name("tailguard_compressed_policy_version")
+            .help("Last compressed policy version").register(registry);
     // serialization
     {
         io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_wire_frames_dropped_total")

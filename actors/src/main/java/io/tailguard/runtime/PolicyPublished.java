@@ -7,5 +7,5 @@ package io.tailguard.runtime;
  * the learner wrote. Weights never travel in a message.
  */
 public record PolicyPublished(long version, long step, String uri, String sha256)
-        implements Wire, Controller.Command, RolloutWorker.Command {
+        implements Wire, Controller.Command, RolloutWorker.Command, CompressionWorker.Command {
 }

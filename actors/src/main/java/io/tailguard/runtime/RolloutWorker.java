@@ -1,5 +1,6 @@
 package io.tailguard.runtime;
 
+import io.tailguard.model.GradMode;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
@@ -84,7 +85,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
                 .onMessage(BuffersChanged.class, this::onBuffers)
-                .onMessage(Work.class, this::onWork)
+                .onMessage(Work.class, w -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onWork(w);
+                    }
+                })
                 .onMessage(NoWork.class, n -> {
                     asking = false;
                     timers.startSingleTimer(Ask.INSTANCE, Duration.ofMillis(n.retryMillis()));
@@ -94,7 +99,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                     ask();
                     return this;
                 })
-                .onMessage(PolicyPublished.class, this::onPolicy)
+                .onMessage(PolicyPublished.class, p -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onPolicy(p);
+                    }
+                })
                 .onSignal(PostStop.class, x -> {
                     if (model != null) {
                         model.close();
@@ -176,7 +185,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                     r.generatedTokens() / Math.max(1e-9, r.generateSeconds())));
         }
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
-                r.shadow() == null ? null : r.shadow().toBytes()));
+                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds()));
         controller.tell(new Controller.LeaseDone(w.lease(), name));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());

@@ -13,7 +13,7 @@ public final class RunObserver {
     private RunObserver() {
     }
 
-    public sealed interface Event permits Step, Window, Finished, Evaluated {}
+    public sealed interface Event permits Step, Window, Finished, Evaluated, Compressed {}
 
     /** One learner step: its batch and its update. */
     public record Step(int step, long policyVersion, double reward, double passRate, int groups, int droppedDegenerate,
@@ -27,6 +27,10 @@ public final class RunObserver {
 
     /** Held-out greedy pass@1 of the learner's policy at a step (start and end of the run). */
     public record Evaluated(int step, double passAt1) implements Event, Wire {}
+
+    /** The compression worker compressed policy version `version`: KL per token to it, bytes of the codes. */
+    public record Compressed(long version, String method, int bits, double kl, long bytes, double seconds, String dir)
+            implements Event, Wire {}
 
     /** The learner is done (all steps, or the time limit). */
     public record Finished(int steps, String reason) implements Event, Wire {}

@@ -19,6 +19,7 @@ public final class RunRecorder {
     private final List<RunObserver.Step> steps = Collections.synchronizedList(new ArrayList<>());
     private final List<RunObserver.Window> windows = Collections.synchronizedList(new ArrayList<>());
     private final List<RunObserver.Evaluated> evals = Collections.synchronizedList(new ArrayList<>());
+    private final List<RunObserver.Compressed> compressed = Collections.synchronizedList(new ArrayList<>());
     private final CompletableFuture<RunObserver.Finished> finished = new CompletableFuture<>();
     private final PrintStream out;
     private final int totalSteps;
@@ -55,6 +56,10 @@ public final class RunRecorder {
         } else if (e instanceof RunObserver.Evaluated v) {
             evals.add(v);
             out.printf(Locale.ROOT, "eval at step %d: pass@1 %.3f%n", v.step(), v.passAt1());
+        } else if (e instanceof RunObserver.Compressed c) {
+            compressed.add(c);
+            out.printf(Locale.ROOT, "compressed v%d with %s at %d bits: KL %.5f per token, %d bytes%n", c.version(), c.method(),
+                    c.bits(), c.kl(), c.bytes());
         } else if (e instanceof RunObserver.Finished f) {
             finished.complete(f);
         }
@@ -89,6 +94,12 @@ public final class RunRecorder {
     public List<RunObserver.Window> windows() {
         synchronized (windows) {
             return List.copyOf(windows);
+        }
+    }
+
+    public List<RunObserver.Compressed> compressions() {
+        synchronized (compressed) {
+            return List.copyOf(compressed);
         }
     }
 

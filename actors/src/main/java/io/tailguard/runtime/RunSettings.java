@@ -20,7 +20,7 @@ import java.util.TreeSet;
  * every key are in actors' reference.conf.
  */
 public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
-                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin) {
+                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression) {
 
     public record Train(String checkpoint, String task, int contextMin, int contextMax, int steps, long seed, Path out,
                         int evalN, long evalSeed, Duration maxTime) {}
@@ -37,9 +37,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     public record Admin(String host, int port, String token) {}
 
+    public record Compression(int every, io.tailguard.compression.Method method, int bits, int calibration, int heldOut) {}
+
     /** The sections a user may set, each checked against reference.conf for unknown keys. */
     static final List<String> SECTIONS = List.of("tailguard.train", "tailguard.rollout", "tailguard.controller",
-            "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin", "tailguard.management");
+            "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin", "tailguard.management",
+            "tailguard.compression");
 
     /** Parses and validates; {@code where} names the source in messages (a file, "--set"). */
     public static RunSettings parse(Config c, String where) {
@@ -74,12 +77,23 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             }
             return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), b, l,
                     new Metrics(c.getString("tailguard.metrics.host"), port),
-                    new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")));
+                    new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")),
+                    compression(c));
         } catch (ConfigException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         }
+    }
+
+    static Compression compression(Config c) {
+        int bits = c.getInt("tailguard.compression.bits");
+        if (bits < 2 || bits > 8) {
+            throw new IllegalArgumentException("tailguard.compression.bits: must be in [2, 8], got " + bits);
+        }
+        return new Compression(positive(c, "tailguard.compression.every"),
+                CompressionWorker.parseMethod(c.getString("tailguard.compression.method")), bits,
+                positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"));
     }
 
     /** The controller's settings (also what live tuning re-parses). */

@@ -72,16 +72,19 @@ public final class TailguardNode implements AutoCloseable {
                             .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("controller")));
             controllerRef.complete(controller);
             if (roles.contains("learner")) {
-                ActorRef<TrajectoryBuffer.Command> buffer = ctx.spawn(TrajectoryBuffer.create(settings, controller, metrics), "buffer");
-                ctx.spawn(Learner.create(settings, start, controller, buffer, device, metrics), "learner",
+                ActorRef<TrajectoryBuffer.Command> buffer = ctx.spawn(restarting(TrajectoryBuffer.create(settings, controller, metrics)), "buffer");
+                ctx.spawn(restarting(Learner.create(settings, start, controller, buffer, device, metrics)), "learner",
                         DispatcherSelector.fromConfig(BLOCKING));
             }
             if (roles.contains("rollout")) {
                 String host = ctx.getSystem().address().getHost().orElse("local") + ":" + ctx.getSystem().address().getPort().orElse(0);
                 for (int i = 0; i < settings.rollout().workers(); i++) {
-                    ctx.spawn(RolloutWorker.create("worker-" + i + "@" + host, settings, controller, device, metrics),
+                    ctx.spawn(restarting(RolloutWorker.create("worker-" + i + "@" + host, settings, controller, device, metrics)),
                             "worker-" + i, DispatcherSelector.fromConfig(BLOCKING));
                 }
+            }
+            if (roles.contains("compression")) {
+                ctx.spawn(restarting(CompressionWorker.create(settings, device, metrics)), "compression", DispatcherSelector.fromConfig(BLOCKING));
             }
             if (extra != null) {
                 spawnExtra(ctx, extra);
@@ -138,6 +141,16 @@ public final class TailguardNode implements AutoCloseable {
         }
         counts.put("unreachable", state.getUnreachable().size());
         return counts;
+    }
+
+    /**
+     * An actor that fails is started again after a back-off (1 s doubling to 30 s): a worker reloads
+     * its policy with the next lease, a learner resumes from its last checkpoint, a buffer starts
+     * empty (the groups it held are lost; the prompt stream goes on).
+     */
+    static <T> Behavior<T> restarting(Behavior<T> b) {
+        return Behaviors.supervise(b).onFailure(org.apache.pekko.actor.typed.SupervisorStrategy
+                .restartWithBackoff(java.time.Duration.ofSeconds(1), java.time.Duration.ofSeconds(30), 0.2));
     }
 
     @SuppressWarnings("unchecked")

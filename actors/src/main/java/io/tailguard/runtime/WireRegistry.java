@@ -29,7 +29,8 @@ final class WireRegistry {
             TrajectoryBuffer.GroupResult[].class, TrajectoryBuffer.Trajectories.class, TrajectoryBuffer.NextBatch.class,
             TrajectoryBuffer.Batch.class,
             // observer
-            RunObserver.Step.class, RunObserver.Window.class, RunObserver.Evaluated.class, RunObserver.Finished.class);
+            RunObserver.Step.class, RunObserver.Window.class, RunObserver.Evaluated.class, RunObserver.Finished.class,
+            RunObserver.Compressed.class);
 
     private WireRegistry() {
     }

@@ -176,8 +176,9 @@ public final class SyncTrainer {
         }
         long sampleSeed = o.seed() * 1_000_003L + step;
         GenerationResult res;
-        // The sparse actor samples with its LoRA; a dense generator never does.
-        try (LoraAdapter.Switch on = lora == null || !sparseActor ? null : lora.switchTo(true)) {
+        // The sparse actor samples with its LoRA merged into the weights (no cost per token; the base
+        // comes back exactly after); a dense generator never uses it.
+        try (LoraAdapter.Switch merged = lora == null || !sparseActor ? null : lora.mergedScope()) {
             res = gen.generate(new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, sampleSeed),
                     Set.of(eos), 0));
         }

@@ -59,12 +59,13 @@ class KryoSerializerTest {
         out.add(policy);
         out.add(new Controller.RequestWork("worker-0@h:1", worker));
         out.add(new Controller.LeaseDone(5, "worker-0@h:1"));
-        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null));
+        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5));
         out.add(new Controller.BufferDepth(12));
         out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, tuneReply));
         out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4));
         out.add(new Controller.GetStatus(statusReply));
-        out.add(new Controller.Status(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 3, 1, 40, 2));
+        out.add(new Controller.Status(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 3, 1, 40, 2, 310.5, 1.4,
+                new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}));
         out.add(new RolloutWorker.Work(9, new long[] {17, 18}, new Prompt[] {new Prompt("p1", "a=1;?a", "1"),
                 new Prompt("p2", "b=2;?b", "2")}, policy, spec, null, 77L));
         out.add(new RolloutWorker.NoWork(250));
@@ -78,6 +79,7 @@ class KryoSerializerTest {
                 new String[] {"bin 1: 96 -> 128 (p5 α 0.80 < 0.84)"}));
         out.add(new RunObserver.Evaluated(0, 0.3));
         out.add(new RunObserver.Finished(30, "all steps done"));
+        out.add(new RunObserver.Compressed(10, "yaqa_b", 4, 0.0123, 123456, 7.5, "/tmp/store/compressed/v000010-yaqa_b4"));
         return out;
     }
 

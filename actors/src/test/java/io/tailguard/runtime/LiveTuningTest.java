@@ -44,7 +44,10 @@ class LiveTuningTest {
         String url = "http://127.0.0.1:" + port;
         try (TailguardNode node = new TailguardNode(c, s, Set.of("controller"), init, "cpu", true, null)) {
             node.watch(file);
-            long v0 = awaitStatus(url).get("schedule_version").getAsLong();
+            JsonObject first = awaitStatus(url);
+            long v0 = first.get("schedule_version").getAsLong();
+            assertEquals(1, first.getAsJsonArray("members").size(), first.toString());
+            assertTrue(first.has("rollout_tokens_per_s") && first.has("buffer_groups") && first.has("budgets"), first.toString());
 
             TrainCommandTest.Run ok = TrainCommandTest.cli("tune", "--admin", url, "--json", "tau=0.9");
             assertEquals(0, ok.code(), ok.err());

@@ -97,8 +97,9 @@ final class RolloutBench implements Callable<Integer> {
             for (int r = 0; r < rounds; r++) {
                 double d = timeSteps(model, AttentionKernel.DENSE, context, newTokens);
                 double s;
-                try (LoraAdapter.Switch on = adapter == null ? null : adapter.switchTo(true)) {
-                    s = timeSteps(model, sparse, context, newTokens); // the sparse actor, with its LoRA if any
+                // The sparse actor, with its LoRA (if any) merged as rollouts run it.
+                try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
+                    s = timeSteps(model, sparse, context, newTokens);
                 }
                 System.err.printf("round %d: dense %.1f tokens/s, sparse %.1f tokens/s, %.2fx%n", r + 1, d, s, s / d);
                 dense = Math.max(dense, d);

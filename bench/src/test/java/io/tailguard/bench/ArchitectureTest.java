@@ -31,7 +31,7 @@ class ArchitectureTest {
         for (String engine : new String[] {"rollout", "learner", "compression"}) {
             noClasses().that().resideInAPackage("io.tailguard." + engine + "..")
                     .should().dependOnClassesThat().resideInAnyPackage(
-                            java.util.stream.Stream.of("rollout", "learner", "compression", "actors", "cli", "bench")
+                            java.util.stream.Stream.of("rollout", "learner", "compression", "actors", "cli", "runtime", "sync", "bench")
                                     .filter(p -> !p.equals(engine)).map(p -> "io.tailguard." + p + "..").toArray(String[]::new))
                     .allowEmptyShould(true) // learner and compression have no classes yet
                     .check(classes);
@@ -40,14 +40,17 @@ class ArchitectureTest {
 
     @Test
     void onlyActorsKnowPekko() {
-        noClasses().that().resideOutsideOfPackages("io.tailguard.actors..", "io.tailguard.cli..")
+        // the actors module: its CLI, the synchronous loop and the actor runtime
+        noClasses().that().resideOutsideOfPackages("io.tailguard.actors..", "io.tailguard.cli..", "io.tailguard.runtime..",
+                        "io.tailguard.sync..")
                 .should().dependOnClassesThat().resideInAnyPackage("org.apache.pekko..")
                 .check(classes);
     }
 
     @Test
     void theCliDoesNotReachUpIntoBench() {
-        noClasses().that().resideInAnyPackage("io.tailguard.cli..", "io.tailguard.actors..")
+        noClasses().that().resideInAnyPackage("io.tailguard.cli..", "io.tailguard.actors..", "io.tailguard.runtime..",
+                        "io.tailguard.sync..")
                 .should().dependOnClassesThat().resideInAPackage("io.tailguard.bench..")
                 .check(classes);
     }

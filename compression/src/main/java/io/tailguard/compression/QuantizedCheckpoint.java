@@ -4,7 +4,6 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.tailguard.model.ModelConfig;
-import io.tailguard.model.ModelLoader;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.ConfigJson;
 import io.tailguard.model.io.DType;
@@ -97,12 +96,6 @@ public final class QuantizedCheckpoint {
         SafeTensors.read(dir.resolve(DENSE_TENSORS)).forEach((name, t) -> dense.put(name, t.toFloats()));
         return new QuantizedModel(config, Method.valueOf(scheme.get("method").getAsString()), bits, groupSize,
                 scheme.get("seed").getAsLong(), linears, dense);
-    }
-
-    /** Writes the dequantized weights as a plain float32 Hugging Face checkpoint (--export-dequantized). */
-    public static void exportDequantized(QuantizedModel q, Path dir) {
-        CheckpointDir.write(dir, q.config(), ModelLoader.hostTensors(q.config(), q.dequantizedWeights()), DType.F32,
-                null, Map.of(), 0, null, 0, 0);
     }
 
     private static String schemeJson(QuantizedModel q) {

@@ -1,8 +1,5 @@
 package io.tailguard.compression;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ParameterShapes;
 import io.tailguard.model.Qwen3Model;
@@ -42,22 +39,10 @@ public final class YaqaQuantizer {
         if (bits < 2 || bits > 8) {
             throw new IllegalArgumentException("bits must be in 2..8, got " + bits);
         }
-        if (method != Method.RTN && (calibration == null || calibration.isEmpty())) {
-            throw new IllegalArgumentException(method + " needs calibration sequences, got none");
-        }
-        ModelConfig c = model.config();
-        if (calibration != null) {
-            for (int[] s : calibration) {
-                if (s.length == 0 || s.length > model.maxPositions()) {
-                    throw new IllegalArgumentException("calibration sequence of length " + s.length + " not in [1, "
-                            + model.maxPositions() + "]");
-                }
-                for (int id : s) {
-                    if (id < 0 || id >= c.vocabSize()) {
-                        throw new IllegalArgumentException("token id " + id + " outside the vocabulary of " + c.vocabSize());
-                    }
-                }
-            }
+        if (method != Method.RTN) {
+            Calibration.require(model, calibration, method + " needs calibration sequences, got none");
+        } else if (calibration != null) {
+            Calibration.check(model, calibration);
         }
         return quantize(model, sketch(model, calibration, method, seed), bits, method, seed, groupSize);
     }
@@ -99,35 +84,5 @@ public final class YaqaQuantizer {
             }
         });
         return new Result(new QuantizedModel(c, method, bits, groupSize, seed, linears, dense), proxy);
-    }
-
-    /**
-     * Mean over every position of every held-out sequence of KL(original ‖ compressed) between the
-     * two models' next-token distributions, in nats.
-     */
-    public static double klPerToken(Qwen3Model original, Qwen3Model compressed, List<int[]> heldOut) {
-        if (heldOut.isEmpty()) {
-            throw new IllegalArgumentException("no held-out sequences");
-        }
-        double sum = 0;
-        long tokens = 0;
-        for (int[] seq : heldOut) {
-            long[] ids = new long[seq.length];
-            for (int i = 0; i < seq.length; i++) {
-                ids[i] = seq[i];
-            }
-            try (NDManager m = original.manager().newSubManager()) {
-                NDArray lp = original.forward(m.create(ids, new Shape(1, seq.length))).logSoftmax(-1);
-                NDArray lq;
-                try (NDManager mq = compressed.manager().newSubManager()) {
-                    lq = compressed.forward(mq.create(ids, new Shape(1, seq.length))).logSoftmax(-1);
-                    lq.attach(m);
-                }
-                // Σ_v p (log p − log q) per position, summed over positions.
-                sum += lp.exp().mul(lp.sub(lq)).sum().getFloat();
-                tokens += seq.length;
-            }
-        }
-        return sum / tokens;
     }
 }

@@ -1,8 +1,26 @@
 /**
- * Post-training compression of Qwen3 checkpoints (ALGORITHMS.md §7): YAQA adaptive rounding and
- * its baselines. Engine only; the actor and the {@code compress} CLI live in {@code actors}.
+ * Post-training compression of Qwen3 checkpoints: YAQA adaptive rounding and its baselines
+ * (ALGORITHMS.md §7), and V:N:M sparsity (§8). Engine only; the actor, the {@code compress} CLI and
+ * the V:N:M LoRA recovery (which trains, so needs {@code learner}) live in {@code actors}.
  *
- * <p>Choices where §7 leaves a detail open:
+ * <p>V:N:M choices where §8 leaves a detail open:
+ * <ul>
+ *   <li>A block's 4 columns are the best of the C(M, 4) choices scored by what the block finally
+ *       keeps after 2:4 (not by plain column sums), so each block gets its best mask
+ *       ({@link io.tailguard.compression.VnmSelector}); ties go to the lower columns.</li>
+ *   <li>Columns that do not fill a last block form a narrower block (zero-padded on disk); rows are
+ *       not padded: V must divide every layer's rows.</li>
+ *   <li>Scores: |W|, or |W|·‖x‖ with ‖x‖ per input channel over the calibration tokens of the
+ *       original model.</li>
+ *   <li>Permutation: only what folds exactly (see {@link io.tailguard.compression.VnmPruner}); the
+ *       search frees one column per block and reassigns by the Hungarian method, keeping a round
+ *       only if the exact objective (column side and row side) rises.</li>
+ *   <li>V and M: the memory-traffic speedup model and the diversity rule of
+ *       {@link io.tailguard.compression.VnmHeuristic}.</li>
+ *   <li>Kept values are stored as float32 (the model's precision), so loading is exact.</li>
+ * </ul>
+ *
+ * <p>YAQA choices where §7 leaves a detail open:
  * <ul>
  *   <li>Quantizer: uniform mid-rise grid, one float16 step per row per group of 32 input columns
  *       (0.5 bit/weight of scales), step = Gaussian-optimal uniform step × the group's RMS in the

@@ -28,7 +28,7 @@ class KlOrderingTest {
         List<int[]> calibration = TinyModels.sequences(256, 64, 101);
         List<int[]> heldOut = TinyModels.sequences(16, 64, 202);
         try (Qwen3Model model = TinyModels.model(5)) {
-            assertEquals(0.0, YaqaQuantizer.klPerToken(model, model, heldOut), 1e-6);
+            assertEquals(0.0, ModelKl.perToken(model, model, heldOut), 1e-6);
             Map<Method, HessianSketch> sketches = new EnumMap<>(Method.class);
             for (Method method : List.of(Method.LDLQ, Method.YAQA_B)) {
                 sketches.put(method, YaqaQuantizer.sketch(model, calibration, method, 7));
@@ -40,7 +40,7 @@ class KlOrderingTest {
                     QuantizedModel q = YaqaQuantizer.quantize(model, sketches.get(method), bits, method, 7,
                             YaqaQuantizer.DEFAULT_GROUP_SIZE).model();
                     try (Qwen3Model compressed = q.toModel(Device.cpu())) {
-                        kl.put(method, YaqaQuantizer.klPerToken(model, compressed, heldOut));
+                        kl.put(method, ModelKl.perToken(model, compressed, heldOut));
                     }
                 }
                 table.append(String.format("%d bits         %.3e  %.3e  %.3e  %.2f%n", bits, kl.get(Method.RTN),
@@ -65,10 +65,10 @@ class KlOrderingTest {
             double rtn;
             double a;
             try (Qwen3Model c = YaqaQuantizer.quantize(model, calibration, 3, Method.RTN, 7).toModel(Device.cpu())) {
-                rtn = YaqaQuantizer.klPerToken(model, c, heldOut);
+                rtn = ModelKl.perToken(model, c, heldOut);
             }
             try (Qwen3Model c = YaqaQuantizer.quantize(model, calibration, 3, Method.YAQA_A, 7).toModel(Device.cpu())) {
-                a = YaqaQuantizer.klPerToken(model, c, heldOut);
+                a = ModelKl.perToken(model, c, heldOut);
             }
             System.out.printf("3 bits: RTN %.3e YAQA_A %.3e%n", rtn, a);
             assertTrue(a < rtn, "YAQA_A " + a + " RTN " + rtn);

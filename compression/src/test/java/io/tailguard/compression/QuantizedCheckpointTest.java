@@ -57,7 +57,7 @@ class QuantizedCheckpointTest {
                 assertArrayEquals(direct, logits(back.toModel(Device.cpu())), 0f);
 
                 Path exported = tmp.resolve("dq" + bits);
-                QuantizedCheckpoint.exportDequantized(back, exported);
+                DenseExport.write(exported, back, null);
                 assertArrayEquals(direct, logits(ModelLoader.load(exported, Device.cpu())), 0f);
 
                 // Bytes: codes at bits/8 per weight, 2 bytes per group of 32, a bit per sign, plus a JSON header.

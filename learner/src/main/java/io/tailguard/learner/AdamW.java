@@ -67,7 +67,8 @@ public final class AdamW implements AutoCloseable {
      * the step count does not advance, and the NaN/infinite norm is returned for the caller to report.
      */
     public double step(double lr) {
-        try (NDManager scope = manager.newSubManager()) {
+        try (io.tailguard.model.GradMode.Scope noGrad = io.tailguard.model.GradMode.off();
+             NDManager scope = manager.newSubManager()) {
             Map<String, NDArray> grads = new LinkedHashMap<>();
             double sq = 0;
             for (Map.Entry<String, NDArray> e : params.entrySet()) {

@@ -9,6 +9,7 @@ import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * Teacher forcing: each example is a prompt and a completion; the loss is the mean cross-entropy
@@ -20,20 +21,35 @@ public final class SupervisedTrainer implements AutoCloseable {
     public record StepStats(int step, double loss, double lr, double gradNorm, long tokens) {}
 
     private final Qwen3Model model;
+    private final Map<String, NDArray> params;
     private final LrSchedule schedule;
     private final int microBatch;
     private final AdamW optimizer;
     private int step;
 
+    /** Trains every parameter of the model. */
     public SupervisedTrainer(Qwen3Model model, LrSchedule schedule, AdamW.Options options, int microBatch) {
+        this(model, model.parameters(), schedule, options, microBatch);
+    }
+
+    /**
+     * Trains only {@code trainable} (e.g. the A and B of a LoRA attached to the model), with the
+     * model's forward as the loss: everything else stays as it is and gets no gradient.
+     */
+    public SupervisedTrainer(Qwen3Model model, Map<String, NDArray> trainable, LrSchedule schedule, AdamW.Options options,
+                             int microBatch) {
         if (microBatch < 1) {
             throw new IllegalArgumentException("micro-batch must be >= 1, got " + microBatch);
         }
+        if (trainable.isEmpty()) {
+            throw new IllegalArgumentException("nothing to train");
+        }
         this.model = model;
+        this.params = trainable;
         this.schedule = schedule;
         this.microBatch = microBatch;
-        Gradients.track(model.parameters(), true);
-        this.optimizer = new AdamW(model.parameters(), options, model.manager());
+        Gradients.track(params, true);
+        this.optimizer = new AdamW(params, options, model.manager());
     }
 
     public AdamW optimizer() {
@@ -57,7 +73,7 @@ public final class SupervisedTrainer implements AutoCloseable {
             throw new IllegalArgumentException("no completion tokens to train on");
         }
         double lossSum = 0;
-        Gradients.zero(model.parameters());
+        Gradients.zero(params);
         for (int s = 0; s < prompts.size(); s += microBatch) {
             int e = Math.min(prompts.size(), s + microBatch);
             lossSum += accumulate(prompts.subList(s, e), completions.subList(s, e), tokens);
@@ -103,6 +119,6 @@ public final class SupervisedTrainer implements AutoCloseable {
     @Override
     public void close() {
         optimizer.close();
-        Gradients.track(model.parameters(), false);
+        Gradients.track(params, false);
     }
 }

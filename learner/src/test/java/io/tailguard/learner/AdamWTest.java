@@ -12,6 +12,39 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class AdamWTest {
+    /**
+     * libtorch's autograd switch is per thread and on by default on threads DJL did not start on (an
+     * actor's dispatcher thread): the in-place update must still work there.
+     */
+    @Test
+    void aStepWorksOnAThreadWhereAutogradIsOn() throws Exception {
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        float[][] after = new float[1][];
+        Thread t = new Thread(() -> {
+            try (NDManager m = NDManager.newBaseManager()) {
+                ai.djl.pytorch.jni.JniUtils.setGradMode(true); // as on a fresh libtorch thread
+                NDArray w = m.create(new float[] {1f, -2f}, new Shape(2));
+                w.setRequiresGradient(true);
+                try (var gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+                    gc.backward(w.mul(m.create(new float[] {0.5f, -0.25f})).sum());
+                }
+                try (AdamW opt = new AdamW(Map.of("w", w), new AdamW.Options(0.9, 0.95, 1e-12, 0.0, 0.0), m)) {
+                    opt.step(0.01);
+                }
+                after[0] = w.toFloatArray();
+                assertTrue(ai.djl.pytorch.jni.JniUtils.isGradMode(), "the thread's mode is restored");
+            } catch (Throwable e) {
+                failure.set(e);
+            }
+        });
+        t.start();
+        t.join();
+        if (failure.get() != null) {
+            throw new AssertionError("step on a thread with autograd on", failure.get());
+        }
+        assertArrayEquals(new float[] {0.99f, -1.99f}, after[0], 1e-6f);
+    }
+
     @Test
     void firstStepMovesEachWeightByTheLearningRateAgainstItsGradientSign() {
         try (NDManager m = NDManager.newBaseManager()) {

@@ -173,6 +173,30 @@ class SupervisedTrainerTest {
     }
 
     @Test
+    void trainingOnlyALorasParametersLeavesTheBaseWeightsAloneAndLowersTheLoss() {
+        try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 3, 0.3, 0.1), Device.cpu());
+             io.tailguard.model.lora.LoraAdapter lora = io.tailguard.model.lora.LoraAdapter.create(model,
+                     io.tailguard.model.lora.LoraConfig.defaults(), 5)) {
+            model.attach(lora);
+            java.util.Map<String, float[]> base = model.hostWeights();
+            List<int[]>[] d = data(32, 5);
+            double before = loss(model, d[0], d[1]);
+            try (SupervisedTrainer trainer = new SupervisedTrainer(model, lora.parameters(),
+                    new LrSchedule(1e-2, 5, 60, 0.1), AdamW.Options.defaults(), 16)) {
+                for (int s = 0; s < 60; s++) {
+                    trainer.step(d[0], d[1]);
+                }
+            }
+            double after = loss(model, d[0], d[1]);
+            assertTrue(after < 0.8 * before, "loss " + before + " -> " + after);
+            java.util.Map<String, float[]> now = model.hostWeights();
+            for (String name : base.keySet()) {
+                org.junit.jupiter.api.Assertions.assertArrayEquals(base.get(name), now.get(name), 0f, name);
+            }
+        }
+    }
+
+    @Test
     void learningRateWarmsUpThenDecaysByCosine() {
         LrSchedule s = new LrSchedule(1.0, 10, 110, 0.1);
         assertEquals(0.1, s.at(1), 1e-12);

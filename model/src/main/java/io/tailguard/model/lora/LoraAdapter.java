@@ -37,7 +37,7 @@ import java.util.SplittableRandom;
  * (cheap, and exact in the math); with a mask it computes the effective weight of the masked
  * product once per call. Disabled, the model computes exactly its base logits: the products are
  * the model's own. {@link #merge} writes W' into the model's weights instead (then it is always on,
- * until {@link #unmerge}).
+ * until {@link #unmerge} puts the base back exactly); the sparse actor samples that way.
  *
  * <p>Files: {@value LoraFiles#WEIGHTS} with PEFT tensor names
  * ({@code base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight}, ...) and
@@ -56,6 +56,7 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
     private final NDArray[][] a;      // [layer][module]: [r, in], or null when the module is not adapted
     private final NDArray[][] b;      // [layer][module]: [out, r]
     private final NDArray[][] masks;  // [layer][module]: [out, in] float 0/1, or null
+    private final NDArray[][] saved;  // [layer][module]: the base weight while merged, or null
     private boolean enabled = true;
     private boolean merged;
 
@@ -69,6 +70,7 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
         this.a = new NDArray[layers][MODULES.size()];
         this.b = new NDArray[layers][MODULES.size()];
         this.masks = new NDArray[layers][MODULES.size()];
+        this.saved = new NDArray[layers][MODULES.size()];
         for (int l = 0; l < layers; l++) {
             for (int j = 0; j < MODULES.size(); j++) {
                 String module = MODULES.get(j);
@@ -230,17 +232,6 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
         return masks[layer][moduleIndex(module)];
     }
 
-    private boolean anyMask() {
-        for (NDArray[] row : masks) {
-            for (NDArray m : row) {
-                if (m != null) {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
-
     // ---- the products ----
 
     @Override
@@ -297,20 +288,27 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
 
     /**
      * Writes W' into the model's weights in place (through the Hugging Face views of the fused
-     * tensors), so that the plain model computes with the adapter; the adapter then stays on until
-     * {@link #unmerge}. A masked merge multiplies W by M, which cannot be undone.
+     * tensors), so that the plain model computes with the adapter at no extra cost per token (how
+     * the sparse actor samples); the adapter then counts as on until {@link #unmerge}. The weights as
+     * they were are kept aside (one copy of every adapted or masked module) so that unmerging
+     * restores them exactly. Closing a merged adapter leaves the merged weights in place (PEFT's
+     * merge-and-unload).
      */
     public void merge() {
         if (merged) {
             throw new IllegalStateException("the LoRA is already merged");
         }
-        try (NDManager scope = manager.newSubManager()) {
+        try (io.tailguard.model.GradMode.Scope noGrad = io.tailguard.model.GradMode.off();
+             NDManager scope = manager.newSubManager()) {
             for (int l = 0; l < modelConfig.numLayers(); l++) {
                 for (int j = 0; j < MODULES.size(); j++) {
                     if (a[l][j] == null && masks[l][j] == null) {
                         continue;
                     }
                     NDArray w = baseView(l, MODULES.get(j));
+                    NDArray copy = w.duplicate();
+                    copy.attach(manager);
+                    saved[l][j] = copy;
                     if (a[l][j] != null) {
                         w.addi(delta(l, j, scope));
                     }
@@ -323,24 +321,39 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
         merged = true;
     }
 
-    /** Subtracts s·B·A from the model's weights again (up to float rounding: W + d − d). */
+    /**
+     * Puts back, bit for bit, the weights {@link #merge} replaced (any change made to them while
+     * merged is discarded with them).
+     */
     public void unmerge() {
         if (!merged) {
             throw new IllegalStateException("the LoRA is not merged");
         }
-        if (anyMask()) {
-            throw new IllegalStateException("a masked merge cannot be undone: W ⊙ M lost the masked weights");
+        try (io.tailguard.model.GradMode.Scope noGrad = io.tailguard.model.GradMode.off()) {
+            restoreSaved();
         }
-        try (NDManager scope = manager.newSubManager()) {
-            for (int l = 0; l < modelConfig.numLayers(); l++) {
-                for (int j = 0; j < MODULES.size(); j++) {
-                    if (a[l][j] != null) {
-                        baseView(l, MODULES.get(j)).subi(delta(l, j, scope));
-                    }
+        merged = false;
+    }
+
+    private void restoreSaved() {
+        for (int l = 0; l < modelConfig.numLayers(); l++) {
+            for (int j = 0; j < MODULES.size(); j++) {
+                if (saved[l][j] != null) {
+                    baseView(l, MODULES.get(j)).set(new NDIndex(":"), saved[l][j]);
+                    saved[l][j].close();
+                    saved[l][j] = null;
                 }
             }
         }
-        merged = false;
+    }
+
+    /**
+     * {@code try (var m = lora.mergedScope()) { ... }}: merged inside the block (the plain, cheap
+     * products compute with the adapter), the weights restored exactly after it.
+     */
+    public Switch mergedScope() {
+        merge();
+        return this::unmerge;
     }
 
     /** s·B·A of one module, in {@code scope}. */

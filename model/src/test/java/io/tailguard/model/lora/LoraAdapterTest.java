@@ -134,10 +134,12 @@ class LoraAdapterTest {
     }
 
     @Test
-    void mergeWritesTheEffectiveWeightIntoTheModelAndUnmergeRestoresTheBase() {
+    void mergeWritesTheEffectiveWeightIntoTheModelAndUnmergeRestoresTheBaseExactly() {
         LoraConfig c = new LoraConfig(3, 7, List.of("q_proj", "v_proj", "up_proj", "down_proj", "o_proj"));
         Map<String, float[]> base = model.hostWeights();
         float[] baseLogits = logits();
+        // Merging happens while a learner tracks the base weights' gradients (outside its backward).
+        model.parameters().values().forEach(p -> p.setRequiresGradient(true));
         try (LoraAdapter lora = trained(model, c, 5)) {
             model.attach(lora);
             float[] adapted = logits();
@@ -164,10 +166,14 @@ class LoraAdapterTest {
             lora.unmerge();
             Map<String, float[]> restored = model.hostWeights();
             for (String w : base.keySet()) {
-                assertClose(base.get(w), restored.get(w), 1e-6, w + " after unmerge");
+                assertArrayEquals(base.get(w), restored.get(w), w + " after unmerge, bit for bit");
             }
             lora.setEnabled(false);
-            assertClose(baseLogits, logits(), 1e-5, "unmerged and off == base");
+            assertArrayEquals(baseLogits, logits(), "unmerged and off == base, bit for bit");
+            try (var m = lora.mergedScope()) {
+                assertClose(adapted, logits(), 1e-5, "merged in a scope");
+            }
+            assertArrayEquals(baseLogits, logits(), "and restored after it");
         }
     }
 
@@ -203,7 +209,11 @@ class LoraAdapterTest {
             }
             assertArrayEquals(want, merged.get(up), up + " = W ⊙ M");
             assertClose(maskedForward, logits(), 1e-5, "masked forward == masked merge");
-            assertThrows(IllegalStateException.class, lora::unmerge, "a masked merge cannot be undone");
+            lora.unmerge();
+            Map<String, float[]> restored = model.hostWeights();
+            for (String w : base.keySet()) {
+                assertArrayEquals(base.get(w), restored.get(w), w + ": a masked merge is undone exactly too");
+            }
         }
     }
 

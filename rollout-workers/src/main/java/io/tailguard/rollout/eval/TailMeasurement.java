@@ -60,8 +60,8 @@ public final class TailMeasurement {
 
     /**
      * As above, with a LoRA that only the sparse actor uses (DistillSparse, ALGORITHMS.md §6): it is
-     * switched on while sampling and off while the dense probe scores, whatever its state before
-     * (restored after each). Null measures the model as it is.
+     * merged into the weights while sampling and off while the dense probe scores, whatever its
+     * state before (restored exactly after each). Null measures the model as it is.
      */
     public static Result measure(Qwen3Model model, Tokenizer tok, Task task, List<Prompt> prompts, Schedule schedule,
                                  int binWidth, double probeFraction, long seed, int batchSize, int maxNewFallback,
@@ -94,7 +94,7 @@ public final class TailMeasurement {
             }
             SamplingParams sampling = new SamplingParams(1.0, 1, 0, Evaluator.batchSeed(seed, batch));
             List<Generated> out;
-            try (LoraAdapter.Switch on = actorLora == null ? null : actorLora.switchTo(true)) {
+            try (LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
                 out = generator.generate(new GenerationRequest(ids, maxNew, sampling, Set.of(eos), 0, capture)).sequences();
             }
             for (Generated g : out) {

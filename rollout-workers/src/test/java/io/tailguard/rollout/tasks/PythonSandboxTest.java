@@ -33,6 +33,12 @@ class PythonSandboxTest {
 
     static final SandboxLimits TEST_LIMITS =
             new SandboxLimits(Duration.ofSeconds(3), 1, 256L << 20, 16, 16 << 10, 1L << 20);
+    /**
+     * For the CPU-limit tests: the same limits with a long wall clock, so that 1 s of CPU is always
+     * reached first even on a loaded machine (a busy-looping child may get a fraction of a core).
+     */
+    static final SandboxLimits CPU_TEST_LIMITS =
+            new SandboxLimits(Duration.ofSeconds(60), 1, 256L << 20, 16, 16 << 10, 1L << 20);
     static PythonSandbox sandbox;
 
     private final List<String> runIds = new ArrayList<>();
@@ -96,7 +102,8 @@ class PythonSandboxTest {
 
     @Test
     void anInfiniteLoopIsStoppedByTheCpuLimit() {
-        SandboxResult r = run("while True:\n    pass\n");
+        SandboxResult r = new PythonSandbox(CPU_TEST_LIMITS).run("while True:\n    pass\n");
+        runIds.add(r.runId());
         assertEquals(SandboxResult.Outcome.CPU_LIMIT, r.outcome(), r.reason());
         assertEquals("CPU time limit exceeded (1s)", r.reason());
     }
@@ -233,7 +240,8 @@ class PythonSandboxTest {
         assertTrue(r.output().contains("net 101\n"), r.output());        // ENETUNREACH
         assertTrue(r.output().contains("CapEff:\t0000000000000000"), r.output());
         assertFalse(Files.exists(Path.of(name)));
-        SandboxResult loop = userns.run("while True:\n    pass\n");
+        SandboxResult loop = new PythonSandbox(CPU_TEST_LIMITS, false, PythonSandbox.defaultPython(),
+                PythonSandbox.Isolation.USER_NAMESPACES).run("while True:\n    pass\n");
         runIds.add(loop.runId());
         assertEquals(SandboxResult.Outcome.CPU_LIMIT, loop.outcome(), loop.reason());
     }
