@@ -40,6 +40,8 @@ class FaultToleranceTest {
                 "tailguard.learner { groups-per-step = 2, publish-every = 1, checkpoint-every = 2 }",
                 "tailguard.controller.window = 1s",
                 "tailguard.admin.port = 0",
+                // four JVMs on two cores: a member starved of CPU for a few seconds is not dead
+                "pekko.cluster.failure-detector.acceptable-heartbeat-pause = 10s",
                 "pekko.cluster.split-brain-resolver.stable-after = 3s",
                 ""));
         int seed = freePort();
