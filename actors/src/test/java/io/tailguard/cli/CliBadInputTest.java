@@ -21,14 +21,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Every kind of broken checkpoint: exit code 2 and one line naming the file and the tensor or key. */
-class CliBadInputTest {
+public class CliBadInputTest {
     @TempDir
     static Path tmp;
     static Path good;
 
-    record Run(int code, String out, String err) {}
+    /** A CLI run's exit code and captured output (shared by every command test). */
+    public record Run(int code, String out, String err) {}
 
-    static Run cli(String... args) {
+    public static Run cli(String... args) {
         PrintStream oldOut = System.out;
         PrintStream oldErr = System.err;
         ByteArrayOutputStream out = new ByteArrayOutputStream();

@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.tailguard.cli.CliBadInputTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -24,7 +25,7 @@ class LiveTuningTest {
     }
 
     static JsonObject status(String url) {
-        TrainCommandTest.Run r = TrainCommandTest.cli("status", "--admin", url, "--json");
+        CliBadInputTest.Run r = CliBadInputTest.cli("status", "--admin", url, "--json");
         assertEquals(0, r.code(), r.err());
         return JsonParser.parseString(r.out().strip()).getAsJsonObject();
     }
@@ -32,7 +33,7 @@ class LiveTuningTest {
     @Test
     void tuneAndFileEditsAreValidatedVersionedAndApplied(@TempDir Path tmp) throws Exception {
         Path init = tmp.resolve("init");
-        assertEquals(0, TrainCommandTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
         int port = freePort();
         Path file = tmp.resolve("run.conf");
         Files.writeString(file, "tailguard.controller.tau = 0.86\ntailguard.controller.window = 1s\n");
@@ -49,14 +50,14 @@ class LiveTuningTest {
             assertEquals(1, first.getAsJsonArray("members").size(), first.toString());
             assertTrue(first.has("rollout_tokens_per_s") && first.has("buffer_groups") && first.has("budgets"), first.toString());
 
-            TrainCommandTest.Run ok = TrainCommandTest.cli("tune", "--admin", url, "--json", "tau=0.9");
+            CliBadInputTest.Run ok = CliBadInputTest.cli("tune", "--admin", url, "--json", "tau=0.9");
             assertEquals(0, ok.code(), ok.err());
             JsonObject j = JsonParser.parseString(ok.out().strip()).getAsJsonObject();
             assertTrue(j.get("accepted").getAsBoolean());
             assertEquals(v0 + 1, j.get("schedule_version").getAsLong());
             assertEquals(0.9, status(url).get("tau").getAsDouble());
 
-            TrainCommandTest.Run bad = TrainCommandTest.cli("tune", "--admin", url, "tau=2");
+            CliBadInputTest.Run bad = CliBadInputTest.cli("tune", "--admin", url, "tau=2");
             assertEquals(2, bad.code());
             assertTrue(bad.err().contains("tailguard.controller.tau: must be in (0, 1)"), bad.err());
             assertEquals(0.9, status(url).get("tau").getAsDouble());
@@ -87,7 +88,7 @@ class LiveTuningTest {
     static JsonObject awaitStatus(String url) throws Exception {
         long deadline = System.nanoTime() + 30_000_000_000L;
         while (true) {
-            TrainCommandTest.Run r = TrainCommandTest.cli("status", "--admin", url, "--json");
+            CliBadInputTest.Run r = CliBadInputTest.cli("status", "--admin", url, "--json");
             if (r.code() == 0) {
                 return JsonParser.parseString(r.out().strip()).getAsJsonObject();
             }

@@ -2,13 +2,10 @@ package io.tailguard.runtime;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.tailguard.cli.Main;
+import io.tailguard.cli.CliBadInputTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -17,29 +14,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The main job end to end in one process: controller, worker, buffer, learner, report. */
 class TrainCommandTest {
-    record Run(int code, String out, String err) {}
-
-    static Run cli(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        try {
-            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
-
     @Test
     void trainsAsynchronouslyPublishesEveryVersionAndWritesTheReport(@TempDir Path tmp) throws Exception {
         Path init = tmp.resolve("init");
-        assertEquals(0, cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
         Path out = tmp.resolve("run");
-        Run r = cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
+        CliBadInputTest.Run r = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
                 "--set", "tailguard.train.steps=2", "--set", "tailguard.train.eval-n=2", "--set", "tailguard.train.context-min=64",
                 "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
                 "--set", "tailguard.learner.groups-per-step=2", "--set", "tailguard.controller.window=1s",
