@@ -19,10 +19,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -178,7 +175,7 @@ final class CalibrateCommand implements Callable<Integer> {
                 + (lora.lora == null ? "" : "\n# sparse actor with the LoRA " + lora.lora)
                 + "\n# candidate budgets " + Arrays.toString(candidates) + ", bin width " + binWidth
                 + "; format: config/schedules/README.md\n";
-        writeAtomically(out, header + schedule.toHocon());
+        io.tailguard.model.io.AtomicFiles.writeString(out, header + schedule.toHocon());
         System.err.println("wrote " + out + ": budgets " + Arrays.toString(schedule.budgets()));
 
         Map<String, Object> result = new LinkedHashMap<>();
@@ -277,18 +274,5 @@ final class CalibrateCommand implements Callable<Integer> {
             s.add(v);
         }
         return s.stream().mapToInt(Integer::intValue).toArray();
-    }
-
-    /** Temp file beside the target, then an atomic rename: a failed write leaves the old file. */
-    static void writeAtomically(Path file, String text) throws IOException {
-        Path parent = file.toAbsolutePath().getParent();
-        Files.createDirectories(parent);
-        Path tmp = Files.createTempFile(parent, "." + file.getFileName(), ".tmp");
-        try {
-            Files.writeString(tmp, text, StandardCharsets.UTF_8);
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
     }
 }

@@ -289,11 +289,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private void persist(Schedule sched) {
         java.nio.file.Path file = persistedSchedule(s);
         try {
-            java.nio.file.Files.createDirectories(file.getParent());
-            java.nio.file.Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-            java.nio.file.Files.writeString(tmp, sched.toHocon());
-            java.nio.file.Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            io.tailguard.model.io.AtomicFiles.writeString(file, sched.toHocon());
         } catch (java.io.IOException e) {
             getContext().getLog().warn("cannot persist the schedule to {}: {}", file, e.getMessage());
         }

@@ -4,10 +4,8 @@ import com.google.gson.Gson;
 import com.google.gson.JsonParseException;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 
 /**
  * What a controller must not forget across a move to another node: the next group id to issue and
@@ -34,10 +32,6 @@ record ControllerState(long nextGroup, long[] openGroups) {
     }
 
     static void write(RunSettings s, ControllerState st) throws IOException {
-        Path f = file(s);
-        Files.createDirectories(f.getParent());
-        Path tmp = f.resolveSibling(f.getFileName() + ".tmp");
-        Files.writeString(tmp, GSON.toJson(st), StandardCharsets.UTF_8);
-        Files.move(tmp, f, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        io.tailguard.model.io.AtomicFiles.writeString(file(s), GSON.toJson(st));
     }
 }

@@ -1,6 +1,5 @@
 package io.tailguard.integration;
 
-import io.tailguard.cli.Main;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,22 +29,7 @@ class FaultToleranceTest {
 
     @Test
     void theLearnerResumesAndTheControllerSingletonMoves(@TempDir Path tmp) throws Exception {
-        Path init = tmp.resolve("init");
-        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
-        Path conf = tmp.resolve("cluster.conf");
-        Files.writeString(conf, String.join("\n",
-                "tailguard.train { checkpoint = \"" + init + "\", task = kv-recall, context-min = 64, context-max = 96,",
-                "  steps = " + STEPS + ", eval-n = 0, out = \"" + tmp.resolve("run") + "\" }",
-                "tailguard.rollout { workers = 1, prompts-per-lease = 1, group-size = 4, lease-timeout = 5s }",
-                "tailguard.learner { groups-per-step = 2, publish-every = 1, checkpoint-every = 2 }",
-                "tailguard.controller.window = 1s",
-                "tailguard.admin.port = 0",
-                // four JVMs on two cores: a member starved of CPU for a few seconds is not dead
-                "pekko.cluster.failure-detector.acceptable-heartbeat-pause = 10s",
-                // a member that is killed while another joins is one change, not instability
-                "pekko.cluster.split-brain-resolver.down-all-when-unstable = off",
-                "pekko.cluster.split-brain-resolver.stable-after = 5s",
-                ""));
+        Path conf = ThreeNodeClusterTest.clusterConf(tmp, STEPS, "5s", "pekko.cluster.split-brain-resolver.stable-after = 5s");
         int seed = freePort();
         List<ThreeNodeClusterTest.Node> nodes = new ArrayList<>();
         try {
@@ -82,15 +66,7 @@ class FaultToleranceTest {
             }
             assertTrue(Files.isRegularFile(last), "version " + STEPS + " was never published");
         } finally {
-            for (ThreeNodeClusterTest.Node n : nodes) {
-                n.process().destroyForcibly();
-            }
-            for (ThreeNodeClusterTest.Node n : nodes) {
-                n.process().waitFor();
-                Path keep = Path.of("target", "cluster-test-logs");
-                Files.createDirectories(keep);
-                Files.copy(n.log(), keep.resolve(n.log().getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            }
+            ThreeNodeClusterTest.stopAll(nodes);
         }
     }
 }

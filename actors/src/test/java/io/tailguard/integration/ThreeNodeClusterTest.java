@@ -64,6 +64,31 @@ class ThreeNodeClusterTest {
         return new Node(pb.start(), log, metrics, artery);
     }
 
+    /**
+     * A tiny initialised checkpoint and the run configuration every member of a cluster test reads:
+     * kv-recall at 64–96 tokens, one group per lease, a checkpoint every 2 steps, admin off, and
+     * failure detection patient enough for four JVMs on two cores.
+     */
+    static Path clusterConf(Path tmp, int steps, String leaseTimeout, String... extra) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
+        List<String> lines = new ArrayList<>(List.of(
+                "tailguard.train { checkpoint = \"" + init + "\", task = kv-recall, context-min = 64, context-max = 96,",
+                "  steps = " + steps + ", eval-n = 0, out = \"" + tmp.resolve("run") + "\" }",
+                "tailguard.rollout { workers = 1, prompts-per-lease = 1, group-size = 4, lease-timeout = " + leaseTimeout + " }",
+                "tailguard.learner { groups-per-step = 2, publish-every = 1, checkpoint-every = 2 }",
+                "tailguard.controller.window = 1s",
+                "tailguard.admin.port = 0",
+                // four JVMs on two cores: a member starved of CPU for a few seconds is not dead
+                "pekko.cluster.failure-detector.acceptable-heartbeat-pause = 10s",
+                // a member that is killed while another joins is one change, not instability
+                "pekko.cluster.split-brain-resolver.down-all-when-unstable = off"));
+        lines.addAll(List.of(extra));
+        Path conf = tmp.resolve("cluster.conf");
+        Files.writeString(conf, String.join("\n", lines) + "\n");
+        return conf;
+    }
+
     static double sum(String metrics, String name, String labelFilter) {
         double s = 0;
         for (String line : metrics.split("\n")) {
@@ -76,21 +101,7 @@ class ThreeNodeClusterTest {
 
     @Test
     void threeJvmsTrainAcrossProcessesAndSurviveAKilledRolloutNode(@TempDir Path tmp) throws Exception {
-        Path init = tmp.resolve("init");
-        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
-        Path conf = tmp.resolve("cluster.conf");
-        Files.writeString(conf, String.join("\n",
-                "tailguard.train { checkpoint = \"" + init + "\", task = kv-recall, context-min = 64, context-max = 96,",
-                "  steps = " + STEPS + ", eval-n = 0, out = \"" + tmp.resolve("run") + "\" }",
-                "tailguard.rollout { workers = 1, prompts-per-lease = 1, group-size = 4, lease-timeout = 3s }",
-                "tailguard.learner { groups-per-step = 2, publish-every = 1, checkpoint-every = 2 }",
-                "tailguard.controller.window = 1s",
-                "tailguard.admin.port = 0",
-                // four JVMs on two cores: a member starved of CPU for a few seconds is not dead
-                "pekko.cluster.failure-detector.acceptable-heartbeat-pause = 10s",
-                // a member that is killed while another joins is one change, not instability
-                "pekko.cluster.split-brain-resolver.down-all-when-unstable = off",
-                ""));
+        Path conf = clusterConf(tmp, STEPS, "3s");
         int seed = freePort();
         List<Node> nodes = new ArrayList<>();
         try {
@@ -129,16 +140,20 @@ class ThreeNodeClusterTest {
                 assertTrue(log.contains("now rolls out with policy v" + v + System.lineSeparator()), "node b never loaded v" + v + ":\n" + log);
             }
         } finally {
-            for (Node n : nodes) {
-                n.process().destroyForcibly();
-            }
-            for (Node n : nodes) {
-                n.process().waitFor();
-                // keep the logs for a look after a failure
-                Path keep = Path.of("target", "cluster-test-logs");
-                Files.createDirectories(keep);
-                Files.copy(n.log(), keep.resolve(n.log().getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            }
+            stopAll(nodes);
+        }
+    }
+
+    /** Kills every node and keeps their logs under target/cluster-test-logs for a look after a failure. */
+    static void stopAll(List<Node> nodes) throws Exception {
+        for (Node n : nodes) {
+            n.process().destroyForcibly();
+        }
+        Path keep = Path.of("target", "cluster-test-logs");
+        Files.createDirectories(keep);
+        for (Node n : nodes) {
+            n.process().waitFor();
+            Files.copy(n.log(), keep.resolve(n.log().getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
     }
 

@@ -13,7 +13,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -154,17 +153,9 @@ public final class CostModel {
 
         /** Writes the JSON form {@link #load} reads (creating parent folders; replaced atomically). */
         public void save(Path file) throws IOException {
-            Path parent = file.toAbsolutePath().getParent();
-            Files.createDirectories(parent);
             String json = "{\n  \"format\": " + FORMAT + ",\n  \"flops_per_second\": " + flopsPerSecond
                     + ",\n  \"bytes_per_second\": " + bytesPerSecond + "\n}\n";
-            Path tmp = Files.createTempFile(parent, file.getFileName().toString(), ".tmp");
-            try {
-                Files.writeString(tmp, json, StandardCharsets.UTF_8);
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
+            io.tailguard.model.io.AtomicFiles.writeString(file, json);
         }
 
         private static double number(Config c, String key, Path file) {
