@@ -10,41 +10,41 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Task.practice: kv-recall's practice documents answer every query correctly; datasets have none. */
+/** Task.practice: kv-recall's practice drills answer every query from the context; datasets have none. */
 class PracticeDocumentsTest {
 
     @Test
     void kvRecallPracticeQueriesRepeatTheirPairsValues() {
         for (int ctx : new int[] {64, 256, 1024}) {
             Task t = Tasks.builtin("kv-recall", ctx);
-            String doc = t.practice(3, 5).orElseThrow();
+            Practice doc = t.practice(3, 5).orElseThrow();
             assertEquals(doc, t.practice(3, 5).orElseThrow(), "deterministic");
             assertNotEquals(doc, t.practice(3, 6).orElseThrow());
-            assertTrue(doc.length() <= ctx && doc.length() > ctx - 16, ctx + ": length " + doc.length());
-            assertTrue(doc.startsWith("kv-recall\n"));
+            int len = doc.text().length();
+            assertTrue(len <= ctx && len > ctx - 16, ctx + ": length " + len);
+            assertTrue(doc.context().startsWith("kv-recall\n"));
             Map<String, String> pairs = new HashMap<>();
+            for (String line : doc.context().substring("kv-recall\n".length()).split("\n")) {
+                assertTrue(line.matches("[a-zA-Z]+\\d{3}"), line);
+                pairs.put(line.replaceAll("\\d", ""), line.replaceAll("[a-zA-Z]", ""));
+            }
+            assertTrue(pairs.size() >= 2, ctx + ": " + pairs.size() + " pairs");
             int queries = 0;
-            for (String line : doc.substring("kv-recall\n".length()).split("\n")) {
-                String[] kv = line.replace("?", "").split("=");
-                assertEquals(2, kv.length, line);
-                assertTrue(kv[1].matches("\\d{3}"), line);
-                if (line.startsWith("?")) {
-                    assertEquals(pairs.get(kv[0]), kv[1], "query " + line + " answers with its pair's value");
-                    queries++;
-                } else {
-                    assertEquals(0, queries, "pairs come before queries");
-                    pairs.put(kv[0], kv[1]);
-                }
+            for (String line : doc.drill().split("\n")) {
+                assertTrue(line.matches("\\?[a-zA-Z]+\\d{3}"), line);
+                String key = line.substring(1).replaceAll("\\d", "");
+                assertEquals(pairs.get(key), line.replaceAll("[^0-9]", ""), "query " + line + " answers with its pair's value");
+                queries++;
             }
             assertTrue(queries >= 2, ctx + ": " + queries + " queries");
-            assertTrue(BuiltinTask.isTokenizerText(doc));
+            assertTrue(BuiltinTask.isTokenizerText(doc.text()));
         }
     }
 
     @Test
     void practiceIsNotThePromptStream() {
         Task t = Tasks.builtin("kv-recall", 256);
-        assertTrue(!t.prompt(3, 5).text().startsWith(t.practice(3, 5).orElseThrow().substring(0, 40)));
+        assertTrue(!t.prompt(3, 5).text().startsWith(t.practice(3, 5).orElseThrow().context().substring(0, 20)));
     }
 
     @Test
