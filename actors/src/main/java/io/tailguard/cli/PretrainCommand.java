@@ -52,7 +52,7 @@ final class PretrainCommand implements Callable<Integer> {
     double lr;
 
     @Option(names = "--target", defaultValue = "" + PretrainRecipe.DEFAULT_TARGET,
-            description = "Stop at the first validation at --context (every 10 steps once the context ramp has started; "
+            description = "Stop at the first validation at --context (every 5 steps once the context ramp has started; "
                     + "greedy, 64 prompts of seed --seed + 2) whose pass@1 reaches this; 0 runs every step (default: ${DEFAULT-VALUE}).")
     double target;
 

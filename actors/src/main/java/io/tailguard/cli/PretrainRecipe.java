@@ -12,8 +12,9 @@ import java.util.Map;
  * optimisation (at most {@code steps} steps, batch, peak learning rate, warm-up, weight decay), the
  * curriculum and the stopping rule.
  *
- * <p>Validation: every {@code validateEvery} steps, greedy pass@1 on {@code validationPrompts}
- * prompts (prompt seed seed + 2, apart from the training prompts and from the held-out seed + 1).
+ * <p>Validation: greedy pass@1 on {@code validationPrompts} prompts (prompt seed seed + 2, apart
+ * from the training prompts and from the held-out seed + 1), every {@code validateEvery} steps
+ * before the ramp and every {@code targetEvery} steps after its start.
  *
  * <p>Curriculum, by mastery: every example's context is drawn from [startContext, c(s)]. c stays at
  * startContext until validation at startContext reaches {@code mastery} (the lookup has formed
@@ -31,7 +32,7 @@ import java.util.Map;
  */
 record PretrainRecipe(String task, String preset, int context, int steps, int batch, double lr, long seed,
                       int warmupSteps, double weightDecay, int startContext, double mastery, int rampSteps,
-                      double practiceShare, double target, int validateEvery, int validationPrompts) {
+                      double practiceShare, double target, int validateEvery, int targetEvery, int validationPrompts) {
 
     /** Bump when the training code changes what a recipe produces. */
     static final int VERSION = 2;
@@ -61,9 +62,9 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
         if (startContext > context) {
             throw new IllegalArgumentException("start context " + startContext + " exceeds context " + context);
         }
-        if (!(mastery >= 0 && mastery <= 1) || rampSteps < 0 || validateEvery < 1 || validationPrompts < 1) {
+        if (!(mastery >= 0 && mastery <= 1) || rampSteps < 0 || validateEvery < 1 || targetEvery < 1 || validationPrompts < 1) {
             throw new IllegalArgumentException("bad curriculum: mastery " + mastery + ", ramp " + rampSteps
-                    + " steps, validation every " + validateEvery + " steps on " + validationPrompts + " prompts");
+                    + " steps, validation every " + validateEvery + " / " + targetEvery + " steps on " + validationPrompts + " prompts");
         }
     }
 
@@ -72,7 +73,7 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
                              double target) {
         int warmup = Math.max(1, Math.min(30, steps / 20));
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmup, 0.0,
-                Math.min(64, context), 0.5, 50, 0.75, target, 10, 64);
+                Math.min(64, context), 0.5, 50, 0.75, target, 10, 5, 64);
     }
 
     static PretrainRecipe of(String task, String preset, int context, int steps, int batch, double lr, long seed) {
@@ -103,6 +104,7 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
         m.put("practice_share", practiceShare);
         m.put("target", target);
         m.put("validate_every", validateEvery);
+        m.put("target_every", targetEvery);
         m.put("validation_prompts", validationPrompts);
         return m;
     }

@@ -122,7 +122,7 @@ final class Pretraining {
                 }
                 SupervisedTrainer.StepStats st = trainer.step(prompts, completions);
                 listener.step(s, r.steps(), st.loss());
-                if (s % r.validateEvery() != 0) {
+                if (s % (rampFrom < 0 ? r.validateEvery() : r.targetEvery()) != 0) {
                     continue;
                 }
                 if (rampFrom < 0) {
