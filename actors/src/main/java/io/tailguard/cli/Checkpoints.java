@@ -1,6 +1,5 @@
 package io.tailguard.cli;
 
-import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.Manifest;
 
 import java.io.IOException;
@@ -69,10 +68,10 @@ public final class Checkpoints {
                 if (complete(dir)) {
                     return dir;
                 }
-                System.err.printf("tailguard: training the embedded default (%s at context %d, %d steps; once) into %s%n",
+                System.err.printf("tailguard: training the embedded default (%s at context %d, at most %d steps; once) into %s%n",
                         recipe.task(), recipe.context(), recipe.steps(), dir);
-                try (Qwen3Model model = PretrainCommand.train(recipe, io.tailguard.model.Devices.parse("cpu"))) {
-                    Pretraining.write(dir, recipe, model);
+                try (Pretraining.Trained trained = PretrainCommand.train(recipe, io.tailguard.model.Devices.parse("cpu"))) {
+                    Pretraining.write(dir, recipe, trained);
                 }
             }
         } catch (IOException e) {

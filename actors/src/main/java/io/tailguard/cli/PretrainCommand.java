@@ -17,10 +17,12 @@ import java.util.concurrent.Callable;
 
 @Command(name = "pretrain", mixinStandardHelpOptions = true,
         description = {"Train a preset from scratch by teacher forcing on a built-in task's worked solutions and "
-                + "practice documents (AdamW, warm-up and cosine decay, contexts growing from 64 to --context), write "
-                + "the checkpoint, and measure greedy pass@1 on held-out prompts (prompt seed --seed + 1).",
+                + "practice documents (AdamW at a constant rate after a warm-up, contexts growing from 64 to --context), "
+                + "stop once validation pass@1 (prompt seed --seed + 2) reaches --target, write the checkpoint, and "
+                + "measure greedy pass@1 on held-out prompts (prompt seed --seed + 1).",
                 "The embedded default (--checkpoint default in other commands) is this command with its defaults.",
-                "Prints {\"checkpoint\":DIR,\"pass_at_1\":..,\"steps\":..,\"seconds\":..,\"task\":..,\"context\":..}."})
+                "Prints {\"checkpoint\":DIR,\"pass_at_1\":..,\"steps\":..,\"validation_pass_at_1\":..,\"seconds\":..,"
+                        + "\"task\":..,\"context\":..}."})
 final class PretrainCommand implements Callable<Integer> {
     @Mixin
     Common common;
@@ -39,7 +41,8 @@ final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "Checkpoint directory to write (replaced atomically).")
     Path out;
 
-    @Option(names = "--steps", defaultValue = "" + PretrainRecipe.DEFAULT_STEPS, description = "Optimizer steps (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--steps", defaultValue = "" + PretrainRecipe.DEFAULT_STEPS,
+            description = "Most optimizer steps; the context ramp is timed by it (default: ${DEFAULT-VALUE}).")
     int steps;
 
     @Option(names = "--batch", defaultValue = "" + PretrainRecipe.DEFAULT_BATCH, description = "Examples per step (default: ${DEFAULT-VALUE}).")
@@ -47,6 +50,11 @@ final class PretrainCommand implements Callable<Integer> {
 
     @Option(names = "--lr", defaultValue = "" + PretrainRecipe.DEFAULT_LR, description = "Peak learning rate (default: ${DEFAULT-VALUE}).")
     double lr;
+
+    @Option(names = "--target", defaultValue = "" + PretrainRecipe.DEFAULT_TARGET,
+            description = "Stop at the first validation at --context (every 5 steps once the context ramp has started; "
+                    + "greedy, 64 prompts of seed --seed + 2) whose pass@1 reaches this; 0 runs every step (default: ${DEFAULT-VALUE}).")
+    double target;
 
     @Option(names = "--seed", defaultValue = "0",
             description = "Seed of the initialisation and of every training prompt; evaluation uses seed + 1 (default: ${DEFAULT-VALUE}).")
@@ -63,22 +71,27 @@ final class PretrainCommand implements Callable<Integer> {
         if (context < 64) {
             throw new BadInput("--context must be at least 64 tokens, got " + context);
         }
-        PretrainRecipe recipe = PretrainRecipe.of(task, preset, context, steps, batch, lr, seed);
+        PretrainRecipe recipe = PretrainRecipe.of(task, preset, context, steps, batch, lr, seed, target);
         Task tk = Pretraining.validate(recipe);
         io.tailguard.model.ModelConfig.preset(preset, 1, 0);   // an unknown preset fails before training
         long t0 = System.nanoTime();
         Double pass;
-        try (Qwen3Model model = train(recipe, Devices.parse(common.device))) {
-            Pretraining.write(out, recipe, model);
-            pass = evalN == 0 ? null : evaluate(model, tk, evalN, seed + 1);
+        int ran;
+        Double validation;
+        try (Pretraining.Trained trained = train(recipe, Devices.parse(common.device))) {
+            Pretraining.write(out, recipe, trained);
+            ran = trained.steps();
+            validation = trained.validationPassAt1();
+            pass = evalN == 0 ? null : evaluate(trained.model(), tk, evalN, seed + 1);
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
-        System.err.printf("wrote %s: %s at context %d, %d steps, pass@1 %s, %.1f s%n", out, task, context, steps,
+        System.err.printf("wrote %s: %s at context %d, %d steps, pass@1 %s, %.1f s%n", out, task, context, ran,
                 pass == null ? "not measured" : String.format("%.3f", pass), seconds);
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("checkpoint", out.toString());
         r.put("pass_at_1", pass == null ? null : Progress.round(pass, 6));
-        r.put("steps", steps);
+        r.put("steps", ran);
+        r.put("validation_pass_at_1", validation == null ? null : Progress.round(validation, 6));
         r.put("seconds", Progress.round(seconds, 1));
         r.put("task", task);
         r.put("context", context);
@@ -88,14 +101,23 @@ final class PretrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Trains with a progress bar (and the smoothed loss) on stderr. */
-    static Qwen3Model train(PretrainRecipe recipe, ai.djl.Device device) {
+    /** Trains with a progress bar (the smoothed loss and the last validation pass@1) on stderr. */
+    static Pretraining.Trained train(PretrainRecipe recipe, ai.djl.Device device) {
         Progress bar = new Progress("pretrain " + recipe.task() + " @" + recipe.context());
         double[] ema = {Double.NaN};
+        String[] val = {""};
         try {
-            return Pretraining.train(recipe, device, (s, total, loss) -> {
-                ema[0] = Double.isNaN(ema[0]) ? loss : 0.95 * ema[0] + 0.05 * loss;
-                bar.update(s, total, String.format("loss %.3f", ema[0]));
+            return Pretraining.train(recipe, device, new Pretraining.Listener() {
+                @Override
+                public void step(int s, int total, double loss) {
+                    ema[0] = Double.isNaN(ema[0]) ? loss : 0.95 * ema[0] + 0.05 * loss;
+                    bar.update(s, total, String.format("loss %.3f%s", ema[0], val[0]));
+                }
+
+                @Override
+                public void validated(int s, int context, double passAt1) {
+                    val[0] = String.format(", validation pass@1 %.2f at context %d, step %d", passAt1, context, s);
+                }
             });
         } finally {
             bar.finish();

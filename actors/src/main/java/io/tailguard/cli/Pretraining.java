@@ -4,6 +4,7 @@ import ai.djl.Device;
 import io.tailguard.learner.AdamW;
 import io.tailguard.learner.LrSchedule;
 import io.tailguard.learner.SupervisedTrainer;
+import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
@@ -11,6 +12,8 @@ import io.tailguard.model.RandomInit;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.DType;
 import io.tailguard.model.tokenizer.CharTokenizer;
+import io.tailguard.rollout.eval.Evaluator;
+import io.tailguard.rollout.tasks.Practice;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
@@ -19,6 +22,7 @@ import io.tailguard.rollout.tasks.Tasks;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -26,22 +30,38 @@ import java.util.SplittableRandom;
 
 /**
  * The warm start: trains a preset from scratch by teacher forcing on a built-in task's worked
- * solutions and practice documents ({@link Task#practice}), then writes a complete checkpoint
- * (config, weights, the character tokenizer, the recipe as pretrain.json, manifest).
+ * solutions and practice documents ({@link Task#practice}), stopping by the recipe's validation rule,
+ * then writes a complete checkpoint (config, weights, the character tokenizer, the recipe and its
+ * outcome as pretrain.json, manifest).
  *
  * <p>Step s (1-based) draws {@code batch} examples; example k of the run uses prompt or practice
- * index k with the recipe's seed, at a context drawn uniformly from [startContext, hi(s)], where
- * hi grows linearly from startContext to the final context over the first rampFraction of the
- * steps (short contexts first: with few pairs to choose from, the retrieval signal is strong).
- * The first practiceShare of each batch are practice documents, learnt on every token
- * (prompt = [bos]); the rest are prompts with their worked solutions, learnt on the solution
- * tokens (the {@link TaskFormat} layout that evaluation and RL generate with).
+ * index k with the recipe's seed, at a context drawn uniformly from [startContext, c(s)] (see
+ * {@link PretrainRecipe}: the start context until the lookup has formed there, where it has few
+ * candidates and is found quickly, then the ramp to the final context). The first practiceShare of each batch are practice
+ * documents, learnt on their drill given their context; the rest are prompts with their worked
+ * solutions, learnt on the solution tokens (the {@link TaskFormat} layout that evaluation and RL
+ * generate with). Constant learning rate after the warm-up: the stopping rule, not a schedule, ends
+ * the run.
  */
 final class Pretraining {
 
-    /** Step, total steps and the loss of the step, after every step. */
+    /** Progress: after every step, and after every validation (at the context it ran). */
     interface Listener {
         void step(int step, int steps, double loss);
+
+        default void validated(int step, int context, double passAt1) {
+        }
+    }
+
+    /**
+     * A trained model (the caller owns and closes it), the steps it took, and the last validation
+     * pass@1 (null if none ran).
+     */
+    record Trained(Qwen3Model model, int steps, Double validationPassAt1) implements AutoCloseable {
+        @Override
+        public void close() {
+            model.close();
+        }
     }
 
     private Pretraining() {
@@ -67,17 +87,22 @@ final class Pretraining {
         }
     }
 
-    /** Trains the recipe's model; the caller owns (and closes) it. */
-    static Qwen3Model train(PretrainRecipe r, Device device, Listener listener) {
-        validate(r);
+    /** Trains the recipe's model until its stopping rule or its last step. */
+    static Trained train(PretrainRecipe r, Device device, Listener listener) {
+        Task finalTask = validate(r);
+        Task startTask = Tasks.builtin(r.task(), r.startContext());
         CharTokenizer tok = CharTokenizer.standard();
         ModelConfig config = ModelConfig.preset(r.preset(), tok.vocabSize(), tok.eosId());
         Qwen3Model model = Qwen3Model.create(config, RandomInit.weights(config, r.seed(), 0.02, 0.0), device);
-        LrSchedule schedule = new LrSchedule(r.lr(), r.warmupSteps(), r.steps(), 0.1);
+        LrSchedule schedule = new LrSchedule(r.lr(), r.warmupSteps(), r.steps(), 1.0);
+        AdamW.Options adam = new AdamW.Options(0.9, 0.95, 1e-8, r.weightDecay(), 1.0);
         int practicePerBatch = (int) Math.round(r.practiceShare() * r.batch());
-        try (SupervisedTrainer trainer = new SupervisedTrainer(model, schedule, AdamW.Options.defaults(), r.batch())) {
-            for (int s = 1; s <= r.steps(); s++) {
-                int hi = contextCeiling(r, s);
+        Double validation = null;
+        int rampFrom = r.startContext() == r.context() ? 0 : -1;   // the step the ramp started after; -1: not yet
+        int s = 1;
+        try (SupervisedTrainer trainer = new SupervisedTrainer(model, schedule, adam, r.batch())) {
+            for (; s <= r.steps(); s++) {
+                int hi = contextCeiling(r, rampFrom, s);
                 List<int[]> prompts = new ArrayList<>(r.batch());
                 List<int[]> completions = new ArrayList<>(r.batch());
                 for (int i = 0; i < r.batch(); i++) {
@@ -85,10 +110,10 @@ final class Pretraining {
                     SplittableRandom rng = new SplittableRandom(r.seed() * 0x9E3779B97F4A7C15L + k);
                     int ctx = r.startContext() + rng.nextInt(hi - r.startContext() + 1);
                     Task task = Tasks.builtin(r.task(), ctx);
-                    Optional<String> practice = i < practicePerBatch ? task.practice(r.seed(), k) : Optional.empty();
+                    Optional<Practice> practice = i < practicePerBatch ? task.practice(r.seed(), k) : Optional.empty();
                     if (practice.isPresent()) {
-                        prompts.add(new int[] {tok.bosId()});
-                        completions.add(tok.encode(practice.get()));
+                        prompts.add(withBos(tok, practice.get().context()));
+                        completions.add(tok.encode(practice.get().drill()));
                     } else {
                         Prompt p = task.prompt(r.seed(), k);
                         prompts.add(TaskFormat.promptIds(tok, p));
@@ -97,26 +122,68 @@ final class Pretraining {
                 }
                 SupervisedTrainer.StepStats st = trainer.step(prompts, completions);
                 listener.step(s, r.steps(), st.loss());
+                if (s % (rampFrom < 0 ? r.validateEvery() : r.targetEvery()) != 0) {
+                    continue;
+                }
+                if (rampFrom < 0) {
+                    double pass = validationPassAt1(model, startTask, r);
+                    listener.validated(s, r.startContext(), pass);
+                    if (pass >= r.mastery()) {
+                        rampFrom = s;
+                    }
+                } else if (r.target() > 0) {
+                    validation = validationPassAt1(model, finalTask, r);
+                    listener.validated(s, r.context(), validation);
+                    if (validation >= r.target()) {
+                        break;
+                    }
+                }
             }
         } catch (RuntimeException e) {
             model.close();
             throw e;
         }
-        return model;
+        return new Trained(model, Math.min(s, r.steps()), validation);
     }
 
-    /** The longest context of step s: startContext, growing linearly to the final context. */
-    static int contextCeiling(PretrainRecipe r, int step) {
-        double ramp = r.rampFraction() * r.steps();
-        double progress = ramp <= 0 ? 1.0 : Math.min(1.0, step / ramp);
+    /** Greedy, dense pass@1 on the recipe's validation prompts (seed + 2) of a task. */
+    static double validationPassAt1(Qwen3Model model, Task task, PretrainRecipe r) {
+        return Evaluator.evaluate(model, CharTokenizer.standard(), task,
+                new Evaluator.EvalOptions(r.validationPrompts(), 1, 0.0, r.seed() + 2, 16, 32), AttentionKernel.DENSE).passAt1();
+    }
+
+    private static int[] withBos(CharTokenizer tok, String text) {
+        int[] ids = tok.encode(text);
+        int[] out = new int[ids.length + 1];
+        out[0] = tok.bosId();
+        System.arraycopy(ids, 0, out, 1, ids.length);
+        return out;
+    }
+
+    /**
+     * The longest context of step s: startContext until the ramp starts (rampFrom < 0: not yet),
+     * then growing linearly to the final context over rampSteps steps.
+     */
+    static int contextCeiling(PretrainRecipe r, int rampFrom, int step) {
+        if (rampFrom < 0) {
+            return r.startContext();
+        }
+        double progress = r.rampSteps() == 0 ? 1.0 : Math.min(1.0, (double) (step - rampFrom) / r.rampSteps());
         return r.startContext() + (int) Math.round((r.context() - r.startContext()) * progress);
     }
 
-    /** Writes the model as a complete checkpoint (atomically), with the recipe as pretrain.json. */
-    static void write(Path out, PretrainRecipe r, Qwen3Model model) {
+    /**
+     * Writes the model as a complete checkpoint (atomically), with the recipe and its outcome (steps
+     * run, last validation pass@1) as pretrain.json; the manifest's step is the steps run.
+     */
+    static void write(Path out, PretrainRecipe r, Trained trained) {
         CharTokenizer tok = CharTokenizer.standard();
+        Qwen3Model model = trained.model();
         ModelConfig c = model.config();
-        byte[] recipe = (Json.of(r.toMap()) + "\n").getBytes(StandardCharsets.UTF_8);
+        Map<String, Object> info = new LinkedHashMap<>(r.toMap());
+        info.put("steps_run", trained.steps());
+        info.put("validation_pass_at_1", trained.validationPassAt1());
+        byte[] recipe = (Json.of(info) + "\n").getBytes(StandardCharsets.UTF_8);
         Map<String, float[]> weights = model.hostWeights();
         for (Map.Entry<String, float[]> e : weights.entrySet()) {
             for (float v : e.getValue()) {
@@ -127,6 +194,6 @@ final class Pretraining {
             }
         }
         CheckpointDir.write(out, c, ModelLoader.hostTensors(c, weights), DType.F32, tok.toJson(),
-                Map.of("pretrain.json", recipe), 0, null, r.steps(), 0);
+                Map.of("pretrain.json", recipe), 0, null, trained.steps(), 0);
     }
 }

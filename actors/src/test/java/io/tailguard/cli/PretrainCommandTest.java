@@ -46,9 +46,25 @@ class PretrainCommandTest {
             assertTrue(Files.isRegularFile(out.resolve(f)), f);
         }
         assertEquals(3, Manifest.read(out).step());
-        lastJson(cli("generate", "--checkpoint", out.toString(), "--prompt", "kv-recall\nab=123\n?ab=", "--max-new", "4", "--json"));
+        lastJson(cli("generate", "--checkpoint", out.toString(), "--prompt", "kv-recall\na123\n?a", "--max-new", "4", "--json"));
         JsonObject e = lastJson(cli("eval", "--checkpoint", out.toString(), "--task", "kv-recall", "--context", "96", "--n", "2", "--json"));
         assertEquals(2, e.get("n").getAsInt());
+    }
+
+    @Test
+    void theContextRampsOnceTheLookupIsMastered() {
+        PretrainRecipe r = PretrainRecipe.of("kv-recall", "tiny", 256, 700, 32, 1e-3, 0, 0.3);
+        assertEquals(64, Pretraining.contextCeiling(r, -1, 500), "not mastered yet: the start context");
+        assertEquals(64, Pretraining.contextCeiling(r, 300, 300));
+        assertEquals(160, Pretraining.contextCeiling(r, 300, 325), "half way through the 50-step ramp");
+        assertEquals(256, Pretraining.contextCeiling(r, 300, 350));
+        assertEquals(256, Pretraining.contextCeiling(r, 300, 650));
+        // 20 steps: validations at steps 10 and 20, at the start context; an untrained model masters
+        // nothing, so the ramp never starts, nothing is validated at --context and every step runs
+        JsonObject o = lastJson(cli("pretrain", "--context", "96", "--out", tmp.resolve("ramp").toString(), "--steps", "20",
+                "--batch", "2", "--eval-n", "0", "--json"));
+        assertEquals(20, o.get("steps").getAsInt());
+        assertTrue(!o.has("validation_pass_at_1") && !o.has("pass_at_1"), o.toString());
     }
 
     @Test
@@ -67,6 +83,7 @@ class PretrainCommandTest {
         assertBadInput(cli("pretrain", "--task", "math", "--out", out, "--steps", "1"), "math", "dataset");
         assertBadInput(cli("pretrain", "--task", "kv-recall", "--context", "32", "--out", out, "--steps", "1"), "--context");
         assertBadInput(cli("pretrain", "--task", "kv-recall", "--out", out, "--steps", "0"), "--steps");
+        assertBadInput(cli("pretrain", "--task", "kv-recall", "--out", out, "--steps", "1", "--target", "1.5"), "--target");
         assertBadInput(cli("pretrain", "--task", "kv-recall", "--preset", "huge", "--out", out, "--steps", "1"), "huge");
         assertTrue(Files.notExists(tmp.resolve("x")));
     }

@@ -7,74 +7,108 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * {@code kv-recall}: many "key=value" lines, then a query "?key="; the completion is the value and a
- * newline.
+ * {@code kv-recall}: many lines of a key followed by its value, then a query "?key"; the completion
+ * is the value and a newline.
  *
  * <pre>
  * kv-recall
- * dkpa=381
- * mbco=027
+ * q381
+ * B027
  * ...
- * ?mbco=            completion: "027\n"
+ * ?B                completion: "027\n"
  * </pre>
  *
- * Keys are distinct labels over 16 letters, values three digits, so the model only copies three
- * characters from the line whose key matches; the queried line sits in the first three quarters of
- * the body.
+ * Values are three digits. Keys are distinct single letters (a-z, A-Z) while the body has at most 52
+ * lines, which holds up to a context of 272 tokens, and distinct labels of two or more letters
+ * beyond. A single-letter key makes the lookup the simplest content match there is (find the line
+ * that starts with this token, copy what follows), which a small model can learn from scratch in
+ * minutes; the value still sits at a random position far back, where a sparse window loses it. The
+ * queried line is in the first three quarters of the body.
  */
 final class KvRecallTask extends BuiltinTask {
 
     static final String NAME = "kv-recall";
-    private static final String KEY_ALPHABET = "abcdefghijklmnop";
-    private static final Pattern QUERY = Pattern.compile("\n\\?([a-p]+)=$");
+    static final String KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static final int VALUE_DIGITS = 3;
+    private static final String HEADER = NAME + "\n";
+    private static final Pattern QUERY = Pattern.compile("\n\\?([a-zA-Z]+)$");
+
+    private final int keyLength;
+    private final int lines;
 
     KvRecallTask(int contextTokens) {
         super(NAME, contextTokens);
+        int single = (contextTokens - fixedChars(1)) / lineLength(1);
+        this.keyLength = single <= KEY_ALPHABET.length() ? 1 : labelLength(KEY_ALPHABET, contextTokens / 8);
+        this.lines = bodyLines(fixedChars(keyLength), lineLength(keyLength), 4);
+    }
+
+    /** Header and query line ("?" + key). */
+    private static int fixedChars(int keyLength) {
+        return HEADER.length() + 1 + keyLength;
+    }
+
+    /** key, value, newline. */
+    private static int lineLength(int keyLength) {
+        return keyLength + VALUE_DIGITS + 1;
+    }
+
+    private static String value(SplittableRandom rng) {
+        return String.format("%0" + VALUE_DIGITS + "d", rng.nextInt((int) Math.pow(10, VALUE_DIGITS)));
     }
 
     @Override
     Prompt generate(String id, SplittableRandom rng) {
-        String header = NAME + "\n";
-        int keyLen = labelLength(KEY_ALPHABET, contextTokens / 8);
-        int lineLen = keyLen + 5;                                // key '=' ddd '\n'
-        int n = bodyLines(header.length() + keyLen + 2, lineLen, 4);  // query: '?' key '='
-        List<String> keys = distinctLabels(rng, KEY_ALPHABET, keyLen, n);
-        StringBuilder sb = new StringBuilder(contextTokens + 16).append(header);
-        String[] values = new String[n];
-        for (int i = 0; i < n; i++) {
-            values[i] = String.format("%03d", rng.nextInt(1000));
-            sb.append(keys.get(i)).append('=').append(values[i]).append('\n');
+        List<String> keys = distinctLabels(rng, KEY_ALPHABET, keyLength, lines);
+        StringBuilder sb = new StringBuilder(contextTokens + 16).append(HEADER);
+        String[] values = new String[lines];
+        for (int i = 0; i < lines; i++) {
+            values[i] = value(rng);
+            sb.append(keys.get(i)).append(values[i]).append('\n');
         }
-        int q = rng.nextInt(Math.max(1, (int) (n * FAR_FRACTION)));
-        sb.append('?').append(keys.get(q)).append('=');
+        int q = rng.nextInt(Math.max(1, (int) (lines * FAR_FRACTION)));
+        sb.append('?').append(keys.get(q));
         return new Prompt(id, sb.toString(), values[q]);
     }
 
     /**
-     * The header and the first half of a body of pairs, then query lines "?key=value" for keys drawn
-     * uniformly from that half, up to the context length: a prompt's query and its completion, many
-     * times over, at every distance. Query lines are read as well as written, so later ones may look
-     * up a key that an earlier query repeated.
+     * The header and n lines of pairs as the context, then distinct keys of those pairs queried in
+     * random order with their values ("?key" + value), as many as fit the context, as the drill: a
+     * prompt's query and its completion, several times over, at every distance. n is between 2 and
+     * as many as leave room for two queries. No key is asked twice, so that, as in a prompt, the
+     * answer can only come from the pair's own line: a drill that repeats questions can be learnt by
+     * copying an earlier answer, which never helps on a prompt. Few pairs make the lookup easy to
+     * discover; many make it sharp, and make a value's digits recur in other values, so that only
+     * the key (not the previous digit) tells which line to continue.
      */
     @Override
-    public Optional<String> practice(long seed, long index) {
+    public Optional<Practice> practice(long seed, long index) {
         SplittableRandom rng = rng(NAME + "/practice", seed, index);
-        String header = NAME + "\n";
-        int keyLen = labelLength(KEY_ALPHABET, contextTokens / 8);
-        int lineLen = keyLen + 5;
-        int pairs = Math.max(2, bodyLines(header.length() + keyLen + 2, lineLen, 4) / 2);
-        List<String> keys = distinctLabels(rng, KEY_ALPHABET, keyLen, pairs);
+        int queryLine = 1 + lineLength(keyLength);
+        int room = (contextTokens - HEADER.length() - 2 * queryLine) / lineLength(keyLength);
+        int most = Math.max(2, Math.min(lines, room));
+        int pairs = 2 + rng.nextInt(most - 1);
+        List<String> keys = distinctLabels(rng, KEY_ALPHABET, keyLength, pairs);
         String[] values = new String[pairs];
-        StringBuilder sb = new StringBuilder(contextTokens + 16).append(header);
+        StringBuilder context = new StringBuilder(contextTokens).append(HEADER);
         for (int i = 0; i < pairs; i++) {
-            values[i] = String.format("%03d", rng.nextInt(1000));
-            sb.append(keys.get(i)).append('=').append(values[i]).append('\n');
+            values[i] = value(rng);
+            context.append(keys.get(i)).append(values[i]).append('\n');
         }
-        while (sb.length() + lineLen + 1 <= contextTokens) {
-            int q = rng.nextInt(pairs);
-            sb.append('?').append(keys.get(q)).append('=').append(values[q]).append('\n');
+        int[] order = new int[pairs];
+        for (int i = 0; i < pairs; i++) {
+            int j = rng.nextInt(i + 1);          // inside-out Fisher-Yates
+            order[i] = order[j];
+            order[j] = i;
         }
-        return Optional.of(sb.toString());
+        StringBuilder drill = new StringBuilder(contextTokens);
+        for (int q : order) {
+            if (context.length() + drill.length() + queryLine > contextTokens && drill.length() > 0) {
+                break;
+            }
+            drill.append('?').append(keys.get(q)).append(values[q]).append('\n');
+        }
+        return Optional.of(new Practice(context.toString(), drill.toString()));
     }
 
     @Override
@@ -85,15 +119,13 @@ final class KvRecallTask extends BuiltinTask {
     private static String expectedValue(String text) {
         Matcher m = QUERY.matcher(text);
         if (!m.find()) {
-            throw new IllegalArgumentException("not a kv-recall prompt: no query line at the end");
+            throw new IllegalArgumentException("not a kv-recall prompt: no query line \"?key\" at the end");
         }
-        String needle = "\n" + m.group(1) + "=";
-        int at = text.indexOf(needle);
-        if (at < 0 || at == m.start()) {
+        Matcher line = Pattern.compile("\n" + m.group(1) + "(\\d+)\n").matcher(text);
+        if (!line.find()) {
             throw new IllegalArgumentException("not a kv-recall prompt: key " + m.group(1) + " is not listed");
         }
-        int from = at + needle.length();
-        return text.substring(from, text.indexOf('\n', from));
+        return line.group(1);
     }
 
     @Override

@@ -30,15 +30,15 @@ public interface Task {
     Optional<String> solution(Prompt prompt);
 
     /**
-     * A practice document for supervised pretraining: text of about the task's context length that
-     * drills the skill its prompts test, with many questions and their answers per document instead
-     * of one, so that every document carries a dense training signal. A trainer learns it on every
-     * token (prompt = [bos], completion = the document). Its question lines use the same notation
-     * as the task's prompts and completions, so what is learnt on them transfers to the task.
+     * A practice document for supervised pretraining: a context of about the task's context length
+     * and a drill of many questions with their answers that the context decides, so that every
+     * document carries a dense training signal for the skill the task's prompts test. A trainer
+     * conditions on the context and learns the drill on every token. Its question lines use the same
+     * notation as the task's prompts and completions, so what is learnt on them transfers to the task.
      * Deterministic in {@code (seed, index)} and drawn from a stream separate from
      * {@link #prompt}'s. Empty for tasks without one (dataset tasks).
      */
-    default Optional<String> practice(long seed, long index) {
+    default Optional<Practice> practice(long seed, long index) {
         return Optional.empty();
     }
 

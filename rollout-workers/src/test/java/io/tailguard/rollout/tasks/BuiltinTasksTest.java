@@ -24,9 +24,9 @@ class BuiltinTasksTest {
     @Test
     void kvRecallAcceptsTheQueriedValueAndIgnoresTextAfterTheNewline() {
         Task t = Tasks.builtin("kv-recall", 256);
-        Prompt p = hand("kv-recall\nab=123\ncd=456\nef=789\n?cd=");
+        Prompt p = hand("kv-recall\na123\nc456\nC789\n?c");
         assertEquals(Verdict.correct(), t.verify(p, "456\n"));
-        assertEquals(Verdict.correct(), t.verify(p, "456\nab=123 trailing garbage"));
+        assertEquals(Verdict.correct(), t.verify(p, "456\na123 trailing garbage"));
         assertEquals(Verdict.correct(), t.verify(p, "456"));     // stopped at <eos> without a newline
         assertEquals("456\n", t.solution(p).orElseThrow());
     }
@@ -34,11 +34,36 @@ class BuiltinTasksTest {
     @Test
     void kvRecallRejectsAnotherKeysValueWithAReason() {
         Task t = Tasks.builtin("kv-recall", 256);
-        Prompt p = hand("kv-recall\nab=123\ncd=456\nef=789\n?cd=");
+        Prompt p = hand("kv-recall\na123\nc456\nC789\n?c");
         assertEquals(Verdict.wrong("wrong answer: got 123, expected 456"), t.verify(p, "123\n456\n"));
         assertEquals(Verdict.wrong("wrong answer: got 45, expected 456"), t.verify(p, "45\n"));
         assertEquals(Verdict.wrong("no answer found"), t.verify(p, "\n456"));
         assertEquals(Verdict.wrong("no answer found"), t.verify(p, ""));
+    }
+
+    @Test
+    void kvRecallKeysAreCaseSensitiveAndMatchWholeLabels() {
+        Task t = Tasks.builtin("kv-recall", 256);
+        assertEquals("789\n", t.solution(hand("kv-recall\na123\nc456\nC789\n?C")).orElseThrow());
+        // multi-letter labels (long contexts): "a" is not the line of "ab"
+        assertEquals("111\n", t.solution(hand("kv-recall\nab222\na111\n?a")).orElseThrow());
+        assertEquals("222\n", t.solution(hand("kv-recall\nab222\na111\n?ab")).orElseThrow());
+        assertThrows(IllegalArgumentException.class, () -> t.solution(hand("kv-recall\na123\n?b")));
+    }
+
+    @Test
+    void kvRecallUsesSingleLetterKeysUpToContext272AndLabelsBeyond() {
+        for (int ctx : new int[] {64, 128, 256, 272, 280, 1024}) {
+            String text = Tasks.builtin("kv-recall", ctx).prompt(0, 0).text();
+            String key = text.substring(text.lastIndexOf("\n?") + 2);
+            assertEquals(ctx <= 272 ? 1 : 2, key.length(), "context " + ctx + ": key " + key);
+            String[] lines = text.split("\n");
+            Set<String> keys = new HashSet<>();
+            for (int i = 1; i < lines.length - 1; i++) {
+                assertTrue(lines[i].matches("[a-zA-Z]{" + key.length() + "}\\d{3}"), lines[i]);
+                assertTrue(keys.add(lines[i].substring(0, key.length())), "distinct keys: " + lines[i]);
+            }
+        }
     }
 
     @Test
@@ -173,8 +198,8 @@ class BuiltinTasksTest {
         Task t = Tasks.builtin("kv-recall", 4096);
         for (long i = 0; i < 50; i++) {
             String text = t.prompt(0, i).text();
-            String key = text.substring(text.lastIndexOf("\n?") + 2, text.length() - 1);
-            int at = text.indexOf("\n" + key + "=");
+            String key = text.substring(text.lastIndexOf("\n?") + 2);
+            int at = text.indexOf("\n" + key);
             assertTrue(at < 0.76 * text.length(), "queried line at " + at + " of " + text.length());
         }
     }
