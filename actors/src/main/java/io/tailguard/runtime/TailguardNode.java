@@ -58,6 +58,14 @@ public final class TailguardNode implements AutoCloseable {
         Config full = ConfigFactory.parseMap(java.util.Map.of("pekko.cluster.roles", List.copyOf(roles)))
                 .withFallback(config)
                 .resolve();
+        if (roles.contains("learner")) {
+            try {
+                Files.createDirectories(settings.train().out());
+                RunDirectory.claim(settings.train().out(), start);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
         this.metrics = new NodeMetrics();
         this.metricsPort = metrics.serve(settings.metrics().host(), settings.metrics().port());
         ModelConfig model = ConfigJson.read(start.resolve("config.json"));
