@@ -24,7 +24,9 @@ import java.util.Map;
  *   <li>else lower one rung when the shadow p5 α one rung lower is at least τ + hysteresis, and the
  *       lower budget keeps budgets non-decreasing in position;</li>
  * </ul>
- * then a raise carries over to later bins (budgets never decrease with position). Every change is a
+ * then idle bins (no rollout tokens over the kept windows: no evidence either way) follow the next
+ * bin down, so a bin the workload never reaches (short positions under long prompts) does not pin
+ * the bins after it; then a raise carries over to later bins (budgets never decrease with position). Every change is a
  * new schedule version with a reason per changed bin. Starting point: a calibrated schedule, mapped
  * onto the ladder (the cheapest rung at least as large), or dense (the top rung everywhere).
  */
@@ -124,6 +126,11 @@ public final class BudgetController {
         for (int i = 0; i < b.length; i++) {
             b[i] = ladders[i][Math.max(0, rung[i] - 1)];
         }
+        for (int i = b.length - 2; i >= 0; i--) {
+            if (b[i] > b[i + 1] && idle(i)) {
+                b[i] = ladders[i][dearestAtMost(ladders[i], b[i + 1])];
+            }
+        }
         for (int i = 1; i < b.length; i++) {
             b[i] = Math.max(b[i], b[i - 1]);
         }
@@ -181,7 +188,7 @@ public final class BudgetController {
             }
             if (rung[bin] > 0) {
                 int lower = ladders[bin][rung[bin] - 1];
-                int previous = bin == 0 ? 0 : ladders[bin - 1][rung[bin - 1]];
+                int previous = floorBefore(bin);
                 TailStats below = merged(shadow, bin, lower);
                 if (below.count(bin) >= s.minTokens() && below.p5(bin) >= s.tau() + s.hysteresis() && lower >= previous) {
                     rung[bin]--;
@@ -189,6 +196,16 @@ public final class BudgetController {
                             "shadow p5 α %.3f at budget %d ≥ τ + hysteresis %.3f over %d tokens", below.p5(bin), lower,
                             s.tau() + s.hysteresis(), below.count(bin))));
                 }
+            }
+        }
+        // Idle bins follow the next bin down (right to left), so they never hold a lowering back.
+        for (int bin = ladders.length - 2; bin >= 0; bin--) {
+            int next = ladders[bin + 1][rung[bin + 1]];
+            if (ladders[bin][rung[bin]] > next && idle(bin)) {
+                int from = ladders[bin][rung[bin]];
+                rung[bin] = dearestAtMost(ladders[bin], next);
+                changes.add(new Change(bin, from, ladders[bin][rung[bin]], "followed bin " + (bin + 1)
+                        + " down (no rollout tokens in this bin over the kept windows)"));
             }
         }
         // A raise carries over: budgets never decrease with position.
@@ -290,6 +307,41 @@ public final class BudgetController {
                 rung[bin] = cheapestAtLeast(ladders[bin], need);
             }
         }
+    }
+
+    /** The dearest rung at most {@code budget} (the bottom rung when none is). */
+    private static int dearestAtMost(int[] ladder, int budget) {
+        for (int k = ladder.length - 1; k > 0; k--) {
+            if (ladder[k] <= budget) {
+                return k;
+            }
+        }
+        return 0;
+    }
+
+    /** No rollout tokens in the bin, at any budget, over the kept windows. */
+    private boolean idle(int bin) {
+        for (int budget : ladders[bin]) {
+            Deque<TailStats> d = actual.get(key(bin, budget));
+            if (d != null) {
+                for (TailStats t : d) {
+                    if (t.count(bin) > 0) {
+                        return false;
+                    }
+                }
+            }
+        }
+        return true;
+    }
+
+    /** The budget bin's lowering must not go under: that of the nearest earlier bin that is not idle (0 if none). */
+    private int floorBefore(int bin) {
+        for (int j = bin - 1; j >= 0; j--) {
+            if (!idle(j)) {
+                return ladders[j][rung[j]];
+            }
+        }
+        return 0;
     }
 
     private static int cheapestAtLeast(int[] ladder, int budget) {

@@ -73,10 +73,27 @@ class BudgetControllerTest {
         BudgetController c2 = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 256, 256, 256}));
         c2.report(null, null, c2.shadowSchedule(), tail(1, 200, 0.10, 0.86)); // p5 0.86 < 0.87
         assertFalse(c2.tick().changed());
-        // lowering bin 1 below bin 0's budget is refused
+        // lowering bin 1 below the budget of bin 0, which has rollout tokens, is refused
         BudgetController c3 = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {256, 256, 512, 512}));
+        c3.report(c3.schedule(), tail(0, 200, 0, 1), null, null);
         c3.report(null, null, c3.shadowSchedule(), tail(1, 200, 0, 1));
         assertFalse(c3.tick().changed());
+    }
+
+    @Test
+    void anIdleBinFollowsTheNextBinDownInsteadOfPinningIt() {
+        // Long prompts: rollout tokens only from bin 1 on; bin 0 (top rung 256) never sees any.
+        BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {256, 256, 512, 512}));
+        // the shadow replays bin 1 one rung lower, at 128, although bin 0 sits at 256
+        assertEquals(128, c.shadowSchedule().budgetAt(256));
+        c.report(c.schedule(), tail(1, 200, 0, 1), c.shadowSchedule(), tail(1, 200, 0, 1));
+        BudgetController.Decision d = c.tick();
+        assertArrayEquals(new int[] {128, 128, 512, 512}, d.schedule().budgets());
+        assertTrue(d.changes().stream().anyMatch(ch -> ch.bin() == 0 && ch.to() == 128 && ch.reason().contains("followed bin 1")),
+                d.changes().toString());
+        // once bin 0 gets tokens with a bad tail it is raised again, and the raise carries over
+        c.report(c.schedule(), tail(0, 200, 0.10, 0.5), null, null);
+        assertArrayEquals(new int[] {256, 256, 512, 512}, c.tick().schedule().budgets());
     }
 
     @Test
