@@ -52,6 +52,8 @@ final class TrainCommand implements Callable<Integer> {
         Path file = config != null ? config : RunConfig.defaultFile();
         Config c = RunConfig.load(file, sets);
         RunSettings s = RunSettings.parse(c, file == null ? "configuration" : file.toString());
+        // read before the run, so a bad file fails at once (exit 2, naming it)
+        Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
         Files.createDirectories(s.train().out());
         RunRecorder recorder = new RunRecorder(System.err, s.train().steps());
@@ -78,13 +80,22 @@ final class TrainCommand implements Callable<Integer> {
         List<RunObserver.Window> windows = recorder.windows();
         Schedule finalSchedule = windows.isEmpty() ? Schedule.dense()
                 : Schedule.ofBins(s.controller().binWidth(), windows.get(windows.size() - 1).budgets());
-        double speedup = Files.isDirectory(lastPolicy) ? measuredSpeedup(s, lastPolicy, finalSchedule) : Double.NaN;
+        double[] speedups = Files.isDirectory(lastPolicy)
+                ? measuredSpeedups(s, lastPolicy, compare == null ? List.of(finalSchedule) : List.of(finalSchedule, compare))
+                : new double[] {Double.NaN, Double.NaN};
+        double speedup = speedups[0];
         var evals = recorder.evaluations();
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("steps", fin.steps());
         out.put("pass_at_1_start", evals.isEmpty() ? Double.NaN : evals.get(0).passAt1());
         out.put("pass_at_1_end", evals.size() < 2 ? Double.NaN : evals.get(evals.size() - 1).passAt1());
         out.put("rollout_speedup", Progress.round(speedup, 3));
+        if (compare != null) {
+            out.put("compare_schedule", s.train().compareSchedule());
+            out.put("compare_budgets", compare.budgets());
+            out.put("compare_speedup", Progress.round(speedups[1], 3));
+            out.put("speedup_vs_compare", Progress.round(speedup / speedups[1], 3));
+        }
         out.put("predicted_speedup", windows.isEmpty() ? Double.NaN : Progress.round(windows.get(windows.size() - 1).predictedSpeedup(), 3));
         out.put("tail_in_band_fraction", Progress.round(recorder.inBandFraction(Math.max(1, windows.size() / 5), 0.03, 0.05), 3));
         out.put("final_budgets", finalSchedule.budgets());
@@ -102,10 +113,12 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /**
-     * Decode wall time of one rollout batch (a lease's prompts × G at the run's contexts), dense
-     * over the final schedule, with the final policy: alternating, best of two rounds each.
+     * Decode wall time of one rollout batch (a lease's prompts × G at the run's contexts, sampled at
+     * temperature 1 with one seed), dense over each schedule, with the final policy. Rounds
+     * alternate dense and the schedules, so load on a shared machine hits them alike; each takes its
+     * best of five rounds after a warm-up round.
      */
-    static double measuredSpeedup(RunSettings s, Path policy, Schedule schedule) {
+    static double[] measuredSpeedups(RunSettings s, Path policy, List<Schedule> schedules) {
         Tokenizer tok = Tokenizers.fromCheckpoint(policy);
         int eos = TaskFormat.requireEos(tok);
         List<int[]> prompts = new ArrayList<>();
@@ -123,16 +136,26 @@ final class TrainCommand implements Callable<Integer> {
         try (Qwen3Model model = io.tailguard.model.ModelLoader.load(policy, Devices.parse("cpu"))) {
             GenerationRequest req = new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, 5), Set.of(eos), 0);
             Generator dense = new Generator(model);
-            Generator sparse = new Generator(model, BlockTopKAttention.of(schedule));
-            dense.generate(req);
-            sparse.generate(req);
-            double d = Double.MAX_VALUE;
-            double sp = Double.MAX_VALUE;
-            for (int r = 0; r < 2; r++) {
-                d = Math.min(d, dense.generate(req).decodeSeconds());
-                sp = Math.min(sp, sparse.generate(req).decodeSeconds());
+            List<Generator> sparse = new ArrayList<>();
+            for (Schedule sc : schedules) {
+                sparse.add(sc.isDense() ? new Generator(model) : new Generator(model, BlockTopKAttention.of(sc)));
             }
-            return d / sp;
+            double d = Double.MAX_VALUE;
+            double[] sp = new double[schedules.size()];
+            java.util.Arrays.fill(sp, Double.MAX_VALUE);
+            for (int r = 0; r < 6; r++) {
+                double dr = dense.generate(req).decodeSeconds();
+                d = r == 0 ? d : Math.min(d, dr);
+                for (int i = 0; i < sp.length; i++) {
+                    double x = sparse.get(i).generate(req).decodeSeconds();
+                    sp[i] = r == 0 ? sp[i] : Math.min(sp[i], x);
+                }
+            }
+            double[] out = new double[sp.length];
+            for (int i = 0; i < sp.length; i++) {
+                out[i] = d / sp[i];
+            }
+            return out;
         }
     }
 }

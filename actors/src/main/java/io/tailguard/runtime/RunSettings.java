@@ -23,7 +23,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                           String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression) {
 
     public record Train(String checkpoint, String task, int contextMin, int contextMax, int steps, long seed, Path out,
-                        int evalN, long evalSeed, Duration maxTime) {}
+                        int evalN, long evalSeed, Duration maxTime, String compareSchedule) {}
 
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
                           Duration leaseTimeout) {}
@@ -52,7 +52,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     positive(c, "tailguard.train.context-min"), positive(c, "tailguard.train.context-max"),
                     positive(c, "tailguard.train.steps"), c.getLong("tailguard.train.seed"),
                     Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
-                    c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)));
+                    c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)),
+                    c.getString("tailguard.train.compare-schedule"));
             if (t.contextMax() < t.contextMin()) {
                 throw new IllegalArgumentException("tailguard.train.context-max: must be >= context-min " + t.contextMin()
                         + ", got " + t.contextMax());
