@@ -1,5 +1,6 @@
 package io.tailguard.cli;
 
+import io.tailguard.learner.LearnerCheckpoint;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
@@ -16,6 +17,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -80,6 +82,19 @@ final class TrainSyncCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Write the trained checkpoint (with optimizer and trainer state) here.")
     Path out;
 
+    @Option(names = "--checkpoint-every", defaultValue = "0", description = "Also write the learner checkpoint to --out "
+            + "after every K steps, atomically (default: ${DEFAULT-VALUE}, only at the end).")
+    int checkpointEvery;
+
+    @Option(names = "--stop-after", defaultValue = "0", description = "Stop after step N, leaving a learner checkpoint in "
+            + "--out; continue later with the same options and --resume (default: ${DEFAULT-VALUE}, run all --steps).")
+    int stopAfter;
+
+    @Option(names = "--resume", description = "Continue the run whose learner checkpoint is in --out (weights, optimizer, "
+            + "step; with --distill the LoRA and its optimizer) at its step + 1, up to --steps. Give the options of the "
+            + "first run: the same options give the same steps. The start pass@1 is not evaluated again.")
+    boolean resume;
+
     @Option(names = "--distill", description = "DistillSparse (ALGORITHMS.md §6): the sparse actor samples with a LoRA that "
             + "the dense probe and the policy update ignore; after each policy update the base is frozen and the LoRA "
             + "is trained on the sparse forward with L_PPO + λ·k3 KL to the dense log-probs. --out then also gets "
@@ -127,13 +142,48 @@ final class TrainSyncCommand implements Callable<Integer> {
             }
             distillOptions = new SyncTrainer.Distill(loraConfig, loraLr, distillKl, seed);
         }
+        if (steps < 1) {
+            throw new BadInput("--steps must be >= 1, got " + steps);
+        }
+        if (checkpointEvery < 0) {
+            throw new BadInput("--checkpoint-every must be >= 0, got " + checkpointEvery);
+        }
+        if (stopAfter < 0 || stopAfter > steps) {
+            throw new BadInput("--stop-after must be between 1 and --steps " + steps + ", got " + stopAfter);
+        }
+        if (out == null && (checkpointEvery > 0 || stopAfter > 0 || resume)) {
+            throw new BadInput((resume ? "--resume" : checkpointEvery > 0 ? "--checkpoint-every" : "--stop-after")
+                    + " needs --out (the learner checkpoint's directory)");
+        }
+        int resumedFrom = resume ? resumableStep() : 0;
+        if (resume && resumedFrom == steps) {
+            String msg = "train-sync: " + out + " is already at step " + steps + " of --steps " + steps + "; nothing to do";
+            if (common.json) {
+                Map<String, Object> res = new LinkedHashMap<>();
+                res.put("resumed_from", resumedFrom);
+                res.put("steps", steps);
+                res.put("checkpoint", out.toString());
+                res.put("message", msg);
+                Json.print(res);
+            } else {
+                System.out.println(msg);
+            }
+            return 0;
+        }
+        if (stopAfter > 0 && stopAfter <= resumedFrom) {
+            throw new BadInput("--stop-after " + stopAfter + ": the checkpoint in " + out + " is already at step " + resumedFrom);
+        }
         checkpoint = Checkpoints.resolve(checkpoint);
         SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, Math.min(5, steps / 10), seed, microBatch,
                 evalN, evalSeed);
         Task t = Tasks.builtin(task, context);
-        Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
-        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+        // Resuming, the weights (and tokenizer) are the checkpoint's in --out; --checkpoint stays the parent.
+        Path from = resume ? out : checkpoint;
+        Tokenizer tok = Tokenizers.fromCheckpoint(from);
+        try (Qwen3Model model = ModelLoader.load(from, Devices.parse(common.device()))) {
             long start = System.nanoTime();
+            SyncTrainer.Checkpointing saving = new SyncTrainer.Checkpointing(out, checkpoint.toString(), checkpointEvery,
+                    stopAfter, resume);
             SyncTrainer.Result r = new SyncTrainer(model, tok, t, schedule, o, distillOptions).run(line -> {
                 var l = line.learner();
                 String stats = l.objective() == null ? "all groups degenerate"
@@ -181,12 +231,24 @@ final class TrainSyncCommand implements Callable<Integer> {
                 } else {
                     System.out.println(text);
                 }
-            }, out, checkpoint.toString());
+            }, saving);
             Map<String, Object> res = new LinkedHashMap<>();
-            res.put("pass_at_1_start", r.passAt1Start());
-            res.put("pass_at_1_end", r.passAt1End());
-            res.put("rollout_speedup", Progress.round(r.rolloutSpeedup(), 3));
+            // Absent rather than made up: a resumed run's start was evaluated by its first part, and
+            // a stopped run has no end yet.
+            if (!resume) {
+                res.put("pass_at_1_start", r.passAt1Start());
+            }
+            if (r.lastStep() == steps) {
+                res.put("pass_at_1_end", r.passAt1End());
+                res.put("rollout_speedup", Progress.round(r.rolloutSpeedup(), 3));
+            }
             res.put("steps", steps);
+            if (resume) {
+                res.put("resumed_from", r.resumedFrom());
+            }
+            if (r.lastStep() < steps) {
+                res.put("stopped_after", r.lastStep());
+            }
             res.put("seconds", Progress.round((System.nanoTime() - start) / 1e9, 1));
             res.put("schedule", mode.dense ? "dense" : mode.sparse.s.describe());
             if (out != null) {
@@ -198,5 +260,35 @@ final class TrainSyncCommand implements Callable<Integer> {
             Json.print(res);
         }
         return 0;
+    }
+
+    /** The step of the learner checkpoint in --out, checked against these options (exit 2 naming what differs). */
+    private int resumableStep() {
+        if (!LearnerCheckpoint.exists(out)) {
+            throw new BadInput("--resume: " + out + " holds no learner checkpoint (" + LearnerCheckpoint.STATE + " and "
+                    + LearnerCheckpoint.OPTIMIZER + ")");
+        }
+        LearnerCheckpoint.TrainerState st = LearnerCheckpoint.state(out);
+        Path f = out.resolve(LearnerCheckpoint.STATE);
+        String kind = SyncTrainer.kind(distill);
+        if (!kind.equals(st.kind())) {
+            throw new BadInput("--resume: " + f + " is a " + st.kind() + " checkpoint, but this run is " + kind
+                    + (distill ? " (--distill)" : " (no --distill)"));
+        }
+        if (st.seed() != seed) {
+            throw new BadInput("--seed " + seed + " differs from the seed " + st.seed() + " in " + f);
+        }
+        if (st.step() < 0 || st.step() > steps) {
+            throw new BadInput("--steps " + steps + " is below the step " + st.step() + " in " + f);
+        }
+        if (st.dataCursor() != st.step() * prompts) {
+            throw new BadInput("--prompts " + prompts + " differs from the run in " + f + " (data cursor " + st.dataCursor()
+                    + " after step " + st.step() + ")");
+        }
+        if (distill && !Files.isRegularFile(out.resolve(LearnerCheckpoint.LORA_OPTIMIZER))) {
+            throw new BadInput("--resume --distill: " + out.resolve(LearnerCheckpoint.LORA_OPTIMIZER)
+                    + " does not exist (the LoRA's optimizer state; checkpoints written before it cannot resume DistillSparse)");
+        }
+        return (int) st.step();
     }
 }

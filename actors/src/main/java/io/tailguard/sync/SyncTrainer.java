@@ -4,6 +4,7 @@ import io.tailguard.learner.AdamW;
 import io.tailguard.learner.DistillSparse;
 import io.tailguard.learner.GrpoLearner;
 import io.tailguard.learner.GrpoObjective;
+import io.tailguard.learner.LearnerCheckpoint;
 import io.tailguard.learner.LrSchedule;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Qwen3Model;
@@ -36,7 +37,10 @@ import java.util.function.Consumer;
  * system runs the same parts asynchronously; this loop proves them and serves tests and benchmarks.
  *
  * <p>Step s draws prompts (seed, (s−1)·P … s·P − 1) and samples with seed (seed, s): everything is a
- * function of the run seed and the step, so a run is reproducible and resumable.
+ * function of the run seed and the step, so a run is reproducible and resumable. A learner checkpoint
+ * (weights, the policy's AdamW, the step, and under DistillSparse the LoRA and its own AdamW) is
+ * therefore the whole state of the loop between steps: resumed from one with the same options, the
+ * loop computes the steps the uninterrupted run would have, bit for bit.
  */
 public final class SyncTrainer {
     public record Options(int steps, int promptsPerStep, int groupSize, double lr, int warmupSteps, long seed,
@@ -66,7 +70,39 @@ public final class SyncTrainer {
                            double rolloutSeconds, double learnSeconds, long rolloutTokens,
                            DistillSparse.Report distill, double distillSeconds) {}
 
-    public record Result(double passAt1Start, double passAt1End, double rolloutSpeedup, List<StepLine> steps) {}
+    /**
+     * passAt1Start is NaN when resumed (the run's start was evaluated before it stopped); passAt1End
+     * and rolloutSpeedup are NaN when the run stopped before its last step. resumedFrom is the step
+     * of the checkpoint it continued (0 for a fresh run), lastStep the last step it ran.
+     */
+    public record Result(double passAt1Start, double passAt1End, double rolloutSpeedup, List<StepLine> steps,
+                         int resumedFrom, int lastStep) {}
+
+    /**
+     * Where and when the learner checkpoint is written: to {@code out} (null: nowhere) after every
+     * {@code every} steps (0: only at the end) and after the last step run; the loop stops after step
+     * {@code stopAfter} (0: runs to Options.steps), leaving a checkpoint; with {@code resume} it
+     * continues from the learner checkpoint in {@code out}.
+     */
+    public record Checkpointing(java.nio.file.Path out, String parent, int every, int stopAfter, boolean resume) {
+        public Checkpointing {
+            if (every < 0 || stopAfter < 0) {
+                throw new IllegalArgumentException("checkpoint-every and stop-after must be >= 0");
+            }
+            if (out == null && (every > 0 || stopAfter > 0 || resume)) {
+                throw new IllegalArgumentException("checkpointing, stopping and resuming need an output directory");
+            }
+        }
+
+        public static Checkpointing atEnd(java.nio.file.Path out, String parent) {
+            return new Checkpointing(out, parent, 0, 0, false);
+        }
+    }
+
+    /** The kind a learner checkpoint of this loop records: "grpo", or "grpo+distill-sparse". */
+    public static String kind(boolean distill) {
+        return distill ? "grpo+distill-sparse" : "grpo";
+    }
 
     private final Qwen3Model model;
     private final Tokenizer tok;
@@ -103,7 +139,20 @@ public final class SyncTrainer {
 
     /** Runs every step; with {@code out}, saves a learner checkpoint (weights, moments, state) there at the end. */
     public Result run(Consumer<StepLine> onStep, java.nio.file.Path out, String parent) {
-        double start = evaluate();
+        return run(onStep, Checkpointing.atEnd(out, parent));
+    }
+
+    /**
+     * Runs the steps, writing learner checkpoints as {@code c} says. Resuming, the model must hold the
+     * checkpoint's weights (loaded from {@code c.out()}); the policy's optimizer, the LoRA and its
+     * optimizer and the step counters are restored here, and the run continues at the checkpoint's
+     * step + 1 with the same per-step seeds. The start evaluation is skipped then.
+     */
+    public Result run(Consumer<StepLine> onStep, Checkpointing c) {
+        LearnerCheckpoint.TrainerState resumed = c.resume() ? checkResumable(c.out()) : null;
+        int first = resumed == null ? 1 : (int) resumed.step() + 1;
+        int last = c.stopAfter() > 0 ? Math.min(c.stopAfter(), o.steps()) : o.steps();
+        double start = resumed == null ? evaluate() : Double.NaN;
         List<StepLine> lines = new ArrayList<>();
         Generator gen = new Generator(model, kernel());
         int eos = TaskFormat.requireEos(tok);
@@ -117,7 +166,15 @@ public final class SyncTrainer {
              DistillSparse distiller = distill == null ? null : new DistillSparse(model, lora, BlockTopKMask.factory(schedule),
                      o.groupSize(), new LrSchedule(distill.lr(), o.warmupSteps(), o.steps(), 1.0),
                      new DistillSparse.Options(distill.klWeight(), GrpoObjective.Options.defaults(), o.microBatch()))) {
-            for (int s = 1; s <= o.steps(); s++) {
+            if (resumed != null) {
+                LearnerCheckpoint.restore(c.out(), learner.optimizer());
+                learner.resumeAt((int) resumed.step());
+                if (distiller != null) {
+                    LearnerCheckpoint.restoreLora(c.out(), lora, distiller.optimizer());
+                    distiller.resumeAt((int) resumed.step());
+                }
+            }
+            for (int s = first; s <= last; s++) {
                 long t0 = System.nanoTime();
                 Batch batch = rollout(gen, s, eos, true);
                 long t1 = System.nanoTime();
@@ -131,17 +188,48 @@ public final class SyncTrainer {
                 StepLine line = new StepLine(s, mean, pass, r, (t1 - t0) / 1e9, (t2 - t1) / 1e9, batch.tokens, d,
                         (t3 - t2) / 1e9);
                 lines.add(line);
+                // Saved before the line is reported: a run stopped right after a line has its checkpoint.
+                if (c.out() != null && (s == last || (c.every() > 0 && s % c.every() == 0))) {
+                    save(c, s, learner, distiller);
+                }
                 onStep.accept(line);
             }
-            if (out != null) {
-                io.tailguard.learner.LearnerCheckpoint.save(out, model, learner.optimizer(),
-                        new io.tailguard.learner.LearnerCheckpoint.TrainerState(o.steps(), learner.optimizer().steps(),
-                                (long) o.steps() * o.promptsPerStep(), o.seed(), distill == null ? "grpo" : "grpo+distill-sparse"),
-                        tok.toJson(), o.steps(), parent, lora);
-            }
         }
-        double end = evaluate();
-        return new Result(start, end, schedule.isDense() ? 1.0 : measuredRolloutSpeedup(eos), lines);
+        boolean finished = last == o.steps();
+        double end = finished ? evaluate() : Double.NaN;
+        double speedup = !finished ? Double.NaN : schedule.isDense() ? 1.0 : measuredRolloutSpeedup(eos);
+        return new Result(start, end, speedup, lines, resumed == null ? 0 : (int) resumed.step(), Math.max(last, first - 1));
+    }
+
+    /** The checkpoint in out, if this loop with these options can continue it; else IllegalArgumentException. */
+    private LearnerCheckpoint.TrainerState checkResumable(java.nio.file.Path out) {
+        if (!LearnerCheckpoint.exists(out)) {
+            throw new IllegalArgumentException(out + ": no learner checkpoint to resume (" + LearnerCheckpoint.STATE + ", "
+                    + LearnerCheckpoint.OPTIMIZER + ")");
+        }
+        LearnerCheckpoint.TrainerState st = LearnerCheckpoint.state(out);
+        java.nio.file.Path f = out.resolve(LearnerCheckpoint.STATE);
+        if (!kind(distill != null).equals(st.kind())) {
+            throw new IllegalArgumentException(f + ": kind " + st.kind() + ", but this run is " + kind(distill != null));
+        }
+        if (st.seed() != o.seed()) {
+            throw new IllegalArgumentException(f + ": seed " + st.seed() + ", but this run's seed is " + o.seed());
+        }
+        if (st.step() < 0 || st.step() > o.steps()) {
+            throw new IllegalArgumentException(f + ": step " + st.step() + " is outside this run's 0.." + o.steps());
+        }
+        if (st.dataCursor() != st.step() * o.promptsPerStep()) {
+            throw new IllegalArgumentException(f + ": data cursor " + st.dataCursor() + " is not step " + st.step() + " × "
+                    + o.promptsPerStep() + " prompts per step");
+        }
+        return st;
+    }
+
+    private void save(Checkpointing c, int step, GrpoLearner learner, DistillSparse distiller) {
+        LearnerCheckpoint.save(c.out(), model, learner.optimizer(),
+                new LearnerCheckpoint.TrainerState(step, learner.optimizer().steps(), (long) step * o.promptsPerStep(), o.seed(),
+                        kind(distill != null)),
+                tok.toJson(), step, c.parent(), lora, distiller == null ? null : distiller.optimizer());
     }
 
     /** The sparse actor's LoRA under DistillSparse (attached to the model, switched off between uses), else null. */

@@ -92,6 +92,22 @@ public final class DistillSparse implements AutoCloseable {
         return optimizer;
     }
 
+    /**
+     * After restoring a checkpoint (the LoRA and this optimizer, {@link LearnerCheckpoint#restoreLora}):
+     * the next update is step + 1, and its learning rate follows the schedule from there.
+     */
+    public void resumeAt(int step) {
+        if (step < 0) {
+            throw new IllegalArgumentException("step must be >= 0, got " + step);
+        }
+        this.step = step;
+    }
+
+    /** Updates so far (the step of the last report). */
+    public int steps() {
+        return step;
+    }
+
     /** One update of φ on the samples of this iteration (consecutive groups of groupSize). */
     public Report step(List<GrpoLearner.Sample> samples) {
         if (samples.isEmpty() || samples.size() % groupSize != 0) {

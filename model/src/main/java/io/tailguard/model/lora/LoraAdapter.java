@@ -123,6 +123,31 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
     }
 
     /**
+     * Overwrites this adapter's A and B in place with those of a saved adapter (a directory or the
+     * safetensors file, as {@link #load}), keeping the live tensors an optimizer holds; how a learner
+     * resumes. The saved adapter must have this one's rank, alpha and targets, else a
+     * {@link io.tailguard.model.io.CheckpointException} names its {@value LoraFiles#CONFIG}.
+     */
+    public void restore(Path dirOrFile) {
+        if (merged) {
+            throw new IllegalStateException("the LoRA is merged; unmerge it before restoring it");
+        }
+        LoraFiles.Read r = LoraFiles.read(dirOrFile, modelConfig);
+        if (!r.config().equals(config)) {
+            Path dir = java.nio.file.Files.isDirectory(dirOrFile) ? dirOrFile : dirOrFile.toAbsolutePath().getParent();
+            throw io.tailguard.model.io.CheckpointException.of(dir.resolve(LoraFiles.CONFIG), "rank " + r.config().rank()
+                    + ", alpha " + r.config().alpha() + ", targets " + r.config().targetModules() + " differ from this adapter's rank "
+                    + config.rank() + ", alpha " + config.alpha() + ", targets " + config.targetModules());
+        }
+        // In place and outside autograd: the tensors may already be tracked for gradients.
+        try (io.tailguard.model.GradMode.Scope off = io.tailguard.model.GradMode.off()) {
+            for (Map.Entry<String, NDArray> e : parameters.entrySet()) {
+                e.getValue().set(r.values().get(e.getKey()));
+            }
+        }
+    }
+
+    /**
      * Writes the adapter as a directory of its own ({@value LoraFiles#WEIGHTS},
      * {@value LoraFiles#CONFIG} and a manifest), atomically: an existing directory is replaced only
      * once the new one is complete.
