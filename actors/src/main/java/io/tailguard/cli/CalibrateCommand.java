@@ -144,29 +144,12 @@ final class CalibrateCommand implements Callable<Integer> {
             }
         }
 
-        List<TailStats> tables = new ArrayList<>();
+        List<TailStats> tables;
         Schedule schedule;
         double speedup;
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             LoraAdapter adapter = lora.attach(model);
-            for (int b : candidates) {
-                TailStats merged = new TailStats(binWidth);
-                for (Group g : groups) {
-                    Progress bar = new Progress("budget " + b + ", " + g.label());
-                    try {
-                        merged.merge(TailMeasurement.measure(model, tok, g.task(), g.prompts(), Schedule.fixed(b), binWidth,
-                                1.0, seed, batch, maxNew, bar::update, adapter).tails());
-                    } finally {
-                        bar.finish();
-                    }
-                }
-                tables.add(merged);
-                StringBuilder line = new StringBuilder("budget " + b + ": p5 by bin");
-                for (TailStats.BinSummary s : merged.summary()) {
-                    line.append(String.format(" [%d]=%.4f", s.start(), s.alphaP5()));
-                }
-                System.err.println(line);
-            }
+            tables = measure(model, tok, groups, candidates, binWidth, seed, batch, maxNew, adapter, true);
             schedule = Schedule.ofBins(binWidth, choose(candidates, tables, tau, binWidth));
             CostModel cost = new CostModel(model.config(), CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()));
             speedup = cost.predictedSpeedup(schedule, (int) Math.round(promptLength), (int) Math.ceil(newTokens));
@@ -207,6 +190,36 @@ final class CalibrateCommand implements Callable<Integer> {
             System.out.printf("%s: budgets %s, predicted speedup %.3f%n", out, Arrays.toString(schedule.budgets()), speedup);
         }
         return 0;
+    }
+
+    /**
+     * The calibration measurements: for each candidate budget, the α tails of the groups' prompts
+     * sampled (temperature 1, the same seed under every budget) under that fixed budget, merged.
+     */
+    static List<TailStats> measure(Qwen3Model model, Tokenizer tok, List<Group> groups, int[] candidates, int binWidth,
+                                   long seed, int batch, int maxNew, LoraAdapter adapter, boolean progress) {
+        List<TailStats> tables = new ArrayList<>();
+        for (int b : candidates) {
+            TailStats merged = new TailStats(binWidth);
+            for (Group g : groups) {
+                Progress bar = progress ? new Progress("budget " + b + ", " + g.label()) : null;
+                try {
+                    merged.merge(TailMeasurement.measure(model, tok, g.task(), g.prompts(), Schedule.fixed(b), binWidth,
+                            1.0, seed, batch, maxNew, bar == null ? (done, total) -> { } : bar::update, adapter).tails());
+                } finally {
+                    if (bar != null) {
+                        bar.finish();
+                    }
+                }
+            }
+            tables.add(merged);
+            StringBuilder line = new StringBuilder("calibration: budget " + b + ": p5 by bin");
+            for (TailStats.BinSummary s : merged.summary()) {
+                line.append(String.format(java.util.Locale.ROOT, " [%d]=%.4f", s.start(), s.alphaP5()));
+            }
+            System.err.println(line);
+        }
+        return tables;
     }
 
     /**

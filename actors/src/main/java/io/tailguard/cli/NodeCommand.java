@@ -33,6 +33,10 @@ final class NodeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Config c = RunConfig.load(config, sets);
         RunSettings s = RunSettings.parse(c, config.toString());
+        if (s.startSchedule().equals(io.tailguard.runtime.RunSettings.CALIBRATE)) {
+            throw new BadInput(config + ": tailguard.controller.schedule = calibrate works with `train` only; for a cluster, "
+                    + "run `tailguard calibrate` first and name its output file");
+        }
         Set<String> r = new LinkedHashSet<>(roles);
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
         try (TailguardNode node = new TailguardNode(c, s, r, start, common.device(), false, null)) {

@@ -51,11 +51,25 @@ final class TrainCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Path file = config != null ? config : RunConfig.defaultFile();
         Config c = RunConfig.load(file, sets);
-        RunSettings s = RunSettings.parse(c, file == null ? "configuration" : file.toString());
+        String where = file == null ? "configuration" : file.toString();
+        RunSettings s = RunSettings.parse(c, where);
         // read before the run, so a bad file fails at once (exit 2, naming it)
-        Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
+        if (!s.train().compareSchedule().isBlank()) {
+            Schedule.parse(Path.of(s.train().compareSchedule()));
+        }
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
         Files.createDirectories(s.train().out());
+        if (s.startSchedule().equals(RunSettings.CALIBRATE)) {
+            // The offline calibration on the warm start, then the controller starts from it (and the
+            // end-of-run timing compares against it unless another schedule is named).
+            Path calibrated = calibrateAtStart(s, start);
+            c = c.withValue("tailguard.controller.schedule", com.typesafe.config.ConfigValueFactory.fromAnyRef(calibrated.toString()));
+            if (s.train().compareSchedule().isBlank()) {
+                c = c.withValue("tailguard.train.compare-schedule", com.typesafe.config.ConfigValueFactory.fromAnyRef(calibrated.toString()));
+            }
+            s = RunSettings.parse(c, where);
+        }
+        Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
         RunRecorder recorder = new RunRecorder(System.err, s.train().steps());
         long t0 = System.nanoTime();
         RunObserver.Finished fin;
@@ -111,6 +125,57 @@ final class TrainCommand implements Callable<Integer> {
         }
         return 0;
     }
+
+    /**
+     * {@code tailguard.controller.schedule = calibrate}: the published offline calibration (as
+     * `calibrate` does it) on the warm start, written once to {@code <out>/calibrated.conf} (a resumed
+     * run reuses it). Prompts: {@link #CALIBRATION_PROMPTS} per context, at context-min and
+     * context-max, from their own prompt stream (seed + 1000003, apart from training and held-out
+     * prompts); candidates: the controller's ladder (min-budget × ladder-ratio^k, page-rounded,
+     * under context-max) and context-max; τ and bin width are the controller's.
+     */
+    static Path calibrateAtStart(RunSettings s, Path start) throws java.io.IOException {
+        Path file = s.train().out().resolve("calibrated.conf");
+        if (Files.isRegularFile(file)) {
+            System.err.println("calibration: reusing " + file);
+            return file;
+        }
+        var ctl = s.controller();
+        java.util.TreeSet<Integer> budgets = new java.util.TreeSet<>();
+        for (double b = ctl.minBudget(); ; b *= ctl.ladderRatio()) {
+            int r = (int) (Math.round(b / io.tailguard.model.KvCache.PAGE) * io.tailguard.model.KvCache.PAGE);
+            if (r >= s.train().contextMax() || r > ctl.maxBudget()) {
+                break;
+            }
+            budgets.add(r);
+        }
+        budgets.add(Math.min(ctl.maxBudget(), Math.max(Schedule.MIN_BUDGET,
+                (s.train().contextMax() + io.tailguard.model.KvCache.PAGE - 1) / io.tailguard.model.KvCache.PAGE * io.tailguard.model.KvCache.PAGE)));
+        int[] candidates = budgets.stream().mapToInt(Integer::intValue).toArray();
+        long seed = s.train().seed() + 1_000_003L;
+        Tokenizer tok = Tokenizers.fromCheckpoint(start);
+        List<CalibrateCommand.Group> groups = new ArrayList<>();
+        for (int ctx : new java.util.TreeSet<>(List.of(s.train().contextMin(), s.train().contextMax()))) {
+            Task t = Tasks.builtin(s.train().task(), ctx);
+            groups.add(new CalibrateCommand.Group("context " + ctx, t, io.tailguard.rollout.eval.Evaluator.prompts(t, CALIBRATION_PROMPTS, seed)));
+        }
+        long t0 = System.nanoTime();
+        Schedule schedule;
+        try (Qwen3Model model = io.tailguard.model.ModelLoader.load(start, Devices.parse("cpu"))) {
+            List<io.tailguard.rollout.sparse.TailStats> tables = CalibrateCommand.measure(model, tok, groups, candidates,
+                    ctl.binWidth(), seed, 8, 64, null, false);
+            schedule = Schedule.ofBins(ctl.binWidth(), CalibrateCommand.choose(candidates, tables, ctl.tau(), ctl.binWidth()));
+        }
+        io.tailguard.model.io.AtomicFiles.writeString(file, "# Written by `tailguard train` (tailguard.controller.schedule = calibrate) from "
+                + start + " at tau " + ctl.tau() + "\n# candidate budgets " + java.util.Arrays.toString(candidates) + ", bin width "
+                + ctl.binWidth() + "; format: config/schedules/README.md\n" + schedule.toHocon());
+        System.err.printf(java.util.Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s%n",
+                java.util.Arrays.toString(schedule.budgets()), ctl.tau(), (System.nanoTime() - t0) / 1e9, file);
+        return file;
+    }
+
+    /** Calibration prompts per context length when the run calibrates at its start. */
+    static final int CALIBRATION_PROMPTS = 24;
 
     /**
      * Decode wall time of one rollout batch (a lease's prompts × G at the run's contexts, sampled at

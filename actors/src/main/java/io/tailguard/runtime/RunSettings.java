@@ -39,6 +39,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     public record Compression(int every, io.tailguard.compression.Method method, int bits, int calibration, int heldOut) {}
 
+    /** {@code tailguard.controller.schedule = calibrate}: `train` calibrates on the warm start first. */
+    public static final String CALIBRATE = "calibrate";
+
     /** The sections a user may set, each checked against reference.conf for unknown keys. */
     static final List<String> SECTIONS = List.of("tailguard.train", "tailguard.rollout", "tailguard.controller",
             "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin", "tailguard.management",
