@@ -41,7 +41,10 @@ import java.util.Set;
  */
 public final class Learner extends AbstractBehavior<Learner.Command> {
 
-    public sealed interface Command permits GotBatch, Begin, Listed {}
+    public static final org.apache.pekko.actor.typed.receptionist.ServiceKey<Command> KEY =
+            org.apache.pekko.actor.typed.receptionist.ServiceKey.create(Command.class, "tailguard-learner");
+
+    public sealed interface Command permits GotBatch, Begin, Listed, LiveSettings {}
 
     record GotBatch(TrajectoryBuffer.Batch batch) implements Command {}
 
@@ -98,6 +101,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY, listings));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY, listings));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(CompressionWorker.KEY, listings));
+        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+        controller.tell(new Controller.WantSettings(ctx.getSelf().narrow())); // the live settings, if tuned before a restart
+        metrics.learnerLrPeak.set(learner.lrSchedule().peak());
         ctx.getSelf().tell(Begin.INSTANCE);
     }
 
@@ -114,6 +120,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                         return onBatch(b);
                     }
                 })
+                .onMessage(LiveSettings.class, l -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onSettings(l);
+                    }
+                })
                 .onMessage(Listed.class, l -> l.listing().isForKey(RolloutWorker.KEY) ? onWorkers(l)
                         : l.listing().isForKey(CompressionWorker.KEY) ? onCompressors(l) : onObservers(l))
                 .onSignal(PostStop.class, x -> {
@@ -122,6 +133,18 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                     return this;
                 })
                 .build();
+    }
+
+    /** A new peak learning rate applies from the next step on, with the same warm-up shape. */
+    private Behavior<Command> onSettings(LiveSettings l) {
+        double peak = learner.lrSchedule().peak();
+        if (l.lr() != peak) {
+            learner.setPeakLr(l.lr());
+            metrics.learnerLrPeak.set(l.lr());
+            getContext().getLog().info("learner: peak learning rate {} -> {} from step {} (settings v{})", peak, l.lr(),
+                    learner.steps() + 1, l.version());
+        }
+        return this;
     }
 
     private Behavior<Command> onBegin() {
@@ -173,6 +196,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         int step = learner.steps();
         GrpoObjective.Stats o = r.objective();
         metrics.learnerSteps.inc();
+        metrics.learnerLr.set(r.lr());
         metrics.learnerTokensPerSecond.set(tokens / Math.max(1e-9, seconds));
         metrics.reward.set(rewardSum / samples.size());
         metrics.passRate.set(passed / (double) samples.size());
@@ -188,7 +212,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         emit(new RunObserver.Step(step, published.version(), rewardSum / samples.size(), passed / (double) samples.size(),
                 r.groupsKept(), r.groupsDropped(), b.droppedStale(), maxStale, o == null ? Double.NaN : o.loss(),
                 o == null ? Double.NaN : o.clipFraction(), o == null ? Double.NaN : o.tisTruncatedFraction(),
-                o == null ? Double.NaN : o.klK3(), seconds, tokens, b.rolloutTokensPerSecond(), System.currentTimeMillis()));
+                o == null ? Double.NaN : o.klK3(), seconds, tokens, b.rolloutTokensPerSecond(), System.currentTimeMillis(), r.lr()));
         boolean last = step >= s.train().steps();
         boolean outOfTime = !s.train().maxTime().isZero() && System.nanoTime() - startNanos > s.train().maxTime().toNanos();
         if (step % s.learner().checkpointEvery() == 0 || last || outOfTime) {

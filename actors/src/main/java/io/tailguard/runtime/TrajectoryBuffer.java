@@ -22,12 +22,13 @@ import java.util.Set;
  * learner's version is dropped when a batch is cut. Groups whose rewards are all equal stay in the
  * batch: the learner's dynamic-sampling filter drops and counts them, and a run whose policy never
  * succeeds still advances instead of waiting forever for an informative group. The learner pulls batches; the controller
- * hears the depth and stops leasing while the buffer is full.
+ * hears the depth and stops leasing while the buffer is full. The staleness bound is live: the
+ * controller's {@link LiveSettings} set it, and the next batch cut uses it.
  */
 public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Command> {
     public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "tailguard-trajectory-buffer");
 
-    public sealed interface Command permits Trajectories, NextBatch {}
+    public sealed interface Command permits Trajectories, NextBatch, LiveSettings {}
 
     public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, float[] oldLogprobs, double reward,
                          String reason) implements Wire {}
@@ -60,13 +61,17 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
     private int stale;
     private int duplicate;
     private double tokensPerSecond;
+    private int staleness;
 
     private TrajectoryBuffer(ActorContext<Command> ctx, RunSettings s, ActorRef<Controller.Command> controller, NodeMetrics metrics) {
         super(ctx);
         this.s = s;
         this.controller = controller;
         this.metrics = metrics;
+        this.staleness = s.buffer().staleness();
+        metrics.stalenessBound.set(staleness);
         ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+        controller.tell(new Controller.WantSettings(ctx.getSelf().narrow())); // the live bound, if tuned before a restart
     }
 
     @Override
@@ -74,6 +79,7 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
         return newReceiveBuilder()
                 .onMessage(Trajectories.class, this::onTrajectories)
                 .onMessage(NextBatch.class, this::onNextBatch)
+                .onMessage(LiveSettings.class, this::onSettings)
                 .build();
     }
 
@@ -91,6 +97,16 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
         return this;
     }
 
+    private Behavior<Command> onSettings(LiveSettings l) {
+        if (l.staleness() != staleness) {
+            getContext().getLog().info("buffer: staleness bound {} -> {} (settings v{})", staleness, l.staleness(), l.version());
+            staleness = l.staleness();
+            metrics.stalenessBound.set(staleness);
+            serve();
+        }
+        return this;
+    }
+
     private Behavior<Command> onNextBatch(NextBatch n) {
         waiting = n;
         serve();
@@ -99,7 +115,7 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
 
     private void serve() {
         if (waiting != null) {
-            while (!ready.isEmpty() && waiting.learnerVersion() - ready.peekFirst().version() > s.buffer().staleness()) {
+            while (!ready.isEmpty() && waiting.learnerVersion() - ready.peekFirst().version() > staleness) {
                 ready.removeFirst();
                 stale++;
                 metrics.groupsDropped.labelValues("stale").inc();
