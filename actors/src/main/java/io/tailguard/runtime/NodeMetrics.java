@@ -27,6 +27,8 @@ public final class NodeMetrics implements AutoCloseable {
             .help("Trajectories rolled out").register(registry);
     final Gauge policyVersionLoaded = Gauge.builder().name("tailguard_worker_policy_version")
             .help("Policy version a worker rolls out with").labelNames("worker").register(registry);
+    final Gauge workerLora = Gauge.builder().name("tailguard_worker_lora")
+            .help("1 while a worker's sparse actor samples with the policy version's DistillSparse LoRA, else 0").labelNames("worker").register(registry);
     final Counter hotSwaps = Counter.builder().name("tailguard_policy_swaps_total")
             .help("Policy versions loaded by workers").labelNames("worker").register(registry);
     // controller
@@ -73,6 +75,12 @@ public final class NodeMetrics implements AutoCloseable {
             .help("Peak learning rate of the schedule (live-tunable)").register(registry);
     final Gauge learnerDistill = Gauge.builder().name("tailguard_learner_distill")
             .help("1 while DistillSparse trains and publishes the sparse actor's LoRA, else 0").register(registry);
+    final Gauge distillLoss = Gauge.builder().name("tailguard_distill_loss")
+            .help("DistillSparse loss L(phi) of the last LoRA update").register(registry);
+    final Gauge distillKl = Gauge.builder().name("tailguard_distill_kl_k3")
+            .help("DistillSparse mean k3(sparse+LoRA || dense) of the last LoRA update").register(registry);
+    final Counter distillSteps = Counter.builder().name("tailguard_distill_steps_total")
+            .help("DistillSparse updates of the sparse actor's LoRA").register(registry);
     final Gauge passAt1 = Gauge.builder().name("tailguard_eval_pass_at_1").help("Held-out greedy pass@1").register(registry);
     // compression
     final Gauge compressionKl = Gauge.builder().name("tailguard_compression_kl")

@@ -36,17 +36,18 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
     /** One prompt's G samples, and the worker that rolled them out (provenance, for metrics and tests). */
     public record GroupResult(long groupId, String promptId, String worker, Sample[] samples) implements Wire {}
 
-    /** One lease's groups, rolled out with policy version policyVersion at tokensPerSecond. */
-    public record Trajectories(long lease, String worker, long policyVersion, GroupResult[] groups, double tokensPerSecond)
-            implements Command, Wire {}
+    /** One lease's groups, rolled out with policy version policyVersion under schedule at tokensPerSecond. */
+    public record Trajectories(long lease, String worker, long policyVersion, GroupResult[] groups, double tokensPerSecond,
+                               ScheduleSpec schedule) implements Command, Wire {}
 
     /** The learner (at version learnerVersion) wants `groups` groups. */
     public record NextBatch(int groups, long learnerVersion, ActorRef<Batch> replyTo) implements Command, Wire {}
 
+    /** schedules[i]: the schedule group i was rolled out under (DistillSparse's mask). */
     public record Batch(GroupResult[] groups, long[] policyVersions, int droppedStale, int droppedDuplicate,
-                        double rolloutTokensPerSecond) implements Wire {}
+                        double rolloutTokensPerSecond, ScheduleSpec[] schedules) implements Wire {}
 
-    private record Entry(GroupResult group, long version) {}
+    private record Entry(GroupResult group, long version, ScheduleSpec schedule) {}
 
     public static Behavior<Command> create(RunSettings s, ActorRef<Controller.Command> controller, NodeMetrics metrics) {
         return Behaviors.setup(ctx -> new TrajectoryBuffer(ctx, s, controller, metrics));
@@ -91,7 +92,7 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
                 metrics.groupsDropped.labelValues("duplicate").inc();
                 continue;
             }
-            ready.addLast(new Entry(g, t.policyVersion()));
+            ready.addLast(new Entry(g, t.policyVersion(), t.schedule()));
         }
         serve();
         return this;
@@ -123,12 +124,14 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
             if (ready.size() >= waiting.groups()) {
                 List<GroupResult> gs = new ArrayList<>();
                 long[] versions = new long[waiting.groups()];
+                ScheduleSpec[] schedules = new ScheduleSpec[waiting.groups()];
                 for (int i = 0; i < waiting.groups(); i++) {
                     Entry e = ready.removeFirst();
                     gs.add(e.group());
                     versions[i] = e.version();
+                    schedules[i] = e.schedule();
                 }
-                waiting.replyTo().tell(new Batch(gs.toArray(GroupResult[]::new), versions, stale, duplicate, tokensPerSecond));
+                waiting.replyTo().tell(new Batch(gs.toArray(GroupResult[]::new), versions, stale, duplicate, tokensPerSecond, schedules));
                 stale = 0;
                 duplicate = 0;
                 waiting = null;

@@ -32,7 +32,7 @@ final class WireRegistry {
             RunObserver.Step.class, RunObserver.Window.class, RunObserver.Evaluated.class, RunObserver.Finished.class,
             RunObserver.Compressed.class,
             // live settings (appended: ids stay fixed)
-            LiveSettings.class, Controller.WantSettings.class);
+            LiveSettings.class, Controller.WantSettings.class, ScheduleSpec[].class);
 
     private WireRegistry() {
     }

@@ -217,6 +217,76 @@ class LiveTuningTest {
         }
     }
 
+    /** The newest store version directory, or null. */
+    static Path newestVersion(Path store) throws Exception {
+        if (!Files.isDirectory(store)) {
+            return null;
+        }
+        try (var dirs = Files.list(store)) {
+            return dirs.filter(d -> d.getFileName().toString().matches("v\\d{6,}") && Files.isRegularFile(d.resolve("manifest.json")))
+                    .max(java.util.Comparator.naturalOrder()).orElse(null);
+        }
+    }
+
+    /** Waits until the newest store version does (or does not) carry a LoRA, and returns it. */
+    static Path awaitVersion(Path store, boolean withLora) throws Exception {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            Path v = newestVersion(store);
+            if (v != null && Files.isRegularFile(v.resolve("lora.safetensors")) == withLora) {
+                return v;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("no store version " + (withLora ? "with" : "without") + " a LoRA within 60 s");
+    }
+
+    /** Waits until every worker's sparse actor samples with (1) or without (0) a LoRA. */
+    static void awaitWorkerLora(NodeMetrics m, double expected) throws Exception {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            var points = m.workerLora.collect().getDataPoints();
+            if (!points.isEmpty() && points.stream().allMatch(p -> p.getValue() == expected)) {
+                return;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("workers did not report tailguard_worker_lora " + expected + " within 60 s");
+    }
+
+    @Test
+    void distillSparseSwitchesOnAndOffLive(@TempDir Path tmp) throws Exception {
+        try (LiveRun run = new LiveRun(tmp, "tailguard.learner.distill = off\n", "")) {
+            run.stepAfter(0);
+            assertEquals("off", status(run.url).get("distill").getAsString());
+            Path store = tmp.resolve("run/store");
+            assertTrue(Files.notExists(newestVersion(store).resolve("lora.safetensors")));
+
+            CliBadInputTest.Run bad = CliBadInputTest.cli("tune", "--admin", run.url, "distill=maybe");
+            assertEquals(2, bad.code(), bad.err());
+            assertTrue(bad.err().contains("tailguard.learner.distill: must be on or off, got \"maybe\""), bad.err());
+
+            CliBadInputTest.Run on = CliBadInputTest.cli("tune", "--admin", run.url, "distill=on");
+            assertEquals(0, on.code(), on.err());
+            assertEquals("on", status(run.url).get("distill").getAsString());
+            Path v = awaitVersion(store, true);
+            assertTrue(Files.isRegularFile(v.resolve("adapter_config.json")), v.toString());
+            String manifest = Files.readString(v.resolve("manifest.json"));
+            assertTrue(manifest.contains("\"lora.safetensors\"") && manifest.contains("\"adapter_config.json\""), manifest);
+            JsonObject adapter = JsonParser.parseString(Files.readString(v.resolve("adapter_config.json"))).getAsJsonObject();
+            assertEquals(8, adapter.get("r").getAsInt());
+            awaitWorkerLora(run.node.metrics(), 1);
+            assertTrue(run.node.metrics().distillSteps.get() >= 1, "the LoRA was trained");
+            assertEquals(1.0, run.node.metrics().learnerDistill.get());
+
+            CliBadInputTest.Run off = CliBadInputTest.cli("tune", "--admin", run.url, "tailguard.learner.distill=off");
+            assertEquals(0, off.code(), off.err());
+            awaitVersion(store, false);
+            awaitWorkerLora(run.node.metrics(), 0);
+            assertEquals(0.0, run.node.metrics().learnerDistill.get());
+        }
+    }
+
     /** File systems with coarse timestamps: make sure the edit is seen as a change. */
     static void bump(Path f) throws Exception {
         Files.setLastModifiedTime(f, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + (long) (Math.random() * 1000)));

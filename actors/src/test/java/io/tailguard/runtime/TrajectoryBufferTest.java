@@ -31,7 +31,7 @@ class TrajectoryBufferTest {
     static TrajectoryBuffer.Trajectories lease(long group, long version) {
         TrajectoryBuffer.Sample x = new TrajectoryBuffer.Sample(new int[] {1}, new int[] {2}, new float[] {-1f}, new float[] {-1f}, 1, "ok");
         return new TrajectoryBuffer.Trajectories(group, "w", version, new TrajectoryBuffer.GroupResult[] {
-                new TrajectoryBuffer.GroupResult(group, "p" + group, "w", new TrajectoryBuffer.Sample[] {x, x})}, 1.0);
+                new TrajectoryBuffer.GroupResult(group, "p" + group, "w", new TrajectoryBuffer.Sample[] {x, x})}, 1.0, new ScheduleSpec("FIXED", 1, 0, new int[] {48}));
     }
 
     @Test
