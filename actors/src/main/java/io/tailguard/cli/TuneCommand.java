@@ -8,8 +8,10 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "tune", mixinStandardHelpOptions = true,
-        description = "Changes the running controller's settings live (tau, margin, hysteresis, min-tokens, keep-windows, "
-                + "min-budget, max-budget, ladder-ratio, bin-width): validated, versioned, applied without restart.")
+        description = "Changes a running run's settings live: the controller's (tau, margin, hysteresis, min-tokens, keep-windows, "
+                + "min-budget, max-budget, ladder-ratio, bin-width), the buffer's staleness bound (staleness), the learner's "
+                + "peak learning rate (lr) and DistillSparse (distill=on|off); full names (tailguard.learner.lr) work too. "
+                + "Validated as a whole (all or nothing), versioned, logged and applied without restart.")
 final class TuneCommand implements Callable<Integer> {
     @Mixin
     Common common;
@@ -17,7 +19,7 @@ final class TuneCommand implements Callable<Integer> {
     @Mixin
     AdminClient client = new AdminClient();
 
-    @Parameters(arity = "1..*", paramLabel = "KEY=VALUE", description = "Settings to change, e.g. tau=0.9.")
+    @Parameters(arity = "1..*", paramLabel = "KEY=VALUE", description = "Settings to change, e.g. tau=0.9 lr=5e-5 staleness=1.")
     List<String> pairs;
 
     @Override

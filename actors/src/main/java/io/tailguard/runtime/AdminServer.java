@@ -65,6 +65,7 @@ public final class AdminServer implements AutoCloseable {
             body.put("accepted", r.accepted());
             body.put("message", r.message());
             body.put("schedule_version", r.scheduleVersion());
+            body.put("settings_version", r.settingsVersion());
             return reply(r.accepted() ? 200 : 400, body);
         }));
         server.createContext("/status", ex -> handle(ex, token, () -> reply(200, statusJson(
@@ -94,6 +95,10 @@ public final class AdminServer implements AutoCloseable {
         m.put("rollout_tokens_per_s", Math.round(s.rolloutTokensPerSecond() * 10) / 10.0);
         m.put("predicted_speedup", Math.round(s.predictedSpeedup() * 1000) / 1000.0);
         m.put("members", s.members());
+        m.put("settings_version", s.settingsVersion());
+        m.put("staleness", s.staleness());
+        m.put("lr", s.lr());
+        m.put("distill", s.distill() ? "on" : "off");
         return m;
     }
 

@@ -7,6 +7,8 @@ import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.CheckpointException;
 import io.tailguard.model.io.DType;
 import io.tailguard.model.io.Manifest;
+import io.tailguard.model.lora.LoraAdapter;
+import io.tailguard.model.lora.LoraFiles;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,9 +38,20 @@ public final class CheckpointStore {
     /** Writes the model's weights as version v (atomically) and names the publication. */
     public PolicyPublished publish(Qwen3Model model, String tokenizerJson, long version, long step, String parent,
                                    long scheduleVersion) {
+        return publish(model, tokenizerJson, version, step, parent, scheduleVersion, null);
+    }
+
+    /**
+     * The same, with the sparse actor's DistillSparse LoRA when not null: its
+     * {@code lora.safetensors} and {@code adapter_config.json} go into the version directory (in its
+     * manifest, sha256 and all). The base weights are the model's own (the adapter is never merged
+     * while the learner publishes).
+     */
+    public PolicyPublished publish(Qwen3Model model, String tokenizerJson, long version, long step, String parent,
+                                   long scheduleVersion, LoraAdapter lora) {
         Path dir = dirOf(version);
         CheckpointDir.write(dir, model.config(), ModelLoader.hostTensors(model.config(), model.hostWeights()), DType.F32,
-                tokenizerJson, Map.of(), version, parent, step, scheduleVersion);
+                tokenizerJson, lora == null ? Map.of() : lora.files(), version, parent, step, scheduleVersion);
         return new PolicyPublished(version, step, dir.toUri().toString(), Manifest.sha256(dir.resolve(Manifest.FILE_NAME)));
     }
 
@@ -74,6 +87,28 @@ public final class CheckpointStore {
             return new PolicyPublished(best, Manifest.read(dir).step(), dir.toUri().toString(), Manifest.sha256(dir.resolve(Manifest.FILE_NAME)));
         }
         return existing(start, 0);
+    }
+
+    /** Whether a published version carries a DistillSparse LoRA for the sparse actor. */
+    public static boolean hasLora(PolicyPublished p) {
+        return Files.isRegularFile(Path.of(java.net.URI.create(p.uri())).resolve(LoraFiles.WEIGHTS));
+    }
+
+    /**
+     * The publication's LoRA for {@code model} (not attached), after checking its two files against
+     * the manifest the publication names (whose sha256 the caller checked when loading the model).
+     */
+    public static LoraAdapter loadLora(PolicyPublished p, Qwen3Model model) {
+        Path dir = Path.of(java.net.URI.create(p.uri()));
+        Manifest m = Manifest.read(dir);
+        for (String f : new String[] {LoraFiles.WEIGHTS, LoraFiles.CONFIG}) {
+            String listed = m.sha256().get(f);
+            if (listed == null || !listed.equals(Manifest.sha256(dir.resolve(f)))) {
+                throw new CheckpointException(dir.resolve(f) + ": " + (listed == null ? "not listed in " + Manifest.FILE_NAME
+                        : "sha256 does not match " + Manifest.FILE_NAME));
+            }
+        }
+        return LoraAdapter.load(dir, model);
     }
 
     /** Loads a publication after checking its manifest's sha256 (and, through the loader, every file). */

@@ -22,7 +22,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Live tuning by editing the configuration file: the file is polled every second; when it changes,
- * its live-tunable keys under tailguard.controller that differ from what was last applied go to
+ * its live-tunable keys (under tailguard.controller, and tailguard.buffer.staleness,
+ * tailguard.learner.lr, tailguard.learner.distill) that differ from what was last applied go to
  * the controller as one {@link Controller.Tune} (validated there: all or nothing). A file that does
  * not parse, or a refused change, is logged with the reason and the running values stay.
  */
@@ -65,14 +66,22 @@ public final class ConfigWatcher implements AutoCloseable {
         }
     }
 
+    /** The file's live-tunable keys, by full name. */
     static Map<String, String> tunables(Config c) {
         Map<String, String> m = new LinkedHashMap<>();
-        if (c == null || !c.hasPath("tailguard.controller")) {
+        if (c == null) {
             return m;
         }
-        for (Map.Entry<String, ConfigValue> e : c.getConfig("tailguard.controller").entrySet()) {
-            if (LiveTuning.KEYS.contains(e.getKey())) {
-                m.put(e.getKey(), String.valueOf(e.getValue().unwrapped()));
+        if (c.hasPath("tailguard.controller")) {
+            for (Map.Entry<String, ConfigValue> e : c.getConfig("tailguard.controller").entrySet()) {
+                if (LiveTuning.KEYS.contains(e.getKey())) {
+                    m.put(LiveTuning.PREFIX + e.getKey(), String.valueOf(e.getValue().unwrapped()));
+                }
+            }
+        }
+        for (String key : new java.util.TreeSet<>(LiveTuning.RUNTIME_KEYS.values())) {
+            if (c.hasPath(key)) {
+                m.put(key, String.valueOf(c.getValue(key).unwrapped()));
             }
         }
         return m;

@@ -35,7 +35,7 @@ import java.util.Set;
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
     public sealed interface Command permits RequestWork, LeaseDone, TailReport, BufferDepth, PolicyPublished, Tune,
-            GetStatus, Tick, ObserversChanged {}
+            GetStatus, WantSettings, Tick, Listed {}
 
     /** A worker with capacity asks for a lease. */
     public record RequestWork(String worker, ActorRef<RolloutWorker.Command> replyTo) implements Command, Wire {}
@@ -48,20 +48,28 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     public record BufferDepth(int groups) implements Command, Wire {}
 
-    /** Live tuning: key=value pairs under tailguard.controller (and a few others); answered with the outcome. */
+    /**
+     * Live tuning: key=value pairs (the controller's keys, and the buffer's and learner's live keys,
+     * see {@link LiveTuning}); answered with the outcome.
+     */
     public record Tune(String[] keys, String[] values, ActorRef<TuneResult> replyTo) implements Command, Wire {}
 
-    public record TuneResult(boolean accepted, String message, long scheduleVersion) implements Wire {}
+    public record TuneResult(boolean accepted, String message, long scheduleVersion, long settingsVersion) implements Wire {}
 
     public record GetStatus(ActorRef<Status> replyTo) implements Command, Wire {}
 
     public record Status(long scheduleVersion, int[] budgets, double[] alphaP5, double tau, long policyVersion,
                          int leasesOpen, long groupsIssued, int bufferGroups, double rolloutTokensPerSecond,
-                         double predictedSpeedup, String[] members) implements Wire {}
+                         double predictedSpeedup, String[] members, long settingsVersion, int staleness, double lr,
+                         boolean distill) implements Wire {}
+
+    /** A buffer or learner (just started, or restarted) wants the current {@link LiveSettings}, now and after every change. */
+    public record WantSettings(ActorRef<LiveSettings> replyTo) implements Command, Wire {}
 
     enum Tick implements Command { INSTANCE }
 
-    record ObserversChanged(Receptionist.Listing listing) implements Command {}
+    /** A receptionist listing: observers, buffers or learners (one adapter per message class, so one record). */
+    record Listed(Receptionist.Listing listing) implements Command {}
 
     private record Lease(long id, String worker, long[] groups, long deadlineNanos) {}
 
@@ -86,6 +94,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final Deque<Long> reissue = new ArrayDeque<>();
     private final Deque<RequestWork> waiting = new ArrayDeque<>();
     private final List<ActorRef<RunObserver.Event>> observers = new ArrayList<>();
+    private final Set<ActorRef<LiveSettings>> liveSubscribers = new java.util.LinkedHashSet<>();
+    private LiveSettings live;
     private long nextGroup;
     private long nextLease = 1;
     private int bufferGroups;
@@ -106,9 +116,14 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
                 CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
         this.tau = s.controller().tau();
+        this.live = new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill());
         timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
-        ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY,
-                ctx.messageAdapter(Receptionist.Listing.class, ObserversChanged::new)));
+        ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY, listings));
+        // buffers and learners get the live settings when they appear (a controller that moved to
+        // another node finds them here); a restarted one asks (WantSettings)
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(TrajectoryBuffer.KEY, listings));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(Learner.KEY, listings));
         exportSchedule(List.of());
         ControllerState saved = ControllerState.read(s);
         if (saved != null) {
@@ -133,8 +148,16 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .onMessage(PolicyPublished.class, this::onPolicy)
                 .onMessage(Tune.class, this::onTune)
                 .onMessage(GetStatus.class, this::onStatus)
+                .onMessage(WantSettings.class, w -> {
+                    subscribe(w.replyTo());
+                    return this;
+                })
                 .onMessage(Tick.class, t -> onTick())
-                .onMessage(ObserversChanged.class, this::onObservers)
+                .onMessage(Listed.class, this::onListed)
+                .onSignal(org.apache.pekko.actor.typed.Terminated.class, x -> {
+                    liveSubscribers.remove(x.getRef()); // a buffer or learner that stopped
+                    return this;
+                })
                 .build();
     }
 
@@ -312,27 +335,59 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         }
         metrics.tau.set(tau);
         metrics.predictedSpeedup.set(predictedSpeedup());
+        metrics.settingsVersion.set(live.version());
     }
 
+    /**
+     * Validates the whole request first (all or nothing), then applies it: controller keys retune
+     * the BudgetController (a changed setting is a new schedule version), buffer and learner keys go
+     * to them as {@link LiveSettings}. Any change is a new settings version, logged old -> new.
+     */
     private Behavior<Command> onTune(Tune t) {
+        LiveTuning.Plan p;
         try {
             Map<String, String> kv = new LinkedHashMap<>();
             for (int i = 0; i < t.keys().length; i++) {
                 kv.put(t.keys()[i], t.values()[i]);
             }
-            BudgetController.Settings next = LiveTuning.controllerSettings(budgets.settings(), kv, s.train().contextMax());
-            Schedule before = budgets.schedule();
-            Schedule after = budgets.retune(next);
-            tau = next.tau();
-            String msg = "applied " + kv + (after.version() != before.version() ? "; schedule v" + after.version() : "");
-            getContext().getLog().info("tune: {}", msg);
-            exportSchedule(List.of());
-            t.replyTo().tell(new TuneResult(true, msg, after.version()));
+            p = LiveTuning.plan(budgets.settings(), live, kv, s.train().contextMax());
         } catch (IllegalArgumentException e) {
             getContext().getLog().warn("tune refused: {}", e.getMessage());
-            t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version()));
+            t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version(), live.version()));
+            return this;
         }
+        if (p.changes().isEmpty()) {
+            t.replyTo().tell(new TuneResult(true, "no change (every value is the running one)", budgets.schedule().version(),
+                    live.version()));
+            return this;
+        }
+        Schedule before = budgets.schedule();
+        Schedule after = before;
+        if (p.controller() != null) {
+            after = budgets.retune(p.controller());
+            tau = p.controller().tau();
+        }
+        LiveSettings next = new LiveSettings(live.version() + 1, p.live().staleness(), p.live().lr(), p.live().distill());
+        boolean runtimeChanged = next.staleness() != live.staleness() || next.lr() != live.lr() || next.distill() != live.distill();
+        live = next;
+        if (runtimeChanged) {
+            for (ActorRef<LiveSettings> r : liveSubscribers) {
+                r.tell(live);
+            }
+        }
+        String msg = "applied " + String.join(", ", p.changes()) + "; settings v" + live.version()
+                + (after.version() != before.version() ? "; schedule v" + after.version() : "");
+        getContext().getLog().info("tune: {}", msg);
+        exportSchedule(List.of());
+        t.replyTo().tell(new TuneResult(true, msg, after.version(), live.version()));
         return this;
+    }
+
+    private void subscribe(ActorRef<LiveSettings> r) {
+        if (liveSubscribers.add(r)) {
+            getContext().watch(r);
+        }
+        r.tell(live);
     }
 
     private Behavior<Command> onStatus(GetStatus g) {
@@ -342,14 +397,24 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
         g.replyTo().tell(new Status(sched.version(), sched.budgets(), budgets.p5PerBin(), tau,
                 policy == null ? -1 : policy.version(), leases.size(), nextGroup, bufferGroups, rolloutRate,
-                predictedSpeedup(), members));
+                predictedSpeedup(), members, live.version(), live.staleness(), live.lr(), live.distill()));
         return this;
     }
 
-    private Behavior<Command> onObservers(ObserversChanged c) {
-        Set<ActorRef<RunObserver.Event>> set = c.listing().getServiceInstances(RunObserver.KEY);
-        observers.clear();
-        observers.addAll(set);
+    private Behavior<Command> onListed(Listed c) {
+        if (c.listing().isForKey(TrajectoryBuffer.KEY)) {
+            for (ActorRef<TrajectoryBuffer.Command> b : c.listing().getServiceInstances(TrajectoryBuffer.KEY)) {
+                subscribe(b.narrow());
+            }
+        } else if (c.listing().isForKey(Learner.KEY)) {
+            for (ActorRef<Learner.Command> l : c.listing().getServiceInstances(Learner.KEY)) {
+                subscribe(l.narrow());
+            }
+        } else {
+            Set<ActorRef<RunObserver.Event>> set = c.listing().getServiceInstances(RunObserver.KEY);
+            observers.clear();
+            observers.addAll(set);
+        }
         return this;
     }
 }

@@ -38,10 +38,17 @@ import java.util.Set;
  * store every publish-every steps (PolicyPublished to the controller and every worker), and writes
  * the resumable learner checkpoint (weights, optimizer moments, step) every checkpoint-every steps.
  * A learner started over an existing learner checkpoint resumes from it with its step counter.
+ * With DistillSparse on (tailguard.learner.distill, live), it keeps a LoRA for the sparse actor
+ * (rank 8, alpha 16, all seven linear modules: train-sync --distill's defaults), trains it after
+ * each policy step on the same samples under the schedule they were rolled out with, and publishes
+ * it with every policy version; switched off, the adapter is dropped and no longer published.
  */
 public final class Learner extends AbstractBehavior<Learner.Command> {
 
-    public sealed interface Command permits GotBatch, Begin, Listed {}
+    public static final org.apache.pekko.actor.typed.receptionist.ServiceKey<Command> KEY =
+            org.apache.pekko.actor.typed.receptionist.ServiceKey.create(Command.class, "tailguard-learner");
+
+    public sealed interface Command permits GotBatch, Begin, Listed, LiveSettings {}
 
     record GotBatch(TrajectoryBuffer.Batch batch) implements Command {}
 
@@ -72,6 +79,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     private final long startNanos = System.nanoTime();
     private PolicyPublished published;
     private boolean finished;
+    /** DistillSparse: the sparse actor's LoRA and its trainer (both null while off). */
+    private io.tailguard.model.lora.LoraAdapter lora;
+    private io.tailguard.learner.DistillSparse distiller;
+    /** The schedule DistillSparse's mask follows: that of the newest schedule in the last batch. */
+    private io.tailguard.rollout.sparse.Schedule distillSchedule = io.tailguard.rollout.sparse.Schedule.dense();
+    static final double DISTILL_LR = 1e-3;
+    static final double DISTILL_KL = 0.001;
 
     private Learner(ActorContext<Command> ctx, RunSettings s, Path start, ActorRef<Controller.Command> controller,
                     ActorRef<TrajectoryBuffer.Command> buffer, String device, NodeMetrics metrics) throws IOException {
@@ -94,10 +108,16 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
             learner.resumeAt((int) st.step());
             ctx.getLog().info("learner resumes from {} at step {}", learnerDir, st.step());
         }
+        if (s.learner().distill()) {
+            startDistill(resume ? learnerDir : null);
+        }
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY, listings));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY, listings));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(CompressionWorker.KEY, listings));
+        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+        controller.tell(new Controller.WantSettings(ctx.getSelf().narrow())); // the live settings, if tuned before a restart
+        metrics.learnerLrPeak.set(learner.lrSchedule().peak());
         ctx.getSelf().tell(Begin.INSTANCE);
     }
 
@@ -114,14 +134,70 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                         return onBatch(b);
                     }
                 })
+                .onMessage(LiveSettings.class, l -> {
+                    try (GradMode.Scope g = GradMode.off()) {
+                        return onSettings(l);
+                    }
+                })
                 .onMessage(Listed.class, l -> l.listing().isForKey(RolloutWorker.KEY) ? onWorkers(l)
                         : l.listing().isForKey(CompressionWorker.KEY) ? onCompressors(l) : onObservers(l))
                 .onSignal(PostStop.class, x -> {
+                    stopDistill();
                     learner.close();
                     model.close();
                     return this;
                 })
                 .build();
+    }
+
+    /**
+     * DistillSparse on: a LoRA (from {@code from}'s lora.safetensors when it has one, a resumed
+     * learner's; else fresh, seeded by the run's seed), attached switched off, and its trainer.
+     */
+    private void startDistill(Path from) {
+        boolean saved = from != null && Files.isRegularFile(from.resolve(io.tailguard.model.lora.LoraFiles.WEIGHTS));
+        lora = saved ? io.tailguard.model.lora.LoraAdapter.load(from, model)
+                : io.tailguard.model.lora.LoraAdapter.create(model, io.tailguard.model.lora.LoraConfig.defaults(), s.train().seed());
+        model.attach(lora);
+        lora.setEnabled(false); // the policy update and the dense scoring ignore it
+        io.tailguard.model.ForwardMask.Factory mask = lengths ->
+                io.tailguard.rollout.sparse.BlockTopKMask.factory(distillSchedule).forPrompts(lengths);
+        distiller = new io.tailguard.learner.DistillSparse(model, lora, mask, s.rollout().groupSize(),
+                new LrSchedule(DISTILL_LR, s.learner().warmupSteps(), s.train().steps(), 1.0),
+                new io.tailguard.learner.DistillSparse.Options(DISTILL_KL, GrpoObjective.Options.defaults(), s.learner().microBatch()));
+        metrics.learnerDistill.set(1);
+        getContext().getLog().info("learner: DistillSparse on from step {} ({} LoRA)", learner.steps() + 1, saved ? "resumed" : "fresh");
+    }
+
+    private void stopDistill() {
+        if (distiller != null) {
+            distiller.close();
+            distiller = null;
+        }
+        if (lora != null) {
+            lora.close(); // detaches it
+            lora = null;
+        }
+        metrics.learnerDistill.set(0);
+    }
+
+    /** A new peak learning rate applies from the next step on, with the same warm-up shape; distill switches DistillSparse. */
+    private Behavior<Command> onSettings(LiveSettings l) {
+        if (l.distill() && distiller == null) {
+            startDistill(null);
+        } else if (!l.distill() && distiller != null) {
+            stopDistill();
+            getContext().getLog().info("learner: DistillSparse off from step {} (settings v{}): versions carry no LoRA",
+                    learner.steps() + 1, l.version());
+        }
+        double peak = learner.lrSchedule().peak();
+        if (l.lr() != peak) {
+            learner.setPeakLr(l.lr());
+            metrics.learnerLrPeak.set(l.lr());
+            getContext().getLog().info("learner: peak learning rate {} -> {} from step {} (settings v{})", peak, l.lr(),
+                    learner.steps() + 1, l.version());
+        }
+        return this;
     }
 
     private Behavior<Command> onBegin() {
@@ -132,7 +208,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         } else {
             published = Files.isRegularFile(store.dirOf(step).resolve(Manifest.FILE_NAME))
                     ? CheckpointStore.existing(store.dirOf(step), step)
-                    : store.publish(model, tokenizerJson, step, step, null, 0);
+                    : store.publish(model, tokenizerJson, step, step, null, 0, lora);
         }
         announce(published);
         if (step >= s.train().steps()) {
@@ -170,9 +246,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         long t0 = System.nanoTime();
         GrpoLearner.Report r = learner.step(samples);
         double seconds = (System.nanoTime() - t0) / 1e9;
+        if (distiller != null) {
+            distill(b, samples);
+        }
         int step = learner.steps();
         GrpoObjective.Stats o = r.objective();
         metrics.learnerSteps.inc();
+        metrics.learnerLr.set(r.lr());
         metrics.learnerTokensPerSecond.set(tokens / Math.max(1e-9, seconds));
         metrics.reward.set(rewardSum / samples.size());
         metrics.passRate.set(passed / (double) samples.size());
@@ -188,15 +268,16 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         emit(new RunObserver.Step(step, published.version(), rewardSum / samples.size(), passed / (double) samples.size(),
                 r.groupsKept(), r.groupsDropped(), b.droppedStale(), maxStale, o == null ? Double.NaN : o.loss(),
                 o == null ? Double.NaN : o.clipFraction(), o == null ? Double.NaN : o.tisTruncatedFraction(),
-                o == null ? Double.NaN : o.klK3(), seconds, tokens, b.rolloutTokensPerSecond(), System.currentTimeMillis()));
+                o == null ? Double.NaN : o.klK3(), seconds, tokens, b.rolloutTokensPerSecond(), System.currentTimeMillis(), r.lr()));
         boolean last = step >= s.train().steps();
         boolean outOfTime = !s.train().maxTime().isZero() && System.nanoTime() - startNanos > s.train().maxTime().toNanos();
         if (step % s.learner().checkpointEvery() == 0 || last || outOfTime) {
             LearnerCheckpoint.save(learnerDir, model, learner.optimizer(), new LearnerCheckpoint.TrainerState(step,
-                    learner.optimizer().steps(), 0, s.train().seed(), "grpo-async"), tokenizerJson, step, start.toString());
+                    learner.optimizer().steps(), 0, s.train().seed(), lora == null ? "grpo-async" : "grpo-async+distill-sparse"),
+                    tokenizerJson, step, start.toString(), lora);
         }
         if (step % s.learner().publishEvery() == 0 || last) {
-            published = store.publish(model, tokenizerJson, step, step, published.uri(), 0);
+            published = store.publish(model, tokenizerJson, step, step, published.uri(), 0, lora);
             metrics.policyVersion.set(step);
             announce(published);
         }
@@ -205,6 +286,30 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         }
         requestBatch();
         return this;
+    }
+
+    /**
+     * One DistillSparse update of the LoRA on the step's samples, masked as the newest schedule in
+     * the batch decoded (a batch rolled out densely has nothing to distil: skipped).
+     */
+    private void distill(TrajectoryBuffer.Batch b, List<GrpoLearner.Sample> samples) {
+        ScheduleSpec newest = null;
+        for (ScheduleSpec x : b.schedules()) {
+            if (x != null && (newest == null || x.version() > newest.version())) {
+                newest = x;
+            }
+        }
+        io.tailguard.rollout.sparse.Schedule sched = newest == null ? io.tailguard.rollout.sparse.Schedule.dense() : newest.toSchedule();
+        if (sched.isDense()) {
+            return;
+        }
+        distillSchedule = sched;
+        long t0 = System.nanoTime();
+        io.tailguard.learner.DistillSparse.Report d = distiller.step(samples);
+        metrics.distillLoss.set(d.loss());
+        metrics.distillKl.set(d.klK3());
+        metrics.distillSteps.inc();
+        getContext().getLog().debug("distill step {}: loss {} k3 {} in {} s", d.step(), d.loss(), d.klK3(), (System.nanoTime() - t0) / 1e9);
     }
 
     private Behavior<Command> finish(String reason) {

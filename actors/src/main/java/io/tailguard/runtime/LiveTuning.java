@@ -4,54 +4,129 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.tailguard.rollout.sparse.BudgetController;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
- * Validates live changes to the controller's settings. Keys are those of tailguard.controller,
- * with or without that prefix. An unknown key or a bad value is refused with the reason, and
- * nothing changes (all or nothing).
+ * Validates live changes. The controller's keys (tailguard.controller.*, with or without that
+ * prefix) and the buffer's and learner's live keys (tailguard.buffer.staleness or staleness,
+ * tailguard.learner.lr or lr, tailguard.learner.distill or distill). A request is checked as a
+ * whole before anything changes: an unknown key or a bad value anywhere refuses all of it with the
+ * reason (all or nothing).
  */
 final class LiveTuning {
     static final String PREFIX = "tailguard.controller.";
     static final Set<String> KEYS = Set.of("tau", "margin", "hysteresis", "min-tokens", "keep-windows", "min-budget",
             "max-budget", "ladder-ratio", "bin-width");
+    static final String STALENESS = "tailguard.buffer.staleness";
+    static final String LR = "tailguard.learner.lr";
+    static final String DISTILL = "tailguard.learner.distill";
+    /** The buffer's and learner's live keys by their short aliases. */
+    static final Map<String, String> RUNTIME_KEYS = Map.of("staleness", STALENESS, "lr", LR, "distill", DISTILL);
+
+    /**
+     * A validated request. controller: the controller's next settings, or null when no controller
+     * key was given; live: the buffer's and learner's next settings (same version as before; the
+     * caller bumps it); changes: "key old -> new" for every value that differs.
+     */
+    record Plan(BudgetController.Settings controller, LiveSettings live, List<String> changes) {}
 
     private LiveTuning() {
     }
 
-    static BudgetController.Settings controllerSettings(BudgetController.Settings now, Map<String, String> changes, int maxContext) {
+    /** The full name of a live key (tailguard.controller.tau for tau), or a refusal naming the tunable keys. */
+    static String canonical(String key) {
+        String k = key.strip();
+        if (k.startsWith(PREFIX) && KEYS.contains(k.substring(PREFIX.length()))) {
+            return k;
+        }
+        if (KEYS.contains(k)) {
+            return PREFIX + k;
+        }
+        if (RUNTIME_KEYS.containsKey(k)) {
+            return RUNTIME_KEYS.get(k);
+        }
+        if (RUNTIME_KEYS.containsValue(k)) {
+            return k;
+        }
+        Set<String> all = new TreeSet<>(KEYS);
+        all.addAll(RUNTIME_KEYS.keySet());
+        throw new IllegalArgumentException(key + ": not live-tunable (tunable: " + String.join(", ", all) + ")");
+    }
+
+    static Plan plan(BudgetController.Settings now, LiveSettings live, Map<String, String> changes, int maxContext) {
         if (changes.isEmpty()) {
             throw new IllegalArgumentException("nothing to tune (give key=value pairs)");
         }
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("tau", now.tau());
-        m.put("margin", now.margin());
-        m.put("hysteresis", now.hysteresis());
-        m.put("min-tokens", now.minTokens());
-        m.put("keep-windows", now.keepWindows());
-        m.put("min-budget", now.minBudget());
-        m.put("max-budget", now.maxBudget());
-        m.put("ladder-ratio", now.ladderRatio());
-        m.put("bin-width", now.binWidth());
+        Map<String, Object> ctl = new LinkedHashMap<>();
+        ctl.put("tau", now.tau());
+        ctl.put("margin", now.margin());
+        ctl.put("hysteresis", now.hysteresis());
+        ctl.put("min-tokens", now.minTokens());
+        ctl.put("keep-windows", now.keepWindows());
+        ctl.put("min-budget", now.minBudget());
+        ctl.put("max-budget", now.maxBudget());
+        ctl.put("ladder-ratio", now.ladderRatio());
+        ctl.put("bin-width", now.binWidth());
+        Map<String, Object> before = new LinkedHashMap<>();
+        ctl.forEach((k, v) -> before.put(PREFIX + k, v));
+        before.put(STALENESS, live.staleness());
+        before.put(LR, live.lr());
+        before.put(DISTILL, live.distill() ? "on" : "off");
+        boolean controllerKey = false;
+        int staleness = live.staleness();
+        double lr = live.lr();
+        boolean distill = live.distill();
+        Map<String, Object> after = new LinkedHashMap<>(before);
         for (Map.Entry<String, String> e : changes.entrySet()) {
-            String key = e.getKey().startsWith(PREFIX) ? e.getKey().substring(PREFIX.length()) : e.getKey();
-            if (!KEYS.contains(key)) {
-                throw new IllegalArgumentException(e.getKey() + ": not live-tunable (tunable: " + String.join(", ", new java.util.TreeSet<>(KEYS)) + ")");
-            }
+            String key = canonical(e.getKey());
             String v = e.getValue().strip();
             try {
-                m.put(key, key.equals("tau") || key.equals("margin") || key.equals("hysteresis") || key.equals("ladder-ratio")
-                        ? Double.parseDouble(v) : Long.parseLong(v));
+                switch (key) {
+                    case STALENESS -> staleness = RunSettings.atLeast(key, Integer.parseInt(v), 0);
+                    case LR -> lr = RunSettings.positiveDouble(key, Double.parseDouble(v));
+                    case DISTILL -> distill = RunSettings.onOff(key, v);
+                    default -> {
+                        String k = key.substring(PREFIX.length());
+                        ctl.put(k, k.equals("tau") || k.equals("margin") || k.equals("hysteresis") || k.equals("ladder-ratio")
+                                ? Double.parseDouble(v) : Long.parseLong(v));
+                        controllerKey = true;
+                    }
+                }
             } catch (NumberFormatException ex) {
-                throw new IllegalArgumentException(PREFIX + key + ": not a number: \"" + v + "\"");
+                throw new IllegalArgumentException(key + ": not a number: \"" + v + "\"");
             }
         }
-        Map<String, Object> full = new LinkedHashMap<>();
-        m.forEach((k, v) -> full.put(PREFIX + k, v));
-        Config c = ConfigFactory.parseMap(full);
-        // contextMax is the run's; the controller adds its margin itself
-        return RunSettings.controller(c, maxContext);
+        BudgetController.Settings next = null;
+        if (controllerKey) {
+            Map<String, Object> full = new LinkedHashMap<>();
+            ctl.forEach((k, v) -> full.put(PREFIX + k, v));
+            Config c = ConfigFactory.parseMap(full);
+            // contextMax is the run's; the controller adds its margin itself
+            next = RunSettings.controller(c, maxContext);
+            after.put(PREFIX + "tau", next.tau());
+            after.put(PREFIX + "margin", next.margin());
+            after.put(PREFIX + "hysteresis", next.hysteresis());
+            after.put(PREFIX + "min-tokens", next.minTokens());
+            after.put(PREFIX + "keep-windows", next.keepWindows());
+            after.put(PREFIX + "min-budget", next.minBudget());
+            after.put(PREFIX + "max-budget", next.maxBudget());
+            after.put(PREFIX + "ladder-ratio", next.ladderRatio());
+            after.put(PREFIX + "bin-width", next.binWidth());
+        }
+        after.put(STALENESS, staleness);
+        after.put(LR, lr);
+        after.put(DISTILL, distill ? "on" : "off");
+        List<String> diff = new ArrayList<>();
+        before.forEach((k, v) -> {
+            if (!v.equals(after.get(k))) {
+                diff.add(k + " " + v + " -> " + after.get(k));
+            }
+        });
+        return new Plan(next, new LiveSettings(live.version(), staleness, lr, distill), diff);
     }
 }

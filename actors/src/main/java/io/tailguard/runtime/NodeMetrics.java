@@ -27,6 +27,8 @@ public final class NodeMetrics implements AutoCloseable {
             .help("Trajectories rolled out").register(registry);
     final Gauge policyVersionLoaded = Gauge.builder().name("tailguard_worker_policy_version")
             .help("Policy version a worker rolls out with").labelNames("worker").register(registry);
+    final Gauge workerLora = Gauge.builder().name("tailguard_worker_lora")
+            .help("1 while a worker's sparse actor samples with the policy version's DistillSparse LoRA, else 0").labelNames("worker").register(registry);
     final Counter hotSwaps = Counter.builder().name("tailguard_policy_swaps_total")
             .help("Policy versions loaded by workers").labelNames("worker").register(registry);
     // controller
@@ -39,6 +41,8 @@ public final class NodeMetrics implements AutoCloseable {
     final Counter scheduleChanges = Counter.builder().name("tailguard_schedule_changes_total")
             .help("Budget changes by direction").labelNames("direction").register(registry);
     final Gauge tau = Gauge.builder().name("tailguard_tau").help("Target p5 α").register(registry);
+    final Gauge settingsVersion = Gauge.builder().name("tailguard_settings_version")
+            .help("Live settings version: one more per accepted tune or config-file edit").register(registry);
     final Gauge predictedSpeedup = Gauge.builder().name("tailguard_predicted_rollout_speedup")
             .help("Cost-model decode speedup of the current schedule over dense at the run's contexts").register(registry);
     final Counter leases = Counter.builder().name("tailguard_leases_total")
@@ -51,6 +55,8 @@ public final class NodeMetrics implements AutoCloseable {
             .help("Groups not trained on, by reason").labelNames("reason").register(registry);
     final Gauge staleness = Gauge.builder().name("tailguard_staleness_versions")
             .help("Policy versions between the learner and the trajectories of its last batch (max)").register(registry);
+    final Gauge stalenessBound = Gauge.builder().name("tailguard_buffer_staleness_bound")
+            .help("Staleness bound of the trajectory buffer (live-tunable)").register(registry);
     // learner
     final Gauge policyVersion = Gauge.builder().name("tailguard_policy_version").help("Latest published policy version").register(registry);
     final Counter trainedGroups = Counter.builder().name("tailguard_trained_groups_total")
@@ -64,6 +70,17 @@ public final class NodeMetrics implements AutoCloseable {
     final Gauge clipFraction = Gauge.builder().name("tailguard_clip_fraction").help("PPO-clipped token share").register(registry);
     final Gauge tisTruncated = Gauge.builder().name("tailguard_tis_truncated_fraction").help("TIS-truncated token share").register(registry);
     final Gauge kl = Gauge.builder().name("tailguard_kl").help("KL estimate between π_old and π_inf").labelNames("estimator").register(registry);
+    final Gauge learnerLr = Gauge.builder().name("tailguard_learner_lr").help("Learning rate of the last step").register(registry);
+    final Gauge learnerLrPeak = Gauge.builder().name("tailguard_learner_lr_peak")
+            .help("Peak learning rate of the schedule (live-tunable)").register(registry);
+    final Gauge learnerDistill = Gauge.builder().name("tailguard_learner_distill")
+            .help("1 while DistillSparse trains and publishes the sparse actor's LoRA, else 0").register(registry);
+    final Gauge distillLoss = Gauge.builder().name("tailguard_distill_loss")
+            .help("DistillSparse loss L(phi) of the last LoRA update").register(registry);
+    final Gauge distillKl = Gauge.builder().name("tailguard_distill_kl_k3")
+            .help("DistillSparse mean k3(sparse+LoRA || dense) of the last LoRA update").register(registry);
+    final Counter distillSteps = Counter.builder().name("tailguard_distill_steps_total")
+            .help("DistillSparse updates of the sparse actor's LoRA").register(registry);
     final Gauge passAt1 = Gauge.builder().name("tailguard_eval_pass_at_1").help("Held-out greedy pass@1").register(registry);
     // compression
     final Gauge compressionKl = Gauge.builder().name("tailguard_compression_kl")

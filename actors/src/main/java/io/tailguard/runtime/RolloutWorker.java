@@ -28,6 +28,8 @@ import java.util.Set;
  * ({@link RolloutEngine}: sparse decode, rewards, dense scoring, α tails, shadow replay), sends the
  * groups to the trajectory buffer and the tails to the controller, and asks again. It hot-swaps to
  * every published policy version (loaded from the checkpoint store, sha256 checked) between leases.
+ * A version that carries a DistillSparse LoRA is rolled out with it: the sampler (the sparse actor)
+ * decodes with the adapter, the dense scoring and the shadow replay without it.
  * Runs on the blocking dispatcher: a lease is seconds of tensor work.
  */
 public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command> {
@@ -63,6 +65,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     private Qwen3Model model;
     private Tokenizer tok;
     private RolloutEngine engine;
+    private io.tailguard.model.lora.LoraAdapter lora;
     private long loaded = -1;
     private boolean asking;
 
@@ -105,6 +108,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                     }
                 })
                 .onSignal(PostStop.class, x -> {
+                    if (lora != null) {
+                        lora.close();
+                    }
                     if (model != null) {
                         model.close();
                     }
@@ -141,19 +147,31 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
     private void swapTo(PolicyPublished p) {
         Qwen3Model next = CheckpointStore.load(p, device);
+        io.tailguard.model.lora.LoraAdapter nextLora = null;
+        if (CheckpointStore.hasLora(p)) {
+            nextLora = CheckpointStore.loadLora(p, next);
+            next.attach(nextLora);
+            nextLora.setEnabled(false); // on only, merged, while the sparse actor samples
+        }
         if (tok == null) {
             tok = Tokenizers.fromCheckpoint(Path.of(java.net.URI.create(p.uri())));
+        }
+        if (lora != null) {
+            lora.close();
         }
         if (model != null) {
             model.close();
         }
         model = next;
+        lora = nextLora;
         loaded = p.version();
         engine = new RolloutEngine(model, tok, prompts.task(), new RolloutEngine.Options(s.rollout().groupSize(),
-                s.rollout().temperature(), 64, s.controller().binWidth(), s.rollout().shadowFraction()));
+                s.rollout().temperature(), 64, s.controller().binWidth(), s.rollout().shadowFraction()), lora);
         metrics.policyVersionLoaded.labelValues(name).set(loaded);
+        metrics.workerLora.labelValues(name).set(lora == null ? 0 : 1);
         metrics.hotSwaps.labelValues(name).inc();
-        getContext().getLog().info("{} now rolls out with policy v{}", name, loaded);
+        getContext().getLog().info("{} now rolls out with policy v{}{}", name, loaded,
+                lora == null ? "" : " and its DistillSparse LoRA (sparse actor only)");
     }
 
     private Behavior<Command> onWork(Work w) {
@@ -182,7 +200,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         }
         if (buffer != null) {
             buffer.tell(new TrajectoryBuffer.Trajectories(w.lease(), name, loaded, groups,
-                    r.generatedTokens() / Math.max(1e-9, r.generateSeconds())));
+                    r.generatedTokens() / Math.max(1e-9, r.generateSeconds()), w.schedule()));
         }
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
                 r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds()));

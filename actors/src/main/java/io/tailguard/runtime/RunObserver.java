@@ -15,10 +15,10 @@ public final class RunObserver {
 
     public sealed interface Event permits Step, Window, Finished, Evaluated, Compressed {}
 
-    /** One learner step: its batch and its update. */
+    /** One learner step: its batch and its update (lr: the learning rate this step used). */
     public record Step(int step, long policyVersion, double reward, double passRate, int groups, int droppedDegenerate,
                        int droppedStale, int staleness, double loss, double clipFraction, double tisTruncated,
-                       double klK3, double learnSeconds, long tokens, double rolloutTokensPerSecond, long timeMillis)
+                       double klK3, double learnSeconds, long tokens, double rolloutTokensPerSecond, long timeMillis, double lr)
             implements Event, Wire {}
 
     /** One controller window: the closed window's p5 α per bin, the budgets after the decision. */

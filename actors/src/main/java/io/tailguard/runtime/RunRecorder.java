@@ -44,8 +44,8 @@ public final class RunRecorder {
         if (e instanceof RunObserver.Step s) {
             steps.add(s);
             RunObserver.Window w = last;
-            out.printf(Locale.ROOT, "step %d/%d  reward %.3f  pass %.3f  loss %s  tis-trunc %s  stale %d  rollout %.0f tok/s%s%n",
-                    s.step(), totalSteps, s.reward(), s.passRate(), fmt(s.loss()), fmt(s.tisTruncated()), s.staleness(),
+            out.printf(Locale.ROOT, "step %d/%d  reward %.3f  pass %.3f  loss %s  tis-trunc %s  lr %.2e  stale %d  rollout %.0f tok/s%s%n",
+                    s.step(), totalSteps, s.reward(), s.passRate(), fmt(s.loss()), fmt(s.tisTruncated()), s.lr(), s.staleness(),
                     s.rolloutTokensPerSecond(), w == null ? "" : "  " + tails(w));
         } else if (e instanceof RunObserver.Window w) {
             windows.add(w);

@@ -30,8 +30,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     public record Buffer(int staleness, int maxGroups) {}
 
+    /** distill: DistillSparse on (a LoRA for the sparse actor, trained after each step and published with it). */
     public record LearnerSettings(int groupsPerStep, double lr, int warmupSteps, int microBatch, int publishEvery,
-                                  int checkpointEvery) {}
+                                  int checkpointEvery, boolean distill) {}
 
     public record Metrics(String host, int port) {}
 
@@ -70,7 +71,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             LearnerSettings l = new LearnerSettings(positive(c, "tailguard.learner.groups-per-step"),
                     positiveDouble(c, "tailguard.learner.lr"), atLeast(c, "tailguard.learner.warmup-steps", 0),
                     positive(c, "tailguard.learner.micro-batch"), positive(c, "tailguard.learner.publish-every"),
-                    positive(c, "tailguard.learner.checkpoint-every"));
+                    positive(c, "tailguard.learner.checkpoint-every"),
+                    onOff("tailguard.learner.distill", c.getString("tailguard.learner.distill")));
             int port = atLeast(c, "tailguard.metrics.port", 0);
             if (port > 65535) {
                 throw new IllegalArgumentException("tailguard.metrics.port: must be in [0, 65535], got " + port);
@@ -139,19 +141,35 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     }
 
     private static int atLeast(Config c, String key, int min) {
-        int v = c.getInt(key);
+        return atLeast(key, c.getInt(key), min);
+    }
+
+    private static double positiveDouble(Config c, String key) {
+        return positiveDouble(key, c.getDouble(key));
+    }
+
+    /** Shared with live tuning, so a file and a `tune` refuse a value with the same words. */
+    static double positiveDouble(String key, double v) {
+        if (!(v > 0) || Double.isInfinite(v)) {
+            throw new IllegalArgumentException(key + ": must be a positive number, got " + v);
+        }
+        return v;
+    }
+
+    static int atLeast(String key, int v, int min) {
         if (v < min) {
             throw new IllegalArgumentException(key + ": must be >= " + min + ", got " + v);
         }
         return v;
     }
 
-    private static double positiveDouble(Config c, String key) {
-        double v = c.getDouble(key);
-        if (!(v > 0) || Double.isInfinite(v)) {
-            throw new IllegalArgumentException(key + ": must be a positive number, got " + v);
-        }
-        return v;
+    /** on|off (HOCON's true|false too). */
+    static boolean onOff(String key, String v) {
+        return switch (v.strip().toLowerCase(java.util.Locale.ROOT)) {
+            case "on", "true" -> true;
+            case "off", "false" -> false;
+            default -> throw new IllegalArgumentException(key + ": must be on or off, got \"" + v + "\"");
+        };
     }
 
     private static double unit(Config c, String key) {

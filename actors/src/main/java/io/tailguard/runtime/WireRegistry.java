@@ -30,7 +30,9 @@ final class WireRegistry {
             TrajectoryBuffer.Batch.class,
             // observer
             RunObserver.Step.class, RunObserver.Window.class, RunObserver.Evaluated.class, RunObserver.Finished.class,
-            RunObserver.Compressed.class);
+            RunObserver.Compressed.class,
+            // live settings (appended: ids stay fixed)
+            LiveSettings.class, Controller.WantSettings.class, ScheduleSpec[].class);
 
     private WireRegistry() {
     }

@@ -62,19 +62,21 @@ class KryoSerializerTest {
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5));
         out.add(new Controller.BufferDepth(12));
         out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, tuneReply));
-        out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4));
+        out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2));
         out.add(new Controller.GetStatus(statusReply));
         out.add(new Controller.Status(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 3, 1, 40, 2, 310.5, 1.4,
-                new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}));
+                new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}, 2, 1, 5e-5, true));
+        out.add(new LiveSettings(2, 1, 5e-5, true));
+        out.add(new Controller.WantSettings(kit.<LiveSettings>createTestProbe().ref()));
         out.add(new RolloutWorker.Work(9, new long[] {17, 18}, new Prompt[] {new Prompt("p1", "a=1;?a", "1"),
                 new Prompt("p2", "b=2;?b", "2")}, policy, spec, null, 77L));
         out.add(new RolloutWorker.NoWork(250));
         out.add(sample);
         out.add(group);
-        out.add(new TrajectoryBuffer.Trajectories(9, "w", 3, new TrajectoryBuffer.GroupResult[] {group}, 123.5));
+        out.add(new TrajectoryBuffer.Trajectories(9, "w", 3, new TrajectoryBuffer.GroupResult[] {group}, 123.5, spec));
         out.add(new TrajectoryBuffer.NextBatch(4, 3, batchReply));
-        out.add(new TrajectoryBuffer.Batch(new TrajectoryBuffer.GroupResult[] {group}, new long[] {3}, 1, 0, 99.0));
-        out.add(new RunObserver.Step(2, 2, 0.5, 0.25, 4, 1, 0, 1, -0.01, 0.1, 0.02, 1e-3, 0.8, 512, 300, 1_700_000_000_000L));
+        out.add(new TrajectoryBuffer.Batch(new TrajectoryBuffer.GroupResult[] {group}, new long[] {3}, 1, 0, 99.0, new ScheduleSpec[] {spec}));
+        out.add(new RunObserver.Step(2, 2, 0.5, 0.25, 4, 1, 0, 1, -0.01, 0.1, 0.02, 1e-3, 0.8, 512, 300, 1_700_000_000_000L, 5e-5));
         out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64, 128}, new double[] {0.91, 0.84}, 0.86, 1.7,
                 new String[] {"bin 1: 96 -> 128 (p5 α 0.80 < 0.84)"}));
         out.add(new RunObserver.Evaluated(0, 0.3));

@@ -80,6 +80,213 @@ class LiveTuningTest {
         }
     }
 
+    static final String RUN_FILE = "tailguard.controller.window = 1s\ntailguard.learner.warmup-steps = 0\n";
+
+    /**
+     * A short in-process run (controller, buffer, learner, one worker; tiny model) with a watched
+     * file and the admin endpoint; {@code extraFile} is appended to the watched file.
+     */
+    static final class LiveRun implements AutoCloseable {
+        final Path file;
+        final RunRecorder recorder = new RunRecorder(System.err, 1000);
+        final TailguardNode node;
+        final String url;
+
+        LiveRun(Path tmp, String extraFile, String fixed) throws Exception {
+            Path init = tmp.resolve("init");
+            assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+            Path sched = tmp.resolve("fixed.conf");
+            Files.writeString(sched, "tailguard.schedule { version = 1, kind = fixed, budget = 48 }\n");
+            int port = freePort();
+            file = tmp.resolve("run.conf");
+            Files.writeString(file, RUN_FILE + extraFile);
+            Config c = ConfigFactory.parseFile(file.toFile())
+                    .withFallback(ConfigFactory.parseString("tailguard.admin.port = " + port + "\ntailguard.metrics.port = 0\n"
+                            + "tailguard.train.out = \"" + tmp.resolve("run") + "\"\ntailguard.train.steps = 1000\n"
+                            + "tailguard.train.eval-n = 0\ntailguard.train.context-min = 64\ntailguard.train.context-max = 96\n"
+                            + "tailguard.rollout.group-size = 2\ntailguard.rollout.prompts-per-lease = 1\n"
+                            + "tailguard.learner.groups-per-step = 1\ntailguard.controller.schedule = \"" + sched + "\"\n" + fixed))
+                    .withFallback(ConfigFactory.load()).resolve();
+            RunSettings s = RunSettings.parse(c, file.toString());
+            node = new TailguardNode(c, s, Set.of("controller", "learner", "rollout"), init, "cpu", true, recorder.behavior());
+            node.watch(file);
+            url = "http://127.0.0.1:" + port;
+            awaitStatus(url);
+        }
+
+        /** The first step numbered above {@code after}, waiting for it. */
+        RunObserver.Step stepAfter(int after) throws Exception {
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (System.nanoTime() < deadline) {
+                for (RunObserver.Step st : recorder.steps()) {
+                    if (st.step() > after) {
+                        return st;
+                    }
+                }
+                Thread.sleep(100);
+            }
+            throw new AssertionError("no step after " + after + " within 60 s");
+        }
+
+        int lastStep() {
+            var st = recorder.steps();
+            return st.isEmpty() ? 0 : st.get(st.size() - 1).step();
+        }
+
+        /** The first step at or after `from` that used learning rate lr (within two steps of it, since the change is asynchronous). */
+        RunObserver.Step firstStepWithLr(int from, double lr) throws Exception {
+            for (int k = from; k < from + 3; k++) {
+                RunObserver.Step st = stepAfter(k - 1);
+                if (st.lr() == lr) {
+                    return st;
+                }
+            }
+            throw new AssertionError("no step from " + from + " used lr " + lr + ": " + recorder.steps());
+        }
+
+        @Override
+        public void close() {
+            node.close();
+        }
+    }
+
+    @Test
+    void learningRateAndStalenessBoundAreLiveThroughTuneAndTheFile(@TempDir Path tmp) throws Exception {
+        try (LiveRun run = new LiveRun(tmp, "tailguard.learner.lr = 2e-4\ntailguard.buffer.staleness = 2\n", "")) {
+            String url = run.url;
+            RunObserver.Step first = run.stepAfter(0);
+            assertEquals(2e-4, first.lr()); // no warm-up: the peak from the first step
+            JsonObject st = status(url);
+            long schedule = st.get("schedule_version").getAsLong();
+            assertEquals(0, st.get("settings_version").getAsLong());
+            assertEquals(2e-4, st.get("lr").getAsDouble());
+            assertEquals(2, st.get("staleness").getAsInt());
+
+            // all or nothing: a good controller key with a bad lr changes nothing
+            CliBadInputTest.Run bad = CliBadInputTest.cli("tune", "--admin", url, "tau=0.9", "lr=-1");
+            assertEquals(2, bad.code(), bad.err());
+            assertTrue(bad.err().contains("tailguard.learner.lr: must be a positive number, got -1.0"), bad.err());
+            st = status(url);
+            assertEquals(0.86, st.get("tau").getAsDouble());
+            assertEquals(2e-4, st.get("lr").getAsDouble());
+            assertEquals(0, st.get("settings_version").getAsLong());
+            assertEquals(schedule, st.get("schedule_version").getAsLong());
+
+            CliBadInputTest.Run ok = CliBadInputTest.cli("tune", "--admin", url, "--json", "lr=5e-5", "staleness=1");
+            assertEquals(0, ok.code(), ok.err());
+            int at = run.lastStep();
+            JsonObject j = JsonParser.parseString(ok.out().strip()).getAsJsonObject();
+            assertTrue(j.get("accepted").getAsBoolean(), j.toString());
+            assertEquals(1, j.get("settings_version").getAsLong());
+            assertEquals(schedule, j.get("schedule_version").getAsLong(), "lr and staleness are not a schedule change");
+            assertTrue(j.get("message").getAsString().contains("tailguard.learner.lr 2.0E-4 -> 5.0E-5"), j.toString());
+            assertTrue(j.get("message").getAsString().contains("tailguard.buffer.staleness 2 -> 1"), j.toString());
+            st = status(url);
+            assertEquals(5e-5, st.get("lr").getAsDouble());
+            assertEquals(1, st.get("staleness").getAsInt());
+            // the learner's next steps use it (the change reaches it while a step may be running)
+            RunObserver.Step tuned = run.firstStepWithLr(at + 1, 5e-5);
+            assertEquals(5e-5, run.stepAfter(tuned.step()).lr());
+            for (RunObserver.Step x : run.recorder.steps()) {
+                if (x.step() > tuned.step()) {
+                    assertTrue(x.staleness() <= 1, "step " + x.step() + " trained a group " + x.staleness() + " versions old");
+                }
+            }
+            assertEquals(1.0, run.node.metrics().stalenessBound.get());
+            assertEquals(5e-5, run.node.metrics().learnerLrPeak.get());
+            assertEquals(1.0, run.node.metrics().settingsVersion.get());
+
+            // the same through the watched file: a bad lr is refused and the running one stays; a good one applies
+            Files.writeString(run.file, RUN_FILE + "tailguard.learner.lr = -1\ntailguard.buffer.staleness = 1\n");
+            bump(run.file);
+            Thread.sleep(2500);
+            assertEquals(5e-5, status(url).get("lr").getAsDouble());
+            assertEquals(1, status(url).get("settings_version").getAsLong());
+            Files.writeString(run.file, RUN_FILE + "tailguard.learner.lr = 1e-4\ntailguard.buffer.staleness = 1\n");
+            bump(run.file);
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (status(url).get("lr").getAsDouble() != 1e-4 && System.nanoTime() < deadline) {
+                Thread.sleep(200);
+            }
+            at = run.lastStep();
+            st = status(url);
+            assertEquals(1e-4, st.get("lr").getAsDouble());
+            assertEquals(2, st.get("settings_version").getAsLong());
+            assertEquals(1, st.get("staleness").getAsInt());
+            run.firstStepWithLr(at + 1, 1e-4);
+        }
+    }
+
+    /** The newest store version directory, or null. */
+    static Path newestVersion(Path store) throws Exception {
+        if (!Files.isDirectory(store)) {
+            return null;
+        }
+        try (var dirs = Files.list(store)) {
+            return dirs.filter(d -> d.getFileName().toString().matches("v\\d{6,}") && Files.isRegularFile(d.resolve("manifest.json")))
+                    .max(java.util.Comparator.naturalOrder()).orElse(null);
+        }
+    }
+
+    /** Waits until the newest store version does (or does not) carry a LoRA, and returns it. */
+    static Path awaitVersion(Path store, boolean withLora) throws Exception {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            Path v = newestVersion(store);
+            if (v != null && Files.isRegularFile(v.resolve("lora.safetensors")) == withLora) {
+                return v;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("no store version " + (withLora ? "with" : "without") + " a LoRA within 60 s");
+    }
+
+    /** Waits until every worker's sparse actor samples with (1) or without (0) a LoRA. */
+    static void awaitWorkerLora(NodeMetrics m, double expected) throws Exception {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            var points = m.workerLora.collect().getDataPoints();
+            if (!points.isEmpty() && points.stream().allMatch(p -> p.getValue() == expected)) {
+                return;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("workers did not report tailguard_worker_lora " + expected + " within 60 s");
+    }
+
+    @Test
+    void distillSparseSwitchesOnAndOffLive(@TempDir Path tmp) throws Exception {
+        try (LiveRun run = new LiveRun(tmp, "tailguard.learner.distill = off\n", "")) {
+            run.stepAfter(0);
+            assertEquals("off", status(run.url).get("distill").getAsString());
+            Path store = tmp.resolve("run/store");
+            assertTrue(Files.notExists(newestVersion(store).resolve("lora.safetensors")));
+
+            CliBadInputTest.Run bad = CliBadInputTest.cli("tune", "--admin", run.url, "distill=maybe");
+            assertEquals(2, bad.code(), bad.err());
+            assertTrue(bad.err().contains("tailguard.learner.distill: must be on or off, got \"maybe\""), bad.err());
+
+            CliBadInputTest.Run on = CliBadInputTest.cli("tune", "--admin", run.url, "distill=on");
+            assertEquals(0, on.code(), on.err());
+            assertEquals("on", status(run.url).get("distill").getAsString());
+            Path v = awaitVersion(store, true);
+            assertTrue(Files.isRegularFile(v.resolve("adapter_config.json")), v.toString());
+            String manifest = Files.readString(v.resolve("manifest.json"));
+            assertTrue(manifest.contains("\"lora.safetensors\"") && manifest.contains("\"adapter_config.json\""), manifest);
+            JsonObject adapter = JsonParser.parseString(Files.readString(v.resolve("adapter_config.json"))).getAsJsonObject();
+            assertEquals(8, adapter.get("r").getAsInt());
+            awaitWorkerLora(run.node.metrics(), 1);
+            assertTrue(run.node.metrics().distillSteps.get() >= 1, "the LoRA was trained");
+            assertEquals(1.0, run.node.metrics().learnerDistill.get());
+
+            CliBadInputTest.Run off = CliBadInputTest.cli("tune", "--admin", run.url, "tailguard.learner.distill=off");
+            assertEquals(0, off.code(), off.err());
+            awaitVersion(store, false);
+            awaitWorkerLora(run.node.metrics(), 0);
+            assertEquals(0.0, run.node.metrics().learnerDistill.get());
+        }
+    }
+
     /** File systems with coarse timestamps: make sure the edit is seen as a change. */
     static void bump(Path f) throws Exception {
         Files.setLastModifiedTime(f, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + (long) (Math.random() * 1000)));

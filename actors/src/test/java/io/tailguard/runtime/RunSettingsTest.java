@@ -40,14 +40,44 @@ class RunSettingsTest {
     @Test
     void liveTuningValidatesAllOrNothing() {
         RunSettings s = RunSettings.parse(with(""), "test");
-        var next = LiveTuning.controllerSettings(s.controller(), java.util.Map.of("tau", "0.9", "tailguard.controller.margin", "0.03"), 256);
-        assertEquals(0.9, next.tau());
-        assertEquals(0.03, next.margin());
+        LiveSettings live = new LiveSettings(3, 2, 2e-4, false);
+        var p = LiveTuning.plan(s.controller(), live, java.util.Map.of("tau", "0.9", "tailguard.controller.margin", "0.03"), 256);
+        assertEquals(0.9, p.controller().tau());
+        assertEquals(0.03, p.controller().margin());
+        assertEquals(live, p.live());
         IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.controllerSettings(s.controller(), java.util.Map.of("tau", "2"), 256));
+                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("tau", "2"), 256));
         assertTrue(bad.getMessage().contains("tau"), bad.getMessage());
         IllegalArgumentException notTunable = assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.controllerSettings(s.controller(), java.util.Map.of("group-size", "4"), 256));
-        assertTrue(notTunable.getMessage().contains("not live-tunable"), notTunable.getMessage());
+                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("group-size", "4"), 256));
+        assertTrue(notTunable.getMessage().contains("not live-tunable") && notTunable.getMessage().contains("lr, margin"),
+                notTunable.getMessage());
+
+        // the buffer's and learner's keys, by alias and by full name
+        var q = LiveTuning.plan(s.controller(), live, new java.util.LinkedHashMap<>(java.util.Map.of("lr", "5e-5",
+                "tailguard.buffer.staleness", "1", "distill", "on")), 256);
+        assertEquals(null, q.controller());
+        assertEquals(new LiveSettings(3, 1, 5e-5, true), q.live());
+        assertTrue(q.changes().contains("tailguard.learner.lr 2.0E-4 -> 5.0E-5"), q.changes().toString());
+        assertTrue(q.changes().contains("tailguard.buffer.staleness 2 -> 1"), q.changes().toString());
+        assertTrue(q.changes().contains("tailguard.learner.distill off -> on"), q.changes().toString());
+        // a good controller key with a bad lr: refused as a whole, with the lr's reason
+        java.util.Map<String, String> mixed = new java.util.LinkedHashMap<>();
+        mixed.put("tau", "0.9");
+        mixed.put("lr", "-1");
+        IllegalArgumentException lr = assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, mixed, 256));
+        assertEquals("tailguard.learner.lr: must be a positive number, got -1.0", lr.getMessage());
+        assertEquals("tailguard.buffer.staleness: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("staleness", "-1"), 256)).getMessage());
+        assertEquals("tailguard.buffer.staleness: not a number: \"x\"", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("staleness", "x"), 256)).getMessage());
+        assertEquals("tailguard.learner.distill: must be on or off, got \"maybe\"", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("distill", "maybe"), 256)).getMessage());
+        // the same words from the file at start
+        IllegalArgumentException file = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.learner.distill = maybe"), "run.conf"));
+        assertEquals("run.conf: tailguard.learner.distill: must be on or off, got \"maybe\"", file.getMessage());
+        assertTrue(RunSettings.parse(with("tailguard.learner.distill = on"), "run.conf").learner().distill());
     }
 }

@@ -33,7 +33,7 @@ public final class GrpoLearner implements AutoCloseable {
     private final int groupSize;
     private final int microBatch;
     private final GrpoObjective.Options objective;
-    private final LrSchedule schedule;
+    private LrSchedule schedule;
     private final AdamW optimizer;
     private int step;
     private long droppedTotal;
@@ -62,6 +62,19 @@ public final class GrpoLearner implements AutoCloseable {
             throw new IllegalArgumentException("step must be >= 0, got " + step);
         }
         this.step = step;
+    }
+
+    public LrSchedule lrSchedule() {
+        return schedule;
+    }
+
+    /**
+     * Changes the peak learning rate from the next step on, keeping the schedule's shape: step s
+     * then uses {@code newPeak × shape(s)} (the warm-up ramp and the decay go on where they are;
+     * the steps already taken and the optimizer's moments are untouched).
+     */
+    public void setPeakLr(double newPeak) {
+        schedule = schedule.withPeak(newPeak);
     }
 
     public int steps() {

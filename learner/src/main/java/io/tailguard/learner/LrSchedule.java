@@ -9,6 +9,14 @@ public record LrSchedule(double peak, int warmupSteps, int totalSteps, double mi
         }
     }
 
+    /**
+     * The same shape (warm-up, decay, total, min ratio) with another peak: every rate is scaled by
+     * newPeak / peak. A live change of the learning rate uses it from the next step on.
+     */
+    public LrSchedule withPeak(double newPeak) {
+        return new LrSchedule(newPeak, warmupSteps, totalSteps, minRatio);
+    }
+
     /** The rate of step s (1-based). */
     public double at(int step) {
         if (step <= warmupSteps) {

@@ -84,4 +84,23 @@ class GrpoLearnerTest {
             assertTrue(after > 0.5 && after > before + 0.3, "p(good) " + before + " -> " + after);
         }
     }
+
+    @Test
+    void aNewPeakLearningRateAppliesFromTheNextStepWithTheSameShape() {
+        try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 1, 0.1, 0), Device.cpu());
+             GrpoLearner learner = new GrpoLearner(model, 2, 8, GrpoObjective.Options.defaults(),
+                     new LrSchedule(1e-2, 4, 10, 0.5), AdamW.Options.defaults())) {
+            // equal rewards: the group is dropped, the step still counts and reports its rate
+            List<GrpoLearner.Sample> flat = List.of(
+                    new GrpoLearner.Sample(PROMPT, new int[] {GOOD}, new float[] {-1f}, new float[] {-1f}, 1),
+                    new GrpoLearner.Sample(PROMPT, new int[] {GOOD}, new float[] {-1f}, new float[] {-1f}, 1));
+            assertEquals(2.5e-3, learner.step(flat).lr(), 1e-15); // warm-up 1/4 of 1e-2
+            assertEquals(5e-3, learner.step(flat).lr(), 1e-15);
+            learner.setPeakLr(4e-3);
+            assertEquals(3e-3, learner.step(flat).lr(), 1e-15); // warm-up 3/4 of the new peak
+            assertEquals(4e-3, learner.step(flat).lr(), 1e-15);
+            // cosine to 0.5 x peak over steps 5..10: 4e-3 (0.5 + 0.25 (1 + cos(pi/6))), by hand
+            assertEquals(0.003866025403784439, learner.step(flat).lr(), 1e-15);
+        }
+    }
 }

@@ -65,8 +65,22 @@ public final class RolloutEngine {
     private final Task task;
     private final Options o;
     private final int eos;
+    private final io.tailguard.model.lora.LoraAdapter actorLora;
 
     public RolloutEngine(Qwen3Model model, Tokenizer tok, Task task, Options options) {
+        this(model, tok, task, options, null);
+    }
+
+    /**
+     * With {@code actorLora} (DistillSparse's adapter, attached to {@code model} and switched off),
+     * the sampler (the sparse actor) decodes with it merged into the weights; the dense scoring
+     * (π_old, p for α) and the shadow replay do not use it, as in train-sync --distill.
+     */
+    public RolloutEngine(Qwen3Model model, Tokenizer tok, Task task, Options options, io.tailguard.model.lora.LoraAdapter actorLora) {
+        if (actorLora != null && model.adapter() != actorLora) {
+            throw new IllegalArgumentException("the sparse actor's LoRA must be attached to the model it rolls out with");
+        }
+        this.actorLora = actorLora;
         this.model = model;
         this.tok = tok;
         this.task = task;
@@ -105,8 +119,11 @@ public final class RolloutEngine {
             }
         }
         long t0 = System.nanoTime();
-        GenerationResult res = new Generator(model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
-                new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos), 0, capture));
+        GenerationResult res;
+        try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
+            res = new Generator(model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
+                    new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos), 0, capture));
+        }
         long t1 = System.nanoTime();
 
         // Dense teacher-forced scoring of every trajectory with the same weights: π_old and p.
