@@ -165,6 +165,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         distiller = new io.tailguard.learner.DistillSparse(model, lora, mask, s.rollout().groupSize(),
                 new LrSchedule(DISTILL_LR, s.learner().warmupSteps(), s.train().steps(), 1.0),
                 new io.tailguard.learner.DistillSparse.Options(DISTILL_KL, GrpoObjective.Options.defaults(), s.learner().microBatch()));
+        if (saved && Files.isRegularFile(from.resolve(LearnerCheckpoint.LORA_OPTIMIZER))) {
+            // a resumed learner: the adapter's moments and step count too, so its updates continue exactly
+            LearnerCheckpoint.restoreLora(from, lora, distiller.optimizer());
+            distiller.resumeAt((int) distiller.optimizer().steps());
+        }
         metrics.learnerDistill.set(1);
         getContext().getLog().info("learner: DistillSparse on from step {} ({} LoRA)", learner.steps() + 1, saved ? "resumed" : "fresh");
     }
@@ -274,7 +279,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (step % s.learner().checkpointEvery() == 0 || last || outOfTime) {
             LearnerCheckpoint.save(learnerDir, model, learner.optimizer(), new LearnerCheckpoint.TrainerState(step,
                     learner.optimizer().steps(), 0, s.train().seed(), lora == null ? "grpo-async" : "grpo-async+distill-sparse"),
-                    tokenizerJson, step, start.toString(), lora);
+                    tokenizerJson, step, start.toString(), lora, distiller == null ? null : distiller.optimizer());
         }
         if (step % s.learner().publishEvery() == 0 || last) {
             published = store.publish(model, tokenizerJson, step, step, published.uri(), 0, lora);
