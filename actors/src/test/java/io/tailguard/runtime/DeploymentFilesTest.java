@@ -211,7 +211,9 @@ public class DeploymentFilesTest {
         assertFalse(noToken.getString("tailguard.admin.host").startsWith("127."));
         // the file as the watcher reads it (unresolved): its live-tunable keys are there
         Map<String, String> tunables = ConfigWatcher.tunables(ConfigFactory.parseString(configMapFile()));
-        assertTrue(tunables.keySet().containsAll(Set.of("tau", "margin", "hysteresis", "bin-width", "min-budget")), "tunables: " + tunables);
+        assertTrue(tunables.keySet().containsAll(Set.of("tailguard.controller.tau", "tailguard.controller.margin",
+                "tailguard.controller.hysteresis", "tailguard.controller.bin-width", "tailguard.controller.min-budget",
+                "tailguard.buffer.staleness", "tailguard.learner.lr")), "tunables: " + tunables);
         // Artery transport: tcp unless the TLS overlay sets the variable
         assertEquals("tcp", run.getString("pekko.remote.artery.transport"));
         Config tls = ConfigFactory.parseString(configMapFile()).withFallback(ConfigFactory.load()).withFallback(podEnv(true))
