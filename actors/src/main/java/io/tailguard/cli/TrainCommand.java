@@ -111,7 +111,8 @@ final class TrainCommand implements Callable<Integer> {
             out.put("speedup_vs_compare", Progress.round(speedup / speedups[1], 3));
         }
         out.put("predicted_speedup", windows.isEmpty() ? Double.NaN : Progress.round(windows.get(windows.size() - 1).predictedSpeedup(), 3));
-        out.put("tail_in_band_fraction", Progress.round(recorder.inBandFraction(Math.max(1, windows.size() / 5), 0.03, 0.05), 3));
+        out.put("tail_in_band_fraction", Progress.round(recorder.inBandFraction(Math.max(1, windows.size() / 5), 0.03, 0.05,
+                s.controller().minTokens()), 3));
         out.put("final_budgets", finalSchedule.budgets());
         out.put("schedule_versions", windows.isEmpty() ? 1 : windows.get(windows.size() - 1).scheduleVersion());
         out.put("seconds", Progress.round(seconds, 1));

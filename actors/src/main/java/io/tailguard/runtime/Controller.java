@@ -262,11 +262,21 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         }
         exportSchedule(d.changes());
         RunObserver.Window w = new RunObserver.Window(System.currentTimeMillis(), d.schedule().version(), d.schedule().budgets(),
-                windowP5(d), tau, predictedSpeedup(), reasons(d.changes()));
+                windowP5(d), windowTokens(d), tau, predictedSpeedup(), reasons(d.changes()));
         for (ActorRef<RunObserver.Event> o : observers) {
             o.tell(w);
         }
         return this;
+    }
+
+    private static long[] windowTokens(BudgetController.Decision d) {
+        long[] n = new long[d.schedule().binCount()];
+        for (BudgetController.WindowTail t : d.window()) {
+            if (t.bin() < n.length) {
+                n[t.bin()] = t.tokens();
+            }
+        }
+        return n;
     }
 
     private static double[] windowP5(BudgetController.Decision d) {

@@ -22,7 +22,7 @@ public final class RunObserver {
             implements Event, Wire {}
 
     /** One controller window: the closed window's p5 α per bin, the budgets after the decision. */
-    public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, double tau,
+    public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
                          double predictedSpeedup, String[] changes) implements Event, Wire {}
 
     /** Held-out greedy pass@1 of the learner's policy at a step (start and end of the run). */

@@ -111,16 +111,19 @@ public final class RunRecorder {
 
     /**
      * Share of (window, bin) pairs, after the first `warmup` windows, whose p5 α lies in
-     * [τ − below, τ + above]; bins without tokens in a window do not count. NaN when none count.
+     * [τ − below, τ + above]; a bin with fewer than minTokens tokens in a window (the least the
+     * controller acts on) does not count. NaN when none count.
      */
-    public double inBandFraction(int warmup, double below, double above) {
+    public double inBandFraction(int warmup, double below, double above, long minTokens) {
         List<RunObserver.Window> ws = windows();
         int n = 0;
         int in = 0;
         for (int k = Math.min(warmup, ws.size()); k < ws.size(); k++) {
             RunObserver.Window w = ws.get(k);
-            for (double a : w.alphaP5()) {
-                if (!Double.isNaN(a)) {
+            for (int b = 0; b < w.alphaP5().length; b++) {
+                double a = w.alphaP5()[b];
+                // a bin with fewer tokens than the controller acts on has no p5 worth judging
+                if (!Double.isNaN(a) && w.tokens()[b] >= minTokens) {
                     n++;
                     if (a >= w.tau() - below && a <= w.tau() + above) {
                         in++;
