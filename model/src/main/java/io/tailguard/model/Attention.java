@@ -20,7 +20,7 @@ final class Attention {
     private final int kvHeads;
     private final int group;
     private final int headDim;
-    private final float scale;
+    private final NDArray scale;   // 1/sqrt(D), a scalar tensor made once (see RmsNorm's eps)
     private final NDArray qkvProj; // [(heads + 2 kvHeads) * D, H]: rows of q, then k, then v
     private final NDArray oProj;   // [H, heads*D]
     private final RmsNorm qNorm;
@@ -35,7 +35,7 @@ final class Attention {
         this.kvHeads = c.numKvHeads();
         this.group = c.groupSize();
         this.headDim = c.headDim();
-        this.scale = (float) (1.0 / Math.sqrt(c.headDim()));
+        this.scale = qkv.getManager().full(new ai.djl.ndarray.types.Shape(), (float) (1.0 / Math.sqrt(c.headDim())), qkv.getDataType());
         this.qkvProj = qkv;
         this.oProj = o;
         this.qNorm = qNorm;
@@ -145,7 +145,7 @@ final class Attention {
         NDArray q = qkv.get(new NDIndex("..., :{}", qw)).reshape(b, t, heads, headDim);
         NDArray k = qkv.get(new NDIndex("..., {}:{}", qw, qw + kw)).reshape(b, t, kvHeads, headDim);
         NDArray v = qkv.get(new NDIndex("..., {}:", qw + kw)).reshape(b, t, kvHeads, headDim);
-        q = Scalars.times(rotary.apply(qNorm.forward(q), cos, sin), scale);
+        q = rotary.apply(qNorm.forward(q), cos, sin).mul(scale);
         k = rotary.apply(kNorm.forward(k), cos, sin);
         return new NDArray[] {q, k, v};
     }
