@@ -120,9 +120,7 @@ final class Attention {
     NDArray decode(NDArray x, NDArray positions, int[] positionsArr, NDArray[] cosSin,
                    KvCache cache, AttentionKernel kernel, DecodeStep step) {
         long b = x.getShape().get(0);
-        NDArray cos = cosSin[0].reshape(b, 1, 1, headDim); // [B, 1, 1, D]
-        NDArray sin = cosSin[1].reshape(b, 1, 1, headDim);
-        NDArray[] qkv = projectQkv(x, cos, sin);
+        NDArray[] qkv = projectQkv(x, cosSin[0], cosSin[1]);
         NDArray q = qkv[0];                                                  // [B, 1, heads, D]
         NDArray k = qkv[1].reshape(b, kvHeads, headDim);
         NDArray v = qkv[2].reshape(b, kvHeads, headDim);

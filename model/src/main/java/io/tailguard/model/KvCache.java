@@ -37,6 +37,7 @@ public final class KvCache implements AutoCloseable {
     private final NDArray[] keyRows;   // per layer, views of keys [B * kvHeads * capacity / PAGE, PAGE * D]
     private final NDArray[] valueRows; // per layer, views of values, laid out the same
     private final int[] lengths;       // tokens held per sequence
+    private final NDArray batchRows;   // int64 [0, B), the row index of every decode write
 
     public KvCache(NDManager parent, ModelConfig config, int batch, int maxTokens) {
         this.manager = parent.newSubManager();
@@ -59,6 +60,7 @@ public final class KvCache implements AutoCloseable {
             valueRows[l] = values[l].reshape(rows, (long) PAGE * headDim);
         }
         this.lengths = new int[batch];
+        this.batchRows = manager.arange(0, batch, 1, DataType.INT64);
     }
 
     public static int ceilToPage(int tokens) {
@@ -159,15 +161,12 @@ public final class KvCache implements AutoCloseable {
      * this write completes.
      */
     void writeAt(int layer, NDArray positionsTensor, int[] positions, NDArray k, NDArray v) {
-        try (NDManager scratch = manager.newSubManager()) {
-            NDArray rows = scratch.arange(0, batch, 1, DataType.INT64);
-            NDIndex idx = new NDIndex("{}, :, {}", rows, positionsTensor);
-            keys[layer].set(idx, k);
-            values[layer].set(idx, v);
-            for (int b = 0; b < batch; b++) {
-                if ((positions[b] + 1) % PAGE == 0) {
-                    refreshLandmark(layer, b, positions[b] / PAGE);
-                }
+        NDIndex idx = new NDIndex("{}, :, {}", batchRows, positionsTensor);
+        keys[layer].set(idx, k);
+        values[layer].set(idx, v);
+        for (int b = 0; b < batch; b++) {
+            if ((positions[b] + 1) % PAGE == 0) {
+                refreshLandmark(layer, b, positions[b] / PAGE);
             }
         }
     }
