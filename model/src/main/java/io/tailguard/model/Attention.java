@@ -137,14 +137,16 @@ final class Attention {
     private NDArray[] projectQkv(NDArray x, NDArray cos, NDArray sin) {
         long b = x.getShape().get(0);
         long t = x.getShape().get(1);
-        int qw = heads * headDim;
-        int kw = kvHeads * headDim;
-        NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj);       // [B, T, (heads + 2 kvh) D]
-        NDArray q = qkv.get(new NDIndex("..., :{}", qw)).reshape(b, t, heads, headDim);
-        NDArray k = qkv.get(new NDIndex("..., {}:{}", qw, qw + kw)).reshape(b, t, kvHeads, headDim);
-        NDArray v = qkv.get(new NDIndex("..., {}:", qw + kw)).reshape(b, t, kvHeads, headDim);
-        q = rotary.apply(qNorm.forward(q), cos, sin).mul(scale);
-        k = rotary.apply(kNorm.forward(k), cos, sin);
+        NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj)       // [B, T, heads + 2 kvh, D]
+                .reshape(b, t, heads + 2L * kvHeads, headDim);
+        // q and k heads are normalized together (both norms share eps; only the weights differ):
+        // fewer tensor ops, whose fixed cost dominates at decode sizes, and the same values.
+        NDArray qk = qNorm.normalize(qkv.get(new NDIndex(":, :, :{}", heads + kvHeads)));
+        NDArray q = qk.get(new NDIndex(":, :, :{}", heads)).mul(qNorm.weight());
+        NDArray k = qk.get(new NDIndex(":, :, {}:", heads)).mul(kNorm.weight());
+        NDArray v = qkv.get(new NDIndex(":, :, {}:", heads + kvHeads));
+        q = rotary.apply(q, cos, sin).mul(scale);
+        k = rotary.apply(k, cos, sin);
         return new NDArray[] {q, k, v};
     }
 }

@@ -20,7 +20,16 @@ final class RmsNorm {
 
     /** x: [..., D] -> [..., D] */
     NDArray forward(NDArray x) {
+        return normalize(x).mul(weight);
+    }
+
+    /** x / sqrt(mean(x^2) + eps) over the last axis, without the weight: rows of any norm that shares eps. */
+    NDArray normalize(NDArray x) {
         NDArray meanSquare = x.square().mean(new int[] {-1}, true);
-        return x.div(meanSquare.add(eps).sqrt()).mul(weight);
+        return x.div(meanSquare.add(eps).sqrt());
+    }
+
+    NDArray weight() {
+        return weight;
     }
 }
