@@ -20,7 +20,7 @@ final class Attention {
     private final int kvHeads;
     private final int group;
     private final int headDim;
-    private final float scale;
+    private final NDArray scale;   // 1/sqrt(D), a scalar tensor made once (see RmsNorm's eps)
     private final NDArray qkvProj; // [(heads + 2 kvHeads) * D, H]: rows of q, then k, then v
     private final NDArray oProj;   // [H, heads*D]
     private final RmsNorm qNorm;
@@ -35,7 +35,7 @@ final class Attention {
         this.kvHeads = c.numKvHeads();
         this.group = c.groupSize();
         this.headDim = c.headDim();
-        this.scale = (float) (1.0 / Math.sqrt(c.headDim()));
+        this.scale = qkv.getManager().full(new ai.djl.ndarray.types.Shape(), (float) (1.0 / Math.sqrt(c.headDim())), qkv.getDataType());
         this.qkvProj = qkv;
         this.oProj = o;
         this.qNorm = qNorm;
@@ -120,9 +120,7 @@ final class Attention {
     NDArray decode(NDArray x, NDArray positions, int[] positionsArr, NDArray[] cosSin,
                    KvCache cache, AttentionKernel kernel, DecodeStep step) {
         long b = x.getShape().get(0);
-        NDArray cos = cosSin[0].reshape(b, 1, 1, headDim); // [B, 1, 1, D]
-        NDArray sin = cosSin[1].reshape(b, 1, 1, headDim);
-        NDArray[] qkv = projectQkv(x, cos, sin);
+        NDArray[] qkv = projectQkv(x, cosSin[0], cosSin[1]);
         NDArray q = qkv[0];                                                  // [B, 1, heads, D]
         NDArray k = qkv[1].reshape(b, kvHeads, headDim);
         NDArray v = qkv[2].reshape(b, kvHeads, headDim);
@@ -139,14 +137,16 @@ final class Attention {
     private NDArray[] projectQkv(NDArray x, NDArray cos, NDArray sin) {
         long b = x.getShape().get(0);
         long t = x.getShape().get(1);
-        int qw = heads * headDim;
-        int kw = kvHeads * headDim;
-        NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj);       // [B, T, (heads + 2 kvh) D]
-        NDArray q = qkv.get(new NDIndex("..., :{}", qw)).reshape(b, t, heads, headDim);
-        NDArray k = qkv.get(new NDIndex("..., {}:{}", qw, qw + kw)).reshape(b, t, kvHeads, headDim);
-        NDArray v = qkv.get(new NDIndex("..., {}:", qw + kw)).reshape(b, t, kvHeads, headDim);
-        q = Scalars.times(rotary.apply(qNorm.forward(q), cos, sin), scale);
-        k = rotary.apply(kNorm.forward(k), cos, sin);
+        NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj)       // [B, T, heads + 2 kvh, D]
+                .reshape(b, t, heads + 2L * kvHeads, headDim);
+        // q and k heads are normalized together (both norms share eps; only the weights differ):
+        // fewer tensor ops, whose fixed cost dominates at decode sizes, and the same values.
+        NDArray qk = qNorm.normalize(qkv.get(new NDIndex(":, :, :{}", heads + kvHeads)));
+        NDArray q = qk.get(new NDIndex(":, :, :{}", heads)).mul(qNorm.weight());
+        NDArray k = qk.get(new NDIndex(":, :, {}:", heads)).mul(kNorm.weight());
+        NDArray v = qkv.get(new NDIndex(":, :, {}:", heads + kvHeads));
+        q = rotary.apply(q, cos, sin).mul(scale);
+        k = rotary.apply(k, cos, sin);
         return new NDArray[] {q, k, v};
     }
 }

@@ -286,7 +286,9 @@ public final class Qwen3Model implements AutoCloseable {
                 pos[i] = positions[i];
             }
             NDArray positionsT = scope.create(pos);
-            NDArray[] cosSin = rotary.at(positionsT);
+            NDArray[] cosSin = rotary.at(positionsT);             // [B, D] each, shaped once for all layers
+            cosSin[0] = cosSin[0].reshape(b, 1, 1, config.headDim());
+            cosSin[1] = cosSin[1].reshape(b, 1, 1, config.headDim());
             NDArray mask = equal ? null : Masks.padding(scope, after, span);
             DecodeStep step = new DecodeStep(after, span, mask, scope);
             NDArray x = embed(scope.create(tokens).reshape(b, 1));

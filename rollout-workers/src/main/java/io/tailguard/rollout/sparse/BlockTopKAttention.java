@@ -1,10 +1,8 @@
 package io.tailguard.rollout.sparse;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.DecodeStep;
@@ -166,9 +164,9 @@ public final class BlockTopKAttention implements AttentionKernel {
             }
         }
         return new Plan(false, maxPages, gather,
-                m.create(bias, new Shape(b, 1, maxPages)),
-                m.create(base, new Shape(b, cache.numKvHeads(), 1)),
-                m.create(mask, new Shape(b, 1, (long) gather * PAGE, 1)));
+                m.create(bias, new Shape(b, 1, 1, maxPages)),
+                m.create(base, new Shape(b, cache.numKvHeads(), 1, 1)),
+                m.create(mask, new Shape(b, 1, 1, (long) gather * PAGE)));
     }
 
     private NDArray sparse(int layer, NDArray q, KvCache cache, Plan plan) {
@@ -178,20 +176,18 @@ public final class BlockTopKAttention implements AttentionKernel {
         long kvh = qs.get(1);
         long d = qs.get(3);
         int g = plan.gather();
-        // 1. Score every page's landmark with the group's mean query: [B, kvh, P].
+        // 1. Score every page's landmark with the group's mean query: [B, kvh, 1, P].
         NDArray marks = cache.landmarks(layer).get(m, new NDIndex(":, :, :{}", plan.pages()));
-        NDArray qMean = q.mean(new int[] {2}).expandDims(3);                          // [B, kvh, D, 1]
-        NDArray scores = marks.matMul(qMean).squeeze(3).add(plan.bias());              // [B, kvh, P]
+        NDArray qMean = q.mean(new int[] {2}, true);                                  // [B, kvh, 1, D]
+        NDArray scores = qMean.matMul(marks.transpose(0, 1, 3, 2)).add(plan.bias());   // [B, kvh, 1, P]
         // 2. The G best pages: the last page, the other forced pages, then the best scores.
-        NDList top = scores.topK(g, -1, true, true);
-        NDArray pageIdx = top.get(1).toType(DataType.INT64, false);                    // [B, kvh, G]
-        // 3. Gather just those pages of K and V: [B * kvh * capPages, 16, D] rows by flat page id.
-        NDArray flat = pageIdx.add(plan.pageBase()).reshape(-1);
-        NDArray keys = cache.keyPages(layer, m).get(new NDIndex("{}", flat)).reshape(b, kvh, (long) g * PAGE, d);
-        NDArray values = cache.valuePages(layer, m).get(new NDIndex("{}", flat)).reshape(b, kvh, (long) g * PAGE, d);
-        // 5. Exact attention over the kept tokens, keys as the left operand so that nothing large
-        //    is transposed: scores [B, kvh, G*16, r], softmax over the tokens.
-        NDArray att = keys.matMul(q.transpose(0, 1, 3, 2)).add(plan.mask());          // [B, kvh, G*16, r]
-        return att.softmax(2).transpose(0, 1, 3, 2).matMul(values);                    // [B, kvh, r, D]
+        NDArray pageIdx = scores.topK(g, -1, true, true).get(1);                       // [B, kvh, 1, G] int64
+        // 3. Gather just those pages of K and V (whole 16-token pages, one copy each).
+        NDArray[] kv = cache.gatherPages(layer, pageIdx.add(plan.pageBase()).reshape(-1));
+        NDArray keys = kv[0].reshape(b, kvh, (long) g * PAGE, d);
+        NDArray values = kv[1].reshape(b, kvh, (long) g * PAGE, d);
+        // 4. Exact attention over the kept tokens: scores [B, kvh, r, G*16], softmax over the tokens.
+        NDArray att = q.matMul(keys.transpose(0, 1, 3, 2)).add(plan.mask());
+        return att.softmax(-1).matMul(values);                                         // [B, kvh, r, D]
     }
 }
