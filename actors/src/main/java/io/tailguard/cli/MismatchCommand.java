@@ -29,6 +29,8 @@ import java.util.concurrent.Callable;
                 "Samples N trajectories at temperature 1 under the schedule (exact alpha when the vocabulary has at "
                         + "most 4096 tokens, else from both sides' top 20), scores a share of them densely, teacher-forced.",
                 "With --lora, the sparse actor samples with the LoRA; the dense probe does not use it.",
+                "With --actor, a compressed checkpoint (compress yaqa or vnm output, or any checkpoint) samples "
+                        + "and --checkpoint, the dense policy, probes.",
                 "Prints {\"bins\":[{\"start\":..,\"end\":..,\"tokens\":..,\"alpha_p5\":..,\"alpha_mean\":..}],"
                         + "\"trajectories\":..,\"probed\":..,\"schedule_version\":..,\"lora\":..}."})
 final class MismatchCommand implements Callable<Integer> {
@@ -46,6 +48,10 @@ final class MismatchCommand implements Callable<Integer> {
 
     @Mixin
     LoraOption lora;
+
+    @Option(names = "--actor", description = "The rollout actor: a compressed checkpoint (compress yaqa or compress vnm "
+            + "output, loaded dequantized) or any checkpoint of the same shape; --checkpoint, dense, probes it.")
+    Path actor;
 
     @Option(names = "--n", defaultValue = "8", description = "Trajectories (prompts) to sample (default: ${DEFAULT-VALUE}).")
     int n;
@@ -82,11 +88,21 @@ final class MismatchCommand implements Callable<Integer> {
         checkpoint = Checkpoints.resolve(checkpoint);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         TailMeasurement.Result r;
-        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+        if (actor != null && lora.lora != null) {
+            throw new BadInput("--actor and --lora: give one rollout actor");
+        }
+        if (actor != null && !java.nio.file.Files.isDirectory(actor)) {
+            throw new BadInput("--actor: " + actor + ": not a directory");
+        }
+        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()));
+             Qwen3Model act = actor == null ? null : loadActor(actor, common.device())) {
+            if (act != null && !act.config().equals(model.config())) {
+                throw new BadInput("--actor: " + actor + ": its config differs from " + checkpoint + "'s (another model?)");
+            }
             LoraAdapter adapter = lora.attach(model);
             Progress bar = new Progress("mismatch " + tk.name());
             try {
-                r = TailMeasurement.measure(model, tok, tk, Evaluator.prompts(tk, n, seed), schedule, binWidth,
+                r = TailMeasurement.measure(model, act, tok, tk, Evaluator.prompts(tk, n, seed), schedule, binWidth,
                         probeFraction, seed, batch, maxNew, bar::update, adapter);
             } finally {
                 bar.finish();
@@ -100,6 +116,7 @@ final class MismatchCommand implements Callable<Integer> {
         out.put("schedule", sparsity.describe());
         out.put("generated_tokens", r.generatedTokens());
         out.put("lora", lora.describe());
+        out.put("actor", actor == null ? null : actor.toString());
         if (common.json) {
             Json.print(out);
         } else {
@@ -110,6 +127,17 @@ final class MismatchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** A packed quantized (quant.json) or V:N:M (vnm.json) checkpoint, dequantized; else a plain one. */
+    static Qwen3Model loadActor(Path dir, String device) {
+        if (java.nio.file.Files.isRegularFile(dir.resolve(io.tailguard.compression.QuantizedCheckpoint.QUANT_JSON))) {
+            return io.tailguard.compression.QuantizedCheckpoint.read(dir).toModel(Devices.parse(device));
+        }
+        if (java.nio.file.Files.isRegularFile(dir.resolve(io.tailguard.compression.VnmCheckpoint.VNM_JSON))) {
+            return io.tailguard.compression.VnmCheckpoint.read(dir).toModel(Devices.parse(device));
+        }
+        return ModelLoader.load(dir, Devices.parse(device));
     }
 
     /** The documented bin rows, α rounded to 6 decimals. */

@@ -142,6 +142,33 @@ class TaskCommandsTest {
     }
 
     @Test
+    void aCompressedActorIsProbedAgainstTheDensePolicy() throws IOException {
+        Path dense = write("dense-actor.conf", Schedule.dense().toHocon());
+        // The policy itself as the actor: identical models give α = 1 everywhere (ALGORITHMS.md §3).
+        JsonObject same = lastJson(cli("mismatch", "--checkpoint", ckpt, "--actor", ckpt, "--task", "kv-recall",
+                "--schedule", dense.toString(), "--context", "120", "--n", "2", "--bin-width", "64", "--json"));
+        for (JsonElement b : same.getAsJsonArray("bins")) {
+            assertEquals(1.0, b.getAsJsonObject().get("alpha_mean").getAsDouble(), 1e-5, b.toString());
+        }
+        // A 2-bit round-to-nearest copy, loaded from its packed codes: some tokens now disagree.
+        Path q = tmp.resolve("rtn2");
+        assertEquals(0, cli("compress", "yaqa", "--checkpoint", ckpt, "--bits", "2", "--baseline", "rtn", "--out", q.toString(),
+                "--eval-n", "0", "--calibration", "0").code());
+        JsonObject o = lastJson(cli("mismatch", "--checkpoint", ckpt, "--actor", q.toString(), "--task", "kv-recall",
+                "--schedule", dense.toString(), "--context", "120", "--n", "2", "--bin-width", "64", "--json"));
+        assertEquals(q.toString(), o.get("actor").getAsString());
+        double min = 1;
+        for (JsonElement b : o.getAsJsonArray("bins")) {
+            double mean = b.getAsJsonObject().get("alpha_mean").getAsDouble();
+            assertTrue(mean > 0 && mean <= 1 + 1e-9, b.toString());
+            min = Math.min(min, mean);
+        }
+        assertTrue(min < 0.999, "a 2-bit actor should not match the policy: " + o);
+        assertBadInput(cli("mismatch", "--checkpoint", ckpt, "--actor", tmp.resolve("nope").toString(), "--task", "kv-recall",
+                "--budget", "48"), "--actor", "not a directory");
+    }
+
+    @Test
     void badScheduleFilesAreRefusedNamingTheKey() throws IOException {
         String head = "tailguard.schedule {\n version = 1\n kind = bins\n bin-width = 64\n bins = [\n";
         Path decreasing = write("decreasing.conf", head + "{ start = 0, end = 64, budget = 96 }\n{ start = 64, budget = 48 }\n]\n}\n");

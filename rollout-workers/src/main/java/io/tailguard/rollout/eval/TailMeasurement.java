@@ -66,6 +66,22 @@ public final class TailMeasurement {
     public static Result measure(Qwen3Model model, Tokenizer tok, Task task, List<Prompt> prompts, Schedule schedule,
                                  int binWidth, double probeFraction, long seed, int batchSize, int maxNewFallback,
                                  Evaluator.Progress progress, LoraAdapter actorLora) {
+        return measure(model, null, tok, task, prompts, schedule, binWidth, probeFraction, seed, batchSize, maxNewFallback,
+                progress, actorLora);
+    }
+
+    /**
+     * As above, with another model as the rollout actor (say, a quantized or pruned copy of the
+     * policy, loaded dense): it samples under the schedule, and {@code model}, the dense policy,
+     * probes. Null samples with {@code model} itself. The two must share the vocabulary.
+     */
+    public static Result measure(Qwen3Model model, Qwen3Model actor, Tokenizer tok, Task task, List<Prompt> prompts,
+                                 Schedule schedule, int binWidth, double probeFraction, long seed, int batchSize,
+                                 int maxNewFallback, Evaluator.Progress progress, LoraAdapter actorLora) {
+        if (actor != null && actor.config().vocabSize() != model.config().vocabSize()) {
+            throw new IllegalArgumentException("the actor's vocabulary (" + actor.config().vocabSize()
+                    + ") differs from the policy's (" + model.config().vocabSize() + ")");
+        }
         if (batchSize < 1) {
             throw new IllegalArgumentException("batch size must be >= 1, got " + batchSize);
         }
@@ -74,7 +90,7 @@ public final class TailMeasurement {
         }
         int eos = TaskFormat.requireEos(tok);
         int capture = model.config().vocabSize() <= FULL_CAPTURE_VOCAB ? 0 : Acceptance.DEFAULT_TOP_K;
-        Generator generator = new Generator(model, BlockTopKAttention.of(schedule));
+        Generator generator = new Generator(actor != null ? actor : model, BlockTopKAttention.of(schedule));
         MismatchProbe probe = new MismatchProbe(model, probeFraction, seed);
         TailStats tails = new TailStats(binWidth);
         int probed = 0;
