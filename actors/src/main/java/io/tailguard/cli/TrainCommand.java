@@ -142,17 +142,9 @@ final class TrainCommand implements Callable<Integer> {
             return file;
         }
         var ctl = s.controller();
-        java.util.TreeSet<Integer> budgets = new java.util.TreeSet<>();
-        for (double b = ctl.minBudget(); ; b *= ctl.ladderRatio()) {
-            int r = (int) (Math.round(b / io.tailguard.model.KvCache.PAGE) * io.tailguard.model.KvCache.PAGE);
-            if (r >= s.train().contextMax() || r > ctl.maxBudget()) {
-                break;
-            }
-            budgets.add(r);
-        }
-        budgets.add(Math.min(ctl.maxBudget(), Math.max(Schedule.MIN_BUDGET,
-                (s.train().contextMax() + io.tailguard.model.KvCache.PAGE - 1) / io.tailguard.model.KvCache.PAGE * io.tailguard.model.KvCache.PAGE)));
-        int[] candidates = budgets.stream().mapToInt(Integer::intValue).toArray();
+        // the controller's own rungs for the bin that ends at context-max (its top rung: context-max, dense)
+        int[] candidates = io.tailguard.rollout.sparse.BudgetController.ladder(ctl,
+                (s.train().contextMax() + io.tailguard.model.KvCache.PAGE - 1) / io.tailguard.model.KvCache.PAGE * io.tailguard.model.KvCache.PAGE);
         long seed = s.train().seed() + 1_000_003L;
         Tokenizer tok = Tokenizers.fromCheckpoint(start);
         List<CalibrateCommand.Group> groups = new ArrayList<>();

@@ -46,6 +46,25 @@ class TrainCommandTest {
         assertTrue(r.err().contains("step 2/2"), r.err());
         assertEquals("[48]", j.get("compare_budgets").toString());
 
+        // schedule = calibrate: the offline calibration runs first, the controller starts from it,
+        // and the end-of-run timing compares against it
+        Path cal = tmp.resolve("run-cal");
+        CliBadInputTest.Run rc = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + cal,
+                "--set", "tailguard.train.steps=1", "--set", "tailguard.train.eval-n=0", "--set", "tailguard.train.context-min=64",
+                "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
+                "--set", "tailguard.learner.groups-per-step=1", "--set", "tailguard.controller.window=1s",
+                "--set", "tailguard.controller.schedule=calibrate", "--set", "tailguard.metrics.port=0",
+                "--set", "tailguard.admin.port=0", "--json");
+        assertEquals(0, rc.code(), rc.err());
+        String[] calLines = rc.out().strip().split("\n");
+        JsonObject cj = JsonParser.parseString(calLines[calLines.length - 1]).getAsJsonObject();
+        Path calFile = cal.resolve("calibrated.conf");
+        assertTrue(Files.isRegularFile(calFile));
+        assertEquals(calFile.toString(), cj.get("compare_schedule").getAsString());
+        assertEquals(java.util.Arrays.toString(io.tailguard.rollout.sparse.Schedule.parse(calFile).budgets()).replace(" ", ""),
+                cj.get("compare_budgets").toString());
+        assertTrue(rc.err().contains("calibration: budgets"), rc.err());
+
         // The run directory belongs to its warm start: another checkpoint over it is refused.
         Path other = tmp.resolve("other");
         assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--seed", "5", "--out", other.toString()).code());

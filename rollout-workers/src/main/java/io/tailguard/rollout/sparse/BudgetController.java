@@ -272,27 +272,35 @@ public final class BudgetController {
         int bins = s.bins();
         ladders = new int[bins][];
         for (int bin = 0; bin < bins; bin++) {
-            int end = (bin + 1) * s.binWidth();
-            List<Integer> l = new ArrayList<>();
-            double b = s.minBudget();
-            int last = 0;
-            while (true) {
-                int r = roundToPage(b);
-                if (r >= end || r > s.maxBudget()) {
-                    break;
-                }
-                if (r > last) {
-                    l.add(r);
-                    last = r;
-                }
-                b *= s.ladderRatio();
-            }
-            if (end > last) {
-                l.add(Math.max(end, Schedule.MIN_BUDGET)); // the top rung: the whole bin, dense within it
-            }
-            ladders[bin] = l.stream().mapToInt(Integer::intValue).toArray();
+            ladders[bin] = ladder(s, (bin + 1) * s.binWidth());
         }
         rung = new int[bins];
+    }
+
+    /**
+     * The budgets a bin ending at {@code end} can take, ascending: page multiples from min-budget
+     * about ladder-ratio apart, under {@code end} and at most max-budget, then {@code end} itself
+     * (the top rung: the whole bin, dense within it). Offline calibration can use the same rungs.
+     */
+    public static int[] ladder(Settings s, int end) {
+        List<Integer> l = new ArrayList<>();
+        double b = s.minBudget();
+        int last = 0;
+        while (true) {
+            int r = roundToPage(b);
+            if (r >= end || r > s.maxBudget()) {
+                break;
+            }
+            if (r > last) {
+                l.add(r);
+                last = r;
+            }
+            b *= s.ladderRatio();
+        }
+        if (end > last) {
+            l.add(Math.max(end, Schedule.MIN_BUDGET));
+        }
+        return l.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** Cheapest rung at least as large as the schedule's budget in each bin (top rung for dense). */
