@@ -88,13 +88,7 @@ final class CompressCommand {
                     DenseExport.write(exportDequantized, q, CompressionData.tokenizerJson(checkpoint));
                 }
                 Map<String, Object> r = new LinkedHashMap<>();
-                try (Qwen3Model compressed = QuantizedCheckpoint.read(out).toModel(Devices.parse(common.device()))) {
-                    r.put("kl", data.kl(model, compressed, held));
-                    if (data.evalN > 0) {
-                        r.put("pass_at_1", data.passAt1(compressed, tok, t));
-                        r.put("pass_at_1_original", data.passAt1(model, tok, t));
-                    }
-                }
+                data.putQuality(r, model, out, common.device(), held, tok, t);
                 r.put("bytes", Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS)));
                 r.put("float32_linear_bytes", q.float32LinearBytes());
                 r.put("seconds", Progress.round(seconds, 2));
@@ -263,13 +257,7 @@ final class CompressCommand {
                     DenseExport.write(exportDequantized, pruned, tokJson);
                 }
                 Map<String, Object> r = new LinkedHashMap<>();
-                try (Qwen3Model compressed = VnmCheckpoint.read(out).toModel(Devices.parse(common.device()))) {
-                    r.put("kl", data.kl(model, compressed, held));
-                    if (data.evalN > 0) {
-                        r.put("pass_at_1", data.passAt1(compressed, tok, t));
-                        r.put("pass_at_1_original", data.passAt1(model, tok, t));
-                    }
-                }
+                data.putQuality(r, model, out, common.device(), held, tok, t);
                 r.put("bytes", Files.size(out.resolve(VnmCheckpoint.SPARSE_TENSORS)));
                 r.put("float32_linear_bytes", pruned.float32LinearBytes());
                 r.put("seconds", Progress.round(seconds, 2));

@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What every {@code compress} method calibrates on and is measured with: task prompts with their
@@ -100,6 +101,31 @@ final class CompressionData {
     }
 
     /** The checkpoint's tokenizer.json text, to carry into compressed and exported checkpoints; null if none. */
+    /**
+     * The compressed checkpoint in {@code dir} read back and dequantized for the KL and pass@1 (the
+     * result's "kl", and with an evaluation "pass_at_1" and "pass_at_1_original").
+     */
+    void putQuality(Map<String, Object> r, Qwen3Model original, Path dir, String device, List<int[]> held, Tokenizer tok, Task t) {
+        try (Qwen3Model compressed = loadDequantized(dir, device)) {
+            r.put("kl", kl(original, compressed, held));
+            if (evalN > 0) {
+                r.put("pass_at_1", passAt1(compressed, tok, t));
+                r.put("pass_at_1_original", passAt1(original, tok, t));
+            }
+        }
+    }
+
+    /** A packed quantized (quant.json) or V:N:M (vnm.json) checkpoint, dequantized; else a plain one. */
+    static Qwen3Model loadDequantized(Path dir, String device) {
+        if (Files.isRegularFile(dir.resolve(io.tailguard.compression.QuantizedCheckpoint.QUANT_JSON))) {
+            return io.tailguard.compression.QuantizedCheckpoint.read(dir).toModel(io.tailguard.model.Devices.parse(device));
+        }
+        if (Files.isRegularFile(dir.resolve(io.tailguard.compression.VnmCheckpoint.VNM_JSON))) {
+            return io.tailguard.compression.VnmCheckpoint.read(dir).toModel(io.tailguard.model.Devices.parse(device));
+        }
+        return io.tailguard.model.ModelLoader.load(dir, io.tailguard.model.Devices.parse(device));
+    }
+
     static String tokenizerJson(Path checkpoint) {
         Path f = checkpoint.resolve(CheckpointDir.TOKENIZER);
         try {

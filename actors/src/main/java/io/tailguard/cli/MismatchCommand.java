@@ -95,7 +95,7 @@ final class MismatchCommand implements Callable<Integer> {
             throw new BadInput("--actor: " + actor + ": not a directory");
         }
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()));
-             Qwen3Model act = actor == null ? null : loadActor(actor, common.device())) {
+             Qwen3Model act = actor == null ? null : CompressionData.loadDequantized(actor, common.device())) {
             if (act != null && !act.config().equals(model.config())) {
                 throw new BadInput("--actor: " + actor + ": its config differs from " + checkpoint + "'s (another model?)");
             }
@@ -127,17 +127,6 @@ final class MismatchCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    /** A packed quantized (quant.json) or V:N:M (vnm.json) checkpoint, dequantized; else a plain one. */
-    static Qwen3Model loadActor(Path dir, String device) {
-        if (java.nio.file.Files.isRegularFile(dir.resolve(io.tailguard.compression.QuantizedCheckpoint.QUANT_JSON))) {
-            return io.tailguard.compression.QuantizedCheckpoint.read(dir).toModel(Devices.parse(device));
-        }
-        if (java.nio.file.Files.isRegularFile(dir.resolve(io.tailguard.compression.VnmCheckpoint.VNM_JSON))) {
-            return io.tailguard.compression.VnmCheckpoint.read(dir).toModel(Devices.parse(device));
-        }
-        return ModelLoader.load(dir, Devices.parse(device));
     }
 
     /** The documented bin rows, α rounded to 6 decimals. */

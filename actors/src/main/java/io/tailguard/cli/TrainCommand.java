@@ -1,15 +1,22 @@
 package io.tailguard.cli;
 
 import com.typesafe.config.Config;
+import com.typesafe.config.ConfigValueFactory;
 import io.tailguard.model.Devices;
+import io.tailguard.model.KvCache;
+import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.io.AtomicFiles;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
+import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.generation.GenerationRequest;
 import io.tailguard.rollout.generation.Generator;
 import io.tailguard.rollout.generation.SamplingParams;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.BudgetController;
 import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.sparse.TailStats;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
@@ -27,10 +34,13 @@ import picocli.CommandLine.Option;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -63,9 +73,9 @@ final class TrainCommand implements Callable<Integer> {
             // The offline calibration on the warm start, then the controller starts from it (and the
             // end-of-run timing compares against it unless another schedule is named).
             Path calibrated = calibrateAtStart(s, start);
-            c = c.withValue("tailguard.controller.schedule", com.typesafe.config.ConfigValueFactory.fromAnyRef(calibrated.toString()));
+            c = c.withValue("tailguard.controller.schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));
             if (s.train().compareSchedule().isBlank()) {
-                c = c.withValue("tailguard.train.compare-schedule", com.typesafe.config.ConfigValueFactory.fromAnyRef(calibrated.toString()));
+                c = c.withValue("tailguard.train.compare-schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));
             }
             s = RunSettings.parse(c, where);
         }
@@ -122,7 +132,7 @@ final class TrainCommand implements Callable<Integer> {
         if (common.json) {
             Json.print(out);
         } else {
-            out.forEach((k, v) -> System.out.println(k + ": " + (v instanceof int[] a ? java.util.Arrays.toString(a) : v)));
+            out.forEach((k, v) -> System.out.println(k + ": " + (v instanceof int[] a ? Arrays.toString(a) : v)));
         }
         return 0;
     }
@@ -143,27 +153,27 @@ final class TrainCommand implements Callable<Integer> {
         }
         var ctl = s.controller();
         // the controller's own rungs for the bin that ends at context-max (its top rung: context-max, dense)
-        int[] candidates = io.tailguard.rollout.sparse.BudgetController.ladder(ctl,
-                (s.train().contextMax() + io.tailguard.model.KvCache.PAGE - 1) / io.tailguard.model.KvCache.PAGE * io.tailguard.model.KvCache.PAGE);
+        int[] candidates = BudgetController.ladder(ctl,
+                (s.train().contextMax() + KvCache.PAGE - 1) / KvCache.PAGE * KvCache.PAGE);
         long seed = s.train().seed() + 1_000_003L;
         Tokenizer tok = Tokenizers.fromCheckpoint(start);
         List<CalibrateCommand.Group> groups = new ArrayList<>();
-        for (int ctx : new java.util.TreeSet<>(List.of(s.train().contextMin(), s.train().contextMax()))) {
+        for (int ctx : new TreeSet<>(List.of(s.train().contextMin(), s.train().contextMax()))) {
             Task t = Tasks.builtin(s.train().task(), ctx);
-            groups.add(new CalibrateCommand.Group("context " + ctx, t, io.tailguard.rollout.eval.Evaluator.prompts(t, CALIBRATION_PROMPTS, seed)));
+            groups.add(new CalibrateCommand.Group("context " + ctx, t, Evaluator.prompts(t, CALIBRATION_PROMPTS, seed)));
         }
         long t0 = System.nanoTime();
         Schedule schedule;
-        try (Qwen3Model model = io.tailguard.model.ModelLoader.load(start, Devices.parse("cpu"))) {
-            List<io.tailguard.rollout.sparse.TailStats> tables = CalibrateCommand.measure(model, tok, groups, candidates,
+        try (Qwen3Model model = ModelLoader.load(start, Devices.parse("cpu"))) {
+            List<TailStats> tables = CalibrateCommand.measure(model, tok, groups, candidates,
                     ctl.binWidth(), seed, 8, 64, null, false);
             schedule = Schedule.ofBins(ctl.binWidth(), CalibrateCommand.choose(candidates, tables, ctl.tau(), ctl.binWidth()));
         }
-        io.tailguard.model.io.AtomicFiles.writeString(file, "# Written by `tailguard train` (tailguard.controller.schedule = calibrate) from "
-                + start + " at tau " + ctl.tau() + "\n# candidate budgets " + java.util.Arrays.toString(candidates) + ", bin width "
+        AtomicFiles.writeString(file, "# Written by `tailguard train` (tailguard.controller.schedule = calibrate) from "
+                + start + " at tau " + ctl.tau() + "\n# candidate budgets " + Arrays.toString(candidates) + ", bin width "
                 + ctl.binWidth() + "; format: config/schedules/README.md\n" + schedule.toHocon());
-        System.err.printf(java.util.Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s%n",
-                java.util.Arrays.toString(schedule.budgets()), ctl.tau(), (System.nanoTime() - t0) / 1e9, file);
+        System.err.printf(Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s%n",
+                Arrays.toString(schedule.budgets()), ctl.tau(), (System.nanoTime() - t0) / 1e9, file);
         return file;
     }
 
@@ -191,7 +201,7 @@ final class TrainCommand implements Callable<Integer> {
                 prompts.add(TaskFormat.promptIds(tok, p));
             }
         }
-        try (Qwen3Model model = io.tailguard.model.ModelLoader.load(policy, Devices.parse("cpu"))) {
+        try (Qwen3Model model = ModelLoader.load(policy, Devices.parse("cpu"))) {
             GenerationRequest req = new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, 5), Set.of(eos), 0);
             Generator dense = new Generator(model);
             List<Generator> sparse = new ArrayList<>();
@@ -200,7 +210,7 @@ final class TrainCommand implements Callable<Integer> {
             }
             double d = Double.MAX_VALUE;
             double[] sp = new double[schedules.size()];
-            java.util.Arrays.fill(sp, Double.MAX_VALUE);
+            Arrays.fill(sp, Double.MAX_VALUE);
             for (int r = 0; r < 6; r++) {
                 double dr = dense.generate(req).decodeSeconds();
                 d = r == 0 ? d : Math.min(d, dr);
