@@ -155,7 +155,12 @@ final class TrainSyncCommand implements Callable<Integer> {
             throw new BadInput((resume ? "--resume" : checkpointEvery > 0 ? "--checkpoint-every" : "--stop-after")
                     + " needs --out (the learner checkpoint's directory)");
         }
-        int resumedFrom = resume ? resumableStep() : 0;
+        Map<String, String> runOptions = runOptions(schedule);
+        if (!resume && out != null && LearnerCheckpoint.exists(out)) {
+            throw new BadInput("--out " + out + " already holds a learner checkpoint (step " + LearnerCheckpoint.state(out).step()
+                    + "); give --resume to continue it, or another --out");
+        }
+        int resumedFrom = resume ? resumableStep(runOptions) : 0;
         if (resume && resumedFrom == steps) {
             String msg = "train-sync: " + out + " is already at step " + steps + " of --steps " + steps + "; nothing to do";
             if (common.json) {
@@ -174,8 +179,7 @@ final class TrainSyncCommand implements Callable<Integer> {
             throw new BadInput("--stop-after " + stopAfter + ": the checkpoint in " + out + " is already at step " + resumedFrom);
         }
         checkpoint = Checkpoints.resolve(checkpoint);
-        SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, Math.min(5, steps / 10), seed, microBatch,
-                evalN, evalSeed);
+        SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, warmup(), seed, microBatch, evalN, evalSeed);
         Task t = Tasks.builtin(task, context);
         // Resuming, the weights (and tokenizer) are the checkpoint's in --out; --checkpoint stays the parent.
         Path from = resume ? out : checkpoint;
@@ -183,7 +187,7 @@ final class TrainSyncCommand implements Callable<Integer> {
         try (Qwen3Model model = ModelLoader.load(from, Devices.parse(common.device()))) {
             long start = System.nanoTime();
             SyncTrainer.Checkpointing saving = new SyncTrainer.Checkpointing(out, checkpoint.toString(), checkpointEvery,
-                    stopAfter, resume);
+                    stopAfter, resume, runOptions);
             SyncTrainer.Result r = new SyncTrainer(model, tok, t, schedule, o, distillOptions).run(line -> {
                 var l = line.learner();
                 String stats = l.objective() == null ? "all groups degenerate"
@@ -262,8 +266,36 @@ final class TrainSyncCommand implements Callable<Integer> {
         return 0;
     }
 
+    private int warmup() {
+        return Math.min(5, steps / 10);
+    }
+
+    /**
+     * The settings that shape the steps besides --seed and --prompts (which the trainer state holds
+     * anyway), recorded in the learner checkpoint so that --resume can refuse different ones. --steps
+     * itself may grow (the rate is constant after the warm-up) as long as the warm-up stays the same.
+     */
+    private Map<String, String> runOptions(Schedule schedule) {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("--task", task);
+        m.put("--context", Integer.toString(context));
+        m.put("schedule", schedule.isDense() ? "dense" : schedule.toString());
+        m.put("--group", Integer.toString(group));
+        m.put("--lr", Double.toString(lr));
+        m.put("--micro-batch", Integer.toString(microBatch));
+        m.put("warm-up steps", Integer.toString(warmup()));
+        if (distill) {
+            m.put("--lora-rank", Integer.toString(loraRank));
+            m.put("--lora-alpha", Double.toString(loraAlpha));
+            m.put("--lora-targets", String.join(",", loraTargets));
+            m.put("--lora-lr", Double.toString(loraLr));
+            m.put("--distill-kl", Double.toString(distillKl));
+        }
+        return m;
+    }
+
     /** The step of the learner checkpoint in --out, checked against these options (exit 2 naming what differs). */
-    private int resumableStep() {
+    private int resumableStep(Map<String, String> runOptions) {
         if (!LearnerCheckpoint.exists(out)) {
             throw new BadInput("--resume: " + out + " holds no learner checkpoint (" + LearnerCheckpoint.STATE + " and "
                     + LearnerCheckpoint.OPTIMIZER + ")");
@@ -284,6 +316,16 @@ final class TrainSyncCommand implements Callable<Integer> {
         if (st.dataCursor() != st.step() * prompts) {
             throw new BadInput("--prompts " + prompts + " differs from the run in " + f + " (data cursor " + st.dataCursor()
                     + " after step " + st.step() + ")");
+        }
+        for (Map.Entry<String, String> e : runOptions.entrySet()) {
+            String was = st.options().get(e.getKey());
+            if (was != null && !was.equals(e.getValue())) {
+                String what = e.getKey().equals("warm-up steps") ? "--steps " + steps + " gives " + e.getValue()
+                        + " warm-up steps, the run in " + f + " had " + was
+                        : e.getKey().equals("schedule") ? "the schedule (" + e.getValue() + ") differs from the run's in " + f + " (" + was + ")"
+                        : e.getKey() + " " + e.getValue() + " differs from " + was + " in " + f;
+                throw new BadInput(what);
+            }
         }
         if (distill && !Files.isRegularFile(out.resolve(LearnerCheckpoint.LORA_OPTIMIZER))) {
             throw new BadInput("--resume --distill: " + out.resolve(LearnerCheckpoint.LORA_OPTIMIZER)

@@ -82,9 +82,11 @@ public final class SyncTrainer {
      * Where and when the learner checkpoint is written: to {@code out} (null: nowhere) after every
      * {@code every} steps (0: only at the end) and after the last step run; the loop stops after step
      * {@code stopAfter} (0: runs to Options.steps), leaving a checkpoint; with {@code resume} it
-     * continues from the learner checkpoint in {@code out}.
+     * continues from the learner checkpoint in {@code out}. {@code options} (the command's settings
+     * that shape the steps) are recorded in the checkpoint's trainer state for a resume to check.
      */
-    public record Checkpointing(java.nio.file.Path out, String parent, int every, int stopAfter, boolean resume) {
+    public record Checkpointing(java.nio.file.Path out, String parent, int every, int stopAfter, boolean resume,
+                                java.util.Map<String, String> options) {
         public Checkpointing {
             if (every < 0 || stopAfter < 0) {
                 throw new IllegalArgumentException("checkpoint-every and stop-after must be >= 0");
@@ -92,6 +94,11 @@ public final class SyncTrainer {
             if (out == null && (every > 0 || stopAfter > 0 || resume)) {
                 throw new IllegalArgumentException("checkpointing, stopping and resuming need an output directory");
             }
+            options = options == null ? java.util.Map.of() : java.util.Map.copyOf(options);
+        }
+
+        public Checkpointing(java.nio.file.Path out, String parent, int every, int stopAfter, boolean resume) {
+            this(out, parent, every, stopAfter, resume, java.util.Map.of());
         }
 
         public static Checkpointing atEnd(java.nio.file.Path out, String parent) {
@@ -228,7 +235,7 @@ public final class SyncTrainer {
     private void save(Checkpointing c, int step, GrpoLearner learner, DistillSparse distiller) {
         LearnerCheckpoint.save(c.out(), model, learner.optimizer(),
                 new LearnerCheckpoint.TrainerState(step, learner.optimizer().steps(), (long) step * o.promptsPerStep(), o.seed(),
-                        kind(distill != null)),
+                        kind(distill != null), c.options()),
                 tok.toJson(), step, c.parent(), lora, distiller == null ? null : distiller.optimizer());
     }
 

@@ -233,12 +233,20 @@ class TrainSyncCommandTest {
 
         Path out = tmp.resolve("run");
         assertEquals(0, trainSync(init, out, "--stop-after", "2").code());
-        for (String[] bad : new String[][] {{"--seed", "8"}, {"--prompts", "3"}, {"--steps", "1"}}) {
+        for (String[] bad : new String[][] {{"--seed", "8"}, {"--prompts", "3"}, {"--steps", "1"},
+                {"--steps", "10"}, {"--lr", "2e-4"}, {"--micro-batch", "4"}, {"--lora-lr", "1e-2"}, {"--distill-kl", "0.5"},
+                {"--lora-alpha", "8"}}) {
             CliBadInputTest.Run r = trainSync(init, out, java.util.stream.Stream.concat(java.util.stream.Stream.of("--resume"),
                     java.util.stream.Stream.of(bad)).toArray(String[]::new));
             assertEquals(2, r.code(), String.join(" ", bad) + ": " + r.err());
             assertTrue(r.err().contains(bad[0]) && r.err().strip().split("\n").length == 1, r.err());
         }
+        // Without --resume, a learner checkpoint in --out is not overwritten.
+        byte[] state = Files.readAllBytes(out.resolve(LearnerCheckpoint.STATE));
+        CliBadInputTest.Run overwrite = trainSync(init, out);
+        assertEquals(2, overwrite.code());
+        assertTrue(overwrite.err().contains("--resume") && overwrite.err().contains(out.toString()), overwrite.err());
+        assertArrayEquals(state, Files.readAllBytes(out.resolve(LearnerCheckpoint.STATE)));
         CliBadInputTest.Run stopBehind = trainSync(init, out, "--resume", "--stop-after", "2");
         assertEquals(2, stopBehind.code());
         assertTrue(stopBehind.err().contains("--stop-after"), stopBehind.err());

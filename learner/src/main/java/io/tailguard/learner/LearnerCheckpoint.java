@@ -42,8 +42,22 @@ public final class LearnerCheckpoint {
     static final String STEPS_KEY = "steps";
     private static final Gson GSON = new GsonBuilder().setPrettyPrinting().create();
 
-    /** Where training stands: the next step is step + 1, reading data from dataCursor on. */
-    public record TrainerState(long step, long optimizerSteps, long dataCursor, long seed, String kind) {}
+    /**
+     * Where training stands: the next step is step + 1, reading data from dataCursor on. {@code
+     * options} are the run's settings that shape its steps (name → value, e.g. {@code --lr → 1.0E-4}),
+     * so a resume can refuse different ones; empty when the trainer records none (and in checkpoints
+     * written before it did).
+     */
+    public record TrainerState(long step, long optimizerSteps, long dataCursor, long seed, String kind,
+                               Map<String, String> options) {
+        public TrainerState {
+            options = options == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(options));
+        }
+
+        public TrainerState(long step, long optimizerSteps, long dataCursor, long seed, String kind) {
+            this(step, optimizerSteps, dataCursor, seed, kind, Map.of());
+        }
+    }
 
     private LearnerCheckpoint() {}
 
