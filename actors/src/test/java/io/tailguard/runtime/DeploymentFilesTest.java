@@ -93,6 +93,7 @@ public class DeploymentFilesTest {
     static Config podEnv(boolean withToken) {
         Map<String, Object> env = new HashMap<>();
         env.put("TAILGUARD_HOSTNAME", "tailguard-controller-0.tailguard-controller");
+        env.put("TAILGUARD_POD_IP", "10.1.2.3");
         if (withToken) {
             env.put("TAILGUARD_ADMIN_TOKEN", "test-token");
         }
