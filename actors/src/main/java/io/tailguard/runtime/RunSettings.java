@@ -20,7 +20,8 @@ import java.util.TreeSet;
  * every key are in actors' reference.conf.
  */
 public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
-                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression) {
+                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression,
+                          Bootstrap bootstrap) {
 
     public record Train(String checkpoint, String task, int contextMin, int contextMax, int steps, long seed, Path out,
                         int evalN, long evalSeed, Duration maxTime, String compareSchedule) {}
@@ -40,13 +41,32 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     public record Compression(int every, io.tailguard.compression.Method method, int bits, int calibration, int heldOut) {}
 
+    /** How a `node` finds the cluster: tailguard.cluster.bootstrap. */
+    public enum Bootstrap {
+        /** join pekko.cluster.seed-nodes */
+        SEED_NODES("seed-nodes"),
+        /** Pekko Management Cluster Bootstrap over Kubernetes-API discovery */
+        KUBERNETES_API("kubernetes-api");
+
+        final String key;
+
+        Bootstrap(String key) {
+            this.key = key;
+        }
+
+        @Override
+        public String toString() {
+            return key;
+        }
+    }
+
     /** {@code tailguard.controller.schedule = calibrate}: `train` calibrates on the warm start first. */
     public static final String CALIBRATE = "calibrate";
 
     /** The sections a user may set, each checked against reference.conf for unknown keys. */
     static final List<String> SECTIONS = List.of("tailguard.train", "tailguard.rollout", "tailguard.controller",
             "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin", "tailguard.management",
-            "tailguard.compression");
+            "tailguard.compression", "tailguard.cluster");
 
     /** Parses and validates; {@code where} names the source in messages (a file, "--set"). */
     public static RunSettings parse(Config c, String where) {
@@ -84,12 +104,35 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), b, l,
                     new Metrics(c.getString("tailguard.metrics.host"), port),
                     new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")),
-                    compression(c));
+                    compression(c), bootstrap(c));
         } catch (ConfigException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * tailguard.cluster.bootstrap, checked against the keys it depends on: Cluster Bootstrap gives up
+     * (and the member waits forever) when seed nodes are configured, and it probes the other members
+     * through Pekko Management, so that must run.
+     */
+    static Bootstrap bootstrap(Config c) {
+        String key = "tailguard.cluster.bootstrap";
+        String v = c.getString(key).strip();
+        Bootstrap b = java.util.Arrays.stream(Bootstrap.values()).filter(x -> x.key.equals(v)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException(key + ": must be seed-nodes or kubernetes-api, got \"" + v + "\""));
+        if (b == Bootstrap.KUBERNETES_API) {
+            if (c.hasPath("pekko.cluster.seed-nodes") && !c.getStringList("pekko.cluster.seed-nodes").isEmpty()) {
+                throw new IllegalArgumentException("pekko.cluster.seed-nodes: must be empty with " + key + " = kubernetes-api, got "
+                        + c.getStringList("pekko.cluster.seed-nodes"));
+            }
+            if (!onOff("tailguard.management.enabled", c.getString("tailguard.management.enabled"))) {
+                throw new IllegalArgumentException("tailguard.management.enabled: must be on with " + key
+                        + " = kubernetes-api (members probe each other on the management port)");
+            }
+        }
+        return b;
     }
 
     static Compression compression(Config c) {

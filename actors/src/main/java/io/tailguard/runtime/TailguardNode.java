@@ -27,7 +27,8 @@ import java.util.Set;
  * Prometheus on /metrics, and the actors of its roles. controller: the controller singleton (every
  * member gets a proxy to it); learner: the trajectory buffer and the learner; rollout: N workers.
  * `train` starts one member with every role that joins itself; `node` starts one member of a
- * multi-process cluster (seed nodes from the configuration).
+ * multi-process cluster, which joins the configured seed nodes or, with tailguard.cluster.bootstrap
+ * = kubernetes-api, finds the others through Pekko Management Cluster Bootstrap.
  */
 public final class TailguardNode implements AutoCloseable {
     public static final Set<String> ROLES = Set.of("controller", "learner", "rollout", "compression");
@@ -55,7 +56,15 @@ public final class TailguardNode implements AutoCloseable {
                 throw new IllegalArgumentException("--roles: unknown role \"" + r + "\" (known: " + String.join(", ", ROLES) + ")");
             }
         }
-        Config full = ConfigFactory.parseMap(java.util.Map.of("pekko.cluster.roles", List.copyOf(roles)))
+        boolean bootstrap = !selfJoin && settings.bootstrap() == RunSettings.Bootstrap.KUBERNETES_API;
+        java.util.Map<String, Object> forced = new java.util.HashMap<>();
+        forced.put("pekko.cluster.roles", List.copyOf(roles));
+        if (bootstrap) {
+            // the choice is tailguard.cluster.bootstrap; pekko.discovery.method may name another
+            // mechanism for other uses
+            forced.put("pekko.management.cluster.bootstrap.contact-point-discovery.discovery-method", "kubernetes-api");
+        }
+        Config full = ConfigFactory.parseMap(forced)
                 .withFallback(config)
                 .resolve();
         if (roles.contains("learner")) {
@@ -102,9 +111,15 @@ public final class TailguardNode implements AutoCloseable {
         metrics.clusterMembers(() -> memberCounts(Cluster.get(system)));
         try {
             if (full.getBoolean("tailguard.management.enabled")) {
-                // health routes (/ready: member Up; /alive) for Kubernetes probes, and read-only /cluster routes
+                // health routes (/ready: member Up; /alive) for Kubernetes probes, read-only /cluster
+                // routes, and /bootstrap/seed-nodes for other members' Cluster Bootstrap
                 org.apache.pekko.management.javadsl.PekkoManagement.get(system).start()
                         .toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
+            }
+            if (bootstrap) {
+                // after Management: it sets the contact point (host:port) that the bootstrap looks for
+                // among the discovered pods to decide whether this member forms the cluster
+                org.apache.pekko.management.cluster.bootstrap.ClusterBootstrap.get(system).start();
             }
             ActorRef<Controller.Command> controller = controllerRef.get(60, java.util.concurrent.TimeUnit.SECONDS);
             if (roles.contains("controller") && settings.admin().port() > 0) {

@@ -240,6 +240,17 @@ public class CliBadInputTest {
     }
 
     @Test
+    void kubernetesApiBootstrapWithSeedNodesOrWithoutManagementIsBadInput() {
+        Path cluster = io.tailguard.runtime.DeploymentFilesTest.repoRoot().resolve("config/cluster.conf");
+        assertBadInput(cli("node", "--config", cluster.toString(), "--roles", "rollout",
+                "--set", "tailguard.cluster.bootstrap=kubernetes-api", "--set", "tailguard.management.enabled=on"),
+                "pekko.cluster.seed-nodes: must be empty with tailguard.cluster.bootstrap = kubernetes-api");
+        assertBadInput(cli("node", "--config", cluster.toString(), "--roles", "rollout",
+                "--set", "tailguard.cluster.bootstrap=kubernetes-api", "--set", "pekko.cluster.seed-nodes=[]"),
+                "tailguard.management.enabled: must be on");
+    }
+
+    @Test
     void unknownOptionIsBadInput() {
         Run r = cli("generate", "--checkpoint", good.toString(), "--max-new", "2", "--prompt-ids", "1", "--bogus");
         assertEquals(2, r.code());

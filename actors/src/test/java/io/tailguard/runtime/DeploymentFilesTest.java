@@ -93,6 +93,7 @@ public class DeploymentFilesTest {
     static Config podEnv(boolean withToken) {
         Map<String, Object> env = new HashMap<>();
         env.put("TAILGUARD_HOSTNAME", "tailguard-controller-0.tailguard-controller");
+        env.put("TAILGUARD_POD_IP", "10.1.2.3");
         if (withToken) {
             env.put("TAILGUARD_ADMIN_TOKEN", "test-token");
         }
@@ -190,8 +191,8 @@ public class DeploymentFilesTest {
             assertEquals("tailguard", str(d, "metadata", "labels", "app.kubernetes.io/part-of"), where + ": part-of label");
             kinds.add(String.valueOf(d.get("kind")));
         }
-        assertTrue(kinds.containsAll(Set.of("Namespace", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service",
-                "StatefulSet", "NetworkPolicy")), "kinds: " + kinds);
+        assertTrue(kinds.containsAll(Set.of("Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "PersistentVolumeClaim",
+                "Service", "StatefulSet", "NetworkPolicy")), "kinds: " + kinds);
         // the ServiceMonitor (outside the kustomization: it needs the operator's CRD)
         Map<String, Object> sm = loadAll(root.resolve("deploy/k8s/servicemonitor.yaml")).get(0);
         assertEquals("ServiceMonitor", sm.get("kind"));
@@ -288,8 +289,8 @@ public class DeploymentFilesTest {
             String store = mountPath.get("store");
             assertTrue(run.getString("tailguard.train.out").startsWith(store + "/"), "tailguard.train.out on the shared volume " + store);
             assertTrue(str(env.get("TAILGUARD_CACHE"), "value").startsWith(store + "/"), where + ": TAILGUARD_CACHE on the shared volume");
-            // no service-account token in the pods: nothing calls the Kubernetes API
-            assertEquals(Boolean.FALSE, at(w, "spec", "template", "spec", "automountServiceAccountToken"), where);
+            // the service-account token, CA and namespace are mounted: Cluster Bootstrap lists the pods with them
+            assertEquals(Boolean.TRUE, at(w, "spec", "template", "spec", "automountServiceAccountToken"), where);
             assertEquals("tailguard", str(w, "spec", "template", "spec", "serviceAccountName"), where);
             named("ServiceAccount", "tailguard");
             assertEquals(Boolean.TRUE, at(w, "spec", "template", "spec", "securityContext", "runAsNonRoot"), where);
@@ -298,14 +299,87 @@ public class DeploymentFilesTest {
     }
 
     @Test
-    void seedNodesAreStableNamesOfStatefulSetPodsThroughHeadlessServices() {
-        int artery = run.getInt("pekko.remote.artery.canonical.port");
-        Map<String, Map<String, Object>> bySeedHost = new HashMap<>();
+    void clusterBootstrapFindsEveryWorkloadsPodsThroughTheKubernetesApiWithNoSeedNodes() {
+        // no static seed list: Cluster Bootstrap through the Kubernetes API, which runs on Pekko Management
+        assertEquals(RunSettings.Bootstrap.KUBERNETES_API, RunSettings.parse(run, "configmap").bootstrap());
+        assertEquals("kubernetes-api", run.getString("tailguard.cluster.bootstrap"));
+        assertTrue(run.getStringList("pekko.cluster.seed-nodes").isEmpty(), "seed nodes in k8s: " + run.getStringList("pekko.cluster.seed-nodes"));
+        assertTrue(run.getBoolean("tailguard.management.enabled"));
+        // the discovery and the bootstrap are on the classpath (their reference.conf), and every key the
+        // ConfigMap sets under them is one of theirs (a misspelt key would be ignored silently)
+        Config reference = ConfigFactory.defaultReference();
+        Config file = ConfigFactory.parseString(configMapFile()).withFallback(podEnv(true)).resolve();
+        for (String section : List.of("pekko.discovery.kubernetes-api", "pekko.management.cluster.bootstrap", "pekko.management.http")) {
+            assertTrue(reference.hasPath(section), section + " not in any reference.conf");
+            for (Map.Entry<String, com.typesafe.config.ConfigValue> e : file.getConfig(section).entrySet()) {
+                assertTrue(reference.hasPath(section + "." + e.getKey()), "configmap.yaml: " + section + "." + e.getKey() + ": not a Pekko key");
+            }
+        }
+        assertEquals("org.apache.pekko.discovery.kubernetes.KubernetesApiServiceDiscovery", run.getString("pekko.discovery.kubernetes-api.class"));
+        // the pods' namespace, token and CA come from the service-account mount (the defaults)
+        String mount = "/var/run/secrets/kubernetes.io/serviceaccount/";
+        for (String k : List.of("api-ca-path", "api-token-path", "pod-namespace-path")) {
+            assertTrue(run.getString("pekko.discovery.kubernetes-api." + k).startsWith(mount), k);
+        }
+        assertEquals("<pod-namespace>", run.getString("pekko.discovery.kubernetes-api.pod-namespace"), "namespace from the mount");
+        // the label selector the discovery sends selects the pods of every workload
+        String discovery = "pekko.management.cluster.bootstrap.contact-point-discovery.";
+        String selector = String.format(run.getString("pekko.discovery.kubernetes-api.pod-label-selector"),
+                run.getString(discovery + "service-name"));
+        Map<String, String> terms = new HashMap<>();
+        for (String term : selector.split(",")) {
+            String[] kv = term.split("=", 2);
+            assertEquals(2, kv.length, "an equality selector: " + selector);
+            terms.put(kv[0].strip(), kv[1].strip());
+        }
+        int management = run.getInt("pekko.management.http.port");
+        String portName = run.getString(discovery + "port-name");
+        int replicas = 0;
+        for (Map<String, Object> w : workloads()) {
+            Map<String, Object> labels = at(w, "spec", "template", "metadata", "labels");
+            for (Map.Entry<String, String> t : terms.entrySet()) {
+                assertEquals(t.getValue(), labels.get(t.getKey()), name(w) + ": its pods are not selected by " + selector);
+            }
+            // the bootstrap probes the container port of that name: Pekko Management's
+            assertEquals(management, ports(container(w)).get(portName), name(w) + ": port " + portName);
+            // the bootstrap recognises itself among the listed pods by the pod IP it reports
+            Map<String, Map<String, Object>> env = env(container(w));
+            assertEquals("status.podIP", str(env.get("TAILGUARD_POD_IP"), "valueFrom", "fieldRef", "fieldPath"), name(w));
+            replicas += (Integer) at(w, "spec", "replicas");
+        }
+        assertTrue(run.getBoolean("pekko.discovery.kubernetes-api.use-raw-ip"), "contact points by IP (no pod DNS records needed)");
+        // (podEnv: TAILGUARD_POD_IP = 10.1.2.3, TAILGUARD_HOSTNAME a stable name)
+        assertEquals("10.1.2.3", run.getString("pekko.management.http.hostname"), "management's hostname is the pod IP");
+        int required = run.getInt(discovery + "required-contact-point-nr");
+        assertTrue(required >= 2 && required <= replicas, "required-contact-point-nr " + required + " in [2, " + replicas + " pods]");
+
+        // RBAC: the pods' ServiceAccount may get/watch/list pods in the namespace, and nothing more
+        Map<String, Object> binding = ofKind("RoleBinding").stream().filter(b -> {
+            List<Map<String, Object>> subjects = at(b, "subjects");
+            return subjects.stream().anyMatch(sub -> "ServiceAccount".equals(sub.get("kind")) && "tailguard".equals(sub.get("name"))
+                    && NS.equals(sub.get("namespace")));
+        }).findFirst().orElseThrow(() -> new AssertionError("no RoleBinding for the ServiceAccount tailguard"));
+        assertEquals("Role", str(binding, "roleRef", "kind"));
+        assertEquals("rbac.authorization.k8s.io", str(binding, "roleRef", "apiGroup"));
+        Map<String, Object> role = named("Role", str(binding, "roleRef", "name"));
+        List<Map<String, Object>> rules = at(role, "rules");
+        assertEquals(1, rules.size(), "one rule");
+        assertEquals(List.of(""), rules.get(0).get("apiGroups"), "the core API group");
+        assertEquals(List.of("pods"), rules.get(0).get("resources"));
+        assertEquals(Set.of("get", "watch", "list"), Set.copyOf((List<?>) rules.get(0).get("verbs")));
+        assertTrue(ofKind("ClusterRole").isEmpty() && ofKind("ClusterRoleBinding").isEmpty(), "namespaced RBAC only");
+        for (Map<String, Object> w : workloads()) {
+            assertEquals("tailguard", str(w, "spec", "template", "spec", "serviceAccountName"), name(w));
+        }
+    }
+
+    @Test
+    void arteryAddressesAreStableNamesOfStatefulSetPodsThroughHeadlessServices() {
         for (Map<String, Object> sts : ofKind("StatefulSet")) {
             String service = str(sts, "spec", "serviceName");
             Map<String, Object> svc = named("Service", service);
             assertEquals("None", str(svc, "spec", "clusterIP"), service + " must be headless");
-            assertEquals(Boolean.TRUE, at(svc, "spec", "publishNotReadyAddresses"), service + ": seeds must resolve before they are ready");
+            assertEquals(Boolean.TRUE, at(svc, "spec", "publishNotReadyAddresses"), service + ": members resolve each other before they are ready");
             Map<String, Object> labels = at(sts, "spec", "template", "metadata", "labels");
             Map<String, Object> sel = at(svc, "spec", "selector");
             assertTrue(labels.entrySet().containsAll(sel.entrySet()), service + " selects the StatefulSet's pods");
@@ -313,25 +387,8 @@ public class DeploymentFilesTest {
             Map<String, Map<String, Object>> env = env(container(sts));
             assertEquals("$(POD_NAME)." + service, str(env.get("TAILGUARD_HOSTNAME"), "value"), name(sts));
             assertEquals("metadata.name", str(env.get("POD_NAME"), "valueFrom", "fieldRef", "fieldPath"), name(sts));
-            int replicas = (Integer) at(sts, "spec", "replicas");
-            for (int i = 0; i < replicas; i++) {
-                bySeedHost.put(str(sts, "metadata", "name") + "-" + i + "." + service, sts);
-            }
         }
-        List<String> seeds = run.getStringList("pekko.cluster.seed-nodes");
-        assertTrue(seeds.size() >= 2, "a restarted first seed needs another seed to rejoin through: " + seeds);
-        Pattern seed = Pattern.compile("pekko://tailguard@([^:]+):(\\d+)");
-        for (int i = 0; i < seeds.size(); i++) {
-            Matcher m = seed.matcher(seeds.get(i));
-            assertTrue(m.matches(), seeds.get(i));
-            assertEquals(artery, Integer.parseInt(m.group(2)), seeds.get(i));
-            Map<String, Object> sts = bySeedHost.get(m.group(1));
-            assertNotNull(sts, seeds.get(i) + " is not a pod of a StatefulSet (or beyond its replicas): " + bySeedHost.keySet());
-            Map<String, Object> labels = at(sts, "spec", "template", "metadata", "labels");
-            if (i == 0) {
-                assertEquals("controller", labels.get("app.kubernetes.io/component"), "the first seed forms the cluster: the controller's pod");
-            }
-        }
+        assertEquals("tailguard-controller-0.tailguard-controller", run.getString("pekko.remote.artery.canonical.hostname"));
         // every Service's selector picks pods of a workload, and its target ports are their port names
         for (Map<String, Object> s : ofKind("Service")) {
             Map<String, Object> selector = at(s, "spec", "selector");
@@ -606,7 +663,8 @@ public class DeploymentFilesTest {
     @Test
     void clusterConfigurationsLoadAndTlsNeedsItsStores() {
         Config cluster = RunConfigs.load(root.resolve("config/cluster.conf"), Map.of());
-        RunSettings.parse(cluster, "config/cluster.conf");
+        assertEquals(RunSettings.Bootstrap.SEED_NODES, RunSettings.parse(cluster, "config/cluster.conf").bootstrap());
+        assertFalse(cluster.getStringList("pekko.cluster.seed-nodes").isEmpty());
         assertTrue(cluster.getBoolean("pekko.coordinated-shutdown.run-by-jvm-shutdown-hook"), "SIGTERM leaves the cluster");
         Map<String, Object> stores = Map.of("TAILGUARD_TLS_KEYSTORE", "/k.p12", "TAILGUARD_TLS_KEYSTORE_PASSWORD", "pw",
                 "TAILGUARD_TLS_TRUSTSTORE", "/t.p12", "TAILGUARD_TLS_TRUSTSTORE_PASSWORD", "pw2");

@@ -38,6 +38,28 @@ class RunSettingsTest {
     }
 
     @Test
+    void kubernetesApiBootstrapNeedsManagementAndNoSeedNodes() {
+        assertEquals(RunSettings.Bootstrap.SEED_NODES, RunSettings.parse(with(""), "test").bootstrap());
+        String k8s = "tailguard.cluster.bootstrap = kubernetes-api\n";
+        assertEquals(RunSettings.Bootstrap.KUBERNETES_API,
+                RunSettings.parse(with(k8s + "tailguard.management.enabled = on"), "k8s.conf").bootstrap());
+        IllegalArgumentException seeds = assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with(k8s
+                + "tailguard.management.enabled = on\npekko.cluster.seed-nodes = [\"pekko://tailguard@10.0.0.1:25520\"]"), "k8s.conf"));
+        assertEquals("k8s.conf: pekko.cluster.seed-nodes: must be empty with tailguard.cluster.bootstrap = kubernetes-api, got "
+                + "[pekko://tailguard@10.0.0.1:25520]", seeds.getMessage());
+        IllegalArgumentException management = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with(k8s), "k8s.conf"));
+        assertTrue(management.getMessage().startsWith("k8s.conf: tailguard.management.enabled: must be on with tailguard.cluster.bootstrap"),
+                management.getMessage());
+        IllegalArgumentException value = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.cluster.bootstrap = dns"), "run.conf"));
+        assertEquals("run.conf: tailguard.cluster.bootstrap: must be seed-nodes or kubernetes-api, got \"dns\"", value.getMessage());
+        IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.cluster.seeds = 2"), "run.conf"));
+        assertTrue(unknown.getMessage().startsWith("run.conf: tailguard.cluster.seeds: unknown key"), unknown.getMessage());
+    }
+
+    @Test
     void liveTuningValidatesAllOrNothing() {
         RunSettings s = RunSettings.parse(with(""), "test");
         LiveSettings live = new LiveSettings(3, 2, 2e-4, false);
