@@ -32,8 +32,10 @@ import java.util.Set;
  * {@code tailguard.compression.every}-th published policy version is quantized with YAQA (or a
  * baseline) into a packed checkpoint in the store ({@code <out>/store/compressed/v000010-yaqa_b4/}),
  * its KL to the policy per token is measured on held-out task prompts, and the outcome goes to the
- * metrics and to the run's observers. Versions that arrive while one is being compressed are
- * skipped (the newest wins).
+ * metrics and to the run's observers. The artifact is announced to the controller
+ * ({@link CompressedPublished}: version, uri, sha256, method, bits), which may lease rollouts to it
+ * (the compressed rollout option); workers load it from the store. Versions that arrive while one is
+ * being compressed are skipped (the newest wins).
  */
 public final class CompressionWorker extends AbstractBehavior<CompressionWorker.Command> {
     public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "tailguard-compression-worker");
@@ -42,20 +44,23 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
 
     record Listed(Receptionist.Listing listing) implements Command {}
 
-    public static Behavior<Command> create(RunSettings s, String device, NodeMetrics metrics) {
-        return Behaviors.setup(ctx -> new CompressionWorker(ctx, s, device, metrics));
+    public static Behavior<Command> create(RunSettings s, ActorRef<Controller.Command> controller, String device, NodeMetrics metrics) {
+        return Behaviors.setup(ctx -> new CompressionWorker(ctx, s, controller, device, metrics));
     }
 
     private final RunSettings s;
+    private final ActorRef<Controller.Command> controller;
     private final String device;
     private final NodeMetrics metrics;
     private final Prompts prompts;
     private final Set<ActorRef<RunObserver.Event>> observers = new java.util.HashSet<>();
     private long lastDone = -1;
 
-    private CompressionWorker(ActorContext<Command> ctx, RunSettings s, String device, NodeMetrics metrics) {
+    private CompressionWorker(ActorContext<Command> ctx, RunSettings s, ActorRef<Controller.Command> controller, String device,
+                              NodeMetrics metrics) {
         super(ctx);
         this.s = s;
+        this.controller = controller;
         this.device = device;
         this.metrics = metrics;
         this.prompts = new Prompts(s.train().task(), s.train().seed() + 17, s.train().contextMin(), s.train().contextMax());
@@ -86,8 +91,8 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
             return this;
         }
         lastDone = p.version();
-        Path out = s.train().out().resolve("store").resolve("compressed")
-                .resolve(String.format("v%06d-%s%d", p.version(), c.method().name().toLowerCase(java.util.Locale.ROOT), c.bits()));
+        Path out = CheckpointStore.compressedRoot(s.train().out().resolve("store"))
+                .resolve(CheckpointStore.compressedName(p.version(), c.method().name().toLowerCase(java.util.Locale.ROOT), c.bits()));
         Path dir = Path.of(java.net.URI.create(p.uri()));
         Tokenizer tok = Tokenizers.fromCheckpoint(dir);
         Task task = prompts.task();
@@ -110,6 +115,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
             metrics.compressedVersion.set(p.version());
             getContext().getLog().info("compressed policy v{} with {} at {} bits: KL {} per token, {} bytes, {} s -> {}",
                     p.version(), m, c.bits(), String.format("%.5f", kl), bytes, String.format("%.1f", seconds), out);
+            controller.tell(CheckpointStore.compressed(out, p.version(), m, c.bits(), kl));
             RunObserver.Compressed e = new RunObserver.Compressed(p.version(), m, c.bits(), kl, bytes, seconds, out.toString());
             for (ActorRef<RunObserver.Event> o : observers) {
                 o.tell(e);

@@ -92,7 +92,7 @@ public final class TailguardNode implements AutoCloseable {
                 }
             }
             if (roles.contains("compression")) {
-                ctx.spawn(restarting(CompressionWorker.create(settings, device, metrics)), "compression", DispatcherSelector.fromConfig(BLOCKING));
+                ctx.spawn(restarting(CompressionWorker.create(settings, controller, device, metrics)), "compression", DispatcherSelector.fromConfig(BLOCKING));
             }
             if (extra != null) {
                 spawnExtra(ctx, extra);
