@@ -126,6 +126,93 @@ class CompressedRolloutTest {
         }
     }
 
+    @Test
+    void theControllerLeasesTheProbeShareToACompressedVersionAndTheBulkOnlyWhileItsTailHolds(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
+        Config c = config(tmp, init, String.join("\n",
+                "tailguard.controller { window = 300ms, min-tokens = 50, keep-windows = 2 }",
+                "tailguard.compression { rollout = on, probe-share = 0.25, max-lag = 2 }"));
+        RunSettings s = RunSettings.parse(c, "test");
+        ActorTestKit kit = ActorTestKit.create(c);
+        try (NodeMetrics metrics = new NodeMetrics()) {
+            TestProbe<RunObserver.Event> observer = kit.createTestProbe();
+            TestProbe<Receptionist.Registered> registered = kit.createTestProbe();
+            kit.system().receptionist().tell(Receptionist.register(RunObserver.KEY, observer.ref(), registered.ref()));
+            registered.expectMessageClass(Receptionist.Registered.class);
+            var controller = kit.spawn(Controller.create(s, io.tailguard.model.io.ConfigJson.read(init.resolve("config.json")), init, metrics));
+            TestProbe<RolloutWorker.Command> worker = kit.createTestProbe();
+
+            assertEquals(0, compressedLeases(controller, worker, 4), "nothing compressed yet: the policy only");
+            CompressedPublished v0 = CheckpointStore.compressed(init, 0, "copy", 32, 0);
+            controller.tell(v0);
+            assertEquals(2, compressedLeases(controller, worker, 8), "probing: a quarter of the leases");
+            ScheduleSpec used = lastSchedule;
+
+            // a tail above τ + hysteresis in the compressed option's bin: the bulk goes to it
+            controller.tell(new Controller.TailReport("w", used, tail(100, 0.99, 0.99).toBytes(), null, null, 200, 1, 0));
+            RunObserver.OptionWindow on = awaitOption(observer, true);
+            assertTrue(on.change().contains("in use"), on.change());
+            assertEquals(0.99, on.compressedP5()[1], 1e-3);
+            assertEquals(6, compressedLeases(controller, worker, 8), "in use: all but a quarter");
+            assertEquals(1.0, metrics.compressedRolloutInUse.get());
+
+            // the tail drops below τ − margin (a third of the tokens at α 0.5): back to the policy
+            controller.tell(new Controller.TailReport("w", used, tail(300, 0.5, 0.99).toBytes(), null, null, 300, 1, 0));
+            RunObserver.OptionWindow off = awaitOption(observer, false);
+            assertTrue(off.change().contains("back to the plain policy"), off.change());
+            assertEquals(2, compressedLeases(controller, worker, 8));
+
+            // the policy moves 3 versions past the compressed one (max-lag 2): no compressed lease at all
+            controller.tell(new PolicyPublished(3, 3, init.toUri().toString(), "00"));
+            assertEquals(0, compressedLeases(controller, worker, 8));
+            assertEquals(4 + 6 + 2 + 6 + 8, metrics.optionLeases.labelValues("plain").get());
+            assertEquals(2 + 6 + 2, metrics.optionLeases.labelValues("compressed").get());
+            assertEquals(500, metrics.optionTokens.labelValues("compressed").get());
+        } finally {
+            kit.shutdownTestKit();
+        }
+    }
+
+    private ScheduleSpec lastSchedule;
+
+    /** Asks for n leases; how many named compressed weights (and never a shadow schedule with them). */
+    private int compressedLeases(org.apache.pekko.actor.typed.ActorRef<Controller.Command> controller,
+                                 TestProbe<RolloutWorker.Command> worker, int n) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            controller.tell(new Controller.RequestWork("w", worker.ref()));
+            RolloutWorker.Work w = worker.expectMessageClass(RolloutWorker.Work.class, Duration.ofSeconds(10));
+            lastSchedule = w.schedule();
+            if (w.compressed() != null) {
+                k++;
+                assertNull(w.shadow());
+            }
+        }
+        return k;
+    }
+
+    /** n tokens at position 100 (bin 1 of 64): a third at α lo, the rest at hi (distinct by 1e-7 each). */
+    static TailStats tail(int n, double lo, double hi) {
+        TailStats t = new TailStats(64);
+        for (int i = 0; i < n; i++) {
+            t.add(100, (i % 3 == 0 ? lo : hi) - i * 1e-7);
+        }
+        return t;
+    }
+
+    /** The first window whose compressed option is (in use) as asked. */
+    static RunObserver.OptionWindow awaitOption(TestProbe<RunObserver.Event> observer, boolean inUse) {
+        long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (System.nanoTime() < until) {
+            RunObserver.Event e = observer.receiveMessage(Duration.ofSeconds(10));
+            if (e instanceof RunObserver.Window w && w.option().compressedInUse() == inUse && w.option().change() != null) {
+                return w.option();
+            }
+        }
+        throw new AssertionError("no window with the compressed option " + (inUse ? "in use" : "out of use"));
+    }
+
     /**
      * Max |Δ| between a lease's recorded log-probs and those of {@code model} scored here, dense and
      * teacher-forced: max over behaviour log-probs, and maxOld over π_old.
