@@ -90,6 +90,8 @@ class KryoSerializerTest {
                 new RunObserver.OptionWindow(10, true, new double[] {0.93, Double.NaN}, 120, 480, "compressed v10: in use")));
         out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64}, new double[] {0.91}, new long[] {310}, 0.86, 1.7,
                 new String[0], new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 310, 0, null)));
+        out.add(new Controller.CompressedOption(false, -1, "", false, 0.25, 10, new double[0], 0, "compressed rollout off"));
+        out.add(new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 12, 0, null));
         out.add(new RunObserver.Evaluated(0, 0.3));
         out.add(new RunObserver.Finished(30, "all steps done"));
         out.add(new RunObserver.Compressed(10, "yaqa_b", 4, 0.0123, 123456, 7.5, "/tmp/store/compressed/v000010-yaqa_b4"));
