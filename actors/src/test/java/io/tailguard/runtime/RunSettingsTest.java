@@ -84,7 +84,7 @@ class RunSettingsTest {
     @Test
     void theCompressedRolloutKeysParseAndTuneLive() {
         RunSettings s = RunSettings.parse(with(""), "test");
-        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(false, 0.25, 10), s.compression().guard());
+        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(false, 0.25, 50), s.compression().guard());
         RunSettings on = RunSettings.parse(with("tailguard.compression { rollout = on, probe-share = 0.5, max-lag = 3 }"), "run.conf");
         assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(true, 0.5, 3), on.compression().guard());
         assertEquals("run.conf: tailguard.compression.probe-share: must be in (0, 0.5], got 0.7", assertThrows(IllegalArgumentException.class,
