@@ -110,12 +110,6 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final Prompts prompts;
     private final BudgetController budgets;
     private final CompressedActorGuard guard;
-    private CompressedPublished compressed;
-    private double[] compressedP5 = new double[0];
-    private long windowPlainTokens;
-    private long windowCompressedTokens;
-    private long plainTokens;
-    private long compressedTokens;
     private final CostModel cost;
     private final Map<Long, Lease> leases = new LinkedHashMap<>();
     private final Deque<Long> reissue = new ArrayDeque<>();
@@ -132,6 +126,13 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private long windowTokens;
     private double rolloutRate;
     private long lastTickNanos = System.nanoTime();
+    /** The compressed option: the version offered, its last p5 per bin, rollout tokens per option (window, run). */
+    private CompressedPublished compressed;
+    private double[] compressedP5 = new double[0];
+    private long windowPlainTokens;
+    private long windowCompressedTokens;
+    private long plainTokens;
+    private long compressedTokens;
 
     private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
                        Schedule start, java.nio.file.Path startCheckpoint, NodeMetrics metrics) {
@@ -277,6 +278,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             return;
         }
         compressed = c;
+        compressedP5 = new double[0]; // the replaced version's tails are gone with it
         metrics.compressedRolloutVersion.set(c.version());
         getContext().getLog().info("compressed rollout option: {} (KL {} per token){}", c.describe(), c.kl(),
                 guard.settings().on() ? "; " + guard.reason() : "; compressed rollout is off");
@@ -322,9 +324,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         }
         metrics.compressedRolloutInUse.set(cd.inUse() ? 1 : 0);
         for (int i = 0; i < cd.p5().length; i++) {
-            if (!Double.isNaN(cd.p5()[i])) {
-                metrics.optionAlphaP5.labelValues("compressed", Integer.toString(i)).set(cd.p5()[i]);
-            }
+            // NaN where the compressed option has no tokens (a new version starts with none)
+            metrics.optionAlphaP5.labelValues("compressed", Integer.toString(i)).set(cd.p5()[i]);
         }
         BudgetController.Decision d = budgets.tick();
         if (d.changed()) {
