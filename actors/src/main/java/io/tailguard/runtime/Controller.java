@@ -278,7 +278,6 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             return;
         }
         compressed = c;
-        compressedP5 = new double[0]; // the replaced version's tails are gone with it
         metrics.compressedRolloutVersion.set(c.version());
         getContext().getLog().info("compressed rollout option: {} (KL {} per token){}", c.describe(), c.kl(),
                 guard.settings().on() ? "; " + guard.reason() : "; compressed rollout is off");

@@ -25,8 +25,11 @@ import java.util.Locale;
  *   <li>not in use, at least one judged bin, and every judged bin's p5 α at least τ + hysteresis:
  *       compressed (the same test that lowers a budget).</li>
  * </ul>
- * A newer compressed version replaces the old one: its tails start empty and it starts as the
- * probed option. Reports of a replaced version are ignored.
+ * A newer compressed version replaces the old one in the leases, and the option keeps its tails
+ * and its state, as the budget controller keeps its tails across policy versions: the kept windows
+ * age out, and a newer version, compressed from a newer policy, is closer to the policy that probes
+ * it, so the older evidence errs on the safe side. Late reports of a replaced version still count,
+ * for the same reason.
  */
 public final class CompressedActorGuard {
 
@@ -84,15 +87,16 @@ public final class CompressedActorGuard {
         return reason;
     }
 
-    /** A compressed version: taken when newer than the one held (its tails start empty, probed first). */
+    /** A compressed version: taken when newer than the one held (tails and state carry over). */
     public boolean offer(long compressedVersion) {
         if (compressedVersion <= version) {
             return false;
         }
+        long before = version;
         version = compressedVersion;
-        inUse = false;
-        tails.clear(ctl.binWidth());
-        reason = "compressed v" + compressedVersion + " offered: probed with " + pct(s.probeShare()) + " of the leases";
+        reason = before < 0
+                ? "compressed v" + compressedVersion + " offered: probed with " + pct(s.probeShare()) + " of the leases"
+                : "compressed v" + compressedVersion + " replaces v" + before + (inUse ? " (in use)" : " (probed)");
         return true;
     }
 
@@ -117,12 +121,13 @@ public final class CompressedActorGuard {
     }
 
     /**
-     * The α tails of a lease rolled out by compressed version {@code compressedVersion} under
-     * {@code used} (the schedule it sampled with). Ignored for a version other than the one held, or
-     * binned with another bin width.
+     * The α tails of a lease rolled out by compressed version {@code compressedVersion} (the one held,
+     * or one it replaced) under {@code used} (the schedule it sampled with). Ignored when binned with
+     * another bin width.
      */
     public void report(long compressedVersion, Schedule used, TailStats report) {
-        if (compressedVersion != version || report == null || used == null || report.binWidth() != tails.binWidth()) {
+        if (compressedVersion < 0 || compressedVersion > version || report == null || used == null
+                || report.binWidth() != tails.binWidth()) {
             return;
         }
         for (int bin = 0; bin < Math.min(report.binCount(), ctl.bins()); bin++) {

@@ -111,15 +111,29 @@ class CompressedActorGuardTest {
         CompressedActorGuard.Decision d = g.tick(15, SCHED);
         assertFalse(d.inUse());
         assertTrue(d.reason().contains("5 versions behind"), d.reason());
-        // a newer version replaces it, with empty tails: probed, not used
+        // a newer version replaces it and is probed (the stale one had lost its use)
         assertTrue(g.offer(15));
         assertFalse(g.offer(12));
+        assertEquals(15, g.version());
         assertFalse(g.inUse());
         assertEquals(5, compressedOf(g, 15, 20));
-        g.report(10, SCHED, flat(0, 500, 0.99)); // a report of the replaced version: ignored
-        CompressedActorGuard.Decision e = g.tick(15, SCHED);
-        assertFalse(e.inUse());
-        assertEquals(0, e.tokens()[0]);
+    }
+
+    @Test
+    void aNewerVersionKeepsTheOptionsTailsAndUseAndLateReportsOfTheOldOneCount() {
+        CompressedActorGuard g = guard(0.25, 4);
+        g.offer(10);
+        g.report(10, SCHED, flat(0, 200, 0.95));
+        assertTrue(g.tick(11, SCHED).inUse());
+        assertTrue(g.offer(12));
+        assertTrue(g.inUse(), "a version compressed from a newer policy stays in use");
+        assertTrue(g.reason().contains("replaces v10"), g.reason());
+        g.report(10, SCHED, flat(0, 100, 0.95)); // a late lease of v10
+        g.report(12, SCHED, flat(0, 100, 0.95));
+        g.report(13, SCHED, flat(0, 100, 0.10)); // a version never offered: ignored
+        CompressedActorGuard.Decision d = g.tick(12, SCHED);
+        assertTrue(d.inUse());
+        assertEquals(400, d.tokens()[0], "200 kept from the first window, 100 + 100 in this one");
     }
 
     @Test
