@@ -135,6 +135,17 @@ public final class NodeMetrics implements AutoCloseable {
         optionTokens.labelValues("compressed");
     }
 
+    /**
+     * The compression families for the run's method and bits, NaN (no version compressed yet) until
+     * the compression worker sets them, so dashboards and scrapes see them from the start on every
+     * node, as {@code tailguard_kl}.
+     */
+    void compressionFamilies(String method, int bits) {
+        compressionKl.labelValues(method, Integer.toString(bits)).set(Double.NaN);
+        compressionBytes.labelValues(method, Integer.toString(bits)).set(Double.NaN);
+        compressionSeconds.labelValues(method, Integer.toString(bits)).set(Double.NaN);
+    }
+
     /** Where {@code tailguard_cluster_members} reads its counts from. */
     void clusterMembers(java.util.function.Supplier<java.util.Map<String, Integer>> counts) {
         members = counts;
