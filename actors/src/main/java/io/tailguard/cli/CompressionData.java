@@ -117,13 +117,7 @@ final class CompressionData {
 
     /** A packed quantized (quant.json) or V:N:M (vnm.json) checkpoint, dequantized; else a plain one. */
     static Qwen3Model loadDequantized(Path dir, String device) {
-        if (Files.isRegularFile(dir.resolve(io.tailguard.compression.QuantizedCheckpoint.QUANT_JSON))) {
-            return io.tailguard.compression.QuantizedCheckpoint.read(dir).toModel(io.tailguard.model.Devices.parse(device));
-        }
-        if (Files.isRegularFile(dir.resolve(io.tailguard.compression.VnmCheckpoint.VNM_JSON))) {
-            return io.tailguard.compression.VnmCheckpoint.read(dir).toModel(io.tailguard.model.Devices.parse(device));
-        }
-        return io.tailguard.model.ModelLoader.load(dir, io.tailguard.model.Devices.parse(device));
+        return io.tailguard.compression.CompressedCheckpoints.loadDequantized(dir, io.tailguard.model.Devices.parse(device));
     }
 
     static String tokenizerJson(Path checkpoint) {

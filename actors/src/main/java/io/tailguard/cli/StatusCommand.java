@@ -9,7 +9,8 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "status", mixinStandardHelpOptions = true,
-        description = "Shows a running run: schedule version and budgets, p5 α per bin, τ, policy version, leases, buffer depth.")
+        description = "Shows a running run: schedule version and budgets, p5 α per bin, τ, policy version, leases, buffer depth, "
+                + "live settings, and the rollout option in use (plain, or compressed weights with their tail).")
 final class StatusCommand implements Callable<Integer> {
     @Mixin
     Common common;

@@ -125,6 +125,10 @@ final class TrainCommand implements Callable<Integer> {
                 s.controller().minTokens()), 3));
         out.put("final_budgets", finalSchedule.budgets());
         out.put("schedule_versions", windows.isEmpty() ? 1 : windows.get(windows.size() - 1).scheduleVersion());
+        Map<String, Object> compressed = recorder.compressedSummary();
+        if (s.compression().rollout() || compressed != null) {
+            out.put("compressed_rollout", compressed == null ? "no compressed version was offered" : compressedRow(compressed));
+        }
         out.put("seconds", Progress.round(seconds, 1));
         out.put("finish_reason", fin.reason());
         Path report = RunReport.write(s.train().out().resolve("report"), recorder, out);
@@ -135,6 +139,21 @@ final class TrainCommand implements Callable<Integer> {
             out.forEach((k, v) -> System.out.println(k + ": " + (v instanceof int[] a ? Arrays.toString(a) : v)));
         }
         return 0;
+    }
+
+    /** The compressed option's summary with shares and α rounded (3 decimals), per-bin p5 as a list (null: no tokens). */
+    static Map<String, Object> compressedRow(Map<String, Object> c) {
+        Map<String, Object> m = new LinkedHashMap<>(c);
+        m.put("token_share", Progress.round((Double) c.get("token_share"), 3));
+        double[] p5 = (double[]) c.get("last_alpha_p5");
+        List<Object> bins = new ArrayList<>();
+        if (p5 != null) {
+            for (double a : p5) {
+                bins.add(Double.isNaN(a) ? null : Progress.round(a, 3));
+            }
+        }
+        m.put("last_alpha_p5", bins);
+        return m;
     }
 
     /**

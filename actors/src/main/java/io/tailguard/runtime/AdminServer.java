@@ -99,6 +99,23 @@ public final class AdminServer implements AutoCloseable {
         m.put("staleness", s.staleness());
         m.put("lr", s.lr());
         m.put("distill", s.distill() ? "on" : "off");
+        Controller.CompressedOption c = s.compressed();
+        m.put("rollout_option", c.inUse() ? "compressed " + c.describe() : "plain");
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("rollout", c.on() ? "on" : "off");
+        o.put("version", c.version());
+        o.put("artifact", c.describe());
+        o.put("in_use", c.inUse());
+        o.put("probe_share", c.probeShare());
+        o.put("max_lag", c.maxLag());
+        List<Object> cp5 = new ArrayList<>();
+        for (double a : c.alphaP5()) {
+            cp5.add(Double.isNaN(a) ? null : a);
+        }
+        o.put("alpha_p5", cp5);
+        o.put("token_share", Math.round(c.tokenShare() * 1000) / 1000.0);
+        o.put("reason", c.reason());
+        m.put("compressed_rollout", o);
         return m;
     }
 

@@ -89,6 +89,68 @@ public final class CheckpointStore {
         return existing(start, 0);
     }
 
+    /** Where the compression worker writes: {@code <store>/compressed/}. */
+    public static Path compressedRoot(Path storeRoot) {
+        return storeRoot.resolve("compressed");
+    }
+
+    /** A compressed version's directory name: {@code v000010-yaqa_b4}. */
+    static String compressedName(long version, String method, int bits) {
+        return String.format("v%06d-%s%d", version, method, bits);
+    }
+
+    private static final java.util.regex.Pattern COMPRESSED = java.util.regex.Pattern.compile("v(\\d{6,})-([a-z_]+?)(\\d+)");
+
+    /**
+     * The newest complete compressed version in a store (a directory named as
+     * {@link #compressedName} with its manifest), or null when there is none. Its KL is not
+     * recorded on disk: NaN.
+     */
+    public static CompressedPublished latestCompressed(Path storeRoot) {
+        Path root = compressedRoot(storeRoot);
+        if (!Files.isDirectory(root)) {
+            return null;
+        }
+        Path best = null;
+        long bestVersion = -1;
+        java.util.regex.Matcher bestMatch = null;
+        try (var dirs = Files.list(root)) {
+            for (Path d : dirs.toList()) {
+                java.util.regex.Matcher m = COMPRESSED.matcher(d.getFileName().toString());
+                if (m.matches() && Files.isRegularFile(d.resolve(Manifest.FILE_NAME)) && Long.parseLong(m.group(1)) > bestVersion) {
+                    best = d;
+                    bestVersion = Long.parseLong(m.group(1));
+                    bestMatch = m;
+                }
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(root + ": " + e.getMessage(), e);
+        }
+        if (best == null) {
+            return null;
+        }
+        return compressed(best, bestVersion, bestMatch.group(2), Integer.parseInt(bestMatch.group(3)), Double.NaN);
+    }
+
+    /** Names a compressed checkpoint directory (complete, with its manifest) as a publication. */
+    public static CompressedPublished compressed(Path dir, long version, String method, int bits, double kl) {
+        Path d = dir.toAbsolutePath().normalize();
+        return new CompressedPublished(version, d.toUri().toString(), Manifest.sha256(d.resolve(Manifest.FILE_NAME)), method, bits, kl);
+    }
+
+    /**
+     * Loads a compressed publication dequantized (a packed quantized or V:N:M checkpoint, or a plain
+     * one) after checking its manifest's sha256 (and, through the reader, every file).
+     */
+    public static Qwen3Model loadCompressed(CompressedPublished c, String device) {
+        Path dir = Path.of(java.net.URI.create(c.uri()));
+        String sha = Manifest.sha256(dir.resolve(Manifest.FILE_NAME));
+        if (!sha.equals(c.sha256())) {
+            throw new CheckpointException(dir.resolve(Manifest.FILE_NAME) + ": sha256 " + sha + " is not the announced " + c.sha256());
+        }
+        return io.tailguard.compression.CompressedCheckpoints.loadDequantized(dir, Devices.parse(device));
+    }
+
     /** Whether a published version carries a DistillSparse LoRA for the sparse actor. */
     public static boolean hasLora(PolicyPublished p) {
         return Files.isRegularFile(Path.of(java.net.URI.create(p.uri())).resolve(LoraFiles.WEIGHTS));

@@ -32,30 +32,39 @@ import java.util.Set;
  * {@code tailguard.compression.every}-th published policy version is quantized with YAQA (or a
  * baseline) into a packed checkpoint in the store ({@code <out>/store/compressed/v000010-yaqa_b4/}),
  * its KL to the policy per token is measured on held-out task prompts, and the outcome goes to the
- * metrics and to the run's observers. Versions that arrive while one is being compressed are
- * skipped (the newest wins).
+ * metrics and to the run's observers. The artifact is announced to the controller
+ * ({@link CompressedPublished}: version, uri, sha256, method, bits), which may lease rollouts to it
+ * (the compressed rollout option); workers load it from the store. Of the due versions that arrive
+ * while one is being compressed, only the newest is compressed next (the others are skipped).
  */
 public final class CompressionWorker extends AbstractBehavior<CompressionWorker.Command> {
     public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "tailguard-compression-worker");
 
-    public sealed interface Command permits PolicyPublished, Listed {}
+    public sealed interface Command permits PolicyPublished, Listed, Drain {}
 
     record Listed(Receptionist.Listing listing) implements Command {}
 
-    public static Behavior<Command> create(RunSettings s, String device, NodeMetrics metrics) {
-        return Behaviors.setup(ctx -> new CompressionWorker(ctx, s, device, metrics));
+    /** Compress the newest pending version (sent to itself, so it queues behind the versions already waiting). */
+    enum Drain implements Command { INSTANCE }
+
+    public static Behavior<Command> create(RunSettings s, ActorRef<Controller.Command> controller, String device, NodeMetrics metrics) {
+        return Behaviors.setup(ctx -> new CompressionWorker(ctx, s, controller, device, metrics));
     }
 
     private final RunSettings s;
+    private final ActorRef<Controller.Command> controller;
     private final String device;
     private final NodeMetrics metrics;
     private final Prompts prompts;
     private final Set<ActorRef<RunObserver.Event>> observers = new java.util.HashSet<>();
     private long lastDone = -1;
+    private PolicyPublished pending;
 
-    private CompressionWorker(ActorContext<Command> ctx, RunSettings s, String device, NodeMetrics metrics) {
+    private CompressionWorker(ActorContext<Command> ctx, RunSettings s, ActorRef<Controller.Command> controller, String device,
+                              NodeMetrics metrics) {
         super(ctx);
         this.s = s;
+        this.controller = controller;
         this.device = device;
         this.metrics = metrics;
         this.prompts = new Prompts(s.train().task(), s.train().seed() + 17, s.train().contextMin(), s.train().contextMax());
@@ -67,10 +76,16 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(PolicyPublished.class, p -> {
-                    try (io.tailguard.model.GradMode.Scope g = io.tailguard.model.GradMode.off()) {
-                        return onPolicy(p);
+                .onMessage(PolicyPublished.class, this::onPolicy)
+                .onMessage(Drain.class, d -> {
+                    PolicyPublished p = pending;
+                    pending = null;
+                    if (p != null && p.version() > lastDone) {
+                        try (io.tailguard.model.GradMode.Scope g = io.tailguard.model.GradMode.off()) {
+                            compress(p);
+                        }
                     }
+                    return this;
                 })
                 .onMessage(Listed.class, l -> {
                     observers.clear();
@@ -80,14 +95,29 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
                 .build();
     }
 
+    /**
+     * A version due for compression becomes the pending one (a newer due one replaces it), and the
+     * worker drains it after the messages already queued: versions published while it compressed
+     * the last one wait in its mailbox, so only the newest due one among them is compressed.
+     */
     private Behavior<Command> onPolicy(PolicyPublished p) {
-        RunSettings.Compression c = s.compression();
-        if (p.version() == 0 || p.version() % c.every() != 0 || p.version() <= lastDone) {
+        if (p.version() == 0 || p.version() % s.compression().every() != 0 || p.version() <= lastDone) {
             return this;
         }
+        if (pending == null) {
+            getContext().getSelf().tell(Drain.INSTANCE);
+        }
+        if (pending == null || p.version() > pending.version()) {
+            pending = p;
+        }
+        return this;
+    }
+
+    private void compress(PolicyPublished p) {
+        RunSettings.Compression c = s.compression();
         lastDone = p.version();
-        Path out = s.train().out().resolve("store").resolve("compressed")
-                .resolve(String.format("v%06d-%s%d", p.version(), c.method().name().toLowerCase(java.util.Locale.ROOT), c.bits()));
+        Path out = CheckpointStore.compressedRoot(s.train().out().resolve("store"))
+                .resolve(CheckpointStore.compressedName(p.version(), c.method().name().toLowerCase(java.util.Locale.ROOT), c.bits()));
         Path dir = Path.of(java.net.URI.create(p.uri()));
         Tokenizer tok = Tokenizers.fromCheckpoint(dir);
         Task task = prompts.task();
@@ -110,6 +140,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
             metrics.compressedVersion.set(p.version());
             getContext().getLog().info("compressed policy v{} with {} at {} bits: KL {} per token, {} bytes, {} s -> {}",
                     p.version(), m, c.bits(), String.format("%.5f", kl), bytes, String.format("%.1f", seconds), out);
+            controller.tell(CheckpointStore.compressed(out, p.version(), m, c.bits(), kl));
             RunObserver.Compressed e = new RunObserver.Compressed(p.version(), m, c.bits(), kl, bytes, seconds, out.toString());
             for (ActorRef<RunObserver.Event> o : observers) {
                 o.tell(e);
@@ -119,7 +150,6 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
         } catch (java.io.IOException e) {
             getContext().getLog().warn("compressing policy v{}: {}", p.version(), e.getMessage());
         }
-        return this;
     }
 
     /** Prompt plus worked solution of n task prompts from index `from`, as the model sees them. */

@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Live tuning by editing the configuration file: the file is polled every second; when it changes,
  * its live-tunable keys (under tailguard.controller, and tailguard.buffer.staleness,
- * tailguard.learner.lr, tailguard.learner.distill) that differ from what was last applied go to
+ * tailguard.learner.lr, tailguard.learner.distill, tailguard.compression.rollout, probe-share and
+ * max-lag) that differ from what was last applied go to
  * the controller as one {@link Controller.Tune} (validated there: all or nothing). A file that does
  * not parse, or a refused change, is logged with the reason and the running values stay.
  */
@@ -79,7 +80,9 @@ public final class ConfigWatcher implements AutoCloseable {
                 }
             }
         }
-        for (String key : new java.util.TreeSet<>(LiveTuning.RUNTIME_KEYS.values())) {
+        java.util.Set<String> keys = new java.util.TreeSet<>(LiveTuning.RUNTIME_KEYS.values());
+        keys.addAll(LiveTuning.COMPRESSION_KEYS.values());
+        for (String key : keys) {
             if (c.hasPath(key)) {
                 m.put(key, String.valueOf(c.getValue(key).unwrapped()));
             }

@@ -2,6 +2,7 @@ package io.tailguard.runtime;
 
 import io.tailguard.model.ModelConfig;
 import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.CompressedActorGuard;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
@@ -31,20 +32,30 @@ import java.util.Set;
  * harmless). Tail reports feed the {@link BudgetController}; every window it decides, and a changed
  * schedule is a new version, logged with its reasons, exported, and sent with the next leases.
  * Leasing pauses while the trajectory buffer is full (backpressure).
+ *
+ * <p>Compressed weights are one more rollout option: the compression worker announces each
+ * compressed version ({@link CompressedPublished}), and a {@link CompressedActorGuard} decides,
+ * from the tails of the leases rolled out with it, whether it gets the bulk of the leases or only
+ * its probe share; a lease names the compressed version it is to sample with (null: the policy).
+ * Its tails go to the guard, never to the budget controller.
  */
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
-    public sealed interface Command permits RequestWork, LeaseDone, TailReport, BufferDepth, PolicyPublished, Tune,
-            GetStatus, WantSettings, Tick, Listed {}
+    public sealed interface Command permits RequestWork, LeaseDone, TailReport, BufferDepth, PolicyPublished,
+            CompressedPublished, Tune, GetStatus, WantSettings, Tick, Listed {}
 
     /** A worker with capacity asks for a lease. */
     public record RequestWork(String worker, ActorRef<RolloutWorker.Command> replyTo) implements Command, Wire {}
 
     public record LeaseDone(long lease, String worker) implements Command, Wire {}
 
-    /** α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null). */
+    /**
+     * α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null).
+     * compressedVersion: the compressed version that sampled (its tails are the compressed
+     * option's), or −1 when the policy itself did.
+     */
     public record TailReport(String worker, ScheduleSpec used, byte[] tails, ScheduleSpec shadow, byte[] shadowTails,
-                             long tokens, double decodeSeconds) implements Command, Wire {}
+                             long tokens, double decodeSeconds, long compressedVersion) implements Command, Wire {}
 
     public record BufferDepth(int groups) implements Command, Wire {}
 
@@ -61,7 +72,16 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     public record Status(long scheduleVersion, int[] budgets, double[] alphaP5, double tau, long policyVersion,
                          int leasesOpen, long groupsIssued, int bufferGroups, double rolloutTokensPerSecond,
                          double predictedSpeedup, String[] members, long settingsVersion, int staleness, double lr,
-                         boolean distill) implements Wire {}
+                         boolean distill, CompressedOption compressed) implements Wire {}
+
+    /**
+     * The compressed rollout option as status shows it. version: the compressed version offered (−1:
+     * none); inUse: it gets the bulk of the leases; alphaP5: its p5 α per bin at the current budgets
+     * (NaN: no tokens); tokenShare: its share of all rollout tokens reported so far; reason: why the
+     * last decision left it where it is.
+     */
+    public record CompressedOption(boolean on, long version, String describe, boolean inUse, double probeShare, int maxLag,
+                         double[] alphaP5, double tokenShare, String reason) implements Wire {}
 
     /** A buffer or learner (just started, or restarted) wants the current {@link LiveSettings}, now and after every change. */
     public record WantSettings(ActorRef<LiveSettings> replyTo) implements Command, Wire {}
@@ -89,6 +109,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final NodeMetrics metrics;
     private final Prompts prompts;
     private final BudgetController budgets;
+    private final CompressedActorGuard guard;
     private final CostModel cost;
     private final Map<Long, Lease> leases = new LinkedHashMap<>();
     private final Deque<Long> reissue = new ArrayDeque<>();
@@ -105,6 +126,13 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private long windowTokens;
     private double rolloutRate;
     private long lastTickNanos = System.nanoTime();
+    /** The compressed option: the version offered, its last p5 per bin, rollout tokens per option (window, run). */
+    private CompressedPublished compressed;
+    private double[] compressedP5 = new double[0];
+    private long windowPlainTokens;
+    private long windowCompressedTokens;
+    private long plainTokens;
+    private long compressedTokens;
 
     private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
                        Schedule start, java.nio.file.Path startCheckpoint, NodeMetrics metrics) {
@@ -113,6 +141,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.metrics = metrics;
         this.prompts = new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax());
         this.budgets = new BudgetController(s.controller(), start);
+        this.guard = new CompressedActorGuard(s.controller(), s.compression().guard());
         this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
                 CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
         this.tau = s.controller().tau();
@@ -133,6 +162,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             }
         }
         this.policy = CheckpointStore.latest(s.train().out().resolve("store"), startCheckpoint);
+        CompressedPublished c = CheckpointStore.latestCompressed(s.train().out().resolve("store"));
+        if (c != null) {
+            offer(c); // a controller that moved to another node finds the newest compressed version
+        }
         ctx.getLog().info("controller up: schedule v{} {}; {}", budgets.schedule().version(), budgets.schedule(),
                 saved == null ? "fresh start" : "resumed at group " + nextGroup + " with " + reissue.size() + " groups to re-issue");
         persistState();
@@ -146,6 +179,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .onMessage(TailReport.class, this::onTailReport)
                 .onMessage(BufferDepth.class, this::onBufferDepth)
                 .onMessage(PolicyPublished.class, this::onPolicy)
+                .onMessage(CompressedPublished.class, c -> {
+                    offer(c);
+                    return this;
+                })
                 .onMessage(Tune.class, this::onTune)
                 .onMessage(GetStatus.class, this::onStatus)
                 .onMessage(WantSettings.class, w -> {
@@ -185,10 +222,13 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         persistState();
         metrics.leasesOpen.set(leases.size());
         Schedule sched = budgets.schedule();
-        Schedule shadow = s.rollout().shadowFraction() > 0 && !sched.equals(budgets.shadowSchedule().withVersion(sched.version()))
-                ? budgets.shadowSchedule() : null;
+        CompressedPublished actor = guard.choose(policy.version()) == CompressedActorGuard.Option.COMPRESSED ? compressed : null;
+        // a compressed lease's tails judge the compressed weights, not a cheaper schedule: no shadow
+        Schedule shadow = actor == null && s.rollout().shadowFraction() > 0
+                && !sched.equals(budgets.shadowSchedule().withVersion(sched.version())) ? budgets.shadowSchedule() : null;
+        metrics.optionLeases.labelValues(actor == null ? "plain" : "compressed").inc();
         r.replyTo().tell(new RolloutWorker.Work(id, groups, ps, policy, ScheduleSpec.of(sched),
-                shadow == null ? null : ScheduleSpec.of(shadow), s.train().seed() * 1_000_003L + id));
+                shadow == null ? null : ScheduleSpec.of(shadow), s.train().seed() * 1_000_003L + id, actor));
     }
 
     private void drainWaiting() {
@@ -210,6 +250,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onTailReport(TailReport r) {
         windowTokens += r.tokens();
+        if (r.compressedVersion() >= 0) {
+            guard.report(r.compressedVersion(), r.used() == null ? null : r.used().toSchedule(),
+                    r.tails() == null ? null : TailStats.fromBytes(r.tails()));
+            windowCompressedTokens += r.tokens();
+            compressedTokens += r.tokens();
+            metrics.optionTokens.labelValues("compressed").inc(r.tokens());
+            return this;
+        }
+        windowPlainTokens += r.tokens();
+        plainTokens += r.tokens();
+        metrics.optionTokens.labelValues("plain").inc(r.tokens());
         budgets.report(r.used() == null ? null : r.used().toSchedule(), r.tails() == null ? null : TailStats.fromBytes(r.tails()),
                 r.shadow() == null ? null : r.shadow().toSchedule(), r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()));
         return this;
@@ -219,6 +270,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         bufferGroups = d.groups();
         drainWaiting();
         return this;
+    }
+
+    /** A compressed version: the compressed option from now on when newer than the one held. */
+    private void offer(CompressedPublished c) {
+        if (!guard.offer(c.version())) {
+            return;
+        }
+        compressed = c;
+        metrics.compressedRolloutVersion.set(c.version());
+        getContext().getLog().info("compressed rollout option: {} (KL {} per token){}", c.describe(), c.kl(),
+                guard.settings().on() ? "; " + guard.reason() : "; compressed rollout is off");
     }
 
     private Behavior<Command> onPolicy(PolicyPublished p) {
@@ -253,6 +315,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         if (!expired.isEmpty()) {
             persistState();
         }
+        // the compressed option is judged at the budgets its window ran under, before they change
+        CompressedActorGuard.Decision cd = guard.tick(policy == null ? 0 : policy.version(), budgets.schedule());
+        compressedP5 = cd.p5();
+        if (cd.changed()) {
+            getContext().getLog().info("rollout option: {}", cd.reason());
+        }
+        metrics.compressedRolloutInUse.set(cd.inUse() ? 1 : 0);
+        for (int i = 0; i < cd.p5().length; i++) {
+            // NaN where the compressed option has no tokens (a new version starts with none)
+            metrics.optionAlphaP5.labelValues("compressed", Integer.toString(i)).set(cd.p5()[i]);
+        }
         BudgetController.Decision d = budgets.tick();
         if (d.changed()) {
             for (BudgetController.Change c : d.changes()) {
@@ -262,7 +335,11 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         }
         exportSchedule(d.changes());
         RunObserver.Window w = new RunObserver.Window(System.currentTimeMillis(), d.schedule().version(), d.schedule().budgets(),
-                windowP5(d), windowTokens(d), tau, predictedSpeedup(), reasons(d.changes()));
+                windowP5(d), windowTokens(d), tau, predictedSpeedup(), reasons(d.changes()),
+                new RunObserver.OptionWindow(guard.version(), cd.inUse(), cd.p5(), windowPlainTokens, windowCompressedTokens,
+                        cd.changed() ? cd.reason() : null));
+        windowPlainTokens = 0;
+        windowCompressedTokens = 0;
         for (ActorRef<RunObserver.Event> o : observers) {
             o.tell(w);
         }
@@ -336,6 +413,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             metrics.budget.labelValues(Integer.toString(i)).set(b[i]);
             if (!Double.isNaN(p5[i])) {
                 metrics.alphaP5.labelValues(Integer.toString(i)).set(p5[i]);
+                metrics.optionAlphaP5.labelValues("plain", Integer.toString(i)).set(p5[i]);
             }
         }
         metrics.scheduleVersion.set(sched.version());
@@ -360,7 +438,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             for (int i = 0; i < t.keys().length; i++) {
                 kv.put(t.keys()[i], t.values()[i]);
             }
-            p = LiveTuning.plan(budgets.settings(), live, kv, s.train().contextMax());
+            p = LiveTuning.plan(budgets.settings(), live, guard.settings(), kv, s.train().contextMax());
         } catch (IllegalArgumentException e) {
             getContext().getLog().warn("tune refused: {}", e.getMessage());
             t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version(), live.version()));
@@ -377,6 +455,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             after = budgets.retune(p.controller());
             tau = p.controller().tau();
         }
+        guard.retune(budgets.settings(), p.compression());
         LiveSettings next = new LiveSettings(live.version() + 1, p.live().staleness(), p.live().lr(), p.live().distill());
         boolean runtimeChanged = next.staleness() != live.staleness() || next.lr() != live.lr() || next.distill() != live.distill();
         live = next;
@@ -407,8 +486,15 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
         g.replyTo().tell(new Status(sched.version(), sched.budgets(), budgets.p5PerBin(), tau,
                 policy == null ? -1 : policy.version(), leases.size(), nextGroup, bufferGroups, rolloutRate,
-                predictedSpeedup(), members, live.version(), live.staleness(), live.lr(), live.distill()));
+                predictedSpeedup(), members, live.version(), live.staleness(), live.lr(), live.distill(), compressedOption()));
         return this;
+    }
+
+    private CompressedOption compressedOption() {
+        CompressedActorGuard.Settings g = guard.settings();
+        long all = plainTokens + compressedTokens;
+        return new CompressedOption(g.on(), guard.version(), compressed == null ? "" : compressed.describe(), guard.inUse(), g.probeShare(),
+                g.maxLag(), compressedP5, all == 0 ? 0 : compressedTokens / (double) all, guard.reason());
     }
 
     private Behavior<Command> onListed(Listed c) {

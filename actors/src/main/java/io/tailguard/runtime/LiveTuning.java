@@ -3,6 +3,7 @@ package io.tailguard.runtime;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.CompressedActorGuard;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -13,8 +14,10 @@ import java.util.TreeSet;
 
 /**
  * Validates live changes. The controller's keys (tailguard.controller.*, with or without that
- * prefix) and the buffer's and learner's live keys (tailguard.buffer.staleness or staleness,
- * tailguard.learner.lr or lr, tailguard.learner.distill or distill). A request is checked as a
+ * prefix), the buffer's and learner's live keys (tailguard.buffer.staleness or staleness,
+ * tailguard.learner.lr or lr, tailguard.learner.distill or distill), and the compressed rollout
+ * option's (tailguard.compression.rollout, probe-share and max-lag, or compression-rollout,
+ * compression-probe-share, compression-max-lag), which the controller keeps. A request is checked as a
  * whole before anything changes: an unknown key or a bad value anywhere refuses all of it with the
  * reason (all or nothing).
  */
@@ -27,13 +30,21 @@ final class LiveTuning {
     static final String DISTILL = "tailguard.learner.distill";
     /** The buffer's and learner's live keys by their short aliases. */
     static final Map<String, String> RUNTIME_KEYS = Map.of("staleness", STALENESS, "lr", LR, "distill", DISTILL);
+    static final String ROLLOUT = "tailguard.compression.rollout";
+    static final String PROBE_SHARE = "tailguard.compression.probe-share";
+    static final String MAX_LAG = "tailguard.compression.max-lag";
+    /** The compressed rollout option's live keys (the controller's) by their short aliases. */
+    static final Map<String, String> COMPRESSION_KEYS = Map.of("compression-rollout", ROLLOUT,
+            "compression-probe-share", PROBE_SHARE, "compression-max-lag", MAX_LAG);
 
     /**
      * A validated request. controller: the controller's next settings, or null when no controller
      * key was given; live: the buffer's and learner's next settings (same version as before; the
-     * caller bumps it); changes: "key old -> new" for every value that differs.
+     * caller bumps it); compression: the compressed rollout option's next settings (the same when
+     * none of its keys was given); changes: "key old -> new" for every value that differs.
      */
-    record Plan(BudgetController.Settings controller, LiveSettings live, List<String> changes) {}
+    record Plan(BudgetController.Settings controller, LiveSettings live, CompressedActorGuard.Settings compression,
+                List<String> changes) {}
 
     private LiveTuning() {
     }
@@ -50,15 +61,20 @@ final class LiveTuning {
         if (RUNTIME_KEYS.containsKey(k)) {
             return RUNTIME_KEYS.get(k);
         }
-        if (RUNTIME_KEYS.containsValue(k)) {
+        if (RUNTIME_KEYS.containsValue(k) || COMPRESSION_KEYS.containsValue(k)) {
             return k;
+        }
+        if (COMPRESSION_KEYS.containsKey(k)) {
+            return COMPRESSION_KEYS.get(k);
         }
         Set<String> all = new TreeSet<>(KEYS);
         all.addAll(RUNTIME_KEYS.keySet());
+        all.addAll(COMPRESSION_KEYS.keySet());
         throw new IllegalArgumentException(key + ": not live-tunable (tunable: " + String.join(", ", all) + ")");
     }
 
-    static Plan plan(BudgetController.Settings now, LiveSettings live, Map<String, String> changes, int maxContext) {
+    static Plan plan(BudgetController.Settings now, LiveSettings live, CompressedActorGuard.Settings compression,
+                     Map<String, String> changes, int maxContext) {
         if (changes.isEmpty()) {
             throw new IllegalArgumentException("nothing to tune (give key=value pairs)");
         }
@@ -77,10 +93,16 @@ final class LiveTuning {
         before.put(STALENESS, live.staleness());
         before.put(LR, live.lr());
         before.put(DISTILL, live.distill() ? "on" : "off");
+        before.put(ROLLOUT, compression.on() ? "on" : "off");
+        before.put(PROBE_SHARE, compression.probeShare());
+        before.put(MAX_LAG, compression.maxLag());
         boolean controllerKey = false;
         int staleness = live.staleness();
         double lr = live.lr();
         boolean distill = live.distill();
+        boolean rollout = compression.on();
+        double share = compression.probeShare();
+        int maxLag = compression.maxLag();
         Map<String, Object> after = new LinkedHashMap<>(before);
         for (Map.Entry<String, String> e : changes.entrySet()) {
             String key = canonical(e.getKey());
@@ -90,6 +112,9 @@ final class LiveTuning {
                     case STALENESS -> staleness = RunSettings.atLeast(key, Integer.parseInt(v), 0);
                     case LR -> lr = RunSettings.positiveDouble(key, Double.parseDouble(v));
                     case DISTILL -> distill = RunSettings.onOff(key, v);
+                    case ROLLOUT -> rollout = RunSettings.onOff(key, v);
+                    case PROBE_SHARE -> share = RunSettings.probeShare(key, Double.parseDouble(v));
+                    case MAX_LAG -> maxLag = RunSettings.atLeast(key, Integer.parseInt(v), 0);
                     default -> {
                         String k = key.substring(PREFIX.length());
                         ctl.put(k, k.equals("tau") || k.equals("margin") || k.equals("hysteresis") || k.equals("ladder-ratio")
@@ -121,12 +146,16 @@ final class LiveTuning {
         after.put(STALENESS, staleness);
         after.put(LR, lr);
         after.put(DISTILL, distill ? "on" : "off");
+        after.put(ROLLOUT, rollout ? "on" : "off");
+        after.put(PROBE_SHARE, share);
+        after.put(MAX_LAG, maxLag);
         List<String> diff = new ArrayList<>();
         before.forEach((k, v) -> {
             if (!v.equals(after.get(k))) {
                 diff.add(k + " " + v + " -> " + after.get(k));
             }
         });
-        return new Plan(next, new LiveSettings(live.version(), staleness, lr, distill), diff);
+        return new Plan(next, new LiveSettings(live.version(), staleness, lr, distill),
+                new CompressedActorGuard.Settings(rollout, share, maxLag), diff);
     }
 }

@@ -91,6 +91,20 @@ public final class NodeMetrics implements AutoCloseable {
             .help("Seconds spent compressing the last version").labelNames("method", "bits").register(registry);
     final Gauge compressedVersion = Gauge.builder().name("tailguard_compressed_policy_version")
             .help("Last compressed policy version").register(registry);
+    // the compressed rollout option (controller; the worker's gauge on the rollout node)
+    final Gauge optionAlphaP5 = Gauge.builder().name("tailguard_rollout_option_alpha_p5")
+            .help("p5 of α per position bin and rollout option (plain, compressed), at the bin's budget over the kept windows")
+            .labelNames("option", "bin").register(registry);
+    final Counter optionLeases = Counter.builder().name("tailguard_rollout_option_leases_total")
+            .help("Leases issued per rollout option (plain, compressed)").labelNames("option").register(registry);
+    final Counter optionTokens = Counter.builder().name("tailguard_rollout_option_tokens_total")
+            .help("Rollout tokens reported per rollout option (plain, compressed)").labelNames("option").register(registry);
+    final Gauge compressedRolloutVersion = Gauge.builder().name("tailguard_compressed_rollout_version")
+            .help("Compressed policy version the controller offers as a rollout option (-1: none)").register(registry);
+    final Gauge compressedRolloutInUse = Gauge.builder().name("tailguard_compressed_rollout_in_use")
+            .help("1 while the compressed option gets the bulk of the leases, else 0").register(registry);
+    final Gauge workerCompressedVersion = Gauge.builder().name("tailguard_worker_compressed_version")
+            .help("Compressed version a worker holds for compressed leases (-1: none)").labelNames("worker").register(registry);
     // serialization
     {
         io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_wire_frames_dropped_total")
@@ -114,6 +128,22 @@ public final class NodeMetrics implements AutoCloseable {
         // step with a kept group, so dashboards and scrapes see the family from the start
         kl.labelValues("k1").set(Double.NaN);
         kl.labelValues("k3").set(Double.NaN);
+        compressedRolloutVersion.set(-1);
+        optionLeases.labelValues("plain");
+        optionLeases.labelValues("compressed");
+        optionTokens.labelValues("plain");
+        optionTokens.labelValues("compressed");
+    }
+
+    /**
+     * The compression families for the run's method and bits, NaN (no version compressed yet) until
+     * the compression worker sets them, so dashboards and scrapes see them from the start on every
+     * node, as {@code tailguard_kl}.
+     */
+    void compressionFamilies(String method, int bits) {
+        compressionKl.labelValues(method, Integer.toString(bits)).set(Double.NaN);
+        compressionBytes.labelValues(method, Integer.toString(bits)).set(Double.NaN);
+        compressionSeconds.labelValues(method, Integer.toString(bits)).set(Double.NaN);
     }
 
     /** Where {@code tailguard_cluster_members} reads its counts from. */

@@ -30,6 +30,10 @@ import java.util.Set;
  * every published policy version (loaded from the checkpoint store, sha256 checked) between leases.
  * A version that carries a DistillSparse LoRA is rolled out with it: the sampler (the sparse actor)
  * decodes with the adapter, the dense scoring and the shadow replay without it.
+ * A lease that names a compressed version (the controller's compressed rollout option) samples with
+ * those weights instead, loaded from the store dequantized (manifest sha256 checked) and kept until
+ * a newer one is named: the behaviour log-probs are the compressed model's, the policy scores
+ * densely (π_old, and p for α), and the tails go back marked with the compressed version.
  * Runs on the blocking dispatcher: a lease is seconds of tensor work.
  */
 public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command> {
@@ -37,9 +41,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
     public sealed interface Command permits Work, NoWork, PolicyPublished, BuffersChanged, Ask {}
 
-    /** A lease: groups (and their prompts), the policy to roll out with, the schedule and shadow schedule. */
+    /**
+     * A lease: groups (and their prompts), the policy to roll out with, the schedule and shadow
+     * schedule; compressed: the compressed version to sample with instead of the policy (the policy
+     * still probes), or null.
+     */
     public record Work(long lease, long[] groups, Prompt[] prompts, PolicyPublished policy, ScheduleSpec schedule,
-                       ScheduleSpec shadow, long seed) implements Command, Wire {}
+                       ScheduleSpec shadow, long seed, CompressedPublished compressed) implements Command, Wire {}
 
     public record NoWork(long retryMillis) implements Command, Wire {}
 
@@ -67,6 +75,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     private RolloutEngine engine;
     private io.tailguard.model.lora.LoraAdapter lora;
     private long loaded = -1;
+    private Qwen3Model compressedModel;
+    private long compressedLoaded = -1;
+    private long compressedFailed = -1;
     private boolean asking;
 
     private RolloutWorker(ActorContext<Command> ctx, TimerScheduler<Command> timers, String name, RunSettings s,
@@ -113,6 +124,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                     }
                     if (model != null) {
                         model.close();
+                    }
+                    if (compressedModel != null) {
+                        compressedModel.close();
                     }
                     return this;
                 })
@@ -169,6 +183,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                 s.rollout().temperature(), 64, s.controller().binWidth(), s.rollout().shadowFraction()), lora);
         metrics.policyVersionLoaded.labelValues(name).set(loaded);
         metrics.workerLora.labelValues(name).set(lora == null ? 0 : 1);
+        metrics.workerCompressedVersion.labelValues(name).set(compressedLoaded);
         metrics.hotSwaps.labelValues(name).inc();
         getContext().getLog().info("{} now rolls out with policy v{}{}", name, loaded,
                 lora == null ? "" : " and its DistillSparse LoRA (sparse actor only)");
@@ -185,7 +200,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         if (shadow != null && engine.options().binWidth() != shadow.binWidth()) {
             shadow = null;
         }
-        RolloutEngine.Result r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed());
+        Qwen3Model actor = w.compressed() == null ? null : compressedActor(w.compressed());
+        if (actor != null) {
+            shadow = null;
+        }
+        RolloutEngine.Result r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor);
         int g = s.rollout().groupSize();
         TrajectoryBuffer.GroupResult[] groups = new TrajectoryBuffer.GroupResult[w.groups().length];
         List<RolloutEngine.Trajectory> ts = r.trajectories();
@@ -203,12 +222,51 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                     r.generatedTokens() / Math.max(1e-9, r.generateSeconds()), w.schedule()));
         }
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
-                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds()));
+                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds(),
+                actor == null ? -1 : compressedLoaded));
         controller.tell(new Controller.LeaseDone(w.lease(), name));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());
         metrics.rolloutTokensPerSecond.labelValues(name).set(r.generatedTokens() / Math.max(1e-9, r.generateSeconds()));
         ask();
         return this;
+    }
+
+    /**
+     * The compressed weights a lease names, loaded once per version (a newer one replaces the old).
+     * One that does not load (a bad sha256, a missing file, another model's shape) is logged once
+     * and its leases roll out with the policy, reported as such.
+     */
+    private Qwen3Model compressedActor(CompressedPublished c) {
+        if (c.version() == compressedLoaded) {
+            return compressedModel;
+        }
+        if (c.version() == compressedFailed) {
+            return null;
+        }
+        Qwen3Model next;
+        try {
+            next = CheckpointStore.loadCompressed(c, device);
+        } catch (RuntimeException e) {
+            compressedFailed = c.version();
+            getContext().getLog().warn("{}: compressed {} does not load ({}); its leases roll out with the policy", name,
+                    c.describe(), e.getMessage());
+            return null;
+        }
+        if (!next.config().equals(model.config())) {
+            next.close();
+            compressedFailed = c.version();
+            getContext().getLog().warn("{}: compressed {} is not of the policy's shape; its leases roll out with the policy",
+                    name, c.describe());
+            return null;
+        }
+        if (compressedModel != null) {
+            compressedModel.close();
+        }
+        compressedModel = next;
+        compressedLoaded = c.version();
+        metrics.workerCompressedVersion.labelValues(name).set(compressedLoaded);
+        getContext().getLog().info("{} now samples compressed leases with {}", name, c.describe());
+        return compressedModel;
     }
 }

@@ -21,9 +21,21 @@ public final class RunObserver {
                        double klK3, double learnSeconds, long tokens, double rolloutTokensPerSecond, long timeMillis, double lr)
             implements Event, Wire {}
 
-    /** One controller window: the closed window's p5 α per bin, the budgets after the decision. */
+    /**
+     * One controller window: the closed window's p5 α per bin, the budgets after the decision, and
+     * the rollout options ({@code option}).
+     */
     public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
-                         double predictedSpeedup, String[] changes) implements Event, Wire {}
+                         double predictedSpeedup, String[] changes, OptionWindow option) implements Event, Wire {}
+
+    /**
+     * The rollout options in one window: the compressed version offered (−1: none), whether it had
+     * the bulk of the leases after the decision, its p5 α per bin at the budgets over the kept
+     * windows (NaN: no tokens), the window's rollout tokens per option, and the decision's reason
+     * when the option in use changed (else null).
+     */
+    public record OptionWindow(long compressedVersion, boolean compressedInUse, double[] compressedP5, long plainTokens,
+                               long compressedTokens, String change) implements Wire {}
 
     /** Held-out greedy pass@1 of the learner's policy at a step (start and end of the run). */
     public record Evaluated(int step, double passAt1) implements Event, Wire {}

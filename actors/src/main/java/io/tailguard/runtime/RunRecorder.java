@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -53,6 +54,9 @@ public final class RunRecorder {
             for (String c : w.changes()) {
                 out.printf(Locale.ROOT, "schedule v%d: %s%n", w.scheduleVersion(), c);
             }
+            if (w.option() != null && w.option().change() != null) {
+                out.printf(Locale.ROOT, "rollout option: %s%n", w.option().change());
+            }
         } else if (e instanceof RunObserver.Evaluated v) {
             evals.add(v);
             out.printf(Locale.ROOT, "eval at step %d: pass@1 %.3f%n", v.step(), v.passAt1());
@@ -78,6 +82,15 @@ public final class RunRecorder {
             }
         }
         b.append(String.format(Locale.ROOT, "  predicted ×%.2f", w.predictedSpeedup()));
+        RunObserver.OptionWindow o = w.option();
+        if (o != null && o.compressedVersion() >= 0) {
+            b.append(String.format(Locale.ROOT, "  compressed v%d %s", o.compressedVersion(), o.compressedInUse() ? "in use" : "probed"));
+            for (int i = 0; i < o.compressedP5().length; i++) {
+                if (!Double.isNaN(o.compressedP5()[i])) {
+                    b.append(String.format(Locale.ROOT, " b%d:%.2f", i, o.compressedP5()[i]));
+                }
+            }
+        }
         return b.toString();
     }
 
@@ -107,6 +120,50 @@ public final class RunRecorder {
         synchronized (evals) {
             return List.copyOf(evals);
         }
+    }
+
+    /**
+     * The compressed rollout option over the run: its share of the rollout tokens, the share of
+     * windows it was in use in, the versions offered, and the lowest judged p5 α of its last window
+     * with tokens (per bin; NaN where none). Null when no compressed version was ever offered.
+     */
+    public Map<String, Object> compressedSummary() {
+        List<RunObserver.Window> ws = windows();
+        long plain = 0;
+        long compressed = 0;
+        int inUse = 0;
+        int offered = 0;
+        java.util.Set<Long> versions = new java.util.TreeSet<>();
+        double[] lastP5 = null;
+        for (RunObserver.Window w : ws) {
+            RunObserver.OptionWindow o = w.option();
+            if (o == null) {
+                continue;
+            }
+            plain += o.plainTokens();
+            compressed += o.compressedTokens();
+            if (o.compressedVersion() >= 0) {
+                offered++;
+                versions.add(o.compressedVersion());
+                inUse += o.compressedInUse() ? 1 : 0;
+                for (double a : o.compressedP5()) {
+                    if (!Double.isNaN(a)) {
+                        lastP5 = o.compressedP5();
+                        break;
+                    }
+                }
+            }
+        }
+        if (versions.isEmpty()) {
+            return null;
+        }
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("versions", List.copyOf(versions));
+        m.put("token_share", plain + compressed == 0 ? Double.NaN : compressed / (double) (plain + compressed));
+        m.put("windows_in_use", inUse);
+        m.put("windows_offered", offered);
+        m.put("last_alpha_p5", lastP5);
+        return m;
     }
 
     /**

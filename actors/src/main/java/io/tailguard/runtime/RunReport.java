@@ -21,7 +21,9 @@ import java.util.Map;
 /**
  * The run's report directory: report.html with the summary and every schedule change, and PNG
  * plots (reward and pass rate; p5 α per bin over time with τ; budget per bin over time;
- * throughput). Written into a temporary sibling and moved into place.
+ * throughput). When a compressed version was offered as a rollout option, also its p5 α per bin
+ * with τ and whether it was in use (compressed.png), and every change of the option in use.
+ * Written into a temporary sibling and moved into place.
  */
 public final class RunReport {
     private RunReport() {
@@ -74,6 +76,30 @@ public final class RunReport {
             }
             save(tmp.resolve("alpha.png"), "p5 of α per position bin", "seconds", "p5 α", alpha);
             save(tmp.resolve("budget.png"), "KV budget per position bin", "seconds", "tokens", budget);
+            boolean compressed = r.compressedSummary() != null;
+            if (compressed) {
+                XYSeries[] cp5 = new XYSeries[bins + 2];
+                for (int b = 0; b < bins; b++) {
+                    cp5[b] = new XYSeries("bin " + b);
+                }
+                cp5[bins] = new XYSeries("τ");
+                cp5[bins + 1] = new XYSeries("compressed in use (1) or probed (0)");
+                for (RunObserver.Window w : windows) {
+                    RunObserver.OptionWindow o = w.option();
+                    if (o == null || o.compressedVersion() < 0) {
+                        continue;
+                    }
+                    double t = (w.timeMillis() - t0) / 1000.0;
+                    for (int b = 0; b < Math.min(bins, o.compressedP5().length); b++) {
+                        if (!Double.isNaN(o.compressedP5()[b])) {
+                            cp5[b].add(t, o.compressedP5()[b]);
+                        }
+                    }
+                    cp5[bins].add(t, w.tau());
+                    cp5[bins + 1].add(t, o.compressedInUse() ? 1 : 0);
+                }
+                save(tmp.resolve("compressed.png"), "Compressed rollout option: p5 of α per position bin", "seconds", "p5 α", cp5);
+            }
 
             StringBuilder h = new StringBuilder();
             h.append("<!doctype html><html><head><meta charset=\"utf-8\"><title>Tailguard run</title>")
@@ -83,7 +109,8 @@ public final class RunReport {
                 h.append("<tr><th>").append(esc(e.getKey())).append("</th><td>").append(esc(String.valueOf(e.getValue()))).append("</td></tr>");
             }
             h.append("</table>");
-            for (String png : List.of("reward", "alpha", "budget", "throughput")) {
+            for (String png : compressed ? List.of("reward", "alpha", "budget", "compressed", "throughput")
+                    : List.of("reward", "alpha", "budget", "throughput")) {
                 h.append("<h2>").append(png).append("</h2><img src=\"").append(png).append(".png\" width=\"800\">");
             }
             h.append("<h2>Schedule changes</h2><ul>");
@@ -92,7 +119,17 @@ public final class RunReport {
                     h.append(String.format(Locale.ROOT, "<li>t=%.0fs v%d: %s</li>", (w.timeMillis() - t0) / 1000.0, w.scheduleVersion(), esc(c)));
                 }
             }
-            h.append("</ul></body></html>\n");
+            h.append("</ul>");
+            if (compressed) {
+                h.append("<h2>Rollout option changes</h2><ul>");
+                for (RunObserver.Window w : windows) {
+                    if (w.option() != null && w.option().change() != null) {
+                        h.append(String.format(Locale.ROOT, "<li>t=%.0fs: %s</li>", (w.timeMillis() - t0) / 1000.0, esc(w.option().change())));
+                    }
+                }
+                h.append("</ul>");
+            }
+            h.append("</body></html>\n");
             Files.writeString(tmp.resolve("report.html"), h.toString(), StandardCharsets.UTF_8);
             deleteTree(dir);
             Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);

@@ -39,7 +39,17 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     public record Admin(String host, int port, String token) {}
 
-    public record Compression(int every, io.tailguard.compression.Method method, int bits, int calibration, int heldOut) {}
+    /**
+     * The compression worker's settings, and the compressed rollout option's (live-tunable): rollout
+     * on or off, the minority option's share of leases, the most versions the compressed weights may
+     * lag the policy.
+     */
+    public record Compression(int every, io.tailguard.compression.Method method, int bits, int calibration, int heldOut,
+                              boolean rollout, double probeShare, int maxLag) {
+        public io.tailguard.rollout.sparse.CompressedActorGuard.Settings guard() {
+            return new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(rollout, probeShare, maxLag);
+        }
+    }
 
     /** How a `node` finds the cluster: tailguard.cluster.bootstrap. */
     public enum Bootstrap {
@@ -140,9 +150,21 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         if (bits < 2 || bits > 8) {
             throw new IllegalArgumentException("tailguard.compression.bits: must be in [2, 8], got " + bits);
         }
+        boolean rollout = onOff("tailguard.compression.rollout", c.getString("tailguard.compression.rollout"));
+        double share = probeShare("tailguard.compression.probe-share", c.getDouble("tailguard.compression.probe-share"));
+        int maxLag = atLeast(c, "tailguard.compression.max-lag", 0);
         return new Compression(positive(c, "tailguard.compression.every"),
                 CompressionWorker.parseMethod(c.getString("tailguard.compression.method")), bits,
-                positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"));
+                positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"),
+                rollout, share, maxLag);
+    }
+
+    /** Shared with live tuning: the minority rollout option's share of leases, in (0, 0.5]. */
+    static double probeShare(String key, double v) {
+        if (!(v > 0 && v <= 0.5)) {
+            throw new IllegalArgumentException(key + ": must be in (0, 0.5], got " + v);
+        }
+        return v;
     }
 
     /** The controller's settings (also what live tuning re-parses). */

@@ -76,6 +76,7 @@ public final class TailguardNode implements AutoCloseable {
             }
         }
         this.metrics = new NodeMetrics();
+        metrics.compressionFamilies(settings.compression().method().name().toLowerCase(java.util.Locale.ROOT), settings.compression().bits());
         this.metricsPort = metrics.serve(settings.metrics().host(), settings.metrics().port());
         ModelConfig model = ConfigJson.read(start.resolve("config.json"));
         this.system = create(Behaviors.setup(ctx -> {
@@ -101,7 +102,7 @@ public final class TailguardNode implements AutoCloseable {
                 }
             }
             if (roles.contains("compression")) {
-                ctx.spawn(restarting(CompressionWorker.create(settings, device, metrics)), "compression", DispatcherSelector.fromConfig(BLOCKING));
+                ctx.spawn(restarting(CompressionWorker.create(settings, controller, device, metrics)), "compression", DispatcherSelector.fromConfig(BLOCKING));
             }
             if (extra != null) {
                 spawnExtra(ctx, extra);

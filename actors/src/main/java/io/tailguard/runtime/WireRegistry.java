@@ -32,7 +32,9 @@ final class WireRegistry {
             RunObserver.Step.class, RunObserver.Window.class, RunObserver.Evaluated.class, RunObserver.Finished.class,
             RunObserver.Compressed.class,
             // live settings (appended: ids stay fixed)
-            LiveSettings.class, Controller.WantSettings.class, ScheduleSpec[].class);
+            LiveSettings.class, Controller.WantSettings.class, ScheduleSpec[].class,
+            // the compressed rollout option (appended: ids stay fixed)
+            CompressedPublished.class, Controller.CompressedOption.class, RunObserver.OptionWindow.class);
 
     private WireRegistry() {
     }

@@ -35,7 +35,8 @@ class CompressionWorkerTest {
             TestProbe<Receptionist.Registered> registered = kit.createTestProbe();
             kit.system().receptionist().tell(Receptionist.register(RunObserver.KEY, observer.ref(), registered.ref()));
             registered.expectMessageClass(Receptionist.Registered.class);
-            ActorRef<CompressionWorker.Command> w = kit.spawn(CompressionWorker.create(s, "cpu", metrics));
+            TestProbe<Controller.Command> controller = kit.createTestProbe();
+            ActorRef<CompressionWorker.Command> w = kit.spawn(CompressionWorker.create(s, controller.ref(), "cpu", metrics));
             Thread.sleep(500); // the worker's observer subscription
             PolicyPublished v1 = CheckpointStore.existing(init, 1);
             PolicyPublished v2 = CheckpointStore.existing(init, 2);
@@ -51,6 +52,17 @@ class CompressionWorkerTest {
             assertTrue(dir.getFileName().toString().startsWith("v000002-yaqa_b4"), dir.toString());
             assertTrue(!Files.exists(dir.resolveSibling("v000001-yaqa_b4")));
             assertTrue(metrics.registry().scrape().stream().anyMatch(m -> m.getMetadata().getName().equals("tailguard_compression_kl")));
+            // announced to the controller: the artifact's version, uri, manifest sha256, method and bits
+            CompressedPublished a = controller.expectMessageClass(CompressedPublished.class, Duration.ofSeconds(5));
+            assertEquals(2, a.version());
+            assertEquals(dir.toAbsolutePath().normalize(), Path.of(java.net.URI.create(a.uri())).toAbsolutePath().normalize());
+            assertEquals(io.tailguard.model.io.Manifest.sha256(dir.resolve("manifest.json")), a.sha256());
+            assertEquals("yaqa_b", a.method());
+            assertEquals(4, a.bits());
+            assertEquals(done.kl(), a.kl());
+            // a controller that starts over finds it in the store
+            CompressedPublished found = CheckpointStore.latestCompressed(tmp.resolve("run").resolve("store"));
+            assertEquals(new CompressedPublished(2, a.uri(), a.sha256(), "yaqa_b", 4, Double.NaN), found);
             observer.expectNoMessage(Duration.ofMillis(300));
         } finally {
             kit.shutdownTestKit();

@@ -50,6 +50,8 @@ class KryoSerializerTest {
         ActorRef<TrajectoryBuffer.Batch> batchReply = kit.<TrajectoryBuffer.Batch>createTestProbe().ref();
         ScheduleSpec spec = new ScheduleSpec("BINS", 4, 64, new int[] {64, 96, 128});
         PolicyPublished policy = new PolicyPublished(3, 3, "file:///tmp/store/v000003/", "ab".repeat(32));
+        CompressedPublished compressed = new CompressedPublished(2, "file:///tmp/store/compressed/v000002-rtn4/", "cd".repeat(32),
+                "rtn", 4, 0.03);
         TrajectoryBuffer.Sample sample = new TrajectoryBuffer.Sample(new int[] {1, 5, 9}, new int[] {7, 2}, new float[] {-0.5f, -1f},
                 new float[] {-0.4f, -1.1f}, 1.0, "correct");
         TrajectoryBuffer.GroupResult group = new TrajectoryBuffer.GroupResult(17, "kv-recall/7/17", "worker-0@h:1",
@@ -59,17 +61,23 @@ class KryoSerializerTest {
         out.add(policy);
         out.add(new Controller.RequestWork("worker-0@h:1", worker));
         out.add(new Controller.LeaseDone(5, "worker-0@h:1"));
-        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5));
+        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, -1));
+        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, 10));
         out.add(new Controller.BufferDepth(12));
         out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, tuneReply));
         out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2));
         out.add(new Controller.GetStatus(statusReply));
         out.add(new Controller.Status(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 3, 1, 40, 2, 310.5, 1.4,
-                new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}, 2, 1, 5e-5, true));
+                new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}, 2, 1, 5e-5, true,
+                new Controller.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 10, new double[] {0.91, Double.NaN}, 0.7,
+                        "compressed v10 in use")));
         out.add(new LiveSettings(2, 1, 5e-5, true));
         out.add(new Controller.WantSettings(kit.<LiveSettings>createTestProbe().ref()));
         out.add(new RolloutWorker.Work(9, new long[] {17, 18}, new Prompt[] {new Prompt("p1", "a=1;?a", "1"),
-                new Prompt("p2", "b=2;?b", "2")}, policy, spec, null, 77L));
+                new Prompt("p2", "b=2;?b", "2")}, policy, spec, null, 77L, null));
+        out.add(new RolloutWorker.Work(10, new long[] {19}, new Prompt[] {new Prompt("p3", "c=3;?c", "3")}, policy, spec, null, 78L,
+                compressed));
+        out.add(compressed);
         out.add(new RolloutWorker.NoWork(250));
         out.add(sample);
         out.add(group);
@@ -78,7 +86,12 @@ class KryoSerializerTest {
         out.add(new TrajectoryBuffer.Batch(new TrajectoryBuffer.GroupResult[] {group}, new long[] {3}, 1, 0, 99.0, new ScheduleSpec[] {spec}));
         out.add(new RunObserver.Step(2, 2, 0.5, 0.25, 4, 1, 0, 1, -0.01, 0.1, 0.02, 1e-3, 0.8, 512, 300, 1_700_000_000_000L, 5e-5));
         out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64, 128}, new double[] {0.91, 0.84}, new long[] {310, 12}, 0.86, 1.7,
-                new String[] {"bin 1: 96 -> 128 (p5 α 0.80 < 0.84)"}));
+                new String[] {"bin 1: 96 -> 128 (p5 α 0.80 < 0.84)"},
+                new RunObserver.OptionWindow(10, true, new double[] {0.93, Double.NaN}, 120, 480, "compressed v10: in use")));
+        out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64}, new double[] {0.91}, new long[] {310}, 0.86, 1.7,
+                new String[0], new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 310, 0, null)));
+        out.add(new Controller.CompressedOption(false, -1, "", false, 0.25, 10, new double[0], 0, "compressed rollout off"));
+        out.add(new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 12, 0, null));
         out.add(new RunObserver.Evaluated(0, 0.3));
         out.add(new RunObserver.Finished(30, "all steps done"));
         out.add(new RunObserver.Compressed(10, "yaqa_b", 4, 0.0123, 123456, 7.5, "/tmp/store/compressed/v000010-yaqa_b4"));

@@ -63,20 +63,20 @@ class RunSettingsTest {
     void liveTuningValidatesAllOrNothing() {
         RunSettings s = RunSettings.parse(with(""), "test");
         LiveSettings live = new LiveSettings(3, 2, 2e-4, false);
-        var p = LiveTuning.plan(s.controller(), live, java.util.Map.of("tau", "0.9", "tailguard.controller.margin", "0.03"), 256);
+        var p = LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("tau", "0.9", "tailguard.controller.margin", "0.03"), 256);
         assertEquals(0.9, p.controller().tau());
         assertEquals(0.03, p.controller().margin());
         assertEquals(live, p.live());
         IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("tau", "2"), 256));
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("tau", "2"), 256));
         assertTrue(bad.getMessage().contains("tau"), bad.getMessage());
         IllegalArgumentException notTunable = assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("group-size", "4"), 256));
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("group-size", "4"), 256));
         assertTrue(notTunable.getMessage().contains("not live-tunable") && notTunable.getMessage().contains("lr, margin"),
                 notTunable.getMessage());
 
         // the buffer's and learner's keys, by alias and by full name
-        var q = LiveTuning.plan(s.controller(), live, new java.util.LinkedHashMap<>(java.util.Map.of("lr", "5e-5",
+        var q = LiveTuning.plan(s.controller(), live, s.compression().guard(), new java.util.LinkedHashMap<>(java.util.Map.of("lr", "5e-5",
                 "tailguard.buffer.staleness", "1", "distill", "on")), 256);
         assertEquals(null, q.controller());
         assertEquals(new LiveSettings(3, 1, 5e-5, true), q.live());
@@ -88,18 +88,50 @@ class RunSettingsTest {
         mixed.put("tau", "0.9");
         mixed.put("lr", "-1");
         IllegalArgumentException lr = assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.plan(s.controller(), live, mixed, 256));
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), mixed, 256));
         assertEquals("tailguard.learner.lr: must be a positive number, got -1.0", lr.getMessage());
         assertEquals("tailguard.buffer.staleness: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("staleness", "-1"), 256)).getMessage());
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("staleness", "-1"), 256)).getMessage());
         assertEquals("tailguard.buffer.staleness: not a number: \"x\"", assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("staleness", "x"), 256)).getMessage());
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("staleness", "x"), 256)).getMessage());
         assertEquals("tailguard.learner.distill: must be on or off, got \"maybe\"", assertThrows(IllegalArgumentException.class,
-                () -> LiveTuning.plan(s.controller(), live, java.util.Map.of("distill", "maybe"), 256)).getMessage());
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("distill", "maybe"), 256)).getMessage());
         // the same words from the file at start
         IllegalArgumentException file = assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.learner.distill = maybe"), "run.conf"));
         assertEquals("run.conf: tailguard.learner.distill: must be on or off, got \"maybe\"", file.getMessage());
         assertTrue(RunSettings.parse(with("tailguard.learner.distill = on"), "run.conf").learner().distill());
+    }
+
+    @Test
+    void theCompressedRolloutKeysParseAndTuneLive() {
+        RunSettings s = RunSettings.parse(with(""), "test");
+        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(false, 0.25, 50), s.compression().guard());
+        RunSettings on = RunSettings.parse(with("tailguard.compression { rollout = on, probe-share = 0.5, max-lag = 3 }"), "run.conf");
+        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(true, 0.5, 3), on.compression().guard());
+        assertEquals("run.conf: tailguard.compression.probe-share: must be in (0, 0.5], got 0.7", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.compression.probe-share = 0.7"), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.compression.rollout: must be on or off, got \"yes please\"", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.compression.rollout = \"yes please\""), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.compression.max-lag: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.compression.max-lag = -1"), "run.conf")).getMessage());
+
+        LiveSettings live = new LiveSettings(1, 2, 2e-4, false);
+        java.util.Map<String, String> kv = new java.util.LinkedHashMap<>();
+        kv.put("compression-rollout", "on");
+        kv.put("tailguard.compression.probe-share", "0.1");
+        kv.put("compression-max-lag", "4");
+        var p = LiveTuning.plan(s.controller(), live, s.compression().guard(), kv, 256);
+        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(true, 0.1, 4), p.compression());
+        assertEquals(null, p.controller());
+        assertEquals(live, p.live());
+        assertTrue(p.changes().contains("tailguard.compression.rollout off -> on"), p.changes().toString());
+        assertTrue(p.changes().contains("tailguard.compression.probe-share 0.25 -> 0.1"), p.changes().toString());
+        assertEquals("tailguard.compression.probe-share: must be in (0, 0.5], got 0.0", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("compression-probe-share", "0"), 256))
+                .getMessage());
+        // the file watcher sends them too
+        assertEquals(java.util.Map.of("tailguard.compression.rollout", "on", "tailguard.compression.max-lag", "2"),
+                ConfigWatcher.tunables(com.typesafe.config.ConfigFactory.parseString("tailguard.compression { rollout = on, max-lag = 2, every = 5 }")));
     }
 }

@@ -1,6 +1,5 @@
 package io.tailguard.compression;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -9,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.Activation;
 import ai.djl.training.GradientCollector;
+import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
@@ -86,7 +86,7 @@ final class TappedForward {
                     }
                     continue;
                 }
-                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                try (GradientCollector gc = GradientCollectors.exclusive()) {
                     NDArray logits = logits(m, seq, probes, inputs);          // [T, V]
                     NDArray logp = logits.logSoftmax(-1);
                     float[] p = logp.exp().toFloatArray();

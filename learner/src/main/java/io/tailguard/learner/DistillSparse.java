@@ -1,10 +1,10 @@
 package io.tailguard.learner;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import io.tailguard.model.ForwardMask;
+import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
 import io.tailguard.model.lora.LoraAdapter;
@@ -184,7 +184,7 @@ public final class DistillSparse implements AutoCloseable {
             }
         }
         try (NDManager m = model.manager().newSubManager();
-             GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+             GradientCollector gc = GradientCollectors.exclusive()) {
             ForwardMask mask = sparse.forPrompts(packed.promptLengths());
             NDArray logp = model.forward(packed.input(m), mask).logSoftmax(-1);   // [b, t, V], sparse + φ
             NDArray phi = packed.sampled(packed.rows(logp, m), m);                // [n]

@@ -1,10 +1,10 @@
 package io.tailguard.learner;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.Qwen3Model;
 
 import java.util.List;
@@ -78,7 +78,7 @@ public final class DistillationTrainer implements AutoCloseable {
             NDArray ids = m.create(input, new Shape(b, t));
             NDArray teacherLogp = teacher.forward(ids).logSoftmax(-1);             // [b, t, V], no gradient
             NDArray teacherP = teacherLogp.exp();
-            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+            try (GradientCollector gc = GradientCollectors.exclusive()) {
                 NDArray studentLogp = student.forward(ids).logSoftmax(-1);
                 NDArray perPosition = teacherP.mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}); // [b, t]
                 NDArray l = perPosition.mul(m.create(mask, new Shape(b, t))).sum().div((float) tokens);

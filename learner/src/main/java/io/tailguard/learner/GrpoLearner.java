@@ -1,9 +1,9 @@
 package io.tailguard.learner;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
+import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
 
@@ -158,7 +158,7 @@ public final class GrpoLearner implements AutoCloseable {
             }
         }
         try (NDManager m = model.manager().newSubManager();
-             GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+             GradientCollector gc = GradientCollectors.exclusive()) {
             NDArray logp = model.forward(packed.input(m)).logSoftmax(-1);                     // [b, t, V]
             NDArray rows = packed.rows(logp, m);                                              // [n, V]
             NDArray theta = packed.sampled(rows, m);                                          // [n]

@@ -1,10 +1,10 @@
 package io.tailguard.learner;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
 
@@ -106,7 +106,7 @@ public final class SupervisedTrainer implements AutoCloseable {
             }
         }
         try (NDManager m = model.manager().newSubManager();
-             GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+             GradientCollector gc = GradientCollectors.exclusive()) {
             NDArray logits = model.forward(m.create(input, new Shape(b, t)));            // [b, t, V]
             NDArray logp = logits.logSoftmax(-1);
             NDArray picked = logp.gather(m.create(target, new Shape(b, t, 1)), 2).reshape(b, t);

@@ -1,12 +1,8 @@
 package io.tailguard.rollout.sparse;
 
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Deque;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * The online, tail-driven sparsity controller (DESIGN.md "Data flow"; issue: actor runtime, item 2),
@@ -91,14 +87,14 @@ public final class BudgetController {
     private int[][] ladders;     // per bin: ascending budgets, the last = the bin's end
     private int[] rung;          // per bin: index into its ladder
     private long version;
-    /** (bin, budget) → closed windows, newest last; and the open window. */
-    private final Map<Long, Deque<TailStats>> actual = new HashMap<>();
-    private final Map<Long, Deque<TailStats>> shadow = new HashMap<>();
-    private final Map<Long, TailStats> openActual = new HashMap<>();
-    private final Map<Long, TailStats> openShadow = new HashMap<>();
+    /** Tails under the schedule rolled out with, and of the shadow replays, per (bin, budget). */
+    private final WindowedTails actual;
+    private final WindowedTails shadow;
 
     public BudgetController(Settings settings, Schedule start) {
         this.s = settings;
+        this.actual = new WindowedTails(settings.binWidth());
+        this.shadow = new WindowedTails(settings.binWidth());
         this.version = Math.max(1, start.version());
         buildLadders();
         placeOn(start);
@@ -144,14 +140,14 @@ public final class BudgetController {
      */
     public void report(Schedule usedSchedule, TailStats tails, Schedule usedShadow, TailStats shadowTails) {
         if (tails != null && usedSchedule != null) {
-            fileInto(openActual, usedSchedule, tails);
+            fileInto(actual, usedSchedule, tails);
         }
         if (shadowTails != null && usedShadow != null) {
-            fileInto(openShadow, usedShadow, shadowTails);
+            fileInto(shadow, usedShadow, shadowTails);
         }
     }
 
-    private void fileInto(Map<Long, TailStats> open, Schedule used, TailStats tails) {
+    private void fileInto(WindowedTails into, Schedule used, TailStats tails) {
         if (tails.binWidth() != s.binWidth()) {
             return;
         }
@@ -160,25 +156,24 @@ public final class BudgetController {
                 continue;
             }
             int budget = Math.min(used.budgetAt(bin * s.binWidth()), ladders[bin][ladders[bin].length - 1]);
-            TailStats one = tails.onlyBin(bin);
-            open.computeIfAbsent(key(bin, budget), k -> new TailStats(s.binWidth())).merge(one);
+            into.add(bin, budget, tails);
         }
     }
 
     /** Closes the reporting window and decides. */
     public Decision tick() {
-        roll(openActual, actual);
-        roll(openShadow, shadow);
+        actual.roll(s.keepWindows());
+        shadow.roll(s.keepWindows());
         List<WindowTail> window = new ArrayList<>();
         List<Change> changes = new ArrayList<>();
         int[] before = rung.clone();
         for (int bin = 0; bin < ladders.length; bin++) {
             int budget = ladders[bin][rung[bin]];
-            Deque<TailStats> cur = actual.get(key(bin, budget));
-            if (cur != null && !cur.isEmpty() && cur.peekLast().count(bin) > 0) {
-                window.add(new WindowTail(bin, budget, cur.peekLast().count(bin), cur.peekLast().p5(bin)));
+            TailStats cur = actual.last(bin, budget);
+            if (cur != null && cur.count(bin) > 0) {
+                window.add(new WindowTail(bin, budget, cur.count(bin), cur.p5(bin)));
             }
-            TailStats here = merged(actual, bin, budget);
+            TailStats here = actual.merged(bin, budget);
             if (here.count(bin) >= s.minTokens() && here.p5(bin) < s.tau() - s.margin() && rung[bin] < ladders[bin].length - 1) {
                 int to = ladders[bin][rung[bin] + 1];
                 rung[bin]++;
@@ -189,7 +184,7 @@ public final class BudgetController {
             if (rung[bin] > 0) {
                 int lower = ladders[bin][rung[bin] - 1];
                 int previous = floorBefore(bin);
-                TailStats below = merged(shadow, bin, lower);
+                TailStats below = shadow.merged(bin, lower);
                 if (below.count(bin) >= s.minTokens() && below.p5(bin) >= s.tau() + s.hysteresis() && lower >= previous) {
                     rung[bin]--;
                     changes.add(new Change(bin, budget, lower, String.format(java.util.Locale.ROOT,
@@ -241,10 +236,8 @@ public final class BudgetController {
         boolean changed = !next.equals(s);
         this.s = next;
         if (rebin) {
-            actual.clear();
-            shadow.clear();
-            openActual.clear();
-            openShadow.clear();
+            actual.clear(next.binWidth());
+            shadow.clear(next.binWidth());
         }
         if (reladder) {
             buildLadders();
@@ -260,7 +253,7 @@ public final class BudgetController {
     public double[] p5PerBin() {
         double[] out = new double[ladders.length];
         for (int bin = 0; bin < out.length; bin++) {
-            TailStats t = merged(actual, bin, ladders[bin][rung[bin]]);
+            TailStats t = actual.merged(bin, ladders[bin][rung[bin]]);
             out[bin] = t.count(bin) == 0 ? Double.NaN : t.p5(bin);
         }
         return out;
@@ -330,13 +323,8 @@ public final class BudgetController {
     /** No rollout tokens in the bin, at any budget, over the kept windows. */
     private boolean idle(int bin) {
         for (int budget : ladders[bin]) {
-            Deque<TailStats> d = actual.get(key(bin, budget));
-            if (d != null) {
-                for (TailStats t : d) {
-                    if (t.count(bin) > 0) {
-                        return false;
-                    }
-                }
+            if (actual.any(bin, budget)) {
+                return false;
             }
         }
         return true;
@@ -363,39 +351,5 @@ public final class BudgetController {
 
     private static int roundToPage(double b) {
         return (int) (Math.round(b / Schedule.PAGE) * Schedule.PAGE);
-    }
-
-    /** Closes the open window: every (bin, budget) gets one window per tick, empty if nothing came. */
-    private void roll(Map<Long, TailStats> open, Map<Long, Deque<TailStats>> closed) {
-        for (Map.Entry<Long, Deque<TailStats>> e : closed.entrySet()) {
-            if (!open.containsKey(e.getKey())) {
-                e.getValue().addLast(new TailStats(s.binWidth()));
-            }
-        }
-        for (Map.Entry<Long, TailStats> e : open.entrySet()) {
-            Deque<TailStats> d = closed.computeIfAbsent(e.getKey(), k -> new ArrayDeque<>());
-            d.addLast(e.getValue());
-        }
-        open.clear();
-        for (Deque<TailStats> d : closed.values()) {
-            while (d.size() > s.keepWindows()) {
-                d.removeFirst();
-            }
-        }
-    }
-
-    private TailStats merged(Map<Long, Deque<TailStats>> closed, int bin, int budget) {
-        TailStats out = new TailStats(s.binWidth());
-        Deque<TailStats> d = closed.get(key(bin, budget));
-        if (d != null) {
-            for (TailStats t : d) {
-                out.merge(t);
-            }
-        }
-        return out;
-    }
-
-    private static long key(int bin, int budget) {
-        return ((long) bin << 32) | (budget & 0xffffffffL);
     }
 }

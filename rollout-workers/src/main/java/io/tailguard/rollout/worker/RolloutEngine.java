@@ -101,8 +101,26 @@ public final class RolloutEngine {
      * (no shadow replay); seed fixes sampling and the choice of replayed trajectories.
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed) {
+        return run(prompts, groupIds, schedule, shadow, seed, null);
+    }
+
+    /**
+     * As above, with another model as the rollout actor when {@code actor} is not null (a compressed
+     * copy of the policy, loaded dense): it samples under the schedule, so the behaviour log-probs
+     * are its own, and the policy scores densely (π_old, and p for α), as `mismatch --actor` does
+     * offline. The LoRA is not used then. Such a lease has no shadow replay: its tails judge the
+     * actor, not a cheaper schedule.
+     */
+    public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor) {
         if (prompts.size() != groupIds.length || prompts.isEmpty()) {
             throw new IllegalArgumentException(prompts.size() + " prompts but " + groupIds.length + " group ids");
+        }
+        if (actor != null && actor.config().vocabSize() != model.config().vocabSize()) {
+            throw new IllegalArgumentException("the actor's vocabulary (" + actor.config().vocabSize()
+                    + ") differs from the policy's (" + model.config().vocabSize() + ")");
+        }
+        if (actor != null && shadow != null) {
+            throw new IllegalArgumentException("a lease rolled out by another actor has no shadow replay");
         }
         int vocab = model.config().vocabSize();
         boolean exact = vocab <= EXACT_ALPHA_MAX_VOCAB;
@@ -120,13 +138,13 @@ public final class RolloutEngine {
         }
         long t0 = System.nanoTime();
         GenerationResult res;
-        try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
-            res = new Generator(model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
+        try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
+            res = new Generator(actor != null ? actor : model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
                     new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos), 0, capture));
         }
         long t1 = System.nanoTime();
 
-        // Dense teacher-forced scoring of every trajectory with the same weights: π_old and p.
+        // Dense teacher-forced scoring of every trajectory with the policy's weights: π_old and p.
         List<Generated> gens = res.sequences();
         List<Integer> scored = new ArrayList<>();
         for (int i = 0; i < gens.size(); i++) {

@@ -1,0 +1,30 @@
+package io.tailguard.compression;
+
+import ai.djl.Device;
+import io.tailguard.model.ModelLoader;
+import io.tailguard.model.Qwen3Model;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Loads whatever a compression wrote as a dense model a generator can run: a packed quantized
+ * checkpoint ({@link QuantizedCheckpoint}, quant.json) or a packed V:N:M one ({@link VnmCheckpoint},
+ * vnm.json), dequantized; any other directory as a plain checkpoint. Each reader verifies the
+ * directory's manifest first. `mismatch --actor` and the rollout workers' compressed option share it,
+ * so the offline and online tails of a compressed actor come from the same weights.
+ */
+public final class CompressedCheckpoints {
+    private CompressedCheckpoints() {
+    }
+
+    public static Qwen3Model loadDequantized(Path dir, Device device) {
+        if (Files.isRegularFile(dir.resolve(QuantizedCheckpoint.QUANT_JSON))) {
+            return QuantizedCheckpoint.read(dir).toModel(device);
+        }
+        if (Files.isRegularFile(dir.resolve(VnmCheckpoint.VNM_JSON))) {
+            return VnmCheckpoint.read(dir).toModel(device);
+        }
+        return ModelLoader.load(dir, device);
+    }
+}
