@@ -35,6 +35,9 @@ import java.util.concurrent.Callable;
 @Command(name = "rollout", mixinStandardHelpOptions = true,
         description = "Decode tokens/s, dense against Block-Top-k sparse, with the cost model's prediction.")
 final class RolloutBench implements Callable<Integer> {
+    /** Untimed decode steps per mode before the first round. */
+    static final int WARM_STEPS = 32;
+
     @Mixin
     Common common;
 
@@ -90,7 +93,16 @@ final class RolloutBench implements Callable<Integer> {
             if (context + newTokens > model.maxPositions()) {
                 throw new BadInput("--context + --new-tokens exceeds max_position_embeddings " + model.maxPositions());
             }
-            timeSteps(model, AttentionKernel.DENSE, Math.min(context, 64), 2); // warm-up
+            // Warm-up, the same for both modes, untimed: each kernel decodes WARM_STEPS steps at the
+            // batch of the run, at a context long enough for the sparse kernel to be sparse (twice the
+            // budget; budgets never decrease with position) but short enough to be cheap. Without it the
+            // first sparse round paid for the JIT and the first use of its code paths, which the dense
+            // rounds' warm-up never touched.
+            int warmContext = (int) Math.min(context, Math.max(4096, 2L * schedule.budgetAt(context)));
+            timeSteps(model, AttentionKernel.DENSE, warmContext, WARM_STEPS);
+            try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
+                timeSteps(model, sparse, warmContext, WARM_STEPS);
+            }
             double dense = 0;
             double sparseBest = 0;
             double[] ratios = new double[rounds];

@@ -115,17 +115,24 @@ public final class KvCache implements AutoCloseable {
     }
 
     /**
-     * Gathers whole pages of one layer by row: page p of sequence b, KV head h is row
-     * (b * kvHeads + h) * capacity/16 + p. {@code rows} is int64 [n]; returns keys and values, each
-     * [n, 16 * D] (token-major within a page), attached to rows' manager. Only the n pages are read.
+     * Gathers whole key pages of one layer by row: page p of sequence b, KV head h is row
+     * (b * kvHeads + h) * capacity/16 + p. {@code rows} is int64 of any shape S; returns the keys as
+     * [S..., 16 * D] (token-major within a page), attached to rows' manager. Only those pages are read.
+     * {@link #gatherValuePages} takes the same rows; a kernel can use one gather before it makes the
+     * other, so that only one copy is alive at a time.
      *
      * <p>The pages are the rows of an embedding table (a view of the cache made once, no copy): libtorch's
      * embedding is an index_select along dim 0, which copies each 4 KB page with one memcpy, where
      * advanced indexing ({@code get("{}", rows)}) copies element by element and ran at a tenth of the
      * memory bandwidth.
      */
-    public NDArray[] gatherPages(int layer, NDArray rows) {
-        return new NDArray[] {gatherRows(keyRows[layer], rows), gatherRows(valueRows[layer], rows)};
+    public NDArray gatherKeyPages(int layer, NDArray rows) {
+        return gatherRows(keyRows[layer], rows);
+    }
+
+    /** The value pages of the same rows as {@link #gatherKeyPages}, [S..., 16 * D]. */
+    public NDArray gatherValuePages(int layer, NDArray rows) {
+        return gatherRows(valueRows[layer], rows);
     }
 
     private static NDArray gatherRows(NDArray table, NDArray rows) {

@@ -175,19 +175,27 @@ public final class BlockTopKAttention implements AttentionKernel {
         long b = qs.get(0);
         long kvh = qs.get(1);
         long d = qs.get(3);
-        int g = plan.gather();
+        long kept = (long) plan.gather() * PAGE;
         // 1. Score every page's landmark with the group's mean query: [B, kvh, 1, P].
         NDArray marks = cache.landmarks(layer).get(m, new NDIndex(":, :, :{}", plan.pages()));
-        NDArray qMean = q.mean(new int[] {2}, true);                                  // [B, kvh, 1, D]
-        NDArray scores = qMean.matMul(marks.transpose(0, 1, 3, 2)).add(plan.bias());   // [B, kvh, 1, P]
+        NDArray scores = q.mean(new int[] {2}, true).matMul(marks.transpose(0, 1, 3, 2));
+        scores.addi(plan.bias());
         // 2. The G best pages: the last page, the other forced pages, then the best scores.
-        NDArray pageIdx = scores.topK(g, -1, true, true).get(1);                       // [B, kvh, 1, G] int64
-        // 3. Gather just those pages of K and V (whole 16-token pages, one copy each).
-        NDArray[] kv = cache.gatherPages(layer, pageIdx.add(plan.pageBase()).reshape(-1));
-        NDArray keys = kv[0].reshape(b, kvh, (long) g * PAGE, d);
-        NDArray values = kv[1].reshape(b, kvh, (long) g * PAGE, d);
-        // 4. Exact attention over the kept tokens: scores [B, kvh, r, G*16], softmax over the tokens.
-        NDArray att = q.matMul(keys.transpose(0, 1, 3, 2)).add(plan.mask());
-        return att.softmax(-1).matMul(values);                                         // [B, kvh, r, D]
+        NDArray rows = scores.topK(plan.gather(), -1, true, true).get(1);             // [B, kvh, 1, G] int64
+        rows.addi(plan.pageBase());                                                   // page -> row of the page table
+        // 3. Exact attention over the kept tokens: scores [B, kvh, r, G*16], softmax over the tokens.
+        // The keys are used as soon as they are gathered and freed before the values are: the key copy
+        // is still in cache when the product reads it, and the value copy (same size) reuses its memory
+        // instead of faulting in fresh pages.
+        NDArray att;
+        try (NDManager keyScope = m.newSubManager()) {
+            NDArray keys = cache.gatherKeyPages(layer, rows);                         // [B, kvh, 1, G, 16 D]
+            keys.attach(keyScope);
+            att = q.matMul(keys.reshape(b, kvh, kept, d).transpose(0, 1, 3, 2));
+        }
+        att.addi(plan.mask());
+        NDArray probs = att.softmax(-1);
+        NDArray values = cache.gatherValuePages(layer, rows).reshape(b, kvh, kept, d);
+        return probs.matMul(values);                                                  // [B, kvh, r, D]
     }
 }
