@@ -1,5 +1,6 @@
 package io.tailguard.cli;
 
+import io.tailguard.learner.DistillSparse;
 import io.tailguard.learner.LearnerCheckpoint;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
@@ -117,6 +118,15 @@ final class TrainSyncCommand implements Callable<Integer> {
     @Option(names = "--distill-kl", defaultValue = "0.001", description = "DistillSparse KL weight λ (published 0.001) (default: ${DEFAULT-VALUE}).")
     double distillKl;
 
+    @Option(names = "--distill-divergence", defaultValue = "k3", description = "DistillSparse penalty: k3 (published: the k3 "
+            + "estimator on the sampled tokens) or full (the exact KL(dense ‖ sparse+LoRA) over the vocabulary at every "
+            + "generated position; one more forward per micro-batch) (default: ${DEFAULT-VALUE}).")
+    String distillDivergence;
+
+    @Option(names = "--distill-ppo", defaultValue = "1", description = "DistillSparse weight of the PPO part of the LoRA's loss "
+            + "(published 1; 0 trains the LoRA by the KL penalty alone) (default: ${DEFAULT-VALUE}).")
+    double distillPpo;
+
     @Override
     public Integer call() {
         if (!Tasks.builtinNames().contains(task)) {
@@ -134,13 +144,22 @@ final class TrainSyncCommand implements Callable<Integer> {
             if (!(distillKl >= 0) || !Double.isFinite(distillKl)) {
                 throw new BadInput("--distill-kl must be a number >= 0, got " + distillKl);
             }
+            if (!(distillPpo >= 0) || !Double.isFinite(distillPpo)) {
+                throw new BadInput("--distill-ppo must be a number >= 0, got " + distillPpo);
+            }
+            DistillSparse.Divergence divergence;
+            try {
+                divergence = DistillSparse.Divergence.parse(distillDivergence);
+            } catch (IllegalArgumentException e) {
+                throw new BadInput("--distill-divergence: " + e.getMessage());
+            }
             LoraConfig loraConfig;
             try {
                 loraConfig = new LoraConfig(loraRank, loraAlpha, loraTargets);
             } catch (IllegalArgumentException e) {
                 throw new BadInput("--lora-rank/--lora-alpha/--lora-targets: " + e.getMessage());
             }
-            distillOptions = new SyncTrainer.Distill(loraConfig, loraLr, distillKl, seed);
+            distillOptions = new SyncTrainer.Distill(loraConfig, loraLr, distillKl, distillPpo, divergence, seed);
         }
         if (steps < 1) {
             throw new BadInput("--steps must be >= 1, got " + steps);
@@ -199,7 +218,8 @@ final class TrainSyncCommand implements Callable<Integer> {
                         stats, line.rolloutSeconds(), line.learnSeconds());
                 var d = line.distill();
                 if (d != null) {
-                    text += String.format(" | distill loss %.4f k3 %.2e grad %.3f %.1fs", d.loss(), d.klK3(), d.gradNorm(),
+                    text += String.format(" | distill loss %.4f k3 %.2e%s grad %.3f %.1fs", d.loss(), d.klK3(),
+                            Double.isNaN(d.klFull()) ? "" : String.format(" kl %.2e", d.klFull()), d.gradNorm(),
                             line.distillSeconds());
                 }
                 if (common.json) {
@@ -225,6 +245,9 @@ final class TrainSyncCommand implements Callable<Integer> {
                     if (d != null) {
                         j.put("distill_loss", d.loss());
                         j.put("distill_kl_k3", d.klK3());
+                        if (!Double.isNaN(d.klFull())) {
+                            j.put("distill_kl_full", d.klFull());
+                        }
                         j.put("distill_grad_norm", d.gradNorm());
                         if (d.objective() != null) {
                             j.put("distill_clip_fraction", d.objective().clipFraction());
@@ -290,6 +313,8 @@ final class TrainSyncCommand implements Callable<Integer> {
             m.put("--lora-targets", String.join(",", loraTargets));
             m.put("--lora-lr", Double.toString(loraLr));
             m.put("--distill-kl", Double.toString(distillKl));
+            m.put("--distill-divergence", distillDivergence);
+            m.put("--distill-ppo", Double.toString(distillPpo));
         }
         return m;
     }

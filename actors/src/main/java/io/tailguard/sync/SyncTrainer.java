@@ -55,12 +55,20 @@ public final class SyncTrainer {
 
     /**
      * DistillSparse (ALGORITHMS.md §6): a LoRA of this shape that only the sparse actor uses,
-     * trained after each policy update at learning rate lr with KL weight λ; seed initialises A.
+     * trained after each policy update at learning rate lr with KL weight λ, PPO weight (published
+     * 1) and penalty ({@link DistillSparse.Divergence}); seed initialises A.
      */
-    public record Distill(LoraConfig lora, double lr, double klWeight, long seed) {
+    public record Distill(LoraConfig lora, double lr, double klWeight, double ppoWeight, DistillSparse.Divergence divergence,
+                          long seed) {
+        /** The published form: L_PPO + λ·k3. */
+        public Distill(LoraConfig lora, double lr, double klWeight, long seed) {
+            this(lora, lr, klWeight, 1.0, DistillSparse.Divergence.K3, seed);
+        }
+
         public Distill {
-            if (!(lr > 0) || !(klWeight >= 0)) {
-                throw new IllegalArgumentException("bad DistillSparse options: lr " + lr + ", KL weight " + klWeight);
+            if (!(lr > 0) || !(klWeight >= 0) || !(ppoWeight >= 0) || divergence == null) {
+                throw new IllegalArgumentException("bad DistillSparse options: lr " + lr + ", KL weight " + klWeight
+                        + ", PPO weight " + ppoWeight + ", divergence " + divergence);
             }
         }
     }
@@ -172,7 +180,8 @@ public final class SyncTrainer {
                 new LrSchedule(o.lr(), o.warmupSteps(), o.steps(), 1.0), AdamW.Options.defaults());
              DistillSparse distiller = distill == null ? null : new DistillSparse(model, lora, BlockTopKMask.factory(schedule),
                      o.groupSize(), new LrSchedule(distill.lr(), o.warmupSteps(), o.steps(), 1.0),
-                     new DistillSparse.Options(distill.klWeight(), GrpoObjective.Options.defaults(), o.microBatch()))) {
+                     new DistillSparse.Options(distill.klWeight(), distill.ppoWeight(), distill.divergence(),
+                             GrpoObjective.Options.defaults(), o.microBatch()))) {
             if (resumed != null) {
                 LearnerCheckpoint.restore(c.out(), learner.optimizer());
                 learner.resumeAt((int) resumed.step());

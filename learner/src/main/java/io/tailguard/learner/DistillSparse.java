@@ -32,15 +32,53 @@ import java.util.List;
  * reach only φ.
  */
 public final class DistillSparse implements AutoCloseable {
-    /** λ (published 0.001), the §5 objective's options, sequences per forward/backward. */
-    public record Options(double klWeight, GrpoObjective.Options objective, int microBatch) {
+    /**
+     * The penalty that pulls the sparse actor towards the dense policy.
+     * <ul>
+     *   <li>{@code K3}: the published one, k3(π_φ ‖ π_old) on the sampled tokens only.</li>
+     *   <li>{@code FULL}: the exact KL(π_dense ‖ π_φ) over the whole vocabulary at every generated
+     *   position, π_dense being the dense forward of the current base (the LoRA off, no gradient).
+     *   α = Σ min(p, q) = 1 − TV depends on the whole distribution, which the sampled token's ratio
+     *   sees only one entry of; Pinsker bounds TV by √(KL/2), so this penalty bounds 1 − α directly.
+     *   It costs one more forward of the same batch.</li>
+     * </ul>
+     */
+    public enum Divergence {
+        K3, FULL;
+
+        public static Divergence parse(String name) {
+            return switch (name) {
+                case "k3" -> K3;
+                case "full" -> FULL;
+                default -> throw new IllegalArgumentException("unknown DistillSparse divergence '" + name + "' (known: k3, full)");
+            };
+        }
+
+        public String label() {
+            return this == K3 ? "k3" : "full";
+        }
+    }
+
+    /**
+     * λ (published 0.001), the weight of the PPO part (published 1; 0 trains φ by the penalty alone),
+     * the penalty, the §5 objective's options, sequences per forward/backward.
+     */
+    public record Options(double klWeight, double ppoWeight, Divergence divergence, GrpoObjective.Options objective,
+                          int microBatch) {
         public static Options defaults() {
             return new Options(0.001, GrpoObjective.Options.defaults(), 16);
         }
 
+        /** The published form: L_PPO + λ·k3. */
+        public Options(double klWeight, GrpoObjective.Options objective, int microBatch) {
+            this(klWeight, 1.0, Divergence.K3, objective, microBatch);
+        }
+
         public Options {
-            if (!(klWeight >= 0) || !Double.isFinite(klWeight) || microBatch < 1) {
-                throw new IllegalArgumentException("bad DistillSparse options: KL weight " + klWeight + ", micro-batch " + microBatch);
+            if (!(klWeight >= 0) || !Double.isFinite(klWeight) || !(ppoWeight >= 0) || !Double.isFinite(ppoWeight)
+                    || microBatch < 1 || divergence == null) {
+                throw new IllegalArgumentException("bad DistillSparse options: KL weight " + klWeight + ", PPO weight " + ppoWeight
+                        + ", divergence " + divergence + ", micro-batch " + microBatch);
             }
         }
     }
@@ -49,10 +87,12 @@ public final class DistillSparse implements AutoCloseable {
      * @param objective the PPO part over the kept groups' tokens (null when every group was
      *                  degenerate); its k1/k3 compare π_φ with the behaviour π_inf
      * @param klK3      mean k3(π_φ ‖ π_old) over every token, before this update
+     * @param klFull    mean KL(π_dense ‖ π_φ) over the vocabulary at every token, before this update
+     *                  (NaN unless the divergence is {@code FULL})
      * @param loss      L(φ) before this update
      */
-    public record Report(int step, GrpoObjective.Stats objective, double klK3, double loss, double gradNorm, double lr,
-                         long tokens) {}
+    public record Report(int step, GrpoObjective.Stats objective, double klK3, double klFull, double loss, double gradNorm,
+                         double lr, long tokens) {}
 
     /** AdamW for the adapter: no weight decay, so φ is what the gradient made it. */
     public static final AdamW.Options ADAM = new AdamW.Options(0.9, 0.95, 1e-8, 0.0, 1.0);
@@ -146,12 +186,15 @@ public final class DistillSparse implements AutoCloseable {
                 acc.absSum / keptTokens, acc.absMax, acc.truncated / keptTokens, acc.clipped / keptTokens,
                 acc.k1 / keptTokens, acc.k3 / keptTokens);
         double ppoLoss = keptTokens == 0 ? 0 : acc.ppoLoss;
-        return new Report(step, ppo, acc.kl / all, ppoLoss + o.klWeight() * acc.kl / all, norm, lr, all);
+        double penalty = o.divergence() == Divergence.FULL ? acc.full / all : acc.kl / all;
+        return new Report(step, ppo, acc.kl / all, o.divergence() == Divergence.FULL ? acc.full / all : Double.NaN,
+                o.ppoWeight() * ppoLoss + o.klWeight() * penalty, norm, lr, all);
     }
 
     private static final class Totals {
         double ppoLoss;
         double kl;       // Σ over tokens of k3
+        double full;     // Σ over tokens of KL(π_dense ‖ π_φ), FULL only
         double absSum;
         double absMax;
         double truncated;
@@ -183,21 +226,47 @@ public final class DistillSparse implements AutoCloseable {
                 k++;
             }
         }
-        try (NDManager m = model.manager().newSubManager();
-             GradientCollector gc = GradientCollectors.exclusive()) {
+        try (NDManager m = model.manager().newSubManager()) {
+            // The teacher for FULL: the dense forward of the current base, the LoRA off. Nothing it
+            // touches tracks a gradient (the base is frozen, the LoRA not used), so it adds no graph.
+            NDArray teacher = null;
+            if (o.divergence() == Divergence.FULL) {
+                try (LoraAdapter.Switch off = lora.switchTo(false)) {
+                    teacher = packed.rows(model.forward(packed.input(m), null).logSoftmax(-1), m);   // [n, V]
+                }
+            }
+            microBackward(m, packed, teacher, n, old, keptIdx, keptOld, keptInf, keptAdv, all, keptTokens, acc);
+        }
+    }
+
+    private void microBackward(NDManager m, PackedBatch packed, NDArray teacher, int n, float[] old, List<Integer> keptIdx,
+                               List<Float> keptOld, List<Float> keptInf, List<Float> keptAdv, long all, long keptTokens,
+                               Totals acc) {
+        try (GradientCollector gc = GradientCollectors.exclusive()) {
             ForwardMask mask = sparse.forPrompts(packed.promptLengths());
             NDArray logp = model.forward(packed.input(m), mask).logSoftmax(-1);   // [b, t, V], sparse + φ
-            NDArray phi = packed.sampled(packed.rows(logp, m), m);                // [n]
+            NDArray rows = packed.rows(logp, m);                                   // [n, V]
+            NDArray phi = packed.sampled(rows, m);                                 // [n]
             NDArray kl = GrpoObjective.klK3(phi, old);
-            NDArray loss = Scalars.times(kl, o.klWeight() * n / all);
             acc.kl += kl.getFloat() * n;
+            NDArray loss;
+            if (teacher != null) {
+                // mean over tokens of Σ_v p(v)·(log p(v) − log π_φ(v))
+                NDArray full = teacher.exp().mul(teacher.sub(rows)).sum(new int[] {1}).mean();
+                acc.full += full.getFloat() * n;
+                loss = Scalars.times(full, o.klWeight() * n / all);
+            } else {
+                loss = Scalars.times(kl, o.klWeight() * n / all);
+            }
             if (!keptIdx.isEmpty()) {
                 int nk = keptIdx.size();
                 long[] idx = keptIdx.stream().mapToLong(Integer::longValue).toArray();
                 NDArray phiKept = phi.get(new ai.djl.ndarray.index.NDIndex("{}", m.create(idx)));
                 GrpoObjective.Result r = GrpoObjective.compute(phiKept, floats(keptOld), floats(keptInf), floats(keptAdv),
                         o.objective());
-                loss = loss.add(Scalars.times(r.loss(), (double) nk / keptTokens));
+                if (o.ppoWeight() > 0) {
+                    loss = loss.add(Scalars.times(r.loss(), o.ppoWeight() * nk / keptTokens));
+                }
                 GrpoObjective.Stats st = r.stats();
                 acc.ppoLoss += st.loss() * nk / keptTokens;
                 acc.absSum += st.meanAbsOldMinusInf() * nk;

@@ -167,4 +167,59 @@ class DistillSparseTest {
             }
         }
     }
+
+    @Test
+    void theFullDivergenceIsTheExactKlOverTheVocabularyAndTheLoraLearnsFromItAlone() {
+        double[] rewards = new double[2 * G];
+        for (int i = 0; i < G; i++) {
+            rewards[i] = i % 2;   // group 0 has a signal: with PPO weight 0 it must still not count
+        }
+        try (Qwen3Model model = model(); LoraAdapter lora = LoraAdapter.create(model, LoraConfig.defaults(), 1)) {
+            model.attach(lora);
+            lora.setEnabled(false);
+            List<GrpoLearner.Sample> samples = samples(model, rewards);
+            List<int[]> prompts = samples.stream().map(GrpoLearner.Sample::prompt).toList();
+            List<int[]> outputs = samples.stream().map(GrpoLearner.Sample::output).toList();
+            Scorer.Options full = new Scorer.Options(0, true);
+            // The reference: Σ_v p(v) log(p(v)/q(v)) from the probe's full distributions, dense p and window q
+            // (B = 0, so the LoRA leaves the window actor as it is before the first update).
+            List<Scorer.Scores> p = Scorer.score(model, prompts, outputs, full);
+            List<Scorer.Scores> q = Scorer.score(model, prompts, outputs, full, WINDOW);
+            double want = 0;
+            long n = 0;
+            for (int i = 0; i < p.size(); i++) {
+                for (int t = 0; t < p.get(i).probs().length; t++) {
+                    for (int v = 0; v < CONFIG.vocabSize(); v++) {
+                        double pv = p.get(i).probs()[t][v];
+                        double qv = q.get(i).probs()[t][v];
+                        want += pv > 0 ? pv * (Math.log(pv) - Math.log(qv)) : 0;
+                    }
+                    n++;
+                }
+            }
+            want /= n;
+            List<Double> kl = new ArrayList<>();
+            try (DistillSparse d = new DistillSparse(model, lora, WINDOW, G, new LrSchedule(1e-2, 5, 30, 1.0),
+                    new DistillSparse.Options(1.0, 0.0, DistillSparse.Divergence.FULL, GrpoObjective.Options.defaults(), 8))) {
+                for (int step = 0; step < 30; step++) {
+                    DistillSparse.Report r = d.step(samples);
+                    kl.add(r.klFull());
+                    assertEquals(r.klFull(), r.loss(), 1e-9, "PPO weight 0: the loss is the penalty alone");
+                    if (step == 0) {
+                        assertTrue(r.objective() != null && r.objective().tokens() > 0, "the PPO statistics are still reported");
+                    }
+                }
+            }
+            assertEquals(want, kl.get(0), 1e-5 * Math.max(1, want), "first full KL against the probe's distributions");
+            assertTrue(want > 1e-3, "the window must differ from dense: KL " + want);
+            assertTrue(kl.get(kl.size() - 1) < 0.2 * kl.get(0), "the full KL must fall: " + kl);
+        }
+    }
+
+    @Test
+    void divergenceNamesParse() {
+        assertEquals(DistillSparse.Divergence.K3, DistillSparse.Divergence.parse("k3"));
+        assertEquals(DistillSparse.Divergence.FULL, DistillSparse.Divergence.parse("full"));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> DistillSparse.Divergence.parse("kl"));
+    }
 }
