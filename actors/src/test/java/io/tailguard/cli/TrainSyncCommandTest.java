@@ -219,6 +219,12 @@ class TrainSyncCommandTest {
         CliBadInputTest.Run noOut = trainSync(init, null, "--resume");
         assertEquals(2, noOut.code());
         assertTrue(noOut.err().contains("--resume") && noOut.err().contains("--out"), noOut.err());
+        CliBadInputTest.Run divergence = trainSync(init, tmp.resolve("d"), "--distill-divergence", "kl");
+        assertEquals(2, divergence.code());
+        assertTrue(divergence.err().contains("--distill-divergence") && divergence.err().contains("k3, full"), divergence.err());
+        CliBadInputTest.Run ppo = trainSync(init, tmp.resolve("p"), "--distill-ppo", "-1");
+        assertEquals(2, ppo.code());
+        assertTrue(ppo.err().contains("--distill-ppo"), ppo.err());
         CliBadInputTest.Run everyNoOut = trainSync(init, null, "--checkpoint-every", "1");
         assertEquals(2, everyNoOut.code());
         assertTrue(everyNoOut.err().contains("--checkpoint-every"), everyNoOut.err());
@@ -235,7 +241,7 @@ class TrainSyncCommandTest {
         assertEquals(0, trainSync(init, out, "--stop-after", "2").code());
         for (String[] bad : new String[][] {{"--seed", "8"}, {"--prompts", "3"}, {"--steps", "1"},
                 {"--steps", "10"}, {"--lr", "2e-4"}, {"--micro-batch", "4"}, {"--lora-lr", "1e-2"}, {"--distill-kl", "0.5"},
-                {"--lora-alpha", "8"}}) {
+                {"--lora-alpha", "8"}, {"--distill-divergence", "full"}, {"--distill-ppo", "0"}}) {
             CliBadInputTest.Run r = trainSync(init, out, java.util.stream.Stream.concat(java.util.stream.Stream.of("--resume"),
                     java.util.stream.Stream.of(bad)).toArray(String[]::new));
             assertEquals(2, r.code(), String.join(" ", bad) + ": " + r.err());
