@@ -39,7 +39,8 @@ import java.util.Set;
  * the resumable learner checkpoint (weights, optimizer moments, step) every checkpoint-every steps.
  * A learner started over an existing learner checkpoint resumes from it with its step counter.
  * With DistillSparse on (tailguard.learner.distill, live), it keeps a LoRA for the sparse actor
- * (rank 8, alpha 16, all seven linear modules: train-sync --distill's defaults), trains it after
+ * (rank 8, alpha 16, all seven linear modules: train-sync --distill's defaults; the loss from
+ * tailguard.learner.distill-kl, -ppo and -divergence), trains it after
  * each policy step on the same samples under the schedule they were rolled out with, and publishes
  * it with every policy version; switched off, the adapter is dropped and no longer published.
  */
@@ -85,7 +86,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     /** The schedule DistillSparse's mask follows: that of the newest schedule in the last batch. */
     private io.tailguard.rollout.sparse.Schedule distillSchedule = io.tailguard.rollout.sparse.Schedule.dense();
     static final double DISTILL_LR = 1e-3;
-    static final double DISTILL_KL = 0.001;
 
     private Learner(ActorContext<Command> ctx, RunSettings s, Path start, ActorRef<Controller.Command> controller,
                     ActorRef<TrajectoryBuffer.Command> buffer, String device, NodeMetrics metrics) throws IOException {
@@ -164,7 +164,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                 io.tailguard.rollout.sparse.BlockTopKMask.factory(distillSchedule).forPrompts(lengths);
         distiller = new io.tailguard.learner.DistillSparse(model, lora, mask, s.rollout().groupSize(),
                 new LrSchedule(DISTILL_LR, s.learner().warmupSteps(), s.train().steps(), 1.0),
-                new io.tailguard.learner.DistillSparse.Options(DISTILL_KL, GrpoObjective.Options.defaults(), s.learner().microBatch()));
+                new io.tailguard.learner.DistillSparse.Options(s.learner().distillKl(), s.learner().distillPpo(),
+                        s.learner().distillDivergence(), GrpoObjective.Options.defaults(), s.learner().microBatch()));
         if (saved && Files.isRegularFile(from.resolve(LearnerCheckpoint.LORA_OPTIMIZER))) {
             // a resumed learner: the adapter's moments and step count too, so its updates continue exactly
             LearnerCheckpoint.restoreLora(from, lora, distiller.optimizer());

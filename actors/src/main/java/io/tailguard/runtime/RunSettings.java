@@ -31,9 +31,14 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     public record Buffer(int staleness, int maxGroups) {}
 
-    /** distill: DistillSparse on (a LoRA for the sparse actor, trained after each step and published with it). */
+    /**
+     * distill: DistillSparse on (a LoRA for the sparse actor, trained after each step and published
+     * with it), with the LoRA's loss: KL weight, PPO weight and penalty (train-sync's --distill-kl,
+     * --distill-ppo, --distill-divergence).
+     */
     public record LearnerSettings(int groupsPerStep, double lr, int warmupSteps, int microBatch, int publishEvery,
-                                  int checkpointEvery, boolean distill) {}
+                                  int checkpointEvery, boolean distill, double distillKl, double distillPpo,
+                                  io.tailguard.learner.DistillSparse.Divergence distillDivergence) {}
 
     public record Metrics(String host, int port) {}
 
@@ -102,7 +107,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     positiveDouble(c, "tailguard.learner.lr"), atLeast(c, "tailguard.learner.warmup-steps", 0),
                     positive(c, "tailguard.learner.micro-batch"), positive(c, "tailguard.learner.publish-every"),
                     positive(c, "tailguard.learner.checkpoint-every"),
-                    onOff("tailguard.learner.distill", c.getString("tailguard.learner.distill")));
+                    onOff("tailguard.learner.distill", c.getString("tailguard.learner.distill")),
+                    nonNegativeDouble(c, "tailguard.learner.distill-kl"), nonNegativeDouble(c, "tailguard.learner.distill-ppo"),
+                    divergence(c, "tailguard.learner.distill-divergence"));
             int port = atLeast(c, "tailguard.metrics.port", 0);
             if (port > 65535) {
                 throw new IllegalArgumentException("tailguard.metrics.port: must be in [0, 65535], got " + port);
@@ -211,6 +218,22 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     private static double positiveDouble(Config c, String key) {
         return positiveDouble(key, c.getDouble(key));
+    }
+
+    private static double nonNegativeDouble(Config c, String key) {
+        double v = c.getDouble(key);
+        if (!(v >= 0) || Double.isInfinite(v)) {
+            throw new IllegalArgumentException(key + ": must be a number >= 0, got " + v);
+        }
+        return v;
+    }
+
+    private static io.tailguard.learner.DistillSparse.Divergence divergence(Config c, String key) {
+        try {
+            return io.tailguard.learner.DistillSparse.Divergence.parse(c.getString(key));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(key + ": " + e.getMessage());
+        }
     }
 
     /** Shared with live tuning, so a file and a `tune` refuse a value with the same words. */

@@ -101,6 +101,20 @@ class RunSettingsTest {
                 () -> RunSettings.parse(with("tailguard.learner.distill = maybe"), "run.conf"));
         assertEquals("run.conf: tailguard.learner.distill: must be on or off, got \"maybe\"", file.getMessage());
         assertTrue(RunSettings.parse(with("tailguard.learner.distill = on"), "run.conf").learner().distill());
+        RunSettings.LearnerSettings d = RunSettings.parse(with("tailguard.learner { distill-kl = 1, distill-ppo = 0, distill-divergence = full }"),
+                "run.conf").learner();
+        assertEquals(1.0, d.distillKl());
+        assertEquals(0.0, d.distillPpo());
+        assertEquals(io.tailguard.learner.DistillSparse.Divergence.FULL, d.distillDivergence());
+        RunSettings.LearnerSettings published = RunSettings.parse(with(""), "run.conf").learner();
+        assertEquals(0.001, published.distillKl());
+        assertEquals(1.0, published.distillPpo());
+        assertEquals(io.tailguard.learner.DistillSparse.Divergence.K3, published.distillDivergence());
+        assertEquals("run.conf: tailguard.learner.distill-divergence: unknown DistillSparse divergence 'kl' (known: k3, full)",
+                assertThrows(IllegalArgumentException.class,
+                        () -> RunSettings.parse(with("tailguard.learner.distill-divergence = kl"), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.learner.distill-ppo: must be a number >= 0, got -1.0", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.learner.distill-ppo = -1"), "run.conf")).getMessage());
     }
 
     @Test
