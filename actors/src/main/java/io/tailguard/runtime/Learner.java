@@ -314,6 +314,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         io.tailguard.learner.DistillSparse.Report d = distiller.step(samples);
         metrics.distillLoss.set(d.loss());
         metrics.distillKl.set(d.klK3());
+        metrics.distillKlFull.set(d.klFull());
         metrics.distillSteps.inc();
         getContext().getLog().debug("distill step {}: loss {} k3 {} in {} s", d.step(), d.loss(), d.klK3(), (System.nanoTime() - t0) / 1e9);
     }

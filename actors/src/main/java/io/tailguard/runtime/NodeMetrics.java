@@ -79,6 +79,9 @@ public final class NodeMetrics implements AutoCloseable {
             .help("DistillSparse loss L(phi) of the last LoRA update").register(registry);
     final Gauge distillKl = Gauge.builder().name("tailguard_distill_kl_k3")
             .help("DistillSparse mean k3(sparse+LoRA || dense) of the last LoRA update").register(registry);
+    final Gauge distillKlFull = Gauge.builder().name("tailguard_distill_kl_full")
+            .help("DistillSparse mean KL(dense || sparse+LoRA) over the vocabulary of the last LoRA update "
+                    + "(NaN unless tailguard.learner.distill-divergence = full)").register(registry);
     final Counter distillSteps = Counter.builder().name("tailguard_distill_steps_total")
             .help("DistillSparse updates of the sparse actor's LoRA").register(registry);
     final Gauge passAt1 = Gauge.builder().name("tailguard_eval_pass_at_1").help("Held-out greedy pass@1").register(registry);
