@@ -40,22 +40,16 @@ record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
         new TappedForward(model).run(calibration, true, seed, tap -> {
             int m = tap.out();
             int n = tap.in();
-            double[][] g = new double[m][n]; // G_s = Σ_t g_t x_tᵀ
-            for (int t = 0; t < tap.tokens(); t++) {
-                for (int i = 0; i < m; i++) {
-                    double gi = tap.g()[t * m + i];
-                    if (gi == 0) {
-                        continue;
-                    }
-                    double[] row = g[i];
-                    for (int j = 0; j < n; j++) {
-                        row[j] += gi * tap.x()[t * n + j];
-                    }
-                }
-            }
-            addScaled(in.get(tap.name()), Matrices.multiply(Matrices.transpose(g), g), 1.0 / m);
-            addScaled(out.get(tap.name()), Matrices.multiply(g, Matrices.transpose(g)), 1.0 / n);
+            // G_s = Γᵀ X has rank at most T (X [T, n] the inputs, Γ [T, m] the output gradients),
+            // so G_sᵀ G_s = Xᵀ (Γ Γᵀ) X and G_s G_sᵀ = Γᵀ (X Xᵀ) Γ go through T × T Gram matrices:
+            // T (n² + m²) / 2 + O(T² (m + n)) work instead of m n (T + m + n) through the m × n G_s.
+            double[][] x = rows(tap.x(), tap.tokens(), n);
+            double[][] g = rows(tap.g(), tap.tokens(), m);
+            accumulateUpper(in.get(tap.name()), x, Matrices.multiply(gram(g), x), 1.0 / m);
+            accumulateUpper(out.get(tap.name()), g, Matrices.multiply(gram(x), g), 1.0 / n);
         });
+        in.values().forEach(HessianSketch::mirrorUpper);
+        out.values().forEach(HessianSketch::mirrorUpper);
         // The mean over sequences; a constant factor, kept so the numbers mean what §7 says.
         double s = 1.0 / calibration.size();
         in.values().forEach(h -> scale(h, s));
@@ -130,10 +124,59 @@ record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
         }
     }
 
-    private static void addScaled(double[][] into, double[][] a, double s) {
-        for (int i = 0; i < into.length; i++) {
-            for (int j = 0; j < into.length; j++) {
-                into[i][j] += s * a[i][j];
+    /** v [tokens · d] row-major as tokens rows of d doubles. */
+    private static double[][] rows(float[] v, int tokens, int d) {
+        double[][] r = new double[tokens][d];
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < d; i++) {
+                r[t][i] = v[t * d + i];
+            }
+        }
+        return r;
+    }
+
+    /** v vᵀ for v [T, d]: the T × T Gram matrix of the rows. */
+    private static double[][] gram(double[][] v) {
+        int t = v.length;
+        double[][] k = new double[t][t];
+        for (int a = 0; a < t; a++) {
+            for (int b = 0; b <= a; b++) {
+                double s = 0;
+                double[] va = v[a];
+                double[] vb = v[b];
+                for (int i = 0; i < va.length; i++) {
+                    s += va[i] * vb[i];
+                }
+                k[a][b] = s;
+                k[b][a] = s;
+            }
+        }
+        return k;
+    }
+
+    /** The upper triangle (j ≥ i) of into += s · aᵀ b, for a, b [T, d]; the lower is filled by {@link #mirrorUpper}. */
+    private static void accumulateUpper(double[][] into, double[][] a, double[][] b, double s) {
+        int d = into.length;
+        for (int i = 0; i < d; i++) {
+            double[] row = into[i]; // one output row at a time stays in cache while the T rows stream by
+            for (int t = 0; t < a.length; t++) {
+                double ai = s * a[t][i];
+                if (ai == 0) {
+                    continue;
+                }
+                double[] bt = b[t];
+                for (int j = i; j < d; j++) {
+                    row[j] += ai * bt[j];
+                }
+            }
+        }
+    }
+
+    /** Copies the upper triangle onto the lower, so the factor is exactly symmetric. */
+    private static void mirrorUpper(double[][] h) {
+        for (int i = 0; i < h.length; i++) {
+            for (int j = i + 1; j < h.length; j++) {
+                h[j][i] = h[i][j];
             }
         }
     }
