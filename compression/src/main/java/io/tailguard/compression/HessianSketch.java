@@ -30,6 +30,7 @@ record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
         Map<String, double[][]> in = newFactors(model.config(), true);
         new TappedForward(model).run(calibration, false, 0, tap ->
                 accumulateWeighted(in.get(tap.name()), tap.x(), tap.tokens(), tap.in(), null));
+        in.values().forEach(HessianSketch::mirrorUpper);
         return new HessianSketch(in, Map.of());
     }
 
@@ -107,18 +108,27 @@ record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
         return q;
     }
 
-    /** into += Σ_t weight_t v_t v_tᵀ (weight 1 when weights is null); v [tokens, d] row-major. */
+    /**
+     * into += Σ_t weight_t v_t v_tᵀ (weight 1 when weights is null); v [tokens, d] row-major. One
+     * row of {@code into} at a time takes every token's update (a token at a time streamed the whole
+     * d × d matrix through memory once per token); each entry still sums over t in order, so the
+     * result is unchanged. Unweighted, only the upper triangle is written: v_i v_j = v_j v_i exactly,
+     * so {@link #mirrorUpper} completes it to the same matrix.
+     */
     private static void accumulateWeighted(double[][] into, float[] v, int tokens, int d, double[] weights) {
-        for (int t = 0; t < tokens; t++) {
-            double wt = weights == null ? 1 : weights[t];
-            for (int i = 0; i < d; i++) {
+        boolean upper = weights == null;
+        for (int i = 0; i < d; i++) {
+            double[] row = into[i];
+            int j0 = upper ? i : 0;
+            for (int t = 0; t < tokens; t++) {
+                double wt = weights == null ? 1 : weights[t];
                 double vi = wt * v[t * d + i];
                 if (vi == 0) {
                     continue;
                 }
-                double[] row = into[i];
-                for (int j = 0; j < d; j++) {
-                    row[j] += vi * v[t * d + j];
+                int base = t * d;
+                for (int j = j0; j < d; j++) {
+                    row[j] += vi * v[base + j];
                 }
             }
         }
