@@ -30,6 +30,7 @@ record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
         Map<String, double[][]> in = newFactors(model.config(), true);
         new TappedForward(model).run(calibration, false, 0, tap ->
                 accumulateWeighted(in.get(tap.name()), tap.x(), tap.tokens(), tap.in(), null));
+        in.values().forEach(HessianSketch::mirrorUpper);
         return new HessianSketch(in, Map.of());
     }
 
@@ -40,22 +41,16 @@ record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
         new TappedForward(model).run(calibration, true, seed, tap -> {
             int m = tap.out();
             int n = tap.in();
-            double[][] g = new double[m][n]; // G_s = Σ_t g_t x_tᵀ
-            for (int t = 0; t < tap.tokens(); t++) {
-                for (int i = 0; i < m; i++) {
-                    double gi = tap.g()[t * m + i];
-                    if (gi == 0) {
-                        continue;
-                    }
-                    double[] row = g[i];
-                    for (int j = 0; j < n; j++) {
-                        row[j] += gi * tap.x()[t * n + j];
-                    }
-                }
-            }
-            addScaled(in.get(tap.name()), Matrices.multiply(Matrices.transpose(g), g), 1.0 / m);
-            addScaled(out.get(tap.name()), Matrices.multiply(g, Matrices.transpose(g)), 1.0 / n);
+            // G_s = Γᵀ X has rank at most T (X [T, n] the inputs, Γ [T, m] the output gradients),
+            // so G_sᵀ G_s = Xᵀ (Γ Γᵀ) X and G_s G_sᵀ = Γᵀ (X Xᵀ) Γ go through T × T Gram matrices:
+            // T (n² + m²) / 2 + O(T² (m + n)) work instead of m n (T + m + n) through the m × n G_s.
+            double[][] x = rows(tap.x(), tap.tokens(), n);
+            double[][] g = rows(tap.g(), tap.tokens(), m);
+            accumulateUpper(in.get(tap.name()), x, Matrices.multiply(gram(g), x), 1.0 / m);
+            accumulateUpper(out.get(tap.name()), g, Matrices.multiply(gram(x), g), 1.0 / n);
         });
+        in.values().forEach(HessianSketch::mirrorUpper);
+        out.values().forEach(HessianSketch::mirrorUpper);
         // The mean over sequences; a constant factor, kept so the numbers mean what §7 says.
         double s = 1.0 / calibration.size();
         in.values().forEach(h -> scale(h, s));
@@ -113,27 +108,85 @@ record HessianSketch(Map<String, double[][]> in, Map<String, double[][]> out) {
         return q;
     }
 
-    /** into += Σ_t weight_t v_t v_tᵀ (weight 1 when weights is null); v [tokens, d] row-major. */
+    /**
+     * into += Σ_t weight_t v_t v_tᵀ (weight 1 when weights is null); v [tokens, d] row-major. One
+     * row of {@code into} at a time takes every token's update (a token at a time streamed the whole
+     * d × d matrix through memory once per token); each entry still sums over t in order, so the
+     * result is unchanged. Unweighted, only the upper triangle is written: v_i v_j = v_j v_i exactly,
+     * so {@link #mirrorUpper} completes it to the same matrix.
+     */
     private static void accumulateWeighted(double[][] into, float[] v, int tokens, int d, double[] weights) {
-        for (int t = 0; t < tokens; t++) {
-            double wt = weights == null ? 1 : weights[t];
-            for (int i = 0; i < d; i++) {
+        boolean upper = weights == null;
+        for (int i = 0; i < d; i++) {
+            double[] row = into[i];
+            int j0 = upper ? i : 0;
+            for (int t = 0; t < tokens; t++) {
+                double wt = weights == null ? 1 : weights[t];
                 double vi = wt * v[t * d + i];
                 if (vi == 0) {
                     continue;
                 }
-                double[] row = into[i];
-                for (int j = 0; j < d; j++) {
-                    row[j] += vi * v[t * d + j];
+                int base = t * d;
+                for (int j = j0; j < d; j++) {
+                    row[j] += vi * v[base + j];
                 }
             }
         }
     }
 
-    private static void addScaled(double[][] into, double[][] a, double s) {
-        for (int i = 0; i < into.length; i++) {
-            for (int j = 0; j < into.length; j++) {
-                into[i][j] += s * a[i][j];
+    /** v [tokens · d] row-major as tokens rows of d doubles. */
+    private static double[][] rows(float[] v, int tokens, int d) {
+        double[][] r = new double[tokens][d];
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < d; i++) {
+                r[t][i] = v[t * d + i];
+            }
+        }
+        return r;
+    }
+
+    /** v vᵀ for v [T, d]: the T × T Gram matrix of the rows. */
+    private static double[][] gram(double[][] v) {
+        int t = v.length;
+        double[][] k = new double[t][t];
+        for (int a = 0; a < t; a++) {
+            for (int b = 0; b <= a; b++) {
+                double s = 0;
+                double[] va = v[a];
+                double[] vb = v[b];
+                for (int i = 0; i < va.length; i++) {
+                    s += va[i] * vb[i];
+                }
+                k[a][b] = s;
+                k[b][a] = s;
+            }
+        }
+        return k;
+    }
+
+    /** The upper triangle (j ≥ i) of into += s · aᵀ b, for a, b [T, d]; the lower is filled by {@link #mirrorUpper}. */
+    private static void accumulateUpper(double[][] into, double[][] a, double[][] b, double s) {
+        int d = into.length;
+        for (int i = 0; i < d; i++) {
+            double[] row = into[i]; // one output row at a time stays in cache while the T rows stream by
+            for (int t = 0; t < a.length; t++) {
+                double ai = s * a[t][i];
+                if (ai == 0) {
+                    continue;
+                }
+                double[] bt = b[t];
+                for (int j = i; j < d; j++) {
+                    row[j] += ai * bt[j];
+                }
+            }
+        }
+    }
+
+    /** Copies the upper triangle onto the lower, so the factor is exactly symmetric. */
+    private static void mirrorUpper(double[][] h) {
+        for (int i = 0; i < h.length; i++) {
+            for (int j = i + 1; j < h.length; j++) {
+                h[j][i] = h[i][j];
             }
         }
     }

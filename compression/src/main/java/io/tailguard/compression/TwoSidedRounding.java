@@ -1,5 +1,7 @@
 package io.tailguard.compression;
 
+import java.util.Arrays;
+
 /**
  * YAQA's rounding (ALGORITHMS.md §7): 16×16 tiles quantized one anti-diagonal at a time from the
  * bottom-right tile, each tile's target being W + (L_Oᵀ E L_I + L_Oᵀ E + E L_I) with E = W − Ŵ over
@@ -39,6 +41,7 @@ final class TwoSidedRounding {
         int[][] codes = new int[m][n];
         double[][] wHat = new double[m][n];
         double[][] residual = new double[m][n];
+        double[][] feedback = new double[TILE][TILE]; // the current tile's L_Oᵀ term
         // Anti-diagonal d counts from the bottom-right tile: (tilesDown-1-i) + (tilesAcross-1-j) = d.
         for (int d = 0; d <= tilesDown + tilesAcross - 2; d++) {
             for (int ti = tilesDown - 1; ti >= 0; ti--) {
@@ -50,21 +53,36 @@ final class TwoSidedRounding {
                 int r1 = Math.min(m, r0 + TILE);
                 int c0 = tj * TILE;
                 int c1 = Math.min(n, c0 + TILE);
+                if (lOut != null) {
+                    // (L_Oᵀ (E + E L_I)) over the quantized rows below this tile, for the whole tile
+                    // at once: k outermost so that lOut[k] and sum[k] are read along their rows (a
+                    // per-element sum down lOut's column missed the cache on every k). Each element
+                    // still sums over k in ascending order from 0, so the result is bit-identical.
+                    for (double[] a : feedback) {
+                        Arrays.fill(a, 0);
+                    }
+                    for (int k = r1; k < m; k++) {
+                        double[] lk = lOut[k];
+                        double[] sk = sum[k];
+                        for (int r = r0; r < r1; r++) {
+                            double l = lk[r];
+                            if (l == 0) {
+                                continue;
+                            }
+                            double[] a = feedback[r - r0];
+                            for (int c = c0; c < c1; c++) {
+                                a[c - c0] += l * sk[c];
+                            }
+                        }
+                    }
+                }
                 for (int r = r0; r < r1; r++) {
                     for (int c = c0; c < c1; c++) {
                         // (E L_I)[r][c]: eli is complete for row r over columns c0..c1, because every
                         // tile right of this one in row block ti is already quantized.
                         double target = w[r][c] + eli[r][c];
                         if (lOut != null) {
-                            // (L_Oᵀ (E + E L_I))[r][c] over the quantized rows below this tile.
-                            double s = 0;
-                            for (int k = r1; k < m; k++) {
-                                double l = lOut[k][r];
-                                if (l != 0) {
-                                    s += l * sum[k][c];
-                                }
-                            }
-                            target += s;
+                            target += feedback[r - r0][c - c0];
                         }
                         int code = q.code(target, r, c);
                         double v = q.value(code, r, c);
