@@ -60,6 +60,10 @@ final class PretrainCommand implements Callable<Integer> {
             description = "Seed of the initialisation and of every training prompt; evaluation uses seed + 1 (default: ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--init", description = "Continue from this checkpoint's weights (same preset, character tokenizer) "
+            + "instead of the random initialisation; the optimizer starts fresh. Use another --seed to draw new examples.")
+    Path init;
+
     @Option(names = "--eval-n", defaultValue = "128", description = "Held-out prompts for pass@1; 0 skips it (default: ${DEFAULT-VALUE}).")
     int evalN;
 
@@ -74,12 +78,13 @@ final class PretrainCommand implements Callable<Integer> {
         PretrainRecipe recipe = PretrainRecipe.of(task, preset, context, steps, batch, lr, seed, target);
         Task tk = Pretraining.validate(recipe);
         io.tailguard.model.ModelConfig.preset(preset, 1, 0);   // an unknown preset fails before training
+        java.util.Map<String, float[]> initWeights = init == null ? null : Pretraining.initWeights(init, recipe);
         long t0 = System.nanoTime();
         Double pass;
         int ran;
         Double validation;
-        try (Pretraining.Trained trained = train(recipe, Devices.parse(common.device))) {
-            Pretraining.write(out, recipe, trained);
+        try (Pretraining.Trained trained = train(recipe, initWeights, Devices.parse(common.device))) {
+            Pretraining.write(out, recipe, init, trained);
             ran = trained.steps();
             validation = trained.validationPassAt1();
             pass = evalN == 0 ? null : evaluate(trained.model(), tk, evalN, seed + 1);
@@ -103,11 +108,16 @@ final class PretrainCommand implements Callable<Integer> {
 
     /** Trains with a progress bar (the smoothed loss and the last validation pass@1) on stderr. */
     static Pretraining.Trained train(PretrainRecipe recipe, ai.djl.Device device) {
+        return train(recipe, null, device);
+    }
+
+    /** As {@link #train(PretrainRecipe, ai.djl.Device)}, from {@code init}'s weights when not null. */
+    static Pretraining.Trained train(PretrainRecipe recipe, java.util.Map<String, float[]> init, ai.djl.Device device) {
         Progress bar = new Progress("pretrain " + recipe.task() + " @" + recipe.context());
         double[] ema = {Double.NaN};
         String[] val = {""};
         try {
-            return Pretraining.train(recipe, device, new Pretraining.Listener() {
+            return Pretraining.train(recipe, init, device, new Pretraining.Listener() {
                 @Override
                 public void step(int s, int total, double loss) {
                     ema[0] = Double.isNaN(ema[0]) ? loss : 0.95 * ema[0] + 0.05 * loss;

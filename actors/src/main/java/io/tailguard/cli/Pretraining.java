@@ -67,6 +67,29 @@ final class Pretraining {
     private Pretraining() {
     }
 
+    /**
+     * The weights of a checkpoint to continue training from: it must be the recipe's preset with the
+     * standard character tokenizer (bad input otherwise, naming the directory).
+     */
+    static Map<String, float[]> initWeights(Path dir, PretrainRecipe r) {
+        CharTokenizer tok = CharTokenizer.standard();
+        ModelConfig want = ModelConfig.preset(r.preset(), tok.vocabSize(), tok.eosId());
+        CheckpointDir.Loaded loaded;
+        try {
+            loaded = CheckpointDir.read(dir);
+        } catch (RuntimeException e) {
+            throw new BadInput("--init " + dir + ": " + e.getMessage());
+        }
+        if (!loaded.config().equals(want)) {
+            throw new BadInput("--init " + dir + ": its model config is not the " + r.preset() + " preset with the character tokenizer");
+        }
+        Map<String, float[]> weights = new LinkedHashMap<>();
+        for (String name : io.tailguard.model.ParameterShapes.of(want).keySet()) {
+            weights.put(name, loaded.tensors().get(name).toFloats());
+        }
+        return weights;
+    }
+
     /** Checks the task and context before any training: a built-in task, a context it accepts. */
     static Task validate(PretrainRecipe r) {
         if (Tasks.datasetNames().contains(r.task())) {
@@ -87,13 +110,22 @@ final class Pretraining {
         }
     }
 
-    /** Trains the recipe's model until its stopping rule or its last step. */
+    /** Trains the recipe's model from its random initialisation until its stopping rule or its last step. */
     static Trained train(PretrainRecipe r, Device device, Listener listener) {
+        return train(r, null, device, listener);
+    }
+
+    /**
+     * Trains the recipe's model until its stopping rule or its last step, starting from the weights
+     * of {@code init} (a checkpoint of the same preset and tokenizer; null: the random
+     * initialisation). The optimizer state starts fresh either way.
+     */
+    static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener) {
         Task finalTask = validate(r);
         Task startTask = Tasks.builtin(r.task(), r.startContext());
         CharTokenizer tok = CharTokenizer.standard();
         ModelConfig config = ModelConfig.preset(r.preset(), tok.vocabSize(), tok.eosId());
-        Qwen3Model model = Qwen3Model.create(config, RandomInit.weights(config, r.seed(), 0.02, 0.0), device);
+        Qwen3Model model = Qwen3Model.create(config, init != null ? init : RandomInit.weights(config, r.seed(), 0.02, 0.0), device);
         LrSchedule schedule = new LrSchedule(r.lr(), r.warmupSteps(), r.steps(), 1.0);
         AdamW.Options adam = new AdamW.Options(0.9, 0.95, 1e-8, r.weightDecay(), 1.0);
         int practicePerBatch = (int) Math.round(r.practiceShare() * r.batch());
@@ -177,10 +209,18 @@ final class Pretraining {
      * run, last validation pass@1) as pretrain.json; the manifest's step is the steps run.
      */
     static void write(Path out, PretrainRecipe r, Trained trained) {
+        write(out, r, null, trained);
+    }
+
+    /** As {@link #write(Path, PretrainRecipe, Trained)}; {@code init}, when not null, is recorded as the checkpoint training started from. */
+    static void write(Path out, PretrainRecipe r, Path init, Trained trained) {
         CharTokenizer tok = CharTokenizer.standard();
         Qwen3Model model = trained.model();
         ModelConfig c = model.config();
         Map<String, Object> info = new LinkedHashMap<>(r.toMap());
+        if (init != null) {
+            info.put("init", init.toAbsolutePath().normalize().toString());
+        }
         info.put("steps_run", trained.steps());
         info.put("validation_pass_at_1", trained.validationPassAt1());
         byte[] recipe = (Json.of(info) + "\n").getBytes(StandardCharsets.UTF_8);

@@ -77,6 +77,30 @@ class PretrainCommandTest {
     }
 
     @Test
+    void initContinuesFromACheckpoint() throws Exception {
+        Path a = tmp.resolve("a");
+        pretrain(a, 3);
+        Path b = tmp.resolve("b");
+        JsonObject o = lastJson(cli("pretrain", "--task", "kv-recall", "--preset", "tiny", "--context", "96", "--out", b.toString(),
+                "--steps", "1", "--batch", "2", "--seed", "3", "--eval-n", "0", "--init", a.toString(), "--json"));
+        assertEquals(1, o.get("steps").getAsInt());
+        String info = Files.readString(b.resolve("pretrain.json"));
+        assertTrue(info.contains("\"init\":\"" + a.toAbsolutePath().normalize()), info);
+        // one more step from a's weights is neither a's weights nor one step from the random start
+        Path c = tmp.resolve("c");
+        cli("pretrain", "--task", "kv-recall", "--preset", "tiny", "--context", "96", "--out", c.toString(),
+                "--steps", "1", "--batch", "2", "--seed", "3", "--eval-n", "0", "--json");
+        assertNotEquals(weightsHash(a), weightsHash(b));
+        assertNotEquals(weightsHash(c), weightsHash(b));
+        // a tiny checkpoint is not a small model; a directory that is no checkpoint names itself
+        assertBadInput(cli("pretrain", "--preset", "small", "--out", tmp.resolve("y").toString(), "--steps", "1",
+                "--init", a.toString()), "--init", "small");
+        assertBadInput(cli("pretrain", "--out", tmp.resolve("y").toString(), "--steps", "1",
+                "--init", tmp.resolve("none").toString()), "--init");
+        assertTrue(Files.notExists(tmp.resolve("y")));
+    }
+
+    @Test
     void badInputExitsTwo() {
         String out = tmp.resolve("x").toString();
         assertBadInput(cli("pretrain", "--task", "no-such-task", "--out", out, "--steps", "1"), "no-such-task");
