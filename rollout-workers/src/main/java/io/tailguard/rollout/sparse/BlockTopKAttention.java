@@ -3,6 +3,7 @@ package io.tailguard.rollout.sparse;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.DecodeStep;
@@ -26,6 +27,12 @@ import java.util.function.IntUnaryOperator;
  * exact dense attention. The budget of each sequence comes from its current length through
  * {@code budgetAt} (a schedule), at every step.
  *
+ * <p>Two implementations compute the same attention. The native one ({@link NativeBlockTopK}, the
+ * default where it is loaded) scores, selects and attends in one pass per sequence and head over
+ * the pages where the cache holds them, on all intra-op threads. The libtorch one gathers the kept
+ * pages into fresh tensors (one copy of B tokens per sequence and head) and attends with tensor ops;
+ * it serves GPUs, other platforms, and {@code -Dtailguard.sparse.kernel=torch}.
+ *
  * <p>Not thread-safe: per-step tables are shared by the layers of one step.
  */
 public final class BlockTopKAttention implements AttentionKernel {
@@ -37,6 +44,7 @@ public final class BlockTopKAttention implements AttentionKernel {
 
     private final IntUnaryOperator budgetAt;
     private final Set<Integer> denseLayers;
+    private final boolean useNative;
 
     private DecodeStep planned;
     private Plan plan;
@@ -47,8 +55,19 @@ public final class BlockTopKAttention implements AttentionKernel {
      * @param denseLayers layers that always decode densely
      */
     public BlockTopKAttention(IntUnaryOperator budgetAt, Set<Integer> denseLayers) {
+        this(budgetAt, denseLayers, NativeBlockTopK.preferred());
+    }
+
+    /** As above, with the implementation chosen: native (if loaded; else libtorch) or libtorch. */
+    BlockTopKAttention(IntUnaryOperator budgetAt, Set<Integer> denseLayers, boolean useNative) {
         this.budgetAt = budgetAt;
         this.denseLayers = Set.copyOf(denseLayers);
+        this.useNative = useNative && NativeBlockTopK.loaded();
+    }
+
+    /** Whether sparse layers run the native kernel (on CPU tensors). */
+    public boolean usesNativeKernel() {
+        return useNative;
     }
 
     /** Budgets from a schedule, dense layers {0, 1}. */
@@ -86,21 +105,23 @@ public final class BlockTopKAttention implements AttentionKernel {
     }
 
     /** What one step attends to, the same for every sparse layer of that step. */
-    private record Plan(boolean allDense, int pages, int gather, NDArray bias, NDArray pageBase, NDArray mask) {}
+    private record Plan(boolean allDense, int pages, int gather, int[] lengths, int[] keep,
+                        NDArray bias, NDArray pageBase, NDArray mask) {}
 
     @Override
     public NDArray decode(int layer, NDArray q, KvCache cache, DecodeStep step) {
         if (denseLayers.contains(layer)) {
             return AttentionKernel.DENSE.decode(layer, q, cache, step);
         }
+        boolean nativeLayer = useNative && NativeBlockTopK.serves(q, cache.keys(layer));
         if (planned != step) {
-            plan = plan(step.manager(), cache, step);
+            plan = plan(step.manager(), cache, step, nativeLayer);
             planned = step;
         }
         if (plan.allDense()) {
             return AttentionKernel.DENSE.decode(layer, q, cache, step);
         }
-        return sparse(layer, q, cache, plan);
+        return nativeLayer ? sparseNative(layer, q, cache, plan) : sparse(layer, q, cache, plan);
     }
 
     /**
@@ -114,7 +135,7 @@ public final class BlockTopKAttention implements AttentionKernel {
      * which pages won: rank 0 hides the positions past L_b, ranks from keep_b on are hidden. It is
      * built once per step, on the host, and shared by every sparse layer and head.
      */
-    private Plan plan(NDManager m, KvCache cache, DecodeStep step) {
+    private Plan plan(NDManager m, KvCache cache, DecodeStep step, boolean nativeOnly) {
         int[] lengths = step.lengths();
         int b = lengths.length;
         int maxPages = 0;
@@ -130,7 +151,10 @@ public final class BlockTopKAttention implements AttentionKernel {
             gather = Math.max(gather, keep[i]);
         }
         if (allDense) {
-            return new Plan(true, 0, 0, null, null, null);
+            return new Plan(true, 0, 0, lengths, keep, null, null, null);
+        }
+        if (nativeOnly) {
+            return new Plan(false, maxPages, gather, lengths, keep, null, null, null);
         }
         float[] bias = new float[b * maxPages];
         float[] mask = new float[b * gather * PAGE];
@@ -163,13 +187,29 @@ public final class BlockTopKAttention implements AttentionKernel {
                 base[i * cache.numKvHeads() + h] = (long) (i * cache.numKvHeads() + h) * capPages;
             }
         }
-        return new Plan(false, maxPages, gather,
+        return new Plan(false, maxPages, gather, lengths, keep,
                 m.create(bias, new Shape(b, 1, 1, maxPages)),
                 m.create(base, new Shape(b, cache.numKvHeads(), 1, 1)),
                 m.create(mask, new Shape(b, 1, 1, (long) gather * PAGE)));
     }
 
+    /** The native kernel: selection and attention over the pages in place (see {@link NativeBlockTopK}). */
+    private NDArray sparseNative(int layer, NDArray q, KvCache cache, Plan plan) {
+        Shape qs = q.getShape();                     // [B, kvh, r, D]
+        NDArray out = q.getManager().create(qs, DataType.FLOAT32);
+        NativeBlockTopK.attend(NativeBlockTopK.view(cache.keys(layer)), NativeBlockTopK.view(cache.values(layer)),
+                NativeBlockTopK.view(cache.landmarks(layer)), NativeBlockTopK.view(q), NativeBlockTopK.view(out),
+                plan.lengths(), plan.keep(), (int) qs.get(0), (int) qs.get(1), (int) qs.get(2), (int) qs.get(3),
+                cache.capacity(), NativeBlockTopK.threads());
+        return out;
+    }
+
+    /** The libtorch kernel: landmark scores, top-k, page gathers and attention as tensor ops. */
     private NDArray sparse(int layer, NDArray q, KvCache cache, Plan plan) {
+        if (plan.bias() == null) {                   // planned for the native kernel, which this layer cannot use
+            plan = plan(planned.manager(), cache, planned, false);
+            this.plan = plan;
+        }
         NDManager m = q.getManager();
         Shape qs = q.getShape();                     // [B, kvh, r, D]
         long b = qs.get(0);

@@ -24,6 +24,9 @@ import java.util.TreeSet;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The sparse kernel against brute force: the kept pages are chosen here by hand (sink page, two most
@@ -36,6 +39,10 @@ class BlockTopKAttentionTest {
 
     /** Kept page indices for one sequence and head, by brute force. */
     static TreeSet<Integer> keptPages(float[] keys, int cap, int b, int h, int len, double[] qMean, int budget) {
+        return keptPages(keys, cap, KVH, D, b, h, len, qMean, budget);
+    }
+
+    static TreeSet<Integer> keptPages(float[] keys, int cap, int KVH, int D, int b, int h, int len, double[] qMean, int budget) {
         int pages = (len + 15) / 16;
         TreeSet<Integer> kept = new TreeSet<>();
         if (len <= budget || pages <= budget / 16) {
@@ -68,7 +75,12 @@ class BlockTopKAttentionTest {
 
     /** [B, kvh, r, D] output by exact attention over the brute-force kept set. */
     static double[] bruteForce(KvCache cache, int layer, float[] q, int[] lengths, int budget) {
+        return bruteForce(cache, layer, q, lengths, budget, R);
+    }
+
+    static double[] bruteForce(KvCache cache, int layer, float[] q, int[] lengths, int budget, int R) {
         int cap = cache.capacity();
+        int KVH = cache.numKvHeads(), D = cache.headDim();
         float[] keys = cache.keys(layer).toFloatArray();
         float[] values = cache.values(layer).toFloatArray();
         int b = lengths.length;
@@ -81,7 +93,7 @@ class BlockTopKAttentionTest {
                         qMean[j] += q[((i * KVH + h) * R + r) * D + j] / (double) R;
                     }
                 }
-                TreeSet<Integer> kept = keptPages(keys, cap, i, h, lengths[i], qMean, budget);
+                TreeSet<Integer> kept = keptPages(keys, cap, KVH, D, i, h, lengths[i], qMean, budget);
                 List<Integer> tokens = new ArrayList<>();
                 for (int p : kept) {
                     for (int t = p * 16; t < p * 16 + 16 && t < lengths[i]; t++) {
@@ -131,27 +143,41 @@ class BlockTopKAttentionTest {
     }
 
     void check(int[] lengths, int budget) {
+        check(CONFIG, 400, lengths, budget);
+    }
+
+    /** Both implementations (the native one where it is loaded) against brute force, every layer. */
+    static void check(ModelConfig config, int capacity, int[] lengths, int budget) {
+        int kvh = config.numKvHeads(), r = config.numHeads() / kvh, d = config.headDim();
         try (NDManager m = NDManager.newBaseManager(Device.cpu());
-             KvCache cache = new KvCache(m, CONFIG, lengths.length, 400)) {
+             KvCache cache = new KvCache(m, config, lengths.length, capacity)) {
             cache.fillSynthetic(17, lengths);
             Random rnd = new Random(budget * 31L + lengths[0]);
-            float[] q = new float[lengths.length * KVH * R * D];
+            float[] q = new float[lengths.length * kvh * r * d];
             for (int i = 0; i < q.length; i++) {
                 q[i] = (float) rnd.nextGaussian();
             }
-            NDArray qArr = m.create(q, new Shape(lengths.length, KVH, R, D));
-            BlockTopKAttention sparse = new BlockTopKAttention(len -> budget, Set.of(0, 1));
-            DecodeStep step = stepOf(m, lengths);
-            for (int layer = 0; layer < CONFIG.numLayers(); layer++) {
-                float[] got = sparse.decode(layer, qArr, cache, step).toFloatArray();
-                double[] want = layer < 2
-                        ? toDouble(AttentionKernel.DENSE.decode(layer, qArr, cache, step).toFloatArray())
-                        : bruteForce(cache, layer, q, lengths, budget);
-                for (int i = 0; i < got.length; i++) {
-                    assertEquals(want[i], got[i], 1e-4, "layer " + layer + " element " + i);
+            NDArray qArr = m.create(q, new Shape(lengths.length, kvh, r, d));
+            for (boolean nativeKernel : kernels()) {
+                BlockTopKAttention sparse = new BlockTopKAttention(len -> budget, Set.of(0, 1), nativeKernel);
+                assertEquals(nativeKernel, sparse.usesNativeKernel());
+                DecodeStep step = stepOf(m, lengths);
+                for (int layer = 0; layer < config.numLayers(); layer++) {
+                    float[] got = sparse.decode(layer, qArr, cache, step).toFloatArray();
+                    double[] want = layer < 2
+                            ? toDouble(AttentionKernel.DENSE.decode(layer, qArr, cache, step).toFloatArray())
+                            : bruteForce(cache, layer, q, lengths, budget, r);
+                    for (int i = 0; i < got.length; i++) {
+                        assertEquals(want[i], got[i], 1e-4, (nativeKernel ? "native" : "torch") + " layer " + layer + " element " + i);
+                    }
                 }
             }
         }
+    }
+
+    /** The implementations to test: libtorch always, native where it is loaded (CI requires it). */
+    static boolean[] kernels() {
+        return NativeBlockTopK.loaded() ? new boolean[] {false, true} : new boolean[] {false};
     }
 
     static double[] toDouble(float[] f) {
@@ -176,6 +202,75 @@ class BlockTopKAttentionTest {
     @Test
     void denseLayersAndShortContextsUseDenseAttention() {
         check(new int[] {48, 33, 10}, 64);
+    }
+
+    @Test
+    void headDimsAndGroupsOffTheVectorWidth() {
+        // D = 12 and 5 queries per KV head: the kernels' scalar tails
+        check(new ModelConfig(31, 24, 32, 3, 10, 2, 12, 1e-6, 10_000.0, 4096, true, -1), 400, new int[] {200, 131, 391}, 64);
+    }
+
+    @Test
+    void manyPagesManyHeadsAtTheBenchmarkShapes() {
+        // the small preset's head shapes (r = 4, D = 64), 4 KV heads, hundreds of candidate pages, 24 (sequence, head) pairs
+        ModelConfig c = new ModelConfig(31, 64, 32, 3, 16, 4, 64, 1e-6, 10_000.0, 8192, true, -1);
+        check(c, 4096, new int[] {4000, 2500, 1037, 300, 3999, 17}, 512);
+    }
+
+    @Test
+    void theNativeKernelIsBuiltAndLoadedWhereRequired() {
+        // CI sets TAILGUARD_REQUIRE_NATIVE=1: a build that silently lost the kernel must fail there
+        if ("1".equals(System.getenv("TAILGUARD_REQUIRE_NATIVE"))) {
+            assertTrue(NativeBlockTopK.loaded(), "native sparse kernel not loaded: " + NativeBlockTopK.unavailableReason());
+            assertTrue(BlockTopKAttention.fixedBudget(64).usesNativeKernel(), "the default sparse kernel is the native one");
+        }
+        String before = System.getProperty(NativeBlockTopK.PROPERTY);
+        try {
+            System.setProperty(NativeBlockTopK.PROPERTY, "torch");
+            assertFalse(BlockTopKAttention.fixedBudget(64).usesNativeKernel());
+            System.setProperty(NativeBlockTopK.PROPERTY, "fast");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BlockTopKAttention.fixedBudget(64));
+            assertTrue(e.getMessage().contains(NativeBlockTopK.PROPERTY), e.getMessage());
+        } finally {
+            if (before == null) {
+                System.clearProperty(NativeBlockTopK.PROPERTY);
+            } else {
+                System.setProperty(NativeBlockTopK.PROPERTY, before);
+            }
+        }
+    }
+
+    @Test
+    void repeatedNativeCallsAgreeBitForBit() {
+        // the helper threads claim (sequence, head) items in any order; every call must give the same bits
+        if (!NativeBlockTopK.loaded()) {
+            return;
+        }
+        ModelConfig c = new ModelConfig(31, 64, 32, 3, 16, 4, 64, 1e-6, 10_000.0, 8192, true, -1);
+        int[] lengths = {2000, 1500, 1999, 700, 1024, 1100, 1800, 333};
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+             KvCache cache = new KvCache(m, c, lengths.length, 2048)) {
+            cache.fillSynthetic(5, lengths);
+            Random rnd = new Random(9);
+            float[] q = new float[lengths.length * 4 * 4 * 64];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (float) rnd.nextGaussian();
+            }
+            NDArray qArr = m.create(q, new Shape(lengths.length, 4, 4, 64));
+            BlockTopKAttention sparse = new BlockTopKAttention(len -> 256, Set.of(0, 1), true);
+            float[] first = null;
+            for (int call = 0; call < 300; call++) {
+                try (NDManager s = m.newSubManager()) {
+                    DecodeStep step = stepOf(s, lengths);
+                    float[] got = sparse.decode(2, qArr, cache, step).toFloatArray();
+                    if (first == null) {
+                        first = got;
+                    } else {
+                        assertArrayEquals(first, got, "call " + call);
+                    }
+                }
+            }
+        }
     }
 
     @Test
