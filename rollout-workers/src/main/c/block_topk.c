@@ -47,7 +47,7 @@ typedef struct {
 typedef struct {
     float *s;       /* r * 16: one page's scores, then weights */
     float *qmean;   /* d */
-    float *pscore;  /* candidate page scores */
+    float *pscore;  /* candidate page scores (the landmark scores: the one buffer that grows with the context) */
     int *heap;      /* candidate pages in a min-heap on (score, -page) */
     int *sel;       /* kept pages */
     float *acc;     /* r * d */
@@ -155,10 +155,10 @@ static int select_pages(const Params *p, Scratch *sc, const float *q, const floa
         for (int i = 0; i < r; i++) s += q[i * d + j];
         qm[j] = s / (float) r;
     }
-    int m = keep - 3;
+    int m = keep - 3;                /* 0 at the smallest budget (48): only the forced pages */
     float *score = sc->pscore;       /* indexed by page */
     int *heap = sc->heap, n = 0;
-    for (int pg = 1; pg <= pages - 3; pg++) {
+    for (int pg = 1; m > 0 && pg <= pages - 3; pg++) {
         score[pg] = dot(qm, marks + (long) pg * d, d);
         if (n < m) {
             heap[n++] = pg;
@@ -193,8 +193,8 @@ static int run_item(const Params *p, Scratch *sc, int item) {
     float *out = p->out + bh * r * d;
     if (!grow((void **) &sc->s, &sc->cap_s, (size_t) r * PAGE, sizeof(float))
         || !grow((void **) &sc->pscore, &sc->cap_pages, (size_t) pages + 1, sizeof(float))
-        || !grow((void **) &sc->heap, &sc->cap_heap, (size_t) pages + 1, sizeof(int))
-        || !grow((void **) &sc->sel, &sc->cap_sel, (size_t) pages + 1, sizeof(int))
+        || !grow((void **) &sc->heap, &sc->cap_heap, (size_t) keep + 1, sizeof(int))
+        || !grow((void **) &sc->sel, &sc->cap_sel, (size_t) (keep < pages ? keep : pages) + 1, sizeof(int))
         || !grow((void **) &sc->acc, &sc->cap_rd, (size_t) r * d, sizeof(float))
         || !grow((void **) &sc->qmean, &sc->cap_d, (size_t) d + 2 * (size_t) r, sizeof(float))) {
         return 0;

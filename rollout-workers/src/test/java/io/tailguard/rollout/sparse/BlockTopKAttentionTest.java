@@ -190,6 +190,7 @@ class BlockTopKAttentionTest {
 
     @Test
     void smallBudgetAttendsExactlyOverSinkRecentAndTopKPages() {
+        check(new int[] {200, 131, 391}, 48);   // k = 0: the forced pages only
         check(new int[] {200, 131, 391}, 64);   // k = 1
         check(new int[] {200, 131, 391}, 112);  // k = 4
     }
