@@ -91,7 +91,7 @@ final class EvalCommand implements Callable<Integer> {
         }
         task.validate();
         Schedule schedule = SparsityOptions.resolveOrDense(sparsity);
-        AttentionKernel kernel = schedule.isDense() ? AttentionKernel.DENSE : BlockTopKAttention.of(schedule);
+        AttentionKernel kernel = BlockTopKAttention.forSchedule(schedule);
         if (lora.lora != null && schedule.isDense()) {
             throw new BadInput("--lora adapts the sparse actor only: give --schedule or --budget with it");
         }

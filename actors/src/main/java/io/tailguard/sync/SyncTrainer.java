@@ -149,7 +149,7 @@ public final class SyncTrainer {
     }
 
     private AttentionKernel kernel() {
-        return schedule.isDense() ? AttentionKernel.DENSE : BlockTopKAttention.of(schedule);
+        return BlockTopKAttention.forSchedule(schedule);
     }
 
     /** Runs every step; with {@code out}, saves a learner checkpoint (weights, moments, state) there at the end. */

@@ -88,6 +88,9 @@ final class RolloutBench implements Callable<Integer> {
         }
         Schedule schedule = sparsity.resolve();
         BlockTopKAttention sparse = BlockTopKAttention.of(schedule);
+        // Dense on the same implementation as sparse (the native kernel keeping every page, where it
+        // is loaded): the two modes differ only in the pages they read.
+        AttentionKernel denseKernel = BlockTopKAttention.dense();
         try (Qwen3Model model = source.open(Devices.parse(common.device()), seed)) {
             LoraAdapter adapter = lora.attach(model); // switched off: the dense rounds never use it
             if (context + newTokens > model.maxPositions()) {
@@ -99,7 +102,7 @@ final class RolloutBench implements Callable<Integer> {
             // first sparse round paid for the JIT and the first use of its code paths, which the dense
             // rounds' warm-up never touched.
             int warmContext = (int) Math.min(context, Math.max(4096, 2L * schedule.budgetAt(context)));
-            timeSteps(model, AttentionKernel.DENSE, warmContext, WARM_STEPS);
+            timeSteps(model, denseKernel, warmContext, WARM_STEPS);
             try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
                 timeSteps(model, sparse, warmContext, WARM_STEPS);
             }
@@ -107,7 +110,7 @@ final class RolloutBench implements Callable<Integer> {
             double sparseBest = 0;
             double[] ratios = new double[rounds];
             for (int r = 0; r < rounds; r++) {
-                double d = timeSteps(model, AttentionKernel.DENSE, context, newTokens);
+                double d = timeSteps(model, denseKernel, context, newTokens);
                 double s;
                 // The sparse actor, with its LoRA (if any) merged as rollouts run it.
                 try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {

@@ -26,8 +26,14 @@ public final class Generator {
         this.kernel = kernel;
     }
 
+    /** Dense decode, on {@link io.tailguard.rollout.sparse.BlockTopKAttention#dense()}'s kernel. */
     public Generator(Qwen3Model model) {
-        this(model, AttentionKernel.DENSE);
+        this(model, io.tailguard.rollout.sparse.BlockTopKAttention.dense());
+    }
+
+    /** The decode attention kernel this generator uses. */
+    public AttentionKernel kernel() {
+        return kernel;
     }
 
     public GenerationResult generate(GenerationRequest req) {

@@ -29,7 +29,8 @@ import java.util.function.IntUnaryOperator;
  *
  * <p>Two implementations compute the same attention. The native one ({@link NativeBlockTopK}, the
  * default where it is loaded) scores, selects and attends in one pass per sequence and head over
- * the pages where the cache holds them, on all intra-op threads. The libtorch one gathers the kept
+ * the pages where the cache holds them, on all intra-op threads; it also serves the dense layers
+ * and all-dense steps, keeping every page, and {@link #dense()} is it under the dense schedule. The libtorch one gathers the kept
  * pages into fresh tensors (one copy of B tokens per sequence and head) and attends with tensor ops;
  * it serves GPUs, other platforms, and {@code -Dtailguard.sparse.kernel=torch}.
  *
@@ -105,23 +106,42 @@ public final class BlockTopKAttention implements AttentionKernel {
     }
 
     /** What one step attends to, the same for every sparse layer of that step. */
-    private record Plan(boolean allDense, int pages, int gather, int[] lengths, int[] keep,
+    private record Plan(boolean allDense, int pages, int gather, int[] lengths, int[] keep, int[] all,
                         NDArray bias, NDArray pageBase, NDArray mask) {}
+
+    /**
+     * Dense decode attention on the kernel the sparse path uses: the native kernel keeping every page
+     * where it is loaded (exact attention, no selection), else libtorch's {@link AttentionKernel#DENSE}.
+     * Rollouts under the dense schedule and the dense side of {@code bench rollout} decode with it, so
+     * that sparse and dense differ only in the pages they read.
+     */
+    public static AttentionKernel dense() {
+        return NativeBlockTopK.preferred() ? of(Schedule.dense()) : AttentionKernel.DENSE;
+    }
+
+    /** The decode kernel of a schedule: {@link #dense()} for the dense schedule, else Block-Top-k under it. */
+    public static AttentionKernel forSchedule(Schedule schedule) {
+        return schedule.isDense() ? dense() : of(schedule);
+    }
 
     @Override
     public NDArray decode(int layer, NDArray q, KvCache cache, DecodeStep step) {
-        if (denseLayers.contains(layer)) {
+        boolean nativeLayer = useNative && NativeBlockTopK.serves(q, cache.keys(layer));
+        if (!nativeLayer && denseLayers.contains(layer)) {
             return AttentionKernel.DENSE.decode(layer, q, cache, step);
         }
-        boolean nativeLayer = useNative && NativeBlockTopK.serves(q, cache.keys(layer));
         if (planned != step) {
             plan = plan(step.manager(), cache, step, nativeLayer);
             planned = step;
         }
+        if (nativeLayer) {
+            // dense layers and all-dense steps keep every page: exact dense attention on the same kernel
+            return sparseNative(layer, q, cache, plan, denseLayers.contains(layer) || plan.allDense() ? plan.all() : plan.keep());
+        }
         if (plan.allDense()) {
             return AttentionKernel.DENSE.decode(layer, q, cache, step);
         }
-        return nativeLayer ? sparseNative(layer, q, cache, plan) : sparse(layer, q, cache, plan);
+        return sparse(layer, q, cache, plan);
     }
 
     /**
@@ -142,19 +162,21 @@ public final class BlockTopKAttention implements AttentionKernel {
         int gather = 0;
         boolean allDense = true;
         int[] keep = new int[b];
+        int[] all = new int[b];
         for (int i = 0; i < b; i++) {
             int len = lengths[i];
             int pages = (len + PAGE - 1) / PAGE;
+            all[i] = pages;
             keep[i] = keptPages(len, budgetAt.applyAsInt(len));
             allDense &= keep[i] == pages;
             maxPages = Math.max(maxPages, pages);
             gather = Math.max(gather, keep[i]);
         }
         if (allDense) {
-            return new Plan(true, 0, 0, lengths, keep, null, null, null);
+            return new Plan(true, 0, 0, lengths, keep, all, null, null, null);
         }
         if (nativeOnly) {
-            return new Plan(false, maxPages, gather, lengths, keep, null, null, null);
+            return new Plan(false, maxPages, gather, lengths, keep, all, null, null, null);
         }
         float[] bias = new float[b * maxPages];
         float[] mask = new float[b * gather * PAGE];
@@ -187,19 +209,19 @@ public final class BlockTopKAttention implements AttentionKernel {
                 base[i * cache.numKvHeads() + h] = (long) (i * cache.numKvHeads() + h) * capPages;
             }
         }
-        return new Plan(false, maxPages, gather, lengths, keep,
+        return new Plan(false, maxPages, gather, lengths, keep, all,
                 m.create(bias, new Shape(b, 1, 1, maxPages)),
                 m.create(base, new Shape(b, cache.numKvHeads(), 1, 1)),
                 m.create(mask, new Shape(b, 1, 1, (long) gather * PAGE)));
     }
 
     /** The native kernel: selection and attention over the pages in place (see {@link NativeBlockTopK}). */
-    private NDArray sparseNative(int layer, NDArray q, KvCache cache, Plan plan) {
+    private NDArray sparseNative(int layer, NDArray q, KvCache cache, Plan plan, int[] keep) {
         Shape qs = q.getShape();                     // [B, kvh, r, D]
         NDArray out = q.getManager().create(qs, DataType.FLOAT32);
         NativeBlockTopK.attend(NativeBlockTopK.view(cache.keys(layer)), NativeBlockTopK.view(cache.values(layer)),
                 NativeBlockTopK.view(cache.landmarks(layer)), NativeBlockTopK.view(q), NativeBlockTopK.view(out),
-                plan.lengths(), plan.keep(), (int) qs.get(0), (int) qs.get(1), (int) qs.get(2), (int) qs.get(3),
+                plan.lengths(), keep, (int) qs.get(0), (int) qs.get(1), (int) qs.get(2), (int) qs.get(3),
                 cache.capacity(), NativeBlockTopK.threads());
         return out;
     }

@@ -93,7 +93,7 @@ public final class RolloutEngine {
     }
 
     static AttentionKernel kernel(Schedule s) {
-        return s.isDense() ? AttentionKernel.DENSE : BlockTopKAttention.of(s);
+        return BlockTopKAttention.forSchedule(s);
     }
 
     /**

@@ -280,12 +280,18 @@ class BlockTopKAttentionTest {
             List<int[]> prompts = List.of(new int[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20},
                     new int[] {5, 4, 3});
             GenerationRequest req = new GenerationRequest(prompts, 60, SamplingParams.greedy(), Set.of(), 0);
-            GenerationResult dense = new Generator(model).generate(req);
-            GenerationResult sparse = new Generator(model, BlockTopKAttention.fixedBudget(4096)).generate(req);
-            for (int i = 0; i < prompts.size(); i++) {
-                assertArrayEquals(dense.sequences().get(i).outputIds(), sparse.sequences().get(i).outputIds());
-                assertArrayEquals(dense.sequences().get(i).logprobs(), sparse.sequences().get(i).logprobs(), 1e-5f);
+            // libtorch's dense attention is the reference; the native kernel serves the other three
+            GenerationResult dense = new Generator(model, AttentionKernel.DENSE).generate(req);
+            for (AttentionKernel k : List.of(BlockTopKAttention.fixedBudget(4096), BlockTopKAttention.dense(),
+                    new Generator(model).kernel(), new BlockTopKAttention(len -> 4096, Set.of(0, 1), false))) {
+                GenerationResult sparse = new Generator(model, k).generate(req);
+                for (int i = 0; i < prompts.size(); i++) {
+                    assertArrayEquals(dense.sequences().get(i).outputIds(), sparse.sequences().get(i).outputIds());
+                    assertArrayEquals(dense.sequences().get(i).logprobs(), sparse.sequences().get(i).logprobs(), 1e-5f);
+                }
             }
+            assertEquals(NativeBlockTopK.preferred(), BlockTopKAttention.dense() instanceof BlockTopKAttention,
+                    "dense() is the native kernel exactly where it is loaded");
         }
     }
 }
