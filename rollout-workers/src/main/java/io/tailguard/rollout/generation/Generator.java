@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.KvCache;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.rollout.sparse.BlockTopKAttention;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,9 +27,9 @@ public final class Generator {
         this.kernel = kernel;
     }
 
-    /** Dense decode, on {@link io.tailguard.rollout.sparse.BlockTopKAttention#dense()}'s kernel. */
+    /** Dense decode, on {@link BlockTopKAttention#dense()}'s kernel. */
     public Generator(Qwen3Model model) {
-        this(model, io.tailguard.rollout.sparse.BlockTopKAttention.dense());
+        this(model, BlockTopKAttention.dense());
     }
 
     /** The decode attention kernel this generator uses. */

@@ -30,9 +30,10 @@ import java.util.function.IntUnaryOperator;
  * <p>Two implementations compute the same attention. The native one ({@link NativeBlockTopK}, the
  * default where it is loaded) scores, selects and attends in one pass per sequence and head over
  * the pages where the cache holds them, on all intra-op threads; it also serves the dense layers
- * and all-dense steps, keeping every page, and {@link #dense()} is it under the dense schedule. The libtorch one gathers the kept
- * pages into fresh tensors (one copy of B tokens per sequence and head) and attends with tensor ops;
- * it serves GPUs, other platforms, and {@code -Dtailguard.sparse.kernel=torch}.
+ * and all-dense steps, keeping every page, and {@link #dense()} is it under the dense schedule.
+ * The libtorch one gathers the kept pages into fresh tensors (one copy of B tokens per sequence
+ * and head) and attends with tensor ops; it serves GPUs, other platforms, and
+ * {@code -Dtailguard.sparse.kernel=torch}.
  *
  * <p>Not thread-safe: per-step tables are shared by the layers of one step.
  */
