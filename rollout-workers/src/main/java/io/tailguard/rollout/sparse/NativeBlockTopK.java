@@ -90,8 +90,15 @@ final class NativeBlockTopK {
         };
     }
 
-    /** Threads for one call: DJL's intra-op setting, else OMP_NUM_THREADS, else the processors. */
+    private static final int THREADS = threadsFromEnvironment();
+
+    /** Threads for one call (read once per JVM: it is asked for on every sparse layer). */
     static int threads() {
+        return THREADS;
+    }
+
+    /** DJL's intra-op setting, else OMP_NUM_THREADS, else the processors. */
+    private static int threadsFromEnvironment() {
         Integer djl = Integer.getInteger("ai.djl.pytorch.num_threads");
         if (djl != null && djl > 0) {
             return djl;
