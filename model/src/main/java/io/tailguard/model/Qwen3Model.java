@@ -30,6 +30,9 @@ public final class Qwen3Model implements AutoCloseable {
     private final Rotary rotary;
     private final List<DecoderLayer> layers = new ArrayList<>();
     private final AdapterSlot adapter = new AdapterSlot();
+    /** Views for the native decoder layer, made on first use; NO_NATIVE where the model cannot take it. */
+    private volatile Object nativeWeights;
+    private static final Object NO_NATIVE = new Object();
 
     /**
      * Takes ownership of the weights (Hugging Face names) and of their manager. q/k/v and gate/up
@@ -280,6 +283,10 @@ public final class Qwen3Model implements AutoCloseable {
             equal &= after[i] == after[0];
         }
         checkPositions(span);
+        NativeDecode.Weights nw = nativeDecodeWeights(cache);
+        if (nw != null) {
+            return decodeNative(tokens, cache, kernel, into, nw, positions, after, span, equal);
+        }
         try (NDManager scope = manager.newSubManager()) {
             long[] pos = new long[b];
             for (int i = 0; i < b; i++) {
@@ -298,6 +305,73 @@ public final class Qwen3Model implements AutoCloseable {
             }
             cache.setLengths(after);
             NDArray out = logits(finalNorm.forward(x.reshape(b, config.hiddenSize())));
+            out.attach(into);
+            return out;
+        }
+    }
+
+    /**
+     * The native decoder layer's weight views, or null where a step must run on libtorch ops: the
+     * library is not loaded or is turned off ({@code -Dtailguard.decode.kernel=torch}), a weight
+     * adapter is active, or the model or the cache is not float32 on the CPU.
+     */
+    private NativeDecode.Weights nativeDecodeWeights(KvCache cache) {
+        if (!NativeDecode.preferred()) {
+            return null;
+        }
+        WeightAdapter a = adapter.get();
+        if (a != null && a.active()) {
+            return null;
+        }
+        if (!NativeDecode.servable(cache.keys(0))) {
+            return null;
+        }
+        Object w = nativeWeights;
+        if (w == null) {
+            w = NativeDecode.Weights.of(config, parameters, rotary.cosTable(), rotary.sinTable());
+            nativeWeights = w = w == null ? NO_NATIVE : w;
+        }
+        return w == NO_NATIVE ? null : (NativeDecode.Weights) w;
+    }
+
+    /**
+     * {@link #decode} with each layer as two native calls around the attention kernel: the hidden
+     * state x [B, H] and the queries q [B, kvh, r, D] are tensors of this step that the native layer
+     * updates in place; only the kernel's attention and the final norm and lm_head are tensor ops.
+     */
+    private NDArray decodeNative(long[] tokens, KvCache cache, AttentionKernel kernel, NDManager into,
+                                 NativeDecode.Weights w, int[] positions, int[] after, int span, boolean equal) {
+        int b = cache.batch();
+        int h = config.hiddenSize();
+        int heads = config.numHeads();
+        int kvh = config.numKvHeads();
+        int d = config.headDim();
+        float eps = (float) config.rmsNormEps();
+        float scale = (float) (1.0 / Math.sqrt(d));
+        int threads = NativeLibraries.threads();
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray mask = equal ? null : Masks.padding(scope, after, span);
+            DecodeStep step = new DecodeStep(after, span, mask, scope);
+            NDArray x = embed(scope.create(tokens));                            // [B, H]
+            NDArray q = scope.zeros(new Shape(b, kvh, config.groupSize(), d), DataType.FLOAT32);
+            java.nio.ByteBuffer xv = NativeLibraries.view(x);
+            java.nio.ByteBuffer qv = NativeLibraries.view(q);
+            java.nio.ByteBuffer cos = NativeLibraries.view(w.cos());
+            java.nio.ByteBuffer sin = NativeLibraries.view(w.sin());
+            for (int l = 0; l < layers.size(); l++) {
+                java.nio.ByteBuffer[] v = w.views(l);
+                NativeDecode.preAttention(xv, v[0], v[1], v[2], v[3], cos, sin, positions, qv,
+                        NativeLibraries.view(cache.keys(l)), NativeLibraries.view(cache.values(l)),
+                        NativeLibraries.view(cache.landmarks(l)), b, h, heads, kvh, d, cache.capacity(), eps, scale, threads);
+                try (NDManager local = scope.newSubManager()) {
+                    q.tempAttach(local);
+                    NDArray o = kernel.decode(l, q, cache, step);                 // [B, kvh, r, D]
+                    NativeDecode.postAttention(xv, NativeLibraries.view(o), v[4], v[5], v[6], v[7],
+                            b, h, heads * d, config.intermediateSize(), eps, threads);
+                }
+            }
+            cache.setLengths(after);
+            NDArray out = logits(finalNorm.forward(x));
             out.attach(into);
             return out;
         }

@@ -53,6 +53,15 @@ final class Rotary {
         return (int) cos.getShape().get(0);
     }
 
+    /** The tables themselves, [maxPos, D] each (the native decoder layer reads them in place). */
+    NDArray cosTable() {
+        return cos;
+    }
+
+    NDArray sinTable() {
+        return sin;
+    }
+
     /** Tables for the contiguous positions [start, end): each [T, D]. */
     NDArray[] range(NDManager into, int start, int end) {
         NDIndex idx = new NDIndex("{}:{}", start, end);

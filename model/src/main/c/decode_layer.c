@@ -1,0 +1,331 @@
+/*
+ * The decoder layer of one decode step, everything but attention, for float32 on the CPU
+ * (ALGORITHMS.md §1; Qwen3Model.decode calls it when the library is loaded).
+ *
+ * At decode sizes (a few rows of activations against megabytes of weights) a layer is bound by
+ * reading its weights once, and by the fixed cost of every tensor op: through libtorch a layer is
+ * some 35 ops, each with its own dispatch and parallel region. Here a layer is two calls:
+ *
+ *   pre_attention   x̂ = RMSNorm(x) · w_in;  [q k v] = x̂ W_qkvᵀ;  per head RMSNorm (q_norm / k_norm),
+ *                   RoPE (rotate half), q · 1/√D; k and v written into the KV cache at each
+ *                   sequence's position, and the landmark (mean key) of every page this completes.
+ *   post_attention  x += o W_oᵀ;  x̂ = RMSNorm(x) · w_post;  a = silu(x̂ W_gateᵀ) ⊙ (x̂ W_upᵀ);
+ *                   x += a W_downᵀ.
+ *
+ * The weight products are split by output rows over the calling thread and the pool's helpers
+ * (tg_pool.h); each rows block is read from memory once and reused from cache for every sequence.
+ * Layouts (row-major, float32, contiguous) are the model's: weights [out, in] as Hugging Face stores
+ * them, q/k/v rows stacked (heads·D, kvh·D, kvh·D), gate/up stacked (I, I); x [B, H]; q out
+ * [B, heads, D] (= [B, kvh, r, D]); keys, values [B, kvh, cap, D]; landmarks [B, kvh, cap/16, D];
+ * cos, sin [positions, D].
+ *
+ * Built with -mavx2 -mfma; the Java side (NativeDecode) loads it only on a CPU that has both.
+ */
+#include <jni.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_pool.h"
+
+#define PAGE 16
+
+__m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
+
+static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Scratch shared by the phases of one call (the call mutex guards it). */
+static float *s_norm, *s_rows, *s_gate, *s_up;
+static size_t c_norm, c_rows, c_gate, c_up;
+
+static int grow(float **p, size_t *have, size_t need) {
+    if (need <= *have) return 1;
+    float *q = realloc(*p, need * sizeof(float));
+    if (!q) return 0;
+    *p = q;
+    *have = need;
+    return 1;
+}
+
+static inline float hsum(__m256 v) {
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 sh = _mm_movehdup_ps(lo);
+    __m128 s = _mm_add_ps(lo, sh);
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehl_ps(sh, s)));
+}
+
+/* ------------------------------------------------------------------------------ weight products */
+
+static inline float dot1(const float *x, const float *w, int k) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    for (; i + 8 <= k; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; i < k; i++) s += x[i] * w[i];
+    return s;
+}
+
+/*
+ * out[b * ldo + n] = (add ? out[b * ldo + n] : 0) + x[b] · W[n] for n in [n0, n1), b in [0, B):
+ * four weight rows at a time, each read from memory once and from cache for every later b.
+ */
+static void gemv_rows(const float *x, int B, int K, const float *W, int n0, int n1, float *out, int ldo, int add) {
+    int n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const float *w0 = W + (long) n * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        for (int b = 0; b < B; b++) {
+            const float *xb = x + (long) b * K;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps();
+            int k = 0;
+            for (; k + 16 <= K; k += 16) {
+                __m256 x0 = _mm256_loadu_ps(xb + k), x1 = _mm256_loadu_ps(xb + k + 8);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3);
+                c0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), x1, c0);
+                c1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k + 8), x1, c1);
+                c2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k + 8), x1, c2);
+                c3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k + 8), x1, c3);
+            }
+            for (; k + 8 <= K; k += 8) {
+                __m256 x0 = _mm256_loadu_ps(xb + k);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3);
+            }
+            float r0 = hsum(_mm256_add_ps(a0, c0)), r1 = hsum(_mm256_add_ps(a1, c1));
+            float r2 = hsum(_mm256_add_ps(a2, c2)), r3 = hsum(_mm256_add_ps(a3, c3));
+            for (; k < K; k++) {
+                r0 += xb[k] * w0[k];
+                r1 += xb[k] * w1[k];
+                r2 += xb[k] * w2[k];
+                r3 += xb[k] * w3[k];
+            }
+            float *o = out + (long) b * ldo + n;
+            if (add) {
+                o[0] += r0; o[1] += r1; o[2] += r2; o[3] += r3;
+            } else {
+                o[0] = r0; o[1] = r1; o[2] = r2; o[3] = r3;
+            }
+        }
+    }
+    for (; n < n1; n++) {
+        const float *w = W + (long) n * K;
+        for (int b = 0; b < B; b++) {
+            float r = dot1(x + (long) b * K, w, K);
+            float *o = out + (long) b * ldo + n;
+            *o = add ? *o + r : r;
+        }
+    }
+}
+
+typedef struct {
+    const float *x;
+    const float *W;
+    float *out;
+    int B, K, N, ldo, add, chunk;
+} Gemv;
+
+static void gemv_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const Gemv *g = ctx;
+    int n0 = item * g->chunk;
+    int n1 = n0 + g->chunk < g->N ? n0 + g->chunk : g->N;
+    gemv_rows(g->x, g->B, g->K, g->W, n0, n1, g->out, g->ldo, g->add);
+}
+
+/* Rows per work item: about four items per thread, a multiple of 4, at least 16. */
+static int chunk_for(int n, int threads) {
+    int c = (n + 4 * threads - 1) / (4 * threads);
+    c = (c + 3) / 4 * 4;
+    if (c < 16) c = 16;
+    while ((n + c - 1) / c > TG_MAX_ITEMS) c *= 2;
+    return c;
+}
+
+static void gemv(const float *x, int B, int K, const float *W, int N, float *out, int ldo, int add, int threads) {
+    Gemv g = {x, W, out, B, K, N, ldo, add, chunk_for(N, threads)};
+    tg_run(gemv_item, &g, (N + g.chunk - 1) / g.chunk, threads);
+}
+
+/* gate and up rows i of one block, then a = silu(gate) ⊙ up in place of gate. */
+typedef struct {
+    const float *x;
+    const float *W;   /* [2I, K]: gate rows, then up rows */
+    float *gate, *up; /* [B, I] */
+    int B, K, I, chunk;
+} GateUp;
+
+static void gate_up_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const GateUp *g = ctx;
+    int i0 = item * g->chunk;
+    int i1 = i0 + g->chunk < g->I ? i0 + g->chunk : g->I;
+    gemv_rows(g->x, g->B, g->K, g->W, i0, i1, g->gate, g->I, 0);
+    gemv_rows(g->x, g->B, g->K, g->W + (long) g->I * g->K, i0, i1, g->up, g->I, 0);
+    __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (int b = 0; b < g->B; b++) {
+        float *gb = g->gate + (long) b * g->I;
+        const float *ub = g->up + (long) b * g->I;
+        int i = i0;
+        for (; i + 8 <= i1; i += 8) {
+            __m256 v = _mm256_loadu_ps(gb + i);
+            __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, v));
+            _mm256_storeu_ps(gb + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(ub + i)));
+        }
+        for (; i < i1; i++) gb[i] = gb[i] / (1.0f + expf(-gb[i])) * ub[i];
+    }
+}
+
+/* --------------------------------------------------------------------------- small pointwise ops */
+
+/* y = x / sqrt(mean(x²) + eps) · w over n values */
+static void rms_norm(const float *x, const float *w, float *y, int n, float eps) {
+    __m256 s0 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        s0 = _mm256_fmadd_ps(v, v, s0);
+    }
+    float s = hsum(s0);
+    for (; i < n; i++) s += x[i] * x[i];
+    float inv = 1.0f / sqrtf(s / (float) n + eps);
+    for (i = 0; i < n; i++) y[i] = x[i] * inv * w[i];
+}
+
+/* One head: y = RoPE(RMSNorm(x) · w) · scale, rotate-half form, d even. */
+static void head_norm_rope(const float *x, const float *w, const float *cos, const float *sin,
+                           int d, float eps, float scale, float *y, float *tmp) {
+    rms_norm(x, w, tmp, d, eps);
+    int half = d / 2;
+    for (int i = 0; i < half; i++) {
+        y[i] = (tmp[i] * cos[i] - tmp[i + half] * sin[i]) * scale;
+        y[i + half] = (tmp[i + half] * cos[i + half] + tmp[i] * sin[i + half]) * scale;
+    }
+}
+
+/* --------------------------------------------------------------------------------------- JNI */
+
+static void *addr(JNIEnv *env, jobject buf, const char *name) {
+    void *a = (*env)->GetDirectBufferAddress(env, buf);
+    if (a == NULL) {
+        char msg[96];
+        strcpy(msg, "not a direct buffer: ");
+        strncat(msg, name, sizeof msg - strlen(msg) - 1);
+        (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/IllegalArgumentException"), msg);
+    }
+    return a;
+}
+
+static void oom(JNIEnv *env) {
+    (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/OutOfMemoryError"), "native decode scratch");
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttention(JNIEnv *env, jclass cls,
+        jobject xBuf, jobject inNormBuf, jobject qkvBuf, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf,
+        jintArray positionsArr, jobject qOutBuf, jobject keysBuf, jobject valuesBuf, jobject marksBuf,
+        jint B, jint H, jint heads, jint kvh, jint d, jint cap, jfloat eps, jfloat scale, jint threads) {
+    (void) cls;
+    const float *x = addr(env, xBuf, "x");
+    if (!x) return;
+    const float *wIn = addr(env, inNormBuf, "input_layernorm");
+    if (!wIn) return;
+    const float *wQkv = addr(env, qkvBuf, "qkv_proj");
+    if (!wQkv) return;
+    const float *wQ = addr(env, qNormBuf, "q_norm");
+    if (!wQ) return;
+    const float *wK = addr(env, kNormBuf, "k_norm");
+    if (!wK) return;
+    const float *cosT = addr(env, cosBuf, "rotary cos");
+    if (!cosT) return;
+    const float *sinT = addr(env, sinBuf, "rotary sin");
+    if (!sinT) return;
+    float *qOut = addr(env, qOutBuf, "q");
+    if (!qOut) return;
+    float *keys = addr(env, keysBuf, "keys");
+    if (!keys) return;
+    float *values = addr(env, valuesBuf, "values");
+    if (!values) return;
+    float *marks = addr(env, marksBuf, "landmarks");
+    if (!marks) return;
+    int *pos = malloc(sizeof(int) * (size_t) B);
+    if (!pos) { oom(env); return; }
+    (*env)->GetIntArrayRegion(env, positionsArr, 0, B, pos);
+
+    int rows = (heads + 2 * kvh) * d;
+    pthread_mutex_lock(&call_mu);
+    if (!grow(&s_norm, &c_norm, (size_t) B * H + (size_t) d) || !grow(&s_rows, &c_rows, (size_t) B * rows)) {
+        pthread_mutex_unlock(&call_mu);
+        free(pos);
+        oom(env);
+        return;
+    }
+    float *tmp = s_norm + (size_t) B * H;
+    for (int b = 0; b < B; b++) rms_norm(x + (long) b * H, wIn, s_norm + (long) b * H, H, eps);
+    gemv(s_norm, B, H, wQkv, rows, s_rows, rows, 0, threads);
+    int pages = cap / PAGE;
+    for (int b = 0; b < B; b++) {
+        const float *row = s_rows + (long) b * rows;
+        int p = pos[b];
+        const float *c = cosT + (long) p * d, *s = sinT + (long) p * d;
+        for (int h = 0; h < heads; h++) {
+            head_norm_rope(row + (long) h * d, wQ, c, s, d, eps, scale, qOut + ((long) b * heads + h) * d, tmp);
+        }
+        for (int h = 0; h < kvh; h++) {
+            long bh = (long) b * kvh + h;
+            float *k = keys + (bh * cap + p) * d;
+            head_norm_rope(row + (long) (heads + h) * d, wK, c, s, d, eps, 1.0f, k, tmp);
+            memcpy(values + (bh * cap + p) * d, row + (long) (heads + kvh + h) * d, sizeof(float) * (size_t) d);
+            if ((p + 1) % PAGE == 0) {
+                int page = p / PAGE;
+                const float *first = keys + (bh * cap + (long) page * PAGE) * d;
+                float *m = marks + (bh * pages + page) * d;
+                for (int j = 0; j < d; j++) {
+                    float sum = 0;
+                    for (int t = 0; t < PAGE; t++) sum += first[(long) t * d + j];
+                    m[j] = sum / PAGE;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&call_mu);
+    free(pos);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttention(JNIEnv *env, jclass cls,
+        jobject xBuf, jobject oBuf, jobject oProjBuf, jobject postNormBuf, jobject gateUpBuf, jobject downBuf,
+        jint B, jint H, jint qd, jint I, jfloat eps, jint threads) {
+    (void) cls;
+    float *x = addr(env, xBuf, "x");
+    if (!x) return;
+    const float *o = addr(env, oBuf, "attention output");
+    if (!o) return;
+    const float *wO = addr(env, oProjBuf, "o_proj");
+    if (!wO) return;
+    const float *wPost = addr(env, postNormBuf, "post_attention_layernorm");
+    if (!wPost) return;
+    const float *wGu = addr(env, gateUpBuf, "gate_up_proj");
+    if (!wGu) return;
+    const float *wDown = addr(env, downBuf, "down_proj");
+    if (!wDown) return;
+
+    pthread_mutex_lock(&call_mu);
+    if (!grow(&s_norm, &c_norm, (size_t) B * H) || !grow(&s_gate, &c_gate, (size_t) B * I) || !grow(&s_up, &c_up, (size_t) B * I)) {
+        pthread_mutex_unlock(&call_mu);
+        oom(env);
+        return;
+    }
+    gemv(o, B, qd, wO, H, x, H, 1, threads);
+    for (int b = 0; b < B; b++) rms_norm(x + (long) b * H, wPost, s_norm + (long) b * H, H, eps);
+    GateUp g = {s_norm, wGu, s_gate, s_up, B, H, I, chunk_for(I, threads)};
+    tg_run(gate_up_item, &g, (I + g.chunk - 1) / g.chunk, threads);
+    gemv(s_gate, B, I, wDown, H, x, H, 1, threads);
+    pthread_mutex_unlock(&call_mu);
+}

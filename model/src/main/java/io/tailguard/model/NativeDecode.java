@@ -1,0 +1,91 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+
+import java.nio.ByteBuffer;
+import java.util.Map;
+
+/**
+ * The native decoder layer (src/main/c/decode_layer.c): everything of a decode step's layer but the
+ * attention kernel, in two calls per layer instead of some 35 libtorch ops. {@link Qwen3Model#decode}
+ * uses it for float32 models on the CPU while no weight adapter is active, unless
+ * {@code -Dtailguard.decode.kernel=torch}; the libtorch layer is the reference it is tested against.
+ */
+final class NativeDecode {
+    static final String PROPERTY = "tailguard.decode.kernel";
+    static final String RESOURCE = "/native/linux-x86_64/libtailguard_decode.so";
+    private static final String UNAVAILABLE = NativeLibraries.load(NativeDecode.class, RESOURCE);
+
+    private NativeDecode() {
+    }
+
+    static boolean loaded() {
+        return UNAVAILABLE == null;
+    }
+
+    static String unavailableReason() {
+        return UNAVAILABLE;
+    }
+
+    /** Whether decode steps should take the native layer (where a model can). */
+    static boolean preferred() {
+        return NativeLibraries.preferred(PROPERTY, loaded());
+    }
+
+    /**
+     * One model's decode weights, per layer, in the order the native calls take them. Views of their
+     * memory are taken afresh for every step: an in-place update keeps a tensor's memory, but
+     * {@code NDArray.set} (restoring a checkpoint, say) may give it new memory, and a view kept
+     * from before would then read freed memory.
+     */
+    record Weights(NDArray[][] perLayer, NDArray cos, NDArray sin) {
+        static final String[] NAMES = {"input_layernorm.weight", "self_attn.qkv_proj.weight", "self_attn.q_norm.weight",
+                "self_attn.k_norm.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+                "mlp.gate_up_proj.weight", "mlp.down_proj.weight"};
+
+        /** The weights, or null where the native layer cannot serve the model (not float32 on the CPU). */
+        static Weights of(ModelConfig c, Map<String, NDArray> parameters, NDArray cos, NDArray sin) {
+            NDArray[][] w = new NDArray[c.numLayers()][NAMES.length];
+            for (int l = 0; l < c.numLayers(); l++) {
+                for (int j = 0; j < NAMES.length; j++) {
+                    NDArray a = parameters.get("model.layers." + l + "." + NAMES[j]);
+                    if (a == null || !servable(a)) {
+                        return null;
+                    }
+                    w[l][j] = a;
+                }
+            }
+            return servable(cos) && servable(sin) ? new Weights(w, cos, sin) : null;
+        }
+
+        /** Views of layer l's weights for this step, in {@link #NAMES} order. */
+        ByteBuffer[] views(int l) {
+            ByteBuffer[] v = new ByteBuffer[NAMES.length];
+            for (int j = 0; j < NAMES.length; j++) {
+                v[j] = NativeLibraries.view(perLayer[l][j]);
+            }
+            return v;
+        }
+    }
+
+    static boolean servable(NDArray a) {
+        return !a.getDevice().isGpu() && a.getDataType() == DataType.FLOAT32;
+    }
+
+    /**
+     * Norm, q/k/v product, q/k norms, RoPE and q's 1/√D of one layer; writes q [B, heads, D] and this
+     * step's keys and values into the cache at positions[b] (with the landmark of every page that
+     * fills). x [B, H]; keys, values [B, kvh, cap, D]; marks [B, kvh, cap/16, D].
+     */
+    static native void preAttention(ByteBuffer x, ByteBuffer inNorm, ByteBuffer qkv, ByteBuffer qNorm, ByteBuffer kNorm,
+                                    ByteBuffer cos, ByteBuffer sin, int[] positions, ByteBuffer q,
+                                    ByteBuffer keys, ByteBuffer values, ByteBuffer marks,
+                                    int batch, int hidden, int heads, int kvHeads, int headDim, int cap,
+                                    float eps, float scale, int threads);
+
+    /** x += o W_oᵀ; x += down(silu(gate(n(x))) ⊙ up(n(x))) with n the post-attention norm. o [B, heads·D]. */
+    static native void postAttention(ByteBuffer x, ByteBuffer o, ByteBuffer oProj, ByteBuffer postNorm,
+                                     ByteBuffer gateUp, ByteBuffer down,
+                                     int batch, int hidden, int qDim, int intermediate, float eps, int threads);
+}

@@ -1,0 +1,100 @@
+package io.tailguard.model;
+
+import ai.djl.ndarray.NDArray;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Locale;
+
+/**
+ * The project's own native kernels (C with AVX2/FMA over JNI, compiled by the Maven build with the
+ * system C compiler into a jar's {@code native/linux-x86_64/}): loading, the thread count they use,
+ * and direct views of tensor memory. Each kernel has a libtorch twin that runs where its library is
+ * missing (no compiler at build time, another platform, a GPU) or turned off by its property.
+ */
+public final class NativeLibraries {
+    private static final int THREADS = threadsFromEnvironment();
+
+    private NativeLibraries() {
+    }
+
+    /**
+     * Loads a library from a jar resource, for {@code owner}'s native methods. Returns null, or why it
+     * is not available (another platform, a CPU without AVX2 and FMA, not in the build).
+     */
+    public static String load(Class<?> owner, String resource) {
+        try {
+            String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
+            String arch = System.getProperty("os.arch", "");
+            if (!os.contains("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) {
+                return "built for Linux x86-64 only (this is " + os + " " + arch + ")";
+            }
+            Path cpuinfo = Path.of("/proc/cpuinfo");
+            if (Files.isReadable(cpuinfo)) {
+                String flags = Files.readString(cpuinfo).lines().filter(l -> l.startsWith("flags")).findFirst().orElse("") + " ";
+                if (!flags.contains(" avx2 ") || !flags.contains(" fma ")) {
+                    return "this CPU lacks AVX2 or FMA";
+                }
+            }
+            try (InputStream in = owner.getResourceAsStream(resource)) {
+                if (in == null) {
+                    return resource + " is not in the build (no C compiler when it was built?)";
+                }
+                Path tmp = Files.createTempFile("tailguard-native", ".so");
+                tmp.toFile().deleteOnExit();
+                Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+                System.load(tmp.toString());
+            }
+            return null;
+        } catch (IOException | UnsatisfiedLinkError | SecurityException e) {
+            return "could not load " + resource + ": " + e.getMessage();
+        }
+    }
+
+    /**
+     * Whether a kernel selected by a system property ({@code native} or {@code torch}, default
+     * native) runs natively: native where its library loaded. Any other value is an error naming the
+     * property.
+     */
+    public static boolean preferred(String property, boolean loaded) {
+        String v = System.getProperty(property, "native").trim().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "native" -> loaded;
+            case "torch" -> false;
+            default -> throw new IllegalArgumentException("-D" + property + ": expected native or torch, got '" + v + "'");
+        };
+    }
+
+    /** Threads for one native call: DJL's intra-op setting, else OMP_NUM_THREADS, else the processors (read once per JVM). */
+    public static int threads() {
+        return THREADS;
+    }
+
+    private static int threadsFromEnvironment() {
+        Integer djl = Integer.getInteger("ai.djl.pytorch.num_threads");
+        if (djl != null && djl > 0) {
+            return djl;
+        }
+        try {
+            int omp = Integer.parseInt(System.getenv().getOrDefault("OMP_NUM_THREADS", "").trim());
+            if (omp > 0) {
+                return omp;
+            }
+        } catch (NumberFormatException ignored) {
+            // unset or not a number: the processors
+        }
+        return Runtime.getRuntime().availableProcessors();
+    }
+
+    /**
+     * Direct view of a contiguous CPU tensor's memory: the kernel reads and writes the tensor itself.
+     * (A tensor that is not contiguous comes back as a contiguous copy, which is only good to read.)
+     */
+    public static ByteBuffer view(NDArray a) {
+        return a.toByteBuffer(true);
+    }
+}
