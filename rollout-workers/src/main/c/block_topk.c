@@ -13,24 +13,19 @@
  * keep[b] >= ceil(lengths[b]/16) means "every page" (a sequence that fits its budget).
  *
  * Work items are the B * kvh (sequence, head) pairs, claimed one at a time by the calling thread
- * and a small pool of helper threads. Helpers spin briefly after their last item, then sleep on a
- * condition variable; the caller never waits for a sleeping helper, only for items in progress.
+ * and the helper threads of tg_pool.h (model/src/main/c), which spin briefly after their last item
+ * and then sleep; the caller never waits for a sleeping helper, only for items in progress.
  *
  * Built with -mavx2 -mfma; the Java side loads it only on a CPU that has both.
  */
 #include <jni.h>
-#include <immintrin.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "tg_pool.h"   /* model/src/main/c: the helper threads */
 
 #define PAGE 16
-#define MAX_HELPERS 63
-#define SPIN_NS 10000L   /* a helper spins this long for more work, then sleeps */
 #define PF 4          /* pages prefetched ahead, keys and values */
 
 __m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
@@ -55,20 +50,9 @@ typedef struct {
     size_t cap_s, cap_pages, cap_heap, cap_sel, cap_rd, cap_d;
 } Scratch;
 
-static Params P;                         /* written by the caller before it publishes a ticket */
-static _Atomic uint64_t ticket;          /* generation << 32 | items << 16 | next item */
-static atomic_int done;                  /* items finished in the current generation */
-static atomic_int failed;                /* an allocation failed in the current generation */
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t sleep_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sleep_cv = PTHREAD_COND_INITIALIZER;
-static int sleepers;
-static int helpers;
-static uint32_t generation;
-static Scratch caller_scratch;
-
-static inline uint32_t t_items(uint64_t t) { return (uint32_t) ((t >> 16) & 0xFFFF); }
-static inline uint32_t t_next(uint64_t t) { return (uint32_t) (t & 0xFFFF); }
+static Scratch scratch[TG_MAX_HELPERS + 1];   /* one per worker of the pool */
+static atomic_int failed;                     /* an allocation failed in the current call */
 
 static int grow(void **p, size_t *have, size_t need, size_t elem) {
     if (need <= *have) return 1;
@@ -271,49 +255,8 @@ static int run_item(const Params *p, Scratch *sc, int item) {
     return 1;
 }
 
-/* Claims and runs items of the current generation until none is left. */
-static void drain(Scratch *sc) {
-    for (;;) {
-        uint64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
-        if (t_next(t) >= t_items(t)) return;
-        if (!atomic_compare_exchange_weak_explicit(&ticket, &t, t + 1, memory_order_acq_rel, memory_order_acquire)) continue;
-        if (!run_item(&P, sc, (int) t_next(t))) atomic_store(&failed, 1);
-        atomic_fetch_add_explicit(&done, 1, memory_order_release);
-    }
-}
-
-static inline int claimable(void) {
-    uint64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
-    return t_next(t) < t_items(t);
-}
-
-static long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
-static void *helper(void *arg) {
-    (void) arg;
-    Scratch sc;
-    memset(&sc, 0, sizeof sc);
-    for (;;) {
-        drain(&sc);
-        long until = now_ns() + SPIN_NS;
-        int spins = 0;
-        while (!claimable()) {
-            _mm_pause();
-            if ((++spins & 63) == 0 && now_ns() > until) {
-                pthread_mutex_lock(&sleep_mu);
-                sleepers++;
-                while (!claimable()) pthread_cond_wait(&sleep_cv, &sleep_mu);
-                sleepers--;
-                pthread_mutex_unlock(&sleep_mu);
-                break;
-            }
-        }
-    }
-    return NULL;
+static void attend_item(void *ctx, int item, int worker) {
+    if (!run_item((const Params *) ctx, &scratch[worker], item)) atomic_store(&failed, 1);
 }
 
 /* --------------------------------------------------------------------------------------- JNI */
@@ -354,29 +297,9 @@ JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(J
     (*env)->GetIntArrayRegion(env, keepArr, 0, batch, lk + batch);
 
     pthread_mutex_lock(&call_mu);
-    int want = threads - 1 < MAX_HELPERS ? threads - 1 : MAX_HELPERS;
-    if (want > items - 1) want = items - 1;
-    while (helpers < want) {
-        pthread_t t;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &at, helper, NULL) != 0) { pthread_attr_destroy(&at); break; }
-        pthread_attr_destroy(&at);
-        helpers++;
-    }
-    P = (Params) {K, V, M, Q, O, lk, lk + batch, kvh, r, d, cap};
-    atomic_store(&done, 0);
+    Params p = {K, V, M, Q, O, lk, lk + batch, kvh, r, d, cap};
     atomic_store(&failed, 0);
-    generation++;
-    atomic_store_explicit(&ticket, ((uint64_t) generation << 32) | ((uint64_t) items << 16), memory_order_release);
-    if (want > 0) {
-        pthread_mutex_lock(&sleep_mu);
-        if (sleepers > 0) pthread_cond_broadcast(&sleep_cv);
-        pthread_mutex_unlock(&sleep_mu);
-    }
-    drain(&caller_scratch);
-    while (atomic_load_explicit(&done, memory_order_acquire) < items) _mm_pause();
+    tg_run(attend_item, &p, items, threads);
     int bad = atomic_load(&failed);
     pthread_mutex_unlock(&call_mu);
     free(lk);
