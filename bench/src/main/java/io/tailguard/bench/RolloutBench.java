@@ -26,11 +26,12 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
- * Dense against sparse decode in one process, alternating rounds. Throughputs are each mode's best
- * round; the speedup is the median over rounds of sparse / dense measured back to back, which is
- * what a shared, noisy machine reports most faithfully. The prefix cache
- * is filled synthetically (random keys and values at the given context length) instead of by a
- * prefill: decode cost does not depend on the cache's contents, and the output says so.
+ * Dense against sparse decode in one process, alternating step by step: within a round, each
+ * decode step of one mode is followed by the same step of the other, each on its own cache, so
+ * both see the same state of a shared, noisy machine. Throughputs are each mode's best round; the
+ * speedup is the median over rounds of the round's dense time over its sparse time. The prefix
+ * cache is filled synthetically (random keys and values at the given context length) instead of by
+ * a prefill: decode cost does not depend on the cache's contents, and the output says so.
  */
 @Command(name = "rollout", mixinStandardHelpOptions = true,
         description = "Decode tokens/s, dense against Block-Top-k sparse, with the cost model's prediction.")
@@ -72,7 +73,7 @@ final class RolloutBench implements Callable<Integer> {
     @Option(names = "--new-tokens", required = true, description = "Timed decode steps per round.")
     int newTokens;
 
-    @Option(names = "--rounds", defaultValue = "3", description = "Alternating rounds per mode (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--rounds", defaultValue = "3", description = "Rounds, each of --new-tokens steps per mode, alternating step by step (default: ${DEFAULT-VALUE}).")
     int rounds;
 
     @Option(names = "--seed", defaultValue = "0", description = "Seed of weights and cache contents (default: ${DEFAULT-VALUE}).")
@@ -102,20 +103,14 @@ final class RolloutBench implements Callable<Integer> {
             // first sparse round paid for the JIT and the first use of its code paths, which the dense
             // rounds' warm-up never touched.
             int warmContext = (int) Math.min(context, Math.max(4096, 2L * schedule.budgetAt(context)));
-            timeSteps(model, denseKernel, warmContext, WARM_STEPS);
-            try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
-                timeSteps(model, sparse, warmContext, WARM_STEPS);
-            }
+            alternate(model, adapter, denseKernel, sparse, warmContext, WARM_STEPS);
             double dense = 0;
             double sparseBest = 0;
             double[] ratios = new double[rounds];
             for (int r = 0; r < rounds; r++) {
-                double d = timeSteps(model, denseKernel, context, newTokens);
-                double s;
-                // The sparse actor, with its LoRA (if any) merged as rollouts run it.
-                try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
-                    s = timeSteps(model, sparse, context, newTokens);
-                }
+                double[] ds = alternate(model, adapter, denseKernel, sparse, context, newTokens);
+                double d = ds[0];
+                double s = ds[1];
                 System.err.printf("round %d: dense %.1f tokens/s, sparse %.1f tokens/s, %.2fx%n", r + 1, d, s, s / d);
                 dense = Math.max(dense, d);
                 sparseBest = Math.max(sparseBest, s);
@@ -161,31 +156,51 @@ final class RolloutBench implements Callable<Integer> {
         return 0;
     }
 
-    /** Greedy decode of n steps from a synthetically filled cache; tokens/s over the batch. */
-    private double timeSteps(Qwen3Model model, AttentionKernel kernel, int ctx, int n) {
-        int v = model.config().vocabSize();
+    /**
+     * One round: n greedy decode steps of each mode from synthetically filled caches, alternating
+     * dense step, sparse step. The sparse steps run as rollouts run the sparse actor, with its LoRA
+     * (if any) merged; the merge and unmerge are not timed. Returns tokens/s over the batch, {dense,
+     * sparse}.
+     */
+    private double[] alternate(Qwen3Model model, LoraAdapter adapter, AttentionKernel denseKernel,
+                               AttentionKernel sparseKernel, int ctx, int n) {
         try (NDManager m = model.manager().newSubManager();
-             KvCache cache = new KvCache(m, model.config(), batch, ctx + n)) {
+             KvCache denseCache = new KvCache(m, model.config(), batch, ctx + n);
+             KvCache sparseCache = new KvCache(m, model.config(), batch, ctx + n)) {
             int[] lengths = new int[batch];
             Arrays.fill(lengths, ctx);
-            cache.fillSynthetic(seed, lengths);
-            long[] next = new long[batch];
-            long t0 = System.nanoTime();
+            denseCache.fillSynthetic(seed, lengths);
+            sparseCache.fillSynthetic(seed, lengths);
+            long[] denseNext = new long[batch];
+            long[] sparseNext = new long[batch];
+            long denseNs = 0;
+            long sparseNs = 0;
             for (int s = 0; s < n; s++) {
-                try (NDManager step = m.newSubManager()) {
-                    float[] logits = model.decode(next, cache, kernel, step).toFloatArray();
-                    for (int b = 0; b < batch; b++) {
-                        int best = 0;
-                        for (int j = 1; j < v; j++) {
-                            if (logits[b * v + j] > logits[b * v + best]) {
-                                best = j;
-                            }
-                        }
-                        next[b] = best;
-                    }
+                denseNs += step(model, denseKernel, denseCache, denseNext, m);
+                try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
+                    sparseNs += step(model, sparseKernel, sparseCache, sparseNext, m);
                 }
             }
-            return (double) batch * n / ((System.nanoTime() - t0) / 1e9);
+            return new double[] {batch * (double) n / (denseNs / 1e9), batch * (double) n / (sparseNs / 1e9)};
+        }
+    }
+
+    /** One timed greedy decode step: writes the next tokens into {@code next}; returns nanoseconds. */
+    private long step(Qwen3Model model, AttentionKernel kernel, KvCache cache, long[] next, NDManager m) {
+        int v = model.config().vocabSize();
+        try (NDManager step = m.newSubManager()) {
+            long t0 = System.nanoTime();
+            float[] logits = model.decode(next, cache, kernel, step).toFloatArray();
+            for (int b = 0; b < batch; b++) {
+                int best = 0;
+                for (int j = 1; j < v; j++) {
+                    if (logits[b * v + j] > logits[b * v + best]) {
+                        best = j;
+                    }
+                }
+                next[b] = best;
+            }
+            return System.nanoTime() - t0;
         }
     }
 
