@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "tg_pool.h"
+#include "tg_util.h"
 
 #define PAGE 16
 
@@ -38,36 +39,7 @@ static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 static float *s_norm, *s_rows, *s_gate, *s_up;
 static size_t c_norm, c_rows, c_gate, c_up;
 
-static int grow(float **p, size_t *have, size_t need) {
-    if (need <= *have) return 1;
-    float *q = realloc(*p, need * sizeof(float));
-    if (!q) return 0;
-    *p = q;
-    *have = need;
-    return 1;
-}
-
-static inline float hsum(__m256 v) {
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    __m128 sh = _mm_movehdup_ps(lo);
-    __m128 s = _mm_add_ps(lo, sh);
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehl_ps(sh, s)));
-}
-
 /* ------------------------------------------------------------------------------ weight products */
-
-static inline float dot1(const float *x, const float *w, int k) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= k; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
-    }
-    for (; i + 8 <= k; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
-    float s = hsum(_mm256_add_ps(a0, a1));
-    for (; i < k; i++) s += x[i] * w[i];
-    return s;
-}
 
 /*
  * out[b * ldo + n] = (add ? out[b * ldo + n] : 0) + x[b] · W[n] for n in [n0, n1), b in [0, B):
@@ -119,7 +91,7 @@ static void gemv_rows(const float *x, int B, int K, const float *W, int n0, int 
     for (; n < n1; n++) {
         const float *w = W + (long) n * K;
         for (int b = 0; b < B; b++) {
-            float r = dot1(x + (long) b * K, w, K);
+            float r = dot(x + (long) b * K, w, K);
             float *o = out + (long) b * ldo + n;
             *o = add ? *o + r : r;
         }
@@ -213,17 +185,6 @@ static void head_norm_rope(const float *x, const float *w, const float *cos, con
 
 /* --------------------------------------------------------------------------------------- JNI */
 
-static void *addr(JNIEnv *env, jobject buf, const char *name) {
-    void *a = (*env)->GetDirectBufferAddress(env, buf);
-    if (a == NULL) {
-        char msg[96];
-        strcpy(msg, "not a direct buffer: ");
-        strncat(msg, name, sizeof msg - strlen(msg) - 1);
-        (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/IllegalArgumentException"), msg);
-    }
-    return a;
-}
-
 static void oom(JNIEnv *env) {
     (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/OutOfMemoryError"), "native decode scratch");
 }
@@ -261,7 +222,7 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttention(JNIEnv 
 
     int rows = (heads + 2 * kvh) * d;
     pthread_mutex_lock(&call_mu);
-    if (!grow(&s_norm, &c_norm, (size_t) B * H + (size_t) d) || !grow(&s_rows, &c_rows, (size_t) B * rows)) {
+    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H + (size_t) d, sizeof(float)) || !grow((void **) &s_rows, &c_rows, (size_t) B * rows, sizeof(float))) {
         pthread_mutex_unlock(&call_mu);
         free(pos);
         oom(env);
@@ -317,7 +278,7 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttention(JNIEnv
     if (!wDown) return;
 
     pthread_mutex_lock(&call_mu);
-    if (!grow(&s_norm, &c_norm, (size_t) B * H) || !grow(&s_gate, &c_gate, (size_t) B * I) || !grow(&s_up, &c_up, (size_t) B * I)) {
+    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H, sizeof(float)) || !grow((void **) &s_gate, &c_gate, (size_t) B * I, sizeof(float)) || !grow((void **) &s_up, &c_up, (size_t) B * I, sizeof(float))) {
         pthread_mutex_unlock(&call_mu);
         oom(env);
         return;

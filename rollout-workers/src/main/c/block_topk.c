@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "tg_pool.h"   /* model/src/main/c: the helper threads */
+#include "tg_util.h"
 
 #define PAGE 16
 #define PF 4          /* pages prefetched ahead, keys and values */
@@ -54,36 +55,7 @@ static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 static Scratch scratch[TG_MAX_HELPERS + 1];   /* one per worker of the pool */
 static atomic_int failed;                     /* an allocation failed in the current call */
 
-static int grow(void **p, size_t *have, size_t need, size_t elem) {
-    if (need <= *have) return 1;
-    void *q = realloc(*p, need * elem);
-    if (!q) return 0;
-    *p = q;
-    *have = need;
-    return 1;
-}
-
 /* ------------------------------------------------------------------------------ vector helpers */
-
-static inline float hsum(__m256 v) {
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    __m128 sh = _mm_movehdup_ps(lo);
-    __m128 s = _mm_add_ps(lo, sh);
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehl_ps(sh, s)));
-}
-
-static inline float dot(const float *a, const float *b, int d) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= d; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    for (; i + 8 <= d; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum(_mm256_add_ps(s0, s1));
-    for (; i < d; i++) s += a[i] * b[i];
-    return s;
-}
 
 /* y += a * x */
 static inline void axpy(float *y, float a, const float *x, int d) {
@@ -260,18 +232,6 @@ static void attend_item(void *ctx, int item, int worker) {
 }
 
 /* --------------------------------------------------------------------------------------- JNI */
-
-static void *addr(JNIEnv *env, jobject buf, const char *name) {
-    void *a = (*env)->GetDirectBufferAddress(env, buf);
-    if (a == NULL) {
-        jclass ex = (*env)->FindClass(env, "java/lang/IllegalArgumentException");
-        char msg[96];
-        strcpy(msg, "not a direct buffer: ");
-        strncat(msg, name, sizeof msg - strlen(msg) - 1);
-        (*env)->ThrowNew(env, ex, msg);
-    }
-    return a;
-}
 
 JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(JNIEnv *env, jclass cls,
         jobject keys, jobject values, jobject marks, jobject q, jobject out, jintArray lengthsArr, jintArray keepArr,

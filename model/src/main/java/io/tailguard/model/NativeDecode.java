@@ -15,22 +15,9 @@ import java.util.Map;
 final class NativeDecode {
     static final String PROPERTY = "tailguard.decode.kernel";
     static final String RESOURCE = "/native/linux-x86_64/libtailguard_decode.so";
-    private static final String UNAVAILABLE = NativeLibraries.load(NativeDecode.class, RESOURCE);
+    static final NativeLibraries.Library LIBRARY = NativeLibraries.load(NativeDecode.class, RESOURCE, PROPERTY);
 
     private NativeDecode() {
-    }
-
-    static boolean loaded() {
-        return UNAVAILABLE == null;
-    }
-
-    static String unavailableReason() {
-        return UNAVAILABLE;
-    }
-
-    /** Whether decode steps should take the native layer (where a model can). */
-    static boolean preferred() {
-        return NativeLibraries.preferred(PROPERTY, loaded());
     }
 
     /**

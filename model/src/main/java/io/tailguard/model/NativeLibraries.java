@@ -22,11 +22,50 @@ public final class NativeLibraries {
     private NativeLibraries() {
     }
 
+    /** One native library: whether it loaded, and the property that chooses it or its libtorch twin. */
+    public static final class Library {
+        private final String property;
+        private final String unavailable;
+
+        private Library(String property, String unavailable) {
+            this.property = property;
+            this.unavailable = unavailable;
+        }
+
+        /** Whether the library is loaded (on this platform, in this build). */
+        public boolean loaded() {
+            return unavailable == null;
+        }
+
+        /** Why it is not loaded, or null. */
+        public String unavailableReason() {
+            return unavailable;
+        }
+
+        /**
+         * Whether its kernel should run: the property ({@code native}, the default, or {@code torch})
+         * says native and the library loaded. Any other value is an error naming the property.
+         */
+        public boolean preferred() {
+            String v = System.getProperty(property, "native").trim().toLowerCase(Locale.ROOT);
+            return switch (v) {
+                case "native" -> loaded();
+                case "torch" -> false;
+                default -> throw new IllegalArgumentException("-D" + property + ": expected native or torch, got '" + v + "'");
+            };
+        }
+    }
+
     /**
-     * Loads a library from a jar resource, for {@code owner}'s native methods. Returns null, or why it
-     * is not available (another platform, a CPU without AVX2 and FMA, not in the build).
+     * Loads a library from a jar resource, for {@code owner}'s native methods, chosen by the system
+     * property {@code property}. A library that cannot load (another platform, a CPU without AVX2
+     * and FMA, not in the build) says why.
      */
-    public static String load(Class<?> owner, String resource) {
+    public static Library load(Class<?> owner, String resource, String property) {
+        return new Library(property, loadReason(owner, resource));
+    }
+
+    private static String loadReason(Class<?> owner, String resource) {
         try {
             String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
             String arch = System.getProperty("os.arch", "");
@@ -53,20 +92,6 @@ public final class NativeLibraries {
         } catch (IOException | UnsatisfiedLinkError | SecurityException e) {
             return "could not load " + resource + ": " + e.getMessage();
         }
-    }
-
-    /**
-     * Whether a kernel selected by a system property ({@code native} or {@code torch}, default
-     * native) runs natively: native where its library loaded. Any other value is an error naming the
-     * property.
-     */
-    public static boolean preferred(String property, boolean loaded) {
-        String v = System.getProperty(property, "native").trim().toLowerCase(Locale.ROOT);
-        return switch (v) {
-            case "native" -> loaded;
-            case "torch" -> false;
-            default -> throw new IllegalArgumentException("-D" + property + ": expected native or torch, got '" + v + "'");
-        };
     }
 
     /** Threads for one native call: DJL's intra-op setting, else OMP_NUM_THREADS, else the processors (read once per JVM). */

@@ -316,7 +316,7 @@ public final class Qwen3Model implements AutoCloseable {
      * adapter is active, or the model or the cache is not float32 on the CPU.
      */
     private NativeDecode.Weights nativeDecodeWeights(KvCache cache) {
-        if (!NativeDecode.preferred()) {
+        if (!NativeDecode.LIBRARY.preferred()) {
             return null;
         }
         WeightAdapter a = adapter.get();

@@ -49,7 +49,7 @@ class NativeDecodeTest {
     void libraryLoadsWhereTheBuildMustHaveIt() {
         // CI sets TAILGUARD_REQUIRE_NATIVE=1: a build that silently lost the library must fail there
         if ("1".equals(System.getenv("TAILGUARD_REQUIRE_NATIVE"))) {
-            assertNull(NativeDecode.unavailableReason(), "native decode layer not loaded");
+            assertNull(NativeDecode.LIBRARY.unavailableReason(), "native decode layer not loaded");
         }
     }
 
@@ -87,7 +87,7 @@ class NativeDecodeTest {
 
     @Test
     void nativeLayerMatchesTheLibtorchLayer() {
-        Assumptions.assumeTrue(NativeDecode.loaded(), () -> "native decode layer not loaded: " + NativeDecode.unavailableReason());
+        Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded(), () -> "native decode layer not loaded: " + NativeDecode.LIBRARY.unavailableReason());
         int steps = 40;   // crosses page boundaries for every sequence (landmarks written by the native layer)
         try (NDManager m = NDManager.newBaseManager();
              KvCache torch = new KvCache(m, CONFIG, 3, 80);
@@ -108,7 +108,7 @@ class NativeDecodeTest {
 
     @Test
     void weightUpdatesAreSeenByTheNextStep() {
-        Assumptions.assumeTrue(NativeDecode.loaded());
+        Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded());
         try (NDManager m = NDManager.newBaseManager()) {
             try (KvCache warm = new KvCache(m, CONFIG, 3, 80)) {
                 run(m, warm, true, 1);                       // the native layer takes its weight views now
@@ -143,11 +143,11 @@ class NativeDecodeTest {
     @Test
     void propertyChoosesTheLayerAndRejectsOtherValues() {
         System.setProperty(NativeDecode.PROPERTY, "torch");
-        assertFalse(NativeDecode.preferred());
+        assertFalse(NativeDecode.LIBRARY.preferred());
         System.setProperty(NativeDecode.PROPERTY, "native");
-        assertEquals(NativeDecode.loaded(), NativeDecode.preferred());
+        assertEquals(NativeDecode.LIBRARY.loaded(), NativeDecode.LIBRARY.preferred());
         System.setProperty(NativeDecode.PROPERTY, "fast");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, NativeDecode::preferred);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, NativeDecode.LIBRARY::preferred);
         assertTrue(e.getMessage().contains("-Dtailguard.decode.kernel"), e.getMessage());
     }
 }

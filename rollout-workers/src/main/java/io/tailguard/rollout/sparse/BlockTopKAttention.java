@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.DecodeStep;
 import io.tailguard.model.KvCache;
+import io.tailguard.model.NativeLibraries;
 
 import java.util.Set;
 import java.util.function.IntUnaryOperator;
@@ -57,14 +58,14 @@ public final class BlockTopKAttention implements AttentionKernel {
      * @param denseLayers layers that always decode densely
      */
     public BlockTopKAttention(IntUnaryOperator budgetAt, Set<Integer> denseLayers) {
-        this(budgetAt, denseLayers, NativeBlockTopK.preferred());
+        this(budgetAt, denseLayers, NativeBlockTopK.LIBRARY.preferred());
     }
 
     /** As above, with the implementation chosen: native (if loaded; else libtorch) or libtorch. */
     BlockTopKAttention(IntUnaryOperator budgetAt, Set<Integer> denseLayers, boolean useNative) {
         this.budgetAt = budgetAt;
         this.denseLayers = Set.copyOf(denseLayers);
-        this.useNative = useNative && NativeBlockTopK.loaded();
+        this.useNative = useNative && NativeBlockTopK.LIBRARY.loaded();
     }
 
     /** Whether sparse layers run the native kernel (on CPU tensors). */
@@ -117,7 +118,7 @@ public final class BlockTopKAttention implements AttentionKernel {
      * that sparse and dense differ only in the pages they read.
      */
     public static AttentionKernel dense() {
-        return NativeBlockTopK.preferred() ? of(Schedule.dense()) : AttentionKernel.DENSE;
+        return NativeBlockTopK.LIBRARY.preferred() ? of(Schedule.dense()) : AttentionKernel.DENSE;
     }
 
     /** The decode kernel of a schedule: {@link #dense()} for the dense schedule, else Block-Top-k under it. */
@@ -220,10 +221,10 @@ public final class BlockTopKAttention implements AttentionKernel {
     private NDArray sparseNative(int layer, NDArray q, KvCache cache, Plan plan, int[] keep) {
         Shape qs = q.getShape();                     // [B, kvh, r, D]
         NDArray out = q.getManager().create(qs, DataType.FLOAT32);
-        NativeBlockTopK.attend(NativeBlockTopK.view(cache.keys(layer)), NativeBlockTopK.view(cache.values(layer)),
-                NativeBlockTopK.view(cache.landmarks(layer)), NativeBlockTopK.view(q), NativeBlockTopK.view(out),
+        NativeBlockTopK.attend(NativeLibraries.view(cache.keys(layer)), NativeLibraries.view(cache.values(layer)),
+                NativeLibraries.view(cache.landmarks(layer)), NativeLibraries.view(q), NativeLibraries.view(out),
                 plan.lengths(), keep, (int) qs.get(0), (int) qs.get(1), (int) qs.get(2), (int) qs.get(3),
-                cache.capacity(), NativeBlockTopK.threads());
+                cache.capacity(), NativeLibraries.threads());
         return out;
     }
 

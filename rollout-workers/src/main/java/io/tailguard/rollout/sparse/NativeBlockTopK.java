@@ -21,33 +21,9 @@ final class NativeBlockTopK {
     static final String PROPERTY = "tailguard.sparse.kernel";
     static final String RESOURCE = "/native/linux-x86_64/libtailguard_sparse.so";
 
-    private static final String UNAVAILABLE = NativeLibraries.load(NativeBlockTopK.class, RESOURCE);
+    static final NativeLibraries.Library LIBRARY = NativeLibraries.load(NativeBlockTopK.class, RESOURCE, PROPERTY);
 
     private NativeBlockTopK() {
-    }
-
-    /** Whether the native kernel is loaded (on this platform, in this build). */
-    static boolean loaded() {
-        return UNAVAILABLE == null;
-    }
-
-    /** Why it is not loaded, or null. */
-    static String unavailableReason() {
-        return UNAVAILABLE;
-    }
-
-    /**
-     * The kernel the sparse path uses unless told otherwise: native where it is loaded, libtorch ops
-     * where it is not or where {@code -Dtailguard.sparse.kernel=torch}. Any other value than
-     * native or torch is an error naming the property.
-     */
-    static boolean preferred() {
-        return NativeLibraries.preferred(PROPERTY, loaded());
-    }
-
-    /** Threads for one call (see {@link NativeLibraries#threads()}). */
-    static int threads() {
-        return NativeLibraries.threads();
     }
 
     /** Whether the native kernel can serve these tensors: float32 on the CPU, few enough (sequence, head) pairs. */
@@ -55,11 +31,6 @@ final class NativeBlockTopK {
         return !q.getDevice().isGpu() && !keys.getDevice().isGpu()
                 && q.getDataType() == DataType.FLOAT32 && keys.getDataType() == DataType.FLOAT32
                 && q.getShape().get(0) * q.getShape().get(1) < 65_536;
-    }
-
-    /** Direct view of a contiguous CPU tensor's memory (see {@link NativeLibraries#view}). */
-    static ByteBuffer view(NDArray a) {
-        return NativeLibraries.view(a);
     }
 
     /**

@@ -177,7 +177,7 @@ class BlockTopKAttentionTest {
 
     /** The implementations to test: libtorch always, native where it is loaded (CI requires it). */
     static boolean[] kernels() {
-        return NativeBlockTopK.loaded() ? new boolean[] {false, true} : new boolean[] {false};
+        return NativeBlockTopK.LIBRARY.loaded() ? new boolean[] {false, true} : new boolean[] {false};
     }
 
     static double[] toDouble(float[] f) {
@@ -222,7 +222,7 @@ class BlockTopKAttentionTest {
     void theNativeKernelIsBuiltAndLoadedWhereRequired() {
         // CI sets TAILGUARD_REQUIRE_NATIVE=1: a build that silently lost the kernel must fail there
         if ("1".equals(System.getenv("TAILGUARD_REQUIRE_NATIVE"))) {
-            assertTrue(NativeBlockTopK.loaded(), "native sparse kernel not loaded: " + NativeBlockTopK.unavailableReason());
+            assertTrue(NativeBlockTopK.LIBRARY.loaded(), "native sparse kernel not loaded: " + NativeBlockTopK.LIBRARY.unavailableReason());
             assertTrue(BlockTopKAttention.fixedBudget(64).usesNativeKernel(), "the default sparse kernel is the native one");
         }
         String before = System.getProperty(NativeBlockTopK.PROPERTY);
@@ -244,7 +244,7 @@ class BlockTopKAttentionTest {
     @Test
     void repeatedNativeCallsAgreeBitForBit() {
         // the helper threads claim (sequence, head) items in any order; every call must give the same bits
-        if (!NativeBlockTopK.loaded()) {
+        if (!NativeBlockTopK.LIBRARY.loaded()) {
             return;
         }
         ModelConfig c = new ModelConfig(31, 64, 32, 3, 16, 4, 64, 1e-6, 10_000.0, 8192, true, -1);
@@ -290,7 +290,7 @@ class BlockTopKAttentionTest {
                     assertArrayEquals(dense.sequences().get(i).logprobs(), sparse.sequences().get(i).logprobs(), 1e-5f);
                 }
             }
-            assertEquals(NativeBlockTopK.preferred(), BlockTopKAttention.dense() instanceof BlockTopKAttention,
+            assertEquals(NativeBlockTopK.LIBRARY.preferred(), BlockTopKAttention.dense() instanceof BlockTopKAttention,
                     "dense() is the native kernel exactly where it is loaded");
         }
     }
