@@ -30,7 +30,7 @@ public final class Qwen3Model implements AutoCloseable {
     private final Rotary rotary;
     private final List<DecoderLayer> layers = new ArrayList<>();
     private final AdapterSlot adapter = new AdapterSlot();
-    /** Views for the native decoder layer, made on first use; NO_NATIVE where the model cannot take it. */
+    /** The native decoder layer's weights, gathered on first use; NO_NATIVE where the model cannot take it. */
     private volatile Object nativeWeights;
     private static final Object NO_NATIVE = new Object();
 
@@ -311,7 +311,7 @@ public final class Qwen3Model implements AutoCloseable {
     }
 
     /**
-     * The native decoder layer's weight views, or null where a step must run on libtorch ops: the
+     * The native decoder layer's weights, or null where a step must run on libtorch ops: the
      * library is not loaded or is turned off ({@code -Dtailguard.decode.kernel=torch}), a weight
      * adapter is active, or the model or the cache is not float32 on the CPU.
      */
