@@ -64,6 +64,11 @@ final class PretrainCommand implements Callable<Integer> {
             + "instead of the random initialisation; the optimizer starts fresh. Use another --seed to draw new examples.")
     Path init;
 
+    @Option(names = "--checkpoint-every", defaultValue = "0",
+            description = "Also write the checkpoint to --out (atomically) after every K-th step, so that a long run "
+                    + "stopped part-way leaves its last one; pretrain.json then says \"complete\": false (default: ${DEFAULT-VALUE}: only at the end).")
+    int checkpointEvery;
+
     @Option(names = "--eval-n", defaultValue = "128", description = "Held-out prompts for pass@1; 0 skips it (default: ${DEFAULT-VALUE}).")
     int evalN;
 
@@ -71,6 +76,9 @@ final class PretrainCommand implements Callable<Integer> {
     public Integer call() {
         if (evalN < 0) {
             throw new BadInput("--eval-n must be >= 0, got " + evalN);
+        }
+        if (checkpointEvery < 0) {
+            throw new BadInput("--checkpoint-every must be >= 0, got " + checkpointEvery);
         }
         if (context < 64) {
             throw new BadInput("--context must be at least 64 tokens, got " + context);
@@ -83,7 +91,11 @@ final class PretrainCommand implements Callable<Integer> {
         Double pass;
         int ran;
         Double validation;
-        try (Pretraining.Trained trained = train(recipe, initWeights, Devices.parse(common.device))) {
+        java.util.function.Consumer<Pretraining.Trained> saver = checkpointEvery == 0 ? null : sofar -> {
+            Pretraining.write(out, recipe, init, sofar, false);
+            System.err.printf("%nwrote %s at step %d%n", out, sofar.steps());
+        };
+        try (Pretraining.Trained trained = train(recipe, initWeights, Devices.parse(common.device), checkpointEvery, saver)) {
             Pretraining.write(out, recipe, init, trained);
             ran = trained.steps();
             validation = trained.validationPassAt1();
@@ -113,6 +125,12 @@ final class PretrainCommand implements Callable<Integer> {
 
     /** As {@link #train(PretrainRecipe, ai.djl.Device)}, from {@code init}'s weights when not null. */
     static Pretraining.Trained train(PretrainRecipe recipe, java.util.Map<String, float[]> init, ai.djl.Device device) {
+        return train(recipe, init, device, 0, null);
+    }
+
+    /** As {@link #train(PretrainRecipe, java.util.Map, ai.djl.Device)}, handing every {@code checkpointEvery}-th step's model to {@code saver}. */
+    static Pretraining.Trained train(PretrainRecipe recipe, java.util.Map<String, float[]> init, ai.djl.Device device,
+                                     int checkpointEvery, java.util.function.Consumer<Pretraining.Trained> saver) {
         Progress bar = new Progress("pretrain " + recipe.task() + " @" + recipe.context());
         double[] ema = {Double.NaN};
         String[] val = {""};
@@ -128,7 +146,14 @@ final class PretrainCommand implements Callable<Integer> {
                 public void validated(int s, int context, double passAt1) {
                     val[0] = String.format(", validation pass@1 %.2f at context %d, step %d", passAt1, context, s);
                 }
-            });
+
+                @Override
+                public void checkpoint(Pretraining.Trained sofar) {
+                    if (saver != null) {
+                        saver.accept(sofar);
+                    }
+                }
+            }, checkpointEvery);
         } finally {
             bar.finish();
         }

@@ -51,6 +51,14 @@ final class Pretraining {
 
         default void validated(int step, int context, double passAt1) {
         }
+
+        /**
+         * A checkpoint point ({@code checkpointEvery} steps apart, never after the last step): the
+         * model as it is after {@code step}, with the last validation pass@1 (null if none ran). The
+         * model stays the trainer's; do not close it.
+         */
+        default void checkpoint(Trained sofar) {
+        }
     }
 
     /**
@@ -121,6 +129,15 @@ final class Pretraining {
      * initialisation). The optimizer state starts fresh either way.
      */
     static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener) {
+        return train(r, init, device, listener, 0);
+    }
+
+    /**
+     * As {@link #train(PretrainRecipe, Map, Device, Listener)}, calling {@link Listener#checkpoint}
+     * after every {@code checkpointEvery}-th step that is not the run's last (0: never). Checkpoints
+     * do not change the training: the same recipe gives the same weights with or without them.
+     */
+    static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener, int checkpointEvery) {
         Task finalTask = validate(r);
         Task startTask = Tasks.builtin(r.task(), r.startContext());
         CharTokenizer tok = CharTokenizer.standard();
@@ -154,21 +171,25 @@ final class Pretraining {
                 }
                 SupervisedTrainer.StepStats st = trainer.step(prompts, completions);
                 listener.step(s, r.steps(), st.loss());
-                if (s % (rampFrom < 0 ? r.validateEvery() : r.targetEvery()) != 0) {
-                    continue;
+                boolean stop = false;
+                if (s % (rampFrom < 0 ? r.validateEvery() : r.targetEvery()) == 0) {
+                    if (rampFrom < 0) {
+                        double pass = validationPassAt1(model, startTask, r);
+                        listener.validated(s, r.startContext(), pass);
+                        if (pass >= r.mastery()) {
+                            rampFrom = s;
+                        }
+                    } else if (r.target() > 0) {
+                        validation = validationPassAt1(model, finalTask, r);
+                        listener.validated(s, r.context(), validation);
+                        stop = validation >= r.target();
+                    }
                 }
-                if (rampFrom < 0) {
-                    double pass = validationPassAt1(model, startTask, r);
-                    listener.validated(s, r.startContext(), pass);
-                    if (pass >= r.mastery()) {
-                        rampFrom = s;
-                    }
-                } else if (r.target() > 0) {
-                    validation = validationPassAt1(model, finalTask, r);
-                    listener.validated(s, r.context(), validation);
-                    if (validation >= r.target()) {
-                        break;
-                    }
+                if (stop) {
+                    break;
+                }
+                if (checkpointEvery > 0 && s % checkpointEvery == 0 && s < r.steps()) {
+                    listener.checkpoint(new Trained(model, s, validation));
                 }
             }
         } catch (RuntimeException e) {
@@ -214,6 +235,14 @@ final class Pretraining {
 
     /** As {@link #write(Path, PretrainRecipe, Trained)}; {@code init}, when not null, is recorded as the checkpoint training started from. */
     static void write(Path out, PretrainRecipe r, Path init, Trained trained) {
+        write(out, r, init, trained, true);
+    }
+
+    /**
+     * As {@link #write(Path, PretrainRecipe, Path, Trained)}; {@code complete} is false for a
+     * checkpoint written part-way through the run (recorded in pretrain.json as {@code "complete"}).
+     */
+    static void write(Path out, PretrainRecipe r, Path init, Trained trained, boolean complete) {
         CharTokenizer tok = CharTokenizer.standard();
         Qwen3Model model = trained.model();
         ModelConfig c = model.config();
@@ -223,6 +252,7 @@ final class Pretraining {
         }
         info.put("steps_run", trained.steps());
         info.put("validation_pass_at_1", trained.validationPassAt1());
+        info.put("complete", complete);
         byte[] recipe = (Json.of(info) + "\n").getBytes(StandardCharsets.UTF_8);
         Map<String, float[]> weights = model.hostWeights();
         for (Map.Entry<String, float[]> e : weights.entrySet()) {

@@ -101,6 +101,41 @@ class PretrainCommandTest {
     }
 
     @Test
+    void aCheckpointPartWayHoldsThatStepsWeightsAndChangesNothing() throws Exception {
+        Path two = tmp.resolve("two");
+        cli("pretrain", "--task", "kv-recall", "--preset", "tiny", "--context", "96", "--out", two.toString(),
+                "--steps", "2", "--batch", "2", "--seed", "5", "--eval-n", "0", "--json");
+        Path three = tmp.resolve("three");
+        pretrain(three, 5);
+        // the same 3-step run, checkpointing every 2 steps: one checkpoint, after step 2
+        Path mid = tmp.resolve("mid");
+        int[] calls = {0};
+        PretrainRecipe r = PretrainRecipe.of("kv-recall", "tiny", 96, 3, 2, 1e-3, 5, 0.3);
+        try (Pretraining.Trained t = PretrainCommand.train(r, null, io.tailguard.model.Devices.parse("cpu"), 2, sofar -> {
+            calls[0]++;
+            assertEquals(2, sofar.steps());
+            Pretraining.write(mid, r, null, sofar, false);
+        })) {
+            Pretraining.write(tmp.resolve("end"), r, t);
+        }
+        assertEquals(1, calls[0]);
+        assertEquals(weightsHash(two), weightsHash(mid), "the checkpoint after step 2 is the 2-step run's weights");
+        assertEquals(weightsHash(three), weightsHash(tmp.resolve("end")), "checkpointing does not change the run");
+        assertTrue(Files.readString(mid.resolve("pretrain.json")).contains("\"complete\":false"));
+        assertTrue(Files.readString(three.resolve("pretrain.json")).contains("\"complete\":true"));
+        assertEquals(2, Manifest.read(mid).step());
+        // through the command: the last write is the complete checkpoint
+        Path cmd = tmp.resolve("cmd");
+        JsonObject o = lastJson(cli("pretrain", "--task", "kv-recall", "--preset", "tiny", "--context", "96", "--out", cmd.toString(),
+                "--steps", "3", "--batch", "2", "--seed", "5", "--eval-n", "0", "--checkpoint-every", "1", "--json"));
+        assertEquals(3, o.get("steps").getAsInt());
+        assertEquals(weightsHash(three), weightsHash(cmd));
+        assertTrue(Files.readString(cmd.resolve("pretrain.json")).contains("\"complete\":true"));
+        assertBadInput(cli("pretrain", "--out", tmp.resolve("y").toString(), "--steps", "1", "--checkpoint-every", "-1"),
+                "--checkpoint-every");
+    }
+
+    @Test
     void badInputExitsTwo() {
         String out = tmp.resolve("x").toString();
         assertBadInput(cli("pretrain", "--task", "no-such-task", "--out", out, "--steps", "1"), "no-such-task");
