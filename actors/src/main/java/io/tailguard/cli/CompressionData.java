@@ -17,7 +17,6 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -80,12 +79,7 @@ final class CompressionData {
     static List<int[]> sequences(Task t, Tokenizer tok, long seed, int n) {
         List<int[]> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            Prompt p = t.prompt(seed, i);
-            int[] prompt = TaskFormat.promptIds(tok, p);
-            int[] sol = t.solution(p).map(s -> TaskFormat.completionIds(tok, s)).orElse(new int[0]);
-            int[] all = Arrays.copyOf(prompt, prompt.length + sol.length);
-            System.arraycopy(sol, 0, all, prompt.length, sol.length);
-            out.add(all);
+            out.add(TaskFormat.solvedIds(tok, t, t.prompt(seed, i)));
         }
         return out;
     }

@@ -8,7 +8,6 @@ import io.tailguard.model.Devices;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
-import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -23,7 +22,6 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
@@ -156,12 +154,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
     private List<int[]> sequences(Task t, Tokenizer tok, long from, int n) {
         List<int[]> out = new ArrayList<>();
         for (long i = from; i < from + n; i++) {
-            Prompt p = prompts.of(i);
-            int[] prompt = TaskFormat.promptIds(tok, p);
-            int[] sol = t.solution(p).map(x -> TaskFormat.completionIds(tok, x)).orElse(new int[0]);
-            int[] all = Arrays.copyOf(prompt, prompt.length + sol.length);
-            System.arraycopy(sol, 0, all, prompt.length, sol.length);
-            out.add(all);
+            out.add(TaskFormat.solvedIds(tok, t, prompts.of(i)));
         }
         return out;
     }

@@ -51,6 +51,18 @@ public final class TaskFormat {
         return ids;
     }
 
+    /**
+     * promptIds + completionIds of the task's worked solution (the prompt alone when the task has
+     * none): a prompt as a model that solves it reads it, for calibration and held-out scoring.
+     */
+    public static int[] solvedIds(Tokenizer t, Task task, Prompt p) {
+        int[] prompt = promptIds(t, p);
+        int[] sol = task.solution(p).map(s -> completionIds(t, s)).orElse(new int[0]);
+        int[] all = Arrays.copyOf(prompt, prompt.length + sol.length);
+        System.arraycopy(sol, 0, all, prompt.length, sol.length);
+        return all;
+    }
+
     /** The text of generated ids up to, not including, the first eos (all of them without one). */
     public static String completionText(Tokenizer t, int[] outputIds) {
         int eos = t.eosId();

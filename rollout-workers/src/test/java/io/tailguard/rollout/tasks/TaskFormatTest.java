@@ -82,6 +82,18 @@ class TaskFormatTest {
     }
 
     @Test
+    void solvedIdsAreThePromptThenTheSolutionThenEos() {
+        Task task = Tasks.builtin("kv-recall", 128);
+        Prompt p = task.prompt(0, 0);
+        int[] ids = TaskFormat.solvedIds(CHAR, task, p);
+        // bos, the prompt's characters, the solution's ("ddd\n"), eos
+        assertEquals(1, ids[0]);
+        assertEquals(p.text().length() + 1 + 4 + 1, ids.length);
+        assertEquals(2, ids[ids.length - 1]);
+        assertEquals(p.text() + task.solution(p).orElseThrow(), CHAR.decode(java.util.Arrays.copyOfRange(ids, 1, ids.length - 1)));
+    }
+
+    @Test
     void maxNewTokensIsTheSolutionPlusEosPlusAMargin() {
         Task task = Tasks.builtin("kv-recall", 128);
         Prompt p = task.prompt(0, 0);
