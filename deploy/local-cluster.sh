@@ -11,7 +11,8 @@
 # ports (Artery, /metrics, Pekko Management; the admin endpoint on controller nodes) and the same
 # checkpoint store (tailguard.train.out, default DIR/run). Logs, pid files and ports go under DIR
 # (default runs/local-cluster), and the /metrics targets in DIR/prometheus-targets.json for
-# deploy/prometheus/prometheus.yml. It prints one line per node on stdout once the node is up:
+# deploy/prometheus/prometheus.yml. It prints one line per node on stdout once every node is up
+# (a start that lost a port to another process meanwhile is retried on new ports, 3 attempts):
 #   node I metrics http://127.0.0.1:PORT/metrics
 # then waits until node 1 sees all N members Up (progress and the admin URL go to stderr).
 # stop: SIGTERM to every node (each leaves the cluster through Pekko's coordinated shutdown), waits
@@ -106,6 +107,8 @@ http_get() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Sets $port to a free loopback port not handed out before in this run (in this shell, not in a
+# $(...) subshell, which would forget it and could give two nodes the same port).
 taken=" "
 free_port() {
   local p i
@@ -114,7 +117,7 @@ free_port() {
     p=$(( 20000 + RANDOM % 12000 ))
     if [[ "$taken" != *" $p "* ]] && ! port_in_use "$p"; then
       taken="$taken$p "
-      echo "$p"
+      port="$p"
       return 0
     fi
   done
@@ -174,29 +177,33 @@ fi
 cores="$(nproc 2>/dev/null || echo 2)"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( cores / n > 0 ? cores / n : 1 ))}"
 
-seed=""
-for i in $(seq 1 "$n"); do
-  roles="$(roles_of "$i")"
-  artery="$(free_port)"; metrics="$(free_port)"; mgmt="$(free_port)"
-  admin=0
-  [[ ",$roles," == *",controller,"* ]] && admin="$(free_port)"
-  [ -n "$seed" ] || seed="$artery"
-  printf 'ROLES=%q\nARTERY=%s\nMETRICS=%s\nMANAGEMENT=%s\nADMIN=%s\n' "$roles" "$artery" "$metrics" "$mgmt" "$admin" >"$dir/node-$i.ports"
-  # Ours first: the first --set of a key wins, so the ports and the seed are the ones printed; the
-  # store's default comes after the user's, so theirs wins.
-  args=(node --config "$config" --roles "$roles"
-        --set "pekko.remote.artery.canonical.hostname=127.0.0.1"
-        --set "pekko.remote.artery.canonical.port=$artery"
-        --set "pekko.cluster.seed-nodes=[\"pekko://tailguard@127.0.0.1:$seed\"]"
-        --set "tailguard.metrics.host=127.0.0.1" --set "tailguard.metrics.port=$metrics"
-        --set "tailguard.admin.host=127.0.0.1" --set "tailguard.admin.port=$admin"
-        --set "pekko.management.http.hostname=127.0.0.1" --set "pekko.management.http.port=$mgmt"
-        "${sets[@]}"
-        --set "tailguard.train.out=$dir/run")
-  TAILGUARD_JAVA_OPTS="$java_opts" nohup "${launch[@]}" "${args[@]}" </dev/null >"$dir/node-$i.log" 2>&1 &
-  echo $! >"$dir/node-$i.pid"
-  say "node $i: roles $roles, artery $artery, log $dir/node-$i.log"
-done
+# Starts every node on fresh ports (never one handed out before in this run).
+launch_all() {
+  local i roles artery metrics mgmt admin seed="" args
+  rm -f "$dir"/node-*.pid "$dir"/node-*.ports
+  for i in $(seq 1 "$n"); do
+    roles="$(roles_of "$i")"
+    free_port; artery="$port"; free_port; metrics="$port"; free_port; mgmt="$port"
+    admin=0
+    if [[ ",$roles," == *",controller,"* ]]; then free_port; admin="$port"; fi
+    [ -n "$seed" ] || seed="$artery"
+    printf 'ROLES=%q\nARTERY=%s\nMETRICS=%s\nMANAGEMENT=%s\nADMIN=%s\n' "$roles" "$artery" "$metrics" "$mgmt" "$admin" >"$dir/node-$i.ports"
+    # Ours first: the first --set of a key wins, so the ports and the seed are the ones printed; the
+    # store's default comes after the user's, so theirs wins.
+    args=(node --config "$config" --roles "$roles"
+          --set "pekko.remote.artery.canonical.hostname=127.0.0.1"
+          --set "pekko.remote.artery.canonical.port=$artery"
+          --set "pekko.cluster.seed-nodes=[\"pekko://tailguard@127.0.0.1:$seed\"]"
+          --set "tailguard.metrics.host=127.0.0.1" --set "tailguard.metrics.port=$metrics"
+          --set "tailguard.admin.host=127.0.0.1" --set "tailguard.admin.port=$admin"
+          --set "pekko.management.http.hostname=127.0.0.1" --set "pekko.management.http.port=$mgmt"
+          "${sets[@]}"
+          --set "tailguard.train.out=$dir/run")
+    TAILGUARD_JAVA_OPTS="$java_opts" nohup "${launch[@]}" "${args[@]}" </dev/null >"$dir/node-$i.log" 2>&1 &
+    echo $! >"$dir/node-$i.pid"
+    say "node $i: roles $roles, artery $artery, log $dir/node-$i.log"
+  done
+}
 
 fail() {
   say "$1"
@@ -205,14 +212,36 @@ fail() {
   exit 1
 }
 deadline=$(( $(date +%s) + ${TAILGUARD_START_TIMEOUT:-900} ))
+# Waits until every node has printed its address (its ports are bound by then). A free port can be
+# taken by another process between our check and the node's bind: such a start is retried on new
+# ports (3 attempts); any other early exit fails.
+started() {
+  local i
+  for i in $(seq 1 "$n"); do
+    until grep -q '^node pekko://' "$dir/node-$i.log" 2>/dev/null; do
+      if ! live_pid "$dir/node-$i.pid" >/dev/null; then
+        if [ "$attempt" -lt 3 ] && grep -q 'Address already in use' "$dir/node-$i.log"; then
+          say "node $i: a port was taken meanwhile; starting all nodes again on new ports"
+          cp "$dir/node-$i.log" "$dir/node-$i.attempt-$attempt.log"
+          stop_all
+          return 1
+        fi
+        fail "node $i exited during start; its log:" "$dir/node-$i.log"
+      fi
+      [ "$(date +%s)" -lt "$deadline" ] || fail "node $i not up after ${TAILGUARD_START_TIMEOUT:-900} s; its log:" "$dir/node-$i.log"
+      sleep 0.5
+    done
+  done
+}
+attempt=1
+launch_all
+until started; do
+  attempt=$(( attempt + 1 ))
+  launch_all
+done
 for i in $(seq 1 "$n"); do
   # shellcheck disable=SC1090
   . "$dir/node-$i.ports"
-  until grep -q '^node pekko://' "$dir/node-$i.log" 2>/dev/null; do
-    live_pid "$dir/node-$i.pid" >/dev/null || fail "node $i exited during start; its log:" "$dir/node-$i.log"
-    [ "$(date +%s)" -lt "$deadline" ] || fail "node $i not up after ${TAILGUARD_START_TIMEOUT:-900} s; its log:" "$dir/node-$i.log"
-    sleep 0.5
-  done
   echo "node $i metrics http://127.0.0.1:$METRICS/metrics"
   [ "$ADMIN" = 0 ] || say "admin http://127.0.0.1:$ADMIN (tailguard tune --admin http://127.0.0.1:$ADMIN key=value)"
 done

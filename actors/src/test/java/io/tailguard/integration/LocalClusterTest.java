@@ -31,6 +31,7 @@ import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -146,10 +147,133 @@ class LocalClusterTest {
         assertEquals("[]", Files.readString(dir.resolve("prometheus-targets.json")).strip());
     }
 
+    /**
+     * A node launcher standing in for java (the script's JAVA): it logs each launch's arguments, and
+     * the first launch of node 1 (roles controller) fails the way a JVM fails when another process took its port between
+     * the script's check and the bind (FAIL=bind), or fails otherwise (FAIL=other). Every other launch
+     * prints the node's address line and serves /metrics with N members Up until SIGTERM.
+     */
+    private static final String FAKE_NODE = """
+            #!/usr/bin/env bash
+            echo "$*" >>"$FAKE_DIR/launches"
+            if [[ "$*" == *"--roles controller"* && ! -e "$FAKE_DIR/failed" ]]; then
+              touch "$FAKE_DIR/failed"
+              if [ "$FAIL" = bind ]; then
+                echo "java.net.BindException: [/127.0.0.1:1] Address already in use" >&2
+              else
+                echo "tailguard: internal error: something else" >&2
+              fi
+              exit 1
+            fi
+            metrics=$(echo "$*" | sed -nE 's/.*tailguard[.]metrics[.]port=([0-9]+).*/\\1/p')
+            artery=$(echo "$*" | sed -nE 's/.*canonical[.]port=([0-9]+).*/\\1/p')
+            echo "node pekko://tailguard@127.0.0.1:$artery roles fake" >&2
+            exec "$PY" -c '
+            import http.server, sys
+            body = ("tailguard_cluster_members{status=\\"up\\"} %s\\n" % sys.argv[3]).encode()
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *a):
+                    pass
+            http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()
+            ' io.tailguard.cli.Main "$metrics" "$N"
+            """;
+
+    @Test
+    void aStartThatLosesAPortMeanwhileIsRetriedOnNewPortsAndAnyOtherEarlyExitFails(@TempDir Path tmp) throws Exception {
+        Path py = Stream.of("/usr/bin/python3", "/usr/local/bin/python3").map(Path::of).filter(Files::isExecutable).findFirst().orElse(null);
+        Assumptions.assumeTrue(py != null, "no python3 for the fake node");
+        Path root = DeploymentFilesTest.repoRoot();
+        Path fake = tmp.resolve("fake-java");
+        Files.writeString(fake, FAKE_NODE);
+        assertTrue(fake.toFile().setExecutable(true));
+        Path dir = tmp.resolve("cluster");
+        Files.createDirectories(dir.resolve("fake"));
+        Map<String, String> env = Map.of("JAVA", fake.toString(), "FAKE_DIR", dir.resolve("fake").toString(),
+                "FAIL", "bind", "N", "3", "PY", py.toString());
+        try {
+            ScriptRun start = script(root, tmp, env, "start", "3", "--dir", dir.toString());
+            assertEquals(0, start.rc(), "start failed:\n" + start.out() + start.err());
+            assertTrue(start.err().contains("node 1: a port was taken meanwhile; starting all nodes again on new ports"), start.err());
+            assertEquals(3, start.out().lines().count(), start.out());
+            // launches by the seed they were given: the failed attempt's, then the retry's (node 1's new Artery port)
+            Pattern seed = Pattern.compile("seed-nodes=\\[\"pekko://tailguard@127\\.0\\.0\\.1:(\\d+)\"]");
+            Map<String, List<String>> bySeed = new java.util.LinkedHashMap<>();
+            for (String l : Files.readAllLines(dir.resolve("fake/launches"))) {
+                Matcher m = seed.matcher(l);
+                assertTrue(m.find(), l);
+                bySeed.computeIfAbsent(m.group(1), k -> new ArrayList<>()).add(l);
+            }
+            String retrySeed = portsFile(dir.resolve("node-1.ports")).get("ARTERY");
+            assertEquals(2, bySeed.size(), "two attempts: " + bySeed.keySet());
+            List<String> retry = bySeed.get(retrySeed);
+            assertEquals(3, retry.size(), "the retry starts all three nodes, seeded by node 1's new port");
+            Set<String> first = new TreeSet<>();
+            bySeed.forEach((k, ls) -> {
+                if (!k.equals(retrySeed)) {
+                    ls.forEach(l -> first.addAll(ports(l)));
+                }
+            });
+            // the retry hands out ports not tried before, and every node of it has its own
+            Set<String> all = new TreeSet<>();
+            for (String l : retry) {
+                Set<String> p = ports(l);
+                assertTrue(p.stream().noneMatch(first::contains), "a port of the failed attempt reused: " + l);
+                p.forEach(x -> assertTrue(all.add(x), "port " + x + " given twice"));
+            }
+            assertTrue(Files.readString(dir.resolve("node-1.attempt-1.log")).contains("Address already in use"));
+        } finally {
+            assertEquals(0, script(root, tmp, env, "stop", "--dir", dir.toString()).rc());
+        }
+
+        // any other exit during start is reported with the node's log, and not retried
+        Path dir2 = tmp.resolve("cluster2");
+        Files.createDirectories(dir2.resolve("fake"));
+        Map<String, String> env2 = Map.of("JAVA", fake.toString(), "FAKE_DIR", dir2.resolve("fake").toString(),
+                "FAIL", "other", "N", "3", "PY", py.toString());
+        ScriptRun bad = script(root, tmp, env2, "start", "3", "--dir", dir2.toString());
+        assertEquals(1, bad.rc(), bad.err());
+        assertTrue(bad.err().contains("node 1 exited during start; its log:") && bad.err().contains("something else"), bad.err());
+        assertEquals(1, Files.readAllLines(dir2.resolve("fake/launches")).stream().filter(l -> l.contains("--roles controller")).count(),
+                "node 1 is not started again");
+        assertEquals("", bad.out());
+    }
+
+    /** The Artery, metrics, management and admin ports on one launch's command line. */
+    private static Set<String> ports(String launch) {
+        Set<String> p = new TreeSet<>();
+        Matcher m = Pattern.compile("(?:canonical\\.port|metrics\\.port|admin\\.port|http\\.port)=(\\d+)").matcher(launch);
+        while (m.find()) {
+            if (!m.group(1).equals("0")) {
+                p.add(m.group(1));
+            }
+        }
+        assertEquals(launch.contains("--roles controller") ? 4 : 3, p.size(), launch);
+        return p;
+    }
+
+    private static Map<String, String> portsFile(Path f) throws IOException {
+        Map<String, String> m = new java.util.HashMap<>();
+        for (String l : Files.readAllLines(f)) {
+            String[] kv = l.split("=", 2);
+            m.put(kv[0], kv[1]);
+        }
+        return m;
+    }
+
     record ScriptRun(int rc, String out, String err) {}
 
     /** Runs deploy/local-cluster.sh with this JVM's classpath as the nodes' (no build, no bin/tailguard). */
     static ScriptRun script(Path root, Path tmp, String... args) throws Exception {
+        return script(root, tmp, Map.of(), args);
+    }
+
+    /** The same with more (or other) environment variables. */
+    static ScriptRun script(Path root, Path tmp, Map<String, String> env, String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("bash", root.resolve("deploy/local-cluster.sh").toString()));
         cmd.addAll(List.of(args));
         Path out = Files.createTempFile(tmp, "script", ".out");
@@ -161,6 +285,7 @@ class LocalClusterTest {
         pb.environment().put("OMP_NUM_THREADS", "1");
         pb.environment().put("TAILGUARD_START_TIMEOUT", "300");
         pb.environment().put("TAILGUARD_STOP_TIMEOUT", "60");
+        pb.environment().putAll(env);
         Process p = pb.start();
         if (!p.waitFor(400, TimeUnit.SECONDS)) {
             p.destroyForcibly().waitFor();
