@@ -100,15 +100,15 @@ class ArteryTlsTest {
         signedMember(dir, "b");
         keyPair(dir, "stranger.p12", "stranger");
 
-        int seed = ThreeNodeClusterTest.freePort();
+        int seed = Ports.freePort();
         List<ActorSystem<Void>> systems = new ArrayList<>();
         try {
             ActorSystem<Void> a = member(dir, "a.p12", seed, seed);
             systems.add(a);
-            ActorSystem<Void> b = member(dir, "b.p12", ThreeNodeClusterTest.freePort(), seed);
+            ActorSystem<Void> b = member(dir, "b.p12", Ports.freePort(), seed);
             systems.add(b);
             assertTrue(await(() -> up(a) == 2 && up(b) == 2, 60), "the two CA-signed members did not form a cluster over TLS");
-            ActorSystem<Void> stranger = member(dir, "stranger.p12", ThreeNodeClusterTest.freePort(), seed);
+            ActorSystem<Void> stranger = member(dir, "stranger.p12", Ports.freePort(), seed);
             systems.add(stranger);
             // it keeps trying to join; the handshake fails every time
             assertTrue(!await(() -> up(a) > 2 || Cluster.get(stranger).selfMember().status() == MemberStatus.up(), 8),

@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import static io.tailguard.integration.ThreeNodeClusterTest.freePort;
+import static io.tailguard.integration.Ports.freePort;
 import static io.tailguard.integration.ThreeNodeClusterTest.start;
 import static io.tailguard.integration.ThreeNodeClusterTest.sum;
 import static io.tailguard.integration.ThreeNodeClusterTest.waitForLog;

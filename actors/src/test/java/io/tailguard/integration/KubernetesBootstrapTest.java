@@ -153,9 +153,9 @@ class KubernetesBootstrapTest {
      * service-account files' paths, and a small run.
      */
     static Member start(Path tmp, FakeKubernetesApi api, Path conf, Path init, String name, String roles) throws Exception {
-        int artery = ThreeNodeClusterTest.freePort();
-        int metrics = ThreeNodeClusterTest.freePort();
-        int management = ThreeNodeClusterTest.freePort();
+        int artery = Ports.freePort();
+        int metrics = Ports.freePort();
+        int management = Ports.freePort();
         String k8s = "pekko.discovery.kubernetes-api.";
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Xss4m", "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Dai.djl.offline=true",

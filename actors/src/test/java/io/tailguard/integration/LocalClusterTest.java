@@ -94,7 +94,7 @@ class LocalClusterTest {
             DumperOptions o = new DumperOptions();
             o.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
             Files.writeString(promConf, new Yaml(o).dump(conf));
-            int web = ThreeNodeClusterTest.freePort();
+            int web = Ports.freePort();
             prom = new ProcessBuilder(prometheus.toString(), "--config.file=" + promConf, "--storage.tsdb.path=" + tmp.resolve("tsdb"),
                     "--web.listen-address=127.0.0.1:" + web).redirectErrorStream(true)
                     .redirectOutput(tmp.resolve("prometheus.log").toFile()).start();

@@ -57,7 +57,7 @@ class PrometheusScrapeTest {
         }
         Path init = tmp.resolve("init");
         assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
-        int metricsPort = ThreeNodeClusterTest.freePort();
+        int metricsPort = Ports.freePort();
         Config c = ConfigFactory.parseString(String.join("\n",
                         "tailguard.train { checkpoint = \"" + init + "\", context-min = 64, context-max = 96, steps = 1000, eval-n = 0,",
                         "  out = \"" + tmp.resolve("run") + "\" }",
@@ -66,7 +66,7 @@ class PrometheusScrapeTest {
                         "tailguard.metrics.port = " + metricsPort, "tailguard.admin.port = 0", "tailguard.controller.window = 1s"))
                 .withFallback(ConfigFactory.load()).resolve();
         RunSettings s = RunSettings.parse(c, "test");
-        int webPort = ThreeNodeClusterTest.freePort();
+        int webPort = Ports.freePort();
         Path promConf = tmp.resolve("prometheus.yml");
         Files.writeString(promConf, String.join("\n", "global:", "  scrape_interval: 1s", "scrape_configs:",
                 "  - job_name: tailguard", "    static_configs:", "      - targets: ['127.0.0.1:" + metricsPort + "']", ""));

@@ -5,7 +5,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -29,12 +28,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ThreeNodeClusterTest {
     static final int STEPS = 30;
 
-    static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
-    }
-
     record Node(Process process, Path log, int metricsPort, int artery) {
         String metrics() throws Exception {
             HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
@@ -49,7 +42,7 @@ class ThreeNodeClusterTest {
     }
 
     static Node start(Path tmp, String name, Path conf, String roles, int seedPort, int artery, String... extra) throws Exception {
-        int metrics = freePort();
+        int metrics = Ports.freePort();
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Xss4m", "-Xmx1g", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"),
                 Main.class.getName(), "node", "--config", conf.toString(), "--roles", roles,
@@ -102,14 +95,14 @@ class ThreeNodeClusterTest {
     @Test
     void threeJvmsTrainAcrossProcessesAndSurviveAKilledRolloutNode(@TempDir Path tmp) throws Exception {
         Path conf = clusterConf(tmp, STEPS, "3s");
-        int seed = freePort();
+        int seed = Ports.freePort();
         List<Node> nodes = new ArrayList<>();
         try {
             Node a = start(tmp, "controller-learner", conf, "controller,learner", seed, seed);
             nodes.add(a);
-            Node b = start(tmp, "rollout-b", conf, "rollout", seed, freePort());
+            Node b = start(tmp, "rollout-b", conf, "rollout", seed, Ports.freePort());
             nodes.add(b);
-            Node c = start(tmp, "rollout-c", conf, "rollout", seed, freePort());
+            Node c = start(tmp, "rollout-c", conf, "rollout", seed, Ports.freePort());
             nodes.add(c);
 
             // Once both rollout nodes have contributed, kill -9 one of them (it holds a lease: workers

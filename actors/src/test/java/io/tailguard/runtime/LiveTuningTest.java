@@ -8,7 +8,6 @@ import io.tailguard.cli.CliBadInputTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Set;
@@ -18,12 +17,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** `tune` and config-file edits against a running controller node. */
 class LiveTuningTest {
-    static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
-    }
-
     static JsonObject status(String url) {
         CliBadInputTest.Run r = CliBadInputTest.cli("status", "--admin", url, "--json");
         assertEquals(0, r.code(), r.err());
@@ -34,7 +27,7 @@ class LiveTuningTest {
     void tuneAndFileEditsAreValidatedVersionedAndApplied(@TempDir Path tmp) throws Exception {
         Path init = tmp.resolve("init");
         assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
-        int port = freePort();
+        int port = io.tailguard.integration.Ports.freePort();
         Path file = tmp.resolve("run.conf");
         Files.writeString(file, "tailguard.controller.tau = 0.86\ntailguard.controller.window = 1s\n");
         Config c = ConfigFactory.parseFile(file.toFile())
@@ -97,7 +90,7 @@ class LiveTuningTest {
             assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
             Path sched = tmp.resolve("fixed.conf");
             Files.writeString(sched, "tailguard.schedule { version = 1, kind = fixed, budget = 48 }\n");
-            int port = freePort();
+            int port = io.tailguard.integration.Ports.freePort();
             file = tmp.resolve("run.conf");
             Files.writeString(file, RUN_FILE + extraFile);
             Config c = ConfigFactory.parseFile(file.toFile())
