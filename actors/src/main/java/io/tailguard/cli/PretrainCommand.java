@@ -48,8 +48,9 @@ final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--batch", defaultValue = "" + PretrainRecipe.DEFAULT_BATCH, description = "Examples per step (default: ${DEFAULT-VALUE}).")
     int batch;
 
-    @Option(names = "--lr", defaultValue = "" + PretrainRecipe.DEFAULT_LR, description = "Peak learning rate (default: ${DEFAULT-VALUE}).")
-    double lr;
+    @Option(names = "--lr", description = "Peak learning rate (default: " + PretrainRecipe.DEFAULT_LR + " for tiny, "
+            + PretrainRecipe.SMALL_LR + " for small).")
+    Double lr;
 
     @Option(names = "--target", defaultValue = "" + PretrainRecipe.DEFAULT_TARGET,
             description = "Stop at the first validation at --context (every 5 steps once the context ramp has started; "
@@ -83,7 +84,8 @@ final class PretrainCommand implements Callable<Integer> {
         if (context < 64) {
             throw new BadInput("--context must be at least 64 tokens, got " + context);
         }
-        PretrainRecipe recipe = PretrainRecipe.of(task, preset, context, steps, batch, lr, seed, target);
+        PretrainRecipe recipe = PretrainRecipe.of(task, preset, context, steps, batch,
+                lr != null ? lr : PretrainRecipe.defaultLr(preset), seed, target);
         Task tk = Pretraining.validate(recipe);
         io.tailguard.model.ModelConfig.preset(preset, 1, 0);   // an unknown preset fails before training
         java.util.Map<String, float[]> initWeights = init == null ? null : Pretraining.initWeights(init, recipe);

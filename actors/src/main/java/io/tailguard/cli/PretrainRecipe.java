@@ -44,6 +44,8 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
     static final int DEFAULT_STEPS = 500;
     static final int DEFAULT_BATCH = 64;
     static final double DEFAULT_LR = 1e-3;
+    /** The small preset's default rate: Adam's rate scaled by about 1 / width (μP; README, "small"). */
+    static final double SMALL_LR = 3e-4;
     static final double DEFAULT_TARGET = 0.3;
 
     PretrainRecipe {
@@ -78,6 +80,15 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
 
     static PretrainRecipe of(String task, String preset, int context, int steps, int batch, double lr, long seed) {
         return of(task, preset, context, steps, batch, lr, seed, DEFAULT_TARGET);
+    }
+
+    /**
+     * A preset's default peak learning rate. Adam moves every coordinate by about the rate each step,
+     * so a model four times as wide as tiny takes a rate about four times lower: at tiny's 1e-3 the
+     * small preset's weights fill with noise and it never learns kv-recall (README, "small").
+     */
+    static double defaultLr(String preset) {
+        return "small".equals(preset) ? SMALL_LR : DEFAULT_LR;
     }
 
     /** The embedded default: the quickstart task at the quickstart context, from seed 0. */

@@ -52,6 +52,26 @@ class PretrainCommandTest {
     }
 
     @Test
+    void theDefaultLearningRateIsThePresetsAndLrOverridesIt() throws Exception {
+        Path tiny = tmp.resolve("tiny");
+        pretrain(tiny, 0);
+        assertEquals(1e-3, lr(tiny));
+        Path small = tmp.resolve("small");
+        lastJson(cli("pretrain", "--task", "kv-recall", "--preset", "small", "--context", "64", "--out", small.toString(),
+                "--steps", "1", "--batch", "1", "--target", "0", "--eval-n", "0", "--json"));
+        assertEquals(3e-4, lr(small));
+        Path given = tmp.resolve("given");
+        lastJson(cli("pretrain", "--task", "kv-recall", "--preset", "tiny", "--context", "96", "--out", given.toString(),
+                "--steps", "1", "--batch", "1", "--lr", "5e-4", "--eval-n", "0", "--json"));
+        assertEquals(5e-4, lr(given));
+    }
+
+    static double lr(Path checkpoint) throws Exception {
+        return com.google.gson.JsonParser.parseString(Files.readString(checkpoint.resolve("pretrain.json"))).getAsJsonObject()
+                .get("lr").getAsDouble();
+    }
+
+    @Test
     void theContextRampsOnceTheLookupIsMastered() {
         PretrainRecipe r = PretrainRecipe.of("kv-recall", "tiny", 256, 700, 32, 1e-3, 0, 0.3);
         assertEquals(64, Pretraining.contextCeiling(r, -1, 500), "not mastered yet: the start context");
