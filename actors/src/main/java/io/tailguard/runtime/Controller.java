@@ -97,7 +97,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
      * The controller behaviour. It rebuilds its state when it starts: the schedule from its persisted
      * copy (else the configured calibrated schedule, else dense), the prompt cursor and the groups of
      * open leases from its state file (those groups are issued again first), and the policy from the
-     * newest complete version in the checkpoint store (else the starting checkpoint as version 0). So
+     * newest complete version in the checkpoint store (else the starting checkpoint as version 0), and
+     * the live tuning from its state file (a key the configuration changed since stays configured). So
      * a singleton that moves to another node after its node died carries on where it stopped.
      */
     public static Behavior<Command> create(RunSettings settings, ModelConfig model, java.nio.file.Path start, NodeMetrics metrics) {
@@ -117,6 +118,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final List<ActorRef<RunObserver.Event>> observers = new ArrayList<>();
     private final Set<ActorRef<LiveSettings>> liveSubscribers = new java.util.LinkedHashSet<>();
     private LiveSettings live;
+    /** Live keys a tune set away from the configuration: their values, and the configured values they replaced. */
+    private final Map<String, String> tuned = new LinkedHashMap<>();
+    private final Map<String, String> tunedFrom = new LinkedHashMap<>();
     private long nextGroup;
     private long nextLease = 1;
     private int bufferGroups;
@@ -140,12 +144,22 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.s = s;
         this.metrics = metrics;
         this.prompts = new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax());
-        this.budgets = new BudgetController(s.controller(), start);
-        this.guard = new CompressedActorGuard(s.controller(), s.compression().guard());
+        ControllerState saved = ControllerState.read(s);
+        // the live tuning carries over a move: what was tuned starts tuned (unless the configuration
+        // changed that key since: then the configuration's value stands)
+        LiveSettings configuredLive = new LiveSettings(saved == null ? 0 : saved.settingsVersion(), s.buffer().staleness(),
+                s.learner().lr(), s.learner().distill());
+        LiveTuning.Plan restored = restoreTuning(saved, configuredLive);
+        BudgetController.Settings ctl = restored != null && restored.controller() != null ? restored.controller() : s.controller();
+        this.budgets = new BudgetController(ctl, start);
+        this.guard = new CompressedActorGuard(ctl, restored != null ? restored.compression() : s.compression().guard());
         this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
                 CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
-        this.tau = s.controller().tau();
-        this.live = new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill());
+        this.tau = ctl.tau();
+        this.live = restored != null ? restored.live() : configuredLive;
+        if (restored != null) {
+            record(restored);
+        }
         timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY, listings));
@@ -154,7 +168,6 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(TrajectoryBuffer.KEY, listings));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(Learner.KEY, listings));
         exportSchedule(List.of());
-        ControllerState saved = ControllerState.read(s);
         if (saved != null) {
             nextGroup = saved.nextGroup();
             for (long g : saved.openGroups()) {
@@ -376,7 +389,68 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return cost.predictedSpeedup(budgets.schedule(), ctx, 16);
     }
 
-    /** The prompt cursor and every group not yet delivered (open leases and the re-issue queue). */
+    /** Every live key's configured value (this node's configuration), as {@link LiveTuning#values} gives them. */
+    private Map<String, String> configured() {
+        Map<String, String> m = new LinkedHashMap<>();
+        LiveTuning.values(s.controller(), new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill()),
+                s.compression().guard()).forEach((k, v) -> m.put(k, String.valueOf(v)));
+        return m;
+    }
+
+    /**
+     * The saved tuning as a plan over the configured settings (with the saved settings version), or
+     * null when there is none to restore. A key whose configured value is no longer the one it was
+     * tuned from is dropped: the configuration changed since, and it wins.
+     */
+    private LiveTuning.Plan restoreTuning(ControllerState saved, LiveSettings configuredLive) {
+        if (saved == null || saved.tuned().isEmpty()) {
+            return null;
+        }
+        Map<String, String> configured = configured();
+        Map<String, String> keep = new LinkedHashMap<>();
+        saved.tuned().forEach((k, v) -> {
+            String now = configured.get(k);
+            if (now == null) {
+                getContext().getLog().warn("controller: tuned key {} is no longer live-tunable; dropped", k);
+            } else if (now.equals(v)) {
+                // the configuration now says what was tuned (a config-file edit): nothing to restore
+            } else if (!now.equals(saved.tunedFrom().get(k))) {
+                getContext().getLog().info("controller: {} was tuned to {} from {}, but the configuration now says {}: "
+                        + "the configuration's value stands", k, v, saved.tunedFrom().get(k), now);
+            } else {
+                keep.put(k, v);
+            }
+        });
+        if (keep.isEmpty()) {
+            return null;
+        }
+        try {
+            LiveTuning.Plan p = LiveTuning.plan(s.controller(), configuredLive, s.compression().guard(), keep, s.train().contextMax());
+            getContext().getLog().info("controller: live tuning restored (settings v{}): {}", configuredLive.version(),
+                    String.join(", ", p.changes()));
+            return p;
+        } catch (IllegalArgumentException e) {
+            getContext().getLog().warn("controller: the saved tuning {} does not apply ({}); the configured values stand", keep,
+                    e.getMessage());
+            return null;
+        }
+    }
+
+    /** Notes an applied plan's changes: a key set back to its configured value is no longer tuned. */
+    private void record(LiveTuning.Plan p) {
+        Map<String, String> configured = configured();
+        p.changed().forEach((k, v) -> {
+            if (v.equals(configured.get(k))) {
+                tuned.remove(k);
+                tunedFrom.remove(k);
+            } else {
+                tuned.put(k, v);
+                tunedFrom.put(k, configured.get(k));
+            }
+        });
+    }
+
+    /** The prompt cursor, every group not yet delivered (open leases and the re-issue queue) and the live tuning. */
     private void persistState() {
         List<Long> open = new ArrayList<>(reissue);
         for (Lease l : leases.values()) {
@@ -385,7 +459,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             }
         }
         try {
-            ControllerState.write(s, new ControllerState(nextGroup, open.stream().mapToLong(Long::longValue).toArray()));
+            ControllerState.write(s, new ControllerState(nextGroup, open.stream().mapToLong(Long::longValue).toArray(),
+                    live.version(), tuned, tunedFrom));
         } catch (java.io.IOException e) {
             getContext().getLog().warn("cannot persist the controller state: {}", e.getMessage());
         }
@@ -464,6 +539,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 r.tell(live);
             }
         }
+        record(p);
+        persistState();
         String msg = "applied " + String.join(", ", p.changes()) + "; settings v" + live.version()
                 + (after.version() != before.version() ? "; schedule v" + after.version() : "");
         getContext().getLog().info("tune: {}", msg);

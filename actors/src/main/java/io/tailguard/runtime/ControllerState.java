@@ -6,12 +6,22 @@ import com.google.gson.JsonParseException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 
 /**
- * What a controller must not forget across a move to another node: the next group id to issue and
- * every group issued but not yet delivered. Written atomically beside the checkpoint store.
+ * What a controller must not forget across a move to another node: the next group id to issue,
+ * every group issued but not yet delivered, and the live tuning: the settings version, every live
+ * key whose value a `tune` (or config-file edit) set away from the configuration (tuned, full key
+ * names to values) and the configured value it replaced (tunedFrom). Written atomically beside the
+ * checkpoint store. A state file from before the tuning was kept reads as no tuning.
  */
-record ControllerState(long nextGroup, long[] openGroups) {
+record ControllerState(long nextGroup, long[] openGroups, long settingsVersion, Map<String, String> tuned,
+                       Map<String, String> tunedFrom) {
+    ControllerState {
+        tuned = tuned == null ? Map.of() : Map.copyOf(tuned);
+        tunedFrom = tunedFrom == null ? Map.of() : Map.copyOf(tunedFrom);
+    }
+
     private static final Gson GSON = new Gson();
 
     static Path file(RunSettings s) {

@@ -41,10 +41,11 @@ final class LiveTuning {
      * A validated request. controller: the controller's next settings, or null when no controller
      * key was given; live: the buffer's and learner's next settings (same version as before; the
      * caller bumps it); compression: the compressed rollout option's next settings (the same when
-     * none of its keys was given); changes: "key old -> new" for every value that differs.
+     * none of its keys was given); changes: "key old -> new" for every value that differs; changed:
+     * each such key's new value, in the form {@link #plan} reads back.
      */
     record Plan(BudgetController.Settings controller, LiveSettings live, CompressedActorGuard.Settings compression,
-                List<String> changes) {}
+                List<String> changes, Map<String, String> changed) {}
 
     private LiveTuning() {
     }
@@ -78,24 +79,11 @@ final class LiveTuning {
         if (changes.isEmpty()) {
             throw new IllegalArgumentException("nothing to tune (give key=value pairs)");
         }
+        Map<String, Object> before = values(now, live, compression);
         Map<String, Object> ctl = new LinkedHashMap<>();
-        ctl.put("tau", now.tau());
-        ctl.put("margin", now.margin());
-        ctl.put("hysteresis", now.hysteresis());
-        ctl.put("min-tokens", now.minTokens());
-        ctl.put("keep-windows", now.keepWindows());
-        ctl.put("min-budget", now.minBudget());
-        ctl.put("max-budget", now.maxBudget());
-        ctl.put("ladder-ratio", now.ladderRatio());
-        ctl.put("bin-width", now.binWidth());
-        Map<String, Object> before = new LinkedHashMap<>();
-        ctl.forEach((k, v) -> before.put(PREFIX + k, v));
-        before.put(STALENESS, live.staleness());
-        before.put(LR, live.lr());
-        before.put(DISTILL, live.distill() ? "on" : "off");
-        before.put(ROLLOUT, compression.on() ? "on" : "off");
-        before.put(PROBE_SHARE, compression.probeShare());
-        before.put(MAX_LAG, compression.maxLag());
+        for (String k : KEYS) {
+            ctl.put(k, before.get(PREFIX + k));
+        }
         boolean controllerKey = false;
         int staleness = live.staleness();
         double lr = live.lr();
@@ -103,7 +91,6 @@ final class LiveTuning {
         boolean rollout = compression.on();
         double share = compression.probeShare();
         int maxLag = compression.maxLag();
-        Map<String, Object> after = new LinkedHashMap<>(before);
         for (Map.Entry<String, String> e : changes.entrySet()) {
             String key = canonical(e.getKey());
             String v = e.getValue().strip();
@@ -133,29 +120,39 @@ final class LiveTuning {
             Config c = ConfigFactory.parseMap(full);
             // contextMax is the run's; the controller adds its margin itself
             next = RunSettings.controller(c, maxContext);
-            after.put(PREFIX + "tau", next.tau());
-            after.put(PREFIX + "margin", next.margin());
-            after.put(PREFIX + "hysteresis", next.hysteresis());
-            after.put(PREFIX + "min-tokens", next.minTokens());
-            after.put(PREFIX + "keep-windows", next.keepWindows());
-            after.put(PREFIX + "min-budget", next.minBudget());
-            after.put(PREFIX + "max-budget", next.maxBudget());
-            after.put(PREFIX + "ladder-ratio", next.ladderRatio());
-            after.put(PREFIX + "bin-width", next.binWidth());
         }
-        after.put(STALENESS, staleness);
-        after.put(LR, lr);
-        after.put(DISTILL, distill ? "on" : "off");
-        after.put(ROLLOUT, rollout ? "on" : "off");
-        after.put(PROBE_SHARE, share);
-        after.put(MAX_LAG, maxLag);
+        LiveSettings nextLive = new LiveSettings(live.version(), staleness, lr, distill);
+        CompressedActorGuard.Settings nextCompression = new CompressedActorGuard.Settings(rollout, share, maxLag);
+        Map<String, Object> after = values(next != null ? next : now, nextLive, nextCompression);
         List<String> diff = new ArrayList<>();
+        Map<String, String> changed = new LinkedHashMap<>();
         before.forEach((k, v) -> {
             if (!v.equals(after.get(k))) {
                 diff.add(k + " " + v + " -> " + after.get(k));
+                changed.put(k, String.valueOf(after.get(k)));
             }
         });
-        return new Plan(next, new LiveSettings(live.version(), staleness, lr, distill),
-                new CompressedActorGuard.Settings(rollout, share, maxLag), diff);
+        return new Plan(next, nextLive, nextCompression, diff, changed);
+    }
+
+    /** Every live key's value (full names; on/off switches as "on" or "off"), as {@link #plan} compares them. */
+    static Map<String, Object> values(BudgetController.Settings ctl, LiveSettings live, CompressedActorGuard.Settings compression) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put(PREFIX + "tau", ctl.tau());
+        m.put(PREFIX + "margin", ctl.margin());
+        m.put(PREFIX + "hysteresis", ctl.hysteresis());
+        m.put(PREFIX + "min-tokens", ctl.minTokens());
+        m.put(PREFIX + "keep-windows", ctl.keepWindows());
+        m.put(PREFIX + "min-budget", ctl.minBudget());
+        m.put(PREFIX + "max-budget", ctl.maxBudget());
+        m.put(PREFIX + "ladder-ratio", ctl.ladderRatio());
+        m.put(PREFIX + "bin-width", ctl.binWidth());
+        m.put(STALENESS, live.staleness());
+        m.put(LR, live.lr());
+        m.put(DISTILL, live.distill() ? "on" : "off");
+        m.put(ROLLOUT, compression.on() ? "on" : "off");
+        m.put(PROBE_SHARE, compression.probeShare());
+        m.put(MAX_LAG, compression.maxLag());
+        return m;
     }
 }

@@ -73,6 +73,88 @@ class LiveTuningTest {
         }
     }
 
+    /** A controller-only node on the run store tmp/run, configured by file, with the admin endpoint on a fresh port. */
+    record ControllerNode(TailguardNode node, String url) implements AutoCloseable {
+        static ControllerNode start(Path tmp, Path file, Path init) throws Exception {
+            int port = io.tailguard.integration.Ports.freePort();
+            Config c = ConfigFactory.parseFile(file.toFile())
+                    .withFallback(ConfigFactory.parseString("tailguard.admin.port = " + port + "\ntailguard.metrics.port = 0\n"
+                            + "tailguard.train.out = \"" + tmp.resolve("run") + "\""))
+                    .withFallback(ConfigFactory.load()).resolve();
+            TailguardNode node = new TailguardNode(c, RunSettings.parse(c, file.toString()), Set.of("controller"), init, "cpu", true, null);
+            String url = "http://127.0.0.1:" + port;
+            awaitStatus(url);
+            return new ControllerNode(node, url);
+        }
+
+        JsonObject tune(String... kv) {
+            String[] args = new String[kv.length + 4];
+            args[0] = "tune";
+            args[1] = "--admin";
+            args[2] = url;
+            args[3] = "--json";
+            System.arraycopy(kv, 0, args, 4, kv.length);
+            CliBadInputTest.Run r = CliBadInputTest.cli(args);
+            assertEquals(0, r.code(), r.err());
+            JsonObject j = JsonParser.parseString(r.out().strip()).getAsJsonObject();
+            assertTrue(j.get("accepted").getAsBoolean(), j.toString());
+            return j;
+        }
+
+        @Override
+        public void close() {
+            node.close();
+        }
+    }
+
+    @Test
+    void tuningOutlivesTheControllerAndAConfigurationChangedSinceWins(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path file = tmp.resolve("run.conf");
+        String rest = "tailguard.controller.window = 1s\ntailguard.learner.lr = 2e-4\ntailguard.buffer.staleness = 2\n";
+        Files.writeString(file, "tailguard.controller.tau = 0.86\n" + rest);
+        try (ControllerNode a = ControllerNode.start(tmp, file, init)) {
+            assertEquals(1, a.tune("tau=0.9", "lr=5e-5").get("settings_version").getAsLong());
+            // set back to its configured value, a key is no longer tuned; then tuned again
+            assertEquals(2, a.tune("lr=2e-4").get("settings_version").getAsLong());
+            assertEquals(3, a.tune("lr=7e-5").get("settings_version").getAsLong());
+            assertEquals(4, a.tune("staleness=1").get("settings_version").getAsLong());
+            assertEquals(5, a.tune("staleness=2").get("settings_version").getAsLong());
+        }
+        // the next controller on the same store (the singleton moved, or the run restarted) starts tuned
+        try (ControllerNode b = ControllerNode.start(tmp, file, init)) {
+            JsonObject st = status(b.url());
+            assertEquals(0.9, st.get("tau").getAsDouble(), st.toString());
+            assertEquals(7e-5, st.get("lr").getAsDouble(), st.toString());
+            assertEquals(2, st.get("staleness").getAsInt(), st.toString());
+            assertEquals(5, st.get("settings_version").getAsLong(), "the settings version goes on");
+            assertEquals(6, b.tune("margin=0.03").get("settings_version").getAsLong());
+        }
+        // the configuration changed tau since it was tuned: the configuration's value stands; lr stays tuned
+        Files.writeString(file, "tailguard.controller.tau = 0.8\n" + rest);
+        try (ControllerNode c = ControllerNode.start(tmp, file, init)) {
+            JsonObject st = status(c.url());
+            assertEquals(0.8, st.get("tau").getAsDouble(), st.toString());
+            assertEquals(7e-5, st.get("lr").getAsDouble(), st.toString());
+            assertEquals(6, st.get("settings_version").getAsLong());
+        }
+    }
+
+    @Test
+    void aStateFileFromBeforeTheTuningWasKeptReadsAsNoTuning(@TempDir Path tmp) throws Exception {
+        Config c = ConfigFactory.parseString("tailguard.train.out = \"" + tmp.resolve("run") + "\"")
+                .withFallback(ConfigFactory.load()).resolve();
+        RunSettings s = RunSettings.parse(c, "test");
+        Files.createDirectories(ControllerState.file(s).getParent());
+        Files.writeString(ControllerState.file(s), "{\"nextGroup\":7,\"openGroups\":[5,6]}");
+        ControllerState st = ControllerState.read(s);
+        assertEquals(7, st.nextGroup());
+        assertEquals(2, st.openGroups().length);
+        assertEquals(0, st.settingsVersion());
+        assertTrue(st.tuned().isEmpty() && st.tunedFrom().isEmpty());
+    }
+
     static final String RUN_FILE = "tailguard.controller.window = 1s\ntailguard.learner.warmup-steps = 0\n";
 
     /**
