@@ -59,7 +59,7 @@ public final class AdminServer implements AutoCloseable {
             }
             Map<String, String> kv = parse(new String(ex.getRequestBody().readAllBytes(), StandardCharsets.UTF_8));
             Controller.TuneResult r = AskPattern.<Controller.Command, Controller.TuneResult>ask(controller,
-                    reply -> new Controller.Tune(kv.keySet().toArray(String[]::new), kv.values().toArray(String[]::new), reply),
+                    reply -> new Controller.Tune(kv.keySet().toArray(String[]::new), kv.values().toArray(String[]::new), false, reply),
                     Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().join();
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("accepted", r.accepted());

@@ -112,7 +112,7 @@ public final class ConfigWatcher implements AutoCloseable {
         }
         try {
             Controller.TuneResult r = AskPattern.<Controller.Command, Controller.TuneResult>ask(controller,
-                    reply -> new Controller.Tune(changed.keySet().toArray(String[]::new), changed.values().toArray(String[]::new), reply),
+                    reply -> new Controller.Tune(changed.keySet().toArray(String[]::new), changed.values().toArray(String[]::new), true, reply),
                     Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
             if (r.accepted()) {
                 applied = next;

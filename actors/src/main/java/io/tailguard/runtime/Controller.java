@@ -61,9 +61,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     /**
      * Live tuning: key=value pairs (the controller's keys, and the buffer's and learner's live keys,
-     * see {@link LiveTuning}); answered with the outcome.
+     * see {@link LiveTuning}); answered with the outcome. fromFile: an edit of the watched
+     * configuration file, which changes the configured values themselves (not a tuning away from them).
      */
-    public record Tune(String[] keys, String[] values, ActorRef<TuneResult> replyTo) implements Command, Wire {}
+    public record Tune(String[] keys, String[] values, boolean fromFile, ActorRef<TuneResult> replyTo) implements Command, Wire {}
 
     public record TuneResult(boolean accepted, String message, long scheduleVersion, long settingsVersion) implements Wire {}
 
@@ -118,6 +119,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final List<ActorRef<RunObserver.Event>> observers = new ArrayList<>();
     private final Set<ActorRef<LiveSettings>> liveSubscribers = new java.util.LinkedHashSet<>();
     private LiveSettings live;
+    /** Every live key's configured value: this node's configuration, as edits of the watched file change it. */
+    private final Map<String, String> configured = new LinkedHashMap<>();
     /** Live keys a tune set away from the configuration: their values, and the configured values they replaced. */
     private final Map<String, String> tuned = new LinkedHashMap<>();
     private final Map<String, String> tunedFrom = new LinkedHashMap<>();
@@ -145,20 +148,53 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.metrics = metrics;
         this.prompts = new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax());
         ControllerState saved = ControllerState.read(s);
-        // the live tuning carries over a move: what was tuned starts tuned (unless the configuration
-        // changed that key since: then the configuration's value stands)
-        LiveSettings configuredLive = new LiveSettings(saved == null ? 0 : saved.settingsVersion(), s.buffer().staleness(),
-                s.learner().lr(), s.learner().distill());
-        LiveTuning.Plan restored = restoreTuning(saved, configuredLive);
-        BudgetController.Settings ctl = restored != null && restored.controller() != null ? restored.controller() : s.controller();
+        LiveTuning.values(s.controller(), new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill()),
+                s.compression().guard()).forEach((k, v) -> configured.put(k, String.valueOf(v)));
+        // The live tuning carries over a move: the controller starts with the settings the last one
+        // ran with, then a key whose configured value changed since takes that value, as a change.
+        long version = saved == null ? 0 : saved.settingsVersion();
+        LiveSettings configuredLive = new LiveSettings(version, s.buffer().staleness(), s.learner().lr(), s.learner().distill());
+        LiveTuning.Plan previous = null;
+        Map<String, String> since = new LinkedHashMap<>();
+        if (saved != null && !saved.tuned().isEmpty()) {
+            try {
+                previous = LiveTuning.plan(s.controller(), configuredLive, s.compression().guard(), saved.tuned(),
+                        s.train().contextMax());
+                saved.tuned().forEach((k, v) -> {
+                    String from = saved.tunedFrom().get(k);
+                    if (!LiveTuning.same(configured.get(k), from)) {
+                        since.put(k, configured.get(k));
+                    }
+                });
+            } catch (IllegalArgumentException e) {
+                ctx.getLog().warn("controller: the saved tuning {} does not apply to this configuration ({}); "
+                        + "the configured values stand (settings v{})", saved.tuned(), e.getMessage(), version + 1);
+                configuredLive = new LiveSettings(version + 1, configuredLive.staleness(), configuredLive.lr(), configuredLive.distill());
+            }
+        }
+        BudgetController.Settings ctl = previous != null && previous.controller() != null ? previous.controller() : s.controller();
         this.budgets = new BudgetController(ctl, start);
-        this.guard = new CompressedActorGuard(ctl, restored != null ? restored.compression() : s.compression().guard());
+        this.guard = new CompressedActorGuard(ctl, previous != null ? previous.compression() : s.compression().guard());
         this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
                 CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
         this.tau = ctl.tau();
-        this.live = restored != null ? restored.live() : configuredLive;
-        if (restored != null) {
-            record(restored);
+        this.live = previous != null ? previous.live() : configuredLive;
+        if (previous != null) {
+            record(previous);
+            ctx.getLog().info("controller: live tuning restored (settings v{}): {}", version, String.join(", ", previous.changes()));
+        }
+        if (!since.isEmpty()) {
+            try {
+                Schedule before = budgets.schedule();
+                LiveTuning.Plan p = LiveTuning.plan(budgets.settings(), live, guard.settings(), since, s.train().contextMax());
+                Schedule after = apply(p);
+                ctx.getLog().info("controller: the configuration changed {} since they were tuned; its values stand: {}; settings v{}{}",
+                        since.keySet(), String.join(", ", p.changes()), live.version(),
+                        after.version() != before.version() ? "; schedule v" + after.version() : "");
+            } catch (IllegalArgumentException e) {
+                ctx.getLog().warn("controller: the configuration changed {} since they were tuned, but its values {} do not "
+                        + "go with the rest of the tuning ({}); the tuned values stay", since.keySet(), since, e.getMessage());
+            }
         }
         timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
@@ -389,58 +425,34 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return cost.predictedSpeedup(budgets.schedule(), ctx, 16);
     }
 
-    /** Every live key's configured value (this node's configuration), as {@link LiveTuning#values} gives them. */
-    private Map<String, String> configured() {
-        Map<String, String> m = new LinkedHashMap<>();
-        LiveTuning.values(s.controller(), new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill()),
-                s.compression().guard()).forEach((k, v) -> m.put(k, String.valueOf(v)));
-        return m;
-    }
-
     /**
-     * The saved tuning as a plan over the configured settings (with the saved settings version), or
-     * null when there is none to restore. A key whose configured value is no longer the one it was
-     * tuned from is dropped: the configuration changed since, and it wins.
+     * Applies a validated plan as a new settings version: controller keys retune the BudgetController
+     * (a changed setting is a new schedule version), the rest goes to the guard and, when changed, to
+     * the buffers and learners; the changed keys are noted as tuned. Returns the schedule after it.
      */
-    private LiveTuning.Plan restoreTuning(ControllerState saved, LiveSettings configuredLive) {
-        if (saved == null || saved.tuned().isEmpty()) {
-            return null;
+    private Schedule apply(LiveTuning.Plan p) {
+        Schedule after = budgets.schedule();
+        if (p.controller() != null) {
+            after = budgets.retune(p.controller());
+            tau = p.controller().tau();
         }
-        Map<String, String> configured = configured();
-        Map<String, String> keep = new LinkedHashMap<>();
-        saved.tuned().forEach((k, v) -> {
-            String now = configured.get(k);
-            if (now == null) {
-                getContext().getLog().warn("controller: tuned key {} is no longer live-tunable; dropped", k);
-            } else if (now.equals(v)) {
-                // the configuration now says what was tuned (a config-file edit): nothing to restore
-            } else if (!now.equals(saved.tunedFrom().get(k))) {
-                getContext().getLog().info("controller: {} was tuned to {} from {}, but the configuration now says {}: "
-                        + "the configuration's value stands", k, v, saved.tunedFrom().get(k), now);
-            } else {
-                keep.put(k, v);
+        guard.retune(budgets.settings(), p.compression());
+        LiveSettings next = new LiveSettings(live.version() + 1, p.live().staleness(), p.live().lr(), p.live().distill());
+        boolean runtimeChanged = next.staleness() != live.staleness() || next.lr() != live.lr() || next.distill() != live.distill();
+        live = next;
+        if (runtimeChanged) {
+            for (ActorRef<LiveSettings> r : liveSubscribers) {
+                r.tell(live);
             }
-        });
-        if (keep.isEmpty()) {
-            return null;
         }
-        try {
-            LiveTuning.Plan p = LiveTuning.plan(s.controller(), configuredLive, s.compression().guard(), keep, s.train().contextMax());
-            getContext().getLog().info("controller: live tuning restored (settings v{}): {}", configuredLive.version(),
-                    String.join(", ", p.changes()));
-            return p;
-        } catch (IllegalArgumentException e) {
-            getContext().getLog().warn("controller: the saved tuning {} does not apply ({}); the configured values stand", keep,
-                    e.getMessage());
-            return null;
-        }
+        record(p);
+        return after;
     }
 
-    /** Notes an applied plan's changes: a key set back to its configured value is no longer tuned. */
+    /** Notes an applied plan's changes: a key at its configured value is not tuned, any other is, from that value. */
     private void record(LiveTuning.Plan p) {
-        Map<String, String> configured = configured();
         p.changed().forEach((k, v) -> {
-            if (v.equals(configured.get(k))) {
+            if (LiveTuning.same(v, configured.get(k))) {
                 tuned.remove(k);
                 tunedFrom.remove(k);
             } else {
@@ -519,27 +531,25 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version(), live.version()));
             return this;
         }
+        if (t.fromFile()) {
+            // the file now says these values: they are the configuration, no longer a tuning away from it
+            Map<String, Object> now = LiveTuning.values(p.controller() != null ? p.controller() : budgets.settings(), p.live(),
+                    p.compression());
+            for (String k : t.keys()) {
+                String key = LiveTuning.canonical(k);
+                configured.put(key, String.valueOf(now.get(key)));
+                tuned.remove(key);
+                tunedFrom.remove(key);
+            }
+        }
         if (p.changes().isEmpty()) {
+            persistState();
             t.replyTo().tell(new TuneResult(true, "no change (every value is the running one)", budgets.schedule().version(),
                     live.version()));
             return this;
         }
         Schedule before = budgets.schedule();
-        Schedule after = before;
-        if (p.controller() != null) {
-            after = budgets.retune(p.controller());
-            tau = p.controller().tau();
-        }
-        guard.retune(budgets.settings(), p.compression());
-        LiveSettings next = new LiveSettings(live.version() + 1, p.live().staleness(), p.live().lr(), p.live().distill());
-        boolean runtimeChanged = next.staleness() != live.staleness() || next.lr() != live.lr() || next.distill() != live.distill();
-        live = next;
-        if (runtimeChanged) {
-            for (ActorRef<LiveSettings> r : liveSubscribers) {
-                r.tell(live);
-            }
-        }
-        record(p);
+        Schedule after = apply(p);
         persistState();
         String msg = "applied " + String.join(", ", p.changes()) + "; settings v" + live.version()
                 + (after.version() != before.version() ? "; schedule v" + after.version() : "");

@@ -1,7 +1,6 @@
 package io.tailguard.runtime;
 
 import com.google.gson.Gson;
-import com.google.gson.JsonParseException;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -18,8 +17,20 @@ import java.util.Map;
 record ControllerState(long nextGroup, long[] openGroups, long settingsVersion, Map<String, String> tuned,
                        Map<String, String> tunedFrom) {
     ControllerState {
-        tuned = tuned == null ? Map.of() : Map.copyOf(tuned);
-        tunedFrom = tunedFrom == null ? Map.of() : Map.copyOf(tunedFrom);
+        tuned = nonNull(tuned);
+        tunedFrom = nonNull(tunedFrom);
+    }
+
+    private static Map<String, String> nonNull(Map<String, String> m) {
+        Map<String, String> out = new java.util.LinkedHashMap<>();
+        if (m != null) {
+            m.forEach((k, v) -> {
+                if (k != null && v != null) {
+                    out.put(k, v);
+                }
+            });
+        }
+        return java.util.Collections.unmodifiableMap(out);
     }
 
     private static final Gson GSON = new Gson();
@@ -36,7 +47,7 @@ record ControllerState(long nextGroup, long[] openGroups, long settingsVersion, 
         try {
             ControllerState st = GSON.fromJson(Files.readString(f), ControllerState.class);
             return st == null || st.openGroups() == null ? null : st;
-        } catch (IOException | JsonParseException e) {
+        } catch (IOException | RuntimeException e) {
             throw new IllegalStateException(f + ": unreadable controller state (" + e.getMessage() + "); remove it to start the prompt stream over");
         }
     }

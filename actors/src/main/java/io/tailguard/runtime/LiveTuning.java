@@ -135,6 +135,21 @@ final class LiveTuning {
         return new Plan(next, nextLive, nextCompression, diff, changed);
     }
 
+    /** Two live values in their string form are the same value: numbers by value (1e-4 and 1.0E-4), others by text. */
+    static boolean same(String a, String b) {
+        if (a == null || b == null) {
+            return a == b;
+        }
+        if (a.equals(b)) {
+            return true;
+        }
+        try {
+            return Double.parseDouble(a) == Double.parseDouble(b);
+        } catch (NumberFormatException e) {
+            return false;
+        }
+    }
+
     /** Every live key's value (full names; on/off switches as "on" or "off"), as {@link #plan} compares them. */
     static Map<String, Object> values(BudgetController.Settings ctl, LiveSettings live, CompressedActorGuard.Settings compression) {
         Map<String, Object> m = new LinkedHashMap<>();

@@ -64,7 +64,7 @@ class KryoSerializerTest {
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, -1));
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, 10));
         out.add(new Controller.BufferDepth(12));
-        out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, tuneReply));
+        out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, true, tuneReply));
         out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2));
         out.add(new Controller.GetStatus(statusReply));
         out.add(new Controller.Status(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 3, 1, 40, 2, 310.5, 1.4,

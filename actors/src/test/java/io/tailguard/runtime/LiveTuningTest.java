@@ -10,6 +10,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -82,6 +83,7 @@ class LiveTuningTest {
                             + "tailguard.train.out = \"" + tmp.resolve("run") + "\""))
                     .withFallback(ConfigFactory.load()).resolve();
             TailguardNode node = new TailguardNode(c, RunSettings.parse(c, file.toString()), Set.of("controller"), init, "cpu", true, null);
+            node.watch(file);
             String url = "http://127.0.0.1:" + port;
             awaitStatus(url);
             return new ControllerNode(node, url);
@@ -114,6 +116,7 @@ class LiveTuningTest {
         Path file = tmp.resolve("run.conf");
         String rest = "tailguard.controller.window = 1s\ntailguard.learner.lr = 2e-4\ntailguard.buffer.staleness = 2\n";
         Files.writeString(file, "tailguard.controller.tau = 0.86\n" + rest);
+        Path state = tmp.resolve("run/controller/state.json");
         try (ControllerNode a = ControllerNode.start(tmp, file, init)) {
             assertEquals(1, a.tune("tau=0.9", "lr=5e-5").get("settings_version").getAsLong());
             // set back to its configured value, a key is no longer tuned; then tuned again
@@ -121,24 +124,54 @@ class LiveTuningTest {
             assertEquals(3, a.tune("lr=7e-5").get("settings_version").getAsLong());
             assertEquals(4, a.tune("staleness=1").get("settings_version").getAsLong());
             assertEquals(5, a.tune("staleness=2").get("settings_version").getAsLong());
+            // an edit of the watched file changes the configuration itself; a tune after it tunes away from the new value
+            Files.writeString(file, "tailguard.controller.tau = 0.86\n" + rest + "tailguard.compression.probe-share = 0.3\n");
+            bump(file);
+            awaitSettingsVersion(a.url(), 6);
+            assertEquals(7, a.tune("compression-probe-share=0.4").get("settings_version").getAsLong());
+            assertEquals(Map.of("tailguard.controller.tau", "0.9", "tailguard.learner.lr", "7.0E-5",
+                    "tailguard.compression.probe-share", "0.4"), tuned(state, "tuned"));
+            assertEquals(Map.of("tailguard.controller.tau", "0.86", "tailguard.learner.lr", "2.0E-4",
+                    "tailguard.compression.probe-share", "0.3"), tuned(state, "tunedFrom"));
         }
         // the next controller on the same store (the singleton moved, or the run restarted) starts tuned
+        long schedule;
         try (ControllerNode b = ControllerNode.start(tmp, file, init)) {
             JsonObject st = status(b.url());
             assertEquals(0.9, st.get("tau").getAsDouble(), st.toString());
             assertEquals(7e-5, st.get("lr").getAsDouble(), st.toString());
             assertEquals(2, st.get("staleness").getAsInt(), st.toString());
-            assertEquals(5, st.get("settings_version").getAsLong(), "the settings version goes on");
-            assertEquals(6, b.tune("margin=0.03").get("settings_version").getAsLong());
+            assertEquals(0.4, st.getAsJsonObject("compressed_rollout").get("probe_share").getAsDouble(), st.toString());
+            assertEquals(7, st.get("settings_version").getAsLong(), "the same settings, the same version");
+            schedule = st.get("schedule_version").getAsLong();
         }
-        // the configuration changed tau since it was tuned: the configuration's value stands; lr stays tuned
-        Files.writeString(file, "tailguard.controller.tau = 0.8\n" + rest);
+        // the configuration changed tau since it was tuned: its value stands, as a new settings and
+        // schedule version; the other tuned keys stay tuned
+        Files.writeString(file, "tailguard.controller.tau = 0.8\n" + rest + "tailguard.compression.probe-share = 0.3\n");
         try (ControllerNode c = ControllerNode.start(tmp, file, init)) {
             JsonObject st = status(c.url());
             assertEquals(0.8, st.get("tau").getAsDouble(), st.toString());
             assertEquals(7e-5, st.get("lr").getAsDouble(), st.toString());
-            assertEquals(6, st.get("settings_version").getAsLong());
+            assertEquals(0.4, st.getAsJsonObject("compressed_rollout").get("probe_share").getAsDouble(), st.toString());
+            assertEquals(8, st.get("settings_version").getAsLong());
+            assertEquals(schedule + 1, st.get("schedule_version").getAsLong());
+            assertEquals(Map.of("tailguard.learner.lr", "7.0E-5", "tailguard.compression.probe-share", "0.4"), tuned(state, "tuned"));
         }
+    }
+
+    static Map<String, String> tuned(Path state, String field) throws Exception {
+        Map<String, String> m = new java.util.TreeMap<>();
+        JsonParser.parseString(Files.readString(state)).getAsJsonObject().getAsJsonObject(field).entrySet()
+                .forEach(e -> m.put(e.getKey(), e.getValue().getAsString()));
+        return m;
+    }
+
+    static void awaitSettingsVersion(String url, long version) throws Exception {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (status(url).get("settings_version").getAsLong() < version && System.nanoTime() < deadline) {
+            Thread.sleep(200);
+        }
+        assertEquals(version, status(url).get("settings_version").getAsLong());
     }
 
     @Test
