@@ -99,6 +99,14 @@ public final class AdminServer implements AutoCloseable {
         m.put("staleness", s.staleness());
         m.put("lr", s.lr());
         m.put("distill", s.distill() ? "on" : "off");
+        Map<String, Object> tuned = new LinkedHashMap<>();
+        for (int i = 0; i < s.tunedKeys().length; i++) {
+            Map<String, Object> t = new LinkedHashMap<>();
+            t.put("value", s.tunedValues()[i]);
+            t.put("configured", s.tunedConfigured()[i]);
+            tuned.put(s.tunedKeys()[i], t);
+        }
+        m.put("tuned", tuned);
         Controller.CompressedOption c = s.compressed();
         m.put("rollout_option", c.inUse() ? "compressed " + c.describe() : "plain");
         Map<String, Object> o = new LinkedHashMap<>();

@@ -73,7 +73,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     public record Status(long scheduleVersion, int[] budgets, double[] alphaP5, double tau, long policyVersion,
                          int leasesOpen, long groupsIssued, int bufferGroups, double rolloutTokensPerSecond,
                          double predictedSpeedup, String[] members, long settingsVersion, int staleness, double lr,
-                         boolean distill, CompressedOption compressed) implements Wire {}
+                         boolean distill, CompressedOption compressed, String[] tunedKeys, String[] tunedValues,
+                         String[] tunedConfigured) implements Wire {}
 
     /**
      * The compressed rollout option as status shows it. version: the compressed version offered (−1:
@@ -573,7 +574,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
         g.replyTo().tell(new Status(sched.version(), sched.budgets(), budgets.p5PerBin(), tau,
                 policy == null ? -1 : policy.version(), leases.size(), nextGroup, bufferGroups, rolloutRate,
-                predictedSpeedup(), members, live.version(), live.staleness(), live.lr(), live.distill(), compressedOption()));
+                predictedSpeedup(), members, live.version(), live.staleness(), live.lr(), live.distill(), compressedOption(),
+                tuned.keySet().toArray(String[]::new), tuned.values().toArray(String[]::new),
+                tuned.keySet().stream().map(tunedFrom::get).toArray(String[]::new)));
         return this;
     }
 

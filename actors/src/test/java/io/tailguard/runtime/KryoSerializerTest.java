@@ -70,7 +70,7 @@ class KryoSerializerTest {
         out.add(new Controller.Status(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 3, 1, 40, 2, 310.5, 1.4,
                 new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}, 2, 1, 5e-5, true,
                 new Controller.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 10, new double[] {0.91, Double.NaN}, 0.7,
-                        "compressed v10 in use")));
+                        "compressed v10 in use"), new String[] {"tailguard.controller.tau"}, new String[] {"0.9"}, new String[] {"0.86"}));
         out.add(new LiveSettings(2, 1, 5e-5, true));
         out.add(new Controller.WantSettings(kit.<LiveSettings>createTestProbe().ref()));
         out.add(new RolloutWorker.Work(9, new long[] {17, 18}, new Prompt[] {new Prompt("p1", "a=1;?a", "1"),

@@ -143,6 +143,11 @@ class LiveTuningTest {
             assertEquals(2, st.get("staleness").getAsInt(), st.toString());
             assertEquals(0.4, st.getAsJsonObject("compressed_rollout").get("probe_share").getAsDouble(), st.toString());
             assertEquals(7, st.get("settings_version").getAsLong(), "the same settings, the same version");
+            // status shows what is tuned away from the configuration
+            JsonObject t = st.getAsJsonObject("tuned");
+            assertEquals(Set.of("tailguard.controller.tau", "tailguard.learner.lr", "tailguard.compression.probe-share"), t.keySet());
+            assertEquals("0.9", t.getAsJsonObject("tailguard.controller.tau").get("value").getAsString());
+            assertEquals("0.86", t.getAsJsonObject("tailguard.controller.tau").get("configured").getAsString());
             schedule = st.get("schedule_version").getAsLong();
         }
         // the configuration changed tau since it was tuned: its value stands, as a new settings and
