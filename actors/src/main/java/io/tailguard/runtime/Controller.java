@@ -149,12 +149,11 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.metrics = metrics;
         this.prompts = new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax());
         ControllerState saved = ControllerState.read(s);
-        LiveTuning.values(s.controller(), new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill()),
-                s.compression().guard()).forEach((k, v) -> configured.put(k, String.valueOf(v)));
         // The live tuning carries over a move: the controller starts with the settings the last one
         // ran with, then a key whose configured value changed since takes that value, as a change.
         long version = saved == null ? 0 : saved.settingsVersion();
         LiveSettings configuredLive = new LiveSettings(version, s.buffer().staleness(), s.learner().lr(), s.learner().distill());
+        LiveTuning.values(s.controller(), configuredLive, s.compression().guard()).forEach((k, v) -> configured.put(k, String.valueOf(v)));
         LiveTuning.Plan previous = null;
         Map<String, String> since = new LinkedHashMap<>();
         if (saved != null && !saved.tuned().isEmpty()) {

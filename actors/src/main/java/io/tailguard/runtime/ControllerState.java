@@ -10,8 +10,9 @@ import java.util.Map;
 /**
  * What a controller must not forget across a move to another node: the next group id to issue,
  * every group issued but not yet delivered, and the live tuning: the settings version, every live
- * key whose value a `tune` (or config-file edit) set away from the configuration (tuned, full key
- * names to values) and the configured value it replaced (tunedFrom). Written atomically beside the
+ * key whose value a `tune` set away from the configuration (tuned, full key names to values) and the
+ * configured value it replaced (tunedFrom; an edit of the watched file changes the configuration
+ * itself, so it is no tuning). Written atomically beside the
  * checkpoint store. A state file from before the tuning was kept reads as no tuning.
  */
 record ControllerState(long nextGroup, long[] openGroups, long settingsVersion, Map<String, String> tuned,
