@@ -168,7 +168,7 @@ java_opts="${TAILGUARD_JAVA_OPTS:--Xss4m -Xmx2g}"
 # TAILGUARD_JAVA_OPTS), or java on a given classpath.
 if [ -n "${TAILGUARD_CLASSPATH:-}" ]; then
   read -r -a opts <<<"$java_opts"
-  launch=("${JAVA:-java}" "${opts[@]}" -Dai.djl.offline=true -Dtailguard.home="$ROOT" -cp "$TAILGUARD_CLASSPATH" io.tailguard.cli.Main)
+  launch=("${JAVA:-java}" "${opts[@]}" -Dai.djl.offline=true -Dtailguard.home="$ROOT" -cp "$TAILGUARD_CLASSPATH" io.tailguard.actors.cli.Main)
   export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 else
   "$ROOT/bin/tailguard" --version >/dev/null

@@ -1,6 +1,6 @@
 package io.tailguard.bench;
 
-import io.tailguard.cli.CommandProvider;
+import io.tailguard.actors.cli.CommandProvider;
 
 /** Registers {@code tailguard bench} with the CLI. */
 public final class BenchProvider implements CommandProvider {

@@ -1,9 +1,9 @@
 package io.tailguard.bench;
 
 import com.google.gson.JsonObject;
-import io.tailguard.cli.BadInput;
-import io.tailguard.cli.Common;
-import io.tailguard.cli.Json;
+import io.tailguard.actors.cli.BadInput;
+import io.tailguard.actors.cli.Common;
+import io.tailguard.actors.cli.Json;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;

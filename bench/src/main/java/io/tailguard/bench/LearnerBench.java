@@ -1,9 +1,9 @@
 package io.tailguard.bench;
 
 import com.google.gson.JsonObject;
-import io.tailguard.cli.BadInput;
-import io.tailguard.cli.Common;
-import io.tailguard.cli.Json;
+import io.tailguard.actors.cli.BadInput;
+import io.tailguard.actors.cli.Common;
+import io.tailguard.actors.cli.Json;
 import io.tailguard.learner.AdamW;
 import io.tailguard.learner.LrSchedule;
 import io.tailguard.learner.SupervisedTrainer;

@@ -1,7 +1,7 @@
 package io.tailguard.bench;
 
-import io.tailguard.cli.Common;
-import io.tailguard.cli.Json;
+import io.tailguard.actors.cli.Common;
+import io.tailguard.actors.cli.Json;
 import io.tailguard.model.Devices;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.MachineProbe;

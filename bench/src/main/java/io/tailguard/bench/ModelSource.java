@@ -29,7 +29,7 @@ final class ModelSource {
 
     Qwen3Model open(Device device, long seed) {
         if (checkpoint != null) {
-            return ModelLoader.load(io.tailguard.cli.Checkpoints.resolve(checkpoint), device);
+            return ModelLoader.load(io.tailguard.actors.cli.Checkpoints.resolve(checkpoint), device);
         }
         ModelConfig c = presetConfig(preset);
         return Qwen3Model.create(c, RandomInit.weights(c, seed, 0.02, 0.0), device);
@@ -38,7 +38,7 @@ final class ModelSource {
     /** A checkpoint directory for peers that read files: the given one, or the preset written under tmp. */
     Path directory(long seed, Path tmp) {
         if (checkpoint != null) {
-            return io.tailguard.cli.Checkpoints.resolve(checkpoint);
+            return io.tailguard.actors.cli.Checkpoints.resolve(checkpoint);
         }
         ModelConfig c = presetConfig(preset);
         Path dir = tmp.resolve("model");

@@ -2,7 +2,7 @@ package io.tailguard.bench;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.tailguard.cli.BadInput;
+import io.tailguard.actors.cli.BadInput;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

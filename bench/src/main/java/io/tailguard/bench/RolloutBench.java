@@ -1,10 +1,10 @@
 package io.tailguard.bench;
 
 import ai.djl.ndarray.NDManager;
-import io.tailguard.cli.BadInput;
-import io.tailguard.cli.Common;
-import io.tailguard.cli.Json;
-import io.tailguard.cli.LoraOption;
+import io.tailguard.actors.cli.BadInput;
+import io.tailguard.actors.cli.Common;
+import io.tailguard.actors.cli.Json;
+import io.tailguard.actors.cli.LoraOption;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Devices;
 import io.tailguard.model.KvCache;

@@ -2,7 +2,7 @@ package io.tailguard.bench;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.tailguard.cli.Main;
+import io.tailguard.actors.cli.Main;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;

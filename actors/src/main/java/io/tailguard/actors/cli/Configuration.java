@@ -1,0 +1,33 @@
+package io.tailguard.actors.cli;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The HOCON configuration: every module's reference.conf, overridden by the file named by the
+ * system property tailguard.config or else $TAILGUARD_CONFIG, when set.
+ */
+public final class Configuration {
+    private Configuration() {}
+
+    public static Config load() {
+        Config reference = ConfigFactory.load();
+        String file = System.getProperty("tailguard.config", System.getenv("TAILGUARD_CONFIG"));
+        if (file == null || file.isBlank()) {
+            return reference;
+        }
+        Path p = Path.of(file);
+        if (!Files.isRegularFile(p)) {
+            throw new BadInput("TAILGUARD_CONFIG: " + p + ": no such file");
+        }
+        try {
+            return ConfigFactory.parseFile(p.toFile()).withFallback(reference).resolve();
+        } catch (ConfigException e) {
+            throw new BadInput(p + ": " + e.getMessage());
+        }
+    }
+}

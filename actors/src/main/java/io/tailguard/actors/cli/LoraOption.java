@@ -1,0 +1,31 @@
+package io.tailguard.actors.cli;
+
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraAdapter;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+
+/** --lora DIR_OR_FILE: a DistillSparse adapter for the sparse actor (ALGORITHMS.md §6). */
+public class LoraOption {
+    @Option(names = "--lora",
+            description = "A LoRA for the sparse actor only (the dense probe ignores it): a directory with lora.safetensors "
+                    + "and adapter_config.json (a train-sync --distill checkpoint, or an adapter directory), or the "
+                    + "lora.safetensors file itself.")
+    public Path lora;
+
+    /** Loads the adapter and attaches it to the model, switched off; null without --lora. Bad files exit 2. */
+    public LoraAdapter attach(Qwen3Model model) {
+        if (lora == null) {
+            return null;
+        }
+        LoraAdapter a = LoraAdapter.load(lora, model);
+        model.attach(a);
+        a.setEnabled(false);
+        return a;
+    }
+
+    public String describe() {
+        return lora == null ? null : lora.toString();
+    }
+}

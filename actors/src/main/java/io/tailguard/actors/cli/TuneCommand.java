@@ -1,0 +1,47 @@
+package io.tailguard.actors.cli;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Parameters;
+
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "tune", mixinStandardHelpOptions = true,
+        description = "Changes a running run's settings live: the controller's (tau, margin, hysteresis, min-tokens, keep-windows, "
+                + "min-budget, max-budget, ladder-ratio, bin-width), the buffer's staleness bound (staleness), the learner's "
+                + "peak learning rate (lr) and DistillSparse (distill=on|off); full names (tailguard.learner.lr) work too. "
+                + "Validated as a whole (all or nothing), versioned, logged and applied without restart.")
+final class TuneCommand implements Callable<Integer> {
+    @Mixin
+    Common common;
+
+    @Mixin
+    AdminClient client = new AdminClient();
+
+    @Parameters(arity = "1..*", paramLabel = "KEY=VALUE", description = "Settings to change, e.g. tau=0.9 lr=5e-5 staleness=1.")
+    List<String> pairs;
+
+    @Override
+    public Integer call() {
+        for (String p : pairs) {
+            if (p.indexOf('=') <= 0) {
+                throw new BadInput(p + ": expected key=value");
+            }
+        }
+        AdminClient.Response r = client.call("POST", "/tune", String.join("\n", pairs));
+        if (r.code() == 401) {
+            throw new BadInput("tune: the admin endpoint wants a token (--token or $TAILGUARD_ADMIN_TOKEN)");
+        }
+        var j = com.google.gson.JsonParser.parseString(r.body()).getAsJsonObject();
+        if (common.json) {
+            System.out.println(r.body());
+        } else {
+            System.out.println(j.has("message") ? j.get("message").getAsString() : r.body());
+        }
+        if (r.code() == 400) {
+            throw new BadInput("tune refused: " + (j.has("message") ? j.get("message").getAsString() : r.body()));
+        }
+        return r.code() == 200 ? 0 : Main.FAILURE;
+    }
+}

@@ -1,0 +1,171 @@
+package io.tailguard.actors.runtime;
+
+import io.tailguard.compression.Method;
+import io.tailguard.compression.QuantizedCheckpoint;
+import io.tailguard.compression.QuantizedModel;
+import io.tailguard.compression.YaqaQuantizer;
+import io.tailguard.model.Devices;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.tokenizer.Tokenizer;
+import io.tailguard.model.tokenizer.Tokenizers;
+import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskFormat;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The compression worker (role `compression`, on the blocking dispatcher): every
+ * {@code tailguard.compression.every}-th published policy version is quantized with YAQA (or a
+ * baseline) into a packed checkpoint in the store ({@code <out>/store/compressed/v000010-yaqa_b4/}),
+ * its KL to the policy per token is measured on held-out task prompts, and the outcome goes to the
+ * metrics and to the run's observers. The artifact is announced to the controller
+ * ({@link CompressedPublished}: version, uri, sha256, method, bits), which may lease rollouts to it
+ * (the compressed rollout option); workers load it from the store. Of the due versions that arrive
+ * while one is being compressed, only the newest is compressed next (the others are skipped).
+ */
+public final class CompressionWorker extends AbstractBehavior<CompressionWorker.Command> {
+    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "tailguard-compression-worker");
+
+    public sealed interface Command permits PolicyPublished, Listed, Drain {}
+
+    record Listed(Receptionist.Listing listing) implements Command {}
+
+    /** Compress the newest pending version (sent to itself, so it queues behind the versions already waiting). */
+    enum Drain implements Command { INSTANCE }
+
+    public static Behavior<Command> create(RunSettings s, ActorRef<Controller.Command> controller, String device, NodeMetrics metrics) {
+        return Behaviors.setup(ctx -> new CompressionWorker(ctx, s, controller, device, metrics));
+    }
+
+    private final RunSettings s;
+    private final ActorRef<Controller.Command> controller;
+    private final String device;
+    private final NodeMetrics metrics;
+    private final Prompts prompts;
+    private final Set<ActorRef<RunObserver.Event>> observers = new java.util.HashSet<>();
+    private long lastDone = -1;
+    private PolicyPublished pending;
+
+    private CompressionWorker(ActorContext<Command> ctx, RunSettings s, ActorRef<Controller.Command> controller, String device,
+                              NodeMetrics metrics) {
+        super(ctx);
+        this.s = s;
+        this.controller = controller;
+        this.device = device;
+        this.metrics = metrics;
+        this.prompts = new Prompts(s.train().task(), s.train().seed() + 17, s.train().contextMin(), s.train().contextMax());
+        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY,
+                ctx.messageAdapter(Receptionist.Listing.class, Listed::new)));
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(PolicyPublished.class, this::onPolicy)
+                .onMessage(Drain.class, d -> {
+                    PolicyPublished p = pending;
+                    pending = null;
+                    if (p != null && p.version() > lastDone) {
+                        try (io.tailguard.model.GradMode.Scope g = io.tailguard.model.GradMode.off()) {
+                            compress(p);
+                        }
+                    }
+                    return this;
+                })
+                .onMessage(Listed.class, l -> {
+                    observers.clear();
+                    observers.addAll(l.listing().getServiceInstances(RunObserver.KEY));
+                    return this;
+                })
+                .build();
+    }
+
+    /**
+     * A version due for compression becomes the pending one (a newer due one replaces it), and the
+     * worker drains it after the messages already queued: versions published while it compressed
+     * the last one wait in its mailbox, so only the newest due one among them is compressed.
+     */
+    private Behavior<Command> onPolicy(PolicyPublished p) {
+        if (p.version() == 0 || p.version() % s.compression().every() != 0 || p.version() <= lastDone) {
+            return this;
+        }
+        if (pending == null) {
+            getContext().getSelf().tell(Drain.INSTANCE);
+        }
+        if (pending == null || p.version() > pending.version()) {
+            pending = p;
+        }
+        return this;
+    }
+
+    private void compress(PolicyPublished p) {
+        RunSettings.Compression c = s.compression();
+        lastDone = p.version();
+        Path out = CheckpointStore.compressedRoot(s.train().out().resolve("store"))
+                .resolve(CheckpointStore.compressedName(p.version(), c.method().name().toLowerCase(java.util.Locale.ROOT), c.bits()));
+        Path dir = Path.of(java.net.URI.create(p.uri()));
+        Tokenizer tok = Tokenizers.fromCheckpoint(dir);
+        Task task = prompts.task();
+        List<int[]> calib = sequences(task, tok, 0, c.calibration());
+        List<int[]> held = sequences(task, tok, 1_000_000, c.heldOut());
+        try (Qwen3Model model = CheckpointStore.load(p, device)) {
+            long t0 = System.nanoTime();
+            QuantizedModel q = YaqaQuantizer.quantize(model, calib, c.bits(), c.method(), s.train().seed());
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            QuantizedCheckpoint.write(out, q, p.version(), dir.toString());
+            double kl;
+            try (Qwen3Model back = QuantizedCheckpoint.read(out).toModel(Devices.parse(device))) {
+                kl = io.tailguard.compression.ModelKl.perToken(model, back, held);
+            }
+            long bytes = Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS));
+            String m = c.method().name().toLowerCase(java.util.Locale.ROOT);
+            metrics.compressionKl.labelValues(m, Integer.toString(c.bits())).set(kl);
+            metrics.compressionBytes.labelValues(m, Integer.toString(c.bits())).set(bytes);
+            metrics.compressionSeconds.labelValues(m, Integer.toString(c.bits())).set(seconds);
+            metrics.compressedVersion.set(p.version());
+            getContext().getLog().info("compressed policy v{} with {} at {} bits: KL {} per token, {} bytes, {} s -> {}",
+                    p.version(), m, c.bits(), String.format("%.5f", kl), bytes, String.format("%.1f", seconds), out);
+            controller.tell(CheckpointStore.compressed(out, p.version(), m, c.bits(), kl));
+            RunObserver.Compressed e = new RunObserver.Compressed(p.version(), m, c.bits(), kl, bytes, seconds, out.toString());
+            for (ActorRef<RunObserver.Event> o : observers) {
+                o.tell(e);
+            }
+        } catch (RuntimeException e) {
+            getContext().getLog().warn("compressing policy v{} failed: {}", p.version(), e.toString());
+        } catch (java.io.IOException e) {
+            getContext().getLog().warn("compressing policy v{}: {}", p.version(), e.getMessage());
+        }
+    }
+
+    /** Prompt plus worked solution of n task prompts from index `from`, as the model sees them. */
+    private List<int[]> sequences(Task t, Tokenizer tok, long from, int n) {
+        List<int[]> out = new ArrayList<>();
+        for (long i = from; i < from + n; i++) {
+            out.add(TaskFormat.solvedIds(tok, t, prompts.of(i)));
+        }
+        return out;
+    }
+
+    static Method parseMethod(String m) {
+        return switch (m) {
+            case "yaqa-b" -> Method.YAQA_B;
+            case "yaqa-a" -> Method.YAQA_A;
+            case "ldlq" -> Method.LDLQ;
+            case "rtn" -> Method.RTN;
+            default -> throw new IllegalArgumentException("tailguard.compression.method: must be yaqa-b, yaqa-a, ldlq or rtn, got \"" + m + "\"");
+        };
+    }
+}

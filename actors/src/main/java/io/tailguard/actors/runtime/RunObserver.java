@@ -1,0 +1,49 @@
+package io.tailguard.actors.runtime;
+
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+/**
+ * What a run reports to whoever watches it (the `train` command's progress display and report):
+ * one event per learner step, per controller window, and the end. Observers register under
+ * {@link #KEY}; the learner and controller find them through the receptionist, on any node.
+ */
+public final class RunObserver {
+    public static final ServiceKey<Event> KEY = ServiceKey.create(Event.class, "tailguard-run-observer");
+
+    private RunObserver() {
+    }
+
+    public sealed interface Event permits Step, Window, Finished, Evaluated, Compressed {}
+
+    /** One learner step: its batch and its update (lr: the learning rate this step used). */
+    public record Step(int step, long policyVersion, double reward, double passRate, int groups, int droppedDegenerate,
+                       int droppedStale, int staleness, double loss, double clipFraction, double tisTruncated,
+                       double klK3, double learnSeconds, long tokens, double rolloutTokensPerSecond, long timeMillis, double lr)
+            implements Event, Wire {}
+
+    /**
+     * One controller window: the closed window's p5 α per bin, the budgets after the decision, and
+     * the rollout options ({@code option}).
+     */
+    public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
+                         double predictedSpeedup, String[] changes, OptionWindow option) implements Event, Wire {}
+
+    /**
+     * The rollout options in one window: the compressed version offered (−1: none), whether it had
+     * the bulk of the leases after the decision, its p5 α per bin at the budgets over the kept
+     * windows (NaN: no tokens), the window's rollout tokens per option, and the decision's reason
+     * when the option in use changed (else null).
+     */
+    public record OptionWindow(long compressedVersion, boolean compressedInUse, double[] compressedP5, long plainTokens,
+                               long compressedTokens, String change) implements Wire {}
+
+    /** Held-out greedy pass@1 of the learner's policy at a step (start and end of the run). */
+    public record Evaluated(int step, double passAt1) implements Event, Wire {}
+
+    /** The compression worker compressed policy version `version`: KL per token to it, bytes of the codes. */
+    public record Compressed(long version, String method, int bits, double kl, long bytes, double seconds, String dir)
+            implements Event, Wire {}
+
+    /** The learner is done (all steps, or the time limit). */
+    public record Finished(int steps, String reason) implements Event, Wire {}
+}

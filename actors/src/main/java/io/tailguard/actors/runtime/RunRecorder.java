@@ -1,0 +1,193 @@
+package io.tailguard.actors.runtime;
+
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * The `train` command's observer: records every event for the report, prints a progress line per
+ * learner step and per schedule change (stderr), and completes {@link #finished()} at the end.
+ */
+public final class RunRecorder {
+    private final List<RunObserver.Step> steps = Collections.synchronizedList(new ArrayList<>());
+    private final List<RunObserver.Window> windows = Collections.synchronizedList(new ArrayList<>());
+    private final List<RunObserver.Evaluated> evals = Collections.synchronizedList(new ArrayList<>());
+    private final List<RunObserver.Compressed> compressed = Collections.synchronizedList(new ArrayList<>());
+    private final CompletableFuture<RunObserver.Finished> finished = new CompletableFuture<>();
+    private final PrintStream out;
+    private final int totalSteps;
+    private volatile RunObserver.Window last;
+
+    public RunRecorder(PrintStream progress, int totalSteps) {
+        this.out = progress;
+        this.totalSteps = totalSteps;
+    }
+
+    public Behavior<RunObserver.Event> behavior() {
+        return Behaviors.setup(ctx -> {
+            ctx.getSystem().receptionist().tell(Receptionist.register(RunObserver.KEY, ctx.getSelf()));
+            return Behaviors.receiveMessage(e -> {
+                on(e);
+                return Behaviors.same();
+            });
+        });
+    }
+
+    void on(RunObserver.Event e) {
+        if (e instanceof RunObserver.Step s) {
+            steps.add(s);
+            RunObserver.Window w = last;
+            out.printf(Locale.ROOT, "step %d/%d  reward %.3f  pass %.3f  loss %s  tis-trunc %s  lr %.2e  stale %d  rollout %.0f tok/s%s%n",
+                    s.step(), totalSteps, s.reward(), s.passRate(), fmt(s.loss()), fmt(s.tisTruncated()), s.lr(), s.staleness(),
+                    s.rolloutTokensPerSecond(), w == null ? "" : "  " + tails(w));
+        } else if (e instanceof RunObserver.Window w) {
+            windows.add(w);
+            last = w;
+            for (String c : w.changes()) {
+                out.printf(Locale.ROOT, "schedule v%d: %s%n", w.scheduleVersion(), c);
+            }
+            if (w.option() != null && w.option().change() != null) {
+                out.printf(Locale.ROOT, "rollout option: %s%n", w.option().change());
+            }
+        } else if (e instanceof RunObserver.Evaluated v) {
+            evals.add(v);
+            out.printf(Locale.ROOT, "eval at step %d: pass@1 %.3f%n", v.step(), v.passAt1());
+        } else if (e instanceof RunObserver.Compressed c) {
+            compressed.add(c);
+            out.printf(Locale.ROOT, "compressed v%d with %s at %d bits: KL %.5f per token, %d bytes%n", c.version(), c.method(),
+                    c.bits(), c.kl(), c.bytes());
+        } else if (e instanceof RunObserver.Finished f) {
+            finished.complete(f);
+        }
+    }
+
+    private static String fmt(double v) {
+        return Double.isNaN(v) ? "-" : String.format(Locale.ROOT, "%.4f", v);
+    }
+
+    /** "p5 α [bin:budget=α ...] speedup ×" for the progress line. */
+    static String tails(RunObserver.Window w) {
+        StringBuilder b = new StringBuilder("p5α/budget");
+        for (int i = 0; i < w.budgets().length; i++) {
+            if (!Double.isNaN(w.alphaP5()[i])) {
+                b.append(String.format(Locale.ROOT, " b%d:%.2f/%d", i, w.alphaP5()[i], w.budgets()[i]));
+            }
+        }
+        b.append(String.format(Locale.ROOT, "  predicted ×%.2f", w.predictedSpeedup()));
+        RunObserver.OptionWindow o = w.option();
+        if (o != null && o.compressedVersion() >= 0) {
+            b.append(String.format(Locale.ROOT, "  compressed v%d %s", o.compressedVersion(), o.compressedInUse() ? "in use" : "probed"));
+            for (int i = 0; i < o.compressedP5().length; i++) {
+                if (!Double.isNaN(o.compressedP5()[i])) {
+                    b.append(String.format(Locale.ROOT, " b%d:%.2f", i, o.compressedP5()[i]));
+                }
+            }
+        }
+        return b.toString();
+    }
+
+    public CompletableFuture<RunObserver.Finished> finished() {
+        return finished;
+    }
+
+    public List<RunObserver.Step> steps() {
+        synchronized (steps) {
+            return List.copyOf(steps);
+        }
+    }
+
+    public List<RunObserver.Window> windows() {
+        synchronized (windows) {
+            return List.copyOf(windows);
+        }
+    }
+
+    public List<RunObserver.Compressed> compressions() {
+        synchronized (compressed) {
+            return List.copyOf(compressed);
+        }
+    }
+
+    public List<RunObserver.Evaluated> evaluations() {
+        synchronized (evals) {
+            return List.copyOf(evals);
+        }
+    }
+
+    /**
+     * The compressed rollout option over the run: its share of the rollout tokens, the share of
+     * windows it was in use in, the versions offered, and the lowest judged p5 α of its last window
+     * with tokens (per bin; NaN where none). Null when no compressed version was ever offered.
+     */
+    public Map<String, Object> compressedSummary() {
+        List<RunObserver.Window> ws = windows();
+        long plain = 0;
+        long compressed = 0;
+        int inUse = 0;
+        int offered = 0;
+        java.util.Set<Long> versions = new java.util.TreeSet<>();
+        double[] lastP5 = null;
+        for (RunObserver.Window w : ws) {
+            RunObserver.OptionWindow o = w.option();
+            if (o == null) {
+                continue;
+            }
+            plain += o.plainTokens();
+            compressed += o.compressedTokens();
+            if (o.compressedVersion() >= 0) {
+                offered++;
+                versions.add(o.compressedVersion());
+                inUse += o.compressedInUse() ? 1 : 0;
+                for (double a : o.compressedP5()) {
+                    if (!Double.isNaN(a)) {
+                        lastP5 = o.compressedP5();
+                        break;
+                    }
+                }
+            }
+        }
+        if (versions.isEmpty()) {
+            return null;
+        }
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("versions", List.copyOf(versions));
+        m.put("token_share", plain + compressed == 0 ? Double.NaN : compressed / (double) (plain + compressed));
+        m.put("windows_in_use", inUse);
+        m.put("windows_offered", offered);
+        m.put("last_alpha_p5", lastP5);
+        return m;
+    }
+
+    /**
+     * Share of (window, bin) pairs, after the first `warmup` windows, whose p5 α lies in
+     * [τ − below, τ + above]; a bin with fewer than minTokens tokens in a window (the least the
+     * controller acts on) does not count. NaN when none count.
+     */
+    public double inBandFraction(int warmup, double below, double above, long minTokens) {
+        List<RunObserver.Window> ws = windows();
+        int n = 0;
+        int in = 0;
+        for (int k = Math.min(warmup, ws.size()); k < ws.size(); k++) {
+            RunObserver.Window w = ws.get(k);
+            for (int b = 0; b < w.alphaP5().length; b++) {
+                double a = w.alphaP5()[b];
+                // a bin with fewer tokens than the controller acts on has no p5 worth judging
+                if (!Double.isNaN(a) && w.tokens()[b] >= minTokens) {
+                    n++;
+                    if (a >= w.tau() - below && a <= w.tau() + above) {
+                        in++;
+                    }
+                }
+            }
+        }
+        return n == 0 ? Double.NaN : in / (double) n;
+    }
+}

@@ -1,0 +1,278 @@
+package io.tailguard.actors.runtime;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValue;
+import io.tailguard.rollout.sparse.BudgetController;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * The runtime's configuration, parsed once into typed records and validated: a key this version
+ * does not know, a wrong type or a value out of range fails with the key's full path and the reason
+ * ({@link IllegalArgumentException}, exit 2 at the command line). The defaults and the meaning of
+ * every key are in actors' reference.conf.
+ */
+public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
+                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression,
+                          Bootstrap bootstrap) {
+
+    public record Train(String checkpoint, String task, int contextMin, int contextMax, int steps, long seed, Path out,
+                        int evalN, long evalSeed, Duration maxTime, String compareSchedule) {}
+
+    public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
+                          Duration leaseTimeout) {}
+
+    public record Buffer(int staleness, int maxGroups) {}
+
+    /**
+     * distill: DistillSparse on (a LoRA for the sparse actor, trained after each step and published
+     * with it), with the LoRA's loss: KL weight, PPO weight and penalty (train-sync's --distill-kl,
+     * --distill-ppo, --distill-divergence).
+     */
+    public record LearnerSettings(int groupsPerStep, double lr, int warmupSteps, int microBatch, int publishEvery,
+                                  int checkpointEvery, boolean distill, double distillKl, double distillPpo,
+                                  io.tailguard.learner.DistillSparse.Divergence distillDivergence) {}
+
+    public record Metrics(String host, int port) {}
+
+    public record Admin(String host, int port, String token) {}
+
+    /**
+     * The compression worker's settings, and the compressed rollout option's (live-tunable): rollout
+     * on or off, the minority option's share of leases, the most versions the compressed weights may
+     * lag the policy.
+     */
+    public record Compression(int every, io.tailguard.compression.Method method, int bits, int calibration, int heldOut,
+                              boolean rollout, double probeShare, int maxLag) {
+        public io.tailguard.rollout.sparse.CompressedActorGuard.Settings guard() {
+            return new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(rollout, probeShare, maxLag);
+        }
+    }
+
+    /** How a `node` finds the cluster: tailguard.cluster.bootstrap. */
+    public enum Bootstrap {
+        /** join pekko.cluster.seed-nodes */
+        SEED_NODES("seed-nodes"),
+        /** Pekko Management Cluster Bootstrap over Kubernetes-API discovery */
+        KUBERNETES_API("kubernetes-api");
+
+        final String key;
+
+        Bootstrap(String key) {
+            this.key = key;
+        }
+
+        @Override
+        public String toString() {
+            return key;
+        }
+    }
+
+    /** {@code tailguard.controller.schedule = calibrate}: `train` calibrates on the warm start first. */
+    public static final String CALIBRATE = "calibrate";
+
+    /** The sections a user may set, each checked against reference.conf for unknown keys. */
+    static final List<String> SECTIONS = List.of("tailguard.train", "tailguard.rollout", "tailguard.controller",
+            "tailguard.buffer", "tailguard.learner", "tailguard.metrics", "tailguard.admin", "tailguard.management",
+            "tailguard.compression", "tailguard.cluster");
+
+    /** Parses and validates; {@code where} names the source in messages (a file, "--set"). */
+    public static RunSettings parse(Config c, String where) {
+        try {
+            checkUnknownKeys(c, where);
+            Train t = new Train(c.getString("tailguard.train.checkpoint"), c.getString("tailguard.train.task"),
+                    positive(c, "tailguard.train.context-min"), positive(c, "tailguard.train.context-max"),
+                    positive(c, "tailguard.train.steps"), c.getLong("tailguard.train.seed"),
+                    Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
+                    c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)),
+                    c.getString("tailguard.train.compare-schedule"));
+            if (t.contextMax() < t.contextMin()) {
+                throw new IllegalArgumentException("tailguard.train.context-max: must be >= context-min " + t.contextMin()
+                        + ", got " + t.contextMax());
+            }
+            Rollout r = new Rollout(atLeast(c, "tailguard.rollout.workers", 0), positive(c, "tailguard.rollout.prompts-per-lease"),
+                    atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
+                    unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"));
+            BudgetController.Settings ctl = controller(c, t.contextMax());
+            Duration window = positiveDuration(c, "tailguard.controller.window");
+            Buffer b = new Buffer(atLeast(c, "tailguard.buffer.staleness", 0), positive(c, "tailguard.buffer.max-groups"));
+            LearnerSettings l = new LearnerSettings(positive(c, "tailguard.learner.groups-per-step"),
+                    positiveDouble(c, "tailguard.learner.lr"), atLeast(c, "tailguard.learner.warmup-steps", 0),
+                    positive(c, "tailguard.learner.micro-batch"), positive(c, "tailguard.learner.publish-every"),
+                    positive(c, "tailguard.learner.checkpoint-every"),
+                    onOff("tailguard.learner.distill", c.getString("tailguard.learner.distill")),
+                    nonNegativeDouble(c, "tailguard.learner.distill-kl"), nonNegativeDouble(c, "tailguard.learner.distill-ppo"),
+                    divergence(c, "tailguard.learner.distill-divergence"));
+            int port = atLeast(c, "tailguard.metrics.port", 0);
+            if (port > 65535) {
+                throw new IllegalArgumentException("tailguard.metrics.port: must be in [0, 65535], got " + port);
+            }
+            int adminPort = atLeast(c, "tailguard.admin.port", 0);
+            if (adminPort > 65535) {
+                throw new IllegalArgumentException("tailguard.admin.port: must be in [0, 65535], got " + adminPort);
+            }
+            return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), b, l,
+                    new Metrics(c.getString("tailguard.metrics.host"), port),
+                    new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")),
+                    compression(c), bootstrap(c));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * tailguard.cluster.bootstrap, checked against the keys it depends on: Cluster Bootstrap gives up
+     * (and the member waits forever) when seed nodes are configured, and it probes the other members
+     * through Pekko Management, so that must run.
+     */
+    static Bootstrap bootstrap(Config c) {
+        String key = "tailguard.cluster.bootstrap";
+        String v = c.getString(key).strip();
+        Bootstrap b = java.util.Arrays.stream(Bootstrap.values()).filter(x -> x.key.equals(v)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException(key + ": must be seed-nodes or kubernetes-api, got \"" + v + "\""));
+        if (b == Bootstrap.KUBERNETES_API) {
+            if (c.hasPath("pekko.cluster.seed-nodes") && !c.getStringList("pekko.cluster.seed-nodes").isEmpty()) {
+                throw new IllegalArgumentException("pekko.cluster.seed-nodes: must be empty with " + key + " = kubernetes-api, got "
+                        + c.getStringList("pekko.cluster.seed-nodes"));
+            }
+            if (!onOff("tailguard.management.enabled", c.getString("tailguard.management.enabled"))) {
+                throw new IllegalArgumentException("tailguard.management.enabled: must be on with " + key
+                        + " = kubernetes-api (members probe each other on the management port)");
+            }
+        }
+        return b;
+    }
+
+    static Compression compression(Config c) {
+        int bits = c.getInt("tailguard.compression.bits");
+        if (bits < 2 || bits > 8) {
+            throw new IllegalArgumentException("tailguard.compression.bits: must be in [2, 8], got " + bits);
+        }
+        boolean rollout = onOff("tailguard.compression.rollout", c.getString("tailguard.compression.rollout"));
+        double share = probeShare("tailguard.compression.probe-share", c.getDouble("tailguard.compression.probe-share"));
+        int maxLag = atLeast(c, "tailguard.compression.max-lag", 0);
+        return new Compression(positive(c, "tailguard.compression.every"),
+                CompressionWorker.parseMethod(c.getString("tailguard.compression.method")), bits,
+                positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"),
+                rollout, share, maxLag);
+    }
+
+    /** Shared with live tuning: the minority rollout option's share of leases, in (0, 0.5]. */
+    static double probeShare(String key, double v) {
+        if (!(v > 0 && v <= 0.5)) {
+            throw new IllegalArgumentException(key + ": must be in (0, 0.5], got " + v);
+        }
+        return v;
+    }
+
+    /** The controller's settings (also what live tuning re-parses). */
+    static BudgetController.Settings controller(Config c, int maxContext) {
+        String p = "tailguard.controller.";
+        try {
+            return new BudgetController.Settings(c.getDouble(p + "tau"), c.getDouble(p + "margin"), c.getDouble(p + "hysteresis"),
+                    positive(c, p + "min-tokens"), positive(c, p + "keep-windows"), c.getInt(p + "min-budget"),
+                    c.getInt(p + "max-budget"), c.getDouble(p + "ladder-ratio"), c.getInt(p + "bin-width"), maxContext + 64);
+        } catch (IllegalArgumentException e) {
+            // BudgetController names the key without its section
+            String m = e.getMessage();
+            throw new IllegalArgumentException(m.startsWith("tailguard.") ? m : p + m, e);
+        }
+    }
+
+    /** Every key a user set under a known section must exist in the reference configuration. */
+    static void checkUnknownKeys(Config c, String where) {
+        Config reference = ConfigFactory.defaultReference();
+        for (String section : SECTIONS) {
+            if (!c.hasPath(section)) {
+                continue;
+            }
+            Set<String> known = new TreeSet<>();
+            for (Map.Entry<String, ConfigValue> e : reference.getConfig(section).entrySet()) {
+                known.add(e.getKey());
+            }
+            for (Map.Entry<String, ConfigValue> e : c.getConfig(section).entrySet()) {
+                if (!known.contains(e.getKey())) {
+                    throw new IllegalArgumentException(section + "." + e.getKey() + ": unknown key (known: "
+                            + String.join(", ", known) + ")");
+                }
+            }
+        }
+    }
+
+    private static int positive(Config c, String key) {
+        return atLeast(c, key, 1);
+    }
+
+    private static int atLeast(Config c, String key, int min) {
+        return atLeast(key, c.getInt(key), min);
+    }
+
+    private static double positiveDouble(Config c, String key) {
+        return positiveDouble(key, c.getDouble(key));
+    }
+
+    private static double nonNegativeDouble(Config c, String key) {
+        double v = c.getDouble(key);
+        if (!(v >= 0) || Double.isInfinite(v)) {
+            throw new IllegalArgumentException(key + ": must be a number >= 0, got " + v);
+        }
+        return v;
+    }
+
+    private static io.tailguard.learner.DistillSparse.Divergence divergence(Config c, String key) {
+        try {
+            return io.tailguard.learner.DistillSparse.Divergence.parse(c.getString(key));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(key + ": " + e.getMessage());
+        }
+    }
+
+    /** Shared with live tuning, so a file and a `tune` refuse a value with the same words. */
+    static double positiveDouble(String key, double v) {
+        if (!(v > 0) || Double.isInfinite(v)) {
+            throw new IllegalArgumentException(key + ": must be a positive number, got " + v);
+        }
+        return v;
+    }
+
+    static int atLeast(String key, int v, int min) {
+        if (v < min) {
+            throw new IllegalArgumentException(key + ": must be >= " + min + ", got " + v);
+        }
+        return v;
+    }
+
+    /** on|off (HOCON's true|false too). */
+    static boolean onOff(String key, String v) {
+        return switch (v.strip().toLowerCase(java.util.Locale.ROOT)) {
+            case "on", "true" -> true;
+            case "off", "false" -> false;
+            default -> throw new IllegalArgumentException(key + ": must be on or off, got \"" + v + "\"");
+        };
+    }
+
+    private static double unit(Config c, String key) {
+        double v = c.getDouble(key);
+        if (!(v >= 0 && v <= 1)) {
+            throw new IllegalArgumentException(key + ": must be in [0, 1], got " + v);
+        }
+        return v;
+    }
+
+    private static Duration positiveDuration(Config c, String key) {
+        Duration d = c.getDuration(key);
+        if (d.isNegative() || d.isZero()) {
+            throw new IllegalArgumentException(key + ": must be a positive duration, got " + d);
+        }
+        return d;
+    }
+}

@@ -1,0 +1,48 @@
+package io.tailguard.actors.runtime;
+
+import com.esotericsoftware.kryo.Kryo;
+import io.tailguard.rollout.tasks.Prompt;
+
+import java.util.List;
+
+/**
+ * Every class that may cross nodes, with a fixed Kryo id (the order below; append only, so nodes of
+ * one version agree). Registration is required: an unlisted class is refused when sent.
+ */
+final class WireRegistry {
+    private static final int FIRST_ID = 100;
+
+    static final List<Class<?>> CLASSES = List.of(
+            // field types
+            int[].class, long[].class, float[].class, double[].class, byte[].class, String[].class,
+            Prompt.class, Prompt[].class,
+            // shared
+            ScheduleSpec.class, PolicyPublished.class,
+            // controller
+            Controller.RequestWork.class, Controller.LeaseDone.class, Controller.TailReport.class,
+            Controller.BufferDepth.class, Controller.Tune.class, Controller.TuneResult.class,
+            Controller.GetStatus.class, Controller.Status.class,
+            // worker
+            RolloutWorker.Work.class, RolloutWorker.NoWork.class,
+            // buffer
+            TrajectoryBuffer.Sample.class, TrajectoryBuffer.Sample[].class, TrajectoryBuffer.GroupResult.class,
+            TrajectoryBuffer.GroupResult[].class, TrajectoryBuffer.Trajectories.class, TrajectoryBuffer.NextBatch.class,
+            TrajectoryBuffer.Batch.class,
+            // observer
+            RunObserver.Step.class, RunObserver.Window.class, RunObserver.Evaluated.class, RunObserver.Finished.class,
+            RunObserver.Compressed.class,
+            // live settings (appended: ids stay fixed)
+            LiveSettings.class, Controller.WantSettings.class, ScheduleSpec[].class,
+            // the compressed rollout option (appended: ids stay fixed)
+            CompressedPublished.class, Controller.CompressedOption.class, RunObserver.OptionWindow.class);
+
+    private WireRegistry() {
+    }
+
+    static void registerAll(Kryo kryo) {
+        int id = FIRST_ID;
+        for (Class<?> c : CLASSES) {
+            kryo.register(c, id++);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+package io.tailguard.actors.runtime;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class RunSettingsTest {
+    static Config with(String hocon) {
+        return ConfigFactory.parseString(hocon).withFallback(ConfigFactory.load()).resolve();
+    }
+
+    @Test
+    void theDefaultsParse() {
+        RunSettings s = RunSettings.parse(with(""), "test");
+        assertEquals(0.86, s.controller().tau());
+        assertEquals("kv-recall", s.train().task());
+        assertEquals(8, s.rollout().groupSize());
+    }
+
+    @Test
+    void badKeysAndValuesNameTheKeyAndTheReason() {
+        IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.controller.tua = 0.9"), "run.conf"));
+        assertTrue(unknown.getMessage().startsWith("run.conf: tailguard.controller.tua: unknown key"), unknown.getMessage());
+        IllegalArgumentException tau = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.controller.tau = 2"), "run.conf"));
+        assertTrue(tau.getMessage().contains("tailguard.controller.tau: must be in (0, 1)"), tau.getMessage());
+        IllegalArgumentException type = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.rollout.group-size = many"), "run.conf"));
+        assertTrue(type.getMessage().contains("group-size"), type.getMessage());
+        IllegalArgumentException ctx = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.train.context-max = 100\ntailguard.train.context-min = 200"), "run.conf"));
+        assertTrue(ctx.getMessage().contains("context-max"), ctx.getMessage());
+    }
+
+    @Test
+    void kubernetesApiBootstrapNeedsManagementAndNoSeedNodes() {
+        assertEquals(RunSettings.Bootstrap.SEED_NODES, RunSettings.parse(with(""), "test").bootstrap());
+        String k8s = "tailguard.cluster.bootstrap = kubernetes-api\n";
+        assertEquals(RunSettings.Bootstrap.KUBERNETES_API,
+                RunSettings.parse(with(k8s + "tailguard.management.enabled = on"), "k8s.conf").bootstrap());
+        IllegalArgumentException seeds = assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with(k8s
+                + "tailguard.management.enabled = on\npekko.cluster.seed-nodes = [\"pekko://tailguard@10.0.0.1:25520\"]"), "k8s.conf"));
+        assertEquals("k8s.conf: pekko.cluster.seed-nodes: must be empty with tailguard.cluster.bootstrap = kubernetes-api, got "
+                + "[pekko://tailguard@10.0.0.1:25520]", seeds.getMessage());
+        IllegalArgumentException management = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with(k8s), "k8s.conf"));
+        assertTrue(management.getMessage().startsWith("k8s.conf: tailguard.management.enabled: must be on with tailguard.cluster.bootstrap"),
+                management.getMessage());
+        IllegalArgumentException value = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.cluster.bootstrap = dns"), "run.conf"));
+        assertEquals("run.conf: tailguard.cluster.bootstrap: must be seed-nodes or kubernetes-api, got \"dns\"", value.getMessage());
+        IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.cluster.seeds = 2"), "run.conf"));
+        assertTrue(unknown.getMessage().startsWith("run.conf: tailguard.cluster.seeds: unknown key"), unknown.getMessage());
+    }
+
+    @Test
+    void liveTuningValidatesAllOrNothing() {
+        RunSettings s = RunSettings.parse(with(""), "test");
+        LiveSettings live = new LiveSettings(3, 2, 2e-4, false);
+        var p = LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("tau", "0.9", "tailguard.controller.margin", "0.03"), 256);
+        assertEquals(0.9, p.controller().tau());
+        assertEquals(0.03, p.controller().margin());
+        assertEquals(live, p.live());
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("tau", "2"), 256));
+        assertTrue(bad.getMessage().contains("tau"), bad.getMessage());
+        IllegalArgumentException notTunable = assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("group-size", "4"), 256));
+        assertTrue(notTunable.getMessage().contains("not live-tunable") && notTunable.getMessage().contains("lr, margin"),
+                notTunable.getMessage());
+
+        // the buffer's and learner's keys, by alias and by full name
+        var q = LiveTuning.plan(s.controller(), live, s.compression().guard(), new java.util.LinkedHashMap<>(java.util.Map.of("lr", "5e-5",
+                "tailguard.buffer.staleness", "1", "distill", "on")), 256);
+        assertEquals(null, q.controller());
+        assertEquals(new LiveSettings(3, 1, 5e-5, true), q.live());
+        assertTrue(q.changes().contains("tailguard.learner.lr 2.0E-4 -> 5.0E-5"), q.changes().toString());
+        assertTrue(q.changes().contains("tailguard.buffer.staleness 2 -> 1"), q.changes().toString());
+        assertTrue(q.changes().contains("tailguard.learner.distill off -> on"), q.changes().toString());
+        // a good controller key with a bad lr: refused as a whole, with the lr's reason
+        java.util.Map<String, String> mixed = new java.util.LinkedHashMap<>();
+        mixed.put("tau", "0.9");
+        mixed.put("lr", "-1");
+        IllegalArgumentException lr = assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), mixed, 256));
+        assertEquals("tailguard.learner.lr: must be a positive number, got -1.0", lr.getMessage());
+        assertEquals("tailguard.buffer.staleness: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("staleness", "-1"), 256)).getMessage());
+        assertEquals("tailguard.buffer.staleness: not a number: \"x\"", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("staleness", "x"), 256)).getMessage());
+        assertEquals("tailguard.learner.distill: must be on or off, got \"maybe\"", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("distill", "maybe"), 256)).getMessage());
+        // the same words from the file at start
+        IllegalArgumentException file = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.learner.distill = maybe"), "run.conf"));
+        assertEquals("run.conf: tailguard.learner.distill: must be on or off, got \"maybe\"", file.getMessage());
+        assertTrue(RunSettings.parse(with("tailguard.learner.distill = on"), "run.conf").learner().distill());
+        RunSettings.LearnerSettings d = RunSettings.parse(with("tailguard.learner { distill-kl = 1, distill-ppo = 0, distill-divergence = full }"),
+                "run.conf").learner();
+        assertEquals(1.0, d.distillKl());
+        assertEquals(0.0, d.distillPpo());
+        assertEquals(io.tailguard.learner.DistillSparse.Divergence.FULL, d.distillDivergence());
+        RunSettings.LearnerSettings published = RunSettings.parse(with(""), "run.conf").learner();
+        assertEquals(0.001, published.distillKl());
+        assertEquals(1.0, published.distillPpo());
+        assertEquals(io.tailguard.learner.DistillSparse.Divergence.K3, published.distillDivergence());
+        assertEquals("run.conf: tailguard.learner.distill-divergence: unknown DistillSparse divergence 'kl' (known: k3, full)",
+                assertThrows(IllegalArgumentException.class,
+                        () -> RunSettings.parse(with("tailguard.learner.distill-divergence = kl"), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.learner.distill-ppo: must be a number >= 0, got -1.0", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.learner.distill-ppo = -1"), "run.conf")).getMessage());
+    }
+
+    @Test
+    void theCompressedRolloutKeysParseAndTuneLive() {
+        RunSettings s = RunSettings.parse(with(""), "test");
+        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(false, 0.25, 50), s.compression().guard());
+        RunSettings on = RunSettings.parse(with("tailguard.compression { rollout = on, probe-share = 0.5, max-lag = 3 }"), "run.conf");
+        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(true, 0.5, 3), on.compression().guard());
+        assertEquals("run.conf: tailguard.compression.probe-share: must be in (0, 0.5], got 0.7", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.compression.probe-share = 0.7"), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.compression.rollout: must be on or off, got \"yes please\"", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.compression.rollout = \"yes please\""), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.compression.max-lag: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.compression.max-lag = -1"), "run.conf")).getMessage());
+
+        LiveSettings live = new LiveSettings(1, 2, 2e-4, false);
+        java.util.Map<String, String> kv = new java.util.LinkedHashMap<>();
+        kv.put("compression-rollout", "on");
+        kv.put("tailguard.compression.probe-share", "0.1");
+        kv.put("compression-max-lag", "4");
+        var p = LiveTuning.plan(s.controller(), live, s.compression().guard(), kv, 256);
+        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(true, 0.1, 4), p.compression());
+        assertEquals(null, p.controller());
+        assertEquals(live, p.live());
+        assertTrue(p.changes().contains("tailguard.compression.rollout off -> on"), p.changes().toString());
+        assertTrue(p.changes().contains("tailguard.compression.probe-share 0.25 -> 0.1"), p.changes().toString());
+        assertEquals("tailguard.compression.probe-share: must be in (0, 0.5], got 0.0", assertThrows(IllegalArgumentException.class,
+                () -> LiveTuning.plan(s.controller(), live, s.compression().guard(), java.util.Map.of("compression-probe-share", "0"), 256))
+                .getMessage());
+        // the file watcher sends them too
+        assertEquals(java.util.Map.of("tailguard.compression.rollout", "on", "tailguard.compression.max-lag", "2"),
+                ConfigWatcher.tunables(com.typesafe.config.ConfigFactory.parseString("tailguard.compression { rollout = on, max-lag = 2, every = 5 }")));
+    }
+}

@@ -1,0 +1,82 @@
+package io.tailguard.actors.runtime;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.tailguard.actors.cli.CliBadInputTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The main job end to end in one process: controller, worker, buffer, learner, report. */
+class TrainCommandTest {
+    @Test
+    void trainsAsynchronouslyPublishesEveryVersionAndWritesTheReport(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path out = tmp.resolve("run");
+        Path schedule = tmp.resolve("fixed.conf");
+        Files.writeString(schedule, "tailguard.schedule { version = 1, kind = fixed, budget = 48 }\n");
+        CliBadInputTest.Run r = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
+                "--set", "tailguard.train.steps=2", "--set", "tailguard.train.eval-n=2", "--set", "tailguard.train.context-min=64",
+                "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
+                "--set", "tailguard.learner.groups-per-step=2", "--set", "tailguard.controller.window=1s",
+                "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0", "--set", "tailguard.train.compare-schedule=" + schedule,
+                "--json");
+        assertEquals(0, r.code(), r.err());
+        String[] lines = r.out().strip().split("\n");
+        JsonObject j = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
+        assertEquals(2, j.get("steps").getAsInt());
+        for (String k : new String[] {"pass_at_1_start", "pass_at_1_end", "rollout_speedup", "tail_in_band_fraction", "report",
+                "compare_speedup", "speedup_vs_compare"}) {
+            assertTrue(j.has(k), k + " missing: " + j);
+        }
+        Path report = Path.of(j.get("report").getAsString());
+        for (String f : new String[] {"report.html", "reward.png", "alpha.png", "budget.png", "throughput.png"}) {
+            assertTrue(Files.size(report.resolve(f)) > 0, f);
+        }
+        assertTrue(Files.isRegularFile(out.resolve("store/v000001/manifest.json")));
+        assertTrue(Files.isRegularFile(out.resolve("store/v000002/manifest.json")));
+        assertTrue(Files.readString(out.resolve("learner/trainer-state.json")).contains("\"step\": 2"));
+        assertTrue(r.err().contains("now rolls out with policy v1"), r.err());
+        assertTrue(r.err().contains("step 2/2"), r.err());
+        assertEquals("[48]", j.get("compare_budgets").toString());
+
+        // schedule = calibrate: the offline calibration runs first, the controller starts from it,
+        // and the end-of-run timing compares against it
+        Path cal = tmp.resolve("run-cal");
+        CliBadInputTest.Run rc = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + cal,
+                "--set", "tailguard.train.steps=1", "--set", "tailguard.train.eval-n=0", "--set", "tailguard.train.context-min=64",
+                "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
+                "--set", "tailguard.learner.groups-per-step=1", "--set", "tailguard.controller.window=1s",
+                "--set", "tailguard.controller.schedule=calibrate", "--set", "tailguard.metrics.port=0",
+                "--set", "tailguard.admin.port=0", "--json");
+        assertEquals(0, rc.code(), rc.err());
+        String[] calLines = rc.out().strip().split("\n");
+        JsonObject cj = JsonParser.parseString(calLines[calLines.length - 1]).getAsJsonObject();
+        Path calFile = cal.resolve("calibrated.conf");
+        assertTrue(Files.isRegularFile(calFile));
+        assertEquals(calFile.toString(), cj.get("compare_schedule").getAsString());
+        assertEquals(java.util.Arrays.toString(io.tailguard.rollout.sparse.Schedule.parse(calFile).budgets()).replace(" ", ""),
+                cj.get("compare_budgets").toString());
+        assertTrue(rc.err().contains("calibration: budgets"), rc.err());
+
+        // The run directory belongs to its warm start: another checkpoint over it is refused.
+        Path other = tmp.resolve("other");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--seed", "5", "--out", other.toString()).code());
+        CliBadInputTest.Run again = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + other,
+                "--set", "tailguard.train.out=" + out, "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0");
+        assertEquals(2, again.code(), again.err());
+        assertTrue(again.err().contains("warm-start.json"), again.err());
+        // a compare schedule that is not there: exit 2 naming it, before anything runs
+        CliBadInputTest.Run missing = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init,
+                "--set", "tailguard.train.out=" + tmp.resolve("run2"), "--set", "tailguard.train.compare-schedule=" + tmp.resolve("nope.conf"));
+        assertEquals(2, missing.code(), missing.err());
+        assertTrue(missing.err().contains("nope.conf"), missing.err());
+        assertTrue(Files.notExists(tmp.resolve("run2")));
+    }
+}
