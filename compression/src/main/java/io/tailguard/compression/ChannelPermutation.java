@@ -5,7 +5,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * V:N:M-aware channel permutation of one fold group (ALGORITHMS.md §8): a permutation of channels
+ * V:N:M-aware channel permutation of one fold group (docs/algorithms.md, "V:N:M sparsity"): a permutation of channels
  * that reorders the input columns of some weights (down_proj, or o_proj) and, so that the model
  * computes the same function, the output rows of the weights producing those channels (gate/up, or
  * v). It maximises J = the retained score of all those weights under the pattern.

@@ -9,7 +9,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Kronecker factors H ≈ H_O ⊗ H_I of every linear layer's Hessian (ALGORITHMS.md §7), collected
+ * Kronecker factors H ≈ H_O ⊗ H_I of every linear layer's Hessian (docs/algorithms.md, "YAQA, LDLQ and RTN"), collected
  * on the original model in one sweep over the calibration data per pass.
  *
  * <ul>

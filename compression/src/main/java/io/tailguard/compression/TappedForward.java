@@ -20,7 +20,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * The Qwen3 forward of ALGORITHMS.md §1 written once more, with every linear layer split out per
+ * The Qwen3 forward of docs/algorithms.md, "The policy model (Qwen3)" written once more, with every linear layer split out per
  * Hugging Face module and tapped: its input x_t is copied to the host, and a zero "probe" is added
  * to its output, y = x Wᵀ + 0, so that after the backward pass the probe's gradient is exactly
  * g_t = ∂ℓ/∂y_t. The model module stays untouched (it fuses q/k/v and gate/up and exposes no

@@ -3,7 +3,7 @@ package io.tailguard.compression;
 import java.util.Arrays;
 
 /**
- * YAQA's rounding (ALGORITHMS.md §7): 16×16 tiles quantized one anti-diagonal at a time from the
+ * YAQA's rounding (docs/algorithms.md, "YAQA, LDLQ and RTN"): 16×16 tiles quantized one anti-diagonal at a time from the
  * bottom-right tile, each tile's target being W + (L_Oᵀ E L_I + L_Oᵀ E + E L_I) with E = W − Ŵ over
  * the tiles already quantized. Because L_I and L_O are strictly block-lower, a tile's feedback only
  * involves tiles below it, right of it, or both, which all lie on earlier anti-diagonals; tiles of

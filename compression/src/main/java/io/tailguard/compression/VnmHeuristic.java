@@ -5,7 +5,7 @@ import io.tailguard.model.ModelConfig;
 import java.util.Optional;
 
 /**
- * Choosing V and M for a speedup target (ALGORITHMS.md §8): among the (V, M) that fit every layer
+ * Choosing V and M for a speedup target (docs/algorithms.md, "V:N:M sparsity"): among the (V, M) that fit every layer
  * and meet the target, take the one with the largest mask diversity.
  *
  * <p>Diversity: a V × M block has C(M, 4)·6^V masks, so a weight of R·C entries has

@@ -6,7 +6,7 @@ import io.tailguard.model.ParameterShapes;
 import java.util.Optional;
 
 /**
- * A V:N:M sparsity pattern (ALGORITHMS.md §8): a weight [rows, cols] is tiled into blocks of V rows
+ * A V:N:M sparsity pattern (docs/algorithms.md, "V:N:M sparsity"): a weight [rows, cols] is tiled into blocks of V rows
  * × M columns; each block keeps the same 4 columns for all its V rows, and each row keeps N = 2 of
  * those 4 (2:4, the Sparse Tensor Core format). Density 2/M.
  *

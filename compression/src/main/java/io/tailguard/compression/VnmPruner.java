@@ -11,7 +11,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * V:N:M pruning of every decoder linear layer of a Qwen3 model (ALGORITHMS.md §8): importance
+ * V:N:M pruning of every decoder linear layer of a Qwen3 model (docs/algorithms.md, "V:N:M sparsity"): importance
  * scores, V:N:M-aware channel permutation folded into the neighbouring layers, and mask selection.
  *
  * <p>Two fold groups per decoder layer, the only channel permutations that leave the dense model's

@@ -4,7 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Mask selection under a V:N:M pattern (ALGORITHMS.md §8). For every block of V rows × M columns it
+ * Mask selection under a V:N:M pattern (docs/algorithms.md, "V:N:M sparsity"). For every block of V rows × M columns it
  * tries each of the C(M, 4) column choices, as VENOM's reference does, scores a choice by what the
  * block would finally keep (Σ over its rows of the row's top 2 among the 4 columns), keeps the best
  * (the first in lexicographic order on ties), then keeps each row's top 2 of those 4. Scoring the

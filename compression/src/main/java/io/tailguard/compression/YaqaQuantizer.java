@@ -11,7 +11,7 @@ import java.util.SplittableRandom;
 
 /**
  * Post-training quantization of every linear layer of a Qwen3 model: RTN, LDLQ, or YAQA with
- * Sketch A or B factors (ALGORITHMS.md §7), all with the same incoherence processing and the same
+ * Sketch A or B factors (docs/algorithms.md, "YAQA, LDLQ and RTN"), all with the same incoherence processing and the same
  * per-group scalar quantizer, so the methods differ only in how they round.
  *
  * <p>Factors come from the original model in one sweep (each layer's Hessian is taken at the

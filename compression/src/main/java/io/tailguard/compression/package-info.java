@@ -1,6 +1,6 @@
 /**
  * Post-training compression of Qwen3 checkpoints: YAQA adaptive rounding and its baselines
- * (ALGORITHMS.md §7), and V:N:M sparsity (§8). Engine only; the actor, the {@code compress} CLI and
+ * (docs/algorithms.md, "YAQA, LDLQ and RTN"), and V:N:M sparsity (docs/algorithms.md, "V:N:M sparsity"). Engine only; the actor, the {@code compress} CLI and
  * the V:N:M LoRA recovery (which trains, so needs {@code learner}) live in {@code actors}.
  *
  * <p>V:N:M choices where §8 leaves a detail open:

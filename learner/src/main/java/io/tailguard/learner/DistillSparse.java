@@ -13,7 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * DistillSparse (ALGORITHMS.md §6): after each policy update, the base θ is frozen and only the
+ * DistillSparse (docs/algorithms.md, "DistillSparse"): after each policy update, the base θ is frozen and only the
  * sparse actor's LoRA φ is updated, on the same trajectories, with
  *
  * <pre>

@@ -6,7 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import io.tailguard.model.Scalars;
 
 /**
- * GRPO with truncated importance sampling (ALGORITHMS.md §5), on the log-probs of sampled tokens:
+ * GRPO with truncated importance sampling (docs/algorithms.md, "GRPO with truncated importance sampling (TIS)"), on the log-probs of sampled tokens:
  *
  * <pre>
  *   L = −(1/T) Σ_t  min(π_old/π_inf, C) · min(ρ_t Â_t, clip(ρ_t, 1−ε_low, 1+ε_high) Â_t),   ρ_t = π_θ/π_old
@@ -132,7 +132,7 @@ public final class GrpoObjective {
      * The k3 estimator of KL(π_θ ‖ π_ref) on tokens sampled from π_θ (Schulman's
      * {@code r − 1 − log r}, r = π_ref/π_θ), averaged over the tokens: non-negative per token, zero
      * only where the two agree; differentiable in logpTheta [T]. DistillSparse's penalty between the
-     * sparse actor with its LoRA (θ) and the dense policy (ref), ALGORITHMS.md §6.
+     * sparse actor with its LoRA (θ) and the dense policy (ref), docs/algorithms.md, "DistillSparse".
      */
     public static NDArray klK3(NDArray logpTheta, float[] logpRef) {
         int t = logpRef.length;

@@ -22,7 +22,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * A learner checkpoint (DESIGN.md "Files on disk"): the model checkpoint plus optimizer.safetensors
+ * A learner checkpoint (docs/architecture.md, "Files on disk"): the model checkpoint plus optimizer.safetensors
  * (AdamW's first and second moments by parameter name, as {@code m/NAME} and {@code v/NAME}) and
  * trainer-state.json (step, optimizer step count, data cursor, seed). Written atomically with the
  * rest of the directory. Randomness in training is counter-based (each step derives its seeds

@@ -12,7 +12,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The Qwen3 decoder (ALGORITHMS.md §1) on DJL's PyTorch engine.
+ * The Qwen3 decoder (docs/algorithms.md, "The policy model (Qwen3)") on DJL's PyTorch engine.
  *
  * <p>Three ways in: {@link #forward} (full causal pass, no cache: training and teacher-forced
  * scoring), {@link #prefill} (chunked, fills a {@link KvCache}) and {@link #decode} (one token per

@@ -31,7 +31,7 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
- * A checkpoint directory in the Hugging Face layout (see DESIGN.md, "Files on disk"): config.json,
+ * A checkpoint directory in the Hugging Face layout (docs/architecture.md, "Files on disk"): config.json,
  * model.safetensors, tokenizer.json, optional extra files, and manifest.json.
  */
 public final class CheckpointDir {

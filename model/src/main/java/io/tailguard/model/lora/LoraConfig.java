@@ -7,7 +7,7 @@ import java.util.List;
 /**
  * A LoRA's shape: rank r, alpha (the update is scaled by alpha / r, as in PEFT) and the linear
  * modules it adapts, by Hugging Face name. The default adapts all seven linear modules of every
- * layer with r = 8 and alpha = 16 (ALGORITHMS.md §6: alpha 16 on all linear layers; the rank was not
+ * layer with r = 8 and alpha = 16 (docs/algorithms.md, "DistillSparse": alpha 16 on all linear layers; the rank was not
  * published).
  */
 public record LoraConfig(int rank, double alpha, List<String> targetModules) {

@@ -21,7 +21,7 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The α tail of a schedule on task prompts (ALGORITHMS.md §3), offline: sparse trajectories are
+ * The α tail of a schedule on task prompts (docs/algorithms.md, "The α mismatch and its tail"), offline: sparse trajectories are
  * sampled at temperature 1 under the schedule (Block-Top-k, dense layers {0, 1}), capturing the
  * sampler's distributions (all of them when the vocabulary has at most {@link #FULL_CAPTURE_VOCAB}
  * tokens, else the top {@link Acceptance#DEFAULT_TOP_K}), and a share of them is probed densely with
@@ -59,7 +59,7 @@ public final class TailMeasurement {
     }
 
     /**
-     * As above, with a LoRA that only the sparse actor uses (DistillSparse, ALGORITHMS.md §6): it is
+     * As above, with a LoRA that only the sparse actor uses (DistillSparse, docs/algorithms.md, "DistillSparse"): it is
      * merged into the weights while sampling and off while the dense probe scores, whatever its
      * state before (restored exactly after each). Null measures the model as it is.
      */
