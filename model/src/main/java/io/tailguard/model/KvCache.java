@@ -122,7 +122,7 @@ public final class KvCache implements AutoCloseable {
     /**
      * Gathers whole key pages of one layer by row: page p of sequence b, KV head h is row
      * (b * kvHeads + h) * capacity/16 + p. {@code rows} is int64 of any shape S; returns the keys as
-     * [S..., 16 * D] (token-major within a page), attached to rows' manager. Only those pages are read.
+     * [S..., PAGE * D] (token-major within a page), attached to rows' manager. Only those pages are read.
      * {@link #gatherValuePages} takes the same rows; a kernel can use one gather before it makes the
      * other, so that only one copy is alive at a time.
      *
@@ -135,7 +135,7 @@ public final class KvCache implements AutoCloseable {
         return gatherRows(keyRows[layer], rows);
     }
 
-    /** The value pages of the same rows as {@link #gatherKeyPages}, [S..., 16 * D]. */
+    /** The value pages of the same rows as {@link #gatherKeyPages}, [S..., PAGE * D]. */
     public NDArray gatherValuePages(int layer, NDArray rows) {
         return gatherRows(valueRows[layer], rows);
     }

@@ -155,7 +155,7 @@ public final class Calibration {
     }
 
     /**
-     * Per bin, the cheapest candidate (ascending) whose tail p5 ≥ τ; max(48, bin end) (dense within
+     * Per bin, the cheapest candidate (ascending) whose tail p5 ≥ τ; max(MIN_BUDGET, bin end) (dense within
      * the bin) when none does; then {@link Budgets#makeNonDecreasing} with the bins no candidate's
      * tokens reached as its unreached bins: such a bin takes the previous bin's budget (leading ones
      * the first reached bin's), and budgets never decrease (a running max).

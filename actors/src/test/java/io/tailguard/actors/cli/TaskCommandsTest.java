@@ -220,6 +220,17 @@ class TaskCommandsTest {
     }
 
     @Test
+    void calibrateWritesTheDenseLayersItMeasuredWith() throws IOException {
+        Path out = tmp.resolve("dense-layers.conf");
+        lastJson(cli("calibrate", "--checkpoint", ckpt, "--task", "kv-recall", "--tau", "0.86", "--budgets", "48",
+                "--contexts", "100", "--n", "1", "--bin-width", "64", "--dense-layers", "2,0", "--out", out.toString(), "--json"));
+        assertTrue(Files.readString(out).contains("dense-layers = [0, 2]"), Files.readString(out));
+        assertEquals(Set.of(0, 2), Schedule.parse(out).denseLayers());
+        assertBadInput(cli("calibrate", "--checkpoint", ckpt, "--task", "kv-recall", "--tau", "0.86", "--dense-layers", "0,-1",
+                "--out", tmp.resolve("x.conf").toString()), "--dense-layers");
+    }
+
+    @Test
     void calibrateRefusesATauOutsideTheUnitInterval() {
         for (String tau : new String[] {"0", "1.5", "-0.2"}) {
             assertBadInput(cli("calibrate", "--checkpoint", ckpt, "--task", "kv-recall", "--tau", tau,

@@ -105,6 +105,77 @@ class BudgetsTest {
         assertEquals(List.of("lower 1 to 128 after 2", "raise 1 to 256 from 0", "raise 2 to 256 from 1"), moves);
     }
 
+    /** The offline calibration's repair as it was written before the one repair: fill, then a running max. */
+    static int[] calibrationReference(Integer[] pick) {
+        Integer first = null;
+        for (Integer p : pick) {
+            if (p != null) {
+                first = p;
+                break;
+            }
+        }
+        int[] out = new int[pick.length];
+        int previous = first;
+        for (int i = 0; i < pick.length; i++) {
+            int b = pick[i] != null ? pick[i] : previous;
+            out[i] = Math.max(b, i > 0 ? out[i - 1] : b);
+            previous = out[i];
+        }
+        return out;
+    }
+
+    /** The controller's repair as it was written before (on plain values): idle bins follow down, then a carry. */
+    static int[] controllerReference(int[] budgets, boolean[] idle) {
+        int[] b = budgets.clone();
+        for (int i = b.length - 2; i >= 0; i--) {
+            if (b[i] > b[i + 1] && idle[i]) {
+                b[i] = b[i + 1];
+            }
+        }
+        for (int i = 1; i < b.length; i++) {
+            b[i] = Math.max(b[i], b[i - 1]);
+        }
+        return b;
+    }
+
+    @Test
+    void givesWhatTheTwoRepairsItReplacesGaveOnRandomBins() {
+        java.util.Random r = new java.util.Random(7);
+        for (int trial = 0; trial < 20_000; trial++) {
+            int n = 1 + r.nextInt(8);
+            int[] budgets = new int[n];
+            boolean[] reached = new boolean[n];
+            Integer[] pick = new Integer[n];
+            boolean any = false;
+            for (int i = 0; i < n; i++) {
+                budgets[i] = 16 * (3 + r.nextInt(20));
+                reached[i] = r.nextInt(3) > 0;
+                pick[i] = reached[i] ? budgets[i] : null;
+                any |= reached[i];
+            }
+            // the controller: every bin has a budget, unreached = idle
+            assertArrayEquals(controllerReference(budgets, invert(reached)), Budgets.makeNonDecreasing(budgets, reached),
+                    java.util.Arrays.toString(budgets) + " " + java.util.Arrays.toString(reached));
+            // calibration: unreached bins have none
+            if (any) {
+                int[] none = budgets.clone();
+                for (int i = 0; i < n; i++) {
+                    none[i] = reached[i] ? budgets[i] : NONE;
+                }
+                assertArrayEquals(calibrationReference(pick), Budgets.makeNonDecreasing(none, reached),
+                        java.util.Arrays.toString(none));
+            }
+        }
+    }
+
+    private static boolean[] invert(boolean[] b) {
+        boolean[] out = new boolean[b.length];
+        for (int i = 0; i < b.length; i++) {
+            out[i] = !b[i];
+        }
+        return out;
+    }
+
     @Test
     void refusesBinsWithNoBudgetAtAllAndReachedBinsWithout() {
         assertThrows(IllegalArgumentException.class, () -> Budgets.makeNonDecreasing(new int[] {NONE, NONE}, new boolean[] {false, false}));
