@@ -9,7 +9,6 @@ import io.tailguard.model.io.AtomicFiles;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.recipes.Calibration;
-import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.generation.GenerationRequest;
 import io.tailguard.rollout.generation.Generator;
 import io.tailguard.rollout.generation.SamplingParams;
