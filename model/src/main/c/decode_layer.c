@@ -1,6 +1,6 @@
 /*
  * The decoder layer of one decode step, everything but attention, for float32 on the CPU
- * (ALGORITHMS.md §1; Qwen3Model.decode calls it when the library is loaded).
+ * (docs/algorithms.md, "The policy model (Qwen3)"; Qwen3Model.decode calls it when the library is loaded).
  *
  * At decode sizes (a few rows of activations against megabytes of weights) a layer is bound by
  * reading its weights once, and by the fixed cost of every tensor op: through libtorch a layer is
@@ -16,7 +16,7 @@
  * (tg_pool.h); each rows block is read from memory once and reused from cache for every sequence.
  * Layouts (row-major, float32, contiguous) are the model's: weights [out, in] as Hugging Face stores
  * them, q/k/v rows stacked (heads·D, kvh·D, kvh·D), gate/up stacked (I, I); x [B, H]; q out
- * [B, heads, D] (= [B, kvh, r, D]); keys, values [B, kvh, cap, D]; landmarks [B, kvh, cap/16, D];
+ * [B, heads, D] (= [B, kvh, r, D]); keys, values [B, kvh, cap, D]; landmarks [B, kvh, cap/PAGE, D];
  * cos, sin [positions, D].
  *
  * Built with -mavx2 -mfma; the Java side (NativeDecode) loads it only on a CPU that has both.
@@ -26,10 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_page.h"
 #include "tg_pool.h"
 #include "tg_util.h"
-
-#define PAGE 16
 
 __m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
 
@@ -187,6 +186,12 @@ static void head_norm_rope(const float *x, const float *w, const float *cos, con
 
 static void oom(JNIEnv *env) {
     (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/OutOfMemoryError"), "native decode scratch");
+}
+
+JNIEXPORT jint JNICALL Java_io_tailguard_model_NativeDecode_pageSize(JNIEnv *env, jclass cls) {
+    (void) env;
+    (void) cls;
+    return PAGE;
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttention(JNIEnv *env, jclass cls,

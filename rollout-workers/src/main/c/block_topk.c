@@ -1,16 +1,17 @@
 /*
- * Block-Top-k sparse decode attention over the paged KV cache, read in place (ALGORITHMS.md §2).
+ * Block-Top-k sparse decode attention over the paged KV cache, read in place (docs/algorithms.md,
+ * "Block-Top-k sparse decode attention").
  *
  * One call serves one sparse layer of one decode step. For every (sequence b, KV head h) it scores
  * the candidate pages' landmarks with the group's mean query, keeps the sink page, the two most
- * recent pages and the best budget/16 - 3 candidates, and attends exactly over the kept tokens:
+ * recent pages and the best budget/PAGE - 3 candidates, and attends exactly over the kept tokens:
  * the keys and values of those pages are read where the cache holds them, never copied, and no
  * other page is touched. The Java side (NativeBlockTopK) owns the layout contract:
  *   keys, values  [B, kvh, cap, D]    float32, contiguous
- *   marks         [B, kvh, cap/16, D] float32, page landmarks (mean key of each full page)
+ *   marks         [B, kvh, cap/PAGE, D] float32, page landmarks (mean key of each full page)
  *   q, out        [B, kvh, r, D]      float32, contiguous (q already carries the 1/sqrt(D) scale)
  *   lengths[b]    tokens of sequence b (this step's included); keep[b] pages it keeps
- * keep[b] >= ceil(lengths[b]/16) means "every page" (a sequence that fits its budget).
+ * keep[b] >= ceil(lengths[b]/PAGE) means "every page" (a sequence that fits its budget).
  *
  * Work items are the B * kvh (sequence, head) pairs, claimed one at a time by the calling thread
  * and the helper threads of tg_pool.h (model/src/main/c), which spin briefly after their last item
@@ -23,10 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_page.h"   /* model/src/main/c: the page size, checked against KvCache.PAGE at load */
 #include "tg_pool.h"   /* model/src/main/c: the helper threads */
 #include "tg_util.h"
 
-#define PAGE 16
 #define PF 4          /* pages prefetched ahead, keys and values */
 
 __m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
@@ -232,6 +233,12 @@ static void attend_item(void *ctx, int item, int worker) {
 }
 
 /* --------------------------------------------------------------------------------------- JNI */
+
+JNIEXPORT jint JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_pageSize(JNIEnv *env, jclass cls) {
+    (void) env;
+    (void) cls;
+    return PAGE;
+}
 
 JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(JNIEnv *env, jclass cls,
         jobject keys, jobject values, jobject marks, jobject q, jobject out, jintArray lengthsArr, jintArray keepArr,

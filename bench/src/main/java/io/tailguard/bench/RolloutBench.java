@@ -11,6 +11,7 @@ import io.tailguard.model.KvCache;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.Budgets;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import picocli.CommandLine.ArgGroup;
@@ -22,7 +23,6 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
@@ -50,7 +50,8 @@ final class RolloutBench implements Callable<Integer> {
     Sparsity sparsity;
 
     static final class Sparsity {
-        @Option(names = "--budget", description = "A fixed KV budget in tokens (a multiple of 16, >= 48).")
+        @Option(names = "--budget", description = "A fixed KV budget in tokens (a multiple of " + KvCache.PAGE + ", >= "
+                + Budgets.MIN_BUDGET + "; the default dense layers).")
         Integer budget;
 
         @Option(names = "--schedule", description = "A schedule file (config/schedules/).")
@@ -59,6 +60,10 @@ final class RolloutBench implements Callable<Integer> {
         Schedule resolve() {
             if (schedule != null) {
                 return Schedule.parse(schedule);
+            }
+            String problem = Budgets.problem(budget);
+            if (problem != null) {
+                throw new BadInput("--budget: budget " + budget + " " + problem);
             }
             return Schedule.fixed(budget);
         }
@@ -125,8 +130,8 @@ final class RolloutBench implements Callable<Integer> {
             out.put("batch", batch);
             out.put("context", context);
             out.put("new_tokens", newTokens);
-            CostModel cost = new CostModel(model.config(), CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
-                    CostModel.DEFAULT_DENSE_LAYERS, batch);
+            // the schedule's dense layers, as the sparse kernel's
+            CostModel cost = new CostModel(model.config(), CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()), batch);
             double denseCost = 0;
             double sparseCost = 0;
             for (int len = context + 1; len <= context + newTokens; len++) {

@@ -13,17 +13,22 @@ import java.util.Arrays;
  * A paged key/value cache for a batch of sequences.
  *
  * <p>Each sequence owns a run of pages of {@link #PAGE} tokens; page p holds positions
- * [16p, 16p + 16). Per layer, keys and values live in one tensor [B, kvHeads, capacity, D] so that
- * dense attention reads a sequence's pages as one contiguous slice, and a sparse kernel addresses
- * them by page index. Every full page keeps its landmark, the mean of its (post-RoPE) keys, in
- * [B, kvHeads, capacity / 16, D]; a landmark is computed when its page fills, so it is always the
- * mean of exactly the 16 keys the page holds. The partial last page has no landmark: sparse
+ * [p·PAGE, (p + 1)·PAGE). Per layer, keys and values live in one tensor [B, kvHeads, capacity, D] so
+ * that dense attention reads a sequence's pages as one contiguous slice, and a sparse kernel
+ * addresses them by page index. Every full page keeps its landmark, the mean of its (post-RoPE) keys,
+ * in [B, kvHeads, capacity / PAGE, D]; a landmark is computed when its page fills, so it is always the
+ * mean of exactly the PAGE keys the page holds. The partial last page has no landmark: sparse
  * attention always keeps the most recent pages, so it never needs one.
  *
  * <p>Sequences may have different lengths. Positions at or beyond a sequence's length hold
  * whatever padding wrote there; attention masks them, and decode overwrites them in order.
  */
 public final class KvCache implements AutoCloseable {
+    /**
+     * Tokens per page: the one definition of the page size. Budgets, bins, the sparse kernel, its
+     * mask and the cost model all use this constant; the native kernels, which need a C constant,
+     * have a copy in src/main/c/tg_page.h that {@link NativeLibraries#load} checks against this one.
+     */
     public static final int PAGE = 16;
 
     private final NDManager manager;
@@ -117,7 +122,7 @@ public final class KvCache implements AutoCloseable {
     /**
      * Gathers whole key pages of one layer by row: page p of sequence b, KV head h is row
      * (b * kvHeads + h) * capacity/16 + p. {@code rows} is int64 of any shape S; returns the keys as
-     * [S..., 16 * D] (token-major within a page), attached to rows' manager. Only those pages are read.
+     * [S..., PAGE * D] (token-major within a page), attached to rows' manager. Only those pages are read.
      * {@link #gatherValuePages} takes the same rows; a kernel can use one gather before it makes the
      * other, so that only one copy is alive at a time.
      *
@@ -130,7 +135,7 @@ public final class KvCache implements AutoCloseable {
         return gatherRows(keyRows[layer], rows);
     }
 
-    /** The value pages of the same rows as {@link #gatherKeyPages}, [S..., 16 * D]. */
+    /** The value pages of the same rows as {@link #gatherKeyPages}, [S..., PAGE * D]. */
     public NDArray gatherValuePages(int layer, NDArray rows) {
         return gatherRows(valueRows[layer], rows);
     }

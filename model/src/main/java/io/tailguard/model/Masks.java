@@ -32,7 +32,7 @@ final class Masks {
 
     /**
      * Page visibility [B, kvh, c, pages] (boolean) -> additive [B, kvh, c, span] over key positions
-     * [0, span): key j is hidden where its page j / 16 is not visible.
+     * [0, span): key j is hidden where its page j / KvCache.PAGE is not visible.
      */
     static NDArray pages(NDArray visible, int span) {
         Shape s = visible.getShape();

@@ -15,7 +15,8 @@ import java.util.Map;
 final class NativeDecode {
     static final String PROPERTY = "tailguard.decode.kernel";
     static final String RESOURCE = "/native/linux-x86_64/libtailguard_decode.so";
-    static final NativeLibraries.Library LIBRARY = NativeLibraries.load(NativeDecode.class, RESOURCE, PROPERTY);
+    static final NativeLibraries.Library LIBRARY = NativeLibraries.load(NativeDecode.class, RESOURCE, PROPERTY,
+            NativeDecode::pageSize);
 
     private NativeDecode() {
     }
@@ -60,10 +61,13 @@ final class NativeDecode {
         return !a.getDevice().isGpu() && a.getDataType() == DataType.FLOAT32;
     }
 
+    /** The page in tokens the library was compiled with (src/main/c/tg_page.h); must be {@link KvCache#PAGE}. */
+    static native int pageSize();
+
     /**
      * Norm, q/k/v product, q/k norms, RoPE and q's 1/√D of one layer; writes q [B, heads, D] and this
      * step's keys and values into the cache at positions[b] (with the landmark of every page that
-     * fills). x [B, H]; keys, values [B, kvh, cap, D]; marks [B, kvh, cap/16, D].
+     * fills). x [B, H]; keys, values [B, kvh, cap, D]; marks [B, kvh, cap/PAGE, D].
      */
     static native void preAttention(ByteBuffer x, ByteBuffer inNorm, ByteBuffer qkv, ByteBuffer qNorm, ByteBuffer kNorm,
                                     ByteBuffer cos, ByteBuffer sin, int[] positions, ByteBuffer q,

@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Locale;
+import java.util.function.IntSupplier;
 
 /**
  * The project's own native kernels (C with AVX2/FMA over JNI, compiled by the Maven build with the
@@ -59,10 +60,29 @@ public final class NativeLibraries {
     /**
      * Loads a library from a jar resource, for {@code owner}'s native methods, chosen by the system
      * property {@code property}. A library that cannot load (another platform, a CPU without AVX2
-     * and FMA, not in the build) says why.
+     * and FMA, not in the build) says why. C needs the page size as a compile-time constant, so the
+     * kernels have their own copy (src/main/c/tg_page.h); {@code pageSize}, the library's native
+     * method that returns it, must give {@link KvCache#PAGE}, or the library counts as not loaded and
+     * its libtorch twin runs (the tests that expect the native kernels then fail, naming both).
      */
-    public static Library load(Class<?> owner, String resource, String property) {
-        return new Library(property, loadReason(owner, resource));
+    public static Library load(Class<?> owner, String resource, String property, IntSupplier pageSize) {
+        String reason = loadReason(owner, resource);
+        if (reason == null) {
+            reason = pageReason(resource, pageSize);
+        }
+        return new Library(property, reason);
+    }
+
+    /** Null when the library's page is KvCache.PAGE, else why it cannot serve. */
+    static String pageReason(String resource, IntSupplier pageSize) {
+        try {
+            int page = pageSize.getAsInt();
+            return page == KvCache.PAGE ? null
+                    : resource + " was built with pages of " + page + " tokens, but KvCache.PAGE is " + KvCache.PAGE
+                    + " (rebuild it with tg_page.h's PAGE = KvCache.PAGE)";
+        } catch (UnsatisfiedLinkError e) {
+            return resource + " has no page size to check (" + e.getMessage() + "); rebuild it";
+        }
     }
 
     private static String loadReason(Class<?> owner, String resource) {

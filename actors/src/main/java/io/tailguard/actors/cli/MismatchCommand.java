@@ -1,6 +1,7 @@
 package io.tailguard.actors.cli;
 
 import io.tailguard.model.Devices;
+import io.tailguard.model.KvCache;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.lora.LoraAdapter;
@@ -8,6 +9,7 @@ import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.eval.TailMeasurement;
+import io.tailguard.rollout.sparse.Budgets;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
 import io.tailguard.rollout.tasks.Task;
@@ -25,7 +27,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "mismatch", mixinStandardHelpOptions = true,
         description = {"The per-token acceptance rate alpha = sum_v min(p, q) between sparse rollouts under a schedule "
-                + "and the dense policy with the same weights, by position bin (ALGORITHMS.md §3).",
+                + "and the dense policy with the same weights, by position bin (docs/algorithms.md, \"The α mismatch and its tail\").",
                 "Samples N trajectories at temperature 1 under the schedule (exact alpha when the vocabulary has at "
                         + "most 4096 tokens, else from both sides' top 20), scores a share of them densely, teacher-forced.",
                 "With --lora, the sparse actor samples with the LoRA; the dense probe does not use it.",
@@ -59,7 +61,8 @@ final class MismatchCommand implements Callable<Integer> {
     @Option(names = "--context", defaultValue = "512", description = "Prompt length in tokens of a built-in task (default: ${DEFAULT-VALUE}).")
     int context;
 
-    @Option(names = "--bin-width", defaultValue = "2048", description = "Position bin width in tokens, a multiple of 16 (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--bin-width", defaultValue = "2048", description = "Position bin width in tokens, a multiple of "
+            + KvCache.PAGE + " (default: ${DEFAULT-VALUE}).")
     int binWidth;
 
     @Option(names = "--probe-fraction", defaultValue = "1", description = "Share of trajectories probed, in (0, 1] (default: ${DEFAULT-VALUE}).")
@@ -155,8 +158,8 @@ final class MismatchCommand implements Callable<Integer> {
         if (maxNew < 1) {
             throw new BadInput("--max-new must be >= 1, got " + maxNew);
         }
-        if (binWidth < 16 || binWidth % 16 != 0) {
-            throw new BadInput("--bin-width must be a positive multiple of 16, got " + binWidth);
+        if (!Budgets.validBinWidth(binWidth)) {
+            throw new BadInput("--bin-width must be " + Budgets.BIN_WIDTH_RULE + ", got " + binWidth);
         }
     }
 }

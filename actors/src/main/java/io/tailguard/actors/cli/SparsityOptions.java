@@ -1,5 +1,7 @@
 package io.tailguard.actors.cli;
 
+import io.tailguard.model.KvCache;
+import io.tailguard.rollout.sparse.Budgets;
 import io.tailguard.rollout.sparse.Schedule;
 import picocli.CommandLine.Option;
 
@@ -10,7 +12,8 @@ final class SparsityOptions {
     @Option(names = "--schedule", description = "A schedule file (format: config/schedules/README.md).")
     Path schedule;
 
-    @Option(names = "--budget", description = "One KV budget in tokens at every length (a multiple of 16, >= 48).")
+    @Option(names = "--budget", description = "One KV budget in tokens at every length (a multiple of " + KvCache.PAGE
+            + ", >= " + Budgets.MIN_BUDGET + "; the default dense layers).")
     Integer budget;
 
     /** The schedule; errors name the file, the key and the reason. */
@@ -18,11 +21,11 @@ final class SparsityOptions {
         if (schedule != null) {
             return Schedule.parse(schedule);
         }
-        try {
-            return Schedule.fixed(budget);
-        } catch (IllegalArgumentException e) {
-            throw new BadInput("--" + e.getMessage());
+        String problem = Budgets.problem(budget);
+        if (problem != null) {
+            throw new BadInput("--budget: budget " + budget + " " + problem);
         }
+        return Schedule.fixed(budget);
     }
 
     /** Dense when the group was not given. */

@@ -3,20 +3,17 @@ package io.tailguard.actors.cli;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigValueFactory;
 import io.tailguard.model.Devices;
-import io.tailguard.model.KvCache;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.AtomicFiles;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
-import io.tailguard.rollout.eval.Evaluator;
+import io.tailguard.recipes.Calibration;
 import io.tailguard.rollout.generation.GenerationRequest;
 import io.tailguard.rollout.generation.Generator;
 import io.tailguard.rollout.generation.SamplingParams;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
-import io.tailguard.rollout.sparse.BudgetController;
 import io.tailguard.rollout.sparse.Schedule;
-import io.tailguard.rollout.sparse.TailStats;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
@@ -40,7 +37,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -80,6 +76,7 @@ final class TrainCommand implements Callable<Integer> {
             s = RunSettings.parse(c, where);
         }
         Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
+        Set<Integer> denseLayers = startDenseLayers(s);
         RunRecorder recorder = new RunRecorder(System.err, s.train().steps());
         long t0 = System.nanoTime();
         RunObserver.Finished fin;
@@ -102,8 +99,10 @@ final class TrainCommand implements Callable<Integer> {
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         List<RunObserver.Window> windows = recorder.windows();
+        // the controller keeps its start schedule's dense layers in every schedule it makes
         Schedule finalSchedule = windows.isEmpty() ? Schedule.dense()
-                : Schedule.ofBins(s.controller().binWidth(), windows.get(windows.size() - 1).budgets());
+                : Schedule.ofBins(s.controller().binWidth(), windows.get(windows.size() - 1).budgets())
+                .withDenseLayers(denseLayers);
         double[] speedups = Files.isDirectory(lastPolicy)
                 ? measuredSpeedups(s, lastPolicy, compare == null ? List.of(finalSchedule) : List.of(finalSchedule, compare))
                 : new double[] {Double.NaN, Double.NaN};
@@ -141,6 +140,22 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * The dense layers of the configured start schedule, which the controller keeps in every schedule
+     * it makes; the default when it starts dense or the file cannot be read here (the node names a
+     * bad file itself, and a restarted controller starts from its persisted schedule).
+     */
+    private static Set<Integer> startDenseLayers(RunSettings s) {
+        if (s.startSchedule().isBlank()) {
+            return Schedule.DEFAULT_DENSE_LAYERS;
+        }
+        try {
+            return Schedule.parse(Path.of(s.startSchedule())).denseLayers();
+        } catch (IllegalArgumentException e) {
+            return Schedule.DEFAULT_DENSE_LAYERS;
+        }
+    }
+
     /** The compressed option's summary with shares and α rounded (3 decimals), per-bin p5 as a list (null: no tokens). */
     static Map<String, Object> compressedRow(Map<String, Object> c) {
         Map<String, Object> m = new LinkedHashMap<>(c);
@@ -157,12 +172,10 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /**
-     * {@code tailguard.controller.schedule = calibrate}: the published offline calibration (as
-     * `calibrate` does it) on the warm start, written once to {@code <out>/calibrated.conf} (a resumed
-     * run reuses it). Prompts: {@link #CALIBRATION_PROMPTS} per context, at context-min and
-     * context-max, from their own prompt stream (seed + 1000003, apart from training and held-out
-     * prompts); candidates: the controller's ladder (min-budget × ladder-ratio^k, page-rounded,
-     * under context-max) and context-max; τ and bin width are the controller's.
+     * {@code tailguard.controller.schedule = calibrate}: the published offline calibration on the
+     * warm start ({@link Calibration#forRun}: the controller's ladder as candidates, its τ and bin
+     * width, prompts of its own stream at context-min and context-max), written once to
+     * {@code <out>/calibrated.conf} (a resumed run reuses it).
      */
     static Path calibrateAtStart(RunSettings s, Path start) throws java.io.IOException {
         Path file = s.train().out().resolve("calibrated.conf");
@@ -171,33 +184,17 @@ final class TrainCommand implements Callable<Integer> {
             return file;
         }
         var ctl = s.controller();
-        // the controller's own rungs for the bin that ends at context-max (its top rung: context-max, dense)
-        int[] candidates = BudgetController.ladder(ctl,
-                (s.train().contextMax() + KvCache.PAGE - 1) / KvCache.PAGE * KvCache.PAGE);
-        long seed = s.train().seed() + 1_000_003L;
-        Tokenizer tok = Tokenizers.fromCheckpoint(start);
-        List<CalibrateCommand.Group> groups = new ArrayList<>();
-        for (int ctx : new TreeSet<>(List.of(s.train().contextMin(), s.train().contextMax()))) {
-            Task t = Tasks.builtin(s.train().task(), ctx);
-            groups.add(new CalibrateCommand.Group("context " + ctx, t, Evaluator.prompts(t, CALIBRATION_PROMPTS, seed)));
-        }
         long t0 = System.nanoTime();
-        Schedule schedule;
-        try (Qwen3Model model = ModelLoader.load(start, Devices.parse("cpu"))) {
-            List<TailStats> tables = CalibrateCommand.measure(model, tok, groups, candidates,
-                    ctl.binWidth(), seed, 8, 64, null, false);
-            schedule = Schedule.ofBins(ctl.binWidth(), CalibrateCommand.choose(candidates, tables, ctl.tau(), ctl.binWidth()));
-        }
+        Calibration.Result r = Calibration.forRun(start, s.train().task(), s.train().contextMin(), s.train().contextMax(),
+                s.train().seed(), ctl, Calibration.Listener.linesOnly(System.err::println));
+        Schedule schedule = r.schedule();
         AtomicFiles.writeString(file, "# Written by `tailguard train` (tailguard.controller.schedule = calibrate) from "
-                + start + " at tau " + ctl.tau() + "\n# candidate budgets " + Arrays.toString(candidates) + ", bin width "
+                + start + " at tau " + ctl.tau() + "\n# candidate budgets " + Arrays.toString(r.candidates()) + ", bin width "
                 + ctl.binWidth() + "; format: config/schedules/README.md\n" + schedule.toHocon());
         System.err.printf(Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s%n",
                 Arrays.toString(schedule.budgets()), ctl.tau(), (System.nanoTime() - t0) / 1e9, file);
         return file;
     }
-
-    /** Calibration prompts per context length when the run calibrates at its start. */
-    static final int CALIBRATION_PROMPTS = 24;
 
     /**
      * Decode wall time of one rollout batch (a lease's prompts × G at the run's contexts, sampled at

@@ -5,7 +5,6 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.tailguard.rollout.sparse.Schedule;
-import io.tailguard.rollout.sparse.TailStats;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -18,7 +17,6 @@ import java.util.Set;
 
 import static io.tailguard.actors.cli.CliBadInputTest.assertBadInput;
 import static io.tailguard.actors.cli.CliBadInputTest.cli;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -222,27 +220,14 @@ class TaskCommandsTest {
     }
 
     @Test
-    void calibratePicksTheCheapestBudgetMeetingTauPerBin() {
-        int[] budgets = {48, 96, 160};
-        double[][] p5 = { // [budget][bin]; NaN: no tokens
-                {1.0, 0.5, Double.NaN, 0.95, 0.1},
-                {1.0, 0.9, Double.NaN, 0.5, 0.2},
-                {1.0, 0.99, Double.NaN, 0.9, 0.3}};
-        List<TailStats> tables = new java.util.ArrayList<>();
-        for (double[] row : p5) {
-            TailStats t = new TailStats(64);
-            for (int bin = 0; bin < row.length; bin++) {
-                if (!Double.isNaN(row[bin])) {
-                    for (int k = 0; k < 20; k++) {
-                        t.add(bin * 64 + k, row[bin]);
-                    }
-                }
-            }
-            tables.add(t);
-        }
-        // bin 0: 48; bin 1: 96; bin 2 unreached: inherits 96; bin 3: 48 meets tau, running max keeps 96;
-        // bin 4: nothing meets tau: dense within the bin, its end 5 * 64 = 320.
-        assertArrayEquals(new int[] {48, 96, 96, 96, 320}, CalibrateCommand.choose(budgets, tables, 0.86, 64));
+    void calibrateWritesTheDenseLayersItMeasuredWith() throws IOException {
+        Path out = tmp.resolve("dense-layers.conf");
+        lastJson(cli("calibrate", "--checkpoint", ckpt, "--task", "kv-recall", "--tau", "0.86", "--budgets", "48",
+                "--contexts", "100", "--n", "1", "--bin-width", "64", "--dense-layers", "2,0", "--out", out.toString(), "--json"));
+        assertTrue(Files.readString(out).contains("dense-layers = [0, 2]"), Files.readString(out));
+        assertEquals(Set.of(0, 2), Schedule.parse(out).denseLayers());
+        assertBadInput(cli("calibrate", "--checkpoint", ckpt, "--task", "kv-recall", "--tau", "0.86", "--dense-layers", "0,-1",
+                "--out", tmp.resolve("x.conf").toString()), "--dense-layers");
     }
 
     @Test

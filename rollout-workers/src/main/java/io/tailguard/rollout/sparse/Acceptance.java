@@ -2,7 +2,7 @@ package io.tailguard.rollout.sparse;
 
 /**
  * The per-token acceptance rate between the dense policy p and the sparse actor q at one position
- * (ALGORITHMS.md §3): α = Σ_v min(p(v), q(v)) = 1 − TV(p, q), the speculative-decoding acceptance
+ * (docs/algorithms.md, "The α mismatch and its tail"): α = Σ_v min(p(v), q(v)) = 1 − TV(p, q), the speculative-decoding acceptance
  * probability. 1 means identical distributions, 0 disjoint supports.
  *
  * <p>Exact forms take whole next-token distributions (probabilities, log-probabilities or logits, at

@@ -13,10 +13,13 @@ import io.tailguard.model.NativeLibraries;
 import java.util.Set;
 import java.util.function.IntUnaryOperator;
 
+import static io.tailguard.model.KvCache.PAGE;
+
 /**
- * Block-Top-k sparse decode attention (ALGORITHMS.md §2).
+ * Block-Top-k sparse decode attention (docs/algorithms.md, "Block-Top-k sparse decode attention").
  *
- * <p>For a sequence of context length L under a KV budget B (tokens, a multiple of 16), k = B/16 − 3
+ * <p>For a sequence of context length L under a KV budget B (tokens, a multiple of the page of 16,
+ * {@code KvCache.PAGE}; {@link Budgets}), k = B/16 − 3
  * pages are chosen per layer and KV head by the score q̄ · landmark, where q̄ is the mean of the
  * group's r queries and a page's landmark the mean of its keys; the first page (attention sink) and
  * the 2 most recent pages (the partial one included) are always kept. Attention then runs exactly
@@ -24,7 +27,7 @@ import java.util.function.IntUnaryOperator;
  * (B tokens per sequence and head), never the whole cache, and no full attention is computed.
  *
  * <p>A sequence whose context fits its budget (L ≤ B) keeps every page, i.e. attends densely; when
- * every sequence of the batch does, and in the dense layers (default 0 and 1), the kernel defers to
+ * every sequence of the batch does, and in the dense layers (the schedule's, default 0 and 1), the kernel defers to
  * exact dense attention. The budget of each sequence comes from its current length through
  * {@code budgetAt} (a schedule), at every step.
  *
@@ -39,7 +42,6 @@ import java.util.function.IntUnaryOperator;
  * <p>Not thread-safe: per-step tables are shared by the layers of one step.
  */
 public final class BlockTopKAttention implements AttentionKernel {
-    private static final int PAGE = KvCache.PAGE;
     /** Page bias unit: forced pages get 2 or 3 BIG, missing ones −BIG; finite, so no NaN arises. */
     private static final float BIG = 1e30f;
     /** Attention mask value for tokens outside the kept set (exp underflows to exactly 0). */
@@ -53,7 +55,7 @@ public final class BlockTopKAttention implements AttentionKernel {
     private Plan plan;
 
     /**
-     * @param budgetAt    context length -> KV budget in tokens (≥ 48, a multiple of 16;
+     * @param budgetAt    context length -> KV budget in tokens ({@link Budgets#RULE};
      *                    Integer.MAX_VALUE for dense)
      * @param denseLayers layers that always decode densely
      */
@@ -73,23 +75,20 @@ public final class BlockTopKAttention implements AttentionKernel {
         return useNative;
     }
 
-    /** Budgets from a schedule, dense layers {0, 1}. */
+    /** Budgets and dense layers from a schedule. */
     public static BlockTopKAttention of(Schedule schedule) {
-        return of(schedule, CostModel.DEFAULT_DENSE_LAYERS);
+        return new BlockTopKAttention(schedule::budgetAt, schedule.denseLayers());
     }
 
-    public static BlockTopKAttention of(Schedule schedule, Set<Integer> denseLayers) {
-        return new BlockTopKAttention(schedule::budgetAt, denseLayers);
-    }
-
+    /** One budget at every length, the default dense layers. */
     public static BlockTopKAttention fixedBudget(int budget) {
         checkBudget(budget);
-        return new BlockTopKAttention(len -> budget, Set.of(0, 1));
+        return new BlockTopKAttention(len -> budget, Schedule.DEFAULT_DENSE_LAYERS);
     }
 
     static void checkBudget(int budget) {
-        if (budget < 3 * PAGE || budget % PAGE != 0) {
-            throw new IllegalArgumentException("KV budget must be a multiple of 16 and at least 48, got " + budget);
+        if (!Budgets.valid(budget)) {
+            throw new IllegalArgumentException("KV budget must be " + Budgets.RULE + ", got " + budget);
         }
     }
 

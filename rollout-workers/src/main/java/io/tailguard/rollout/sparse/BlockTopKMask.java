@@ -6,16 +6,17 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.ForwardMask;
-import io.tailguard.model.KvCache;
 
 import java.util.Set;
 import java.util.function.IntUnaryOperator;
 
+import static io.tailguard.model.KvCache.PAGE;
+
 /**
  * Block-Top-k as a mask on a teacher-forced forward: the pages that {@link BlockTopKAttention} keeps
  * when it decodes each position of a trajectory, for every sparse layer, KV head and position at
- * once, so that one training forward gives the log-probs the sparse actor assigned (ALGORITHMS.md
- * §2, §6).
+ * once, so that one training forward gives the log-probs the sparse actor assigned (docs/algorithms.md,
+ * "Block-Top-k sparse decode attention" and "DistillSparse").
  *
  * <p>For query position i of a row whose prompt has P tokens: positions i &lt; P were prefilled,
  * densely; a later position was decoded with context length L = i + 1 and budget B = budgetAt(L).
@@ -27,7 +28,6 @@ import java.util.function.IntUnaryOperator;
  * rounding.
  */
 public final class BlockTopKMask implements ForwardMask {
-    private static final int PAGE = KvCache.PAGE;
     /** Page bias unit, as in the kernel: forced pages rank first, missing pages last. */
     private static final float BIG = 1e30f;
 
@@ -47,13 +47,9 @@ public final class BlockTopKMask implements ForwardMask {
         this.promptLengths = promptLengths.clone();
     }
 
-    /** The masks of {@code BlockTopKAttention.of(schedule)}: the schedule's budgets, dense layers {0, 1}. */
+    /** The masks of {@code BlockTopKAttention.of(schedule)}: the schedule's budgets and dense layers. */
     public static ForwardMask.Factory factory(Schedule schedule) {
-        return factory(schedule, CostModel.DEFAULT_DENSE_LAYERS);
-    }
-
-    public static ForwardMask.Factory factory(Schedule schedule, Set<Integer> denseLayers) {
-        return promptLengths -> new BlockTopKMask(schedule::budgetAt, denseLayers, promptLengths);
+        return promptLengths -> new BlockTopKMask(schedule::budgetAt, schedule.denseLayers(), promptLengths);
     }
 
     /**

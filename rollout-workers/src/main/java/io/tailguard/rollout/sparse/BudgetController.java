@@ -3,10 +3,13 @@ package io.tailguard.rollout.sparse;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.SortedSet;
+
+import static io.tailguard.model.KvCache.PAGE;
 
 /**
- * The online, tail-driven sparsity controller (DESIGN.md "Data flow"; issue: actor runtime, item 2),
- * as a plain state machine the controller actor drives.
+ * The online, tail-driven sparsity controller (docs/algorithms.md, "The online budget controller";
+ * docs/architecture.md for where it runs), as a plain state machine the controller actor drives.
  *
  * <p>Each position bin has a budget taken from a ladder: page multiples from {@code minBudget}
  * growing by about {@code ladderRatio} per rung, capped by {@code maxBudget}, with the bin's end
@@ -20,11 +23,14 @@ import java.util.List;
  *   <li>else lower one rung when the shadow p5 α one rung lower is at least τ + hysteresis, and the
  *       lower budget keeps budgets non-decreasing in position;</li>
  * </ul>
- * then idle bins (no rollout tokens over the kept windows: no evidence either way) follow the next
- * bin down, so a bin the workload never reaches (short positions under long prompts) does not pin
- * the bins after it; then a raise carries over to later bins (budgets never decrease with position). Every change is a
- * new schedule version with a reason per changed bin. Starting point: a calibrated schedule, mapped
- * onto the ladder (the cheapest rung at least as large), or dense (the top rung everywhere).
+ * then the one repair of {@link Budgets#makeNonDecreasing}, with idle bins (no rollout tokens over
+ * the kept windows: no evidence either way) as its unreached bins: an idle bin follows the next bin
+ * down, so a bin the workload never reaches (short positions under long prompts) does not pin the
+ * bins after it; then a raise carries over to later bins (budgets never decrease with position).
+ * Moves land on ladder rungs. Every change is a new schedule version with a reason per changed bin.
+ * Starting point: a calibrated schedule, mapped onto the ladder (the cheapest rung at least as
+ * large), or dense (the top rung everywhere); its dense layers are those of every schedule the
+ * controller makes.
  */
 public final class BudgetController {
 
@@ -46,19 +52,19 @@ public final class BudgetController {
             if (keepWindows < 1) {
                 throw new IllegalArgumentException("keep-windows: must be >= 1, got " + keepWindows);
             }
-            if (minBudget < Schedule.MIN_BUDGET || minBudget % Schedule.PAGE != 0) {
-                throw new IllegalArgumentException("min-budget: must be a multiple of " + Schedule.PAGE + " and >= "
-                        + Schedule.MIN_BUDGET + ", got " + minBudget);
+            if (!Budgets.valid(minBudget)) {
+                throw new IllegalArgumentException("min-budget: must be a multiple of " + PAGE + " and >= "
+                        + Budgets.MIN_BUDGET + ", got " + minBudget);
             }
-            if (maxBudget < minBudget || maxBudget % Schedule.PAGE != 0) {
-                throw new IllegalArgumentException("max-budget: must be a multiple of " + Schedule.PAGE + " and >= min-budget "
+            if (!Budgets.valid(maxBudget) || maxBudget < minBudget) {
+                throw new IllegalArgumentException("max-budget: must be a multiple of " + PAGE + " and >= min-budget "
                         + minBudget + ", got " + maxBudget);
             }
             if (!(ladderRatio > 1 && ladderRatio <= 4)) {
                 throw new IllegalArgumentException("ladder-ratio: must be in (1, 4], got " + ladderRatio);
             }
-            if (binWidth < Schedule.PAGE || binWidth % Schedule.PAGE != 0) {
-                throw new IllegalArgumentException("bin-width: must be a positive multiple of " + Schedule.PAGE + ", got " + binWidth);
+            if (!Budgets.validBinWidth(binWidth)) {
+                throw new IllegalArgumentException("bin-width: must be " + Budgets.BIN_WIDTH_RULE + ", got " + binWidth);
             }
             if (maxContext < 1) {
                 throw new IllegalArgumentException("max-context: must be >= 1, got " + maxContext);
@@ -87,6 +93,8 @@ public final class BudgetController {
     private int[][] ladders;     // per bin: ascending budgets, the last = the bin's end
     private int[] rung;          // per bin: index into its ladder
     private long version;
+    /** The start schedule's dense layers: those of every schedule this controller makes. */
+    private final SortedSet<Integer> denseLayers;
     /** Tails under the schedule rolled out with, and of the shadow replays, per (bin, budget). */
     private final WindowedTails actual;
     private final WindowedTails shadow;
@@ -96,6 +104,7 @@ public final class BudgetController {
         this.actual = new WindowedTails(settings.binWidth());
         this.shadow = new WindowedTails(settings.binWidth());
         this.version = Math.max(1, start.version());
+        this.denseLayers = start.denseLayers();
         buildLadders();
         placeOn(start);
     }
@@ -110,7 +119,7 @@ public final class BudgetController {
         for (int i = 0; i < b.length; i++) {
             b[i] = ladders[i][rung[i]];
         }
-        return Schedule.ofBins(s.binWidth(), b).withVersion(version);
+        return Schedule.ofBins(s.binWidth(), b).withVersion(version).withDenseLayers(denseLayers);
     }
 
     /**
@@ -122,15 +131,33 @@ public final class BudgetController {
         for (int i = 0; i < b.length; i++) {
             b[i] = ladders[i][Math.max(0, rung[i] - 1)];
         }
-        for (int i = b.length - 2; i >= 0; i--) {
-            if (b[i] > b[i + 1] && idle(i)) {
-                b[i] = ladders[i][dearestAtMost(ladders[i], b[i + 1])];
+        Budgets.makeNonDecreasing(new Budgets.Bins() {
+            @Override
+            public int count() {
+                return b.length;
             }
-        }
-        for (int i = 1; i < b.length; i++) {
-            b[i] = Math.max(b[i], b[i - 1]);
-        }
-        return Schedule.ofBins(s.binWidth(), b).withVersion(version);
+
+            @Override
+            public boolean reached(int bin) {
+                return !idle(bin);
+            }
+
+            @Override
+            public int budget(int bin) {
+                return b[bin];
+            }
+
+            @Override
+            public void lower(int bin, int cap, int next) {
+                b[bin] = ladders[bin][dearestAtMost(ladders[bin], cap)];
+            }
+
+            @Override
+            public void raise(int bin, int floor, int from) {
+                b[bin] = floor; // a shadow budget need not be a rung
+            }
+        });
+        return Schedule.ofBins(s.binWidth(), b).withVersion(version).withDenseLayers(denseLayers);
     }
 
     /**
@@ -193,25 +220,8 @@ public final class BudgetController {
                 }
             }
         }
-        // Idle bins follow the next bin down (right to left), so they never hold a lowering back.
-        for (int bin = ladders.length - 2; bin >= 0; bin--) {
-            int next = ladders[bin + 1][rung[bin + 1]];
-            if (ladders[bin][rung[bin]] > next && idle(bin)) {
-                int from = ladders[bin][rung[bin]];
-                rung[bin] = dearestAtMost(ladders[bin], next);
-                changes.add(new Change(bin, from, ladders[bin][rung[bin]], "followed bin " + (bin + 1)
-                        + " down (no rollout tokens in this bin over the kept windows)"));
-            }
-        }
-        // A raise carries over: budgets never decrease with position.
-        for (int bin = 1; bin < ladders.length; bin++) {
-            int need = ladders[bin - 1][rung[bin - 1]];
-            if (ladders[bin][rung[bin]] < need) {
-                int from = ladders[bin][rung[bin]];
-                rung[bin] = cheapestAtLeast(ladders[bin], need);
-                changes.add(new Change(bin, from, ladders[bin][rung[bin]], "raised with bin " + (bin - 1) + " (budgets never decrease)"));
-            }
-        }
+        // Idle bins follow the next bin down, so they never hold a lowering back; a raise carries over.
+        Budgets.makeNonDecreasing(new Rungs(changes));
         if (!Arrays.equals(before, rung)) {
             version++;
         } else {
@@ -280,7 +290,7 @@ public final class BudgetController {
         double b = s.minBudget();
         int last = 0;
         while (true) {
-            int r = roundToPage(b);
+            int r = Budgets.roundToPage(b);
             if (r >= end || r > s.maxBudget()) {
                 break;
             }
@@ -291,7 +301,7 @@ public final class BudgetController {
             b *= s.ladderRatio();
         }
         if (end > last) {
-            l.add(Math.max(end, Schedule.MIN_BUDGET));
+            l.add(Math.max(end, Budgets.MIN_BUDGET));
         }
         return l.stream().mapToInt(Integer::intValue).toArray();
     }
@@ -302,10 +312,59 @@ public final class BudgetController {
             int want = start.isDense() ? Integer.MAX_VALUE : start.budgetAt(bin * s.binWidth());
             rung[bin] = cheapestAtLeast(ladders[bin], want);
         }
-        for (int bin = 1; bin < ladders.length; bin++) {
-            int need = ladders[bin - 1][rung[bin - 1]];
-            if (ladders[bin][rung[bin]] < need) {
-                rung[bin] = cheapestAtLeast(ladders[bin], need);
+        // no bin has been idle yet: only the carry-over applies
+        Budgets.makeNonDecreasing(new Rungs(null) {
+            @Override
+            public boolean reached(int bin) {
+                return true;
+            }
+        });
+    }
+
+    /**
+     * The bins' rungs as {@link Budgets#makeNonDecreasing} moves them: a lowered bin takes the
+     * dearest rung at most the cap, a raised one the cheapest at least the floor; each move is
+     * logged as a change when {@code changes} is not null.
+     */
+    private class Rungs implements Budgets.Bins {
+        private final List<Change> changes;
+
+        Rungs(List<Change> changes) {
+            this.changes = changes;
+        }
+
+        @Override
+        public int count() {
+            return ladders.length;
+        }
+
+        @Override
+        public boolean reached(int bin) {
+            return !idle(bin);
+        }
+
+        @Override
+        public int budget(int bin) {
+            return ladders[bin][rung[bin]];
+        }
+
+        @Override
+        public void lower(int bin, int cap, int next) {
+            int from = budget(bin);
+            rung[bin] = dearestAtMost(ladders[bin], cap);
+            log(bin, from, "followed bin " + next + " down (no rollout tokens in this bin over the kept windows)");
+        }
+
+        @Override
+        public void raise(int bin, int floor, int from) {
+            int was = budget(bin);
+            rung[bin] = cheapestAtLeast(ladders[bin], floor);
+            log(bin, was, "raised with bin " + from + " (budgets never decrease)");
+        }
+
+        private void log(int bin, int from, String reason) {
+            if (changes != null) {
+                changes.add(new Change(bin, from, budget(bin), reason));
             }
         }
     }
@@ -347,9 +406,5 @@ public final class BudgetController {
             }
         }
         return ladder.length - 1;
-    }
-
-    private static int roundToPage(double b) {
-        return (int) (Math.round(b / Schedule.PAGE) * Schedule.PAGE);
     }
 }

@@ -3,7 +3,7 @@ package io.tailguard.rollout.sparse;
 import java.util.Locale;
 
 /**
- * Whether a compressed copy of the policy (quantized or pruned weights, ALGORITHMS.md §7 and §8)
+ * Whether a compressed copy of the policy (quantized or pruned weights, docs/algorithms.md, "YAQA, LDLQ and RTN" and "V:N:M sparsity")
  * may roll out in place of the policy itself: the same tail guard as sparsity, as a plain state
  * machine the controller actor drives next to its {@link BudgetController}.
  *

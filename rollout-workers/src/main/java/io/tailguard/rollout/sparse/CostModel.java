@@ -17,15 +17,17 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 
+import static io.tailguard.model.KvCache.PAGE;
+
 /**
- * Predicted decode cost, dense and under a {@link Schedule} (ALGORITHMS.md §4).
+ * Predicted decode cost, dense and under a {@link Schedule} (docs/algorithms.md, "The cost model").
  *
  * <p><b>Unit.</b> Every cost is in <em>effective FLOPs</em>: FLOPs + I · bytes moved, where
  * I = flopsPerSecond / bytesPerSecond of the {@link Machine} (FLOP per byte). Dividing by
  * flopsPerSecond ({@link #seconds}) gives the time assuming compute and memory traffic do not
  * overlap. Speedups are ratios, so they do not depend on the unit.
  *
- * <p><b>Modelling choices</b> (what ALGORITHMS.md leaves open is decided here):
+ * <p><b>Modelling choices</b> (what the published method leaves open is decided here):
  * <ul>
  *   <li>Values are float32: weights and K/V cache entries cost 4 bytes each (this is what the
  *       Java actor runs; a bf16 deployment would halve both byte terms).</li>
@@ -41,11 +43,13 @@ import java.util.TreeSet;
  *       4·r·L·D FLOPs ("computes r times that").</li>
  *   <li>Sparse attention with budget B &lt; L: reads 2·B·D values (8·B·D bytes) and computes
  *       4·r·B·D FLOPs over the kept tokens (taken as exactly B: a partially filled recent page makes
- *       it slightly fewer); plus landmark scoring over the ⌊L/16⌋ full pages: reads ⌊L/16⌋·D
- *       landmark values (4 bytes each) and computes one dot product each with the group's mean
- *       query, 2·⌊L/16⌋·D FLOPs. The mean query (r·D adds) and the top-k selection are ignored.</li>
- *   <li>B ≥ L means dense: the kernel attends over every token. Layers in the dense-layer set
- *       (default {0, 1}) are always dense. Just past the budget (L slightly above B) sparse can
+ *       it slightly fewer); plus landmark scoring over the ⌊L/16⌋ full pages (16 = the page,
+ *       {@code KvCache.PAGE}): reads ⌊L/16⌋·D landmark values (4 bytes each) and computes one dot
+ *       product each with the group's mean query, 2·⌊L/16⌋·D FLOPs. The mean query (r·D adds) and
+ *       the top-k selection are ignored.</li>
+ *   <li>B ≥ L means dense: the kernel attends over every token. The schedule's dense layers
+ *       ({@link Schedule#denseLayers()}, default {0, 1}) are always dense, as in the kernel, which
+ *       reads them from the same schedule. Just past the budget (L slightly above B) sparse can
  *       cost more than dense, since landmark scoring is extra; the model reports that as it is,
  *       because the kernel goes sparse whenever B &lt; L.</li>
  *   <li>Ignored everywhere: norms, RoPE, softmax, activations, sampling, and kernel launch
@@ -60,10 +64,15 @@ import java.util.TreeSet;
  * </ul>
  */
 public final class CostModel {
-    /** The layers that always decode densely unless configured otherwise (ALGORITHMS.md §2). */
-    public static final Set<Integer> DEFAULT_DENSE_LAYERS = Set.of(0, 1);
+    /**
+     * The default dense layers, {@link Schedule#DEFAULT_DENSE_LAYERS}.
+     *
+     * @deprecated dense layers come from each schedule ({@link Schedule#denseLayers()}); kept until
+     *             the last caller (the controller actor) builds its cost model without them
+     */
+    @Deprecated
+    public static final Set<Integer> DEFAULT_DENSE_LAYERS = Schedule.DEFAULT_DENSE_LAYERS;
     static final int BYTES_PER_VALUE = 4;
-    static final int PAGE = io.tailguard.model.KvCache.PAGE;
 
     /**
      * The two machine constants the model needs: sustained float32 matmul FLOP/s and memory
@@ -172,40 +181,42 @@ public final class CostModel {
 
     private final ModelConfig config;
     private final Machine machine;
-    private final boolean[] denseLayer;
     private final int batchSize;
     // per-token constants, effective FLOPs
     private final double linearCost;
     private final double intensity;
 
-    /** Dense layers {0, 1}, batch 1. */
+    /** Batch 1. */
     public CostModel(ModelConfig config, Machine machine) {
-        this(config, machine, DEFAULT_DENSE_LAYERS, 1);
+        this(config, machine, 1);
     }
 
     /**
-     * @param denseLayers layers that always decode densely; indices beyond the model are ignored
-     * @param batchSize   sequences decoded together (they share one read of the weights per step)
+     * @param batchSize sequences decoded together (they share one read of the weights per step)
      */
-    public CostModel(ModelConfig config, Machine machine, Set<Integer> denseLayers, int batchSize) {
+    public CostModel(ModelConfig config, Machine machine, int batchSize) {
         if (batchSize <= 0) {
             throw new IllegalArgumentException("batch size must be positive, got " + batchSize);
         }
         this.config = config;
         this.machine = machine;
         this.batchSize = batchSize;
-        this.denseLayer = new boolean[config.numLayers()];
-        for (int layer : denseLayers) {
-            if (layer < 0) {
-                throw new IllegalArgumentException("dense layer index must be ≥ 0, got " + layer);
-            }
-            if (layer < denseLayer.length) {
-                denseLayer[layer] = true;
-            }
-        }
         this.intensity = machine.flopsPerByte();
         double p = config.parameterCount();
         this.linearCost = 2 * p + intensity * BYTES_PER_VALUE * p / batchSize;
+    }
+
+    /**
+     * @deprecated the dense layers come from each schedule priced; this form takes only the
+     *             default ones and is kept until the controller actor calls
+     *             {@link #CostModel(ModelConfig, Machine, int)}
+     */
+    @Deprecated
+    public CostModel(ModelConfig config, Machine machine, Set<Integer> denseLayers, int batchSize) {
+        this(config, machine, batchSize);
+        if (!Schedule.DEFAULT_DENSE_LAYERS.equals(denseLayers)) {
+            throw new IllegalArgumentException("dense layers come from the schedule (dense-layers), got " + denseLayers);
+        }
     }
 
     public ModelConfig config() {
@@ -220,13 +231,13 @@ public final class CostModel {
         return batchSize;
     }
 
-    /** Number of layers that decode sparsely when the budget is below the context. */
-    public int sparseLayerCount() {
-        int n = 0;
-        for (boolean d : denseLayer) {
-            n += d ? 0 : 1;
+    /** Number of layers that decode sparsely under a schedule when its budget is below the context. */
+    public int sparseLayerCount(Schedule schedule) {
+        int dense = 0;
+        for (int layer : schedule.denseLayers()) {
+            dense += layer < config.numLayers() ? 1 : 0;
         }
-        return n;
+        return config.numLayers() - dense;
     }
 
     /** Effective FLOPs to seconds on this machine (compute and memory traffic not overlapped). */
@@ -267,7 +278,7 @@ public final class CostModel {
     public double decodeTokenCost(int contextLength, Schedule schedule) {
         checkContext(contextLength);
         int budget = schedule.budgetAt(contextLength);
-        int sparse = budget >= contextLength ? 0 : sparseLayerCount();
+        int sparse = budget >= contextLength ? 0 : sparseLayerCount(schedule);
         int dense = config.numLayers() - sparse;
         double cost = linearCost + dense * denseAttentionLayerCost(contextLength);
         if (sparse > 0) {

@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * The α probe of ALGORITHMS.md §3. For a sparse trajectory, the dense policy (same weights) scores
+ * The α probe of docs/algorithms.md, "The α mismatch and its tail". For a sparse trajectory, the dense policy (same weights) scores
  * the trajectory teacher-forced, and every generated token gets α_t = Σ_v min(p_t(v), q_t(v)),
  * with q_t the sparse actor's temperature-1 distribution captured during generation. Exact when the
  * generator captured full distributions; from the top-K of both sides (a lower bound) otherwise.

@@ -21,7 +21,8 @@ final class NativeBlockTopK {
     static final String PROPERTY = "tailguard.sparse.kernel";
     static final String RESOURCE = "/native/linux-x86_64/libtailguard_sparse.so";
 
-    static final NativeLibraries.Library LIBRARY = NativeLibraries.load(NativeBlockTopK.class, RESOURCE, PROPERTY);
+    static final NativeLibraries.Library LIBRARY = NativeLibraries.load(NativeBlockTopK.class, RESOURCE, PROPERTY,
+            NativeBlockTopK::pageSize);
 
     private NativeBlockTopK() {
     }
@@ -33,8 +34,11 @@ final class NativeBlockTopK {
                 && q.getShape().get(0) * q.getShape().get(1) < 65_536;
     }
 
+    /** The page in tokens the library was compiled with (model/src/main/c/tg_page.h); must be KvCache.PAGE. */
+    static native int pageSize();
+
     /**
-     * Sparse attention of one layer. keys, values [B, kvh, cap, D]; marks [B, kvh, cap/16, D]; q and
+     * Sparse attention of one layer. keys, values [B, kvh, cap, D]; marks [B, kvh, cap/PAGE, D]; q and
      * out [B, kvh, r, D]; lengths[b] tokens of sequence b; keep[b] pages it keeps (≥ its page count:
      * all of them). Writes out.
      */

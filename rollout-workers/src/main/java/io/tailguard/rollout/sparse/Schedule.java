@@ -16,24 +16,33 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.SortedSet;
+import java.util.TreeSet;
 
 /**
  * A sparsity schedule: the KV budget, in tokens, that sparse decode may attend over, as a function of
- * the current context length (ALGORITHMS.md §4).
+ * the current context length (docs/algorithms.md, "Calibration").
  *
  * <p>Context lengths fall into bins {@code [i·binWidth, (i+1)·binWidth)}; bin i has budget
- * {@code budgets()[i]}; a length beyond the last bin takes the last bin's budget. Budgets are
- * multiples of the page size (16), at least 48 (the sink page and the 2 most recent pages, which are
- * always kept), and never decrease with position. The dense schedule's budget is
- * {@link Integer#MAX_VALUE} everywhere, so "budget ≥ context" reads the same for dense and sparse.
+ * {@code budgets()[i]}; a length beyond the last bin takes the last bin's budget. Budgets obey
+ * {@link Budgets}: multiples of the page size, at least {@link Budgets#MIN_BUDGET} (the sink page
+ * and the 2 most recent pages, which are always kept), and never decreasing with position. The
+ * dense schedule's budget is {@link Integer#MAX_VALUE} everywhere, so "budget ≥ context" reads the
+ * same for dense and sparse.
+ *
+ * <p>A schedule also names its <em>dense layers</em>, which always attend over every token (default
+ * {@link #DEFAULT_DENSE_LAYERS}): the sparse kernel ({@link BlockTopKAttention#of}), its
+ * teacher-forced mask ({@link BlockTopKMask#factory}) and the {@link CostModel} all read them from
+ * the schedule, so they always agree. Layer indices beyond the model are ignored.
  *
  * <p>Three kinds: {@code dense}, {@code fixed} (one budget at every length) and {@code bins}. Each
  * schedule carries a positive {@link #version()}, which the controller bumps when it adapts the
- * schedule online. Instances are immutable; {@link #equals} compares kind, bin width, budgets and
- * version.
+ * schedule online. Instances are immutable; {@link #equals} compares kind, bin width, budgets,
+ * dense layers and version.
  *
  * <p>The file format (HOCON) is documented in {@code config/schedules/README.md}:
  * <pre>
@@ -41,6 +50,7 @@ import java.util.Set;
  *   version = 1
  *   kind = bins            # dense | fixed | bins
  *   bin-width = 2048       # tokens; optional, default 2048
+ *   dense-layers = [0, 1]  # optional, default [0, 1]; written only when not the default
  *   bins = [
  *     { start = 0, end = 2048, budget = 512 }
  *     { start = 2048, budget = 1024 }          # the last bin may be open-ended
@@ -52,11 +62,9 @@ import java.util.Set;
  * that many entries of {@link #budgets()}. Unknown keys, anywhere in the file, are refused.
  */
 public final class Schedule {
-    /** The KV cache page size in tokens (KvCache.PAGE). */
-    static final int PAGE = io.tailguard.model.KvCache.PAGE;
-    /** The smallest sparse budget: the sink page plus the 2 most recent pages. */
-    public static final int MIN_BUDGET = 3 * PAGE;
     public static final int DEFAULT_BIN_WIDTH = 2048;
+    /** The layers that decode densely unless a schedule names others (docs/algorithms.md, "Block-Top-k"). */
+    public static final SortedSet<Integer> DEFAULT_DENSE_LAYERS = Collections.unmodifiableSortedSet(new TreeSet<>(List.of(0, 1)));
     /** The root path of a schedule in a HOCON file. */
     public static final String ROOT = "tailguard.schedule";
 
@@ -69,18 +77,21 @@ public final class Schedule {
         }
     }
 
-    private static final Schedule DENSE = new Schedule(Kind.DENSE, DEFAULT_BIN_WIDTH, new int[] {Integer.MAX_VALUE}, 1);
+    private static final Schedule DENSE = new Schedule(Kind.DENSE, DEFAULT_BIN_WIDTH, new int[] {Integer.MAX_VALUE}, 1,
+            DEFAULT_DENSE_LAYERS);
 
     private final Kind kind;
     private final int binWidth;
     private final int[] budgets;
     private final long version;
+    private final SortedSet<Integer> denseLayers;
 
-    private Schedule(Kind kind, int binWidth, int[] budgets, long version) {
+    private Schedule(Kind kind, int binWidth, int[] budgets, long version, SortedSet<Integer> denseLayers) {
         this.kind = kind;
         this.binWidth = binWidth;
         this.budgets = budgets;
         this.version = version;
+        this.denseLayers = denseLayers;
     }
 
     /** Dense attention at every length (version 1). */
@@ -91,7 +102,7 @@ public final class Schedule {
     /** One budget at every length (version 1, default bin width). */
     public static Schedule fixed(int budget) {
         checkBudget("budget", budget, "");
-        return new Schedule(Kind.FIXED, DEFAULT_BIN_WIDTH, new int[] {budget}, 1);
+        return new Schedule(Kind.FIXED, DEFAULT_BIN_WIDTH, new int[] {budget}, 1, DEFAULT_DENSE_LAYERS);
     }
 
     /**
@@ -109,7 +120,7 @@ public final class Schedule {
                 throw new IllegalArgumentException(decreasing("bins[" + i + "].budget", budgets[i], "bins[" + (i - 1) + "].budget", budgets[i - 1], ""));
             }
         }
-        return new Schedule(Kind.BINS, binWidth, budgets.clone(), 1);
+        return new Schedule(Kind.BINS, binWidth, budgets.clone(), 1, DEFAULT_DENSE_LAYERS);
     }
 
     /** The same schedule with another version (the controller bumps it on every change). */
@@ -117,7 +128,26 @@ public final class Schedule {
         if (newVersion <= 0) {
             throw new IllegalArgumentException("version: must be a positive integer, got " + newVersion);
         }
-        return new Schedule(kind, binWidth, budgets, newVersion);
+        return new Schedule(kind, binWidth, budgets, newVersion, denseLayers);
+    }
+
+    /** The same schedule with other dense layers (indices ≥ 0; beyond the model they are ignored). */
+    public Schedule withDenseLayers(Set<Integer> layers) {
+        SortedSet<Integer> sorted = new TreeSet<>();
+        for (Integer layer : layers) {
+            if (layer == null || layer < 0) {
+                throw new IllegalArgumentException("dense-layers: layer indices must be >= 0, got " + layer);
+            }
+            sorted.add(layer);
+        }
+        return sorted.equals(denseLayers) ? this
+                : new Schedule(kind, binWidth, budgets, version, sorted.equals(DEFAULT_DENSE_LAYERS)
+                ? DEFAULT_DENSE_LAYERS : Collections.unmodifiableSortedSet(sorted));
+    }
+
+    /** The layers that always decode densely, ascending (unmodifiable). */
+    public SortedSet<Integer> denseLayers() {
+        return denseLayers;
     }
 
     public Kind kind() {
@@ -175,6 +205,9 @@ public final class Schedule {
         s.append("  version = ").append(version).append('\n');
         s.append("  kind = ").append(kind.key()).append('\n');
         s.append("  bin-width = ").append(binWidth).append('\n');
+        if (!denseLayers.equals(DEFAULT_DENSE_LAYERS)) {
+            s.append("  dense-layers = ").append(denseLayers).append('\n');
+        }
         switch (kind) {
             case DENSE -> { }
             case FIXED -> s.append("  budget = ").append(budgets[0]).append('\n');
@@ -261,9 +294,9 @@ public final class Schedule {
             default -> throw new IllegalArgumentException(where + ": " + path + ".kind: unknown kind '" + kindText + "' (allowed: dense, fixed, bins)");
         };
         Set<String> allowed = switch (kind) {
-            case DENSE -> Set.of("version", "kind", "bin-width");
-            case FIXED -> Set.of("version", "kind", "bin-width", "budget");
-            case BINS -> Set.of("version", "kind", "bin-width", "bins");
+            case DENSE -> Set.of("version", "kind", "bin-width", "dense-layers");
+            case FIXED -> Set.of("version", "kind", "bin-width", "dense-layers", "budget");
+            case BINS -> Set.of("version", "kind", "bin-width", "dense-layers", "bins");
         };
         for (String key : obj.keySet()) {
             if (!allowed.contains(key)) {
@@ -281,25 +314,48 @@ public final class Schedule {
         int binWidth = DEFAULT_BIN_WIDTH;
         ConfigValue bw = obj.get("bin-width");
         if (bw != null) {
-            long w = integer(bw, path + ".bin-width", where, "a positive multiple of 16");
-            if (w <= 0 || w > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(where + ": " + path + ".bin-width: must be a positive multiple of 16, got " + w);
+            long w = integer(bw, path + ".bin-width", where, Budgets.BIN_WIDTH_RULE);
+            if (w > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(where + ": " + path + ".bin-width: must be " + Budgets.BIN_WIDTH_RULE + ", got " + w);
             }
-            checkBinWidth(path + ".bin-width", (int) w, where);
+            checkBinWidth(path + ".bin-width", w, where);
             binWidth = (int) w;
         }
+        SortedSet<Integer> dense = denseLayers(obj.get("dense-layers"), path + ".dense-layers", where);
         return switch (kind) {
-            case DENSE -> new Schedule(Kind.DENSE, binWidth, new int[] {Integer.MAX_VALUE}, version);
+            case DENSE -> new Schedule(Kind.DENSE, binWidth, new int[] {Integer.MAX_VALUE}, version, dense);
             case FIXED -> {
                 ConfigValue b = obj.get("budget");
                 if (b == null) {
                     throw new IllegalArgumentException(where + ": " + path + ".budget: missing (kind = fixed needs a budget in tokens)");
                 }
                 int budget = budget(b, path + ".budget", where);
-                yield new Schedule(Kind.FIXED, binWidth, new int[] {budget}, version);
+                yield new Schedule(Kind.FIXED, binWidth, new int[] {budget}, version, dense);
             }
-            case BINS -> new Schedule(Kind.BINS, binWidth, parseBins(obj.get("bins"), binWidth, path + ".bins", where), version);
+            case BINS -> new Schedule(Kind.BINS, binWidth, parseBins(obj.get("bins"), binWidth, path + ".bins", where), version, dense);
         };
+    }
+
+    /** The dense-layers list: absent is the default; else distinct layer indices ≥ 0 (may be empty). */
+    private static SortedSet<Integer> denseLayers(ConfigValue value, String path, String where) {
+        if (value == null) {
+            return DEFAULT_DENSE_LAYERS;
+        }
+        if (value.valueType() != ConfigValueType.LIST) {
+            throw new IllegalArgumentException(where + ": " + path + ": must be a list of layer indices, e.g. [0, 1], got " + typeName(value));
+        }
+        SortedSet<Integer> layers = new TreeSet<>();
+        ConfigList list = (ConfigList) value;
+        for (int i = 0; i < list.size(); i++) {
+            long layer = integer(list.get(i), path + "[" + i + "]", where, "a layer index >= 0");
+            if (layer < 0 || layer > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(where + ": " + path + "[" + i + "]: must be a layer index >= 0, got " + layer);
+            }
+            if (!layers.add((int) layer)) {
+                throw new IllegalArgumentException(where + ": " + path + "[" + i + "]: layer " + layer + " is listed twice");
+            }
+        }
+        return layers.equals(DEFAULT_DENSE_LAYERS) ? DEFAULT_DENSE_LAYERS : Collections.unmodifiableSortedSet(layers);
     }
 
     private static int[] parseBins(ConfigValue value, int binWidth, String path, String where) {
@@ -408,7 +464,7 @@ public final class Schedule {
     }
 
     private static int budget(ConfigValue v, String path, String where) {
-        long b = integer(v, path, where, "a KV budget in tokens, a multiple of 16 and at least 48");
+        long b = integer(v, path, where, "a KV budget in tokens, " + Budgets.RULE);
         if (b > Integer.MAX_VALUE || b < Integer.MIN_VALUE) {
             throw new IllegalArgumentException(where + ": " + path + ": budget " + b + " is out of range");
         }
@@ -417,20 +473,13 @@ public final class Schedule {
     }
 
     private static void checkBudget(String path, int budget, String where) {
-        String prefix = where.isEmpty() ? "" : where + ": ";
-        if (budget < MIN_BUDGET) {
-            throw new IllegalArgumentException(prefix + path + ": budget " + budget + " is below " + MIN_BUDGET
-                    + " (the sink page and the 2 most recent pages are always kept)");
-        }
-        if (budget % PAGE != 0) {
-            throw new IllegalArgumentException(prefix + path + ": budget " + budget + " is not a multiple of the page size " + PAGE);
-        }
+        Budgets.check(where.isEmpty() ? path : where + ": " + path, budget);
     }
 
-    private static void checkBinWidth(String path, int binWidth, String where) {
-        if (binWidth <= 0 || binWidth % PAGE != 0) {
+    private static void checkBinWidth(String path, long binWidth, String where) {
+        if (!Budgets.validBinWidth(binWidth)) {
             String prefix = where.isEmpty() ? "" : where + ": ";
-            throw new IllegalArgumentException(prefix + path + ": must be a positive multiple of " + PAGE + ", got " + binWidth);
+            throw new IllegalArgumentException(prefix + path + ": must be " + Budgets.BIN_WIDTH_RULE + ", got " + binWidth);
         }
     }
 
@@ -474,20 +523,22 @@ public final class Schedule {
     @Override
     public boolean equals(Object o) {
         return o instanceof Schedule s && s.kind == kind && s.binWidth == binWidth && s.version == version
-                && Arrays.equals(s.budgets, budgets);
+                && Arrays.equals(s.budgets, budgets) && s.denseLayers.equals(denseLayers);
     }
 
     @Override
     public int hashCode() {
-        return ((kind.hashCode() * 31 + binWidth) * 31 + Long.hashCode(version)) * 31 + Arrays.hashCode(budgets);
+        return (((kind.hashCode() * 31 + binWidth) * 31 + Long.hashCode(version)) * 31 + Arrays.hashCode(budgets)) * 31
+                + denseLayers.hashCode();
     }
 
     @Override
     public String toString() {
+        String dense = denseLayers.equals(DEFAULT_DENSE_LAYERS) ? "" : ", dense layers " + denseLayers;
         return switch (kind) {
-            case DENSE -> "Schedule[dense, v" + version + "]";
-            case FIXED -> "Schedule[fixed " + budgets[0] + ", v" + version + "]";
-            case BINS -> "Schedule[bins of " + binWidth + ": " + Arrays.toString(budgets) + ", v" + version + "]";
+            case DENSE -> "Schedule[dense" + dense + ", v" + version + "]";
+            case FIXED -> "Schedule[fixed " + budgets[0] + dense + ", v" + version + "]";
+            case BINS -> "Schedule[bins of " + binWidth + ": " + Arrays.toString(budgets) + dense + ", v" + version + "]";
         };
     }
 }

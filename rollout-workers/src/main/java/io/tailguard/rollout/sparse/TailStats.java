@@ -8,7 +8,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The tail of the acceptance rate α by position (ALGORITHMS.md §3): tokens are grouped by context
+ * The tail of the acceptance rate α by position (docs/algorithms.md, "The α mismatch and its tail"): tokens are grouped by context
  * length into bins {@code [i·binWidth, (i+1)·binWidth)} (2048 wide by default), and each bin keeps a
  * t-digest of α (MergingDigest, compression 100 by default) plus an exact token count and α sum (for
  * the mean). The tail statistic is each bin's 5th percentile, {@link #p5(int)}.
@@ -25,7 +25,7 @@ import java.util.List;
 public final class TailStats {
     public static final int DEFAULT_BIN_WIDTH = 2048;
     public static final double DEFAULT_COMPRESSION = 100;
-    /** The tail quantile of ALGORITHMS.md §3. */
+    /** The tail quantile of docs/algorithms.md, "The α mismatch and its tail". */
     public static final double TAIL_QUANTILE = 0.05;
 
     private static final int MAGIC = 0x54475453; // "TGTS"

@@ -206,6 +206,35 @@ class BlockTopKAttentionTest {
     }
 
     @Test
+    void theKernelOfAScheduleKeepsTheSchedulesDenseLayersDense() {
+        int[] lengths = {200, 131, 391};
+        int last = CONFIG.numLayers() - 1;
+        Schedule s = Schedule.fixed(48).withDenseLayers(Set.of(last));
+        int kvh = CONFIG.numKvHeads(), r = CONFIG.numHeads() / kvh, d = CONFIG.headDim();
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+             KvCache cache = new KvCache(m, CONFIG, lengths.length, 400)) {
+            cache.fillSynthetic(17, lengths);
+            Random rnd = new Random(5);
+            float[] q = new float[lengths.length * kvh * r * d];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (float) rnd.nextGaussian();
+            }
+            NDArray qArr = m.create(q, new Shape(lengths.length, kvh, r, d));
+            DecodeStep step = stepOf(m, lengths);
+            BlockTopKAttention kernel = BlockTopKAttention.of(s);
+            for (int layer = 0; layer < CONFIG.numLayers(); layer++) {
+                float[] got = kernel.decode(layer, qArr, cache, step).toFloatArray();
+                double[] want = layer == last
+                        ? toDouble(AttentionKernel.DENSE.decode(layer, qArr, cache, step).toFloatArray())
+                        : bruteForce(cache, layer, q, lengths, 48, r);
+                for (int i = 0; i < got.length; i++) {
+                    assertEquals(want[i], got[i], 1e-4, "layer " + layer + " element " + i);
+                }
+            }
+        }
+    }
+
+    @Test
     void headDimsAndGroupsOffTheVectorWidth() {
         // D = 12 and 5 queries per KV head: the kernels' scalar tails
         check(new ModelConfig(31, 24, 32, 3, 10, 2, 12, 1e-6, 10_000.0, 4096, true, -1), 400, new int[] {200, 131, 391}, 64);

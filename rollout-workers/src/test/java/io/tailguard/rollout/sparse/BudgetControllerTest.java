@@ -97,6 +97,33 @@ class BudgetControllerTest {
     }
 
     @Test
+    void everyScheduleKeepsTheStartSchedulesDenseLayers() {
+        Schedule start = Schedule.ofBins(256, new int[] {128, 128, 128, 128}).withDenseLayers(java.util.Set.of(0, 2));
+        BudgetController c = new BudgetController(settings(0.86), start);
+        assertEquals(start.denseLayers(), c.schedule().denseLayers());
+        assertEquals(start.denseLayers(), c.shadowSchedule().denseLayers());
+        c.report(c.schedule(), tail(1, 200, 0.10, 0.5), null, null);
+        BudgetController.Decision d = c.tick();
+        assertTrue(d.changed());
+        assertEquals(start.denseLayers(), d.schedule().denseLayers());
+        assertEquals(start.denseLayers(), c.retune(new BudgetController.Settings(0.9, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 256, 1024)).denseLayers());
+        assertEquals(Schedule.DEFAULT_DENSE_LAYERS, new BudgetController(settings(0.86), Schedule.dense()).schedule().denseLayers());
+    }
+
+    @Test
+    void settingsStateTheBudgetRule() {
+        IllegalArgumentException min = assertThrows(IllegalArgumentException.class,
+                () -> new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 40, 4096, 2.0, 256, 1024));
+        assertEquals("min-budget: must be a multiple of 16 and >= 48, got 40", min.getMessage());
+        IllegalArgumentException max = assertThrows(IllegalArgumentException.class,
+                () -> new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 64, 100, 2.0, 256, 1024));
+        assertEquals("max-budget: must be a multiple of 16 and >= min-budget 64, got 100", max.getMessage());
+        IllegalArgumentException bin = assertThrows(IllegalArgumentException.class,
+                () -> new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 8, 1024));
+        assertEquals("bin-width: must be a positive multiple of 16, got 8", bin.getMessage());
+    }
+
+    @Test
     void oldWindowsAgeOut() {
         BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
         c.report(c.schedule(), tail(2, 80, 0.5, 0.1), null, null);

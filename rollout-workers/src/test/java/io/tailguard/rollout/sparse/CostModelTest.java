@@ -76,7 +76,7 @@ class CostModelTest {
 
     @Test
     void batchingSharesTheWeightRead() {
-        CostModel m = new CostModel(TINY, MACHINE, CostModel.DEFAULT_DENSE_LAYERS, 4);
+        CostModel m = new CostModel(TINY, MACHINE, 4);
         // 2P + I·4P/4 = 6512 + 32560
         assertEquals(39_072, m.linearTokenCost(), 1e-9);
     }
@@ -91,7 +91,7 @@ class CostModelTest {
 
     @Test
     void speedupGrowsWithContextAtAFixedBudget() {
-        CostModel m = new CostModel(QWEN3_1_7B, CostModel.Machine.DEFAULT, CostModel.DEFAULT_DENSE_LAYERS, 8);
+        CostModel m = new CostModel(QWEN3_1_7B, CostModel.Machine.DEFAULT, 8);
         Schedule s = Schedule.fixed(1024);
         double previous = 1.0;
         for (int l = 2048; l <= 32_768; l *= 2) {
@@ -106,18 +106,20 @@ class CostModelTest {
     void denseLayersReduceTheSpeedup() {
         Schedule s = Schedule.fixed(512);
         int l = 16_384;
-        double none = new CostModel(TINY, MACHINE, Set.of(), 1).predictedSpeedupAt(l, s);
-        double two = new CostModel(TINY, MACHINE, Set.of(0, 1), 1).predictedSpeedupAt(l, s);
-        double three = new CostModel(TINY, MACHINE, Set.of(0, 1, 3), 1).predictedSpeedupAt(l, s);
-        double all = new CostModel(TINY, MACHINE, Set.of(0, 1, 2, 3, 99), 1).predictedSpeedupAt(l, s);
+        CostModel m = new CostModel(TINY, MACHINE, 1);
+        double none = m.predictedSpeedupAt(l, s.withDenseLayers(Set.of()));
+        double two = m.predictedSpeedupAt(l, s.withDenseLayers(Set.of(0, 1)));
+        double three = m.predictedSpeedupAt(l, s.withDenseLayers(Set.of(0, 1, 3)));
+        double all = m.predictedSpeedupAt(l, s.withDenseLayers(Set.of(0, 1, 2, 3, 99)));
         assertTrue(none > two && two > three && three > all, none + " " + two + " " + three + " " + all);
         assertEquals(1.0, all, 1e-12);
         assertEquals(two, new CostModel(TINY, MACHINE).predictedSpeedupAt(l, s), 0, "default dense layers {0, 1}");
+        assertEquals(TINY.numLayers() - 3, m.sparseLayerCount(s.withDenseLayers(Set.of(0, 1, 3, 99))), "layers beyond the model are ignored");
     }
 
     @Test
     void publishedScheduleIsPredictedFasterThanDense() {
-        CostModel m = new CostModel(QWEN3_1_7B, CostModel.Machine.DEFAULT, CostModel.DEFAULT_DENSE_LAYERS, 8);
+        CostModel m = new CostModel(QWEN3_1_7B, CostModel.Machine.DEFAULT, 8);
         Schedule published = Schedule.ofBins(2048, new int[] {512, 1024, 1536, 1536, 2048, 2560, 3072, 3584, 3584, 4096});
         double speedup = m.predictedSpeedup(published, 512, 32_768);
         assertTrue(speedup > 1.2 && speedup < 20, "speedup " + speedup);

@@ -180,6 +180,55 @@ class ScheduleTest {
     }
 
     @Test
+    void denseLayersParseRoundTripAndAreWrittenOnlyWhenNotTheDefault() {
+        Schedule s = Schedule.parseString("tailguard.schedule { version = 3, kind = fixed, budget = 64, dense-layers = [2, 0] }", "x.conf");
+        assertEquals(java.util.List.of(0, 2), java.util.List.copyOf(s.denseLayers()), "ascending");
+        assertTrue(s.toHocon().contains("dense-layers = [0, 2]"), s.toHocon());
+        assertEquals(s, Schedule.parseString(s.toHocon(), "again"));
+        assertEquals(java.util.List.of(0, 1), java.util.List.copyOf(Schedule.fixed(64).denseLayers()), "default: layers 0 and 1");
+        assertFalse(Schedule.fixed(64).toHocon().contains("dense-layers"), "the default is not written");
+        assertEquals(Schedule.fixed(64), Schedule.parseString(
+                "tailguard.schedule { version = 1, kind = fixed, budget = 64, dense-layers = [1, 0] }", "x"), "explicit default");
+        Schedule none = Schedule.parseString("tailguard.schedule { version = 1, kind = bins, dense-layers = [], bins = [{ start = 0, budget = 64 }] }", "x");
+        assertTrue(none.denseLayers().isEmpty());
+        assertEquals(none, Schedule.parseString(none.toHocon(), "again"));
+        assertTrue(Schedule.parseString("tailguard.schedule { version = 1, kind = dense, dense-layers = [3] }", "x").isDense());
+        // the kind, bin width, budgets and version stay; equality sees the dense layers
+        Schedule moved = Schedule.ofBins(256, new int[] {64, 128}).withVersion(4).withDenseLayers(java.util.Set.of(5));
+        assertArrayEquals(new int[] {64, 128}, moved.budgets());
+        assertEquals(4, moved.withVersion(4).version());
+        assertEquals(java.util.Set.of(5), moved.withVersion(9).denseLayers());
+        assertFalse(moved.equals(Schedule.ofBins(256, new int[] {64, 128}).withVersion(4)));
+        assertTrue(moved.toString().contains("dense layers [5]"), moved.toString());
+        assertEquals("Schedule[fixed 64, v1]", Schedule.fixed(64).toString());
+    }
+
+    @Test
+    void badDenseLayersAreRefusedNamingTheKey() {
+        String neg = error("tailguard.schedule { version = 1, kind = fixed, budget = 64, dense-layers = [0, -1] }");
+        assertTrue(neg.contains("tailguard.schedule.dense-layers[1]") && neg.contains(">= 0"), neg);
+        String twice = error("tailguard.schedule { version = 1, kind = fixed, budget = 64, dense-layers = [1, 1] }");
+        assertTrue(twice.contains("tailguard.schedule.dense-layers[1]") && twice.contains("twice"), twice);
+        String notList = error("tailguard.schedule { version = 1, kind = fixed, budget = 64, dense-layers = 1 }");
+        assertTrue(notList.contains("tailguard.schedule.dense-layers") && notList.contains("list"), notList);
+        String notInt = error("tailguard.schedule { version = 1, kind = fixed, budget = 64, dense-layers = [a] }");
+        assertTrue(notInt.contains("tailguard.schedule.dense-layers[0]"), notInt);
+        assertThrows(IllegalArgumentException.class, () -> Schedule.fixed(64).withDenseLayers(java.util.Set.of(-2)));
+    }
+
+    @Test
+    void budgetMessagesStateTheRuleWithThePageAndTheSmallestBudget() {
+        assertEquals("bad.conf: tailguard.schedule.bins[0].budget: budget 1000 is not a multiple of the page size 16",
+                error(bins("{ start = 0, budget = 1000 }")));
+        assertEquals("bad.conf: tailguard.schedule.bins[0].budget: budget 32 is below 48 (the sink page and the 2 most "
+                + "recent pages are always kept)", error(bins("{ start = 0, budget = 32 }")));
+        assertEquals("bad.conf: tailguard.schedule.bin-width: must be a positive multiple of 16, got 1000",
+                error("tailguard.schedule { version = 1, kind = dense, bin-width = 1000 }"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Schedule.fixed(100));
+        assertEquals("budget: budget 100 is not a multiple of the page size 16", e.getMessage());
+    }
+
+    @Test
     void fixedAndOfBinsValidateBudgets() {
         assertThrows(IllegalArgumentException.class, () -> Schedule.fixed(100));
         assertThrows(IllegalArgumentException.class, () -> Schedule.fixed(32));

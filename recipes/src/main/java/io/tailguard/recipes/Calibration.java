@@ -1,0 +1,264 @@
+package io.tailguard.recipes;
+
+import io.tailguard.model.Devices;
+import io.tailguard.model.ModelLoader;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.lora.LoraAdapter;
+import io.tailguard.model.tokenizer.Tokenizer;
+import io.tailguard.model.tokenizer.Tokenizers;
+import io.tailguard.rollout.eval.Evaluator;
+import io.tailguard.rollout.eval.TailMeasurement;
+import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.Budgets;
+import io.tailguard.rollout.sparse.CostModel;
+import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.sparse.TailStats;
+import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskFormat;
+import io.tailguard.rollout.tasks.Tasks;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+
+/**
+ * The published offline calibration (docs/algorithms.md, "Schedules and offline calibration"):
+ * measure the α tail under each candidate budget, then pick per position bin the cheapest budget
+ * whose tail meets τ. {@code calibrate} runs it on the prompts its options name; {@code train} with
+ * {@code tailguard.controller.schedule = calibrate} runs {@link #forRun} on the warm start.
+ *
+ * <p>Bad input is an IllegalArgumentException naming the parameter (tau, candidates, bin-width,
+ * groups); the command line maps those to its own flags.
+ */
+public final class Calibration {
+    /** Calibration prompts per context length when a run calibrates at its start. */
+    public static final int RUN_PROMPTS = 24;
+    /**
+     * A run's calibration prompts come from their own stream, the run's seed plus this, apart from
+     * its training and held-out prompts.
+     */
+    public static final long RUN_SEED_OFFSET = 1_000_003L;
+
+    private Calibration() {
+    }
+
+    /** The calibration prompts of one context length (or of a dataset); {@code label} names them in progress. */
+    public record Group(String label, Task task, List<Prompt> prompts) {}
+
+    /** Where a calibration reports as it goes; the command line draws progress bars and prints the lines. */
+    public interface Listener {
+        /** A measurement (one candidate budget on one group) starts; its progress goes to what this returns. */
+        Evaluator.Progress started(String label);
+
+        /** That measurement ended, normally or not. */
+        void ended(String label);
+
+        /** One line per candidate budget, once measured: its p5 α by bin. */
+        void line(String text);
+
+        /** No progress; lines are dropped. */
+        Listener SILENT = linesOnly(text -> { });
+
+        /** No progress; each line goes to {@code lines}. */
+        static Listener linesOnly(Consumer<String> lines) {
+            return new Listener() {
+                @Override
+                public Evaluator.Progress started(String label) {
+                    return Evaluator.Progress.NONE;
+                }
+
+                @Override
+                public void ended(String label) {
+                }
+
+                @Override
+                public void line(String text) {
+                    lines.accept(text);
+                }
+            };
+        }
+    }
+
+    /** A calibrated schedule, with the candidates (ascending) and each one's merged tails it was chosen from. */
+    public record Result(Schedule schedule, int[] candidates, List<TailStats> tables) {}
+
+    /**
+     * Measures every candidate and chooses the schedule ({@link #measure}, {@link #choose}).
+     *
+     * @param candidates  budgets to measure under, ascending and distinct, each obeying {@link Budgets}
+     * @param tau         the tail threshold, in (0, 1]
+     * @param denseLayers the layers that stay dense, while measuring and in the schedule
+     * @param adapter     a LoRA only the sparse actor uses, or null
+     */
+    public static Result calibrate(Qwen3Model model, Tokenizer tok, List<Group> groups, int[] candidates, double tau,
+                                   int binWidth, Set<Integer> denseLayers, long seed, int batch, int maxNew,
+                                   LoraAdapter adapter, Listener listener) {
+        if (!(tau > 0 && tau <= 1)) {
+            throw new IllegalArgumentException("tau: must be in (0, 1], got " + tau);
+        }
+        if (!Budgets.validBinWidth(binWidth)) {
+            throw new IllegalArgumentException("bin-width: must be " + Budgets.BIN_WIDTH_RULE + ", got " + binWidth);
+        }
+        if (candidates.length == 0) {
+            throw new IllegalArgumentException("candidates: at least one budget is needed");
+        }
+        for (int j = 0; j < candidates.length; j++) {
+            Budgets.check("candidates", candidates[j]);
+            if (j > 0 && candidates[j] <= candidates[j - 1]) {
+                throw new IllegalArgumentException("candidates: must be ascending and distinct, got " + candidates[j]
+                        + " after " + candidates[j - 1]);
+            }
+        }
+        if (groups.isEmpty()) {
+            throw new IllegalArgumentException("groups: at least one group of prompts is needed");
+        }
+        List<TailStats> tables = measure(model, tok, groups, candidates, binWidth, denseLayers, seed, batch, maxNew,
+                adapter, listener);
+        Schedule schedule = Schedule.ofBins(binWidth, choose(candidates, tables, tau, binWidth)).withDenseLayers(denseLayers);
+        return new Result(schedule, candidates.clone(), tables);
+    }
+
+    /**
+     * The calibration measurements: for each candidate budget, the α tails of the groups' prompts
+     * sampled (temperature 1, the same seed under every budget) under that fixed budget, merged.
+     */
+    static List<TailStats> measure(Qwen3Model model, Tokenizer tok, List<Group> groups, int[] candidates, int binWidth,
+                                   Set<Integer> denseLayers, long seed, int batch, int maxNew, LoraAdapter adapter,
+                                   Listener listener) {
+        List<TailStats> tables = new ArrayList<>();
+        for (int b : candidates) {
+            Schedule fixed = Schedule.fixed(b).withDenseLayers(denseLayers);
+            TailStats merged = new TailStats(binWidth);
+            for (Group g : groups) {
+                String label = "budget " + b + ", " + g.label();
+                Evaluator.Progress progress = listener.started(label);
+                try {
+                    merged.merge(TailMeasurement.measure(model, tok, g.task(), g.prompts(), fixed, binWidth,
+                            1.0, seed, batch, maxNew, progress, adapter).tails());
+                } finally {
+                    listener.ended(label);
+                }
+            }
+            tables.add(merged);
+            StringBuilder line = new StringBuilder("calibration: budget " + b + ": p5 by bin");
+            for (TailStats.BinSummary s : merged.summary()) {
+                line.append(String.format(Locale.ROOT, " [%d]=%.4f", s.start(), s.alphaP5()));
+            }
+            listener.line(line.toString());
+        }
+        return tables;
+    }
+
+    /**
+     * Per bin, the cheapest candidate (ascending) whose tail p5 ≥ τ; max(MIN_BUDGET, bin end) (dense within
+     * the bin) when none does; then {@link Budgets#makeNonDecreasing} with the bins no candidate's
+     * tokens reached as its unreached bins: such a bin takes the previous bin's budget (leading ones
+     * the first reached bin's), and budgets never decrease (a running max).
+     */
+    public static int[] choose(int[] ascendingBudgets, List<TailStats> tables, double tau, int binWidth) {
+        int bins = 0;
+        for (TailStats t : tables) {
+            bins = Math.max(bins, t.binCount());
+        }
+        int[] pick = new int[bins];
+        boolean[] reached = new boolean[bins];
+        boolean any = false;
+        for (int i = 0; i < bins; i++) {
+            pick[i] = Budgets.NONE;
+            for (int j = 0; j < ascendingBudgets.length && pick[i] == Budgets.NONE; j++) {
+                TailStats t = tables.get(j);
+                if (t.count(i) > 0) {
+                    reached[i] = true;
+                    if (t.p5(i) >= tau) {
+                        pick[i] = ascendingBudgets[j];
+                    }
+                }
+            }
+            if (reached[i] && pick[i] == Budgets.NONE) {
+                pick[i] = (int) Math.max(Budgets.MIN_BUDGET, Math.min((long) (i + 1) * binWidth, Budgets.LARGEST));
+            }
+            any |= reached[i];
+        }
+        if (!any) {
+            throw new IllegalArgumentException("calibration produced no probed tokens; nothing to calibrate on");
+        }
+        return Budgets.makeNonDecreasing(pick, reached);
+    }
+
+    /** 256, 512, ... up to the largest context (at least one candidate). */
+    public static int[] defaultBudgets(int largestContext) {
+        int count = Math.max(1, largestContext / 256);
+        int[] b = new int[count];
+        for (int i = 0; i < count; i++) {
+            b[i] = 256 * (i + 1);
+        }
+        return b;
+    }
+
+    /** The longest prompt of the groups, in tokens. */
+    public static int largestPrompt(Tokenizer tok, List<Group> groups) {
+        int largest = 0;
+        for (Group g : groups) {
+            for (Prompt p : g.prompts()) {
+                largest = Math.max(largest, TaskFormat.promptIds(tok, p).length);
+            }
+        }
+        return largest;
+    }
+
+    /**
+     * The cost model's dense/schedule cost ratio of generating, at batch 1, one completion after a
+     * prompt of the group: prompt = the mean prompt length in tokens of its prompts, new tokens =
+     * their mean generation budget (solution + 25% + 8, or maxNew), prefill included on both sides.
+     */
+    public static double predictedSpeedup(CostModel cost, Tokenizer tok, Group group, int maxNew, Schedule schedule) {
+        double promptLength = 0;
+        double newTokens = 0;
+        for (Prompt p : group.prompts()) {
+            promptLength += TaskFormat.promptIds(tok, p).length;
+            newTokens += TaskFormat.maxNewTokens(group.task(), p, tok, maxNew);
+        }
+        promptLength /= group.prompts().size();
+        newTokens /= group.prompts().size();
+        return cost.predictedSpeedup(schedule, (int) Math.round(promptLength), (int) Math.ceil(newTokens));
+    }
+
+    // ---------------------------------------------------------------- a run's calibration at its start
+
+    /**
+     * The candidates of a run's calibration: the controller's own rungs for the bin that ends at
+     * context-max rounded up to the page (min-budget × ladder-ratio^k, page-rounded, under it, and
+     * the top rung: context-max itself, dense).
+     */
+    public static int[] runCandidates(BudgetController.Settings controller, int contextMax) {
+        return BudgetController.ladder(controller, Budgets.pageCeil(contextMax));
+    }
+
+    /**
+     * The calibration a run does at its start, on the warm start at {@code checkpoint} (on the CPU):
+     * {@link #RUN_PROMPTS} prompts of the task at context-min and at context-max, from their own
+     * prompt stream (the run's seed + {@link #RUN_SEED_OFFSET}), 8 sequences per batch and 64 new
+     * tokens for tasks without solutions; candidates from {@link #runCandidates}; τ and bin width
+     * are the controller's; the default dense layers.
+     */
+    public static Result forRun(Path checkpoint, String task, int contextMin, int contextMax, long runSeed,
+                                BudgetController.Settings controller, Listener listener) {
+        int[] candidates = runCandidates(controller, contextMax);
+        long seed = runSeed + RUN_SEED_OFFSET;
+        Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
+        List<Group> groups = new ArrayList<>();
+        for (int ctx : new TreeSet<>(List.of(contextMin, contextMax))) {
+            Task t = Tasks.builtin(task, ctx);
+            groups.add(new Group("context " + ctx, t, Evaluator.prompts(t, RUN_PROMPTS, seed)));
+        }
+        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse("cpu"))) {
+            return calibrate(model, tok, groups, candidates, controller.tau(), controller.binWidth(),
+                    Schedule.DEFAULT_DENSE_LAYERS, seed, 8, 64, null, listener);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+package io.tailguard.recipes;
+
+import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.TailStats;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class CalibrationTest {
+    /** One table per budget: 20 tokens at the given p5 in each bin (NaN: no tokens). */
+    static List<TailStats> tables(double[][] p5, int binWidth) {
+        List<TailStats> tables = new ArrayList<>();
+        for (double[] row : p5) {
+            TailStats t = new TailStats(binWidth);
+            for (int bin = 0; bin < row.length; bin++) {
+                if (!Double.isNaN(row[bin])) {
+                    for (int k = 0; k < 20; k++) {
+                        t.add(bin * binWidth + k, row[bin]);
+                    }
+                }
+            }
+            tables.add(t);
+        }
+        return tables;
+    }
+
+    @Test
+    void picksTheCheapestBudgetMeetingTauPerBin() {
+        int[] budgets = {48, 96, 160};
+        double[][] p5 = { // [budget][bin]; NaN: no tokens
+                {1.0, 0.5, Double.NaN, 0.95, 0.1},
+                {1.0, 0.9, Double.NaN, 0.5, 0.2},
+                {1.0, 0.99, Double.NaN, 0.9, 0.3}};
+        // bin 0: 48; bin 1: 96; bin 2 unreached: inherits 96; bin 3: 48 meets tau, running max keeps 96;
+        // bin 4: nothing meets tau: dense within the bin, its end 5 * 64 = 320.
+        assertArrayEquals(new int[] {48, 96, 96, 96, 320}, Calibration.choose(budgets, tables(p5, 64), 0.86, 64));
+    }
+
+    @Test
+    void leadingUnreachedBinsTakeTheFirstReachedBinsBudget() {
+        // long prompts: no decoded token below position 128
+        double nan = Double.NaN;
+        double[][] p5 = {{nan, nan, 0.5, 0.95}, {nan, nan, 0.9, 0.95}};
+        assertArrayEquals(new int[] {96, 96, 96, 96}, Calibration.choose(new int[] {48, 96}, tables(p5, 64), 0.86, 64));
+        // a failing first bin is dense within it, at least the smallest budget
+        assertArrayEquals(new int[] {48, 64}, Calibration.choose(new int[] {64}, tables(new double[][] {{0.1, 1.0}}, 32), 0.86, 32));
+    }
+
+    @Test
+    void noProbedTokenIsAnError() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Calibration.choose(new int[] {48}, tables(new double[][] {{}}, 64), 0.86, 64));
+        assertEquals("calibration produced no probed tokens; nothing to calibrate on", e.getMessage());
+    }
+
+    @Test
+    void badParametersAreNamed() {
+        List<Calibration.Group> none = List.of();
+        Set<Integer> dense = Set.of(0, 1);
+        assertEquals("tau: must be in (0, 1], got 1.5", assertThrows(IllegalArgumentException.class, () -> Calibration.calibrate(
+                null, null, none, new int[] {64}, 1.5, 64, dense, 0, 1, 1, null, Calibration.Listener.SILENT)).getMessage());
+        assertEquals("bin-width: must be a positive multiple of 16, got 100", assertThrows(IllegalArgumentException.class,
+                () -> Calibration.calibrate(null, null, none, new int[] {64}, 0.86, 100, dense, 0, 1, 1, null,
+                        Calibration.Listener.SILENT)).getMessage());
+        assertEquals("candidates: budget 40 is below 48 (the sink page and the 2 most recent pages are always kept)",
+                assertThrows(IllegalArgumentException.class, () -> Calibration.calibrate(null, null, none, new int[] {40}, 0.86,
+                        64, dense, 0, 1, 1, null, Calibration.Listener.SILENT)).getMessage());
+        assertEquals("candidates: must be ascending and distinct, got 64 after 96", assertThrows(IllegalArgumentException.class,
+                () -> Calibration.calibrate(null, null, none, new int[] {96, 64}, 0.86, 64, dense, 0, 1, 1, null,
+                        Calibration.Listener.SILENT)).getMessage());
+        assertEquals("groups: at least one group of prompts is needed", assertThrows(IllegalArgumentException.class,
+                () -> Calibration.calibrate(null, null, none, new int[] {64}, 0.86, 64, dense, 0, 1, 1, null,
+                        Calibration.Listener.SILENT)).getMessage());
+    }
+
+    @Test
+    void aRunCalibratesOnTheControllersRungsUpToContextMaxRoundedToThePage() {
+        // ladder from 64 by ratio 2 under the bin end 96 (= 90 rounded up to the page): 64, then 96 itself
+        BudgetController.Settings ctl = new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 256, 1024);
+        assertArrayEquals(new int[] {64, 96}, Calibration.runCandidates(ctl, 90));
+        // 64, 128, 256, 512 under 1000 → end 1008
+        assertArrayEquals(new int[] {64, 128, 256, 512, 1008}, Calibration.runCandidates(ctl, 1000));
+    }
+
+    @Test
+    void defaultCandidatesAre256Steps() {
+        assertArrayEquals(new int[] {256, 512, 768}, Calibration.defaultBudgets(1000));
+        assertArrayEquals(new int[] {256}, Calibration.defaultBudgets(100));
+    }
+}
