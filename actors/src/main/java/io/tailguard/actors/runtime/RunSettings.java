@@ -102,12 +102,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"));
             BudgetController.Settings ctl = controller(c, t.contextMax());
             Duration window = positiveDuration(c, "tailguard.controller.window");
-            Buffer b = new Buffer(atLeast(c, "tailguard.buffer.staleness", 0), positive(c, "tailguard.buffer.max-groups"));
+            Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));
             LearnerSettings l = new LearnerSettings(positive(c, "tailguard.learner.groups-per-step"),
-                    positiveDouble(c, "tailguard.learner.lr"), atLeast(c, "tailguard.learner.warmup-steps", 0),
+                    (Double) LiveKey.LR.from(c), atLeast(c, "tailguard.learner.warmup-steps", 0),
                     positive(c, "tailguard.learner.micro-batch"), positive(c, "tailguard.learner.publish-every"),
                     positive(c, "tailguard.learner.checkpoint-every"),
-                    onOff("tailguard.learner.distill", c.getString("tailguard.learner.distill")),
+                    (Boolean) LiveKey.DISTILL.from(c),
                     nonNegativeDouble(c, "tailguard.learner.distill-kl"), nonNegativeDouble(c, "tailguard.learner.distill-ppo"),
                     divergence(c, "tailguard.learner.distill-divergence"));
             int port = atLeast(c, "tailguard.metrics.port", 0);
@@ -157,9 +157,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         if (bits < 2 || bits > 8) {
             throw new IllegalArgumentException("tailguard.compression.bits: must be in [2, 8], got " + bits);
         }
-        boolean rollout = onOff("tailguard.compression.rollout", c.getString("tailguard.compression.rollout"));
-        double share = probeShare("tailguard.compression.probe-share", c.getDouble("tailguard.compression.probe-share"));
-        int maxLag = atLeast(c, "tailguard.compression.max-lag", 0);
+        boolean rollout = (Boolean) LiveKey.COMPRESSION_ROLLOUT.from(c);
+        double share = (Double) LiveKey.PROBE_SHARE.from(c);
+        int maxLag = (Integer) LiveKey.MAX_LAG.from(c);
         return new Compression(positive(c, "tailguard.compression.every"),
                 CompressionWorker.parseMethod(c.getString("tailguard.compression.method")), bits,
                 positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"),

@@ -1,0 +1,45 @@
+package io.tailguard.actors.runtime;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+/** The controller's file writer: coalesced, newest wins, flushed on the caller's thread. */
+class StateWriterTest {
+    @Test
+    void aBurstIsOneWriteOfTheNewestTextAndFlushWritesWhatIsPending(@TempDir Path tmp) throws Exception {
+        List<Runnable> queued = new ArrayList<>();
+        StateWriter w = new StateWriter(queued::add, org.slf4j.LoggerFactory.getLogger(StateWriterTest.class));
+        Path f = tmp.resolve("controller/state.json");
+        AtomicInteger computed = new AtomicInteger();
+        for (int i = 1; i <= 5; i++) {
+            int n = i;
+            w.submit(f, () -> {
+                computed.incrementAndGet();
+                return "state " + n;
+            });
+        }
+        assertEquals(1, queued.size(), "one write scheduled for the burst");
+        assertFalse(Files.exists(f), "nothing written on the submitting thread");
+        queued.get(0).run();
+        assertEquals("state 5", Files.readString(f));
+        assertEquals(1, computed.get(), "only the newest text is computed");
+
+        w.submit(f, () -> "state 6");
+        w.flush(); // the controller stops: written now, here
+        assertEquals("state 6", Files.readString(f));
+        queued.get(1).run(); // the scheduled drain finds nothing left
+        assertEquals("state 6", Files.readString(f));
+        try (var files = Files.list(f.getParent())) {
+            assertEquals(1, files.count(), "no temporary file left");
+        }
+    }
+}
