@@ -5,7 +5,6 @@ import io.tailguard.rollout.sparse.BudgetController;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
-import io.tailguard.rollout.tasks.Prompt;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.DispatcherSelector;
@@ -20,14 +19,10 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.typed.Cluster;
 
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.stream.StreamSupport;
 
 /**
  * The controller (a cluster singleton): owns the prompt stream and the leases ({@link LeaseBook}),
@@ -78,8 +73,6 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     /** A receptionist listing: observers, buffers or learners (one adapter per message class, so one record). */
     record Listed(Receptionist.Listing listing) implements Command {}
 
-    /** How long a change waits for more before the state file is written: bursts of leases are one write. */
-    static final Duration PERSIST_DELAY = Duration.ofMillis(200);
     /** The dispatcher for blocking file writes (actors' reference.conf). */
     static final String BLOCKING_IO = "tailguard.blocking-io";
 
@@ -96,70 +89,46 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     private final RunSettings s;
-    private final NodeMetrics metrics;
+    private final ControllerTelemetry telemetry;
     private final TimerScheduler<Command> timers;
-    private final Prompts prompts;
     private final TuningBook tuning;
     private final BudgetController budgets;
     private final OptionBook options;
     private final LeaseBook<RequestWork> leases;
+    private final Leasing leasing;
     private final CostModel cost;
-    private final StateWriter writer;
+    private final ControllerFiles files;
     private final List<ActorRef<RunObserver.Event>> observers = new ArrayList<>();
     private final Set<ActorRef<LiveSettings>> liveSubscribers = new LinkedHashSet<>();
-    private PolicyPublished policy;
-    private int bufferGroups;
-    private long persistedVersion = -1;
-    private boolean flushPending;
 
     private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
                        Schedule start, Path startCheckpoint, NodeMetrics metrics) {
         super(ctx);
         this.s = s;
-        this.metrics = metrics;
+        this.telemetry = new ControllerTelemetry(metrics, ctx.getLog());
         this.timers = timers;
-        this.prompts = new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax());
-        this.writer = new StateWriter(ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_IO)), ctx.getLog());
+        this.files = new ControllerFiles(s, ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_IO)), ctx.getLog());
         ControllerState saved = ControllerState.read(s);
-        this.tuning = new TuningBook(s.controller(), new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill()),
-                s.compression().guard(), s.train().contextMax(), saved);
-        if (tuning.notRestored() != null) {
-            ctx.getLog().warn("controller: the saved tuning {} does not apply to this configuration ({}); the configured values stand "
-                    + "(settings v{})", saved.tuned(), tuning.notRestored(), tuning.live().version());
-        }
+        this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
         this.options = new OptionBook(tuning.controller(), tuning.option(), System.nanoTime());
         this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
                 CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
-        if (!tuning.restored().isEmpty()) {
-            ctx.getLog().info("controller: live tuning restored (settings v{}): {}", tuning.live().version(), String.join(", ", tuning.restored()));
-        }
-        Map<String, String> since = new LinkedHashMap<>(tuning.changedSince());
-        try {
-            Schedule before = budgets.schedule();
-            TuningBook.Applied a = tuning.applyChangedSince();
-            if (a != null) {
-                Schedule after = apply(a);
-                ctx.getLog().info("controller: the configuration changed {} since they were tuned; its values stand: {}; settings v{}{}",
-                        since.keySet(), String.join(", ", a.plan().changes()), a.live().version(),
-                        after.version() != before.version() ? "; schedule v" + after.version() : "");
-            }
-        } catch (IllegalArgumentException e) {
-            ctx.getLog().warn("controller: the configuration changed {} since they were tuned, but its values {} do not "
-                    + "go with the rest of the tuning ({}); the tuned values stay", since.keySet(), since, e.getMessage());
-        }
+        tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
         this.leases = new LeaseBook<>(s.rollout().promptsPerLease(), s.rollout().leaseTimeout().toNanos(),
                 saved == null ? 0 : saved.nextGroup(), saved == null ? new long[0] : saved.openGroups());
+        Path store = s.train().out().resolve("store");
+        this.leasing = new Leasing(leases, new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax()),
+                budgets, options, s, CheckpointStore.latest(store, startCheckpoint));
         timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
-        ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
         // buffers and learners get the live settings when they appear (a controller that moved to
         // another node finds them here); a restarted one asks (WantSettings)
+        ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
         for (var key : List.of(RunObserver.KEY, TrajectoryBuffer.KEY, Learner.KEY)) {
             ctx.getSystem().receptionist().tell(Receptionist.subscribe(key, listings));
         }
         exportSchedule();
-        this.policy = CheckpointStore.latest(s.train().out().resolve("store"), startCheckpoint);
-        CompressedPublished c = CheckpointStore.latestCompressed(s.train().out().resolve("store"));
+        CompressedPublished c = CheckpointStore.latestCompressed(store);
         if (c != null) {
             offer(c); // a controller that moved to another node finds the newest compressed version
         }
@@ -171,42 +140,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(RequestWork.class, r -> {
-                    if (!leasing(r)) {
-                        leases.park(r.worker(), r); // answered when a policy exists and the buffer drains
-                    }
-                    return this;
-                })
+                .onMessage(RequestWork.class, r -> send(List.of(new Leasing.Issued(r, leasing.request(r, System.nanoTime())))))
                 .onMessage(LeaseDone.class, this::onLeaseDone)
                 .onMessage(TailReport.class, this::onTailReport)
-                .onMessage(BufferDepth.class, d -> {
-                    bufferGroups = d.groups();
-                    leases.drain(this::leasing);
-                    return this;
-                })
-                .onMessage(PolicyPublished.class, p -> {
-                    if (policy == null || p.version() > policy.version()) {
-                        policy = p;
-                    }
-                    leases.drain(this::leasing);
-                    return this;
-                })
-                .onMessage(CompressedPublished.class, c -> {
-                    offer(c);
-                    return this;
-                })
+                .onMessage(BufferDepth.class, d -> send(leasing.bufferDepth(d.groups(), System.nanoTime())))
+                .onMessage(PolicyPublished.class, p -> send(leasing.policy(p, System.nanoTime())))
+                .onMessage(CompressedPublished.class, this::offer)
                 .onMessage(Tune.class, this::onTune)
                 .onMessage(GetStatus.class, this::onStatus)
-                .onMessage(WantSettings.class, w -> {
-                    subscribe(w.replyTo());
-                    return this;
-                })
+                .onMessage(WantSettings.class, w -> subscribe(w.replyTo()))
                 .onMessage(Tick.class, t -> onTick())
-                .onMessage(Flush.class, f -> {
-                    flushPending = false;
-                    persist();
-                    return this;
-                })
+                .onMessage(Flush.class, f -> persist())
                 .onMessage(Listed.class, this::onListed)
                 .onSignal(Terminated.class, x -> {
                     liveSubscribers.remove(x.getRef()); // a buffer or learner that stopped
@@ -214,44 +158,32 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 })
                 .onSignal(PostStop.class, x -> {
                     persist();
-                    writer.flush();
+                    files.flush();
                     return this;
                 })
                 .build();
     }
 
-    /** Leases to the worker unless leasing pauses (no policy yet, or the buffer is full); false then. */
-    private boolean leasing(RequestWork r) {
-        if (policy == null || bufferGroups >= s.buffer().maxGroups()) {
-            return false;
+    /** Sends the leases issued (a null work: the worker waits for leasing to resume). */
+    private Behavior<Command> send(List<Leasing.Issued> issued) {
+        for (Leasing.Issued i : issued) {
+            if (i.work() != null) {
+                telemetry.issued(i.work());
+                i.request().replyTo().tell(i.work());
+                changed();
+            }
         }
-        LeaseBook.Lease l = leases.issue(r.worker(), System.nanoTime());
-        Prompt[] ps = new Prompt[l.groups().length];
-        for (int i = 0; i < ps.length; i++) {
-            ps[i] = prompts.of(l.groups()[i]);
-        }
-        metrics.leases.labelValues("issued").inc();
-        metrics.leasesOpen.set(leases.openLeases());
-        changed();
-        Schedule sched = budgets.schedule();
-        CompressedPublished actor = options.choose(policy.version());
-        // a compressed lease's tails judge the compressed weights, not a cheaper schedule: no shadow
-        Schedule shadow = actor == null && s.rollout().shadowFraction() > 0
-                && !sched.equals(budgets.shadowSchedule().withVersion(sched.version())) ? budgets.shadowSchedule() : null;
-        metrics.optionLeases.labelValues(actor == null ? "plain" : "compressed").inc();
-        r.replyTo().tell(new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
-                shadow == null ? null : ScheduleSpec.of(shadow), s.train().seed() * 1_000_003L + l.id(), actor));
-        return true;
+        telemetry.openLeases(leases.openLeases());
+        return this;
     }
 
     private Behavior<Command> onLeaseDone(LeaseDone d) {
-        if (leases.done(d.lease())) {
-            metrics.leases.labelValues("done").inc();
+        boolean open = leases.done(d.lease());
+        telemetry.done(open);
+        telemetry.openLeases(leases.openLeases());
+        if (open) {
             changed();
-        } else {
-            metrics.leases.labelValues("late").inc(); // re-issued already; the buffer dedups its groups
         }
-        metrics.leasesOpen.set(leases.openLeases());
         return this;
     }
 
@@ -259,7 +191,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         Schedule used = r.used() == null ? null : r.used().toSchedule();
         TailStats tails = r.tails() == null ? null : TailStats.fromBytes(r.tails());
         boolean compressed = options.report(r.compressedVersion(), used, tails, r.tokens());
-        metrics.optionTokens.labelValues(compressed ? "compressed" : "plain").inc(r.tokens());
+        telemetry.tokens(compressed, r.tokens());
         if (!compressed) {
             budgets.report(used, tails, r.shadow() == null ? null : r.shadow().toSchedule(),
                     r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()));
@@ -268,33 +200,25 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     /** A compressed version: the compressed option from now on when newer than the one held. */
-    private void offer(CompressedPublished c) {
+    private Behavior<Command> offer(CompressedPublished c) {
         if (options.offer(c)) {
-            metrics.compressedRolloutVersion.set(c.version());
-            getContext().getLog().info("compressed rollout option: {} (KL {} per token){}", c.describe(), c.kl(),
-                    options.settings().on() ? "; " + options.reason() : "; compressed rollout is off");
+            telemetry.offered(c, options.settings(), options.reason());
         }
+        return this;
     }
 
     private Behavior<Command> onTick() {
         long now = System.nanoTime();
         for (LeaseBook.Lease l : leases.expire(now)) {
-            metrics.leases.labelValues("reissued").inc();
-            getContext().getLog().warn("lease {} of {} timed out; its {} groups go to the next worker", l.id(), l.worker(), l.groups().length);
+            telemetry.expired(l);
             changed();
         }
-        metrics.leasesOpen.set(leases.openLeases());
+        telemetry.openLeases(leases.openLeases());
         // the compressed option is judged at the budgets its window ran under, before they change
+        PolicyPublished policy = leasing.policy();
         OptionBook.Window ow = options.tick(now, policy == null ? 0 : policy.version(), budgets.schedule());
-        if (ow.decision().changed()) {
-            getContext().getLog().info("rollout option: {}", ow.decision().reason());
-        }
-        metrics.compressedOption(ow.decision());
         BudgetController.Decision d = budgets.tick();
-        for (BudgetController.Change c : d.changes()) {
-            getContext().getLog().info("schedule v{}: bin {} budget {} -> {}: {}", d.schedule().version(), c.bin(), c.from(), c.to(), c.reason());
-            metrics.scheduleChanges.labelValues(c.to() > c.from() ? "up" : "down").inc();
-        }
+        telemetry.window(ow.decision(), d);
         exportSchedule();
         RunObserver.Window w = RunObserver.window(System.currentTimeMillis(), d, budgets.settings().tau(), predictedSpeedup(),
                 options.version(), ow);
@@ -306,92 +230,73 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return cost.predictedSpeedup(budgets.schedule(), (s.train().contextMin() + s.train().contextMax()) / 2, 16);
     }
 
-    /** An accepted tuning to the engines: controller keys retune the budget controller (a new schedule version), the rest the guard and the buffers and learners. */
+    /** An accepted tuning to the engines: controller keys retune the budget controller (a new schedule version), all the guard. */
     private Schedule apply(TuningBook.Applied a) {
         if (a.plan().controller() != null) {
             budgets.retune(a.plan().controller());
         }
         options.retune(budgets.settings(), a.plan().compression());
         if (a.runtimeChanged()) {
-            liveSubscribers.forEach(r -> r.tell(a.live()));
+            liveSubscribers.forEach(r -> r.tell(a.live())); // the buffers and learners
         }
         return budgets.schedule();
     }
 
-    /** Where the controller keeps its current schedule, so a restarted singleton resumes it. */
-    static Path persistedSchedule(RunSettings s) {
-        return s.train().out().resolve("controller").resolve("schedule.conf");
-    }
-
     /** The state changed: controller/state.json is written shortly (one write for a burst of changes). */
     private void changed() {
-        if (!flushPending) {
-            flushPending = true;
-            timers.startSingleTimer(Flush.INSTANCE, PERSIST_DELAY);
+        if (files.changed()) {
+            timers.startSingleTimer(Flush.INSTANCE, ControllerFiles.DELAY);
         }
     }
 
-    /** The prompt cursor, every group not yet delivered (the re-issue queue, open leases) and the live tuning, written off this thread. */
-    private void persist() {
-        ControllerState st = tuning.state(leases.nextGroup(), leases.undelivered());
-        writer.submit(ControllerState.file(s), st::json);
+    /** The prompt cursor, every group not yet delivered and the live tuning, written off this thread. */
+    private Behavior<Command> persist() {
+        files.state(tuning.state(leases.nextGroup(), leases.undelivered()));
+        return this;
     }
 
     private void exportSchedule() {
         Schedule sched = budgets.schedule();
-        metrics.controllerSchedule(sched, budgets.p5PerBin(), budgets.settings().tau(), predictedSpeedup(), tuning.live().version());
-        if (sched.version() != persistedVersion) {
-            String text = sched.toHocon();
-            writer.submit(persistedSchedule(s), () -> text);
-            persistedVersion = sched.version();
-        }
+        telemetry.schedule(sched, budgets.p5PerBin(), budgets.settings().tau(), predictedSpeedup(), tuning.live().version());
+        files.schedule(sched);
     }
 
     /** Validates the whole request first (all or nothing), then applies it as a new settings version, logged old -> new. */
     private Behavior<Command> onTune(Tune t) {
-        Map<String, String> kv = new LinkedHashMap<>();
-        for (int i = 0; i < t.keys().length; i++) {
-            kv.put(t.keys()[i], t.values()[i]);
-        }
         TuningBook.Applied a;
         try {
-            a = tuning.tune(kv, t.fromFile());
+            a = tuning.tune(LiveTuning.request(t.keys(), t.values()), t.fromFile());
         } catch (IllegalArgumentException e) {
             getContext().getLog().warn("tune refused: {}", e.getMessage());
             t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version(), tuning.live().version()));
             return this;
         }
         changed();
-        if (!a.changed()) {
-            t.replyTo().tell(new TuneResult(true, "no change (every value is the running one)", budgets.schedule().version(),
-                    tuning.live().version()));
-            return this;
+        long before = budgets.schedule().version();
+        long after = a.changed() ? apply(a).version() : before;
+        String msg = a.changed() ? a.message(before, after) : "no change (every value is the running one)";
+        if (a.changed()) {
+            getContext().getLog().info("tune: {}", msg);
+            exportSchedule();
         }
-        Schedule before = budgets.schedule();
-        Schedule after = apply(a);
-        String msg = "applied " + String.join(", ", a.plan().changes()) + "; settings v" + a.live().version()
-                + (after.version() != before.version() ? "; schedule v" + after.version() : "");
-        getContext().getLog().info("tune: {}", msg);
-        exportSchedule();
-        t.replyTo().tell(new TuneResult(true, msg, after.version(), a.live().version()));
+        t.replyTo().tell(new TuneResult(true, msg, after, tuning.live().version()));
         return this;
     }
 
-    private void subscribe(ActorRef<LiveSettings> r) {
+    private Behavior<Command> subscribe(ActorRef<LiveSettings> r) {
         if (liveSubscribers.add(r)) {
             getContext().watch(r);
         }
         r.tell(tuning.live());
+        return this;
     }
 
     private Behavior<Command> onStatus(GetStatus g) {
         Schedule sched = budgets.schedule();
-        String[] members = StreamSupport.stream(Cluster.get(getContext().getSystem()).state().getMembers().spliterator(), false)
-                .map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
         g.replyTo().tell(new ControllerStatus(
                 new ControllerStatus.Schedule(sched.version(), sched.budgets(), budgets.p5PerBin(), budgets.settings().tau(), predictedSpeedup()),
-                new ControllerStatus.Run(policy == null ? -1 : policy.version(), leases.openLeases(), leases.nextGroup(), bufferGroups,
-                        options.rate(), members),
+                new ControllerStatus.Run(leasing.policy() == null ? -1 : leasing.policy().version(), leases.openLeases(), leases.nextGroup(),
+                        leasing.bufferGroups(), options.rate(), TailguardNode.memberLines(Cluster.get(getContext().getSystem()))),
                 tuning.live(), tuning.tuned().toArray(TuningBook.Tuned[]::new), options.view()));
         return this;
     }

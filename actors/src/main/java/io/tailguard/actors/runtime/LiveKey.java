@@ -19,7 +19,7 @@ import java.util.stream.Collectors;
  * validated together by {@link BudgetController.Settings} (their ranges depend on each other); the
  * others one by one, with the words the configuration file's parser uses.
  */
-enum LiveKey {
+public enum LiveKey {
     TAU("tailguard.controller.tau", "tau", Type.REAL, Target.CONTROLLER, "(0, 1)",
             "Target p5 of α per position bin.", (c, l, o) -> c.tau()),
     MARGIN("tailguard.controller.margin", "margin", Type.REAL, Target.CONTROLLER, "[0, tau)",
@@ -66,13 +66,15 @@ enum LiveKey {
 
     /** Who applies a change: the controller's budget controller, the buffer, the learner, or the compressed option's guard. */
     enum Target {
-        CONTROLLER("controller (new schedule version)"), BUFFER("trajectory buffer"), LEARNER("learner"),
-        COMPRESSED_OPTION("controller's compressed-option guard");
+        CONTROLLER("controller (new schedule version)", "the controller's"), BUFFER("trajectory buffer", "the buffer's"),
+        LEARNER("learner", "the learner's"), COMPRESSED_OPTION("controller's compressed-option guard", "the compressed rollout option's");
 
         final String doc;
+        final String owner;
 
-        Target(String doc) {
+        Target(String doc, String owner) {
             this.doc = doc;
+            this.owner = owner;
         }
     }
 
@@ -113,6 +115,16 @@ enum LiveKey {
 
     static Set<String> aliases() {
         return Arrays.stream(values()).map(x -> x.alias).collect(Collectors.toCollection(TreeSet::new));
+    }
+
+    /**
+     * The keys by alias, grouped by where they apply, for `tune --help`: "the controller's (tau, ...),
+     * the buffer's (staleness), ..."; switches as alias=on|off.
+     */
+    public static String summary() {
+        return Arrays.stream(Target.values()).map(t -> t.owner + " (" + Arrays.stream(values()).filter(k -> k.target == t)
+                .map(k -> k.type == Type.SWITCH ? k.alias + "=on|off" : k.alias).collect(Collectors.joining(", ")) + ")")
+                .collect(Collectors.joining(", "));
     }
 
     /** This key's value in the running settings (Double, Integer, Long or Boolean). */

@@ -79,6 +79,15 @@ final class LiveTuning {
         return RunSettings.controller(c, maxContext);
     }
 
+    /** A request's pairs (keys[i]=values[i]) in their order. */
+    static Map<String, String> request(String[] keys, String[] values) {
+        Map<String, String> kv = new LinkedHashMap<>();
+        for (int i = 0; i < keys.length; i++) {
+            kv.put(keys[i], values[i]);
+        }
+        return kv;
+    }
+
     /** Two live values in their string form are the same value: numbers by value (1e-4 and 1.0E-4), others by text. */
     static boolean same(String a, String b) {
         if (a == null || b == null) {

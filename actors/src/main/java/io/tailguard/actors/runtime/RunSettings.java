@@ -174,13 +174,14 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         return v;
     }
 
-    /** The controller's settings (also what live tuning re-parses). */
+    /** The controller's settings, its live keys read as {@link LiveKey} declares them (also what live tuning re-parses). */
     static BudgetController.Settings controller(Config c, int maxContext) {
         String p = "tailguard.controller.";
         try {
-            return new BudgetController.Settings(c.getDouble(p + "tau"), c.getDouble(p + "margin"), c.getDouble(p + "hysteresis"),
-                    positive(c, p + "min-tokens"), positive(c, p + "keep-windows"), c.getInt(p + "min-budget"),
-                    c.getInt(p + "max-budget"), c.getDouble(p + "ladder-ratio"), c.getInt(p + "bin-width"), maxContext + 64);
+            return new BudgetController.Settings((Double) LiveKey.TAU.from(c), (Double) LiveKey.MARGIN.from(c),
+                    (Double) LiveKey.HYSTERESIS.from(c), (Long) LiveKey.MIN_TOKENS.from(c), (Integer) LiveKey.KEEP_WINDOWS.from(c),
+                    (Integer) LiveKey.MIN_BUDGET.from(c), (Integer) LiveKey.MAX_BUDGET.from(c), (Double) LiveKey.LADDER_RATIO.from(c),
+                    (Integer) LiveKey.BIN_WIDTH.from(c), maxContext + 64);
         } catch (IllegalArgumentException e) {
             // BudgetController names the key without its section
             String m = e.getMessage();

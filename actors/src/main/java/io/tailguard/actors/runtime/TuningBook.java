@@ -28,6 +28,12 @@ final class TuningBook {
         boolean changed() {
             return !plan.changes().isEmpty();
         }
+
+        /** "applied key old -> new, ...; settings vN" and, when the schedule changed, "; schedule vM". */
+        String message(long scheduleBefore, long scheduleAfter) {
+            return "applied " + String.join(", ", plan.changes()) + "; settings v" + live.version()
+                    + (scheduleAfter != scheduleBefore ? "; schedule v" + scheduleAfter : "");
+        }
     }
 
     /** One key tuned away from the configuration: its value, and the configured value it replaced. */
@@ -79,6 +85,20 @@ final class TuningBook {
         restored.addAll(previous.changes());
     }
 
+    /** The book for a run's configured values and a previous controller's state (null: none), its restore logged. */
+    static TuningBook start(RunSettings s, ControllerState saved, org.slf4j.Logger log) {
+        TuningBook b = new TuningBook(s.controller(), new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill()),
+                s.compression().guard(), s.train().contextMax(), saved);
+        if (b.notRestored != null) {
+            log.warn("controller: the saved tuning {} does not apply to this configuration ({}); the configured values stand "
+                    + "(settings v{})", saved.tuned(), b.notRestored, b.live.version());
+        }
+        if (!b.restored.isEmpty()) {
+            log.info("controller: live tuning restored (settings v{}): {}", b.live.version(), String.join(", ", b.restored));
+        }
+        return b;
+    }
+
     /** The settings a saved tuning restored, as "key old -> new" (empty: none). */
     List<String> restored() {
         return restored;
@@ -96,15 +116,25 @@ final class TuningBook {
 
     /**
      * After a restore: the keys whose configuration changed since they were tuned take the configured
-     * values, as one change (null: no such key). Refused (the configured values do not go with the
-     * rest of the tuning): the tuned values stay.
+     * values, as one change, which {@code engines} applies to the engines (returning the schedule version
+     * after it), logged. Refused (the configured values do not go with the rest of the tuning): the
+     * tuned values stay, logged.
      */
-    Applied applyChangedSince() {
+    void applyChangedSince(java.util.function.ToLongFunction<Applied> engines, long scheduleBefore, org.slf4j.Logger log) {
         if (changedSince.isEmpty()) {
-            return null;
+            return;
         }
-        LiveTuning.Plan p = LiveTuning.plan(controller, live, option, changedSince, maxContext);
-        return apply(p);
+        Map<String, String> since = new LinkedHashMap<>(changedSince);
+        try {
+            Applied a = apply(LiveTuning.plan(controller, live, option, since, maxContext));
+            long after = engines.applyAsLong(a);
+            log.info("controller: the configuration changed {} since they were tuned; its values stand: {}; settings v{}{}",
+                    since.keySet(), String.join(", ", a.plan().changes()), a.live().version(),
+                    after != scheduleBefore ? "; schedule v" + after : "");
+        } catch (IllegalArgumentException e) {
+            log.warn("controller: the configuration changed {} since they were tuned, but its values {} do not "
+                    + "go with the rest of the tuning ({}); the tuned values stay", since.keySet(), since, e.getMessage());
+        }
     }
 
     /**

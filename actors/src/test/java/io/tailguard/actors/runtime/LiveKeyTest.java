@@ -53,6 +53,16 @@ class LiveKeyTest {
     }
 
     @Test
+    void tuneHelpListsTheKeysFromTheDeclarations() {
+        io.tailguard.actors.cli.CliBadInputTest.Run r = io.tailguard.actors.cli.CliBadInputTest.cli("tune", "--help");
+        assertEquals(0, r.code(), r.err());
+        String help = r.out().replaceAll("\\s+", " ");
+        assertTrue(help.contains("the controller's (tau, margin, hysteresis, min-tokens, keep-windows, min-budget, max-budget, "
+                + "ladder-ratio, bin-width), the buffer's (staleness), the learner's (lr, distill=on|off), the compressed rollout "
+                + "option's (compression-rollout=on|off, compression-probe-share, compression-max-lag)"), help);
+    }
+
+    @Test
     void valuesParseByTypeAndRangeWithTheFilesWords() {
         assertEquals(0.9, LiveKey.TAU.parse(" 0.9 "));
         assertEquals(200L, LiveKey.MIN_TOKENS.parse("200"));

@@ -8,12 +8,13 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The controller's tuning bookkeeping, without an actor system (the configured values: reference.conf's, plus `extra`). */
 class TuningBookTest {
+    static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TuningBookTest.class);
+
     static RunSettings settings(String extra) {
         return RunSettings.parse(ConfigFactory.parseString(extra).withFallback(ConfigFactory.load()).resolve(), "test");
     }
@@ -103,15 +104,19 @@ class TuningBookTest {
         assertEquals(new LiveSettings(2, 1, 5e-5, false), same.live());
         assertEquals(0.9, same.controller().tau());
         assertTrue(same.changedSince().isEmpty());
-        assertNull(same.applyChangedSince());
+        List<TuningBook.Applied> applied = new java.util.ArrayList<>();
+        same.applyChangedSince(x -> applied.add(x) ? 1 : 0, 1, LOG);
+        assertTrue(applied.isEmpty(), "nothing changed since");
         assertEquals(3, same.tuned().size());
 
         // the configuration's tau changed since it was tuned: the configured value stands, as a change
         TuningBook edited = book("tailguard.controller.tau = 0.8", saved);
         assertEquals(0.9, edited.controller().tau());
         assertEquals(Map.of("tailguard.controller.tau", "0.8"), edited.changedSince());
-        TuningBook.Applied a = edited.applyChangedSince();
-        assertEquals(List.of("tailguard.controller.tau 0.9 -> 0.8"), a.plan().changes());
+        edited.applyChangedSince(x -> applied.add(x) ? 2 : 0, 1, LOG);
+        assertEquals(1, applied.size());
+        assertEquals(List.of("tailguard.controller.tau 0.9 -> 0.8"), applied.get(0).plan().changes());
+        assertEquals(0.8, applied.get(0).plan().controller().tau(), "the engines get the configured tau");
         assertEquals(0.8, edited.controller().tau());
         assertEquals(3, edited.live().version());
         // restored in the declaration order of the keys
