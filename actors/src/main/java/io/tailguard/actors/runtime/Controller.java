@@ -249,7 +249,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         }
     }
 
-    /** The prompt cursor, every group not yet delivered and the live tuning, written off this thread. */
+    /** The prompt cursor, every group not yet delivered and the live tuning, written off this thread (one write for a burst). */
     private Behavior<Command> persist() {
         files.state(tuning.state(leases.nextGroup(), leases.undelivered()));
         return this;
@@ -271,7 +271,6 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version(), tuning.live().version()));
             return this;
         }
-        changed();
         long before = budgets.schedule().version();
         long after = a.changed() ? apply(a).version() : before;
         String msg = a.changed() ? a.message(before, after) : "no change (every value is the running one)";
@@ -279,7 +278,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             getContext().getLog().info("tune: {}", msg);
             exportSchedule();
         }
-        t.replyTo().tell(new TuneResult(true, msg, after, tuning.live().version()));
+        // answered once the tuning is in the state file (written off this thread): an accepted tuning outlives a kill
+        TuneResult result = new TuneResult(true, msg, after, tuning.live().version());
+        files.state(tuning.state(leases.nextGroup(), leases.undelivered())).thenRun(() -> t.replyTo().tell(result));
         return this;
     }
 

@@ -40,10 +40,10 @@ final class ControllerFiles {
         return schedule;
     }
 
-    /** The state to write now (off the caller's thread). */
-    void state(ControllerState st) {
+    /** The state to write now (off the caller's thread); completes once it is written. */
+    java.util.concurrent.CompletableFuture<Void> state(ControllerState st) {
         pending = false;
-        writer.submit(ControllerState.file(s), st::json);
+        return writer.submit(ControllerState.file(s), st::json);
     }
 
     /** The current schedule: written when its version is new. */

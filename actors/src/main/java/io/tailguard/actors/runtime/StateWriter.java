@@ -5,10 +5,14 @@ import org.slf4j.Logger;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.function.Supplier;
 
 /**
@@ -19,7 +23,8 @@ import java.util.function.Supplier;
  * calls it when it stops); a write never replaces a newer one of the same file.
  */
 final class StateWriter {
-    private record Pending(long seq, Supplier<String> text) {}
+    /** A text to write, and who waits for it to be written (those of the texts it replaced too). */
+    private record Pending(long seq, Supplier<String> text, List<CompletableFuture<Void>> written) {}
 
     private final Executor io;
     private final Logger log;
@@ -34,16 +39,31 @@ final class StateWriter {
         this.log = log;
     }
 
-    /** Writes the file soon, off this thread; text is computed there (it must read only immutable data). */
-    void submit(Path file, Supplier<String> text) {
+    /**
+     * Writes the file soon, off this thread; text is computed there (it must read only immutable
+     * data). Completes when it, or a newer text of the file, is written (or the write failed, logged).
+     */
+    CompletableFuture<Void> submit(Path file, Supplier<String> text) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
         synchronized (lock) {
-            pending.put(file, new Pending(++seq, text));
+            List<CompletableFuture<Void>> waiting = new ArrayList<>();
+            Pending replaced = pending.get(file);
+            if (replaced != null) {
+                waiting.addAll(replaced.written());
+            }
+            waiting.add(done);
+            pending.put(file, new Pending(++seq, text, waiting));
             if (draining) {
-                return;
+                return done;
             }
             draining = true;
         }
-        io.execute(this::drain);
+        try {
+            io.execute(this::drain);
+        } catch (RejectedExecutionException e) {
+            drain(); // the executor is shutting down: write here
+        }
+        return done;
     }
 
     /** Writes everything pending now, on the caller's thread. */
@@ -73,14 +93,15 @@ final class StateWriter {
 
     /** One write, unless a newer text of the same file is written already (one write at a time). */
     private synchronized void write(Path file, Pending p) {
-        if (written.getOrDefault(file, 0L) >= p.seq()) {
-            return;
-        }
         try {
-            AtomicFiles.writeString(file, p.text().get());
-            written.put(file, p.seq());
+            if (written.getOrDefault(file, 0L) < p.seq()) {
+                AtomicFiles.writeString(file, p.text().get());
+                written.put(file, p.seq());
+            }
         } catch (IOException | RuntimeException e) {
             log.warn("cannot write {}: {}", file, e.getMessage());
+        } finally {
+            p.written().forEach(f -> f.complete(null));
         }
     }
 }

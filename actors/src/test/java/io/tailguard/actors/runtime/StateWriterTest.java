@@ -7,10 +7,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The controller's file writer: coalesced, newest wins, flushed on the caller's thread. */
 class StateWriterTest {
@@ -20,21 +22,25 @@ class StateWriterTest {
         StateWriter w = new StateWriter(queued::add, org.slf4j.LoggerFactory.getLogger(StateWriterTest.class));
         Path f = tmp.resolve("controller/state.json");
         AtomicInteger computed = new AtomicInteger();
+        List<CompletableFuture<Void>> written = new ArrayList<>();
         for (int i = 1; i <= 5; i++) {
             int n = i;
-            w.submit(f, () -> {
+            written.add(w.submit(f, () -> {
                 computed.incrementAndGet();
                 return "state " + n;
-            });
+            }));
         }
         assertEquals(1, queued.size(), "one write scheduled for the burst");
         assertFalse(Files.exists(f), "nothing written on the submitting thread");
+        assertTrue(written.stream().noneMatch(CompletableFuture::isDone));
         queued.get(0).run();
+        assertTrue(written.stream().allMatch(CompletableFuture::isDone), "every text of the burst is written (the newest replaced them)");
         assertEquals("state 5", Files.readString(f));
         assertEquals(1, computed.get(), "only the newest text is computed");
 
-        w.submit(f, () -> "state 6");
+        CompletableFuture<Void> six = w.submit(f, () -> "state 6");
         w.flush(); // the controller stops: written now, here
+        assertTrue(six.isDone());
         assertEquals("state 6", Files.readString(f));
         queued.get(1).run(); // the scheduled drain finds nothing left
         assertEquals("state 6", Files.readString(f));
