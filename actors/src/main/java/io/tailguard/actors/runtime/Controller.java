@@ -115,11 +115,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
                 CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
         tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
-        this.leases = new LeaseBook<>(s.rollout().promptsPerLease(), s.rollout().leaseTimeout().toNanos(),
-                saved == null ? 0 : saved.nextGroup(), saved == null ? new long[0] : saved.openGroups());
         Path store = s.train().out().resolve("store");
-        this.leasing = new Leasing(leases, new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax()),
-                budgets, options, s, CheckpointStore.latest(store, startCheckpoint));
+        this.leasing = Leasing.start(s, saved, budgets, options, CheckpointStore.latest(store, startCheckpoint));
+        this.leases = leasing.book();
         timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
         // buffers and learners get the live settings when they appear (a controller that moved to
         // another node finds them here); a restarted one asks (WantSettings)

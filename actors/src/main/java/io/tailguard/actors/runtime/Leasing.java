@@ -40,6 +40,19 @@ final class Leasing {
         this.policy = policy;
     }
 
+    /** Leasing for the run's settings, from a previous controller's state (null: a fresh prompt stream). */
+    static Leasing start(RunSettings s, ControllerState saved, BudgetController budgets, OptionBook options, PolicyPublished policy) {
+        LeaseBook<Controller.RequestWork> book = new LeaseBook<>(s.rollout().promptsPerLease(), s.rollout().leaseTimeout().toNanos(),
+                saved == null ? 0 : saved.nextGroup(), saved == null ? new long[0] : saved.openGroups());
+        return new Leasing(book, new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax()),
+                budgets, options, s, policy);
+    }
+
+    /** The leases themselves. */
+    LeaseBook<Controller.RequestWork> book() {
+        return book;
+    }
+
     /** A worker asks: its lease, or null when leasing pauses (it waits then, once however often it asks). */
     RolloutWorker.Work request(Controller.RequestWork r, long nowNanos) {
         if (paused()) {

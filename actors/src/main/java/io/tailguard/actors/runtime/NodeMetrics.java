@@ -10,7 +10,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 
 /**
- * The Prometheus series of one node (DESIGN.md "Metrics"), served as text on /metrics. Actors hold
+ * The Prometheus series of one node (docs/architecture.md, metrics), served as text on /metrics. Actors hold
  * this object and update it; the client's metric types are thread-safe, so no actor shares other
  * state through it. Names start with tailguard_; units are in the names.
  */

@@ -48,4 +48,28 @@ class StateWriterTest {
             assertEquals(1, files.count(), "no temporary file left");
         }
     }
+
+    @Test
+    void theControllersFilesAreOneScheduledWriteForABurstOfChangesAndTheScheduleOnANewVersion(@TempDir Path tmp) throws Exception {
+        RunSettings s = TuningBookTest.settings("tailguard.train.out = \"" + tmp.resolve("run") + "\"");
+        List<Runnable> queued = new ArrayList<>();
+        ControllerFiles files = new ControllerFiles(s, queued::add, org.slf4j.LoggerFactory.getLogger(StateWriterTest.class));
+        assertTrue(files.changed(), "the first change schedules a write");
+        assertFalse(files.changed(), "the next ones ride on it");
+        assertFalse(files.changed());
+        files.state(new ControllerState(9, new long[] {4, 5}, 2, java.util.Map.of(), java.util.Map.of()));
+        assertTrue(files.changed(), "after the write, a change schedules the next one");
+        queued.forEach(Runnable::run);
+        ControllerState back = ControllerState.read(s);
+        assertEquals(9, back.nextGroup());
+        assertEquals(2, back.openGroups().length);
+        assertEquals(2, back.settingsVersion());
+
+        io.tailguard.rollout.sparse.Schedule dense = io.tailguard.rollout.sparse.Schedule.dense();
+        files.schedule(dense);
+        files.schedule(dense); // the same version: no second write
+        assertEquals(2, queued.size());
+        queued.get(1).run();
+        assertEquals(dense.toHocon(), Files.readString(ControllerFiles.schedule(s)));
+    }
 }
