@@ -4,7 +4,6 @@ import io.tailguard.model.ModelConfig;
 import io.tailguard.rollout.sparse.BudgetController;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
-import io.tailguard.rollout.sparse.TailStats;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.DispatcherSelector;
@@ -25,16 +24,15 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The controller (a cluster singleton): owns the prompt stream and the leases ({@link LeaseBook}),
- * the sparsity schedule ({@link BudgetController}), the rollout options ({@link OptionBook} over the
- * compressed-actor guard) and the live tuning ({@link TuningBook}); this actor only turns messages
- * into calls on them. Workers pull work; each lease carries its prompt groups, the policy version,
- * the schedule, the shadow schedule and the compressed version to sample with (null: the policy). A
- * lease not done within the lease timeout goes back to the front of the queue. Tail reports feed
- * the budget controller (a compressed lease's, the guard); every window both decide, and a changed
- * schedule is a new version, logged, exported and sent with the next leases. Leasing pauses while
- * the trajectory buffer is full (backpressure). controller/state.json is written off this thread
- * ({@link StateWriter}), shortly after a change and when the controller stops.
+ * The controller (a cluster singleton), an adapter over plain objects: the leases over the prompt
+ * stream and what each carries ({@link Leasing}, {@link LeaseBook}), the sparsity schedule
+ * ({@link BudgetController}), the rollout options ({@link OptionBook} over the compressed-actor
+ * guard), the live tuning ({@link TuningBook}), its files ({@link ControllerFiles}) and its logs and
+ * metrics ({@link ControllerTelemetry}). Workers pull work; a lease not done within the lease timeout
+ * goes back to the front of the queue; leasing pauses while the trajectory buffer is full. Every
+ * window the guard and the budget controller decide; a changed schedule is a new version, logged,
+ * exported and sent with the next leases. controller/state.json is written off this thread, shortly
+ * after a change, before a tune is answered, and when the controller stops.
  */
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
@@ -166,19 +164,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private Behavior<Command> send(List<Leasing.Issued> issued) {
         for (Leasing.Issued i : issued) {
             if (i.work() != null) {
-                telemetry.issued(i.work());
+                telemetry.issued(i.work(), leases.openLeases());
                 i.request().replyTo().tell(i.work());
                 changed();
             }
         }
-        telemetry.openLeases(leases.openLeases());
         return this;
     }
 
     private Behavior<Command> onLeaseDone(LeaseDone d) {
         boolean open = leases.done(d.lease());
-        telemetry.done(open);
-        telemetry.openLeases(leases.openLeases());
+        telemetry.done(open, leases.openLeases());
         if (open) {
             changed();
         }
@@ -186,14 +182,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     private Behavior<Command> onTailReport(TailReport r) {
-        Schedule used = r.used() == null ? null : r.used().toSchedule();
-        TailStats tails = r.tails() == null ? null : TailStats.fromBytes(r.tails());
-        boolean compressed = options.report(r.compressedVersion(), used, tails, r.tokens());
-        telemetry.tokens(compressed, r.tokens());
-        if (!compressed) {
-            budgets.report(used, tails, r.shadow() == null ? null : r.shadow().toSchedule(),
-                    r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()));
-        }
+        telemetry.tokens(options.report(r, budgets), r.tokens());
         return this;
     }
 
@@ -228,16 +217,13 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return cost.predictedSpeedup(budgets.schedule(), (s.train().contextMin() + s.train().contextMax()) / 2, 16);
     }
 
-    /** An accepted tuning to the engines: controller keys retune the budget controller (a new schedule version), all the guard. */
+    /** An accepted tuning to the engines, and to the buffers and learners when their settings changed. */
     private Schedule apply(TuningBook.Applied a) {
-        if (a.plan().controller() != null) {
-            budgets.retune(a.plan().controller());
-        }
-        options.retune(budgets.settings(), a.plan().compression());
+        Schedule after = a.applyTo(budgets, options);
         if (a.runtimeChanged()) {
-            liveSubscribers.forEach(r -> r.tell(a.live())); // the buffers and learners
+            liveSubscribers.forEach(r -> r.tell(a.live()));
         }
-        return budgets.schedule();
+        return after;
     }
 
     /** The state changed: controller/state.json is written shortly (one write for a burst of changes). */
@@ -291,12 +277,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     private Behavior<Command> onStatus(GetStatus g) {
-        Schedule sched = budgets.schedule();
-        g.replyTo().tell(new ControllerStatus(
-                new ControllerStatus.Schedule(sched.version(), sched.budgets(), budgets.p5PerBin(), budgets.settings().tau(), predictedSpeedup()),
-                new ControllerStatus.Run(leasing.policy() == null ? -1 : leasing.policy().version(), leases.openLeases(), leases.nextGroup(),
-                        leasing.bufferGroups(), options.rate(), TailguardNode.memberLines(Cluster.get(getContext().getSystem()))),
-                tuning.live(), tuning.tuned().toArray(TuningBook.Tuned[]::new), options.view()));
+        g.replyTo().tell(ControllerStatus.of(budgets, predictedSpeedup(), leasing, options, tuning,
+                TailguardNode.memberLines(Cluster.get(getContext().getSystem()))));
         return this;
     }
 

@@ -8,6 +8,18 @@ package io.tailguard.actors.runtime;
 public record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBook.Tuned[] tuned, CompressedOption compressed)
         implements Wire {
 
+    /** The status of the controller's plain objects, with the cluster's members. */
+    static ControllerStatus of(io.tailguard.rollout.sparse.BudgetController budgets, double predictedSpeedup, Leasing leasing,
+                               OptionBook options, TuningBook tuning, String[] members) {
+        io.tailguard.rollout.sparse.Schedule sched = budgets.schedule();
+        PolicyPublished policy = leasing.policy();
+        LeaseBook<?> leases = leasing.book();
+        return new ControllerStatus(new Schedule(sched.version(), sched.budgets(), budgets.p5PerBin(), budgets.settings().tau(),
+                predictedSpeedup), new Run(policy == null ? -1 : policy.version(), leases.openLeases(), leases.nextGroup(),
+                leasing.bufferGroups(), options.rate(), members), tuning.live(), tuning.tuned().toArray(TuningBook.Tuned[]::new),
+                options.view());
+    }
+
     /** The schedule: version, budgets and p5 α per bin (NaN: no tokens), τ, the cost model's predicted rollout speedup. */
     public record Schedule(long version, int[] budgets, double[] alphaP5, double tau, double predictedSpeedup) implements Wire {}
 

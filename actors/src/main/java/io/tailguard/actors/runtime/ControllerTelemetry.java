@@ -18,14 +18,16 @@ final class ControllerTelemetry {
         this.log = log;
     }
 
-    void issued(RolloutWorker.Work w) {
+    void issued(RolloutWorker.Work w, int openLeases) {
         metrics.leases.labelValues("issued").inc();
         metrics.optionLeases.labelValues(w.compressed() == null ? "plain" : "compressed").inc();
+        metrics.leasesOpen.set(openLeases);
     }
 
     /** A done lease: open, or late (re-issued already; the buffer drops its duplicate groups). */
-    void done(boolean open) {
+    void done(boolean open, int openLeases) {
         metrics.leases.labelValues(open ? "done" : "late").inc();
+        metrics.leasesOpen.set(openLeases);
     }
 
     void expired(LeaseBook.Lease l) {

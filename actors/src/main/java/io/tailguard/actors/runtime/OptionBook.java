@@ -45,6 +45,21 @@ final class OptionBook {
     }
 
     /**
+     * A lease's tail report: a compressed lease's tails to the guard, a plain lease's (with its shadow
+     * replay) to the budget controller. True when the compressed version sampled.
+     */
+    boolean report(Controller.TailReport r, BudgetController budgets) {
+        Schedule used = r.used() == null ? null : r.used().toSchedule();
+        TailStats tails = r.tails() == null ? null : TailStats.fromBytes(r.tails());
+        if (report(r.compressedVersion(), used, tails, r.tokens())) {
+            return true;
+        }
+        budgets.report(used, tails, r.shadow() == null ? null : r.shadow().toSchedule(),
+                r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()));
+        return false;
+    }
+
+    /**
      * A lease's tokens, and its tails when the compressed version sampled (compressedVersion >= 0;
      * then true: the tails are the guard's). False: a plain lease, whose tails are the budget controller's.
      */

@@ -29,6 +29,18 @@ final class TuningBook {
             return !plan.changes().isEmpty();
         }
 
+        /**
+         * Applies it to the engines: the controller's keys retune the budget controller (a changed
+         * setting is a new schedule version), and the guard takes its settings. Returns the schedule after it.
+         */
+        io.tailguard.rollout.sparse.Schedule applyTo(BudgetController budgets, OptionBook options) {
+            if (plan.controller() != null) {
+                budgets.retune(plan.controller());
+            }
+            options.retune(budgets.settings(), plan.compression());
+            return budgets.schedule();
+        }
+
         /** "applied key old -> new, ...; settings vN" and, when the schedule changed, "; schedule vM". */
         String message(long scheduleBefore, long scheduleAfter) {
             return "applied " + String.join(", ", plan.changes()) + "; settings v" + live.version()

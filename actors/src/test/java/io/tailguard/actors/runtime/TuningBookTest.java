@@ -62,15 +62,28 @@ class TuningBookTest {
     @Test
     void aControllerKeyIsAControllerChangeAndARefusalChangesNothing() {
         TuningBook b = book("", null);
-        TuningBook.Applied a = b.tune(kv("tau", "0.9"), false);
+        io.tailguard.rollout.sparse.BudgetController budgets = new io.tailguard.rollout.sparse.BudgetController(b.controller(),
+                io.tailguard.rollout.sparse.Schedule.dense());
+        OptionBook options = new OptionBook(b.controller(), b.option(), 0);
+        long v0 = budgets.schedule().version();
+        TuningBook.Applied a = b.tune(kv("tau", "0.9", "compression-max-lag", "3"), false);
         assertEquals(0.9, a.plan().controller().tau());
         assertFalse(a.runtimeChanged(), "the buffer and learner keep their settings");
+        assertEquals(v0 + 1, a.applyTo(budgets, options).version(), "a changed controller setting is a new schedule version");
+        assertEquals(0.9, budgets.settings().tau());
+        assertEquals(3, options.settings().maxLag());
+        assertEquals("applied tailguard.controller.tau 0.86 -> 0.9, tailguard.compression.max-lag 50 -> 3; settings v1; schedule v"
+                + (v0 + 1), a.message(v0, v0 + 1));
+        assertEquals(v0 + 1, b.tune(kv("compression-max-lag", "4"), false).applyTo(budgets, options).version(),
+                "the option's keys are no schedule change");
+        assertEquals(4, options.settings().maxLag());
         assertEquals(0.9, b.controller().tau());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> b.tune(kv("tau", "0.8", "lr", "-1"), false));
         assertEquals("tailguard.learner.lr: must be a positive number, got -1.0", e.getMessage());
         assertEquals(0.9, b.controller().tau());
-        assertEquals(1, b.live().version());
-        assertEquals(List.of(new TuningBook.Tuned("tailguard.controller.tau", "0.9", "0.86")), b.tuned());
+        assertEquals(2, b.live().version());
+        assertEquals(List.of(new TuningBook.Tuned("tailguard.controller.tau", "0.9", "0.86"),
+                new TuningBook.Tuned("tailguard.compression.max-lag", "4", "50")), b.tuned());
     }
 
     @Test
