@@ -1,17 +1,18 @@
 package io.tailguard.actors.cli;
 
+import io.tailguard.actors.runtime.LiveKey;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
 import java.util.List;
 import java.util.concurrent.Callable;
 
-@Command(name = "tune", mixinStandardHelpOptions = true,
-        description = "Changes a running run's settings live: the controller's (tau, margin, hysteresis, min-tokens, keep-windows, "
-                + "min-budget, max-budget, ladder-ratio, bin-width), the buffer's staleness bound (staleness), the learner's "
-                + "peak learning rate (lr) and DistillSparse (distill=on|off); full names (tailguard.learner.lr) work too. "
-                + "Validated as a whole (all or nothing), versioned, logged and applied without restart.")
+@Command(name = "tune", mixinStandardHelpOptions = true, modelTransformer = TuneCommand.Keys.class,
+        description = "Changes a running run's settings live: %s; full names (tailguard.learner.lr) work too. "
+                + "Validated as a whole (all or nothing), versioned, logged and applied without restart (docs/live-settings.md).")
 final class TuneCommand implements Callable<Integer> {
     @Mixin
     Common common;
@@ -21,6 +22,16 @@ final class TuneCommand implements Callable<Integer> {
 
     @Parameters(arity = "1..*", paramLabel = "KEY=VALUE", description = "Settings to change, e.g. tau=0.9 lr=5e-5 staleness=1.")
     List<String> pairs;
+
+    /** Fills the live keys into the description from their one declaration. */
+    static final class Keys implements CommandLine.IModelTransformer {
+        @Override
+        public CommandSpec transform(CommandSpec spec) {
+            String[] d = spec.usageMessage().description();
+            spec.usageMessage().description(String.format(d[0], LiveKey.summary()));
+            return spec;
+        }
+    }
 
     @Override
     public Integer call() {

@@ -69,7 +69,7 @@ public final class AdminServer implements AutoCloseable {
             return reply(r.accepted() ? 200 : 400, body);
         }));
         server.createContext("/status", ex -> handle(ex, token, () -> reply(200, statusJson(
-                AskPattern.<Controller.Command, Controller.Status>ask(controller, Controller.GetStatus::new, Duration.ofSeconds(10),
+                AskPattern.<Controller.Command, ControllerStatus>ask(controller, Controller.GetStatus::new, Duration.ofSeconds(10),
                         system.scheduler()).toCompletableFuture().join()))));
         server.start();
     }
@@ -78,36 +78,35 @@ public final class AdminServer implements AutoCloseable {
         return server.getAddress().getPort();
     }
 
-    static Map<String, Object> statusJson(Controller.Status s) {
+    /** The status as JSON, with the keys `status --json` has always printed. */
+    static Map<String, Object> statusJson(ControllerStatus s) {
+        ControllerStatus.Schedule sched = s.schedule();
+        ControllerStatus.Run run = s.run();
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("schedule_version", s.scheduleVersion());
-        m.put("budgets", s.budgets());
-        List<Object> p5 = new ArrayList<>();
-        for (double a : s.alphaP5()) {
-            p5.add(Double.isNaN(a) ? null : a);
-        }
-        m.put("alpha_p5", p5);
-        m.put("tau", s.tau());
-        m.put("policy_version", s.policyVersion());
-        m.put("leases_open", s.leasesOpen());
-        m.put("groups_issued", s.groupsIssued());
-        m.put("buffer_groups", s.bufferGroups());
-        m.put("rollout_tokens_per_s", Math.round(s.rolloutTokensPerSecond() * 10) / 10.0);
-        m.put("predicted_speedup", Math.round(s.predictedSpeedup() * 1000) / 1000.0);
-        m.put("members", s.members());
-        m.put("settings_version", s.settingsVersion());
-        m.put("staleness", s.staleness());
-        m.put("lr", s.lr());
-        m.put("distill", s.distill() ? "on" : "off");
+        m.put("schedule_version", sched.version());
+        m.put("budgets", sched.budgets());
+        m.put("alpha_p5", nullForNaN(sched.alphaP5()));
+        m.put("tau", sched.tau());
+        m.put("policy_version", run.policyVersion());
+        m.put("leases_open", run.leasesOpen());
+        m.put("groups_issued", run.groupsIssued());
+        m.put("buffer_groups", run.bufferGroups());
+        m.put("rollout_tokens_per_s", Math.round(run.rolloutTokensPerSecond() * 10) / 10.0);
+        m.put("predicted_speedup", Math.round(sched.predictedSpeedup() * 1000) / 1000.0);
+        m.put("members", run.members());
+        m.put("settings_version", s.live().version());
+        m.put("staleness", s.live().staleness());
+        m.put("lr", s.live().lr());
+        m.put("distill", s.live().distill() ? "on" : "off");
         Map<String, Object> tuned = new LinkedHashMap<>();
-        for (int i = 0; i < s.tunedKeys().length; i++) {
-            Map<String, Object> t = new LinkedHashMap<>();
-            t.put("value", s.tunedValues()[i]);
-            t.put("configured", s.tunedConfigured()[i]);
-            tuned.put(s.tunedKeys()[i], t);
+        for (TuningBook.Tuned t : s.tuned()) {
+            Map<String, Object> v = new LinkedHashMap<>();
+            v.put("value", t.value());
+            v.put("configured", t.configured());
+            tuned.put(t.key(), v);
         }
         m.put("tuned", tuned);
-        Controller.CompressedOption c = s.compressed();
+        ControllerStatus.CompressedOption c = s.compressed();
         m.put("rollout_option", c.inUse() ? "compressed " + c.describe() : "plain");
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("rollout", c.on() ? "on" : "off");
@@ -116,15 +115,19 @@ public final class AdminServer implements AutoCloseable {
         o.put("in_use", c.inUse());
         o.put("probe_share", c.probeShare());
         o.put("max_lag", c.maxLag());
-        List<Object> cp5 = new ArrayList<>();
-        for (double a : c.alphaP5()) {
-            cp5.add(Double.isNaN(a) ? null : a);
-        }
-        o.put("alpha_p5", cp5);
+        o.put("alpha_p5", nullForNaN(c.alphaP5()));
         o.put("token_share", Math.round(c.tokenShare() * 1000) / 1000.0);
         o.put("reason", c.reason());
         m.put("compressed_rollout", o);
         return m;
+    }
+
+    private static List<Object> nullForNaN(double[] xs) {
+        List<Object> out = new ArrayList<>();
+        for (double a : xs) {
+            out.add(Double.isNaN(a) ? null : a);
+        }
+        return out;
     }
 
     /** key=value pairs, one per line or &-separated (URL-decoded). */

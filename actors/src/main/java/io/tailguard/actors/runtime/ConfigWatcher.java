@@ -3,7 +3,6 @@ package io.tailguard.actors.runtime;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
-import com.typesafe.config.ConfigValue;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
@@ -22,9 +21,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Live tuning by editing the configuration file: the file is polled every second; when it changes,
- * its live-tunable keys (under tailguard.controller, and tailguard.buffer.staleness,
- * tailguard.learner.lr, tailguard.learner.distill, tailguard.compression.rollout, probe-share and
- * max-lag) that differ from what was last applied go to
+ * its live keys ({@link LiveKey}) that differ from what was last applied go to
  * the controller as one {@link Controller.Tune} (validated there: all or nothing). A file that does
  * not parse, or a refused change, is logged with the reason and the running values stay.
  */
@@ -67,24 +64,15 @@ public final class ConfigWatcher implements AutoCloseable {
         }
     }
 
-    /** The file's live-tunable keys, by full name. */
+    /** The file's live keys ({@link LiveKey}), by full name, as the file writes them. */
     static Map<String, String> tunables(Config c) {
         Map<String, String> m = new LinkedHashMap<>();
         if (c == null) {
             return m;
         }
-        if (c.hasPath("tailguard.controller")) {
-            for (Map.Entry<String, ConfigValue> e : c.getConfig("tailguard.controller").entrySet()) {
-                if (LiveTuning.KEYS.contains(e.getKey())) {
-                    m.put(LiveTuning.PREFIX + e.getKey(), String.valueOf(e.getValue().unwrapped()));
-                }
-            }
-        }
-        java.util.Set<String> keys = new java.util.TreeSet<>(LiveTuning.RUNTIME_KEYS.values());
-        keys.addAll(LiveTuning.COMPRESSION_KEYS.values());
-        for (String key : keys) {
-            if (c.hasPath(key)) {
-                m.put(key, String.valueOf(c.getValue(key).unwrapped()));
+        for (LiveKey k : LiveKey.values()) {
+            if (c.hasPath(k.key)) {
+                m.put(k.key, String.valueOf(c.getValue(k.key).unwrapped()));
             }
         }
         return m;

@@ -12,8 +12,11 @@ import java.util.Map;
  * every group issued but not yet delivered, and the live tuning: the settings version, every live
  * key whose value a `tune` set away from the configuration (tuned, full key names to values) and the
  * configured value it replaced (tunedFrom; an edit of the watched file changes the configuration
- * itself, so it is no tuning). Written atomically beside the
- * checkpoint store. A state file from before the tuning was kept reads as no tuning.
+ * itself, so it is no tuning); keys by their full {@link LiveKey} names. Written atomically beside
+ * the checkpoint store, shortly after a change (a kill can lose the last moments: then the cursor is
+ * behind and some delivered groups count as open, so they are issued again, the same prompts, and
+ * the buffer drops the duplicates; no group is lost). A state file from before the tuning was kept
+ * reads as no tuning.
  */
 record ControllerState(long nextGroup, long[] openGroups, long settingsVersion, Map<String, String> tuned,
                        Map<String, String> tunedFrom) {
@@ -53,7 +56,8 @@ record ControllerState(long nextGroup, long[] openGroups, long settingsVersion, 
         }
     }
 
-    static void write(RunSettings s, ControllerState st) throws IOException {
-        io.tailguard.model.io.AtomicFiles.writeString(file(s), GSON.toJson(st));
+    /** The file's text (the controller's {@link StateWriter} writes it atomically, off the actor's thread). */
+    String json() {
+        return GSON.toJson(this);
     }
 }

@@ -10,7 +10,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 
 /**
- * The Prometheus series of one node (DESIGN.md "Metrics"), served as text on /metrics. Actors hold
+ * The Prometheus series of one node (docs/architecture.md, metrics), served as text on /metrics. Actors hold
  * this object and update it; the client's metric types are thread-safe, so no actor shares other
  * state through it. Names start with tailguard_; units are in the names.
  */
@@ -147,6 +147,31 @@ public final class NodeMetrics implements AutoCloseable {
         compressionKl.labelValues(method, Integer.toString(bits)).set(Double.NaN);
         compressionBytes.labelValues(method, Integer.toString(bits)).set(Double.NaN);
         compressionSeconds.labelValues(method, Integer.toString(bits)).set(Double.NaN);
+    }
+
+    /** The controller's schedule, per-bin p5 α and settings, after every window and every change. */
+    void controllerSchedule(io.tailguard.rollout.sparse.Schedule sched, double[] p5, double tauNow, double speedup, long settings) {
+        int[] b = sched.budgets();
+        for (int i = 0; i < b.length; i++) {
+            budget.labelValues(Integer.toString(i)).set(b[i]);
+            if (!Double.isNaN(p5[i])) {
+                alphaP5.labelValues(Integer.toString(i)).set(p5[i]);
+                optionAlphaP5.labelValues("plain", Integer.toString(i)).set(p5[i]);
+            }
+        }
+        scheduleVersion.set(sched.version());
+        tau.set(tauNow);
+        predictedSpeedup.set(speedup);
+        settingsVersion.set(settings);
+    }
+
+    /** The compressed rollout option after a window's decision. */
+    void compressedOption(io.tailguard.rollout.sparse.CompressedActorGuard.Decision d) {
+        compressedRolloutInUse.set(d.inUse() ? 1 : 0);
+        for (int i = 0; i < d.p5().length; i++) {
+            // NaN where the compressed option has no tokens (a new version starts with none)
+            optionAlphaP5.labelValues("compressed", Integer.toString(i)).set(d.p5()[i]);
+        }
     }
 
     /** Where {@code tailguard_cluster_members} reads its counts from. */

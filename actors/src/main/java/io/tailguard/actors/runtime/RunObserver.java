@@ -28,6 +28,27 @@ public final class RunObserver {
     public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
                          double predictedSpeedup, String[] changes, OptionWindow option) implements Event, Wire {}
 
+    /** A controller window from the budget controller's decision and the rollout options' window. */
+    static Window window(long timeMillis, io.tailguard.rollout.sparse.BudgetController.Decision d, double tau, double predictedSpeedup,
+                         long compressedVersion, OptionBook.Window options) {
+        int bins = d.schedule().binCount();
+        long[] tokens = new long[bins];
+        double[] p5 = new double[bins];
+        java.util.Arrays.fill(p5, Double.NaN);
+        for (io.tailguard.rollout.sparse.BudgetController.WindowTail t : d.window()) {
+            if (t.bin() < bins) {
+                tokens[t.bin()] = t.tokens();
+                p5[t.bin()] = t.p5();
+            }
+        }
+        String[] changes = d.changes().stream().map(c -> "bin " + c.bin() + ": " + c.from() + " -> " + c.to() + " (" + c.reason() + ")")
+                .toArray(String[]::new);
+        var cd = options.decision();
+        return new Window(timeMillis, d.schedule().version(), d.schedule().budgets(), p5, tokens, tau, predictedSpeedup, changes,
+                new OptionWindow(compressedVersion, cd.inUse(), cd.p5(), options.plainTokens(), options.compressedTokens(),
+                        cd.changed() ? cd.reason() : null));
+    }
+
     /**
      * The rollout options in one window: the compressed version offered (−1: none), whether it had
      * the bulk of the leases after the decision, its p5 α per bin at the budgets over the kept

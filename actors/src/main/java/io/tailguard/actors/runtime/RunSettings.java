@@ -102,12 +102,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"));
             BudgetController.Settings ctl = controller(c, t.contextMax());
             Duration window = positiveDuration(c, "tailguard.controller.window");
-            Buffer b = new Buffer(atLeast(c, "tailguard.buffer.staleness", 0), positive(c, "tailguard.buffer.max-groups"));
+            Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));
             LearnerSettings l = new LearnerSettings(positive(c, "tailguard.learner.groups-per-step"),
-                    positiveDouble(c, "tailguard.learner.lr"), atLeast(c, "tailguard.learner.warmup-steps", 0),
+                    (Double) LiveKey.LR.from(c), atLeast(c, "tailguard.learner.warmup-steps", 0),
                     positive(c, "tailguard.learner.micro-batch"), positive(c, "tailguard.learner.publish-every"),
                     positive(c, "tailguard.learner.checkpoint-every"),
-                    onOff("tailguard.learner.distill", c.getString("tailguard.learner.distill")),
+                    (Boolean) LiveKey.DISTILL.from(c),
                     nonNegativeDouble(c, "tailguard.learner.distill-kl"), nonNegativeDouble(c, "tailguard.learner.distill-ppo"),
                     divergence(c, "tailguard.learner.distill-divergence"));
             int port = atLeast(c, "tailguard.metrics.port", 0);
@@ -157,9 +157,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         if (bits < 2 || bits > 8) {
             throw new IllegalArgumentException("tailguard.compression.bits: must be in [2, 8], got " + bits);
         }
-        boolean rollout = onOff("tailguard.compression.rollout", c.getString("tailguard.compression.rollout"));
-        double share = probeShare("tailguard.compression.probe-share", c.getDouble("tailguard.compression.probe-share"));
-        int maxLag = atLeast(c, "tailguard.compression.max-lag", 0);
+        boolean rollout = (Boolean) LiveKey.COMPRESSION_ROLLOUT.from(c);
+        double share = (Double) LiveKey.PROBE_SHARE.from(c);
+        int maxLag = (Integer) LiveKey.MAX_LAG.from(c);
         return new Compression(positive(c, "tailguard.compression.every"),
                 CompressionWorker.parseMethod(c.getString("tailguard.compression.method")), bits,
                 positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"),
@@ -174,13 +174,14 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         return v;
     }
 
-    /** The controller's settings (also what live tuning re-parses). */
+    /** The controller's settings, its live keys read as {@link LiveKey} declares them (also what live tuning re-parses). */
     static BudgetController.Settings controller(Config c, int maxContext) {
         String p = "tailguard.controller.";
         try {
-            return new BudgetController.Settings(c.getDouble(p + "tau"), c.getDouble(p + "margin"), c.getDouble(p + "hysteresis"),
-                    positive(c, p + "min-tokens"), positive(c, p + "keep-windows"), c.getInt(p + "min-budget"),
-                    c.getInt(p + "max-budget"), c.getDouble(p + "ladder-ratio"), c.getInt(p + "bin-width"), maxContext + 64);
+            return new BudgetController.Settings((Double) LiveKey.TAU.from(c), (Double) LiveKey.MARGIN.from(c),
+                    (Double) LiveKey.HYSTERESIS.from(c), (Long) LiveKey.MIN_TOKENS.from(c), (Integer) LiveKey.KEEP_WINDOWS.from(c),
+                    (Integer) LiveKey.MIN_BUDGET.from(c), (Integer) LiveKey.MAX_BUDGET.from(c), (Double) LiveKey.LADDER_RATIO.from(c),
+                    (Integer) LiveKey.BIN_WIDTH.from(c), maxContext + 64);
         } catch (IllegalArgumentException e) {
             // BudgetController names the key without its section
             String m = e.getMessage();

@@ -156,6 +156,12 @@ public final class TailguardNode implements AutoCloseable {
         }
     }
 
+    /** Every member as status shows it: "address status [roles]". */
+    static String[] memberLines(Cluster cluster) {
+        return java.util.stream.StreamSupport.stream(cluster.state().getMembers().spliterator(), false)
+                .map(m -> m.address() + " " + m.status() + " " + m.getRoles()).toArray(String[]::new);
+    }
+
     /** Members by status, lower-case with dashes, plus "unreachable" (members others cannot reach). */
     static java.util.Map<String, Integer> memberCounts(Cluster cluster) {
         java.util.Map<String, Integer> counts = new java.util.TreeMap<>();
@@ -184,7 +190,7 @@ public final class TailguardNode implements AutoCloseable {
 
     /** The controller's persisted schedule (it is being restarted), else the configured calibrated one, else dense. */
     static Schedule startSchedule(RunSettings s) {
-        Path persisted = Controller.persistedSchedule(s);
+        Path persisted = ControllerFiles.schedule(s);
         if (Files.isRegularFile(persisted)) {
             return Schedule.parse(persisted);
         }

@@ -21,7 +21,7 @@ final class WireRegistry {
             // controller
             Controller.RequestWork.class, Controller.LeaseDone.class, Controller.TailReport.class,
             Controller.BufferDepth.class, Controller.Tune.class, Controller.TuneResult.class,
-            Controller.GetStatus.class, Controller.Status.class,
+            Controller.GetStatus.class, ControllerStatus.class,
             // worker
             RolloutWorker.Work.class, RolloutWorker.NoWork.class,
             // buffer
@@ -34,7 +34,9 @@ final class WireRegistry {
             // live settings (appended: ids stay fixed)
             LiveSettings.class, Controller.WantSettings.class, ScheduleSpec[].class,
             // the compressed rollout option (appended: ids stay fixed)
-            CompressedPublished.class, Controller.CompressedOption.class, RunObserver.OptionWindow.class);
+            CompressedPublished.class, ControllerStatus.CompressedOption.class, RunObserver.OptionWindow.class,
+            // the status as a record of records (appended: ids stay fixed)
+            ControllerStatus.Schedule.class, ControllerStatus.Run.class, TuningBook.Tuned.class, TuningBook.Tuned[].class);
 
     private WireRegistry() {
     }

@@ -46,7 +46,7 @@ class KryoSerializerTest {
     static List<Object> samples() {
         ActorRef<RolloutWorker.Command> worker = kit.<RolloutWorker.Command>createTestProbe().ref();
         ActorRef<Controller.TuneResult> tuneReply = kit.<Controller.TuneResult>createTestProbe().ref();
-        ActorRef<Controller.Status> statusReply = kit.<Controller.Status>createTestProbe().ref();
+        ActorRef<ControllerStatus> statusReply = kit.<ControllerStatus>createTestProbe().ref();
         ActorRef<TrajectoryBuffer.Batch> batchReply = kit.<TrajectoryBuffer.Batch>createTestProbe().ref();
         ScheduleSpec spec = new ScheduleSpec("BINS", 4, 64, new int[] {64, 96, 128});
         PolicyPublished policy = new PolicyPublished(3, 3, "file:///tmp/store/v000003/", "ab".repeat(32));
@@ -67,10 +67,15 @@ class KryoSerializerTest {
         out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, true, tuneReply));
         out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2));
         out.add(new Controller.GetStatus(statusReply));
-        out.add(new Controller.Status(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 3, 1, 40, 2, 310.5, 1.4,
-                new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}, 2, 1, 5e-5, true,
-                new Controller.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 10, new double[] {0.91, Double.NaN}, 0.7,
-                        "compressed v10 in use"), new String[] {"tailguard.controller.tau"}, new String[] {"0.9"}, new String[] {"0.86"}));
+        out.add(new ControllerStatus(new ControllerStatus.Schedule(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 1.4),
+                new ControllerStatus.Run(3, 1, 40, 2, 310.5, new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}),
+                new LiveSettings(2, 1, 5e-5, true),
+                new TuningBook.Tuned[] {new TuningBook.Tuned("tailguard.controller.tau", "0.9", "0.86")},
+                new ControllerStatus.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 10, new double[] {0.91, Double.NaN}, 0.7,
+                        "compressed v10 in use")));
+        out.add(new ControllerStatus.Schedule(1, new int[] {48}, new double[] {Double.NaN}, 0.8, 1.0));
+        out.add(new ControllerStatus.Run(-1, 0, 0, 0, 0, new String[0]));
+        out.add(new TuningBook.Tuned("tailguard.learner.lr", "7.0E-5", "2.0E-4"));
         out.add(new LiveSettings(2, 1, 5e-5, true));
         out.add(new Controller.WantSettings(kit.<LiveSettings>createTestProbe().ref()));
         out.add(new RolloutWorker.Work(9, new long[] {17, 18}, new Prompt[] {new Prompt("p1", "a=1;?a", "1"),
@@ -90,7 +95,7 @@ class KryoSerializerTest {
                 new RunObserver.OptionWindow(10, true, new double[] {0.93, Double.NaN}, 120, 480, "compressed v10: in use")));
         out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64}, new double[] {0.91}, new long[] {310}, 0.86, 1.7,
                 new String[0], new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 310, 0, null)));
-        out.add(new Controller.CompressedOption(false, -1, "", false, 0.25, 10, new double[0], 0, "compressed rollout off"));
+        out.add(new ControllerStatus.CompressedOption(false, -1, "", false, 0.25, 10, new double[0], 0, "compressed rollout off"));
         out.add(new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 12, 0, null));
         out.add(new RunObserver.Evaluated(0, 0.3));
         out.add(new RunObserver.Finished(30, "all steps done"));

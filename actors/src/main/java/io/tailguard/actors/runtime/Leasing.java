@@ -1,0 +1,112 @@
+package io.tailguard.actors.runtime;
+
+import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.tasks.Prompt;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * What the controller leases, and when: a lease ({@link LeaseBook}) with its prompts, the policy to
+ * roll out with, the schedule and the shadow schedule (the budget controller's) and the rollout
+ * option (the compressed version from {@link OptionBook}, or null: the policy), and a seed of its own.
+ * Leasing pauses while there is no policy yet or the trajectory buffer holds max-groups groups
+ * (backpressure); a worker that asks meanwhile waits, and is served when leasing resumes.
+ */
+final class Leasing {
+    /** A lease for a worker's request. */
+    record Issued(Controller.RequestWork request, RolloutWorker.Work work) {}
+
+    private final LeaseBook<Controller.RequestWork> book;
+    private final Prompts prompts;
+    private final BudgetController budgets;
+    private final OptionBook options;
+    private final RunSettings.Rollout rollout;
+    private final long seed;
+    private final int maxGroups;
+    private PolicyPublished policy;
+    private int bufferGroups;
+
+    Leasing(LeaseBook<Controller.RequestWork> book, Prompts prompts, BudgetController budgets, OptionBook options, RunSettings s,
+            PolicyPublished policy) {
+        this.book = book;
+        this.prompts = prompts;
+        this.budgets = budgets;
+        this.options = options;
+        this.rollout = s.rollout();
+        this.seed = s.train().seed();
+        this.maxGroups = s.buffer().maxGroups();
+        this.policy = policy;
+    }
+
+    /** Leasing for the run's settings, from a previous controller's state (null: a fresh prompt stream). */
+    static Leasing start(RunSettings s, ControllerState saved, BudgetController budgets, OptionBook options, PolicyPublished policy) {
+        LeaseBook<Controller.RequestWork> book = new LeaseBook<>(s.rollout().promptsPerLease(), s.rollout().leaseTimeout().toNanos(),
+                saved == null ? 0 : saved.nextGroup(), saved == null ? new long[0] : saved.openGroups());
+        return new Leasing(book, new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax()),
+                budgets, options, s, policy);
+    }
+
+    /** The leases themselves. */
+    LeaseBook<Controller.RequestWork> book() {
+        return book;
+    }
+
+    /** A worker asks: its lease, or null when leasing pauses (it waits then, once however often it asks). */
+    RolloutWorker.Work request(Controller.RequestWork r, long nowNanos) {
+        if (paused()) {
+            book.park(r.worker(), r);
+            return null;
+        }
+        return lease(r.worker(), nowNanos);
+    }
+
+    /** A newer policy is taken (an older one ignored); the waiting workers' leases, when leasing resumes. */
+    List<Issued> policy(PolicyPublished p, long nowNanos) {
+        if (policy == null || p.version() > policy.version()) {
+            policy = p;
+        }
+        return drain(nowNanos);
+    }
+
+    /** The trajectory buffer's depth; the waiting workers' leases, when leasing resumes. */
+    List<Issued> bufferDepth(int groups, long nowNanos) {
+        bufferGroups = groups;
+        return drain(nowNanos);
+    }
+
+    private List<Issued> drain(long nowNanos) {
+        List<Issued> out = new ArrayList<>();
+        book.drain(r -> !paused() && out.add(new Issued(r, lease(r.worker(), nowNanos))));
+        return out;
+    }
+
+    private boolean paused() {
+        return policy == null || bufferGroups >= maxGroups;
+    }
+
+    private RolloutWorker.Work lease(String worker, long nowNanos) {
+        LeaseBook.Lease l = book.issue(worker, nowNanos);
+        Prompt[] ps = new Prompt[l.groups().length];
+        for (int i = 0; i < ps.length; i++) {
+            ps[i] = prompts.of(l.groups()[i]);
+        }
+        Schedule sched = budgets.schedule();
+        CompressedPublished actor = options.choose(policy.version());
+        // a compressed lease's tails judge the compressed weights, not a cheaper schedule: no shadow
+        Schedule shadow = actor == null && rollout.shadowFraction() > 0
+                && !sched.equals(budgets.shadowSchedule().withVersion(sched.version())) ? budgets.shadowSchedule() : null;
+        return new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
+                shadow == null ? null : ScheduleSpec.of(shadow), seed * 1_000_003L + l.id(), actor);
+    }
+
+    /** The newest policy, or null. */
+    PolicyPublished policy() {
+        return policy;
+    }
+
+    int bufferGroups() {
+        return bufferGroups;
+    }
+}

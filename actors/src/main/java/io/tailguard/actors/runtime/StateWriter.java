@@ -1,0 +1,107 @@
+package io.tailguard.actors.runtime;
+
+import io.tailguard.model.io.AtomicFiles;
+import org.slf4j.Logger;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.function.Supplier;
+
+/**
+ * Writes the controller's files off the actor's thread, on an executor meant for blocking work (the
+ * tailguard-blocking-io dispatcher): each write is atomic (temporary file, then rename), and writes
+ * of one file coalesce: a burst of submissions while one is being written ends in one more write,
+ * of the newest text. {@link #flush} writes what is pending on the caller's thread (the controller
+ * calls it when it stops); a write never replaces a newer one of the same file.
+ */
+final class StateWriter {
+    /** A text to write, and who waits for it to be written (those of the texts it replaced too). */
+    private record Pending(long seq, Supplier<String> text, List<CompletableFuture<Void>> written) {}
+
+    private final Executor io;
+    private final Logger log;
+    private final Object lock = new Object();
+    private final Map<Path, Pending> pending = new LinkedHashMap<>();
+    private final Map<Path, Long> written = new HashMap<>();
+    private long seq;
+    private boolean draining;
+
+    StateWriter(Executor io, Logger log) {
+        this.io = io;
+        this.log = log;
+    }
+
+    /**
+     * Writes the file soon, off this thread; text is computed there (it must read only immutable
+     * data). Completes when it, or a newer text of the file, is written (or the write failed, logged).
+     */
+    CompletableFuture<Void> submit(Path file, Supplier<String> text) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        synchronized (lock) {
+            List<CompletableFuture<Void>> waiting = new ArrayList<>();
+            Pending replaced = pending.get(file);
+            if (replaced != null) {
+                waiting.addAll(replaced.written());
+            }
+            waiting.add(done);
+            pending.put(file, new Pending(++seq, text, waiting));
+            if (draining) {
+                return done;
+            }
+            draining = true;
+        }
+        try {
+            io.execute(this::drain);
+        } catch (RejectedExecutionException e) {
+            drain(); // the executor is shutting down: write here
+        }
+        return done;
+    }
+
+    /** Writes everything pending now, on the caller's thread. */
+    void flush() {
+        Map<Path, Pending> now;
+        synchronized (lock) {
+            now = new LinkedHashMap<>(pending);
+            pending.clear();
+        }
+        now.forEach(this::write);
+    }
+
+    private void drain() {
+        while (true) {
+            Map<Path, Pending> now;
+            synchronized (lock) {
+                if (pending.isEmpty()) {
+                    draining = false;
+                    return;
+                }
+                now = new LinkedHashMap<>(pending);
+                pending.clear();
+            }
+            now.forEach(this::write);
+        }
+    }
+
+    /** One write, unless a newer text of the same file is written already (one write at a time). */
+    private synchronized void write(Path file, Pending p) {
+        try {
+            if (written.getOrDefault(file, 0L) < p.seq()) {
+                AtomicFiles.writeString(file, p.text().get());
+                written.put(file, p.seq());
+            }
+        } catch (IOException | RuntimeException e) {
+            log.warn("cannot write {}: {}", file, e.getMessage());
+        } finally {
+            p.written().forEach(f -> f.complete(null));
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.tailguard.actors.runtime;
+
+import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.Schedule;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** What a lease carries and when leasing pauses, without an actor system (two prompts a lease, at most 3 buffered groups). */
+class LeasingTest {
+    static final RunSettings S = TuningBookTest.settings("tailguard.rollout.prompts-per-lease = 2\ntailguard.buffer.max-groups = 3\n"
+            + "tailguard.rollout.shadow-fraction = 0\ntailguard.train.seed = 5");
+
+    static PolicyPublished policy(long v) {
+        return new PolicyPublished(v, v, "file:///tmp/store/v" + v + "/", "ab".repeat(32));
+    }
+
+    static Controller.RequestWork ask(String worker) {
+        return new Controller.RequestWork(worker, null);
+    }
+
+    @Test
+    void workersWaitForAPolicyAndAFullBufferAndAreServedWhenLeasingResumes() {
+        LeaseBook<Controller.RequestWork> book = new LeaseBook<>(2, 1_000, 0, new long[0]);
+        BudgetController budgets = new BudgetController(S.controller(), Schedule.dense());
+        OptionBook options = new OptionBook(S.controller(), S.compression().guard(), 0);
+        Prompts prompts = new Prompts(S.train().task(), S.train().seed(), S.train().contextMin(), S.train().contextMax());
+        Leasing leasing = new Leasing(book, prompts, budgets, options, S, null);
+
+        Controller.RequestWork a = ask("a");
+        assertNull(leasing.request(a, 0), "no policy yet: the worker waits");
+        assertEquals(1, book.waiting());
+        List<Leasing.Issued> issued = leasing.policy(policy(2), 0);
+        assertEquals(1, issued.size());
+        assertSame(a, issued.get(0).request());
+        RolloutWorker.Work w = issued.get(0).work();
+        assertEquals(1, w.lease());
+        assertArrayEquals(new long[] {0, 1}, w.groups());
+        assertEquals(prompts.of(1), w.prompts()[1]);
+        assertEquals(2, w.policy().version());
+        assertEquals(5 * 1_000_003L + 1, w.seed());
+        assertNull(w.shadow(), "no shadow fraction: no shadow schedule");
+        assertNull(w.compressed(), "compressed rollout off: the policy");
+
+        assertTrue(leasing.policy(policy(1), 0).isEmpty());
+        assertEquals(2, leasing.policy().version(), "an older policy is ignored");
+
+        assertTrue(leasing.bufferDepth(3, 0).isEmpty());
+        assertNull(leasing.request(ask("b"), 0), "the buffer is full: the worker waits");
+        assertNull(leasing.request(ask("c"), 0));
+        List<Leasing.Issued> resumed = leasing.bufferDepth(2, 0);
+        assertEquals(List.of("b", "c"), resumed.stream().map(i -> i.request().worker()).toList());
+        assertArrayEquals(new long[] {2, 3}, resumed.get(0).work().groups());
+        assertArrayEquals(new long[] {4, 5}, resumed.get(1).work().groups());
+    }
+}
