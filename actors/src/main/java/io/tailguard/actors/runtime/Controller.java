@@ -111,7 +111,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.budgets = new BudgetController(tuning.controller(), start);
         this.options = new OptionBook(tuning.controller(), tuning.option(), System.nanoTime());
         this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
-                CostModel.DEFAULT_DENSE_LAYERS, s.rollout().promptsPerLease() * s.rollout().groupSize());
+                s.rollout().promptsPerLease() * s.rollout().groupSize());
         tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
         Path store = s.train().out().resolve("store");
         this.leasing = Leasing.start(s, saved, budgets, options, CheckpointStore.latest(store, startCheckpoint));

@@ -64,14 +64,6 @@ import static io.tailguard.model.KvCache.PAGE;
  * </ul>
  */
 public final class CostModel {
-    /**
-     * The default dense layers, {@link Schedule#DEFAULT_DENSE_LAYERS}.
-     *
-     * @deprecated dense layers come from each schedule ({@link Schedule#denseLayers()}); kept until
-     *             the last caller (the controller actor) builds its cost model without them
-     */
-    @Deprecated
-    public static final Set<Integer> DEFAULT_DENSE_LAYERS = Schedule.DEFAULT_DENSE_LAYERS;
     static final int BYTES_PER_VALUE = 4;
 
     /**
@@ -204,19 +196,6 @@ public final class CostModel {
         this.intensity = machine.flopsPerByte();
         double p = config.parameterCount();
         this.linearCost = 2 * p + intensity * BYTES_PER_VALUE * p / batchSize;
-    }
-
-    /**
-     * @deprecated the dense layers come from each schedule priced; this form takes only the
-     *             default ones and is kept until the controller actor calls
-     *             {@link #CostModel(ModelConfig, Machine, int)}
-     */
-    @Deprecated
-    public CostModel(ModelConfig config, Machine machine, Set<Integer> denseLayers, int batchSize) {
-        this(config, machine, batchSize);
-        if (!Schedule.DEFAULT_DENSE_LAYERS.equals(denseLayers)) {
-            throw new IllegalArgumentException("dense layers come from the schedule (dense-layers), got " + denseLayers);
-        }
     }
 
     public ModelConfig config() {
