@@ -8,7 +8,6 @@ import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
-import io.tailguard.model.RandomInit;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.DType;
 import io.tailguard.model.tokenizer.CharTokenizer;
@@ -84,8 +83,7 @@ public final class Pretraining {
      * standard character tokenizer (bad input otherwise, naming the directory).
      */
     public static Map<String, float[]> initWeights(Path dir, PretrainRecipe r) {
-        CharTokenizer tok = CharTokenizer.standard();
-        ModelConfig want = ModelConfig.preset(r.preset(), tok.vocabSize(), tok.eosId());
+        ModelConfig want = InitialModel.config(r.preset());
         CheckpointDir.Loaded loaded;
         try {
             loaded = CheckpointDir.read(dir);
@@ -146,8 +144,8 @@ public final class Pretraining {
         Task finalTask = validate(r);
         Task startTask = Tasks.builtin(r.task(), r.startContext());
         CharTokenizer tok = CharTokenizer.standard();
-        ModelConfig config = ModelConfig.preset(r.preset(), tok.vocabSize(), tok.eosId());
-        Qwen3Model model = Qwen3Model.create(config, init != null ? init : RandomInit.weights(config, r.seed(), 0.02, 0.0), device);
+        ModelConfig config = InitialModel.config(r.preset());
+        Qwen3Model model = Qwen3Model.create(config, init != null ? init : InitialModel.weights(config, r.seed()), device);
         LrSchedule schedule = new LrSchedule(r.lr(), r.warmupSteps(), r.steps(), 1.0);
         AdamW.Options adam = new AdamW.Options(0.9, 0.95, 1e-8, r.weightDecay(), 1.0);
         int practicePerBatch = (int) Math.round(r.practiceShare() * r.batch());
