@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * V:N:M pruning of a model (docs/algorithms.md, V:N:M): importance scores on the calibration
+ * V:N:M pruning of a model (docs/algorithms.md, V:N:M sparsity): importance scores on the calibration
  * sequences, the channel permutation folded into the neighbouring layers, the best per-block masks,
  * then, with recovery steps, the three-stage LoRA recovery ({@link VnmRecovery}) from the same
  * permuted dense weights; before it, the one-shot model's KL (and pass@1) are measured.

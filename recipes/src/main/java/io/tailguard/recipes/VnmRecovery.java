@@ -26,7 +26,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The three-stage LoRA recovery of a V:N:M-pruned model (docs/algorithms.md, V:N:M), W′ = (W + s·B·A) ⊙ M,
+ * The three-stage LoRA recovery of a V:N:M-pruned model (docs/algorithms.md, V:N:M sparsity), W′ = (W + s·B·A) ⊙ M,
  * by teacher forcing on the task's prompts with their worked solutions: the loss is either the
  * KL from the original model at every position (distillation, so that recovery heads for what
  * compression is measured by) or the cross-entropy of the solution tokens (fine-tuning on the task):
@@ -46,7 +46,7 @@ import java.util.Map;
  * <p>Training prompts: their own stream, {@link PromptStreams#recovery} of the seed.
  */
 public final class VnmRecovery {
-    /** Stages 1 and 2 together take this share of the steps (at most 10 %, docs/algorithms.md, V:N:M). */
+    /** Stages 1 and 2 together take this share of the steps (at most 10 %, docs/algorithms.md, V:N:M sparsity). */
     static final double EARLY_SHARE = 0.10;
 
     /**

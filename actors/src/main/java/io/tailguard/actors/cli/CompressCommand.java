@@ -117,7 +117,7 @@ final class CompressCommand {
     }
 
     @Command(name = "vnm", mixinStandardHelpOptions = true,
-            description = {"Prune every decoder linear layer to a V:N:M pattern (docs/algorithms.md, V:N:M): scores, channel "
+            description = {"Prune every decoder linear layer to a V:N:M pattern (docs/algorithms.md, V:N:M sparsity): scores, channel "
                     + "permutation folded into the neighbouring layers, exhaustive per-block masks, then the three-stage "
                     + "LoRA recovery; write the packed sparse checkpoint and report KL, pass@1, size and time.",
                     "Prints {\"kl\":..,\"pass_at_1\":..,\"bytes\":..,\"seconds\":..,...}."})

@@ -97,7 +97,7 @@ final class TrainSyncCommand implements Callable<Integer> {
             + "first run: the same options give the same steps. The start pass@1 is not evaluated again.")
     boolean resume;
 
-    @Option(names = "--distill", description = "DistillSparse (ALGORITHMS.md §6): the sparse actor samples with a LoRA that "
+    @Option(names = "--distill", description = "DistillSparse (docs/algorithms.md, DistillSparse): the sparse actor samples with a LoRA that "
             + "the dense probe and the policy update ignore; after each policy update the base is frozen and the LoRA "
             + "is trained on the sparse forward with L_PPO + λ·k3 KL to the dense log-probs. --out then also gets "
             + "lora.safetensors and adapter_config.json. Needs a sparse schedule.")
