@@ -25,7 +25,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "mismatch", mixinStandardHelpOptions = true,
         description = {"The per-token acceptance rate alpha = sum_v min(p, q) between sparse rollouts under a schedule "
-                + "and the dense policy with the same weights, by position bin (docs/algorithms.md, "The α mismatch and its tail").",
+                + "and the dense policy with the same weights, by position bin (docs/algorithms.md, The α mismatch and its tail).",
                 "Samples N trajectories at temperature 1 under the schedule (exact alpha when the vocabulary has at "
                         + "most 4096 tokens, else from both sides' top 20), scores a share of them densely, teacher-forced.",
                 "With --lora, the sparse actor samples with the LoRA; the dense probe does not use it.",

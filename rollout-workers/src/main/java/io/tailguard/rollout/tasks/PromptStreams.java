@@ -15,8 +15,16 @@ public final class PromptStreams {
     public static final long PRETRAIN_HELD_OUT = 1;
     /** Pretraining's validation (the curriculum and the stopping rule): seed + 2. */
     public static final long PRETRAIN_VALIDATION = 2;
-    /** A compression method's held-out KL prompts, and the schedule calibration at the start of a run: seed + 1000003. */
+    /** A compression method's held-out KL prompts: seed + 1000003. */
     public static final long HELD_OUT = 1_000_003L;
+    /**
+     * The offline schedule calibration at the start of a run (tailguard.controller.schedule =
+     * calibrate): seed + 1000003, the held-out KL's offset (another command's prompts; kept as runs
+     * have always drawn them).
+     */
+    public static final long CALIBRATION = HELD_OUT;
+    /** The rollout-speedup measurement after a run: seed + 99. */
+    public static final long SPEEDUP = 99;
     /** V:N:M recovery's training prompts: seed + 2000003. */
     public static final long RECOVERY = 2_000_003L;
     /** The actor runtime's compression worker draws calibration and held-out prompts from seed + 17. */
@@ -42,6 +50,14 @@ public final class PromptStreams {
 
     public static long heldOut(long seed) {
         return seed + HELD_OUT;
+    }
+
+    public static long calibration(long seed) {
+        return seed + CALIBRATION;
+    }
+
+    public static long speedup(long seed) {
+        return seed + SPEEDUP;
     }
 
     public static long recovery(long seed) {

@@ -14,6 +14,8 @@ class PromptStreamsTest {
         assertEquals(1_000_010, PromptStreams.heldOut(7));
         assertEquals(2_000_010, PromptStreams.recovery(7));
         assertEquals(24, PromptStreams.runCompression(7));
+        assertEquals(1_000_010, PromptStreams.calibration(7));
+        assertEquals(106, PromptStreams.speedup(7));
         assertEquals(1234, PromptStreams.EVAL_SEED);
     }
 
