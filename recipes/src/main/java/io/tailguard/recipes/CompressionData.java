@@ -54,7 +54,7 @@ public record CompressionData(Task task, int calibration, int heldOut, int evalN
     }
 
     /** Prompt plus worked solution of the task's prompts (seed, 0 .. n − 1), as the model sees them. */
-    public static List<int[]> sequences(Task t, Tokenizer tok, long seed, int n) {
+    static List<int[]> sequences(Task t, Tokenizer tok, long seed, int n) {
         return solved(tok, t, i -> t.prompt(seed, i), 0, n);
     }
 

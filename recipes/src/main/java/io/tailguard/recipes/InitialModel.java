@@ -29,7 +29,7 @@ public final class InitialModel {
     }
 
     /** The initial weights of {@code config} from {@code seed}, by Hugging Face name. */
-    public static Map<String, float[]> weights(ModelConfig config, long seed) {
+    static Map<String, float[]> weights(ModelConfig config, long seed) {
         return RandomInit.weights(config, seed, INIT_STD, 0.0);
     }
 

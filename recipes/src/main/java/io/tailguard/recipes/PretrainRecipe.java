@@ -38,7 +38,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
                       double practiceShare, double target, int validateEvery, int targetEvery, int validationPrompts) {
 
     /** Bump when the training code changes what a recipe produces. */
-    public static final int VERSION = 2;
+    static final int VERSION = 2;
 
     /** The quickstart task and context: the embedded default is this recipe. */
     public static final String QUICKSTART_TASK = "kv-recall";
@@ -100,7 +100,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
     }
 
     /** The recipe as a JSON-ready map (stored in the checkpoint's pretrain.json). */
-    public Map<String, Object> toMap() {
+    Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("version", VERSION);
         m.put("task", task);

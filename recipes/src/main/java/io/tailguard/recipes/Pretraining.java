@@ -121,7 +121,7 @@ public final class Pretraining {
     }
 
     /** Trains the recipe's model from its random initialisation until its stopping rule or its last step. */
-    public static Trained train(PretrainRecipe r, Device device, Listener listener) {
+    static Trained train(PretrainRecipe r, Device device, Listener listener) {
         return train(r, null, device, listener);
     }
 
@@ -130,7 +130,7 @@ public final class Pretraining {
      * of {@code init} (a checkpoint of the same preset and tokenizer; null: the random
      * initialisation). The optimizer state starts fresh either way.
      */
-    public static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener) {
+    static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener) {
         return train(r, init, device, listener, 0);
     }
 

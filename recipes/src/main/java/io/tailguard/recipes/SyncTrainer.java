@@ -26,7 +26,7 @@ import java.util.function.Consumer;
  * {@link TrainingSession} that the learner actor uses → the next step samples from the updated
  * policy. The actor system runs the same parts asynchronously; this loop proves them and serves
  * tests and benchmarks. A dense rollout's sampler is the dense policy itself, so its π_old is the
- * sampler's log-probs (the engine's dense scoring of it goes unused).
+ * sampler's log-probs, not scored again.
  *
  * <p>Step s draws prompts (seed, (s−1)·P … s·P − 1) and samples with seed (seed, s): everything is a
  * function of the run seed and the step, so a run is reproducible and resumable. A learner checkpoint
@@ -179,12 +179,11 @@ public final class SyncTrainer {
             }
             for (int s = first; s <= last; s++) {
                 long t0 = System.nanoTime();
-                RolloutEngine.Result batch = rollout(engine, schedule, s);
+                RolloutEngine.Result batch = rollout(engine, s);
                 long t1 = System.nanoTime();
-                // The dense scoring (π_old) ran inside the rollout; it is the learner's work, as before
-                // the loop shared the engine.
-                double scoring = schedule.isDense() ? 0 : batch.scoreSeconds();
-                List<GrpoLearner.Sample> samples = TrainingSession.samples(batch.trajectories(), schedule.isDense());
+                // The dense scoring (π_old) ran inside the rollout; it is reported as the learner's work.
+                double scoring = batch.scoreSeconds();
+                List<GrpoLearner.Sample> samples = TrainingSession.samples(batch.trajectories());
                 GrpoLearner.Report r = session.policyStep(samples);
                 long t2 = System.nanoTime();
                 DistillSparse.Report d = distill == null ? null : session.distillStep(samples, schedule);
@@ -253,29 +252,41 @@ public final class SyncTrainer {
                 TAIL_BIN_WIDTH, 0.0), actorLora);
     }
 
-    /**
-     * Step s's rollout: G samples of each of the prompts (seed, (s−1)·P … s·P − 1), sampled with
-     * seed (seed, s), rewarded by the task's verifier and scored densely (π_old).
-     */
-    private RolloutEngine.Result rollout(RolloutEngine engine, Schedule under, int step) {
+    /** Step s's prompts: (seed, (s−1)·P … s·P − 1). */
+    private List<Prompt> prompts(int step) {
         List<Prompt> prompts = new ArrayList<>(o.promptsPerStep());
-        long[] groups = new long[o.promptsPerStep()];
         for (int i = 0; i < o.promptsPerStep(); i++) {
-            groups[i] = (long) (step - 1) * o.promptsPerStep() + i;
-            prompts.add(task.prompt(PromptStreams.training(o.seed()), groups[i]));
+            prompts.add(task.prompt(PromptStreams.training(o.seed()), (long) (step - 1) * o.promptsPerStep() + i));
         }
-        return engine.run(prompts, groups, under, null, PromptStreams.sampling(o.seed(), step));
+        return prompts;
+    }
+
+    /**
+     * Step s's rollout: G samples of each of its prompts, sampled with seed (seed, s), rewarded by the
+     * task's verifier and, under a sparse schedule, scored densely (π_old); a dense rollout's π_old is
+     * its sampler's own log-probs.
+     */
+    private RolloutEngine.Result rollout(RolloutEngine engine, int step) {
+        List<Prompt> prompts = prompts(step);
+        long[] groups = new long[prompts.size()];
+        for (int i = 0; i < groups.length; i++) {
+            groups[i] = (long) (step - 1) * o.promptsPerStep() + i;
+        }
+        long seed = PromptStreams.sampling(o.seed(), step);
+        return schedule.isDense() ? engine.runDenseUnscored(prompts, groups, seed) : engine.run(prompts, groups, schedule, null, seed);
     }
 
     /**
      * Decode time of one rollout batch, dense over sparse (with the LoRA under DistillSparse), same
-     * prompts and seed: the prompts of the step after the last.
+     * prompts and seed: those of the step after the last.
      */
     private double measuredRolloutSpeedup(RolloutEngine sparse) {
         RolloutEngine dense = engine(null);
-        RolloutEngine.Result warmup = rollout(dense, Schedule.dense(), o.steps() + 1); // untimed: first-touch costs
-        double d = rollout(dense, Schedule.dense(), o.steps() + 1).generateSeconds();
-        double s = rollout(sparse, schedule, o.steps() + 1).generateSeconds();
-        return warmup.generatedTokens() == 0 ? 1.0 : d / s;
+        List<Prompt> prompts = prompts(o.steps() + 1);
+        long seed = PromptStreams.sampling(o.seed(), o.steps() + 1);
+        dense.decodeSeconds(prompts, Schedule.dense(), seed); // untimed: first-touch costs
+        double d = dense.decodeSeconds(prompts, Schedule.dense(), seed);
+        double s = sparse.decodeSeconds(prompts, schedule, seed);
+        return d / s;
     }
 }

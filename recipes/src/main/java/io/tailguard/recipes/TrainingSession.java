@@ -129,15 +129,13 @@ public final class TrainingSession implements AutoCloseable {
     }
 
     /**
-     * The learner's samples of a rollout: π_inf is the sampler's log-probs; π_old the dense
-     * teacher-forced ones with the same weights, or, with {@code oldIsBehaviour} (a dense rollout,
-     * whose sampler already is the dense policy), π_inf itself.
+     * The learner's samples of a rollout: π_inf is the sampler's log-probs, π_old the dense
+     * teacher-forced ones with the same weights (for a dense rollout, the sampler's own).
      */
-    public static List<GrpoLearner.Sample> samples(List<RolloutEngine.Trajectory> trajectories, boolean oldIsBehaviour) {
+    static List<GrpoLearner.Sample> samples(List<RolloutEngine.Trajectory> trajectories) {
         List<GrpoLearner.Sample> out = new ArrayList<>(trajectories.size());
         for (RolloutEngine.Trajectory t : trajectories) {
-            out.add(new GrpoLearner.Sample(t.promptIds(), t.outputIds(), t.behaviourLogprobs(),
-                    oldIsBehaviour ? t.behaviourLogprobs() : t.oldLogprobs(), t.reward()));
+            out.add(new GrpoLearner.Sample(t.promptIds(), t.outputIds(), t.behaviourLogprobs(), t.oldLogprobs(), t.reward()));
         }
         return out;
     }

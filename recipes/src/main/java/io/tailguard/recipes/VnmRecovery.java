@@ -107,7 +107,7 @@ public final class VnmRecovery {
      * Runs the recovery on {@code model}, whose weights are the (permuted) dense weights to prune;
      * they are updated in place and end pruned under the returned masks.
      */
-    public static Outcome run(Qwen3Model model, Task task, Tokenizer tok, Map<String, float[]> norms, VnmPattern pattern,
+    static Outcome run(Qwen3Model model, Task task, Tokenizer tok, Map<String, float[]> norms, VnmPattern pattern,
                        Options o, Listener listener) {
         return new VnmRecovery(model, task, tok, norms, pattern, o, listener).run();
     }

@@ -42,7 +42,7 @@ class TrainingSessionTest {
 
     /** One group of two: different rewards, so the group is kept and the policy moves. */
     private static List<GrpoLearner.Sample> group() {
-        return TrainingSession.samples(List.of(trajectory(0, -1.5f, -1.4f, 0.0), trajectory(1, -2.0f, -2.1f, 1.0)), false);
+        return TrainingSession.samples(List.of(trajectory(0, -1.5f, -1.4f, 0.0), trajectory(1, -2.0f, -2.1f, 1.0)));
     }
 
     private static Qwen3Model tiny() {
@@ -51,16 +51,13 @@ class TrainingSessionTest {
     }
 
     @Test
-    void aDenseRolloutsOldLogProbsAreItsSamplersOwn() {
-        List<RolloutEngine.Trajectory> t = List.of(trajectory(0, -1.5f, -1.25f, 1.0));
-        GrpoLearner.Sample sparse = TrainingSession.samples(t, false).get(0);
-        assertArrayEquals(new float[] {-1.5f, -1.5f}, sparse.behaviourLogprobs());
-        assertArrayEquals(new float[] {-1.25f, -1.25f}, sparse.oldLogprobs(), "π_old: the dense scoring");
-        assertEquals(1.0, sparse.reward());
-        GrpoLearner.Sample dense = TrainingSession.samples(t, true).get(0);
-        assertArrayEquals(new float[] {-1.5f, -1.5f}, dense.oldLogprobs(), "π_old: the sampler's own");
-        assertArrayEquals(new int[] {1, 2, 3}, dense.prompt());
-        assertArrayEquals(new int[] {4, 5}, dense.output());
+    void aSampleCarriesBothLogProbsAndTheReward() {
+        GrpoLearner.Sample x = TrainingSession.samples(List.of(trajectory(0, -1.5f, -1.25f, 1.0))).get(0);
+        assertArrayEquals(new float[] {-1.5f, -1.5f}, x.behaviourLogprobs(), "π_inf: the sampler's");
+        assertArrayEquals(new float[] {-1.25f, -1.25f}, x.oldLogprobs(), "π_old: the dense scoring");
+        assertEquals(1.0, x.reward());
+        assertArrayEquals(new int[] {1, 2, 3}, x.prompt());
+        assertArrayEquals(new int[] {4, 5}, x.output());
     }
 
     @Test
