@@ -109,7 +109,7 @@ final class RuntimeBench implements Callable<Integer> {
 
     private double syncThroughput(Path ckpt, Schedule schedule) {
         try (Qwen3Model model = ModelLoader.load(ckpt, Devices.parse(common.device()))) {
-            SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, 1e-4, 0, 7, 16, 0, 1234);
+            SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, 1e-4, 0, 7, 16, 0, io.tailguard.rollout.tasks.PromptStreams.EVAL_SEED);
             SyncTrainer.Result r = new SyncTrainer(model, Tokenizers.fromCheckpoint(ckpt), Tasks.builtin(task, context), schedule, o)
                     .run(line -> System.err.printf("sync step %d%n", line.step()), null, ckpt.toString());
             long tokens = 0;

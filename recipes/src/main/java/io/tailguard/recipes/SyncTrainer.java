@@ -1,40 +1,32 @@
 package io.tailguard.recipes;
 
-import io.tailguard.learner.AdamW;
 import io.tailguard.learner.DistillSparse;
 import io.tailguard.learner.GrpoLearner;
-import io.tailguard.learner.GrpoObjective;
 import io.tailguard.learner.LearnerCheckpoint;
-import io.tailguard.learner.LrSchedule;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Qwen3Model;
-import io.tailguard.model.Scorer;
 import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.lora.LoraConfig;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.rollout.eval.Evaluator;
-import io.tailguard.rollout.generation.GenerationRequest;
-import io.tailguard.rollout.generation.GenerationResult;
-import io.tailguard.rollout.generation.Generated;
-import io.tailguard.rollout.generation.Generator;
-import io.tailguard.rollout.generation.SamplingParams;
-import io.tailguard.rollout.sparse.BlockTopKAttention;
-import io.tailguard.rollout.sparse.BlockTopKMask;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
-import io.tailguard.rollout.tasks.TaskFormat;
+import io.tailguard.rollout.worker.RolloutEngine;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.function.Consumer;
 
 /**
  * The synchronous RL loop, in one process and one thread: sparse (or dense) rollouts of G samples per
- * prompt → rewards from the task's verifier → dense teacher-forced log-probs with the same weights
- * (π_old) → one GRPO + TIS update → the next step samples from the updated policy. The actor
- * system runs the same parts asynchronously; this loop proves them and serves tests and benchmarks.
+ * prompt, rewards from the task's verifier and dense teacher-forced log-probs with the same weights
+ * (π_old), all by the {@link RolloutEngine} that rollout workers use → one GRPO + TIS update of the
+ * {@link TrainingSession} that the learner actor uses → the next step samples from the updated
+ * policy. The actor system runs the same parts asynchronously; this loop proves them and serves
+ * tests and benchmarks. A dense rollout's sampler is the dense policy itself, so its π_old is the
+ * sampler's log-probs, not scored again.
  *
  * <p>Step s draws prompts (seed, (s−1)·P … s·P − 1) and samples with seed (seed, s): everything is a
  * function of the run seed and the step, so a run is reproducible and resumable. A learner checkpoint
@@ -54,7 +46,7 @@ public final class SyncTrainer {
     }
 
     /**
-     * DistillSparse (ALGORITHMS.md §6): a LoRA of this shape that only the sparse actor uses,
+     * DistillSparse (docs/algorithms.md, DistillSparse): a LoRA of this shape that only the sparse actor uses,
      * trained after each policy update at learning rate lr with KL weight λ, PPO weight (published
      * 1) and penalty ({@link DistillSparse.Divergence}); seed initialises A.
      */
@@ -127,6 +119,11 @@ public final class SyncTrainer {
     private final Distill distill;
     private LoraAdapter lora;
 
+    /** Completion budget when a task does not bound its answer. */
+    private static final int MAX_NEW_FALLBACK = 64;
+    /** Position bins of the rollouts' α tails (the loop does not report them; the engine collects them). */
+    private static final int TAIL_BIN_WIDTH = 64;
+
     public SyncTrainer(Qwen3Model model, Tokenizer tok, Task task, Schedule schedule, Options options) {
         this(model, tok, task, schedule, options, null);
     }
@@ -148,10 +145,6 @@ public final class SyncTrainer {
         this.distill = distill;
     }
 
-    private AttentionKernel kernel() {
-        return BlockTopKAttention.forSchedule(schedule);
-    }
-
     /** Runs every step; with {@code out}, saves a learner checkpoint (weights, moments, state) there at the end. */
     public Result run(Consumer<StepLine> onStep, java.nio.file.Path out, String parent) {
         return run(onStep, Checkpointing.atEnd(out, parent));
@@ -169,51 +162,49 @@ public final class SyncTrainer {
         int last = c.stopAfter() > 0 ? Math.min(c.stopAfter(), o.steps()) : o.steps();
         double start = resumed == null ? evaluate() : Double.NaN;
         List<StepLine> lines = new ArrayList<>();
-        Generator gen = new Generator(model, kernel());
-        int eos = TaskFormat.requireEos(tok);
-        if (distill != null) {
-            lora = LoraAdapter.create(model, distill.lora(), distill.seed());
-            model.attach(lora);
-            lora.setEnabled(false); // on only while the sparse actor samples and while it is distilled
-        }
-        try (GrpoLearner learner = new GrpoLearner(model, o.groupSize(), o.microBatch(), GrpoObjective.Options.defaults(),
-                new LrSchedule(o.lr(), o.warmupSteps(), o.steps(), 1.0), AdamW.Options.defaults());
-             DistillSparse distiller = distill == null ? null : new DistillSparse(model, lora, BlockTopKMask.factory(schedule),
-                     o.groupSize(), new LrSchedule(distill.lr(), o.warmupSteps(), o.steps(), 1.0),
-                     new DistillSparse.Options(distill.klWeight(), distill.ppoWeight(), distill.divergence(),
-                             GrpoObjective.Options.defaults(), o.microBatch()))) {
+        RolloutEngine engine;
+        try (TrainingSession session = new TrainingSession(model,
+                new TrainingSession.Options(o.groupSize(), o.microBatch(), o.lr(), o.warmupSteps(), o.steps()))) {
+            if (distill != null) {
+                session.startDistill(LoraAdapter.create(model, distill.lora(), distill.seed()),
+                        new TrainingSession.Distill(distill.lr(), distill.klWeight(), distill.ppoWeight(), distill.divergence()));
+                lora = session.lora();
+            }
+            engine = engine(lora);
             if (resumed != null) {
-                LearnerCheckpoint.restore(c.out(), learner.optimizer());
-                learner.resumeAt((int) resumed.step());
-                if (distiller != null) {
-                    LearnerCheckpoint.restoreLora(c.out(), lora, distiller.optimizer());
-                    distiller.resumeAt((int) resumed.step());
+                session.restore(c.out());
+                if (distill != null) {
+                    session.restoreDistill(c.out(), (int) resumed.step());
                 }
             }
             for (int s = first; s <= last; s++) {
                 long t0 = System.nanoTime();
-                Batch batch = rollout(gen, s, eos, true);
+                RolloutEngine.Result batch = rollout(engine, s);
                 long t1 = System.nanoTime();
-                List<GrpoLearner.Sample> samples = samples(batch);
-                GrpoLearner.Report r = learner.step(samples);
+                // The dense scoring (π_old) ran inside the rollout; it is reported as the learner's work.
+                double scoring = batch.scoreSeconds();
+                List<GrpoLearner.Sample> samples = TrainingSession.samples(batch.trajectories());
+                GrpoLearner.Report r = session.policyStep(samples);
                 long t2 = System.nanoTime();
-                DistillSparse.Report d = distiller == null ? null : distiller.step(samples);
+                DistillSparse.Report d = distill == null ? null : session.distillStep(samples, schedule);
                 long t3 = System.nanoTime();
-                double mean = batch.rewards.stream().mapToDouble(Double::doubleValue).average().orElse(0);
-                double pass = batch.rewards.stream().filter(x -> x >= 1.0).count() / (double) batch.rewards.size();
-                StepLine line = new StepLine(s, mean, pass, r, (t1 - t0) / 1e9, (t2 - t1) / 1e9, batch.tokens, d,
-                        (t3 - t2) / 1e9);
+                double mean = samples.stream().mapToDouble(GrpoLearner.Sample::reward).average().orElse(0);
+                double pass = samples.stream().filter(x -> x.reward() >= 1.0).count() / (double) samples.size();
+                StepLine line = new StepLine(s, mean, pass, r, (t1 - t0) / 1e9 - scoring, (t2 - t1) / 1e9 + scoring,
+                        batch.generatedTokens(), d, (t3 - t2) / 1e9);
                 lines.add(line);
                 // Saved before the line is reported: a run stopped right after a line has its checkpoint.
                 if (c.out() != null && (s == last || (c.every() > 0 && s % c.every() == 0))) {
-                    save(c, s, learner, distiller);
+                    session.save(c.out(), new LearnerCheckpoint.TrainerState(s, session.optimizerSteps(),
+                                    (long) s * o.promptsPerStep(), o.seed(), kind(distill != null), c.options()),
+                            tok.toJson(), s, c.parent());
                 }
                 onStep.accept(line);
             }
         }
         boolean finished = last == o.steps();
         double end = finished ? evaluate() : Double.NaN;
-        double speedup = !finished ? Double.NaN : schedule.isDense() ? 1.0 : measuredRolloutSpeedup(eos);
+        double speedup = !finished ? Double.NaN : schedule.isDense() ? 1.0 : measuredRolloutSpeedup(engine);
         return new Result(start, end, speedup, lines, resumed == null ? 0 : (int) resumed.step(), Math.max(last, first - 1));
     }
 
@@ -241,13 +232,6 @@ public final class SyncTrainer {
         return st;
     }
 
-    private void save(Checkpointing c, int step, GrpoLearner learner, DistillSparse distiller) {
-        LearnerCheckpoint.save(c.out(), model, learner.optimizer(),
-                new LearnerCheckpoint.TrainerState(step, learner.optimizer().steps(), (long) step * o.promptsPerStep(), o.seed(),
-                        kind(distill != null), c.options()),
-                tok.toJson(), step, c.parent(), lora, distiller == null ? null : distiller.optimizer());
-    }
-
     /** The sparse actor's LoRA under DistillSparse (attached to the model, switched off between uses), else null. */
     public LoraAdapter lora() {
         return lora;
@@ -262,67 +246,47 @@ public final class SyncTrainer {
                 AttentionKernel.DENSE).passAt1();
     }
 
-    private record Batch(List<Generated> generated, List<Double> rewards, long tokens) {}
+    /** The sampler of the loop: the schedule's sparse actor, with the LoRA merged while it samples (if any). */
+    private RolloutEngine engine(LoraAdapter actorLora) {
+        return new RolloutEngine(model, tok, task, new RolloutEngine.Options(o.groupSize(), 1.0, MAX_NEW_FALLBACK,
+                TAIL_BIN_WIDTH, 0.0), actorLora);
+    }
 
-    /** With sparseActor, the generator is the sparse actor's and samples with its LoRA (if any). */
-    private Batch rollout(Generator gen, int step, int eos, boolean sparseActor) {
-        List<int[]> prompts = new ArrayList<>();
-        List<Prompt> source = new ArrayList<>();
-        int maxNew = 1;
+    /** Step s's prompts: (seed, (s−1)·P … s·P − 1). */
+    private List<Prompt> prompts(int step) {
+        List<Prompt> prompts = new ArrayList<>(o.promptsPerStep());
         for (int i = 0; i < o.promptsPerStep(); i++) {
-            Prompt p = task.prompt(o.seed(), (long) (step - 1) * o.promptsPerStep() + i);
-            int[] ids = TaskFormat.promptIds(tok, p);
-            maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(task, p, tok, 64));
-            for (int g = 0; g < o.groupSize(); g++) {
-                prompts.add(ids);
-                source.add(p);
-            }
+            prompts.add(task.prompt(PromptStreams.training(o.seed()), (long) (step - 1) * o.promptsPerStep() + i));
         }
-        long sampleSeed = o.seed() * 1_000_003L + step;
-        GenerationResult res;
-        // The sparse actor samples with its LoRA merged into the weights (no cost per token; the base
-        // comes back exactly after); a dense generator never uses it.
-        try (LoraAdapter.Switch merged = lora == null || !sparseActor ? null : lora.mergedScope()) {
-            res = gen.generate(new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, sampleSeed),
-                    Set.of(eos), 0));
-        }
-        List<Double> rewards = new ArrayList<>();
-        long tokens = 0;
-        for (int i = 0; i < prompts.size(); i++) {
-            Generated g = res.sequences().get(i);
-            tokens += g.outputIds().length;
-            rewards.add(task.verify(source.get(i), TaskFormat.completionText(tok, g.outputIds())).reward());
-        }
-        return new Batch(res.sequences(), rewards, tokens);
+        return prompts;
     }
 
-    /** π_inf from the sampler; π_old by dense teacher-forced scoring with the same weights (skipped when dense). */
-    private List<GrpoLearner.Sample> samples(Batch b) {
-        List<float[]> old;
-        if (schedule.isDense()) {
-            old = b.generated.stream().map(Generated::logprobs).toList();
-        } else {
-            List<Scorer.Scores> sc = Scorer.score(model, b.generated.stream().map(Generated::promptIds).toList(),
-                    b.generated.stream().map(Generated::outputIds).toList(), Scorer.Options.LOGPROBS_ONLY);
-            old = sc.stream().map(Scorer.Scores::logprobs).toList();
+    /**
+     * Step s's rollout: G samples of each of its prompts, sampled with seed (seed, s), rewarded by the
+     * task's verifier and, under a sparse schedule, scored densely (π_old); a dense rollout's π_old is
+     * its sampler's own log-probs.
+     */
+    private RolloutEngine.Result rollout(RolloutEngine engine, int step) {
+        List<Prompt> prompts = prompts(step);
+        long[] groups = new long[prompts.size()];
+        for (int i = 0; i < groups.length; i++) {
+            groups[i] = (long) (step - 1) * o.promptsPerStep() + i;
         }
-        List<GrpoLearner.Sample> out = new ArrayList<>();
-        for (int i = 0; i < b.generated.size(); i++) {
-            Generated g = b.generated.get(i);
-            out.add(new GrpoLearner.Sample(g.promptIds(), g.outputIds(), g.logprobs(), old.get(i), b.rewards.get(i)));
-        }
-        return out;
+        long seed = PromptStreams.sampling(o.seed(), step);
+        return schedule.isDense() ? engine.runDenseUnscored(prompts, groups, seed) : engine.run(prompts, groups, schedule, null, seed);
     }
 
-    /** Decode time of one rollout batch, dense over sparse (with the LoRA under DistillSparse), same prompts and seed. */
-    private double measuredRolloutSpeedup(int eos) {
-        Batch warmup = rollout(new Generator(model), o.steps() + 1, eos, false); // untimed: first-touch costs
-        long t0 = System.nanoTime();
-        rollout(new Generator(model), o.steps() + 1, eos, false);
-        double d = (System.nanoTime() - t0) / 1e9;
-        t0 = System.nanoTime();
-        rollout(new Generator(model, kernel()), o.steps() + 1, eos, true);
-        double s = (System.nanoTime() - t0) / 1e9;
-        return warmup.tokens == 0 ? 1.0 : d / s;
+    /**
+     * Decode time of one rollout batch, dense over sparse (with the LoRA under DistillSparse), same
+     * prompts and seed: those of the step after the last.
+     */
+    private double measuredRolloutSpeedup(RolloutEngine sparse) {
+        RolloutEngine dense = engine(null);
+        List<Prompt> prompts = prompts(o.steps() + 1);
+        long seed = PromptStreams.sampling(o.seed(), o.steps() + 1);
+        dense.decodeSeconds(prompts, Schedule.dense(), seed); // untimed: first-touch costs
+        double d = dense.decodeSeconds(prompts, Schedule.dense(), seed);
+        double s = sparse.decodeSeconds(prompts, schedule, seed);
+        return d / s;
     }
 }

@@ -6,8 +6,6 @@ import io.tailguard.compression.QuantizedCheckpoint;
 import io.tailguard.compression.QuantizedModel;
 import io.tailguard.compression.VnmCheckpoint;
 import io.tailguard.compression.VnmHeuristic;
-import io.tailguard.compression.VnmMask;
-import io.tailguard.compression.VnmModel;
 import io.tailguard.compression.VnmPattern;
 import io.tailguard.compression.VnmPruner;
 import io.tailguard.compression.YaqaQuantizer;
@@ -19,7 +17,9 @@ import io.tailguard.model.io.ConfigJson;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
-import io.tailguard.rollout.tasks.Task;
+import io.tailguard.recipes.CompressionData;
+import io.tailguard.recipes.VnmCompression;
+import io.tailguard.recipes.VnmRecovery;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -43,7 +43,7 @@ final class CompressCommand {
         Common common;
 
         @Mixin
-        CompressionData data;
+        CompressionOptions data;
 
         @Option(names = "--checkpoint", required = true, description = "Checkpoint to compress; 'default' is the embedded default.")
         Path checkpoint;
@@ -69,11 +69,11 @@ final class CompressCommand {
             if (bits < 2 || bits > 8) {
                 throw new BadInput("--bits must be in 2..8, got " + bits);
             }
-            Task t = data.validate();
+            CompressionData d = data.validate();
             checkpoint = Checkpoints.resolve(checkpoint);
             Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
-            List<int[]> calib = data.calibration(t, tok);
-            List<int[]> held = data.heldOut(t, tok);
+            List<int[]> calib = d.calibration(tok);
+            List<int[]> held = d.heldOut(tok);
             try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
                 long t0 = System.nanoTime();
                 QuantizedModel q;
@@ -88,7 +88,7 @@ final class CompressCommand {
                     DenseExport.write(exportDequantized, q, CompressionData.tokenizerJson(checkpoint));
                 }
                 Map<String, Object> r = new LinkedHashMap<>();
-                data.putQuality(r, model, out, common.device(), held, tok, t);
+                CompressionOptions.put(r, d.quality(model, out, Devices.parse(common.device()), held, tok));
                 r.put("bytes", Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS)));
                 r.put("float32_linear_bytes", q.float32LinearBytes());
                 r.put("seconds", Progress.round(seconds, 2));
@@ -117,7 +117,7 @@ final class CompressCommand {
     }
 
     @Command(name = "vnm", mixinStandardHelpOptions = true,
-            description = {"Prune every decoder linear layer to a V:N:M pattern (ALGORITHMS.md §8): scores, channel "
+            description = {"Prune every decoder linear layer to a V:N:M pattern (docs/algorithms.md, V:N:M sparsity): scores, channel "
                     + "permutation folded into the neighbouring layers, exhaustive per-block masks, then the three-stage "
                     + "LoRA recovery; write the packed sparse checkpoint and report KL, pass@1, size and time.",
                     "Prints {\"kl\":..,\"pass_at_1\":..,\"bytes\":..,\"seconds\":..,...}."})
@@ -126,7 +126,7 @@ final class CompressCommand {
         Common common;
 
         @Mixin
-        CompressionData data;
+        CompressionOptions data;
 
         @Option(names = "--checkpoint", required = true, description = "Checkpoint to prune; 'default' is the embedded default.")
         Path checkpoint;
@@ -181,7 +181,7 @@ final class CompressCommand {
 
         @Override
         public Integer call() throws IOException {
-            Task t = data.validate();
+            CompressionData d = data.validate();
             VnmPruner.Score scoring = scoring();
             checkpoint = Checkpoints.resolve(checkpoint);
             if (!Files.isDirectory(checkpoint)) {
@@ -193,8 +193,8 @@ final class CompressCommand {
                 throw new BadInput("activation scores need calibration data: --calibration must be >= 1 (or use --score magnitude)");
             }
             Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
-            List<int[]> calib = data.calibration(t, tok);
-            List<int[]> held = data.heldOut(t, tok);
+            List<int[]> calib = d.calibration(tok);
+            List<int[]> held = d.heldOut(tok);
             if (recoverySteps < 0 || recoveryBatch < 1 || !(recoveryLr > 0) || loraRank < 1 || !(loraAlpha > 0) || remaskEvery < 1) {
                 throw new BadInput("--recovery-steps must be >= 0; --recovery-batch, --lora-rank and --remask-every >= 1;"
                         + " --recovery-lr and --lora-alpha > 0");
@@ -209,38 +209,26 @@ final class CompressCommand {
             VnmPruner.PermutationOptions perm = noPermute || baseline != null ? VnmPruner.PermutationOptions.off()
                     : new VnmPruner.PermutationOptions(true, permuteRounds, defaults.patience(), defaults.maxFreed());
             try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
-                long t0 = System.nanoTime();
-                VnmPruner.Prepared prepared;
+                VnmRecovery.Options recovery = recoverySteps == 0 ? null : new VnmRecovery.Options(recoverySteps, recoveryBatch,
+                        recoveryLr, loraRank, loraAlpha, remaskEvery, data.seed, recoveryLoss.equals("kl") ? model : null);
+                Progress bar = new Progress("recovery");
+                VnmCompression.Result res;
                 try {
-                    prepared = VnmPruner.prepare(model, calib, p, scoring, perm, data.seed);
+                    res = VnmCompression.run(model, d, tok, calib, held, new VnmCompression.Options(p, scoring, perm, recovery),
+                            Devices.parse(common.device()),
+                            (s, n, stage, loss) -> bar.update(s, n, "stage " + stage + " loss " + String.format("%.3f", loss)));
                 } catch (IllegalArgumentException e) {
                     throw new BadInput(e.getMessage());
-                }
-                Map<String, VnmMask> oneShotMasks = VnmPruner.masks(config, prepared.weights(), prepared.inputNorms(), p);
-                VnmModel pruned = VnmModel.of(config, p, prepared.weights(), oneShotMasks, prepared.permutations());
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                Map<String, Object> extra = new LinkedHashMap<>();
-                if (recoverySteps > 0) {
-                    // One-shot figures first, then the recovery from the same permuted dense weights.
-                    try (Qwen3Model oneShot = pruned.toModel(Devices.parse(common.device()))) {
-                        extra.put("kl_one_shot", data.kl(model, oneShot, held));
-                        if (data.evalN > 0) {
-                            extra.put("pass_at_1_one_shot", data.passAt1(oneShot, tok, t));
-                        }
-                    }
-                    long t1 = System.nanoTime();
-                    VnmRecovery.Outcome rec;
-                    Progress bar = new Progress("recovery");
-                    try (Qwen3Model student = Qwen3Model.create(config, prepared.weights(), Devices.parse(common.device()))) {
-                        rec = VnmRecovery.run(student, t, tok, prepared.inputNorms(), p,
-                                new VnmRecovery.Options(recoverySteps, recoveryBatch, recoveryLr, loraRank, loraAlpha,
-                                        remaskEvery, data.seed, recoveryLoss.equals("kl") ? model : null),
-                                (s, n, stage, loss) -> bar.update(s, n, "stage " + stage + " loss " + String.format("%.3f", loss)));
-                    }
+                } finally {
                     bar.finish();
-                    pruned = VnmModel.of(config, p, rec.weights(), rec.masks(), prepared.permutations());
-                    double recSeconds = (System.nanoTime() - t1) / 1e9;
-                    seconds += recSeconds;
+                }
+                Map<String, Object> extra = new LinkedHashMap<>();
+                if (recovery != null) {
+                    VnmRecovery.Outcome rec = res.recovery();
+                    extra.put("kl_one_shot", res.klOneShot());
+                    if (res.passAt1OneShot() != null) {
+                        extra.put("pass_at_1_one_shot", res.passAt1OneShot());
+                    }
                     Map<String, Object> rr = new LinkedHashMap<>();
                     rr.put("steps", recoverySteps);
                     rr.put("loss", recoveryLoss);
@@ -248,23 +236,24 @@ final class CompressCommand {
                     rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
                     rr.put("loss_first", rec.firstLoss());
                     rr.put("loss_last", rec.lastLoss());
-                    rr.put("seconds", Progress.round(recSeconds, 2));
+                    rr.put("seconds", Progress.round(res.recoverySeconds(), 2));
                     extra.put("recovery", rr);
                 }
                 String tokJson = CompressionData.tokenizerJson(checkpoint);
-                VnmCheckpoint.write(out, pruned, tokJson, 0, checkpoint.toString());
+                VnmCheckpoint.write(out, res.pruned(), tokJson, 0, checkpoint.toString());
                 if (exportDequantized != null) {
-                    DenseExport.write(exportDequantized, pruned, tokJson);
+                    DenseExport.write(exportDequantized, res.pruned(), tokJson);
                 }
                 Map<String, Object> r = new LinkedHashMap<>();
-                data.putQuality(r, model, out, common.device(), held, tok, t);
+                CompressionOptions.put(r, d.quality(model, out, Devices.parse(common.device()), held, tok));
                 r.put("bytes", Files.size(out.resolve(VnmCheckpoint.SPARSE_TENSORS)));
-                r.put("float32_linear_bytes", pruned.float32LinearBytes());
-                r.put("seconds", Progress.round(seconds, 2));
+                r.put("float32_linear_bytes", res.pruned().float32LinearBytes());
+                r.put("seconds", Progress.round(res.seconds(), 2));
                 r.put("pattern", p.toString());
                 r.put("density", p.density());
                 r.put("predicted_speedup", Progress.round(VnmHeuristic.predictedSpeedup(p.v(), p.m()), 3));
                 r.put("score", scoring.name().toLowerCase());
+                VnmPruner.Prepared prepared = res.prepared();
                 if (!prepared.groups().isEmpty()) {
                     Map<String, Object> g = new LinkedHashMap<>();
                     g.put("retained_before", Progress.round(prepared.retainedBefore(), 5));

@@ -9,6 +9,7 @@ import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
 import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.model.AttentionKernel;
 import picocli.CommandLine.ArgGroup;
@@ -51,7 +52,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--temperature", description = "Sampling temperature (default: 0, greedy, with one sample; 1 with several).")
     Double temperature;
 
-    @Option(names = "--seed", defaultValue = "1234", description = "Prompt seed of built-in tasks and sampling seed (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--seed", defaultValue = "" + PromptStreams.EVAL_SEED, description = "Prompt seed of built-in tasks and sampling seed (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @Option(names = "--batch", defaultValue = "8", description = "Sequences generated together (default: ${DEFAULT-VALUE}).")

@@ -1,11 +1,8 @@
 package io.tailguard.actors.cli;
 
 import io.tailguard.model.ModelConfig;
-import io.tailguard.model.ModelLoader;
-import io.tailguard.model.RandomInit;
-import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.DType;
-import io.tailguard.model.tokenizer.CharTokenizer;
+import io.tailguard.recipes.InitialModel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -35,11 +32,9 @@ final class InitModelCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        CharTokenizer tok = CharTokenizer.standard();
-        ModelConfig config = ModelConfig.preset(preset, tok.vocabSize(), tok.eosId());
+        InitialModel.config(preset);   // an unknown preset fails before the dtype is read, as it always has
         DType storeAs = DType.parse(dtype, "--dtype");
-        Map<String, float[]> w = RandomInit.weights(config, seed, 0.02, 0.0);
-        CheckpointDir.write(out, config, ModelLoader.hostTensors(config, w), storeAs, tok.toJson(), Map.of(), 0, null, 0, 0);
+        ModelConfig config = InitialModel.write(out, preset, seed, storeAs);
         System.err.printf("wrote %s: preset %s, %,d parameters, %s%n", out, preset, config.parameterCount(), storeAs);
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("checkpoint", out.toString());

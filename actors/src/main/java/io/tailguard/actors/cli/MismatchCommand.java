@@ -98,7 +98,7 @@ final class MismatchCommand implements Callable<Integer> {
             throw new BadInput("--actor: " + actor + ": not a directory");
         }
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()));
-             Qwen3Model act = actor == null ? null : CompressionData.loadDequantized(actor, common.device())) {
+             Qwen3Model act = actor == null ? null : io.tailguard.compression.CompressedCheckpoints.loadDequantized(actor, Devices.parse(common.device()))) {
             if (act != null && !act.config().equals(model.config())) {
                 throw new BadInput("--actor: " + actor + ": its config differs from " + checkpoint + "'s (another model?)");
             }

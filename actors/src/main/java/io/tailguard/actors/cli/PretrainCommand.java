@@ -1,10 +1,9 @@
 package io.tailguard.actors.cli;
 
 import io.tailguard.model.Devices;
-import io.tailguard.model.AttentionKernel;
-import io.tailguard.model.Qwen3Model;
-import io.tailguard.model.tokenizer.CharTokenizer;
-import io.tailguard.rollout.eval.Evaluator;
+import io.tailguard.recipes.EmbeddedDefault;
+import io.tailguard.recipes.PretrainRecipe;
+import io.tailguard.recipes.Pretraining;
 import io.tailguard.rollout.tasks.Task;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -12,6 +11,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -73,6 +73,9 @@ final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--eval-n", defaultValue = "128", description = "Held-out prompts for pass@1; 0 skips it (default: ${DEFAULT-VALUE}).")
     int evalN;
 
+    /** The recipe's parameters that are this command's flags of the same name. */
+    private static final List<String> FLAGS = List.of("task", "context", "steps", "batch", "lr", "target", "init");
+
     @Override
     public Integer call() {
         if (evalN < 0) {
@@ -84,11 +87,18 @@ final class PretrainCommand implements Callable<Integer> {
         if (context < 64) {
             throw new BadInput("--context must be at least 64 tokens, got " + context);
         }
-        PretrainRecipe recipe = PretrainRecipe.of(task, preset, context, steps, batch,
-                lr != null ? lr : PretrainRecipe.defaultLr(preset), seed, target);
-        Task tk = Pretraining.validate(recipe);
-        io.tailguard.model.ModelConfig.preset(preset, 1, 0);   // an unknown preset fails before training
-        java.util.Map<String, float[]> initWeights = init == null ? null : Pretraining.initWeights(init, recipe);
+        PretrainRecipe recipe;
+        Task tk;
+        java.util.Map<String, float[]> initWeights;
+        try {
+            recipe = PretrainRecipe.of(task, preset, context, steps, batch, lr != null ? lr : PretrainRecipe.defaultLr(preset),
+                    seed, target);
+            tk = Pretraining.validate(recipe);
+            io.tailguard.model.ModelConfig.preset(preset, 1, 0);   // an unknown preset fails before training
+            initWeights = init == null ? null : Pretraining.initWeights(init, recipe);
+        } catch (IllegalArgumentException e) {
+            throw flagged(e);
+        }
         long t0 = System.nanoTime();
         Double pass;
         int ran;
@@ -101,7 +111,7 @@ final class PretrainCommand implements Callable<Integer> {
             Pretraining.write(out, recipe, init, trained);
             ran = trained.steps();
             validation = trained.validationPassAt1();
-            pass = evalN == 0 ? null : evaluate(trained.model(), tk, evalN, seed + 1);
+            pass = evalN == 0 ? null : evaluate(trained, tk, evalN, seed);
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         System.err.printf("wrote %s: %s at context %d, %d steps, pass@1 %s, %.1f s%n", out, task, context, ran,
@@ -120,6 +130,56 @@ final class PretrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** A recipe's complaint about one of its parameters, as bad input naming the flag ("steps ..." becomes "--steps ..."). */
+    static RuntimeException flagged(IllegalArgumentException e) {
+        String m = String.valueOf(e.getMessage());
+        for (String f : FLAGS) {
+            if (m.startsWith(f + " ") || m.startsWith(f + ":")) {
+                return new BadInput("--" + m);
+            }
+        }
+        return e;
+    }
+
+    /**
+     * The progress bar of a pretraining run on stderr: the smoothed loss and the last validation
+     * pass@1; every checkpoint point's model goes to {@code saver} (if any). {@link #finish()} ends
+     * the bar's line.
+     */
+    static class Bar implements EmbeddedDefault.Listener {
+        private final Progress bar;
+        private final java.util.function.Consumer<Pretraining.Trained> saver;
+        private double ema = Double.NaN;
+        private String val = "";
+
+        Bar(PretrainRecipe recipe, java.util.function.Consumer<Pretraining.Trained> saver) {
+            this.bar = new Progress("pretrain " + recipe.task() + " @" + recipe.context());
+            this.saver = saver;
+        }
+
+        @Override
+        public void step(int s, int total, double loss) {
+            ema = Double.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
+            bar.update(s, total, String.format("loss %.3f%s", ema, val));
+        }
+
+        @Override
+        public void validated(int s, int context, double passAt1) {
+            val = String.format(", validation pass@1 %.2f at context %d, step %d", passAt1, context, s);
+        }
+
+        @Override
+        public void checkpoint(Pretraining.Trained sofar) {
+            if (saver != null) {
+                saver.accept(sofar);
+            }
+        }
+
+        void finish() {
+            bar.finish();
+        }
+    }
+
     /** Trains with a progress bar (the smoothed loss and the last validation pass@1) on stderr. */
     static Pretraining.Trained train(PretrainRecipe recipe, ai.djl.Device device) {
         return train(recipe, null, device);
@@ -133,40 +193,19 @@ final class PretrainCommand implements Callable<Integer> {
     /** As {@link #train(PretrainRecipe, java.util.Map, ai.djl.Device)}, handing every {@code checkpointEvery}-th step's model to {@code saver}. */
     static Pretraining.Trained train(PretrainRecipe recipe, java.util.Map<String, float[]> init, ai.djl.Device device,
                                      int checkpointEvery, java.util.function.Consumer<Pretraining.Trained> saver) {
-        Progress bar = new Progress("pretrain " + recipe.task() + " @" + recipe.context());
-        double[] ema = {Double.NaN};
-        String[] val = {""};
+        Bar bar = new Bar(recipe, saver);
         try {
-            return Pretraining.train(recipe, init, device, new Pretraining.Listener() {
-                @Override
-                public void step(int s, int total, double loss) {
-                    ema[0] = Double.isNaN(ema[0]) ? loss : 0.95 * ema[0] + 0.05 * loss;
-                    bar.update(s, total, String.format("loss %.3f%s", ema[0], val[0]));
-                }
-
-                @Override
-                public void validated(int s, int context, double passAt1) {
-                    val[0] = String.format(", validation pass@1 %.2f at context %d, step %d", passAt1, context, s);
-                }
-
-                @Override
-                public void checkpoint(Pretraining.Trained sofar) {
-                    if (saver != null) {
-                        saver.accept(sofar);
-                    }
-                }
-            }, checkpointEvery);
+            return Pretraining.train(recipe, init, device, bar, checkpointEvery);
         } finally {
             bar.finish();
         }
     }
 
-    /** Greedy pass@1 on prompts (seed, 0..n-1) at the task's context, dense. */
-    static double evaluate(Qwen3Model model, Task task, int n, long seed) {
+    /** Greedy pass@1 on the held-out prompts (seed + 1), with a progress bar. */
+    private static double evaluate(Pretraining.Trained trained, Task task, int n, long seed) {
         Progress bar = new Progress("eval " + task.name());
         try {
-            return Evaluator.evaluate(model, CharTokenizer.standard(), task, new Evaluator.EvalOptions(n, 1, 0.0, seed, 16, 16),
-                    AttentionKernel.DENSE, bar::update).passAt1();
+            return Pretraining.heldOutPassAt1(trained.model(), task, n, seed, bar::update);
         } finally {
             bar.finish();
         }

@@ -10,6 +10,7 @@ import io.tailguard.model.lora.LoraFiles;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.Tasks;
 import io.tailguard.recipes.SyncTrainer;
@@ -77,7 +78,7 @@ final class TrainSyncCommand implements Callable<Integer> {
     @Option(names = "--eval-n", defaultValue = "64", description = "Held-out prompts for pass@1 at start and end; 0 skips (default: ${DEFAULT-VALUE}).")
     int evalN;
 
-    @Option(names = "--eval-seed", defaultValue = "1234", description = "Seed of the held-out prompts (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--eval-seed", defaultValue = "" + PromptStreams.EVAL_SEED, description = "Seed of the held-out prompts (default: ${DEFAULT-VALUE}).")
     long evalSeed;
 
     @Option(names = "--out", description = "Write the trained checkpoint (with optimizer and trainer state) here.")
@@ -96,7 +97,7 @@ final class TrainSyncCommand implements Callable<Integer> {
             + "first run: the same options give the same steps. The start pass@1 is not evaluated again.")
     boolean resume;
 
-    @Option(names = "--distill", description = "DistillSparse (ALGORITHMS.md §6): the sparse actor samples with a LoRA that "
+    @Option(names = "--distill", description = "DistillSparse (docs/algorithms.md, DistillSparse): the sparse actor samples with a LoRA that "
             + "the dense probe and the policy update ignore; after each policy update the base is frozen and the LoRA "
             + "is trained on the sparse forward with L_PPO + λ·k3 KL to the dense log-probs. --out then also gets "
             + "lora.safetensors and adapter_config.json. Needs a sparse schedule.")

@@ -8,8 +8,9 @@ import io.tailguard.model.Devices;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
+import io.tailguard.recipes.CompressionData;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
-import io.tailguard.rollout.tasks.TaskFormat;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
@@ -21,7 +22,6 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 
@@ -65,7 +65,8 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
         this.controller = controller;
         this.device = device;
         this.metrics = metrics;
-        this.prompts = new Prompts(s.train().task(), s.train().seed() + 17, s.train().contextMin(), s.train().contextMax());
+        this.prompts = new Prompts(s.train().task(), PromptStreams.runCompression(s.train().seed()), s.train().contextMin(),
+                s.train().contextMax());
         ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(RunObserver.KEY,
                 ctx.messageAdapter(Receptionist.Listing.class, Listed::new)));
@@ -119,8 +120,8 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
         Path dir = Path.of(java.net.URI.create(p.uri()));
         Tokenizer tok = Tokenizers.fromCheckpoint(dir);
         Task task = prompts.task();
-        List<int[]> calib = sequences(task, tok, 0, c.calibration());
-        List<int[]> held = sequences(task, tok, 1_000_000, c.heldOut());
+        List<int[]> calib = CompressionData.solved(tok, task, prompts::of, 0, c.calibration());
+        List<int[]> held = CompressionData.solved(tok, task, prompts::of, PromptStreams.RUN_COMPRESSION_HELD_OUT_FROM, c.heldOut());
         try (Qwen3Model model = CheckpointStore.load(p, device)) {
             long t0 = System.nanoTime();
             QuantizedModel q = YaqaQuantizer.quantize(model, calib, c.bits(), c.method(), s.train().seed());
@@ -148,15 +149,6 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
         } catch (java.io.IOException e) {
             getContext().getLog().warn("compressing policy v{}: {}", p.version(), e.getMessage());
         }
-    }
-
-    /** Prompt plus worked solution of n task prompts from index `from`, as the model sees them. */
-    private List<int[]> sequences(Task t, Tokenizer tok, long from, int n) {
-        List<int[]> out = new ArrayList<>();
-        for (long i = from; i < from + n; i++) {
-            out.add(TaskFormat.solvedIds(tok, t, prompts.of(i)));
-        }
-        return out;
     }
 
     static Method parseMethod(String m) {

@@ -1,16 +1,20 @@
 package io.tailguard.actors.runtime;
 
-import io.tailguard.learner.AdamW;
+import io.tailguard.learner.DistillSparse;
 import io.tailguard.learner.GrpoLearner;
 import io.tailguard.learner.GrpoObjective;
 import io.tailguard.learner.LearnerCheckpoint;
-import io.tailguard.learner.LrSchedule;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Devices;
 import io.tailguard.model.GradMode;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.Manifest;
+import io.tailguard.model.lora.LoraAdapter;
+import io.tailguard.model.lora.LoraConfig;
+import io.tailguard.model.lora.LoraFiles;
+import io.tailguard.recipes.TrainingSession;
+import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.tasks.Tasks;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -32,8 +36,8 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The learner: owns the policy being trained and the JVM's one GradientCollector (through
- * {@link GrpoLearner}); runs on the blocking dispatcher. It pulls batches of complete groups from
+ * The learner: owns the policy being trained and its {@link TrainingSession} (the same one the
+ * synchronous loop uses; through it the JVM's one GradientCollector); runs on the blocking dispatcher. It pulls batches of complete groups from
  * the trajectory buffer, takes one GRPO + TIS step per batch, publishes the policy to the checkpoint
  * store every publish-every steps (PolicyPublished to the controller and every worker), and writes
  * the resumable learner checkpoint (weights, optimizer moments, step) every checkpoint-every steps.
@@ -72,7 +76,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     private final Path learnerDir;
     private final String tokenizerJson;
     private final Qwen3Model model;
-    private final GrpoLearner learner;
+    private final TrainingSession session;
     private final Set<ActorRef<RolloutWorker.Command>> workers = new HashSet<>();
     private final Set<ActorRef<CompressionWorker.Command>> compressors = new HashSet<>();
     private final Set<ActorRef<RunObserver.Event>> observers = new HashSet<>();
@@ -80,11 +84,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     private final long startNanos = System.nanoTime();
     private PolicyPublished published;
     private boolean finished;
-    /** DistillSparse: the sparse actor's LoRA and its trainer (both null while off). */
-    private io.tailguard.model.lora.LoraAdapter lora;
-    private io.tailguard.learner.DistillSparse distiller;
-    /** The schedule DistillSparse's mask follows: that of the newest schedule in the last batch. */
-    private io.tailguard.rollout.sparse.Schedule distillSchedule = io.tailguard.rollout.sparse.Schedule.dense();
     static final double DISTILL_LR = 1e-3;
 
     private Learner(ActorContext<Command> ctx, RunSettings s, Path start, ActorRef<Controller.Command> controller,
@@ -101,11 +100,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         Path from = resume ? learnerDir : start;
         this.tokenizerJson = Files.readString(from.resolve("tokenizer.json"));
         this.model = ModelLoader.load(from, Devices.parse(device));
-        this.learner = new GrpoLearner(model, s.rollout().groupSize(), s.learner().microBatch(), GrpoObjective.Options.defaults(),
-                new LrSchedule(s.learner().lr(), s.learner().warmupSteps(), s.train().steps(), 1.0), AdamW.Options.defaults());
+        this.session = new TrainingSession(model, new TrainingSession.Options(s.rollout().groupSize(), s.learner().microBatch(),
+                s.learner().lr(), s.learner().warmupSteps(), s.train().steps()));
         if (resume) {
-            LearnerCheckpoint.TrainerState st = LearnerCheckpoint.restore(learnerDir, learner.optimizer());
-            learner.resumeAt((int) st.step());
+            LearnerCheckpoint.TrainerState st = session.restore(learnerDir);
             ctx.getLog().info("learner resumes from {} at step {}", learnerDir, st.step());
         }
         if (s.learner().distill()) {
@@ -117,7 +115,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(CompressionWorker.KEY, listings));
         ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
         controller.tell(new Controller.WantSettings(ctx.getSelf().narrow())); // the live settings, if tuned before a restart
-        metrics.learnerLrPeak.set(learner.lrSchedule().peak());
+        metrics.learnerLrPeak.set(session.peakLr());
         ctx.getSelf().tell(Begin.INSTANCE);
     }
 
@@ -143,7 +141,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                         : l.listing().isForKey(CompressionWorker.KEY) ? onCompressors(l) : onObservers(l))
                 .onSignal(PostStop.class, x -> {
                     stopDistill();
-                    learner.close();
+                    session.close();
                     model.close();
                     return this;
                 })
@@ -155,66 +153,51 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
      * learner's; else fresh, seeded by the run's seed), attached switched off, and its trainer.
      */
     private void startDistill(Path from) {
-        boolean saved = from != null && Files.isRegularFile(from.resolve(io.tailguard.model.lora.LoraFiles.WEIGHTS));
-        lora = saved ? io.tailguard.model.lora.LoraAdapter.load(from, model)
-                : io.tailguard.model.lora.LoraAdapter.create(model, io.tailguard.model.lora.LoraConfig.defaults(), s.train().seed());
-        model.attach(lora);
-        lora.setEnabled(false); // the policy update and the dense scoring ignore it
-        io.tailguard.model.ForwardMask.Factory mask = lengths ->
-                io.tailguard.rollout.sparse.BlockTopKMask.factory(distillSchedule).forPrompts(lengths);
-        distiller = new io.tailguard.learner.DistillSparse(model, lora, mask, s.rollout().groupSize(),
-                new LrSchedule(DISTILL_LR, s.learner().warmupSteps(), s.train().steps(), 1.0),
-                new io.tailguard.learner.DistillSparse.Options(s.learner().distillKl(), s.learner().distillPpo(),
-                        s.learner().distillDivergence(), GrpoObjective.Options.defaults(), s.learner().microBatch()));
+        boolean saved = from != null && Files.isRegularFile(from.resolve(LoraFiles.WEIGHTS));
+        LoraAdapter lora = saved ? LoraAdapter.load(from, model) : LoraAdapter.create(model, LoraConfig.defaults(), s.train().seed());
+        session.startDistill(lora, new TrainingSession.Distill(DISTILL_LR, s.learner().distillKl(), s.learner().distillPpo(),
+                s.learner().distillDivergence()));
         if (saved && Files.isRegularFile(from.resolve(LearnerCheckpoint.LORA_OPTIMIZER))) {
             // a resumed learner: the adapter's moments and step count too, so its updates continue exactly
-            LearnerCheckpoint.restoreLora(from, lora, distiller.optimizer());
-            distiller.resumeAt((int) distiller.optimizer().steps());
+            session.restoreDistill(from);
         }
         metrics.learnerDistill.set(1);
-        getContext().getLog().info("learner: DistillSparse on from step {} ({} LoRA)", learner.steps() + 1, saved ? "resumed" : "fresh");
+        getContext().getLog().info("learner: DistillSparse on from step {} ({} LoRA)", session.steps() + 1, saved ? "resumed" : "fresh");
     }
 
     private void stopDistill() {
-        if (distiller != null) {
-            distiller.close();
-            distiller = null;
-        }
-        if (lora != null) {
-            lora.close(); // detaches it
-            lora = null;
-        }
+        session.stopDistill();
         metrics.learnerDistill.set(0);
     }
 
     /** A new peak learning rate applies from the next step on, with the same warm-up shape; distill switches DistillSparse. */
     private Behavior<Command> onSettings(LiveSettings l) {
-        if (l.distill() && distiller == null) {
+        if (l.distill() && !session.distilling()) {
             startDistill(null);
-        } else if (!l.distill() && distiller != null) {
+        } else if (!l.distill() && session.distilling()) {
             stopDistill();
             getContext().getLog().info("learner: DistillSparse off from step {} (settings v{}): versions carry no LoRA",
-                    learner.steps() + 1, l.version());
+                    session.steps() + 1, l.version());
         }
-        double peak = learner.lrSchedule().peak();
+        double peak = session.peakLr();
         if (l.lr() != peak) {
-            learner.setPeakLr(l.lr());
+            session.setPeakLr(l.lr());
             metrics.learnerLrPeak.set(l.lr());
             getContext().getLog().info("learner: peak learning rate {} -> {} from step {} (settings v{})", peak, l.lr(),
-                    learner.steps() + 1, l.version());
+                    session.steps() + 1, l.version());
         }
         return this;
     }
 
     private Behavior<Command> onBegin() {
-        int step = learner.steps();
+        int step = session.steps();
         if (step == 0) {
             evaluate(0);
             published = CheckpointStore.existing(start, 0);
         } else {
             published = Files.isRegularFile(store.dirOf(step).resolve(Manifest.FILE_NAME))
                     ? CheckpointStore.existing(store.dirOf(step), step)
-                    : store.publish(model, tokenizerJson, step, step, null, 0, lora);
+                    : store.publish(model, tokenizerJson, step, step, null, 0, session.lora());
         }
         announce(published);
         if (step >= s.train().steps()) {
@@ -250,12 +233,12 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
             }
         }
         long t0 = System.nanoTime();
-        GrpoLearner.Report r = learner.step(samples);
+        GrpoLearner.Report r = session.policyStep(samples);
         double seconds = (System.nanoTime() - t0) / 1e9;
-        if (distiller != null) {
+        if (session.distilling()) {
             distill(b, samples);
         }
-        int step = learner.steps();
+        int step = session.steps();
         GrpoObjective.Stats o = r.objective();
         metrics.learnerSteps.inc();
         metrics.learnerLr.set(r.lr());
@@ -278,12 +261,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         boolean last = step >= s.train().steps();
         boolean outOfTime = !s.train().maxTime().isZero() && System.nanoTime() - startNanos > s.train().maxTime().toNanos();
         if (step % s.learner().checkpointEvery() == 0 || last || outOfTime) {
-            LearnerCheckpoint.save(learnerDir, model, learner.optimizer(), new LearnerCheckpoint.TrainerState(step,
-                    learner.optimizer().steps(), 0, s.train().seed(), lora == null ? "grpo-async" : "grpo-async+distill-sparse"),
-                    tokenizerJson, step, start.toString(), lora, distiller == null ? null : distiller.optimizer());
+            session.save(learnerDir, new LearnerCheckpoint.TrainerState(step, session.optimizerSteps(), 0, s.train().seed(),
+                    session.lora() == null ? "grpo-async" : "grpo-async+distill-sparse"), tokenizerJson, step, start.toString());
         }
         if (step % s.learner().publishEvery() == 0 || last) {
-            published = store.publish(model, tokenizerJson, step, step, published.uri(), 0, lora);
+            published = store.publish(model, tokenizerJson, step, step, published.uri(), 0, session.lora());
             metrics.policyVersion.set(step);
             announce(published);
         }
@@ -305,13 +287,12 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                 newest = x;
             }
         }
-        io.tailguard.rollout.sparse.Schedule sched = newest == null ? io.tailguard.rollout.sparse.Schedule.dense() : newest.toSchedule();
+        Schedule sched = newest == null ? Schedule.dense() : newest.toSchedule();
         if (sched.isDense()) {
             return;
         }
-        distillSchedule = sched;
         long t0 = System.nanoTime();
-        io.tailguard.learner.DistillSparse.Report d = distiller.step(samples);
+        DistillSparse.Report d = session.distillStep(samples, sched);
         metrics.distillLoss.set(d.loss());
         metrics.distillKl.set(d.klK3());
         metrics.distillKlFull.set(d.klFull());
@@ -321,8 +302,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
     private Behavior<Command> finish(String reason) {
         finished = true;
-        evaluate(learner.steps());
-        emit(new RunObserver.Finished(learner.steps(), reason));
+        evaluate(session.steps());
+        emit(new RunObserver.Finished(session.steps(), reason));
         return this;
     }
 

@@ -2,12 +2,14 @@ package io.tailguard.actors.cli;
 
 import com.google.gson.JsonObject;
 import io.tailguard.model.io.Manifest;
+import io.tailguard.recipes.EmbeddedDefault;
+import io.tailguard.recipes.PretrainRecipe;
+import io.tailguard.recipes.Pretraining;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Map;
 
 import static io.tailguard.actors.cli.CliBadInputTest.assertBadInput;
 import static io.tailguard.actors.cli.CliBadInputTest.cli;
@@ -73,13 +75,7 @@ class PretrainCommandTest {
 
     @Test
     void theContextRampsOnceTheLookupIsMastered() {
-        PretrainRecipe r = PretrainRecipe.of("kv-recall", "tiny", 256, 700, 32, 1e-3, 0, 0.3);
-        assertEquals(64, Pretraining.contextCeiling(r, -1, 500), "not mastered yet: the start context");
-        assertEquals(64, Pretraining.contextCeiling(r, 300, 300));
-        assertEquals(160, Pretraining.contextCeiling(r, 300, 325), "half way through the 50-step ramp");
-        assertEquals(256, Pretraining.contextCeiling(r, 300, 350));
-        assertEquals(256, Pretraining.contextCeiling(r, 300, 650));
-        // 20 steps: validations at steps 10 and 20, at the start context; an untrained model masters
+        // (the ramp's arithmetic: PretrainingTest in recipes) 20 steps: validations at steps 10 and 20, at the start context; an untrained model masters
         // nothing, so the ramp never starts, nothing is validated at --context and every step runs
         JsonObject o = lastJson(cli("pretrain", "--context", "96", "--out", tmp.resolve("ramp").toString(), "--steps", "20",
                 "--batch", "2", "--eval-n", "0", "--json"));
@@ -191,7 +187,7 @@ class PretrainCommandTest {
     @Test
     void aPreSeededCacheIsUsedWithoutTraining() {
         Path root = tmp.resolve("seeded");
-        Path dir = Checkpoints.defaultDir(root, PretrainRecipe.embeddedDefault());
+        Path dir = EmbeddedDefault.dir(root, PretrainRecipe.embeddedDefault());
         assertEquals(0, cli("init-model", "--preset", "tiny", "--out", dir.toString()).code());
         assertEquals(dir, Checkpoints.resolve(Path.of("default"), root, PretrainRecipe.embeddedDefault()));
     }
@@ -201,11 +197,5 @@ class PretrainCommandTest {
         Path p = tmp.resolve("default");          // a path that is not the bare word
         assertEquals(p, Checkpoints.resolve(p, tmp.resolve("unused"), stub()));
         assertTrue(Files.notExists(tmp.resolve("unused")));
-    }
-
-    @Test
-    void theCacheHonoursTailguardCache() {
-        assertEquals(Path.of("/x/cache"), Checkpoints.cacheRoot(Map.of("TAILGUARD_CACHE", "/x/cache"), "/home/u"));
-        assertEquals(Path.of("/home/u/.cache/tailguard"), Checkpoints.cacheRoot(Map.of(), "/home/u"));
     }
 }

@@ -112,6 +112,49 @@ public final class RolloutEngine {
      * actor, not a cheaper schedule.
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor) {
+        return run(prompts, groupIds, schedule, shadow, seed, actor, true);
+    }
+
+    /**
+     * A dense rollout by the policy itself, as {@link #run} samples it, but not scored: its sampler
+     * already is the dense policy, so π_old is the sampler's own log-probs, and the tails stay empty
+     * (α of a dense rollout says nothing about a schedule). The synchronous loop's dense mode.
+     */
+    public Result runDenseUnscored(List<Prompt> prompts, long[] groupIds, long seed) {
+        return run(prompts, groupIds, Schedule.dense(), null, seed, null, false);
+    }
+
+    /**
+     * The decode time (prefill and decode, seconds) of the batch that {@link #run} would sample under
+     * the schedule with this seed, measured alone: nothing is scored, verified or kept.
+     */
+    public double decodeSeconds(List<Prompt> prompts, Schedule schedule, long seed) {
+        List<int[]> ids = new ArrayList<>();
+        int maxNew = batchIds(prompts, ids, new ArrayList<>());
+        long t0 = System.nanoTime();
+        try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
+            new Generator(model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
+                    new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos), 0));
+        }
+        return (System.nanoTime() - t0) / 1e9;
+    }
+
+    /** Each prompt's ids G times into ids (and the prompt into source); returns the batch's completion budget. */
+    private int batchIds(List<Prompt> prompts, List<int[]> ids, List<Prompt> source) {
+        int maxNew = 1;
+        for (Prompt p : prompts) {
+            int[] pi = TaskFormat.promptIds(tok, p);
+            maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(task, p, tok, o.maxNewFallback()));
+            for (int g = 0; g < o.groupSize(); g++) {
+                ids.add(pi);
+                source.add(p);
+            }
+        }
+        return maxNew;
+    }
+
+    private Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
+                       boolean score) {
         if (prompts.size() != groupIds.length || prompts.isEmpty()) {
             throw new IllegalArgumentException(prompts.size() + " prompts but " + groupIds.length + " group ids");
         }
@@ -124,18 +167,10 @@ public final class RolloutEngine {
         }
         int vocab = model.config().vocabSize();
         boolean exact = vocab <= EXACT_ALPHA_MAX_VOCAB;
-        int capture = exact ? 0 : Acceptance.DEFAULT_TOP_K;
+        int capture = !score ? GenerationRequest.NO_CAPTURE : exact ? 0 : Acceptance.DEFAULT_TOP_K;
         List<int[]> ids = new ArrayList<>();
         List<Prompt> source = new ArrayList<>();
-        int maxNew = 1;
-        for (Prompt p : prompts) {
-            int[] pi = TaskFormat.promptIds(tok, p);
-            maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(task, p, tok, o.maxNewFallback()));
-            for (int g = 0; g < o.groupSize(); g++) {
-                ids.add(pi);
-                source.add(p);
-            }
-        }
+        int maxNew = batchIds(prompts, ids, source);
         long t0 = System.nanoTime();
         GenerationResult res;
         try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
@@ -147,12 +182,12 @@ public final class RolloutEngine {
         // Dense teacher-forced scoring of every trajectory with the policy's weights: π_old and p.
         List<Generated> gens = res.sequences();
         List<Integer> scored = new ArrayList<>();
-        for (int i = 0; i < gens.size(); i++) {
+        for (int i = 0; i < gens.size() && score; i++) {
             if (gens.get(i).outputIds().length > 0) {
                 scored.add(i);
             }
         }
-        List<Scorer.Scores> dense = Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
+        List<Scorer.Scores> dense = !score ? List.of() : Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
                 scored.stream().map(i -> gens.get(i).outputIds()).toList(),
                 new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact));
         long t2 = System.nanoTime();
@@ -167,7 +202,8 @@ public final class RolloutEngine {
         for (int i = 0; i < gens.size(); i++) {
             Generated g = gens.get(i);
             Verdict v = task.verify(source.get(i), TaskFormat.completionText(tok, g.outputIds()));
-            float[] old = next < scored.size() && scored.get(next) == i ? dense.get(next++).logprobs() : new float[0];
+            float[] old = !score ? g.logprobs()
+                    : next < scored.size() && scored.get(next) == i ? dense.get(next++).logprobs() : new float[0];
             out.add(new Trajectory(groupIds[i / o.groupSize()], i % o.groupSize(), source.get(i).id(), g.promptIds(),
                     g.outputIds(), g.logprobs(), old, v.reward(), v.reason()));
         }

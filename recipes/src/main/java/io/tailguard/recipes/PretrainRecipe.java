@@ -1,4 +1,4 @@
-package io.tailguard.actors.cli;
+package io.tailguard.recipes;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -12,8 +12,9 @@ import java.util.Map;
  * optimisation (at most {@code steps} steps, batch, peak learning rate, warm-up, weight decay), the
  * curriculum and the stopping rule.
  *
- * <p>Validation: greedy pass@1 on {@code validationPrompts} prompts (prompt seed seed + 2, apart
- * from the training prompts and from the held-out seed + 1), every {@code validateEvery} steps
+ * <p>Validation: greedy pass@1 on {@code validationPrompts} prompts (prompt seed seed + 2,
+ * {@link io.tailguard.rollout.tasks.PromptStreams#pretrainValidation}, apart from the training
+ * prompts and from the held-out seed + 1), every {@code validateEvery} steps
  * before the ramp and every {@code targetEvery} steps after its start.
  *
  * <p>Curriculum, by mastery: every example's context is drawn from [startContext, c(s)]. c stays at
@@ -29,8 +30,10 @@ import java.util.Map;
  * <p>{@link #hash()} names the embedded default's cache directory, so a changed recipe (or a bumped
  * {@link #VERSION}, for a change in the training code itself) trains a new default instead of
  * reusing a stale one.
+ *
+ * <p>Bad values are IllegalArgumentException whose message starts with the parameter's name.
  */
-record PretrainRecipe(String task, String preset, int context, int steps, int batch, double lr, long seed,
+public record PretrainRecipe(String task, String preset, int context, int steps, int batch, double lr, long seed,
                       int warmupSteps, double weightDecay, int startContext, double mastery, int rampSteps,
                       double practiceShare, double target, int validateEvery, int targetEvery, int validationPrompts) {
 
@@ -38,28 +41,28 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
     static final int VERSION = 2;
 
     /** The quickstart task and context: the embedded default is this recipe. */
-    static final String QUICKSTART_TASK = "kv-recall";
-    static final int QUICKSTART_CONTEXT = 256;
+    public static final String QUICKSTART_TASK = "kv-recall";
+    public static final int QUICKSTART_CONTEXT = 256;
 
-    static final int DEFAULT_STEPS = 500;
-    static final int DEFAULT_BATCH = 64;
-    static final double DEFAULT_LR = 1e-3;
-    /** The small preset's default rate: Adam's rate scaled by about 1 / width (μP; README, "small"). */
-    static final double SMALL_LR = 3e-4;
-    static final double DEFAULT_TARGET = 0.3;
+    public static final int DEFAULT_STEPS = 500;
+    public static final int DEFAULT_BATCH = 64;
+    public static final double DEFAULT_LR = 1e-3;
+    /** The small preset's default rate: Adam's rate scaled by about 1 / width (μP). */
+    public static final double SMALL_LR = 3e-4;
+    public static final double DEFAULT_TARGET = 0.3;
 
-    PretrainRecipe {
+    public PretrainRecipe {
         if (steps < 1) {
-            throw new BadInput("--steps must be >= 1, got " + steps);
+            throw new IllegalArgumentException("steps must be >= 1, got " + steps);
         }
         if (batch < 1) {
-            throw new BadInput("--batch must be >= 1, got " + batch);
+            throw new IllegalArgumentException("batch must be >= 1, got " + batch);
         }
         if (!(lr > 0) || !Double.isFinite(lr)) {
-            throw new BadInput("--lr must be a finite number > 0, got " + lr);
+            throw new IllegalArgumentException("lr must be a finite number > 0, got " + lr);
         }
         if (!(target >= 0 && target <= 1)) {
-            throw new BadInput("--target must be a pass rate in [0, 1], got " + target);
+            throw new IllegalArgumentException("target must be a pass rate in [0, 1], got " + target);
         }
         if (startContext > context) {
             throw new IllegalArgumentException("start context " + startContext + " exceeds context " + context);
@@ -71,28 +74,28 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
     }
 
     /** The recipe for a task and budget, with the curriculum and stopping rule this project settled on. */
-    static PretrainRecipe of(String task, String preset, int context, int steps, int batch, double lr, long seed,
-                             double target) {
+    public static PretrainRecipe of(String task, String preset, int context, int steps, int batch, double lr, long seed,
+                                    double target) {
         int warmup = Math.max(1, Math.min(30, steps / 20));
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmup, 0.0,
                 Math.min(64, context), 0.5, 50, 0.75, target, 10, 5, 64);
     }
 
-    static PretrainRecipe of(String task, String preset, int context, int steps, int batch, double lr, long seed) {
+    public static PretrainRecipe of(String task, String preset, int context, int steps, int batch, double lr, long seed) {
         return of(task, preset, context, steps, batch, lr, seed, DEFAULT_TARGET);
     }
 
     /**
      * A preset's default peak learning rate. Adam moves every coordinate by about the rate each step,
      * so a model four times as wide as tiny takes a rate about four times lower: at tiny's 1e-3 the
-     * small preset's weights fill with noise and it never learns kv-recall (README, "small").
+     * small preset's weights fill with noise and it never learns kv-recall.
      */
-    static double defaultLr(String preset) {
+    public static double defaultLr(String preset) {
         return "small".equals(preset) ? SMALL_LR : DEFAULT_LR;
     }
 
     /** The embedded default: the quickstart task at the quickstart context, from seed 0. */
-    static PretrainRecipe embeddedDefault() {
+    public static PretrainRecipe embeddedDefault() {
         return of(QUICKSTART_TASK, "tiny", QUICKSTART_CONTEXT, DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_LR, 0);
     }
 
@@ -121,9 +124,9 @@ record PretrainRecipe(String task, String preset, int context, int steps, int ba
     }
 
     /** First 12 hex digits of the sha256 of {@link #toMap()}'s JSON. */
-    String hash() {
+    public String hash() {
         try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(Json.of(toMap()).getBytes(StandardCharsets.UTF_8));
+            byte[] d = MessageDigest.getInstance("SHA-256").digest(RecipeJson.of(toMap()).getBytes(StandardCharsets.UTF_8));
             return HexFormat.of().formatHex(d).substring(0, 12);
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);

@@ -1,4 +1,4 @@
-package io.tailguard.actors.cli;
+package io.tailguard.recipes;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -17,6 +17,7 @@ import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.lora.LoraConfig;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
 
@@ -25,7 +26,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The three-stage LoRA recovery of a V:N:M-pruned model (ALGORITHMS.md §8), W′ = (W + s·B·A) ⊙ M,
+ * The three-stage LoRA recovery of a V:N:M-pruned model (docs/algorithms.md, V:N:M sparsity), W′ = (W + s·B·A) ⊙ M,
  * by teacher forcing on the task's prompts with their worked solutions: the loss is either the
  * KL from the original model at every position (distillation, so that recovery heads for what
  * compression is measured by) or the cross-entropy of the solution tokens (fine-tuning on the task):
@@ -41,9 +42,11 @@ import java.util.Map;
  * The learning rate follows one schedule over all steps (warm-up over stage 1, cosine decay to
  * 10 %); each merge starts a fresh LoRA (B = 0, so the function is continuous) with fresh AdamW
  * moments. Activation scores keep the input norms measured on the original model.
+ *
+ * <p>Training prompts: their own stream, {@link PromptStreams#recovery} of the seed.
  */
-final class VnmRecovery {
-    /** Stages 1 and 2 together take this share of the steps (at most 10 %, ALGORITHMS.md §8). */
+public final class VnmRecovery {
+    /** Stages 1 and 2 together take this share of the steps (at most 10 %, docs/algorithms.md, V:N:M sparsity). */
     static final double EARLY_SHARE = 0.10;
 
     /**
@@ -51,13 +54,19 @@ final class VnmRecovery {
      *                (the original, dense) model's next-token distributions at every position of the
      *                prompt and solution ({@link DistillationTrainer})
      */
-    record Options(int steps, int batch, double lr, int rank, double alpha, int remaskEvery, long seed, Qwen3Model teacher) {}
+    public record Options(int steps, int batch, double lr, int rank, double alpha, int remaskEvery, long seed, Qwen3Model teacher) {
+        public Options {
+            if (steps < 0 || batch < 1 || !(lr > 0) || rank < 1 || !(alpha > 0) || remaskEvery < 1) {
+                throw new IllegalArgumentException("recovery: steps must be >= 0; batch, rank and remaskEvery >= 1; lr and alpha > 0");
+            }
+        }
+    }
 
     /** The recovered weights (pruned under {@code masks}) and what the run did. */
-    record Outcome(Map<String, float[]> weights, Map<String, VnmMask> masks, int[] stageSteps, List<Double> maskChanges,
+    public record Outcome(Map<String, float[]> weights, Map<String, VnmMask> masks, int[] stageSteps, List<Double> maskChanges,
                    double firstLoss, double lastLoss) {}
 
-    interface Listener {
+    public interface Listener {
         void step(int step, int steps, int stage, double loss);
     }
 
@@ -160,7 +169,7 @@ final class VnmRecovery {
                     List<int[]> prompts = new ArrayList<>(o.batch());
                     List<int[]> completions = new ArrayList<>(o.batch());
                     for (int b = 0; b < o.batch(); b++) {
-                        Prompt p = task.prompt(o.seed() + CompressionData.TRAIN_OFFSET, (long) step * o.batch() + b);
+                        Prompt p = task.prompt(PromptStreams.recovery(o.seed()), (long) step * o.batch() + b);
                         prompts.add(TaskFormat.promptIds(tok, p));
                         completions.add(TaskFormat.completionIds(tok, task.solution(p).orElseThrow()));
                     }

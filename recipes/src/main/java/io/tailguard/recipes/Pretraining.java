@@ -1,4 +1,4 @@
-package io.tailguard.actors.cli;
+package io.tailguard.recipes;
 
 import ai.djl.Device;
 import io.tailguard.learner.AdamW;
@@ -8,13 +8,13 @@ import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
-import io.tailguard.model.RandomInit;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.DType;
 import io.tailguard.model.tokenizer.CharTokenizer;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.tasks.Practice;
 import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
 import io.tailguard.rollout.tasks.Tasks;
@@ -42,11 +42,14 @@ import java.util.SplittableRandom;
  * solutions, learnt on the solution tokens (the {@link TaskFormat} layout that evaluation and RL
  * generate with). Constant learning rate after the warm-up: the stopping rule, not a schedule, ends
  * the run.
+ *
+ * <p>Bad input (a task, a context, an init checkpoint) is IllegalArgumentException whose message
+ * starts with the parameter's name: {@code task}, {@code context}, {@code init}.
  */
-final class Pretraining {
+public final class Pretraining {
 
     /** Progress: after every step, and after every validation (at the context it ran). */
-    interface Listener {
+    public interface Listener {
         void step(int step, int steps, double loss);
 
         default void validated(int step, int context, double passAt1) {
@@ -65,7 +68,7 @@ final class Pretraining {
      * A trained model (the caller owns and closes it), the steps it took, and the last validation
      * pass@1 (null if none ran).
      */
-    record Trained(Qwen3Model model, int steps, Double validationPassAt1) implements AutoCloseable {
+    public record Trained(Qwen3Model model, int steps, Double validationPassAt1) implements AutoCloseable {
         @Override
         public void close() {
             model.close();
@@ -79,17 +82,16 @@ final class Pretraining {
      * The weights of a checkpoint to continue training from: it must be the recipe's preset with the
      * standard character tokenizer (bad input otherwise, naming the directory).
      */
-    static Map<String, float[]> initWeights(Path dir, PretrainRecipe r) {
-        CharTokenizer tok = CharTokenizer.standard();
-        ModelConfig want = ModelConfig.preset(r.preset(), tok.vocabSize(), tok.eosId());
+    public static Map<String, float[]> initWeights(Path dir, PretrainRecipe r) {
+        ModelConfig want = InitialModel.config(r.preset());
         CheckpointDir.Loaded loaded;
         try {
             loaded = CheckpointDir.read(dir);
         } catch (RuntimeException e) {
-            throw new BadInput("--init " + dir + ": " + e.getMessage());
+            throw new IllegalArgumentException("init " + dir + ": " + e.getMessage(), e);
         }
         if (!loaded.config().equals(want)) {
-            throw new BadInput("--init " + dir + ": its model config is not the " + r.preset() + " preset with the character tokenizer");
+            throw new IllegalArgumentException("init " + dir + ": its model config is not the " + r.preset() + " preset with the character tokenizer");
         }
         Map<String, float[]> weights = new LinkedHashMap<>();
         for (String name : io.tailguard.model.ParameterShapes.of(want).keySet()) {
@@ -99,13 +101,13 @@ final class Pretraining {
     }
 
     /** Checks the task and context before any training: a built-in task, a context it accepts. */
-    static Task validate(PretrainRecipe r) {
+    public static Task validate(PretrainRecipe r) {
         if (Tasks.datasetNames().contains(r.task())) {
-            throw new BadInput("--task " + r.task() + " is a dataset task without worked solutions; pretrain needs a built-in task ("
+            throw new IllegalArgumentException("task " + r.task() + " is a dataset task without worked solutions; pretrain needs a built-in task ("
                     + String.join(", ", Tasks.builtinNames()) + ")");
         }
         if (!Tasks.builtinNames().contains(r.task())) {
-            throw new BadInput("--task: unknown task \"" + r.task() + "\"; pretrain takes a built-in task ("
+            throw new IllegalArgumentException("task: unknown task \"" + r.task() + "\"; pretrain takes a built-in task ("
                     + String.join(", ", Tasks.builtinNames()) + ")");
         }
         try {
@@ -114,7 +116,7 @@ final class Pretraining {
             Tasks.builtin(r.task(), r.startContext()).prompt(r.seed(), 0);
             return t;
         } catch (IllegalArgumentException e) {
-            throw new BadInput("--context: " + e.getMessage());
+            throw new IllegalArgumentException("context: " + e.getMessage(), e);
         }
     }
 
@@ -137,12 +139,13 @@ final class Pretraining {
      * after every {@code checkpointEvery}-th step that is not the run's last (0: never). Checkpoints
      * do not change the training: the same recipe gives the same weights with or without them.
      */
-    static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener, int checkpointEvery) {
+    public static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener,
+                                int checkpointEvery) {
         Task finalTask = validate(r);
         Task startTask = Tasks.builtin(r.task(), r.startContext());
         CharTokenizer tok = CharTokenizer.standard();
-        ModelConfig config = ModelConfig.preset(r.preset(), tok.vocabSize(), tok.eosId());
-        Qwen3Model model = Qwen3Model.create(config, init != null ? init : RandomInit.weights(config, r.seed(), 0.02, 0.0), device);
+        ModelConfig config = InitialModel.config(r.preset());
+        Qwen3Model model = Qwen3Model.create(config, init != null ? init : InitialModel.weights(config, r.seed()), device);
         LrSchedule schedule = new LrSchedule(r.lr(), r.warmupSteps(), r.steps(), 1.0);
         AdamW.Options adam = new AdamW.Options(0.9, 0.95, 1e-8, r.weightDecay(), 1.0);
         int practicePerBatch = (int) Math.round(r.practiceShare() * r.batch());
@@ -202,7 +205,18 @@ final class Pretraining {
     /** Greedy, dense pass@1 on the recipe's validation prompts (seed + 2) of a task. */
     static double validationPassAt1(Qwen3Model model, Task task, PretrainRecipe r) {
         return Evaluator.evaluate(model, CharTokenizer.standard(), task,
-                new Evaluator.EvalOptions(r.validationPrompts(), 1, 0.0, r.seed() + 2, 16, 32), AttentionKernel.DENSE).passAt1();
+                new Evaluator.EvalOptions(r.validationPrompts(), 1, 0.0, PromptStreams.pretrainValidation(r.seed()), 16, 32),
+                AttentionKernel.DENSE).passAt1();
+    }
+
+    /**
+     * Greedy, dense pass@1 of a trained model on n held-out prompts of the task (prompt seed
+     * seed + 1: apart from the training and the validation prompts).
+     */
+    public static double heldOutPassAt1(Qwen3Model model, Task task, int n, long seed, Evaluator.Progress progress) {
+        return Evaluator.evaluate(model, CharTokenizer.standard(), task,
+                new Evaluator.EvalOptions(n, 1, 0.0, PromptStreams.pretrainHeldOut(seed), 16, 16), AttentionKernel.DENSE,
+                progress).passAt1();
     }
 
     private static int[] withBos(CharTokenizer tok, String text) {
@@ -229,12 +243,12 @@ final class Pretraining {
      * Writes the model as a complete checkpoint (atomically), with the recipe and its outcome (steps
      * run, last validation pass@1) as pretrain.json; the manifest's step is the steps run.
      */
-    static void write(Path out, PretrainRecipe r, Trained trained) {
+    public static void write(Path out, PretrainRecipe r, Trained trained) {
         write(out, r, null, trained);
     }
 
     /** As {@link #write(Path, PretrainRecipe, Trained)}; {@code init}, when not null, is recorded as the checkpoint training started from. */
-    static void write(Path out, PretrainRecipe r, Path init, Trained trained) {
+    public static void write(Path out, PretrainRecipe r, Path init, Trained trained) {
         write(out, r, init, trained, true);
     }
 
@@ -242,7 +256,7 @@ final class Pretraining {
      * As {@link #write(Path, PretrainRecipe, Path, Trained)}; {@code complete} is false for a
      * checkpoint written part-way through the run (recorded in pretrain.json as {@code "complete"}).
      */
-    static void write(Path out, PretrainRecipe r, Path init, Trained trained, boolean complete) {
+    public static void write(Path out, PretrainRecipe r, Path init, Trained trained, boolean complete) {
         CharTokenizer tok = CharTokenizer.standard();
         Qwen3Model model = trained.model();
         ModelConfig c = model.config();
@@ -253,7 +267,7 @@ final class Pretraining {
         info.put("steps_run", trained.steps());
         info.put("validation_pass_at_1", trained.validationPassAt1());
         info.put("complete", complete);
-        byte[] recipe = (Json.of(info) + "\n").getBytes(StandardCharsets.UTF_8);
+        byte[] recipe = (RecipeJson.of(info) + "\n").getBytes(StandardCharsets.UTF_8);
         Map<String, float[]> weights = model.hostWeights();
         for (Map.Entry<String, float[]> e : weights.entrySet()) {
             for (float v : e.getValue()) {

@@ -1,4 +1,4 @@
-package io.tailguard.actors.cli;
+package io.tailguard.recipes;
 
 import ai.djl.Device;
 import io.tailguard.compression.VnmChecker;

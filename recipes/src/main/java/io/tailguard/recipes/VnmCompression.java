@@ -1,0 +1,71 @@
+package io.tailguard.recipes;
+
+import ai.djl.Device;
+import io.tailguard.compression.VnmMask;
+import io.tailguard.compression.VnmModel;
+import io.tailguard.compression.VnmPattern;
+import io.tailguard.compression.VnmPruner;
+import io.tailguard.model.ModelConfig;
+import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.tokenizer.Tokenizer;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * V:N:M pruning of a model (docs/algorithms.md, V:N:M sparsity): importance scores on the calibration
+ * sequences, the channel permutation folded into the neighbouring layers, the best per-block masks,
+ * then, with recovery steps, the three-stage LoRA recovery ({@link VnmRecovery}) from the same
+ * permuted dense weights; before it, the one-shot model's KL (and pass@1) are measured.
+ */
+public final class VnmCompression {
+
+    /**
+     * @param recovery null: one-shot pruning; else the recovery's settings (its teacher, if any, is
+     *                 the original model)
+     */
+    public record Options(VnmPattern pattern, VnmPruner.Score score, VnmPruner.PermutationOptions permutation,
+                          VnmRecovery.Options recovery) {}
+
+    /**
+     * The pruned model and what it took: the permutation search's figures ({@code prepared}); with a
+     * recovery, the one-shot KL (and pass@1, null without an evaluation), the recovery's outcome and
+     * seconds; {@code seconds} counts scoring, permutation, masks and recovery.
+     */
+    public record Result(VnmModel pruned, VnmPruner.Prepared prepared, Double klOneShot, Double passAt1OneShot,
+                         VnmRecovery.Outcome recovery, double recoverySeconds, double seconds) {}
+
+    private VnmCompression() {
+    }
+
+    /** Prunes {@code model} (left as it is) under {@code o}; calib and held are the data's sequences. */
+    public static Result run(Qwen3Model model, CompressionData data, Tokenizer tok, List<int[]> calib, List<int[]> held,
+                             Options o, Device device, VnmRecovery.Listener listener) {
+        ModelConfig config = model.config();
+        VnmPattern p = o.pattern();
+        long t0 = System.nanoTime();
+        VnmPruner.Prepared prepared = VnmPruner.prepare(model, calib, p, o.score(), o.permutation(), data.seed());
+        Map<String, VnmMask> oneShotMasks = VnmPruner.masks(config, prepared.weights(), prepared.inputNorms(), p);
+        VnmModel pruned = VnmModel.of(config, p, prepared.weights(), oneShotMasks, prepared.permutations());
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        if (o.recovery() == null) {
+            return new Result(pruned, prepared, null, null, null, 0, seconds);
+        }
+        Double klOneShot;
+        Double passOneShot = null;
+        try (Qwen3Model oneShot = pruned.toModel(device)) {
+            klOneShot = data.kl(model, oneShot, held);
+            if (data.evalN() > 0) {
+                passOneShot = data.passAt1(oneShot, tok);
+            }
+        }
+        long t1 = System.nanoTime();
+        VnmRecovery.Outcome rec;
+        try (Qwen3Model student = Qwen3Model.create(config, prepared.weights(), device)) {
+            rec = VnmRecovery.run(student, data.task(), tok, prepared.inputNorms(), p, o.recovery(), listener);
+        }
+        pruned = VnmModel.of(config, p, rec.weights(), rec.masks(), prepared.permutations());
+        double recSeconds = (System.nanoTime() - t1) / 1e9;
+        return new Result(pruned, prepared, klOneShot, passOneShot, rec, recSeconds, seconds + recSeconds);
+    }
+}
