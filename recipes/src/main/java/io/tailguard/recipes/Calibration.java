@@ -14,6 +14,7 @@ import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
 import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
 import io.tailguard.rollout.tasks.Tasks;
@@ -38,12 +39,6 @@ import java.util.function.Consumer;
 public final class Calibration {
     /** Calibration prompts per context length when a run calibrates at its start. */
     public static final int RUN_PROMPTS = 24;
-    /**
-     * A run's calibration prompts come from their own stream, the run's seed plus this, apart from
-     * its training and held-out prompts.
-     */
-    public static final long RUN_SEED_OFFSET = 1_000_003L;
-
     private Calibration() {
     }
 
@@ -242,14 +237,14 @@ public final class Calibration {
     /**
      * The calibration a run does at its start, on the warm start at {@code checkpoint} (on the CPU):
      * {@link #RUN_PROMPTS} prompts of the task at context-min and at context-max, from their own
-     * prompt stream (the run's seed + {@link #RUN_SEED_OFFSET}), 8 sequences per batch and 64 new
+     * prompt stream ({@link PromptStreams#calibration}), 8 sequences per batch and 64 new
      * tokens for tasks without solutions; candidates from {@link #runCandidates}; τ and bin width
      * are the controller's; the default dense layers.
      */
     public static Result forRun(Path checkpoint, String task, int contextMin, int contextMax, long runSeed,
                                 BudgetController.Settings controller, Listener listener) {
         int[] candidates = runCandidates(controller, contextMax);
-        long seed = runSeed + RUN_SEED_OFFSET;
+        long seed = PromptStreams.calibration(runSeed);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         List<Group> groups = new ArrayList<>();
         for (int ctx : new TreeSet<>(List.of(contextMin, contextMax))) {

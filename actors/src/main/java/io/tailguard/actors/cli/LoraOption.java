@@ -6,7 +6,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 
-/** --lora DIR_OR_FILE: a DistillSparse adapter for the sparse actor (ALGORITHMS.md §6). */
+/** --lora DIR_OR_FILE: a DistillSparse adapter for the sparse actor (docs/algorithms.md, "DistillSparse"). */
 public class LoraOption {
     @Option(names = "--lora",
             description = "A LoRA for the sparse actor only (the dense probe ignores it): a directory with lora.safetensors "

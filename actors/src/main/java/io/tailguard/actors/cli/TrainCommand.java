@@ -15,6 +15,7 @@ import io.tailguard.rollout.generation.SamplingParams;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
 import io.tailguard.rollout.tasks.Tasks;
@@ -211,7 +212,7 @@ final class TrainCommand implements Callable<Integer> {
         for (int i = 0; i < n; i++) {
             int ctx = s.train().contextMin() + (s.train().contextMax() - s.train().contextMin()) * i / Math.max(1, n - 1);
             Task t = Tasks.builtin(s.train().task(), ctx);
-            Prompt p = t.prompt(s.train().seed() + 99, i);
+            Prompt p = t.prompt(PromptStreams.speedup(s.train().seed()), i);
             maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(t, p, tok, 64));
             for (int g = 0; g < s.rollout().groupSize(); g++) {
                 prompts.add(TaskFormat.promptIds(tok, p));

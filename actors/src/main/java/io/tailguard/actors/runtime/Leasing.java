@@ -98,7 +98,7 @@ final class Leasing {
         Schedule shadow = actor == null && rollout.shadowFraction() > 0
                 && !sched.equals(budgets.shadowSchedule().withVersion(sched.version())) ? budgets.shadowSchedule() : null;
         return new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
-                shadow == null ? null : ScheduleSpec.of(shadow), seed * 1_000_003L + l.id(), actor);
+                shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(seed, l.id()), actor);
     }
 
     /** The newest policy, or null. */

@@ -1,5 +1,6 @@
 package io.tailguard.actors.runtime;
 
+import io.tailguard.model.KvCache;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.Tasks;
@@ -30,8 +31,8 @@ final class Prompts {
     }
 
     int contextOf(long group) {
-        int steps = (max - min) / 16;
-        return min + 16 * new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ group).nextInt(steps + 1);
+        int steps = (max - min) / KvCache.PAGE;
+        return min + KvCache.PAGE * new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ group).nextInt(steps + 1);
     }
 
     Prompt of(long group) {

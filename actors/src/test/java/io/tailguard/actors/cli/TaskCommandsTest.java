@@ -142,7 +142,7 @@ class TaskCommandsTest {
     @Test
     void aCompressedActorIsProbedAgainstTheDensePolicy() throws IOException {
         Path dense = write("dense-actor.conf", Schedule.dense().toHocon());
-        // The policy itself as the actor: identical models give α = 1 everywhere (ALGORITHMS.md §3).
+        // The policy itself as the actor: identical models give α = 1 everywhere (docs/algorithms.md, "The α mismatch and its tail").
         JsonObject same = lastJson(cli("mismatch", "--checkpoint", ckpt, "--actor", ckpt, "--task", "kv-recall",
                 "--schedule", dense.toString(), "--context", "120", "--n", "2", "--bin-width", "64", "--json"));
         for (JsonElement b : same.getAsJsonArray("bins")) {
