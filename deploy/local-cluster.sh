@@ -67,7 +67,7 @@ live_pid() {
   pid="$(cat "$f")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'io\.tailguard\.cli\.Main|bin/tailguard node' || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'io\.tailguard\.actors\.cli\.Main|bin/tailguard node' || return 1
   echo "$pid"
 }
 
