@@ -2,23 +2,10 @@ package io.tailguard.actors.cli;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigValueFactory;
-import io.tailguard.model.Devices;
-import io.tailguard.model.ModelLoader;
-import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.AtomicFiles;
-import io.tailguard.model.tokenizer.Tokenizer;
-import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.recipes.Calibration;
-import io.tailguard.rollout.generation.GenerationRequest;
-import io.tailguard.rollout.generation.Generator;
-import io.tailguard.rollout.generation.SamplingParams;
-import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.recipes.RolloutSpeedup;
 import io.tailguard.rollout.sparse.Schedule;
-import io.tailguard.rollout.tasks.Prompt;
-import io.tailguard.rollout.tasks.PromptStreams;
-import io.tailguard.rollout.tasks.Task;
-import io.tailguard.rollout.tasks.TaskFormat;
-import io.tailguard.rollout.tasks.Tasks;
 import io.tailguard.actors.runtime.CheckpointStore;
 import io.tailguard.actors.runtime.RunObserver;
 import io.tailguard.actors.runtime.RunRecorder;
@@ -105,7 +92,9 @@ final class TrainCommand implements Callable<Integer> {
                 : Schedule.ofBins(s.controller().binWidth(), windows.get(windows.size() - 1).budgets())
                 .withDenseLayers(denseLayers);
         double[] speedups = Files.isDirectory(lastPolicy)
-                ? measuredSpeedups(s, lastPolicy, compare == null ? List.of(finalSchedule) : List.of(finalSchedule, compare))
+                ? RolloutSpeedup.measure(lastPolicy, s.train().task(), s.train().contextMin(), s.train().contextMax(),
+                        s.rollout().promptsPerLease(), s.rollout().groupSize(), s.train().seed(),
+                        compare == null ? List.of(finalSchedule) : List.of(finalSchedule, compare))
                 : new double[] {Double.NaN, Double.NaN};
         double speedup = speedups[0];
         var evals = recorder.evaluations();
@@ -195,52 +184,5 @@ final class TrainCommand implements Callable<Integer> {
         System.err.printf(Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s%n",
                 Arrays.toString(schedule.budgets()), ctl.tau(), (System.nanoTime() - t0) / 1e9, file);
         return file;
-    }
-
-    /**
-     * Decode wall time of one rollout batch (a lease's prompts × G at the run's contexts, sampled at
-     * temperature 1 with one seed), dense over each schedule, with the final policy. Rounds
-     * alternate dense and the schedules, so load on a shared machine hits them alike; each takes its
-     * best of five rounds after a warm-up round.
-     */
-    static double[] measuredSpeedups(RunSettings s, Path policy, List<Schedule> schedules) {
-        Tokenizer tok = Tokenizers.fromCheckpoint(policy);
-        int eos = TaskFormat.requireEos(tok);
-        List<int[]> prompts = new ArrayList<>();
-        int maxNew = 1;
-        int n = s.rollout().promptsPerLease();
-        for (int i = 0; i < n; i++) {
-            int ctx = s.train().contextMin() + (s.train().contextMax() - s.train().contextMin()) * i / Math.max(1, n - 1);
-            Task t = Tasks.builtin(s.train().task(), ctx);
-            Prompt p = t.prompt(PromptStreams.speedup(s.train().seed()), i);
-            maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(t, p, tok, 64));
-            for (int g = 0; g < s.rollout().groupSize(); g++) {
-                prompts.add(TaskFormat.promptIds(tok, p));
-            }
-        }
-        try (Qwen3Model model = ModelLoader.load(policy, Devices.parse("cpu"))) {
-            GenerationRequest req = new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, 5), Set.of(eos), 0);
-            Generator dense = new Generator(model);
-            List<Generator> sparse = new ArrayList<>();
-            for (Schedule sc : schedules) {
-                sparse.add(sc.isDense() ? new Generator(model) : new Generator(model, BlockTopKAttention.of(sc)));
-            }
-            double d = Double.MAX_VALUE;
-            double[] sp = new double[schedules.size()];
-            Arrays.fill(sp, Double.MAX_VALUE);
-            for (int r = 0; r < 6; r++) {
-                double dr = dense.generate(req).decodeSeconds();
-                d = r == 0 ? d : Math.min(d, dr);
-                for (int i = 0; i < sp.length; i++) {
-                    double x = sparse.get(i).generate(req).decodeSeconds();
-                    sp[i] = r == 0 ? sp[i] : Math.min(sp[i], x);
-                }
-            }
-            double[] out = new double[sp.length];
-            for (int i = 0; i < sp.length; i++) {
-                out[i] = d / sp[i];
-            }
-            return out;
-        }
     }
 }

@@ -18,10 +18,7 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.typed.Cluster;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Set;
 
 /**
  * The controller (a cluster singleton), an adapter over plain objects: the leases over the prompt
@@ -94,24 +91,22 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final OptionBook options;
     private final LeaseBook<RequestWork> leases;
     private final Leasing leasing;
-    private final CostModel cost;
     private final ControllerFiles files;
-    private final List<ActorRef<RunObserver.Event>> observers = new ArrayList<>();
-    private final Set<ActorRef<LiveSettings>> liveSubscribers = new LinkedHashSet<>();
+    private final Subscribers subscribers = new Subscribers();
 
     private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
                        Schedule start, Path startCheckpoint, NodeMetrics metrics) {
         super(ctx);
         this.s = s;
-        this.telemetry = new ControllerTelemetry(metrics, ctx.getLog());
+        this.telemetry = new ControllerTelemetry(metrics, ctx.getLog(), new CostModel(model, CostModel.Machine.loadOrDefault(
+                CostModel.Machine.defaultPath()), s.rollout().promptsPerLease() * s.rollout().groupSize()),
+                (s.train().contextMin() + s.train().contextMax()) / 2);
         this.timers = timers;
         this.files = new ControllerFiles(s, ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_IO)), ctx.getLog());
         ControllerState saved = ControllerState.read(s);
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
         this.options = new OptionBook(tuning.controller(), tuning.option(), System.nanoTime());
-        this.cost = new CostModel(model, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()),
-                s.rollout().promptsPerLease() * s.rollout().groupSize());
         tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
         Path store = s.train().out().resolve("store");
         this.leasing = Leasing.start(s, saved, budgets, options, CheckpointStore.latest(store, startCheckpoint));
@@ -120,9 +115,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         // buffers and learners get the live settings when they appear (a controller that moved to
         // another node finds them here); a restarted one asks (WantSettings)
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listed::new);
-        for (var key : List.of(RunObserver.KEY, TrajectoryBuffer.KEY, Learner.KEY)) {
-            ctx.getSystem().receptionist().tell(Receptionist.subscribe(key, listings));
-        }
+        Subscribers.KEYS.forEach(key -> ctx.getSystem().receptionist().tell(Receptionist.subscribe(key, listings)));
         exportSchedule();
         CompressedPublished c = CheckpointStore.latestCompressed(store);
         if (c != null) {
@@ -144,12 +137,18 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .onMessage(CompressedPublished.class, this::offer)
                 .onMessage(Tune.class, this::onTune)
                 .onMessage(GetStatus.class, this::onStatus)
-                .onMessage(WantSettings.class, w -> subscribe(w.replyTo()))
+                .onMessage(WantSettings.class, w -> {
+                    subscribers.subscribe(w.replyTo(), tuning.live(), getContext()::watch);
+                    return this;
+                })
                 .onMessage(Tick.class, t -> onTick())
                 .onMessage(Flush.class, f -> persist())
-                .onMessage(Listed.class, this::onListed)
+                .onMessage(Listed.class, l -> {
+                    subscribers.listed(l.listing(), tuning.live(), getContext()::watch);
+                    return this;
+                })
                 .onSignal(Terminated.class, x -> {
-                    liveSubscribers.remove(x.getRef()); // a buffer or learner that stopped
+                    subscribers.stopped(x.getRef());
                     return this;
                 })
                 .onSignal(PostStop.class, x -> {
@@ -207,21 +206,16 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         BudgetController.Decision d = budgets.tick();
         telemetry.window(ow.decision(), d);
         exportSchedule();
-        RunObserver.Window w = RunObserver.window(System.currentTimeMillis(), d, budgets.settings().tau(), predictedSpeedup(),
-                options.version(), ow);
-        observers.forEach(o -> o.tell(w));
+        subscribers.window(RunObserver.window(System.currentTimeMillis(), d, budgets.settings().tau(),
+                telemetry.predictedSpeedup(budgets.schedule()), options.version(), ow));
         return this;
-    }
-
-    private double predictedSpeedup() {
-        return cost.predictedSpeedup(budgets.schedule(), (s.train().contextMin() + s.train().contextMax()) / 2, 16);
     }
 
     /** An accepted tuning to the engines, and to the buffers and learners when their settings changed. */
     private Schedule apply(TuningBook.Applied a) {
         Schedule after = a.applyTo(budgets, options);
         if (a.runtimeChanged()) {
-            liveSubscribers.forEach(r -> r.tell(a.live()));
+            subscribers.settings(a.live());
         }
         return after;
     }
@@ -240,9 +234,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     private void exportSchedule() {
-        Schedule sched = budgets.schedule();
-        telemetry.schedule(sched, budgets.p5PerBin(), budgets.settings().tau(), predictedSpeedup(), tuning.live().version());
-        files.schedule(sched);
+        telemetry.schedule(budgets, tuning.live().version());
+        files.schedule(budgets.schedule());
     }
 
     /** Validates the whole request first (all or nothing), then applies it as a new settings version, logged old -> new. */
@@ -268,29 +261,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return this;
     }
 
-    private Behavior<Command> subscribe(ActorRef<LiveSettings> r) {
-        if (liveSubscribers.add(r)) {
-            getContext().watch(r);
-        }
-        r.tell(tuning.live());
-        return this;
-    }
-
     private Behavior<Command> onStatus(GetStatus g) {
-        g.replyTo().tell(ControllerStatus.of(budgets, predictedSpeedup(), leasing, options, tuning,
+        g.replyTo().tell(ControllerStatus.of(budgets, telemetry.predictedSpeedup(budgets.schedule()), leasing, options, tuning,
                 TailguardNode.memberLines(Cluster.get(getContext().getSystem()))));
-        return this;
-    }
-
-    private Behavior<Command> onListed(Listed c) {
-        if (c.listing().isForKey(TrajectoryBuffer.KEY)) {
-            c.listing().getServiceInstances(TrajectoryBuffer.KEY).forEach(b -> subscribe(b.narrow()));
-        } else if (c.listing().isForKey(Learner.KEY)) {
-            c.listing().getServiceInstances(Learner.KEY).forEach(l -> subscribe(l.narrow()));
-        } else {
-            observers.clear();
-            observers.addAll(c.listing().getServiceInstances(RunObserver.KEY));
-        }
         return this;
     }
 }

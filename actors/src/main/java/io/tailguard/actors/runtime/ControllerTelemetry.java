@@ -2,6 +2,8 @@ package io.tailguard.actors.runtime;
 
 import io.tailguard.rollout.sparse.BudgetController;
 import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.CostModel;
+import io.tailguard.rollout.sparse.Schedule;
 import org.slf4j.Logger;
 
 /**
@@ -12,10 +14,23 @@ import org.slf4j.Logger;
 final class ControllerTelemetry {
     private final NodeMetrics metrics;
     private final Logger log;
+    private final CostModel cost;
+    private final int promptTokens;
 
-    ControllerTelemetry(NodeMetrics metrics, Logger log) {
+    /**
+     * cost: the cost model at the run's rollout batch (a lease's prompts × G); promptTokens: the
+     * prompt length a schedule's predicted speedup is priced at (the middle of the run's contexts).
+     */
+    ControllerTelemetry(NodeMetrics metrics, Logger log, CostModel cost, int promptTokens) {
         this.metrics = metrics;
         this.log = log;
+        this.cost = cost;
+        this.promptTokens = promptTokens;
+    }
+
+    /** The cost model's dense-over-schedule speedup for one completion of 16 tokens after a prompt of the run's middle context. */
+    double predictedSpeedup(Schedule schedule) {
+        return cost.predictedSpeedup(schedule, promptTokens, 16);
     }
 
     void issued(RolloutWorker.Work w, int openLeases) {
@@ -61,7 +76,9 @@ final class ControllerTelemetry {
         }
     }
 
-    void schedule(io.tailguard.rollout.sparse.Schedule sched, double[] p5, double tau, double predictedSpeedup, long settingsVersion) {
-        metrics.controllerSchedule(sched, p5, tau, predictedSpeedup, settingsVersion);
+    /** The controller's schedule, its p5 α per bin, τ and predicted speedup, and the settings version. */
+    void schedule(BudgetController budgets, long settingsVersion) {
+        metrics.controllerSchedule(budgets.schedule(), budgets.p5PerBin(), budgets.settings().tau(),
+                predictedSpeedup(budgets.schedule()), settingsVersion);
     }
 }
