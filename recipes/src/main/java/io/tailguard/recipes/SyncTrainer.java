@@ -273,7 +273,7 @@ public final class SyncTrainer {
             groups[i] = (long) (step - 1) * o.promptsPerStep() + i;
         }
         long seed = PromptStreams.sampling(o.seed(), step);
-        return schedule.isDense() ? engine.runDenseUnscored(prompts, groups, seed) : engine.run(prompts, groups, schedule, null, seed);
+        return schedule.isDense() ? engine.runDenseUnscored(prompts, groups, seed) : engine.runWithoutTails(prompts, groups, schedule, seed);
     }
 
     /**

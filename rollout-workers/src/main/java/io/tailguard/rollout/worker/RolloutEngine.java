@@ -112,7 +112,26 @@ public final class RolloutEngine {
      * actor, not a cheaper schedule.
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor) {
-        return run(prompts, groupIds, schedule, shadow, seed, actor, true);
+        return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA);
+    }
+
+    /** How a rollout is scored by the dense policy. */
+    private enum Scoring {
+        /** Not at all: the sampler is the dense policy, so π_old is its own log-probs. */
+        NONE,
+        /** π_old only (log-probs of the sampled tokens), no α: the tails stay empty. */
+        LOGPROBS,
+        /** π_old and α of every token against the sampler's distributions, into the tails. */
+        ALPHA
+    }
+
+    /**
+     * A rollout under the schedule as {@link #run} samples it, scored densely for π_old only: no
+     * sampler distributions are kept and no α is computed, so the tails stay empty. The synchronous
+     * loop's sparse mode, which trains on the samples and has no controller to feed.
+     */
+    public Result runWithoutTails(List<Prompt> prompts, long[] groupIds, Schedule schedule, long seed) {
+        return run(prompts, groupIds, schedule, null, seed, null, Scoring.LOGPROBS);
     }
 
     /**
@@ -121,7 +140,7 @@ public final class RolloutEngine {
      * (α of a dense rollout says nothing about a schedule). The synchronous loop's dense mode.
      */
     public Result runDenseUnscored(List<Prompt> prompts, long[] groupIds, long seed) {
-        return run(prompts, groupIds, Schedule.dense(), null, seed, null, false);
+        return run(prompts, groupIds, Schedule.dense(), null, seed, null, Scoring.NONE);
     }
 
     /**
@@ -154,7 +173,7 @@ public final class RolloutEngine {
     }
 
     private Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
-                       boolean score) {
+                       Scoring scoring) {
         if (prompts.size() != groupIds.length || prompts.isEmpty()) {
             throw new IllegalArgumentException(prompts.size() + " prompts but " + groupIds.length + " group ids");
         }
@@ -167,7 +186,9 @@ public final class RolloutEngine {
         }
         int vocab = model.config().vocabSize();
         boolean exact = vocab <= EXACT_ALPHA_MAX_VOCAB;
-        int capture = !score ? GenerationRequest.NO_CAPTURE : exact ? 0 : Acceptance.DEFAULT_TOP_K;
+        boolean score = scoring != Scoring.NONE;
+        boolean alpha = scoring == Scoring.ALPHA;
+        int capture = !alpha ? GenerationRequest.NO_CAPTURE : exact ? 0 : Acceptance.DEFAULT_TOP_K;
         List<int[]> ids = new ArrayList<>();
         List<Prompt> source = new ArrayList<>();
         int maxNew = batchIds(prompts, ids, source);
@@ -189,12 +210,12 @@ public final class RolloutEngine {
         }
         List<Scorer.Scores> dense = !score ? List.of() : Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
                 scored.stream().map(i -> gens.get(i).outputIds()).toList(),
-                new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact));
+                alpha ? new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact) : Scorer.Options.LOGPROBS_ONLY);
         long t2 = System.nanoTime();
 
         TailStats tails = new TailStats(o.binWidth());
         List<Trajectory> out = new ArrayList<>(gens.size());
-        for (int k = 0; k < scored.size(); k++) {
+        for (int k = 0; k < scored.size() && alpha; k++) {
             Generated g = gens.get(scored.get(k));
             alphaInto(tails, g.promptIds().length, dense.get(k), g.distributions(), exact);
         }
@@ -210,7 +231,7 @@ public final class RolloutEngine {
 
         TailStats shadowTails = null;
         long t3 = t2;
-        if (shadow != null && o.shadowFraction() > 0) {
+        if (shadow != null && o.shadowFraction() > 0 && alpha) {
             shadowTails = new TailStats(o.binWidth());
             SplittableRandom pick = new SplittableRandom(seed ^ 0x5DEECE66DL);
             List<Integer> chosen = new ArrayList<>();
