@@ -162,12 +162,12 @@ public final class Pretraining {
                     SplittableRandom rng = new SplittableRandom(r.seed() * 0x9E3779B97F4A7C15L + k);
                     int ctx = r.startContext() + rng.nextInt(hi - r.startContext() + 1);
                     Task task = Tasks.builtin(r.task(), ctx);
-                    Optional<Practice> practice = i < practicePerBatch ? task.practice(r.seed(), k) : Optional.empty();
+                    Optional<Practice> practice = i < practicePerBatch ? task.practice(PromptStreams.training(r.seed()), k) : Optional.empty();
                     if (practice.isPresent()) {
                         prompts.add(withBos(tok, practice.get().context()));
                         completions.add(tok.encode(practice.get().drill()));
                     } else {
-                        Prompt p = task.prompt(r.seed(), k);
+                        Prompt p = task.prompt(PromptStreams.training(r.seed()), k);
                         prompts.add(TaskFormat.promptIds(tok, p));
                         completions.add(TaskFormat.completionIds(tok, task.solution(p).orElseThrow()));
                     }

@@ -69,9 +69,10 @@ public final class PromptStreams {
     }
 
     /**
-     * The sampling seed of rollout batch {@code k} (a train-sync step, a controller lease): a
-     * function of the run's seed and k only, so a re-run, a resume or a re-issued lease samples the
-     * same tokens.
+     * The sampling seed of rollout batch {@code k} (a train-sync step, a controller lease id): a
+     * function of the run's seed and k only, so a re-run or a resume of train-sync samples the same
+     * tokens. A re-issued lease has a new id, so its groups are sampled anew (its prompts are the
+     * same: they are addressed by group id).
      */
     public static long sampling(long seed, long k) {
         return seed * 1_000_003L + k;
