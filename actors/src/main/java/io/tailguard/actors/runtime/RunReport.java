@@ -106,7 +106,7 @@ public final class RunReport {
              .append("<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}td,th{padding:2px 8px;text-align:left}</style>")
              .append("</head><body><h1>Tailguard run</h1><table>");
             for (Map.Entry<String, Object> e : summary.entrySet()) {
-                h.append("<tr><th>").append(esc(e.getKey())).append("</th><td>").append(esc(String.valueOf(e.getValue()))).append("</td></tr>");
+                h.append("<tr><th>").append(esc(e.getKey())).append("</th><td>").append(esc(display(e.getValue()))).append("</td></tr>");
             }
             h.append("</table>");
             for (String png : compressed ? List.of("reward", "alpha", "budget", "compressed", "throughput")
@@ -161,5 +161,43 @@ public final class RunReport {
                 Files.delete(q);
             }
         }
+    }
+
+    /**
+     * A summary value as the report shows it: arrays and collections element by element (an array's
+     * own toString is its type and hash, as in "[I@7f0b93b4"), maps as {key=value, ...}, nested
+     * values the same way, anything else as itself.
+     */
+    static String display(Object v) {
+        if (v instanceof int[] a) {
+            return java.util.Arrays.toString(a);
+        }
+        if (v instanceof long[] a) {
+            return java.util.Arrays.toString(a);
+        }
+        if (v instanceof double[] a) {
+            return java.util.Arrays.toString(a);
+        }
+        if (v instanceof float[] a) {
+            return java.util.Arrays.toString(a);
+        }
+        if (v instanceof Object[] a) {
+            return display(java.util.Arrays.asList(a));
+        }
+        if (v instanceof java.util.Collection<?> c) {
+            StringBuilder b = new StringBuilder("[");
+            for (Object x : c) {
+                b.append(b.length() > 1 ? ", " : "").append(display(x));
+            }
+            return b.append(']').toString();
+        }
+        if (v instanceof Map<?, ?> m) {
+            StringBuilder b = new StringBuilder("{");
+            for (Map.Entry<?, ?> x : m.entrySet()) {
+                b.append(b.length() > 1 ? ", " : "").append(x.getKey()).append('=').append(display(x.getValue()));
+            }
+            return b.append('}').toString();
+        }
+        return String.valueOf(v);
     }
 }

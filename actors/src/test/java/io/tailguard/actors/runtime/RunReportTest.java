@@ -1,0 +1,27 @@
+package io.tailguard.actors.runtime;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+class RunReportTest {
+
+    @Test
+    void everySummaryValuePrintsAsAValueNotAsItsTypeAndHash() {
+        assertEquals("[48, 48, 64]", RunReport.display(new int[] {48, 48, 64}));
+        assertEquals("[0.5, NaN]", RunReport.display(new double[] {0.5, Double.NaN}));
+        assertEquals("[10, 30]", RunReport.display(new long[] {10, 30}));
+        assertEquals("[a, [1, 2]]", RunReport.display(new Object[] {"a", new int[] {1, 2}}));
+        Map<String, Object> nested = new LinkedHashMap<>();
+        nested.put("versions", List.of(10L, 30L));
+        nested.put("last_alpha_p5", new double[] {0.91});
+        nested.put("token_share", 0.25);
+        assertEquals("{versions=[10, 30], last_alpha_p5=[0.91], token_share=0.25}", RunReport.display(nested));
+        assertEquals("all steps done", RunReport.display("all steps done"));
+        assertEquals("null", RunReport.display(null));
+    }
+}
