@@ -2,13 +2,10 @@ package io.tailguard.actors.cli;
 
 import io.tailguard.compression.DenseExport;
 import io.tailguard.compression.Method;
-import io.tailguard.compression.QuantizedCheckpoint;
-import io.tailguard.compression.QuantizedModel;
 import io.tailguard.compression.VnmCheckpoint;
 import io.tailguard.compression.VnmHeuristic;
 import io.tailguard.compression.VnmPattern;
 import io.tailguard.compression.VnmPruner;
-import io.tailguard.compression.YaqaQuantizer;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ModelLoader;
@@ -19,6 +16,7 @@ import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.recipes.CompressionData;
 import io.tailguard.recipes.VnmCompression;
+import io.tailguard.recipes.YaqaCompression;
 import io.tailguard.recipes.VnmRecovery;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -75,23 +73,19 @@ final class CompressCommand {
             List<int[]> calib = d.calibration(tok);
             List<int[]> held = d.heldOut(tok);
             try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
-                long t0 = System.nanoTime();
-                QuantizedModel q;
+                YaqaCompression.Result res;
                 try {
-                    q = YaqaQuantizer.quantize(model, calib, bits, method, data.seed);
+                    res = YaqaCompression.run(model, checkpoint, d, tok, calib, held,
+                            new YaqaCompression.Options(bits, method, data.seed), out, exportDequantized,
+                            Devices.parse(common.device()));
                 } catch (IllegalArgumentException e) {
                     throw new BadInput(e.getMessage() + (calib.isEmpty() ? " (--calibration is 0)" : ""));
                 }
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                QuantizedCheckpoint.write(out, q, 0, checkpoint.toString());
-                if (exportDequantized != null) {
-                    DenseExport.write(exportDequantized, q, CompressionData.tokenizerJson(checkpoint));
-                }
                 Map<String, Object> r = new LinkedHashMap<>();
-                CompressionOptions.put(r, d.quality(model, out, Devices.parse(common.device()), held, tok));
-                r.put("bytes", Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS)));
-                r.put("float32_linear_bytes", q.float32LinearBytes());
-                r.put("seconds", Progress.round(seconds, 2));
+                CompressionOptions.put(r, res.quality());
+                r.put("bytes", res.bytes());
+                r.put("float32_linear_bytes", res.quantized().float32LinearBytes());
+                r.put("seconds", Progress.round(res.seconds(), 2));
                 r.put("method", method.name());
                 r.put("bits", bits);
                 r.put("checkpoint", out.toString());
