@@ -1,8 +1,6 @@
 package io.tailguard.actors.cli;
 
-import io.tailguard.compression.DenseExport;
 import io.tailguard.compression.Method;
-import io.tailguard.compression.VnmCheckpoint;
 import io.tailguard.compression.VnmHeuristic;
 import io.tailguard.compression.VnmPattern;
 import io.tailguard.compression.VnmPruner;
@@ -208,7 +206,8 @@ final class CompressCommand {
                 Progress bar = new Progress("recovery");
                 VnmCompression.Result res;
                 try {
-                    res = VnmCompression.run(model, d, tok, calib, held, new VnmCompression.Options(p, scoring, perm, recovery),
+                    res = VnmCompression.run(model, checkpoint, d, tok, calib, held,
+                            new VnmCompression.Options(p, scoring, perm, recovery), out, exportDequantized,
                             Devices.parse(common.device()),
                             (s, n, stage, loss) -> bar.update(s, n, "stage " + stage + " loss " + String.format("%.3f", loss)));
                 } catch (IllegalArgumentException e) {
@@ -216,31 +215,9 @@ final class CompressCommand {
                 } finally {
                     bar.finish();
                 }
-                Map<String, Object> extra = new LinkedHashMap<>();
-                if (recovery != null) {
-                    VnmRecovery.Outcome rec = res.recovery();
-                    extra.put("kl_one_shot", res.klOneShot());
-                    if (res.passAt1OneShot() != null) {
-                        extra.put("pass_at_1_one_shot", res.passAt1OneShot());
-                    }
-                    Map<String, Object> rr = new LinkedHashMap<>();
-                    rr.put("steps", recoverySteps);
-                    rr.put("loss", recoveryLoss);
-                    rr.put("stage_steps", rec.stageSteps());
-                    rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
-                    rr.put("loss_first", rec.firstLoss());
-                    rr.put("loss_last", rec.lastLoss());
-                    rr.put("seconds", Progress.round(res.recoverySeconds(), 2));
-                    extra.put("recovery", rr);
-                }
-                String tokJson = CompressionData.tokenizerJson(checkpoint);
-                VnmCheckpoint.write(out, res.pruned(), tokJson, 0, checkpoint.toString());
-                if (exportDequantized != null) {
-                    DenseExport.write(exportDequantized, res.pruned(), tokJson);
-                }
                 Map<String, Object> r = new LinkedHashMap<>();
-                CompressionOptions.put(r, d.quality(model, out, Devices.parse(common.device()), held, tok));
-                r.put("bytes", Files.size(out.resolve(VnmCheckpoint.SPARSE_TENSORS)));
+                CompressionOptions.put(r, res.quality());
+                r.put("bytes", res.bytes());
                 r.put("float32_linear_bytes", res.pruned().float32LinearBytes());
                 r.put("seconds", Progress.round(res.seconds(), 2));
                 r.put("pattern", p.toString());
@@ -255,7 +232,22 @@ final class CompressCommand {
                     g.put("gain_percent", Progress.round(prepared.gainPercent(), 3));
                     r.put("permutation", g);
                 }
-                r.putAll(extra);
+                if (recovery != null) {
+                    VnmRecovery.Outcome rec = res.recovery();
+                    r.put("kl_one_shot", res.klOneShot());
+                    if (res.passAt1OneShot() != null) {
+                        r.put("pass_at_1_one_shot", res.passAt1OneShot());
+                    }
+                    Map<String, Object> rr = new LinkedHashMap<>();
+                    rr.put("steps", recoverySteps);
+                    rr.put("loss", recoveryLoss);
+                    rr.put("stage_steps", rec.stageSteps());
+                    rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
+                    rr.put("loss_first", rec.firstLoss());
+                    rr.put("loss_last", rec.lastLoss());
+                    rr.put("seconds", Progress.round(res.recoverySeconds(), 2));
+                    r.put("recovery", rr);
+                }
                 r.put("checkpoint", out.toString());
                 Json.print(r);
             }
