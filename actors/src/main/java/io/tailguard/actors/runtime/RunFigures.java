@@ -53,9 +53,8 @@ public record RunFigures(double passAt1Start, double passAt1End, Schedule finalS
     }
 
     /**
-     * The share of (window, bin) pairs in band ({@link RunRecorder#inBandFraction}), after the first
-     * fifth of the windows (at least the first one), while the controller is still moving from its
-     * start schedule.
+     * The share of (window, bin) pairs in band ({@link RunRecorder#inBandFraction}) after the first
+     * fifth of the windows (at least the first one), counting bins with at least minTokens tokens.
      */
     static double tailInBandFraction(RunRecorder recorder, int windows, long minTokens) {
         return recorder.inBandFraction(Math.max(1, windows / 5), BAND_BELOW, BAND_ABOVE, minTokens);
