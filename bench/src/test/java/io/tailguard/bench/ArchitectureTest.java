@@ -13,8 +13,8 @@ import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 /**
  * The arrows of docs/architecture.md: model depends on nothing of ours; each engine (rollout,
  * learner, compression) only on model; recipes only on the engines and model; only the actors
- * module knows Pekko; only the command line (actors' cli package and the bench commands) knows
- * picocli; nothing below bench reaches up into it.
+ * module knows Pekko, and its command line only through the runtime; only the command line (actors'
+ * cli package and the bench commands) knows picocli; nothing below bench reaches up into it.
  */
 class ArchitectureTest {
     static JavaClasses classes;
@@ -59,6 +59,13 @@ class ArchitectureTest {
     @Test
     void onlyActorsKnowPekko() {
         noClasses().that().resideOutsideOfPackage("io.tailguard.actors..")
+                .should().dependOnClassesThat().resideInAPackage("org.apache.pekko..")
+                .check(classes);
+    }
+
+    @Test
+    void theCommandLineStartsActorsOnlyThroughTheRuntime() {
+        noClasses().that().resideInAPackage("io.tailguard.actors.cli..")
                 .should().dependOnClassesThat().resideInAPackage("org.apache.pekko..")
                 .check(classes);
     }

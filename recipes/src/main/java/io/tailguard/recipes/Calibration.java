@@ -1,10 +1,12 @@
 package io.tailguard.recipes;
 
 import io.tailguard.model.Devices;
+import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.tokenizer.Tokenizer;
+import io.tailguard.model.io.AtomicFiles;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.eval.TailMeasurement;
@@ -19,13 +21,16 @@ import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
 import io.tailguard.rollout.tasks.Tasks;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 
 /**
  * The published offline calibration (docs/algorithms.md, "Schedules and offline calibration"):
@@ -53,7 +58,10 @@ public final class Calibration {
         /** That measurement ended, normally or not. */
         void ended(String label);
 
-        /** One line per candidate budget, once measured: its p5 α by bin. */
+        /**
+         * One line per candidate budget, once measured: its p5 α by bin; and a run's calibration's
+         * own lines ({@link #atRunStart}).
+         */
         void line(String text);
 
         /** No progress; lines are dropped. */
@@ -185,6 +193,33 @@ public final class Calibration {
         return Budgets.makeNonDecreasing(pick, reached);
     }
 
+    /**
+     * The calibration prompts of a built-in task: {@code n} prompts of the task at each context
+     * length ({@code taskAt}), drawn with {@code seed}, one group per length, labelled "context C".
+     */
+    public static List<Group> groups(IntFunction<Task> taskAt, int[] contexts, int n, long seed) {
+        List<Group> groups = new ArrayList<>();
+        for (int ctx : contexts) {
+            Task t = taskAt.apply(ctx);
+            groups.add(new Group("context " + ctx, t, Evaluator.prompts(t, n, seed)));
+        }
+        return groups;
+    }
+
+    /** The calibration prompts of a dataset task: its first {@code n} records, one group labelled "dataset". */
+    public static List<Group> datasetGroups(Task dataset, int n, long seed) {
+        return List.of(new Group("dataset", dataset, Evaluator.prompts(dataset, n, seed)));
+    }
+
+    /**
+     * The candidates when none are given: {@link #defaultBudgets} up to the largest of the
+     * calibration {@code contexts}, or, for a dataset's groups (contexts null), up to their longest
+     * prompt in tokens.
+     */
+    public static int[] defaultCandidates(Tokenizer tok, List<Group> groups, int[] contexts) {
+        return defaultBudgets(contexts == null ? largestPrompt(tok, groups) : Arrays.stream(contexts).max().orElse(0));
+    }
+
     /** 256, 512, ... up to the largest context (at least one candidate). */
     public static int[] defaultBudgets(int largestContext) {
         int count = Math.max(1, largestContext / 256);
@@ -204,6 +239,17 @@ public final class Calibration {
             }
         }
         return largest;
+    }
+
+    /**
+     * The predicted speedup of a calibrated schedule: {@link #predictedSpeedup(CostModel, Tokenizer,
+     * Group, int, Schedule)} on the last group (the largest context) with the model's cost model and
+     * the machine constants of `bench machine` (its file, else the defaults).
+     */
+    public static double predictedSpeedup(ModelConfig config, Tokenizer tok, List<Group> groups, int maxNew,
+                                          Schedule schedule) {
+        CostModel cost = new CostModel(config, CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()));
+        return predictedSpeedup(cost, tok, groups.get(groups.size() - 1), maxNew, schedule);
     }
 
     /**
@@ -246,14 +292,47 @@ public final class Calibration {
         int[] candidates = runCandidates(controller, contextMax);
         long seed = PromptStreams.calibration(runSeed);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
-        List<Group> groups = new ArrayList<>();
-        for (int ctx : new TreeSet<>(List.of(contextMin, contextMax))) {
-            Task t = Tasks.builtin(task, ctx);
-            groups.add(new Group("context " + ctx, t, Evaluator.prompts(t, RUN_PROMPTS, seed)));
-        }
+        int[] contexts = java.util.stream.IntStream.of(contextMin, contextMax).sorted().distinct().toArray();
+        List<Group> groups = groups(ctx -> Tasks.builtin(task, ctx), contexts, RUN_PROMPTS, seed);
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse("cpu"))) {
             return calibrate(model, tok, groups, candidates, controller.tau(), controller.binWidth(),
                     Schedule.DEFAULT_DENSE_LAYERS, seed, 8, 64, null, listener);
         }
+    }
+
+    /**
+     * A run's calibration at its start ({@link #forRun}), written once to {@code <runDir>/calibrated.conf}
+     * with {@code provenance} as its first comment line; a run that finds the file there (it is being
+     * resumed) reuses it. Reports on {@code listener}'s lines; returns the file.
+     */
+    public static Path atRunStart(Path runDir, String provenance, Path checkpoint, String task, int contextMin,
+                                  int contextMax, long runSeed, BudgetController.Settings controller, Listener listener)
+            throws IOException {
+        Path file = runDir.resolve("calibrated.conf");
+        if (Files.isRegularFile(file)) {
+            listener.line("calibration: reusing " + file);
+            return file;
+        }
+        long t0 = System.nanoTime();
+        Result r = forRun(checkpoint, task, contextMin, contextMax, runSeed, controller, listener);
+        write(file, provenance, r);
+        listener.line(String.format(Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s",
+                Arrays.toString(r.schedule().budgets()), controller.tau(), (System.nanoTime() - t0) / 1e9, file));
+        return file;
+    }
+
+    /**
+     * Writes a calibrated schedule to {@code file} (atomically): {@code provenance} (who wrote it from
+     * what; one or more lines) and the candidates and bin width as comments, then the schedule
+     * (format: config/schedules/README.md).
+     */
+    public static void write(Path file, String provenance, Result r) throws IOException {
+        StringBuilder header = new StringBuilder();
+        for (String line : provenance.split("\n")) {
+            header.append("# ").append(line).append('\n');
+        }
+        header.append("# candidate budgets ").append(Arrays.toString(r.candidates())).append(", bin width ")
+                .append(r.schedule().binWidth()).append("; format: config/schedules/README.md\n");
+        AtomicFiles.writeString(file, header + r.schedule().toHocon());
     }
 }

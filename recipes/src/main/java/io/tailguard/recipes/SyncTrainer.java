@@ -82,8 +82,9 @@ public final class SyncTrainer {
      * Where and when the learner checkpoint is written: to {@code out} (null: nowhere) after every
      * {@code every} steps (0: only at the end) and after the last step run; the loop stops after step
      * {@code stopAfter} (0: runs to Options.steps), leaving a checkpoint; with {@code resume} it
-     * continues from the learner checkpoint in {@code out}. {@code options} (the command's settings
-     * that shape the steps) are recorded in the checkpoint's trainer state for a resume to check.
+     * continues from the learner checkpoint in {@code out}. {@code options} (the settings that
+     * shape the steps, {@link SyncResume#settings}) are recorded in the checkpoint's trainer state for
+     * a resume to check ({@link SyncResume#step}).
      */
     public record Checkpointing(java.nio.file.Path out, String parent, int every, int stopAfter, boolean resume,
                                 java.util.Map<String, String> options) {
@@ -104,6 +105,11 @@ public final class SyncTrainer {
         public static Checkpointing atEnd(java.nio.file.Path out, String parent) {
             return new Checkpointing(out, parent, 0, 0, false);
         }
+    }
+
+    /** The learning rate's warm-up steps of a train-sync run of {@code steps} steps: a tenth of them, at most 5. */
+    public static int warmupSteps(int steps) {
+        return Math.min(5, steps / 10);
     }
 
     /** The kind a learner checkpoint of this loop records: "grpo", or "grpo+distill-sparse". */
@@ -157,10 +163,10 @@ public final class SyncTrainer {
      * step + 1 with the same per-step seeds. The start evaluation is skipped then.
      */
     public Result run(Consumer<StepLine> onStep, Checkpointing c) {
-        LearnerCheckpoint.TrainerState resumed = c.resume() ? checkResumable(c.out()) : null;
-        int first = resumed == null ? 1 : (int) resumed.step() + 1;
+        int resumedFrom = c.resume() ? SyncResume.step(c.out(), o, distill != null, c.options()) : 0;
+        int first = resumedFrom + 1;
         int last = c.stopAfter() > 0 ? Math.min(c.stopAfter(), o.steps()) : o.steps();
-        double start = resumed == null ? evaluate() : Double.NaN;
+        double start = c.resume() ? Double.NaN : evaluate();
         List<StepLine> lines = new ArrayList<>();
         RolloutEngine engine;
         try (TrainingSession session = new TrainingSession(model,
@@ -171,10 +177,10 @@ public final class SyncTrainer {
                 lora = session.lora();
             }
             engine = engine(lora);
-            if (resumed != null) {
+            if (c.resume()) {
                 session.restore(c.out());
                 if (distill != null) {
-                    session.restoreDistill(c.out(), (int) resumed.step());
+                    session.restoreDistill(c.out(), resumedFrom);
                 }
             }
             for (int s = first; s <= last; s++) {
@@ -205,31 +211,7 @@ public final class SyncTrainer {
         boolean finished = last == o.steps();
         double end = finished ? evaluate() : Double.NaN;
         double speedup = !finished ? Double.NaN : schedule.isDense() ? 1.0 : measuredRolloutSpeedup(engine);
-        return new Result(start, end, speedup, lines, resumed == null ? 0 : (int) resumed.step(), Math.max(last, first - 1));
-    }
-
-    /** The checkpoint in out, if this loop with these options can continue it; else IllegalArgumentException. */
-    private LearnerCheckpoint.TrainerState checkResumable(java.nio.file.Path out) {
-        if (!LearnerCheckpoint.exists(out)) {
-            throw new IllegalArgumentException(out + ": no learner checkpoint to resume (" + LearnerCheckpoint.STATE + ", "
-                    + LearnerCheckpoint.OPTIMIZER + ")");
-        }
-        LearnerCheckpoint.TrainerState st = LearnerCheckpoint.state(out);
-        java.nio.file.Path f = out.resolve(LearnerCheckpoint.STATE);
-        if (!kind(distill != null).equals(st.kind())) {
-            throw new IllegalArgumentException(f + ": kind " + st.kind() + ", but this run is " + kind(distill != null));
-        }
-        if (st.seed() != o.seed()) {
-            throw new IllegalArgumentException(f + ": seed " + st.seed() + ", but this run's seed is " + o.seed());
-        }
-        if (st.step() < 0 || st.step() > o.steps()) {
-            throw new IllegalArgumentException(f + ": step " + st.step() + " is outside this run's 0.." + o.steps());
-        }
-        if (st.dataCursor() != st.step() * o.promptsPerStep()) {
-            throw new IllegalArgumentException(f + ": data cursor " + st.dataCursor() + " is not step " + st.step() + " × "
-                    + o.promptsPerStep() + " prompts per step");
-        }
-        return st;
+        return new Result(start, end, speedup, lines, resumedFrom, Math.max(last, first - 1));
     }
 
     /** The sparse actor's LoRA under DistillSparse (attached to the model, switched off between uses), else null. */

@@ -1,6 +1,8 @@
 package io.tailguard.recipes;
 
 import ai.djl.Device;
+import io.tailguard.compression.DenseExport;
+import io.tailguard.compression.VnmCheckpoint;
 import io.tailguard.compression.VnmMask;
 import io.tailguard.compression.VnmModel;
 import io.tailguard.compression.VnmPattern;
@@ -9,6 +11,9 @@ import io.tailguard.model.ModelConfig;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.tokenizer.Tokenizer;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
@@ -16,7 +21,9 @@ import java.util.Map;
  * V:N:M pruning of a model (docs/algorithms.md, V:N:M sparsity): importance scores on the calibration
  * sequences, the channel permutation folded into the neighbouring layers, the best per-block masks,
  * then, with recovery steps, the three-stage LoRA recovery ({@link VnmRecovery}) from the same
- * permuted dense weights; before it, the one-shot model's KL (and pass@1) are measured.
+ * permuted dense weights; before it, the one-shot model's KL (and pass@1) are measured. The pruned
+ * model is written as a sparse checkpoint (and, if asked, a plain dense export of its zero-filled
+ * weights), then measured read back against the original ({@link CompressionData#quality}).
  */
 public final class VnmCompression {
 
@@ -30,17 +37,38 @@ public final class VnmCompression {
     /**
      * The pruned model and what it took: the permutation search's figures ({@code prepared}); with a
      * recovery, the one-shot KL (and pass@1, null without an evaluation), the recovery's outcome and
-     * seconds; {@code seconds} counts scoring, permutation, masks and recovery.
+     * seconds; {@code seconds} counts scoring, permutation, masks and recovery (not writing and
+     * measuring); the quality read back and the bytes of the sparse tensors.
      */
     public record Result(VnmModel pruned, VnmPruner.Prepared prepared, Double klOneShot, Double passAt1OneShot,
-                         VnmRecovery.Outcome recovery, double recoverySeconds, double seconds) {}
+                         VnmRecovery.Outcome recovery, double recoverySeconds, double seconds,
+                         CompressionData.Quality quality, long bytes) {}
 
     private VnmCompression() {
     }
 
-    /** Prunes {@code model} (left as it is) under {@code o}; calib and held are the data's sequences. */
-    public static Result run(Qwen3Model model, CompressionData data, Tokenizer tok, List<int[]> calib, List<int[]> held,
-                             Options o, Device device, VnmRecovery.Listener listener) {
+    /**
+     * Prunes {@code model} (left as it is) from the checkpoint {@code parent} under {@code o}, writes
+     * it to {@code out} (and the dense export to {@code exportDequantized}, if not null), and measures
+     * it; calib and held are the data's sequences.
+     */
+    public static Result run(Qwen3Model model, Path parent, CompressionData data, Tokenizer tok, List<int[]> calib,
+                             List<int[]> held, Options o, Path out, Path exportDequantized, Device device,
+                             VnmRecovery.Listener listener) throws IOException {
+        Result r = prune(model, data, tok, calib, held, o, device, listener);
+        String tokJson = CompressionData.tokenizerJson(parent);
+        VnmCheckpoint.write(out, r.pruned(), tokJson, 0, parent.toString());
+        if (exportDequantized != null) {
+            DenseExport.write(exportDequantized, r.pruned(), tokJson);
+        }
+        CompressionData.Quality quality = data.quality(model, out, device, held, tok);
+        return new Result(r.pruned(), r.prepared(), r.klOneShot(), r.passAt1OneShot(), r.recovery(), r.recoverySeconds(),
+                r.seconds(), quality, Files.size(out.resolve(VnmCheckpoint.SPARSE_TENSORS)));
+    }
+
+    /** The pruning and recovery alone (quality null, bytes 0). */
+    private static Result prune(Qwen3Model model, CompressionData data, Tokenizer tok, List<int[]> calib, List<int[]> held,
+                                Options o, Device device, VnmRecovery.Listener listener) {
         ModelConfig config = model.config();
         VnmPattern p = o.pattern();
         long t0 = System.nanoTime();
@@ -49,7 +77,7 @@ public final class VnmCompression {
         VnmModel pruned = VnmModel.of(config, p, prepared.weights(), oneShotMasks, prepared.permutations());
         double seconds = (System.nanoTime() - t0) / 1e9;
         if (o.recovery() == null) {
-            return new Result(pruned, prepared, null, null, null, 0, seconds);
+            return new Result(pruned, prepared, null, null, null, 0, seconds, null, 0);
         }
         Double klOneShot;
         Double passOneShot = null;
@@ -66,6 +94,6 @@ public final class VnmCompression {
         }
         pruned = VnmModel.of(config, p, rec.weights(), rec.masks(), prepared.permutations());
         double recSeconds = (System.nanoTime() - t1) / 1e9;
-        return new Result(pruned, prepared, klOneShot, passOneShot, rec, recSeconds, seconds + recSeconds);
+        return new Result(pruned, prepared, klOneShot, passOneShot, rec, recSeconds, seconds + recSeconds, null, 0);
     }
 }

@@ -1,9 +1,14 @@
 package io.tailguard.recipes;
 
 import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
+import io.tailguard.rollout.tasks.Tasks;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -11,6 +16,7 @@ import java.util.Set;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class CalibrationTest {
     /** One table per budget: 20 tokens at the given p5 in each bin (NaN: no tokens). */
@@ -92,5 +98,31 @@ class CalibrationTest {
     void defaultCandidatesAre256Steps() {
         assertArrayEquals(new int[] {256, 512, 768}, Calibration.defaultBudgets(1000));
         assertArrayEquals(new int[] {256}, Calibration.defaultBudgets(100));
+    }
+
+    @Test
+    void defaultCandidatesReachTheLargestContextGiven() {
+        assertArrayEquals(new int[] {256, 512, 768, 1024}, Calibration.defaultCandidates(null, List.of(), new int[] {600, 1024}));
+    }
+
+    @Test
+    void aBuiltInTaskCalibratesOnOneGroupPerContext() {
+        List<Calibration.Group> groups = Calibration.groups(ctx -> Tasks.builtin("kv-recall", ctx), new int[] {64, 96}, 3, 5);
+        assertEquals(List.of("context 64", "context 96"), groups.stream().map(Calibration.Group::label).toList());
+        assertEquals(List.of(3, 3), groups.stream().map(g -> g.prompts().size()).toList());
+        List<Calibration.Group> again = Calibration.groups(ctx -> Tasks.builtin("kv-recall", ctx), new int[] {64, 96}, 3, 5);
+        assertEquals(groups.get(1).prompts(), again.get(1).prompts(), "the same seed draws the same prompts");
+    }
+
+    @Test
+    void aCalibratedScheduleIsWrittenUnderItsProvenanceAndParsesBack(@TempDir Path tmp) throws Exception {
+        Schedule schedule = Schedule.ofBins(64, new int[] {64, 128});
+        Path file = tmp.resolve("calibrated.conf");
+        Calibration.write(file, "Written by a test from ckpt\nsparse actor with the LoRA l",
+                new Calibration.Result(schedule, new int[] {64, 128}, List.of()));
+        String text = Files.readString(file);
+        assertTrue(text.startsWith("# Written by a test from ckpt\n# sparse actor with the LoRA l\n"
+                + "# candidate budgets [64, 128], bin width 64; format: config/schedules/README.md\n"), text);
+        assertEquals(schedule, Schedule.parse(file));
     }
 }

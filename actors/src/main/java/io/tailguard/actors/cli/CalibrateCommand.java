@@ -1,7 +1,6 @@
 package io.tailguard.actors.cli;
 
 import io.tailguard.model.Devices;
-import io.tailguard.model.KvCache;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.lora.LoraAdapter;
@@ -10,10 +9,8 @@ import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.recipes.Calibration;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.sparse.Budgets;
-import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
-import io.tailguard.rollout.tasks.Task;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -68,7 +65,7 @@ final class CalibrateCommand implements Callable<Integer> {
     double tau;
 
     @Option(names = "--budgets", split = ",",
-            description = "Candidate budgets in tokens (multiples of " + KvCache.PAGE + ", >= " + Budgets.MIN_BUDGET
+            description = "Candidate budgets in tokens (each " + Budgets.RULE
                     + "); default: 256, 512, ... up to the largest context.")
     int[] budgets;
 
@@ -80,8 +77,8 @@ final class CalibrateCommand implements Callable<Integer> {
     @Option(names = "--n", defaultValue = "8", description = "Calibration prompts per context (a dataset: its first N records) (default: ${DEFAULT-VALUE}).")
     int n;
 
-    @Option(names = "--bin-width", defaultValue = "2048", description = "Position bin width of the schedule, a multiple of "
-            + KvCache.PAGE + " (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--bin-width", defaultValue = "2048", description = "Position bin width of the schedule, "
+            + Budgets.BIN_WIDTH_RULE + " (default: ${DEFAULT-VALUE}).")
     int binWidth;
 
     @Option(names = "--dense-layers", split = ",", description = "Layers that always decode densely, while measuring and "
@@ -114,30 +111,19 @@ final class CalibrateCommand implements Callable<Integer> {
                 throw new BadInput("--contexts: lengths must be >= 1, got " + c);
             }
         }
-        Set<Integer> dense = Schedule.DEFAULT_DENSE_LAYERS;
-        if (denseLayers != null) {
-            dense = new TreeSet<>();
-            for (int layer : denseLayers) {
-                if (layer < 0 || !dense.add(layer)) {
-                    throw new BadInput("--dense-layers: layer indices must be distinct and >= 0, got " + Arrays.toString(denseLayers));
-                }
-            }
+        Set<Integer> dense;
+        try {
+            dense = denseLayers == null ? Schedule.DEFAULT_DENSE_LAYERS : Schedule.denseLayerSet(denseLayers);
+        } catch (IllegalArgumentException e) {
+            throw BadInput.flagged(e, List.of("dense-layers"));
         }
         checkpoint = Checkpoints.resolve(checkpoint);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
-        List<Calibration.Group> groups = new ArrayList<>();
-        if (task.isDataset()) {
-            Task t = task.resolve(0);
-            groups.add(new Calibration.Group("dataset", t, Evaluator.prompts(t, n, seed)));
-        } else {
-            for (int c : ctx) {
-                Task t = task.resolve(c);
-                groups.add(new Calibration.Group("context " + c, t, Evaluator.prompts(t, n, seed)));
-            }
-        }
-        int largestPrompt = Calibration.largestPrompt(tok, groups); // a prompt the tokenizer refuses fails here
+        List<Calibration.Group> groups = task.isDataset() ? Calibration.datasetGroups(task.resolve(0), n, seed)
+                : Calibration.groups(task::resolve, ctx, n, seed);
+        Calibration.largestPrompt(tok, groups); // a prompt the tokenizer refuses fails here, before the model loads
         int[] candidates = budgets != null ? sortedDistinct(budgets, "--budgets")
-                : Calibration.defaultBudgets(task.isDataset() ? largestPrompt : ctx[ctx.length - 1]);
+                : Calibration.defaultCandidates(tok, groups, task.isDataset() ? null : ctx);
         for (int b : candidates) {
             String problem = Budgets.problem(b);
             if (problem != null) {
@@ -154,14 +140,10 @@ final class CalibrateCommand implements Callable<Integer> {
                     maxNew, adapter, progressBars());
             tables = r.tables();
             schedule = r.schedule();
-            CostModel cost = new CostModel(model.config(), CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()));
-            speedup = Calibration.predictedSpeedup(cost, tok, groups.get(groups.size() - 1), maxNew, schedule);
+            speedup = Calibration.predictedSpeedup(model.config(), tok, groups, maxNew, schedule);
+            Calibration.write(out, "Written by `tailguard calibrate --task " + task.task + " --tau " + tau + "` from "
+                    + checkpoint + (lora.lora == null ? "" : "\nsparse actor with the LoRA " + lora.lora), r);
         }
-        String header = "# Written by `tailguard calibrate --task " + task.task + " --tau " + tau + "` from " + checkpoint
-                + (lora.lora == null ? "" : "\n# sparse actor with the LoRA " + lora.lora)
-                + "\n# candidate budgets " + Arrays.toString(candidates) + ", bin width " + binWidth
-                + "; format: config/schedules/README.md\n";
-        io.tailguard.model.io.AtomicFiles.writeString(out, header + schedule.toHocon());
         System.err.println("wrote " + out + ": budgets " + Arrays.toString(schedule.budgets()));
 
         Map<String, Object> result = new LinkedHashMap<>();

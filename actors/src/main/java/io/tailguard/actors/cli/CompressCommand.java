@@ -1,14 +1,9 @@
 package io.tailguard.actors.cli;
 
-import io.tailguard.compression.DenseExport;
 import io.tailguard.compression.Method;
-import io.tailguard.compression.QuantizedCheckpoint;
-import io.tailguard.compression.QuantizedModel;
-import io.tailguard.compression.VnmCheckpoint;
 import io.tailguard.compression.VnmHeuristic;
 import io.tailguard.compression.VnmPattern;
 import io.tailguard.compression.VnmPruner;
-import io.tailguard.compression.YaqaQuantizer;
 import io.tailguard.model.Devices;
 import io.tailguard.model.ModelConfig;
 import io.tailguard.model.ModelLoader;
@@ -19,6 +14,7 @@ import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.recipes.CompressionData;
 import io.tailguard.recipes.VnmCompression;
+import io.tailguard.recipes.YaqaCompression;
 import io.tailguard.recipes.VnmRecovery;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -75,23 +71,19 @@ final class CompressCommand {
             List<int[]> calib = d.calibration(tok);
             List<int[]> held = d.heldOut(tok);
             try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
-                long t0 = System.nanoTime();
-                QuantizedModel q;
+                YaqaCompression.Result res;
                 try {
-                    q = YaqaQuantizer.quantize(model, calib, bits, method, data.seed);
+                    res = YaqaCompression.run(model, checkpoint, d, tok, calib, held,
+                            new YaqaCompression.Options(bits, method, data.seed), out, exportDequantized,
+                            Devices.parse(common.device()));
                 } catch (IllegalArgumentException e) {
                     throw new BadInput(e.getMessage() + (calib.isEmpty() ? " (--calibration is 0)" : ""));
                 }
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                QuantizedCheckpoint.write(out, q, 0, checkpoint.toString());
-                if (exportDequantized != null) {
-                    DenseExport.write(exportDequantized, q, CompressionData.tokenizerJson(checkpoint));
-                }
                 Map<String, Object> r = new LinkedHashMap<>();
-                CompressionOptions.put(r, d.quality(model, out, Devices.parse(common.device()), held, tok));
-                r.put("bytes", Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS)));
-                r.put("float32_linear_bytes", q.float32LinearBytes());
-                r.put("seconds", Progress.round(seconds, 2));
+                CompressionOptions.put(r, res.quality());
+                r.put("bytes", res.bytes());
+                r.put("float32_linear_bytes", res.quantized().float32LinearBytes());
+                r.put("seconds", Progress.round(res.seconds(), 2));
                 r.put("method", method.name());
                 r.put("bits", bits);
                 r.put("checkpoint", out.toString());
@@ -214,7 +206,8 @@ final class CompressCommand {
                 Progress bar = new Progress("recovery");
                 VnmCompression.Result res;
                 try {
-                    res = VnmCompression.run(model, d, tok, calib, held, new VnmCompression.Options(p, scoring, perm, recovery),
+                    res = VnmCompression.run(model, checkpoint, d, tok, calib, held,
+                            new VnmCompression.Options(p, scoring, perm, recovery), out, exportDequantized,
                             Devices.parse(common.device()),
                             (s, n, stage, loss) -> bar.update(s, n, "stage " + stage + " loss " + String.format("%.3f", loss)));
                 } catch (IllegalArgumentException e) {
@@ -222,31 +215,9 @@ final class CompressCommand {
                 } finally {
                     bar.finish();
                 }
-                Map<String, Object> extra = new LinkedHashMap<>();
-                if (recovery != null) {
-                    VnmRecovery.Outcome rec = res.recovery();
-                    extra.put("kl_one_shot", res.klOneShot());
-                    if (res.passAt1OneShot() != null) {
-                        extra.put("pass_at_1_one_shot", res.passAt1OneShot());
-                    }
-                    Map<String, Object> rr = new LinkedHashMap<>();
-                    rr.put("steps", recoverySteps);
-                    rr.put("loss", recoveryLoss);
-                    rr.put("stage_steps", rec.stageSteps());
-                    rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
-                    rr.put("loss_first", rec.firstLoss());
-                    rr.put("loss_last", rec.lastLoss());
-                    rr.put("seconds", Progress.round(res.recoverySeconds(), 2));
-                    extra.put("recovery", rr);
-                }
-                String tokJson = CompressionData.tokenizerJson(checkpoint);
-                VnmCheckpoint.write(out, res.pruned(), tokJson, 0, checkpoint.toString());
-                if (exportDequantized != null) {
-                    DenseExport.write(exportDequantized, res.pruned(), tokJson);
-                }
                 Map<String, Object> r = new LinkedHashMap<>();
-                CompressionOptions.put(r, d.quality(model, out, Devices.parse(common.device()), held, tok));
-                r.put("bytes", Files.size(out.resolve(VnmCheckpoint.SPARSE_TENSORS)));
+                CompressionOptions.put(r, res.quality());
+                r.put("bytes", res.bytes());
                 r.put("float32_linear_bytes", res.pruned().float32LinearBytes());
                 r.put("seconds", Progress.round(res.seconds(), 2));
                 r.put("pattern", p.toString());
@@ -261,7 +232,22 @@ final class CompressCommand {
                     g.put("gain_percent", Progress.round(prepared.gainPercent(), 3));
                     r.put("permutation", g);
                 }
-                r.putAll(extra);
+                if (recovery != null) {
+                    VnmRecovery.Outcome rec = res.recovery();
+                    r.put("kl_one_shot", res.klOneShot());
+                    if (res.passAt1OneShot() != null) {
+                        r.put("pass_at_1_one_shot", res.passAt1OneShot());
+                    }
+                    Map<String, Object> rr = new LinkedHashMap<>();
+                    rr.put("steps", recoverySteps);
+                    rr.put("loss", recoveryLoss);
+                    rr.put("stage_steps", rec.stageSteps());
+                    rr.put("mask_changes", rec.maskChanges().stream().map(x -> Progress.round(x, 5)).toList());
+                    rr.put("loss_first", rec.firstLoss());
+                    rr.put("loss_last", rec.lastLoss());
+                    rr.put("seconds", Progress.round(res.recoverySeconds(), 2));
+                    r.put("recovery", rr);
+                }
                 r.put("checkpoint", out.toString());
                 Json.print(r);
             }

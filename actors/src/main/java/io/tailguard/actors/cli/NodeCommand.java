@@ -40,10 +40,10 @@ final class NodeCommand implements Callable<Integer> {
         Set<String> r = new LinkedHashSet<>(roles);
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
         try (TailguardNode node = new TailguardNode(c, s, r, start, common.device(), false, null)) {
-            System.err.println("node " + node.system().address() + " roles " + r
+            System.err.println("node " + node.address() + " roles " + r
                     + (node.metricsPort() > 0 ? " metrics http://" + s.metrics().host() + ":" + node.metricsPort() + "/metrics" : ""));
             node.watch(config);
-            node.system().getWhenTerminated().toCompletableFuture().get();
+            node.awaitTermination();
         }
         return 0;
     }

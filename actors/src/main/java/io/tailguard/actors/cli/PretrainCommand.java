@@ -132,13 +132,7 @@ final class PretrainCommand implements Callable<Integer> {
 
     /** A recipe's complaint about one of its parameters, as bad input naming the flag ("steps ..." becomes "--steps ..."). */
     static RuntimeException flagged(IllegalArgumentException e) {
-        String m = String.valueOf(e.getMessage());
-        for (String f : FLAGS) {
-            if (m.startsWith(f + " ") || m.startsWith(f + ":")) {
-                return new BadInput("--" + m);
-            }
-        }
-        return e;
+        return BadInput.flagged(e, FLAGS);
     }
 
     /**

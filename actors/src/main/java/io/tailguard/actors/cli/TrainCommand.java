@@ -2,12 +2,11 @@ package io.tailguard.actors.cli;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigValueFactory;
-import io.tailguard.model.io.AtomicFiles;
 import io.tailguard.recipes.Calibration;
-import io.tailguard.recipes.RolloutSpeedup;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.actors.runtime.CheckpointStore;
 import io.tailguard.actors.runtime.RunObserver;
+import io.tailguard.actors.runtime.RunFigures;
 import io.tailguard.actors.runtime.RunRecorder;
 import io.tailguard.actors.runtime.RunReport;
 import io.tailguard.actors.runtime.RunSettings;
@@ -22,9 +21,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -56,7 +53,10 @@ final class TrainCommand implements Callable<Integer> {
         if (s.startSchedule().equals(RunSettings.CALIBRATE)) {
             // The offline calibration on the warm start, then the controller starts from it (and the
             // end-of-run timing compares against it unless another schedule is named).
-            Path calibrated = calibrateAtStart(s, start);
+            Path calibrated = Calibration.atRunStart(s.train().out(), "Written by `tailguard train` "
+                    + "(tailguard.controller.schedule = calibrate) from " + start + " at tau " + s.controller().tau(), start,
+                    s.train().task(), s.train().contextMin(), s.train().contextMax(), s.train().seed(), s.controller(),
+                    Calibration.Listener.linesOnly(System.err::println));
             c = c.withValue("tailguard.controller.schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));
             if (s.train().compareSchedule().isBlank()) {
                 c = c.withValue("tailguard.train.compare-schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));
@@ -64,7 +64,8 @@ final class TrainCommand implements Callable<Integer> {
             s = RunSettings.parse(c, where);
         }
         Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
-        Set<Integer> denseLayers = startDenseLayers(s);
+        // the controller's own start (a restarted one's persisted schedule): its dense layers stay in every schedule
+        Schedule startSchedule = TailguardNode.startSchedule(s);
         RunRecorder recorder = new RunRecorder(System.err, s.train().steps());
         long t0 = System.nanoTime();
         RunObserver.Finished fin;
@@ -86,34 +87,22 @@ final class TrainCommand implements Callable<Integer> {
             lastPolicy = new CheckpointStore(s.train().out().resolve("store")).dirOf(fin.steps());
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
-        List<RunObserver.Window> windows = recorder.windows();
-        // the controller keeps its start schedule's dense layers in every schedule it makes
-        Schedule finalSchedule = windows.isEmpty() ? Schedule.dense()
-                : Schedule.ofBins(s.controller().binWidth(), windows.get(windows.size() - 1).budgets())
-                .withDenseLayers(denseLayers);
-        double[] speedups = Files.isDirectory(lastPolicy)
-                ? RolloutSpeedup.measure(lastPolicy, s.train().task(), s.train().contextMin(), s.train().contextMax(),
-                        s.rollout().promptsPerLease(), s.rollout().groupSize(), s.train().seed(),
-                        compare == null ? List.of(finalSchedule) : List.of(finalSchedule, compare))
-                : new double[] {Double.NaN, Double.NaN};
-        double speedup = speedups[0];
-        var evals = recorder.evaluations();
+        RunFigures f = RunFigures.of(recorder, s, startSchedule, compare, lastPolicy);
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("steps", fin.steps());
-        out.put("pass_at_1_start", evals.isEmpty() ? Double.NaN : evals.get(0).passAt1());
-        out.put("pass_at_1_end", evals.size() < 2 ? Double.NaN : evals.get(evals.size() - 1).passAt1());
-        out.put("rollout_speedup", Progress.round(speedup, 3));
+        out.put("pass_at_1_start", f.passAt1Start());
+        out.put("pass_at_1_end", f.passAt1End());
+        out.put("rollout_speedup", Progress.round(f.rolloutSpeedup(), 3));
         if (compare != null) {
             out.put("compare_schedule", s.train().compareSchedule());
             out.put("compare_budgets", compare.budgets());
-            out.put("compare_speedup", Progress.round(speedups[1], 3));
-            out.put("speedup_vs_compare", Progress.round(speedup / speedups[1], 3));
+            out.put("compare_speedup", Progress.round(f.compareSpeedup(), 3));
+            out.put("speedup_vs_compare", Progress.round(f.rolloutSpeedup() / f.compareSpeedup(), 3));
         }
-        out.put("predicted_speedup", windows.isEmpty() ? Double.NaN : Progress.round(windows.get(windows.size() - 1).predictedSpeedup(), 3));
-        out.put("tail_in_band_fraction", Progress.round(recorder.inBandFraction(Math.max(1, windows.size() / 5), 0.03, 0.05,
-                s.controller().minTokens()), 3));
-        out.put("final_budgets", finalSchedule.budgets());
-        out.put("schedule_versions", windows.isEmpty() ? 1 : windows.get(windows.size() - 1).scheduleVersion());
+        out.put("predicted_speedup", Progress.round(f.predictedSpeedup(), 3));
+        out.put("tail_in_band_fraction", Progress.round(f.tailInBandFraction(), 3));
+        out.put("final_budgets", f.finalSchedule().budgets());
+        out.put("schedule_versions", f.scheduleVersions());
         Map<String, Object> compressed = recorder.compressedSummary();
         if (s.compression().rollout() || compressed != null) {
             out.put("compressed_rollout", compressed == null ? "no compressed version was offered" : compressedRow(compressed));
@@ -130,22 +119,6 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    /**
-     * The dense layers of the configured start schedule, which the controller keeps in every schedule
-     * it makes; the default when it starts dense or the file cannot be read here (the node names a
-     * bad file itself, and a restarted controller starts from its persisted schedule).
-     */
-    private static Set<Integer> startDenseLayers(RunSettings s) {
-        if (s.startSchedule().isBlank()) {
-            return Schedule.DEFAULT_DENSE_LAYERS;
-        }
-        try {
-            return Schedule.parse(Path.of(s.startSchedule())).denseLayers();
-        } catch (IllegalArgumentException e) {
-            return Schedule.DEFAULT_DENSE_LAYERS;
-        }
-    }
-
     /** The compressed option's summary with shares and α rounded (3 decimals), per-bin p5 as a list (null: no tokens). */
     static Map<String, Object> compressedRow(Map<String, Object> c) {
         Map<String, Object> m = new LinkedHashMap<>(c);
@@ -159,30 +132,5 @@ final class TrainCommand implements Callable<Integer> {
         }
         m.put("last_alpha_p5", bins);
         return m;
-    }
-
-    /**
-     * {@code tailguard.controller.schedule = calibrate}: the published offline calibration on the
-     * warm start ({@link Calibration#forRun}: the controller's ladder as candidates, its τ and bin
-     * width, prompts of its own stream at context-min and context-max), written once to
-     * {@code <out>/calibrated.conf} (a resumed run reuses it).
-     */
-    static Path calibrateAtStart(RunSettings s, Path start) throws java.io.IOException {
-        Path file = s.train().out().resolve("calibrated.conf");
-        if (Files.isRegularFile(file)) {
-            System.err.println("calibration: reusing " + file);
-            return file;
-        }
-        var ctl = s.controller();
-        long t0 = System.nanoTime();
-        Calibration.Result r = Calibration.forRun(start, s.train().task(), s.train().contextMin(), s.train().contextMax(),
-                s.train().seed(), ctl, Calibration.Listener.linesOnly(System.err::println));
-        Schedule schedule = r.schedule();
-        AtomicFiles.writeString(file, "# Written by `tailguard train` (tailguard.controller.schedule = calibrate) from "
-                + start + " at tau " + ctl.tau() + "\n# candidate budgets " + Arrays.toString(r.candidates()) + ", bin width "
-                + ctl.binWidth() + "; format: config/schedules/README.md\n" + schedule.toHocon());
-        System.err.printf(Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s%n",
-                Arrays.toString(schedule.budgets()), ctl.tau(), (System.nanoTime() - t0) / 1e9, file);
-        return file;
     }
 }

@@ -13,15 +13,16 @@ import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.Tasks;
+import io.tailguard.recipes.SyncResume;
 import io.tailguard.recipes.SyncTrainer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -175,12 +176,19 @@ final class TrainSyncCommand implements Callable<Integer> {
             throw new BadInput((resume ? "--resume" : checkpointEvery > 0 ? "--checkpoint-every" : "--stop-after")
                     + " needs --out (the learner checkpoint's directory)");
         }
-        Map<String, String> runOptions = runOptions(schedule);
+        SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, SyncTrainer.warmupSteps(steps), seed,
+                microBatch, evalN, evalSeed);
+        Map<String, String> runOptions = SyncResume.settings(task, context, schedule, o, distillOptions);
         if (!resume && out != null && LearnerCheckpoint.exists(out)) {
             throw new BadInput("--out " + out + " already holds a learner checkpoint (step " + LearnerCheckpoint.state(out).step()
                     + "); give --resume to continue it, or another --out");
         }
-        int resumedFrom = resume ? resumableStep(runOptions) : 0;
+        int resumedFrom;
+        try {
+            resumedFrom = resume ? SyncResume.step(out, o, distill, runOptions) : 0;
+        } catch (IllegalArgumentException e) {
+            throw BadInput.flagged(e, FLAGS);
+        }
         if (resume && resumedFrom == steps) {
             String msg = "train-sync: " + out + " is already at step " + steps + " of --steps " + steps + "; nothing to do";
             if (common.json) {
@@ -199,7 +207,6 @@ final class TrainSyncCommand implements Callable<Integer> {
             throw new BadInput("--stop-after " + stopAfter + ": the checkpoint in " + out + " is already at step " + resumedFrom);
         }
         checkpoint = Checkpoints.resolve(checkpoint);
-        SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, warmup(), seed, microBatch, evalN, evalSeed);
         Task t = Tasks.builtin(task, context);
         // Resuming, the weights (and tokenizer) are the checkpoint's in --out; --checkpoint stays the parent.
         Path from = resume ? out : checkpoint;
@@ -290,73 +297,7 @@ final class TrainSyncCommand implements Callable<Integer> {
         return 0;
     }
 
-    private int warmup() {
-        return Math.min(5, steps / 10);
-    }
-
-    /**
-     * The settings that shape the steps besides --seed and --prompts (which the trainer state holds
-     * anyway), recorded in the learner checkpoint so that --resume can refuse different ones. --steps
-     * itself may grow (the rate is constant after the warm-up) as long as the warm-up stays the same.
-     */
-    private Map<String, String> runOptions(Schedule schedule) {
-        Map<String, String> m = new LinkedHashMap<>();
-        m.put("--task", task);
-        m.put("--context", Integer.toString(context));
-        m.put("schedule", schedule.isDense() ? "dense" : schedule.toString());
-        m.put("--group", Integer.toString(group));
-        m.put("--lr", Double.toString(lr));
-        m.put("--micro-batch", Integer.toString(microBatch));
-        m.put("warm-up steps", Integer.toString(warmup()));
-        if (distill) {
-            m.put("--lora-rank", Integer.toString(loraRank));
-            m.put("--lora-alpha", Double.toString(loraAlpha));
-            m.put("--lora-targets", String.join(",", loraTargets));
-            m.put("--lora-lr", Double.toString(loraLr));
-            m.put("--distill-kl", Double.toString(distillKl));
-            m.put("--distill-divergence", distillDivergence);
-            m.put("--distill-ppo", Double.toString(distillPpo));
-        }
-        return m;
-    }
-
-    /** The step of the learner checkpoint in --out, checked against these options (exit 2 naming what differs). */
-    private int resumableStep(Map<String, String> runOptions) {
-        if (!LearnerCheckpoint.exists(out)) {
-            throw new BadInput("--resume: " + out + " holds no learner checkpoint (" + LearnerCheckpoint.STATE + " and "
-                    + LearnerCheckpoint.OPTIMIZER + ")");
-        }
-        LearnerCheckpoint.TrainerState st = LearnerCheckpoint.state(out);
-        Path f = out.resolve(LearnerCheckpoint.STATE);
-        String kind = SyncTrainer.kind(distill);
-        if (!kind.equals(st.kind())) {
-            throw new BadInput("--resume: " + f + " is a " + st.kind() + " checkpoint, but this run is " + kind
-                    + (distill ? " (--distill)" : " (no --distill)"));
-        }
-        if (st.seed() != seed) {
-            throw new BadInput("--seed " + seed + " differs from the seed " + st.seed() + " in " + f);
-        }
-        if (st.step() < 0 || st.step() > steps) {
-            throw new BadInput("--steps " + steps + " is below the step " + st.step() + " in " + f);
-        }
-        if (st.dataCursor() != st.step() * prompts) {
-            throw new BadInput("--prompts " + prompts + " differs from the run in " + f + " (data cursor " + st.dataCursor()
-                    + " after step " + st.step() + ")");
-        }
-        for (Map.Entry<String, String> e : runOptions.entrySet()) {
-            String was = st.options().get(e.getKey());
-            if (was != null && !was.equals(e.getValue())) {
-                String what = e.getKey().equals("warm-up steps") ? "--steps " + steps + " gives " + e.getValue()
-                        + " warm-up steps, the run in " + f + " had " + was
-                        : e.getKey().equals("schedule") ? "the schedule (" + e.getValue() + ") differs from the run's in " + f + " (" + was + ")"
-                        : e.getKey() + " " + e.getValue() + " differs from " + was + " in " + f;
-                throw new BadInput(what);
-            }
-        }
-        if (distill && !Files.isRegularFile(out.resolve(LearnerCheckpoint.LORA_OPTIMIZER))) {
-            throw new BadInput("--resume --distill: " + out.resolve(LearnerCheckpoint.LORA_OPTIMIZER)
-                    + " does not exist (the LoRA's optimizer state; checkpoints written before it cannot resume DistillSparse)");
-        }
-        return (int) st.step();
-    }
+    /** The loop's parameters that are this command's flags of the same name. */
+    private static final List<String> FLAGS = List.of("resume", "seed", "steps", "prompts", "task", "context", "group", "lr",
+            "micro-batch", "lora-rank", "lora-alpha", "lora-targets", "lora-lr", "distill-kl", "distill-divergence", "distill-ppo");
 }

@@ -188,8 +188,12 @@ public final class TailguardNode implements AutoCloseable {
         ctx.spawn((Behavior<Object>) extra, "observer");
     }
 
-    /** The controller's persisted schedule (it is being restarted), else the configured calibrated one, else dense. */
-    static Schedule startSchedule(RunSettings s) {
+    /**
+     * The schedule the controller starts from: its persisted schedule (it is being restarted), else
+     * the configured calibrated one, else dense. A file that cannot be read is an
+     * IllegalArgumentException naming it.
+     */
+    public static Schedule startSchedule(RunSettings s) {
         Path persisted = ControllerFiles.schedule(s);
         if (Files.isRegularFile(persisted)) {
             return Schedule.parse(persisted);
@@ -202,6 +206,16 @@ public final class TailguardNode implements AutoCloseable {
 
     public ActorSystem<Void> system() {
         return system;
+    }
+
+    /** This member's address, as the cluster knows it. */
+    public String address() {
+        return system.address().toString();
+    }
+
+    /** Blocks until the actor system has terminated. */
+    public void awaitTermination() throws InterruptedException, java.util.concurrent.ExecutionException {
+        system.getWhenTerminated().toCompletableFuture().get();
     }
 
     public NodeMetrics metrics() {

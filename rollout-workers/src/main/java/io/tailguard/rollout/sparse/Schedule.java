@@ -145,6 +145,21 @@ public final class Schedule {
                 ? DEFAULT_DENSE_LAYERS : Collections.unmodifiableSortedSet(sorted));
     }
 
+    /**
+     * Dense layers given as a list (a command's option): distinct indices ≥ 0, as a set for
+     * {@link #withDenseLayers}; else IllegalArgumentException "dense-layers: ..." with the list.
+     */
+    public static SortedSet<Integer> denseLayerSet(int... layers) {
+        SortedSet<Integer> set = new TreeSet<>();
+        for (int layer : layers) {
+            if (layer < 0 || !set.add(layer)) {
+                throw new IllegalArgumentException("dense-layers: layer indices must be distinct and >= 0, got "
+                        + Arrays.toString(layers));
+            }
+        }
+        return set.equals(DEFAULT_DENSE_LAYERS) ? DEFAULT_DENSE_LAYERS : Collections.unmodifiableSortedSet(set);
+    }
+
     /** The layers that always decode densely, ascending (unmodifiable). */
     public SortedSet<Integer> denseLayers() {
         return denseLayers;

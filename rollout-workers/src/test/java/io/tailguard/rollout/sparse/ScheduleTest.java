@@ -241,4 +241,15 @@ class ScheduleTest {
         s.budgets()[0] = 999;
         assertEquals(64, s.budgetAt(0));
     }
+
+    @Test
+    void denseLayersGivenAsAListAreDistinctIndicesAtLeastZero() {
+        assertTrue(Schedule.denseLayerSet(1, 0) == Schedule.DEFAULT_DENSE_LAYERS);
+        assertEquals(java.util.List.of(0, 3), java.util.List.copyOf(Schedule.denseLayerSet(3, 0)));
+        assertTrue(Schedule.denseLayerSet().isEmpty());
+        assertEquals("dense-layers: layer indices must be distinct and >= 0, got [0, -1]",
+                assertThrows(IllegalArgumentException.class, () -> Schedule.denseLayerSet(0, -1)).getMessage());
+        assertEquals("dense-layers: layer indices must be distinct and >= 0, got [2, 2]",
+                assertThrows(IllegalArgumentException.class, () -> Schedule.denseLayerSet(2, 2)).getMessage());
+    }
 }

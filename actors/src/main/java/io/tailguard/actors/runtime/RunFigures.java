@@ -1,0 +1,62 @@
+package io.tailguard.actors.runtime;
+
+import io.tailguard.recipes.RolloutSpeedup;
+import io.tailguard.rollout.sparse.Schedule;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The figures a `train` run ends with (docs/reference.md, train), from what its recorder saw: pass@1
+ * at the start and the end, the controller's final schedule with its version and its cost model's
+ * predicted speedup, the share of tails in band, and the rollout speedups measured with the last
+ * policy (of the final schedule and, if one is named, of the compare schedule). NaN where there is
+ * nothing to measure.
+ */
+public record RunFigures(double passAt1Start, double passAt1End, Schedule finalSchedule, long scheduleVersions,
+                         double predictedSpeedup, double tailInBandFraction, double rolloutSpeedup, double compareSpeedup) {
+    /** A bin's window p5 α is in band when it lies in [τ − BELOW, τ + ABOVE]. */
+    static final double BAND_BELOW = 0.03;
+    static final double BAND_ABOVE = 0.05;
+
+    /**
+     * @param startSchedule the schedule the controller started from ({@link TailguardNode#startSchedule}),
+     *                      whose dense layers it keeps in every schedule it makes
+     * @param compare       a schedule to time beside the final one, or null
+     * @param lastPolicy    the last policy's directory; the speedups are NaN when it is not there
+     */
+    public static RunFigures of(RunRecorder recorder, RunSettings s, Schedule startSchedule, Schedule compare, Path lastPolicy) {
+        List<RunObserver.Window> windows = recorder.windows();
+        RunObserver.Window last = windows.isEmpty() ? null : windows.get(windows.size() - 1);
+        Schedule fin = finalSchedule(last, s.controller().binWidth(), startSchedule.denseLayers());
+        double[] speedups = Files.isDirectory(lastPolicy)
+                ? RolloutSpeedup.measure(lastPolicy, s.train().task(), s.train().contextMin(), s.train().contextMax(),
+                        s.rollout().promptsPerLease(), s.rollout().groupSize(), s.train().seed(),
+                        compare == null ? List.of(fin) : List.of(fin, compare))
+                : new double[] {Double.NaN, Double.NaN};
+        List<RunObserver.Evaluated> evals = recorder.evaluations();
+        return new RunFigures(evals.isEmpty() ? Double.NaN : evals.get(0).passAt1(),
+                evals.size() < 2 ? Double.NaN : evals.get(evals.size() - 1).passAt1(),
+                fin, last == null ? 1 : last.scheduleVersion(), last == null ? Double.NaN : last.predictedSpeedup(),
+                tailInBandFraction(recorder, windows.size(), s.controller().minTokens()),
+                speedups[0], compare == null ? Double.NaN : speedups[1]);
+    }
+
+    /**
+     * The controller's last schedule: the last window's budgets at the bin width, with the start
+     * schedule's dense layers; dense when no window closed.
+     */
+    static Schedule finalSchedule(RunObserver.Window last, int binWidth, Set<Integer> denseLayers) {
+        return last == null ? Schedule.dense() : Schedule.ofBins(binWidth, last.budgets()).withDenseLayers(denseLayers);
+    }
+
+    /**
+     * The share of (window, bin) pairs in band ({@link RunRecorder#inBandFraction}) after the first
+     * fifth of the windows (at least the first one), counting bins with at least minTokens tokens.
+     */
+    static double tailInBandFraction(RunRecorder recorder, int windows, long minTokens) {
+        return recorder.inBandFraction(Math.max(1, windows / 5), BAND_BELOW, BAND_ABOVE, minTokens);
+    }
+}
