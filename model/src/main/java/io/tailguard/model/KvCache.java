@@ -68,7 +68,7 @@ public final class KvCache implements AutoCloseable {
         this.batchRows = manager.arange(0, batch, 1, DataType.INT64);
     }
 
-    public static int ceilToPage(int tokens) {
+    static int ceilToPage(int tokens) {
         return (tokens + PAGE - 1) / PAGE * PAGE;
     }
 
@@ -101,12 +101,12 @@ public final class KvCache implements AutoCloseable {
         return lengths.clone();
     }
 
-    public int maxLength() {
+    int maxLength() {
         return Arrays.stream(lengths).max().orElse(0);
     }
 
     /** Full pages of sequence b, i.e. pages that have a landmark. */
-    public int fullPages(int b) {
+    int fullPages(int b) {
         return lengths[b] / PAGE;
     }
 

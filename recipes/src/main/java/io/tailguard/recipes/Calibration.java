@@ -43,7 +43,7 @@ import java.util.function.IntFunction;
  */
 public final class Calibration {
     /** Calibration prompts per context length when a run calibrates at its start. */
-    public static final int RUN_PROMPTS = 24;
+    static final int RUN_PROMPTS = 24;
     private Calibration() {
     }
 
@@ -276,7 +276,7 @@ public final class Calibration {
      * context-max rounded up to the page (min-budget × ladder-ratio^k, page-rounded, under it, and
      * the top rung: context-max itself, dense).
      */
-    public static int[] runCandidates(BudgetController.Settings controller, int contextMax) {
+    static int[] runCandidates(BudgetController.Settings controller, int contextMax) {
         return BudgetController.ladder(controller, Budgets.pageCeil(contextMax));
     }
 

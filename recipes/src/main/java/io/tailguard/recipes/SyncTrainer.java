@@ -102,7 +102,7 @@ public final class SyncTrainer {
             this(out, parent, every, stopAfter, resume, java.util.Map.of());
         }
 
-        public static Checkpointing atEnd(java.nio.file.Path out, String parent) {
+        static Checkpointing atEnd(java.nio.file.Path out, String parent) {
             return new Checkpointing(out, parent, 0, 0, false);
         }
     }

@@ -11,7 +11,7 @@ import java.nio.file.Path;
  * The HOCON configuration: every module's reference.conf, overridden by the file named by the
  * system property tailguard.config or else $TAILGUARD_CONFIG, when set.
  */
-public final class Configuration {
+final class Configuration {
     private Configuration() {}
 
     public static Config load() {

@@ -25,7 +25,7 @@ import java.util.concurrent.TimeUnit;
  * the controller as one {@link Controller.Tune} (validated there: all or nothing). A file that does
  * not parse, or a refused change, is logged with the reason and the running values stay.
  */
-public final class ConfigWatcher implements AutoCloseable {
+final class ConfigWatcher implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ConfigWatcher.class);
     private final ScheduledExecutorService exec = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "tailguard-config-watch");

@@ -14,7 +14,7 @@ import java.io.UncheckedIOException;
  * this object and update it; the client's metric types are thread-safe, so no actor shares other
  * state through it. Names start with tailguard_; units are in the names.
  */
-public final class NodeMetrics implements AutoCloseable {
+final class NodeMetrics implements AutoCloseable {
     private final PrometheusRegistry registry = new PrometheusRegistry();
     private HTTPServer server;
 

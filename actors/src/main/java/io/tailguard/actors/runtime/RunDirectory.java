@@ -19,7 +19,7 @@ import java.util.stream.Stream;
  * checkpoint trained from another policy (say, after the embedded default's recipe changed) would
  * silently continue the wrong run, so it is refused, naming the file.
  */
-public final class RunDirectory {
+final class RunDirectory {
     public static final String FILE_NAME = "warm-start.json";
     private static final Pattern SHA = Pattern.compile("\"sha256\"\\s*:\\s*\"([0-9a-f]{64})\"");
 

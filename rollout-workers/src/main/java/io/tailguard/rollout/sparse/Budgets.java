@@ -32,7 +32,7 @@ public final class Budgets {
     }
 
     /** Whether a budget obeys the rule. */
-    public static boolean valid(long budget) {
+    static boolean valid(long budget) {
         return budget >= MIN_BUDGET && budget % PAGE == 0;
     }
 
@@ -66,7 +66,7 @@ public final class Budgets {
     }
 
     /** The page multiple nearest to {@code tokens} (halves round up). */
-    public static int roundToPage(double tokens) {
+    static int roundToPage(double tokens) {
         return (int) (Math.round(tokens / PAGE) * PAGE);
     }
 
