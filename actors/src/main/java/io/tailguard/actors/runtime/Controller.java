@@ -272,8 +272,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return this;
     }
 
-    /** An accepted tuning whose state file could not be written: it runs, but a restarted controller would not have it (logged). */
-    static TuneResult notPersisted(TuneResult accepted, Throwable failed, org.slf4j.Logger log) {
+    /** An accepted tuning whose state could not be written: it runs, but a restarted controller would not have it (logged). */
+    private static TuneResult notPersisted(TuneResult accepted, Throwable failed, org.slf4j.Logger log) {
         Throwable cause = failed instanceof java.util.concurrent.CompletionException && failed.getCause() != null
                 ? failed.getCause() : failed;
         String msg = accepted.message() + "; NOT persisted (" + cause.getMessage()
