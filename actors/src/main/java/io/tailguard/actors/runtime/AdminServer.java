@@ -24,7 +24,8 @@ import java.util.concurrent.Executors;
 /**
  * The admin endpoint of the node that hosts the controller: {@code POST /tune} with a body of
  * {@code key=value} lines (or {@code &}-separated) applies a live change through the controller and
- * answers its outcome as JSON (400 when refused); {@code GET /status} answers the controller's
+ * answers its outcome as JSON (400 when refused, 500 when applied but not persisted: the state file
+ * could not be written); {@code GET /status} answers the controller's
  * status. Bound to localhost by default; bound elsewhere it refuses to start without a token, and
  * then every request needs {@code Authorization: Bearer <token>}.
  */
@@ -66,7 +67,11 @@ public final class AdminServer implements AutoCloseable {
             body.put("message", r.message());
             body.put("schedule_version", r.scheduleVersion());
             body.put("settings_version", r.settingsVersion());
-            return reply(r.accepted() ? 200 : 400, body);
+            if (r.accepted()) {
+                body.put("persisted", r.persisted());
+            }
+            // applied but not in the state file: running, but lost if the controller restarts (`tune` exits 1)
+            return reply(!r.accepted() ? 400 : r.persisted() ? 200 : 500, body);
         }));
         server.createContext("/status", ex -> handle(ex, token, () -> reply(200, statusJson(
                 AskPattern.<Controller.Command, ControllerStatus>ask(controller, Controller.GetStatus::new, Duration.ofSeconds(10),

@@ -28,8 +28,10 @@ import java.util.List;
  * metrics ({@link ControllerTelemetry}). Workers pull work; a lease not done within the lease timeout
  * goes back to the front of the queue; leasing pauses while the trajectory buffer is full. Every
  * window the guard and the budget controller decide; a changed schedule is a new version, logged,
- * exported and sent with the next leases. controller/state.json is written off this thread, shortly
- * after a change, before a tune is answered, and when the controller stops.
+ * exported, written to controller/schedule.conf (on this thread, before a lease carries it) and sent
+ * with the next leases. controller/state.json is written off this thread, shortly after a change,
+ * before a tune is answered (a failed write is answered as not persisted), and when the controller
+ * stops (waiting for the write, so a graceful stop loses nothing).
  */
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
@@ -53,9 +55,15 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     /** Live tuning: key=value pairs ({@link LiveKey}). fromFile: an edit of the watched file, which changes the configured values. */
     public record Tune(String[] keys, String[] values, boolean fromFile, ActorRef<TuneResult> replyTo) implements Command, Wire {}
 
-    public record TuneResult(boolean accepted, String message, long scheduleVersion, long settingsVersion) implements Wire {}
+    /**
+     * A tune's outcome. persisted: the settings after it are in controller/state.json, so they outlive
+     * the controller; false for an accepted change whose write failed (it runs, the message says it
+     * was not persisted) and for a refused one (nothing changed).
+     */
+    public record TuneResult(boolean accepted, String message, long scheduleVersion, long settingsVersion, boolean persisted)
+            implements Wire {}
 
-    public record GetStatus(ActorRef<ControllerStatus> replyTo) implements Command, Wire {}
+    record GetStatus(ActorRef<ControllerStatus> replyTo) implements Command, Wire {}
 
     /** A buffer or learner (just started, or restarted) wants the current {@link LiveSettings}, now and after every change. */
     public record WantSettings(ActorRef<LiveSettings> replyTo) implements Command, Wire {}
@@ -245,7 +253,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             a = tuning.tune(LiveTuning.request(t.keys(), t.values()), t.fromFile());
         } catch (IllegalArgumentException e) {
             getContext().getLog().warn("tune refused: {}", e.getMessage());
-            t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version(), tuning.live().version()));
+            t.replyTo().tell(new TuneResult(false, e.getMessage(), budgets.schedule().version(), tuning.live().version(), false));
             return this;
         }
         long before = budgets.schedule().version();
@@ -255,10 +263,23 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             getContext().getLog().info("tune: {}", msg);
             exportSchedule();
         }
-        // answered once the tuning is in the state file (written off this thread): an accepted tuning outlives a kill
-        TuneResult result = new TuneResult(true, msg, after, tuning.live().version());
-        files.state(tuning.state(leases.nextGroup(), leases.undelivered())).thenRun(() -> t.replyTo().tell(result));
+        // answered once the tuning is in the state file (written off this thread): an accepted tuning
+        // outlives a kill; one whose write failed is answered as running but not persisted
+        TuneResult result = new TuneResult(true, msg, after, tuning.live().version(), true);
+        org.slf4j.Logger log = getContext().getLog();
+        files.state(tuning.state(leases.nextGroup(), leases.undelivered()))
+                .whenComplete((ok, failed) -> t.replyTo().tell(failed == null ? result : notPersisted(result, failed, log)));
         return this;
+    }
+
+    /** An accepted tuning whose state could not be written: it runs, but a restarted controller would not have it (logged). */
+    private static TuneResult notPersisted(TuneResult accepted, Throwable failed, org.slf4j.Logger log) {
+        Throwable cause = failed instanceof java.util.concurrent.CompletionException && failed.getCause() != null
+                ? failed.getCause() : failed;
+        String msg = accepted.message() + "; NOT persisted (" + cause.getMessage()
+                + "): running now, but a restarted controller would not have it";
+        log.error("tune: {}", msg);
+        return new TuneResult(true, msg, accepted.scheduleVersion(), accepted.settingsVersion(), false);
     }
 
     private Behavior<Command> onStatus(GetStatus g) {

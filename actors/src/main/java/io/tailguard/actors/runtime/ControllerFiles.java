@@ -1,18 +1,23 @@
 package io.tailguard.actors.runtime;
 
+import io.tailguard.model.io.AtomicFiles;
 import io.tailguard.rollout.sparse.Schedule;
 import org.slf4j.Logger;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 
 /**
- * The controller's files beside the checkpoint store, written through a {@link StateWriter} off the
- * actor's thread: controller/state.json ({@link ControllerState}) shortly after a change, one write
- * for a burst of changes ({@link #changed} says when the caller must schedule one), and
- * controller/schedule.conf whenever the schedule has a new version. {@link #flush} writes what is
- * pending on the caller's thread, when the controller stops.
+ * The controller's files beside the checkpoint store. controller/state.json ({@link ControllerState})
+ * is written through a {@link StateWriter} off the actor's thread, shortly after a change, one write
+ * for a burst of changes ({@link #changed} says when the caller must schedule one). controller/schedule.conf
+ * is written on the caller's thread whenever the schedule has a new version, before any lease can
+ * carry that version: a controller restarted after a kill resumes the newest version a worker may
+ * have seen, and never issues a version number again with other budgets (schedule changes are rare,
+ * once per window at most). {@link #flush} writes what is pending, when the controller stops.
  */
 final class ControllerFiles {
     /** How long a change waits for more before the state file is written: a burst of leases is one write. */
@@ -20,11 +25,13 @@ final class ControllerFiles {
 
     private final RunSettings s;
     private final StateWriter writer;
+    private final Logger log;
     private boolean pending;
     private long scheduleVersion = -1;
 
     ControllerFiles(RunSettings s, Executor io, Logger log) {
         this.s = s;
+        this.log = log;
         this.writer = new StateWriter(io, log);
     }
 
@@ -40,22 +47,35 @@ final class ControllerFiles {
         return schedule;
     }
 
-    /** The state to write now (off the caller's thread); completes once it is written. */
-    java.util.concurrent.CompletableFuture<Void> state(ControllerState st) {
+    /**
+     * The state to write now (off the caller's thread); completes once it is written, exceptionally
+     * (an IOException naming the file) when the write failed.
+     */
+    CompletableFuture<Void> state(ControllerState st) {
         pending = false;
         return writer.submit(ControllerState.file(s), st::json);
     }
 
-    /** The current schedule: written when its version is new. */
+    /**
+     * The current schedule: written now, on the caller's thread, when its version is new (so it is on
+     * disk before a lease carries it). A failed write is logged at error level and tried again at
+     * the next call (every window).
+     */
     void schedule(Schedule sched) {
-        if (sched.version() != scheduleVersion) {
-            String text = sched.toHocon();
-            writer.submit(schedule(s), () -> text);
+        if (sched.version() == scheduleVersion) {
+            return;
+        }
+        Path file = schedule(s);
+        try {
+            AtomicFiles.writeString(file, sched.toHocon());
             scheduleVersion = sched.version();
+        } catch (IOException | RuntimeException e) {
+            log.error("cannot write schedule v{} to {} ({}): a controller restarted now would resume an older version; "
+                    + "tried again next window", sched.version(), file, e.getMessage());
         }
     }
 
-    /** Writes everything pending now, on the caller's thread. */
+    /** Writes everything pending now, on the caller's thread, and waits for a write in flight. */
     void flush() {
         writer.flush();
     }

@@ -3,9 +3,10 @@ package io.tailguard.actors.runtime;
 /**
  * A running run as the controller reports it (`status`): the schedule, the run's progress, the
  * buffer's and learner's live settings with the settings version, the keys tuned away from the
- * configuration, and the compressed rollout option.
+ * configuration, and the compressed rollout option. Package-private (it carries {@link TuningBook.Tuned}): only
+ * the admin endpoint reads it (`status` prints the endpoint's JSON).
  */
-public record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBook.Tuned[] tuned, CompressedOption compressed)
+record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBook.Tuned[] tuned, CompressedOption compressed)
         implements Wire {
 
     /** The status of the controller's plain objects, with the cluster's members. */
@@ -21,10 +22,10 @@ public record ControllerStatus(Schedule schedule, Run run, LiveSettings live, Tu
     }
 
     /** The schedule: version, budgets and p5 α per bin (NaN: no tokens), τ, the cost model's predicted rollout speedup. */
-    public record Schedule(long version, int[] budgets, double[] alphaP5, double tau, double predictedSpeedup) implements Wire {}
+    record Schedule(long version, int[] budgets, double[] alphaP5, double tau, double predictedSpeedup) implements Wire {}
 
     /** The run: policy version (−1: none yet), open leases, groups issued, buffer depth, rollout rate, cluster members. */
-    public record Run(long policyVersion, int leasesOpen, long groupsIssued, int bufferGroups, double rolloutTokensPerSecond,
+    record Run(long policyVersion, int leasesOpen, long groupsIssued, int bufferGroups, double rolloutTokensPerSecond,
                       String[] members) implements Wire {}
 
     /**
@@ -33,6 +34,6 @@ public record ControllerStatus(Schedule schedule, Run run, LiveSettings live, Tu
      * tokens); tokenShare: its share of all rollout tokens reported so far; reason: why the last
      * decision left it where it is.
      */
-    public record CompressedOption(boolean on, long version, String describe, boolean inUse, double probeShare, int maxLag,
+    record CompressedOption(boolean on, long version, String describe, boolean inUse, double probeShare, int maxLag,
                                    double[] alphaP5, double tokenShare, String reason) implements Wire {}
 }

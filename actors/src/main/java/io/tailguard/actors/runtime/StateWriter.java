@@ -17,10 +17,11 @@ import java.util.function.Supplier;
 
 /**
  * Writes the controller's files off the actor's thread, on an executor meant for blocking work (the
- * tailguard-blocking-io dispatcher): each write is atomic (temporary file, then rename), and writes
+ * tailguard.blocking-io dispatcher): each write is atomic (temporary file, then rename), and writes
  * of one file coalesce: a burst of submissions while one is being written ends in one more write,
- * of the newest text. {@link #flush} writes what is pending on the caller's thread (the controller
- * calls it when it stops); a write never replaces a newer one of the same file.
+ * of the newest text. {@link #flush} writes what is pending on the caller's thread and waits for a
+ * write in flight (the controller calls it when it stops, so the last state is on disk before the
+ * process exits); a write never replaces a newer one of the same file.
  */
 final class StateWriter {
     /** A text to write, and who waits for it to be written (those of the texts it replaced too). */
@@ -33,6 +34,8 @@ final class StateWriter {
     private final Map<Path, Long> written = new HashMap<>();
     private long seq;
     private boolean draining;
+    /** Batches taken from pending and not yet written (by the drain, or by a flush). */
+    private int inFlight;
 
     StateWriter(Executor io, Logger log) {
         this.io = io;
@@ -41,7 +44,8 @@ final class StateWriter {
 
     /**
      * Writes the file soon, off this thread; text is computed there (it must read only immutable
-     * data). Completes when it, or a newer text of the file, is written (or the write failed, logged).
+     * data). Completes when it, or a newer text of the file, is written; completes exceptionally
+     * (an IOException naming the file, logged at error level) when that write failed.
      */
     CompletableFuture<Void> submit(Path file, Supplier<String> text) {
         CompletableFuture<Void> done = new CompletableFuture<>();
@@ -66,14 +70,30 @@ final class StateWriter {
         return done;
     }
 
-    /** Writes everything pending now, on the caller's thread. */
+    /**
+     * Writes everything pending now, on the caller's thread, and returns once no write is in flight
+     * and nothing is pending: what was submitted before is on disk (or its write failed, logged).
+     */
     void flush() {
-        Map<Path, Pending> now;
-        synchronized (lock) {
-            now = new LinkedHashMap<>(pending);
-            pending.clear();
+        while (true) {
+            Map<Path, Pending> now;
+            synchronized (lock) {
+                while (pending.isEmpty() && inFlight > 0) {
+                    try {
+                        lock.wait();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        log.error("interrupted while waiting for the controller's files to be written");
+                        return;
+                    }
+                }
+                if (pending.isEmpty()) {
+                    return;
+                }
+                now = take();
+            }
+            writeAll(now);
         }
-        now.forEach(this::write);
     }
 
     private void drain() {
@@ -84,10 +104,28 @@ final class StateWriter {
                     draining = false;
                     return;
                 }
-                now = new LinkedHashMap<>(pending);
-                pending.clear();
+                now = take();
             }
-            now.forEach(this::write);
+            writeAll(now);
+        }
+    }
+
+    /** Takes what is pending, as one batch in flight (holding lock). */
+    private Map<Path, Pending> take() {
+        Map<Path, Pending> now = new LinkedHashMap<>(pending);
+        pending.clear();
+        inFlight++;
+        return now;
+    }
+
+    private void writeAll(Map<Path, Pending> batch) {
+        try {
+            batch.forEach(this::write);
+        } finally {
+            synchronized (lock) {
+                inFlight--;
+                lock.notifyAll();
+            }
         }
     }
 
@@ -98,10 +136,11 @@ final class StateWriter {
                 AtomicFiles.writeString(file, p.text().get());
                 written.put(file, p.seq());
             }
-        } catch (IOException | RuntimeException e) {
-            log.warn("cannot write {}: {}", file, e.getMessage());
-        } finally {
             p.written().forEach(f -> f.complete(null));
+        } catch (IOException | RuntimeException e) {
+            log.error("cannot write {}: {}", file, e.getMessage());
+            IOException failed = new IOException("cannot write " + file + ": " + e.getMessage(), e);
+            p.written().forEach(f -> f.completeExceptionally(failed));
         }
     }
 }

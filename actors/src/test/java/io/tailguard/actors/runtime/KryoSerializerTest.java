@@ -65,7 +65,8 @@ class KryoSerializerTest {
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, 10));
         out.add(new Controller.BufferDepth(12));
         out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, true, tuneReply));
-        out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2));
+        out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2, false));
+        out.add(new Controller.TuneResult(true, "applied tailguard.controller.tau 0.86 -> 0.9; settings v3; schedule v5", 5, 3, true));
         out.add(new Controller.GetStatus(statusReply));
         out.add(new ControllerStatus(new ControllerStatus.Schedule(4, new int[] {64, 96}, new double[] {0.9, Double.NaN}, 0.86, 1.4),
                 new ControllerStatus.Run(3, 1, 40, 2, 310.5, new String[] {"pekko://tailguard@127.0.0.1:25520 Up [controller]"}),

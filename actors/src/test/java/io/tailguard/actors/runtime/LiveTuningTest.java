@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** `tune` and config-file edits against a running controller node. */
@@ -48,8 +49,11 @@ class LiveTuningTest {
             assertEquals(0, ok.code(), ok.err());
             JsonObject j = JsonParser.parseString(ok.out().strip()).getAsJsonObject();
             assertTrue(j.get("accepted").getAsBoolean());
+            assertTrue(j.get("persisted").getAsBoolean(), j.toString());
             assertEquals(v0 + 1, j.get("schedule_version").getAsLong());
             assertEquals(0.9, status(url).get("tau").getAsDouble());
+            // the new schedule version was written before the answer (and before any lease could carry it)
+            assertTrue(Files.readString(tmp.resolve("run/controller/schedule.conf")).contains("version = " + (v0 + 1)));
 
             CliBadInputTest.Run bad = CliBadInputTest.cli("tune", "--admin", url, "tau=2");
             assertEquals(2, bad.code());
@@ -161,6 +165,37 @@ class LiveTuningTest {
             assertEquals(8, st.get("settings_version").getAsLong());
             assertEquals(schedule + 1, st.get("schedule_version").getAsLong());
             assertEquals(Map.of("tailguard.learner.lr", "7.0E-5", "tailguard.compression.probe-share", "0.4"), tuned(state, "tuned"));
+        }
+    }
+
+    /**
+     * The state file cannot be written (a directory stands where it should be): a tune is applied and
+     * runs, but is answered as not persisted, and `tune` exits 1 (an internal failure, not bad input).
+     */
+    @Test
+    void aTuningWhoseStateCannotBeWrittenRunsButIsAnsweredAsNotPersisted(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path file = tmp.resolve("run.conf");
+        Files.writeString(file, "tailguard.controller.tau = 0.86\ntailguard.controller.window = 1s\n");
+        Path state = tmp.resolve("run/controller/state.json");
+        Files.createDirectories(state);
+        Files.writeString(state.resolve("in-the-way"), "x");
+        try (ControllerNode a = ControllerNode.start(tmp, file, init)) {
+            CliBadInputTest.Run r = CliBadInputTest.cli("tune", "--admin", a.url(), "--json", "tau=0.9");
+            assertEquals(1, r.code(), r.out() + r.err());
+            JsonObject j = JsonParser.parseString(r.out().strip()).getAsJsonObject();
+            assertTrue(j.get("accepted").getAsBoolean(), j.toString());
+            assertFalse(j.get("persisted").getAsBoolean(), j.toString());
+            String msg = j.get("message").getAsString();
+            assertTrue(msg.startsWith("applied tailguard.controller.tau") && msg.contains("NOT persisted")
+                    && msg.contains(state.toString()), msg);
+            assertEquals(0.9, status(a.url()).get("tau").getAsDouble(), "the change runs");
+            assertEquals(1, status(a.url()).get("settings_version").getAsLong());
+
+            CliBadInputTest.Run plain = CliBadInputTest.cli("tune", "--admin", a.url(), "tau=0.8");
+            assertEquals(1, plain.code(), plain.out() + plain.err());
+            assertTrue(plain.out().contains("NOT persisted"), plain.out());
         }
     }
 

@@ -3,18 +3,27 @@ package io.tailguard.actors.runtime;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The controller's file writer: coalesced, newest wins, flushed on the caller's thread. */
+/**
+ * The controller's files: state written off the caller's thread (coalesced, newest wins, flushed on
+ * the caller's thread waiting for a write in flight, a failed write reported), the schedule on it.
+ */
 class StateWriterTest {
     @Test
     void aBurstIsOneWriteOfTheNewestTextAndFlushWritesWhatIsPending(@TempDir Path tmp) throws Exception {
@@ -67,9 +76,158 @@ class StateWriterTest {
 
         io.tailguard.rollout.sparse.Schedule dense = io.tailguard.rollout.sparse.Schedule.dense();
         files.schedule(dense);
+        assertEquals(dense.toHocon(), Files.readString(ControllerFiles.schedule(s)), "written before schedule() returns");
+        Files.writeString(ControllerFiles.schedule(s), "edited");
         files.schedule(dense); // the same version: no second write
-        assertEquals(2, queued.size());
+        assertEquals("edited", Files.readString(ControllerFiles.schedule(s)));
+        assertEquals(1, queued.size(), "the schedule is not written off the caller's thread");
+    }
+
+    /**
+     * A new schedule version is on disk when schedule() returns, with the io executor never running:
+     * a lease sent after it never carries a version a restarted controller would not resume. A failed
+     * write is logged at error level and done at the next call with the same version.
+     */
+    @Test
+    void aNewScheduleVersionIsOnDiskBeforeScheduleReturnsAndAFailedWriteIsTriedAgain(@TempDir Path tmp) throws Exception {
+        RunSettings s = TuningBookTest.settings("tailguard.train.out = \"" + tmp.resolve("run") + "\"");
+        Recording log = new Recording();
+        ControllerFiles files = new ControllerFiles(s, r -> {
+            throw new AssertionError("the schedule must not wait for the io executor");
+        }, log.logger());
+        io.tailguard.rollout.sparse.Schedule v1 = io.tailguard.rollout.sparse.Schedule.fixed(64).withVersion(1);
+        io.tailguard.rollout.sparse.Schedule v2 = io.tailguard.rollout.sparse.Schedule.fixed(96).withVersion(2);
+        Path file = ControllerFiles.schedule(s);
+        files.schedule(v1);
+        assertEquals(v1.toHocon(), Files.readString(file));
+        files.schedule(v2);
+        assertEquals(v2.toHocon(), Files.readString(file));
+        assertTrue(log.errors.isEmpty(), log.errors.toString());
+
+        // the controller directory cannot be made: logged, and the same version is written once it can
+        Files.delete(file);
+        Files.delete(file.getParent());
+        Files.writeString(file.getParent(), "in the way");
+        io.tailguard.rollout.sparse.Schedule v3 = io.tailguard.rollout.sparse.Schedule.fixed(128).withVersion(3);
+        files.schedule(v3);
+        assertEquals(1, log.errors.size(), "logged at error level");
+        assertTrue(log.errors.get(0).contains("schedule v3"), log.errors.get(0));
+        Files.delete(file.getParent());
+        files.schedule(v3);
+        assertEquals(v3.toHocon(), Files.readString(file));
+    }
+
+    /**
+     * flush() returns only once the write the io thread already took is done: the controller's last
+     * state is on disk when its PostStop ends (and the process may exit).
+     */
+    @Test
+    void flushWaitsForTheWriteInFlight(@TempDir Path tmp) throws Exception {
+        ExecutorService io = Executors.newSingleThreadExecutor();
+        try {
+            StateWriter w = new StateWriter(io, org.slf4j.LoggerFactory.getLogger(StateWriterTest.class));
+            Path f = tmp.resolve("controller/state.json");
+            CountDownLatch taken = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            CompletableFuture<Void> written = w.submit(f, () -> {
+                taken.countDown();
+                await(release);
+                return "last state";
+            });
+            taken.await(); // the io thread is writing the newest text: nothing is pending
+            CompletableFuture<Void> flushed = new CompletableFuture<>();
+            Thread flusher = new Thread(() -> {
+                w.flush();
+                flushed.complete(null);
+            }, "flusher");
+            flusher.start();
+            // the flusher either returns (wrong) or waits for the write in flight: whichever comes first
+            while (!flushed.isDone() && flusher.getState() != Thread.State.WAITING) {
+                Thread.onSpinWait();
+            }
+            assertFalse(flushed.isDone(), "flush returned while the newest state was still being written");
+            assertFalse(written.isDone());
+            release.countDown();
+            flusher.join();
+            assertTrue(written.isDone());
+            assertEquals("last state", Files.readString(f));
+
+            // a text submitted while one is in flight: flush writes it, after the one in flight, and waits for both
+            CountDownLatch taken2 = new CountDownLatch(1);
+            CountDownLatch release2 = new CountDownLatch(1);
+            w.submit(f, () -> {
+                taken2.countDown();
+                await(release2);
+                return "older";
+            });
+            taken2.await();
+            CompletableFuture<Void> newer = w.submit(f, () -> "newer");
+            Thread flusher2 = new Thread(w::flush, "flusher2");
+            flusher2.start();
+            release2.countDown();
+            flusher2.join();
+            assertTrue(newer.isDone());
+            assertEquals("newer", Files.readString(f));
+        } finally {
+            io.shutdownNow();
+        }
+    }
+
+    /** A failed write completes every future waiting on it exceptionally, naming the file, logged at error level. */
+    @Test
+    void aFailedWriteCompletesItsFuturesExceptionally(@TempDir Path tmp) throws Exception {
+        List<Runnable> queued = new ArrayList<>();
+        Recording log = new Recording();
+        StateWriter w = new StateWriter(queued::add, log.logger());
+        Path dir = tmp.resolve("controller");
+        Files.writeString(dir, "a file where the directory should be");
+        Path f = dir.resolve("state.json");
+        CompletableFuture<Void> replaced = w.submit(f, () -> "1");
+        CompletableFuture<Void> newest = w.submit(f, () -> "2");
+        queued.get(0).run();
+        for (CompletableFuture<Void> c : List.of(replaced, newest)) {
+            ExecutionException e = assertThrows(ExecutionException.class, c::get);
+            assertTrue(e.getCause() instanceof IOException, e.toString());
+            assertTrue(e.getCause().getMessage().contains(f.toString()), e.getCause().getMessage());
+        }
+        assertEquals(1, log.errors.size(), "one write, one error");
+        assertTrue(log.errors.get(0).contains(f.toString()), log.errors.get(0));
+
+        Files.delete(dir); // the disk is fine again: the next submission is written
+        CompletableFuture<Void> again = w.submit(f, () -> "3");
         queued.get(1).run();
-        assertEquals(dense.toHocon(), Files.readString(ControllerFiles.schedule(s)));
+        again.get();
+        assertEquals("3", Files.readString(f));
+    }
+
+    static void await(CountDownLatch l) {
+        try {
+            l.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** A logger that keeps its error-level messages (with the arguments filled in). */
+    static final class Recording {
+        final List<String> errors = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        org.slf4j.Logger logger() {
+            return (org.slf4j.Logger) java.lang.reflect.Proxy.newProxyInstance(Recording.class.getClassLoader(),
+                    new Class<?>[] {org.slf4j.Logger.class}, (proxy, m, args) -> {
+                        if (m.getName().equals("error") && args != null && args[0] instanceof String format) {
+                            Object[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
+                            if (rest.length == 1 && rest[0] instanceof Object[] varargs) {
+                                rest = varargs;
+                            }
+                            errors.add(org.slf4j.helpers.MessageFormatter.arrayFormat(format, rest).getMessage());
+                        }
+                        if (m.getReturnType() == boolean.class) {
+                            return true;
+                        }
+                        return m.getName().equals("getName") ? "recording" : null;
+                    });
+        }
     }
 }
