@@ -61,7 +61,15 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
      * was not persisted) and for a refused one (nothing changed).
      */
     public record TuneResult(boolean accepted, String message, long scheduleVersion, long settingsVersion, boolean persisted)
-            implements Wire {}
+            implements Wire {
+        /** This accepted tuning, whose state could not be written: it runs, but a restarted controller would not have it. */
+        TuneResult notPersisted(Throwable failed) {
+            Throwable cause = failed instanceof java.util.concurrent.CompletionException && failed.getCause() != null
+                    ? failed.getCause() : failed;
+            return new TuneResult(true, message + "; NOT persisted (" + cause.getMessage()
+                    + "): running now, but a restarted controller would not have it", scheduleVersion, settingsVersion, false);
+        }
+    }
 
     record GetStatus(ActorRef<ControllerStatus> replyTo) implements Command, Wire {}
 
@@ -267,19 +275,14 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         // outlives a kill; one whose write failed is answered as running but not persisted
         TuneResult result = new TuneResult(true, msg, after, tuning.live().version(), true);
         org.slf4j.Logger log = getContext().getLog();
-        files.state(tuning.state(leases.nextGroup(), leases.undelivered()))
-                .whenComplete((ok, failed) -> t.replyTo().tell(failed == null ? result : notPersisted(result, failed, log)));
+        files.state(tuning.state(leases.nextGroup(), leases.undelivered())).whenComplete((ok, failed) -> {
+            TuneResult r = failed == null ? result : result.notPersisted(failed);
+            if (failed != null) {
+                log.error("tune: {}", r.message());
+            }
+            t.replyTo().tell(r);
+        });
         return this;
-    }
-
-    /** An accepted tuning whose state could not be written: it runs, but a restarted controller would not have it (logged). */
-    private static TuneResult notPersisted(TuneResult accepted, Throwable failed, org.slf4j.Logger log) {
-        Throwable cause = failed instanceof java.util.concurrent.CompletionException && failed.getCause() != null
-                ? failed.getCause() : failed;
-        String msg = accepted.message() + "; NOT persisted (" + cause.getMessage()
-                + "): running now, but a restarted controller would not have it";
-        log.error("tune: {}", msg);
-        return new TuneResult(true, msg, accepted.scheduleVersion(), accepted.settingsVersion(), false);
     }
 
     private Behavior<Command> onStatus(GetStatus g) {
