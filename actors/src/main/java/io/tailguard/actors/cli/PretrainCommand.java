@@ -27,8 +27,8 @@ final class PretrainCommand implements Callable<Integer> {
     @Mixin
     Common common;
 
-    @Option(names = "--task", defaultValue = PretrainRecipe.QUICKSTART_TASK,
-            description = "Built-in task: kv-recall, pointer-chase or marked-sum (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--task", defaultValue = PretrainRecipe.QUICKSTART_TASK, completionCandidates = BuiltinTaskNames.class,
+            description = "Built-in task: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     String task;
 
     @Option(names = "--preset", defaultValue = "tiny", description = "Model preset: tiny or small (default: ${DEFAULT-VALUE}).")

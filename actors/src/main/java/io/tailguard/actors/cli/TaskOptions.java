@@ -9,8 +9,8 @@ import java.nio.file.Path;
 
 /** --task and --dataset, shared by eval, mismatch and calibrate. */
 final class TaskOptions {
-    @Option(names = "--task", required = true,
-            description = "Built-in task (kv-recall, pointer-chase, marked-sum) or dataset task (math, code; needs --dataset).")
+    @Option(names = "--task", required = true, completionCandidates = BuiltinTaskNames.class,
+            description = "Built-in task (${COMPLETION-CANDIDATES}) or dataset task (math, code; needs --dataset).")
     String task;
 
     @Option(names = "--dataset", description = "JSON-lines file of a dataset task (math: {id,problem,answer}; code: {id,problem,tests}).")

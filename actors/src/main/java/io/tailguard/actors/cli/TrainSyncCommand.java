@@ -36,7 +36,8 @@ final class TrainSyncCommand implements Callable<Integer> {
             description = "Starting checkpoint (with its tokenizer.json); 'default' is the embedded default, pretrained on first use.")
     Path checkpoint;
 
-    @Option(names = "--task", required = true, description = "Built-in task: kv-recall, pointer-chase, marked-sum.")
+    @Option(names = "--task", required = true, completionCandidates = BuiltinTaskNames.class,
+            description = "Built-in task: ${COMPLETION-CANDIDATES}.")
     String task;
 
     @Option(names = "--context", defaultValue = "512", description = "Prompt length in tokens (default: ${DEFAULT-VALUE}).")
