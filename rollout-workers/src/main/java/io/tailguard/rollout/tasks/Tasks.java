@@ -41,7 +41,7 @@ public final class Tasks {
 
     /**
      * A generated task as {@link #builtin(String, int)}, with the length of its completion and its
-     * reward rule: {@code steps} is the number of steps a completion writes (0: the task's default for
+     * reward rule (runs and commands ask through {@link TaskSpec}, which checks the knobs once): {@code steps} is the number of steps a completion writes (0: the task's default for
      * the context; only tasks with {@link #hasSteps}), {@code graded} rewards the share of steps right
      * instead of exact match (only tasks with steps).
      *
