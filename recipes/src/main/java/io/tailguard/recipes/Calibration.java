@@ -19,7 +19,7 @@ import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
-import io.tailguard.rollout.tasks.Tasks;
+import io.tailguard.rollout.tasks.TaskSpec;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -287,13 +287,13 @@ public final class Calibration {
      * tokens for tasks without solutions; candidates from {@link #runCandidates}; τ and bin width
      * are the controller's; the default dense layers.
      */
-    public static Result forRun(Path checkpoint, String task, int contextMin, int contextMax, long runSeed,
+    public static Result forRun(Path checkpoint, TaskSpec task, int contextMin, int contextMax, long runSeed,
                                 BudgetController.Settings controller, Listener listener) {
         int[] candidates = runCandidates(controller, contextMax);
         long seed = PromptStreams.calibration(runSeed);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         int[] contexts = java.util.stream.IntStream.of(contextMin, contextMax).sorted().distinct().toArray();
-        List<Group> groups = groups(ctx -> Tasks.builtin(task, ctx), contexts, RUN_PROMPTS, seed);
+        List<Group> groups = groups(task::at, contexts, RUN_PROMPTS, seed);
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse("cpu"))) {
             return calibrate(model, tok, groups, candidates, controller.tau(), controller.binWidth(),
                     Schedule.DEFAULT_DENSE_LAYERS, seed, 8, 64, null, listener);
@@ -305,7 +305,7 @@ public final class Calibration {
      * with {@code provenance} as its first comment line; a run that finds the file there (it is being
      * resumed) reuses it. Reports on {@code listener}'s lines; returns the file.
      */
-    public static Path atRunStart(Path runDir, String provenance, Path checkpoint, String task, int contextMin,
+    public static Path atRunStart(Path runDir, String provenance, Path checkpoint, TaskSpec task, int contextMin,
                                   int contextMax, long runSeed, BudgetController.Settings controller, Listener listener)
             throws IOException {
         Path file = runDir.resolve("calibrated.conf");

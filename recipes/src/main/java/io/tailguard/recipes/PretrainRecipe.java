@@ -1,5 +1,7 @@
 package io.tailguard.recipes;
 
+import io.tailguard.rollout.tasks.TaskSpec;
+
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -31,11 +33,18 @@ import java.util.Map;
  * {@link #VERSION}, for a change in the training code itself) trains a new default instead of
  * reusing a stale one.
  *
- * <p>Bad values are IllegalArgumentException whose message starts with the parameter's name.
+ * <p>{@code taskSteps} and {@code reward} are the task's own knobs ({@link TaskSpec}: steps of a
+ * completion, 0 the task's default; exact or graded reward), recorded so that a checkpoint says what
+ * it was trained on. At their defaults they stay out of {@link #toMap()}, so recipes from before
+ * they existed keep their hash (and the cached default its directory).
+ *
+ * <p>Bad values are IllegalArgumentException whose message starts with the parameter's name
+ * ({@code task-steps}, {@code reward} for the task's knobs, as the command line names them).
  */
 public record PretrainRecipe(String task, String preset, int context, int steps, int batch, double lr, long seed,
                       int warmupSteps, double weightDecay, int startContext, double mastery, int rampSteps,
-                      double practiceShare, double target, int validateEvery, int targetEvery, int validationPrompts) {
+                      double practiceShare, double target, int validateEvery, int targetEvery, int validationPrompts,
+                      int taskSteps, TaskSpec.Reward reward) {
 
     /** Bump when the training code changes what a recipe produces. */
     static final int VERSION = 2;
@@ -67,6 +76,12 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
         if (startContext > context) {
             throw new IllegalArgumentException("start context " + startContext + " exceeds context " + context);
         }
+        if (taskSteps < 0) {
+            throw new IllegalArgumentException("task-steps: must be >= 0 (0: the task's default), got " + taskSteps);
+        }
+        if (reward == null) {
+            throw new IllegalArgumentException("reward: must be exact or graded, got null");
+        }
         if (!(mastery >= 0 && mastery <= 1) || rampSteps < 0 || validateEvery < 1 || targetEvery < 1 || validationPrompts < 1) {
             throw new IllegalArgumentException("bad curriculum: mastery " + mastery + ", ramp " + rampSteps
                     + " steps, validation every " + validateEvery + " / " + targetEvery + " steps on " + validationPrompts + " prompts");
@@ -78,7 +93,23 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
                                     double target) {
         int warmup = Math.max(1, Math.min(30, steps / 20));
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmup, 0.0,
-                Math.min(64, context), 0.5, 50, 0.75, target, 10, 5, 64);
+                Math.min(64, context), 0.5, 50, 0.75, target, 10, 5, 64, 0, TaskSpec.Reward.EXACT);
+    }
+
+    /** This recipe on the task with {@code taskSteps} steps (0: the task's default) and {@code reward}. */
+    public PretrainRecipe withTask(int taskSteps, TaskSpec.Reward reward) {
+        return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmupSteps, weightDecay, startContext,
+                mastery, rampSteps, practiceShare, target, validateEvery, targetEvery, validationPrompts, taskSteps, reward);
+    }
+
+    /**
+     * The task with its knobs.
+     *
+     * @throws IllegalArgumentException an unknown task ("task: ..."), or knobs its task does not take
+     *                                  ("task-steps: ...", "reward: ...")
+     */
+    public TaskSpec taskSpec() {
+        return new TaskSpec(task, taskSteps, reward);
     }
 
     public static PretrainRecipe of(String task, String preset, int context, int steps, int batch, double lr, long seed) {
@@ -120,6 +151,13 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
         m.put("validate_every", validateEvery);
         m.put("target_every", targetEvery);
         m.put("validation_prompts", validationPrompts);
+        // only when set: the hash of a recipe that leaves them at their defaults is what it was before they existed
+        if (taskSteps != 0) {
+            m.put("task_steps", taskSteps);
+        }
+        if (reward != TaskSpec.Reward.EXACT) {
+            m.put("reward", reward.toString());
+        }
         return m;
     }
 

@@ -16,6 +16,7 @@ import io.tailguard.rollout.tasks.Practice;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskSpec;
 import io.tailguard.rollout.tasks.TaskFormat;
 import io.tailguard.rollout.tasks.Tasks;
 
@@ -110,10 +111,11 @@ public final class Pretraining {
             throw new IllegalArgumentException("task: unknown task \"" + r.task() + "\"; pretrain takes a built-in task ("
                     + String.join(", ", Tasks.builtinNames()) + ")");
         }
+        TaskSpec spec = r.taskSpec();
         try {
-            Task t = Tasks.builtin(r.task(), r.context());
+            Task t = spec.at(r.context());
             t.prompt(r.seed(), 0);                      // too short a context fails here, not mid-run
-            Tasks.builtin(r.task(), r.startContext()).prompt(r.seed(), 0);
+            taskAt(spec, r.startContext(), r.context()).prompt(r.seed(), 0);
             return t;
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("context: " + e.getMessage(), e);
@@ -142,7 +144,8 @@ public final class Pretraining {
     public static Trained train(PretrainRecipe r, Map<String, float[]> init, Device device, Listener listener,
                                 int checkpointEvery) {
         Task finalTask = validate(r);
-        Task startTask = Tasks.builtin(r.task(), r.startContext());
+        TaskSpec spec = r.taskSpec();
+        Task startTask = taskAt(spec, r.startContext(), r.context());
         CharTokenizer tok = CharTokenizer.standard();
         ModelConfig config = InitialModel.config(r.preset());
         Qwen3Model model = Qwen3Model.create(config, init != null ? init : InitialModel.weights(config, r.seed()), device);
@@ -161,7 +164,7 @@ public final class Pretraining {
                     long k = (long) (s - 1) * r.batch() + i;
                     SplittableRandom rng = new SplittableRandom(r.seed() * 0x9E3779B97F4A7C15L + k);
                     int ctx = r.startContext() + rng.nextInt(hi - r.startContext() + 1);
-                    Task task = Tasks.builtin(r.task(), ctx);
+                    Task task = taskAt(spec, ctx, r.context());
                     Optional<Practice> practice = i < practicePerBatch ? task.practice(PromptStreams.training(r.seed()), k) : Optional.empty();
                     if (practice.isPresent()) {
                         prompts.add(withBos(tok, practice.get().context()));
@@ -225,6 +228,20 @@ public final class Pretraining {
         out[0] = tok.bosId();
         System.arraycopy(ids, 0, out, 1, ids.length);
         return out;
+    }
+
+    /**
+     * The task at a curriculum context {@code ctx} on the way to {@code finalContext}: steps given
+     * explicitly shrink with the context, K · ctx / final (at least 1), as the default steps
+     * (a fixed share of the context) do, so that the short contexts the curriculum starts at hold
+     * them; the final context has all K.
+     */
+    static Task taskAt(TaskSpec spec, int ctx, int finalContext) {
+        if (spec.steps() == 0 || ctx >= finalContext) {
+            return spec.at(ctx);
+        }
+        int k = (int) Math.max(1, (long) spec.steps() * ctx / finalContext);
+        return new TaskSpec(spec.name(), k, spec.reward()).at(ctx);
     }
 
     /**

@@ -14,7 +14,7 @@ import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskFormat;
-import io.tailguard.rollout.tasks.Tasks;
+import io.tailguard.rollout.tasks.TaskSpec;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -36,7 +36,7 @@ public final class RolloutSpeedup {
     }
 
     /** Dense decode time over each schedule's, in the schedules' order. */
-    public static double[] measure(Path policy, String task, int contextMin, int contextMax, int promptsPerLease,
+    public static double[] measure(Path policy, TaskSpec task, int contextMin, int contextMax, int promptsPerLease,
                                    int groupSize, long runSeed, List<Schedule> schedules) {
         Tokenizer tok = Tokenizers.fromCheckpoint(policy);
         int eos = TaskFormat.requireEos(tok);
@@ -44,7 +44,7 @@ public final class RolloutSpeedup {
         int maxNew = 1;
         for (int i = 0; i < promptsPerLease; i++) {
             int ctx = contextMin + (contextMax - contextMin) * i / Math.max(1, promptsPerLease - 1);
-            Task t = Tasks.builtin(task, ctx);
+            Task t = task.at(ctx);
             Prompt p = t.prompt(PromptStreams.speedup(runSeed), i);
             maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(t, p, tok, 64));
             for (int g = 0; g < groupSize; g++) {

@@ -2,6 +2,7 @@ package io.tailguard.recipes;
 
 import io.tailguard.learner.LearnerCheckpoint;
 import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.tasks.TaskSpec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,10 +36,17 @@ public final class SyncResume {
      *
      * @param distill null without DistillSparse
      */
-    public static Map<String, String> settings(String task, int context, Schedule schedule, SyncTrainer.Options o,
+    public static Map<String, String> settings(TaskSpec task, int context, Schedule schedule, SyncTrainer.Options o,
                                                SyncTrainer.Distill distill) {
         Map<String, String> m = new LinkedHashMap<>();
-        m.put("--task", task);
+        m.put("--task", task.name());
+        // the task's knobs only when set, so a checkpoint from before they existed resumes as it did
+        if (task.steps() != 0) {
+            m.put("--task-steps", Integer.toString(task.steps()));
+        }
+        if (task.reward() != TaskSpec.Reward.EXACT) {
+            m.put("--reward", task.reward().toString());
+        }
         m.put("--context", Integer.toString(context));
         m.put(SCHEDULE, schedule.isDense() ? "dense" : schedule.toString());
         m.put("--group", Integer.toString(o.groupSize()));

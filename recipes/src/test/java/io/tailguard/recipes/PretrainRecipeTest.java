@@ -1,11 +1,15 @@
 package io.tailguard.recipes;
 
+import io.tailguard.rollout.tasks.TaskSpec;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -22,6 +26,23 @@ class PretrainRecipeTest {
         assertEquals("18aee1ad00cc", PretrainRecipe.embeddedDefault().hash());
         assertEquals("4ece0bf8c4ea", PretrainRecipe.of("pointer-chase", "small", 512, 300, 32, 3e-4, 11, 0.5).hash());
         assertEquals(Path.of("/c/default-18aee1ad00cc"), EmbeddedDefault.dir(Path.of("/c"), PretrainRecipe.embeddedDefault()));
+    }
+
+    @Test
+    void theTaskKnobsEnterTheHashOnlyWhenSet() {
+        PretrainRecipe base = PretrainRecipe.embeddedDefault();
+        assertEquals(base, base.withTask(0, TaskSpec.Reward.EXACT));
+        assertEquals("18aee1ad00cc", base.withTask(0, TaskSpec.Reward.EXACT).hash(), "the defaults leave the hash alone");
+        assertFalse(base.toMap().containsKey("task_steps") || base.toMap().containsKey("reward"));
+
+        PretrainRecipe trace = PretrainRecipe.of("kv-trace", "tiny", 256, 500, 64, 1e-3, 0);
+        PretrainRecipe steps = trace.withTask(8, TaskSpec.Reward.EXACT);
+        PretrainRecipe graded = trace.withTask(0, TaskSpec.Reward.GRADED);
+        assertEquals(8, steps.toMap().get("task_steps"));
+        assertEquals("graded", graded.toMap().get("reward"));
+        assertEquals(3, Set.of(trace.hash(), steps.hash(), graded.hash()).size(), "each knob changes the hash");
+        assertNotEquals(steps.hash(), trace.withTask(8, TaskSpec.Reward.GRADED).hash());
+        assertEquals(new TaskSpec("kv-trace", 8, TaskSpec.Reward.EXACT), steps.taskSpec());
     }
 
     @Test
@@ -43,6 +64,13 @@ class PretrainRecipeTest {
         assertMessageStarts("target", () -> PretrainRecipe.of("kv-recall", "tiny", 256, 10, 32, 1e-3, 0, 1.5));
         assertMessageStarts("task", () -> Pretraining.validate(PretrainRecipe.of("no-such-task", "tiny", 256, 10, 32, 1e-3, 0)));
         assertMessageStarts("context", () -> Pretraining.validate(PretrainRecipe.of("kv-recall", "tiny", 16, 10, 32, 1e-3, 0)));
+        PretrainRecipe recall = PretrainRecipe.of("kv-recall", "tiny", 256, 10, 32, 1e-3, 0);
+        assertMessageStarts("task-steps", () -> recall.withTask(-1, TaskSpec.Reward.EXACT));
+        assertMessageStarts("task-steps", () -> Pretraining.validate(recall.withTask(4, TaskSpec.Reward.EXACT)));
+        assertMessageStarts("reward", () -> Pretraining.validate(recall.withTask(0, TaskSpec.Reward.GRADED)));
+        // 64 steps do not fit a context of 256: (256 - 9 header - 193 query) / 6 = 9 table lines
+        assertMessageStarts("context", () -> Pretraining.validate(PretrainRecipe.of("kv-trace", "tiny", 256, 10, 32, 1e-3, 0)
+                .withTask(64, TaskSpec.Reward.EXACT)));
     }
 
     @Test
@@ -50,6 +78,23 @@ class PretrainRecipeTest {
         assertEquals(Path.of("/x/cache"), EmbeddedDefault.cacheRoot(Map.of("TAILGUARD_CACHE", "/x/cache"), "/home/u"));
         assertEquals(Path.of("/home/u/.cache/tailguard"), EmbeddedDefault.cacheRoot(Map.of("TAILGUARD_CACHE", " "), "/home/u"));
         assertEquals(Path.of("/home/u/.cache/tailguard"), EmbeddedDefault.cacheRoot(Map.of(), "/home/u"));
+    }
+
+    @Test
+    void explicitStepsShrinkWithTheCurriculumContext() {
+        TaskSpec k32 = new TaskSpec("kv-trace", 32, TaskSpec.Reward.EXACT);
+        assertEquals(4, lines(Pretraining.taskAt(k32, 64, 512)), "32 * 64 / 512");
+        assertEquals(16, lines(Pretraining.taskAt(k32, 256, 512)), "32 * 256 / 512");
+        assertEquals(32, lines(Pretraining.taskAt(k32, 512, 512)), "all of them at the final context");
+        assertEquals(1, lines(Pretraining.taskAt(new TaskSpec("kv-trace", 3, TaskSpec.Reward.EXACT), 64, 512)), "at least 1");
+        assertEquals(4, lines(Pretraining.taskAt(TaskSpec.of("kv-trace"), 64, 512)), "the default: 64 / 16");
+        // a long generation pretrains from the 64-token start: 32 steps would not fit there
+        assertEquals(32, lines(Pretraining.validate(PretrainRecipe.of("kv-trace", "tiny", 512, 10, 32, 1e-3, 0)
+                .withTask(32, TaskSpec.Reward.EXACT))));
+    }
+
+    private static int lines(io.tailguard.rollout.tasks.Task t) {
+        return t.solution(t.prompt(1, 0)).orElseThrow().split("\n").length;
     }
 
     @Test

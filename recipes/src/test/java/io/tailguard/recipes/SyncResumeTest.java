@@ -4,6 +4,7 @@ import io.tailguard.learner.DistillSparse;
 import io.tailguard.learner.LearnerCheckpoint;
 import io.tailguard.model.lora.LoraConfig;
 import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.tasks.TaskSpec;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,7 +34,7 @@ class SyncResumeTest {
 
     @Test
     void settingsAreTheKeysCheckpointsHaveAlwaysRecorded() {
-        Map<String, String> plain = SyncResume.settings("kv-recall", 256, Schedule.fixed(64), TEN, null);
+        Map<String, String> plain = SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(64), TEN, null);
         assertEquals(List.of("--task", "--context", "schedule", "--group", "--lr", "--micro-batch", "warm-up steps"),
                 List.copyOf(plain.keySet()));
         assertEquals("kv-recall", plain.get("--task"));
@@ -42,8 +43,8 @@ class SyncResumeTest {
         assertEquals("1.0E-4", plain.get("--lr"));
         assertEquals("16", plain.get("--micro-batch"));
         assertEquals("1", plain.get("warm-up steps"));
-        assertEquals("dense", SyncResume.settings("kv-recall", 256, Schedule.dense(), TEN, null).get("schedule"));
-        Map<String, String> distill = SyncResume.settings("kv-recall", 256, Schedule.fixed(64), TEN,
+        assertEquals("dense", SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.dense(), TEN, null).get("schedule"));
+        Map<String, String> distill = SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(64), TEN,
                 new SyncTrainer.Distill(LoraConfig.defaults(), 1e-3, 0.001, 1.0, DistillSparse.Divergence.FULL, 7));
         assertEquals("8", distill.get("--lora-rank"));
         assertEquals("16.0", distill.get("--lora-alpha"));
@@ -55,8 +56,20 @@ class SyncResumeTest {
     }
 
     @Test
+    void theTaskKnobsAreRecordedOnlyWhenSet() {
+        Map<String, String> trace = SyncResume.settings(new TaskSpec("kv-trace", 12, TaskSpec.Reward.GRADED), 512,
+                Schedule.fixed(64), TEN, null);
+        assertEquals(List.of("--task", "--task-steps", "--reward", "--context", "schedule", "--group", "--lr", "--micro-batch",
+                "warm-up steps"), List.copyOf(trace.keySet()));
+        assertEquals("12", trace.get("--task-steps"));
+        assertEquals("graded", trace.get("--reward"));
+        assertEquals(List.of("--task", "--context", "schedule", "--group", "--lr", "--micro-batch", "warm-up steps"),
+                List.copyOf(SyncResume.settings(TaskSpec.of("kv-trace"), 512, Schedule.fixed(64), TEN, null).keySet()));
+    }
+
+    @Test
     void aCheckpointOfTheSameRunResumesAtItsStep(@TempDir Path dir) throws Exception {
-        Map<String, String> settings = SyncResume.settings("kv-recall", 256, Schedule.fixed(64), TEN, null);
+        Map<String, String> settings = SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(64), TEN, null);
         state(dir, 3, 12, 7, "grpo", settings);
         assertEquals(3, SyncResume.step(dir, TEN, false, settings));
         // a setting the checkpoint did not record is not checked
@@ -67,7 +80,7 @@ class SyncResumeTest {
 
     @Test
     void eachDifferenceIsNamedByItsParameterAndTheFile(@TempDir Path dir) throws Exception {
-        Map<String, String> settings = SyncResume.settings("kv-recall", 256, Schedule.fixed(64), TEN, null);
+        Map<String, String> settings = SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(64), TEN, null);
         Path f = dir.resolve(LearnerCheckpoint.STATE);
         assertEquals("resume: " + dir + " holds no learner checkpoint (trainer-state.json and optimizer.safetensors)",
                 refused(dir, TEN, false, settings));
@@ -82,24 +95,24 @@ class SyncResumeTest {
                 refused(dir, new SyncTrainer.Options(10, 3, 8, 1e-4, 1, 7, 16, 0, 1234), false, settings));
         SyncTrainer.Options longer = new SyncTrainer.Options(20, 4, 8, 1e-4, 2, 7, 16, 0, 1234);
         assertEquals("steps 20 gives 2 warm-up steps, the run in " + f + " had 1",
-                refused(dir, longer, false, SyncResume.settings("kv-recall", 256, Schedule.fixed(64), longer, null)));
+                refused(dir, longer, false, SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(64), longer, null)));
         assertEquals("the schedule (Schedule[fixed 128, v1]) differs from the run's in " + f + " (Schedule[fixed 64, v1])",
-                refused(dir, TEN, false, SyncResume.settings("kv-recall", 256, Schedule.fixed(128), TEN, null)));
+                refused(dir, TEN, false, SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(128), TEN, null)));
         assertEquals("context 512 differs from 256 in " + f,
-                refused(dir, TEN, false, SyncResume.settings("kv-recall", 512, Schedule.fixed(64), TEN, null)));
+                refused(dir, TEN, false, SyncResume.settings(TaskSpec.of("kv-recall"), 512, Schedule.fixed(64), TEN, null)));
     }
 
     @Test
     void aDistillCheckpointNeedsTheLorasOptimizer(@TempDir Path dir) throws Exception {
         SyncTrainer.Distill d = new SyncTrainer.Distill(LoraConfig.defaults(), 1e-3, 0.001, 7);
-        Map<String, String> settings = SyncResume.settings("kv-recall", 256, Schedule.fixed(64), TEN, d);
+        Map<String, String> settings = SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(64), TEN, d);
         state(dir, 3, 12, 7, "grpo+distill-sparse", settings);
         String m = refused(dir, TEN, true, settings);
         assertTrue(m.startsWith("resume with distill: ") && m.contains(LearnerCheckpoint.LORA_OPTIMIZER), m);
         Files.write(dir.resolve(LearnerCheckpoint.LORA_OPTIMIZER), new byte[0]);
         assertEquals(3, SyncResume.step(dir, TEN, true, settings));
         assertEquals("lora-lr 0.01 differs from 0.001 in " + dir.resolve(LearnerCheckpoint.STATE), refused(dir, TEN, true,
-                SyncResume.settings("kv-recall", 256, Schedule.fixed(64), TEN,
+                SyncResume.settings(TaskSpec.of("kv-recall"), 256, Schedule.fixed(64), TEN,
                         new SyncTrainer.Distill(LoraConfig.defaults(), 1e-2, 0.001, 7))));
     }
 

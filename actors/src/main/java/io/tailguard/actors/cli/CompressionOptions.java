@@ -2,7 +2,9 @@ package io.tailguard.actors.cli;
 
 import io.tailguard.recipes.CompressionData;
 import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskSpec;
 import io.tailguard.rollout.tasks.Tasks;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.Map;
@@ -11,6 +13,9 @@ import java.util.Map;
 final class CompressionOptions {
     @Option(names = "--task", defaultValue = "kv-recall", description = "Built-in task whose prompts calibrate, measure KL and pass@1 (default: ${DEFAULT-VALUE}).")
     String task;
+
+    @Mixin
+    TaskKnobs knobs;
 
     @Option(names = "--context", defaultValue = "128", description = "Prompt length of the task (default: ${DEFAULT-VALUE}).")
     int context;
@@ -35,9 +40,10 @@ final class CompressionOptions {
         if (heldOut < 1 || evalN < 0 || calibration < 0) {
             throw new BadInput("--held-out must be >= 1, --calibration and --eval-n >= 0");
         }
+        TaskSpec spec = knobs.spec(task);
         Task t;
         try {
-            t = Tasks.builtin(task, context);
+            t = spec.at(context);
             t.prompt(seed, 0);
         } catch (IllegalArgumentException e) {
             throw new BadInput("--context: " + e.getMessage());

@@ -5,6 +5,7 @@ import io.tailguard.recipes.EmbeddedDefault;
 import io.tailguard.recipes.PretrainRecipe;
 import io.tailguard.recipes.Pretraining;
 import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskSpec;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -27,9 +28,12 @@ final class PretrainCommand implements Callable<Integer> {
     @Mixin
     Common common;
 
-    @Option(names = "--task", defaultValue = PretrainRecipe.QUICKSTART_TASK,
-            description = "Built-in task: kv-recall, pointer-chase or marked-sum (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--task", defaultValue = PretrainRecipe.QUICKSTART_TASK, completionCandidates = BuiltinTaskNames.class,
+            description = "Built-in task: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     String task;
+
+    @Mixin
+    TaskKnobs knobs;
 
     @Option(names = "--preset", defaultValue = "tiny", description = "Model preset: tiny or small (default: ${DEFAULT-VALUE}).")
     String preset;
@@ -74,7 +78,8 @@ final class PretrainCommand implements Callable<Integer> {
     int evalN;
 
     /** The recipe's parameters that are this command's flags of the same name. */
-    private static final List<String> FLAGS = List.of("task", "context", "steps", "batch", "lr", "target", "init");
+    private static final List<String> FLAGS = List.of("task", "context", "steps", "batch", "lr", "target", "init", "task-steps",
+            "reward");
 
     @Override
     public Integer call() {
@@ -92,7 +97,7 @@ final class PretrainCommand implements Callable<Integer> {
         java.util.Map<String, float[]> initWeights;
         try {
             recipe = PretrainRecipe.of(task, preset, context, steps, batch, lr != null ? lr : PretrainRecipe.defaultLr(preset),
-                    seed, target);
+                    seed, target).withTask(knobs.steps, TaskSpec.Reward.parse(knobs.reward));
             tk = Pretraining.validate(recipe);
             io.tailguard.model.ModelConfig.preset(preset, 1, 0);   // an unknown preset fails before training
             initWeights = init == null ? null : Pretraining.initWeights(init, recipe);

@@ -3,15 +3,19 @@ package io.tailguard.actors.cli;
 import io.tailguard.rollout.tasks.DatasetTask;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.Tasks;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 
-/** --task and --dataset, shared by eval, mismatch and calibrate. */
+/** --task, its knobs (--task-steps, --reward) and --dataset, shared by eval, mismatch and calibrate. */
 final class TaskOptions {
-    @Option(names = "--task", required = true,
-            description = "Built-in task (kv-recall, pointer-chase, marked-sum) or dataset task (math, code; needs --dataset).")
+    @Option(names = "--task", required = true, completionCandidates = BuiltinTaskNames.class,
+            description = "Built-in task (${COMPLETION-CANDIDATES}) or dataset task (math, code; needs --dataset).")
     String task;
+
+    @Mixin
+    TaskKnobs knobs;
 
     @Option(names = "--dataset", description = "JSON-lines file of a dataset task (math: {id,problem,answer}; code: {id,problem,tests}).")
     Path dataset;
@@ -32,6 +36,11 @@ final class TaskOptions {
         if (!isDataset() && dataset != null) {
             throw new BadInput("--dataset: " + task + " is a built-in task and takes no dataset file");
         }
+        if (isDataset()) {
+            knobs.refuseForDataset(task);
+        } else {
+            knobs.spec(task);
+        }
     }
 
     /**
@@ -41,7 +50,7 @@ final class TaskOptions {
     Task resolve(int context) {
         validate();
         if (!isDataset()) {
-            return Tasks.builtin(task, context);
+            return knobs.spec(task).at(context);
         }
         DatasetTask t = Tasks.fromDataset(task, dataset);
         if (t.skippedCount() > 0) {

@@ -12,6 +12,7 @@ import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskSpec;
 import io.tailguard.rollout.tasks.Tasks;
 import io.tailguard.recipes.SyncResume;
 import io.tailguard.recipes.SyncTrainer;
@@ -36,8 +37,12 @@ final class TrainSyncCommand implements Callable<Integer> {
             description = "Starting checkpoint (with its tokenizer.json); 'default' is the embedded default, pretrained on first use.")
     Path checkpoint;
 
-    @Option(names = "--task", required = true, description = "Built-in task: kv-recall, pointer-chase, marked-sum.")
+    @Option(names = "--task", required = true, completionCandidates = BuiltinTaskNames.class,
+            description = "Built-in task: ${COMPLETION-CANDIDATES}.")
     String task;
+
+    @Mixin
+    TaskKnobs knobs;
 
     @Option(names = "--context", defaultValue = "512", description = "Prompt length in tokens (default: ${DEFAULT-VALUE}).")
     int context;
@@ -134,6 +139,7 @@ final class TrainSyncCommand implements Callable<Integer> {
         if (!Tasks.builtinNames().contains(task)) {
             throw new BadInput("--task: train-sync takes a built-in task (" + String.join(", ", Tasks.builtinNames()) + ")");
         }
+        TaskSpec spec = knobs.spec(task);
         Schedule schedule = mode.dense ? Schedule.dense() : mode.sparse.s.resolve();
         SyncTrainer.Distill distillOptions = null;
         if (distill) {
@@ -178,7 +184,7 @@ final class TrainSyncCommand implements Callable<Integer> {
         }
         SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, SyncTrainer.warmupSteps(steps), seed,
                 microBatch, evalN, evalSeed);
-        Map<String, String> runOptions = SyncResume.settings(task, context, schedule, o, distillOptions);
+        Map<String, String> runOptions = SyncResume.settings(spec, context, schedule, o, distillOptions);
         if (!resume && out != null && LearnerCheckpoint.exists(out)) {
             throw new BadInput("--out " + out + " already holds a learner checkpoint (step " + LearnerCheckpoint.state(out).step()
                     + "); give --resume to continue it, or another --out");
@@ -207,7 +213,7 @@ final class TrainSyncCommand implements Callable<Integer> {
             throw new BadInput("--stop-after " + stopAfter + ": the checkpoint in " + out + " is already at step " + resumedFrom);
         }
         checkpoint = Checkpoints.resolve(checkpoint);
-        Task t = Tasks.builtin(task, context);
+        Task t = spec.at(context);
         // Resuming, the weights (and tokenizer) are the checkpoint's in --out; --checkpoint stays the parent.
         Path from = resume ? out : checkpoint;
         Tokenizer tok = Tokenizers.fromCheckpoint(from);

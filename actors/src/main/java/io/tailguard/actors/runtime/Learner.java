@@ -16,7 +16,6 @@ import io.tailguard.model.lora.LoraFiles;
 import io.tailguard.recipes.TrainingSession;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.eval.Evaluator;
-import io.tailguard.rollout.tasks.Tasks;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -311,7 +310,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (s.train().evalN() == 0) {
             return;
         }
-        var task = Tasks.builtin(s.train().task(), s.train().contextMax());
+        var task = s.train().task().at(s.train().contextMax());
         double p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
                 new Evaluator.EvalOptions(s.train().evalN(), 1, 0.0, s.train().evalSeed(), 64, 16), AttentionKernel.DENSE).passAt1();
         metrics.passAt1.set(p);

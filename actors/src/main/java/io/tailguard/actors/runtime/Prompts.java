@@ -3,7 +3,7 @@ package io.tailguard.actors.runtime;
 import io.tailguard.model.KvCache;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
-import io.tailguard.rollout.tasks.Tasks;
+import io.tailguard.rollout.tasks.TaskSpec;
 
 import java.util.HashMap;
 import java.util.Map;
@@ -11,23 +11,23 @@ import java.util.SplittableRandom;
 
 /**
  * The run's prompt stream: group g is the task's prompt (seed, g) at a context length drawn for g
- * from [min, max] in page steps. A function of (task, seed, g) only, so a re-issued group, a
+ * from [min, max] in page steps. A function of (task with its knobs, seed, g) only, so a re-issued group, a
  * restarted controller or another node names the same prompt.
  */
 final class Prompts {
-    private final String task;
+    private final TaskSpec task;
     private final long seed;
     private final int min;
     private final int max;
     private final Map<Integer, Task> byContext = new HashMap<>();
 
-    Prompts(String task, long seed, int min, int max) {
+    Prompts(TaskSpec task, long seed, int min, int max) {
         this.task = task;
         this.seed = seed;
         this.min = min;
         this.max = max;
         of(0); // a bad task name or a context too short for the task fails at start
-        byContext.put(max, Tasks.builtin(task, max));
+        byContext.put(max, task.at(max));
     }
 
     int contextOf(long group) {
@@ -37,7 +37,7 @@ final class Prompts {
 
     Prompt of(long group) {
         int ctx = contextOf(group);
-        return byContext.computeIfAbsent(ctx, c -> Tasks.builtin(task, c)).prompt(seed, group);
+        return byContext.computeIfAbsent(ctx, task::at).prompt(seed, group);
     }
 
     /** The task at the longest context: verifiers and solution lengths do not depend on the context. */

@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValue;
 import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.tasks.TaskSpec;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -23,7 +24,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                           String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression,
                           Bootstrap bootstrap) {
 
-    public record Train(String checkpoint, String task, int contextMin, int contextMax, int steps, long seed, Path out,
+    /** task: the built-in task with its knobs (tailguard.train.task, task-steps, reward), checked at parse. */
+    public record Train(String checkpoint, TaskSpec task, int contextMin, int contextMax, int steps, long seed, Path out,
                         int evalN, long evalSeed, Duration maxTime, String compareSchedule) {}
 
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
@@ -87,7 +89,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     public static RunSettings parse(Config c, String where) {
         try {
             checkUnknownKeys(c, where);
-            Train t = new Train(c.getString("tailguard.train.checkpoint"), c.getString("tailguard.train.task"),
+            Train t = new Train(c.getString("tailguard.train.checkpoint"), task(c),
                     positive(c, "tailguard.train.context-min"), positive(c, "tailguard.train.context-max"),
                     positive(c, "tailguard.train.steps"), c.getLong("tailguard.train.seed"),
                     Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
@@ -126,6 +128,21 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * tailguard.train.task with its knobs task-steps and reward; a bad one names its key (an unknown
+     * task, a negative or misspelt value, or a knob the task does not take).
+     */
+    static TaskSpec task(Config c) {
+        String p = "tailguard.train.";
+        int steps = c.getInt(p + "task-steps");
+        try {
+            return new TaskSpec(c.getString(p + "task"), steps, TaskSpec.Reward.parse(c.getString(p + "reward")));
+        } catch (IllegalArgumentException e) {
+            // TaskSpec names the part as the key does ("task-steps: ...")
+            throw new IllegalArgumentException(p + e.getMessage(), e);
         }
     }
 

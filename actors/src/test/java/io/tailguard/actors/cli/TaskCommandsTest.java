@@ -72,6 +72,36 @@ class TaskCommandsTest {
     }
 
     @Test
+    void evalTakesTheTaskKnobs() {
+        JsonObject o = lastJson(cli("eval", "--checkpoint", ckpt, "--task", "kv-trace", "--task-steps", "2", "--reward", "graded",
+                "--context", "128", "--n", "3", "--batch", "4", "--json"));
+        assertEquals(3, o.get("n").getAsInt());
+        assertEquals(3, failureCount(o) + Math.round(o.get("pass_at_1").getAsDouble() * 3));
+        // 2 steps of "ab123\n" (keys of 2 letters at context 128): 12 tokens + eos = 13, so at most 13 + 4 + 8 = 25
+        // new tokens; the default 128 / 16 = 8 steps would allow 49 + 13 + 8 = 70
+        assertTrue(o.get("mean_completion_tokens").getAsDouble() <= 25, o.toString());
+    }
+
+    @Test
+    void theTaskKnobsAreBadInputForTasksWithoutSteps() throws IOException {
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "kv-recall", "--task-steps", "2", "--n", "1"),
+                "--task-steps", "kv-recall has a fixed completion");
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "kv-recall", "--reward", "graded", "--n", "1"), "--reward");
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "kv-trace", "--reward", "partial", "--n", "1"),
+                "--reward: must be exact or graded");
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "kv-trace", "--task-steps", "-1", "--n", "1"), "--task-steps");
+        Path f = write("knobs.jsonl", "{\"id\":\"a\",\"problem\":\"1+1?\",\"answer\":\"2\"}\n");
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "math", "--dataset", f.toString(), "--task-steps", "2", "--n", "1"),
+                "--task-steps", "dataset task");
+        assertBadInput(cli("calibrate", "--checkpoint", ckpt, "--task", "pointer-chase", "--task-steps", "3", "--tau", "0.9",
+                "--out", tmp.resolve("k.conf").toString()), "--task-steps");
+        assertBadInput(cli("pretrain", "--task", "kv-recall", "--reward", "graded", "--out", tmp.resolve("p").toString(),
+                "--steps", "1"), "--reward");
+        assertBadInput(cli("train-sync", "--checkpoint", ckpt, "--task", "marked-sum", "--task-steps", "3", "--dense",
+                "--steps", "1"), "--task-steps");
+    }
+
+    @Test
     void evalWithSamplesUnderASparseBudget() {
         JsonObject o = lastJson(cli("eval", "--checkpoint", ckpt, "--task", "kv-recall", "--context", "128", "--n", "2",
                 "--samples", "2", "--budget", "64", "--json"));

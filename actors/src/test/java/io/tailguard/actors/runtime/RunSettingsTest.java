@@ -2,6 +2,7 @@ package io.tailguard.actors.runtime;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.tailguard.rollout.tasks.TaskSpec;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -17,7 +18,7 @@ class RunSettingsTest {
     void theDefaultsParse() {
         RunSettings s = RunSettings.parse(with(""), "test");
         assertEquals(0.86, s.controller().tau());
-        assertEquals("kv-recall", s.train().task());
+        assertEquals(TaskSpec.of("kv-recall"), s.train().task());
         assertEquals(8, s.rollout().groupSize());
     }
 
@@ -35,6 +36,31 @@ class RunSettingsTest {
         IllegalArgumentException ctx = assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.train.context-max = 100\ntailguard.train.context-min = 200"), "run.conf"));
         assertTrue(ctx.getMessage().contains("context-max"), ctx.getMessage());
+    }
+
+    @Test
+    void theTaskKnobsAreParsedAndCheckedAgainstTheTask() {
+        RunSettings s = RunSettings.parse(with("tailguard.train.task = kv-trace\ntailguard.train.task-steps = 12\n"
+                + "tailguard.train.reward = graded"), "run.conf");
+        assertEquals(new TaskSpec("kv-trace", 12, TaskSpec.Reward.GRADED), s.train().task());
+        assertEquals(TaskSpec.of("kv-trace"), RunSettings.parse(with("tailguard.train.task = kv-trace"), "run.conf").train().task());
+        assertRefused("tailguard.train.task-steps = -1", "run.conf: tailguard.train.task-steps: must be >= 0 (0: the task's default), got -1");
+        assertRefused("tailguard.train.reward = partial", "run.conf: tailguard.train.reward: must be exact or graded, got \"partial\"");
+        assertRefused("tailguard.train.task-steps = 4", "run.conf: tailguard.train.task-steps: task kv-recall has a fixed completion; "
+                + "steps apply to kv-trace only");
+        assertRefused("tailguard.train.reward = graded", "run.conf: tailguard.train.reward: task kv-recall has a fixed completion "
+                + "and an exact reward; graded applies to kv-trace only");
+        assertRefused("tailguard.train.task = kv-recal", "run.conf: tailguard.train.task: unknown built-in task \"kv-recal\"; known: "
+                + "kv-recall, pointer-chase, marked-sum, kv-trace");
+        IllegalArgumentException type = assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.train.task = kv-trace\ntailguard.train.task-steps = many"), "run.conf"));
+        assertTrue(type.getMessage().startsWith("run.conf: ") && type.getMessage().contains("tailguard.train.task-steps"),
+                type.getMessage());
+    }
+
+    private static void assertRefused(String hocon, String message) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with(hocon), "run.conf"));
+        assertEquals(message, e.getMessage());
     }
 
     @Test

@@ -6,7 +6,8 @@ import java.util.List;
 /** Where tasks come from: the built-in generated tasks by name, and dataset tasks from files. */
 public final class Tasks {
 
-    private static final List<String> BUILTIN = List.of(KvRecallTask.NAME, PointerChaseTask.NAME, MarkedSumTask.NAME);
+    private static final List<String> BUILTIN = List.of(KvRecallTask.NAME, PointerChaseTask.NAME, MarkedSumTask.NAME,
+            KvTraceTask.NAME);
     private static final List<String> DATASET = List.of("math", "code");
 
     private Tasks() {
@@ -30,10 +31,33 @@ public final class Tasks {
      *                                  context shorter than 64 tokens
      */
     public static Task builtin(String name, int contextTokens) {
+        return builtin(name, contextTokens, 0, false);
+    }
+
+    /** Built-in tasks whose completion length is a knob of its own ({@link #builtin(String, int, int, boolean)}'s steps). */
+    public static boolean hasSteps(String name) {
+        return KvTraceTask.NAME.equals(name);
+    }
+
+    /**
+     * A generated task as {@link #builtin(String, int)}, with the length of its completion and its
+     * reward rule (runs and commands ask through {@link TaskSpec}, which checks the knobs once): {@code steps} is the number of steps a completion writes (0: the task's default for
+     * the context; only tasks with {@link #hasSteps}), {@code graded} rewards the share of steps right
+     * instead of exact match (only tasks with steps).
+     *
+     * @throws IllegalArgumentException for an unknown name, a context too short, or steps or graded
+     *                                  given to a task without steps (naming the task)
+     */
+    public static Task builtin(String name, int contextTokens, int steps, boolean graded) {
+        if ((steps != 0 || graded) && BUILTIN.contains(name) && !hasSteps(name)) {
+            throw new IllegalArgumentException("task " + name + " has a fixed completion: steps and a graded reward apply to "
+                    + String.join(", ", BUILTIN.stream().filter(Tasks::hasSteps).toList()) + " only");
+        }
         return switch (name) {
             case KvRecallTask.NAME -> new KvRecallTask(contextTokens);
             case PointerChaseTask.NAME -> new PointerChaseTask(contextTokens);
             case MarkedSumTask.NAME -> new MarkedSumTask(contextTokens);
+            case KvTraceTask.NAME -> new KvTraceTask(contextTokens, steps, graded);
             default -> throw new IllegalArgumentException("unknown built-in task \"" + name + "\"; known: "
                     + String.join(", ", BUILTIN) + (DATASET.contains(name) ? " (" + name + " needs a dataset file)" : ""));
         };

@@ -10,8 +10,11 @@ import io.tailguard.model.lora.LoraConfig;
 import io.tailguard.model.tokenizer.CharTokenizer;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
+import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
+import io.tailguard.rollout.tasks.TaskSpec;
 import io.tailguard.rollout.tasks.Tasks;
+import io.tailguard.rollout.tasks.Verdict;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -20,6 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
+import java.util.OptionalInt;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -76,6 +81,31 @@ class EvaluatorTest {
         assertTrue(r.meanCompletionTokens() >= 0 && r.meanCompletionTokens() <= 15, "" + r.meanCompletionTokens());
         Evaluator.EvalResult again = Evaluator.evaluate(model, TOK, task, o, AttentionKernel.DENSE);
         assertEquals(r, again, "greedy evaluation is deterministic");
+    }
+
+    /** kv-trace's prompts and solutions, every completion scored {@code verdict}. */
+    private static Task scoredAs(Verdict verdict) {
+        Task kv = new TaskSpec("kv-trace", 2, TaskSpec.Reward.GRADED).at(96);
+        return new Task() {
+            public String name() { return kv.name(); }
+            public Prompt prompt(long seed, long index) { return kv.prompt(seed, index); }
+            public Verdict verify(Prompt prompt, String completion) { return verdict; }
+            public Optional<String> solution(Prompt prompt) { return kv.solution(prompt); }
+            public OptionalInt size() { return kv.size(); }
+        };
+    }
+
+    @Test
+    void passAt1CountsOnlyExactMatchesNotPartialGradedRewards() {
+        var o = new Evaluator.EvalOptions(3, 2, 1.0, 5, 16, 6);
+        Evaluator.EvalResult partial = Evaluator.evaluate(model, TOK, scoredAs(new Verdict(0.75, "wrong line 2 of 2")), o,
+                AttentionKernel.DENSE);
+        assertEquals(0.0, partial.passAt1());
+        assertEquals(0.0, partial.passAtK());
+        assertEquals(java.util.Map.of("wrong line # of #", 6), partial.failureReasons(), "3 prompts x 2 samples, none a pass");
+        Evaluator.EvalResult exact = Evaluator.evaluate(model, TOK, scoredAs(Verdict.correct()), o, AttentionKernel.DENSE);
+        assertEquals(1.0, exact.passAt1());
+        assertTrue(exact.failureReasons().isEmpty());
     }
 
     @Test

@@ -208,8 +208,8 @@ class BuiltinTasksTest {
     void unknownTaskNamesAreRejectedNamingTheKnownOnes() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Tasks.builtin("kv-recal", 512));
         assertTrue(e.getMessage().contains("kv-recal"), e.getMessage());
-        assertTrue(e.getMessage().contains("kv-recall, pointer-chase, marked-sum"), e.getMessage());
-        assertEquals(java.util.List.of("kv-recall", "pointer-chase", "marked-sum"), Tasks.builtinNames());
+        assertTrue(e.getMessage().contains("kv-recall, pointer-chase, marked-sum, kv-trace"), e.getMessage());
+        assertEquals(java.util.List.of("kv-recall", "pointer-chase", "marked-sum", "kv-trace"), Tasks.builtinNames());
         assertThrows(IllegalArgumentException.class, () -> Tasks.builtin("kv-recall", 10));
     }
 
