@@ -118,6 +118,7 @@ final class EvalCommand implements Callable<Integer> {
         out.put("pass_at_k", Progress.round(r.passAtK(), 6));
         out.put("k", r.k());
         out.put("n", r.n());
+        out.put("mean_reward", Progress.round(r.meanReward(), 6));
         out.put("mean_completion_tokens", Progress.round(r.meanCompletionTokens(), 3));
         out.put("failures", r.failureReasons());
         if (lora.lora != null) {
@@ -126,8 +127,8 @@ final class EvalCommand implements Callable<Integer> {
         if (common.json) {
             Json.print(out);
         } else {
-            System.out.printf("%s: pass@1 %.4f, pass@%d %.4f over %d prompts, %.1f tokens per completion%n",
-                    tk.name(), r.passAt1(), r.k(), r.passAtK(), r.n(), r.meanCompletionTokens());
+            System.out.printf("%s: pass@1 %.4f, pass@%d %.4f over %d prompts, mean reward %.4f, %.1f tokens per completion%n",
+                    tk.name(), r.passAt1(), r.k(), r.passAtK(), r.n(), r.meanReward(), r.meanCompletionTokens());
             r.failureReasons().forEach((k, v) -> System.out.printf("  %6d  %s%n", v, k));
         }
         return 0;

@@ -83,9 +83,11 @@ public final class Evaluator {
      * @param n                    prompts evaluated
      * @param meanCompletionTokens mean tokens per completion, before eos
      * @param failureReasons       normalised reason → count, over every incorrect completion
+     * @param meanReward           mean verdict reward over every completion (with a graded reward,
+     *                             the share of steps right; with exact match, the pass rate)
      */
     public record EvalResult(double passAt1, double passAtK, int k, int n, double meanCompletionTokens,
-                             SortedMap<String, Integer> failureReasons) {}
+                             SortedMap<String, Integer> failureReasons, double meanReward) {}
 
     /** Called after each generated batch with the completions done so far and the total. */
     @FunctionalInterface
@@ -121,6 +123,7 @@ public final class Evaluator {
         int total = prompts.size() * o.samples();
         int[] correct = new int[prompts.size()];
         long completionTokens = 0;
+        double rewardSum = 0;
         SortedMap<String, Integer> failures = new TreeMap<>();
         Generator generator = new Generator(model, kernel);
         for (int from = 0, batch = 0; from < total; from += o.batchSize(), batch++) {
@@ -143,6 +146,7 @@ public final class Evaluator {
                 String text = TaskFormat.completionText(tok, outIds);
                 completionTokens += tokensBeforeEos(outIds, eos);
                 Verdict v = task.verify(prompts.get(p), text);
+                rewardSum += v.reward();
                 if (v.isCorrect()) {
                     correct[p]++;
                 } else {
@@ -158,7 +162,8 @@ public final class Evaluator {
             passK += passAtK(o.samples(), c, o.samples());
         }
         int n = prompts.size();
-        return new EvalResult(pass1 / n, passK / n, o.samples(), n, (double) completionTokens / total, failures);
+        return new EvalResult(pass1 / n, passK / n, o.samples(), n, (double) completionTokens / total, failures,
+                rewardSum / total);
     }
 
     /** The evaluated prompts: (seed, 0 .. n-1) of a generated task, the first n records of a dataset. */

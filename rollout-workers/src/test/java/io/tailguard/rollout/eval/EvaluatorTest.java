@@ -103,8 +103,10 @@ class EvaluatorTest {
         assertEquals(0.0, partial.passAt1());
         assertEquals(0.0, partial.passAtK());
         assertEquals(java.util.Map.of("wrong line # of #", 6), partial.failureReasons(), "3 prompts x 2 samples, none a pass");
+        assertEquals(0.75, partial.meanReward(), 1e-12, "the graded reward is still reported, as the mean over completions");
         Evaluator.EvalResult exact = Evaluator.evaluate(model, TOK, scoredAs(Verdict.correct()), o, AttentionKernel.DENSE);
         assertEquals(1.0, exact.passAt1());
+        assertEquals(1.0, exact.meanReward());
         assertTrue(exact.failureReasons().isEmpty());
     }
 
