@@ -21,17 +21,11 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * The controller (a cluster singleton), an adapter over plain objects: the leases over the prompt
- * stream and what each carries ({@link Leasing}, {@link LeaseBook}), the sparsity schedule
- * ({@link BudgetController}), the rollout options ({@link OptionBook} over the compressed-actor
- * guard), the live tuning ({@link TuningBook}), its files ({@link ControllerFiles}) and its logs and
- * metrics ({@link ControllerTelemetry}). Workers pull work; a lease not done within the lease timeout
- * goes back to the front of the queue; leasing pauses while the trajectory buffer is full. Every
- * window the guard and the budget controller decide; a changed schedule is a new version, logged,
- * exported, written to controller/schedule.conf (on this thread, before a lease carries it) and sent
- * with the next leases. controller/state.json is written off this thread, shortly after a change,
- * before a tune is answered (a failed write is answered as not persisted), and when the controller
- * stops (waiting for the write, so a graceful stop loses nothing).
+ * The controller (a cluster singleton): turns messages into calls on plain objects, the leases
+ * ({@link Leasing}, {@link LeaseBook}), the schedule ({@link BudgetController}), the rollout options
+ * ({@link OptionBook}), the live tuning ({@link TuningBook}), its files ({@link ControllerFiles}:
+ * schedule.conf on this thread before a lease carries a version, state.json off it, before a tune is
+ * answered and on stop) and its logs and metrics ({@link ControllerTelemetry}).
  */
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
@@ -88,11 +82,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     static final String BLOCKING_IO = "tailguard.blocking-io";
 
     /**
-     * The controller behaviour. It rebuilds its state when it starts: the schedule from its persisted
-     * copy (else the configured calibrated schedule, else dense), the prompt cursor, the groups of open
-     * leases (issued again first) and the live tuning from its state file, and the policy from the
-     * newest complete version in the checkpoint store (else the starting checkpoint as version 0). So a
-     * singleton that moves to another node after its node died carries on where it stopped.
+     * The controller behaviour. It rebuilds its state when it starts (schedule, prompt cursor, open
+     * leases' groups, live tuning, newest policy and compressed version from its files and the store),
+     * so a singleton that moves to another node carries on where it stopped.
      */
     public static Behavior<Command> create(RunSettings settings, ModelConfig model, Path start, NodeMetrics metrics) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Controller(ctx, timers, settings, model,
@@ -147,7 +139,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return newReceiveBuilder()
                 .onMessage(RequestWork.class, r -> send(List.of(new Leasing.Issued(r, leasing.request(r, System.nanoTime())))))
                 .onMessage(LeaseDone.class, this::onLeaseDone)
-                .onMessage(TailReport.class, this::onTailReport)
+                .onMessage(TailReport.class, r -> {
+                    telemetry.tokens(options.report(r, budgets), r.tokens());
+                    return this;
+                })
                 .onMessage(BufferDepth.class, d -> send(leasing.bufferDepth(d.groups(), System.nanoTime())))
                 .onMessage(PolicyPublished.class, p -> send(leasing.policy(p, System.nanoTime())))
                 .onMessage(CompressedPublished.class, this::offer)
@@ -193,11 +188,6 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         if (open) {
             changed();
         }
-        return this;
-    }
-
-    private Behavior<Command> onTailReport(TailReport r) {
-        telemetry.tokens(options.report(r, budgets), r.tokens());
         return this;
     }
 
