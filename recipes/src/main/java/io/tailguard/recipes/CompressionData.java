@@ -76,7 +76,7 @@ public record CompressionData(Task task, int calibration, int heldOut, int evalN
 
     /** Greedy dense pass@1 on evalN prompts (seed {@link PromptStreams#EVAL_SEED}). */
     public double passAt1(Qwen3Model model, Tokenizer tok) {
-        return Evaluator.evaluate(model, tok, task, new Evaluator.EvalOptions(evalN, 1, 0.0, PromptStreams.EVAL_SEED, 64, 16),
+        return Evaluator.evaluate(model, tok, task, Evaluator.EvalOptions.heldOut(evalN, PromptStreams.EVAL_SEED),
                 AttentionKernel.DENSE).passAt1();
     }
 

@@ -31,6 +31,8 @@ import java.util.Set;
  */
 public final class RolloutSpeedup {
     static final int ROUNDS = 6;
+    /** One sampling seed for every round and mode, so that each decodes the same tokens' worth of work. */
+    static final long SAMPLING_SEED = 5;
 
     private RolloutSpeedup() {
     }
@@ -52,7 +54,7 @@ public final class RolloutSpeedup {
             }
         }
         try (Qwen3Model model = ModelLoader.load(policy, Devices.parse("cpu"))) {
-            GenerationRequest req = new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, 5), Set.of(eos), 0);
+            GenerationRequest req = new GenerationRequest(prompts, maxNew, new SamplingParams(1.0, 1.0, 0, SAMPLING_SEED), Set.of(eos), 0);
             Generator dense = new Generator(model);
             List<Generator> sparse = new ArrayList<>();
             for (Schedule sc : schedules) {

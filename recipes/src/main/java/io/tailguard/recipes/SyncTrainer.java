@@ -224,7 +224,7 @@ public final class SyncTrainer {
         if (o.evalN() == 0) {
             return Double.NaN;
         }
-        return Evaluator.evaluate(model, tok, task, new Evaluator.EvalOptions(o.evalN(), 1, 0.0, o.evalSeed(), 64, 16),
+        return Evaluator.evaluate(model, tok, task, Evaluator.EvalOptions.heldOut(o.evalN(), o.evalSeed()),
                 AttentionKernel.DENSE).passAt1();
     }
 

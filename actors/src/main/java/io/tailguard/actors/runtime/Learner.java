@@ -312,7 +312,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         }
         var task = s.train().task().at(s.train().contextMax());
         double p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
-                new Evaluator.EvalOptions(s.train().evalN(), 1, 0.0, s.train().evalSeed(), 64, 16), AttentionKernel.DENSE).passAt1();
+                Evaluator.EvalOptions.heldOut(s.train().evalN(), s.train().evalSeed()), AttentionKernel.DENSE).passAt1();
         metrics.passAt1.set(p);
         emit(new RunObserver.Evaluated(step, p));
     }

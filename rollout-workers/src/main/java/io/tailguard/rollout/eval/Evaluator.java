@@ -74,6 +74,14 @@ public final class Evaluator {
                 throw new IllegalArgumentException("batch size must be >= 1, got " + batchSize);
             }
         }
+
+        /**
+         * The held-out pass@1 a run reports (train, train-sync, compress): n prompts of the seed, one
+         * greedy sample each, 64 new tokens for tasks without worked solutions, 16 sequences a batch.
+         */
+        public static EvalOptions heldOut(int n, long seed) {
+            return new EvalOptions(n, 1, 0.0, seed, 64, 16);
+        }
     }
 
     /**
