@@ -219,7 +219,10 @@ started() {
   local i
   for i in $(seq 1 "$n"); do
     until grep -q '^node pekko://' "$dir/node-$i.log" 2>/dev/null; do
-      if ! live_pid "$dir/node-$i.pid" >/dev/null; then
+      # A node seen dead is looked at again a moment later: while a process execs (bin/tailguard
+      # into the JVM) its /proc cmdline can read empty, and its address line may have come meanwhile.
+      if ! live_pid "$dir/node-$i.pid" >/dev/null && { sleep 0.3; ! live_pid "$dir/node-$i.pid" >/dev/null; } \
+          && ! grep -q '^node pekko://' "$dir/node-$i.log" 2>/dev/null; then
         if [ "$attempt" -lt 3 ] && grep -q 'Address already in use' "$dir/node-$i.log"; then
           say "node $i: a port was taken meanwhile; starting all nodes again on new ports"
           cp "$dir/node-$i.log" "$dir/node-$i.attempt-$attempt.log"
