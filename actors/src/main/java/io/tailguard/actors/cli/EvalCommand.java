@@ -28,7 +28,7 @@ import java.util.concurrent.Callable;
                         + "training drew its prompts with, so the prompts are held out. Dataset tasks use the first N records.",
                 "pass@1 is the mean over prompts of correct/K; pass@k (k = K) is the unbiased estimator "
                         + "1 - C(K-c,k)/C(K,k) of Chen et al. (2021), averaged over prompts.",
-                "Prints {\"pass_at_1\":..,\"pass_at_k\":..,\"k\":..,\"n\":..,\"mean_completion_tokens\":..,"
+                "Prints {\"pass_at_1\":..,\"pass_at_k\":..,\"k\":..,\"n\":..,\"mean_reward\":..,\"mean_completion_tokens\":..,"
                         + "\"failures\":{reason:count}}."})
 final class EvalCommand implements Callable<Integer> {
     @Mixin
