@@ -67,7 +67,12 @@ live_pid() {
   pid="$(cat "$f")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'io\.tailguard\.actors\.cli\.Main|bin/tailguard node' || return 1
+  local cmd
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+  # While a process execs (bin/tailguard into the JVM) its cmdline can read empty for a moment; a
+  # zombie's stays empty.
+  [ -n "$cmd" ] || { sleep 0.2; cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"; }
+  grep -qE 'io\.tailguard\.actors\.cli\.Main|bin/tailguard node' <<<"$cmd" || return 1
   echo "$pid"
 }
 
@@ -219,10 +224,8 @@ started() {
   local i
   for i in $(seq 1 "$n"); do
     until grep -q '^node pekko://' "$dir/node-$i.log" 2>/dev/null; do
-      # A node seen dead is looked at again a moment later: while a process execs (bin/tailguard
-      # into the JVM) its /proc cmdline can read empty, and its address line may have come meanwhile.
-      if ! live_pid "$dir/node-$i.pid" >/dev/null && { sleep 0.3; ! live_pid "$dir/node-$i.pid" >/dev/null; } \
-          && ! grep -q '^node pekko://' "$dir/node-$i.log" 2>/dev/null; then
+      # a node that printed its address between the two looks has started
+      if ! live_pid "$dir/node-$i.pid" >/dev/null && ! grep -q '^node pekko://' "$dir/node-$i.log" 2>/dev/null; then
         if [ "$attempt" -lt 3 ] && grep -q 'Address already in use' "$dir/node-$i.log"; then
           say "node $i: a port was taken meanwhile; starting all nodes again on new ports"
           cp "$dir/node-$i.log" "$dir/node-$i.attempt-$attempt.log"
