@@ -68,8 +68,9 @@ public final class KvCache implements AutoCloseable {
         this.batchRows = manager.arange(0, batch, 1, DataType.INT64);
     }
 
-    static int ceilToPage(int tokens) {
-        return (tokens + PAGE - 1) / PAGE * PAGE;
+    /** The smallest page multiple at least {@code tokens} (tokens ≥ 0). */
+    public static int ceilToPage(int tokens) {
+        return (int) (((long) tokens + PAGE - 1) / PAGE * PAGE);
     }
 
     public int batch() {

@@ -277,7 +277,7 @@ public final class Calibration {
      * the top rung: context-max itself, dense).
      */
     static int[] runCandidates(BudgetController.Settings controller, int contextMax) {
-        return BudgetController.ladder(controller, Budgets.pageCeil(contextMax));
+        return BudgetController.ladder(controller, io.tailguard.model.KvCache.ceilToPage(contextMax));
     }
 
     /**

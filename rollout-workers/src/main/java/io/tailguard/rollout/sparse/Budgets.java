@@ -70,11 +70,6 @@ public final class Budgets {
         return (int) (Math.round(tokens / PAGE) * PAGE);
     }
 
-    /** The smallest page multiple at least {@code tokens} (tokens ≥ 0). */
-    public static int pageCeil(int tokens) {
-        return (int) (((long) tokens + PAGE - 1) / PAGE * PAGE);
-    }
-
     // ---------------------------------------------------------------- budgets never decrease
 
     /**

@@ -39,9 +39,9 @@ class BudgetsTest {
         assertFalse(Budgets.validBinWidth(-16));
         assertFalse(Budgets.validBinWidth(100));
         assertEquals("a positive multiple of 16", Budgets.BIN_WIDTH_RULE);
-        assertEquals(96, Budgets.pageCeil(90));
-        assertEquals(96, Budgets.pageCeil(96));
-        assertEquals(0, Budgets.pageCeil(0));
+        assertEquals(96, io.tailguard.model.KvCache.ceilToPage(90));
+        assertEquals(96, io.tailguard.model.KvCache.ceilToPage(96));
+        assertEquals(0, io.tailguard.model.KvCache.ceilToPage(0));
         assertEquals(64, Budgets.roundToPage(70));   // 70/16 = 4.375 → 4 pages
         assertEquals(80, Budgets.roundToPage(72));   // 4.5 → 5 pages
         assertEquals(2_147_483_632, Budgets.LARGEST);
