@@ -7,7 +7,7 @@ import java.util.List;
 public final class Tasks {
 
     private static final List<String> BUILTIN = List.of(KvRecallTask.NAME, PointerChaseTask.NAME, MarkedSumTask.NAME,
-            KvTraceTask.NAME);
+            KvTraceTask.NAME, CopyTask.NAME);
     private static final List<String> DATASET = List.of("math", "code");
 
     private Tasks() {
@@ -36,7 +36,7 @@ public final class Tasks {
 
     /** Built-in tasks whose completion length is a knob of its own ({@link #builtin(String, int, int, boolean)}'s steps). */
     public static boolean hasSteps(String name) {
-        return KvTraceTask.NAME.equals(name);
+        return KvTraceTask.NAME.equals(name) || CopyTask.NAME.equals(name);
     }
 
     /**
@@ -58,6 +58,7 @@ public final class Tasks {
             case PointerChaseTask.NAME -> new PointerChaseTask(contextTokens);
             case MarkedSumTask.NAME -> new MarkedSumTask(contextTokens);
             case KvTraceTask.NAME -> new KvTraceTask(contextTokens, steps, graded);
+            case CopyTask.NAME -> new CopyTask(contextTokens, steps, graded);
             default -> throw new IllegalArgumentException("unknown built-in task \"" + name + "\"; known: "
                     + String.join(", ", BUILTIN) + (DATASET.contains(name) ? " (" + name + " needs a dataset file)" : ""));
         };

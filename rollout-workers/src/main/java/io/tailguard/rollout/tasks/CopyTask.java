@@ -1,0 +1,203 @@
+package io.tailguard.rollout.tasks;
+
+import java.util.HashSet;
+import java.util.Optional;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+/**
+ * {@code copy}: the longest generation per prompt token. The prompt is a stream of letters and
+ * digits with one span in brackets; the completion writes the span again, then "]".
+ *
+ * <pre>
+ * copy
+ * Qx7hPa[k3LmZ0q...Rt9]bW2ceY        completion: "k3LmZ0q...Rt9]"
+ * </pre>
+ *
+ * Every output token attends back to the token it copies, as far back as the span is long, so the
+ * completion's later tokens read hundreds to thousands of positions back and a sparse kernel has to
+ * find the right page at each of them. Small transformers learn it as induction (find where the last
+ * tokens written occur, copy what follows): the stream is drawn so that no {@link #order}-gram of
+ * symbols occurs twice in a prompt, so the last {@code order} tokens always point at one place.
+ *
+ * <p>Knobs: the context ({@code contextTokens}, the prompt's length) and the steps: the span is
+ * {@code steps} chunks of {@value #CHUNK} symbols (0: as many as the prompt holds, so the span is
+ * the whole stream and the completion as long as the prompt); a shorter span sits at a random place
+ * in the stream. Reward: exact (1 when the completion is the span and "]", nothing else but
+ * whitespace after it) or graded: the share of chunks right in their place, over the larger of
+ * {@code steps} and the chunks written, so that writing more never pays.
+ */
+final class CopyTask extends BuiltinTask {
+
+    static final String NAME = "copy";
+    static final String SYMBOLS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    /** Symbols per step of the span (the unit of the graded reward). */
+    static final int CHUNK = 8;
+    private static final String HEADER = NAME + "\n";
+    /** Header, the two brackets and the final newline. */
+    private static final int FIXED = HEADER.length() + 3;
+
+    private final int steps;
+    private final boolean graded;
+    private final int stream;
+    /** No n-gram of this many symbols repeats within a prompt's stream. */
+    private final int order;
+
+    /**
+     * @param steps  chunks of the span (0: as many as the context holds)
+     * @param graded the share of chunks right as the reward, instead of exact match
+     */
+    CopyTask(int contextTokens, int steps, boolean graded) {
+        super(NAME, contextTokens);
+        if (steps < 0) {
+            throw new IllegalArgumentException(NAME + ": steps must be >= 0 (0: the default), got " + steps);
+        }
+        this.stream = contextTokens - FIXED;
+        int most = stream / CHUNK;
+        this.steps = steps == 0 ? most : steps;
+        if (this.steps > most) {
+            throw new IllegalArgumentException(NAME + ": context " + contextTokens + " holds a span of " + most
+                    + " steps of " + CHUNK + " symbols, fewer than the " + this.steps + " asked (a longer context or fewer steps)");
+        }
+        this.graded = graded;
+        this.order = orderFor(stream);
+    }
+
+    /**
+     * The shortest n-gram order for which a stream of {@code length} symbols keeps distinct n-grams
+     * easily: at most a third of the possible n-grams are used.
+     */
+    static int orderFor(int length) {
+        int n = 1;
+        double grams = SYMBOLS.length();
+        while (grams < 3.0 * length) {
+            n++;
+            grams *= SYMBOLS.length();
+        }
+        return Math.max(2, n);
+    }
+
+    int steps() {
+        return steps;
+    }
+
+    int order() {
+        return order;
+    }
+
+    @Override
+    Prompt generate(String id, SplittableRandom rng) {
+        String text = text(rng, steps);
+        return new Prompt(id, text, span(text));
+    }
+
+    /** A prompt text with a span of {@code k} chunks at a random place in a full-length stream. */
+    private String text(SplittableRandom rng, int k) {
+        String s = distinctStream(rng, stream, order);
+        int spanLength = k * CHUNK;
+        int before = rng.nextInt(stream - spanLength + 1);
+        return HEADER + s.substring(0, before) + "[" + s.substring(before, before + spanLength) + "]"
+                + s.substring(before + spanLength) + "\n";
+    }
+
+    /**
+     * {@code length} random symbols in which no {@code n}-gram occurs twice: each symbol is drawn
+     * among those that do not complete a used n-gram (a draw with none left starts over, which at a
+     * third of the n-grams in use is rare).
+     */
+    static String distinctStream(SplittableRandom rng, int length, int n) {
+        while (true) {
+            StringBuilder sb = new StringBuilder(length);
+            Set<String> used = new HashSet<>();
+            char[] candidates = new char[SYMBOLS.length()];
+            boolean stuck = false;
+            while (sb.length() < length && !stuck) {
+                int c = 0;
+                String prefix = sb.length() >= n - 1 ? sb.substring(sb.length() - (n - 1)) : null;
+                for (int i = 0; i < SYMBOLS.length(); i++) {
+                    if (prefix == null || !used.contains(prefix + SYMBOLS.charAt(i))) {
+                        candidates[c++] = SYMBOLS.charAt(i);
+                    }
+                }
+                if (c == 0) {
+                    stuck = true;
+                    continue;
+                }
+                sb.append(candidates[rng.nextInt(c)]);
+                if (prefix != null) {
+                    used.add(sb.substring(sb.length() - n));
+                }
+            }
+            if (!stuck) {
+                return sb.toString();
+            }
+        }
+    }
+
+    /**
+     * A shorter span (1 to {@code steps} chunks) in a full-length stream, with the span and "]" as the
+     * drill: the same skill with completions of every length.
+     */
+    @Override
+    public Optional<Practice> practice(long seed, long index) {
+        SplittableRandom rng = rng(NAME + "/practice", seed, index);
+        String text = text(rng, 1 + rng.nextInt(steps));
+        return Optional.of(new Practice(text, solve(text)));
+    }
+
+    /** The span of a prompt text: what lies between its brackets. */
+    static String span(String text) {
+        int open = text.indexOf('[');
+        int close = text.indexOf(']', open + 1);
+        if (!text.startsWith(HEADER) || open < 0 || close < 0) {
+            throw new IllegalArgumentException("not a copy prompt: no \"[span]\" after the header");
+        }
+        return text.substring(open + 1, close);
+    }
+
+    @Override
+    String solve(String promptText) {
+        return span(promptText) + "]";
+    }
+
+    @Override
+    public Verdict verify(Prompt prompt, String completion) {
+        String expected = span(prompt.text());
+        int close = completion.indexOf(']');
+        String got = close < 0 ? completion.strip() : completion.substring(0, close);
+        if (close >= 0 && got.equals(expected) && completion.substring(close + 1).isBlank()) {
+            return Verdict.correct();
+        }
+        int chunks = expected.length() / CHUNK;
+        int written = (got.length() + CHUNK - 1) / CHUNK;
+        int right = 0;
+        int firstWrong = -1;
+        for (int i = 0; i < chunks; i++) {
+            int from = i * CHUNK;
+            boolean ok = got.length() >= from + CHUNK && got.regionMatches(from, expected, from, CHUNK);
+            if (ok) {
+                right++;
+            } else if (firstWrong < 0) {
+                firstWrong = i;
+            }
+        }
+        String reason;
+        if (firstWrong >= 0) {
+            int from = firstWrong * CHUNK;
+            reason = "wrong step " + (firstWrong + 1) + " of " + chunks + ": got "
+                    + (got.length() > from ? quote(got.substring(from, Math.min(got.length(), from + CHUNK))) : "nothing")
+                    + ", expected " + expected.substring(from, from + CHUNK);
+        } else if (close < 0) {
+            reason = "no closing \"]\"";
+        } else if (got.length() != expected.length()) {
+            reason = "extra symbols: " + got.length() + " written, " + expected.length() + " in the span";
+        } else {
+            reason = "text after \"]\": " + quote(completion.substring(close + 1));
+        }
+        if (!graded) {
+            return Verdict.wrong(reason);
+        }
+        // every chunk right but the end wrong (no "]", text after it) counts as one step wrong: 1 is exact match only
+        return new Verdict((double) Math.min(right, chunks - 1) / Math.max(chunks, written), reason);
+    }
+}
