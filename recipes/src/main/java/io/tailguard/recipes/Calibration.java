@@ -285,10 +285,10 @@ public final class Calibration {
      * {@link #RUN_PROMPTS} prompts of the task at context-min and at context-max, from their own
      * prompt stream ({@link PromptStreams#calibration}), 8 sequences per batch and 64 new
      * tokens for tasks without solutions; candidates from {@link #runCandidates}; τ and bin width
-     * are the controller's; the default dense layers.
+     * are the controller's; {@code denseLayers} stay dense.
      */
     public static Result forRun(Path checkpoint, TaskSpec task, int contextMin, int contextMax, long runSeed,
-                                BudgetController.Settings controller, Listener listener) {
+                                BudgetController.Settings controller, Set<Integer> denseLayers, Listener listener) {
         int[] candidates = runCandidates(controller, contextMax);
         long seed = PromptStreams.calibration(runSeed);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
@@ -296,7 +296,7 @@ public final class Calibration {
         List<Group> groups = groups(task::at, contexts, RUN_PROMPTS, seed);
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse("cpu"))) {
             return calibrate(model, tok, groups, candidates, controller.tau(), controller.binWidth(),
-                    Schedule.DEFAULT_DENSE_LAYERS, seed, 8, 64, null, listener);
+                    denseLayers, seed, 8, 64, null, listener);
         }
     }
 
@@ -306,7 +306,8 @@ public final class Calibration {
      * resumed) reuses it. Reports on {@code listener}'s lines; returns the file.
      */
     public static Path atRunStart(Path runDir, String provenance, Path checkpoint, TaskSpec task, int contextMin,
-                                  int contextMax, long runSeed, BudgetController.Settings controller, Listener listener)
+                                  int contextMax, long runSeed, BudgetController.Settings controller,
+                                  Set<Integer> denseLayers, Listener listener)
             throws IOException {
         Path file = runDir.resolve("calibrated.conf");
         if (Files.isRegularFile(file)) {
@@ -314,7 +315,7 @@ public final class Calibration {
             return file;
         }
         long t0 = System.nanoTime();
-        Result r = forRun(checkpoint, task, contextMin, contextMax, runSeed, controller, listener);
+        Result r = forRun(checkpoint, task, contextMin, contextMax, runSeed, controller, denseLayers, listener);
         write(file, provenance, r);
         listener.line(String.format(Locale.ROOT, "calibration: budgets %s at tau %.2f in %.1f s -> %s",
                 Arrays.toString(r.schedule().budgets()), controller.tau(), (System.nanoTime() - t0) / 1e9, file));

@@ -56,7 +56,7 @@ final class TrainCommand implements Callable<Integer> {
             Path calibrated = Calibration.atRunStart(s.train().out(), "Written by `tailguard train` "
                     + "(tailguard.controller.schedule = calibrate) from " + start + " at tau " + s.controller().tau(), start,
                     s.train().task(), s.train().contextMin(), s.train().contextMax(), s.train().seed(), s.controller(),
-                    Calibration.Listener.linesOnly(System.err::println));
+                    s.denseLayers(), Calibration.Listener.linesOnly(System.err::println));
             c = c.withValue("tailguard.controller.schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));
             if (s.train().compareSchedule().isBlank()) {
                 c = c.withValue("tailguard.train.compare-schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));

@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValue;
 import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.TaskSpec;
 
 import java.nio.file.Path;
@@ -21,7 +22,7 @@ import java.util.TreeSet;
  * every key are in actors' reference.conf.
  */
 public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
-                          String startSchedule, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression,
+                          String startSchedule, Set<Integer> denseLayers, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression,
                           Bootstrap bootstrap) {
 
     /** task: the built-in task with its knobs (tailguard.train.task, task-steps, reward), checked at parse. */
@@ -120,7 +121,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             if (adminPort > 65535) {
                 throw new IllegalArgumentException("tailguard.admin.port: must be in [0, 65535], got " + adminPort);
             }
-            return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), b, l,
+            return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), denseLayers(c), b, l,
                     new Metrics(c.getString("tailguard.metrics.host"), port),
                     new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")),
                     compression(c), bootstrap(c));
@@ -203,6 +204,26 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             // BudgetController names the key without its section
             String m = e.getMessage();
             throw new IllegalArgumentException(m.startsWith("tailguard.") ? m : p + m, e);
+        }
+    }
+
+    /**
+     * {@code tailguard.controller.dense-layers}: the layers that always attend densely in the schedules
+     * the run makes itself (its calibration at start, a dense start); a named schedule file carries
+     * its own.
+     */
+    static Set<Integer> denseLayers(Config c) {
+        String key = "tailguard.controller.dense-layers";
+        List<Integer> layers;
+        try {
+            layers = c.getIntList(key);
+        } catch (ConfigException.WrongType e) {
+            throw new IllegalArgumentException(key + ": must be a list of layer indices, e.g. [0, 1]", e);
+        }
+        try {
+            return Schedule.denseLayerSet(layers.stream().mapToInt(Integer::intValue).toArray());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("tailguard.controller." + e.getMessage(), e);
         }
     }
 

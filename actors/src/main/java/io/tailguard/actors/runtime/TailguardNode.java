@@ -190,7 +190,8 @@ public final class TailguardNode implements AutoCloseable {
 
     /**
      * The schedule the controller starts from: its persisted schedule (it is being restarted), else
-     * the configured calibrated one, else dense. A file that cannot be read is an
+     * the configured calibrated one, else dense (with tailguard.controller.dense-layers, which the
+     * controller keeps in every schedule it makes). A file that cannot be read is an
      * IllegalArgumentException naming it.
      */
     public static Schedule startSchedule(RunSettings s) {
@@ -201,7 +202,7 @@ public final class TailguardNode implements AutoCloseable {
         if (!s.startSchedule().isBlank()) {
             return Schedule.parse(Path.of(s.startSchedule()));
         }
-        return Schedule.dense();
+        return Schedule.dense().withDenseLayers(s.denseLayers());
     }
 
     public ActorSystem<Void> system() {

@@ -47,11 +47,11 @@ class RunSettingsTest {
         assertRefused("tailguard.train.task-steps = -1", "run.conf: tailguard.train.task-steps: must be >= 0 (0: the task's default), got -1");
         assertRefused("tailguard.train.reward = partial", "run.conf: tailguard.train.reward: must be exact or graded, got \"partial\"");
         assertRefused("tailguard.train.task-steps = 4", "run.conf: tailguard.train.task-steps: task kv-recall has a fixed completion; "
-                + "steps apply to kv-trace only");
+                + "steps apply to kv-trace, copy only");
         assertRefused("tailguard.train.reward = graded", "run.conf: tailguard.train.reward: task kv-recall has a fixed completion "
-                + "and an exact reward; graded applies to kv-trace only");
+                + "and an exact reward; graded applies to kv-trace, copy only");
         assertRefused("tailguard.train.task = kv-recal", "run.conf: tailguard.train.task: unknown built-in task \"kv-recal\"; known: "
-                + "kv-recall, pointer-chase, marked-sum, kv-trace");
+                + "kv-recall, pointer-chase, marked-sum, kv-trace, copy");
         IllegalArgumentException type = assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.train.task = kv-trace\ntailguard.train.task-steps = many"), "run.conf"));
         assertTrue(type.getMessage().startsWith("run.conf: ") && type.getMessage().contains("tailguard.train.task-steps"),

@@ -11,7 +11,8 @@ import java.util.SplittableRandom;
  *
  * <pre>
  * copy
- * Qx7hPa[k3LmZ0q...Rt9]bW2ceY        completion: "k3LmZ0q...Rt9]"
+ * Qx7hPa[k3LmZ0q...Rt9]bW2ceY
+ * [                                  completion: "k3LmZ0q...Rt9]"
  * </pre>
  *
  * Every output token attends back to the token it copies, as far back as the span is long, so the
@@ -21,9 +22,8 @@ import java.util.SplittableRandom;
  * symbols occurs twice in a prompt, so the last {@code order} tokens always point at one place.
  *
  * <p>Knobs: the context ({@code contextTokens}, the prompt's length) and the steps: the span is
- * {@code steps} chunks of {@value #CHUNK} symbols (0: as many as the prompt holds, so the span is
- * the whole stream and the completion as long as the prompt); a shorter span sits at a random place
- * in the stream. Reward: exact (1 when the completion is the span and "]", nothing else but
+ * {@code steps} chunks of {@value #CHUNK} symbols (0: three quarters of what the prompt holds, so the
+ * completion is three quarters as long as the prompt), at a random place in the stream. Reward: exact (1 when the completion is the span and "]", nothing else but
  * whitespace after it) or graded: the share of chunks right in their place, over the larger of
  * {@code steps} and the chunks written, so that writing more never pays.
  */
@@ -34,8 +34,22 @@ final class CopyTask extends BuiltinTask {
     /** Symbols per step of the span (the unit of the graded reward). */
     static final int CHUNK = 8;
     private static final String HEADER = NAME + "\n";
-    /** Header, the two brackets and the final newline. */
-    private static final int FIXED = HEADER.length() + 3;
+    /**
+     * The default span: three quarters of the stream. The rest, split at random before and after it,
+     * moves the span from prompt to prompt, so that the distance from a written token back to the one
+     * it copies changes and only the content says where to look (a span as long as the stream would
+     * always sit at the same distance, which a model learns as a fixed offset that fails at any other).
+     */
+    static final int DEFAULT_SHARE_NUM = 3;
+    static final int DEFAULT_SHARE_DEN = 4;
+    /**
+     * The prompt ends with a newline and an open bracket, so that the first token written follows "["
+     * as the span's first does: every token of the completion, the first included, is found by the
+     * same induction.
+     */
+    private static final String QUERY = "\n[";
+    /** Header, the two brackets and the query. */
+    private static final int FIXED = HEADER.length() + 2 + QUERY.length();
 
     private final int steps;
     private final boolean graded;
@@ -54,7 +68,7 @@ final class CopyTask extends BuiltinTask {
         }
         this.stream = contextTokens - FIXED;
         int most = stream / CHUNK;
-        this.steps = steps == 0 ? most : steps;
+        this.steps = steps == 0 ? Math.max(1, most * DEFAULT_SHARE_NUM / DEFAULT_SHARE_DEN) : steps;
         if (this.steps > most) {
             throw new IllegalArgumentException(NAME + ": context " + contextTokens + " holds a span of " + most
                     + " steps of " + CHUNK + " symbols, fewer than the " + this.steps + " asked (a longer context or fewer steps)");
@@ -97,7 +111,7 @@ final class CopyTask extends BuiltinTask {
         int spanLength = k * CHUNK;
         int before = rng.nextInt(stream - spanLength + 1);
         return HEADER + s.substring(0, before) + "[" + s.substring(before, before + spanLength) + "]"
-                + s.substring(before + spanLength) + "\n";
+                + s.substring(before + spanLength) + QUERY;
     }
 
     /**

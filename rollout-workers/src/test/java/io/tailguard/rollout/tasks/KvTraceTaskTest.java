@@ -100,7 +100,7 @@ class KvTraceTaskTest {
         IllegalArgumentException tooMany = assertThrows(IllegalArgumentException.class, () -> Tasks.builtin("kv-trace", 128, 64, false));
         assertTrue(tooMany.getMessage().startsWith("kv-trace: context 128 holds"), tooMany.getMessage());
         IllegalArgumentException fixed = assertThrows(IllegalArgumentException.class, () -> Tasks.builtin("kv-recall", 256, 8, false));
-        assertEquals("task kv-recall has a fixed completion: steps and a graded reward apply to kv-trace only", fixed.getMessage());
+        assertEquals("task kv-recall has a fixed completion: steps and a graded reward apply to kv-trace, copy only", fixed.getMessage());
     }
 
     @Test

@@ -43,15 +43,15 @@ class TaskSpecTest {
 
     @Test
     void badPartsAreNamed() {
-        assertEquals("task: unknown built-in task \"kv-recal\"; known: kv-recall, pointer-chase, marked-sum, kv-trace",
+        assertEquals("task: unknown built-in task \"kv-recal\"; known: kv-recall, pointer-chase, marked-sum, kv-trace, copy",
                 refused(() -> TaskSpec.of("kv-recal")));
         assertTrue(refused(() -> TaskSpec.of("math")).endsWith("(math is a dataset task)"));
         assertTrue(refused(() -> TaskSpec.of(null)).startsWith("task: unknown built-in task"));
         assertEquals("task-steps: must be >= 0 (0: the task's default), got -1",
                 refused(() -> new TaskSpec("kv-trace", -1, TaskSpec.Reward.EXACT)));
-        assertEquals("task-steps: task kv-recall has a fixed completion; steps apply to kv-trace only",
+        assertEquals("task-steps: task kv-recall has a fixed completion; steps apply to kv-trace, copy only",
                 refused(() -> new TaskSpec("kv-recall", 2, TaskSpec.Reward.EXACT)));
-        assertEquals("reward: task pointer-chase has a fixed completion and an exact reward; graded applies to kv-trace only",
+        assertEquals("reward: task pointer-chase has a fixed completion and an exact reward; graded applies to kv-trace, copy only",
                 refused(() -> new TaskSpec("pointer-chase", 0, TaskSpec.Reward.GRADED)));
         assertEquals("reward: must be exact or graded, got null", refused(() -> new TaskSpec("kv-trace", 0, null)));
         // a context too short for the steps is the task's to refuse, when it is built
