@@ -57,13 +57,13 @@ public final class RolloutEngine {
      * The lease's result. tails: α under the schedule rolled out with, binned by position; shadow:
      * α of the replayed share under the shadow schedule (null without one); seconds split into
      * generation (decode and prefill), dense scoring and shadow replay; the generation's own split
-     * into prefill and decode ({@link GenerationResult}: the decode loop, sampling included, without
-     * a paired reference's steps); speedup: the paired dense measurement, or null when the lease
+     * into prefill and decode ({@link GenerationResult}: the decode loop of decodeSteps steps,
+     * sampling included, without a paired reference's steps); speedup: the paired dense measurement, or null when the lease
      * was not measured.
      */
     public record Result(List<Trajectory> trajectories, TailStats tails, TailStats shadow, long generatedTokens,
                          double generateSeconds, double scoreSeconds, double shadowSeconds, double prefillSeconds,
-                         double decodeSeconds, SpeedupSample speedup) {}
+                         double decodeSeconds, int decodeSteps, SpeedupSample speedup) {}
 
     /**
      * A lease's rollout speedup, measured inside it ({@link Generator#generatePaired}): the sampled
@@ -310,7 +310,7 @@ public final class RolloutEngine {
             tokens += g.outputIds().length;
         }
         return new Result(out, tails, shadowTails, tokens, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9,
-                res.prefillSeconds(), res.decodeSeconds(), speedup);
+                res.prefillSeconds(), res.decodeSeconds(), res.decodeSteps(), speedup);
     }
 
     /**
