@@ -8,9 +8,11 @@ import java.util.List;
  *   <li>speedup: over the leases that measured it, the sum of their dense decode-step seconds over
  *       the sum of their live ones (the same tokens decoded in lockstep under the live schedule and
  *       densely, alternating step by step), so long leases weigh more, as they do in the run;</li>
- *   <li>wallSpeedup: the same leases' whole generation, prefill and sampling included: a dense
- *       lease's wall time (the dense prefill, the dense decode steps and the lease's own sampling
- *       time, which does not depend on the kernel) over the lease's own;</li>
+ *   <li>wallSpeedup: the same leases' whole generation, prefill and sampling included: the prefill
+ *       plus the dense decode steps plus the sampling, over the prefill plus the live decode steps
+ *       plus the sampling. The prefill is dense in both modes (the schedule applies to decode), so
+ *       both sides count the mean of the two caches' prefills (the first one runs colder); the
+ *       sampling is the lease's decode loop less its live steps, the same work in either mode;</li>
  *   <li>predictedSpeedup: the cost model's dense over live seconds for the same decode steps;</li>
  *   <li>decodeFraction: over every lease, decode seconds over prefill and decode seconds.</li>
  * </ul>
@@ -38,8 +40,9 @@ public record RolloutTimes(int measurements, double speedup, double wallSpeedup,
             dense += r.denseStepSeconds();
             live += r.liveStepSeconds();
             double sampling = Math.max(0, r.decodeSeconds() - r.liveStepSeconds());
-            denseWall += r.densePrefillSeconds() + r.denseStepSeconds() + sampling;
-            liveWall += r.prefillSeconds() + r.decodeSeconds();
+            double prefillBoth = (r.prefillSeconds() + r.densePrefillSeconds()) / 2;
+            denseWall += prefillBoth + r.denseStepSeconds() + sampling;
+            liveWall += prefillBoth + r.liveStepSeconds() + sampling;
             predictedDense += r.predictedDenseSeconds();
             predictedLive += r.predictedLiveSeconds();
         }

@@ -64,8 +64,10 @@ class RunFiguresTest {
                 lease(0.5, 1.5, true, 1.0, 3.0, 0.5, 0.25, 1.0)));
         assertEquals(2, t.measurements());
         assertEquals((4.0 + 3.0) / (2.0 + 1.0), t.speedup(), 1e-12);
-        // dense wall: dense prefill + dense steps + the lease's own sampling; live wall: prefill + decode
-        assertEquals((1.0 + 4.0 + 1.0 + 0.5 + 3.0 + 0.5) / (1.0 + 3.0 + 0.5 + 1.5), t.wallSpeedup(), 1e-12);
+        // wall: the mean of the two prefills + each mode's steps + the lease's sampling (decode loop less live steps)
+        assertEquals((1.0 + 4.0 + 1.0 + 0.5 + 3.0 + 0.5) / (1.0 + 2.0 + 1.0 + 0.5 + 1.0 + 0.5), t.wallSpeedup(), 1e-12);
+        RolloutTimes coldFirst = RolloutTimes.of(List.of(lease(2.0, 3.0, true, 2.0, 4.0, 1.0, 0.5, 1.0)));
+        assertEquals((1.5 + 4.0 + 1.0) / (1.5 + 2.0 + 1.0), coldFirst.wallSpeedup(), 1e-12);
         assertEquals((1.0 + 1.0) / (0.5 + 0.25), t.predictedSpeedup(), 1e-12);
         // every lease: decode over prefill + decode
         assertEquals((3.0 + 3.0 + 1.5) / (1.0 + 3.0 + 1.0 + 3.0 + 0.5 + 1.5), t.decodeFraction(), 1e-12);
