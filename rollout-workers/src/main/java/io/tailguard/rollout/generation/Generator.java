@@ -232,8 +232,10 @@ public final class Generator {
                     }
                     logits = live;
                     refLogits = ref;
+                    long c0 = System.nanoTime(); // measurement overhead: not the sampled generation's time
                     livePositions += kvPositionsRead(kernel, layers, cache.lengths());
                     refPositions += kvPositionsRead(reference, layers, refCache.lengths());
+                    refOverheadNs += System.nanoTime() - c0;
                 }
                 steps++;
             }

@@ -6,6 +6,7 @@ import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.RandomInit;
 import io.tailguard.model.Scorer;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -98,6 +99,19 @@ class PairedGenerationTest {
         assertEquals(4 * sumL, p.referenceKvPositions()); // 8640
         assertEquals(2 * sumL + 2 * 48 * 18, p.liveKvPositions()); // 4320 + 1728 = 6048
         assertEquals(10.0 / 7.0, p.referenceKvPositions() / (double) p.liveKvPositions(), 1e-12);
+        // the same ratio from the cost model's attention terms: a layer reading n keys costs
+        // denseAttentionLayerCost(n) (linear in n; a sparse layer adds landmark scoring, left out here)
+        CostModel cost = new CostModel(CONFIG, CostModel.Machine.DEFAULT);
+        double dense = 0;
+        double live = 0;
+        for (int prompt : new int[] {100, 130}) {
+            for (int s = 1; s <= 9; s++) {
+                int l = prompt + s;
+                dense += 4 * cost.denseAttentionLayerCost(l);
+                live += 2 * cost.denseAttentionLayerCost(l) + 2 * cost.denseAttentionLayerCost(48);
+            }
+        }
+        assertEquals(dense / live, p.referenceKvPositions() / (double) p.liveKvPositions(), 1e-9);
         // a budget above every context decodes densely: the same work as the reference
         Generator.Paired wide = new Generator(model, BlockTopKAttention.of(Schedule.fixed(256)))
                 .generatePaired(request(3), BlockTopKAttention.dense(), false);
