@@ -93,11 +93,16 @@ final class TrainCommand implements Callable<Integer> {
         out.put("pass_at_1_start", f.passAt1Start());
         out.put("pass_at_1_end", f.passAt1End());
         out.put("rollout_speedup", Progress.round(f.rolloutSpeedup(), 3));
+        out.put("rollout_speedup_source", f.rolloutSpeedupSource());
+        out.put("rollout_wall_speedup", Progress.round(f.rollout().wallSpeedup(), 3));
+        out.put("predicted_decode_speedup", Progress.round(f.rollout().predictedSpeedup(), 3));
+        out.put("speedup_measurements", f.rollout().measurements());
+        out.put("decode_fraction", Progress.round(f.rollout().decodeFraction(), 3));
         if (compare != null) {
             out.put("compare_schedule", s.train().compareSchedule());
             out.put("compare_budgets", compare.budgets());
             out.put("compare_speedup", Progress.round(f.compareSpeedup(), 3));
-            out.put("speedup_vs_compare", Progress.round(f.rolloutSpeedup() / f.compareSpeedup(), 3));
+            out.put("speedup_vs_compare", Progress.round(f.speedupVsCompare(), 3));
         }
         out.put("predicted_speedup", Progress.round(f.predictedSpeedup(), 3));
         out.put("tail_in_band_fraction", Progress.round(f.tailInBandFraction(), 3));

@@ -30,7 +30,7 @@ import java.util.List;
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
     public sealed interface Command permits RequestWork, LeaseDone, TailReport, BufferDepth, PolicyPublished,
-            CompressedPublished, Tune, GetStatus, WantSettings, Tick, Flush, Listed {}
+            CompressedPublished, Tune, GetStatus, WantSettings, Tick, Flush, Listed, RolloutTimed {}
 
     /** A worker with capacity asks for a lease. */
     public record RequestWork(String worker, ActorRef<RolloutWorker.Command> replyTo) implements Command, Wire {}
@@ -45,6 +45,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                              long tokens, double decodeSeconds, long compressedVersion) implements Command, Wire {}
 
     public record BufferDepth(int groups) implements Command, Wire {}
+
+    /** A lease's rollout time and, when measured, its in-run speedup: to the metrics and the run observers. */
+    public record RolloutTimed(RunObserver.Rollout rollout) implements Command, Wire {}
 
     /** Live tuning: key=value pairs ({@link LiveKey}). fromFile: an edit of the watched file, which changes the configured values. */
     public record Tune(String[] keys, String[] values, boolean fromFile, ActorRef<TuneResult> replyTo) implements Command, Wire {}
@@ -141,6 +144,11 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .onMessage(LeaseDone.class, this::onLeaseDone)
                 .onMessage(TailReport.class, r -> {
                     telemetry.tokens(options.report(r, budgets), r.tokens());
+                    return this;
+                })
+                .onMessage(RolloutTimed.class, r -> {
+                    telemetry.rollout(r.rollout());
+                    subscribers.observe(r.rollout());
                     return this;
                 })
                 .onMessage(BufferDepth.class, d -> send(leasing.bufferDepth(d.groups(), System.nanoTime())))

@@ -50,6 +50,21 @@ final class ControllerTelemetry {
         log.warn("lease {} of {} timed out; its {} groups go to the next worker", l.id(), l.worker(), l.groups().length);
     }
 
+    /**
+     * A lease's rollout time: decode and prefill seconds into counters (so a scrape can take any
+     * window's decode share), the lease's decode share, and its measured and predicted speedup when
+     * it measured one.
+     */
+    void rollout(RunObserver.Rollout r) {
+        metrics.rolloutSeconds.labelValues("prefill").inc(Math.max(0, r.prefillSeconds()));
+        metrics.rolloutSeconds.labelValues("decode").inc(Math.max(0, r.decodeSeconds()));
+        metrics.rolloutDecodeFraction.set(r.decodeFraction());
+        if (r.measured()) {
+            metrics.measuredSpeedup.set(r.speedup());
+            metrics.measuredSpeedupPredicted.set(r.predictedSpeedup());
+        }
+    }
+
     void openLeases(int n) {
         metrics.leasesOpen.set(n);
     }

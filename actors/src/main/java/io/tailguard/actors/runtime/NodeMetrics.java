@@ -23,6 +23,16 @@ final class NodeMetrics implements AutoCloseable {
             .help("Generated rollout tokens").labelNames("mode").register(registry);
     final Gauge rolloutTokensPerSecond = Gauge.builder().name("tailguard_rollout_tokens_per_second")
             .help("Decode throughput of the last lease, per worker").labelNames("worker").register(registry);
+    final Counter rolloutSeconds = Counter.builder().name("tailguard_rollout_seconds_total")
+            .help("Rollout generation seconds by phase (prefill, decode), over all leases").labelNames("phase").register(registry);
+    final Gauge rolloutDecodeFraction = Gauge.builder().name("tailguard_rollout_decode_fraction")
+            .help("Share of the last lease's rollout seconds (prefill and decode) spent decoding").register(registry);
+    final Gauge measuredSpeedup = Gauge.builder().name("tailguard_measured_rollout_speedup")
+            .help("Dense over live-schedule decode seconds of the last lease that measured it (the same tokens, alternating step by step)")
+            .register(registry);
+    final Gauge measuredSpeedupPredicted = Gauge.builder().name("tailguard_measured_rollout_speedup_predicted")
+            .help("The cost model's dense over live-schedule decode speedup for the same steps as tailguard_measured_rollout_speedup")
+            .register(registry);
     final Counter trajectories = Counter.builder().name("tailguard_trajectories_total")
             .help("Trajectories rolled out").register(registry);
     final Gauge policyVersionLoaded = Gauge.builder().name("tailguard_worker_policy_version")

@@ -6,6 +6,7 @@ import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.worker.RolloutEngine;
+import io.tailguard.rollout.worker.SpeedupCadence;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -34,6 +35,10 @@ import java.util.Set;
  * those weights instead, loaded from the store dequantized (manifest sha256 checked) and kept until
  * a newer one is named: the behaviour log-probs are the compressed model's, the policy scores
  * densely (π_old, and p for α), and the tails go back marked with the compressed version.
+ * Every tailguard.rollout.speedup-every-th lease under a sparse schedule (a {@link SpeedupCadence})
+ * is also decoded densely in lockstep, to measure the rollout speedup inside the run; every lease's
+ * prefill and decode seconds, with that measurement, go to the controller (RolloutTimed), which
+ * passes them on to the run observers.
  * Runs on the blocking dispatcher: a lease is seconds of tensor work.
  */
 public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command> {
@@ -79,6 +84,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     private long compressedLoaded = -1;
     private long compressedFailed = -1;
     private boolean asking;
+    /** Which leases measure the rollout speedup; kept across policy versions. */
+    private final SpeedupCadence cadence;
 
     private RolloutWorker(ActorContext<Command> ctx, TimerScheduler<Command> timers, String name, RunSettings s,
                           ActorRef<Controller.Command> controller, String device, NodeMetrics metrics) {
@@ -89,6 +96,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         this.controller = controller;
         this.device = device;
         this.metrics = metrics;
+        this.cadence = new SpeedupCadence(s.rollout().speedupEvery());
         this.prompts = new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax());
         ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(TrajectoryBuffer.KEY,
@@ -204,7 +212,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         if (actor != null) {
             shadow = null;
         }
-        RolloutEngine.Result r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor);
+        boolean measure = cadence.next(schedule, actor == null);
+        RolloutEngine.Result r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor, measure);
         int g = s.rollout().groupSize();
         TrajectoryBuffer.GroupResult[] groups = new TrajectoryBuffer.GroupResult[w.groups().length];
         List<RolloutEngine.Trajectory> ts = r.trajectories();
@@ -224,12 +233,24 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
                 r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds(),
                 actor == null ? -1 : compressedLoaded));
+        controller.tell(new Controller.RolloutTimed(timed(w, r)));
         controller.tell(new Controller.LeaseDone(w.lease(), name));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());
         metrics.rolloutTokensPerSecond.labelValues(name).set(r.generatedTokens() / Math.max(1e-9, r.generateSeconds()));
         ask();
         return this;
+    }
+
+    /** The lease's rollout time for the run, with its speedup measurement when it made one. */
+    private RunObserver.Rollout timed(Work w, RolloutEngine.Result r) {
+        RolloutEngine.SpeedupSample m = r.speedup();
+        double nan = Double.NaN;
+        return new RunObserver.Rollout(System.currentTimeMillis(), name, w.lease(), w.schedule().version(),
+                r.trajectories().size(), r.decodeSteps(), r.prefillSeconds(), r.decodeSeconds(), m != null,
+                m != null ? m.liveDecodeSeconds() : nan, m != null ? m.denseDecodeSeconds() : nan,
+                m != null ? m.densePrefillSeconds() : nan, m != null ? m.predictedLiveSeconds() : nan,
+                m != null ? m.predictedDenseSeconds() : nan);
     }
 
     /**

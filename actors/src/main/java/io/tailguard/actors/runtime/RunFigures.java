@@ -11,37 +11,50 @@ import java.util.Set;
 /**
  * The figures a `train` run ends with (docs/reference.md, train), from what its recorder saw: pass@1
  * at the start and the end, the controller's final schedule with its version and its cost model's
- * predicted speedup, the share of tails in band, and the rollout speedups measured with the last
- * policy (of the final schedule and, if one is named, of the compare schedule). NaN where there is
- * nothing to measure.
+ * predicted speedup, the share of tails in band, the rollout time ({@link RolloutTimes}), and the
+ * rollout speedup: measured inside the run (source {@value #IN_RUN}) when a lease measured it, else
+ * timed at the end with the last policy under the final schedule (source {@value #END_OF_RUN}).
+ * A compare schedule is timed at the end beside the final one, in the same rounds
+ * (compareSpeedup, and speedupVsCompare: the final schedule's end-of-run speedup over the compare
+ * schedule's). NaN where there is nothing to measure.
  */
 public record RunFigures(double passAt1Start, double passAt1End, Schedule finalSchedule, long scheduleVersions,
-                         double predictedSpeedup, double tailInBandFraction, double rolloutSpeedup, double compareSpeedup) {
+                         double predictedSpeedup, double tailInBandFraction, double rolloutSpeedup, double compareSpeedup,
+                         String rolloutSpeedupSource, RolloutTimes rollout, double speedupVsCompare) {
     /** A bin's window p5 α is in band when it lies in [τ − BELOW, τ + ABOVE]. */
     static final double BAND_BELOW = 0.03;
     static final double BAND_ABOVE = 0.05;
+    /** rolloutSpeedupSource: measured by the leases of the run. */
+    public static final String IN_RUN = "in-run";
+    /** rolloutSpeedupSource: timed after the run with the last policy (no lease measured it). */
+    public static final String END_OF_RUN = "end-of-run";
 
     /**
      * @param startSchedule the schedule the controller started from ({@link TailguardNode#startSchedule}),
      *                      whose dense layers it keeps in every schedule it makes
      * @param compare       a schedule to time beside the final one, or null
-     * @param lastPolicy    the last policy's directory; the speedups are NaN when it is not there
+     * @param lastPolicy    the last policy's directory; the end-of-run speedups are NaN when it is not there
      */
     public static RunFigures of(RunRecorder recorder, RunSettings s, Schedule startSchedule, Schedule compare, Path lastPolicy) {
         List<RunObserver.Window> windows = recorder.windows();
         RunObserver.Window last = windows.isEmpty() ? null : windows.get(windows.size() - 1);
         Schedule fin = finalSchedule(last, s.controller().binWidth(), startSchedule.denseLayers());
-        double[] speedups = Files.isDirectory(lastPolicy)
+        RolloutTimes times = RolloutTimes.of(recorder.rollouts());
+        boolean inRun = times.measurements() > 0;
+        // the end-of-run timing only where it is needed: no lease measured, or a compare schedule to time
+        double[] speedups = (!inRun || compare != null) && Files.isDirectory(lastPolicy)
                 ? RolloutSpeedup.measure(lastPolicy, s.train().task(), s.train().contextMin(), s.train().contextMax(),
                         s.rollout().promptsPerLease(), s.rollout().groupSize(), s.train().seed(),
                         compare == null ? List.of(fin) : List.of(fin, compare))
                 : new double[] {Double.NaN, Double.NaN};
         List<RunObserver.Evaluated> evals = recorder.evaluations();
+        double compareSpeedup = compare == null ? Double.NaN : speedups[1];
         return new RunFigures(evals.isEmpty() ? Double.NaN : evals.get(0).passAt1(),
                 evals.size() < 2 ? Double.NaN : evals.get(evals.size() - 1).passAt1(),
                 fin, last == null ? 1 : last.scheduleVersion(), last == null ? Double.NaN : last.predictedSpeedup(),
                 tailInBandFraction(recorder, windows.size(), s.controller().minTokens()),
-                speedups[0], compare == null ? Double.NaN : speedups[1]);
+                inRun ? times.speedup() : speedups[0], compareSpeedup, inRun ? IN_RUN : END_OF_RUN, times,
+                speedups[0] / compareSpeedup);
     }
 
     /**

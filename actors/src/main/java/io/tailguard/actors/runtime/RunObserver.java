@@ -13,7 +13,7 @@ public final class RunObserver {
     private RunObserver() {
     }
 
-    public sealed interface Event permits Step, Window, Finished, Evaluated, Compressed {}
+    public sealed interface Event permits Step, Window, Finished, Evaluated, Compressed, Rollout {}
 
     /** One learner step: its batch and its update (lr: the learning rate this step used). */
     public record Step(int step, long policyVersion, double reward, double passRate, int groups, int droppedDegenerate,
@@ -64,6 +64,35 @@ public final class RunObserver {
     /** The compression worker compressed policy version `version`: KL per token to it, bytes of the codes. */
     public record Compressed(long version, String method, int bits, double kl, long bytes, double seconds, String dir)
             implements Event, Wire {}
+
+    /**
+     * One lease's rollout, as its worker timed it: the generation's prefill and decode seconds
+     * (decode: the decode loop with sampling, {@code decodeSteps} steps over a batch of
+     * {@code sequences}), under schedule version {@code scheduleVersion}. When the lease measured the
+     * rollout speedup ({@code measured}; tailguard.rollout.speedup-every), the same tokens were also
+     * decoded densely in lockstep: liveStepSeconds and denseStepSeconds are each mode's timed decode
+     * steps, densePrefillSeconds the dense cache's prefill, and predictedLiveSeconds and
+     * predictedDenseSeconds the cost model's for the same steps; all NaN when not measured.
+     */
+    public record Rollout(long timeMillis, String worker, long lease, long scheduleVersion, int sequences, int decodeSteps,
+                          double prefillSeconds, double decodeSeconds, boolean measured, double liveStepSeconds,
+                          double denseStepSeconds, double densePrefillSeconds, double predictedLiveSeconds,
+                          double predictedDenseSeconds) implements Event, Wire {
+        /** Measured dense over live decode-step seconds (NaN when not measured). */
+        public double speedup() {
+            return measured ? denseStepSeconds / liveStepSeconds : Double.NaN;
+        }
+
+        /** The cost model's dense over live seconds for the same decode steps (NaN when not measured). */
+        public double predictedSpeedup() {
+            return measured ? predictedDenseSeconds / predictedLiveSeconds : Double.NaN;
+        }
+
+        /** Share of the lease's rollout wall time (prefill and decode) spent decoding. */
+        public double decodeFraction() {
+            return decodeSeconds / (prefillSeconds + decodeSeconds);
+        }
+    }
 
     /** The learner is done (all steps, or the time limit). */
     public record Finished(int steps, String reason) implements Event, Wire {}

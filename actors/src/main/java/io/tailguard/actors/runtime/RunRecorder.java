@@ -21,6 +21,7 @@ public final class RunRecorder {
     private final List<RunObserver.Window> windows = Collections.synchronizedList(new ArrayList<>());
     private final List<RunObserver.Evaluated> evals = Collections.synchronizedList(new ArrayList<>());
     private final List<RunObserver.Compressed> compressed = Collections.synchronizedList(new ArrayList<>());
+    private final List<RunObserver.Rollout> rollouts = Collections.synchronizedList(new ArrayList<>());
     private final CompletableFuture<RunObserver.Finished> finished = new CompletableFuture<>();
     private final PrintStream out;
     private final int totalSteps;
@@ -64,6 +65,12 @@ public final class RunRecorder {
             compressed.add(c);
             out.printf(Locale.ROOT, "compressed v%d with %s at %d bits: KL %.5f per token, %d bytes%n", c.version(), c.method(),
                     c.bits(), c.kl(), c.bytes());
+        } else if (e instanceof RunObserver.Rollout ro) {
+            rollouts.add(ro);
+            if (ro.measured()) {
+                out.printf(Locale.ROOT, "rollout speedup, lease %d (schedule v%d): measured ×%.2f, predicted ×%.2f; decode %.0f%% of its rollout%n",
+                        ro.lease(), ro.scheduleVersion(), ro.speedup(), ro.predictedSpeedup(), 100 * ro.decodeFraction());
+            }
         } else if (e instanceof RunObserver.Finished f) {
             finished.complete(f);
         }
@@ -113,6 +120,13 @@ public final class RunRecorder {
     public List<RunObserver.Compressed> compressions() {
         synchronized (compressed) {
             return List.copyOf(compressed);
+        }
+    }
+
+    /** Every lease's rollout time, in the order they came. */
+    public List<RunObserver.Rollout> rollouts() {
+        synchronized (rollouts) {
+            return List.copyOf(rollouts);
         }
     }
 

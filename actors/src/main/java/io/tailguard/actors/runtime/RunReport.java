@@ -22,7 +22,9 @@ import java.util.Map;
  * The run's report directory: report.html with the summary and every schedule change, and PNG
  * plots (reward and pass rate; p5 α per bin over time with τ; budget per bin over time;
  * throughput). When a compressed version was offered as a rollout option, also its p5 α per bin
- * with τ and whether it was in use (compressed.png), and every change of the option in use.
+ * with τ and whether it was in use (compressed.png), and every change of the option in use. When
+ * leases reported their rollout time, rollout.png (seconds per decode step, dense vs the live
+ * schedule) and speedup.png (the speedup measured in the run over time, with the cost model's).
  * Written into a temporary sibling and moved into place.
  */
 public final class RunReport {
@@ -101,6 +103,8 @@ public final class RunReport {
                 save(tmp.resolve("compressed.png"), "Compressed rollout option: p5 of α per position bin", "seconds", "p5 α", cp5);
             }
 
+            boolean rolloutPlots = rolloutPlots(tmp, r.rollouts(), t0);
+
             StringBuilder h = new StringBuilder();
             h.append("<!doctype html><html><head><meta charset=\"utf-8\"><title>Tailguard run</title>")
              .append("<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}td,th{padding:2px 8px;text-align:left}</style>")
@@ -112,6 +116,12 @@ public final class RunReport {
             for (String png : compressed ? List.of("reward", "alpha", "budget", "compressed", "throughput")
                     : List.of("reward", "alpha", "budget", "throughput")) {
                 h.append("<h2>").append(png).append("</h2><img src=\"").append(png).append(".png\" width=\"800\">");
+            }
+            if (rolloutPlots) {
+                h.append("<h2>rollout time</h2><p>Every ").append(ROLLOUT_NOTE).append("</p>");
+                for (String png : List.of("rollout", "speedup")) {
+                    h.append("<h2>").append(png).append("</h2><img src=\"").append(png).append(".png\" width=\"800\">");
+                }
             }
             h.append("<h2>Schedule changes</h2><ul>");
             for (RunObserver.Window w : windows) {
@@ -137,6 +147,51 @@ public final class RunReport {
         } catch (IOException e) {
             throw new UncheckedIOException("report " + dir + ": " + e.getMessage(), e);
         }
+    }
+
+    static final String ROLLOUT_NOTE = "lease's decode seconds per decode step under the live schedule (sampling included); "
+            + "at the leases that measured the speedup, the same tokens decoded in lockstep under the live schedule and "
+            + "densely, alternating step by step, each mode's decode steps alone; the speedup is dense over live, beside the "
+            + "cost model's prediction for the same steps (tailguard.rollout.speedup-every).";
+
+    /**
+     * rollout.png (seconds per decode step over time: every lease's under the live schedule, and
+     * the measured leases' live and dense steps) and speedup.png (each measurement, the run's so
+     * far, and the cost model's for the same steps). False, and nothing written, without leases.
+     */
+    static boolean rolloutPlots(Path dir, List<RunObserver.Rollout> rollouts, long t0) throws IOException {
+        if (rollouts.isEmpty()) {
+            return false;
+        }
+        XYSeries lease = new XYSeries("live schedule, every lease (decode loop with sampling)");
+        XYSeries live = new XYSeries("live schedule, measured leases (decode steps alone)");
+        XYSeries dense = new XYSeries("dense, measured leases (the same tokens, in lockstep)");
+        XYSeries measured = new XYSeries("measured speedup (lease)");
+        XYSeries cumulative = new XYSeries("measured speedup (run so far)");
+        XYSeries predicted = new XYSeries("cost model's speedup (same decode steps)");
+        double denseSum = 0;
+        double liveSum = 0;
+        for (RunObserver.Rollout ro : rollouts) {
+            if (ro.decodeSteps() <= 0) {
+                continue;
+            }
+            double t = (ro.timeMillis() - t0) / 1000.0;
+            lease.add(t, ro.decodeSeconds() / ro.decodeSteps());
+            if (ro.measured()) {
+                live.add(t, ro.liveStepSeconds() / ro.decodeSteps());
+                dense.add(t, ro.denseStepSeconds() / ro.decodeSteps());
+                denseSum += ro.denseStepSeconds();
+                liveSum += ro.liveStepSeconds();
+                measured.add(t, ro.speedup());
+                cumulative.add(t, denseSum / liveSum);
+                predicted.add(t, ro.predictedSpeedup());
+            }
+        }
+        save(dir.resolve("rollout.png"), "Rollout seconds per decode step, dense vs live schedule", "seconds", "seconds per step",
+                lease, live, dense);
+        save(dir.resolve("speedup.png"), "Measured rollout speedup over time, with the cost model's prediction", "seconds",
+                "dense / live decode time", measured, cumulative, predicted);
+        return true;
     }
 
     private static void save(Path file, String title, String x, String y, XYSeries... series) throws IOException {

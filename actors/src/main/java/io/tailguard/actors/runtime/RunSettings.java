@@ -29,8 +29,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     public record Train(String checkpoint, TaskSpec task, int contextMin, int contextMax, int steps, long seed, Path out,
                         int evalN, long evalSeed, Duration maxTime, String compareSchedule) {}
 
+    /** speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0: never). */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
-                          Duration leaseTimeout) {}
+                          Duration leaseTimeout, int speedupEvery) {}
 
     public record Buffer(int staleness, int maxGroups) {}
 
@@ -102,7 +103,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             }
             Rollout r = new Rollout(atLeast(c, "tailguard.rollout.workers", 0), positive(c, "tailguard.rollout.prompts-per-lease"),
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
-                    unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"));
+                    unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"),
+                    atLeast(c, "tailguard.rollout.speedup-every", 0));
             BudgetController.Settings ctl = controller(c, t.contextMax());
             Duration window = positiveDuration(c, "tailguard.controller.window");
             Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));

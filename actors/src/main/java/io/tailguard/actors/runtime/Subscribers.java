@@ -57,4 +57,9 @@ final class Subscribers {
     void window(RunObserver.Window w) {
         observers.forEach(o -> o.tell(w));
     }
+
+    /** Any other event for the run observers (a lease's rollout time). */
+    void observe(RunObserver.Event e) {
+        observers.forEach(o -> o.tell(e));
+    }
 }

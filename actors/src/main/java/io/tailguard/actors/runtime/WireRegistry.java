@@ -36,7 +36,9 @@ final class WireRegistry {
             // the compressed rollout option (appended: ids stay fixed)
             CompressedPublished.class, ControllerStatus.CompressedOption.class, RunObserver.OptionWindow.class,
             // the status as a record of records (appended: ids stay fixed)
-            ControllerStatus.Schedule.class, ControllerStatus.Run.class, TuningBook.Tuned.class, TuningBook.Tuned[].class);
+            ControllerStatus.Schedule.class, ControllerStatus.Run.class, TuningBook.Tuned.class, TuningBook.Tuned[].class,
+            // the rollout speedup measured in the run (appended: ids stay fixed)
+            RunObserver.Rollout.class, Controller.RolloutTimed.class);
 
     private WireRegistry() {
     }

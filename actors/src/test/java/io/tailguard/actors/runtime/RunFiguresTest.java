@@ -46,4 +46,36 @@ class RunFiguresTest {
         // judged: 0.92 out, 0.80 out, 0.90 in, five times 0.86 in
         assertEquals(6 / 8.0, RunFigures.tailInBandFraction(r, 10, 10), 1e-12);
     }
+
+    static RunObserver.Rollout lease(double prefill, double decode, boolean measured, double live, double dense, double densePrefill,
+                                     double predictedLive, double predictedDense) {
+        return new RunObserver.Rollout(0, "w", 1, 1, 8, 10, prefill, decode, measured, live, dense, densePrefill, predictedLive,
+                predictedDense);
+    }
+
+    @Test
+    void theInRunSpeedupIsDenseOverLiveDecodeSecondsSummedOverTheMeasuredLeases() {
+        double nan = Double.NaN;
+        RolloutTimes t = RolloutTimes.of(List.of(
+                lease(1.0, 3.0, false, nan, nan, nan, nan, nan),
+                // measured: live steps 2 s of its 3 s decode loop (1 s sampling); dense steps 4 s, dense prefill 1 s
+                lease(1.0, 3.0, true, 2.0, 4.0, 1.0, 0.5, 1.0),
+                // measured: live steps 1 s of 1.5 s (0.5 s sampling); dense steps 3 s, dense prefill 0.5 s
+                lease(0.5, 1.5, true, 1.0, 3.0, 0.5, 0.25, 1.0)));
+        assertEquals(2, t.measurements());
+        assertEquals((4.0 + 3.0) / (2.0 + 1.0), t.speedup(), 1e-12);
+        // wall: the mean of the two prefills + each mode's steps + the lease's sampling (decode loop less live steps)
+        assertEquals((1.0 + 4.0 + 1.0 + 0.5 + 3.0 + 0.5) / (1.0 + 2.0 + 1.0 + 0.5 + 1.0 + 0.5), t.wallSpeedup(), 1e-12);
+        RolloutTimes coldFirst = RolloutTimes.of(List.of(lease(2.0, 3.0, true, 2.0, 4.0, 1.0, 0.5, 1.0)));
+        assertEquals((1.5 + 4.0 + 1.0) / (1.5 + 2.0 + 1.0), coldFirst.wallSpeedup(), 1e-12);
+        assertEquals((1.0 + 1.0) / (0.5 + 0.25), t.predictedSpeedup(), 1e-12);
+        // every lease: decode over prefill + decode
+        assertEquals((3.0 + 3.0 + 1.5) / (1.0 + 3.0 + 1.0 + 3.0 + 0.5 + 1.5), t.decodeFraction(), 1e-12);
+
+        RolloutTimes none = RolloutTimes.of(List.of(lease(1.0, 1.0, false, nan, nan, nan, nan, nan)));
+        assertEquals(0, none.measurements());
+        assertTrue(Double.isNaN(none.speedup()) && Double.isNaN(none.wallSpeedup()) && Double.isNaN(none.predictedSpeedup()));
+        assertEquals(0.5, none.decodeFraction(), 1e-12);
+        assertTrue(Double.isNaN(RolloutTimes.of(List.of()).decodeFraction()));
+    }
 }

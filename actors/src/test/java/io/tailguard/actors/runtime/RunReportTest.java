@@ -24,4 +24,17 @@ class RunReportTest {
         assertEquals("all steps done", RunReport.display("all steps done"));
         assertEquals("null", RunReport.display(null));
     }
+
+    @Test
+    void leasesRolloutTimesArePlottedWhenThereAreAny(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        org.junit.jupiter.api.Assertions.assertFalse(RunReport.rolloutPlots(tmp, List.of(), 0));
+        System.setProperty("java.awt.headless", "true");
+        List<RunObserver.Rollout> leases = List.of(
+                new RunObserver.Rollout(1000, "w", 1, 1, 8, 10, 0.5, 1.0, false, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN),
+                new RunObserver.Rollout(2000, "w", 2, 1, 8, 10, 0.5, 1.0, true, 0.8, 1.6, 0.5, 0.1, 0.25));
+        org.junit.jupiter.api.Assertions.assertTrue(RunReport.rolloutPlots(tmp, leases, 0));
+        for (String f : new String[] {"rollout.png", "speedup.png"}) {
+            org.junit.jupiter.api.Assertions.assertTrue(java.nio.file.Files.size(tmp.resolve(f)) > 0, f);
+        }
+    }
 }

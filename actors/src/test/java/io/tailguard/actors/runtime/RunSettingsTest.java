@@ -20,6 +20,15 @@ class RunSettingsTest {
         assertEquals(0.86, s.controller().tau());
         assertEquals(TaskSpec.of("kv-recall"), s.train().task());
         assertEquals(8, s.rollout().groupSize());
+        assertEquals(8, s.rollout().speedupEvery());
+    }
+
+    @Test
+    void speedupEveryIsANonNegativeLeaseCount() {
+        assertEquals(0, RunSettings.parse(with("tailguard.rollout.speedup-every = 0"), "run.conf").rollout().speedupEvery());
+        assertEquals(1, RunSettings.parse(with("tailguard.rollout.speedup-every = 1"), "run.conf").rollout().speedupEvery());
+        assertEquals("run.conf: tailguard.rollout.speedup-every: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.rollout.speedup-every = -1"), "run.conf")).getMessage());
     }
 
     @Test

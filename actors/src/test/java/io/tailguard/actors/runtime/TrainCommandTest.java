@@ -26,6 +26,8 @@ class TrainCommandTest {
                 "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
                 "--set", "tailguard.learner.groups-per-step=2", "--set", "tailguard.controller.window=1s",
                 "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0", "--set", "tailguard.train.compare-schedule=" + schedule,
+                // start sparse (budget 48 under contexts of 64 to 96) and measure the speedup in every lease
+                "--set", "tailguard.controller.schedule=" + schedule, "--set", "tailguard.rollout.speedup-every=1",
                 "--json");
         assertEquals(0, r.code(), r.err());
         String[] lines = r.out().strip().split("\n");
@@ -35,8 +37,18 @@ class TrainCommandTest {
                 "compare_speedup", "speedup_vs_compare"}) {
             assertTrue(j.has(k), k + " missing: " + j);
         }
+        // the first lease runs under the sparse start schedule, so at least one lease measured the speedup
+        assertEquals("in-run", j.get("rollout_speedup_source").getAsString());
+        assertTrue(j.get("speedup_measurements").getAsInt() >= 1, j.toString());
+        for (String k : new String[] {"rollout_speedup", "rollout_wall_speedup", "predicted_decode_speedup"}) {
+            assertTrue(j.get(k).getAsDouble() > 0, k + ": " + j);
+        }
+        double decodeFraction = j.get("decode_fraction").getAsDouble();
+        assertTrue(decodeFraction > 0 && decodeFraction < 1, j.toString());
+        assertTrue(r.err().contains("rollout speedup, lease"), r.err());
         Path report = Path.of(j.get("report").getAsString());
-        for (String f : new String[] {"report.html", "reward.png", "alpha.png", "budget.png", "throughput.png"}) {
+        for (String f : new String[] {"report.html", "reward.png", "alpha.png", "budget.png", "throughput.png", "rollout.png",
+                "speedup.png"}) {
             assertTrue(Files.size(report.resolve(f)) > 0, f);
         }
         assertTrue(Files.isRegularFile(out.resolve("store/v000001/manifest.json")));
@@ -54,7 +66,7 @@ class TrainCommandTest {
                 "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
                 "--set", "tailguard.learner.groups-per-step=1", "--set", "tailguard.controller.window=1s",
                 "--set", "tailguard.controller.schedule=calibrate", "--set", "tailguard.metrics.port=0",
-                "--set", "tailguard.admin.port=0", "--json");
+                "--set", "tailguard.admin.port=0", "--set", "tailguard.rollout.speedup-every=0", "--json");
         assertEquals(0, rc.code(), rc.err());
         String[] calLines = rc.out().strip().split("\n");
         JsonObject cj = JsonParser.parseString(calLines[calLines.length - 1]).getAsJsonObject();
@@ -64,6 +76,9 @@ class TrainCommandTest {
         assertEquals(java.util.Arrays.toString(io.tailguard.rollout.sparse.Schedule.parse(calFile).budgets()).replace(" ", ""),
                 cj.get("compare_budgets").toString());
         assertTrue(rc.err().contains("calibration: budgets"), rc.err());
+        // no lease measured the speedup (speedup-every = 0): it is timed at the end, and says so
+        assertEquals("end-of-run", cj.get("rollout_speedup_source").getAsString());
+        assertEquals(0, cj.get("speedup_measurements").getAsInt());
 
         // The run directory belongs to its warm start: another checkpoint over it is refused.
         Path other = tmp.resolve("other");
@@ -78,5 +93,15 @@ class TrainCommandTest {
         assertEquals(2, missing.code(), missing.err());
         assertTrue(missing.err().contains("nope.conf"), missing.err());
         assertTrue(Files.notExists(tmp.resolve("run2")));
+    }
+
+    @Test
+    void aNegativeSpeedupEveryIsOneLineNamingTheKey(@TempDir Path tmp) {
+        CliBadInputTest.Run r = CliBadInputTest.cli("train", "--set", "tailguard.train.out=" + tmp.resolve("run"),
+                "--set", "tailguard.rollout.speedup-every=-1");
+        assertEquals(2, r.code(), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(r.err().contains("tailguard.rollout.speedup-every: must be >= 0, got -1"), r.err());
+        assertTrue(Files.notExists(tmp.resolve("run")));
     }
 }

@@ -38,7 +38,54 @@ public final class Generator {
     }
 
     public GenerationResult generate(GenerationRequest req) {
-        return run(req, null);
+        return run(req, null, null, false).result();
+    }
+
+    /**
+     * A generation paired with a reference decode, measured as {@code bench rollout} measures:
+     * this generator samples under its kernel exactly as {@link #generate} does (same tokens for the
+     * same request), and in lockstep a second cache, prefilled from the same prompts, is fed the same
+     * tokens and decoded under {@code reference} (for the in-run speedup, {@link
+     * BlockTopKAttention#dense()}). Decode steps alternate one mode, then the other (which goes first
+     * alternates too), so both see the same state of a shared, noisy machine; each mode's steps are
+     * timed alone (the model's decode and reading its logits back, not the sampling). The result's
+     * decode seconds are the sampled generation's own loop without the reference's steps.
+     *
+     * @param referenceLogprobs also keep the reference's temperature-1 log-probability of every fed
+     *                          token (a check that it really decoded; costs one softmax per token)
+     */
+    public Paired generatePaired(GenerationRequest req, AttentionKernel reference, boolean referenceLogprobs) {
+        if (reference == null) {
+            throw new IllegalArgumentException("a paired generation needs a reference kernel");
+        }
+        return run(req, null, reference, referenceLogprobs);
+    }
+
+    /**
+     * What a paired generation measured. liveStepSeconds and referenceStepSeconds: the timed decode
+     * steps of each mode (as many steps each); prefill seconds: each cache's prefill; KV positions:
+     * over every decode step, layer and sequence of the batch (finished ones are still decoded), the
+     * cache positions each kernel reads ({@link #kvPositionsRead}); referenceLogprobs: per sequence,
+     * the reference's temperature-1 log-probability of each output token (null unless asked for).
+     */
+    public record Paired(GenerationResult result, double liveStepSeconds, double referencePrefillSeconds,
+                         double referenceStepSeconds, long liveKvPositions, long referenceKvPositions,
+                         List<float[]> referenceLogprobs) {}
+
+    /**
+     * KV positions one decode step reads under a kernel over all layers and sequences, the new
+     * token's included: Block-Top-k's rule ({@link BlockTopKAttention#positionsRead}: every position
+     * in a dense layer or where the context fits the budget, else the kept pages, the budget), every
+     * position for any other kernel.
+     */
+    static long kvPositionsRead(AttentionKernel kernel, int layers, int[] lengths) {
+        long n = 0;
+        for (int layer = 0; layer < layers; layer++) {
+            for (int len : lengths) {
+                n += kernel instanceof BlockTopKAttention k ? k.positionsRead(layer, len) : len;
+            }
+        }
+        return n;
     }
 
     /**
@@ -62,13 +109,13 @@ public final class Generator {
         GenerationRequest req = new GenerationRequest(prompts, longest, new SamplingParams(1.0, 1.0, 0, 0L), java.util.Set.of(), 0,
                 Math.max(0, captureTopK));
         List<TokenDistributions> out = new ArrayList<>();
-        for (Generated g : run(req, outputs).sequences()) {
+        for (Generated g : run(req, outputs, null, false).result().sequences()) {
             out.add(g.distributions());
         }
         return out;
     }
 
-    private GenerationResult run(GenerationRequest req, List<int[]> forced) {
+    private Paired run(GenerationRequest req, List<int[]> forced, AttentionKernel reference, boolean referenceLogprobs) {
         int b = req.prompts().size();
         int vocab = model.config().vocabSize();
         int maxPrompt = 0;
@@ -106,13 +153,29 @@ public final class Generator {
             }
         }
         double prefillSeconds;
-        double decodeSeconds = 0;
+        double decodeSeconds;
         int steps = 0;
+        boolean paired = reference != null;
+        double refPrefillSeconds = 0;
+        long liveStepNs = 0;
+        long refStepNs = 0;
+        long refOverheadNs = 0;
+        long livePositions = 0;
+        long refPositions = 0;
+        int layers = model.config().numLayers();
+        float[][] refLogp = paired && referenceLogprobs ? new float[b][req.maxNewTokens()] : null;
         try (NDManager m = model.manager().newSubManager();
-             KvCache cache = new KvCache(m, model.config(), b, capacity)) {
+             KvCache cache = new KvCache(m, model.config(), b, capacity);
+             KvCache refCache = paired ? new KvCache(m, model.config(), b, capacity) : null) {
             long t0 = System.nanoTime();
             float[] logits = model.prefill(m.create(padded, new Shape(b, maxPrompt)), promptLengths, cache).toFloatArray();
             prefillSeconds = (System.nanoTime() - t0) / 1e9;
+            float[] refLogits = null;
+            if (paired) {
+                long r0 = System.nanoTime();
+                refLogits = model.prefill(m.create(padded, new Shape(b, maxPrompt)), promptLengths, refCache).toFloatArray();
+                refPrefillSeconds = (System.nanoTime() - r0) / 1e9;
+            }
             long[] next = new long[b];
             long t1 = System.nanoTime();
             while (true) {
@@ -124,6 +187,11 @@ public final class Generator {
                     }
                     double[] logp = TokenSampler.logProbs(logits, i * vocab, vocab, req.sampling().temperature());
                     int id = forced == null ? TokenSampler.pick(logp, req.sampling(), streams[i]) : forced.get(i)[s.size];
+                    if (refLogp != null) {
+                        long c0 = System.nanoTime();
+                        refLogp[i][s.size] = (float) TokenSampler.logProbs(refLogits, i * vocab, vocab, 1.0)[id];
+                        refOverheadNs += System.nanoTime() - c0;
+                    }
                     s.add(id, logp, req.topLogprobs());
                     s.capture(req.sampling().temperature() == 1 ? logp : TokenSampler.logProbs(logits, i * vocab, vocab, 1.0));
                     next[i] = id;
@@ -139,19 +207,60 @@ public final class Generator {
                 if (allDone) {
                     break;
                 }
-                try (NDManager step = m.newSubManager()) {
-                    NDArray l = model.decode(next, cache, kernel, step);
-                    logits = l.toFloatArray();
+                if (!paired) {
+                    try (NDManager step = m.newSubManager()) {
+                        NDArray l = model.decode(next, cache, kernel, step);
+                        logits = l.toFloatArray();
+                    }
+                } else {
+                    // alternate which mode goes first, so neither always finds the other's data in cache
+                    boolean liveFirst = steps % 2 == 0;
+                    long[] ns = new long[1];
+                    float[] live = null;
+                    float[] ref = null;
+                    for (int k = 0; k < 2; k++) {
+                        boolean isLive = liveFirst == (k == 0);
+                        float[] l = timedStep(next, isLive ? cache : refCache, isLive ? kernel : reference, m, ns);
+                        if (isLive) {
+                            live = l;
+                            liveStepNs += ns[0];
+                        } else {
+                            ref = l;
+                            refStepNs += ns[0];
+                            refOverheadNs += ns[0];
+                        }
+                    }
+                    logits = live;
+                    refLogits = ref;
+                    long c0 = System.nanoTime(); // measurement overhead: not the sampled generation's time
+                    livePositions += kvPositionsRead(kernel, layers, cache.lengths());
+                    refPositions += kvPositionsRead(reference, layers, refCache.lengths());
+                    refOverheadNs += System.nanoTime() - c0;
                 }
                 steps++;
             }
-            decodeSeconds = (System.nanoTime() - t1) / 1e9;
+            decodeSeconds = (System.nanoTime() - t1 - refOverheadNs) / 1e9;
         }
         List<Generated> seqs = new ArrayList<>(b);
+        List<float[]> refOut = refLogp == null ? null : new ArrayList<>(b);
         for (int i = 0; i < b; i++) {
             seqs.add(out.get(i).build(req.prompts().get(i)));
+            if (refOut != null) {
+                refOut.add(Arrays.copyOf(refLogp[i], out.get(i).size));
+            }
         }
-        return new GenerationResult(seqs, prefillSeconds, decodeSeconds, steps);
+        GenerationResult result = new GenerationResult(seqs, prefillSeconds, decodeSeconds, steps);
+        return new Paired(result, liveStepNs / 1e9, refPrefillSeconds, refStepNs / 1e9, livePositions, refPositions, refOut);
+    }
+
+    /** One decode step on a cache under a kernel, its logits read back; its nanoseconds into ns[0]. */
+    private float[] timedStep(long[] next, KvCache cache, AttentionKernel k, NDManager m, long[] ns) {
+        try (NDManager step = m.newSubManager()) {
+            long t0 = System.nanoTime();
+            float[] l = model.decode(next, cache, k, step).toFloatArray();
+            ns[0] = System.nanoTime() - t0;
+            return l;
+        }
     }
 
     /** Accumulates one sequence's output. */

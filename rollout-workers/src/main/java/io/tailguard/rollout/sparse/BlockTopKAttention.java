@@ -106,6 +106,21 @@ public final class BlockTopKAttention implements AttentionKernel {
         return Math.min(pages, budget / PAGE);
     }
 
+    /**
+     * KV positions a sequence of {@code length} tokens (this step's included) reads in {@code layer}
+     * at one decode step: all of them in a dense layer or when the context fits its budget, else
+     * the kept pages' 16 positions each, i.e. the budget (the partial last page counts whole). This
+     * is the cost model's count of attended keys ({@link CostModel}: L dense, B sparse), taken from
+     * the kernel's own page rule ({@link #keptPages}), so work can be compared with it exactly.
+     */
+    public long positionsRead(int layer, int length) {
+        if (denseLayers.contains(layer)) {
+            return length;
+        }
+        int keep = keptPages(length, budgetAt.applyAsInt(length));
+        return keep == (length + PAGE - 1) / PAGE ? length : (long) keep * PAGE;
+    }
+
     /** What one step attends to, the same for every sparse layer of that step. */
     private record Plan(boolean allDense, int pages, int gather, int[] lengths, int[] keep, int[] all,
                         NDArray bias, NDArray pageBase, NDArray mask) {}

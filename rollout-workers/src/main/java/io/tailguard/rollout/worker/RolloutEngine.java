@@ -12,6 +12,7 @@ import io.tailguard.rollout.generation.SamplingParams;
 import io.tailguard.rollout.generation.TokenDistributions;
 import io.tailguard.rollout.sparse.Acceptance;
 import io.tailguard.rollout.sparse.BlockTopKAttention;
+import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
 import io.tailguard.rollout.tasks.Prompt;
@@ -55,10 +56,37 @@ public final class RolloutEngine {
     /**
      * The lease's result. tails: α under the schedule rolled out with, binned by position; shadow:
      * α of the replayed share under the shadow schedule (null without one); seconds split into
-     * generation (decode and prefill), dense scoring and shadow replay.
+     * generation (decode and prefill), dense scoring and shadow replay; the generation's own split
+     * into prefill and decode ({@link GenerationResult}: the decode loop of decodeSteps steps,
+     * sampling included, without a paired reference's steps); speedup: the paired dense measurement, or null when the lease
+     * was not measured.
      */
     public record Result(List<Trajectory> trajectories, TailStats tails, TailStats shadow, long generatedTokens,
-                         double generateSeconds, double scoreSeconds, double shadowSeconds) {}
+                         double generateSeconds, double scoreSeconds, double shadowSeconds, double prefillSeconds,
+                         double decodeSeconds, int decodeSteps, SpeedupSample speedup) {}
+
+    /**
+     * A lease's rollout speedup, measured inside it ({@link Generator#generatePaired}): the sampled
+     * batch decoded under the schedule and, in lockstep on its own cache, densely ({@link
+     * BlockTopKAttention#dense()}), alternating step by step. Seconds are each mode's timed decode
+     * steps (decodeSteps of each) and each cache's prefill; KV positions: what each kernel read over
+     * the steps ({@link BlockTopKAttention#positionsRead}); predicted seconds: the cost model's
+     * ({@link CostModel}, at the lease's batch, this machine's constants) for the same decode steps
+     * at the same contexts, dense and under the schedule.
+     */
+    public record SpeedupSample(double liveDecodeSeconds, double denseDecodeSeconds, double livePrefillSeconds,
+                                double densePrefillSeconds, int decodeSteps, long liveKvPositions, long denseKvPositions,
+                                double predictedLiveSeconds, double predictedDenseSeconds) {
+        /** Dense over live decode seconds. */
+        public double speedup() {
+            return denseDecodeSeconds / liveDecodeSeconds;
+        }
+
+        /** The cost model's dense over live decode seconds for these steps. */
+        public double predictedSpeedup() {
+            return predictedDenseSeconds / predictedLiveSeconds;
+        }
+    }
 
     private final Qwen3Model model;
     private final Tokenizer tok;
@@ -66,6 +94,8 @@ public final class RolloutEngine {
     private final Options o;
     private final int eos;
     private final io.tailguard.model.lora.LoraAdapter actorLora;
+    /** The cost model's machine constants, read at the first measured lease. */
+    private CostModel.Machine machine;
 
     public RolloutEngine(Qwen3Model model, Tokenizer tok, Task task, Options options) {
         this(model, tok, task, options, null);
@@ -112,7 +142,20 @@ public final class RolloutEngine {
      * actor, not a cheaper schedule.
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor) {
-        return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA);
+        return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA, false);
+    }
+
+    /**
+     * As above; with measureSpeedup, a sparse schedule and the policy itself as the actor, the
+     * generation is paired with a dense decode of the same tokens ({@link SpeedupSample}): the
+     * trajectories, tails and everything else are those of the unmeasured lease, only slower. A
+     * dense schedule or another actor is not measured (there is nothing to compare, or the weights
+     * are not the policy's).
+     */
+    public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
+                      boolean measureSpeedup) {
+        return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA,
+                measureSpeedup && actor == null && !schedule.isDense());
     }
 
     /** How a rollout is scored by the dense policy. */
@@ -131,7 +174,7 @@ public final class RolloutEngine {
      * loop's sparse mode, which trains on the samples and has no controller to feed.
      */
     public Result runWithoutTails(List<Prompt> prompts, long[] groupIds, Schedule schedule, long seed) {
-        return run(prompts, groupIds, schedule, null, seed, null, Scoring.LOGPROBS);
+        return run(prompts, groupIds, schedule, null, seed, null, Scoring.LOGPROBS, false);
     }
 
     /**
@@ -140,7 +183,7 @@ public final class RolloutEngine {
      * (α of a dense rollout says nothing about a schedule). The synchronous loop's dense mode.
      */
     public Result runDenseUnscored(List<Prompt> prompts, long[] groupIds, long seed) {
-        return run(prompts, groupIds, Schedule.dense(), null, seed, null, Scoring.NONE);
+        return run(prompts, groupIds, Schedule.dense(), null, seed, null, Scoring.NONE, false);
     }
 
     /**
@@ -173,7 +216,7 @@ public final class RolloutEngine {
     }
 
     private Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
-                       Scoring scoring) {
+                       Scoring scoring, boolean paired) {
         if (prompts.size() != groupIds.length || prompts.isEmpty()) {
             throw new IllegalArgumentException(prompts.size() + " prompts but " + groupIds.length + " group ids");
         }
@@ -194,9 +237,20 @@ public final class RolloutEngine {
         int maxNew = batchIds(prompts, ids, source);
         long t0 = System.nanoTime();
         GenerationResult res;
+        SpeedupSample speedup = null;
+        // with the sparse actor's LoRA merged, the dense reference decodes with the same merged weights:
+        // the two modes differ only in the pages they read
         try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
-            res = new Generator(actor != null ? actor : model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
-                    new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos), 0, capture));
+            Generator gen = new Generator(actor != null ? actor : model, kernel(schedule));
+            GenerationRequest req = new GenerationRequest(ids, maxNew, new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos),
+                    0, capture);
+            if (paired) {
+                Generator.Paired p = gen.generatePaired(req, BlockTopKAttention.dense(), false);
+                res = p.result();
+                speedup = sample(p, ids, schedule);
+            } else {
+                res = gen.generate(req);
+            }
         }
         long t1 = System.nanoTime();
 
@@ -255,7 +309,32 @@ public final class RolloutEngine {
         for (Generated g : gens) {
             tokens += g.outputIds().length;
         }
-        return new Result(out, tails, shadowTails, tokens, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9);
+        return new Result(out, tails, shadowTails, tokens, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9,
+                res.prefillSeconds(), res.decodeSeconds(), res.decodeSteps(), speedup);
+    }
+
+    /**
+     * A paired generation as a speedup sample, with the cost model's seconds for the same decode
+     * steps: step s (1 ≤ s ≤ steps) of sequence b at context promptLength_b + s, every sequence of
+     * the batch at every step (a finished one is still decoded).
+     */
+    private SpeedupSample sample(Generator.Paired p, List<int[]> ids, Schedule schedule) {
+        if (machine == null) {
+            machine = CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath());
+        }
+        CostModel cost = new CostModel(model.config(), machine, ids.size());
+        int steps = p.result().decodeSteps();
+        double dense = 0;
+        double live = 0;
+        for (int[] prompt : ids) {
+            for (int step = 1; step <= steps; step++) {
+                dense += cost.denseDecodeTokenCost(prompt.length + step);
+                live += cost.decodeTokenCost(prompt.length + step, schedule);
+            }
+        }
+        return new SpeedupSample(p.liveStepSeconds(), p.referenceStepSeconds(), p.result().prefillSeconds(),
+                p.referencePrefillSeconds(), steps, p.liveKvPositions(), p.referenceKvPositions(), cost.seconds(live),
+                cost.seconds(dense));
     }
 
     /** α of every token of one trajectory into the tails, at the token's position (its context length). */

@@ -5,6 +5,7 @@ import io.tailguard.model.ModelConfig;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.RandomInit;
 import io.tailguard.model.tokenizer.CharTokenizer;
+import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.tasks.Task;
@@ -17,6 +18,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** One lease's rollout: sampling, rewards, π_old, tails; and the synchronous loop's dense, unscored form. */
@@ -76,5 +78,43 @@ class RolloutEngineTest {
             assertEquals(a.reward(), b.reward());
         }
         assertTrue(e.decodeSeconds(PROMPTS, Schedule.dense(), 9) > 0);
+    }
+
+    @Test
+    void aMeasuredLeaseRollsOutTheSameAndReportsDenseAgainstLiveDecodeWithTheCostModelsPrediction() {
+        RolloutEngine e = engine();
+        Schedule fixed = Schedule.fixed(48); // below kv-recall's 64-token contexts: layers 2 and 3 decode sparsely
+        RolloutEngine.Result plain = e.run(PROMPTS, new long[] {0, 1}, fixed, null, 4, null, false);
+        RolloutEngine.Result measured = e.run(PROMPTS, new long[] {0, 1}, fixed, null, 4, null, true);
+        assertNull(plain.speedup());
+        for (int i = 0; i < 6; i++) {
+            assertArrayEquals(plain.trajectories().get(i).outputIds(), measured.trajectories().get(i).outputIds());
+            assertArrayEquals(plain.trajectories().get(i).behaviourLogprobs(), measured.trajectories().get(i).behaviourLogprobs());
+        }
+        RolloutEngine.SpeedupSample s = measured.speedup();
+        assertTrue(s.decodeSteps() > 0, "kv-recall's answers need decode steps");
+        assertTrue(s.liveDecodeSeconds() > 0 && s.denseDecodeSeconds() > 0 && s.densePrefillSeconds() > 0);
+        assertTrue(measured.prefillSeconds() > 0 && measured.decodeSeconds() > 0);
+        // every sequence of the batch is decoded at every step, at context promptLength + step
+        CostModel cost = new CostModel(model.config(), CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()), 6);
+        long densePositions = 0;
+        long livePositions = 0;
+        double denseCost = 0;
+        double liveCost = 0;
+        for (RolloutEngine.Trajectory t : measured.trajectories()) {
+            for (int step = 1; step <= s.decodeSteps(); step++) {
+                int l = t.promptIds().length + step;
+                densePositions += 4L * l;
+                livePositions += 2L * l + 2L * Math.min(l, 48);
+                denseCost += cost.denseDecodeTokenCost(l);
+                liveCost += cost.decodeTokenCost(l, fixed);
+            }
+        }
+        assertEquals(densePositions, s.denseKvPositions());
+        assertEquals(livePositions, s.liveKvPositions());
+        assertEquals(denseCost / liveCost, s.predictedSpeedup(), 1e-9);
+        assertTrue(s.predictedSpeedup() > 1);
+        // a dense schedule is not measured: there is nothing to compare
+        assertNull(e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 4, null, true).speedup());
     }
 }
