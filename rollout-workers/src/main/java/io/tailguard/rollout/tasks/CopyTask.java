@@ -19,7 +19,10 @@ import java.util.SplittableRandom;
  * completion's later tokens read hundreds to thousands of positions back and a sparse kernel has to
  * find the right page at each of them. Small transformers learn it as induction (find where the last
  * tokens written occur, copy what follows): the stream is drawn so that no {@link #order}-gram of
- * symbols occurs twice in a prompt, so the last {@code order} tokens always point at one place.
+ * symbols occurs twice in a prompt, so the last {@code order} tokens always point at one place, and
+ * from an alphabet just large enough for that ({@link #alphabetSize}), so that shorter matches are
+ * ambiguous at every length: a model that learns the task on short prompts has learnt the match that
+ * still holds on long ones.
  *
  * <p>Knobs: the context ({@code contextTokens}, the prompt's length) and the steps: the span is
  * {@code steps} chunks of {@value #CHUNK} symbols (0: three quarters of what the prompt holds, so the
@@ -56,6 +59,8 @@ final class CopyTask extends BuiltinTask {
     private final int stream;
     /** No n-gram of this many symbols repeats within a prompt's stream. */
     private final int order;
+    /** Symbols a prompt's stream draws from (a random subset of {@link #SYMBOLS} per prompt). */
+    private final int alphabet;
 
     /**
      * @param steps  chunks of the span (0: as many as the context holds)
@@ -75,6 +80,20 @@ final class CopyTask extends BuiltinTask {
         }
         this.graded = graded;
         this.order = orderFor(stream);
+        this.alphabet = alphabetSize(stream, order);
+    }
+
+    /**
+     * The fewest symbols (at least 4, at most all of {@link #SYMBOLS}) whose n-grams of the order are
+     * three times as many as the stream is long, so that distinct n-grams are easy to draw while each
+     * (n-1)-gram recurs, about length / size^(n-1) times (over 4 at order 2 up to 160 symbols long).
+     */
+    static int alphabetSize(int length, int order) {
+        int m = 4;
+        while (m < SYMBOLS.length() && Math.pow(m, order) < 3.0 * length) {
+            m++;
+        }
+        return m;
     }
 
     /**
@@ -99,6 +118,10 @@ final class CopyTask extends BuiltinTask {
         return order;
     }
 
+    int alphabet() {
+        return alphabet;
+    }
+
     @Override
     Prompt generate(String id, SplittableRandom rng) {
         String text = text(rng, steps);
@@ -107,7 +130,7 @@ final class CopyTask extends BuiltinTask {
 
     /** A prompt text with a span of {@code k} chunks at a random place in a full-length stream. */
     private String text(SplittableRandom rng, int k) {
-        String s = distinctStream(rng, stream, order);
+        String s = distinctStream(rng, symbols(rng, alphabet), stream, order);
         int spanLength = k * CHUNK;
         int before = rng.nextInt(stream - spanLength + 1);
         return HEADER + s.substring(0, before) + "[" + s.substring(before, before + spanLength) + "]"
@@ -119,18 +142,18 @@ final class CopyTask extends BuiltinTask {
      * among those that do not complete a used n-gram (a draw with none left starts over, which at a
      * third of the n-grams in use is rare).
      */
-    static String distinctStream(SplittableRandom rng, int length, int n) {
+    static String distinctStream(SplittableRandom rng, String symbols, int length, int n) {
         while (true) {
             StringBuilder sb = new StringBuilder(length);
             Set<String> used = new HashSet<>();
-            char[] candidates = new char[SYMBOLS.length()];
+            char[] candidates = new char[symbols.length()];
             boolean stuck = false;
             while (sb.length() < length && !stuck) {
                 int c = 0;
                 String prefix = sb.length() >= n - 1 ? sb.substring(sb.length() - (n - 1)) : null;
-                for (int i = 0; i < SYMBOLS.length(); i++) {
-                    if (prefix == null || !used.contains(prefix + SYMBOLS.charAt(i))) {
-                        candidates[c++] = SYMBOLS.charAt(i);
+                for (int i = 0; i < symbols.length(); i++) {
+                    if (prefix == null || !used.contains(prefix + symbols.charAt(i))) {
+                        candidates[c++] = symbols.charAt(i);
                     }
                 }
                 if (c == 0) {
@@ -146,6 +169,18 @@ final class CopyTask extends BuiltinTask {
                 return sb.toString();
             }
         }
+    }
+
+    /** {@code m} distinct symbols of {@link #SYMBOLS}, drawn at random. */
+    static String symbols(SplittableRandom rng, int m) {
+        char[] all = SYMBOLS.toCharArray();
+        for (int i = 0; i < m; i++) {
+            int j = i + rng.nextInt(all.length - i);
+            char t = all[i];
+            all[i] = all[j];
+            all[j] = t;
+        }
+        return new String(all, 0, m);
     }
 
     /**

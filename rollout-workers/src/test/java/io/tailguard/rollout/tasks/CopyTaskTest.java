@@ -68,6 +68,7 @@ class CopyTaskTest {
         // stream of 512 - 5 (header) - 2 (brackets) - 2 ("\n[") = 503 symbols; 62 chunks fit, 3/4 of them by default
         assertEquals(46, t.steps());
         assertEquals(2, t.order());
+        assertEquals(39, t.alphabet());                    // 38^2 = 1444 < 1509 <= 1521 = 39^2
         Set<Integer> starts = new HashSet<>();
         for (int i = 0; i < 20; i++) {
             Prompt p = t.prompt(7, i);
@@ -86,6 +87,11 @@ class CopyTaskTest {
             }
         }
         assertTrue(starts.size() > 5, "the span moves from prompt to prompt: " + starts);
+        Set<Character> symbols = new HashSet<>();
+        for (char c : CopyTask.span(t.prompt(7, 0).text()).toCharArray()) {
+            symbols.add(c);
+        }
+        assertTrue(symbols.size() <= 39 && symbols.size() > 30, "a prompt draws from 39 symbols: " + symbols.size());
         assertEquals(t.prompt(7, 3), t.prompt(7, 3), "a prompt is a function of seed and index");
     }
 
@@ -93,7 +99,11 @@ class CopyTaskTest {
     void theOrderGrowsWithTheStreamSoThatNGramsStayDistinct() {
         assertEquals(2, CopyTask.orderFor(1000));      // 62^2 = 3844 >= 3 * 1000
         assertEquals(3, CopyTask.orderFor(2000));      // 3844 < 6000 <= 62^3
-        String s = CopyTask.distinctStream(new SplittableRandom(1), 3000, 3);
+        assertEquals(13, CopyTask.alphabetSize(55, 2));   // 12^2 = 144 < 165 <= 169 = 13^2
+        assertEquals(62, CopyTask.alphabetSize(1280, 2)); // 61^2 = 3721 < 3840 <= 3844
+        assertEquals(6, CopyTask.alphabetSize(10, 2));    // 5^2 = 25 < 30 <= 36 = 6^2
+        assertEquals(4, CopyTask.alphabetSize(2, 2));     // never fewer than 4
+        String s = CopyTask.distinctStream(new SplittableRandom(1), CopyTask.SYMBOLS, 3000, 3);
         Set<String> grams = new HashSet<>();
         for (int j = 0; j + 3 <= s.length(); j++) {
             assertTrue(grams.add(s.substring(j, j + 3)));
