@@ -271,8 +271,19 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (last || outOfTime) {
             return finish(last ? "all steps done" : "time limit");
         }
+        if (evaluatesAt(step, s.train().evalEvery())) {
+            evaluate(step);
+        }
         requestBatch();
         return this;
+    }
+
+    /**
+     * Whether a step that does not end the run gets a held-out evaluation of its own: every
+     * evalEvery-th (0: none; the start and the end are evaluated anyway, the end once).
+     */
+    static boolean evaluatesAt(int step, int evalEvery) {
+        return evalEvery > 0 && step > 0 && step % evalEvery == 0;
     }
 
     /**
@@ -310,11 +321,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (s.train().evalN() == 0) {
             return;
         }
+        long began = System.currentTimeMillis();
+        long t0 = System.nanoTime();
         var task = s.train().task().at(s.train().contextMax());
         double p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
                 Evaluator.EvalOptions.heldOut(s.train().evalN(), s.train().evalSeed()), AttentionKernel.DENSE).passAt1();
         metrics.passAt1.set(p);
-        emit(new RunObserver.Evaluated(step, p));
+        emit(new RunObserver.Evaluated(step, p, began, (System.nanoTime() - t0) / 1e9));
     }
 
     private void announce(PolicyPublished p) {

@@ -22,7 +22,8 @@ final class Leasing {
     private final Prompts prompts;
     private final BudgetController budgets;
     private final OptionBook options;
-    private final RunSettings.Rollout rollout;
+    /** Shadow replays are asked for: only when the controller adapts (nothing else reads their tails). */
+    private final boolean shadows;
     private final long seed;
     private final int maxGroups;
     private PolicyPublished policy;
@@ -34,7 +35,7 @@ final class Leasing {
         this.prompts = prompts;
         this.budgets = budgets;
         this.options = options;
-        this.rollout = s.rollout();
+        this.shadows = s.adapt() && s.rollout().shadowFraction() > 0;
         this.seed = s.train().seed();
         this.maxGroups = s.buffer().maxGroups();
         this.policy = policy;
@@ -95,7 +96,7 @@ final class Leasing {
         Schedule sched = budgets.schedule();
         CompressedPublished actor = options.choose(policy.version());
         // a compressed lease's tails judge the compressed weights, not a cheaper schedule: no shadow
-        Schedule shadow = actor == null && rollout.shadowFraction() > 0
+        Schedule shadow = actor == null && shadows
                 && !sched.equals(budgets.shadowSchedule().withVersion(sched.version())) ? budgets.shadowSchedule() : null;
         return new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
                 shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(seed, l.id()), actor);
