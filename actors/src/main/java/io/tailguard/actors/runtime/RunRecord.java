@@ -171,7 +171,7 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
         AtomicFiles.writeString(file, GSON.toJson(o) + "\n");
     }
 
-    private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
+    private static final Gson GSON = new GsonBuilder().setPrettyPrinting().serializeNulls().disableHtmlEscaping().create();
 
     /**
      * Reads a record: a run directory (its run-record.json) or the file itself. A missing or
