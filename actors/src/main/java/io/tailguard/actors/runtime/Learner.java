@@ -41,6 +41,8 @@ import java.util.Set;
  * store every publish-every steps (PolicyPublished to the controller and every worker), and writes
  * the resumable learner checkpoint (weights, optimizer moments, step) every checkpoint-every steps.
  * A learner started over an existing learner checkpoint resumes from it with its step counter.
+ * It evaluates held-out greedy pass@1 at step 0, every tailguard.train.eval-every steps and at the
+ * end (RunObserver.Evaluated), blocking for each evaluation while the rollout workers go on.
  * With DistillSparse on (tailguard.learner.distill, live), it keeps a LoRA for the sparse actor
  * (rank 8, alpha 16, all seven linear modules: train-sync --distill's defaults; the loss from
  * tailguard.learner.distill-kl, -ppo and -divergence), trains it after
