@@ -322,6 +322,30 @@ public final class RunComparison {
         return same > 1 ? r.label() + " seed " + s : r.label();
     }
 
+    /** A series' colour and whether it is dashed: one colour per arm, a dash pattern per seed; τ grey and dashed. */
+    record Style(java.awt.Color color, int dash) {
+        static final Style TAU = new Style(java.awt.Color.GRAY, 1);
+    }
+
+    private static final java.awt.Color[] ARM_COLOURS = {new java.awt.Color(0x1f, 0x77, 0xb4), new java.awt.Color(0x2c, 0xa0, 0x2c),
+            new java.awt.Color(0xd6, 0x27, 0x28), new java.awt.Color(0x94, 0x67, 0xbd), new java.awt.Color(0xff, 0x7f, 0x0e),
+            new java.awt.Color(0x8c, 0x56, 0x4b)};
+
+    /** Each run's style: its arm's colour (arms in order of first appearance), its place among the arm's runs as the dash. */
+    static List<Style> styles(List<Run> runs) {
+        List<String> arms = new ArrayList<>();
+        List<Style> out = new ArrayList<>();
+        Map<String, Integer> seen = new java.util.HashMap<>();
+        for (Run r : runs) {
+            if (!arms.contains(r.label())) {
+                arms.add(r.label());
+            }
+            int k = seen.merge(r.label(), 1, Integer::sum) - 1;
+            out.add(new Style(ARM_COLOURS[arms.indexOf(r.label()) % ARM_COLOURS.length], k));
+        }
+        return out;
+    }
+
     static List<Path> plots(List<Run> runs, Path out) throws IOException {
         System.setProperty("java.awt.headless", "true");
         List<Path> written = new ArrayList<>();
@@ -386,8 +410,10 @@ public final class RunComparison {
                 }
             }
             alphaMin.add(am);
+            List<Style> binStyles = new ArrayList<>(java.util.Collections.nCopies(bins, (Style) null));
+            binStyles.add(Style.TAU);
             written.add(save(out.resolve(String.format(Locale.ROOT, "alpha-%d-%s.png", i + 1, slug(n))),
-                    "p5 α per position bin: " + n, "train seconds", "p5 α", List.of(perBin)));
+                    "p5 α per position bin: " + n, "train seconds", "p5 α", List.of(perBin), binStyles));
         }
         for (double tau : taus) {
             XYSeries t = new XYSeries(taus.size() == 1 ? "τ" : "τ = " + tau, false, true);
@@ -395,15 +421,18 @@ public final class RunComparison {
             t.add(Math.max(end, 1), tau);
             alphaMin.add(t);
         }
+        List<Style> st = styles(runs);
+        List<Style> withTau = new ArrayList<>(st);
+        taus.forEach(t -> withTau.add(Style.TAU));
         List<Path> shared = new ArrayList<>();
-        shared.add(save(out.resolve("pass_at_1_steps.png"), "Held-out pass@1 against learner steps", "step", "pass@1", passSteps));
+        shared.add(save(out.resolve("pass_at_1_steps.png"), "Held-out pass@1 against learner steps", "step", "pass@1", passSteps, st));
         shared.add(save(out.resolve("pass_at_1_seconds.png"), "Held-out pass@1 against wall seconds (held-out evaluations left out)",
-                "train seconds", "pass@1", passSeconds));
-        shared.add(save(out.resolve("reward.png"), "Mean reward per step", "step", "reward", reward));
-        shared.add(save(out.resolve("rollout_seconds.png"), "Rollout seconds per step", "step", "seconds", rollout));
-        shared.add(save(out.resolve("tis_truncation.png"), "TIS truncation per step", "step", "share of tokens truncated", tis));
+                "train seconds", "pass@1", passSeconds, st));
+        shared.add(save(out.resolve("reward.png"), "Mean reward per step", "step", "reward", reward, st));
+        shared.add(save(out.resolve("rollout_seconds.png"), "Rollout seconds per step", "step", "seconds", rollout, st));
+        shared.add(save(out.resolve("tis_truncation.png"), "TIS truncation per step", "step", "share of tokens truncated", tis, st));
         shared.add(save(out.resolve("alpha_min.png"), "Lowest p5 α over the position bins per window", "train seconds", "p5 α",
-                alphaMin));
+                alphaMin, withTau));
         shared.addAll(written);
         return shared;
     }
@@ -418,13 +447,30 @@ public final class RunComparison {
         return s.replaceAll("[^A-Za-z0-9._-]+", "-");
     }
 
-    /** One line chart, written to a temporary sibling and moved into place. */
-    private static Path save(Path file, String title, String x, String y, List<XYSeries> series) throws IOException {
+    /**
+     * One line chart on white, written to a temporary sibling and moved into place; styles[i] (null:
+     * the default palette) colours and dashes series i.
+     */
+    private static Path save(Path file, String title, String x, String y, List<XYSeries> series, List<Style> styles) throws IOException {
         XYSeriesCollection data = new XYSeriesCollection();
         for (XYSeries s : series) {
             data.addSeries(s);
         }
         JFreeChart chart = ChartFactory.createXYLineChart(title, x, y, data, PlotOrientation.VERTICAL, true, false, false);
+        org.jfree.chart.plot.XYPlot plot = chart.getXYPlot();
+        plot.setBackgroundPaint(java.awt.Color.WHITE);
+        plot.setDomainGridlinePaint(java.awt.Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(java.awt.Color.LIGHT_GRAY);
+        var renderer = plot.getRenderer();
+        for (int i = 0; i < series.size(); i++) {
+            Style st = i < styles.size() ? styles.get(i) : null;
+            float[] dash = st == null || st.dash() == 0 ? null : st.dash() == 1 ? new float[] {6f, 4f} : new float[] {2f, 3f + st.dash()};
+            renderer.setSeriesStroke(i, new java.awt.BasicStroke(2f, java.awt.BasicStroke.CAP_BUTT, java.awt.BasicStroke.JOIN_ROUND, 1f,
+                    dash, 0f));
+            if (st != null) {
+                renderer.setSeriesPaint(i, st.color());
+            }
+        }
         Path tmp = Files.createTempFile(file.toAbsolutePath().getParent(), "." + file.getFileName(), ".tmp");
         try {
             ChartUtils.saveChartAsPNG(new File(tmp.toString()), chart, 900, 500);
