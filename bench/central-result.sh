@@ -10,7 +10,7 @@
 # given here; the arm's own keys win over them. Into OUT: <arm>-s<seed>/ (each run's directory,
 # with run-record.json), <arm>-s<seed>.json (its `train --json` line), <arm>-s<seed>.log (its
 # progress), unguarded-<budget>.conf (the unguarded arm's schedule), compare/ (table.md and the
-# plots) and compare.json. An arm whose run record exists is done and is skipped, so the script can
+# plots), compare.json and command.txt (each invocation's command line, date, commit, host). An arm whose run record exists is done and is skipped, so the script can
 # be run again after an interruption; an arm directory without one (a run cut off) is refused.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +33,7 @@ usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--
 EOF
 }
 
+ORIGINAL_ARGS=("$@")
 OUT="runs/central"
 SEEDS="7 8"
 STEPS=""
@@ -72,6 +73,13 @@ done
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
+# what produced this directory, for the figures' caption: the command, when, on which commit
+{
+  printf 'command:'; printf ' %q' "$0" "${ORIGINAL_ARGS[@]}"; printf '\n'
+  echo "started: $(date -u '+%Y-%m-%d %H:%M:%S') UTC"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+  echo "host: $(uname -n), $(nproc 2>/dev/null || echo '?') cores"
+} >> "$OUT/command.txt"
 UNGUARDED_SCHEDULE="$OUT/unguarded-$BUDGET.conf"
 cat > "$UNGUARDED_SCHEDULE.tmp" <<EOF
 # The unguarded arm of bench/central-result.sh: one KV budget at every length, held by a controller
