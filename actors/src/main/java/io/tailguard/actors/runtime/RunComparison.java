@@ -29,7 +29,8 @@ import java.util.TreeSet;
  * Runs with the same label are seeds of one arm. Writes table.md (one row per run, a mean row per
  * arm with several runs) and PNG plots: pass@1 against steps and against seconds, reward and
  * rollout seconds per step, TIS truncation per step, the lowest p5 α over the bins per window with
- * τ, and each run's p5 α per bin with τ.
+ * τ, and each run's p5 α per bin with τ. A window's p5 α of a bin counts where the bin had at least
+ * min-tokens tokens in it ({@link #alpha}).
  *
  * <p>Seconds are wall seconds since `train` began (its calibration included) less the held-out
  * evaluations before that moment ("train seconds"): every arm evaluates the same prompts densely,
@@ -186,13 +187,24 @@ public final class RunComparison {
         return n;
     }
 
-    /** Per bin, the lowest window p5 α of the run (NaN: the bin never had tokens). */
+    /**
+     * A window's p5 α of bin b when it counts, else NaN: it counts when the bin had at least the
+     * run's min-tokens tokens in the window (settings min_tokens; without it, any), as
+     * tail_in_band_fraction counts. A p5 over a handful of tokens says little about the tail.
+     */
+    static double alpha(RunRecord r, RunRecord.WindowRow w, int b) {
+        double min = number(r.settings().get("min_tokens"));
+        double a = w.alphaP5()[b];
+        return Double.isNaN(a) || (Double.isFinite(min) && w.tokens()[b] < min) ? Double.NaN : a;
+    }
+
+    /** Per bin, the lowest window p5 α of the run among the windows that count (NaN: none does). */
     static double[] minAlpha(RunRecord r) {
         double[] m = new double[bins(r)];
         java.util.Arrays.fill(m, Double.NaN);
         for (RunRecord.WindowRow w : r.windows()) {
             for (int b = 0; b < w.alphaP5().length; b++) {
-                double a = w.alphaP5()[b];
+                double a = alpha(r, w, b);
                 if (!Double.isNaN(a) && !(a >= m[b])) {
                     m[b] = a;
                 }
@@ -201,14 +213,15 @@ public final class RunComparison {
         return m;
     }
 
-    /** Per bin, the last window p5 α the bin had tokens in (NaN: never). */
+    /** Per bin, the p5 α of the last window that counts (NaN: none does). */
     static double[] lastAlpha(RunRecord r) {
         double[] m = new double[bins(r)];
         java.util.Arrays.fill(m, Double.NaN);
         for (RunRecord.WindowRow w : r.windows()) {
             for (int b = 0; b < w.alphaP5().length; b++) {
-                if (!Double.isNaN(w.alphaP5()[b])) {
-                    m[b] = w.alphaP5()[b];
+                double a = alpha(r, w, b);
+                if (!Double.isNaN(a)) {
+                    m[b] = a;
                 }
             }
         }
@@ -258,6 +271,7 @@ public final class RunComparison {
         t.append('\n');
         t.append("Seconds are wall seconds since `train` began, calibration included; train s leaves out the held-out ")
                 .append("evaluations. rollout s/step: the generation seconds of a step's tokens at its batch's rollout rate. ")
+                .append("p5 α per bin: over the windows in which the bin had at least min-tokens tokens. ")
                 .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (else the mean over ")
                 .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
                 .append(reference).append(" run's own. –: nothing to compute (never reached, no tokens, no update).\n");
@@ -397,7 +411,7 @@ public final class RunComparison {
                 end = Math.max(end, t);
                 double lo = Double.NaN;
                 for (int b = 0; b < w.alphaP5().length; b++) {
-                    double a = w.alphaP5()[b];
+                    double a = alpha(r, w, b);
                     if (!Double.isNaN(a)) {
                         perBin[b].add(t, a);
                         lo = Double.isNaN(lo) ? a : Math.min(lo, a);

@@ -137,6 +137,18 @@ class RunComparisonTest {
     }
 
     @Test
+    void aBinsP5CountsOnlyInWindowsWithMinTokensTokens() {
+        Map<String, Object> settings = Map.of("seed", 1.0, "min_tokens", 100.0);
+        RunRecord r = new RunRecord(0, 10, settings, Map.of(), List.of(), List.of(
+                new RunRecord.WindowRow(1, 1, new int[] {48, 48}, new double[] {0.2, 0.9}, new long[] {50, 300}, 0.86, 1),
+                new RunRecord.WindowRow(2, 1, new int[] {48, 48}, new double[] {0.8, 0.95}, new long[] {300, 300}, 0.86, 1),
+                new RunRecord.WindowRow(3, 1, new int[] {48, 48}, new double[] {0.1, NaN}, new long[] {99, 0}, 0.86, 1)), List.of());
+        // bin 0: 0.2 over 50 tokens and 0.1 over 99 do not count; bin 1: 0.9 and 0.95
+        assertArrayEquals(new double[] {0.8, 0.9}, RunComparison.minAlpha(r));
+        assertArrayEquals(new double[] {0.8, 0.95}, RunComparison.lastAlpha(r));
+    }
+
+    @Test
     void anUnknownReferenceIsRefused(@TempDir Path tmp) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> RunComparison.compare(runs(), "sparse", tmp.resolve("cmp")));
