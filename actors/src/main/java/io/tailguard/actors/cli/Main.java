@@ -14,7 +14,7 @@ import java.util.ServiceLoader;
         description = "RLVR training with tail-guarded sparse-attention rollouts.",
         subcommands = {InitModelCommand.class, PretrainCommand.class, GenerateCommand.class, TrainCommand.class, NodeCommand.class, TuneCommand.class, StatusCommand.class, TrainSyncCommand.class,
                 EvalCommand.class, MismatchCommand.class,
-                CalibrateCommand.class, CompressCommand.class})
+                CalibrateCommand.class, CompressCommand.class, CompareRunsCommand.class})
 public final class Main {
     public static final int BAD_INPUT = 2;
     public static final int FAILURE = 1;

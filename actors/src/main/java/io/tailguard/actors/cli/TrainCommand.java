@@ -7,6 +7,7 @@ import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.actors.runtime.CheckpointStore;
 import io.tailguard.actors.runtime.RunObserver;
 import io.tailguard.actors.runtime.RunFigures;
+import io.tailguard.actors.runtime.RunRecord;
 import io.tailguard.actors.runtime.RunRecorder;
 import io.tailguard.actors.runtime.RunReport;
 import io.tailguard.actors.runtime.RunSettings;
@@ -40,6 +41,7 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        long startMillis = System.currentTimeMillis();
         Path file = config != null ? config : RunConfig.defaultFile();
         Config c = RunConfig.load(file, sets);
         String where = file == null ? "configuration" : file.toString();
@@ -50,7 +52,10 @@ final class TrainCommand implements Callable<Integer> {
         }
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
         Files.createDirectories(s.train().out());
+        String configuredSchedule = s.startSchedule();
+        double calibrationSeconds = Double.NaN;
         if (s.startSchedule().equals(RunSettings.CALIBRATE)) {
+            long calStart = System.nanoTime();
             // The offline calibration on the warm start, then the controller starts from it (and the
             // end-of-run timing compares against it unless another schedule is named).
             Path calibrated = Calibration.atRunStart(s.train().out(), "Written by `tailguard train` "
@@ -62,6 +67,7 @@ final class TrainCommand implements Callable<Integer> {
                 c = c.withValue("tailguard.train.compare-schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));
             }
             s = RunSettings.parse(c, where);
+            calibrationSeconds = (System.nanoTime() - calStart) / 1e9;
         }
         Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
         // the controller's own start (a restarted one's persisted schedule): its dense layers stay in every schedule
@@ -86,12 +92,14 @@ final class TrainCommand implements Callable<Integer> {
             }
             lastPolicy = new CheckpointStore(s.train().out().resolve("store")).dirOf(fin.steps());
         }
+        long endMillis = System.currentTimeMillis();
         double seconds = (System.nanoTime() - t0) / 1e9;
         RunFigures f = RunFigures.of(recorder, s, startSchedule, compare, lastPolicy);
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("steps", fin.steps());
         out.put("pass_at_1_start", f.passAt1Start());
         out.put("pass_at_1_end", f.passAt1End());
+        out.put("pass_at_1_curve", RunRecord.curve(recorder.evaluations(), startMillis));
         out.put("rollout_speedup", Progress.round(f.rolloutSpeedup(), 3));
         out.put("rollout_speedup_source", f.rolloutSpeedupSource());
         out.put("rollout_wall_speedup", Progress.round(f.rollout().wallSpeedup(), 3));
@@ -116,6 +124,10 @@ final class TrainCommand implements Callable<Integer> {
         out.put("finish_reason", fin.reason());
         Path report = RunReport.write(s.train().out().resolve("report"), recorder, out);
         out.put("report", report.toString());
+        Path record = s.train().out().resolve(RunRecord.FILE_NAME);
+        RunRecord.of(recorder, startMillis, endMillis, RunRecord.settingsOf(s, configuredSchedule, startSchedule, calibrationSeconds),
+                out).write(record);
+        out.put("record", record.toString());
         if (common.json) {
             Json.print(out);
         } else {

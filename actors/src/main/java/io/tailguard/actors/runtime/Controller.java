@@ -217,7 +217,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         // the compressed option is judged at the budgets its window ran under, before they change
         PolicyPublished policy = leasing.policy();
         OptionBook.Window ow = options.tick(now, policy == null ? 0 : policy.version(), budgets.schedule());
-        BudgetController.Decision d = budgets.tick();
+        // switched off, the controller still closes windows and reports their tails, but holds the schedule
+        BudgetController.Decision d = s.adapt() ? budgets.tick() : budgets.observe();
         telemetry.window(ow.decision(), d);
         exportSchedule();
         subscribers.window(RunObserver.window(System.currentTimeMillis(), d, budgets.settings().tau(),

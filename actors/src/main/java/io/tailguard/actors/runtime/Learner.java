@@ -41,6 +41,8 @@ import java.util.Set;
  * store every publish-every steps (PolicyPublished to the controller and every worker), and writes
  * the resumable learner checkpoint (weights, optimizer moments, step) every checkpoint-every steps.
  * A learner started over an existing learner checkpoint resumes from it with its step counter.
+ * It evaluates held-out greedy pass@1 at step 0, every tailguard.train.eval-every steps and at the
+ * end (RunObserver.Evaluated), blocking for each evaluation while the rollout workers go on.
  * With DistillSparse on (tailguard.learner.distill, live), it keeps a LoRA for the sparse actor
  * (rank 8, alpha 16, all seven linear modules: train-sync --distill's defaults; the loss from
  * tailguard.learner.distill-kl, -ppo and -divergence), trains it after
@@ -271,8 +273,19 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (last || outOfTime) {
             return finish(last ? "all steps done" : "time limit");
         }
+        if (evaluatesAt(step, s.train().evalEvery())) {
+            evaluate(step);
+        }
         requestBatch();
         return this;
+    }
+
+    /**
+     * Whether a step that does not end the run gets a held-out evaluation of its own: every
+     * evalEvery-th (0: none; the start and the end are evaluated anyway, the end once).
+     */
+    static boolean evaluatesAt(int step, int evalEvery) {
+        return evalEvery > 0 && step > 0 && step % evalEvery == 0;
     }
 
     /**
@@ -310,11 +323,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (s.train().evalN() == 0) {
             return;
         }
+        long began = System.currentTimeMillis();
+        long t0 = System.nanoTime();
         var task = s.train().task().at(s.train().contextMax());
         double p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
                 Evaluator.EvalOptions.heldOut(s.train().evalN(), s.train().evalSeed()), AttentionKernel.DENSE).passAt1();
         metrics.passAt1.set(p);
-        emit(new RunObserver.Evaluated(step, p));
+        emit(new RunObserver.Evaluated(step, p, began, (System.nanoTime() - t0) / 1e9));
     }
 
     private void announce(PolicyPublished p) {

@@ -22,7 +22,10 @@ final class Leasing {
     private final Prompts prompts;
     private final BudgetController budgets;
     private final OptionBook options;
-    private final RunSettings.Rollout rollout;
+    /** Whether the budget controller moves budgets (tailguard.controller.adapt). */
+    private final boolean adapts;
+    /** Shadow replays are asked for: only when the controller adapts (nothing else reads their tails). */
+    private final boolean shadows;
     private final long seed;
     private final int maxGroups;
     private PolicyPublished policy;
@@ -34,7 +37,8 @@ final class Leasing {
         this.prompts = prompts;
         this.budgets = budgets;
         this.options = options;
-        this.rollout = s.rollout();
+        this.adapts = s.adapt();
+        this.shadows = s.adapt() && s.rollout().shadowFraction() > 0;
         this.seed = s.train().seed();
         this.maxGroups = s.buffer().maxGroups();
         this.policy = policy;
@@ -92,13 +96,32 @@ final class Leasing {
         for (int i = 0; i < ps.length; i++) {
             ps[i] = prompts.of(l.groups()[i]);
         }
-        Schedule sched = budgets.schedule();
+        Schedule sched = held(budgets.schedule());
         CompressedPublished actor = options.choose(policy.version());
         // a compressed lease's tails judge the compressed weights, not a cheaper schedule: no shadow
-        Schedule shadow = actor == null && rollout.shadowFraction() > 0
+        Schedule shadow = actor == null && shadows
                 && !sched.equals(budgets.shadowSchedule().withVersion(sched.version())) ? budgets.shadowSchedule() : null;
         return new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
                 shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(seed, l.id()), actor);
+    }
+
+    /**
+     * The schedule to lease. With the controller off and every bin on its top rung (a dense start),
+     * the dense schedule itself: the bins end at the controller's context (context-max + 64), and a
+     * position past the last one would take that bin's budget, so a long completion would be decoded
+     * sparsely in a run meant to be dense. Its tails file under each bin's top rung as before.
+     */
+    private Schedule held(Schedule sched) {
+        if (adapts) {
+            return sched;
+        }
+        int[] b = sched.budgets();
+        for (int i = 0; i < b.length; i++) {
+            if (b[i] < (i + 1) * sched.binWidth()) {
+                return sched;
+            }
+        }
+        return Schedule.dense().withVersion(sched.version());
     }
 
     /** The newest policy, or null. */

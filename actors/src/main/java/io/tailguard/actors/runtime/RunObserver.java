@@ -58,8 +58,12 @@ public final class RunObserver {
     public record OptionWindow(long compressedVersion, boolean compressedInUse, double[] compressedP5, long plainTokens,
                                long compressedTokens, String change) implements Wire {}
 
-    /** Held-out greedy pass@1 of the learner's policy at a step (start and end of the run). */
-    public record Evaluated(int step, double passAt1) implements Event, Wire {}
+    /**
+     * Held-out greedy pass@1 of the learner's policy at a step (the start, every
+     * tailguard.train.eval-every steps, the end): timeMillis when the evaluation began (the policy
+     * of that step existed then), seconds it took.
+     */
+    public record Evaluated(int step, double passAt1, long timeMillis, double seconds) implements Event, Wire {}
 
     /** The compression worker compressed policy version `version`: KL per token to it, bytes of the codes. */
     public record Compressed(long version, String method, int bits, double kl, long bytes, double seconds, String dir)

@@ -19,15 +19,20 @@ import java.util.TreeSet;
  * The runtime's configuration, parsed once into typed records and validated: a key this version
  * does not know, a wrong type or a value out of range fails with the key's full path and the reason
  * ({@link IllegalArgumentException}, exit 2 at the command line). The defaults and the meaning of
- * every key are in actors' reference.conf.
+ * every key are in actors' reference.conf. adapt: tailguard.controller.adapt, whether the budget
+ * controller changes the schedule (off: the start schedule is held, its tails still measured).
  */
 public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
                           String startSchedule, Set<Integer> denseLayers, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression,
-                          Bootstrap bootstrap) {
+                          Bootstrap bootstrap, boolean adapt) {
 
-    /** task: the built-in task with its knobs (tailguard.train.task, task-steps, reward), checked at parse. */
+    /**
+     * task: the built-in task with its knobs (tailguard.train.task, task-steps, reward), checked at
+     * parse. evalEvery: held-out pass@1 every this many learner steps besides the start and the end
+     * (0: only those two).
+     */
     public record Train(String checkpoint, TaskSpec task, int contextMin, int contextMax, int steps, long seed, Path out,
-                        int evalN, long evalSeed, Duration maxTime, String compareSchedule) {}
+                        int evalN, long evalSeed, Duration maxTime, String compareSchedule, int evalEvery) {}
 
     /** speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0: never). */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
@@ -96,7 +101,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     positive(c, "tailguard.train.steps"), c.getLong("tailguard.train.seed"),
                     Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
                     c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)),
-                    c.getString("tailguard.train.compare-schedule"));
+                    c.getString("tailguard.train.compare-schedule"), atLeast(c, "tailguard.train.eval-every", 0));
             if (t.contextMax() < t.contextMin()) {
                 throw new IllegalArgumentException("tailguard.train.context-max: must be >= context-min " + t.contextMin()
                         + ", got " + t.contextMax());
@@ -126,7 +131,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), denseLayers(c), b, l,
                     new Metrics(c.getString("tailguard.metrics.host"), port),
                     new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")),
-                    compression(c), bootstrap(c));
+                    compression(c), bootstrap(c), onOff("tailguard.controller.adapt", c.getString("tailguard.controller.adapt")));
         } catch (ConfigException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {

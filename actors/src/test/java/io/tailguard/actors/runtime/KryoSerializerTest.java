@@ -98,7 +98,7 @@ class KryoSerializerTest {
                 new String[0], new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 310, 0, null)));
         out.add(new ControllerStatus.CompressedOption(false, -1, "", false, 0.25, 10, new double[0], 0, "compressed rollout off"));
         out.add(new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 12, 0, null));
-        out.add(new RunObserver.Evaluated(0, 0.3));
+        out.add(new RunObserver.Evaluated(0, 0.3, 1_700_000_000_000L, 2.5));
         out.add(new RunObserver.Finished(30, "all steps done"));
         out.add(new RunObserver.Compressed(10, "yaqa_b", 4, 0.0123, 123456, 7.5, "/tmp/store/compressed/v000010-yaqa_b4"));
         RunObserver.Rollout measured = new RunObserver.Rollout(1_700_000_000_000L, "worker-0@h:1", 9, 4, 16, 63, 0.4, 2.5, true, 1.9,

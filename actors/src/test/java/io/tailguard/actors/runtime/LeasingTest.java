@@ -59,4 +59,35 @@ class LeasingTest {
         assertArrayEquals(new long[] {2, 3}, resumed.get(0).work().groups());
         assertArrayEquals(new long[] {4, 5}, resumed.get(1).work().groups());
     }
+
+    /** The first lease of a fresh Leasing over settings `extra` (shadow share 0.25) starting from `start`. */
+    static RolloutWorker.Work firstLease(String extra, Schedule start) {
+        RunSettings s = TuningBookTest.settings("tailguard.rollout.shadow-fraction = 0.25\n" + extra);
+        BudgetController budgets = new BudgetController(s.controller(), start);
+        Leasing leasing = new Leasing(new LeaseBook<>(2, 1_000, 0, new long[0]), new Prompts(s.train().task(), s.train().seed(),
+                s.train().contextMin(), s.train().contextMax()), budgets, new OptionBook(s.controller(), s.compression().guard(), 0), s, null);
+        assertTrue(leasing.policy(policy(1), 0).isEmpty());
+        return leasing.request(ask("a"), 0);
+    }
+
+    @Test
+    void withTheControllerOffALeaseHoldsTheStartScheduleWithoutShadowAndADenseStartIsDenseEverywhere() {
+        // the defaults: bins of 64 up to context-max 256 + 64, ladder from 48
+        Schedule fixed = Schedule.parseString("tailguard.schedule { version = 1, kind = fixed, budget = 64 }", "test");
+        RolloutWorker.Work on = firstLease("", fixed);
+        assertArrayEquals(new int[] {64, 64, 64, 64, 64}, on.schedule().toSchedule().budgets());
+        assertArrayEquals(new int[] {48, 48, 48, 48, 48}, on.shadow().toSchedule().budgets(), "the controller on: a shadow one rung lower");
+
+        RolloutWorker.Work off = firstLease("tailguard.controller.adapt = off", fixed);
+        assertArrayEquals(new int[] {64, 64, 64, 64, 64}, off.schedule().toSchedule().budgets());
+        assertNull(off.shadow(), "the controller off: nothing reads shadow tails");
+
+        // a dense start, off: the dense schedule itself, not the bins' top rungs (which end at 320)
+        RolloutWorker.Work dense = firstLease("tailguard.controller.adapt = off", Schedule.dense());
+        assertTrue(dense.schedule().toSchedule().isDense());
+        assertTrue(dense.schedule().toSchedule().isDenseAt(4096));
+        assertNull(dense.shadow());
+        // on, a dense start is the top rungs, which the controller lowers from
+        assertArrayEquals(new int[] {64, 128, 192, 256, 320}, firstLease("", Schedule.dense()).schedule().toSchedule().budgets());
+    }
 }

@@ -67,6 +67,18 @@ class RunSettingsTest {
                 type.getMessage());
     }
 
+    @Test
+    void evalEveryAndAdaptParseAndRefuseBadValues() {
+        RunSettings d = RunSettings.parse(with(""), "test");
+        assertEquals(20, d.train().evalEvery());
+        assertTrue(d.adapt());
+        RunSettings s = RunSettings.parse(with("tailguard.train.eval-every = 0\ntailguard.controller.adapt = off"), "run.conf");
+        assertEquals(0, s.train().evalEvery());
+        assertEquals(false, s.adapt());
+        assertRefused("tailguard.train.eval-every = -1", "run.conf: tailguard.train.eval-every: must be >= 0, got -1");
+        assertRefused("tailguard.controller.adapt = maybe", "run.conf: tailguard.controller.adapt: must be on or off, got \"maybe\"");
+    }
+
     private static void assertRefused(String hocon, String message) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with(hocon), "run.conf"));
         assertEquals(message, e.getMessage());

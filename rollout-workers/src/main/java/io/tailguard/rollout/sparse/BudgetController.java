@@ -189,6 +189,19 @@ public final class BudgetController {
 
     /** Closes the reporting window and decides. */
     public Decision tick() {
+        return close(true);
+    }
+
+    /**
+     * Closes the reporting window and reports its tails without deciding: the schedule stays as it
+     * is (same version). A run with the controller switched off (a fixed schedule held whatever its
+     * tails) still measures them.
+     */
+    public Decision observe() {
+        return close(false);
+    }
+
+    private Decision close(boolean decide) {
         actual.roll(s.keepWindows());
         shadow.roll(s.keepWindows());
         List<WindowTail> window = new ArrayList<>();
@@ -199,6 +212,9 @@ public final class BudgetController {
             TailStats cur = actual.last(bin, budget);
             if (cur != null && cur.count(bin) > 0) {
                 window.add(new WindowTail(bin, budget, cur.count(bin), cur.p5(bin)));
+            }
+            if (!decide) {
+                continue;
             }
             TailStats here = actual.merged(bin, budget);
             if (here.count(bin) >= s.minTokens() && here.p5(bin) < s.tau() - s.margin() && rung[bin] < ladders[bin].length - 1) {
@@ -221,7 +237,9 @@ public final class BudgetController {
             }
         }
         // Idle bins follow the next bin down, so they never hold a lowering back; a raise carries over.
-        Budgets.makeNonDecreasing(new Rungs(changes));
+        if (decide) {
+            Budgets.makeNonDecreasing(new Rungs(changes));
+        }
         if (!Arrays.equals(before, rung)) {
             version++;
         } else {

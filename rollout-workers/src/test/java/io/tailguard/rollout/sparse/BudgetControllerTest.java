@@ -49,6 +49,23 @@ class BudgetControllerTest {
     }
 
     @Test
+    void observeReportsTheWindowsTailsButHoldsTheSchedule() {
+        BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        long v = c.schedule().version();
+        // the tail tick() raises on (p5 0.5 < 0.84), and a shadow tail it would lower on
+        c.report(c.schedule(), tail(1, 200, 0.10, 0.5), c.shadowSchedule(), tail(2, 200, 0, 1));
+        BudgetController.Decision d = c.observe();
+        assertFalse(d.changed());
+        assertArrayEquals(new int[] {128, 128, 128, 128}, d.schedule().budgets());
+        assertEquals(v, d.schedule().version());
+        assertEquals(1, d.window().size());
+        assertEquals(1, d.window().get(0).bin());
+        assertEquals(128, d.window().get(0).budget());
+        assertEquals(200, d.window().get(0).tokens());
+        assertEquals(0.5, d.window().get(0).p5(), 1e-9);
+    }
+
+    @Test
     void doesNotActOnFewerThanMinTokens() {
         BudgetController c = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
         c.report(c.schedule(), tail(1, 50, 0.5, 0.1), null, null);

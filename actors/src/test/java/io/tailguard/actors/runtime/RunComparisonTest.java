@@ -1,0 +1,157 @@
+package io.tailguard.actors.runtime;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** compare-runs' figures on hand-made records; every expected number is worked out in the comments. */
+class RunComparisonTest {
+    static final double NaN = Double.NaN;
+
+    static RunRecord.StepRow step(int step, double seconds, double rolloutSeconds, double tis) {
+        return new RunRecord.StepRow(step, seconds, 0.5, 0.5, 100, NaN, rolloutSeconds, 1.0, tis, 0.0, 0);
+    }
+
+    static RunRecord.WindowRow window(double seconds, int[] budgets, double... alpha) {
+        return new RunRecord.WindowRow(seconds, 1, budgets, alpha, new long[budgets.length], 0.86, 1.0);
+    }
+
+    static RunRecord record(double seed, double calibration, double end, List<RunRecord.StepRow> steps, List<RunRecord.WindowRow> windows,
+                            List<RunRecord.EvalRow> evals) {
+        Map<String, Object> settings = new java.util.LinkedHashMap<>();
+        settings.put("seed", seed);
+        settings.put("calibration_seconds", Double.isNaN(calibration) ? null : calibration);
+        return new RunRecord(0, end, settings, Map.of(), steps, windows, evals);
+    }
+
+    /** Dense, seed 1: pass@1 0.2 → 0.4 → 0.5, each evaluation 5 s; ends at 210 s. */
+    static RunRecord dense() {
+        return record(1, NaN, 210, List.of(step(10, 95, 4.0, NaN), step(20, 195, 6.0, 0.0)),
+                List.of(window(50, new int[] {1024, 1024}, 0.95, NaN), window(150, new int[] {1024, 1024}, 0.97, 0.99)),
+                List.of(new RunRecord.EvalRow(0, 10, 0.2, 5), new RunRecord.EvalRow(10, 100, 0.4, 5), new RunRecord.EvalRow(20, 200, 0.5, 5)));
+    }
+
+    /** Guarded, seed 1: calibrated for 30 s; pass@1 0.2 → 0.45 → 0.55; ends at 130 s. */
+    static RunRecord guarded() {
+        return record(1, 30, 130, List.of(step(10, 75, 2.0, 0.01), step(20, 115, 3.0, 0.03)),
+                List.of(window(60, new int[] {64, 128}, 0.84, 0.88), window(100, new int[] {64, 160}, 0.87, NaN)),
+                List.of(new RunRecord.EvalRow(0, 40, 0.2, 5), new RunRecord.EvalRow(10, 80, 0.45, 5), new RunRecord.EvalRow(20, 120, 0.55, 5)));
+    }
+
+    /** Unguarded, seed 2 (no dense run of that seed): pass@1 0.2 → 0.3; ends at 70 s. */
+    static RunRecord unguarded() {
+        return record(2, NaN, 70, List.of(step(20, 55, 1.0, 0.2)), List.of(window(30, new int[] {48, 48}, 0.5, 0.6)),
+                List.of(new RunRecord.EvalRow(0, 10, 0.2, 5), new RunRecord.EvalRow(20, 60, 0.3, 5)));
+    }
+
+    static List<RunComparison.Run> runs() {
+        return List.of(new RunComparison.Run("dense", Path.of("runs/dense-s1"), dense()),
+                new RunComparison.Run("guarded", Path.of("runs/guarded-s1"), guarded()),
+                new RunComparison.Run("unguarded", Path.of("runs/unguarded-s2"), unguarded()));
+    }
+
+    @Test
+    void trainSecondsLeaveOutTheHeldOutEvaluationsBeforeThem() {
+        RunRecord d = dense();
+        // at 210: three evaluations of 5 s each began before → 210 − 15
+        assertEquals(195.0, RunComparison.trainSeconds(d, 210));
+        // at 200 (the third evaluation's start): the first two → 200 − 10
+        assertEquals(190.0, RunComparison.trainSeconds(d, 200));
+        // at 12, the first evaluation (10..15) is still running: 2 s of it → 10
+        assertEquals(10.0, RunComparison.trainSeconds(d, 12));
+    }
+
+    @Test
+    void eachRunIsTimedToTheFinalPassAt1OfTheReferenceRunWithItsSeed() {
+        List<RunComparison.Row> rows = RunComparison.rows(runs(), "dense");
+        RunComparison.Row d = rows.get(0);
+        assertEquals(20, d.steps());
+        assertEquals(210.0, d.wallSeconds());
+        assertEquals(195.0, d.trainSeconds());
+        assertEquals(15.0, d.evalSeconds());
+        assertEquals(0.2, d.passStart());
+        assertEquals(0.5, d.passEnd());
+        assertEquals(5.0, d.meanRolloutSeconds()); // (4 + 6) / 2
+        assertEquals(0.0, d.meanTisTruncated()); // the step without an update does not count
+        assertArrayEquals(new double[] {0.95, 0.99}, d.minAlphaP5());
+        assertArrayEquals(new double[] {0.97, 0.99}, d.lastAlphaP5());
+        // its own final 0.5, first reached at the evaluation that began at 200 s: 190 train seconds
+        assertEquals(0.5, d.target());
+        assertEquals(190.0, d.secondsToTarget());
+        assertEquals(1.0, d.ratioToReference());
+
+        RunComparison.Row g = rows.get(1);
+        assertEquals(30.0, g.calibrationSeconds());
+        assertEquals(115.0, g.trainSeconds()); // 130 − 3 × 5
+        assertEquals(2.5, g.meanRolloutSeconds());
+        assertEquals(0.02, g.meanTisTruncated(), 1e-12);
+        assertArrayEquals(new double[] {0.84, 0.88}, g.minAlphaP5());
+        assertArrayEquals(new double[] {0.87, 0.88}, g.lastAlphaP5());
+        // dense seed 1's 0.5, reached by pass@1 0.55 at 120 s less two evaluations: 110; 110 / 190
+        assertEquals(110.0, g.secondsToTarget());
+        assertEquals(190.0, g.referenceSeconds());
+        assertEquals(110.0 / 190.0, g.ratioToReference(), 1e-12);
+
+        // no dense run of seed 2: the mean of dense's finals (0.5) and of their times to it (190); never reached
+        RunComparison.Row u = rows.get(2);
+        assertEquals(0.5, u.target());
+        assertEquals(190.0, u.referenceSeconds());
+        assertTrue(Double.isNaN(u.secondsToTarget()));
+        assertEquals(0.3, u.passEnd());
+        assertArrayEquals(new double[] {0.5, 0.6}, u.minAlphaP5());
+    }
+
+    @Test
+    void writesTheTableAndThePlots(@TempDir Path tmp) throws Exception {
+        List<RunComparison.Run> runs = new java.util.ArrayList<>(runs());
+        // a second guarded seed makes a mean row: seed 2 has no dense run, so its target is 0.5 at 190 s
+        runs.add(new RunComparison.Run("guarded", Path.of("runs/guarded-s2"), record(2, 20, 100, List.of(step(20, 90, 1.0, 0.05)),
+                List.of(), List.of(new RunRecord.EvalRow(0, 30, 0.3, 5), new RunRecord.EvalRow(20, 80, 0.6, 5)))));
+        RunComparison.Result r = RunComparison.compare(runs, "dense", tmp.resolve("cmp"));
+        String table = Files.readString(r.table());
+        assertTrue(table.contains("| dense | 1 | runs/dense-s1 | 20 | 210.0 | 195.0 | 15.0 | – | 0.200 | 0.500 | 5.000 | 0.0000 "
+                + "| 0.95 0.99 | 0.97 0.99 | 0.500 | 190.0 | 1.00 |"), table);
+        assertTrue(table.contains("| guarded | 1 | runs/guarded-s1 | 20 | 130.0 | 115.0 | 15.0 | 30.0 | 0.200 | 0.550 | 2.500 | 0.0200 "
+                + "| 0.84 0.88 | 0.87 0.88 | 0.500 | 110.0 | 0.58 |"), table);
+        assertTrue(table.contains("| unguarded | 2 | runs/unguarded-s2 | 20 | 70.0 | 60.0 | 10.0 | – | 0.200 | 0.300 | 1.000 | 0.2000 "
+                + "| 0.50 0.60 | 0.50 0.60 | 0.500 | – | – |"), table);
+        // guarded seed 2: 0.6 at 80 s less one evaluation = 75; mean of 110 and 75 = 92.5; of 130 and 100 wall = 115
+        assertTrue(table.contains("| guarded | mean of 2 |  | 20.0 | 115.0 | 102.5 | 12.5 | 25.0 | 0.250 | 0.575 | 1.750 | 0.0350 "
+                + "|  |  | 0.500 | 92.5 | 0.49 |"), table);
+        for (String png : new String[] {"pass_at_1_steps.png", "pass_at_1_seconds.png", "reward.png", "rollout_seconds.png",
+                "tis_truncation.png", "alpha_min.png", "alpha-1-dense.png", "alpha-2-guarded-seed-1.png", "alpha-4-guarded-seed-2.png"}) {
+            assertTrue(Files.size(tmp.resolve("cmp").resolve(png)) > 0, png);
+            assertTrue(table.contains("(" + png + ")"), png);
+        }
+        String json = r.summary().toString();
+        assertTrue(json.contains("\"seconds_to_target\":null"), json);
+    }
+
+    @Test
+    void aBinsP5CountsOnlyInWindowsWithMinTokensTokens() {
+        Map<String, Object> settings = Map.of("seed", 1.0, "min_tokens", 100.0);
+        RunRecord r = new RunRecord(0, 10, settings, Map.of(), List.of(), List.of(
+                new RunRecord.WindowRow(1, 1, new int[] {48, 48}, new double[] {0.2, 0.9}, new long[] {50, 300}, 0.86, 1),
+                new RunRecord.WindowRow(2, 1, new int[] {48, 48}, new double[] {0.8, 0.95}, new long[] {300, 300}, 0.86, 1),
+                new RunRecord.WindowRow(3, 1, new int[] {48, 48}, new double[] {0.1, NaN}, new long[] {99, 0}, 0.86, 1)), List.of());
+        // bin 0: 0.2 over 50 tokens and 0.1 over 99 do not count; bin 1: 0.9 and 0.95
+        assertArrayEquals(new double[] {0.8, 0.9}, RunComparison.minAlpha(r));
+        assertArrayEquals(new double[] {0.8, 0.95}, RunComparison.lastAlpha(r));
+    }
+
+    @Test
+    void anUnknownReferenceIsRefused(@TempDir Path tmp) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> RunComparison.compare(runs(), "sparse", tmp.resolve("cmp")));
+        assertEquals("--reference: no run is labelled \"sparse\"", e.getMessage());
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The central result as one command: three arms of `tailguard train` from the same warm start with
+# the same seeds, then `tailguard compare-runs` over them (docs/reference.md, "central-result.sh").
+#
+#   dense      the start schedule dense, the controller off: every rollout attends over everything
+#   guarded    calibrated start at τ, the controller on (the tail guard)
+#   unguarded  one fixed budget at every length, the controller off: nothing holds its tail at τ
+#
+# Every arm runs with the configuration file (default config/quickstart.conf) and the --set pairs
+# given here; the arm's own keys win over them. Into OUT: <arm>-s<seed>/ (each run's directory,
+# with run-record.json), <arm>-s<seed>.json (its `train --json` line), <arm>-s<seed>.log (its
+# progress), unguarded-<budget>.conf (the unguarded arm's schedule), compare/ (table.md and the
+# plots), compare.json and command.txt (each invocation's command line, date, commit, host). An arm whose run record exists is done and is skipped, so the script can
+# be run again after an interruption; an arm directory without one (a run cut off) is refused.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TG="$ROOT/bin/tailguard"
+
+usage() {
+  cat <<'EOF'
+usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--config FILE]
+                               [--tau T] [--unguarded-budget N] [--arms "dense guarded unguarded"]
+                               [--set key=value ...]
+  --out DIR              where the runs and the comparison go (default runs/central)
+  --seeds "S ..."        run seeds, one run per arm and seed (default "7 8")
+  --steps N              learner steps per run (default: the configuration's tailguard.train.steps)
+  --config FILE          the configuration every arm starts from (default config/quickstart.conf)
+  --tau T                the guarded arm's target p5 α; also the τ the others are judged by (default 0.86)
+  --unguarded-budget N   the unguarded arm's fixed KV budget, a multiple of 16, at least 48 (default 64):
+                         pick one whose p5 α sits clearly below τ at the task's lengths
+  --arms "A ..."         a subset of the arms, in the order to run them (default "dense guarded unguarded")
+  --set key=value        a configuration key for every arm (repeatable), e.g. --set tailguard.train.eval-every=10
+EOF
+}
+
+ORIGINAL_ARGS=("$@")
+OUT="runs/central"
+SEEDS="7 8"
+STEPS=""
+CONFIG="$ROOT/config/quickstart.conf"
+TAU="0.86"
+BUDGET="64"
+ARMS="dense guarded unguarded"
+SETS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT="$2"; shift 2 ;;
+    --seeds) SEEDS="$2"; shift 2 ;;
+    --steps) STEPS="$2"; shift 2 ;;
+    --config) CONFIG="$2"; shift 2 ;;
+    --tau) TAU="$2"; shift 2 ;;
+    --unguarded-budget) BUDGET="$2"; shift 2 ;;
+    --arms) ARMS="$2"; shift 2 ;;
+    --set) SETS+=(--set "$2"); shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "central-result.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+bad() {
+  echo "central-result.sh: $*" >&2
+  exit 2
+}
+[ -f "$CONFIG" ] || bad "--config: $CONFIG: no such file"
+[ -n "$SEEDS" ] || bad "--seeds: give at least one seed"
+for s in $SEEDS; do [[ "$s" =~ ^-?[0-9]+$ ]] || bad "--seeds: not an integer: $s"; done
+[ -z "$STEPS" ] || [[ "$STEPS" =~ ^[1-9][0-9]*$ ]] || bad "--steps: must be a positive integer, got $STEPS"
+[[ "$BUDGET" =~ ^[0-9]+$ ]] && [ "$BUDGET" -ge 48 ] && [ $((BUDGET % 16)) -eq 0 ] \
+  || bad "--unguarded-budget: must be a multiple of 16 and at least 48, got $BUDGET"
+for a in $ARMS; do
+  case "$a" in dense|guarded|unguarded) ;; *) bad "--arms: unknown arm $a (dense, guarded, unguarded)" ;; esac
+done
+
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+# what produced this directory, for the figures' caption: the command, when, on which commit
+{
+  printf 'command:'; printf ' %q' "$0" "${ORIGINAL_ARGS[@]}"; printf '\n'
+  echo "started: $(date -u '+%Y-%m-%d %H:%M:%S') UTC"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+  echo "host: $(uname -n), $(nproc 2>/dev/null || echo '?') cores"
+} >> "$OUT/command.txt"
+UNGUARDED_SCHEDULE="$OUT/unguarded-$BUDGET.conf"
+cat > "$UNGUARDED_SCHEDULE.tmp" <<EOF
+# The unguarded arm of bench/central-result.sh: one KV budget at every length, held by a controller
+# that is switched off. Format: config/schedules/README.md.
+tailguard.schedule {
+  version = 1
+  kind = fixed
+  budget = $BUDGET
+}
+EOF
+mv "$UNGUARDED_SCHEDULE.tmp" "$UNGUARDED_SCHEDULE"
+
+# The arm's own keys. `train` takes the first --set of a key, so these come before the shared ones.
+arm_sets() {
+  case "$1" in
+    dense) ARM=(--set "tailguard.controller.schedule=" --set "tailguard.controller.adapt=off") ;;
+    guarded) ARM=(--set "tailguard.controller.schedule=calibrate" --set "tailguard.controller.adapt=on") ;;
+    unguarded) ARM=(--set "tailguard.controller.schedule=$UNGUARDED_SCHEDULE" --set "tailguard.controller.adapt=off") ;;
+  esac
+}
+
+DIRS=()
+LABELS=()
+for seed in $SEEDS; do
+  for arm in $ARMS; do
+    name="$arm-s$seed"
+    dir="$OUT/$name"
+    DIRS+=("$dir")
+    LABELS+=(--label "$arm")
+    if [ -f "$dir/run-record.json" ]; then
+      echo "central-result.sh: $name is done ($dir/run-record.json); skipped" >&2
+      continue
+    fi
+    [ ! -e "$dir" ] || bad "$dir: a run directory without run-record.json (a run cut off?); remove it to run $name again"
+    arm_sets "$arm"
+    args=("${ARM[@]}")
+    args+=(--set "tailguard.controller.tau=$TAU" --set "tailguard.train.seed=$seed" --set "tailguard.train.out=$dir"
+      --set "tailguard.metrics.port=0" --set "tailguard.admin.port=0")
+    [ -z "$STEPS" ] || args+=(--set "tailguard.train.steps=$STEPS")
+    echo "central-result.sh: $name ($(date -u +%H:%M:%S) UTC) ..." >&2
+    "$TG" train --config "$CONFIG" "${args[@]}" "${SETS[@]}" --json > "$OUT/$name.json" 2> "$OUT/$name.log" \
+      || { tail -n 20 "$OUT/$name.log" >&2; echo "central-result.sh: $name failed (log: $OUT/$name.log)" >&2; exit 1; }
+    tail -n 1 "$OUT/$name.json" >&2
+  done
+done
+
+REFERENCE=(--reference dense)
+case " $ARMS " in *" dense "*) ;; *) REFERENCE=() ;; esac
+"$TG" compare-runs --out "$OUT/compare" "${REFERENCE[@]}" "${LABELS[@]}" "${DIRS[@]}" --json > "$OUT/compare.json"
+cat "$OUT/compare/table.md"
+echo "central-result.sh: $OUT/compare/table.md, plots in $OUT/compare/, summary in $OUT/compare.json" >&2
