@@ -107,7 +107,7 @@ final class Leasing {
 
     /**
      * The schedule to lease. With the controller off and every bin on its top rung (a dense start),
-     * the dense schedule itself: the bins end at the controller's context (context-max + 64), and a
+     * the dense schedule itself: the bins end at the controller's context (the run's longest sequence), and a
      * position past the last one would take that bin's budget, so a long completion would be decoded
      * sparsely in a run meant to be dense. Its tails file under each bin's top rung as before.
      */

@@ -32,7 +32,28 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      * (0: only those two).
      */
     public record Train(String checkpoint, TaskSpec task, int contextMin, int contextMax, int steps, long seed, Path out,
-                        int evalN, long evalSeed, Duration maxTime, String compareSchedule, int evalEvery) {}
+                        int evalN, long evalSeed, Duration maxTime, String compareSchedule, int evalEvery) {
+
+        /** Tokens a completion may add beyond its prompt at the least (tasks with short answers). */
+        static final int MIN_GENERATION = 64;
+
+        /**
+         * The longest sequence a rollout of this run reaches: context-max plus the most tokens a
+         * completion may be given there (its worked solution's length with the generation margin,
+         * {@link io.tailguard.rollout.tasks.TaskFormat#maxNewTokens}, over a few prompts, counted in
+         * characters, which no tokenizer exceeds), at least {@link #MIN_GENERATION}. The controller's
+         * position bins reach this far, so a long completion's positions have bins of their own.
+         */
+        public int longestSequence() {
+            io.tailguard.rollout.tasks.Task t = task.at(contextMax);
+            io.tailguard.model.tokenizer.CharTokenizer chars = io.tailguard.model.tokenizer.CharTokenizer.standard();
+            int most = MIN_GENERATION;
+            for (int i = 0; i < 4; i++) {
+                most = Math.max(most, io.tailguard.rollout.tasks.TaskFormat.maxNewTokens(t, t.prompt(seed, i), chars, MIN_GENERATION));
+            }
+            return contextMax + most;
+        }
+    }
 
     /** speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0: never). */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
@@ -110,7 +131,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
                     unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"),
                     atLeast(c, "tailguard.rollout.speedup-every", 0));
-            BudgetController.Settings ctl = controller(c, t.contextMax());
+            BudgetController.Settings ctl = controller(c, t.longestSequence());
             Duration window = positiveDuration(c, "tailguard.controller.window");
             Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));
             LearnerSettings l = new LearnerSettings(positive(c, "tailguard.learner.groups-per-step"),
@@ -199,14 +220,17 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         return v;
     }
 
-    /** The controller's settings, its live keys read as {@link LiveKey} declares them (also what live tuning re-parses). */
+    /**
+     * The controller's settings, its live keys read as {@link LiveKey} declares them (also what live tuning
+     * re-parses); {@code maxContext} is the run's longest sequence ({@link Train#longestSequence}).
+     */
     static BudgetController.Settings controller(Config c, int maxContext) {
         String p = "tailguard.controller.";
         try {
             return new BudgetController.Settings((Double) LiveKey.TAU.from(c), (Double) LiveKey.MARGIN.from(c),
                     (Double) LiveKey.HYSTERESIS.from(c), (Long) LiveKey.MIN_TOKENS.from(c), (Integer) LiveKey.KEEP_WINDOWS.from(c),
                     (Integer) LiveKey.MIN_BUDGET.from(c), (Integer) LiveKey.MAX_BUDGET.from(c), (Double) LiveKey.LADDER_RATIO.from(c),
-                    (Integer) LiveKey.BIN_WIDTH.from(c), maxContext + 64);
+                    (Integer) LiveKey.BIN_WIDTH.from(c), maxContext);
         } catch (IllegalArgumentException e) {
             // BudgetController names the key without its section
             String m = e.getMessage();

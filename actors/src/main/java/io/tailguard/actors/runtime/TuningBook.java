@@ -100,7 +100,7 @@ final class TuningBook {
     /** The book for a run's configured values and a previous controller's state (null: none), its restore logged. */
     static TuningBook start(RunSettings s, ControllerState saved, org.slf4j.Logger log) {
         TuningBook b = new TuningBook(s.controller(), new LiveSettings(0, s.buffer().staleness(), s.learner().lr(), s.learner().distill()),
-                s.compression().guard(), s.train().contextMax(), saved);
+                s.compression().guard(), s.train().longestSequence(), saved);
         if (b.notRestored != null) {
             log.warn("controller: the saved tuning {} does not apply to this configuration ({}); the configured values stand "
                     + "(settings v{})", saved.tuned(), b.notRestored, b.live.version());

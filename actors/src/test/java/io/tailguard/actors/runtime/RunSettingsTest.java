@@ -79,6 +79,19 @@ class RunSettingsTest {
         assertRefused("tailguard.controller.adapt = maybe", "run.conf: tailguard.controller.adapt: must be on or off, got \"maybe\"");
     }
 
+    @Test
+    void theControllersBinsReachTheEndOfTheLongestCompletion() {
+        // copy at 512: a span of 46 chunks of 8 = 368 symbols and "]"; with eos n = 370 tokens, and the
+        // generation cap n + (n + 3) / 4 + 8 = 370 + 93 + 8 = 471
+        RunSettings copy = RunSettings.parse(with("tailguard.train.task = copy\ntailguard.train.context-min = 256\n"
+                + "tailguard.train.context-max = 512"), "run.conf");
+        assertEquals(512 + 471, copy.train().longestSequence());
+        assertEquals(512 + 471, copy.controller().maxContext());
+        // kv-recall's answers are a few tokens: the least allowance, 64
+        RunSettings recall = RunSettings.parse(with("tailguard.train.context-max = 256"), "run.conf");
+        assertEquals(256 + 64, recall.controller().maxContext());
+    }
+
     private static void assertRefused(String hocon, String message) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with(hocon), "run.conf"));
         assertEquals(message, e.getMessage());
