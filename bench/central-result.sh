@@ -19,7 +19,7 @@ TG="$ROOT/bin/tailguard"
 usage() {
   cat <<'EOF'
 usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--config FILE]
-                               [--tau T] [--unguarded-budget N] [--arms "dense guarded unguarded"]
+                               [--tau T] [--unguarded-budget N] [--dense-layers L] [--arms "dense guarded unguarded"]
                                [--set key=value ...]
   --out DIR              where the runs and the comparison go (default runs/central)
   --seeds "S ..."        run seeds, one run per arm and seed (default "7 8")
@@ -28,6 +28,8 @@ usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--
   --tau T                the guarded arm's target p5 α; also the τ the others are judged by (default 0.86)
   --unguarded-budget N   the unguarded arm's fixed KV budget, a multiple of 16, at least 48 (default 64):
                          pick one whose p5 α sits clearly below τ at the task's lengths
+  --dense-layers "[..]"  the unguarded schedule's dense layers; keep them the configuration's
+                         tailguard.controller.dense-layers (default "[0]", the quickstart's)
   --arms "A ..."         a subset of the arms, in the order to run them (default "dense guarded unguarded")
   --set key=value        a configuration key for every arm (repeatable), e.g. --set tailguard.train.eval-every=10
 EOF
@@ -40,6 +42,7 @@ STEPS=""
 CONFIG="$ROOT/config/quickstart.conf"
 TAU="0.86"
 BUDGET="64"
+DENSE_LAYERS="[0]"
 ARMS="dense guarded unguarded"
 SETS=()
 while [ $# -gt 0 ]; do
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
     --config) CONFIG="$2"; shift 2 ;;
     --tau) TAU="$2"; shift 2 ;;
     --unguarded-budget) BUDGET="$2"; shift 2 ;;
+    --dense-layers) DENSE_LAYERS="$2"; shift 2 ;;
     --arms) ARMS="$2"; shift 2 ;;
     --set) SETS+=(--set "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -88,6 +92,7 @@ tailguard.schedule {
   version = 1
   kind = fixed
   budget = $BUDGET
+  dense-layers = $DENSE_LAYERS
 }
 EOF
 mv "$UNGUARDED_SCHEDULE.tmp" "$UNGUARDED_SCHEDULE"

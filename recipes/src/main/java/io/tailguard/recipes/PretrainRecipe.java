@@ -49,12 +49,16 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
     /** Bump when the training code changes what a recipe produces. */
     static final int VERSION = 2;
 
-    /** The quickstart task and context: the embedded default is this recipe. */
-    public static final String QUICKSTART_TASK = "kv-recall";
-    public static final int QUICKSTART_CONTEXT = 256;
+    /**
+     * The quickstart task and context: the embedded default is this recipe. Long prompts and a
+     * completion of copy's default 128 symbols attending back into them: the lengths where sparse
+     * decode pays.
+     */
+    public static final String QUICKSTART_TASK = "copy";
+    public static final int QUICKSTART_CONTEXT = 1024;
 
-    public static final int DEFAULT_STEPS = 500;
-    public static final int DEFAULT_BATCH = 64;
+    public static final int DEFAULT_STEPS = 1000;
+    public static final int DEFAULT_BATCH = 16;
     public static final double DEFAULT_LR = 1e-3;
     /** The small preset's default rate: Adam's rate scaled by about 1 / width (μP). */
     public static final double SMALL_LR = 3e-4;
@@ -93,7 +97,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
                                     double target) {
         int warmup = Math.max(1, Math.min(30, steps / 20));
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmup, 0.0,
-                Math.min(64, context), 0.5, 50, 0.75, target, 10, 5, 64, 0, TaskSpec.Reward.EXACT);
+                Math.min(64, context), 0.5, 50, 0.75, target, 10, 10, 32, 0, TaskSpec.Reward.EXACT);
     }
 
     /** This recipe on the task with {@code taskSteps} steps (0: the task's default) and {@code reward}. */

@@ -11,7 +11,7 @@ final class TaskKnobs {
     static final List<String> FLAGS = List.of("task-steps", "reward");
 
     @Option(names = "--task-steps", defaultValue = "0", paramLabel = "K",
-            description = "Steps a completion writes, for tasks with steps (kv-trace: queried rows); 0: the task's default "
+            description = "Steps a completion writes, for tasks with steps (kv-trace: queried rows; copy: chunks of 8 symbols); 0: the task's default "
                     + "for the context (default: ${DEFAULT-VALUE}).")
     int steps;
 

@@ -81,10 +81,10 @@ class RunSettingsTest {
 
     @Test
     void theControllersBinsReachTheEndOfTheLongestCompletion() {
-        // copy at 512: a span of 46 chunks of 8 = 368 symbols and "]"; with eos n = 370 tokens, and the
-        // generation cap n + (n + 3) / 4 + 8 = 370 + 93 + 8 = 471
-        RunSettings copy = RunSettings.parse(with("tailguard.train.task = copy\ntailguard.train.context-min = 256\n"
-                + "tailguard.train.context-max = 512"), "run.conf");
+        // copy at 512 with 46 steps: a span of 46 chunks of 8 = 368 symbols and "]"; with eos n = 370 tokens,
+        // and the generation cap n + (n + 3) / 4 + 8 = 370 + 93 + 8 = 471
+        RunSettings copy = RunSettings.parse(with("tailguard.train.task = copy\ntailguard.train.task-steps = 46\n"
+                + "tailguard.train.context-min = 256\ntailguard.train.context-max = 512"), "run.conf");
         assertEquals(512 + 471, copy.train().longestSequence());
         assertEquals(512 + 471, copy.controller().maxContext());
         // kv-recall's answers are a few tokens: the least allowance, 64

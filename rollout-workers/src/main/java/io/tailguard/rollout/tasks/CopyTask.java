@@ -25,8 +25,8 @@ import java.util.SplittableRandom;
  * still holds on long ones.
  *
  * <p>Knobs: the context ({@code contextTokens}, the prompt's length) and the steps: the span is
- * {@code steps} chunks of {@value #CHUNK} symbols (0: three quarters of what the prompt holds, so the
- * completion is three quarters as long as the prompt), at a random place in the stream. Reward: exact (1 when the completion is the span and "]", nothing else but
+ * {@code steps} chunks of {@value #CHUNK} symbols (0: {@value #DEFAULT_STEPS}, or three quarters of what the
+ * prompt holds where that is less), at a random place in the stream. Reward: exact (1 when the completion is the span and "]", nothing else but
  * whitespace after it) or graded: the share of chunks right in their place, over the larger of
  * {@code steps} and the chunks written, so that writing more never pays.
  */
@@ -38,11 +38,14 @@ final class CopyTask extends BuiltinTask {
     static final int CHUNK = 8;
     private static final String HEADER = NAME + "\n";
     /**
-     * The default span: three quarters of the stream. The rest, split at random before and after it,
-     * moves the span from prompt to prompt, so that the distance from a written token back to the one
-     * it copies changes and only the content says where to look (a span as long as the stream would
-     * always sit at the same distance, which a model learns as a fixed offset that fails at any other).
+     * The default span: {@value #DEFAULT_STEPS} chunks (128 symbols), or three quarters of the stream
+     * where that is less. The rest of the stream, split at random before and after the span, moves it
+     * from prompt to prompt, so that the distance from a written token back to the one it copies
+     * changes and only the content says where to look (a span as long as the stream would always sit
+     * at the same distance, which a model learns as a fixed offset that fails at any other). Longer
+     * completions are the steps knob.
      */
+    static final int DEFAULT_STEPS = 16;
     static final int DEFAULT_SHARE_NUM = 3;
     static final int DEFAULT_SHARE_DEN = 4;
     /**
@@ -73,7 +76,7 @@ final class CopyTask extends BuiltinTask {
         }
         this.stream = contextTokens - FIXED;
         int most = stream / CHUNK;
-        this.steps = steps == 0 ? Math.max(1, most * DEFAULT_SHARE_NUM / DEFAULT_SHARE_DEN) : steps;
+        this.steps = steps == 0 ? Math.max(1, Math.min(DEFAULT_STEPS, most * DEFAULT_SHARE_NUM / DEFAULT_SHARE_DEN)) : steps;
         if (this.steps > most) {
             throw new IllegalArgumentException(NAME + ": context " + contextTokens + " holds a span of " + most
                     + " steps of " + CHUNK + " symbols, fewer than the " + this.steps + " asked (a longer context or fewer steps)");

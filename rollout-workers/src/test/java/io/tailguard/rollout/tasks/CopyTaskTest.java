@@ -64,8 +64,11 @@ class CopyTaskTest {
 
     @Test
     void promptsHaveTheContextsLengthASpanOfTheStepsAtVaryingPlacesAndNoRepeatedBigram() {
-        CopyTask t = (CopyTask) Tasks.builtin("copy", 512, 0, false);
-        // stream of 512 - 5 (header) - 2 (brackets) - 2 ("\n[") = 503 symbols; 62 chunks fit, 3/4 of them by default
+        assertEquals(16, ((CopyTask) Tasks.builtin("copy", 1024, 0, false)).steps(), "16 chunks by default");
+        // 64 - 9 = 55 symbols hold 6 chunks; three quarters of them is less than 16
+        assertEquals(4, ((CopyTask) Tasks.builtin("copy", 64, 0, false)).steps());
+        CopyTask t = (CopyTask) Tasks.builtin("copy", 512, 46, false);
+        // stream of 512 - 5 (header) - 2 (brackets) - 2 ("\n[") = 503 symbols; 62 chunks fit
         assertEquals(46, t.steps());
         assertEquals(2, t.order());
         assertEquals(39, t.alphabet());                    // 38^2 = 1444 < 1509 <= 1521 = 39^2

@@ -1,0 +1,54 @@
+package io.tailguard.actors.cli;
+
+import io.tailguard.actors.runtime.RunSettings;
+import io.tailguard.recipes.PretrainRecipe;
+import io.tailguard.rollout.sparse.BudgetController;
+import io.tailguard.rollout.tasks.Task;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * config/quickstart.conf, read by the code `train` reads it with (RunConfig over every
+ * reference.conf, then RunSettings), is a valid run at the lengths the embedded default is trained
+ * for, with bins that reach its completions' last positions.
+ */
+class QuickstartConfigTest {
+
+    static Path quickstart() {
+        // the module's tests run in actors/; the file is the repository's
+        Path p = Path.of("..", "config", "quickstart.conf");
+        assertTrue(Files.isRegularFile(p), "config/quickstart.conf from " + Path.of("").toAbsolutePath());
+        return p;
+    }
+
+    @Test
+    void theQuickstartParsesAndRunsWhereTheDefaultWasTrained() {
+        RunSettings s = RunSettings.parse(RunConfig.load(quickstart(), List.of()), quickstart().toString());
+        PretrainRecipe d = PretrainRecipe.embeddedDefault();
+        assertEquals("default", s.train().checkpoint());
+        assertEquals(d.task(), s.train().task().name());
+        assertEquals(d.taskSpec(), s.train().task(), "the same task knobs as the default was trained on");
+        assertEquals(d.context(), s.train().contextMax(), "evaluated at the context the default was trained to");
+        assertEquals(RunSettings.CALIBRATE, s.startSchedule());
+        assertEquals(Set.of(0), s.denseLayers());
+        assertTrue(s.rollout().speedupEvery() > 0, "the speedup is measured in the run");
+        assertTrue(s.train().evalEvery() > 0, "held-out pass@1 is a curve");
+
+        // copy's default span at 1024: 16 chunks of 8 = 128 symbols and "]"; n = 130 tokens with eos and a
+        // generation cap of 130 + 33 + 8 = 171
+        Task t = s.train().task().at(s.train().contextMax());
+        assertEquals(128 + 1, t.solution(t.prompt(0, 0)).orElseThrow().length());
+        assertEquals(1024 + 171, s.train().longestSequence());
+        BudgetController.Settings c = s.controller();
+        assertEquals(1024 + 171, c.maxContext());
+        // bins of 128 to position 1195: 10 bins, the last [1152, 1280)
+        assertEquals(10, c.bins());
+    }
+}
