@@ -55,7 +55,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
      * decode pays.
      */
     public static final String QUICKSTART_TASK = "copy";
-    public static final int QUICKSTART_CONTEXT = 1024;
+    public static final int QUICKSTART_CONTEXT = 768;
 
     public static final int DEFAULT_STEPS = 1000;
     public static final int DEFAULT_BATCH = 16;

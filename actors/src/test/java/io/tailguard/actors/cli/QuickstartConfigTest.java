@@ -41,14 +41,14 @@ class QuickstartConfigTest {
         assertTrue(s.rollout().speedupEvery() > 0, "the speedup is measured in the run");
         assertTrue(s.train().evalEvery() > 0, "held-out pass@1 is a curve");
 
-        // copy's default span at 1024: 16 chunks of 8 = 128 symbols and "]"; n = 130 tokens with eos and a
+        // copy's default span at 768: 16 chunks of 8 = 128 symbols and "]"; n = 130 tokens with eos and a
         // generation cap of 130 + 33 + 8 = 171
         Task t = s.train().task().at(s.train().contextMax());
         assertEquals(128 + 1, t.solution(t.prompt(0, 0)).orElseThrow().length());
-        assertEquals(1024 + 171, s.train().longestSequence());
+        assertEquals(768 + 171, s.train().longestSequence());
         BudgetController.Settings c = s.controller();
-        assertEquals(1024 + 171, c.maxContext());
-        // bins of 128 to position 1195: 10 bins, the last [1152, 1280)
-        assertEquals(10, c.bins());
+        assertEquals(768 + 171, c.maxContext());
+        // bins of 128 to position 939: 8 bins, the last [896, 1024)
+        assertEquals(8, c.bins());
     }
 }

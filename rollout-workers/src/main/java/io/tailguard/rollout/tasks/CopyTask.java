@@ -11,7 +11,9 @@ import java.util.SplittableRandom;
  *
  * <pre>
  * copy
- * Qx7hPa[k3LmZ0q...Rt9]bW2ceY
+ * Qx7hPa
+ * [k3LmZ0q...Rt9]
+ * bW2ceY
  * [                                  completion: "k3LmZ0q...Rt9]"
  * </pre>
  *
@@ -49,13 +51,17 @@ final class CopyTask extends BuiltinTask {
     static final int DEFAULT_SHARE_NUM = 3;
     static final int DEFAULT_SHARE_DEN = 4;
     /**
-     * The prompt ends with a newline and an open bracket, so that the first token written follows "["
-     * as the span's first does: every token of the completion, the first included, is found by the
-     * same induction.
+     * The span opens with a newline and a bracket, and the prompt ends with the same two: the first
+     * token written follows that pair as the span's first does, so every token of the completion,
+     * the first included, is found by the same two-symbol match (a lone "[" would be a one-symbol
+     * match, which a model that matches pairs does not make far back). The span closes with "]" and
+     * a newline.
      */
-    private static final String QUERY = "\n[";
-    /** Header, the two brackets and the query. */
-    private static final int FIXED = HEADER.length() + 2 + QUERY.length();
+    private static final String OPEN = "\n[";
+    private static final String CLOSE = "]\n";
+    private static final String QUERY = OPEN;
+    /** Header, the span's delimiters and the query. */
+    private static final int FIXED = HEADER.length() + OPEN.length() + CLOSE.length() + QUERY.length();
 
     private final int steps;
     private final boolean graded;
@@ -136,7 +142,7 @@ final class CopyTask extends BuiltinTask {
         String s = distinctStream(rng, symbols(rng, alphabet), stream, order);
         int spanLength = k * CHUNK;
         int before = rng.nextInt(stream - spanLength + 1);
-        return HEADER + s.substring(0, before) + "[" + s.substring(before, before + spanLength) + "]"
+        return HEADER + s.substring(0, before) + OPEN + s.substring(before, before + spanLength) + CLOSE
                 + s.substring(before + spanLength) + QUERY;
     }
 

@@ -14,7 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CopyTaskTest {
 
     /** A hand-built prompt: a span of two chunks of 8; the right completion is "abcdefghABCDEFGH]". */
-    static final Prompt HAND = new Prompt("hand", "copy\nxy[abcdefghABCDEFGH]zw\n[", null);
+    static final Prompt HAND = new Prompt("hand", "copy\nxy\n[abcdefghABCDEFGH]\nzw\n[", null);
 
     static Task exact() {
         return Tasks.builtin("copy", 256, 2, false);
@@ -65,13 +65,13 @@ class CopyTaskTest {
     @Test
     void promptsHaveTheContextsLengthASpanOfTheStepsAtVaryingPlacesAndNoRepeatedBigram() {
         assertEquals(16, ((CopyTask) Tasks.builtin("copy", 1024, 0, false)).steps(), "16 chunks by default");
-        // 64 - 9 = 55 symbols hold 6 chunks; three quarters of them is less than 16
+        // 64 - 11 = 53 symbols hold 6 chunks; three quarters of them is less than 16
         assertEquals(4, ((CopyTask) Tasks.builtin("copy", 64, 0, false)).steps());
         CopyTask t = (CopyTask) Tasks.builtin("copy", 512, 46, false);
-        // stream of 512 - 5 (header) - 2 (brackets) - 2 ("\n[") = 503 symbols; 62 chunks fit
+        // stream of 512 - 5 (header) - 4 ("\n[" and "]\n") - 2 ("\n[") = 501 symbols; 62 chunks fit
         assertEquals(46, t.steps());
         assertEquals(2, t.order());
-        assertEquals(39, t.alphabet());                    // 38^2 = 1444 < 1509 <= 1521 = 39^2
+        assertEquals(39, t.alphabet());                    // 38^2 = 1444 < 1503 <= 1521 = 39^2
         Set<Integer> starts = new HashSet<>();
         for (int i = 0; i < 20; i++) {
             Prompt p = t.prompt(7, i);
@@ -83,7 +83,7 @@ class CopyTaskTest {
             assertEquals(span + "]", t.solution(p).orElseThrow());
             assertEquals(1.0, t.verify(p, span + "]").reward());
             starts.add(text.indexOf('['));
-            String stream = text.substring(5, text.length() - 2).replace("[", "").replace("]", "");
+            String stream = text.substring(5, text.length() - 2).replace("\n[", "").replace("]\n", "");
             Set<String> bigrams = new HashSet<>();
             for (int j = 0; j + 2 <= stream.length(); j++) {
                 assertTrue(bigrams.add(stream.substring(j, j + 2)), "bigram " + stream.substring(j, j + 2) + " twice in " + p.id());
