@@ -70,18 +70,21 @@ public record ModelConfig(
     }
 
     /**
-     * Named presets. {@code tiny} is the embedded default (about 1M parameters), {@code small} the
+     * Named presets. {@code tiny} (about 1M parameters) is the short-context warm start,
+     * {@code tiny6} (tiny's width, six layers) the embedded default: with two layers kept dense, four
+     * of six decode sparsely, where tiny would leave half its layers dense. {@code small} is the
      * benchmark model (about 36M parameters). RoPE base 1e6, as Qwen3, which keeps 16K positions apart.
      */
     public static ModelConfig preset(String name, int vocabSize, int eosTokenId) {
         return switch (name) {
             case "tiny" -> new ModelConfig(vocabSize, 128, 384, 4, 4, 2, 32, 1e-6, 1_000_000.0, 32_768, true, eosTokenId);
+            case "tiny6" -> new ModelConfig(vocabSize, 128, 384, 6, 4, 2, 32, 1e-6, 1_000_000.0, 32_768, true, eosTokenId);
             case "small" -> new ModelConfig(vocabSize, 512, 1536, 12, 8, 2, 64, 1e-6, 1_000_000.0, 32_768, true, eosTokenId);
-            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (known: tiny, small)");
+            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (known: tiny, tiny6, small)");
         };
     }
 
     public static java.util.List<String> presetNames() {
-        return java.util.List.of("tiny", "small");
+        return java.util.List.of("tiny", "tiny6", "small");
     }
 }

@@ -55,6 +55,8 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
      * decode pays.
      */
     public static final String QUICKSTART_TASK = "copy";
+    /** Six layers, two of them dense: the copy is done in the two, and four decode sparsely. */
+    public static final String QUICKSTART_PRESET = "tiny6";
     public static final int QUICKSTART_CONTEXT = 768;
 
     public static final int DEFAULT_STEPS = 1000;
@@ -131,7 +133,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
 
     /** The embedded default: the quickstart task at the quickstart context, from seed 0. */
     public static PretrainRecipe embeddedDefault() {
-        return of(QUICKSTART_TASK, "tiny", QUICKSTART_CONTEXT, DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_LR, 0);
+        return of(QUICKSTART_TASK, QUICKSTART_PRESET, QUICKSTART_CONTEXT, DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_LR, 0);
     }
 
     /** The recipe as a JSON-ready map (stored in the checkpoint's pretrain.json). */

@@ -35,7 +35,8 @@ final class PretrainCommand implements Callable<Integer> {
     @Mixin
     TaskKnobs knobs;
 
-    @Option(names = "--preset", defaultValue = "tiny", description = "Model preset: tiny or small (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--preset", defaultValue = PretrainRecipe.QUICKSTART_PRESET,
+            description = "Model preset: tiny, tiny6 or small (default: ${DEFAULT-VALUE}).")
     String preset;
 
     @Option(names = "--context", defaultValue = "" + PretrainRecipe.QUICKSTART_CONTEXT,
@@ -57,8 +58,8 @@ final class PretrainCommand implements Callable<Integer> {
     Double lr;
 
     @Option(names = "--target", defaultValue = "" + PretrainRecipe.DEFAULT_TARGET,
-            description = "Stop at the first validation at --context (every 5 steps once the context ramp has started; "
-                    + "greedy, 64 prompts of seed --seed + 2) whose pass@1 reaches this; 0 runs every step (default: ${DEFAULT-VALUE}).")
+            description = "Stop at the first validation at --context (every 10 steps once the context ramp has started; "
+                    + "greedy, 32 prompts of seed --seed + 2) whose pass@1 reaches this; 0 runs every step (default: ${DEFAULT-VALUE}).")
     double target;
 
     @Option(names = "--seed", defaultValue = "0",

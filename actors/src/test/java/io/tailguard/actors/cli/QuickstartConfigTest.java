@@ -34,10 +34,11 @@ class QuickstartConfigTest {
         PretrainRecipe d = PretrainRecipe.embeddedDefault();
         assertEquals("default", s.train().checkpoint());
         assertEquals(d.task(), s.train().task().name());
-        assertEquals(d.taskSpec(), s.train().task(), "the same task knobs as the default was trained on");
+        assertEquals(d.taskSpec().steps(), s.train().task().steps(), "the same completions as the default was trained on");
+        assertEquals(io.tailguard.rollout.tasks.TaskSpec.Reward.GRADED, s.train().task().reward());
         assertEquals(d.context(), s.train().contextMax(), "evaluated at the context the default was trained to");
         assertEquals(RunSettings.CALIBRATE, s.startSchedule());
-        assertEquals(Set.of(0), s.denseLayers());
+        assertEquals(Set.of(0, 1), s.denseLayers());
         assertTrue(s.rollout().speedupEvery() > 0, "the speedup is measured in the run");
         assertTrue(s.train().evalEvery() > 0, "held-out pass@1 is a curve");
 
