@@ -16,21 +16,24 @@ final class ControllerTelemetry {
     private final Logger log;
     private final CostModel cost;
     private final int promptTokens;
+    private final int newTokens;
 
     /**
-     * cost: the cost model at the run's rollout batch (a lease's prompts × G); promptTokens: the
-     * prompt length a schedule's predicted speedup is priced at (the middle of the run's contexts).
+     * cost: the cost model at the run's rollout batch (a lease's prompts × G); promptTokens and
+     * newTokens: the rollout a schedule's predicted speedup is priced at (a prompt of the middle of
+     * the run's contexts, and the most tokens a completion is given at context-max).
      */
-    ControllerTelemetry(NodeMetrics metrics, Logger log, CostModel cost, int promptTokens) {
+    ControllerTelemetry(NodeMetrics metrics, Logger log, CostModel cost, int promptTokens, int newTokens) {
         this.metrics = metrics;
         this.log = log;
         this.cost = cost;
         this.promptTokens = promptTokens;
+        this.newTokens = newTokens;
     }
 
-    /** The cost model's dense-over-schedule speedup for one completion of 16 tokens after a prompt of the run's middle context. */
+    /** The cost model's dense-over-schedule speedup of a rollout: the run's middle prompt and its longest completion, prefill included. */
     double predictedSpeedup(Schedule schedule) {
-        return cost.predictedSpeedup(schedule, promptTokens, 16);
+        return cost.predictedSpeedup(schedule, promptTokens, newTokens);
     }
 
     void issued(RolloutWorker.Work w, int openLeases) {
