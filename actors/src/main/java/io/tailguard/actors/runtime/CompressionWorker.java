@@ -100,7 +100,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
      * the last one wait in its mailbox, so only the newest due one among them is compressed.
      */
     private Behavior<Command> onPolicy(PolicyPublished p) {
-        if (p.version() == 0 || p.version() % s.compression().every() != 0 || p.version() <= lastDone) {
+        if (s.compression().every() == 0 || p.version() == 0 || p.version() % s.compression().every() != 0 || p.version() <= lastDone) {
             return this;
         }
         if (pending == null) {

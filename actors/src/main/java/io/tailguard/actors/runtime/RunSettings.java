@@ -206,7 +206,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         boolean rollout = (Boolean) LiveKey.COMPRESSION_ROLLOUT.from(c);
         double share = (Double) LiveKey.PROBE_SHARE.from(c);
         int maxLag = (Integer) LiveKey.MAX_LAG.from(c);
-        return new Compression(positive(c, "tailguard.compression.every"),
+        int every = atLeast(c, "tailguard.compression.every", 0);
+        if (every == 0 && rollout) {
+            throw new IllegalArgumentException("tailguard.compression.every: 0 never compresses, so the compressed rollout "
+                    + "option (tailguard.compression.rollout = on) would have nothing to offer; set every >= 1");
+        }
+        return new Compression(every,
                 CompressionWorker.parseMethod(c.getString("tailguard.compression.method")), bits,
                 positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"),
                 rollout, share, maxLag);

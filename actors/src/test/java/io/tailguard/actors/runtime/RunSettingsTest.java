@@ -92,6 +92,15 @@ class RunSettingsTest {
         assertEquals(256 + 64, recall.controller().maxContext());
     }
 
+    @Test
+    void compressionEveryZeroNeverCompressesAndCannotFeedTheCompressedOption() {
+        assertEquals(0, RunSettings.parse(with("tailguard.compression.every = 0"), "run.conf").compression().every());
+        assertRefused("tailguard.compression.every = -1", "run.conf: tailguard.compression.every: must be >= 0, got -1");
+        assertRefused("tailguard.compression.every = 0\ntailguard.compression.rollout = on",
+                "run.conf: tailguard.compression.every: 0 never compresses, so the compressed rollout option "
+                        + "(tailguard.compression.rollout = on) would have nothing to offer; set every >= 1");
+    }
+
     private static void assertRefused(String hocon, String message) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with(hocon), "run.conf"));
         assertEquals(message, e.getMessage());
