@@ -28,8 +28,8 @@ usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--
   --tau T                the guarded arm's target p5 α; also the τ the others are judged by (default 0.86)
   --unguarded-budget N   the unguarded arm's fixed KV budget, a multiple of 16, at least 48 (default 64):
                          pick one whose p5 α sits clearly below τ at the task's lengths
-  --dense-layers "[..]"  the unguarded schedule's dense layers; keep them the configuration's
-                         tailguard.controller.dense-layers (default "[0]", the quickstart's)
+  --dense-layers "[..]"  the unguarded schedule's dense layers (default "[0]": one fewer than the
+                         quickstart's [0, 1], so that the copy's induction layer decodes sparsely)
   --arms "A ..."         a subset of the arms, in the order to run them (default "dense guarded unguarded")
   --set key=value        a configuration key for every arm (repeatable), e.g. --set tailguard.train.eval-every=10
 EOF

@@ -209,7 +209,7 @@ class BuiltinTasksTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Tasks.builtin("kv-recal", 512));
         assertTrue(e.getMessage().contains("kv-recal"), e.getMessage());
         assertTrue(e.getMessage().contains("kv-recall, pointer-chase, marked-sum, kv-trace"), e.getMessage());
-        assertEquals(java.util.List.of("kv-recall", "pointer-chase", "marked-sum", "kv-trace"), Tasks.builtinNames());
+        assertEquals(java.util.List.of("kv-recall", "pointer-chase", "marked-sum", "kv-trace", "copy"), Tasks.builtinNames());
         assertThrows(IllegalArgumentException.class, () -> Tasks.builtin("kv-recall", 10));
     }
 
