@@ -27,6 +27,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,6 +94,10 @@ class CompressedRolloutTest {
             Differences d1 = Differences.of(t1, policy);
             assertTrue(d1.tokens() > 0);
             assertTrue(d1.max() < 1e-4 && d1.maxOld() < 1e-4, "identical actor: " + d1);
+            // every lease reports its rollout time; a compressed lease never measures the sparse speedup
+            Controller.RolloutTimed timed = controller.expectMessageClass(Controller.RolloutTimed.class, LONG);
+            assertEquals(1, timed.rollout().lease());
+            assertFalse(timed.rollout().measured());
             controller.expectMessageClass(Controller.LeaseDone.class, LONG);
 
             // 2. 2-bit RTN weights (a newer version replaces the copy)
