@@ -164,8 +164,21 @@ class LiveTuningTest {
             assertEquals(0.4, st.getAsJsonObject("compressed_rollout").get("probe_share").getAsDouble(), st.toString());
             assertEquals(8, st.get("settings_version").getAsLong());
             assertEquals(schedule + 1, st.get("schedule_version").getAsLong());
-            assertEquals(Map.of("tailguard.learner.lr", "7.0E-5", "tailguard.compression.probe-share", "0.4"), tuned(state, "tuned"));
+            // state.json is written off the controller's thread: wait for the write of this start
+            assertEquals(Map.of("tailguard.learner.lr", "7.0E-5", "tailguard.compression.probe-share", "0.4"),
+                    awaitTuned(state, "tuned", Map.of("tailguard.learner.lr", "7.0E-5", "tailguard.compression.probe-share", "0.4")));
         }
+    }
+
+    /** The state file's {@code field} once it equals {@code want}, or as it is after 10 s. */
+    static Map<String, String> awaitTuned(Path state, String field, Map<String, String> want) throws Exception {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        Map<String, String> got = tuned(state, field);
+        while (!got.equals(want) && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+            got = tuned(state, field);
+        }
+        return got;
     }
 
     /**
