@@ -3,13 +3,16 @@
 # the same seeds, then `tailguard compare-runs` over them (docs/reference.md, "central-result.sh").
 #
 #   dense      the start schedule dense, the controller off: every rollout attends over everything
-#   guarded    calibrated start at τ, the controller on (the tail guard)
+#   guarded    calibrated start at τ, the controller on (the tail guard); the calibration runs once,
+#              before the arms (`train --calibrate-only`, the first seed), and every guarded run
+#              starts from it: its minutes are reported beside the table, not in one arm's clock
 #   unguarded  one fixed budget at every length, the controller off: nothing holds its tail at τ
 #
 # Every arm runs with the configuration file (default config/quickstart.conf) and the --set pairs
 # given here; the arm's own keys win over them. Into OUT: <arm>-s<seed>/ (each run's directory,
 # with run-record.json), <arm>-s<seed>.json (its `train --json` line), <arm>-s<seed>.log (its
-# progress), unguarded-<budget>.conf (the unguarded arm's schedule), compare/ (table.md and the
+# progress), calibration/ (the guarded arms' calibrated.conf, with calibration.json: its seconds),
+# unguarded-<budget>.conf (the unguarded arm's schedule), compare/ (table.md and the
 # plots), compare.json and command.txt (each invocation's command line, date, commit, host). An arm whose run record exists is done and is skipped, so the script can
 # be run again after an interruption; an arm directory without one (a run cut off) is refused.
 set -euo pipefail
@@ -20,7 +23,7 @@ usage() {
   cat <<'EOF'
 usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--config FILE]
                                [--tau T] [--unguarded-budget N] [--dense-layers L] [--arms "dense guarded unguarded"]
-                               [--set key=value ...]
+                               [--speedup-every N] [--set key=value ...]
   --out DIR              where the runs and the comparison go (default runs/central)
   --seeds "S ..."        run seeds, one run per arm and seed (default "7 8")
   --steps N              learner steps per run (default: the configuration's tailguard.train.steps)
@@ -31,6 +34,8 @@ usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--
   --dense-layers "[..]"  the unguarded schedule's dense layers (default "[0]": one fewer than the
                          quickstart's [0, 1], so that the copy's induction layer decodes sparsely)
   --arms "A ..."         a subset of the arms, in the order to run them (default "dense guarded unguarded")
+  --speedup-every N      the sparse arms measure the rollout speedup every Nth lease (default 16: a
+                         measuring lease also decodes densely, time the dense arm does not spend)
   --set key=value        a configuration key for every arm (repeatable), e.g. --set tailguard.train.eval-every=10
 EOF
 }
@@ -44,6 +49,7 @@ TAU="0.86"
 BUDGET="64"
 DENSE_LAYERS="[0]"
 ARMS="dense guarded unguarded"
+SPEEDUP_EVERY="16"
 SETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,6 +61,7 @@ while [ $# -gt 0 ]; do
     --unguarded-budget) BUDGET="$2"; shift 2 ;;
     --dense-layers) DENSE_LAYERS="$2"; shift 2 ;;
     --arms) ARMS="$2"; shift 2 ;;
+    --speedup-every) SPEEDUP_EVERY="$2"; shift 2 ;;
     --set) SETS+=(--set "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "central-result.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -71,6 +78,7 @@ for s in $SEEDS; do [[ "$s" =~ ^-?[0-9]+$ ]] || bad "--seeds: not an integer: $s
 [ -z "$STEPS" ] || [[ "$STEPS" =~ ^[1-9][0-9]*$ ]] || bad "--steps: must be a positive integer, got $STEPS"
 [[ "$BUDGET" =~ ^[0-9]+$ ]] && [ "$BUDGET" -ge 48 ] && [ $((BUDGET % 16)) -eq 0 ] \
   || bad "--unguarded-budget: must be a multiple of 16 and at least 48, got $BUDGET"
+[[ "$SPEEDUP_EVERY" =~ ^[0-9]+$ ]] || bad "--speedup-every: must be an integer >= 0, got $SPEEDUP_EVERY"
 for a in $ARMS; do
   case "$a" in dense|guarded|unguarded) ;; *) bad "--arms: unknown arm $a (dense, guarded, unguarded)" ;; esac
 done
@@ -97,11 +105,31 @@ tailguard.schedule {
 EOF
 mv "$UNGUARDED_SCHEDULE.tmp" "$UNGUARDED_SCHEDULE"
 
+# The guarded arms' start: calibrated once from the warm start, as `train` would at its start.
+CALIBRATED="$OUT/calibration/calibrated.conf"
+FIRST_SEED="${SEEDS%% *}"
+case " $ARMS " in
+  *" guarded "*)
+    if [ -f "$CALIBRATED" ]; then
+      echo "central-result.sh: calibration is done ($CALIBRATED); reused" >&2
+    else
+      echo "central-result.sh: calibration ($(date -u +%H:%M:%S) UTC) ..." >&2
+      "$TG" train --config "$CONFIG" --calibrate-only --set "tailguard.controller.schedule=calibrate" \
+        --set "tailguard.controller.tau=$TAU" --set "tailguard.train.seed=$FIRST_SEED" --set "tailguard.train.out=$OUT/calibration" \
+        "${SETS[@]}" --json > "$OUT/calibration.json.tmp" 2> "$OUT/calibration.log" \
+        || { tail -n 20 "$OUT/calibration.log" >&2; echo "central-result.sh: calibration failed (log: $OUT/calibration.log)" >&2; exit 1; }
+      mv "$OUT/calibration.json.tmp" "$OUT/calibration/calibration.json"
+      tail -n 1 "$OUT/calibration/calibration.json" >&2
+    fi
+    ;;
+esac
+
 # The arm's own keys. `train` takes the first --set of a key, so these come before the shared ones.
 arm_sets() {
   case "$1" in
     dense) ARM=(--set "tailguard.controller.schedule=" --set "tailguard.controller.adapt=off") ;;
-    guarded) ARM=(--set "tailguard.controller.schedule=calibrate" --set "tailguard.controller.adapt=on") ;;
+    guarded) ARM=(--set "tailguard.controller.schedule=$CALIBRATED" --set "tailguard.train.compare-schedule=$CALIBRATED"
+      --set "tailguard.controller.adapt=on") ;;
     unguarded) ARM=(--set "tailguard.controller.schedule=$UNGUARDED_SCHEDULE" --set "tailguard.controller.adapt=off") ;;
   esac
 }
@@ -125,7 +153,8 @@ for seed in $SEEDS; do
       --set "tailguard.metrics.port=0" --set "tailguard.admin.port=0")
     [ -z "$STEPS" ] || args+=(--set "tailguard.train.steps=$STEPS")
     echo "central-result.sh: $name ($(date -u +%H:%M:%S) UTC) ..." >&2
-    "$TG" train --config "$CONFIG" "${args[@]}" "${SETS[@]}" --json > "$OUT/$name.json" 2> "$OUT/$name.log" \
+    "$TG" train --config "$CONFIG" "${args[@]}" "${SETS[@]}" --set "tailguard.rollout.speedup-every=$SPEEDUP_EVERY" \
+      --json > "$OUT/$name.json" 2> "$OUT/$name.log" \
       || { tail -n 20 "$OUT/$name.log" >&2; echo "central-result.sh: $name failed (log: $OUT/$name.log)" >&2; exit 1; }
     tail -n 1 "$OUT/$name.json" >&2
   done
@@ -134,5 +163,10 @@ done
 REFERENCE=(--reference dense)
 case " $ARMS " in *" dense "*) ;; *) REFERENCE=() ;; esac
 "$TG" compare-runs --out "$OUT/compare" "${REFERENCE[@]}" "${LABELS[@]}" "${DIRS[@]}" --json > "$OUT/compare.json"
+if [ -f "$OUT/calibration/calibration.json" ]; then
+  secs="$(sed -n 's/.*"calibration_seconds":\([0-9.]*\).*/\1/p' "$OUT/calibration/calibration.json")"
+  printf '\nThe guarded arms started from one calibration (%s), which took %s s before them (not in their clocks).\n' \
+    "$CALIBRATED" "$secs" >> "$OUT/compare/table.md"
+fi
 cat "$OUT/compare/table.md"
 echo "central-result.sh: $OUT/compare/table.md, plots in $OUT/compare/, summary in $OUT/compare.json" >&2

@@ -237,6 +237,50 @@ public final class KvCache implements AutoCloseable {
         }
     }
 
+    /**
+     * Fills this empty cache from {@code src}: sequence b becomes a copy of src's sequence
+     * {@code rows[b]} (its keys, values, landmarks and length), as if the same prompt had been
+     * prefilled here. Prompts that several sequences share (a GRPO group's samples) are then
+     * prefilled once. src must have this cache's layers, heads and head size and fit its capacity.
+     */
+    public void copyRowsFrom(KvCache src, int[] rows) {
+        if (rows.length != batch) {
+            throw new IllegalArgumentException(rows.length + " rows for a batch of " + batch);
+        }
+        if (src.layers() != layers() || src.kvHeads != kvHeads || src.headDim != headDim || src.capacity > capacity) {
+            throw new IllegalArgumentException("source cache does not fit: " + src.layers() + " layers, " + src.kvHeads
+                    + " KV heads of " + src.headDim + ", capacity " + src.capacity + " into " + layers() + ", " + kvHeads
+                    + ", " + headDim + ", " + capacity);
+        }
+        long[] index = new long[batch];
+        for (int b = 0; b < batch; b++) {
+            if (rows[b] < 0 || rows[b] >= src.batch) {
+                throw new IllegalArgumentException("row " + rows[b] + " outside the source batch of " + src.batch);
+            }
+            if (lengths[b] != 0) {
+                throw new IllegalStateException("copyRowsFrom needs an empty cache");
+            }
+            index[b] = rows[b];
+        }
+        int pages = src.capacity / PAGE;
+        try (NDManager scratch = manager.newSubManager()) {
+            NDArray idx = scratch.create(index);
+            NDIndex rowsOf = new NDIndex("{}", idx);
+            for (int l = 0; l < keys.length; l++) {
+                NDArray k = src.keys[l].get(rowsOf);
+                NDArray v = src.values[l].get(rowsOf);
+                NDArray lm = src.landmarks[l].get(rowsOf);
+                scratch.attachAll(k, v, lm);
+                keys[l].set(new NDIndex(":, :, :{}", src.capacity), k);
+                values[l].set(new NDIndex(":, :, :{}", src.capacity), v);
+                landmarks[l].set(new NDIndex(":, :, :{}", pages), lm);
+            }
+        }
+        for (int b = 0; b < batch; b++) {
+            lengths[b] = src.lengths[rows[b]];
+        }
+    }
+
     /** Records that every sequence b now holds newLengths[b] tokens. */
     void setLengths(int[] newLengths) {
         for (int b = 0; b < batch; b++) {

@@ -19,7 +19,7 @@ import java.util.Map;
  * prompts and from the held-out seed + 1), every {@code validateEvery} steps
  * before the ramp and every {@code targetEvery} steps after its start.
  *
- * <p>Curriculum, by mastery: every example's context is drawn from [startContext, c(s)]. c stays at
+ * <p>Curriculum, by mastery: every step's context is drawn from [startContext, c(s)]. c stays at
  * startContext until validation at startContext reaches {@code mastery} (the lookup has formed
  * where it has few candidates), then grows linearly to {@code context} over {@code rampSteps}
  * steps. {@code practiceShare} of every batch are the task's practice documents.
@@ -47,7 +47,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
                       int taskSteps, TaskSpec.Reward reward) {
 
     /** Bump when the training code changes what a recipe produces. */
-    static final int VERSION = 2;
+    static final int VERSION = 3;
 
     /**
      * The quickstart task and context: the embedded default is this recipe. Long prompts and a
@@ -59,12 +59,12 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
     public static final String QUICKSTART_PRESET = "tiny6";
     public static final int QUICKSTART_CONTEXT = 768;
 
-    public static final int DEFAULT_STEPS = 1000;
+    public static final int DEFAULT_STEPS = 900;
     public static final int DEFAULT_BATCH = 16;
     public static final double DEFAULT_LR = 1e-3;
     /** The small preset's default rate: Adam's rate scaled by about 1 / width (μP). */
     public static final double SMALL_LR = 3e-4;
-    public static final double DEFAULT_TARGET = 0.3;
+    public static final double DEFAULT_TARGET = 0.4;
 
     public PretrainRecipe {
         if (steps < 1) {
@@ -99,7 +99,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
                                     double target) {
         int warmup = Math.max(1, Math.min(30, steps / 20));
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmup, 0.0,
-                Math.min(64, context), 0.5, 50, 0.75, target, 10, 10, 32, 0, TaskSpec.Reward.EXACT);
+                Math.min(64, context), 0.4, 50, 0.75, target, 10, 20, 32, 0, TaskSpec.Reward.EXACT);
     }
 
     /** This recipe on the task with {@code taskSteps} steps (0: the task's default) and {@code reward}. */

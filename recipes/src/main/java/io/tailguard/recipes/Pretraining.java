@@ -35,8 +35,10 @@ import java.util.SplittableRandom;
  * then writes a complete checkpoint (config, weights, the character tokenizer, the recipe and its
  * outcome as pretrain.json, manifest).
  *
- * <p>Step s (1-based) draws {@code batch} examples; example k of the run uses prompt or practice
- * index k with the recipe's seed, at a context drawn uniformly from [startContext, c(s)] (see
+ * <p>Step s (1-based) draws {@code batch} examples at one context, drawn uniformly from
+ * [startContext, c(s)] (a batch is padded to its longest example, so one length per step wastes no
+ * attention on padding); example k of the run uses prompt or practice index k with the recipe's
+ * seed (see
  * {@link PretrainRecipe}: the start context until the lookup has formed there, where it has few
  * candidates and is found quickly, then the ramp to the final context). The first practiceShare of each batch are practice
  * documents, learnt on their drill given their context; the rest are prompts with their worked
@@ -158,13 +160,14 @@ public final class Pretraining {
         try (SupervisedTrainer trainer = new SupervisedTrainer(model, schedule, adam, r.batch())) {
             for (; s <= r.steps(); s++) {
                 int hi = contextCeiling(r, rampFrom, s);
+                // one context per step: a batch is padded to its longest example, so examples of
+                // mixed lengths would each cost the longest one's attention
+                int ctx = stepContext(r, s, hi);
+                Task task = taskAt(spec, ctx, r.context());
                 List<int[]> prompts = new ArrayList<>(r.batch());
                 List<int[]> completions = new ArrayList<>(r.batch());
                 for (int i = 0; i < r.batch(); i++) {
                     long k = (long) (s - 1) * r.batch() + i;
-                    SplittableRandom rng = new SplittableRandom(r.seed() * 0x9E3779B97F4A7C15L + k);
-                    int ctx = r.startContext() + rng.nextInt(hi - r.startContext() + 1);
-                    Task task = taskAt(spec, ctx, r.context());
                     Optional<Practice> practice = i < practicePerBatch ? task.practice(PromptStreams.training(r.seed()), k) : Optional.empty();
                     if (practice.isPresent()) {
                         prompts.add(withBos(tok, practice.get().context()));
@@ -203,6 +206,12 @@ public final class Pretraining {
             throw e;
         }
         return new Trained(model, Math.min(s, r.steps()), validation);
+    }
+
+    /** Step s's context, drawn uniformly from [startContext, hi] by the recipe's seed and the step. */
+    static int stepContext(PretrainRecipe r, int s, int hi) {
+        SplittableRandom rng = new SplittableRandom(r.seed() * 0x9E3779B97F4A7C15L + s);
+        return r.startContext() + rng.nextInt(hi - r.startContext() + 1);
     }
 
     /** Greedy, dense pass@1 on the recipe's validation prompts (seed + 2) of a task. */

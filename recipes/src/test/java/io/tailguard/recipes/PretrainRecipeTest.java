@@ -18,21 +18,21 @@ class PretrainRecipeTest {
 
     /**
      * A changed hash retrains every user's cached default, so any change here must be deliberate: a
-     * new recipe (the default moved to copy on tiny6 at 768 with validation every 10 steps on 32 prompts), or
+     * new recipe (the default: copy on tiny6 at 768, the ramp at validation 0.4, stopping at 0.4 or 900 steps, validation every 20 steps after the ramp), or
      * a change of the training code, which bumps {@link PretrainRecipe#VERSION}.
      */
     @Test
     void theHashIsTheOneTheCachedDefaultsAreNamedBy() {
-        assertEquals("7c3b0481dde7", PretrainRecipe.embeddedDefault().hash());
-        assertEquals("0763d4ef5858", PretrainRecipe.of("pointer-chase", "small", 512, 300, 32, 3e-4, 11, 0.5).hash());
-        assertEquals(Path.of("/c/default-7c3b0481dde7"), EmbeddedDefault.dir(Path.of("/c"), PretrainRecipe.embeddedDefault()));
+        assertEquals("4030f578fadb", PretrainRecipe.embeddedDefault().hash());
+        assertEquals("448cc3a8acb8", PretrainRecipe.of("pointer-chase", "small", 512, 300, 32, 3e-4, 11, 0.5).hash());
+        assertEquals(Path.of("/c/default-4030f578fadb"), EmbeddedDefault.dir(Path.of("/c"), PretrainRecipe.embeddedDefault()));
     }
 
     @Test
     void theTaskKnobsEnterTheHashOnlyWhenSet() {
         PretrainRecipe base = PretrainRecipe.embeddedDefault();
         assertEquals(base, base.withTask(0, TaskSpec.Reward.EXACT));
-        assertEquals("7c3b0481dde7", base.withTask(0, TaskSpec.Reward.EXACT).hash(), "the defaults leave the hash alone");
+        assertEquals("4030f578fadb", base.withTask(0, TaskSpec.Reward.EXACT).hash(), "the defaults leave the hash alone");
         assertFalse(base.toMap().containsKey("task_steps") || base.toMap().containsKey("reward"));
 
         PretrainRecipe trace = PretrainRecipe.of("kv-trace", "tiny", 256, 500, 64, 1e-3, 0);

@@ -58,7 +58,7 @@ final class PretrainCommand implements Callable<Integer> {
     Double lr;
 
     @Option(names = "--target", defaultValue = "" + PretrainRecipe.DEFAULT_TARGET,
-            description = "Stop at the first validation at --context (every 10 steps once the context ramp has started; "
+            description = "Stop at the first validation at --context (every 20 steps once the context ramp has started; "
                     + "greedy, 32 prompts of seed --seed + 2) whose pass@1 reaches this; 0 runs every step (default: ${DEFAULT-VALUE}).")
     double target;
 
@@ -151,6 +151,7 @@ final class PretrainCommand implements Callable<Integer> {
         private final java.util.function.Consumer<Pretraining.Trained> saver;
         private double ema = Double.NaN;
         private String val = "";
+        private final long start = System.nanoTime();
 
         Bar(PretrainRecipe recipe, java.util.function.Consumer<Pretraining.Trained> saver) {
             this.bar = new Progress("pretrain " + recipe.task() + " @" + recipe.context());
@@ -165,7 +166,8 @@ final class PretrainCommand implements Callable<Integer> {
 
         @Override
         public void validated(int s, int context, double passAt1) {
-            val = String.format(", validation pass@1 %.2f at context %d, step %d", passAt1, context, s);
+            val = String.format(", validation pass@1 %.2f at context %d, step %d, %.0f s", passAt1, context, s,
+                    (System.nanoTime() - start) / 1e9);
         }
 
         @Override

@@ -39,6 +39,11 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--set", description = "Override one key, e.g. --set tailguard.train.steps=10 (repeatable).")
     List<String> sets = new ArrayList<>();
 
+    @Option(names = "--calibrate-only", description = "Calibrate the start schedule as the run would "
+            + "(tailguard.controller.schedule = calibrate), write it to <out>/calibrated.conf and stop: runs that "
+            + "name that file as their schedule then share one calibration (bench/central-result.sh).")
+    boolean calibrateOnly;
+
     @Override
     public Integer call() throws Exception {
         long startMillis = System.currentTimeMillis();
@@ -49,6 +54,10 @@ final class TrainCommand implements Callable<Integer> {
         // read before the run, so a bad file fails at once (exit 2, naming it)
         if (!s.train().compareSchedule().isBlank()) {
             Schedule.parse(Path.of(s.train().compareSchedule()));
+        }
+        if (calibrateOnly && !s.startSchedule().equals(RunSettings.CALIBRATE)) {
+            throw new BadInput("--calibrate-only: tailguard.controller.schedule is \"" + s.startSchedule()
+                    + "\", not \"calibrate\"; there is nothing to calibrate");
         }
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
         Files.createDirectories(s.train().out());
@@ -68,6 +77,18 @@ final class TrainCommand implements Callable<Integer> {
             }
             s = RunSettings.parse(c, where);
             calibrationSeconds = (System.nanoTime() - calStart) / 1e9;
+            if (calibrateOnly) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("schedule", calibrated.toString());
+                out.put("budgets", Schedule.parse(calibrated).budgets());
+                out.put("calibration_seconds", Progress.round(calibrationSeconds, 1));
+                if (common.json) {
+                    Json.print(out);
+                } else {
+                    System.out.println("calibrated " + calibrated + " in " + Progress.round(calibrationSeconds, 1) + " s");
+                }
+                return 0;
+            }
         }
         Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
         // the controller's own start (a restarted one's persisted schedule): its dense layers stay in every schedule
@@ -114,6 +135,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         out.put("predicted_speedup", Progress.round(f.predictedSpeedup(), 3));
         out.put("tail_in_band_fraction", Progress.round(f.tailInBandFraction(), 3));
+        out.put("tail_at_floor_fraction", Progress.round(f.tailAtFloorFraction(), 3));
         out.put("final_budgets", f.finalSchedule().budgets());
         out.put("schedule_versions", f.scheduleVersions());
         Map<String, Object> compressed = recorder.compressedSummary();

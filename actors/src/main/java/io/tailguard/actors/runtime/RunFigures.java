@@ -20,7 +20,8 @@ import java.util.Set;
  */
 public record RunFigures(double passAt1Start, double passAt1End, Schedule finalSchedule, long scheduleVersions,
                          double predictedSpeedup, double tailInBandFraction, double rolloutSpeedup, double compareSpeedup,
-                         String rolloutSpeedupSource, RolloutTimes rollout, double speedupVsCompare) {
+                         String rolloutSpeedupSource, RolloutTimes rollout, double speedupVsCompare,
+                         double tailAtFloorFraction) {
     /** A bin's window p5 α is in band when it lies in [τ − BELOW, τ + ABOVE]. */
     static final double BAND_BELOW = 0.03;
     static final double BAND_ABOVE = 0.05;
@@ -52,9 +53,10 @@ public record RunFigures(double passAt1Start, double passAt1End, Schedule finalS
         return new RunFigures(evals.isEmpty() ? Double.NaN : evals.get(0).passAt1(),
                 evals.size() < 2 ? Double.NaN : evals.get(evals.size() - 1).passAt1(),
                 fin, last == null ? 1 : last.scheduleVersion(), last == null ? Double.NaN : last.predictedSpeedup(),
-                tailInBandFraction(recorder, windows.size(), s.controller().minTokens()),
+                tailInBandFraction(recorder, windows.size(), s.controller().minTokens(), s.controller().minBudget(), false),
                 inRun ? times.speedup() : speedups[0], compareSpeedup, inRun ? IN_RUN : END_OF_RUN, times,
-                speedups[0] / compareSpeedup);
+                speedups[0] / compareSpeedup,
+                tailInBandFraction(recorder, windows.size(), s.controller().minTokens(), s.controller().minBudget(), true));
     }
 
     /**
@@ -67,9 +69,11 @@ public record RunFigures(double passAt1Start, double passAt1End, Schedule finalS
 
     /**
      * The share of (window, bin) pairs in band ({@link RunRecorder#inBandFraction}) after the first
-     * fifth of the windows (at least the first one), counting bins with at least minTokens tokens.
+     * fifth of the windows (at least the first one), counting bins with at least minTokens tokens; a
+     * pair above the band whose bin's budget is minBudget counts as held. With {@code atFloorOnly},
+     * the share of such pairs.
      */
-    static double tailInBandFraction(RunRecorder recorder, int windows, long minTokens) {
-        return recorder.inBandFraction(Math.max(1, windows / 5), BAND_BELOW, BAND_ABOVE, minTokens);
+    static double tailInBandFraction(RunRecorder recorder, int windows, long minTokens, int minBudget, boolean atFloorOnly) {
+        return recorder.inBandFraction(Math.max(1, windows / 5), BAND_BELOW, BAND_ABOVE, minTokens, minBudget, atFloorOnly);
     }
 }

@@ -181,14 +181,18 @@ public final class RunRecorder {
     }
 
     /**
-     * Share of (window, bin) pairs, after the first `warmup` windows, whose p5 α lies in
-     * [τ − below, τ + above]; a bin with fewer than minTokens tokens in a window (the least the
-     * controller acts on) does not count. NaN when none count.
+     * Share of (window, bin) pairs, after the first `warmup` windows, whose tail is held in band:
+     * p5 α in [τ − below, τ + above], or above the band in a bin whose budget is already {@code floor}
+     * (the least the controller may set: it has nothing left to cut there, and above the band is
+     * where it stays). A bin with fewer than minTokens tokens in a window (the least the controller
+     * acts on) does not count. NaN when none count. With {@code atFloorOnly}, the share of the
+     * counted pairs that are above the band at the floor (the part the floor clause admits).
      */
-    public double inBandFraction(int warmup, double below, double above, long minTokens) {
+    public double inBandFraction(int warmup, double below, double above, long minTokens, int floor, boolean atFloorOnly) {
         List<RunObserver.Window> ws = windows();
         int n = 0;
         int in = 0;
+        int atFloor = 0;
         for (int k = Math.min(warmup, ws.size()); k < ws.size(); k++) {
             RunObserver.Window w = ws.get(k);
             for (int b = 0; b < w.alphaP5().length; b++) {
@@ -198,10 +202,13 @@ public final class RunRecorder {
                     n++;
                     if (a >= w.tau() - below && a <= w.tau() + above) {
                         in++;
+                    } else if (a > w.tau() + above && b < w.budgets().length && w.budgets()[b] > 0 && w.budgets()[b] <= floor) {
+                        in++;
+                        atFloor++;
                     }
                 }
             }
         }
-        return n == 0 ? Double.NaN : in / (double) n;
+        return n == 0 ? Double.NaN : (atFloorOnly ? atFloor : in) / (double) n;
     }
 }

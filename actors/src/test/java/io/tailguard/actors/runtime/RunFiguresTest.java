@@ -32,19 +32,36 @@ class RunFiguresTest {
         RunRecorder r = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), 1);
         // τ = 0.86, band [0.83, 0.91]; 5 windows: the first one is not judged
         r.on(window(new int[] {64}, new double[] {0.50}, new long[] {100}));
-        assertTrue(Double.isNaN(RunFigures.tailInBandFraction(r, 1, 10)), "one window: nothing after the first");
+        assertTrue(Double.isNaN(RunFigures.tailInBandFraction(r, 1, 10, 48, false)), "one window: nothing after the first");
         r.on(window(new int[] {64, 64}, new double[] {0.84, 0.20}, new long[] {100, 5})); // bin 1: too few tokens
         r.on(window(new int[] {64}, new double[] {0.92}, new long[] {100}));
         r.on(window(new int[] {64}, new double[] {0.80}, new long[] {100}));
         r.on(window(new int[] {64}, new double[] {0.90}, new long[] {100}));
         // judged: 0.84 in, 0.92 out, 0.80 out, 0.90 in
-        assertEquals(0.5, RunFigures.tailInBandFraction(r, 5, 10), 1e-12);
+        assertEquals(0.5, RunFigures.tailInBandFraction(r, 5, 10, 48, false), 1e-12);
         // ten windows: the first two are not judged
         for (int k = 0; k < 5; k++) {
             r.on(window(new int[] {64}, new double[] {0.86}, new long[] {100}));
         }
         // judged: 0.92 out, 0.80 out, 0.90 in, five times 0.86 in
-        assertEquals(6 / 8.0, RunFigures.tailInBandFraction(r, 10, 10), 1e-12);
+        assertEquals(6 / 8.0, RunFigures.tailInBandFraction(r, 10, 10, 48, false), 1e-12);
+    }
+
+    @Test
+    void aTailAboveTheBandCountsAsHeldOnlyWhereItsBinIsAtTheLeastBudget() {
+        RunRecorder r = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), 1);
+        // τ = 0.86, band [0.83, 0.91], min-budget 48; the first window is not judged
+        r.on(window(new int[] {48}, new double[] {0.99}, new long[] {100}));
+        r.on(window(new int[] {48, 64}, new double[] {0.99, 0.99}, new long[] {100, 100})); // held at the floor; 64 could go lower
+        r.on(window(new int[] {48, 48}, new double[] {0.80, 0.95}, new long[] {100, 100})); // below the band even at 48; held
+        r.on(window(new int[] {48, 96}, new double[] {0.88, 0.97}, new long[] {100, 100})); // in band; above it at 96
+        r.on(window(new int[] {48, 48}, new double[] {0.99, 0.99}, new long[] {100, 5}));   // held; too few tokens to judge
+        // judged: 0.99@48 in, 0.99@64 out, 0.80@48 out, 0.95@48 in, 0.88@48 in, 0.97@96 out, 0.99@48 in
+        assertEquals(4 / 7.0, RunFigures.tailInBandFraction(r, 5, 10, 48, false), 1e-12);
+        // above the band at the floor: 0.99, 0.95, 0.99
+        assertEquals(3 / 7.0, RunFigures.tailInBandFraction(r, 5, 10, 48, true), 1e-12);
+        // with a floor of 64, the 64 bin above the band counts too
+        assertEquals(5 / 7.0, RunFigures.tailInBandFraction(r, 5, 10, 64, false), 1e-12);
     }
 
     static RunObserver.Rollout lease(double prefill, double decode, boolean measured, double live, double dense, double densePrefill,

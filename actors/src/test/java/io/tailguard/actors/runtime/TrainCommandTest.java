@@ -15,6 +15,33 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The main job end to end in one process: controller, worker, buffer, learner, report. */
 class TrainCommandTest {
     @Test
+    void calibrateOnlyWritesTheRunsCalibratedScheduleAndStops(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path out = tmp.resolve("cal");
+        String[] common = {"--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
+                "--set", "tailguard.train.context-min=64", "--set", "tailguard.train.context-max=96",
+                "--set", "tailguard.controller.max-budget=64", "--set", "tailguard.controller.bin-width=64",
+                "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0"};
+        String[] fixed = java.util.stream.Stream.concat(java.util.Arrays.stream(new String[] {"train", "--calibrate-only",
+                "--set", "tailguard.controller.schedule=", "--json"}), java.util.Arrays.stream(common)).toArray(String[]::new);
+        CliBadInputTest.Run bad = CliBadInputTest.cli(fixed);
+        assertEquals(2, bad.code(), bad.err());
+        assertTrue(bad.err().contains("--calibrate-only") && bad.err().contains("tailguard.controller.schedule"), bad.err());
+        String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(new String[] {"train", "--calibrate-only",
+                "--set", "tailguard.controller.schedule=calibrate", "--json"}), java.util.Arrays.stream(common)).toArray(String[]::new);
+        CliBadInputTest.Run r = CliBadInputTest.cli(args);
+        assertEquals(0, r.code(), r.err());
+        String[] lines = r.out().strip().split("\n");
+        JsonObject j = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
+        Path file = out.resolve("calibrated.conf");
+        assertEquals(file.toString(), j.get("schedule").getAsString());
+        assertEquals(io.tailguard.rollout.sparse.Schedule.parse(file).budgets().length, j.get("budgets").getAsJsonArray().size());
+        assertTrue(j.get("calibration_seconds").getAsDouble() >= 0, j.toString());
+        assertTrue(!Files.exists(out.resolve("store")) && !Files.exists(out.resolve("run-record.json")), "no run: " + r.err());
+    }
+
+    @Test
     void trainsAsynchronouslyPublishesEveryVersionAndWritesTheReport(@TempDir Path tmp) throws Exception {
         Path init = tmp.resolve("init");
         assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());

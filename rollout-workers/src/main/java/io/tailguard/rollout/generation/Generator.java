@@ -14,7 +14,8 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * Batched, KV-cached generation: one chunked prefill of all prompts, then one decode step per new
+ * Batched, KV-cached generation: one chunked prefill of the distinct prompts (the samples of a
+ * group share their prompt's prefill, copied into each one's cache), then one decode step per new
  * token for the whole batch. Sequence b samples from its own random stream, split in order from the
  * request's seed, so a request always produces the same tokens.
  */
@@ -115,11 +116,44 @@ public final class Generator {
         return out;
     }
 
+    /**
+     * Prefills {@code cache} (batch rowOf.length) with sequence i's prompt distinct[rowOf[i]]: the
+     * distinct prompts in one batched prefill, then copied to every sequence that shares them.
+     * Returns the logits after each sequence's prompt, [batch × vocab].
+     */
+    private float[] prefill(NDManager m, List<int[]> distinct, int[] rowOf, int maxPrompt, KvCache cache) {
+        int u = distinct.size();
+        int b = rowOf.length;
+        long[] padded = new long[u * maxPrompt];
+        int[] lengths = new int[u];
+        for (int r = 0; r < u; r++) {
+            int[] p = distinct.get(r);
+            lengths[r] = p.length;
+            for (int j = 0; j < p.length; j++) {
+                padded[r * maxPrompt + j] = p[j];
+            }
+        }
+        NDArray ids = m.create(padded, new Shape(u, maxPrompt));
+        if (u == b) {   // all distinct: rowOf is the identity (rows are numbered in order of first use)
+            return model.prefill(ids, lengths, cache).toFloatArray();
+        }
+        int vocab = model.config().vocabSize();
+        float[] shared;
+        try (KvCache once = new KvCache(m, model.config(), u, maxPrompt)) {
+            shared = model.prefill(ids, lengths, once).toFloatArray();
+            cache.copyRowsFrom(once, rowOf);
+        }
+        float[] logits = new float[b * vocab];
+        for (int i = 0; i < b; i++) {
+            System.arraycopy(shared, rowOf[i] * vocab, logits, i * vocab, vocab);
+        }
+        return logits;
+    }
+
     private Paired run(GenerationRequest req, List<int[]> forced, AttentionKernel reference, boolean referenceLogprobs) {
         int b = req.prompts().size();
         int vocab = model.config().vocabSize();
         int maxPrompt = 0;
-        int[] promptLengths = new int[b];
         for (int i = 0; i < b; i++) {
             int[] p = req.prompts().get(i);
             for (int id : p) {
@@ -127,7 +161,6 @@ public final class Generator {
                     throw new IllegalArgumentException("prompt " + i + ": token id " + id + " outside vocabulary [0, " + vocab + ")");
                 }
             }
-            promptLengths[i] = p.length;
             maxPrompt = Math.max(maxPrompt, p.length);
         }
         // The last sampled token is never fed back, so the cache needs one slot less than that.
@@ -145,12 +178,19 @@ public final class Generator {
         for (int i = 0; i < b; i++) {
             out.add(new Builder(req.maxNewTokens(), req.topLogprobs() > 0, req.captureTopK(), vocab));
         }
-        long[] padded = new long[b * maxPrompt];
+        // a prompt several sequences share (a GRPO group's samples) is prefilled once
+        List<int[]> distinct = new ArrayList<>();
+        int[] rowOf = new int[b];
         for (int i = 0; i < b; i++) {
             int[] p = req.prompts().get(i);
-            for (int j = 0; j < p.length; j++) {
-                padded[i * maxPrompt + j] = p[j];
+            int r = 0;
+            while (r < distinct.size() && !Arrays.equals(distinct.get(r), p)) {
+                r++;
             }
+            if (r == distinct.size()) {
+                distinct.add(p);
+            }
+            rowOf[i] = r;
         }
         double prefillSeconds;
         double decodeSeconds;
@@ -168,12 +208,12 @@ public final class Generator {
              KvCache cache = new KvCache(m, model.config(), b, capacity);
              KvCache refCache = paired ? new KvCache(m, model.config(), b, capacity) : null) {
             long t0 = System.nanoTime();
-            float[] logits = model.prefill(m.create(padded, new Shape(b, maxPrompt)), promptLengths, cache).toFloatArray();
+            float[] logits = prefill(m, distinct, rowOf, maxPrompt, cache);
             prefillSeconds = (System.nanoTime() - t0) / 1e9;
             float[] refLogits = null;
             if (paired) {
                 long r0 = System.nanoTime();
-                refLogits = model.prefill(m.create(padded, new Shape(b, maxPrompt)), promptLengths, refCache).toFloatArray();
+                refLogits = prefill(m, distinct, rowOf, maxPrompt, refCache);
                 refPrefillSeconds = (System.nanoTime() - r0) / 1e9;
             }
             long[] next = new long[b];

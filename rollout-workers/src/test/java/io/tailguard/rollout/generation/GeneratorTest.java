@@ -97,6 +97,28 @@ class GeneratorTest {
     }
 
     @Test
+    void samplesOfASharedPromptDecodeFromItsOnePrefillAsFromTheirOwn() {
+        // a lease's groups: each prompt several times, interleaved; their prefill runs once per prompt
+        List<int[]> group = List.of(PROMPTS.get(2), PROMPTS.get(0), PROMPTS.get(2), PROMPTS.get(1), PROMPTS.get(0), PROMPTS.get(2));
+        GenerationResult greedy = new Generator(model).generate(new GenerationRequest(group, 10, SamplingParams.greedy(), Set.of(), 0));
+        for (int i = 0; i < group.size(); i++) {
+            assertArrayEquals(bruteForceGreedy(group.get(i), 10), greedy.sequences().get(i).outputIds(), "sequence " + i);
+        }
+        GenerationResult sampled = new Generator(model).generate(
+                new GenerationRequest(group, 15, new SamplingParams(1.0, 1.0, 0, 11), Set.of(), 0));
+        List<int[]> outs = sampled.sequences().stream().map(Generated::outputIds).toList();
+        assertFalse(java.util.Arrays.equals(outs.get(0), outs.get(2)) && java.util.Arrays.equals(outs.get(0), outs.get(5)),
+                "the samples of one prompt draw their own tokens");
+        List<Scorer.Scores> s = Scorer.score(model, group, outs, new Scorer.Options(0, false));
+        for (int i = 0; i < group.size(); i++) {
+            Generated g = sampled.sequences().get(i);
+            for (int t = 0; t < g.outputIds().length; t++) {
+                assertEquals(s.get(i).logprobs()[t], g.logprobs()[t], 1e-4, "seq " + i + " token " + t);
+            }
+        }
+    }
+
+    @Test
     void topKOfOneIsGreedyAndStopTokensEndASequence() {
         GenerationResult greedy = new Generator(model).generate(new GenerationRequest(PROMPTS, 10, SamplingParams.greedy(), Set.of(), 0));
         GenerationResult k1 = new Generator(model).generate(new GenerationRequest(PROMPTS, 10, new SamplingParams(0.7, 1.0, 1, 3), Set.of(), 0));
