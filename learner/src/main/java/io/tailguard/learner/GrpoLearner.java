@@ -159,8 +159,8 @@ public final class GrpoLearner implements AutoCloseable {
         }
         try (NDManager m = model.manager().newSubManager();
              GradientCollector gc = GradientCollectors.exclusive()) {
-            NDArray logp = model.forward(packed.input(m)).logSoftmax(-1);                     // [b, t, V]
-            NDArray rows = packed.rows(logp, m);                                              // [n, V]
+            NDArray rows = sharesPrompts(batch) ? sharedRows(batch, m)                        // [n, V]
+                    : packed.rows(model.forward(packed.input(m)).logSoftmax(-1), m);
             NDArray theta = packed.sampled(rows, m);                                          // [n]
             GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
             NDArray scaled = Scalars.times(r.loss(), (double) n / total);
@@ -179,6 +179,66 @@ public final class GrpoLearner implements AutoCloseable {
                 acc.entropy -= probs[i] * lps[i];
             }
         }
+    }
+
+    /** Whether two samples of the micro-batch share their prompt (a group's samples do). */
+    static boolean sharesPrompts(List<Sample> batch) {
+        for (int i = 0; i < batch.size(); i++) {
+            for (int j = 0; j < i; j++) {
+                if (java.util.Arrays.equals(batch.get(i).prompt(), batch.get(j).prompt())) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The log-softmax rows [n, V] at every output token's prediction, in {@link PackedBatch}'s token
+     * order, with each distinct prompt computed once for all the samples that share it
+     * ({@link Qwen3Model#forwardShared}): the same values and gradients as one forward over every
+     * prompt + output row, at a fraction of the work when prompts are long and a group is large.
+     */
+    private NDArray sharedRows(List<Sample> batch, NDManager m) {
+        int b = batch.size();
+        NDArray[] perSample = new NDArray[b];
+        boolean[] done = new boolean[b];
+        for (int i = 0; i < b; i++) {
+            if (done[i]) {
+                continue;
+            }
+            int[] p = batch.get(i).prompt();
+            List<Integer> group = new ArrayList<>();
+            int longest = 0;
+            for (int j = i; j < b; j++) {
+                if (!done[j] && java.util.Arrays.equals(p, batch.get(j).prompt())) {
+                    group.add(j);
+                    done[j] = true;
+                    longest = Math.max(longest, batch.get(j).output().length);
+                }
+            }
+            // rows are output[:-1] (the last output token is never an input); at least one column
+            int t = Math.max(1, longest - 1);
+            long[] ids = new long[group.size() * t];
+            for (int k = 0; k < group.size(); k++) {
+                int[] out = batch.get(group.get(k)).output();
+                for (int j = 0; j < out.length - 1; j++) {
+                    ids[k * t + j] = out[j];
+                }
+            }
+            long[] prompt = new long[p.length];
+            for (int j = 0; j < p.length; j++) {
+                prompt[j] = p[j];
+            }
+            NDArray[] logits = model.forwardShared(m.create(prompt, new ai.djl.ndarray.types.Shape(1, p.length)),
+                    m.create(ids, new ai.djl.ndarray.types.Shape(group.size(), t)));
+            for (int k = 0; k < group.size(); k++) {
+                int len = batch.get(group.get(k)).output().length;
+                perSample[group.get(k)] = len == 1 ? logits[0] : ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(logits[0],
+                        logits[1].get(new ai.djl.ndarray.index.NDIndex("{}, :{}", k, len - 1))), 0);
+            }
+        }
+        return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(perSample), 0).logSoftmax(-1);
     }
 
     @Override

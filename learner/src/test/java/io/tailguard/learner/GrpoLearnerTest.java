@@ -103,4 +103,49 @@ class GrpoLearnerTest {
             assertEquals(0.003866025403784439, learner.step(flat).lr(), 1e-15);
         }
     }
+
+    @Test
+    void groupsSharingTheirPromptGetTheGradientsOfTheirWholeSequences() {
+        // two groups of three samples: outputs of 1 to 6 tokens, rewards that differ within a group
+        SplittableRandom r = new SplittableRandom(8);
+        int[][] prompts = {{1, 5, 3, 9, 2, 4, 6}, {8, 2}};
+        int[] lengths = {4, 1, 6, 3, 5, 2};
+        double[] rewards = {1, 0, 0.5, 0, 1, 0.25};
+        List<GrpoLearner.Sample> samples = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            int[] out = new int[lengths[i]];
+            float[] lp = new float[lengths[i]];
+            for (int j = 0; j < out.length; j++) {
+                out[j] = r.nextInt(CONFIG.vocabSize());
+                lp[j] = (float) (-1.5 - r.nextDouble());
+            }
+            samples.add(new GrpoLearner.Sample(prompts[i / 3], out, lp, lp.clone(), rewards[i]));
+        }
+        String[] names = {"model.layers.0.self_attn.qkv_proj.weight", "model.layers.1.self_attn.o_proj.weight",
+                "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight"};
+        float[][][] grads = new float[2][names.length][];
+        // micro-batch 6: each prompt computed once for its group; micro-batch 1: every sample a whole sequence
+        int[] microBatches = {6, 1};
+        for (int run = 0; run < 2; run++) {
+            try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 4, 0.3, 0.1), Device.cpu());
+                 GrpoLearner learner = new GrpoLearner(model, 3, microBatches[run], GrpoObjective.Options.defaults(),
+                         new LrSchedule(1e-9, 0, 1, 1.0), AdamW.Options.defaults())) {
+                assertEquals(run == 0, GrpoLearner.sharesPrompts(samples.subList(0, microBatches[run])));
+                learner.step(samples);
+                for (int k = 0; k < names.length; k++) {
+                    grads[run][k] = model.parameters().get(names[k]).getGradient().toFloatArray();
+                }
+            }
+        }
+        for (int k = 0; k < names.length; k++) {
+            double largest = 0;
+            for (float g : grads[1][k]) {
+                largest = Math.max(largest, Math.abs(g));
+            }
+            assertTrue(largest > 1e-5, names[k] + ": gradients are not all ~0");
+            for (int i = 0; i < grads[0][k].length; i++) {
+                assertEquals(grads[1][k][i], grads[0][k][i], 1e-5 + 1e-4 * largest, names[k] + " [" + i + "]");
+            }
+        }
+    }
 }

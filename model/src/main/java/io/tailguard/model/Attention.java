@@ -54,6 +54,32 @@ final class Attention {
      * @param x [B, T, H] -> [B, T, H]
      */
     NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
+        return run(x, start, cache, mask, null, null, null);
+    }
+
+    /**
+     * A full causal pass (start 0, no cache) that also returns this layer's keys and values
+     * [B, kvh, T, D], for rows that continue these sequences ({@link #forwardOver}).
+     * Returns {output [B, T, H], keys, values}.
+     */
+    NDArray[] forwardKv(NDArray x) {
+        NDArray[] kv = new NDArray[2];
+        NDArray o = run(x, 0, null, null, null, null, kv);
+        return new NDArray[] {o, kv[0], kv[1]};
+    }
+
+    /**
+     * Rows x [B, T, H] at positions [P, P + T) that continue a prefix whose keys and values
+     * ([1 or B, kvh, P, D], from {@link #forwardKv}) they attend to before their own, causally: the
+     * samples of one prompt, trained over the prompt computed once. Differentiable through the
+     * prefix (a prefix of batch 1 is broadcast to the B rows, so its gradients sum over them).
+     */
+    NDArray forwardOver(NDArray x, NDArray prefixKeys, NDArray prefixValues) {
+        return run(x, (int) prefixKeys.getShape().get(2), null, null, prefixKeys, prefixValues, null);
+    }
+
+    private NDArray run(NDArray x, int start, KvCache cache, ForwardMask mask, NDArray prefixKeys, NDArray prefixValues,
+                        NDArray[] kvOut) {
         long b = x.getShape().get(0);
         int t = (int) x.getShape().get(1);
         NDArray[] cs = rotary.range(x.getManager(), start, start + t);
@@ -64,8 +90,19 @@ final class Attention {
         NDArray q = qkv[0];                                                  // [B, T, heads, D], scaled
         NDArray k = qkv[1].transpose(0, 2, 1, 3);                            // [B, kvh, T, D]
         NDArray v = qkv[2].transpose(0, 2, 1, 3);                            // [B, kvh, T, D]
+        if (kvOut != null) {
+            kvOut[0] = k;
+            kvOut[1] = v;
+        }
         NDArray keys = k;
         NDArray values = v;
+        if (prefixKeys != null) {
+            ai.djl.ndarray.types.Shape ps = new ai.djl.ndarray.types.Shape(b, kvHeads, start, headDim);
+            NDArray pk = prefixKeys.getShape().get(0) == b ? prefixKeys : prefixKeys.broadcast(ps);
+            NDArray pv = prefixValues.getShape().get(0) == b ? prefixValues : prefixValues.broadcast(ps);
+            keys = NDArrays.concat(new NDList(pk, k), 2);
+            values = NDArrays.concat(new NDList(pv, v), 2);
+        }
         if (cache != null) {
             cache.writeRange(layer, start, k, v);
             NDIndex seen = new NDIndex(":, :, :{}", start + t);

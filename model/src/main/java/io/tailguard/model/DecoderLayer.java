@@ -22,6 +22,19 @@ final class DecoderLayer {
         return h.add(mlp.forward(postAttentionNorm.forward(h)));
     }
 
+    /** A full causal pass that also returns the attention's keys and values: {out, keys, values}. */
+    NDArray[] forwardKv(NDArray x) {
+        NDArray[] a = attention.forwardKv(inputNorm.forward(x));
+        NDArray h = x.add(a[0]);
+        return new NDArray[] {h.add(mlp.forward(postAttentionNorm.forward(h))), a[1], a[2]};
+    }
+
+    /** Rows continuing a prefix whose keys and values this layer computed ({@link Attention#forwardOver}). */
+    NDArray forwardOver(NDArray x, NDArray prefixKeys, NDArray prefixValues) {
+        NDArray h = x.add(attention.forwardOver(inputNorm.forward(x), prefixKeys, prefixValues));
+        return h.add(mlp.forward(postAttentionNorm.forward(h)));
+    }
+
     /** x: [B, 1, H], one new token per sequence. */
     NDArray decode(NDArray x, NDArray positions, int[] positionsArr, NDArray[] cosSin,
                    KvCache cache, AttentionKernel kernel, DecodeStep step) {

@@ -1,6 +1,8 @@
 package io.tailguard.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
@@ -197,6 +199,46 @@ public final class Qwen3Model implements AutoCloseable {
         }
     }
 
+    /**
+     * Training forward of continuations of one prompt: prompt [1, P] runs once, and the rows
+     * continuations [G, C] at positions [P, P + C) attend to its keys and values and to their own,
+     * causally, layer by layer. The same logits as a full pass over every prompt + continuation
+     * row, without the prompt's work G times; gradients from every row flow into the prompt's
+     * computation. Returns {the logits after the prompt's last token [1, V], the logits at every
+     * continuation position [G, C, V]}, attached to prompt's manager.
+     */
+    public NDArray[] forwardShared(NDArray prompt, NDArray continuations) {
+        int p = (int) prompt.getShape().get(1);
+        int c = (int) continuations.getShape().get(1);
+        if (prompt.getShape().get(0) != 1 || p < 1 || c < 1) {
+            throw new IllegalArgumentException("forwardShared takes one prompt [1, P] and continuations [G, C], got "
+                    + prompt.getShape() + " and " + continuations.getShape());
+        }
+        checkPositions(p + c);
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray xp = embed(prompt);
+            NDArray xc = embed(continuations);
+            scope.attachAll(xp, xc);
+            for (DecoderLayer layer : layers) {
+                try (NDManager local = scope.newSubManager()) {
+                    xp.tempAttach(local);
+                    xc.tempAttach(local);
+                    NDArray[] pkv = layer.forwardKv(xp);
+                    NDArray yc = layer.forwardOver(xc, pkv[1], pkv[2]);
+                    pkv[0].attach(scope);
+                    yc.attach(scope);
+                    xp = pkv[0];
+                    xc = yc;
+                }
+            }
+            NDArray last = logits(finalNorm.forward(xp.get(new NDIndex(":, {}:{}", p - 1, p)))).reshape(1, -1);
+            NDArray all = logits(finalNorm.forward(xc));
+            last.attach(prompt.getManager());
+            all.attach(prompt.getManager());
+            return new NDArray[] {last, all};
+        }
+    }
+
     /** lm_head: [..., H] -> [..., V]. */
     public NDArray logits(NDArray hidden) {
         return Linear.apply(hidden, lmHead);
@@ -261,6 +303,57 @@ public final class Qwen3Model implements AutoCloseable {
                 cache.refreshLandmarks(l);
             }
             NDArray out = logits(finalNorm.forward(lastHidden));
+            out.attach(ids.getManager());
+            return out;
+        }
+    }
+
+    /**
+     * Teacher-forced continuation of a cache whose sequences all hold the same number of tokens P
+     * (a prompt prefilled and copied to its samples): ids [B, T] at positions [P, P + T), in chunks
+     * of {@link Attention#CHUNK}, each attending to the cache and to the chunk causally, as a
+     * chunked prefill does. Returns the logits at every one of those positions, [B, T, V], attached
+     * to ids' manager; the cache then holds P + T tokens per sequence.
+     */
+    public NDArray extend(NDArray ids, KvCache cache) {
+        int b = (int) ids.getShape().get(0);
+        int t = (int) ids.getShape().get(1);
+        if (b != cache.batch()) {
+            throw new IllegalArgumentException(b + " rows for a cache of " + cache.batch());
+        }
+        int start = cache.length(0);
+        for (int i = 1; i < b; i++) {
+            if (cache.length(i) != start) {
+                throw new IllegalStateException("extend needs sequences of one length; sequence " + i + " holds "
+                        + cache.length(i) + ", sequence 0 " + start);
+            }
+        }
+        checkPositions(start + t);
+        if (start + t > cache.capacity()) {
+            throw new IllegalArgumentException(start + t + " tokens exceed KV cache capacity " + cache.capacity());
+        }
+        try (NDManager scope = manager.newSubManager()) {
+            NDList chunks = new NDList();
+            for (int s = 0; s < t; s += Attention.CHUNK) {
+                int e = Math.min(t, s + Attention.CHUNK);
+                try (NDManager chunk = scope.newSubManager()) {
+                    NDArray x = embed(ids.get(chunk, new NDIndex(":, {}:{}", s, e)));
+                    for (DecoderLayer layer : layers) {
+                        final int at = start + s;
+                        x = perLayer(x, chunk, l -> layer.forward(l, at, cache, null));
+                    }
+                    NDArray lg = logits(finalNorm.forward(x));
+                    lg.attach(scope);
+                    chunks.add(lg);
+                }
+            }
+            int[] after = new int[b];
+            java.util.Arrays.fill(after, start + t);
+            cache.setLengths(after);
+            for (int l = 0; l < layers.size(); l++) {
+                cache.refreshLandmarks(l);
+            }
+            NDArray out = chunks.size() == 1 ? chunks.get(0) : NDArrays.concat(chunks, 1);
             out.attach(ids.getManager());
             return out;
         }

@@ -1,6 +1,7 @@
 package io.tailguard.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -66,6 +67,9 @@ public final class Scorer {
             }
             check(c[c.length - 1], vocab, i);
         }
+        if (sparse == null && repeats(prompts)) {
+            return scoreShared(model, prompts, continuations, options);
+        }
         List<Scores> out = new ArrayList<>(b);
         try (NDManager m = model.manager().newSubManager()) {
             ForwardMask mask = null;
@@ -82,42 +86,121 @@ public final class Scorer {
                 int p0 = prompts.get(i).length - 1;
                 try (NDManager row = m.newSubManager()) {
                     NDArray h = hidden.get(row, new NDIndex("{}, {}:{}", i, p0, p0 + c.length)); // [n, H]
-                    NDArray logp = model.logits(h).logSoftmax(-1);                              // [n, V]
-                    long[] target = new long[c.length];
-                    for (int j = 0; j < c.length; j++) {
-                        target[j] = c[j];
-                    }
-                    NDArray picked = logp.gather(row.create(target, new Shape(c.length, 1)), 1);
-                    float[] lp = picked.toFloatArray();
-                    int[][] topIds = null;
-                    float[][] topLp = null;
-                    if (options.topK() > 0) {
-                        int k = Math.min(options.topK(), vocab);
-                        NDList top = logp.topK(k, -1, true, true);
-                        float[] vals = top.get(0).toFloatArray();
-                        long[] idx = top.get(1).toType(DataType.INT64, false).toLongArray();
-                        topIds = new int[c.length][k];
-                        topLp = new float[c.length][k];
-                        for (int j = 0; j < c.length; j++) {
-                            for (int q = 0; q < k; q++) {
-                                topIds[j][q] = (int) idx[j * k + q];
-                                topLp[j][q] = vals[j * k + q];
-                            }
-                        }
-                    }
-                    float[][] probs = null;
-                    if (options.distributions()) {
-                        float[] flat = logp.exp().toFloatArray();
-                        probs = new float[c.length][];
-                        for (int j = 0; j < c.length; j++) {
-                            probs[j] = java.util.Arrays.copyOfRange(flat, j * vocab, (j + 1) * vocab);
-                        }
-                    }
-                    out.add(new Scores(lp, topIds, topLp, probs));
+                    out.add(scores(model.logits(h).logSoftmax(-1), c, options, vocab, row));
                 }
             }
         }
         return out;
+    }
+
+    /** The scores of continuation c from its positions' log-probabilities logp [n, V]. */
+    private static Scores scores(NDArray logp, int[] c, Options options, int vocab, NDManager row) {
+        long[] target = new long[c.length];
+        for (int j = 0; j < c.length; j++) {
+            target[j] = c[j];
+        }
+        NDArray picked = logp.gather(row.create(target, new Shape(c.length, 1)), 1);
+        float[] lp = picked.toFloatArray();
+        int[][] topIds = null;
+        float[][] topLp = null;
+        if (options.topK() > 0) {
+            int k = Math.min(options.topK(), vocab);
+            NDList top = logp.topK(k, -1, true, true);
+            float[] vals = top.get(0).toFloatArray();
+            long[] idx = top.get(1).toType(DataType.INT64, false).toLongArray();
+            topIds = new int[c.length][k];
+            topLp = new float[c.length][k];
+            for (int j = 0; j < c.length; j++) {
+                for (int q = 0; q < k; q++) {
+                    topIds[j][q] = (int) idx[j * k + q];
+                    topLp[j][q] = vals[j * k + q];
+                }
+            }
+        }
+        float[][] probs = null;
+        if (options.distributions()) {
+            float[] flat = logp.exp().toFloatArray();
+            probs = new float[c.length][];
+            for (int j = 0; j < c.length; j++) {
+                probs[j] = java.util.Arrays.copyOfRange(flat, j * vocab, (j + 1) * vocab);
+            }
+        }
+        return new Scores(lp, topIds, topLp, probs);
+    }
+
+    /** Whether some prompt occurs more than once. */
+    static boolean repeats(List<int[]> prompts) {
+        for (int i = 0; i < prompts.size(); i++) {
+            for (int j = 0; j < i; j++) {
+                if (java.util.Arrays.equals(prompts.get(i), prompts.get(j))) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Dense scoring with every distinct prompt computed once (a GRPO group's samples share theirs):
+     * per prompt, one prefill, its KV cache copied to each of its sequences, and then their
+     * continuations teacher-forced over it ({@link Qwen3Model#extend}). The same log-probabilities
+     * as one forward over every whole sequence, without repeating the prompt's work per sample.
+     */
+    private static List<Scores> scoreShared(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options) {
+        int b = prompts.size();
+        int vocab = model.config().vocabSize();
+        Scores[] out = new Scores[b];
+        boolean[] done = new boolean[b];
+        for (int i = 0; i < b; i++) {
+            if (done[i]) {
+                continue;
+            }
+            int[] p = prompts.get(i);
+            List<Integer> rows = new ArrayList<>();
+            int longest = 0;
+            for (int j = i; j < b; j++) {
+                if (!done[j] && java.util.Arrays.equals(p, prompts.get(j))) {
+                    rows.add(j);
+                    done[j] = true;
+                    longest = Math.max(longest, continuations.get(j).length);
+                }
+            }
+            int g = rows.size();
+            long[] prompt = new long[p.length];
+            for (int j = 0; j < p.length; j++) {
+                prompt[j] = p[j];
+            }
+            // the last continuation token is never an input
+            int t = longest - 1;
+            long[] ids = new long[g * Math.max(1, t)];
+            for (int k = 0; k < g; k++) {
+                int[] c = continuations.get(rows.get(k));
+                for (int j = 0; j < c.length - 1; j++) {
+                    ids[k * t + j] = c[j];
+                }
+            }
+            try (NDManager m = model.manager().newSubManager();
+                 KvCache once = new KvCache(m, model.config(), 1, p.length);
+                 KvCache cache = new KvCache(m, model.config(), g, p.length + Math.max(1, t))) {
+                NDArray first = model.prefill(m.create(prompt, new Shape(1, p.length)), new int[] {p.length}, once); // [1, V]
+                NDArray rest = null;
+                if (t > 0) {
+                    cache.copyRowsFrom(once, new int[g]);
+                    rest = model.extend(m.create(ids, new Shape(g, t)), cache);                                // [g, t, V]
+                }
+                for (int k = 0; k < g; k++) {
+                    int[] c = continuations.get(rows.get(k));
+                    try (NDManager row = m.newSubManager()) {
+                        NDArray logits = c.length == 1 ? first.get(row, new NDIndex("0:1"))
+                                : NDArrays.concat(new NDList(first.get(row, new NDIndex("0:1")),
+                                        rest.get(row, new NDIndex("{}, :{}", k, c.length - 1))), 0);
+                        logits.attach(row);
+                        out[rows.get(k)] = scores(logits.logSoftmax(-1), c, options, vocab, row);
+                    }
+                }
+            }
+        }
+        return java.util.Arrays.asList(out);
     }
 
     private static int check(int id, int vocab, int seq) {

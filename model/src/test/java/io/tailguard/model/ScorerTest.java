@@ -96,4 +96,35 @@ class ScorerTest {
         assertThrows(IllegalArgumentException.class,
                 () -> Scorer.score(model, List.of(new int[] {1}), List.of(new int[] {23}), Scorer.Options.LOGPROBS_ONLY));
     }
+
+    @Test
+    void samplesOfASharedPromptScoreAsTheirWholeSequencesDo() {
+        // a lease's groups: prompts repeated, interleaved, with continuations of different lengths
+        // (one of a single token, one longer than a prefill chunk would hold at once)
+        java.util.Random rng = new java.util.Random(4);
+        int[] a = rng.ints(21, 1, 23).toArray();
+        int[] b = rng.ints(9, 1, 23).toArray();
+        List<int[]> prompts = List.of(a, b, a, a, b);
+        List<int[]> conts = List.of(rng.ints(7, 0, 23).toArray(), rng.ints(1, 0, 23).toArray(), rng.ints(12, 0, 23).toArray(),
+                rng.ints(3, 0, 23).toArray(), rng.ints(80, 0, 23).toArray());
+        Scorer.Options options = new Scorer.Options(3, true);
+        List<Scorer.Scores> shared = Scorer.score(model, prompts, conts, options);
+        for (int i = 0; i < prompts.size(); i++) {
+            int[] p = prompts.get(i);
+            int[] c = conts.get(i);
+            int[] seq = new int[p.length + c.length];
+            System.arraycopy(p, 0, seq, 0, p.length);
+            System.arraycopy(c, 0, seq, p.length, c.length);
+            Scorer.Scores s = shared.get(i);
+            assertEquals(c.length, s.logprobs().length);
+            for (int t = 0; t < c.length; t++) {
+                double[] ref = referenceLogprobs(seq, p.length - 1 + t);
+                assertEquals(ref[c[t]], s.logprobs()[t], 1e-4, "sequence " + i + " token " + t);
+                assertEquals(Math.exp(ref[s.topIds()[t][0]]), s.probs()[t][s.topIds()[t][0]], 1e-4);
+                for (int v = 0; v < CONFIG.vocabSize(); v++) {
+                    assertTrue(ref[v] <= ref[s.topIds()[t][0]] + 1e-5, "top-1 is the largest");
+                }
+            }
+        }
+    }
 }
