@@ -9,7 +9,8 @@ import java.nio.file.Path;
 
 /**
  * The HOCON configuration: every module's reference.conf, overridden by the file named by the
- * system property tailguard.config or else $TAILGUARD_CONFIG, when set.
+ * system property tailguard.config or else $TAILGUARD_CONFIG, when set. A key in that file that no
+ * reference.conf defines is bad input ({@link KnownKeys}).
  */
 final class Configuration {
     private Configuration() {}
@@ -25,7 +26,9 @@ final class Configuration {
             throw new BadInput("TAILGUARD_CONFIG: " + p + ": no such file");
         }
         try {
-            return ConfigFactory.parseFile(p.toFile()).withFallback(reference).resolve();
+            Config parsed = ConfigFactory.parseFile(p.toFile());
+            KnownKeys.check(parsed, p.toString(), true);
+            return parsed.withFallback(reference).resolve();
         } catch (ConfigException e) {
             throw new BadInput(p + ": " + e.getMessage());
         }

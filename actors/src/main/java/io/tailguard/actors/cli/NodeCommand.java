@@ -31,13 +31,18 @@ final class NodeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Set<String> r = new LinkedHashSet<>(roles);
+        for (String role : r) {
+            if (!TailguardNode.ROLES.contains(role)) {
+                throw new BadInput("--roles: unknown role \"" + role + "\" (known: " + String.join(", ", new java.util.TreeSet<>(TailguardNode.ROLES)) + ")");
+            }
+        }
         Config c = RunConfig.load(config, sets);
-        RunSettings s = RunSettings.parse(c, config.toString());
+        RunSettings s = RunSettings.parse(c, config.toString(), r);
         if (s.startSchedule().equals(io.tailguard.actors.runtime.RunSettings.CALIBRATE)) {
             throw new BadInput(config + ": tailguard.controller.schedule = calibrate works with `train` only; for a cluster, "
                     + "run `tailguard calibrate` first and name its output file");
         }
-        Set<String> r = new LinkedHashSet<>(roles);
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
         try (TailguardNode node = new TailguardNode(c, s, r, start, common.device(), false, null)) {
             System.err.println("node " + node.address() + " roles " + r

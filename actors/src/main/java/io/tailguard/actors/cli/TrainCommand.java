@@ -50,7 +50,8 @@ final class TrainCommand implements Callable<Integer> {
         Path file = config != null ? config : RunConfig.defaultFile();
         Config c = RunConfig.load(file, sets);
         String where = file == null ? "configuration" : file.toString();
-        RunSettings s = RunSettings.parse(c, where);
+        // every role in one process: the admin rules of the controller's node apply
+        RunSettings s = RunSettings.parse(c, where, TailguardNode.ROLES);
         // read before the run, so a bad file fails at once (exit 2, naming it)
         if (!s.train().compareSchedule().isBlank()) {
             Schedule.parse(Path.of(s.train().compareSchedule()));

@@ -161,6 +161,38 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     }
 
     /**
+     * {@link #parse(Config, String)} with the rules that depend on what this process hosts ({@code
+     * roles}), so that they too fail before any work: the controller's node serves the admin endpoint
+     * (tailguard.admin.port > 0), and bound to an address that is not loopback it needs
+     * tailguard.admin.token (the endpoint can change the run). A node without the controller serves
+     * none, so needs no token.
+     */
+    public static RunSettings parse(Config c, String where, Set<String> roles) {
+        RunSettings s = parse(c, where);
+        try {
+            if (roles.contains("controller") && s.admin().port() > 0) {
+                requireAdminToken(s.admin());
+            }
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        }
+        return s;
+    }
+
+    static void requireAdminToken(Admin a) {
+        boolean loopback;
+        try {
+            loopback = java.net.InetAddress.getByName(a.host()).isLoopbackAddress();
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("tailguard.admin.host: cannot resolve \"" + a.host() + "\"", e);
+        }
+        if (!loopback && (a.token() == null || a.token().isBlank())) {
+            throw new IllegalArgumentException("tailguard.admin.token: required when tailguard.admin.host (" + a.host()
+                    + ") is not a loopback address and tailguard.admin.port (" + a.port() + ") is not 0");
+        }
+    }
+
+    /**
      * tailguard.train.task with its knobs task-steps and reward; a bad one names its key (an unknown
      * task, a negative or misspelt value, or a knob the task does not take).
      */

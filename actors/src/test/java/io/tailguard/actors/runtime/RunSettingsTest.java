@@ -15,6 +15,21 @@ class RunSettingsTest {
     }
 
     @Test
+    void aNonLoopbackAdminEndpointNeedsATokenOnTheControllersNodeOnly() {
+        java.util.Set<String> controller = java.util.Set.of("controller", "rollout");
+        String open = "tailguard.admin.host = \"0.0.0.0\"\n";
+        assertEquals("run.conf: tailguard.admin.token: required when tailguard.admin.host (0.0.0.0) is not a loopback address "
+                + "and tailguard.admin.port (9401) is not 0", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with(open), "run.conf", controller)).getMessage());
+        // without the controller no endpoint is served; with port 0 none either; a token or loopback suffices
+        assertEquals("0.0.0.0", RunSettings.parse(with(open), "run.conf", java.util.Set.of("rollout", "learner")).admin().host());
+        assertEquals(0, RunSettings.parse(with(open + "tailguard.admin.port = 0"), "run.conf", controller).admin().port());
+        assertEquals("s3cret", RunSettings.parse(with(open + "tailguard.admin.token = s3cret"), "run.conf", controller).admin().token());
+        assertEquals("127.0.0.1", RunSettings.parse(with(""), "run.conf", controller).admin().host());
+        assertEquals("::1", RunSettings.parse(with("tailguard.admin.host = \"::1\""), "run.conf", controller).admin().host());
+    }
+
+    @Test
     void theDefaultsParse() {
         RunSettings s = RunSettings.parse(with(""), "test");
         assertEquals(0.86, s.controller().tau());
