@@ -24,6 +24,18 @@ public final class Checkpoints {
                 PretrainRecipe.embeddedDefault());
     }
 
+    /**
+     * As {@link #resolve(Path)} for a checkpoint named by configuration key {@code key}: a path that
+     * is neither {@code default} nor a directory is bad input naming the key, before any work.
+     */
+    public static Path resolveSetting(String value, String key) {
+        Path arg = Path.of(value);
+        if (!value.equals(DEFAULT) && !Files.isDirectory(arg)) {
+            throw new BadInput(key + ": " + value + ": no such checkpoint directory");
+        }
+        return resolve(arg);
+    }
+
     static Path resolve(Path arg, Path cacheRoot, PretrainRecipe recipe) {
         if (arg == null || !arg.toString().equals(DEFAULT) || Files.exists(arg)) {
             return arg;

@@ -60,7 +60,7 @@ final class TrainCommand implements Callable<Integer> {
             throw new BadInput("--calibrate-only: tailguard.controller.schedule is \"" + s.startSchedule()
                     + "\", not \"calibrate\"; there is nothing to calibrate");
         }
-        Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
+        Path start = Checkpoints.resolveSetting(s.train().checkpoint(), "tailguard.train.checkpoint");
         Files.createDirectories(s.train().out());
         String configuredSchedule = s.startSchedule();
         double calibrationSeconds = Double.NaN;

@@ -15,6 +15,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The main job end to end in one process: controller, worker, buffer, learner, report. */
 class TrainCommandTest {
     @Test
+    void aCheckpointThatIsNotThereIsBadInputNamingItsKey(@TempDir Path tmp) {
+        Path missing = tmp.resolve("missing");
+        Path out = tmp.resolve("run");
+        CliBadInputTest.Run r = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + missing,
+                "--set", "tailguard.train.out=" + out, "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains("tailguard.train.checkpoint: " + missing + ": no such checkpoint directory"), r.err());
+        assertTrue(!Files.exists(out), "nothing made for a run that cannot start");
+    }
+
+    @Test
     void calibrateOnlyWritesTheRunsCalibratedScheduleAndStops(@TempDir Path tmp) throws Exception {
         Path init = tmp.resolve("init");
         assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
