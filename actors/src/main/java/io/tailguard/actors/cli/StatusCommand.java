@@ -22,7 +22,7 @@ final class StatusCommand implements Callable<Integer> {
     public Integer call() {
         AdminClient.Response r = client.call("GET", "/status", null);
         if (r.code() == 401) {
-            throw new BadInput("status: the admin endpoint wants a token (--token or $TAILGUARD_ADMIN_TOKEN)");
+            throw new BadInput("status: the admin endpoint wants a token ($TAILGUARD_ADMIN_TOKEN, --token-file or tailguard.admin.token-file)");
         }
         if (r.code() != 200) {
             System.err.println("tailguard: status: " + r.body());

@@ -185,6 +185,10 @@ final class TrainSyncCommand implements Callable<Integer> {
         SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, SyncTrainer.warmupSteps(steps), seed,
                 microBatch, evalN, evalSeed);
         Map<String, String> runOptions = SyncResume.settings(spec, context, schedule, o, distillOptions);
+        if (out != null) {
+            // A run killed mid-checkpoint may have left its last checkpoint moved aside: put it back before looking.
+            io.tailguard.model.io.CheckpointDir.recoverLeftovers(out);
+        }
         if (!resume && out != null && LearnerCheckpoint.exists(out)) {
             throw new BadInput("--out " + out + " already holds a learner checkpoint (step " + LearnerCheckpoint.state(out).step()
                     + "); give --resume to continue it, or another --out");

@@ -1,5 +1,6 @@
 package io.tailguard.actors.cli;
 
+import com.google.gson.Gson;
 import io.tailguard.actors.runtime.LiveKey;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -7,7 +8,9 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "tune", mixinStandardHelpOptions = true, modelTransformer = TuneCommand.Keys.class,
@@ -40,9 +43,14 @@ final class TuneCommand implements Callable<Integer> {
                 throw new BadInput(p + ": expected key=value");
             }
         }
-        AdminClient.Response r = client.call("POST", "/tune", String.join("\n", pairs));
+        Map<String, String> settings = new LinkedHashMap<>();
+        for (String p : pairs) {
+            int eq = p.indexOf('=');
+            settings.put(p.substring(0, eq).strip(), p.substring(eq + 1).strip());
+        }
+        AdminClient.Response r = client.call("POST", "/tune", new Gson().toJson(settings));
         if (r.code() == 401) {
-            throw new BadInput("tune: the admin endpoint wants a token (--token or $TAILGUARD_ADMIN_TOKEN)");
+            throw new BadInput("tune: the admin endpoint wants a token ($TAILGUARD_ADMIN_TOKEN, --token-file or tailguard.admin.token-file)");
         }
         var j = com.google.gson.JsonParser.parseString(r.body()).getAsJsonObject();
         if (common.json) {

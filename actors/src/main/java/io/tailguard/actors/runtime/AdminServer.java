@@ -1,6 +1,9 @@
 package io.tailguard.actors.runtime;
 
 import com.google.gson.Gson;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -11,26 +14,37 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.URLDecoder;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Executors;
 
 /**
- * The admin endpoint of the node that hosts the controller: {@code POST /tune} with a body of
- * {@code key=value} lines (or {@code &}-separated) applies a live change through the controller and
- * answers its outcome as JSON (400 when refused, 500 when applied but not persisted: the state file
- * could not be written); {@code GET /status} answers the controller's
- * status. Bound to localhost by default; bound elsewhere it refuses to start without a token, and
- * then every request needs {@code Authorization: Bearer <token>}.
+ * The admin endpoint of the node that hosts the controller: {@code POST /tune} with a JSON object
+ * of settings ({@code {"tau": "0.9"}}) applies a live change through the controller and answers its
+ * outcome as JSON (400 when refused, 500 when applied but not persisted: the state file could not be
+ * written); {@code GET /status} answers the controller's status. Bound to localhost by default;
+ * bound elsewhere it refuses to start without a token, and then every request needs
+ * {@code Authorization: Bearer <token>}.
+ *
+ * <p>A web page the operator has open may send requests here too (to localhost, or to a name it
+ * rebinds to it), so: a change needs {@code Content-Type: application/json}, which a page of
+ * another site cannot send without the browser asking first (415 otherwise); a request whose
+ * {@code Origin} is not the {@code Host} it was sent to is refused (403), and so, on a loopback
+ * address, is one whose {@code Host} is not a local name (403); a body over {@value #MAX_BODY}
+ * bytes is refused unread (413).
  */
 public final class AdminServer implements AutoCloseable {
     private static final Gson GSON = new Gson();
+    /** A tune is a handful of keys; a larger body is not one. */
+    static final int MAX_BODY = 64 * 1024;
     private final HttpServer server;
 
     public AdminServer(ActorSystem<?> system, ActorRef<Controller.Command> controller, String host, int port, String token) {
@@ -41,9 +55,10 @@ public final class AdminServer implements AutoCloseable {
             throw new IllegalArgumentException("tailguard.admin.host: cannot resolve \"" + host + "\"");
         }
         if (!loopback && (token == null || token.isBlank())) {
-            throw new IllegalArgumentException("tailguard.admin.token: required when tailguard.admin.host (" + host
-                    + ") is not a loopback address");
+            throw new IllegalArgumentException("tailguard.admin.token: required (or tailguard.admin.token-file) when "
+                    + "tailguard.admin.host (" + host + ") is not a loopback address");
         }
+        Guard guard = new Guard(host, loopback, token);
         try {
             server = HttpServer.create(new InetSocketAddress(host, port), 16);
         } catch (IOException e) {
@@ -54,11 +69,8 @@ public final class AdminServer implements AutoCloseable {
             t.setDaemon(true);
             return t;
         }));
-        server.createContext("/tune", ex -> handle(ex, token, () -> {
-            if (!ex.getRequestMethod().equals("POST")) {
-                return reply(405, Map.of("error", "POST key=value lines to /tune"));
-            }
-            Map<String, String> kv = parse(new String(ex.getRequestBody().readAllBytes(), StandardCharsets.UTF_8));
+        server.createContext("/tune", ex -> handle(ex, guard, "POST", () -> {
+            Map<String, String> kv = parse(readBody(ex));
             Controller.TuneResult r = AskPattern.<Controller.Command, Controller.TuneResult>ask(controller,
                     reply -> new Controller.Tune(kv.keySet().toArray(String[]::new), kv.values().toArray(String[]::new), false, reply),
                     Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().join();
@@ -73,7 +85,7 @@ public final class AdminServer implements AutoCloseable {
             // applied but not in the state file: running, but lost if the controller restarts (`tune` exits 1)
             return reply(!r.accepted() ? 400 : r.persisted() ? 200 : 500, body);
         }));
-        server.createContext("/status", ex -> handle(ex, token, () -> reply(200, statusJson(
+        server.createContext("/status", ex -> handle(ex, guard, "GET", () -> reply(200, statusJson(
                 AskPattern.<Controller.Command, ControllerStatus>ask(controller, Controller.GetStatus::new, Duration.ofSeconds(10),
                         system.scheduler()).toCompletableFuture().join()))));
         server.start();
@@ -135,21 +147,133 @@ public final class AdminServer implements AutoCloseable {
         return out;
     }
 
-    /** key=value pairs, one per line or &-separated (URL-decoded). */
+    /**
+     * The settings of a tune: a JSON object whose values are strings, numbers or booleans (each as
+     * its text: {@code 5e-5} stays {@code 5e-5}).
+     */
     static Map<String, String> parse(String body) {
+        JsonElement root;
+        try {
+            root = JsonParser.parseString(body);
+        } catch (JsonParseException e) {
+            throw new IllegalArgumentException("body: not JSON (expected an object such as {\"tau\": \"0.9\"}): " + e.getMessage());
+        }
+        if (!root.isJsonObject()) {
+            throw new IllegalArgumentException("body: expected a JSON object such as {\"tau\": \"0.9\"}, got " + root);
+        }
         Map<String, String> kv = new LinkedHashMap<>();
-        for (String part : body.split("[\\n&]")) {
-            String p = URLDecoder.decode(part.strip(), StandardCharsets.UTF_8);
-            if (p.isEmpty()) {
-                continue;
+        for (Map.Entry<String, JsonElement> e : root.getAsJsonObject().entrySet()) {
+            if (!e.getValue().isJsonPrimitive()) {
+                throw new IllegalArgumentException(e.getKey() + ": expected a string, number or boolean, got " + e.getValue());
             }
-            int eq = p.indexOf('=');
-            if (eq <= 0) {
-                throw new IllegalArgumentException("\"" + p + "\": expected key=value");
-            }
-            kv.put(p.substring(0, eq).strip(), p.substring(eq + 1).strip());
+            kv.put(e.getKey().strip(), e.getValue().getAsString().strip());
         }
         return kv;
+    }
+
+    /** The body, read only up to {@link #MAX_BODY} bytes: a larger one (announced or sent) is refused. */
+    private static String readBody(HttpExchange ex) throws IOException {
+        String length = ex.getRequestHeaders().getFirst("Content-Length");
+        if (length != null) {
+            try {
+                if (Long.parseLong(length.strip()) > MAX_BODY) {
+                    throw new Refused(413, "body: larger than " + MAX_BODY + " bytes");
+                }
+            } catch (NumberFormatException e) {
+                throw new Refused(400, "Content-Length: not a number");
+            }
+        }
+        byte[] b = ex.getRequestBody().readNBytes(MAX_BODY + 1);
+        if (b.length > MAX_BODY) {
+            throw new Refused(413, "body: larger than " + MAX_BODY + " bytes");
+        }
+        return new String(b, StandardCharsets.UTF_8);
+    }
+
+    /** A request refused before it reaches the controller, with its status code. */
+    private static final class Refused extends RuntimeException {
+        final int code;
+
+        Refused(int code, String message) {
+            super(message, null, false, false);
+            this.code = code;
+        }
+    }
+
+    /**
+     * What every request must pass before its handler runs: the method, the token, and the
+     * cross-site checks of the class comment.
+     */
+    private record Guard(String host, boolean loopback, String token) {
+        void check(HttpExchange ex, String method) {
+            var h = ex.getRequestHeaders();
+            if (!ex.getRequestMethod().equals(method)) {
+                throw new Refused(405, method + " " + ex.getRequestURI().getPath());
+            }
+            String requestHost = h.getFirst("Host");
+            if (loopback && (requestHost == null || !localName(hostPart(requestHost)))) {
+                throw new Refused(403, "Host " + requestHost + ": not this machine's name (" + host + ", localhost)");
+            }
+            String origin = h.getFirst("Origin");
+            if (origin != null && !sameHost(origin, requestHost)) {
+                throw new Refused(403, "Origin " + origin + ": a request from another site");
+            }
+            if (token != null && !token.isBlank() && !authorized(h.getFirst("Authorization"), token)) {
+                throw new Refused(401, "missing or wrong admin token");
+            }
+            if (method.equals("POST") && !json(h.getFirst("Content-Type"))) {
+                throw new Refused(415, "Content-Type " + h.getFirst("Content-Type") + ": expected application/json");
+            }
+        }
+
+        /** The configured host, or a name or address of this machine's loopback interface. */
+        private boolean localName(String name) {
+            String n = name.toLowerCase(Locale.ROOT);
+            if (n.equals(host.toLowerCase(Locale.ROOT)) || n.equals("localhost") || n.endsWith(".localhost")) {
+                return true;
+            }
+            // Only literal addresses: resolving a name here would ask the very DNS that rebinds it.
+            if (n.matches("\\d{1,3}(\\.\\d{1,3}){3}")) {
+                return n.startsWith("127.");
+            }
+            return n.equals("::1") || n.equals("0:0:0:0:0:0:0:1");
+        }
+    }
+
+    /** The host of a Host header ({@code name:port}, {@code [v6]:port}), without brackets or port. */
+    static String hostPart(String hostHeader) {
+        String h = hostHeader.strip();
+        if (h.startsWith("[")) {
+            int end = h.indexOf(']');
+            return end < 0 ? h : h.substring(1, end);
+        }
+        int colon = h.indexOf(':');
+        return colon < 0 ? h : h.substring(0, colon);
+    }
+
+    /** Whether an Origin ({@code scheme://host[:port]}) names the host and port the request was sent to. */
+    static boolean sameHost(String origin, String requestHost) {
+        if (requestHost == null) {
+            return false;
+        }
+        try {
+            URI u = new URI(origin.strip());
+            if (u.getRawAuthority() == null) {
+                return false;  // "null" (a sandboxed page, a file): no site to match
+            }
+            return u.getRawAuthority().equalsIgnoreCase(requestHost.strip());
+        } catch (URISyntaxException e) {
+            return false;
+        }
+    }
+
+    private static boolean json(String contentType) {
+        if (contentType == null) {
+            return false;
+        }
+        int semi = contentType.indexOf(';');
+        String media = (semi < 0 ? contentType : contentType.substring(0, semi)).strip();
+        return media.equalsIgnoreCase("application/json");
     }
 
     private record Reply(int code, Object body) {}
@@ -162,14 +286,13 @@ public final class AdminServer implements AutoCloseable {
         Reply run() throws IOException;
     }
 
-    private static void handle(HttpExchange ex, String token, Handler h) throws IOException {
+    private static void handle(HttpExchange ex, Guard guard, String method, Handler h) throws IOException {
         Reply r;
         try {
-            if (token != null && !token.isBlank() && !authorized(ex.getRequestHeaders().getFirst("Authorization"), token)) {
-                r = reply(401, Map.of("error", "missing or wrong admin token"));
-            } else {
-                r = h.run();
-            }
+            guard.check(ex, method);
+            r = h.run();
+        } catch (Refused e) {
+            r = reply(e.code, Map.of("error", e.getMessage()));
         } catch (IllegalArgumentException e) {
             r = reply(400, Map.of("accepted", false, "message", e.getMessage()));
         } catch (RuntimeException e) {

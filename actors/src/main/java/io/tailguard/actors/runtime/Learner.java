@@ -97,6 +97,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         this.metrics = metrics;
         this.store = new CheckpointStore(s.train().out().resolve("store"));
         this.learnerDir = s.train().out().resolve("learner");
+        // Only the learner writes here: a checkpoint a crash left moved aside goes back before we look for it.
+        io.tailguard.model.io.CheckpointDir.recoverLeftovers(learnerDir);
         boolean resume = Files.isRegularFile(learnerDir.resolve(Manifest.FILE_NAME));
         Path from = resume ? learnerDir : start;
         this.tokenizerJson = Files.readString(from.resolve("tokenizer.json"));

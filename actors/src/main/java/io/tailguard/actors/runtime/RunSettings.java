@@ -151,7 +151,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             }
             return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), denseLayers(c), b, l,
                     new Metrics(c.getString("tailguard.metrics.host"), port),
-                    new Admin(c.getString("tailguard.admin.host"), adminPort, c.getString("tailguard.admin.token")),
+                    new Admin(c.getString("tailguard.admin.host"), adminPort, AdminToken.of(c)),
                     compression(c), bootstrap(c), onOff("tailguard.controller.adapt", c.getString("tailguard.controller.adapt")));
         } catch (ConfigException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);

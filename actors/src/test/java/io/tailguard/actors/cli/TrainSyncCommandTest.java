@@ -204,12 +204,19 @@ class TrainSyncCommandTest {
             assertEquals(killed, e);
         }
         assertEquals(java.util.List.of(-1L, 2L, 2L), seen, "saved after step 2 only");
+        // and say it died while saving step 4's checkpoint, between the two renames: step 2's moved aside,
+        // step 4's still in its temporary directory
+        Files.move(out, tmp.resolve(".run.old-123456789"));
+        Files.writeString(Files.createDirectory(tmp.resolve(".run.tmp-987654321")).resolve("model.safetensors"), "torn");
         CliBadInputTest.Run resumed = CliBadInputTest.cli("train-sync", "--checkpoint", init.toString(), "--task", "kv-recall",
                 "--context", "96", "--budget", "48", "--steps", "4", "--prompts", "2", "--group", "4", "--eval-n", "0",
                 "--out", out.toString(), "--resume", "--json");
         assertEquals(0, resumed.code(), resumed.err());
         assertEquals(java.util.Set.of(3, 4), steps(resumed.out()).keySet(), resumed.out());
         assertEquals(4, stateStep(out));
+        try (var left = Files.list(tmp)) {
+            assertEquals(java.util.List.of("init", "run"), left.map(f -> f.getFileName().toString()).sorted().toList());
+        }
     }
 
     @Test

@@ -212,6 +212,38 @@ class LiveTuningTest {
         }
     }
 
+    /**
+     * A web page of another site posts a form to the controller's /tune (no token: it is on
+     * localhost): refused, and the state file that a tune rewrites is byte for byte as before.
+     */
+    @Test
+    void aFormPostedFromAnotherSiteChangesNothing(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path file = tmp.resolve("run.conf");
+        Files.writeString(file, "tailguard.controller.tau = 0.86\ntailguard.controller.window = 1s\n");
+        Path state = tmp.resolve("run/controller/state.json");
+        try (ControllerNode a = ControllerNode.start(tmp, file, init)) {
+            assertEquals(1, a.tune("tau=0.9").get("settings_version").getAsLong());
+            byte[] before = Files.readAllBytes(state);
+            int port = java.net.URI.create(a.url()).getPort();
+            byte[] form = "tau=0.5&staleness=0".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            AdminServerTest.Answer crossSite = AdminServerTest.raw(port, "POST",
+                    Map.of("Content-Type", "application/x-www-form-urlencoded", "Origin", "http://evil.example"), form);
+            assertEquals(403, crossSite.code(), crossSite.body());
+            AdminServerTest.Answer noOrigin = AdminServerTest.raw(port, "POST",
+                    Map.of("Content-Type", "application/x-www-form-urlencoded"), form);
+            assertEquals(415, noOrigin.code(), noOrigin.body());
+            AdminServerTest.Answer json = AdminServerTest.raw(port, "POST", Map.of("Content-Type", "application/json",
+                    "Origin", "http://evil.example"), "{\"tau\": \"0.5\"}".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            assertEquals(403, json.code(), json.body());
+            JsonObject after = status(a.url());
+            assertEquals(0.9, after.get("tau").getAsDouble());
+            assertEquals(1, after.get("settings_version").getAsLong());
+            org.junit.jupiter.api.Assertions.assertArrayEquals(before, Files.readAllBytes(state));
+        }
+    }
+
     static Map<String, String> tuned(Path state, String field) throws Exception {
         Map<String, String> m = new java.util.TreeMap<>();
         JsonParser.parseString(Files.readString(state)).getAsJsonObject().getAsJsonObject(field).entrySet()

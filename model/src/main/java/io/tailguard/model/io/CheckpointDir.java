@@ -29,6 +29,9 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A checkpoint directory in the Hugging Face layout (docs/architecture.md, "Files on disk"): config.json,
@@ -213,11 +216,13 @@ public final class CheckpointDir {
         Path tmp;
         try {
             Files.createDirectories(parentDir);
+            recoverLeftovers(target);
             // A sibling, so that the final rename stays within one file system and is atomic.
             tmp = Files.createTempDirectory(parentDir, "." + base + ".tmp-");
         } catch (IOException ex) {
             throw new UncheckedIOException(target + ": cannot create a temporary directory: " + ex.getMessage(), ex);
         }
+        IN_FLIGHT.add(tmp);
         try {
             contents.writeInto(tmp);
             TreeMap<String, String> sums = new TreeMap<>();
@@ -232,12 +237,90 @@ public final class CheckpointDir {
             fsyncDirectory(tmp);
         } catch (IOException ex) {
             deleteQuietly(tmp);
+            IN_FLIGHT.remove(tmp);
             throw new UncheckedIOException(target + ": cannot write checkpoint: " + ex, ex);
         } catch (RuntimeException | Error ex) {
             deleteQuietly(tmp);
+            IN_FLIGHT.remove(tmp);
             throw ex;
         }
-        swapIn(tmp, target);
+        try {
+            swapIn(tmp, target);
+        } finally {
+            IN_FLIGHT.remove(tmp);
+        }
+    }
+
+    /** The names {@link #writeAtomically} gives its temporary directory and the one it moves aside. */
+    private static final Pattern LEFTOVER = Pattern.compile("\\.(.+)\\.(tmp|old)-(-?\\d+)");
+
+    /** Temporary directories this process is filling right now: never leftovers, whatever their name. */
+    private static final Set<Path> IN_FLIGHT = ConcurrentHashMap.newKeySet();
+
+    /** Swaps and recoveries in this process take turns, so a recovery never sees a swap half done. */
+    private static final Object SWAP_LOCK = new Object();
+
+    /**
+     * Tidies what a process killed inside {@link #writeAtomically} left beside {@code dir}, for
+     * every checkpoint in its parent directory: a {@code .<name>.tmp-*} directory is an unfinished
+     * write and is removed; a {@code .<name>.old-*} directory is a complete checkpoint moved aside
+     * by a crash between the two renames, so it is moved back to {@code <name>} when that is
+     * missing, and removed when the new checkpoint did land there. Writing calls this first; a
+     * command that resumes from a checkpoint it will write again calls it before looking. Only the
+     * process that writes into a directory may call it (another writer's temporary directory would
+     * look like a leftover).
+     */
+    public static void recoverLeftovers(Path dir) {
+        Path parentDir = dir.toAbsolutePath().normalize().getParent();
+        if (parentDir == null || !Files.isDirectory(parentDir)) {
+            return;
+        }
+        synchronized (SWAP_LOCK) {
+            List<Path> tmps = new ArrayList<>();
+            Map<String, List<Path>> olds = new TreeMap<>();
+            try (var entries = Files.list(parentDir)) {
+                for (Path p : (Iterable<Path>) entries::iterator) {
+                    Matcher m = LEFTOVER.matcher(p.getFileName().toString());
+                    if (!m.matches() || !Files.isDirectory(p) || IN_FLIGHT.contains(p)) {
+                        continue;
+                    }
+                    if (m.group(2).equals("tmp")) {
+                        tmps.add(p);
+                    } else {
+                        olds.computeIfAbsent(m.group(1), k -> new ArrayList<>()).add(p);
+                    }
+                }
+            } catch (IOException ex) {
+                throw new UncheckedIOException(parentDir + ": cannot list it to tidy interrupted checkpoint writes: "
+                        + ex.getMessage(), ex);
+            }
+            tmps.forEach(CheckpointDir::deleteQuietly);
+            for (Map.Entry<String, List<Path>> e : olds.entrySet()) {
+                Path target = parentDir.resolve(e.getKey());
+                List<Path> aside = e.getValue();
+                // A write recovers before it moves anything aside, so there is one; were there several, the
+                // one whose manifest was written last is kept (nanoTime suffixes of two processes do not compare).
+                aside.sort((a, b) -> Long.compare(manifestTime(a), manifestTime(b)));
+                if (!Files.exists(target)) {
+                    Path back = aside.remove(aside.size() - 1);
+                    try {
+                        Files.move(back, target, StandardCopyOption.ATOMIC_MOVE);
+                        fsyncDirectory(parentDir);
+                    } catch (IOException ex) {
+                        throw new UncheckedIOException(back + ": cannot move it back to " + target + ": " + ex.getMessage(), ex);
+                    }
+                }
+                aside.forEach(CheckpointDir::deleteQuietly);
+            }
+        }
+    }
+
+    private static long manifestTime(Path dir) {
+        try {
+            return Files.getLastModifiedTime(dir.resolve(Manifest.FILE_NAME)).toMillis();
+        } catch (IOException ex) {
+            return Long.MIN_VALUE;  // no manifest: the least worth keeping
+        }
     }
 
     /**
@@ -246,6 +329,12 @@ public final class CheckpointDir {
      * its {@code .old-} name, never a torn mix.
      */
     private static void swapIn(Path tmp, Path target) {
+        synchronized (SWAP_LOCK) {
+            swapInLocked(tmp, target);
+        }
+    }
+
+    private static void swapInLocked(Path tmp, Path target) {
         Path parentDir = target.getParent();
         Path old = null;
         try {

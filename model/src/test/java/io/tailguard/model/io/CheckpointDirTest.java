@@ -217,4 +217,66 @@ class CheckpointDirTest {
         Map<String, byte[]> after = Fixtures.snapshot(dir);
         before.forEach((k, v) -> assertArrayEquals(v, after.get(k), k));
     }
+
+    /** What a process killed between the two renames of a rewrite leaves: the complete old one moved aside. */
+    private Path movedAside(Path dir, long stamp) throws IOException {
+        Path old = root.resolve("." + dir.getFileName() + ".old-" + stamp);
+        Files.move(dir, old);
+        return old;
+    }
+
+    /** What a process killed while filling the temporary directory leaves: a partial checkpoint, no manifest. */
+    private Path unfinished(String name, String suffix) throws IOException {
+        Path tmp = Files.createDirectory(root.resolve("." + name + ".tmp-" + suffix));
+        Files.write(tmp.resolve(CheckpointDir.WEIGHTS), new byte[] {1, 2, 3});
+        return tmp;
+    }
+
+    @Test
+    void aCheckpointMovedAsideByACrashIsMovedBackBeforeTheNextWrite() throws IOException {
+        Path dir = writeDefault(root.resolve("ck"), tied, 14);
+        Map<String, byte[]> before = Fixtures.snapshot(dir);
+        movedAside(dir, 123456789L);
+        unfinished("ck", "987654321");
+        CheckpointDir.recoverLeftovers(dir);
+        assertEquals(List.of("ck"), siblings());
+        Map<String, byte[]> after = Fixtures.snapshot(dir);
+        assertEquals(before.keySet(), after.keySet());
+        before.forEach((k, v) -> assertArrayEquals(v, after.get(k), k));
+        assertEquals(3, CheckpointDir.read(dir).manifest().orElseThrow().version());
+    }
+
+    @Test
+    void anAsideCopyIsDroppedWhenTheNewCheckpointLanded() throws IOException {
+        Path dir = writeDefault(root.resolve("ck"), tied, 15);
+        Path staging = root.resolve("staging");
+        CheckpointDir.write(staging, tied, Fixtures.weights(tied, 16), DType.F32, null, Map.of(), 4, "ck", 400, 1);
+        movedAside(dir, -42L);  // nanoTime may be negative
+        Files.move(staging, dir);  // the second rename happened, the delete did not
+        CheckpointDir.recoverLeftovers(dir);
+        assertEquals(List.of("ck"), siblings());
+        assertEquals(4, CheckpointDir.read(dir).manifest().orElseThrow().version());
+    }
+
+    @Test
+    void theNextWriteTidiesEveryLeftoverInItsParentAndLeavesOtherNamesAlone() throws IOException {
+        Path dir = writeDefault(root.resolve("v000001"), tied, 17);
+        Path other = writeDefault(root.resolve("v000002"), tied, 18);
+        movedAside(other, 7L);
+        unfinished("v000003", "5550001");
+        Files.createDirectory(root.resolve(".v000004.tmp-notanumber"));  // not a name a write gives
+        Files.writeString(root.resolve("notes.tmp-1"), "not a leftover");
+        CheckpointDir.write(root.resolve("v000005"), tied, Fixtures.weights(tied, 19), DType.F32, null, Map.of(), 5, null, 500, 1);
+        assertEquals(List.of(".v000004.tmp-notanumber", "notes.tmp-1", "v000001", "v000002", "v000005"), siblings());
+        assertEquals(3, CheckpointDir.read(other).manifest().orElseThrow().version());
+        CheckpointDir.read(dir);
+    }
+
+    @Test
+    void recoveringWithNothingLeftOverChangesNothing() throws IOException {
+        Path dir = writeDefault(root.resolve("ck"), tied, 20);
+        CheckpointDir.recoverLeftovers(dir);
+        CheckpointDir.recoverLeftovers(root.resolve("missing").resolve("ck"));  // parent absent: nothing to do
+        assertEquals(List.of("ck"), siblings());
+    }
 }
