@@ -111,7 +111,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.s = s;
         this.telemetry = new ControllerTelemetry(metrics, ctx.getLog(), new CostModel(model, CostModel.Machine.loadOrDefault(
                 CostModel.Machine.defaultPath()), s.rollout().promptsPerLease() * s.rollout().groupSize()),
-                (s.train().contextMin() + s.train().contextMax()) / 2, s.train().longestSequence() - s.train().contextMax());
+                (s.train().contextMin() + s.train().contextMax()) / 2, s.train().longestSequence() - s.train().contextMax(),
+                s.rollout().groupSize());
         this.timers = timers;
         this.files = new ControllerFiles(s, ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_IO)), ctx.getLog());
         ControllerState saved = ControllerState.read(s);

@@ -17,23 +17,29 @@ final class ControllerTelemetry {
     private final CostModel cost;
     private final int promptTokens;
     private final int newTokens;
+    private final int groupSize;
 
     /**
      * cost: the cost model at the run's rollout batch (a lease's prompts × G); promptTokens and
      * newTokens: the rollout a schedule's predicted speedup is priced at (a prompt of the middle of
-     * the run's contexts, and the most tokens a completion is given at context-max).
+     * the run's contexts, and the most tokens a completion is given at context-max); groupSize: the
+     * samples that share a prompt's prefill (G).
      */
-    ControllerTelemetry(NodeMetrics metrics, Logger log, CostModel cost, int promptTokens, int newTokens) {
+    ControllerTelemetry(NodeMetrics metrics, Logger log, CostModel cost, int promptTokens, int newTokens, int groupSize) {
         this.metrics = metrics;
         this.log = log;
         this.cost = cost;
         this.promptTokens = promptTokens;
         this.newTokens = newTokens;
+        this.groupSize = groupSize;
     }
 
-    /** The cost model's dense-over-schedule speedup of a rollout: the run's middle prompt and its longest completion, prefill included. */
+    /**
+     * The cost model's dense-over-schedule speedup of a rollout: the run's middle prompt and its
+     * longest completion, with a G-th of the prompt's prefill (a group's samples share it).
+     */
     double predictedSpeedup(Schedule schedule) {
-        return cost.predictedSpeedup(schedule, promptTokens, newTokens);
+        return cost.predictedSpeedup(schedule, promptTokens, newTokens, groupSize);
     }
 
     void issued(RolloutWorker.Work w, int openLeases) {

@@ -303,8 +303,21 @@ public final class CostModel {
 
     /** cost(dense) / cost(schedule) of generating newTokens after a prompt, prefill on both sides. */
     public double predictedSpeedup(Schedule schedule, int promptLength, int newTokens) {
-        double sparse = generationCost(schedule, promptLength, newTokens);
-        return sparse == 0 ? 1.0 : generationCost(Schedule.dense(), promptLength, newTokens) / sparse;
+        return predictedSpeedup(schedule, promptLength, newTokens, 1);
+    }
+
+    /**
+     * As {@link #predictedSpeedup(Schedule, int, int)} for one of {@code sharers} samples of a
+     * prompt whose prefill runs once for all of them (a GRPO group): each pays 1/sharers of it.
+     */
+    public double predictedSpeedup(Schedule schedule, int promptLength, int newTokens, int sharers) {
+        if (sharers < 1) {
+            throw new IllegalArgumentException("sharers must be >= 1, got " + sharers);
+        }
+        double prefill = prefillCost(promptLength);
+        double sparse = generationCost(schedule, promptLength, newTokens) - prefill * (1 - 1.0 / sharers);
+        double dense = generationCost(Schedule.dense(), promptLength, newTokens) - prefill * (1 - 1.0 / sharers);
+        return sparse == 0 ? 1.0 : dense / sparse;
     }
 
     /** cost(dense) / cost(schedule) of a single decode step at context L. */

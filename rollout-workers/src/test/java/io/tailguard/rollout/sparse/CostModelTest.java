@@ -90,6 +90,27 @@ class CostModelTest {
     }
 
     @Test
+    void samplesSharingAPromptPayAShareOfItsPrefill() {
+        CostModel m = new CostModel(QWEN3_1_7B, CostModel.Machine.DEFAULT, 16);
+        Schedule s = Schedule.fixed(256);
+        int prompt = 700;
+        int tokens = 130;
+        double dense = 0;
+        double sparse = 0;
+        for (int i = 1; i < tokens; i++) {
+            dense += m.decodeTokenCost(prompt + i, Schedule.dense());
+            sparse += m.decodeTokenCost(prompt + i, s);
+        }
+        double prefill = m.prefillCost(prompt);
+        assertEquals((dense + prefill / 8) / (sparse + prefill / 8), m.predictedSpeedup(s, prompt, tokens, 8), 1e-9);
+        assertEquals(m.predictedSpeedup(s, prompt, tokens), m.predictedSpeedup(s, prompt, tokens, 1), 1e-12);
+        assertTrue(m.predictedSpeedup(s, prompt, tokens, 8) > m.predictedSpeedup(s, prompt, tokens, 1),
+                "a shared prefill leaves decode, where the schedule saves, a larger share");
+        assertEquals(1.0, m.predictedSpeedup(Schedule.dense(), prompt, tokens, 8), 1e-12);
+        assertThrows(IllegalArgumentException.class, () -> m.predictedSpeedup(s, prompt, tokens, 0));
+    }
+
+    @Test
     void speedupGrowsWithContextAtAFixedBudget() {
         CostModel m = new CostModel(QWEN3_1_7B, CostModel.Machine.DEFAULT, 8);
         Schedule s = Schedule.fixed(1024);
