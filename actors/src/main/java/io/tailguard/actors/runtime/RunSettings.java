@@ -187,7 +187,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             throw new IllegalArgumentException("tailguard.admin.host: cannot resolve \"" + a.host() + "\"", e);
         }
         if (!loopback && (a.token() == null || a.token().isBlank())) {
-            throw new IllegalArgumentException("tailguard.admin.token: required when tailguard.admin.host (" + a.host()
+            throw new IllegalArgumentException("tailguard.admin.token (or tailguard.admin.token-file): required when tailguard.admin.host (" + a.host()
                     + ") is not a loopback address and tailguard.admin.port (" + a.port() + ") is not 0");
         }
     }

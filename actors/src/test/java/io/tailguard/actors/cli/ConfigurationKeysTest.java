@@ -142,14 +142,14 @@ class ConfigurationKeysTest {
         Path out = tmp.resolve("run");
         CliBadInputTest.Run r = cli("train", "--set", "tailguard.train.checkpoint=" + missing(), "--set", "tailguard.train.out=" + out,
                 "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.host=0.0.0.0");
-        assertBadInput(r, "tailguard.admin.token: required when tailguard.admin.host (0.0.0.0) is not a loopback address",
+        assertBadInput(r, "tailguard.admin.token (or tailguard.admin.token-file): required when tailguard.admin.host (0.0.0.0) is not a loopback address",
                 "tailguard.admin.port (9401)");
         assertFalse(r.err().contains("no-such-checkpoint"), r.err());
         assertFalse(Files.exists(out), "no run directory before validation passes");
         // a node that hosts the controller serves the endpoint; so the same rule
         Path conf = file("admin.conf", "tailguard.admin.host = \"0.0.0.0\"\ntailguard.train.checkpoint = \"" + missing() + "\"\n");
         assertBadInput(cli("node", "--config", conf.toString(), "--roles", "rollout,controller"),
-                conf + ": tailguard.admin.token: required when tailguard.admin.host (0.0.0.0)");
+                conf + ": tailguard.admin.token (or tailguard.admin.token-file): required when tailguard.admin.host (0.0.0.0)");
     }
 
     @Test

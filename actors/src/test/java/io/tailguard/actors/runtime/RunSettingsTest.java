@@ -18,7 +18,7 @@ class RunSettingsTest {
     void aNonLoopbackAdminEndpointNeedsATokenOnTheControllersNodeOnly() {
         java.util.Set<String> controller = java.util.Set.of("controller", "rollout");
         String open = "tailguard.admin.host = \"0.0.0.0\"\n";
-        assertEquals("run.conf: tailguard.admin.token: required when tailguard.admin.host (0.0.0.0) is not a loopback address "
+        assertEquals("run.conf: tailguard.admin.token (or tailguard.admin.token-file): required when tailguard.admin.host (0.0.0.0) is not a loopback address "
                 + "and tailguard.admin.port (9401) is not 0", assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with(open), "run.conf", controller)).getMessage());
         // without the controller no endpoint is served; with port 0 none either; a token or loopback suffices
