@@ -183,14 +183,11 @@ public final class GrpoLearner implements AutoCloseable {
 
     /** Whether two samples of the micro-batch share their prompt (a group's samples do). */
     static boolean sharesPrompts(List<Sample> batch) {
-        for (int i = 0; i < batch.size(); i++) {
-            for (int j = 0; j < i; j++) {
-                if (java.util.Arrays.equals(batch.get(i).prompt(), batch.get(j).prompt())) {
-                    return true;
-                }
-            }
-        }
-        return false;
+        return io.tailguard.model.SharedPrompts.of(prompts(batch)).repeats();
+    }
+
+    private static List<int[]> prompts(List<Sample> batch) {
+        return batch.stream().map(Sample::prompt).toList();
     }
 
     /**
@@ -200,22 +197,14 @@ public final class GrpoLearner implements AutoCloseable {
      * prompt + output row, at a fraction of the work when prompts are long and a group is large.
      */
     private NDArray sharedRows(List<Sample> batch, NDManager m) {
-        int b = batch.size();
-        NDArray[] perSample = new NDArray[b];
-        boolean[] done = new boolean[b];
-        for (int i = 0; i < b; i++) {
-            if (done[i]) {
-                continue;
-            }
-            int[] p = batch.get(i).prompt();
-            List<Integer> group = new ArrayList<>();
+        io.tailguard.model.SharedPrompts shared = io.tailguard.model.SharedPrompts.of(prompts(batch));
+        NDArray[] perSample = new NDArray[batch.size()];
+        for (int r = 0; r < shared.distinct().size(); r++) {
+            int[] p = shared.distinct().get(r);
+            List<Integer> group = shared.sequencesOf(r);
             int longest = 0;
-            for (int j = i; j < b; j++) {
-                if (!done[j] && java.util.Arrays.equals(p, batch.get(j).prompt())) {
-                    group.add(j);
-                    done[j] = true;
-                    longest = Math.max(longest, batch.get(j).output().length);
-                }
+            for (int j : group) {
+                longest = Math.max(longest, batch.get(j).output().length);
             }
             // rows are output[:-1] (the last output token is never an input); at least one column
             int t = Math.max(1, longest - 1);

@@ -67,8 +67,9 @@ public final class Scorer {
             }
             check(c[c.length - 1], vocab, i);
         }
-        if (sparse == null && repeats(prompts)) {
-            return scoreShared(model, prompts, continuations, options);
+        SharedPrompts shared = SharedPrompts.of(prompts);
+        if (sparse == null && shared.repeats()) {
+            return scoreShared(model, shared, continuations, options);
         }
         List<Scores> out = new ArrayList<>(b);
         try (NDManager m = model.manager().newSubManager()) {
@@ -128,42 +129,21 @@ public final class Scorer {
         return new Scores(lp, topIds, topLp, probs);
     }
 
-    /** Whether some prompt occurs more than once. */
-    static boolean repeats(List<int[]> prompts) {
-        for (int i = 0; i < prompts.size(); i++) {
-            for (int j = 0; j < i; j++) {
-                if (java.util.Arrays.equals(prompts.get(i), prompts.get(j))) {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
-
     /**
      * Dense scoring with every distinct prompt computed once (a GRPO group's samples share theirs):
      * per prompt, one prefill, its KV cache copied to each of its sequences, and then their
      * continuations teacher-forced over it ({@link Qwen3Model#extend}). The same log-probabilities
      * as one forward over every whole sequence, without repeating the prompt's work per sample.
      */
-    private static List<Scores> scoreShared(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options) {
-        int b = prompts.size();
+    private static List<Scores> scoreShared(Qwen3Model model, SharedPrompts shared, List<int[]> continuations, Options options) {
         int vocab = model.config().vocabSize();
-        Scores[] out = new Scores[b];
-        boolean[] done = new boolean[b];
-        for (int i = 0; i < b; i++) {
-            if (done[i]) {
-                continue;
-            }
-            int[] p = prompts.get(i);
-            List<Integer> rows = new ArrayList<>();
+        Scores[] out = new Scores[shared.rowOf().length];
+        for (int r = 0; r < shared.distinct().size(); r++) {
+            int[] p = shared.distinct().get(r);
+            List<Integer> rows = shared.sequencesOf(r);
             int longest = 0;
-            for (int j = i; j < b; j++) {
-                if (!done[j] && java.util.Arrays.equals(p, prompts.get(j))) {
-                    rows.add(j);
-                    done[j] = true;
-                    longest = Math.max(longest, continuations.get(j).length);
-                }
+            for (int j : rows) {
+                longest = Math.max(longest, continuations.get(j).length);
             }
             int g = rows.size();
             long[] prompt = new long[p.length];

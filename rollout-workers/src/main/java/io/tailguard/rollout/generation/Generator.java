@@ -179,19 +179,9 @@ public final class Generator {
             out.add(new Builder(req.maxNewTokens(), req.topLogprobs() > 0, req.captureTopK(), vocab));
         }
         // a prompt several sequences share (a GRPO group's samples) is prefilled once
-        List<int[]> distinct = new ArrayList<>();
-        int[] rowOf = new int[b];
-        for (int i = 0; i < b; i++) {
-            int[] p = req.prompts().get(i);
-            int r = 0;
-            while (r < distinct.size() && !Arrays.equals(distinct.get(r), p)) {
-                r++;
-            }
-            if (r == distinct.size()) {
-                distinct.add(p);
-            }
-            rowOf[i] = r;
-        }
+        io.tailguard.model.SharedPrompts shared = io.tailguard.model.SharedPrompts.of(req.prompts());
+        List<int[]> distinct = shared.distinct();
+        int[] rowOf = shared.rowOf();
         double prefillSeconds;
         double decodeSeconds;
         int steps = 0;
