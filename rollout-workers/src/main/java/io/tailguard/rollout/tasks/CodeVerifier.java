@@ -5,8 +5,11 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The {@code code} verifier: the completion's last fenced Python block, followed by the record's
- * tests (Python asserts), must run to exit status 0 in the sandbox.
+ * The {@code code} verifier: the completion's last fenced Python block runs as a module in the
+ * sandbox and the record's tests (Python statements with asserts) run against it from a separate
+ * harness ({@link PythonSandbox#check}); reward 1 only if every test statement ran without an
+ * exception. The tests are never visible to the completion, and the program's exit status is not
+ * the verdict.
  */
 final class CodeVerifier implements DatasetTask.Verifier {
 
@@ -40,7 +43,7 @@ final class CodeVerifier implements DatasetTask.Verifier {
         if (code.isEmpty() || code.get().isBlank()) {
             return Verdict.wrong("no code block found");
         }
-        SandboxResult r = sandbox.run(code.get() + "\n\n" + tests + "\n");
+        SandboxResult r = sandbox.check(code.get(), tests);
         return r.passed() ? Verdict.correct() : Verdict.wrong(r.reason());
     }
 }

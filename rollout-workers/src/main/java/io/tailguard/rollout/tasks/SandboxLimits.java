@@ -8,14 +8,17 @@ import java.util.Objects;
  *
  * @param wallTime       wall-clock limit; on expiry the whole process tree is killed
  * @param cpuSeconds     CPU-time limit per process (RLIMIT_CPU; SIGXCPU at the limit, SIGKILL 1 s later)
- * @param memoryBytes    address-space limit per process (RLIMIT_AS): allocations beyond it fail
- * @param maxProcesses   process limit for the sandbox user (RLIMIT_NPROC): fork fails beyond it
+ * @param memoryBytes    memory of the whole run (its control group) and address space of each of its
+ *                       processes (RLIMIT_AS): allocations beyond it fail
+ * @param maxProcesses   processes of the whole run (its control group's pids.max, and RLIMIT_NPROC for
+ *                       the run's own user id): fork fails beyond it; without control groups the
+ *                       program is a single process whatever this says
  * @param maxOutputBytes stdout and stderr together; the run is killed once more arrives
- * @param maxFileBytes   largest file the program may write (RLIMIT_FSIZE), so the scratch
- *                       directory cannot fill the disk
+ * @param maxFileBytes   largest file the program may write (RLIMIT_FSIZE)
+ * @param diskBytes      size of the run's scratch directory, a private tmpfs: all files together
  */
 public record SandboxLimits(Duration wallTime, int cpuSeconds, long memoryBytes, int maxProcesses,
-                            int maxOutputBytes, long maxFileBytes) {
+                            int maxOutputBytes, long maxFileBytes, long diskBytes) {
 
     public SandboxLimits {
         Objects.requireNonNull(wallTime, "wallTime");
@@ -37,10 +40,13 @@ public record SandboxLimits(Duration wallTime, int cpuSeconds, long memoryBytes,
         if (maxFileBytes < 1) {
             throw new IllegalArgumentException("sandbox file size limit must be >= 1 byte, got " + maxFileBytes);
         }
+        if (diskBytes < (64L << 10)) {
+            throw new IllegalArgumentException("sandbox disk must be >= 64 KiB, got " + diskBytes);
+        }
     }
 
-    /** 10 s wall, 5 s CPU, 512 MiB memory, 64 processes, 64 KiB output, 16 MiB files. */
+    /** 10 s wall, 5 s CPU, 512 MiB memory, 64 processes, 64 KiB output, 16 MiB files, 64 MiB disk. */
     public static SandboxLimits defaults() {
-        return new SandboxLimits(Duration.ofSeconds(10), 5, 512L << 20, 64, 64 << 10, 16L << 20);
+        return new SandboxLimits(Duration.ofSeconds(10), 5, 512L << 20, 64, 64 << 10, 16L << 20, 64L << 20);
     }
 }

@@ -6,6 +6,7 @@ import java.time.Duration;
  * How a sandboxed run ended.
  *
  * @param outcome  the kind of ending; only {@link Outcome#PASSED} means the program exited 0 in limits
+ *                 ({@link PythonSandbox#run}) or passed every test ({@link PythonSandbox#check})
  * @param exitCode the sandbox's exit status (128 + signal for a killed program), -1 if it never ran
  * @param output   stdout and stderr interleaved, at most the output limit
  * @param elapsed  wall time of the run
@@ -17,7 +18,7 @@ public record SandboxResult(Outcome outcome, int exitCode, String output, Durati
                             String reason) {
 
     public enum Outcome {
-        PASSED, FAILED, WALL_TIMEOUT, CPU_LIMIT, OUTPUT_LIMIT, REFUSED, SETUP_FAILED
+        PASSED, FAILED, WALL_TIMEOUT, CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, REFUSED, SETUP_FAILED
     }
 
     public boolean passed() {
