@@ -16,6 +16,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.function.UnaryOperator;
 
 /**
  * V:N:M pruning of a model (docs/algorithms.md, V:N:M sparsity): importance scores on the calibration
@@ -33,6 +35,77 @@ public final class VnmCompression {
      */
     public record Options(VnmPattern pattern, VnmPruner.Score score, VnmPruner.PermutationOptions permutation,
                           VnmRecovery.Options recovery) {}
+
+    /**
+     * A V:N:M compression as a user asks for it, the one form behind both `compress vnm`'s flags and
+     * the compression worker's {@code tailguard.compression.vnm} keys: each parameter's name is the
+     * flag's without its dashes and the key's last part ({@code recovery-steps}).
+     *
+     * @param permuteRounds most rounds of the permutation search per fold group; 0: no permutation
+     * @param recoverySteps steps of the three-stage LoRA recovery; 0: one-shot pruning
+     * @param klLoss        the recovery distils the original model (KL); false: cross-entropy of the solutions
+     */
+    public record Settings(VnmPattern pattern, VnmPruner.Score score, int permuteRounds, int recoverySteps, boolean klLoss,
+                           int recoveryBatch, double recoveryLr, int loraRank, double loraAlpha, int remaskEvery) {
+
+        /** The first parameter out of range, as "NAME must be ..., got V" with NAME = name.apply(parameter); else empty. */
+        public Optional<String> problem(UnaryOperator<String> name) {
+            if (permuteRounds < 0) {
+                return Optional.of(name.apply("permute-rounds") + " must be >= 0, got " + permuteRounds);
+            }
+            if (recoverySteps < 0) {
+                return Optional.of(name.apply("recovery-steps") + " must be >= 0, got " + recoverySteps);
+            }
+            if (recoveryBatch < 1) {
+                return Optional.of(name.apply("recovery-batch") + " must be >= 1, got " + recoveryBatch);
+            }
+            if (!(recoveryLr > 0)) {
+                return Optional.of(name.apply("recovery-lr") + " must be > 0, got " + recoveryLr);
+            }
+            if (loraRank < 1) {
+                return Optional.of(name.apply("lora-rank") + " must be >= 1, got " + loraRank);
+            }
+            if (!(loraAlpha > 0)) {
+                return Optional.of(name.apply("lora-alpha") + " must be > 0, got " + loraAlpha);
+            }
+            if (remaskEvery < 1) {
+                return Optional.of(name.apply("remask-every") + " must be >= 1, got " + remaskEvery);
+            }
+            return Optional.empty();
+        }
+
+        /**
+         * The pruning options for {@code original} (the recovery's teacher when it distils), with the
+         * permutation search's other limits at their defaults; seed drives the permutation search and
+         * the recovery.
+         */
+        public Options options(long seed, Qwen3Model original) {
+            VnmPruner.PermutationOptions d = VnmPruner.PermutationOptions.defaults();
+            VnmPruner.PermutationOptions perm = permuteRounds == 0 ? VnmPruner.PermutationOptions.off()
+                    : new VnmPruner.PermutationOptions(true, permuteRounds, d.patience(), d.maxFreed());
+            VnmRecovery.Options recovery = recoverySteps == 0 ? null : new VnmRecovery.Options(recoverySteps, recoveryBatch,
+                    recoveryLr, loraRank, loraAlpha, remaskEvery, seed, klLoss ? original : null);
+            return new Options(pattern, score, perm, recovery);
+        }
+
+        /** "activation" or "magnitude" as the score, or an error naming {@code name}. */
+        public static VnmPruner.Score parseScore(String name, String value) {
+            return switch (value) {
+                case "activation" -> VnmPruner.Score.ACTIVATION;
+                case "magnitude" -> VnmPruner.Score.MAGNITUDE;
+                default -> throw new IllegalArgumentException(name + " must be activation or magnitude, got '" + value + "'");
+            };
+        }
+
+        /** "kl" (true) or "ce" (false) as the recovery's loss, or an error naming {@code name}. */
+        public static boolean parseKlLoss(String name, String value) {
+            return switch (value) {
+                case "kl" -> true;
+                case "ce" -> false;
+                default -> throw new IllegalArgumentException(name + " must be kl or ce, got '" + value + "'");
+            };
+        }
+    }
 
     /**
      * The pruned model and what it took: the permutation search's figures ({@code prepared}); with a
@@ -55,9 +128,16 @@ public final class VnmCompression {
     public static Result run(Qwen3Model model, Path parent, CompressionData data, Tokenizer tok, List<int[]> calib,
                              List<int[]> held, Options o, Path out, Path exportDequantized, Device device,
                              VnmRecovery.Listener listener) throws IOException {
+        return run(model, parent, data, tok, calib, held, o, out, exportDequantized, device, listener, 0);
+    }
+
+    /** As above, writing {@code version} into the checkpoint's manifest (the compression worker's policy version). */
+    public static Result run(Qwen3Model model, Path parent, CompressionData data, Tokenizer tok, List<int[]> calib,
+                             List<int[]> held, Options o, Path out, Path exportDequantized, Device device,
+                             VnmRecovery.Listener listener, long version) throws IOException {
         Result r = prune(model, data, tok, calib, held, o, device, listener);
         String tokJson = CompressionData.tokenizerJson(parent);
-        VnmCheckpoint.write(out, r.pruned(), tokJson, 0, parent.toString());
+        VnmCheckpoint.write(out, r.pruned(), tokJson, version, parent.toString());
         if (exportDequantized != null) {
             DenseExport.write(exportDequantized, r.pruned(), tokJson);
         }

@@ -187,27 +187,28 @@ final class CompressCommand {
             Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
             List<int[]> calib = d.calibration(tok);
             List<int[]> held = d.heldOut(tok);
-            if (recoverySteps < 0 || recoveryBatch < 1 || !(recoveryLr > 0) || loraRank < 1 || !(loraAlpha > 0) || remaskEvery < 1) {
-                throw new BadInput("--recovery-steps must be >= 0; --recovery-batch, --lora-rank and --remask-every >= 1;"
-                        + " --recovery-lr and --lora-alpha > 0");
-            }
-            if (!recoveryLoss.equals("kl") && !recoveryLoss.equals("ce")) {
-                throw new BadInput("--recovery-loss must be kl or ce, got '" + recoveryLoss + "'");
-            }
-            if (permuteRounds < 1) {
+            if (!noPermute && baseline == null && permuteRounds < 1) {
                 throw new BadInput("--permute-rounds must be >= 1 (--no-permute skips the permutation)");
             }
-            VnmPruner.PermutationOptions defaults = VnmPruner.PermutationOptions.defaults();
-            VnmPruner.PermutationOptions perm = noPermute || baseline != null ? VnmPruner.PermutationOptions.off()
-                    : new VnmPruner.PermutationOptions(true, permuteRounds, defaults.patience(), defaults.maxFreed());
+            VnmCompression.Settings settings;
+            try {
+                settings = new VnmCompression.Settings(p, scoring, noPermute || baseline != null ? 0 : permuteRounds, recoverySteps,
+                        VnmCompression.Settings.parseKlLoss("--recovery-loss", recoveryLoss), recoveryBatch, recoveryLr, loraRank,
+                        loraAlpha, remaskEvery);
+            } catch (IllegalArgumentException e) {
+                throw new BadInput(e.getMessage());
+            }
+            settings.problem(name -> "--" + name).ifPresent(why -> {
+                throw new BadInput(why);
+            });
             try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
-                VnmRecovery.Options recovery = recoverySteps == 0 ? null : new VnmRecovery.Options(recoverySteps, recoveryBatch,
-                        recoveryLr, loraRank, loraAlpha, remaskEvery, data.seed, recoveryLoss.equals("kl") ? model : null);
+                VnmCompression.Options options = settings.options(data.seed, model);
+                VnmRecovery.Options recovery = options.recovery();
                 Progress bar = new Progress("recovery");
                 VnmCompression.Result res;
                 try {
                     res = VnmCompression.run(model, checkpoint, d, tok, calib, held,
-                            new VnmCompression.Options(p, scoring, perm, recovery), out, exportDequantized,
+                            options, out, exportDequantized,
                             Devices.parse(common.device()),
                             (s, n, stage, loss) -> bar.update(s, n, "stage " + stage + " loss " + String.format("%.3f", loss)));
                 } catch (IllegalArgumentException e) {
@@ -258,11 +259,11 @@ final class CompressCommand {
             if (score == null) {
                 return baseline != null ? VnmPruner.Score.MAGNITUDE : VnmPruner.Score.ACTIVATION;
             }
-            return switch (score) {
-                case "activation" -> VnmPruner.Score.ACTIVATION;
-                case "magnitude" -> VnmPruner.Score.MAGNITUDE;
-                default -> throw new BadInput("--score must be activation or magnitude, got '" + score + "'");
-            };
+            try {
+                return VnmCompression.Settings.parseScore("--score", score);
+            } catch (IllegalArgumentException e) {
+                throw new BadInput(e.getMessage());
+            }
         }
 
         private VnmPattern pattern(ModelConfig config) {

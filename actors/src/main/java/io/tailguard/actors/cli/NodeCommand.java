@@ -44,6 +44,7 @@ final class NodeCommand implements Callable<Integer> {
                     + "run `tailguard calibrate` first and name its output file");
         }
         Path start = Checkpoints.resolve(Path.of(s.train().checkpoint()));
+        RunSettings.checkModel(s.compression(), io.tailguard.model.io.ConfigJson.read(start.resolve(io.tailguard.model.io.CheckpointDir.CONFIG)));
         try (TailguardNode node = new TailguardNode(c, s, r, start, common.device(), false, null)) {
             System.err.println("node " + node.address() + " roles " + r
                     + (node.metricsPort() > 0 ? " metrics http://" + s.metrics().host() + ":" + node.metricsPort() + "/metrics" : ""));

@@ -61,6 +61,7 @@ final class TrainCommand implements Callable<Integer> {
                     + "\", not \"calibrate\"; there is nothing to calibrate");
         }
         Path start = Checkpoints.resolveSetting(s.train().checkpoint(), "tailguard.train.checkpoint");
+        RunSettings.checkModel(s.compression(), io.tailguard.model.io.ConfigJson.read(start.resolve(io.tailguard.model.io.CheckpointDir.CONFIG)));
         Files.createDirectories(s.train().out());
         String configuredSchedule = s.startSchedule();
         double calibrationSeconds = Double.NaN;

@@ -94,12 +94,18 @@ public final class CheckpointStore {
         return storeRoot.resolve("compressed");
     }
 
-    /** A compressed version's directory name: {@code v000010-yaqa_b4}. */
+    /**
+     * A compressed version's directory name: {@code v000010-yaqa_b4} (method and bits), or for V:N:M,
+     * whose values are not quantized, {@code v000010-vnm_64_2_5} (the method names the pattern).
+     */
     static String compressedName(long version, String method, int bits) {
-        return String.format("v%06d-%s%d", version, method, bits);
+        return VNM_METHOD.matcher(method).matches() ? String.format("v%06d-%s", version, method)
+                : String.format("v%06d-%s%d", version, method, bits);
     }
 
-    private static final java.util.regex.Pattern COMPRESSED = java.util.regex.Pattern.compile("v(\\d{6,})-([a-z_]+?)(\\d+)");
+    private static final java.util.regex.Pattern VNM_METHOD = java.util.regex.Pattern.compile("vnm_\\d+_\\d+_\\d+");
+    private static final java.util.regex.Pattern COMPRESSED =
+            java.util.regex.Pattern.compile("v(\\d{6,})-(?:(vnm_\\d+_\\d+_\\d+)|([a-z_]+?)(\\d+))");
 
     /**
      * The newest complete compressed version in a store (a directory named as
@@ -129,7 +135,9 @@ public final class CheckpointStore {
         if (best == null) {
             return null;
         }
-        return compressed(best, bestVersion, bestMatch.group(2), Integer.parseInt(bestMatch.group(3)), Double.NaN);
+        boolean vnm = bestMatch.group(2) != null;
+        return compressed(best, bestVersion, vnm ? bestMatch.group(2) : bestMatch.group(3),
+                vnm ? RunSettings.Compression.VNM_VALUE_BITS : Integer.parseInt(bestMatch.group(4)), Double.NaN);
     }
 
     /** Names a compressed checkpoint directory (complete, with its manifest) as a publication. */

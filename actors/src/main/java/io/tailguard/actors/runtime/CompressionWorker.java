@@ -9,6 +9,7 @@ import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.recipes.CompressionData;
+import io.tailguard.recipes.VnmCompression;
 import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -29,6 +30,8 @@ import java.util.Set;
  * The compression worker (role `compression`, on the blocking dispatcher): every
  * {@code tailguard.compression.every}-th published policy version is quantized with YAQA (or a
  * baseline) into a packed checkpoint in the store ({@code <out>/store/compressed/v000010-yaqa_b4/}),
+ * or pruned to a V:N:M pattern (with its LoRA recovery, as `compress vnm` does) into a packed sparse
+ * one ({@code v000010-vnm_64_2_5/}),
  * its KL to the policy per token is measured on held-out task prompts, and the outcome goes to the
  * metrics and to the run's observers. The artifact is announced to the controller
  * ({@link CompressedPublished}: version, uri, sha256, method, bits), which may lease rollouts to it
@@ -115,34 +118,29 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
     private void compress(PolicyPublished p) {
         RunSettings.Compression c = s.compression();
         lastDone = p.version();
+        String m = c.label();
         Path out = CheckpointStore.compressedRoot(s.train().out().resolve("store"))
-                .resolve(CheckpointStore.compressedName(p.version(), c.method().name().toLowerCase(java.util.Locale.ROOT), c.bits()));
+                .resolve(CheckpointStore.compressedName(p.version(), m, c.valueBits()));
         Path dir = Path.of(java.net.URI.create(p.uri()));
         Tokenizer tok = Tokenizers.fromCheckpoint(dir);
         Task task = prompts.task();
         List<int[]> calib = CompressionData.solved(tok, task, prompts::of, 0, c.calibration());
         List<int[]> held = CompressionData.solved(tok, task, prompts::of, PromptStreams.RUN_COMPRESSION_HELD_OUT_FROM, c.heldOut());
         try (Qwen3Model model = CheckpointStore.load(p, device)) {
-            long t0 = System.nanoTime();
-            QuantizedModel q = YaqaQuantizer.quantize(model, calib, c.bits(), c.method(), s.train().seed());
-            double seconds = (System.nanoTime() - t0) / 1e9;
-            QuantizedCheckpoint.write(out, q, p.version(), dir.toString());
-            double kl;
-            try (Qwen3Model back = QuantizedCheckpoint.read(out).toModel(Devices.parse(device))) {
-                kl = io.tailguard.compression.ModelKl.perToken(model, back, held);
-            }
-            long bytes = Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS));
-            String m = c.method().name().toLowerCase(java.util.Locale.ROOT);
-            metrics.compressionKl.labelValues(m, Integer.toString(c.bits())).set(kl);
-            metrics.compressionBytes.labelValues(m, Integer.toString(c.bits())).set(bytes);
-            metrics.compressionSeconds.labelValues(m, Integer.toString(c.bits())).set(seconds);
+            Outcome o = c.vnm() != null ? prune(c, p, model, dir, tok, task, calib, held, out) : quantize(c, p, model, dir, calib, held, out);
+            double kl = o.kl();
+            long bytes = o.bytes();
+            double seconds = o.seconds();
+            metrics.compressionKl.labelValues(m, Integer.toString(c.valueBits())).set(kl);
+            metrics.compressionBytes.labelValues(m, Integer.toString(c.valueBits())).set(bytes);
+            metrics.compressionSeconds.labelValues(m, Integer.toString(c.valueBits())).set(seconds);
             metrics.compressedVersion.set(p.version());
             getContext().getLog().info("compressed policy v{} with {} at {} bits: KL {} per token, {} bytes, {} s -> {}",
-                    p.version(), m, c.bits(), String.format("%.5f", kl), bytes, String.format("%.1f", seconds), out);
-            controller.tell(CheckpointStore.compressed(out, p.version(), m, c.bits(), kl));
-            RunObserver.Compressed e = new RunObserver.Compressed(p.version(), m, c.bits(), kl, bytes, seconds, out.toString());
-            for (ActorRef<RunObserver.Event> o : observers) {
-                o.tell(e);
+                    p.version(), m, c.valueBits(), String.format("%.5f", kl), bytes, String.format("%.1f", seconds), out);
+            controller.tell(CheckpointStore.compressed(out, p.version(), m, c.valueBits(), kl));
+            RunObserver.Compressed e = new RunObserver.Compressed(p.version(), m, c.valueBits(), kl, bytes, seconds, out.toString());
+            for (ActorRef<RunObserver.Event> o2 : observers) {
+                o2.tell(e);
             }
         } catch (RuntimeException e) {
             getContext().getLog().warn("compressing policy v{} failed: {}", p.version(), e.toString());
@@ -151,13 +149,48 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
         }
     }
 
+    /** What compressing one version gave: its KL per token to the policy on held-out prompts, the compressed tensors' bytes, seconds. */
+    private record Outcome(double kl, long bytes, double seconds) {}
+
+    /** YAQA (or a baseline) at c.bits() bits, written to {@code out}, read back and measured. */
+    private Outcome quantize(RunSettings.Compression c, PolicyPublished p, Qwen3Model model, Path dir, List<int[]> calib,
+                             List<int[]> held, Path out) throws java.io.IOException {
+        long t0 = System.nanoTime();
+        QuantizedModel q = YaqaQuantizer.quantize(model, calib, c.bits(), c.method(), s.train().seed());
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        QuantizedCheckpoint.write(out, q, p.version(), dir.toString());
+        double kl;
+        try (Qwen3Model back = QuantizedCheckpoint.read(out).toModel(Devices.parse(device))) {
+            kl = io.tailguard.compression.ModelKl.perToken(model, back, held);
+        }
+        return new Outcome(kl, Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS)), seconds);
+    }
+
+    /**
+     * V:N:M pruning (with its recovery, if any) as `compress vnm` does it ({@link VnmCompression}),
+     * on the run's calibration and held-out prompts, written to {@code out}, read back and measured.
+     */
+    private Outcome prune(RunSettings.Compression c, PolicyPublished p, Qwen3Model model, Path dir, Tokenizer tok, Task task,
+                          List<int[]> calib, List<int[]> held, Path out) throws java.io.IOException {
+        long seed = s.train().seed();
+        // no pass@1 (evalN 0): the KL is what the worker reports
+        CompressionData data = new CompressionData(task, c.calibration(), c.heldOut(), 0, seed);
+        VnmCompression.Result r = VnmCompression.run(model, dir, data, tok, calib, held, c.vnm().options(seed, model), out, null,
+                Devices.parse(device), (step, steps, stage, loss) -> { }, p.version());
+        return new Outcome(r.quality().kl(), r.bytes(), r.seconds());
+    }
+
+    /** tailguard.compression.method's value for V:N:M pruning (then tailguard.compression.vnm says how). */
+    static final String VNM = "vnm";
+
     static Method parseMethod(String m) {
         return switch (m) {
             case "yaqa-b" -> Method.YAQA_B;
             case "yaqa-a" -> Method.YAQA_A;
             case "ldlq" -> Method.LDLQ;
             case "rtn" -> Method.RTN;
-            default -> throw new IllegalArgumentException("tailguard.compression.method: must be yaqa-b, yaqa-a, ldlq or rtn, got \"" + m + "\"");
+            default -> throw new IllegalArgumentException("tailguard.compression.method: must be yaqa-b, yaqa-a, ldlq, rtn or vnm, got \""
+                    + m + "\"");
         };
     }
 }

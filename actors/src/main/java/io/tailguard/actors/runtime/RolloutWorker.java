@@ -30,7 +30,8 @@ import java.util.Set;
  * groups to the trajectory buffer and the tails to the controller, and asks again. It hot-swaps to
  * every published policy version (loaded from the checkpoint store, sha256 checked) between leases.
  * A version that carries a DistillSparse LoRA is rolled out with it: the sampler (the sparse actor)
- * decodes with the adapter, the dense scoring and the shadow replay without it.
+ * decodes with the adapter, and so does the shadow replay (the same actor one rung lower); the dense
+ * scoring without it.
  * A lease that names a compressed version (the controller's compressed rollout option) samples with
  * those weights instead, loaded from the store dequantized (manifest sha256 checked) and kept until
  * a newer one is named: the behaviour log-probs are the compressed model's, the policy scores

@@ -80,9 +80,29 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      * lag the policy.
      */
     public record Compression(int every, io.tailguard.compression.Method method, int bits, int calibration, int heldOut,
-                              boolean rollout, double probeShare, int maxLag) {
+                              boolean rollout, double probeShare, int maxLag, io.tailguard.recipes.VnmCompression.Settings vnm) {
+        /** What a compressed version's values take: {@code bits}, or 32 for V:N:M (its kept values are F32). */
+        public static final int VNM_VALUE_BITS = 32;
+
         public io.tailguard.rollout.sparse.CompressedActorGuard.Settings guard() {
             return new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(rollout, probeShare, maxLag);
+        }
+
+        /**
+         * The method as metrics, logs, announcements and directory names give it: yaqa_b, yaqa_a, ldlq,
+         * rtn, or for V:N:M (method null, vnm set) vnm_V_N_M, e.g. vnm_64_2_5.
+         */
+        public String label() {
+            if (vnm != null) {
+                io.tailguard.compression.VnmPattern p = vnm.pattern();
+                return "vnm_" + p.v() + "_" + p.n() + "_" + p.m();
+            }
+            return method.name().toLowerCase(java.util.Locale.ROOT);
+        }
+
+        /** Bits of a stored weight value: {@code bits}, or {@link #VNM_VALUE_BITS} for V:N:M. */
+        public int valueBits() {
+            return vnm != null ? VNM_VALUE_BITS : bits;
         }
     }
 
@@ -243,10 +263,49 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             throw new IllegalArgumentException("tailguard.compression.every: 0 never compresses, so the compressed rollout "
                     + "option (tailguard.compression.rollout = on) would have nothing to offer; set every >= 1");
         }
-        return new Compression(every,
-                CompressionWorker.parseMethod(c.getString("tailguard.compression.method")), bits,
+        String method = c.getString("tailguard.compression.method");
+        boolean pruning = method.equals(CompressionWorker.VNM);
+        return new Compression(every, pruning ? null : CompressionWorker.parseMethod(method), bits,
                 positive(c, "tailguard.compression.calibration"), positive(c, "tailguard.compression.held-out"),
-                rollout, share, maxLag);
+                rollout, share, maxLag, pruning ? vnm(c) : null);
+    }
+
+    /** tailguard.compression.vnm, read when the method is vnm (`compress vnm`'s flags under the same names). */
+    static io.tailguard.recipes.VnmCompression.Settings vnm(Config c) {
+        String k = "tailguard.compression.vnm.";
+        String pattern = c.getString(k + "pattern");
+        if (pattern.isBlank()) {
+            throw new IllegalArgumentException(k + "pattern: tailguard.compression.method = vnm needs a pattern, V:N:M (e.g. 64:2:5) or 2:4");
+        }
+        io.tailguard.compression.VnmPattern p;
+        try {
+            p = io.tailguard.compression.VnmPattern.parse(pattern);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(k + "pattern: " + e.getMessage());
+        }
+        io.tailguard.recipes.VnmCompression.Settings v = new io.tailguard.recipes.VnmCompression.Settings(p,
+                io.tailguard.recipes.VnmCompression.Settings.parseScore(k + "score:", c.getString(k + "score")),
+                c.getInt(k + "permute-rounds"), c.getInt(k + "recovery-steps"),
+                io.tailguard.recipes.VnmCompression.Settings.parseKlLoss(k + "recovery-loss:", c.getString(k + "recovery-loss")),
+                c.getInt(k + "recovery-batch"), c.getDouble(k + "recovery-lr"), c.getInt(k + "lora-rank"),
+                c.getDouble(k + "lora-alpha"), c.getInt(k + "remask-every"));
+        v.problem(name -> k + name + ":").ifPresent(why -> {
+            throw new IllegalArgumentException(why);
+        });
+        return v;
+    }
+
+    /**
+     * Whether the compression settings fit the model the run starts from (V:N:M's V must divide every
+     * layer's rows); an error naming the key if not. The model's shape is known only once its
+     * checkpoint is found, so the commands call this before any work.
+     */
+    public static void checkModel(Compression c, io.tailguard.model.ModelConfig model) {
+        if (c.vnm() != null) {
+            c.vnm().pattern().misfit(model).ifPresent(why -> {
+                throw new IllegalArgumentException("tailguard.compression.vnm.pattern: " + why);
+            });
+        }
     }
 
     /** Shared with live tuning: the minority rollout option's share of leases, in (0, 0.5]. */

@@ -76,7 +76,7 @@ public final class TailguardNode implements AutoCloseable {
             }
         }
         this.metrics = new NodeMetrics();
-        metrics.compressionFamilies(settings.compression().method().name().toLowerCase(java.util.Locale.ROOT), settings.compression().bits());
+        metrics.compressionFamilies(settings.compression().label(), settings.compression().valueBits());
         this.metricsPort = metrics.serve(settings.metrics().host(), settings.metrics().port());
         ModelConfig model = ConfigJson.read(start.resolve("config.json"));
         this.system = create(Behaviors.setup(ctx -> {

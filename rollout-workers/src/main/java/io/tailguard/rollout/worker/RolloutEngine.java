@@ -103,8 +103,10 @@ public final class RolloutEngine {
 
     /**
      * With {@code actorLora} (DistillSparse's adapter, attached to {@code model} and switched off),
-     * the sampler (the sparse actor) decodes with it merged into the weights; the dense scoring
-     * (π_old, p for α) and the shadow replay do not use it, as in train-sync --distill.
+     * the sparse actor decodes with it merged into the weights, both when it samples and when the
+     * shadow replay replays its tokens under the shadow schedule (so the shadow α, which decides
+     * whether a budget may drop, is the adapted actor's); the dense scoring (π_old, and p for α) is
+     * the policy's without it, as in train-sync --distill.
      */
     public RolloutEngine(Qwen3Model model, Tokenizer tok, Task task, Options options, io.tailguard.model.lora.LoraAdapter actorLora) {
         if (actorLora != null && model.adapter() != actorLora) {
@@ -295,9 +297,14 @@ public final class RolloutEngine {
                 }
             }
             if (!chosen.isEmpty()) {
-                List<TokenDistributions> q = new Generator(model, kernel(shadow)).replay(
-                        chosen.stream().map(k -> gens.get(scored.get(k)).promptIds()).toList(),
-                        chosen.stream().map(k -> gens.get(scored.get(k)).outputIds()).toList(), capture);
+                // the shadow is the sparse actor one rung lower, so it replays with the actor's LoRA
+                // merged, as it samples: the α it measures is that of what would roll out there
+                List<TokenDistributions> q;
+                try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
+                    q = new Generator(model, kernel(shadow)).replay(
+                            chosen.stream().map(k -> gens.get(scored.get(k)).promptIds()).toList(),
+                            chosen.stream().map(k -> gens.get(scored.get(k)).outputIds()).toList(), capture);
+                }
                 for (int j = 0; j < chosen.size(); j++) {
                     int k = chosen.get(j);
                     alphaInto(shadowTails, gens.get(scored.get(k)).promptIds().length, dense.get(k), q.get(j), exact);
