@@ -13,7 +13,7 @@ import java.util.ServiceLoader;
 @Command(name = "tailguard", mixinStandardHelpOptions = true, version = "tailguard 0.1.0",
         description = "RLVR training with tail-guarded sparse-attention rollouts.",
         subcommands = {InitModelCommand.class, PretrainCommand.class, GenerateCommand.class, TrainCommand.class, NodeCommand.class, TuneCommand.class, StatusCommand.class, TrainSyncCommand.class,
-                EvalCommand.class, MismatchCommand.class,
+                EvalCommand.class, VerifyCommand.class, MismatchCommand.class,
                 CalibrateCommand.class, CompressCommand.class, CompareRunsCommand.class})
 public final class Main {
     public static final int BAD_INPUT = 2;
