@@ -190,14 +190,15 @@ codec = {"__name__": "codec"}
 exec(compile(cfg["runner"], "runner", "exec"), codec)
 
 
-def program_state():
-    """How the program ended; it is given two seconds after its pipe closed (None: still running)."""
+def program_state(wait):
+    """How the program ended (None: still running); with wait, it is given two seconds to end."""
     import time
-    for _ in range(200):
+    for _ in range(200 if wait else 1):
         got, status, usage = os.wait4(pid, os.WNOHANG)
         if got != 0:
             return ended(status, usage)
-        time.sleep(0.01)
+        if wait:
+            time.sleep(0.01)
     return None
 
 

@@ -280,7 +280,7 @@ def harness(req_w, resp_r, tests, program_state, describe, max_message):
 
     def verdict(passed, reason, ran):
         return {"passed": passed, "reason": cut(reason, 120), "statements_run": ran,
-                "program": program_state()}
+                "program": program_state(False)}
 
     try:
         tree = ast.parse(tests)
@@ -291,7 +291,7 @@ def harness(req_w, resp_r, tests, program_state, describe, max_message):
     try:
         hello = receive()
     except ProgramEnded:
-        return verdict(False, "the program ended before the tests: it " + describe(program_state()), 0)
+        return verdict(False, "the program ended before the tests: it " + describe(program_state(True)), 0)
     except Exception as e:
         return verdict(False, "the program's first message is malformed: %s" % e, 0)
     if type(hello) is not dict or hello.get("ready") is not True or type(hello.get("names")) is not dict:
@@ -311,13 +311,13 @@ def harness(req_w, resp_r, tests, program_state, describe, max_message):
         try:
             exec(code, scope)
         except ProgramEnded:
-            return verdict(False, "the program ended during test %d: it %s" % (i, describe(program_state())), i - 1)
+            return verdict(False, "the program ended during test %d: it %s" % (i, describe(program_state(True))), i - 1)
         except AssertionError:
             return verdict(False, "test %d failed: %s" % (i, cut(src)), i - 1)
         except BaseException as e:
             return verdict(False, "test %d raised %s: %s" % (i, type(e).__name__, cut(message(e), 60)), i - 1)
     if ended:
-        return verdict(False, "the program ended during the tests: it " + describe(program_state()), len(tree.body))
+        return verdict(False, "the program ended during the tests: it " + describe(program_state(True)), len(tree.body))
     return verdict(True, "correct", len(tree.body))
 
 
