@@ -94,7 +94,7 @@ final class GroupJournal {
     /**
      * Makes the groups durable, in this order: each written and forced, renamed into place, then the
      * directory forced. When this returns they survive a kill of the process and a crash of the machine.
-     * Returns their entries, in order.
+     * Returns their entries, in order. On a failure none of them stays in the journal.
      */
     List<Entry> append(long lease, long policyVersion, ScheduleSpec schedule, List<TrajectoryBuffer.GroupResult> groups)
             throws IOException {
@@ -109,6 +109,15 @@ final class GroupJournal {
             for (int i = 0; i < temps.size(); i++) {
                 commit(temps.get(i), groups.get(i).groupId());
             }
+        } catch (IOException | RuntimeException e) {
+            // all or none: the caller does not acknowledge the lease, so none of its groups may stay
+            for (TrajectoryBuffer.GroupResult g : groups) {
+                Path f = files.remove(g.groupId());
+                if (f != null) {
+                    Files.deleteIfExists(f);
+                }
+            }
+            throw e;
         } finally {
             for (Path t : temps) {
                 Files.deleteIfExists(t);

@@ -51,6 +51,12 @@ class FaultToleranceTest {
             assertTrue(m.find(), "the restarted learner did not resume:\n" + log);
             int resumedAt = Integer.parseInt(m.group(1));
             assertTrue(resumedAt >= 2 && resumedAt % 2 == 0, "resumed at step " + resumedAt);
+            // its checkpoint's ledger holds the groups of exactly the steps it resumes after, two a step;
+            // the buffer trains every other journaled group
+            String replay = waitForLog(c2, "groups to train from the journal", 60);
+            Matcher r = Pattern.compile("buffer: \\d+ groups to train from the journal \\(the learner has trained (\\d+)").matcher(replay);
+            assertTrue(r.find(), "the restarted buffer did not read the journal:\n" + replay);
+            assertEquals(resumedAt * 2, Integer.parseInt(r.group(1)));
 
             waitUntil(c2, 300, x -> sum(x, "tailguard_learner_steps_total", null) >= 1);
             // the dead learner must be gone before the next kill: with it still a member, killing the
