@@ -238,6 +238,35 @@ class TrajectoryBufferTest {
     }
 
     @Test
+    void aBufferStartedOnItsOwnAsksTheLearnerWhereItStands(@TempDir Path out) throws Exception {
+        RunSettings s = settings(out, "");
+        try (NodeMetrics metrics = new NodeMetrics()) {
+            TestProbe<Controller.Command> controller = kit.createTestProbe();
+            TestProbe<Learner.Command> learnerActor = kit.createTestProbe();
+            TestProbe<org.apache.pekko.actor.typed.receptionist.Receptionist.Registered> registered = kit.createTestProbe();
+            kit.system().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.register(Learner.KEY,
+                    learnerActor.ref(), registered.ref()));
+            registered.expectMessageClass(org.apache.pekko.actor.typed.receptionist.Receptionist.Registered.class);
+            ActorRef<TrajectoryBuffer.Command> buffer = kit.spawn(TrajectoryBuffer.create(s, controller.ref(), metrics));
+            Learner.BufferStarted asked = learnerActor.expectMessageClass(Learner.BufferStarted.class, WAIT);
+            assertEquals(buffer, asked.buffer());
+            // the learner's current ledger: it has trained group 1 since its checkpoint, whose file stays for a learner restart
+            buffer.tell(lease(1, 0));
+            buffer.tell(lease(2, 0));
+            leaseDone(controller);
+            leaseDone(controller);
+            GroupLedger current = new GroupLedger();
+            current.train(1);
+            buffer.tell(new TrajectoryBuffer.Resume(current, true));
+            TestProbe<TrajectoryBuffer.Batch> learner = kit.createTestProbe();
+            buffer.tell(new TrajectoryBuffer.NextBatch(1, 0, learner.ref()));
+            assertArrayEquals(new long[] {2}, ids(learner.expectMessageClass(TrajectoryBuffer.Batch.class, WAIT)));
+            assertTrue(new GroupJournal(out.resolve("store/journal")).contains(1));
+            kit.stop(buffer);
+        }
+    }
+
+    @Test
     void aGroupsLengthBinIsThePositionBinOfItsLongestSequencesLastToken() {
         TrajectoryBuffer.GroupResult g = new TrajectoryBuffer.GroupResult(1, "p", "w", new TrajectoryBuffer.Sample[] {
                 new TrajectoryBuffer.Sample(new int[60], new int[4], new float[4], new float[4], 0, "x"),
