@@ -81,6 +81,15 @@ public final class LearnerCheckpoint {
      */
     public static void save(Path dir, Qwen3Model model, AdamW optimizer, TrainerState state, String tokenizerJson,
                             long version, String parent, LoraAdapter lora, AdamW loraOptimizer) {
+        save(dir, model, optimizer, state, tokenizerJson, version, parent, lora, loraOptimizer, Map.of());
+    }
+
+    /**
+     * As above, with the caller's own files (plain names, none of this class's) in the same atomic
+     * step, so they describe exactly these weights (the asynchronous learner's ledger of trained groups).
+     */
+    public static void save(Path dir, Qwen3Model model, AdamW optimizer, TrainerState state, String tokenizerJson,
+                            long version, String parent, LoraAdapter lora, AdamW loraOptimizer, Map<String, byte[]> callerFiles) {
         if (loraOptimizer != null && lora == null) {
             throw new IllegalArgumentException("a LoRA optimizer is saved with its LoRA");
         }
@@ -93,6 +102,11 @@ public final class LearnerCheckpoint {
         if (loraOptimizer != null) {
             extra.put(LORA_OPTIMIZER, safetensorsBytes(moments(loraOptimizer),
                     Map.of(STEPS_KEY, Long.toString(loraOptimizer.steps()))));
+        }
+        for (Map.Entry<String, byte[]> f : callerFiles.entrySet()) {
+            if (extra.putIfAbsent(f.getKey(), f.getValue()) != null) {
+                throw new IllegalArgumentException("learner checkpoint file " + f.getKey() + ": written by the checkpoint itself");
+            }
         }
         CheckpointDir.write(dir, model.config(), ModelLoader.hostTensors(model.config(), model.hostWeights()), DType.F32,
                 tokenizerJson, extra, version, parent, state.step(), 0);

@@ -145,8 +145,14 @@ public final class TrainingSession implements AutoCloseable {
      * while distilling the LoRA (lora.safetensors, adapter_config.json) with its AdamW.
      */
     public void save(Path dir, LearnerCheckpoint.TrainerState state, String tokenizerJson, long version, String parent) {
+        save(dir, state, tokenizerJson, version, parent, java.util.Map.of());
+    }
+
+    /** As above, with the caller's files (plain names) written in the same atomic step. */
+    public void save(Path dir, LearnerCheckpoint.TrainerState state, String tokenizerJson, long version, String parent,
+                     java.util.Map<String, byte[]> callerFiles) {
         LearnerCheckpoint.save(dir, model, learner.optimizer(), state, tokenizerJson, version, parent, lora,
-                distiller == null ? null : distiller.optimizer());
+                distiller == null ? null : distiller.optimizer(), callerFiles);
     }
 
     /** Restores the policy's AdamW from the learner checkpoint in {@code dir}; the next update is its step + 1. */

@@ -41,6 +41,11 @@ import java.util.Set;
  * store every publish-every steps (PolicyPublished to the controller and every worker), and writes
  * the resumable learner checkpoint (weights, optimizer moments, step) every checkpoint-every steps.
  * A learner started over an existing learner checkpoint resumes from it with its step counter.
+ * It keeps the {@link GroupLedger} of the groups it trained and the groups the staleness bound dropped,
+ * saved with every checkpoint in the same atomic step; it tells the buffer where it starts from
+ * (TrajectoryBuffer.Resume: the journaled groups in neither set are trained), which groups each step
+ * trained, and which groups each checkpoint holds (the buffer then trims them from the journal). A
+ * group already in the ledger is never trained again.
  * It evaluates held-out greedy pass@1 at step 0, every tailguard.train.eval-every steps and at the
  * end (RunObserver.Evaluated), blocking for each evaluation while the rollout workers go on.
  * With DistillSparse on (tailguard.learner.distill, live), it keeps a LoRA for the sparse actor
@@ -54,7 +59,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     public static final org.apache.pekko.actor.typed.receptionist.ServiceKey<Command> KEY =
             org.apache.pekko.actor.typed.receptionist.ServiceKey.create(Command.class, "tailguard-learner");
 
-    public sealed interface Command permits GotBatch, Begin, Listed, LiveSettings {}
+    public sealed interface Command permits GotBatch, Begin, Listed, LiveSettings, BufferStarted {}
+
+    /** A buffer started on its own (a restart after a failure) asks where the learner stands. */
+    record BufferStarted(ActorRef<TrajectoryBuffer.Command> buffer) implements Command {}
 
     record GotBatch(TrajectoryBuffer.Batch batch) implements Command {}
 
@@ -85,6 +93,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     private final long startNanos = System.nanoTime();
     private PolicyPublished published;
     private boolean finished;
+    /** The groups these weights consumed; saved with every checkpoint. */
+    private final GroupLedger ledger;
+    /** Groups trained or dropped since the last checkpoint (the buffer trims them once one holds them). */
+    private final List<Long> sinceCheckpoint = new ArrayList<>();
+    private boolean awaitingBatch;
     static final double DISTILL_LR = 1e-3;
 
     private Learner(ActorContext<Command> ctx, RunSettings s, Path start, ActorRef<Controller.Command> controller,
@@ -109,6 +122,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
             LearnerCheckpoint.TrainerState st = session.restore(learnerDir);
             ctx.getLog().info("learner resumes from {} at step {}", learnerDir, st.step());
         }
+        this.ledger = resume ? GroupLedger.read(learnerDir) : new GroupLedger();
+        buffer.tell(new TrajectoryBuffer.Resume(ledger.copy(), false)); // before the first NextBatch
         if (s.learner().distill()) {
             startDistill(resume ? learnerDir : null);
         }
@@ -139,6 +154,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                     try (GradMode.Scope g = GradMode.off()) {
                         return onSettings(l);
                     }
+                })
+                .onMessage(BufferStarted.class, b -> {
+                    b.buffer().tell(new TrajectoryBuffer.Resume(ledger.copy(), true));
+                    if (awaitingBatch) {
+                        requestBatch(); // the restarted buffer lost the request
+                    }
+                    return this;
                 })
                 .onMessage(Listed.class, l -> l.listing().isForKey(RolloutWorker.KEY) ? onWorkers(l)
                         : l.listing().isForKey(CompressionWorker.KEY) ? onCompressors(l) : onObservers(l))
@@ -211,6 +233,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
 
     private void requestBatch() {
+        awaitingBatch = true;
         buffer.tell(new TrajectoryBuffer.NextBatch(s.learner().groupsPerStep(), published.version(),
                 getContext().messageAdapter(TrajectoryBuffer.Batch.class, GotBatch::new)));
     }
@@ -219,13 +242,27 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (finished) {
             return this;
         }
+        awaitingBatch = false;
         TrajectoryBuffer.Batch b = got.batch();
+        for (int i = 0; i < b.staleIds().length; i++) {
+            if (ledger.dropStale(b.staleIds()[i], b.staleBins()[i])) {
+                sinceCheckpoint.add(b.staleIds()[i]);
+            }
+        }
         List<GrpoLearner.Sample> samples = new ArrayList<>();
+        List<Long> trainedIds = new ArrayList<>();
         long tokens = 0;
         double rewardSum = 0;
         int passed = 0;
         int maxStale = 0;
         for (int i = 0; i < b.groups().length; i++) {
+            long id = b.groups()[i].groupId();
+            if (ledger.consumed(id) || trainedIds.contains(id)) {
+                getContext().getLog().error("learner: group {} was trained or dropped already; not trained again", id);
+                metrics.groupsDropped.labelValues("duplicate").inc();
+                continue;
+            }
+            trainedIds.add(id);
             maxStale = (int) Math.max(maxStale, published.version() - b.policyVersions()[i]);
             metrics.trainedGroups.labelValues(b.groups()[i].worker()).inc();
             for (TrajectoryBuffer.Sample x : b.groups()[i].samples()) {
@@ -235,9 +272,18 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
                 passed += x.reward() >= 1.0 ? 1 : 0;
             }
         }
+        if (samples.isEmpty()) {
+            requestBatch();
+            return this;
+        }
         long t0 = System.nanoTime();
         GrpoLearner.Report r = session.policyStep(samples);
         double seconds = (System.nanoTime() - t0) / 1e9;
+        for (long id : trainedIds) {
+            ledger.train(id);
+            sinceCheckpoint.add(id);
+        }
+        buffer.tell(new TrajectoryBuffer.Trained(trainedIds.stream().mapToLong(Long::longValue).toArray()));
         if (session.distilling()) {
             distill(b, samples);
         }
@@ -265,7 +311,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         boolean outOfTime = !s.train().maxTime().isZero() && System.nanoTime() - startNanos > s.train().maxTime().toNanos();
         if (step % s.learner().checkpointEvery() == 0 || last || outOfTime) {
             session.save(learnerDir, new LearnerCheckpoint.TrainerState(step, session.optimizerSteps(), 0, s.train().seed(),
-                    session.lora() == null ? "grpo-async" : "grpo-async+distill-sparse"), tokenizerJson, step, start.toString());
+                    session.lora() == null ? "grpo-async" : "grpo-async+distill-sparse"), tokenizerJson, step, start.toString(),
+                    java.util.Map.of(GroupLedger.FILE, ledger.toBytes()));
+            buffer.tell(new TrajectoryBuffer.Checkpointed(sinceCheckpoint.stream().mapToLong(Long::longValue).toArray()));
+            sinceCheckpoint.clear();
         }
         if (step % s.learner().publishEvery() == 0 || last) {
             published = store.publish(model, tokenizerJson, step, step, published.uri(), 0, session.lora());

@@ -67,6 +67,57 @@ final class NodeMetrics implements AutoCloseable {
             .help("Policy versions between the learner and the trajectories of its last batch (max)").register(registry);
     final Gauge stalenessBound = Gauge.builder().name("tailguard_buffer_staleness_bound")
             .help("Staleness bound of the trajectory buffer (live-tunable)").register(registry);
+    // the run's groups, lossless (the learner node's buffer: the journal and the learner's checkpointed ledger)
+    /** The run's group counts: completed = trained + dropped stale (per length bin) + buffered. */
+    record TrajectoryCounts(long completed, long trained, long buffered, long[] droppedStaleByBin) {}
+
+    private volatile TrajectoryCounts trajectoryCounts;
+
+    {
+        io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_trajectories_completed_total")
+                .help("Groups completed in the run, each group id once: durable in the journal before their lease was acknowledged "
+                        + "(run totals as of the learner's checkpoint; the learner node only)")
+                .callback(cb -> {
+                    TrajectoryCounts c = trajectoryCounts;
+                    if (c != null) {
+                        cb.call(c.completed());
+                    }
+                }).register(registry);
+        io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_trajectories_trained_total")
+                .help("Completed groups the learner's weights were trained on (run total; a restarted learner goes back to its checkpoint's)")
+                .callback(cb -> {
+                    TrajectoryCounts c = trajectoryCounts;
+                    if (c != null) {
+                        cb.call(c.trained());
+                    }
+                }).register(registry);
+        io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_trajectories_dropped_stale_total")
+                .help("Completed groups the staleness bound dropped, by length bin: the controller's position bin of the group's "
+                        + "longest sequence (run total)")
+                .labelNames("bin")
+                .callback(cb -> {
+                    TrajectoryCounts c = trajectoryCounts;
+                    if (c != null) {
+                        for (int b = 0; b < c.droppedStaleByBin().length; b++) {
+                            cb.call(c.droppedStaleByBin()[b], Integer.toString(b));
+                        }
+                    }
+                }).register(registry);
+        io.prometheus.metrics.core.metrics.GaugeWithCallback.builder().name("tailguard_trajectories_buffered")
+                .help("Completed groups neither trained nor dropped yet: in the buffer or in the learner's current step")
+                .callback(cb -> {
+                    TrajectoryCounts c = trajectoryCounts;
+                    if (c != null) {
+                        cb.call(c.buffered());
+                    }
+                }).register(registry);
+    }
+
+    /** The buffer's newest counts (read by the callbacks above). */
+    void trajectoryCounts(TrajectoryCounts c) {
+        trajectoryCounts = c;
+    }
+
     // learner
     final Gauge policyVersion = Gauge.builder().name("tailguard_policy_version").help("Latest published policy version").register(registry);
     final Counter trainedGroups = Counter.builder().name("tailguard_trained_groups_total")

@@ -27,7 +27,8 @@ import java.util.Set;
 /**
  * A rollout worker: pulls a lease from the controller, rolls it out with its copy of the policy
  * ({@link RolloutEngine}: sparse decode, rewards, dense scoring, α tails, shadow replay), sends the
- * groups to the trajectory buffer and the tails to the controller, and asks again. It hot-swaps to
+ * groups to the trajectory buffer (which acknowledges the lease once they are durable) and the tails
+ * to the controller, and asks again. It hot-swaps to
  * every published policy version (loaded from the checkpoint store, sha256 checked) between leases.
  * A version that carries a DistillSparse LoRA is rolled out with it: the sampler (the sparse actor)
  * decodes with the adapter, and so does the shadow replay (the same actor one rung lower); the dense
@@ -228,6 +229,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
             groups[i] = new TrajectoryBuffer.GroupResult(w.groups()[i], w.prompts()[i].id(), name, samples);
         }
         if (buffer != null) {
+            // the buffer acknowledges the lease to the controller once its groups are durable; without
+            // a buffer the lease times out and is issued again
             buffer.tell(new TrajectoryBuffer.Trajectories(w.lease(), name, loaded, groups,
                     r.generatedTokens() / Math.max(1e-9, r.generateSeconds()), w.schedule()));
         }
@@ -235,7 +238,6 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                 r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds(),
                 actor == null ? -1 : compressedLoaded));
         controller.tell(new Controller.RolloutTimed(timed(w, r)));
-        controller.tell(new Controller.LeaseDone(w.lease(), name));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());
         metrics.rolloutTokensPerSecond.labelValues(name).set(r.generatedTokens() / Math.max(1e-9, r.generateSeconds()));

@@ -90,7 +90,8 @@ public final class TailguardNode implements AutoCloseable {
                             .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("controller")));
             controllerRef.complete(controller);
             if (roles.contains("learner")) {
-                ActorRef<TrajectoryBuffer.Command> buffer = ctx.spawn(restarting(TrajectoryBuffer.create(settings, controller, metrics)), "buffer");
+                ActorRef<TrajectoryBuffer.Command> buffer = ctx.spawn(restarting(TrajectoryBuffer.create(settings, controller, metrics)),
+                        "buffer", DispatcherSelector.fromConfig(Controller.BLOCKING_IO)); // it forces its journal to disk
                 ctx.spawn(restarting(Learner.create(settings, start, controller, buffer, device, metrics)), "learner",
                         DispatcherSelector.fromConfig(BLOCKING));
             }
@@ -175,8 +176,9 @@ public final class TailguardNode implements AutoCloseable {
 
     /**
      * An actor that fails is started again after a back-off (1 s doubling to 30 s): a worker reloads
-     * its policy with the next lease, a learner resumes from its last checkpoint, a buffer starts
-     * empty (the groups it held are lost; the prompt stream goes on).
+     * its policy with the next lease, a learner resumes from its last checkpoint (and its buffer
+     * replays the journaled groups that checkpoint does not hold), a buffer reads its journal again
+     * and asks the learner where it stands.
      */
     static <T> Behavior<T> restarting(Behavior<T> b) {
         return Behaviors.supervise(b).onFailure(org.apache.pekko.actor.typed.SupervisorStrategy

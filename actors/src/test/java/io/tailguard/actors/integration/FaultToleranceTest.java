@@ -22,7 +22,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Kill -9 the learner's JVM and start it again: it resumes from its last checkpoint with its step
  * counter. Then kill -9 the node hosting the controller singleton: the singleton moves to the other
  * controller-role node, rebuilds its state from the checkpoint store and its state file, and
- * training finishes. Three JVMs: A (controller), B (controller, rollout), C (learner).
+ * training finishes. Neither kill loses a completed group or trains one twice: the groups buffered or
+ * trained after the learner's last checkpoint come back from the journal ({@link Lossless}). Three
+ * JVMs: A (controller), B (controller, rollout), C (learner).
  */
 class FaultToleranceTest {
     static final int STEPS = 10;
@@ -49,6 +51,12 @@ class FaultToleranceTest {
             assertTrue(m.find(), "the restarted learner did not resume:\n" + log);
             int resumedAt = Integer.parseInt(m.group(1));
             assertTrue(resumedAt >= 2 && resumedAt % 2 == 0, "resumed at step " + resumedAt);
+            // its checkpoint's ledger holds the groups of exactly the steps it resumes after, two a step;
+            // the buffer trains every other journaled group
+            String replay = waitForLog(c2, "groups to train from the journal", 60);
+            Matcher r = Pattern.compile("buffer: \\d+ groups to train from the journal \\(the learner has trained (\\d+)").matcher(replay);
+            assertTrue(r.find(), "the restarted buffer did not read the journal:\n" + replay);
+            assertEquals(resumedAt * 2, Integer.parseInt(r.group(1)));
 
             waitUntil(c2, 300, x -> sum(x, "tailguard_learner_steps_total", null) >= 1);
             // the dead learner must be gone before the next kill: with it still a member, killing the
@@ -65,6 +73,8 @@ class FaultToleranceTest {
                 Thread.sleep(500); // the step is counted just before the version is published
             }
             assertTrue(Files.isRegularFile(last), "version " + STEPS + " was never published");
+            // nothing lost to either kill, nothing trained twice: two groups a step
+            Lossless.assertLossless(tmp.resolve("run"), STEPS * 2, 120);
         } finally {
             ThreeNodeClusterTest.stopAll(nodes);
         }

@@ -36,7 +36,8 @@ class PrometheusScrapeTest {
     static final List<String> KEY_SERIES = List.of("tailguard_tau", "tailguard_schedule_version", "tailguard_kv_budget_tokens",
             "tailguard_alpha_p5", "tailguard_policy_version", "tailguard_rollout_tokens_total", "tailguard_learner_steps_total",
             "tailguard_trained_groups_total", "tailguard_leases_total", "tailguard_buffer_groups", "tailguard_reward_mean",
-            "tailguard_wire_frames_dropped_total", "jvm_memory_used_bytes");
+            "tailguard_wire_frames_dropped_total", "tailguard_trajectories_completed_total", "tailguard_trajectories_trained_total",
+            "tailguard_trajectories_dropped_stale_total", "tailguard_trajectories_buffered", "jvm_memory_used_bytes");
 
     static Path prometheusBinary() {
         for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin").split(File.pathSeparator)) {

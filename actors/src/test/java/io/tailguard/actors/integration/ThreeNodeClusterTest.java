@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * boundaries, every message through Kryo over Artery: trajectories from both rollout nodes reach
  * the learner, and both rollout nodes hot-swap to every published version. Then one rollout JVM is
  * killed with SIGKILL mid-run: its lease is re-issued after the lease timeout and training goes on
- * with the other node, and no group is trained twice.
+ * with the other node, no group is trained twice and none is lost ({@link Lossless}).
  */
 class ThreeNodeClusterTest {
     /** Enough steps that training is still going when the killed node's lease comes back (3 s after the kill), on a loaded machine too. */
@@ -129,6 +129,7 @@ class ThreeNodeClusterTest {
             // no group trained twice: every trained group is a distinct group id (the buffer's dedup),
             // and late duplicates of re-issued leases, if any, were dropped and counted
             assertEquals(STEPS * 2, sum(m, "tailguard_trained_groups_total", null), m);
+            Lossless.assertLossless(tmp.resolve("run"), STEPS * 2, 120);
             String log = waitForLog(b, "now rolls out with policy v" + STEPS, 60);
             for (int v = 0; v <= STEPS; v++) {
                 assertTrue(log.contains("now rolls out with policy v" + v + System.lineSeparator()), "node b never loaded v" + v + ":\n" + log);

@@ -89,7 +89,8 @@ class KryoSerializerTest {
         out.add(group);
         out.add(new TrajectoryBuffer.Trajectories(9, "w", 3, new TrajectoryBuffer.GroupResult[] {group}, 123.5, spec));
         out.add(new TrajectoryBuffer.NextBatch(4, 3, batchReply));
-        out.add(new TrajectoryBuffer.Batch(new TrajectoryBuffer.GroupResult[] {group}, new long[] {3}, 1, 0, 99.0, new ScheduleSpec[] {spec}));
+        out.add(new TrajectoryBuffer.Batch(new TrajectoryBuffer.GroupResult[] {group}, new long[] {3}, 1, 0, 99.0, new ScheduleSpec[] {spec},
+                new long[] {4}, new int[] {1}));
         out.add(new RunObserver.Step(2, 2, 0.5, 0.25, 4, 1, 0, 1, -0.01, 0.1, 0.02, 1e-3, 0.8, 512, 300, 1_700_000_000_000L, 5e-5));
         out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64, 128}, new double[] {0.91, 0.84}, new long[] {310, 12}, 0.86, 1.7,
                 new String[] {"bin 1: 96 -> 128 (p5 α 0.80 < 0.84)"},
