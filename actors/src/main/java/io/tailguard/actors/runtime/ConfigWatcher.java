@@ -23,7 +23,9 @@ import java.util.concurrent.TimeUnit;
  * Live tuning by editing the configuration file: the file is polled every second; when it changes,
  * its live keys ({@link LiveKey}) that differ from what was last applied go to
  * the controller as one {@link Controller.Tune} (validated there: all or nothing). A file that does
- * not parse, or a refused change, is logged with the reason and the running values stay.
+ * not parse, one that names a key no reference.conf defines ({@link ConfigKeys}, as at start: a typo
+ * such as tailguard.controller.tua would otherwise be ignored while the operator thinks it applied),
+ * or a refused change, is logged with the reason and the running values stay.
  */
 final class ConfigWatcher implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ConfigWatcher.class);
@@ -86,6 +88,12 @@ final class ConfigWatcher implements AutoCloseable {
         seen = now;
         Config c = read();
         if (c == null) {
+            return;
+        }
+        try {
+            ConfigKeys.check(c, file.toString(), true);
+        } catch (IllegalArgumentException e) {
+            LOG.warn("{} changed, refused: {}; the running values stay", file, e.getMessage());
             return;
         }
         Map<String, String> next = tunables(c);
