@@ -41,12 +41,19 @@ final class ConfigWatcher implements AutoCloseable {
     private Map<String, String> applied;
 
     public ConfigWatcher(Path file, ActorSystem<?> system, ActorRef<Controller.Command> controller) {
+        this(file, system, controller, true);
+    }
+
+    /** polled: every second (false: only when a test calls {@link #poll}). */
+    ConfigWatcher(Path file, ActorSystem<?> system, ActorRef<Controller.Command> controller, boolean polled) {
         this.file = file;
         this.system = system;
         this.controller = controller;
         this.seen = mtime();
         this.applied = tunables(read());
-        exec.scheduleWithFixedDelay(this::poll, 1, 1, TimeUnit.SECONDS);
+        if (polled) {
+            exec.scheduleWithFixedDelay(this::poll, 1, 1, TimeUnit.SECONDS);
+        }
     }
 
     private FileTime mtime() {
@@ -80,7 +87,17 @@ final class ConfigWatcher implements AutoCloseable {
         return m;
     }
 
-    private void poll() {
+    /** The refusal of an edit that names a key no reference.conf defines (the key, the file and line), or null. */
+    static String unknownKey(Config c, Path file) {
+        try {
+            ConfigKeys.check(c, file.toString(), true);
+            return null;
+        } catch (IllegalArgumentException e) {
+            return file + " changed, refused: " + e.getMessage() + "; nothing in it applied, the running values stay";
+        }
+    }
+
+    void poll() {
         FileTime now = mtime();
         if (now == null || now.equals(seen)) {
             return;
@@ -90,10 +107,9 @@ final class ConfigWatcher implements AutoCloseable {
         if (c == null) {
             return;
         }
-        try {
-            ConfigKeys.check(c, file.toString(), true);
-        } catch (IllegalArgumentException e) {
-            LOG.warn("{} changed, refused: {}; the running values stay", file, e.getMessage());
+        String unknown = unknownKey(c, file);
+        if (unknown != null) {
+            LOG.warn("{}", unknown);
             return;
         }
         Map<String, String> next = tunables(c);
