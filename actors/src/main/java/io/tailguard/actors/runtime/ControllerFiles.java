@@ -84,7 +84,7 @@ final class ControllerFiles {
             scheduleVersion = sched.version();
             failures.succeeded();
         } catch (IOException | RuntimeException e) {
-            failures.failed("cannot write schedule v" + sched.version() + " to " + file + " (" + e.getMessage()
+            failures.failed("cannot write schedule v" + sched.version() + " to " + file + " (" + FailureStreak.reason(e)
                     + "): a controller restarted now would resume an older version; tried again next window");
         }
     }

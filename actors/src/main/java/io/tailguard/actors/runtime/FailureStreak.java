@@ -53,14 +53,16 @@ final class FailureStreak {
             n = ++inRow;
             last = error;
             if (n == bound) {
-                line = error + " (" + n + " failures in a row, " + key + " = " + bound + "): the run stops";
+                line = "the run stops: " + error + " (" + n + " failures in a row; " + key + " = " + bound + ")";
             }
         }
         counted.run();
         if (bound == Integer.MAX_VALUE) {
             log.error("{}", error);
+        } else if (n < bound) {
+            log.error("{} ({} of {} failures in a row before the run stops, {})", error, n, bound, key);
         } else {
-            log.error("{} ({} of {} in a row before the run stops, {})", error, n, bound, key);
+            log.error("{} ({} failures in a row; the run stops, {} = {})", error, n, key, bound);
         }
         if (line != null) {
             stop.accept(line);
@@ -78,6 +80,12 @@ final class FailureStreak {
         if (was > 0) {
             log.info("{}: succeeded again after {} failures in a row", key == null ? "a write" : key, was);
         }
+    }
+
+    /** An exception as a reason: a file-system one with its kind (its message is often the path alone). */
+    static String reason(Throwable e) {
+        return e instanceof java.nio.file.FileSystemException ? e.getClass().getSimpleName() + ": " + e.getMessage()
+                : String.valueOf(e.getMessage());
     }
 
     synchronized View view() {

@@ -185,7 +185,7 @@ final class StateWriter {
                 if (!last) {
                     Duration wait = retry.after(attempt);
                     log.warn("cannot write {} (try {} of {}): {}; trying again in {} ms", file, attempt, retry.attempts(),
-                            e.getMessage(), wait.toMillis());
+                            FailureStreak.reason(e), wait.toMillis());
                     try {
                         retry.sleeper().sleep(wait);
                     } catch (InterruptedException ie) {
@@ -194,8 +194,9 @@ final class StateWriter {
                     }
                 }
                 if (last) {
-                    IOException failed = new IOException("cannot write " + file + ": " + e.getMessage(), e);
-                    failures.failed(failed.getMessage() + (attempt > 1 ? " (" + attempt + " tries)" : ""));
+                    IOException failed = new IOException("cannot write " + file + ": " + FailureStreak.reason(e), e);
+                    failures.failed("cannot write " + file + (attempt > 1 ? " after " + attempt + " tries" : "") + ": "
+                            + FailureStreak.reason(e));
                     p.written().forEach(f -> f.completeExceptionally(failed));
                     return;
                 }

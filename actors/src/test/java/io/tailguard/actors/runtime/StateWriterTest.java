@@ -252,7 +252,8 @@ class StateWriterTest {
         assertEquals(1, counted.get());
         assertEquals(1, streak.view().inRow());
         assertEquals(List.of(), stops);
-        assertTrue(log.errors.get(log.errors.size() - 1).contains("1 of 2 in a row"), log.errors.toString());
+        assertTrue(log.errors.get(log.errors.size() - 1).startsWith("cannot write " + f + " after 3 tries: FileAlreadyExistsException: ")
+                && log.errors.get(log.errors.size() - 1).contains("(1 of 2 failures in a row"), log.errors.toString());
 
         // a success ends the streak: the schedule file's write (same streak) succeeds once the directory is back
         RunSettings s = TuningBookTest.settings("tailguard.train.out = \"" + tmp.resolve("run") + "\"");
@@ -273,8 +274,8 @@ class StateWriterTest {
         assertEquals(3, counted.get());
         assertEquals(1, stops.size(), stops.toString());
         String line = stops.get(0);
-        assertTrue(line.startsWith("cannot write " + f) && line.contains("2 failures in a row, "
-                + "tailguard.controller.max-state-write-failures = 2") && line.endsWith("the run stops"), line);
+        assertTrue(line.startsWith("the run stops: cannot write " + f) && line.endsWith("(2 failures in a row; "
+                + "tailguard.controller.max-state-write-failures = 2)"), line);
         FailureStreak.View v = files.failures();
         assertEquals(3, v.total());
         assertEquals(2, v.inRow());
