@@ -173,10 +173,10 @@ public final class KryoSerializer extends JSerializer {
         String name = type.getSimpleName();
         OVERSIZED.computeIfAbsent(name, k -> new AtomicLong()).incrementAndGet();
         boolean large = LARGE.contains(type);
-        String why = "tailguard wire: a " + name + " message of " + size + " bytes is over the " + bound(type) + " bytes a "
-                + (large ? "large message may take (tailguard.cluster.max-message-size" : "message may take (pekko.remote.artery.advanced.maximum-frame-size")
-                + " less " + ENVELOPE + " bytes of envelope); not sent" + (large ? ": raise tailguard.cluster.max-message-size, "
-                + "or lower tailguard.rollout.prompts-per-lease or the generation length" : "");
+        String why = "tailguard wire: a " + name + " message of " + size + " bytes is over the " + bound(type) + " bytes "
+                + (large ? "of tailguard.cluster.max-message-size; not sent: raise it, or lower tailguard.rollout.prompts-per-lease "
+                + "or the generation length" : "a message may take (pekko.remote.artery.advanced.maximum-frame-size less " + ENVELOPE
+                + " bytes of envelope); not sent");
         LOG.error("{}", why);
         return new OversizedPayloadException(why);
     }
