@@ -78,7 +78,7 @@ final class FailureStreak {
             inRow = 0;
         }
         if (was > 0) {
-            log.info("{}: succeeded again after {} failures in a row", key == null ? "a write" : key, was);
+            log.info("a success after {} failures in a row{}", was, key == null ? "" : " (" + key + " counts from 0 again)");
         }
     }
 

@@ -21,7 +21,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * interrupt closes such a channel (it is an InterruptibleChannel) and ends the read: so each
  * exchange runs on one of this class's threads with a deadline, and a watchdog interrupts a thread
  * still reading from its client when its deadline has passed. The handler calls {@link #received()}
- * once the request is in: the controller's answer, however slow, is not cut short.
+ * once the request is in: the controller's answer, however slow, is not cut short. (A connection
+ * that sends nothing holds no thread, and the JDK's server closes it after its idle interval, about
+ * 30 s; one that sends part of a request is read on a thread, which the server would hold forever.)
  */
 final class ReadDeadline implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ReadDeadline.class);
