@@ -142,7 +142,10 @@ final class RuntimeBench implements Callable<Integer> {
         RunSettings s = RunSettings.parse(c, "bench runtime");
         RunRecorder rec = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), steps);
         try (TailguardNode node = new TailguardNode(c, s, TailguardNode.ROLES, ckpt, common.device(), true, rec.behavior())) {
-            rec.finished().get(1800, TimeUnit.SECONDS);
+            java.util.concurrent.CompletableFuture.anyOf(rec.finished(), node.stopped()).get(1800, TimeUnit.SECONDS);
+            if (node.stopped().isDone()) {
+                throw new IllegalStateException(node.stopped().join());
+            }
         }
         List<RunObserver.Step> st = rec.steps();
         long tokens = 0;

@@ -41,6 +41,10 @@ public final class Main {
                 }
                 return BAD_INPUT;
             }
+            if (ex instanceof RunStopped) {
+                System.err.println("tailguard: " + oneLine(ex.getMessage()));
+                return FAILURE;
+            }
             System.err.println("tailguard: internal error: " + oneLine(String.valueOf(ex)));
             if (verbose) {
                 ex.printStackTrace();

@@ -49,7 +49,10 @@ final class NodeCommand implements Callable<Integer> {
             System.err.println("node " + node.address() + " roles " + r
                     + (node.metricsPort() > 0 ? " metrics http://" + s.metrics().host() + ":" + node.metricsPort() + "/metrics" : ""));
             node.watch(config);
-            node.awaitTermination();
+            String stopped = node.awaitEnd();
+            if (stopped != null) {
+                throw new RunStopped(stopped);
+            }
         }
         return 0;
     }

@@ -109,10 +109,15 @@ final class TrainCommand implements Callable<Integer> {
             node.watch(file);
             long limit = s.train().maxTime().isZero() ? Long.MAX_VALUE / 2 : s.train().maxTime().toSeconds() + 600;
             try {
-                fin = recorder.finished().get(limit, TimeUnit.SECONDS);
+                // the run's end, or a failure that stops it (RunStop)
+                java.util.concurrent.CompletableFuture.anyOf(recorder.finished(), node.stopped()).get(limit, TimeUnit.SECONDS);
             } catch (TimeoutException e) {
                 throw new IllegalStateException("the run did not finish within " + limit + " s");
             }
+            if (node.stopped().isDone()) {
+                throw new RunStopped(node.stopped().join());
+            }
+            fin = recorder.finished().join();
             lastPolicy = new CheckpointStore(s.train().out().resolve("store")).dirOf(fin.steps());
         }
         long endMillis = System.currentTimeMillis();

@@ -24,7 +24,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.Executors;
 
 /**
  * The admin endpoint of the node that hosts the controller: {@code POST /tune} with a JSON object
@@ -39,15 +38,24 @@ import java.util.concurrent.Executors;
  * another site cannot send without the browser asking first (415 otherwise); a request whose
  * {@code Origin} is not the {@code Host} it was sent to is refused (403), and so, on a loopback
  * address, is one whose {@code Host} is not a local name (403); a body over {@value #MAX_BODY}
- * bytes is refused unread (413).
+ * bytes is refused unread (413). A client that has not sent its whole request within
+ * {@link #READ_TIMEOUT} loses its connection ({@link ReadDeadline}).
  */
 public final class AdminServer implements AutoCloseable {
     private static final Gson GSON = new Gson();
     /** A tune is a handful of keys; a larger body is not one. */
     static final int MAX_BODY = 64 * 1024;
+    /** How long a client may take to send its request (line, headers, body): a tune is a few hundred bytes. */
+    static final Duration READ_TIMEOUT = Duration.ofSeconds(10);
     private final HttpServer server;
+    private final ReadDeadline deadline;
 
     public AdminServer(ActorSystem<?> system, ActorRef<Controller.Command> controller, String host, int port, String token) {
+        this(system, controller, host, port, token, READ_TIMEOUT);
+    }
+
+    AdminServer(ActorSystem<?> system, ActorRef<Controller.Command> controller, String host, int port, String token,
+                Duration readTimeout) {
         boolean loopback;
         try {
             loopback = InetAddress.getByName(host).isLoopbackAddress();
@@ -64,13 +72,12 @@ public final class AdminServer implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("admin: cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
         }
-        server.setExecutor(Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "tailguard-admin");
-            t.setDaemon(true);
-            return t;
-        }));
-        server.createContext("/tune", ex -> handle(ex, guard, "POST", () -> {
+        // a few threads: one slow client does not hold up the others while its deadline runs
+        deadline = new ReadDeadline(readTimeout, 4, "tailguard-admin");
+        server.setExecutor(deadline.executor());
+        server.createContext("/tune", ex -> handle(ex, guard, "POST", deadline, () -> {
             Map<String, String> kv = parse(readBody(ex));
+            deadline.received();
             Controller.TuneResult r = AskPattern.<Controller.Command, Controller.TuneResult>ask(controller,
                     reply -> new Controller.Tune(kv.keySet().toArray(String[]::new), kv.values().toArray(String[]::new), false, reply),
                     Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().join();
@@ -85,7 +92,7 @@ public final class AdminServer implements AutoCloseable {
             // applied but not in the state file: running, but lost if the controller restarts (`tune` exits 1)
             return reply(!r.accepted() ? 400 : r.persisted() ? 200 : 500, body);
         }));
-        server.createContext("/status", ex -> handle(ex, guard, "GET", () -> reply(200, statusJson(
+        server.createContext("/status", ex -> handle(ex, guard, "GET", deadline, () -> reply(200, statusJson(
                 AskPattern.<Controller.Command, ControllerStatus>ask(controller, Controller.GetStatus::new, Duration.ofSeconds(10),
                         system.scheduler()).toCompletableFuture().join()))));
         server.start();
@@ -136,6 +143,13 @@ public final class AdminServer implements AutoCloseable {
         o.put("token_share", Math.round(c.tokenShare() * 1000) / 1000.0);
         o.put("reason", c.reason());
         m.put("compressed_rollout", o);
+        ControllerStatus.StateWrites w = s.stateWrites();
+        Map<String, Object> writes = new LinkedHashMap<>();
+        writes.put("failures", w.failures());
+        writes.put("failures_in_a_row", w.failuresInARow());
+        writes.put("stop_at", w.stopAt());
+        writes.put("last_error", w.lastError() == null ? "" : w.lastError());
+        m.put("state_writes", writes);
         return m;
     }
 
@@ -286,10 +300,13 @@ public final class AdminServer implements AutoCloseable {
         Reply run() throws IOException;
     }
 
-    private static void handle(HttpExchange ex, Guard guard, String method, Handler h) throws IOException {
+    private static void handle(HttpExchange ex, Guard guard, String method, ReadDeadline deadline, Handler h) throws IOException {
         Reply r;
         try {
             guard.check(ex, method);
+            if (method.equals("GET")) {
+                deadline.received(); // the request line and headers are in, and there is no body
+            }
             r = h.run();
         } catch (Refused e) {
             r = reply(e.code, Map.of("error", e.getMessage()));
@@ -315,5 +332,6 @@ public final class AdminServer implements AutoCloseable {
     @Override
     public void close() {
         server.stop(0);
+        deadline.close();
     }
 }

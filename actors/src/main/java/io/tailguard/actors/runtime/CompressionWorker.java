@@ -37,6 +37,8 @@ import java.util.Set;
  * ({@link CompressedPublished}: version, uri, sha256, method, bits), which may lease rollouts to it
  * (the compressed rollout option); workers load it from the store. Of the due versions that arrive
  * while one is being compressed, only the newest is compressed next (the others are skipped).
+ * A job that fails is logged and counted, and after tailguard.compression.max-failures in a row the
+ * run stops ({@link FailureStreak}): compression that keeps failing is not run past silently.
  */
 public final class CompressionWorker extends AbstractBehavior<CompressionWorker.Command> {
     public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "tailguard-compression-worker");
@@ -58,6 +60,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
     private final NodeMetrics metrics;
     private final Prompts prompts;
     private final Set<ActorRef<RunObserver.Event>> observers = new java.util.HashSet<>();
+    private final FailureStreak failures;
     private long lastDone = -1;
     private PolicyPublished pending;
 
@@ -68,6 +71,8 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
         this.controller = controller;
         this.device = device;
         this.metrics = metrics;
+        this.failures = new FailureStreak("tailguard.compression.max-failures", s.bounds().maxCompressionFailures(), ctx.getLog(),
+                metrics.compressionFailures::inc, RunStop.of(ctx.getSystem())::stop);
         this.prompts = new Prompts(s.train().task(), PromptStreams.runCompression(s.train().seed()), s.train().contextMin(),
                 s.train().contextMax());
         ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
@@ -85,6 +90,9 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
                     if (p != null && p.version() > lastDone) {
                         try (io.tailguard.model.GradMode.Scope g = io.tailguard.model.GradMode.off()) {
                             compress(p);
+                            failures.succeeded();
+                        } catch (RuntimeException | java.io.IOException e) {
+                            failures.failed("compressing policy v" + p.version() + " failed: " + e);
                         }
                     }
                     return this;
@@ -115,7 +123,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
         return this;
     }
 
-    private void compress(PolicyPublished p) {
+    private void compress(PolicyPublished p) throws java.io.IOException {
         RunSettings.Compression c = s.compression();
         lastDone = p.version();
         String m = c.label();
@@ -142,10 +150,6 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
             for (ActorRef<RunObserver.Event> o2 : observers) {
                 o2.tell(e);
             }
-        } catch (RuntimeException e) {
-            getContext().getLog().warn("compressing policy v{} failed: {}", p.version(), e.toString());
-        } catch (java.io.IOException e) {
-            getContext().getLog().warn("compressing policy v{}: {}", p.version(), e.getMessage());
         }
     }
 

@@ -23,7 +23,9 @@ import java.util.concurrent.TimeUnit;
  * Live tuning by editing the configuration file: the file is polled every second; when it changes,
  * its live keys ({@link LiveKey}) that differ from what was last applied go to
  * the controller as one {@link Controller.Tune} (validated there: all or nothing). A file that does
- * not parse, or a refused change, is logged with the reason and the running values stay.
+ * not parse, one that names a key no reference.conf defines ({@link ConfigKeys}, as at start: a typo
+ * such as tailguard.controller.tua would otherwise be ignored while the operator thinks it applied),
+ * or a refused change, is logged with the reason and the running values stay.
  */
 final class ConfigWatcher implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ConfigWatcher.class);
@@ -39,12 +41,19 @@ final class ConfigWatcher implements AutoCloseable {
     private Map<String, String> applied;
 
     public ConfigWatcher(Path file, ActorSystem<?> system, ActorRef<Controller.Command> controller) {
+        this(file, system, controller, true);
+    }
+
+    /** polled: every second (false: only when a test calls {@link #poll}). */
+    ConfigWatcher(Path file, ActorSystem<?> system, ActorRef<Controller.Command> controller, boolean polled) {
         this.file = file;
         this.system = system;
         this.controller = controller;
         this.seen = mtime();
         this.applied = tunables(read());
-        exec.scheduleWithFixedDelay(this::poll, 1, 1, TimeUnit.SECONDS);
+        if (polled) {
+            exec.scheduleWithFixedDelay(this::poll, 1, 1, TimeUnit.SECONDS);
+        }
     }
 
     private FileTime mtime() {
@@ -78,7 +87,17 @@ final class ConfigWatcher implements AutoCloseable {
         return m;
     }
 
-    private void poll() {
+    /** The refusal of an edit that names a key no reference.conf defines (the key, the file and line), or null. */
+    static String unknownKey(Config c, Path file) {
+        try {
+            ConfigKeys.check(c, file.toString(), true);
+            return null;
+        } catch (IllegalArgumentException e) {
+            return file + " changed, refused: " + e.getMessage() + "; nothing in it applied, the running values stay";
+        }
+    }
+
+    void poll() {
         FileTime now = mtime();
         if (now == null || now.equals(seen)) {
             return;
@@ -86,6 +105,11 @@ final class ConfigWatcher implements AutoCloseable {
         seen = now;
         Config c = read();
         if (c == null) {
+            return;
+        }
+        String unknown = unknownKey(c, file);
+        if (unknown != null) {
+            LOG.warn("{}", unknown);
             return;
         }
         Map<String, String> next = tunables(c);

@@ -114,7 +114,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 (s.train().contextMin() + s.train().contextMax()) / 2, s.train().longestSequence() - s.train().contextMax(),
                 s.rollout().groupSize());
         this.timers = timers;
-        this.files = new ControllerFiles(s, ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_IO)), ctx.getLog());
+        this.files = new ControllerFiles(s, ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_IO)), ctx.getLog(),
+                StateWriter.Retry.of(s.bounds()), new FailureStreak("tailguard.controller.max-state-write-failures",
+                        s.bounds().maxStateWriteFailures(), ctx.getLog(), metrics.stateWriteFailures::inc, RunStop.of(ctx.getSystem())::stop));
         ControllerState saved = ControllerState.read(s);
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
@@ -287,7 +289,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onStatus(GetStatus g) {
         g.replyTo().tell(ControllerStatus.of(budgets, telemetry.predictedSpeedup(budgets.schedule()), leasing, options, tuning,
-                TailguardNode.memberLines(Cluster.get(getContext().getSystem()))));
+                TailguardNode.memberLines(Cluster.get(getContext().getSystem())), files.failures()));
         return this;
     }
 }

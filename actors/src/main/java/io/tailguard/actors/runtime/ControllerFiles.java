@@ -18,6 +18,9 @@ import java.util.concurrent.Executor;
  * carry that version: a controller restarted after a kill resumes the newest version a worker may
  * have seen, and never issues a version number again with other budgets (schedule changes are rare,
  * once per window at most). {@link #flush} writes what is pending, when the controller stops.
+ * A write of either file that fails (state.json after its retries; schedule.conf, tried again every
+ * window) is one failure of the files' {@link FailureStreak}, which {@code status} shows and which
+ * stops the run after tailguard.controller.max-state-write-failures in a row.
  */
 final class ControllerFiles {
     /** How long a change waits for more before the state file is written: a burst of leases is one write. */
@@ -25,14 +28,24 @@ final class ControllerFiles {
 
     private final RunSettings s;
     private final StateWriter writer;
-    private final Logger log;
+    private final FailureStreak failures;
     private boolean pending;
     private long scheduleVersion = -1;
 
+    /** One try per write; failures are logged only. */
     ControllerFiles(RunSettings s, Executor io, Logger log) {
+        this(s, io, log, StateWriter.Retry.NONE, FailureStreak.unbounded(log));
+    }
+
+    ControllerFiles(RunSettings s, Executor io, Logger log, StateWriter.Retry retry, FailureStreak failures) {
         this.s = s;
-        this.log = log;
-        this.writer = new StateWriter(io, log);
+        this.failures = failures;
+        this.writer = new StateWriter(io, log, retry, failures);
+    }
+
+    /** The writes' failures so far, for {@code status}. */
+    FailureStreak.View failures() {
+        return failures.view();
     }
 
     /** Where the controller keeps its current schedule, so a restarted singleton resumes it. */
@@ -69,9 +82,10 @@ final class ControllerFiles {
         try {
             AtomicFiles.writeString(file, sched.toHocon());
             scheduleVersion = sched.version();
+            failures.succeeded();
         } catch (IOException | RuntimeException e) {
-            log.error("cannot write schedule v{} to {} ({}): a controller restarted now would resume an older version; "
-                    + "tried again next window", sched.version(), file, e.getMessage());
+            failures.failed("cannot write schedule v" + sched.version() + " to " + file + " (" + FailureStreak.reason(e)
+                    + "): a controller restarted now would resume an older version; tried again next window");
         }
     }
 

@@ -6,19 +6,19 @@ package io.tailguard.actors.runtime;
  * configuration, and the compressed rollout option. Package-private (it carries {@link TuningBook.Tuned}): only
  * the admin endpoint reads it (`status` prints the endpoint's JSON).
  */
-record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBook.Tuned[] tuned, CompressedOption compressed)
-        implements Wire {
+record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBook.Tuned[] tuned, CompressedOption compressed,
+                        StateWrites stateWrites) implements Wire {
 
     /** The status of the controller's plain objects, with the cluster's members. */
     static ControllerStatus of(io.tailguard.rollout.sparse.BudgetController budgets, double predictedSpeedup, Leasing leasing,
-                               OptionBook options, TuningBook tuning, String[] members) {
+                               OptionBook options, TuningBook tuning, String[] members, FailureStreak.View writes) {
         io.tailguard.rollout.sparse.Schedule sched = budgets.schedule();
         PolicyPublished policy = leasing.policy();
         LeaseBook<?> leases = leasing.book();
         return new ControllerStatus(new Schedule(sched.version(), sched.budgets(), budgets.p5PerBin(), budgets.settings().tau(),
                 predictedSpeedup), new Run(policy == null ? -1 : policy.version(), leases.openLeases(), leases.nextGroup(),
                 leasing.bufferGroups(), options.rate(), members), tuning.live(), tuning.tuned().toArray(TuningBook.Tuned[]::new),
-                options.view());
+                options.view(), new StateWrites(writes.total(), writes.inRow(), writes.bound(), writes.lastError()));
     }
 
     /** The schedule: version, budgets and p5 α per bin (NaN: no tokens), τ, the cost model's predicted rollout speedup. */
@@ -27,6 +27,12 @@ record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBoo
     /** The run: policy version (−1: none yet), open leases, groups issued, buffer depth, rollout rate, cluster members. */
     record Run(long policyVersion, int leasesOpen, long groupsIssued, int bufferGroups, double rolloutTokensPerSecond,
                       String[] members) implements Wire {}
+
+    /**
+     * The controller's file writes that failed (each after its retries): in all, in a row now, how
+     * many in a row stop the run, and the last one's error (null: none yet).
+     */
+    record StateWrites(long failures, int failuresInARow, int stopAt, String lastError) implements Wire {}
 
     /**
      * The compressed rollout option. version: the compressed version offered (−1: none); inUse: it

@@ -5,14 +5,21 @@ import com.esotericsoftware.kryo.Serializer;
 import com.esotericsoftware.kryo.io.Input;
 import com.esotericsoftware.kryo.io.Output;
 import com.esotericsoftware.kryo.util.Pool;
+import com.typesafe.config.Config;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.remote.OversizedPayloadException;
 import org.apache.pekko.serialization.JSerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.NotSerializableException;
 import java.nio.ByteBuffer;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.zip.CRC32;
 
@@ -22,6 +29,20 @@ import java.util.zip.CRC32;
  * the CRC32 of the payload, and the payload; a frame that is truncated, corrupted (CRC mismatch)
  * or names an unknown class is refused with NotSerializableException, which the remoting layer
  * logs and drops, and is counted ({@link #droppedFrames()}); the node goes on.
+ *
+ * <p>Message size. A lease's trajectories grow with generation length (2 prompts × 8 samples × 32K
+ * tokens are about 6 MB, over Artery's 4 MiB frame), so they go to the trajectory buffer over
+ * Artery's large-message stream (application.conf's large-message-destinations), whose frames
+ * TailguardNode sizes to tailguard.cluster.max-message-size plus {@link #ENVELOPE}. Chosen over
+ * chunking, which would need a reassembling actor, ordering and a timeout for lost chunks, and over
+ * writing trajectories to the checkpoint store and sending a reference, which would make every node
+ * depend on a shared file system for every lease, not only for policy versions: the large stream is
+ * Artery's own, keeps one message one message, and does not hold up the small ones (leases, tails,
+ * heartbeats ride other streams). It is bounded: a message over its class's bound ({@link #LARGE}
+ * classes: the large frame, others: the ordinary frame, each less the envelope) is refused here,
+ * before Artery would drop it, with one error line naming its type, size and the key to raise, and
+ * counted by type ({@link #oversized()}); Artery then logs and drops it. Runaway generations fail
+ * loudly, not by a silent drop.
  */
 public final class KryoSerializer extends JSerializer {
     /** Pekko's serializer id for this serializer (ids 0–40 are Pekko's). */
@@ -29,10 +50,21 @@ public final class KryoSerializer extends JSerializer {
     private static final byte FORMAT = 1;
     private static final int HEADER = 5;
     private static final AtomicLong DROPPED = new AtomicLong();
+    private static final Map<String, AtomicLong> OVERSIZED = new ConcurrentHashMap<>();
+    /** Room left in a frame for Artery's envelope (header, sender and recipient paths, manifest). */
+    public static final int ENVELOPE = 64 * 1024;
+    /** The messages that go over the large-message stream (to the trajectory buffer); the others go in ordinary frames. */
+    static final Set<Class<?>> LARGE = Set.of(TrajectoryBuffer.Trajectories.class);
+    private static final Logger LOG = LoggerFactory.getLogger(KryoSerializer.class);
 
     private final Pool<Kryo> pool;
+    private final long maxLarge;
+    private final long maxOrdinary;
 
     public KryoSerializer(ExtendedActorSystem system) {
+        Config c = system.settings().config();
+        this.maxLarge = frame(c, "pekko.remote.artery.advanced.maximum-large-frame-size");
+        this.maxOrdinary = frame(c, "pekko.remote.artery.advanced.maximum-frame-size");
         ActorRefResolver resolver = ActorRefResolver.get(Adapter.toTyped(system));
         this.pool = new Pool<>(true, false, 16) {
             @Override
@@ -63,6 +95,23 @@ public final class KryoSerializer extends JSerializer {
         return DROPPED.get();
     }
 
+    /** Messages refused for their size, by type (simple class name), since the JVM started. */
+    public static Map<String, Long> oversized() {
+        Map<String, Long> m = new java.util.TreeMap<>();
+        OVERSIZED.forEach((k, v) -> m.put(k, v.get()));
+        return m;
+    }
+
+    /** A frame size less the envelope: what a message may take (no bound where the key is absent). */
+    private static long frame(Config c, String key) {
+        return c.hasPath(key) ? c.getBytes(key) - ENVELOPE : Long.MAX_VALUE;
+    }
+
+    /** The most bytes a message of this class may take on the wire. */
+    long bound(Class<?> type) {
+        return LARGE.contains(type) ? maxLarge : maxOrdinary;
+    }
+
     @Override
     public int identifier() {
         return IDENTIFIER;
@@ -79,6 +128,10 @@ public final class KryoSerializer extends JSerializer {
         try {
             Output out = new Output(256, -1);
             k.writeClassAndObject(out, o);
+            long size = (long) HEADER + out.position();
+            if (size > bound(o.getClass())) {
+                throw oversized(o.getClass(), size);
+            }
             byte[] payload = out.toBytes();
             CRC32 crc = new CRC32();
             crc.update(payload);
@@ -113,6 +166,19 @@ public final class KryoSerializer extends JSerializer {
         } finally {
             pool.free(k);
         }
+    }
+
+    /** Counts and logs a message over its bound; Artery logs the exception and drops the message. */
+    private OversizedPayloadException oversized(Class<?> type, long size) {
+        String name = type.getSimpleName();
+        OVERSIZED.computeIfAbsent(name, k -> new AtomicLong()).incrementAndGet();
+        boolean large = LARGE.contains(type);
+        String why = "tailguard wire: a " + name + " message of " + size + " bytes is over the " + bound(type) + " bytes "
+                + (large ? "of tailguard.cluster.max-message-size; not sent: raise it, or lower tailguard.rollout.prompts-per-lease "
+                + "or the generation length" : "a message may take (pekko.remote.artery.advanced.maximum-frame-size less " + ENVELOPE
+                + " bytes of envelope); not sent");
+        LOG.error("{}", why);
+        return new OversizedPayloadException(why);
     }
 
     /** Counts the frame and throws NotSerializableException (checked; Pekko's Scala API may throw it). */

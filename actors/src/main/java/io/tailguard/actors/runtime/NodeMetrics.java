@@ -58,6 +58,8 @@ final class NodeMetrics implements AutoCloseable {
     final Counter leases = Counter.builder().name("tailguard_leases_total")
             .help("Leases by outcome").labelNames("outcome").register(registry);
     final Gauge leasesOpen = Gauge.builder().name("tailguard_leases_open").help("Leases in flight").register(registry);
+    final Counter stateWriteFailures = Counter.builder().name("tailguard_state_write_failures_total")
+            .help("Writes of the controller's files (state.json, schedule.conf) that failed, each after its retries").register(registry);
     // buffer
     final Gauge bufferGroups = Gauge.builder().name("tailguard_buffer_groups")
             .help("Complete groups waiting for the learner").register(registry);
@@ -155,6 +157,8 @@ final class NodeMetrics implements AutoCloseable {
             .help("Seconds spent compressing the last version").labelNames("method", "bits").register(registry);
     final Gauge compressedVersion = Gauge.builder().name("tailguard_compressed_policy_version")
             .help("Last compressed policy version").register(registry);
+    final Counter compressionFailures = Counter.builder().name("tailguard_compression_failures_total")
+            .help("Compression jobs that failed").register(registry);
     // the compressed rollout option (controller; the worker's gauge on the rollout node)
     final Gauge optionAlphaP5 = Gauge.builder().name("tailguard_rollout_option_alpha_p5")
             .help("p5 of α per position bin and rollout option (plain, compressed), at the bin's budget over the kept windows")
@@ -174,6 +178,10 @@ final class NodeMetrics implements AutoCloseable {
         io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_wire_frames_dropped_total")
                 .help("Incoming frames dropped: corrupted, truncated or of an unknown type")
                 .callback(cb -> cb.call(KryoSerializer.droppedFrames())).register(registry);
+        io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("tailguard_wire_messages_oversized_total")
+                .help("Outgoing messages not sent because they are over their size bound (tailguard.cluster.max-message-size for "
+                        + "trajectories), by message type").labelNames("message")
+                .callback(cb -> KryoSerializer.oversized().forEach((type, n) -> cb.call(n, type))).register(registry);
     }
 
     // cluster: members by status as this node sees them (set once the actor system exists)

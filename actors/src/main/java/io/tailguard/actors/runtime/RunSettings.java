@@ -24,7 +24,7 @@ import java.util.TreeSet;
  */
 public record RunSettings(Train train, Rollout rollout, BudgetController.Settings controller, Duration window,
                           String startSchedule, Set<Integer> denseLayers, Buffer buffer, LearnerSettings learner, Metrics metrics, Admin admin, Compression compression,
-                          Bootstrap bootstrap, boolean adapt) {
+                          Bootstrap bootstrap, boolean adapt, Bounds bounds) {
 
     /**
      * task: the built-in task with its knobs (tailguard.train.task, task-steps, reward), checked at
@@ -71,6 +71,17 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                                   io.tailguard.learner.DistillSparse.Divergence distillDivergence) {}
 
     public record Metrics(String host, int port) {}
+
+    /**
+     * How far failures and messages may go before the run says so. stateWriteAttempts: tries of one
+     * write of the controller's files (the first and its retries), stateWriteBackoff: the wait before
+     * the first retry (doubling after each); maxStateWriteFailures: writes (each after its retries)
+     * that may fail in a row before the run stops; maxCompressionFailures: compression jobs that may
+     * fail in a row before the run stops; maxMessageBytes: the largest message that crosses nodes
+     * (serialized; a larger one is dropped, logged and counted).
+     */
+    public record Bounds(int stateWriteAttempts, Duration stateWriteBackoff, int maxStateWriteFailures, int maxCompressionFailures,
+                         long maxMessageBytes) {}
 
     public record Admin(String host, int port, String token) {}
 
@@ -172,7 +183,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             return new RunSettings(t, r, ctl, window, c.getString("tailguard.controller.schedule"), denseLayers(c), b, l,
                     new Metrics(c.getString("tailguard.metrics.host"), port),
                     new Admin(c.getString("tailguard.admin.host"), adminPort, AdminToken.of(c)),
-                    compression(c), bootstrap(c), onOff("tailguard.controller.adapt", c.getString("tailguard.controller.adapt")));
+                    compression(c), bootstrap(c), onOff("tailguard.controller.adapt", c.getString("tailguard.controller.adapt")),
+                    bounds(c));
         } catch (ConfigException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
@@ -306,6 +318,20 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                 throw new IllegalArgumentException("tailguard.compression.vnm.pattern: " + why);
             });
         }
+    }
+
+    /** Smallest and largest tailguard.cluster.max-message-size: Artery's ordinary frame, and half of what its frame size (an int) can hold. */
+    static final long MIN_MESSAGE = 4L << 20;
+    static final long MAX_MESSAGE = 1L << 30;
+
+    static Bounds bounds(Config c) {
+        long message = c.getBytes("tailguard.cluster.max-message-size");
+        if (message < MIN_MESSAGE || message > MAX_MESSAGE) {
+            throw new IllegalArgumentException("tailguard.cluster.max-message-size: must be in [4 MiB, 1 GiB], got " + message + " bytes");
+        }
+        return new Bounds(positive(c, "tailguard.controller.state-write-attempts"),
+                positiveDuration(c, "tailguard.controller.state-write-backoff"),
+                positive(c, "tailguard.controller.max-state-write-failures"), positive(c, "tailguard.compression.max-failures"), message);
     }
 
     /** Shared with live tuning: the minority rollout option's share of leases, in (0, 0.5]. */

@@ -5,6 +5,7 @@ import org.slf4j.Logger;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -22,13 +23,40 @@ import java.util.function.Supplier;
  * of the newest text. {@link #flush} writes what is pending on the caller's thread and waits for a
  * write in flight (the controller calls it when it stops, so the last state is on disk before the
  * process exits); a write never replaces a newer one of the same file.
+ *
+ * <p>A write that fails is tried again ({@link Retry}: so many tries in all, waiting a backoff that
+ * doubles after each), on the same thread: a disk that is briefly full or a directory briefly
+ * unwritable does not fail the write. One that fails every try completes its futures exceptionally
+ * and is one failure of the {@link FailureStreak} (logged, counted, and after enough in a row the
+ * run stops); a write that succeeds ends the streak.
  */
 final class StateWriter {
     /** A text to write, and who waits for it to be written (those of the texts it replaced too). */
     private record Pending(long seq, Supplier<String> text, List<CompletableFuture<Void>> written) {}
 
+    /** How a blocking wait is made (a test records the waits instead). */
+    interface Sleeper {
+        void sleep(Duration d) throws InterruptedException;
+    }
+
+    /** attempts: tries of one write in all (≥ 1); backoff: the wait before the first retry, doubling. */
+    record Retry(int attempts, Duration backoff, Sleeper sleeper) {
+        static final Retry NONE = new Retry(1, Duration.ZERO, d -> { });
+
+        static Retry of(RunSettings.Bounds b) {
+            return new Retry(b.stateWriteAttempts(), b.stateWriteBackoff(), d -> Thread.sleep(d.toMillis()));
+        }
+
+        /** The wait after the attempt-th try failed (1-based): backoff, 2 backoff, 4 backoff, ... */
+        Duration after(int attempt) {
+            return backoff.multipliedBy(1L << Math.min(attempt - 1, 20));
+        }
+    }
+
     private final Executor io;
     private final Logger log;
+    private final Retry retry;
+    private final FailureStreak failures;
     private final Object lock = new Object();
     private final Map<Path, Pending> pending = new LinkedHashMap<>();
     private final Map<Path, Long> written = new HashMap<>();
@@ -37,9 +65,16 @@ final class StateWriter {
     /** Batches taken from pending and not yet written (by the drain, or by a flush). */
     private int inFlight;
 
+    /** One try per write, failures logged only. */
     StateWriter(Executor io, Logger log) {
+        this(io, log, Retry.NONE, FailureStreak.unbounded(log));
+    }
+
+    StateWriter(Executor io, Logger log, Retry retry, FailureStreak failures) {
         this.io = io;
         this.log = log;
+        this.retry = retry;
+        this.failures = failures;
     }
 
     /**
@@ -129,18 +164,43 @@ final class StateWriter {
         }
     }
 
-    /** One write, unless a newer text of the same file is written already (one write at a time). */
+    /**
+     * One write, unless a newer text of the same file is written already (one write at a time),
+     * tried again after a failure as {@link #retry} says.
+     */
     private synchronized void write(Path file, Pending p) {
-        try {
-            if (written.getOrDefault(file, 0L) < p.seq()) {
+        if (written.getOrDefault(file, 0L) >= p.seq()) {
+            p.written().forEach(f -> f.complete(null));
+            return;
+        }
+        for (int attempt = 1; ; attempt++) {
+            try {
                 AtomicFiles.writeString(file, p.text().get());
                 written.put(file, p.seq());
+                failures.succeeded();
+                p.written().forEach(f -> f.complete(null));
+                return;
+            } catch (IOException | RuntimeException e) {
+                boolean last = attempt >= retry.attempts();
+                if (!last) {
+                    Duration wait = retry.after(attempt);
+                    log.warn("cannot write {} (try {} of {}): {}; trying again in {} ms", file, attempt, retry.attempts(),
+                            FailureStreak.reason(e), wait.toMillis());
+                    try {
+                        retry.sleeper().sleep(wait);
+                    } catch (InterruptedException ie) {
+                        Thread.currentThread().interrupt();
+                        last = true;
+                    }
+                }
+                if (last) {
+                    IOException failed = new IOException("cannot write " + file + ": " + FailureStreak.reason(e), e);
+                    failures.failed("cannot write " + file + (attempt > 1 ? " after " + attempt + " tries" : "") + ": "
+                            + FailureStreak.reason(e));
+                    p.written().forEach(f -> f.completeExceptionally(failed));
+                    return;
+                }
             }
-            p.written().forEach(f -> f.complete(null));
-        } catch (IOException | RuntimeException e) {
-            log.error("cannot write {}: {}", file, e.getMessage());
-            IOException failed = new IOException("cannot write " + file + ": " + e.getMessage(), e);
-            p.written().forEach(f -> f.completeExceptionally(failed));
         }
     }
 }

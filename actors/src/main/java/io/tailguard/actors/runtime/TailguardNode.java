@@ -33,6 +33,12 @@ import java.util.Set;
 public final class TailguardNode implements AutoCloseable {
     public static final Set<String> ROLES = Set.of("controller", "learner", "rollout", "compression");
     static final String BLOCKING = "tailguard.blocking-dispatcher";
+    /**
+     * The trajectory buffer's name under /user: application.conf names its path as Artery's one
+     * large-message destination, so a lease's trajectories, the one message that grows with
+     * generation length, cross nodes in large frames, apart from the small messages.
+     */
+    static final String BUFFER = "buffer";
 
     private final ActorSystem<Void> system;
     private final NodeMetrics metrics;
@@ -59,6 +65,9 @@ public final class TailguardNode implements AutoCloseable {
         boolean bootstrap = !selfJoin && settings.bootstrap() == RunSettings.Bootstrap.KUBERNETES_API;
         java.util.Map<String, Object> forced = new java.util.HashMap<>();
         forced.put("pekko.cluster.roles", List.copyOf(roles));
+        // the trajectory buffer's large-message frames hold tailguard.cluster.max-message-size of
+        // Tailguard's message and Artery's envelope around it (KryoSerializer enforces the former)
+        forced.put("pekko.remote.artery.advanced.maximum-large-frame-size", settings.bounds().maxMessageBytes() + KryoSerializer.ENVELOPE);
         if (bootstrap) {
             // the choice is tailguard.cluster.bootstrap; pekko.discovery.method may name another
             // mechanism for other uses
@@ -91,7 +100,7 @@ public final class TailguardNode implements AutoCloseable {
             controllerRef.complete(controller);
             if (roles.contains("learner")) {
                 ActorRef<TrajectoryBuffer.Command> buffer = ctx.spawn(restarting(TrajectoryBuffer.create(settings, controller, metrics)),
-                        "buffer", DispatcherSelector.fromConfig(Controller.BLOCKING_IO)); // it forces its journal to disk
+                        BUFFER, DispatcherSelector.fromConfig(Controller.BLOCKING_IO)); // it forces its journal to disk
                 ctx.spawn(restarting(Learner.create(settings, start, controller, buffer, device, metrics)), "learner",
                         DispatcherSelector.fromConfig(BLOCKING));
             }
@@ -219,6 +228,21 @@ public final class TailguardNode implements AutoCloseable {
     /** Blocks until the actor system has terminated. */
     public void awaitTermination() throws InterruptedException, java.util.concurrent.ExecutionException {
         system.getWhenTerminated().toCompletableFuture().get();
+    }
+
+    /**
+     * Completes with one line when a failure that must not be run past stops the run (the
+     * controller's files cannot be written, compression keeps failing: {@link RunStop}); the
+     * caller closes the node and exits 1 with it.
+     */
+    public java.util.concurrent.CompletableFuture<String> stopped() {
+        return RunStop.of(system).reason();
+    }
+
+    /** Blocks until the actor system has terminated (null) or the run is stopped ({@link #stopped()}: its line). */
+    public String awaitEnd() throws InterruptedException, java.util.concurrent.ExecutionException {
+        java.util.concurrent.CompletableFuture.anyOf(system.getWhenTerminated().toCompletableFuture(), stopped()).get();
+        return stopped().getNow(null);
     }
 
     public NodeMetrics metrics() {

@@ -38,7 +38,9 @@ final class WireRegistry {
             // the status as a record of records (appended: ids stay fixed)
             ControllerStatus.Schedule.class, ControllerStatus.Run.class, TuningBook.Tuned.class, TuningBook.Tuned[].class,
             // the rollout speedup measured in the run (appended: ids stay fixed)
-            RunObserver.Rollout.class, Controller.RolloutTimed.class);
+            RunObserver.Rollout.class, Controller.RolloutTimed.class,
+            // the controller's failed file writes in the status (appended: ids stay fixed)
+            ControllerStatus.StateWrites.class);
 
     private WireRegistry() {
     }

@@ -215,6 +215,58 @@ class AdminServerTest {
         }
     }
 
+    /**
+     * Clients that send half a request (half the headers; all the headers and half the body) and then
+     * nothing lose their connection once the read timeout passes: four of them, as many as the
+     * endpoint has threads, do not keep a whole request from being answered afterwards.
+     */
+    @Test
+    void aClientThatSendsHalfARequestLosesItsConnection() throws Exception {
+        try (AdminServer s = new AdminServer(kit.system(), controller, "127.0.0.1", 0, "", java.time.Duration.ofMillis(500))) {
+            List<Socket> slow = new ArrayList<>();
+            try {
+                for (int i = 0; i < 4; i++) {
+                    Socket c = new Socket("127.0.0.1", s.port());
+                    c.setSoTimeout(60_000); // only a failing test waits this long
+                    String half = i % 2 == 0 ? "GET /status HTTP/1.1\r\nHost: 127.0."
+                            : "POST /tune HTTP/1.1\r\nHost: 127.0.0.1:" + s.port() + "\r\nContent-Type: application/json\r\n"
+                            + "Content-Length: 40\r\n\r\n{\"tau\": ";
+                    c.getOutputStream().write(half.getBytes(StandardCharsets.US_ASCII));
+                    c.getOutputStream().flush();
+                    slow.add(c);
+                }
+                for (Socket c : slow) {
+                    // closed by the server: the end of the stream (or a reset), and no answer
+                    int first;
+                    try {
+                        first = c.getInputStream().read();
+                    } catch (java.net.SocketException reset) {
+                        first = -1;
+                    }
+                    assertEquals(-1, first, "a slow client got an answer instead of losing its connection");
+                }
+            } finally {
+                for (Socket c : slow) {
+                    c.close();
+                }
+            }
+            assertEquals(200, postJson(s.port(), Map.of(), "{\"tau\": \"0.9\"}").code());
+            assertEquals(List.of(Map.of("tau", "0.9")), new ArrayList<>(tunes), "the half tune never reached the controller");
+        }
+    }
+
+    /** `status` shows the controller's failed file writes: in all, in a row, the bound, the last error. */
+    @Test
+    void theStatusShowsFailedStateWrites() {
+        ControllerStatus st = new ControllerStatus(new ControllerStatus.Schedule(1, new int[] {64}, new double[] {Double.NaN}, 0.86, 1.0),
+                new ControllerStatus.Run(-1, 0, 0, 0, 0, new String[0]), new LiveSettings(0, 2, 2e-4, false), new TuningBook.Tuned[0],
+                new ControllerStatus.CompressedOption(false, -1, "", false, 0.25, 50, new double[0], 0, ""),
+                new ControllerStatus.StateWrites(4, 2, 5, "cannot write /r/controller/state.json: Read-only file system"));
+        String json = new com.google.gson.Gson().toJson(AdminServer.statusJson(st));
+        assertTrue(json.contains("\"state_writes\":{\"failures\":4,\"failures_in_a_row\":2,\"stop_at\":5,"
+                + "\"last_error\":\"cannot write /r/controller/state.json: Read-only file system\"}"), json);
+    }
+
     @Test
     void theClientSendsJsonAndItsTokenFromAFile(@TempDir Path tmp) throws IOException {
         Path tokenFile = tmp.resolve("admin-token");

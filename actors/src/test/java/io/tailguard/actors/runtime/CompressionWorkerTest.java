@@ -68,4 +68,39 @@ class CompressionWorkerTest {
             kit.shutdownTestKit();
         }
     }
+
+    /**
+     * Jobs that fail (here: versions whose directory is not there) are counted, and the bound-th in
+     * a row stops the run with one line naming tailguard.compression.max-failures; nothing is
+     * announced or compressed.
+     */
+    @Test
+    void compressionThatKeepsFailingStopsTheRun(@TempDir Path tmp) throws Exception {
+        Config c = ConfigFactory.parseString(String.join("\n",
+                        "tailguard.train { out = \"" + tmp.resolve("run") + "\" }",
+                        "tailguard.compression { every = 1, max-failures = 2 }",
+                        "pekko.actor.provider = local", "pekko.remote.artery.enabled = off"))
+                .withFallback(ConfigFactory.load()).resolve();
+        RunSettings s = RunSettings.parse(c, "test");
+        ActorTestKit kit = ActorTestKit.create(c);
+        try (NodeMetrics metrics = new NodeMetrics()) {
+            TestProbe<Controller.Command> controller = kit.createTestProbe();
+            ActorRef<CompressionWorker.Command> w = kit.spawn(CompressionWorker.create(s, controller.ref(), "cpu", metrics));
+            String gone = tmp.resolve("gone").toUri().toString();
+            w.tell(new PolicyPublished(1, 1, gone + "v000001/", "ab"));
+            for (int i = 0; i < 600 && metrics.compressionFailures.get() < 1; i++) {
+                Thread.sleep(100); // the first job fails before the second version is sent (else only the newer one is compressed)
+            }
+            assertEquals(1.0, metrics.compressionFailures.get());
+            assertTrue(!RunStop.of(kit.system()).reason().isDone(), "one failure does not stop the run");
+            w.tell(new PolicyPublished(2, 2, gone + "v000002/", "cd"));
+            String line = RunStop.of(kit.system()).reason().get(60, java.util.concurrent.TimeUnit.SECONDS);
+            assertTrue(line.startsWith("the run stops: compressing policy v2 failed: ")
+                    && line.endsWith("(2 failures in a row; tailguard.compression.max-failures = 2)"), line);
+            assertEquals(2.0, metrics.compressionFailures.get());
+            controller.expectNoMessage(Duration.ofMillis(200));
+        } finally {
+            kit.shutdownTestKit();
+        }
+    }
 }

@@ -73,7 +73,9 @@ class KryoSerializerTest {
                 new LiveSettings(2, 1, 5e-5, true),
                 new TuningBook.Tuned[] {new TuningBook.Tuned("tailguard.controller.tau", "0.9", "0.86")},
                 new ControllerStatus.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 10, new double[] {0.91, Double.NaN}, 0.7,
-                        "compressed v10 in use")));
+                        "compressed v10 in use"),
+                new ControllerStatus.StateWrites(3, 1, 5, "cannot write /tmp/run/controller/state.json: No space left on device")));
+        out.add(new ControllerStatus.StateWrites(0, 0, 5, null));
         out.add(new ControllerStatus.Schedule(1, new int[] {48}, new double[] {Double.NaN}, 0.8, 1.0));
         out.add(new ControllerStatus.Run(-1, 0, 0, 0, 0, new String[0]));
         out.add(new TuningBook.Tuned("tailguard.learner.lr", "7.0E-5", "2.0E-4"));
@@ -155,6 +157,57 @@ class KryoSerializerTest {
         assertEquals(before + 3, KryoSerializer.droppedFrames());
         // the node goes on: the next good frame still decodes
         assertEquals(msg, ser.fromBinary(good, msg.getClass()));
+    }
+
+    /**
+     * A message over its bound is refused before Artery sees it, named and counted by type: the
+     * trajectories (the large-message stream) against the large frame, any other message against the
+     * ordinary frame, each less the envelope. Frames of 128 and 256 KiB here: bounds of 64 and 192 KiB.
+     */
+    @Test
+    void aMessageOverItsBoundIsRefusedNamedAndCounted() throws Exception {
+        ActorTestKit small = ActorTestKit.create(com.typesafe.config.ConfigFactory.parseString(String.join("\n",
+                "pekko.actor.provider = local", "pekko.remote.artery.enabled = off",
+                "pekko.remote.artery.advanced.maximum-frame-size = 128 KiB",
+                "pekko.remote.artery.advanced.maximum-large-frame-size = 256 KiB")).withFallback(com.typesafe.config.ConfigFactory.load()));
+        try {
+            Serialization ser = SerializationExtension.get(Adapter.toClassic(small.system()));
+            // one group of one sample whose output is n tokens: 9 to 12 bytes a token (an id, two log-probs), and some framing
+            java.util.function.IntFunction<TrajectoryBuffer.Trajectories> lease = n -> {
+                int[] ids = new int[n];
+                float[] lp = new float[n];
+                for (int i = 0; i < n; i++) {
+                    ids[i] = (int) ((i * 7919L) % 151936);
+                    lp[i] = -0.001f * (i % 1000);
+                }
+                return new TrajectoryBuffer.Trajectories(1, "w", 0, new TrajectoryBuffer.GroupResult[] {new TrajectoryBuffer.GroupResult(1,
+                        "p", "w", new TrajectoryBuffer.Sample[] {new TrajectoryBuffer.Sample(new int[16], ids, lp, lp.clone(), 1.0, "correct")})},
+                        1.0, new ScheduleSpec("DENSE", 0, 64, new int[0]));
+            };
+            long before = KryoSerializer.oversized().getOrDefault("Trajectories", 0L);
+            // 8000 tokens (72 to 96 KB): over the ordinary bound, under the large one: sent
+            TrajectoryBuffer.Trajectories fits = lease.apply(8000);
+            byte[] b = ser.findSerializerFor(fits).toBinary(fits);
+            assertTrue(b.length > 64 * 1024 && b.length < 192 * 1024, b.length + " bytes");
+            assertDeepEquals(fits, ser.findSerializerFor(fits).fromBinary(b, fits.getClass()), "trajectories");
+            // 24000 tokens (216 to 288 KB): over the large bound
+            TrajectoryBuffer.Trajectories over = lease.apply(24000);
+            org.apache.pekko.remote.OversizedPayloadException e = assertThrows(org.apache.pekko.remote.OversizedPayloadException.class,
+                    () -> ser.findSerializerFor(over).toBinary(over));
+            assertTrue(e.getMessage().contains("a Trajectories message of ") && e.getMessage().contains("over the " + (192 * 1024) + " bytes of tailguard.cluster.max-message-size"), e.getMessage());
+            assertEquals(before + 1, KryoSerializer.oversized().get("Trajectories"));
+            // a lease of prompts over the ordinary bound (64 KiB): refused, naming Artery's frame
+            Prompt big = new Prompt("p", "x".repeat(70 * 1024), "1");
+            RolloutWorker.Work work = new RolloutWorker.Work(1, new long[] {1}, new Prompt[] {big},
+                    new PolicyPublished(1, 1, "file:///tmp/v1/", "ab"), new ScheduleSpec("DENSE", 0, 64, new int[0]), null, 1, null);
+            org.apache.pekko.remote.OversizedPayloadException w = assertThrows(org.apache.pekko.remote.OversizedPayloadException.class,
+                    () -> ser.findSerializerFor(work).toBinary(work));
+            assertTrue(w.getMessage().contains("a Work message") && w.getMessage().contains("over the " + (64 * 1024) + " bytes")
+                    && w.getMessage().contains("pekko.remote.artery.advanced.maximum-frame-size"), w.getMessage());
+            assertTrue(KryoSerializer.oversized().get("Work") >= 1);
+        } finally {
+            small.shutdownTestKit();
+        }
     }
 
     /** Records compared component by component, arrays by content, nested records recursively. */

@@ -38,6 +38,25 @@ class RunSettingsTest {
         assertEquals(8, s.rollout().speedupEvery());
     }
 
+    /** The failure and message-size bounds: their defaults, and a value out of range names its key. */
+    @Test
+    void theBoundsParseAndRefuseValuesOutOfRange() {
+        RunSettings.Bounds b = RunSettings.parse(with(""), "test").bounds();
+        assertEquals(new RunSettings.Bounds(3, java.time.Duration.ofMillis(500), 5, 3, 32L * 1024 * 1024), b);
+        assertEquals(new RunSettings.Bounds(1, java.time.Duration.ofSeconds(2), 1, 7, 64L * 1024 * 1024), RunSettings.parse(with(
+                "tailguard.controller { state-write-attempts = 1, state-write-backoff = 2s, max-state-write-failures = 1 }\n"
+                        + "tailguard.compression.max-failures = 7\ntailguard.cluster.max-message-size = 64 MiB"), "test").bounds());
+        assertEquals("run.conf: tailguard.controller.state-write-attempts: must be >= 1, got 0", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.controller.state-write-attempts = 0"), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.compression.max-failures: must be >= 1, got 0", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.compression.max-failures = 0"), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.cluster.max-message-size: must be in [4 MiB, 1 GiB], got 1048576 bytes",
+                assertThrows(IllegalArgumentException.class,
+                        () -> RunSettings.parse(with("tailguard.cluster.max-message-size = 1 MiB"), "run.conf")).getMessage());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with("tailguard.controller.state-write-backoff = 0s"),
+                "run.conf")).getMessage().contains("tailguard.controller.state-write-backoff: must be a positive duration"));
+    }
+
     @Test
     void speedupEveryIsANonNegativeLeaseCount() {
         assertEquals(0, RunSettings.parse(with("tailguard.rollout.speedup-every = 0"), "run.conf").rollout().speedupEvery());

@@ -200,6 +200,89 @@ class StateWriterTest {
         assertEquals("3", Files.readString(f));
     }
 
+    /**
+     * A write that fails is tried again after a backoff that doubles (waits recorded, never slept);
+     * one that succeeds on a retry is no failure; one that fails every try is one failure of the
+     * streak, which a success ends, and the bound-th failure in a row stops the run with one line
+     * naming the key. The schedule file's failed writes count in the same streak.
+     */
+    @Test
+    void aFailedWriteIsRetriedWithBackoffAndFailuresInARowStopTheRun(@TempDir Path tmp) throws Exception {
+        List<Runnable> queued = new ArrayList<>();
+        Recording log = new Recording();
+        List<java.time.Duration> waits = new ArrayList<>();
+        Path dir = tmp.resolve("controller");
+        Files.writeString(dir, "a file where the directory should be");
+        Path f = dir.resolve("state.json");
+        // the disk comes back during the second wait (once)
+        java.util.concurrent.atomic.AtomicBoolean comesBack = new java.util.concurrent.atomic.AtomicBoolean(true);
+        StateWriter.Retry retry = new StateWriter.Retry(3, java.time.Duration.ofMillis(500), d -> {
+            waits.add(d);
+            if (waits.size() == 2 && comesBack.getAndSet(false)) {
+                try {
+                    Files.delete(dir);
+                } catch (IOException x) {
+                    throw new java.io.UncheckedIOException(x);
+                }
+            }
+        });
+        AtomicInteger counted = new AtomicInteger();
+        List<String> stops = new ArrayList<>();
+        FailureStreak streak = new FailureStreak("tailguard.controller.max-state-write-failures", 2, log.logger(),
+                counted::incrementAndGet, stops::add);
+        StateWriter w = new StateWriter(queued::add, log.logger(), retry, streak);
+        CompletableFuture<Void> first = w.submit(f, () -> "1");
+        queued.remove(0).run();
+        first.get(); // written on the third try
+        assertEquals("1", Files.readString(f));
+        assertEquals(List.of(java.time.Duration.ofMillis(500), java.time.Duration.ofMillis(1000)), waits);
+        assertEquals(0, counted.get(), "a write that succeeded on a retry is no failure");
+        assertEquals(new FailureStreak.View(0, 0, 2, null), streak.view());
+
+        // now it fails every try: one failure per write, after 3 tries (2 waits each)
+        Files.delete(f);
+        Files.delete(dir);
+        Files.writeString(dir, "in the way again");
+        waits.clear();
+        CompletableFuture<Void> second = w.submit(f, () -> "2");
+        queued.remove(0).run();
+        ExecutionException e = assertThrows(ExecutionException.class, second::get);
+        assertTrue(e.getCause().getMessage().contains(f.toString()), e.getCause().getMessage());
+        assertEquals(2, waits.size(), "3 tries");
+        assertEquals(1, counted.get());
+        assertEquals(1, streak.view().inRow());
+        assertEquals(List.of(), stops);
+        assertTrue(log.errors.get(log.errors.size() - 1).startsWith("cannot write " + f + " after 3 tries: FileAlreadyExistsException: ")
+                && log.errors.get(log.errors.size() - 1).contains("(1 of 2 failures in a row"), log.errors.toString());
+
+        // a success ends the streak: the schedule file's write (same streak) succeeds once the directory is back
+        RunSettings s = TuningBookTest.settings("tailguard.train.out = \"" + tmp.resolve("run") + "\"");
+        ControllerFiles files = new ControllerFiles(s, queued::add, log.logger(), StateWriter.Retry.NONE, streak);
+        files.schedule(io.tailguard.rollout.sparse.Schedule.fixed(64).withVersion(1));
+        assertEquals(0, streak.view().inRow(), "a write that succeeds ends the streak");
+        assertEquals(1, files.failures().total());
+
+        // two in a row: the run stops, with one line naming the key, the bound and the last error
+        Path sched = ControllerFiles.schedule(s);
+        Files.delete(sched);
+        Files.delete(sched.getParent());
+        Files.writeString(sched.getParent(), "in the way");
+        files.schedule(io.tailguard.rollout.sparse.Schedule.fixed(96).withVersion(2));
+        CompletableFuture<Void> third = w.submit(f, () -> "3");
+        queued.remove(0).run();
+        assertThrows(ExecutionException.class, third::get);
+        assertEquals(3, counted.get());
+        assertEquals(1, stops.size(), stops.toString());
+        String line = stops.get(0);
+        assertTrue(line.startsWith("the run stops: cannot write " + f) && line.endsWith("(2 failures in a row; "
+                + "tailguard.controller.max-state-write-failures = 2)"), line);
+        FailureStreak.View v = files.failures();
+        assertEquals(3, v.total());
+        assertEquals(2, v.inRow());
+        assertEquals(2, v.bound());
+        assertTrue(v.lastError().contains(f.toString()), v.lastError());
+    }
+
     static void await(CountDownLatch l) {
         try {
             l.await();

@@ -25,6 +25,32 @@ class TrainCommandTest {
         assertTrue(!Files.exists(out), "nothing made for a run that cannot start");
     }
 
+    /**
+     * A controller that cannot write its files (a file stands where its directory goes): each write is
+     * tried again, fails, is counted, and after tailguard.controller.max-state-write-failures in a row
+     * the run stops: exit 1 and one line naming the key and the file.
+     */
+    @Test
+    void aControllerThatCannotWriteItsStateStopsTheRunWithExitOne(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path out = tmp.resolve("run");
+        Files.createDirectories(out);
+        Files.writeString(out.resolve("controller"), "in the way of the controller's directory");
+        CliBadInputTest.Run r = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
+                "--set", "tailguard.train.steps=1000", "--set", "tailguard.train.eval-n=0", "--set", "tailguard.train.context-min=64",
+                "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=2",
+                "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0",
+                "--set", "tailguard.controller.state-write-attempts=2", "--set", "tailguard.controller.state-write-backoff=10ms",
+                "--set", "tailguard.controller.max-state-write-failures=2");
+        assertEquals(1, r.code(), r.err());
+        String[] lines = r.err().strip().split("\n");
+        String last = lines[lines.length - 1];
+        assertTrue(last.startsWith("tailguard: the run stops: cannot write " + out.resolve("controller"))
+                && last.endsWith("(2 failures in a row; tailguard.controller.max-state-write-failures = 2)"), r.err());
+        assertTrue(r.out().isBlank(), "no summary for a stopped run: " + r.out());
+    }
+
     @Test
     void calibrateOnlyWritesTheRunsCalibratedScheduleAndStops(@TempDir Path tmp) throws Exception {
         Path init = tmp.resolve("init");
