@@ -116,10 +116,12 @@ if tests is not None:
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
 python = cfg["python"]
+# -u: unbuffered, so what the program printed survives the kill that ends every run (-I ignores
+# PYTHONUNBUFFERED)
 if tests is None:
-    argv = [python, "-I", "-S", "-B", os.path.join(work, "main.py")]
+    argv = [python, "-I", "-S", "-B", "-u", os.path.join(work, "main.py")]
 else:
-    argv = [python, "-I", "-S", "-B", "-c", cfg["runner"], os.path.join(work, "main.py")]
+    argv = [python, "-I", "-S", "-B", "-u", "-c", cfg["runner"], os.path.join(work, "main.py")]
 
 pid = os.fork()
 if pid == 0:
@@ -150,7 +152,6 @@ if pid == 0:
             no_fork_filter()
         os.chdir(work)
         os.execve(python, argv, {"HOME": work, "TMPDIR": work, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-                                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
                                  "LD_LIBRARY_PATH": cfg["library_path"]})
     except BaseException as e:
         sys.stderr.write("sandbox setup failed: %s\n" % e)

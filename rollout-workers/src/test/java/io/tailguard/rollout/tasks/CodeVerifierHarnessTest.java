@@ -205,8 +205,8 @@ class CodeVerifierHarnessTest {
                 """;
         PythonSandbox sandbox = new PythonSandbox(LIMITS);
         SandboxResult r = sandbox.check(snoop, TESTS.get("add"));
-        assertEquals(SandboxResult.Outcome.FAILED, r.outcome(), r.output());
-        assertTrue(r.output().contains("FOUND []"), r.output());
+        assertEquals(SandboxResult.Outcome.FAILED, r.outcome(), r.reason() + "\n" + r.output());
+        assertTrue(r.output().contains("FOUND []"), r.reason() + "\n" + r.output());
     }
 
     /** What the program prints, however it looks, is not the verdict. */
