@@ -171,7 +171,7 @@ public final class Qwen3Model implements AutoCloseable {
         return adapter.get();
     }
 
-    /** Most positions a sequence may reach (the RoPE table's length). */
+    /** Most positions a sequence may reach (max_position_embeddings; the RoPE tables grow to what is used). */
     public int maxPositions() {
         return rotary.maxPositions();
     }
