@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Independent PyTorch reference of the Qwen3 decoder (Hugging Face semantics), float32 throughout.
 
 The Java model is tested against this file, so it is written from the math, not from the Java code:
@@ -13,7 +13,7 @@ attn: q, k, v projections; per-head RMSNorm of q and k over head_dim (q_norm, k_
 RoPE in HF's rotate_half form; grouped-query attention (query head h reads KV head h // r,
 r = heads / kv_heads); causal softmax with scale 1/sqrt(head_dim).
 
-Run with Debian's PyTorch (1.13), i.e. /usr/bin/python3:
+Run with the reference Python (TAILGUARD_PYTHON; .ci/run builds it with torch 2.13):
 
     qwen3_ref.py logits   --checkpoint DIR --input IN.json --out OUT.bin
     qwen3_ref.py decode   --checkpoint DIR --input IN.json --out OUT.bin --prefill N

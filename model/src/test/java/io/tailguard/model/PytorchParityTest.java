@@ -5,14 +5,12 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.DType;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -28,35 +26,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Logits parity with an independent PyTorch implementation (src/test/python/qwen3_ref.py, run by
- * Debian's /usr/bin/python3): full forwards, and chunked prefill followed by batched decode of
+ * {@link ReferencePython}): full forwards, and chunked prefill followed by batched decode of
  * sequences of unequal lengths, on random checkpoints of several shapes. The error measure is
  * max |tailguard - pytorch| / max |pytorch| over each position's logits; the bound is 1e-4.
  *
  * <p>Without PyTorch the test is skipped, unless TAILGUARD_REQUIRE_TORCH=1 (CI sets it), where a
- * missing PyTorch fails it.
+ * missing PyTorch fails it. {@link TransformersParityTest} compares against transformers itself.
  */
 class PytorchParityTest {
-    static final String PYTHON = "/usr/bin/python3";
-    static final Path SCRIPT = Path.of("src/test/python/qwen3_ref.py");
     static final double TOLERANCE = 1e-4;
 
     @TempDir
     Path tmp;
 
     @BeforeAll
-    static void needTorch() throws Exception {
-        boolean ok;
-        try {
-            Process p = new ProcessBuilder(PYTHON, "-c", "import torch").redirectErrorStream(true).start();
-            p.getInputStream().readAllBytes();
-            ok = p.waitFor() == 0;
-        } catch (IOException e) {
-            ok = false;
-        }
-        if ("1".equals(System.getenv("TAILGUARD_REQUIRE_TORCH"))) {
-            assertTrue(ok, PYTHON + " cannot import torch: apt-get install -y python3-torch");
-        }
-        Assumptions.assumeTrue(ok, "PyTorch reference unavailable (apt-get install -y python3-torch)");
+    static void needTorch() {
+        ReferencePython.need("torch", "numpy");
     }
 
     /** name, config, storage dtype, written by (java | python). */
@@ -181,11 +166,7 @@ class PytorchParityTest {
         return f;
     }
 
-    static void python(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(PYTHON, SCRIPT.toString()));
-        cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertEquals(0, p.waitFor(), "reference failed: " + out);
+    static void python(String... args) {
+        ReferencePython.run("qwen3_ref.py", args);
     }
 }
