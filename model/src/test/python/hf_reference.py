@@ -5,8 +5,9 @@ One run builds every case of a spec, so a test class starts Python once:
     hf_reference.py --spec SPEC.json --out DIR
 
 SPEC.json: {"cases": [CASE, ...]}, each CASE
-    {"name": str, "seed": int, "dtype": "float32" | "bfloat16", "style": "transformers5" | "transformers4",
-     "max_shard_size": null | "NNKB", "config": {Qwen3Config keyword arguments},
+    {"name": str, "seed": int, "dtype": "float32" | "bfloat16" | "float16",
+     "style": "transformers5" | "transformers4" | "given", "max_shard_size": null | "NNKB",
+     "config": {Qwen3Config keyword arguments}, "checkpoint": DIR (style "given" only),
      "sequences": [[ids], ...], "prompts": [[ids], ...], "greedy_new": int}
 
 For each case, DIR/<name>/ receives:
@@ -14,6 +15,7 @@ For each case, DIR/<name>/ receives:
                is set). "transformers4" then rewrites config.json the way transformers 4 wrote it:
                top-level rope_theta and rope_scaling null instead of rope_parameters, torch_dtype
                instead of dtype, no layer_types.
+               Style "given" builds nothing: the checkpoint at "checkpoint" (written by Tailguard) is used.
   ref.json     computed by a model that transformers loads back from checkpoint/ with
                from_pretrained (float32 compute, BF16 weights upcast exactly):
     "rope_theta":        the base transformers resolved from config.json
@@ -46,7 +48,7 @@ def build(case, out):
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * (1.2 / math.sqrt(p.shape[1])))
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[case["dtype"]]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[case["dtype"]]
     model = model.to(dtype)
     ckpt = os.path.join(out, "checkpoint")
     kwargs = {}
@@ -105,7 +107,7 @@ def main():
     for case in spec["cases"]:
         out = os.path.join(a.out, case["name"])
         os.makedirs(out, exist_ok=True)
-        ckpt = build(case, out)
+        ckpt = case["checkpoint"] if case["style"] == "given" else build(case, out)
         ref = reference(case, ckpt)
         with open(os.path.join(out, "ref.json"), "w") as f:
             json.dump(ref, f)

@@ -45,18 +45,22 @@ import torch.nn.functional as F
 # ----------------------------------------------------------------------------------------------
 # Files on disk: config.json and model.safetensors (parsed by hand)
 
-CONFIG_DEFAULTS = {"rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": False}
+CONFIG_DEFAULTS = {"rms_norm_eps": 1e-6, "tie_word_embeddings": False, "head_dim": 128}
 
 
 def load_config(ckpt_dir):
+    """config.json as transformers' Qwen3Config reads it: the RoPE base from rope_scaling or
+    rope_parameters (transformers 5, possibly nested by layer type), else the top-level rope_theta
+    (transformers 4), else 10000; only the default rope type."""
     with open(os.path.join(ckpt_dir, "config.json")) as f:
         cfg = dict(CONFIG_DEFAULTS, **json.load(f))
-    if cfg.get("head_dim") is None:
-        cfg["head_dim"] = cfg["hidden_size"] // cfg["num_attention_heads"]
     if cfg.get("num_key_value_heads") is None:
         cfg["num_key_value_heads"] = cfg["num_attention_heads"]
-    if cfg.get("rope_scaling"):
-        raise ValueError("rope_scaling is not supported by this reference: %r" % (cfg["rope_scaling"],))
+    rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    rope = rope.get("full_attention", rope)
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        raise ValueError("only the default rope type is supported by this reference: %r" % (rope,))
+    cfg["rope_theta"] = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
     return cfg
 
 

@@ -6,6 +6,8 @@ import ai.djl.ndarray.types.Shape;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.tailguard.model.io.CheckpointDir;
+import io.tailguard.model.io.DType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -27,9 +29,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Parity with transformers itself (src/test/python/hf_reference.py): checkpoints written by
- * transformers 5's Qwen3ForCausalLM.save_pretrained, in F32 and BF16, tied and untied, one file or
- * sharded with an index, with the config.json of transformers 5 (rope_parameters) or rewritten as
- * transformers 4 wrote it (top-level rope_theta), all with a RoPE base of 1e6. Compared with what
+ * transformers 5's Qwen3ForCausalLM.save_pretrained, in F32, BF16 and F16, tied and untied, one file
+ * or sharded with an index, with the config.json of transformers 5 (rope_parameters) or rewritten as
+ * transformers 4 wrote it (top-level rope_theta), all with a RoPE base of 1e6; and checkpoints
+ * Tailguard writes, which transformers must read as Tailguard does. Compared with what
  * transformers computes after loading the same directory back with from_pretrained (float32
  * compute; BF16 weights upcast exactly, as here):
  * <ul>
@@ -52,9 +55,15 @@ class TransformersParityTest {
     static Path tmp;
     static final Map<String, Case> CASES = new LinkedHashMap<>();
 
-    /** One checkpoint: how transformers writes it, and the ids it is run on. */
+    /**
+     * One checkpoint: how transformers writes it (config), or, for style "given", the config and
+     * dtype Tailguard writes it with (written), and the ids it is run on.
+     */
     record Case(String name, int seed, String dtype, String style, String maxShardSize, JsonObject config,
-                List<int[]> sequences, List<int[]> prompts, int[] continuationOf) {
+                Written written, List<int[]> sequences, List<int[]> prompts, int[] continuationOf) {
+    }
+
+    record Written(ModelConfig config, DType dtype) {
     }
 
     static JsonObject qwen3(int vocab, int hidden, int inter, int layers, int heads, int kvHeads, int headDim,
@@ -78,13 +87,17 @@ class TransformersParityTest {
     }
 
     static void add(String name, int seed, String dtype, String style, String shard, JsonObject config) {
-        int vocab = config.get("vocab_size").getAsInt();
+        add(name, seed, dtype, style, shard, config, null, config.get("vocab_size").getAsInt());
+    }
+
+    static void add(String name, int seed, String dtype, String style, String shard, JsonObject config, Written written,
+                    int vocab) {
         Random r = new Random(seed);
         int[] prompt = ids(r, vocab, SHARED_PROMPT);
         // s0 and s1 continue one prompt (a learner's group); s2 stands alone
         List<int[]> seqs = List.of(concat(prompt, ids(r, vocab, 11)), concat(prompt, ids(r, vocab, 17)), ids(r, vocab, 23));
         List<int[]> prompts = List.of(ids(r, vocab, 3), ids(r, vocab, 8), ids(r, vocab, 13));
-        CASES.put(name, new Case(name, seed, dtype, style, shard, config, seqs, prompts, new int[] {SHARED_PROMPT, SHARED_PROMPT, 9}));
+        CASES.put(name, new Case(name, seed, dtype, style, shard, config, written, seqs, prompts, new int[] {SHARED_PROMPT, SHARED_PROMPT, 9}));
     }
 
     static {
@@ -96,6 +109,14 @@ class TransformersParityTest {
         add("t5-f32-tied-sharded", 13, "float32", "transformers5", "20KB", qwen3(53, 32, 64, 2, 4, 4, 16, 1e-6, true));
         add("t5-bf16-tied", 14, "bfloat16", "transformers5", null, qwen3(61, 40, 72, 2, 6, 2, 12, 1e-6, true));
         add("t4-bf16-untied-sharded", 15, "bfloat16", "transformers4", "10KB", qwen3(67, 32, 48, 2, 4, 2, 8, 1e-6, false));
+        add("t5-f16-tied", 16, "float16", "transformers5", null, qwen3(53, 48, 80, 2, 4, 2, 16, 1e-6, true));
+        // written by Tailguard (CheckpointDir.write, as init-model and training do) and read by transformers
+        for (Written w : List.of(
+                new Written(new ModelConfig(37, 32, 72, 2, 4, 4, 8, 1e-6, 10_000.0, 4096, false, -1), DType.F32),
+                new Written(new ModelConfig(61, 40, 96, 3, 6, 2, 12, 1e-5, 500_000.0, 4096, true, -1), DType.BF16))) {
+            String name = "tailguard-" + w.dtype().name().toLowerCase(java.util.Locale.ROOT) + (w.config().tieWordEmbeddings() ? "-tied" : "-untied");
+            add(name, 17 + CASES.size(), w.dtype().torchName(), "given", null, null, w, w.config().vocabSize());
+        }
     }
 
     static int[] ids(Random r, int vocab, int n) {
@@ -130,6 +151,13 @@ class TransformersParityTest {
         JsonArray cases = new JsonArray();
         for (Case c : CASES.values()) {
             JsonObject o = new JsonObject();
+            if (c.written() != null) {
+                ModelConfig mc = c.written().config();
+                Path dir = tmp.resolve(c.name()).resolve("checkpoint");
+                CheckpointDir.write(dir, mc, ModelLoader.hostTensors(mc, RandomInit.weights(mc, c.seed(), 0.25, 0.2)),
+                        c.written().dtype(), null, Map.of(), 0, null, 0, 0);
+                o.addProperty("checkpoint", dir.toString());
+            }
             o.addProperty("name", c.name());
             o.addProperty("seed", c.seed());
             o.addProperty("dtype", c.dtype());
@@ -198,13 +226,14 @@ class TransformersParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"t5-f32-untied", "t4-f32-untied", "t5-f32-tied-sharded", "t5-bf16-tied", "t4-bf16-untied-sharded"})
+    @ValueSource(strings = {"t5-f32-untied", "t4-f32-untied", "t5-f32-tied-sharded", "t5-bf16-tied", "t4-bf16-untied-sharded",
+            "t5-f16-tied", "tailguard-f32-untied", "tailguard-bf16-tied"})
     void logProbsAndGreedyTokensMatchTransformers(String name) throws IOException {
         Case c = CASES.get(name);
         Path dir = tmp.resolve(name);
         JsonObject ref = JsonParser.parseString(Files.readString(dir.resolve("ref.json"))).getAsJsonObject();
         Path ckpt = dir.resolve("checkpoint");
-        assertEquals(c.maxShardSize() != null, Files.exists(ckpt.resolve("model.safetensors.index.json")), "sharded as asked");
+        assertEquals(c.maxShardSize() != null, Files.exists(ckpt.resolve(CheckpointDir.WEIGHTS_INDEX)), "sharded as asked");
         assertTrue(ref.get("greedy_margin").getAsDouble() >= 1e-3,
                 "the reference's greedy steps nearly tie (margin " + ref.get("greedy_margin") + "): pick another seed");
         try (Qwen3Model model = ModelLoader.load(ckpt, Device.cpu()); NDManager m = NDManager.newBaseManager()) {
