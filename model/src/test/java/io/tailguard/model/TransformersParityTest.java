@@ -263,15 +263,23 @@ class TransformersParityTest {
                 prompts.add(Arrays.copyOf(seq, p));
                 continuations.add(Arrays.copyOfRange(seq, p, seq.length));
             }
+            // all three: the shared-prompt path (the prompt runs once, as GrpoLearner's forwardShared);
+            // the last alone: one padded batch forward
             List<Scorer.Scores> scores = Scorer.score(model, prompts, continuations, Scorer.Options.LOGPROBS_ONLY);
-            for (int s = 0; s < continuations.size(); s++) {
-                int[] cont = continuations.get(s);
-                int p = prompts.get(s).length;
+            int last = continuations.size() - 1;
+            List<Scorer.Scores> alone = Scorer.score(model, prompts.subList(last, last + 1),
+                    continuations.subList(last, last + 1), Scorer.Options.LOGPROBS_ONLY);
+            for (int s = 0; s <= last + 1; s++) {
+                int k = Math.min(s, last);
+                Scorer.Scores got = s <= last ? scores.get(s) : alone.get(0);
+                int[] cont = continuations.get(k);
+                int p = prompts.get(k).length;
                 double diff = 0;
                 for (int t = 0; t < cont.length; t++) {
-                    diff = Math.max(diff, Math.abs(refForward.get(s)[p - 1 + t][cont[t]] - scores.get(s).logprobs()[t]));
+                    diff = Math.max(diff, Math.abs(refForward.get(k)[p - 1 + t][cont[t]] - got.logprobs()[t]));
                 }
-                assertTrue(diff <= TOLERANCE, name + " scoring of continuation " + s + ": max |Δ log-prob| " + diff);
+                assertTrue(diff <= TOLERANCE, name + " scoring of continuation " + k + (s > last ? " alone" : "")
+                        + ": max |Δ log-prob| " + diff);
             }
 
             // incremental decode: batched prefill of unequal prompts, then greedy steps
