@@ -13,7 +13,8 @@ SPEC.json: {"cases": [CASE, ...]}, each CASE
 For each case, DIR/<name>/ receives:
   checkpoint/  written by Qwen3ForCausalLM.save_pretrained (sharded with an index when max_shard_size
                is set). "transformers4" then rewrites config.json the way transformers 4 wrote it:
-               top-level rope_theta and rope_scaling null instead of rope_parameters, torch_dtype
+               top-level rope_theta and rope_scaling (null, or the scaling without its rope_theta)
+               instead of rope_parameters, torch_dtype
                instead of dtype, no layer_types.
                Style "given" builds nothing: the checkpoint at "checkpoint" (written by Tailguard) is used.
   ref.json     computed by a model that transformers loads back from checkpoint/ with
@@ -60,9 +61,8 @@ def build(case, out):
         with open(path) as f:
             c = json.load(f)
         rp = c.pop("rope_parameters")
-        assert rp["rope_type"] == "default", rp
-        c["rope_theta"] = rp["rope_theta"]
-        c["rope_scaling"] = None
+        c["rope_theta"] = rp.pop("rope_theta")
+        c["rope_scaling"] = None if rp["rope_type"] == "default" else rp
         c["torch_dtype"] = c.pop("dtype")
         c.pop("layer_types", None)
         c["transformers_version"] = "4.51.0"

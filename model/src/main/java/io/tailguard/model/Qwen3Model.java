@@ -67,7 +67,7 @@ public final class Qwen3Model implements AutoCloseable {
         this.embedding = need("model.embed_tokens.weight");
         this.lmHead = config.tieWordEmbeddings() ? embedding : need("lm_head.weight");
         this.finalNorm = new RmsNorm(need("model.norm.weight"), config.rmsNormEps());
-        this.rotary = new Rotary(manager, config.headDim(), config.ropeTheta(), config.maxPositionEmbeddings());
+        this.rotary = new Rotary(manager, config, config.maxPositionEmbeddings());
         for (int i = 0; i < config.numLayers(); i++) {
             String p = "model.layers." + i + ".";
             Attention attention = new Attention(i, config, qkv.get(i), need(p + "self_attn.o_proj.weight"),

@@ -8,7 +8,8 @@ import ai.djl.ndarray.types.Shape;
 /**
  * Rotary position embedding in the Hugging Face "rotate half" form:
  * x * cos + rotate_half(x) * sin, with rotate_half(x) = cat(-x2, x1) and frequencies
- * theta^(-2i/D) repeated for both halves. Tables are computed in double precision.
+ * theta^(-2i/D) repeated for both halves (or YaRN's, with cos and sin scaled by its attention
+ * factor: {@link ModelConfig#ropeInverseFrequencies}). Tables are computed in double precision.
  *
  * <p>The tables cover the positions a run has reached so far, not {@code max_position_embeddings}:
  * a config may allow 2^26 positions, whose tables would not fit an array (and 2^22 would take
@@ -22,7 +23,8 @@ final class Rotary {
 
     private final NDManager manager;
     private final int headDim;
-    private final double theta;
+    private final double[] inverseFrequencies;
+    private final double scaling;
     private final int limit;
     private volatile Tables tables;
     /**
@@ -36,10 +38,12 @@ final class Rotary {
     private record Tables(NDArray cos, NDArray sin, int length) {
     }
 
-    Rotary(NDManager manager, int headDim, double theta, int maxPositions) {
+    /** The tables of a config's RoPE (plain or YaRN), up to maxPositions. */
+    Rotary(NDManager manager, ModelConfig config, int maxPositions) {
         this.manager = manager;
-        this.headDim = headDim;
-        this.theta = theta;
+        this.headDim = config.headDim();
+        this.inverseFrequencies = config.ropeInverseFrequencies();
+        this.scaling = config.ropeAttentionScaling();
         this.limit = maxPositions;
         this.tables = build(Math.min(maxPositions, INITIAL));
         int half = headDim / 2;
@@ -62,9 +66,9 @@ final class Rotary {
         float[] s = new float[(int) elements];
         for (int p = 0; p < length; p++) {
             for (int i = 0; i < half; i++) {
-                double angle = p * Math.pow(theta, -2.0 * i / headDim);
-                float ci = (float) Math.cos(angle);
-                float si = (float) Math.sin(angle);
+                double angle = p * inverseFrequencies[i];
+                float ci = (float) (Math.cos(angle) * scaling);
+                float si = (float) (Math.sin(angle) * scaling);
                 int at = p * headDim + i;
                 c[at] = ci;
                 c[at + half] = ci;

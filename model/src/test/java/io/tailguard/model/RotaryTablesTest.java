@@ -26,7 +26,7 @@ class RotaryTablesTest {
             assertEquals(1 << 26, model.maxPositions());
             model.forward(m.create(new long[] {1, 2, 3}, new Shape(1, 3))).close();
             try (NDManager own = NDManager.newBaseManager()) {
-                Rotary r = new Rotary(own, 8, 1e6, 1 << 26);
+                Rotary r = new Rotary(own, HUGE_LIMIT, HUGE_LIMIT.maxPositionEmbeddings());
                 assertEquals(Rotary.INITIAL, r.covered());
                 r.ensure(5000);
                 assertEquals(2 * Rotary.INITIAL, r.covered());

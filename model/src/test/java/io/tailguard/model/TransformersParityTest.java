@@ -31,7 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Parity with transformers itself (src/test/python/hf_reference.py): checkpoints written by
  * transformers 5's Qwen3ForCausalLM.save_pretrained, in F32, BF16 and F16, tied and untied, one file
  * or sharded with an index, with the config.json of transformers 5 (rope_parameters) or rewritten as
- * transformers 4 wrote it (top-level rope_theta), all with a RoPE base of 1e6; and checkpoints
+ * transformers 4 wrote it (top-level rope_theta), all with a RoPE base of 1e6, two with YaRN; and checkpoints
  * Tailguard writes, which transformers must read as Tailguard does. Compared with what
  * transformers computes after loading the same directory back with from_pretrained (float32
  * compute; BF16 weights upcast exactly, as here):
@@ -86,6 +86,19 @@ class TransformersParityTest {
         return c;
     }
 
+    /** YaRN of factor 4 over an original 4096 positions (attention factor derived, or as given). */
+    static JsonObject yarn(JsonObject config, Double attentionFactor) {
+        JsonObject rope = config.getAsJsonObject("rope_parameters");
+        rope.addProperty("rope_type", "yarn");
+        rope.addProperty("factor", 4.0);
+        rope.addProperty("original_max_position_embeddings", 4096);
+        if (attentionFactor != null) {
+            rope.addProperty("attention_factor", attentionFactor);
+        }
+        config.addProperty("max_position_embeddings", 16384);
+        return config;
+    }
+
     static void add(String name, int seed, String dtype, String style, String shard, JsonObject config) {
         add(name, seed, dtype, style, shard, config, null, config.get("vocab_size").getAsInt());
     }
@@ -110,6 +123,10 @@ class TransformersParityTest {
         add("t5-bf16-tied", 14, "bfloat16", "transformers5", null, qwen3(61, 40, 72, 2, 6, 2, 12, 1e-6, true));
         add("t4-bf16-untied-sharded", 15, "bfloat16", "transformers4", "10KB", qwen3(67, 32, 48, 2, 4, 2, 8, 1e-6, false));
         add("t5-f16-tied", 16, "float16", "transformers5", null, qwen3(53, 48, 80, 2, 4, 2, 16, 1e-6, true));
+        // YaRN, as Qwen3 documents it for long contexts; head_dim 16, base 1e6 and an original length of
+        // 4096 put the ramp over dimensions 1..4, so kept, blended and divided frequencies all occur
+        add("t5-f32-yarn", 19, "float32", "transformers5", null, yarn(qwen3(59, 32, 48, 2, 4, 2, 16, 1e-6, false), null));
+        add("t4-bf16-yarn-tied", 20, "bfloat16", "transformers4", null, yarn(qwen3(59, 32, 48, 2, 4, 2, 16, 1e-6, true), 1.25));
         // written by Tailguard (CheckpointDir.write, as init-model and training do) and read by transformers
         for (Written w : List.of(
                 new Written(new ModelConfig(37, 32, 72, 2, 4, 4, 8, 1e-6, 10_000.0, 4096, false, -1), DType.F32),
@@ -227,7 +244,7 @@ class TransformersParityTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"t5-f32-untied", "t4-f32-untied", "t5-f32-tied-sharded", "t5-bf16-tied", "t4-bf16-untied-sharded",
-            "t5-f16-tied", "tailguard-f32-untied", "tailguard-bf16-tied"})
+            "t5-f16-tied", "t5-f32-yarn", "t4-bf16-yarn-tied", "tailguard-f32-untied", "tailguard-bf16-tied"})
     void logProbsAndGreedyTokensMatchTransformers(String name) throws IOException {
         Case c = CASES.get(name);
         Path dir = tmp.resolve(name);
@@ -239,6 +256,7 @@ class TransformersParityTest {
         try (Qwen3Model model = ModelLoader.load(ckpt, Device.cpu()); NDManager m = NDManager.newBaseManager()) {
             int v = model.config().vocabSize();
             assertEquals(ref.get("rope_theta").getAsDouble(), model.config().ropeTheta(), name + ": RoPE base as transformers reads it");
+            assertEquals(name.contains("yarn"), model.config().yarn() != null, name + ": YaRN read");
 
             // the plain forward
             JsonArray forward = ref.getAsJsonArray("forward_logprobs");

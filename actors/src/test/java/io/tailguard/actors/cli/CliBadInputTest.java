@@ -267,7 +267,7 @@ public class CliBadInputTest {
     @Test
     void configKeysThatSwitchOnWhatIsNotImplementedNameTheKey() throws IOException {
         String[][] cases = {
-                {"\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}", "rope_scaling.rope_type"},
+                {"\"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 4.0}", "rope_scaling.rope_type"},
                 {"\"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": 2.0}", "rope_parameters.rope_type"},
                 {"\"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 1", "use_sliding_window"},
                 {"\"layer_types\": [\"full_attention\", \"sliding_attention\", \"full_attention\", \"full_attention\"]", "layer_types"},

@@ -21,7 +21,7 @@ import java.util.TreeSet;
 /**
  * A Hugging Face Qwen3 {@code config.json} to and from {@link ModelConfig}, as transformers 4 and 5
  * write it. Every key that changes what the model computes is either read or, where it switches on
- * something not implemented here (RoPE scaling, sliding-window attention, biases), refused with the
+ * something not implemented here (RoPE scalings but YaRN, sliding-window attention, biases), refused with the
  * key named; absent optional keys take the defaults of transformers' Qwen3Config, so a file means
  * here what it means to transformers. Keys that change nothing computed (bos_token_id, use_cache,
  * initializer_range, ...) are ignored.
@@ -73,10 +73,11 @@ public final class ConfigJson {
         if (layers > 0) {
             fullAttentionOnly(f, o, layers);
         }
-        double theta = ropeTheta(f, o);
+        int maxPositions = maxPos == null ? 32768 : maxPos;
+        Rope rope = rope(f, o, maxPositions);
         try {
-            return new ModelConfig(vocab, hidden, inter, layers, heads, kvHeads, headDim == null ? 128 : headDim, eps, theta,
-                    maxPos == null ? 32768 : maxPos, tie, eos);
+            return new ModelConfig(vocab, hidden, inter, layers, heads, kvHeads, headDim == null ? 128 : headDim, eps, rope.theta(),
+                    maxPositions, tie, eos, rope.yarn());
         } catch (IllegalArgumentException ex) {
             // ModelConfig's messages start with the config.json key at fault.
             throw CheckpointException.of(f, ex.getMessage(), ex);
@@ -157,14 +158,19 @@ public final class ConfigJson {
         }
     }
 
+    /** The RoPE base and, for rope_type "yarn", its scaling (null: none). */
+    private record Rope(double theta, ModelConfig.Yarn yarn) {
+    }
+
     /**
-     * The rotary base as transformers 5 resolves it: rope_scaling when set (the transformers 4 key),
-     * else rope_parameters, possibly nested by layer type ({"full_attention": {...}}); within it
-     * rope_theta, else the top-level rope_theta (transformers 4), else Qwen3Config's 10000. Only
-     * the default rope type is implemented; a top-level rope_theta that disagrees with the one in
-     * rope_parameters is refused, since transformers 4 and 5 would then compute different models.
+     * RoPE as transformers 5 resolves it: rope_scaling when set (the transformers 4 key), else
+     * rope_parameters, possibly nested by layer type ({"full_attention": {...}}); within it
+     * rope_theta, else the top-level rope_theta (transformers 4), else Qwen3Config's 10000. The
+     * default rope type and YaRN are implemented, any other type is refused; a top-level rope_theta
+     * that disagrees with the one in rope_parameters is refused, since transformers 4 and 5 would
+     * then compute different models.
      */
-    private static double ropeTheta(Path f, JsonObject o) {
+    private static Rope rope(Path f, JsonObject o, int maxPositions) {
         String key = "rope_scaling";
         JsonElement rp = get(o, key);
         if (rp != null && rp.isJsonObject() && rp.getAsJsonObject().isEmpty()) {
@@ -176,7 +182,7 @@ public final class ConfigJson {
         }
         double topLevel = optionalDouble(f, o, "rope_theta", Double.NaN);
         if (rp == null) {
-            return Double.isNaN(topLevel) ? 10_000.0 : topLevel;
+            return new Rope(Double.isNaN(topLevel) ? 10_000.0 : topLevel, null);
         }
         if (!rp.isJsonObject()) {
             throw CheckpointException.of(f, "key " + key, "expected an object, got " + rp);
@@ -192,22 +198,87 @@ public final class ConfigJson {
         }
         String typeKey = get(p, "rope_type") != null ? "rope_type" : "type";
         String type = optionalString(f, p, key + "." + typeKey, typeKey);
-        if (type != null && !type.equals("default")) {
+        if (type != null && !type.equals("default") && !type.equals("yarn")) {
             throw CheckpointException.of(f, "key " + key + "." + typeKey, "\"" + type
-                    + "\" is not supported (only \"default\": no RoPE scaling)");
+                    + "\" is not supported (only \"default\" and \"yarn\")");
         }
+        double theta;
         JsonElement inner = p.get("rope_theta");
         if (inner == null) {
-            return Double.isNaN(topLevel) ? 10_000.0 : topLevel;
+            theta = Double.isNaN(topLevel) ? 10_000.0 : topLevel;
+        } else {
+            if (!inner.isJsonPrimitive() || !inner.getAsJsonPrimitive().isNumber()) {
+                throw CheckpointException.of(f, "key " + key + ".rope_theta", "expected a number, got " + inner);
+            }
+            theta = inner.getAsDouble();
+            if (!Double.isNaN(topLevel) && topLevel != theta) {
+                throw CheckpointException.of(f, "key rope_theta", topLevel + " disagrees with " + key + ".rope_theta " + theta);
+            }
         }
-        if (!inner.isJsonPrimitive() || !inner.getAsJsonPrimitive().isNumber()) {
-            throw CheckpointException.of(f, "key " + key + ".rope_theta", "expected a number, got " + inner);
+        return new Rope(theta, "yarn".equals(type) ? yarn(f, o, p, key, maxPositions) : null);
+    }
+
+    /**
+     * YaRN's parameters as transformers reads them: factor required (null: max_position_embeddings
+     * over the original length); original_max_position_embeddings from the top level (transformers
+     * 5 prefers it there), else from the scaling, else max_position_embeddings; attention_factor,
+     * else from mscale and mscale_all_dim when both are set, else 0.1 ln(factor) + 1; beta_fast and
+     * beta_slow 32 and 1 when absent or 0; truncate true. A partial_rotary_factor other than 1
+     * is refused (Qwen3 rotates whole heads).
+     */
+    private static ModelConfig.Yarn yarn(Path f, JsonObject top, JsonObject p, String key, int maxPositions) {
+        if (!p.has("factor")) {
+            throw CheckpointException.of(f, "key " + key + ".factor", "missing (required for rope_type \"yarn\")");
         }
-        double theta = inner.getAsDouble();
-        if (!Double.isNaN(topLevel) && topLevel != theta) {
-            throw CheckpointException.of(f, "key rope_theta", topLevel + " disagrees with " + key + ".rope_theta " + theta);
+        Integer origTop = optionalInt(f, top, "original_max_position_embeddings");
+        Double origIn = numberIn(f, p, key, "original_max_position_embeddings");
+        int original = origTop != null ? origTop
+                : origIn != null && origIn != 0 ? asWhole(f, key + ".original_max_position_embeddings", origIn) : maxPositions;
+        Double factorIn = numberIn(f, p, key, "factor");
+        double factor = factorIn != null ? factorIn : (double) maxPositions / original;
+        Double attention = numberIn(f, p, key, "attention_factor");
+        Double mscale = numberIn(f, p, key, "mscale");
+        Double mscaleAll = numberIn(f, p, key, "mscale_all_dim");
+        if (attention == null) {
+            attention = mscale != null && mscale != 0 && mscaleAll != null && mscaleAll != 0
+                    ? ModelConfig.Yarn.mscale(factor, mscale) / ModelConfig.Yarn.mscale(factor, mscaleAll)
+                    : ModelConfig.Yarn.mscale(factor, 1);
         }
-        return theta;
+        Double betaFast = numberIn(f, p, key, "beta_fast");
+        Double betaSlow = numberIn(f, p, key, "beta_slow");
+        boolean truncate = optionalBoolean(f, p, "truncate", true);
+        for (JsonObject where : new JsonObject[] {p, top}) {
+            Double partial = numberIn(f, where, where == p ? key : null, "partial_rotary_factor");
+            if (partial != null && partial != 1.0) {
+                throw CheckpointException.of(f, "key " + (where == p ? key + "." : "") + "partial_rotary_factor",
+                        partial + " is not supported (only 1: every dimension rotates)");
+            }
+        }
+        try {
+            return new ModelConfig.Yarn(factor, original, attention,
+                    betaFast == null || betaFast == 0 ? 32 : betaFast, betaSlow == null || betaSlow == 0 ? 1 : betaSlow, truncate);
+        } catch (IllegalArgumentException ex) {
+            throw CheckpointException.of(f, ex.getMessage().replace("rope_scaling.", key + "."), ex);
+        }
+    }
+
+    /** A number under {@code parent.name} (parent null: top level), or null when absent or null. */
+    private static Double numberIn(Path f, JsonObject o, String parent, String name) {
+        JsonElement v = get(o, name);
+        if (v == null) {
+            return null;
+        }
+        if (v.isJsonPrimitive() && v.getAsJsonPrimitive().isNumber()) {
+            return v.getAsDouble();
+        }
+        throw CheckpointException.of(f, "key " + (parent == null ? "" : parent + ".") + name, "expected a number, got " + v);
+    }
+
+    private static int asWhole(Path f, String key, double v) {
+        if (v != Math.rint(v) || v < 1 || v > Integer.MAX_VALUE) {
+            throw CheckpointException.of(f, "key " + key, "expected a positive integer, got " + v);
+        }
+        return (int) v;
     }
 
     /** config.json text a Hugging Face Qwen3 user would recognise. */
@@ -228,6 +299,19 @@ public final class ConfigJson {
         o.addProperty("attention_bias", false);
         o.addProperty("rms_norm_eps", c.rmsNormEps());
         o.addProperty("rope_theta", c.ropeTheta());
+        if (c.yarn() != null) {
+            // transformers 4's key; transformers 5 reads it too (and takes rope_theta from the top level)
+            ModelConfig.Yarn y = c.yarn();
+            JsonObject r = new JsonObject();
+            r.addProperty("rope_type", "yarn");
+            r.addProperty("factor", y.factor());
+            r.addProperty("original_max_position_embeddings", y.originalMaxPositionEmbeddings());
+            r.addProperty("attention_factor", y.attentionFactor());
+            r.addProperty("beta_fast", y.betaFast());
+            r.addProperty("beta_slow", y.betaSlow());
+            r.addProperty("truncate", y.truncate());
+            o.add("rope_scaling", r);
+        }
         o.addProperty("max_position_embeddings", c.maxPositionEmbeddings());
         o.addProperty("tie_word_embeddings", c.tieWordEmbeddings());
         if (c.eosTokenId() >= 0) {

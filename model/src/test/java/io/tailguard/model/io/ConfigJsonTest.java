@@ -126,8 +126,8 @@ class ConfigJsonTest {
     @Test
     void refusesRopeScalingAndDisagreeingBases() throws IOException {
         assertRejected(write(QWEN3_06B.replace("\"rope_scaling\": null",
-                "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 32768}")),
-                "rope_scaling.rope_type", "yarn");
+                "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 4.0, \"original_max_position_embeddings\": 32768}")),
+                "rope_scaling.rope_type", "llama3");
         assertRejected(write(QWEN3_06B.replace("\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}")),
                 "rope_scaling.type", "dynamic");
         assertRejected(write(TRANSFORMERS_5.replace("\"rope_type\": \"default\"", "\"rope_type\": \"linear\", \"factor\": 2.0")),
@@ -138,6 +138,38 @@ class ConfigJsonTest {
                 "rope_parameters.rope_theta");
         assertRejected(write(TRANSFORMERS_5.replace("\"rope_parameters\": {", "\"rope_parameters\": 3, \"x\": {")),
                 "rope_parameters", "expected an object");
+    }
+
+    @Test
+    void readsYarnAsQwen3DocumentsIt() throws IOException {
+        // Qwen3's model card: rope_scaling yarn, factor 4, original 32768, with max_position_embeddings 131072
+        ModelConfig c = ConfigJson.read(write(QWEN3_06B.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 32768}")
+                .replace("\"max_position_embeddings\": 40960", "\"max_position_embeddings\": 131072")));
+        assertEquals(new ModelConfig.Yarn(4.0, 32768, 0.1 * Math.log(4) + 1, 32, 1, true), c.yarn());
+        assertEquals(1e6, c.ropeTheta());
+        assertEquals(c, ConfigJson.read(write(ConfigJson.toJson(c, DType.BF16))), "written with its rope_scaling");
+        // transformers 5's layout; the factor from the lengths when null; attention from mscale and mscale_all_dim
+        c = ConfigJson.read(write(TRANSFORMERS_5.replace("\"rope_type\": \"default\"",
+                "\"rope_type\": \"yarn\", \"factor\": null, \"original_max_position_embeddings\": 16, \"mscale\": 2, \"mscale_all_dim\": 1")
+                .replace("67108864", "64")));
+        double a = (0.2 * Math.log(4) + 1) / (0.1 * Math.log(4) + 1);
+        assertEquals(new ModelConfig.Yarn(4.0, 16, a, 32, 1, true), c.yarn());
+        // by hand: head_dim 8, base 1e6, original 16: the correction range is dimensions [0, 1], so the
+        // first frequency is kept and the other three are divided by the factor
+        double[] f = c.ropeInverseFrequencies();
+        assertEquals(1.0, f[0], 1e-15);
+        for (int i = 1; i < 4; i++) {
+            assertEquals(Math.pow(1e6, -2.0 * i / 8) / 4, f[i], 1e-15);
+        }
+        assertEquals(a, c.ropeAttentionScaling());
+
+        assertRejected(write(TRANSFORMERS_5.replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\"")),
+                "rope_parameters.factor", "missing");
+        assertRejected(write(TRANSFORMERS_5.replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\", \"factor\": 0.5")),
+                "rope_parameters.factor");
+        assertRejected(write(TRANSFORMERS_5.replace("\"rope_type\": \"default\"",
+                "\"rope_type\": \"yarn\", \"factor\": 2, \"partial_rotary_factor\": 0.5")), "rope_parameters.partial_rotary_factor");
     }
 
     @Test
