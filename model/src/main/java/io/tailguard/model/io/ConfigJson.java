@@ -21,10 +21,10 @@ import java.util.TreeSet;
 /**
  * A Hugging Face Qwen3 {@code config.json} to and from {@link ModelConfig}, as transformers 4 and 5
  * write it. Every key that changes what the model computes is either read or, where it switches on
- * something not implemented here (RoPE scalings but YaRN, sliding-window attention, biases), refused with the
- * key named; absent optional keys take the defaults of transformers' Qwen3Config, so a file means
- * here what it means to transformers. Keys that change nothing computed (bos_token_id, use_cache,
- * initializer_range, ...) are ignored.
+ * something not implemented here (RoPE scalings other than YaRN, sliding-window attention,
+ * biases), refused with the key named; absent optional keys take the defaults of transformers'
+ * Qwen3Config, so a file means here what it means to transformers. Keys that change nothing
+ * computed (bos_token_id, use_cache, initializer_range, ...) are ignored.
  */
 public final class ConfigJson {
 
