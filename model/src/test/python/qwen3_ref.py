@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Independent PyTorch reference of the Qwen3 decoder (Hugging Face semantics), float32 throughout.
 
 The Java model is tested against this file, so it is written from the math, not from the Java code:
@@ -13,7 +13,7 @@ attn: q, k, v projections; per-head RMSNorm of q and k over head_dim (q_norm, k_
 RoPE in HF's rotate_half form; grouped-query attention (query head h reads KV head h // r,
 r = heads / kv_heads); causal softmax with scale 1/sqrt(head_dim).
 
-Run with Debian's PyTorch (1.13), i.e. /usr/bin/python3:
+Run with the reference Python (TAILGUARD_PYTHON; .ci/run builds it with torch 2.13):
 
     qwen3_ref.py logits   --checkpoint DIR --input IN.json --out OUT.bin
     qwen3_ref.py decode   --checkpoint DIR --input IN.json --out OUT.bin --prefill N
@@ -45,18 +45,22 @@ import torch.nn.functional as F
 # ----------------------------------------------------------------------------------------------
 # Files on disk: config.json and model.safetensors (parsed by hand)
 
-CONFIG_DEFAULTS = {"rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": False}
+CONFIG_DEFAULTS = {"rms_norm_eps": 1e-6, "tie_word_embeddings": False, "head_dim": 128}
 
 
 def load_config(ckpt_dir):
+    """config.json as transformers' Qwen3Config reads it: the RoPE base from rope_scaling or
+    rope_parameters (transformers 5, possibly nested by layer type), else the top-level rope_theta
+    (transformers 4), else 10000; only the default rope type."""
     with open(os.path.join(ckpt_dir, "config.json")) as f:
         cfg = dict(CONFIG_DEFAULTS, **json.load(f))
-    if cfg.get("head_dim") is None:
-        cfg["head_dim"] = cfg["hidden_size"] // cfg["num_attention_heads"]
     if cfg.get("num_key_value_heads") is None:
         cfg["num_key_value_heads"] = cfg["num_attention_heads"]
-    if cfg.get("rope_scaling"):
-        raise ValueError("rope_scaling is not supported by this reference: %r" % (cfg["rope_scaling"],))
+    rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    rope = rope.get("full_attention", rope)
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        raise ValueError("only the default rope type is supported by this reference: %r" % (rope,))
+    cfg["rope_theta"] = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
     return cfg
 
 

@@ -13,10 +13,12 @@ import java.util.List;
 
 /**
  * Runs a peer implementation (a PyTorch script under bench/) and reads the JSON object on its last
- * stdout line. Debian's PyTorch is seen by /usr/bin/python3 only, so that is the interpreter.
+ * stdout line. The interpreter: -Dtailguard.python, else TAILGUARD_PYTHON (.ci/run points it at its
+ * torch 2.13 environment), else /usr/bin/python3 (where Debian puts its python3-torch).
  */
 final class PeerScript {
-    static final String PYTHON = System.getProperty("tailguard.python", "/usr/bin/python3");
+    static final String PYTHON = System.getProperty("tailguard.python",
+            System.getenv().getOrDefault("TAILGUARD_PYTHON", "/usr/bin/python3"));
 
     private PeerScript() {}
 

@@ -167,17 +167,19 @@ final class TappedForward {
         return x.div(meanSquare.add((float) c.rmsNormEps()).sqrt()).mul(weight);
     }
 
-    /** Hugging Face "rotate half" RoPE tables for positions [0, T), [T, 1, D] each, in double first. */
+    /** Hugging Face "rotate half" RoPE tables (plain or YaRN) for positions [0, T), [T, 1, D] each, in double first. */
     private NDArray[] rope(NDManager m, int t) {
         int d = c.headDim();
         int half = d / 2;
+        double[] inverseFrequencies = c.ropeInverseFrequencies();
+        double scaling = c.ropeAttentionScaling();
         float[] cos = new float[t * d];
         float[] sin = new float[t * d];
         for (int p = 0; p < t; p++) {
             for (int i = 0; i < half; i++) {
-                double angle = p * Math.pow(c.ropeTheta(), -2.0 * i / d);
-                cos[p * d + i] = cos[p * d + i + half] = (float) Math.cos(angle);
-                sin[p * d + i] = sin[p * d + i + half] = (float) Math.sin(angle);
+                double angle = p * inverseFrequencies[i];
+                cos[p * d + i] = cos[p * d + i + half] = (float) (Math.cos(angle) * scaling);
+                sin[p * d + i] = sin[p * d + i + half] = (float) (Math.sin(angle) * scaling);
             }
         }
         return new NDArray[] {m.create(cos, new Shape(t, 1, d)), m.create(sin, new Shape(t, 1, d))};

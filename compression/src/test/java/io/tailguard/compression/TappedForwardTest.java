@@ -1,9 +1,12 @@
 package io.tailguard.compression;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.tailguard.model.ModelConfig;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.RandomInit;
 import org.junit.jupiter.api.Test;
 
 import java.util.HashMap;
@@ -17,7 +20,21 @@ class TappedForwardTest {
 
     @Test
     void replicaForwardMatchesTheModelsLogits() {
-        try (Qwen3Model model = TinyModels.model(1)) {
+        replicaMatches(TinyModels.model(1));
+    }
+
+    /** With YaRN (its frequencies and attention factor), the replica's RoPE is still the model's. */
+    @Test
+    void replicaForwardMatchesTheModelsLogitsWithYarn() {
+        ModelConfig c = TinyModels.CONFIG;
+        ModelConfig yarn = new ModelConfig(c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numLayers(), c.numHeads(),
+                c.numKvHeads(), c.headDim(), c.rmsNormEps(), c.ropeTheta(), 4 * c.maxPositionEmbeddings(), c.tieWordEmbeddings(),
+                c.eosTokenId(), new ModelConfig.Yarn(4.0, 64, 1.2, 32, 1, true));
+        replicaMatches(Qwen3Model.create(yarn, RandomInit.weights(yarn, 1, 0.1, 0.1), Device.cpu()));
+    }
+
+    private static void replicaMatches(Qwen3Model built) {
+        try (Qwen3Model model = built) {
             int[] seq = TinyModels.sequences(1, 40, 9).get(0);
             long[] ids = new long[seq.length];
             for (int i = 0; i < seq.length; i++) {
@@ -33,7 +50,7 @@ class TappedForwardTest {
                     maxAbs = Math.max(maxAbs, Math.abs(expected[i] - actual[i]));
                 }
                 assertTrue(maxAbs < 1e-4, "max |Δlogit| = " + maxAbs);
-                assertEquals(TappedForward.linearNames(TinyModels.CONFIG).size(), inputs.size());
+                assertEquals(TappedForward.linearNames(model.config()).size(), inputs.size());
             }
         }
     }

@@ -18,7 +18,48 @@ public record ModelConfig(
         double ropeTheta,           // rope_theta
         int maxPositionEmbeddings,  // max_position_embeddings
         boolean tieWordEmbeddings,  // tie_word_embeddings
-        int eosTokenId) {           // eos_token_id (-1: none)
+        int eosTokenId,             // eos_token_id (-1: none)
+        Yarn yarn) {                // rope_scaling / rope_parameters of rope_type "yarn"; null: plain RoPE
+
+    /** A config with plain RoPE (no scaling). */
+    public ModelConfig(int vocabSize, int hiddenSize, int intermediateSize, int numLayers, int numHeads, int numKvHeads,
+                       int headDim, double rmsNormEps, double ropeTheta, int maxPositionEmbeddings,
+                       boolean tieWordEmbeddings, int eosTokenId) {
+        this(vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, rmsNormEps, ropeTheta,
+                maxPositionEmbeddings, tieWordEmbeddings, eosTokenId, null);
+    }
+
+    /**
+     * YaRN RoPE scaling (Peng et al., 2023) as transformers computes it: frequencies that turn
+     * fewer than beta_slow times over the original context are divided by factor, those that turn
+     * more than beta_fast times are kept, with a linear ramp between (over whole dimensions when
+     * truncate), and cos and sin are multiplied by attentionFactor (already resolved from factor,
+     * mscale and mscale_all_dim when the config does not state it).
+     */
+    public record Yarn(double factor, int originalMaxPositionEmbeddings, double attentionFactor, double betaFast,
+                       double betaSlow, boolean truncate) {
+        public Yarn {
+            if (!(factor >= 1) || !Double.isFinite(factor)) {
+                throw new IllegalArgumentException("rope_scaling.factor must be a number >= 1, got " + factor);
+            }
+            if (originalMaxPositionEmbeddings <= 0) {
+                throw new IllegalArgumentException("rope_scaling.original_max_position_embeddings must be a positive integer, got "
+                        + originalMaxPositionEmbeddings);
+            }
+            if (!(attentionFactor > 0) || !Double.isFinite(attentionFactor)) {
+                throw new IllegalArgumentException("rope_scaling.attention_factor must be a positive number, got " + attentionFactor);
+            }
+            if (!(betaFast > 0) || !(betaSlow > 0) || !Double.isFinite(betaFast) || !Double.isFinite(betaSlow)) {
+                throw new IllegalArgumentException("rope_scaling.beta_fast and beta_slow must be positive numbers, got "
+                        + betaFast + " and " + betaSlow);
+            }
+        }
+
+        /** transformers' get_mscale: 0.1 · mscale · ln(scale) + 1, or 1 for scale ≤ 1. */
+        public static double mscale(double scale, double mscale) {
+            return scale <= 1 ? 1.0 : 0.1 * mscale * Math.log(scale) + 1.0;
+        }
+    }
 
     public ModelConfig {
         positive("vocab_size", vocabSize);
@@ -45,6 +86,50 @@ public record ModelConfig(
         if (eosTokenId < -1 || eosTokenId >= vocabSize) {
             throw new IllegalArgumentException("eos_token_id must be in [0, vocab_size) or absent, got " + eosTokenId);
         }
+    }
+
+    /**
+     * The rotary inverse frequencies, one per pair of dimensions [head_dim / 2]: theta^(-2i/D), or
+     * YaRN's blend of those and the same divided by factor.
+     */
+    public double[] ropeInverseFrequencies() {
+        int half = headDim / 2;
+        double[] f = new double[half];
+        if (yarn == null) {
+            for (int i = 0; i < half; i++) {
+                f[i] = Math.pow(ropeTheta, -2.0 * i / headDim);
+            }
+            return f;
+        }
+        double low = correctionDim(yarn.betaFast());
+        double high = correctionDim(yarn.betaSlow());
+        if (yarn.truncate()) {
+            low = Math.floor(low);
+            high = Math.ceil(high);
+        }
+        low = Math.max(low, 0);
+        high = Math.min(high, headDim - 1);
+        if (low == high) {
+            high += 0.001;  // as transformers: no division by zero
+        }
+        for (int i = 0; i < half; i++) {
+            double extrapolation = 1.0 / Math.pow(ropeTheta, 2.0 * i / headDim);
+            double interpolation = extrapolation / yarn.factor();
+            double ramp = Math.min(1.0, Math.max(0.0, (i - low) / (high - low)));
+            double keep = 1.0 - ramp;  // the share of the unscaled frequency
+            f[i] = interpolation * (1.0 - keep) + extrapolation * keep;
+        }
+        return f;
+    }
+
+    /** The dimension whose frequency turns {@code rotations} times over the original context. */
+    private double correctionDim(double rotations) {
+        return headDim * Math.log(yarn.originalMaxPositionEmbeddings() / (rotations * 2 * Math.PI)) / (2 * Math.log(ropeTheta));
+    }
+
+    /** What cos and sin are multiplied by: YaRN's attention factor, else 1. */
+    public double ropeAttentionScaling() {
+        return yarn == null ? 1.0 : yarn.attentionFactor();
     }
 
     private static void positive(String key, int v) {

@@ -27,13 +27,13 @@ final class NativeDecode {
      * {@code NDArray.set} (restoring a checkpoint, say) may give it new memory, and a view kept
      * from before would then read freed memory.
      */
-    record Weights(NDArray[][] perLayer, NDArray cos, NDArray sin) {
+    record Weights(NDArray[][] perLayer) {
         static final String[] NAMES = {"input_layernorm.weight", "self_attn.qkv_proj.weight", "self_attn.q_norm.weight",
                 "self_attn.k_norm.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
                 "mlp.gate_up_proj.weight", "mlp.down_proj.weight"};
 
         /** The weights, or null where the native layer cannot serve the model (not float32 on the CPU). */
-        static Weights of(ModelConfig c, Map<String, NDArray> parameters, NDArray cos, NDArray sin) {
+        static Weights of(ModelConfig c, Map<String, NDArray> parameters) {
             NDArray[][] w = new NDArray[c.numLayers()][NAMES.length];
             for (int l = 0; l < c.numLayers(); l++) {
                 for (int j = 0; j < NAMES.length; j++) {
@@ -44,7 +44,7 @@ final class NativeDecode {
                     w[l][j] = a;
                 }
             }
-            return servable(cos) && servable(sin) ? new Weights(w, cos, sin) : null;
+            return new Weights(w);
         }
 
         /** Views of layer l's weights for this step, in {@link #NAMES} order. */

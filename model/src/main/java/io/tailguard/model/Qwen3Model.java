@@ -67,7 +67,7 @@ public final class Qwen3Model implements AutoCloseable {
         this.embedding = need("model.embed_tokens.weight");
         this.lmHead = config.tieWordEmbeddings() ? embedding : need("lm_head.weight");
         this.finalNorm = new RmsNorm(need("model.norm.weight"), config.rmsNormEps());
-        this.rotary = new Rotary(manager, config.headDim(), config.ropeTheta(), config.maxPositionEmbeddings());
+        this.rotary = new Rotary(manager, config, config.maxPositionEmbeddings());
         for (int i = 0; i < config.numLayers(); i++) {
             String p = "model.layers." + i + ".";
             Attention attention = new Attention(i, config, qkv.get(i), need(p + "self_attn.o_proj.weight"),
@@ -171,7 +171,7 @@ public final class Qwen3Model implements AutoCloseable {
         return adapter.get();
     }
 
-    /** Most positions a sequence may reach (the RoPE table's length). */
+    /** Most positions a sequence may reach (max_position_embeddings; the RoPE tables grow to what is used). */
     public int maxPositions() {
         return rotary.maxPositions();
     }
@@ -421,7 +421,7 @@ public final class Qwen3Model implements AutoCloseable {
         }
         Object w = nativeWeights;
         if (w == null) {
-            w = NativeDecode.Weights.of(config, parameters, rotary.cosTable(), rotary.sinTable());
+            w = NativeDecode.servable(rotary.cosTable()) ? NativeDecode.Weights.of(config, parameters) : null;
             nativeWeights = w = w == null ? NO_NATIVE : w;
         }
         return w == NO_NATIVE ? null : (NativeDecode.Weights) w;
@@ -449,8 +449,9 @@ public final class Qwen3Model implements AutoCloseable {
             NDArray q = scope.zeros(new Shape(b, kvh, config.groupSize(), d), DataType.FLOAT32);
             java.nio.ByteBuffer xv = NativeLibraries.view(x);
             java.nio.ByteBuffer qv = NativeLibraries.view(q);
-            java.nio.ByteBuffer cos = NativeLibraries.view(w.cos());
-            java.nio.ByteBuffer sin = NativeLibraries.view(w.sin());
+            // This step's tables: decode() has grown them to cover span (they may have grown since the last step).
+            java.nio.ByteBuffer cos = NativeLibraries.view(rotary.cosTable());
+            java.nio.ByteBuffer sin = NativeLibraries.view(rotary.sinTable());
             for (int l = 0; l < layers.size(); l++) {
                 java.nio.ByteBuffer[] v = w.views(l);
                 NativeDecode.preAttention(xv, v[0], v[1], v[2], v[3], cos, sin, positions, qv,
@@ -488,11 +489,9 @@ public final class Qwen3Model implements AutoCloseable {
         return ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).singletonOrThrow();
     }
 
+    /** Refuses sequences beyond max_position_embeddings and grows the rotary tables to cover t positions. */
     private void checkPositions(int t) {
-        if (t > rotary.maxPositions()) {
-            throw new IllegalArgumentException("sequence of " + t + " positions exceeds max_position_embeddings "
-                    + rotary.maxPositions());
-        }
+        rotary.ensure(t);
     }
 
     @Override

@@ -1,8 +1,6 @@
 package io.tailguard.model;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
@@ -10,12 +8,25 @@ import ai.djl.ndarray.types.Shape;
 /**
  * Rotary position embedding in the Hugging Face "rotate half" form:
  * x * cos + rotate_half(x) * sin, with rotate_half(x) = cat(-x2, x1) and frequencies
- * theta^(-2i/D) repeated for both halves. Tables are computed in double precision once.
+ * theta^(-2i/D) repeated for both halves (or YaRN's, with cos and sin scaled by its attention
+ * factor: {@link ModelConfig#ropeInverseFrequencies}). Tables are computed in double precision.
+ *
+ * <p>The tables cover the positions a run has reached so far, not {@code max_position_embeddings}:
+ * a config may allow 2^26 positions, whose tables would not fit an array (and 2^22 would take
+ * gigabytes a short run never reads). They start at {@link #INITIAL} positions and double when a
+ * longer sequence comes, up to the limit. Tables already handed out stay valid (the old ones live
+ * until the model closes), so a thread reading them while another grows them reads the same values.
  */
 final class Rotary {
+    /** Positions covered before any sequence asks for more: a short run never grows the tables. */
+    static final int INITIAL = 4096;
+
+    private final NDManager manager;
     private final int headDim;
-    private final NDArray cos; // [maxPos, D]
-    private final NDArray sin; // [maxPos, D]
+    private final double[] inverseFrequencies;
+    private final double scaling;
+    private final int limit;
+    private volatile Tables tables;
     /**
      * rotate_half as a product, x @ rot: a signed permutation [D, D], so every output is exactly ±
      * one input. One matmul replaces two slices, a negation and a concatenation (four tensor ops,
@@ -23,24 +34,19 @@ final class Rotary {
      */
     private final NDArray rot;
 
-    Rotary(NDManager manager, int headDim, double theta, int maxPositions) {
-        this.headDim = headDim;
+    /** cos and sin, [length, D] each. */
+    private record Tables(NDArray cos, NDArray sin, int length) {
+    }
+
+    /** The tables of a config's RoPE (plain or YaRN), up to maxPositions. */
+    Rotary(NDManager manager, ModelConfig config, int maxPositions) {
+        this.manager = manager;
+        this.headDim = config.headDim();
+        this.inverseFrequencies = config.ropeInverseFrequencies();
+        this.scaling = config.ropeAttentionScaling();
+        this.limit = maxPositions;
+        this.tables = build(Math.min(maxPositions, INITIAL));
         int half = headDim / 2;
-        float[] c = new float[maxPositions * headDim];
-        float[] s = new float[maxPositions * headDim];
-        for (int p = 0; p < maxPositions; p++) {
-            for (int i = 0; i < half; i++) {
-                double angle = p * Math.pow(theta, -2.0 * i / headDim);
-                float ci = (float) Math.cos(angle);
-                float si = (float) Math.sin(angle);
-                c[p * headDim + i] = ci;
-                c[p * headDim + i + half] = ci;
-                s[p * headDim + i] = si;
-                s[p * headDim + i + half] = si;
-            }
-        }
-        this.cos = manager.create(c, new Shape(maxPositions, headDim));
-        this.sin = manager.create(s, new Shape(maxPositions, headDim));
         float[] r = new float[headDim * headDim];
         for (int k = 0; k < half; k++) {
             r[(k + half) * headDim + k] = -1f;   // out[k] = -x[k + half]
@@ -49,29 +55,88 @@ final class Rotary {
         this.rot = manager.create(r, new Shape(headDim, headDim));
     }
 
-    int maxPositions() {
-        return (int) cos.getShape().get(0);
+    private Tables build(int length) {
+        long elements = (long) length * headDim;
+        if (elements > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("sequence of " + length + " positions needs rotary tables of "
+                    + elements + " entries, more than an array holds");
+        }
+        int half = headDim / 2;
+        float[] c = new float[(int) elements];
+        float[] s = new float[(int) elements];
+        for (int p = 0; p < length; p++) {
+            for (int i = 0; i < half; i++) {
+                double angle = p * inverseFrequencies[i];
+                float ci = (float) (Math.cos(angle) * scaling);
+                float si = (float) (Math.sin(angle) * scaling);
+                int at = p * headDim + i;
+                c[at] = ci;
+                c[at + half] = ci;
+                s[at] = si;
+                s[at + half] = si;
+            }
+        }
+        return new Tables(manager.create(c, new Shape(length, headDim)), manager.create(s, new Shape(length, headDim)), length);
     }
 
-    /** The tables themselves, [maxPos, D] each (the native decoder layer reads them in place). */
+    /** Most positions a sequence may reach (max_position_embeddings). */
+    int maxPositions() {
+        return limit;
+    }
+
+    /** Positions the tables cover now. */
+    int covered() {
+        return tables.length();
+    }
+
+    /**
+     * Makes the tables cover positions [0, positions), doubling their length as needed.
+     *
+     * @throws IllegalArgumentException beyond max_position_embeddings
+     */
+    void ensure(int positions) {
+        if (positions <= tables.length()) {
+            return;
+        }
+        if (positions > limit) {
+            throw new IllegalArgumentException("sequence of " + positions + " positions exceeds max_position_embeddings "
+                    + limit);
+        }
+        synchronized (this) {
+            int length = tables.length();
+            if (positions <= length) {
+                return;
+            }
+            long grown = Math.max(positions, 2L * length);
+            tables = build((int) Math.min(limit, grown));
+        }
+    }
+
+    /** The tables themselves, [n, D] each with n ≥ every position ensured so far (the native decoder reads them in place). */
     NDArray cosTable() {
-        return cos;
+        return tables.cos();
     }
 
     NDArray sinTable() {
-        return sin;
+        return tables.sin();
     }
 
     /** Tables for the contiguous positions [start, end): each [T, D]. */
     NDArray[] range(NDManager into, int start, int end) {
+        ensure(end);
+        Tables t = tables;
         NDIndex idx = new NDIndex("{}:{}", start, end);
-        return new NDArray[] {cos.get(into, idx), sin.get(into, idx)};
+        return new NDArray[] {t.cos().get(into, idx), t.sin().get(into, idx)};
     }
 
-    /** Tables for one position per sequence: positions [B] (int64) -> each [B, D], in positions' manager. */
+    /**
+     * Tables for one position per sequence: positions [B] (int64) -> each [B, D], in positions'
+     * manager. The caller has {@link #ensure}d the largest position + 1.
+     */
     NDArray[] at(NDArray positions) {
+        Tables t = tables;
         NDIndex idx = new NDIndex("{}", positions);
-        return new NDArray[] {cos.get(positions.getManager(), idx), sin.get(positions.getManager(), idx)};
+        return new NDArray[] {t.cos().get(positions.getManager(), idx), t.sin().get(positions.getManager(), idx)};
     }
 
     /** x: [..., D]; cos, sin broadcastable to x. */

@@ -25,13 +25,17 @@ import java.util.Map;
 import java.util.Random;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 /**
  * LoRA logits against the PyTorch reference (src/test/python/qwen3_ref.py), which merges
  * W' = (W + (lora_alpha/r)·B·A) ⊙ M into the weights from the PEFT files before its forward. The
  * Java side computes the low-rank path (or the masked effective weight) inside its forward, prefill
  * and decode. Adapters go both ways: written by Java and read by Python, written by Python (its own
- * safetensors writer, PEFT names) and read by Java. Bound: 1e-4 of the logits' scale, as
- * {@link PytorchParityTest}. Skipped without PyTorch unless TAILGUARD_REQUIRE_TORCH=1.
+ * safetensors writer, PEFT names) and read by Java. Bound: 1e-4 of the logits' scale (max
+ * |tailguard - pytorch| / max |pytorch| over each position's logits). The base model itself is
+ * compared with transformers in {@link TransformersParityTest}. Skipped without PyTorch unless
+ * TAILGUARD_REQUIRE_TORCH=1.
  */
 class LoraParityTest {
     static final ModelConfig CONFIG = new ModelConfig(61, 40, 96, 3, 6, 2, 12, 1e-6, 500_000.0, 4096, false, -1);
@@ -42,8 +46,23 @@ class LoraParityTest {
     Path tmp;
 
     @BeforeAll
-    static void needTorch() throws Exception {
-        PytorchParityTest.needTorch();
+    static void needTorch() {
+        ReferencePython.need("torch", "numpy");
+    }
+
+    static void assertClose(float[] ref, int refOffset, float[] got, int gotOffset, int n, String what) {
+        double scale = 0;
+        double diff = 0;
+        for (int i = 0; i < n; i++) {
+            scale = Math.max(scale, Math.abs(ref[refOffset + i]));
+            diff = Math.max(diff, Math.abs(ref[refOffset + i] - got[gotOffset + i]));
+        }
+        assertTrue(scale > 0.1, what + ": reference logits are degenerate");
+        assertTrue(diff / scale <= 1e-4, what + ": max relative difference " + diff / scale);
+    }
+
+    static void python(String... args) {
+        ReferencePython.run("qwen3_ref.py", args);
     }
 
     Path checkpoint() {
@@ -82,7 +101,7 @@ class LoraParityTest {
     void aPythonWrittenPeftAdapterOnSomeModulesLoadsAndMatches() throws Exception {
         Path ckpt = checkpoint();
         Path adapter = tmp.resolve("python-lora");
-        PytorchParityTest.python("random-lora", "--checkpoint", ckpt.toString(), "--out", adapter.toString(),
+        python("random-lora", "--checkpoint", ckpt.toString(), "--out", adapter.toString(),
                 "--rank", "2", "--alpha", "5", "--targets", "v_proj,q_proj,down_proj", "--seed", "9");
         try (Qwen3Model model = ModelLoader.load(ckpt, Device.cpu()); LoraAdapter lora = LoraAdapter.load(adapter, model)) {
             assertEqualsConfig(new LoraConfig(2, 5, List.of("q_proj", "v_proj", "down_proj")), lora.config());
@@ -152,7 +171,7 @@ class LoraParityTest {
         float[] refDecode = reference("decode", ckpt, input, loraArgs, PREFILL);
         int v = CONFIG.vocabSize();
         try (NDManager m = NDManager.newBaseManager()) {
-            // The base model matches the reference (PytorchParityTest); the adapter must move it.
+            // The base model matches transformers (TransformersParityTest); the adapter must move it.
             WeightAdapter adapter = model.adapter();
             model.attach(null);
             float[] plain = model.forward(m.create(seqs.get(2), new Shape(1, LENGTHS[2]))).toFloatArray();
@@ -167,7 +186,7 @@ class LoraParityTest {
             for (long[] s : seqs) {
                 float[] got = model.forward(m.create(s, new Shape(1, s.length))).toFloatArray();
                 for (int t = 0; t < s.length; t++) {
-                    PytorchParityTest.assertClose(refFull, (offset + t) * v, got, t * v, v, name + " forward position " + t);
+                    assertClose(refFull, (offset + t) * v, got, t * v, v, name + " forward position " + t);
                 }
                 offset += s.length;
             }
@@ -182,7 +201,7 @@ class LoraParityTest {
             try (KvCache cache = new KvCache(m, CONFIG, b, LENGTHS[2])) {
                 float[] logits = model.prefill(m.create(padded, new Shape(b, maxPrompt)), promptLengths, cache).toFloatArray();
                 for (int i = 0; i < b; i++) {
-                    PytorchParityTest.assertClose(refDecode, (starts[i] + promptLengths[i] - 1) * v, logits, i * v, v,
+                    assertClose(refDecode, (starts[i] + promptLengths[i] - 1) * v, logits, i * v, v,
                             name + " prefill of sequence " + i);
                 }
                 while (true) {
@@ -199,7 +218,7 @@ class LoraParityTest {
                     logits = model.decode(next, cache, AttentionKernel.DENSE, m).toFloatArray();
                     for (int i = 0; i < b; i++) {
                         if (pos[i] < LENGTHS[i]) {
-                            PytorchParityTest.assertClose(refDecode, (starts[i] + pos[i]) * v, logits, i * v, v,
+                            assertClose(refDecode, (starts[i] + pos[i]) * v, logits, i * v, v,
                                     name + " decode of sequence " + i + " at position " + pos[i]);
                         }
                     }
@@ -217,7 +236,7 @@ class LoraParityTest {
             args.add("--prefill");
             args.add(prefill.toString());
         }
-        PytorchParityTest.python(args.toArray(String[]::new));
+        python(args.toArray(String[]::new));
         ByteBuffer bb = ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN);
         float[] f = new float[bb.remaining() / 4];
         bb.asFloatBuffer().get(f);

@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The native decoder layer against the libtorch layer it replaces (which IncrementalDecodeTest and
- * PytorchParityTest tie to a full forward and to PyTorch): same logits, same cache contents.
+ * TransformersParityTest tie to a full forward and to transformers): same logits, same cache contents.
  */
 class NativeDecodeTest {
     /**

@@ -90,6 +90,9 @@ final class GenerateCommand implements Callable<Integer> {
             Set<Integer> stops = new HashSet<>();
             if (stopIds != null) {
                 for (int s : stopIds) {
+                    if (s < 0 || s >= model.config().vocabSize()) {
+                        throw new BadInput("--stop-ids: token id " + s + " outside vocabulary [0, " + model.config().vocabSize() + ")");
+                    }
                     stops.add(s);
                 }
             } else if (model.config().eosTokenId() >= 0) {

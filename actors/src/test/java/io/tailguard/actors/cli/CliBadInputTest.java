@@ -257,6 +257,46 @@ public class CliBadInputTest {
     }
 
     @Test
+    void stopIdOutsideVocabularyIsBadInput() {
+        Run r = cli("generate", "--checkpoint", good.toString(), "--max-new", "2", "--prompt-ids", "1", "--stop-ids", "3,5000");
+        assertBadInput(r, "--stop-ids", "5000");
+        assertBadInput(cli("generate", "--checkpoint", good.toString(), "--max-new", "2", "--prompt-ids", "1", "--stop-ids", "-1"),
+                "--stop-ids", "-1");
+    }
+
+    @Test
+    void configKeysThatSwitchOnWhatIsNotImplementedNameTheKey() throws IOException {
+        String[][] cases = {
+                {"\"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 4.0}", "rope_scaling.rope_type"},
+                {"\"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": 2.0}", "rope_parameters.rope_type"},
+                {"\"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 1", "use_sliding_window"},
+                {"\"layer_types\": [\"full_attention\", \"sliding_attention\", \"full_attention\", \"full_attention\"]", "layer_types"},
+                {"\"attention_bias\": true, \"x\": 0", "attention_bias"}};
+        for (String[] c : cases) {
+            Path d = copyWithoutManifest("cfg-" + c[1].replace('.', '-'));
+            String config = Files.readString(d.resolve("config.json"));
+            // the written config states attention_bias false; drop it so the case decides
+            config = config.replaceFirst("\"attention_bias\"\\s*:\\s*false,", "").replaceFirst("\\{", "{" + c[0] + ",");
+            Files.writeString(d.resolve("config.json"), config);
+            assertBadInput(generate(d), "config.json", c[1]);
+        }
+    }
+
+    @Test
+    void aWeightThatIsNotFiniteIsBadInputNamingTheTensor() {
+        var loaded = io.tailguard.model.io.CheckpointDir.read(good);
+        java.util.Map<String, io.tailguard.model.io.HostTensor> w = new java.util.TreeMap<>(loaded.tensors());
+        float[] v = w.get("model.layers.1.self_attn.o_proj.weight").toFloats();
+        v[7] = Float.POSITIVE_INFINITY;
+        w.put("model.layers.1.self_attn.o_proj.weight", io.tailguard.model.io.HostTensor.ofFloats(
+                w.get("model.layers.1.self_attn.o_proj.weight").shape(), v, io.tailguard.model.io.DType.F32));
+        Path d = tmp.resolve("infinite");
+        io.tailguard.model.io.CheckpointDir.write(d, loaded.config(), w, io.tailguard.model.io.DType.BF16,
+                loaded.tokenizerJson().orElse(null), java.util.Map.of(), 1, null, 0, 0);
+        assertBadInput(generate(d), "model.safetensors", "model.layers.1.self_attn.o_proj.weight", "not finite");
+    }
+
+    @Test
     void promptIdOutsideVocabularyIsBadInput() {
         Run r = cli("generate", "--checkpoint", good.toString(), "--max-new", "2", "--prompt-ids", "1,5000");
         assertBadInput(r, "5000");

@@ -76,6 +76,9 @@ public final class CheckpointDir {
             tensors = readSharded(dir, weightsFile);
         } else {
             tensors = SafeTensors.read(weightsFile);
+            for (Map.Entry<String, HostTensor> e : tensors.entrySet()) {
+                checkFinite(weightsFile, e.getKey(), e.getValue());
+            }
         }
         checkTensors(weightsFile, config, tensors);
         Optional<String> tokenizer = Optional.empty();
@@ -129,9 +132,25 @@ public final class CheckpointDir {
             if (t == null) {
                 throw CheckpointException.of(dir.resolve(shard), "tensor " + e.getKey(), "missing (listed in " + WEIGHTS_INDEX + ")");
             }
+            checkFinite(dir.resolve(shard), e.getKey(), t);
             out.put(e.getKey(), t);
         }
         return out;
+    }
+
+    /**
+     * A NaN or an infinity in a weight poisons every logit it reaches (a diverged run's save, a
+     * damaged file); the model refuses it by name rather than generating from it.
+     */
+    private static void checkFinite(Path file, String name, HostTensor t) {
+        long i = t.firstNonFinite();
+        if (i >= 0) {
+            float v = t.dtype() == DType.F32 ? t.data().getFloat((int) (i * 4))
+                    : t.dtype() == DType.BF16 ? DType.bf16BitsToFloat(t.data().getShort((int) (i * 2)))
+                    : DType.f16BitsToFloat(t.data().getShort((int) (i * 2)));
+            throw CheckpointException.of(file, "tensor " + name, "holds a value that is not finite (" + v
+                    + " at flat index " + i + ")");
+        }
     }
 
     // ---- tensor names and shapes ----

@@ -52,6 +52,40 @@ public record HostTensor(DType dtype, long[] shape, ByteBuffer data) {
         return n;
     }
 
+    /**
+     * The index of the first element that is NaN or infinite, or -1 when all are finite. Reads the
+     * stored bits (an all-ones exponent) without converting, so a whole checkpoint is checked in
+     * about the time it takes to page it in.
+     */
+    public long firstNonFinite() {
+        long n = numel();
+        ByteBuffer b = data;  // absolute reads only
+        switch (dtype) {
+            case F32 -> {
+                for (long i = 0; i < n; i++) {
+                    if ((b.getInt((int) (i * 4)) & 0x7F800000) == 0x7F800000) {
+                        return i;
+                    }
+                }
+            }
+            case BF16 -> {
+                for (long i = 0; i < n; i++) {
+                    if ((b.getShort((int) (i * 2)) & 0x7F80) == 0x7F80) {
+                        return i;
+                    }
+                }
+            }
+            case F16 -> {
+                for (long i = 0; i < n; i++) {
+                    if ((b.getShort((int) (i * 2)) & 0x7C00) == 0x7C00) {
+                        return i;
+                    }
+                }
+            }
+        }
+        return -1;
+    }
+
     public float[] toFloats() {
         long n = numel();
         if (n > Integer.MAX_VALUE - 8) {

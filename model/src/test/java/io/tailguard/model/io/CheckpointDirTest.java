@@ -136,6 +136,58 @@ class CheckpointDirTest {
     }
 
     @Test
+    void aWeightThatIsNotFiniteIsNamedInEveryDtype() throws IOException {
+        float[][] bad = {{Float.NaN}, {Float.POSITIVE_INFINITY}, {Float.NEGATIVE_INFINITY}};
+        for (DType dtype : DType.values()) {
+            for (float[] value : bad) {
+                Path dir = root.resolve("nonfinite-" + dtype + "-" + value[0]);
+                Files.createDirectory(dir);
+                Files.writeString(dir.resolve("config.json"), ConfigJson.toJson(tied, dtype));
+                Map<String, HostTensor> w = new TreeMap<>(Fixtures.weights(tied, 7));
+                float[] v = new float[12 * 8];
+                v[41] = value[0];
+                w.put("model.layers.1.mlp.gate_proj.weight", HostTensor.ofFloats(new long[] {12, 8}, v, dtype));
+                SafeTensors.write(dir.resolve("model.safetensors"), w, Map.of());
+                CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointDir.read(dir));
+                assertNames(e, dir.resolve("model.safetensors"), "tensor model.layers.1.mlp.gate_proj.weight: holds a value that is not finite ("
+                        + value[0] + " at flat index 41)");
+            }
+        }
+        // the largest finite values of each dtype load
+        Path dir = Files.createDirectory(root.resolve("largest"));
+        Files.writeString(dir.resolve("config.json"), ConfigJson.toJson(tied, DType.F16));
+        Map<String, HostTensor> w = new TreeMap<>(Fixtures.weights(tied, 7));
+        w.put("model.norm.weight", HostTensor.ofFloats(new long[] {8}, new float[] {65504f, -65504f, 1, 1, 1, 1, 1, 1}, DType.F16));
+        w.put("model.layers.0.input_layernorm.weight",
+                HostTensor.ofFloats(new long[] {8}, new float[] {Float.MAX_VALUE, -Float.MAX_VALUE, 1, 1, 1, 1, 1, 1}, DType.F32));
+        SafeTensors.write(dir.resolve("model.safetensors"), w, Map.of());
+        assertEquals(65504f, CheckpointDir.read(dir).tensors().get("model.norm.weight").toFloats()[0]);
+    }
+
+    @Test
+    void aShardedWeightThatIsNotFiniteNamesItsShard() throws IOException {
+        Path dir = Files.createDirectory(root.resolve("sharded-nan"));
+        Files.writeString(dir.resolve("config.json"), ConfigJson.toJson(tied, DType.BF16));
+        Map<String, HostTensor> w = new TreeMap<>(Fixtures.weights(tied, 4));
+        w.put("model.norm.weight", HostTensor.ofFloats(new long[] {8}, new float[] {1, 1, 1, Float.NaN, 1, 1, 1, 1}, DType.BF16));
+        Map<String, HostTensor> a = new TreeMap<>();
+        Map<String, HostTensor> b = new TreeMap<>();
+        StringBuilder index = new StringBuilder("{\"metadata\":{},\"weight_map\":{");
+        for (String name : w.keySet()) {
+            boolean first = name.contains("layers.0");
+            (first ? a : b).put(name, w.get(name));
+            index.append('"').append(name).append("\":\"").append(first ? "s-1.safetensors" : "s-2.safetensors").append("\",");
+        }
+        index.setLength(index.length() - 1);
+        index.append("}}");
+        SafeTensors.write(dir.resolve("s-1.safetensors"), a, Map.of());
+        SafeTensors.write(dir.resolve("s-2.safetensors"), b, Map.of());
+        Files.writeString(dir.resolve(CheckpointDir.WEIGHTS_INDEX), index);
+        CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointDir.read(dir));
+        assertNames(e, dir.resolve("s-2.safetensors"), "tensor model.norm.weight: holds a value that is not finite (NaN at flat index 3)");
+    }
+
+    @Test
     void missingDirectory() {
         Path dir = root.resolve("nope");
         assertNames(assertThrows(CheckpointException.class, () -> CheckpointDir.read(dir)), dir, "does not exist");
