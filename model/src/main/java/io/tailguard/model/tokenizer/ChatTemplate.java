@@ -75,7 +75,12 @@ public final class ChatTemplate {
         this.prepared = JinjaSyntax.lstripBlocks(template.endsWith("\n") ? template.substring(0, template.length() - 1) : template);
         this.where = where;
         this.specialTokens = Map.copyOf(specialTokens);
-        // A trial render catches syntax errors and unknown filters or functions at load time.
+        for (String f : JinjaSyntax.filterNames(template)) {
+            if (ENGINE.getGlobalContext().getFilter(f) == null) {
+                throw new CheckpointException(where + ": the chat template uses an unknown filter: " + f);
+            }
+        }
+        // A trial render catches syntax errors and unknown functions at load time.
         String probe = render(List.of(new Message("user", "Hello"), new Message("assistant", PROBE)), false, Map.of());
         int at = probe.lastIndexOf(PROBE);
         this.endOfTurn = at < 0 ? "" : PyMethods.strip(probe.substring(at + PROBE.length()), null, true, true);
@@ -203,9 +208,18 @@ public final class ChatTemplate {
             throw new CheckpointException(where + ": the chat template does not render: " + oneLine(ex.getMessage()), ex);
         }
         for (TemplateError e : r.getErrors()) {
-            if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
-                throw new CheckpointException(where + ": the chat template does not render: line " + e.getLineno() + ": "
-                        + oneLine(e.getMessage()));
+            // Jinjava reports an unclosed block as a warning; Jinja refuses the template
+            if (e.getSeverity() == TemplateError.ErrorType.FATAL || e.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR
+                    || e.getReason() == TemplateError.ErrorReason.MISSING) {
+                String message = oneLine(e.getMessage());
+                Throwable cause = e.getException();
+                while (cause != null && cause.getCause() != null && cause.getCause() != cause) {
+                    cause = cause.getCause();
+                }
+                if (cause != null && cause.getMessage() != null && !message.contains(cause.getMessage())) {
+                    message += ": " + oneLine(cause.getMessage());
+                }
+                throw new CheckpointException(where + ": the chat template does not render: line " + e.getLineno() + ": " + message);
             }
         }
         return r.getOutput();

@@ -127,6 +127,35 @@ final class JinjaSyntax {
         return t.substring(start + 2, Math.max(start + 2, end - 2)).replace("-", "").replace("+", "").strip().equals("raw");
     }
 
+    /**
+     * The filter names the template's tags and expressions apply ({@code x | name}), so that an
+     * unknown one is refused at load as Jinja refuses it (Jinjava renders it as nothing).
+     */
+    static java.util.Set<String> filterNames(String t) {
+        java.util.Set<String> names = new java.util.TreeSet<>();
+        java.util.regex.Pattern filter = java.util.regex.Pattern.compile("(?<!\\|)\\|(?!\\|)\\s*([A-Za-z_][A-Za-z_0-9]*)");
+        int i = 0;
+        while (i < t.length()) {
+            if (t.startsWith("{{", i) || t.startsWith("{%", i)) {
+                int end = tagEnd(t, i + 2, t.charAt(i + 1) == '{' ? "}}" : "%}", true);
+                String body = t.substring(i + 2, Math.max(i + 2, end - 2));
+                boolean[] q = quoted(body);
+                StringBuilder plain = new StringBuilder(body.length());
+                for (int k = 0; k < body.length(); k++) {
+                    plain.append(q[k] ? ' ' : body.charAt(k));
+                }
+                java.util.regex.Matcher m = filter.matcher(plain);
+                while (m.find()) {
+                    names.add(m.group(1));
+                }
+                i = end;
+            } else {
+                i++;
+            }
+        }
+        return names;
+    }
+
     /** Just past the tag's closing delimiter, skipping string literals inside the tag. */
     private static int tagEnd(String t, int from, String close, boolean strings) {
         char open = 0;
