@@ -159,7 +159,19 @@ class TaskCommandsTest {
         assertEquals(2, o.get("n").getAsInt());
         // a built-in task keeps its raw format under auto, so a system prompt has nowhere to go
         assertBadInput(cli("eval", "--checkpoint", chat.toString(), "--task", "kv-recall", "--n", "1", "--context", "64",
-                "--system-prompt", "Be brief."), "--system-prompt", "built-in tasks keep their raw format");
+                "--system-prompt", "Be brief."), "--system-prompt", "auto applies it to dataset tasks only");
+
+        // generate renders a --prompt text with on, and takes the template's stop token besides eos
+        JsonObject g = lastJson(cli("generate", "--checkpoint", chat.toString(), "--prompt", "hi", "--chat-template", "on",
+                "--system-prompt", "S", "--max-new", "2", "--json"));
+        int[] expected = io.tailguard.model.tokenizer.CharTokenizer.standard().encode("[system]S\n[user]hi\n[assistant]");
+        JsonArray got = g.getAsJsonArray("prompt_ids");
+        assertEquals(expected.length, got.size());
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], got.get(i).getAsInt());
+        }
+        assertBadInput(cli("generate", "--checkpoint", chat.toString(), "--prompt-ids", "5,6", "--chat-template", "on",
+                "--max-new", "2"), "--chat-template");
 
         Files.writeString(chat.resolve("chat_template.jinja"), "{{ messages[0].content | shout }}");
         assertBadInput(cli("eval", "--checkpoint", chat.toString(), "--task", "math", "--dataset", f.toString(), "--n", "2"),

@@ -88,7 +88,7 @@ public record ChatFormat(ChatTemplate template, String systemPrompt, Boolean thi
         boolean apply = mode == Mode.ON || (mode == Mode.AUTO && dataset && t.isPresent());
         if (!apply) {
             String why = mode == Mode.OFF ? "chat-template is off"
-                    : t.isEmpty() ? "checkpoint " + dir + " has no chat template" : "built-in tasks keep their raw format (chat-template on applies it)";
+                    : t.isEmpty() ? "checkpoint " + dir + " has no chat template" : "auto applies it to dataset tasks only; on applies it to any prompt";
             if (system != null) {
                 throw new IllegalArgumentException("system-prompt: no chat template applies (" + why + ")");
             }
