@@ -257,6 +257,8 @@ public final class ChatTemplate {
                 accessible(JinjaSyntax.class, "slice", Object.class, Object.class, Object.class, Object.class)));
         j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                 accessible(ChatTemplate.class, "raiseException", Object.class)));
+        j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
+                accessible(ChatTemplate.class, "strftimeNow", Object.class)));
         return j;
     }
 
@@ -273,6 +275,45 @@ public final class ChatTemplate {
     /** transformers' raise_exception: a template refusing its input. */
     static Object raiseException(Object message) {
         throw new IllegalArgumentException(String.valueOf(message));
+    }
+
+    /**
+     * transformers' strftime_now: the local time now in Python's strftime format (Llama 3's
+     * templates date their system turn with it). The common directives are supported; any other
+     * is refused rather than written wrong.
+     */
+    static String strftimeNow(Object format) {
+        java.time.ZonedDateTime now = java.time.ZonedDateTime.now();
+        String f = String.valueOf(format);
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < f.length(); i++) {
+            char c = f.charAt(i);
+            if (c != '%' || i + 1 >= f.length()) {
+                out.append(c);
+                continue;
+            }
+            char d = f.charAt(++i);
+            String pattern = switch (d) {
+                case 'd' -> "dd";
+                case 'm' -> "MM";
+                case 'Y' -> "yyyy";
+                case 'y' -> "yy";
+                case 'b' -> "MMM";
+                case 'B' -> "MMMM";
+                case 'a' -> "EEE";
+                case 'A' -> "EEEE";
+                case 'H' -> "HH";
+                case 'I' -> "hh";
+                case 'M' -> "mm";
+                case 'S' -> "ss";
+                case 'p' -> "a";
+                case 'j' -> "DDD";
+                case '%' -> null;
+                default -> throw new IllegalArgumentException("strftime_now: unsupported directive %" + d);
+            };
+            out.append(pattern == null ? "%" : now.format(java.time.format.DateTimeFormatter.ofPattern(pattern, java.util.Locale.ENGLISH)));
+        }
+        return out.toString();
     }
 
     /** Jinjava whose expressions are parsed with Python's slice syntax ({@link JinjaSyntax}). */

@@ -76,6 +76,15 @@ class ChatTemplateTest {
     }
 
     @Test
+    void strftimeNowWritesTodaysDate() {
+        // the date is read before and after, so a render across midnight still has one to match
+        String before = java.time.LocalDate.now().format(java.time.format.DateTimeFormatter.ofPattern("dd MMM yyyy", java.util.Locale.ENGLISH));
+        String got = render("{{ strftime_now('%d %b %Y') }}", Map.of());
+        String after = java.time.LocalDate.now().format(java.time.format.DateTimeFormatter.ofPattern("dd MMM yyyy", java.util.Locale.ENGLISH));
+        assertTrue(got.equals(before) || got.equals(after), got);
+    }
+
+    @Test
     void endOfTurnIsWhatFollowsAnAssistantTurn() {
         String t = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
         assertEquals("<|end|>", ChatTemplate.of(t, "t", Map.of()).endOfTurn());

