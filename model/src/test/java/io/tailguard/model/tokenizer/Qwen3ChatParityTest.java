@@ -139,6 +139,8 @@ class Qwen3ChatParityTest {
         assertEquals("<|im_end|>", template.endOfTurn());
         // tokenizer.json's added token <|im_end|> is id 151645
         assertArrayEquals(new int[] {151645}, tok.encode(template.endOfTurn()));
+        // tokenizer_config.json's eos_token is <|im_end|> too: one stop token
+        assertEquals(java.util.Set.of(151645), new ChatFormat(template, null, null).stopIds(tok));
     }
 
     private static int[] ints(JsonElement e) {
