@@ -81,6 +81,18 @@ final class TaskOptions {
         return chat;
     }
 
+    /**
+     * For a command that renders no prompt (verify scores given text): the chat template's options
+     * would change nothing, so any of them set is bad input naming its flag.
+     */
+    void refuseChat(String command) {
+        String flag = !"auto".equals(chatTemplate) ? "--chat-template" : systemPrompt != null ? "--system-prompt"
+                : enableThinking != null ? "--enable-thinking" : null;
+        if (flag != null) {
+            throw new BadInput(flag + ": " + command + " renders no prompt, so the chat template's options do not apply");
+        }
+    }
+
     /** {@link #resolve(int)} fed to the model through the checkpoint's chat template where {@link #chat} applies one. */
     Task resolve(int context, Path checkpoint) {
         return ChatTask.of(resolve(context), chat(checkpoint));
