@@ -235,7 +235,7 @@ public final class Calibration {
         int largest = 0;
         for (Group g : groups) {
             for (Prompt p : g.prompts()) {
-                largest = Math.max(largest, TaskFormat.promptIds(tok, p).length);
+                largest = Math.max(largest, TaskFormat.promptIds(tok, g.task(), p).length);
             }
         }
         return largest;
@@ -261,7 +261,7 @@ public final class Calibration {
         double promptLength = 0;
         double newTokens = 0;
         for (Prompt p : group.prompts()) {
-            promptLength += TaskFormat.promptIds(tok, p).length;
+            promptLength += TaskFormat.promptIds(tok, group.task(), p).length;
             newTokens += TaskFormat.maxNewTokens(group.task(), p, tok, maxNew);
         }
         promptLength /= group.prompts().size();

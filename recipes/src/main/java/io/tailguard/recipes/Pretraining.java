@@ -174,7 +174,7 @@ public final class Pretraining {
                         completions.add(tok.encode(practice.get().drill()));
                     } else {
                         Prompt p = task.prompt(PromptStreams.training(r.seed()), k);
-                        prompts.add(TaskFormat.promptIds(tok, p));
+                        prompts.add(TaskFormat.promptIds(tok, task, p));
                         completions.add(TaskFormat.completionIds(tok, task.solution(p).orElseThrow()));
                     }
                 }

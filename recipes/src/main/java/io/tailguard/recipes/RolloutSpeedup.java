@@ -50,7 +50,7 @@ public final class RolloutSpeedup {
             Prompt p = t.prompt(PromptStreams.speedup(runSeed), i);
             maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(t, p, tok, 64));
             for (int g = 0; g < groupSize; g++) {
-                prompts.add(TaskFormat.promptIds(tok, p));
+                prompts.add(TaskFormat.promptIds(tok, t, p));
             }
         }
         try (Qwen3Model model = ModelLoader.load(policy, Devices.parse("cpu"))) {

@@ -170,7 +170,7 @@ public final class VnmRecovery {
                     List<int[]> completions = new ArrayList<>(o.batch());
                     for (int b = 0; b < o.batch(); b++) {
                         Prompt p = task.prompt(PromptStreams.recovery(o.seed()), (long) step * o.batch() + b);
-                        prompts.add(TaskFormat.promptIds(tok, p));
+                        prompts.add(TaskFormat.promptIds(tok, task, p));
                         completions.add(TaskFormat.completionIds(tok, task.solution(p).orElseThrow()));
                     }
                     double loss = ce != null ? ce.step(prompts, completions).loss() : kl.step(concat(prompts, completions)).loss();

@@ -22,7 +22,7 @@ class CompressionDataTest {
     @Test
     void aSequenceIsThePromptFollowedByItsWorkedSolution() {
         Prompt p = task.prompt(7, 2);
-        int[] prompt = TaskFormat.promptIds(tok, p);
+        int[] prompt = TaskFormat.promptIds(tok, task, p);
         int[] solution = TaskFormat.completionIds(tok, task.solution(p).orElseThrow());
         int[] seq = CompressionData.sequences(task, tok, 7, 3).get(2);
         assertEquals(prompt.length + solution.length, seq.length);

@@ -119,8 +119,9 @@ final class CalibrateCommand implements Callable<Integer> {
         }
         checkpoint = Checkpoints.resolve(checkpoint);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
-        List<Calibration.Group> groups = task.isDataset() ? Calibration.datasetGroups(task.resolve(0), n, seed)
-                : Calibration.groups(task::resolve, ctx, n, seed);
+        Path ckpt = checkpoint;
+        List<Calibration.Group> groups = task.isDataset() ? Calibration.datasetGroups(task.resolve(0, ckpt), n, seed)
+                : Calibration.groups(c -> task.resolve(c, ckpt), ctx, n, seed);
         Calibration.largestPrompt(tok, groups); // a prompt the tokenizer refuses fails here, before the model loads
         int[] candidates = budgets != null ? sortedDistinct(budgets, "--budgets")
                 : Calibration.defaultCandidates(tok, groups, task.isDataset() ? null : ctx);

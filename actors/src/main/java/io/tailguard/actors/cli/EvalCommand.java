@@ -98,6 +98,7 @@ final class EvalCommand implements Callable<Integer> {
         }
         Task tk = task.resolve(context);
         checkpoint = Checkpoints.resolve(checkpoint);
+        tk = io.tailguard.rollout.tasks.ChatTask.of(tk, task.chat(checkpoint));
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         Evaluator.EvalOptions o = new Evaluator.EvalOptions(n, samples, t, seed, maxNew, batch);
         Evaluator.EvalResult r;

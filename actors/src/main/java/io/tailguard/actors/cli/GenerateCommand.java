@@ -3,6 +3,7 @@ package io.tailguard.actors.cli;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Devices;
+import io.tailguard.model.tokenizer.ChatFormat;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
 import io.tailguard.rollout.generation.GenerationRequest;
@@ -65,6 +66,18 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--stop-ids", split = ",", description = "Token ids that end generation (default: the model's eos_token_id).")
     int[] stopIds;
 
+    @Option(names = "--chat-template", defaultValue = "off", paramLabel = "on|off",
+            description = "Render --prompt as a user turn with the checkpoint's chat template and the generation prompt; "
+                    + "generation also stops at the template's end-of-turn token unless --stop-ids is given (default: ${DEFAULT-VALUE}).")
+    String chatTemplate;
+
+    @Option(names = "--system-prompt", description = "A system turn before the prompt (with --chat-template on).")
+    String systemPrompt;
+
+    @Option(names = "--enable-thinking", paramLabel = "true|false",
+            description = "The template's enable_thinking switch (Qwen3); left out: the template's default.")
+    String enableThinking;
+
     @Override
     public Integer call() {
         if (maxNew < 1) {
@@ -72,9 +85,21 @@ final class GenerateCommand implements Callable<Integer> {
         }
         checkpoint = Checkpoints.resolve(checkpoint);
         Optional<Tokenizer> tok = Tokenizers.maybeFromCheckpoint(checkpoint);
+        Optional<ChatFormat> chat;
+        try {
+            // a prompt given on the command line is raw unless asked otherwise: auto leaves it as it is
+            chat = ChatFormat.choose(ChatFormat.Mode.parse(chatTemplate), checkpoint, false, systemPrompt,
+                    ChatFormat.parseThinking(enableThinking));
+        } catch (IllegalArgumentException e) {
+            throw BadInput.flagged(e, List.of("chat-template", "system-prompt", "enable-thinking"));
+        }
+        if (chat.isPresent() && prompt.text == null) {
+            throw new BadInput("--chat-template: on renders a --prompt text; --prompt-ids are used as they are");
+        }
         int[] ids;
         if (prompt.text != null) {
-            ids = tok.orElseThrow(() -> new BadInput(checkpoint + ": no tokenizer.json; use --prompt-ids")).encode(prompt.text);
+            Tokenizer t = tok.orElseThrow(() -> new BadInput(checkpoint + ": no tokenizer.json; use --prompt-ids"));
+            ids = chat.isPresent() ? chat.get().promptIds(t, prompt.text) : t.encode(prompt.text);
         } else {
             ids = prompt.ids;
         }
@@ -97,6 +122,9 @@ final class GenerateCommand implements Callable<Integer> {
                 }
             } else if (model.config().eosTokenId() >= 0) {
                 stops.add(model.config().eosTokenId());
+            }
+            if (stopIds == null && chat.isPresent()) {
+                stops.addAll(chat.get().stopIds(tok.get()));
             }
             GenerationResult r = new Generator(model).generate(new GenerationRequest(List.of(ids), maxNew,
                     new SamplingParams(temperature, topP, topK, seed), stops, topLogprobs));

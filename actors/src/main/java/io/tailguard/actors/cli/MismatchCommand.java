@@ -89,6 +89,7 @@ final class MismatchCommand implements Callable<Integer> {
         Schedule schedule = sparsity.resolve();
         Task tk = task.resolve(context);
         checkpoint = Checkpoints.resolve(checkpoint);
+        tk = io.tailguard.rollout.tasks.ChatTask.of(tk, task.chat(checkpoint));
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         TailMeasurement.Result r;
         if (actor != null && lora.lora != null) {

@@ -61,6 +61,7 @@ final class VerifyCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         task.validate();
+        task.refuseChat("verify");
         List<Item> items = read(resolver());
         List<Verdict> verdicts = score(items);
         Map<String, Integer> failures = new TreeMap<>();

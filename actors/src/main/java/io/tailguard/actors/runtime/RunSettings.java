@@ -148,6 +148,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     public static RunSettings parse(Config c, String where) {
         try {
             checkUnknownKeys(c, where);
+            chatTemplate(c);
             Train t = new Train(c.getString("tailguard.train.checkpoint"), task(c),
                     positive(c, "tailguard.train.context-min"), positive(c, "tailguard.train.context-max"),
                     positive(c, "tailguard.train.steps"), c.getLong("tailguard.train.seed"),
@@ -235,6 +236,32 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             return new TaskSpec(c.getString(p + "task"), steps, TaskSpec.Reward.parse(c.getString(p + "reward")));
         } catch (IllegalArgumentException e) {
             // TaskSpec names the part as the key does ("task-steps: ...")
+            throw new IllegalArgumentException(p + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * tailguard.train.chat-template, system-prompt and enable-thinking: a run trains on a built-in task,
+     * whose prompts keep their raw format, so "on", a system prompt or a thinking switch would change
+     * nothing; each is refused naming its key rather than ignored.
+     */
+    static void chatTemplate(Config c) {
+        String p = "tailguard.train.";
+        try {
+            io.tailguard.model.tokenizer.ChatFormat.Mode mode = io.tailguard.model.tokenizer.ChatFormat.Mode.parse(c.getString(p + "chat-template"));
+            Boolean thinking = io.tailguard.model.tokenizer.ChatFormat.parseThinking(c.getString(p + "enable-thinking"));
+            if (mode == io.tailguard.model.tokenizer.ChatFormat.Mode.ON) {
+                throw new IllegalArgumentException("chat-template: on, but a run trains on a built-in task ("
+                        + c.getString(p + "task") + "), whose prompts keep their raw format; chat templates apply to dataset tasks");
+            }
+            if (!c.getString(p + "system-prompt").isEmpty()) {
+                throw new IllegalArgumentException("system-prompt: no chat template applies to a built-in task's prompts");
+            }
+            if (thinking != null) {
+                throw new IllegalArgumentException("enable-thinking: no chat template applies to a built-in task's prompts");
+            }
+        } catch (IllegalArgumentException e) {
+            // the messages name the part as the key does ("chat-template: ...")
             throw new IllegalArgumentException(p + e.getMessage(), e);
         }
     }

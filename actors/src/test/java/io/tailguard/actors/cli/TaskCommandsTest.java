@@ -133,6 +133,54 @@ class TaskCommandsTest {
         assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "sudoku", "--n", "2"), "sudoku");
     }
 
+    @Test
+    void evalRendersDatasetPromptsWithTheCheckpointsChatTemplate() throws IOException {
+        Path f = write("chat-math.jsonl", "{\"id\":\"a\",\"problem\":\"1+1?\",\"answer\":\"2\"}\n"
+                + "{\"id\":\"b\",\"problem\":\"2+3?\",\"answer\":\"5\"}\n");
+        // without a template: on is refused, and so are the options that need one
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "math", "--dataset", f.toString(), "--n", "2",
+                "--chat-template", "on"), "--chat-template: on, but checkpoint", "has no chat template");
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "math", "--dataset", f.toString(), "--n", "2",
+                "--system-prompt", "Be brief."), "--system-prompt: no chat template applies");
+        assertBadInput(cli("eval", "--checkpoint", ckpt, "--task", "math", "--dataset", f.toString(), "--n", "2",
+                "--chat-template", "sometimes"), "--chat-template: must be auto, on or off");
+
+        Path chat = tmp.resolve("tiny-chat");
+        Files.createDirectories(chat);
+        try (var files = Files.list(Path.of(ckpt))) {
+            for (Path p : files.toList()) {
+                Files.copy(p, chat.resolve(p.getFileName()));
+            }
+        }
+        Files.writeString(chat.resolve("chat_template.jinja"),
+                "{% for m in messages %}[{{ m.role }}]{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}");
+        JsonObject o = lastJson(cli("eval", "--checkpoint", chat.toString(), "--task", "math", "--dataset", f.toString(),
+                "--n", "2", "--max-new", "4", "--system-prompt", "Be brief.", "--json"));
+        assertEquals(2, o.get("n").getAsInt());
+        // a built-in task keeps its raw format under auto, so a system prompt has nowhere to go
+        assertBadInput(cli("eval", "--checkpoint", chat.toString(), "--task", "kv-recall", "--n", "1", "--context", "64",
+                "--system-prompt", "Be brief."), "--system-prompt", "auto applies it to dataset tasks only");
+
+        // generate renders a --prompt text with on, and takes the template's stop token besides eos
+        JsonObject g = lastJson(cli("generate", "--checkpoint", chat.toString(), "--prompt", "hi", "--chat-template", "on",
+                "--system-prompt", "S", "--max-new", "2", "--json"));
+        int[] expected = io.tailguard.model.tokenizer.CharTokenizer.standard().encode("[system]S\n[user]hi\n[assistant]");
+        JsonArray got = g.getAsJsonArray("prompt_ids");
+        assertEquals(expected.length, got.size());
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], got.get(i).getAsInt());
+        }
+        assertBadInput(cli("generate", "--checkpoint", chat.toString(), "--prompt-ids", "5,6", "--chat-template", "on",
+                "--max-new", "2"), "--chat-template");
+
+        Files.writeString(chat.resolve("chat_template.jinja"), "{{ messages[0].content | shout }}");
+        assertBadInput(cli("eval", "--checkpoint", chat.toString(), "--task", "math", "--dataset", f.toString(), "--n", "2"),
+                chat.resolve("chat_template.jinja").toString(), "unknown filter: shout");
+        Files.writeString(chat.resolve("chat_template.jinja"), "{% for m in messages %}{{ m.content }}");
+        assertBadInput(cli("eval", "--checkpoint", chat.toString(), "--task", "math", "--dataset", f.toString(), "--n", "2"),
+                chat.resolve("chat_template.jinja").toString(), "Missing end tag");
+    }
+
     // ---------------------------------------------------------------- mismatch
 
     @Test

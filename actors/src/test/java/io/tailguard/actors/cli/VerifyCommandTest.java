@@ -101,5 +101,9 @@ class VerifyCommandTest {
         CliBadInputTest.Run r = cli("verify", "--task", "kv-recall", "--completions", builtin.toString());
         assertEquals(2, r.code(), r.err());
         assertTrue(r.err().contains("b.jsonl:1: id \"copy/c128/s1/i0\" is not a prompt id of kv-recall"), r.err());
+        // verify renders no prompt: the chat template's options are refused, not ignored
+        r = cli("verify", "--task", "kv-recall", "--completions", builtin.toString(), "--enable-thinking", "false");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains("--enable-thinking: verify renders no prompt"), r.err());
     }
 }

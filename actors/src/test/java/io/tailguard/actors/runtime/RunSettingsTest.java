@@ -102,6 +102,20 @@ class RunSettingsTest {
     }
 
     @Test
+    void chatTemplateKeysAreCheckedAndRefusedWhereNoTemplateApplies() {
+        RunSettings.parse(with("tailguard.train.chat-template = off\ntailguard.train.enable-thinking = default"), "run.conf");
+        assertRefused("tailguard.train.chat-template = maybe", "run.conf: tailguard.train.chat-template: must be auto, on or off, got \"maybe\"");
+        assertRefused("tailguard.train.chat-template = on", "run.conf: tailguard.train.chat-template: on, but a run trains on a built-in task "
+                + "(kv-recall), whose prompts keep their raw format; chat templates apply to dataset tasks");
+        assertRefused("tailguard.train.system-prompt = \"Be brief.\"",
+                "run.conf: tailguard.train.system-prompt: no chat template applies to a built-in task's prompts");
+        assertRefused("tailguard.train.enable-thinking = false",
+                "run.conf: tailguard.train.enable-thinking: no chat template applies to a built-in task's prompts");
+        assertRefused("tailguard.train.enable-thinking = yes",
+                "run.conf: tailguard.train.enable-thinking: must be true, false or default, got \"yes\"");
+    }
+
+    @Test
     void evalEveryAndAdaptParseAndRefuseBadValues() {
         RunSettings d = RunSettings.parse(with(""), "test");
         assertEquals(20, d.train().evalEvery());

@@ -29,8 +29,9 @@ import java.util.TreeMap;
  * prompts are its first n records in file order (all of them when n exceeds the file); the seed only
  * drives sampling there.
  *
- * <p><b>Token layout.</b> Prompts and completions go through {@link TaskFormat}: bos + prompt text,
- * generation stops at eos, and the verifier sees the text before the first eos. A prompt gets
+ * <p><b>Token layout.</b> Prompts and completions go through {@link TaskFormat}: bos + prompt text
+ * (or the chat template's rendering of it), generation stops at eos (or the template's end-of-turn
+ * token), and the verifier sees the text before the first stop. A prompt gets
  * {@link TaskFormat#maxNewTokens} new tokens (the worked solution's length plus a margin, or
  * {@code maxNewFallback} for tasks without one); a batch generates up to its longest such budget,
  * and each completion is cut to its own.
@@ -39,7 +40,7 @@ import java.util.TreeMap;
  * pass@k with k = s is the unbiased estimator of Chen et al. (2021), 1 − C(s − c, k) / C(s, k),
  * averaged over prompts (with k = s it is the share of prompts with at least one correct sample).
  * A completion counts as correct when its verdict's reward is 1. Completion tokens are the tokens
- * before eos (eos itself not counted). Failures are counted by {@link #reasonKey} of their verdict's
+ * before the stop token (itself not counted). Failures are counted by {@link #reasonKey} of their verdict's
  * reason.
  */
 public final class Evaluator {
@@ -114,14 +115,14 @@ public final class Evaluator {
 
     public static EvalResult evaluate(Qwen3Model model, Tokenizer tok, Task task, EvalOptions o, AttentionKernel kernel,
                                       Progress progress) {
-        int eos = TaskFormat.requireEos(tok);
+        Set<Integer> stops = TaskFormat.stopTokens(tok, task);
         List<Prompt> prompts = prompts(task, o.n(), o.seed());
         int[][] promptIds = new int[prompts.size()][];
         int[] maxNew = new int[prompts.size()];
         for (int i = 0; i < prompts.size(); i++) {
             Prompt p = prompts.get(i);
             try {
-                promptIds[i] = TaskFormat.promptIds(tok, p);
+                promptIds[i] = TaskFormat.promptIds(tok, task, p);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("prompt " + p.id() + ": " + e.getMessage());
             }
@@ -144,15 +145,15 @@ public final class Evaluator {
                 budget = Math.max(budget, maxNew[p]);
             }
             SamplingParams sampling = new SamplingParams(o.temperature(), 1, 0, batchSeed(o.seed(), batch));
-            List<Generated> out = generator.generate(new GenerationRequest(ids, budget, sampling, Set.of(eos), 0)).sequences();
+            List<Generated> out = generator.generate(new GenerationRequest(ids, budget, sampling, stops, 0)).sequences();
             for (int j = from; j < to; j++) {
                 int p = j / o.samples();
                 int[] outIds = out.get(j - from).outputIds();
                 if (outIds.length > maxNew[p]) {
                     outIds = java.util.Arrays.copyOf(outIds, maxNew[p]);
                 }
-                String text = TaskFormat.completionText(tok, outIds);
-                completionTokens += tokensBeforeEos(outIds, eos);
+                String text = TaskFormat.completionText(tok, task, outIds);
+                completionTokens += TaskFormat.tokensBeforeStop(outIds, stops);
                 Verdict v = task.verify(prompts.get(p), text);
                 rewardSum += v.reward();
                 if (v.isCorrect()) {
@@ -217,15 +218,6 @@ public final class Evaluator {
             return "(no reason)";
         }
         return k.length() <= 40 ? k : k.substring(0, 40);
-    }
-
-    private static int tokensBeforeEos(int[] ids, int eos) {
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] == eos) {
-                return i;
-            }
-        }
-        return ids.length;
     }
 
     /** Independent sampling streams per batch, from one seed. */

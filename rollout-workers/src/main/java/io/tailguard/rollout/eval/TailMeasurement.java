@@ -88,7 +88,7 @@ public final class TailMeasurement {
         if (prompts.isEmpty()) {
             throw new IllegalArgumentException("no prompts to measure on");
         }
-        int eos = TaskFormat.requireEos(tok);
+        Set<Integer> stops = TaskFormat.stopTokens(tok, task);
         int capture = model.config().vocabSize() <= FULL_CAPTURE_VOCAB ? 0 : Acceptance.DEFAULT_TOP_K;
         Generator generator = new Generator(actor != null ? actor : model, BlockTopKAttention.of(schedule));
         MismatchProbe probe = new MismatchProbe(model, probeFraction, seed);
@@ -102,7 +102,7 @@ public final class TailMeasurement {
             for (int i = from; i < to; i++) {
                 Prompt p = prompts.get(i);
                 try {
-                    ids.add(TaskFormat.promptIds(tok, p));
+                    ids.add(TaskFormat.promptIds(tok, task, p));
                 } catch (IllegalArgumentException e) {
                     throw new IllegalArgumentException("prompt " + p.id() + ": " + e.getMessage());
                 }
@@ -111,7 +111,7 @@ public final class TailMeasurement {
             SamplingParams sampling = new SamplingParams(1.0, 1, 0, Evaluator.batchSeed(seed, batch));
             List<Generated> out;
             try (LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
-                out = generator.generate(new GenerationRequest(ids, maxNew, sampling, Set.of(eos), 0, capture)).sequences();
+                out = generator.generate(new GenerationRequest(ids, maxNew, sampling, stops, 0, capture)).sequences();
             }
             for (Generated g : out) {
                 tokens += g.outputIds().length;

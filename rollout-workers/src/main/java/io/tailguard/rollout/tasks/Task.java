@@ -1,5 +1,7 @@
 package io.tailguard.rollout.tasks;
 
+import io.tailguard.model.tokenizer.ChatFormat;
+
 import java.util.Optional;
 import java.util.OptionalInt;
 
@@ -44,4 +46,12 @@ public interface Task {
 
     /** Number of prompts of a dataset task; empty for a generated task (any index is valid). */
     OptionalInt size();
+
+    /**
+     * The chat template its prompts are rendered with ({@link ChatTask}); empty: raw text
+     * ({@link TaskFormat} says how either becomes token ids).
+     */
+    default Optional<ChatFormat> chat() {
+        return Optional.empty();
+    }
 }

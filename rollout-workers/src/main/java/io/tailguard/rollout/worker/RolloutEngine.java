@@ -92,7 +92,7 @@ public final class RolloutEngine {
     private final Tokenizer tok;
     private final Task task;
     private final Options o;
-    private final int eos;
+    private final Set<Integer> stops;
     private final io.tailguard.model.lora.LoraAdapter actorLora;
     /** The cost model's machine constants, read at the first measured lease. */
     private CostModel.Machine machine;
@@ -117,7 +117,7 @@ public final class RolloutEngine {
         this.tok = tok;
         this.task = task;
         this.o = options;
-        this.eos = TaskFormat.requireEos(tok);
+        this.stops = TaskFormat.stopTokens(tok, task);
     }
 
     public Options options() {
@@ -198,7 +198,7 @@ public final class RolloutEngine {
         long t0 = System.nanoTime();
         try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
             new Generator(model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
-                    new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos), 0));
+                    new SamplingParams(o.temperature(), 1.0, 0, seed), stops, 0));
         }
         return (System.nanoTime() - t0) / 1e9;
     }
@@ -207,7 +207,7 @@ public final class RolloutEngine {
     private int batchIds(List<Prompt> prompts, List<int[]> ids, List<Prompt> source) {
         int maxNew = 1;
         for (Prompt p : prompts) {
-            int[] pi = TaskFormat.promptIds(tok, p);
+            int[] pi = TaskFormat.promptIds(tok, task, p);
             maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(task, p, tok, o.maxNewFallback()));
             for (int g = 0; g < o.groupSize(); g++) {
                 ids.add(pi);
@@ -244,7 +244,7 @@ public final class RolloutEngine {
         // the two modes differ only in the pages they read
         try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
             Generator gen = new Generator(actor != null ? actor : model, kernel(schedule));
-            GenerationRequest req = new GenerationRequest(ids, maxNew, new SamplingParams(o.temperature(), 1.0, 0, seed), Set.of(eos),
+            GenerationRequest req = new GenerationRequest(ids, maxNew, new SamplingParams(o.temperature(), 1.0, 0, seed), stops,
                     0, capture);
             if (paired) {
                 Generator.Paired p = gen.generatePaired(req, BlockTopKAttention.dense(), false);
@@ -278,7 +278,7 @@ public final class RolloutEngine {
         int next = 0;
         for (int i = 0; i < gens.size(); i++) {
             Generated g = gens.get(i);
-            Verdict v = task.verify(source.get(i), TaskFormat.completionText(tok, g.outputIds()));
+            Verdict v = task.verify(source.get(i), TaskFormat.completionText(tok, task, g.outputIds()));
             float[] old = !score ? g.logprobs()
                     : next < scored.size() && scored.get(next) == i ? dense.get(next++).logprobs() : new float[0];
             out.add(new Trajectory(groupIds[i / o.groupSize()], i % o.groupSize(), source.get(i).id(), g.promptIds(),

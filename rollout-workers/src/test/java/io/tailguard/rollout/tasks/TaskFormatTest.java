@@ -1,6 +1,8 @@
 package io.tailguard.rollout.tasks;
 
 import io.tailguard.model.tokenizer.CharTokenizer;
+import io.tailguard.model.tokenizer.ChatFormat;
+import io.tailguard.model.tokenizer.ChatTemplate;
 import io.tailguard.model.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
 
@@ -45,13 +47,33 @@ class TaskFormatTest {
         }
     };
 
+    /** A task without a chat template. */
+    private static final Task RAW = Tasks.builtin("kv-recall", 64);
+
+    /** A hand-written template: "[role]content" lines, then "[assistant]" as the generation prompt. */
+    private static final ChatTemplate TEMPLATE = ChatTemplate.of(
+            "{% for m in messages %}[{{ m.role }}]{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}",
+            "test template", java.util.Map.of());
+
+    @Test
+    void aChatTaskRendersThePromptAsAUserTurnWithoutBos() {
+        Task chat = new ChatTask(RAW, new ChatFormat(TEMPLATE, "Be brief.", null));
+        Prompt p = new Prompt("x", "ab", null);
+        assertArrayEquals(CHAR.encode("[system]Be brief.\n[user]ab\n[assistant]"), TaskFormat.promptIds(CHAR, chat, p));
+        // the template writes "\n" after a turn: not one token of this tokenizer's, so only eos stops
+        assertEquals(java.util.Set.of(2), TaskFormat.stopTokens(CHAR, chat));
+        // the verifier sees the answer after the thinking
+        assertEquals("42", TaskFormat.completionText(CHAR, chat, CHAR.encode("<think>\nso 6*7\n</think>\n\n42")));
+        assertEquals(RAW.prompt(1, 2), chat.prompt(1, 2));
+    }
+
     @Test
     void promptStartsWithBosWhenTheTokenizerHasOne() {
         Prompt p = new Prompt("x", "ab", null);
         // char tokenizer: 0 <pad>, 1 <bos>, 2 <eos>, 3 '\n', 4 ' ', then printable ASCII from 33: 'a' = 97 - 32 + 4
         int a = 'a' - 32 + 4;
-        assertArrayEquals(new int[] {1, a, a + 1}, TaskFormat.promptIds(CHAR, p));
-        assertArrayEquals(new int[] {10, 11}, TaskFormat.promptIds(BARE, p));
+        assertArrayEquals(new int[] {1, a, a + 1}, TaskFormat.promptIds(CHAR, RAW, p));
+        assertArrayEquals(new int[] {10, 11}, TaskFormat.promptIds(BARE, RAW, p));
     }
 
     @Test
@@ -64,11 +86,11 @@ class TaskFormatTest {
     @Test
     void completionTextStopsBeforeTheFirstEos() {
         int[] ids = TaskFormat.completionIds(CHAR, "027\n");
-        assertEquals("027\n", TaskFormat.completionText(CHAR, ids));
+        assertEquals("027\n", TaskFormat.completionText(CHAR, RAW, ids));
         int[] more = {CHAR.encode("1")[0], 2, CHAR.encode("9")[0], 2};
-        assertEquals("1", TaskFormat.completionText(CHAR, more));
-        assertEquals("12", TaskFormat.completionText(CHAR, CHAR.encode("12")));
-        assertEquals("ab", TaskFormat.completionText(BARE, new int[] {10, 11}));
+        assertEquals("1", TaskFormat.completionText(CHAR, RAW, more));
+        assertEquals("12", TaskFormat.completionText(CHAR, RAW, CHAR.encode("12")));
+        assertEquals("ab", TaskFormat.completionText(BARE, RAW, new int[] {10, 11}));
     }
 
     @Test
@@ -76,7 +98,7 @@ class TaskFormatTest {
         Task task = Tasks.builtin("pointer-chase", 256);
         Prompt p = task.prompt(3, 0);
         String solution = task.solution(p).orElseThrow();
-        String back = TaskFormat.completionText(CHAR, TaskFormat.completionIds(CHAR, solution));
+        String back = TaskFormat.completionText(CHAR, RAW, TaskFormat.completionIds(CHAR, solution));
         assertEquals(solution, back);
         assertEquals(1.0, task.verify(p, back).reward());
     }
