@@ -11,10 +11,11 @@ whole test class. Commands:
   {"cmd": "adapter", "base": D, "out": D, "config": {LoraConfig kwargs}, "seed": S}
       get_peft_model on the checkpoint with that LoraConfig, every lora_A and lora_B then drawn at
       random (a trained adapter, B not zero), saved with save_pretrained.
-  {"cmd": "logits", "base": D, "adapter": D or null, "ids": [[...], ...], "out": FILE}
+  {"cmd": "logits", "base": D, "adapter": D or null, "ids": [[...], ...], "out": FILE, "merged_out": FILE}
       the checkpoint loaded with from_pretrained, the adapter (if any) with
       PeftModel.from_pretrained; the float32 logits [len, vocab] of each sequence, one after the
-      other, little-endian, to FILE. Answers the shapes and the adapter's config as PEFT read it.
+      other, little-endian, to FILE; with an adapter, the same again after merge_adapter() (W += B A
+      scaled, in place) to merged_out. Answers the shapes and the adapter's config as PEFT read it.
 """
 import json
 import sys
@@ -44,7 +45,7 @@ def adapter(c):
     with torch.no_grad():
         for name, p in peft.named_parameters():
             if ".lora_A." in name or ".lora_B." in name:
-                p.copy_(0.2 * torch.randn_like(p))
+                p.copy_(0.1 * torch.randn_like(p))
     peft.save_pretrained(c["out"])
     return {"tensors": sorted(n for n, _ in peft.named_parameters() if "lora_" in n)}
 
@@ -58,13 +59,21 @@ def logits(c):
         read = {"r": cfg.r, "lora_alpha": cfg.lora_alpha, "target_modules": sorted(cfg.target_modules),
                 "lora_tensors": sum(1 for n, _ in model.named_parameters() if "lora_" in n)}
     model.eval()
+    shapes = write_logits(model, c["ids"], c["out"])
+    if c.get("adapter") and c.get("merged_out"):
+        model.merge_adapter()
+        write_logits(model, c["ids"], c["merged_out"])
+    return {"shapes": shapes, "adapter": read}
+
+
+def write_logits(model, sequences, path):
     shapes = []
-    with torch.no_grad(), open(c["out"], "wb") as f:
-        for ids in c["ids"]:
+    with torch.no_grad(), open(path, "wb") as f:
+        for ids in sequences:
             out = model(input_ids=torch.tensor([ids])).logits[0].float().contiguous()
             shapes.append(list(out.shape))
             f.write(out.numpy().astype("<f4").tobytes())
-    return {"shapes": shapes, "adapter": read}
+    return shapes
 
 
 COMMANDS = {"checkpoint": checkpoint, "adapter": adapter, "logits": logits}

@@ -31,10 +31,10 @@ import java.util.TreeMap;
 /**
  * A LoRA on disk, as PEFT writes one:
  * <ul>
- *   <li>the weights, {@value #PEFT_WEIGHTS} in an adapter directory of its own (PEFT's
- *       {@code save_pretrained}, {@link LoraAdapter#save}) or {@value #WEIGHTS} inside a Tailguard
- *       checkpoint (beside the model's weights, where PEFT's name would make transformers apply the
- *       adapter when it loads the checkpoint):
+ *   <li>the weights, {@value #PEFT_WEIGHTS}, in an adapter directory of its own (PEFT's
+ *       {@code save_pretrained}, {@link LoraAdapter#save}) or in a checkpoint's folder
+ *       {@value #DIR} (older checkpoints: {@value #WEIGHTS} beside the model's files, with
+ *       {@value #CONFIG}):
  *       {@code base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight} [r, in] and
  *       {@code ...lora_B.weight} [out, r] for every layer and target module
  *       ({@code self_attn.{q,k,v,o}_proj}, {@code mlp.{gate,up,down}_proj});</li>
@@ -49,17 +49,39 @@ import java.util.TreeMap;
  * with a {@link CheckpointException} that names the file and the key or tensor.
  */
 public final class LoraFiles {
-    /** The adapter's weights inside a Tailguard checkpoint, beside the model's. */
-    public static final String WEIGHTS = "lora.safetensors";
-    /** The adapter's weights in an adapter directory of its own, as PEFT names them. */
+    /** The adapter's weights, as PEFT names them. */
     public static final String PEFT_WEIGHTS = "adapter_model.safetensors";
+    /**
+     * The folder of a Tailguard checkpoint that holds its adapter, an adapter directory as PEFT
+     * writes one. Not beside the model's files: there transformers would take the checkpoint for
+     * an adapter and apply it to the model it loads.
+     */
+    public static final String DIR = "lora";
+    /** The adapter's weights beside the model's, in checkpoints written before {@value #DIR} held them (still read). */
+    public static final String WEIGHTS = "lora.safetensors";
     public static final String CONFIG = "adapter_config.json";
     private static final String PREFIX = "base_model.model.model.layers.";
 
     private LoraFiles() {}
 
-    /** A parsed adapter: its config and every A and B by PEFT name, as float32. */
-    record Read(LoraConfig config, Map<String, float[]> values) {}
+    /** A parsed adapter: its config (and the file it came from) and every A and B by PEFT name, as float32. */
+    record Read(LoraConfig config, Path configFile, Map<String, float[]> values) {}
+
+    /**
+     * Whether a checkpoint directory carries an adapter: {@value #DIR}/{@value #PEFT_WEIGHTS}, or
+     * {@value #WEIGHTS} beside the model's files as older checkpoints have it.
+     */
+    public static boolean inCheckpoint(Path checkpointDir) {
+        return Files.isRegularFile(checkpointDir.resolve(DIR).resolve(PEFT_WEIGHTS))
+                || Files.isRegularFile(checkpointDir.resolve(WEIGHTS));
+    }
+
+    /** The adapter's two files in a checkpoint directory, by their names in its manifest. */
+    public static List<String> checkpointFiles(Path checkpointDir) {
+        return Files.isDirectory(checkpointDir.resolve(DIR))
+                ? List.of(DIR + "/" + PEFT_WEIGHTS, DIR + "/" + CONFIG)
+                : List.of(WEIGHTS, CONFIG);
+    }
 
     /** {@code base_model.model.model.layers.{layer}.{block}.{module}.lora_{A|B}.weight}. */
     public static String tensorName(int layer, String module, char which) {
@@ -133,7 +155,15 @@ public final class LoraFiles {
     static Read read(Path dirOrFile, ModelConfig mc) {
         Path weights;
         Path dir;
-        if (Files.isDirectory(dirOrFile)) {
+        if (Files.isDirectory(dirOrFile) && Files.isDirectory(dirOrFile.resolve(DIR))
+                && !Files.exists(dirOrFile.resolve(PEFT_WEIGHTS)) && !Files.exists(dirOrFile.resolve(WEIGHTS))) {
+            // a checkpoint: its manifest covers the adapter's folder
+            if (Files.isRegularFile(dirOrFile.resolve(Manifest.FILE_NAME))) {
+                Manifest.read(dirOrFile).verify(dirOrFile);
+            }
+            dir = dirOrFile.resolve(DIR);
+            weights = weightsIn(dir);
+        } else if (Files.isDirectory(dirOrFile)) {
             dir = dirOrFile;
             weights = weightsIn(dir);
         } else if (Files.isRegularFile(dirOrFile)) {
@@ -184,7 +214,7 @@ public final class LoraFiles {
                         + mc.numLayers() + "-layer model under " + CONFIG);
             }
         }
-        return new Read(config, values);
+        return new Read(config, configFile, values);
     }
 
     /**
@@ -207,7 +237,7 @@ public final class LoraFiles {
             throw CheckpointException.of(dir.resolve("adapter_model.bin"), "a PyTorch pickle, which is not read; save the "
                     + "adapter with save_pretrained(..., safe_serialization=True) to get " + PEFT_WEIGHTS);
         }
-        throw CheckpointException.of(dir, "no " + PEFT_WEIGHTS + " or " + WEIGHTS
+        throw CheckpointException.of(dir, "no " + PEFT_WEIGHTS + ", " + DIR + "/" + PEFT_WEIGHTS + " or " + WEIGHTS
                 + " in this directory (not a LoRA adapter or a checkpoint with one)");
     }
 

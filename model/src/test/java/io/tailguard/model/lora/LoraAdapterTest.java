@@ -317,7 +317,7 @@ class LoraAdapterTest {
             assertTrue(msg.contains("adapter_config.json") && msg.contains("key target_modules"), e.getKey() + ": " + msg);
         }
 
-        // inside a checkpoint the weights are lora.safetensors
+        // checkpoints written before the folder lora: lora.safetensors beside the model's files
         Path inCheckpoint = copyWithout(good, "adapter_model.safetensors");
         Files.copy(good.resolve("adapter_model.safetensors"), inCheckpoint.resolve("lora.safetensors"));
         LoraAdapter.load(inCheckpoint, model).close();

@@ -12,7 +12,9 @@ import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.KvCache;
 import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
+import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.CheckpointException;
+import io.tailguard.model.io.DType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -45,12 +47,13 @@ import static org.junit.jupiter.api.Assertions.fail;
  * LoRA adapters against PEFT itself (src/test/python/peft_reference.py, with transformers'
  * Qwen3ForCausalLM), both ways, on checkpoints that transformers saved:
  * <ul>
- * <li>adapters Tailguard writes ({@link LoraAdapter#save}, and the files a checkpoint carries) load
- *     with {@code PeftModel.from_pretrained} and give PEFT the logits Tailguard computes;
+ * <li>adapters Tailguard writes ({@link LoraAdapter#save}, and the folder lora of a checkpoint) load
+ *     with {@code PeftModel.from_pretrained} and give PEFT the logits Tailguard computes, while
+ *     transformers loads such a checkpoint as the model alone;
  * <li>adapters PEFT's {@code save_pretrained} writes (B drawn at random, as after training) load as
- *     {@code --lora} loads them and give Tailguard PEFT's logits, in the full forward, in the
- *     batched prefill and decode steps (the low-rank path) and merged into the weights (as the
- *     sparse actor samples);
+ *     {@code --lora} loads them and give Tailguard PEFT's logits, in the full forward and in the
+ *     batched prefill and decode steps (the low-rank path), and, merged into the weights as the
+ *     sparse actor samples, PEFT's logits after its merge_adapter;
  * <li>adapters PEFT writes with options that change the math are refused, naming the key.
  * </ul>
  * Logits within 1e-5 (float32). One Python process serves the whole class. Skipped without torch,
@@ -140,19 +143,27 @@ class PeftInteropTest {
     }
 
     @Test
-    void theAdapterACheckpointCarriesHoldsWhatPeftReads() throws IOException {
-        // Inside a checkpoint the weights are lora.safetensors (PEFT's name there would make
-        // transformers apply the adapter to the checkpoint's model); tensors and config are PEFT's.
-        Path dir = tmp.resolve("tailguard-checkpoint-files");
-        Files.createDirectories(dir);
+    void theAdapterOfACheckpointLoadsInPeftAndTransformersLoadsTheCheckpointWithoutIt() throws IOException {
+        // As the learner and train-sync --distill write it: the model's files, and the adapter in
+        // the folder lora. compareWithPeft loads the checkpoint with from_pretrained, which must
+        // give the model alone (the adapter's effect and the switched-off logits are checked there).
+        Path ckpt = tmp.resolve("tailguard-checkpoint");
         try (Qwen3Model model = ModelLoader.load(untied, Device.cpu());
              LoraAdapter lora = randomB(LoraAdapter.create(model, new LoraConfig(2, 16, SEVEN), 7), 8)) {
             Map<String, byte[]> files = lora.files();
-            assertEquals(new TreeSet<>(List.of("lora.safetensors", "adapter_config.json")), new TreeSet<>(files.keySet()));
-            Files.write(dir.resolve("adapter_model.safetensors"), files.get("lora.safetensors"));
-            Files.write(dir.resolve("adapter_config.json"), files.get("adapter_config.json"));
+            assertEquals(new TreeSet<>(List.of("lora/adapter_model.safetensors", "lora/adapter_config.json")),
+                    new TreeSet<>(files.keySet()));
+            CheckpointDir.write(ckpt, model.config(), ModelLoader.hostTensors(model.config(), model.hostWeights()), DType.F32,
+                    null, files, 1, null, 1, 0);
             model.attach(lora);
-            compareWithPeft(model, untied, dir, "checkpoint's adapter files");
+            compareWithPeft(model, ckpt, ckpt.resolve("lora"), "checkpoint's adapter");
+        }
+        // and --lora reads it from the checkpoint directory (its manifest checked)
+        try (Qwen3Model model = ModelLoader.load(ckpt, Device.cpu());
+             LoraAdapter lora = LoraAdapter.load(ckpt, model)) {
+            assertEquals(new LoraConfig(2, 16, SEVEN), lora.config());
+            model.attach(lora);
+            compareWithPeft(model, ckpt, ckpt.resolve("lora"), "checkpoint's adapter through --lora");
         }
     }
 
@@ -304,10 +315,14 @@ class PeftInteropTest {
         }
         cmd.add("ids", ids);
         cmd.addProperty("out", out.toString());
+        Path mergedOut = tmp.resolve("merged-" + System.nanoTime() + ".bin");
+        cmd.addProperty("merged_out", mergedOut.toString());
         JsonObject answer = python.call(cmd);
         float[] ref = floats(out);
+        float[] refMerged = floats(mergedOut);
         // the same without the adapter, so that the comparison is known to see it
         cmd.remove("adapter");
+        cmd.remove("merged_out");
         Path plainOut = tmp.resolve("logits-" + System.nanoTime() + ".bin");
         cmd.addProperty("out", plainOut.toString());
         python.call(cmd);
@@ -338,7 +353,7 @@ class PeftInteropTest {
             try (LoraAdapter.Switch merged = lora.mergedScope()) {
                 for (int i = 0; i < seqs.size(); i++) {
                     float[] got = model.forward(m.create(seqs.get(i), new Shape(1, lengths[i]))).toFloatArray();
-                    assertClose(ref, starts[i] * vocab, got, 0, lengths[i] * vocab, what + ": merged, forward of sequence " + i);
+                    assertClose(refMerged, starts[i] * vocab, got, 0, lengths[i] * vocab, what + ": merged, forward of sequence " + i);
                 }
             }
         }
@@ -397,7 +412,7 @@ class PeftInteropTest {
             if (e.getKey().endsWith("lora_B.weight")) {
                 float[] v = new float[(int) e.getValue().size()];
                 for (int i = 0; i < v.length; i++) {
-                    v[i] = (float) (r.nextGaussian() * 0.2);
+                    v[i] = (float) (r.nextGaussian() * 0.1);
                 }
                 e.getValue().set(v);
             }
