@@ -83,6 +83,16 @@ class TrainSyncCommandTest {
                 "--budget", "48", "--lora", broken.toString());
         assertEquals(2, bad.code());
         assertTrue(bad.err().contains("adapter_model.safetensors") && bad.err().strip().split("\n").length == 1, bad.err());
+        // a PEFT option that changes the math: exit 2 naming the key
+        Path dora = tmp.resolve("dora");
+        Files.createDirectories(dora);
+        Files.copy(out.resolve("lora/adapter_model.safetensors"), dora.resolve("adapter_model.safetensors"));
+        Files.writeString(dora.resolve("adapter_config.json"), Files.readString(out.resolve("lora/adapter_config.json"))
+                .replace("\"use_dora\": false", "\"use_dora\": true"));
+        CliBadInputTest.Run doraRun = CliBadInputTest.cli("mismatch", "--checkpoint", out.toString(), "--task", "kv-recall",
+                "--budget", "48", "--lora", dora.toString());
+        assertEquals(2, doraRun.code());
+        assertTrue(doraRun.err().contains("key use_dora") && doraRun.err().strip().split("\n").length == 1, doraRun.err());
         CliBadInputTest.Run noSparse = CliBadInputTest.cli("train-sync", "--checkpoint", init.toString(), "--task", "kv-recall",
                 "--steps", "1", "--dense", "--distill");
         assertEquals(2, noSparse.code());
