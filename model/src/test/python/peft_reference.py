@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """PEFT and transformers as the reference for LoRA adapters (PeftInteropTest).
 
-A server: one JSON command per line on stdin, one JSON answer per line on stdout ({"ok": ...} or
-{"error": "..."}), so that one process (one import of torch, transformers and peft) serves a
-whole test class. Commands:
+A server: once imported, one line {"ready": {versions}}; then one JSON command per line on stdin,
+one JSON answer per line on stdout ({"ok": ...} or {"error": "..."}), so that one process (one
+import of torch, transformers and peft) serves a whole test class. Commands:
 
   {"cmd": "checkpoint", "dir": D, "config": {Qwen3Config kwargs}, "seed": S}
       a random Qwen3ForCausalLM (norm weights perturbed too, so none is left at one), saved with
@@ -20,7 +20,10 @@ whole test class. Commands:
 import json
 import sys
 
+import peft
+import safetensors  # noqa: F401 (save_pretrained writes safetensors through it)
 import torch
+import transformers
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -77,6 +80,10 @@ def write_logits(model, sequences, path):
 
 
 COMMANDS = {"checkpoint": checkpoint, "adapter": adapter, "logits": logits}
+
+sys.stdout.write(json.dumps({"ready": {"torch": torch.__version__, "transformers": transformers.__version__,
+                                       "peft": peft.__version__}}) + "\n")
+sys.stdout.flush()
 
 for line in sys.stdin:
     if not line.strip():
