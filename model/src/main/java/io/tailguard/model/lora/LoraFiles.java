@@ -24,9 +24,15 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.BiPredicate;
+import java.util.function.Predicate;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 
 /**
  * A LoRA on disk, as PEFT writes one:
@@ -219,8 +225,8 @@ public final class LoraFiles {
 
     /**
      * The weights file of an adapter directory: PEFT's {@value #PEFT_WEIGHTS} (what {@code
-     * save_pretrained} and {@link LoraAdapter#save} write) or {@value #WEIGHTS} (inside a Tailguard
-     * checkpoint); never both, since either could be the one meant.
+     * save_pretrained} and {@link LoraAdapter#save} write) or {@value #WEIGHTS} (beside the model in
+     * checkpoints written before the folder {@value #DIR}); never both, since either could be the one meant.
      */
     static Path weightsIn(Path dir) {
         Path peft = dir.resolve(PEFT_WEIGHTS);
@@ -309,8 +315,8 @@ public final class LoraFiles {
         double alpha = positiveNumber(f, o, "lora_alpha");
         JsonElement init = o.get("init_lora_weights");
         if (init != null && !init.isJsonNull()
-                && !(init.isJsonPrimitive() && PLAIN_INITS.contains(init.getAsString().toLowerCase(java.util.Locale.ROOT)))) {
-            throw CheckpointException.of(f, "key init_lora_weights", "must be one of " + new java.util.TreeSet<>(PLAIN_INITS)
+                && !(init.isJsonPrimitive() && PLAIN_INITS.contains(init.getAsString().toLowerCase(Locale.ROOT)))) {
+            throw CheckpointException.of(f, "key init_lora_weights", "must be one of " + new TreeSet<>(PLAIN_INITS)
                     + ", got " + init + " (PiSSA, OLoRA, CorDA, LoftQ and LoRA-GA change the base weights, MiCA the "
                     + "forward; convert such an adapter with save_pretrained(..., path_initial_model_for_weight_conversion=...))");
         }
@@ -352,8 +358,8 @@ public final class LoraFiles {
         if (t == null || t.isJsonNull()) {
             throw CheckpointException.of(f, "key target_modules", "missing");
         }
-        java.util.function.Predicate<String> include = matcher(f, "target_modules", t, layers);
-        java.util.function.Predicate<String> excluded = isOff(exclude) ? n -> false : matcher(f, "exclude_modules", exclude, layers);
+        Predicate<String> include = matcher(f, "target_modules", t, layers);
+        Predicate<String> excluded = isOff(exclude) ? n -> false : matcher(f, "exclude_modules", exclude, layers);
         // a LoRA on the embeddings or the output projection
         for (String other : List.of("lm_head", "model.embed_tokens")) {
             if (include.test(other) && !excluded.test(other)) {
@@ -384,16 +390,16 @@ public final class LoraFiles {
         return out;
     }
 
-    private static java.util.function.Predicate<String> matcher(Path f, String key, JsonElement t, int layers) {
+    private static Predicate<String> matcher(Path f, String key, JsonElement t, int layers) {
         if (t.isJsonPrimitive() && t.getAsJsonPrimitive().isString()) {
             String s = t.getAsString();
             if (key.equals("target_modules") && s.equals("all-linear")) {
                 return n -> n.startsWith("model.layers."); // PEFT leaves the output layer out
             }
-            java.util.regex.Pattern p;
+            Pattern p;
             try {
-                p = java.util.regex.Pattern.compile(s);
-            } catch (java.util.regex.PatternSyntaxException e) {
+                p = Pattern.compile(s);
+            } catch (PatternSyntaxException e) {
                 throw CheckpointException.of(f, "key " + key, "not a valid regular expression: " + s);
             }
             return n -> p.matcher(n).matches();
@@ -409,7 +415,7 @@ public final class LoraFiles {
             }
             names.add(e.getAsString());
         }
-        java.util.function.BiPredicate<String, String> matches = (n, x) -> n.equals(x) || n.endsWith("." + x);
+        BiPredicate<String, String> matches = (n, x) -> n.equals(x) || n.endsWith("." + x);
         if (key.equals("target_modules")) {
             // A name no layer module answers to is another module of the model (lm_head, say) or
             // none of it: either way not what this adapter can compute.
