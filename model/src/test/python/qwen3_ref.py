@@ -279,7 +279,10 @@ def read_lora(lora_dir):
     if targets == "all-linear":
         targets = LINEAR_MODULES
     r, alpha = cfg["r"], cfg["lora_alpha"]
-    t = read_safetensors(os.path.join(lora_dir, "lora.safetensors"))
+    weights = os.path.join(lora_dir, "adapter_model.safetensors")  # an adapter directory, as PEFT names it
+    if not os.path.exists(weights):
+        weights = os.path.join(lora_dir, "lora.safetensors")  # inside a checkpoint
+    t = read_safetensors(weights)
     pairs = {}
     for name in t:
         parts = name.split(".")  # base_model.model.model.layers.{i}.{block}.{module}.lora_{A|B}.weight

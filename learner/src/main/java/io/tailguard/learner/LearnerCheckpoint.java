@@ -29,8 +29,8 @@ import java.util.Map;
  * from the run seed and the step), so seed + step is the whole RNG state, and resuming reproduces
  * the uninterrupted run exactly.
  *
- * <p>With a DistillSparse LoRA, the directory also holds the adapter ({@code lora.safetensors},
- * {@code adapter_config.json}) and its own AdamW state in {@value #LORA_OPTIMIZER}: {@code m/NAME}
+ * <p>With a DistillSparse LoRA, the directory also holds the adapter (the folder {@code lora}, as
+ * PEFT's save_pretrained writes one) and its own AdamW state in {@value #LORA_OPTIMIZER}: {@code m/NAME}
  * and {@code v/NAME} by PEFT tensor name, the optimizer's step count in the metadata key
  * {@value #STEPS_KEY}. Checkpoints written before that file existed still load; only resuming the
  * LoRA's training needs it.
@@ -67,8 +67,8 @@ public final class LearnerCheckpoint {
     }
 
     /**
-     * As above, with the sparse actor's LoRA beside the weights ({@code lora.safetensors},
-     * {@code adapter_config.json}), written in the same atomic step; null writes none.
+     * As above, with the sparse actor's LoRA in the folder {@code lora} (adapter_model.safetensors,
+     * adapter_config.json), written in the same atomic step; null writes none.
      */
     public static void save(Path dir, Qwen3Model model, AdamW optimizer, TrainerState state, String tokenizerJson,
                             long version, String parent, LoraAdapter lora) {
@@ -151,16 +151,15 @@ public final class LearnerCheckpoint {
     }
 
     /**
-     * Resuming DistillSparse: the LoRA's A and B from {@code lora.safetensors} into {@code lora} in
+     * Resuming DistillSparse: the LoRA's A and B from the checkpoint's adapter into {@code lora} in
      * place (its rank, alpha and targets must match {@code adapter_config.json}) and, unless
      * {@code loraOptimizer} is null, that optimizer's moments and step count from {@value #LORA_OPTIMIZER}.
      * A missing file, tensor or step count, or a misshapen or stray tensor, fails with a
      * {@link CheckpointException} naming the file and the tensor or key.
      */
     public static void restoreLora(Path dir, LoraAdapter lora, AdamW loraOptimizer) {
-        Path weights = dir.resolve(io.tailguard.model.lora.LoraFiles.WEIGHTS);
-        if (!Files.isRegularFile(weights)) {
-            throw CheckpointException.of(weights, "file does not exist (this checkpoint has no LoRA)");
+        if (!io.tailguard.model.lora.LoraFiles.inCheckpoint(dir)) {
+            throw CheckpointException.of(dir.resolve(io.tailguard.model.lora.LoraFiles.DIR), "does not exist (this checkpoint has no LoRA)");
         }
         lora.restore(dir);
         if (loraOptimizer == null) {

@@ -172,9 +172,9 @@ class GrpoDistillResumeTest {
                 var tensors = new java.util.TreeMap<>(io.tailguard.model.io.SafeTensors.read(f));
                 var meta = io.tailguard.model.io.SafeTensors.metadata(f);
                 Path broken = tmp.resolve("broken");
-                Files.createDirectories(broken);
-                for (String file : List.of(LoraFiles.WEIGHTS, LoraFiles.CONFIG)) {
-                    Files.copy(ckpt.resolve(file), broken.resolve(file));
+                Files.createDirectories(broken.resolve(LoraFiles.DIR));
+                for (String file : List.of(LoraFiles.PEFT_WEIGHTS, LoraFiles.CONFIG)) {
+                    Files.copy(ckpt.resolve(LoraFiles.DIR).resolve(file), broken.resolve(LoraFiles.DIR).resolve(file));
                 }
                 tensors.remove("v/" + name);
                 io.tailguard.model.io.SafeTensors.write(broken.resolve(LearnerCheckpoint.LORA_OPTIMIZER), tensors, meta);

@@ -137,7 +137,7 @@ public final class SyncTrainer {
     /**
      * With {@code distill}, rollouts sample from the sparse actor with a fresh LoRA, the dense probe
      * and the policy update ignore it, and after each update the LoRA alone is trained
-     * ({@link DistillSparse}); the checkpoint then carries lora.safetensors and adapter_config.json.
+     * ({@link DistillSparse}); the checkpoint then carries it in its folder lora.
      */
     public SyncTrainer(Qwen3Model model, Tokenizer tok, Task task, Schedule schedule, Options options, Distill distill) {
         if (distill != null && schedule.isDense()) {

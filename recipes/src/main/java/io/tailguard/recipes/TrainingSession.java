@@ -142,7 +142,7 @@ public final class TrainingSession implements AutoCloseable {
 
     /**
      * Writes the learner checkpoint to {@code dir}: weights, the policy's AdamW, {@code state}, and
-     * while distilling the LoRA (lora.safetensors, adapter_config.json) with its AdamW.
+     * while distilling the LoRA (the folder lora) with its AdamW.
      */
     public void save(Path dir, LearnerCheckpoint.TrainerState state, String tokenizerJson, long version, String parent) {
         save(dir, state, tokenizerJson, version, parent, java.util.Map.of());

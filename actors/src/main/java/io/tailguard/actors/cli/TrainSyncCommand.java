@@ -106,7 +106,7 @@ final class TrainSyncCommand implements Callable<Integer> {
     @Option(names = "--distill", description = "DistillSparse (docs/algorithms.md, DistillSparse): the sparse actor samples with a LoRA that "
             + "the dense probe and the policy update ignore; after each policy update the base is frozen and the LoRA "
             + "is trained on the sparse forward with L_PPO + λ·k3 KL to the dense log-probs. --out then also gets "
-            + "lora.safetensors and adapter_config.json. Needs a sparse schedule.")
+            + "the folder lora (a PEFT adapter: adapter_model.safetensors, adapter_config.json). Needs a sparse schedule.")
     boolean distill;
 
     @Option(names = "--lora-rank", defaultValue = "8", description = "DistillSparse LoRA rank r (default: ${DEFAULT-VALUE}).")
@@ -300,7 +300,7 @@ final class TrainSyncCommand implements Callable<Integer> {
                 res.put("checkpoint", out.toString());
             }
             if (distill) {
-                res.put("lora", out == null ? null : out.resolve(LoraFiles.WEIGHTS).toString());
+                res.put("lora", out == null ? null : out.resolve(LoraFiles.DIR).toString());
             }
             Json.print(res);
         }

@@ -43,7 +43,7 @@ public final class CheckpointStore {
 
     /**
      * The same, with the sparse actor's DistillSparse LoRA when not null: its
-     * {@code lora.safetensors} and {@code adapter_config.json} go into the version directory (in its
+     * files go into the version directory's folder {@code lora} (in its
      * manifest, sha256 and all). The base weights are the model's own (the adapter is never merged
      * while the learner publishes).
      */
@@ -161,7 +161,7 @@ public final class CheckpointStore {
 
     /** Whether a published version carries a DistillSparse LoRA for the sparse actor. */
     public static boolean hasLora(PolicyPublished p) {
-        return Files.isRegularFile(Path.of(java.net.URI.create(p.uri())).resolve(LoraFiles.WEIGHTS));
+        return LoraFiles.inCheckpoint(Path.of(java.net.URI.create(p.uri())));
     }
 
     /**
@@ -171,7 +171,7 @@ public final class CheckpointStore {
     public static LoraAdapter loadLora(PolicyPublished p, Qwen3Model model) {
         Path dir = Path.of(java.net.URI.create(p.uri()));
         Manifest m = Manifest.read(dir);
-        for (String f : new String[] {LoraFiles.WEIGHTS, LoraFiles.CONFIG}) {
+        for (String f : LoraFiles.checkpointFiles(dir)) {
             String listed = m.sha256().get(f);
             if (listed == null || !listed.equals(Manifest.sha256(dir.resolve(f)))) {
                 throw new CheckpointException(dir.resolve(f) + ": " + (listed == null ? "not listed in " + Manifest.FILE_NAME

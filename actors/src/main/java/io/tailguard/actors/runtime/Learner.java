@@ -174,11 +174,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
 
     /**
-     * DistillSparse on: a LoRA (from {@code from}'s lora.safetensors when it has one, a resumed
+     * DistillSparse on: a LoRA (from {@code from}'s adapter when it has one, a resumed
      * learner's; else fresh, seeded by the run's seed), attached switched off, and its trainer.
      */
     private void startDistill(Path from) {
-        boolean saved = from != null && Files.isRegularFile(from.resolve(LoraFiles.WEIGHTS));
+        boolean saved = from != null && LoraFiles.inCheckpoint(from);
         LoraAdapter lora = saved ? LoraAdapter.load(from, model) : LoraAdapter.create(model, LoraConfig.defaults(), s.train().seed());
         session.startDistill(lora, new TrainingSession.Distill(DISTILL_LR, s.learner().distillKl(), s.learner().distillPpo(),
                 s.learner().distillDivergence()));

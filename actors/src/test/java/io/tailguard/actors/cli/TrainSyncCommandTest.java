@@ -54,20 +54,22 @@ class TrainSyncCommandTest {
         String[] lines = r.out().strip().split("\n");
         JsonObject step = JsonParser.parseString(lines[0]).getAsJsonObject();
         assertTrue(step.has("distill_kl_k3") && step.has("distill_loss") && step.has("distill_grad_norm"), lines[0]);
-        JsonObject config = JsonParser.parseString(Files.readString(out.resolve("adapter_config.json"))).getAsJsonObject();
+        // the adapter as PEFT's save_pretrained writes one, in the checkpoint's folder lora
+        JsonObject config = JsonParser.parseString(Files.readString(out.resolve("lora/adapter_config.json"))).getAsJsonObject();
         assertEquals("LORA", config.get("peft_type").getAsString());
         assertEquals(4, config.get("r").getAsInt());
         assertEquals(16, config.get("lora_alpha").getAsInt());
-        assertTrue(io.tailguard.model.io.SafeTensors.read(out.resolve("lora.safetensors"))
+        assertTrue(io.tailguard.model.io.SafeTensors.read(out.resolve("lora/adapter_model.safetensors"))
                 .containsKey("base_model.model.model.layers.3.mlp.down_proj.lora_B.weight"));
-        assertTrue(Files.readString(out.resolve("manifest.json")).contains("lora.safetensors"), "written with the checkpoint");
+        assertTrue(Files.readString(out.resolve("manifest.json")).contains("\"lora/adapter_model.safetensors\""), "written with the checkpoint");
+        assertTrue(!Files.exists(out.resolve("adapter_config.json")), "transformers must not take the checkpoint for an adapter");
 
         CliBadInputTest.Run m = CliBadInputTest.cli("mismatch", "--checkpoint", out.toString(), "--task", "kv-recall",
                 "--context", "96", "--budget", "48", "--n", "2", "--lora", out.toString(), "--json");
         assertEquals(0, m.code(), m.err());
         assertTrue(m.out().contains("\"lora\":\"" + out), m.out());
         CliBadInputTest.Run e = CliBadInputTest.cli("eval", "--checkpoint", out.toString(), "--task", "kv-recall",
-                "--context", "96", "--n", "2", "--budget", "48", "--lora", out.resolve("lora.safetensors").toString(), "--json");
+                "--context", "96", "--n", "2", "--budget", "48", "--lora", out.resolve("lora/adapter_model.safetensors").toString(), "--json");
         assertEquals(0, e.code(), e.err());
         CliBadInputTest.Run dense = CliBadInputTest.cli("eval", "--checkpoint", out.toString(), "--task", "kv-recall",
                 "--n", "1", "--lora", out.toString());
@@ -75,12 +77,22 @@ class TrainSyncCommandTest {
         assertTrue(dense.err().contains("--lora"), dense.err());
         Path broken = tmp.resolve("broken");
         Files.createDirectories(broken);
-        Files.copy(out.resolve("adapter_config.json"), broken.resolve("adapter_config.json"));
-        Files.writeString(broken.resolve("lora.safetensors"), "not safetensors");
+        Files.copy(out.resolve("lora/adapter_config.json"), broken.resolve("adapter_config.json"));
+        Files.writeString(broken.resolve("adapter_model.safetensors"), "not safetensors");
         CliBadInputTest.Run bad = CliBadInputTest.cli("mismatch", "--checkpoint", out.toString(), "--task", "kv-recall",
                 "--budget", "48", "--lora", broken.toString());
         assertEquals(2, bad.code());
-        assertTrue(bad.err().contains("lora.safetensors") && bad.err().strip().split("\n").length == 1, bad.err());
+        assertTrue(bad.err().contains("adapter_model.safetensors") && bad.err().strip().split("\n").length == 1, bad.err());
+        // a PEFT option that changes the math: exit 2 naming the key
+        Path dora = tmp.resolve("dora");
+        Files.createDirectories(dora);
+        Files.copy(out.resolve("lora/adapter_model.safetensors"), dora.resolve("adapter_model.safetensors"));
+        Files.writeString(dora.resolve("adapter_config.json"), Files.readString(out.resolve("lora/adapter_config.json"))
+                .replace("\"use_dora\": false", "\"use_dora\": true"));
+        CliBadInputTest.Run doraRun = CliBadInputTest.cli("mismatch", "--checkpoint", out.toString(), "--task", "kv-recall",
+                "--budget", "48", "--lora", dora.toString());
+        assertEquals(2, doraRun.code());
+        assertTrue(doraRun.err().contains("key use_dora") && doraRun.err().strip().split("\n").length == 1, doraRun.err());
         CliBadInputTest.Run noSparse = CliBadInputTest.cli("train-sync", "--checkpoint", init.toString(), "--task", "kv-recall",
                 "--steps", "1", "--dense", "--distill");
         assertEquals(2, noSparse.code());
@@ -153,7 +165,7 @@ class TrainSyncCommandTest {
         assertTrue(!s1.has("pass_at_1_end") && !s1.has("rollout_speedup"), s1.toString());
         assertEquals(2, stateStep(out));
         assertTrue(Files.isRegularFile(out.resolve(LearnerCheckpoint.LORA_OPTIMIZER)));
-        assertTrue(Files.isRegularFile(out.resolve("lora.safetensors")));
+        assertTrue(Files.isRegularFile(out.resolve("lora/adapter_model.safetensors")));
 
         CliBadInputTest.Run second = trainSync(init, out, "--resume");
         assertEquals(0, second.code(), second.err());
@@ -167,8 +179,8 @@ class TrainSyncCommandTest {
         assertEquals(4, stateStep(out));
         assertArrayEquals(Files.readAllBytes(tmp.resolve("straight").resolve("model.safetensors")),
                 Files.readAllBytes(out.resolve("model.safetensors")), "same final weights");
-        assertArrayEquals(Files.readAllBytes(tmp.resolve("straight").resolve("lora.safetensors")),
-                Files.readAllBytes(out.resolve("lora.safetensors")), "same final LoRA");
+        assertArrayEquals(Files.readAllBytes(tmp.resolve("straight").resolve("lora/adapter_model.safetensors")),
+                Files.readAllBytes(out.resolve("lora/adapter_model.safetensors")), "same final LoRA");
         assertArrayEquals(Files.readAllBytes(tmp.resolve("straight").resolve(LearnerCheckpoint.LORA_OPTIMIZER)),
                 Files.readAllBytes(out.resolve(LearnerCheckpoint.LORA_OPTIMIZER)), "same final LoRA moments");
 

@@ -426,7 +426,7 @@ class LiveTuningTest {
         long deadline = System.nanoTime() + 60_000_000_000L;
         while (System.nanoTime() < deadline) {
             Path v = newestVersion(store);
-            if (v != null && Files.isRegularFile(v.resolve("lora.safetensors")) == withLora) {
+            if (v != null && Files.isRegularFile(v.resolve("lora/adapter_model.safetensors")) == withLora) {
                 return v;
             }
             Thread.sleep(200);
@@ -464,10 +464,10 @@ class LiveTuningTest {
             assertEquals(0, on.code(), on.err());
             assertEquals("on", status(run.url).get("distill").getAsString());
             Path v = awaitVersion(store, true);
-            assertTrue(Files.isRegularFile(v.resolve("adapter_config.json")), v.toString());
+            assertTrue(Files.isRegularFile(v.resolve("lora/adapter_config.json")), v.toString());
             String manifest = Files.readString(v.resolve("manifest.json"));
-            assertTrue(manifest.contains("\"lora.safetensors\"") && manifest.contains("\"adapter_config.json\""), manifest);
-            JsonObject adapter = JsonParser.parseString(Files.readString(v.resolve("adapter_config.json"))).getAsJsonObject();
+            assertTrue(manifest.contains("\"lora/adapter_model.safetensors\"") && manifest.contains("\"lora/adapter_config.json\""), manifest);
+            JsonObject adapter = JsonParser.parseString(Files.readString(v.resolve("lora/adapter_config.json"))).getAsJsonObject();
             assertEquals(8, adapter.get("r").getAsInt());
             awaitWorkerLora(run.node.metrics(), 1);
             assertTrue(run.node.metrics().distillSteps.get() >= 1, "the LoRA was trained");

@@ -179,7 +179,8 @@ public final class CheckpointDir {
      * the temporary directory and leaves an existing checkpoint at {@code dir} untouched.
      *
      * @param tensors must hold every {@link #requiredTensorNames} tensor with its expected shape
-     * @param extraFiles further files by plain name (optimizer.safetensors, trainer-state.json, ...)
+     * @param extraFiles further files by plain name (optimizer.safetensors, trainer-state.json, ...) or
+     *                   in a folder of their own (lora/adapter_model.safetensors)
      * @throws IllegalArgumentException for tensors that do not fit the config or bad extra file names
      * @throws UncheckedIOException when the file system fails
      */
@@ -194,9 +195,9 @@ public final class CheckpointDir {
         }
         Map<String, byte[]> extras = new TreeMap<>(extraFiles == null ? Map.of() : extraFiles);
         for (String name : extras.keySet()) {
-            if (!Manifest.isPlainFileName(name) || RESERVED.contains(name) || name.startsWith(".")) {
+            if (!Manifest.isCheckpointPath(name) || RESERVED.contains(name) || name.startsWith(".") || name.contains("/.")) {
                 throw new IllegalArgumentException("extra file name '" + name
-                        + "' must be a plain, non-hidden file name other than " + new TreeSet<>(RESERVED));
+                        + "' must be a plain, non-hidden file name (in at most one folder) other than " + new TreeSet<>(RESERVED));
             }
         }
 
@@ -209,6 +210,7 @@ public final class CheckpointDir {
                 writeString(tmp.resolve(TOKENIZER), tokenizerJsonOrNull);
             }
             for (Map.Entry<String, byte[]> e : extras.entrySet()) {
+                Files.createDirectories(tmp.resolve(e.getKey()).getParent());
                 writeBytes(tmp.resolve(e.getKey()), e.getValue());
             }
         }, version, parent, step, scheduleVersion);
@@ -247,7 +249,20 @@ public final class CheckpointDir {
             TreeMap<String, String> sums = new TreeMap<>();
             try (var files = Files.list(tmp)) {
                 for (Path f : (Iterable<Path>) files::iterator) {
-                    sums.put(f.getFileName().toString(), Manifest.sha256(f));
+                    if (!Files.isDirectory(f)) {
+                        sums.put(f.getFileName().toString(), Manifest.sha256(f));
+                        continue;
+                    }
+                    // a folder of the checkpoint (an adapter's files): one level, listed as folder/file
+                    try (var inner = Files.list(f)) {
+                        for (Path g : (Iterable<Path>) inner::iterator) {
+                            if (Files.isDirectory(g)) {
+                                throw new IOException(g + ": checkpoint folders hold files only");
+                            }
+                            sums.put(f.getFileName() + "/" + g.getFileName(), Manifest.sha256(g));
+                        }
+                    }
+                    fsyncDirectory(f);
                 }
             }
             // Last: a manifest only ever describes files that are already complete on disk.

@@ -75,7 +75,7 @@ public record Manifest(long version, String parent, long step, long scheduleVers
             if (!v.isJsonPrimitive() || !v.getAsJsonPrimitive().isString() || !HEX64.matcher(v.getAsString()).matches()) {
                 throw CheckpointException.of(f, "key sha256." + e.getKey(), "expected 64 lowercase hex digits, got " + v);
             }
-            if (!isPlainFileName(e.getKey()) || e.getKey().equals(FILE_NAME)) {
+            if (!isCheckpointPath(e.getKey()) || e.getKey().equals(FILE_NAME)) {
                 // A manifest must not make us hash files outside the checkpoint.
                 throw CheckpointException.of(f, "key sha256." + e.getKey(), "not a file name inside the checkpoint");
             }
@@ -132,6 +132,16 @@ public record Manifest(long version, String parent, long step, long scheduleVers
             throw new UncheckedIOException(file + ": cannot read: " + ex.getMessage(), ex);
         }
         return HexFormat.of().formatHex(md.digest());
+    }
+
+    /**
+     * A file of the checkpoint by its path inside it: a plain file name, or one in a folder of the
+     * checkpoint ({@code lora/adapter_model.safetensors}), no deeper.
+     */
+    static boolean isCheckpointPath(String name) {
+        int slash = name.indexOf('/');
+        return slash < 0 ? isPlainFileName(name)
+                : isPlainFileName(name.substring(0, slash)) && isPlainFileName(name.substring(slash + 1));
     }
 
     static boolean isPlainFileName(String name) {

@@ -39,7 +39,7 @@ import java.util.SplittableRandom;
  * the model's own. {@link #merge} writes W' into the model's weights instead (then it is always on,
  * until {@link #unmerge} puts the base back exactly); the sparse actor samples that way.
  *
- * <p>Files: {@value LoraFiles#WEIGHTS} with PEFT tensor names
+ * <p>Files: {@value LoraFiles#PEFT_WEIGHTS} (in a checkpoint, in its folder {@value LoraFiles#DIR}) with PEFT tensor names
  * ({@code base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight}, ...) and
  * {@value LoraFiles#CONFIG} with PEFT's keys; see {@link LoraFiles}. Masks are not saved: they belong
  * to whoever prunes.
@@ -134,8 +134,7 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
         }
         LoraFiles.Read r = LoraFiles.read(dirOrFile, modelConfig);
         if (!r.config().equals(config)) {
-            Path dir = java.nio.file.Files.isDirectory(dirOrFile) ? dirOrFile : dirOrFile.toAbsolutePath().getParent();
-            throw io.tailguard.model.io.CheckpointException.of(dir.resolve(LoraFiles.CONFIG), "rank " + r.config().rank()
+            throw io.tailguard.model.io.CheckpointException.of(r.configFile(), "rank " + r.config().rank()
                     + ", alpha " + r.config().alpha() + ", targets " + r.config().targetModules() + " differ from this adapter's rank "
                     + config.rank() + ", alpha " + config.alpha() + ", targets " + config.targetModules());
         }
@@ -148,12 +147,13 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
     }
 
     /**
-     * Writes the adapter as a directory of its own ({@value LoraFiles#WEIGHTS},
-     * {@value LoraFiles#CONFIG} and a manifest), atomically: an existing directory is replaced only
+     * Writes the adapter as a directory of its own, as PEFT's {@code save_pretrained} does
+     * ({@value LoraFiles#PEFT_WEIGHTS} and {@value LoraFiles#CONFIG}, plus a manifest), so that
+     * {@code PeftModel.from_pretrained} loads it; atomically: an existing directory is replaced only
      * once the new one is complete.
      */
     public void save(Path dir) {
-        Map<String, byte[]> files = files();
+        Map<String, byte[]> files = files(LoraFiles.PEFT_WEIGHTS);
         CheckpointDir.writeAtomically(dir, tmp -> {
             for (Map.Entry<String, byte[]> e : files.entrySet()) {
                 java.nio.file.Files.write(tmp.resolve(e.getKey()), e.getValue());
@@ -161,13 +161,23 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
         }, 0, null, 0, 0);
     }
 
-    /** The two files by name, to be written inside a checkpoint directory (atomically, by its writer). */
+    /**
+     * The two files by their path in a checkpoint directory, to be written there (atomically, by
+     * its writer): the adapter directory {@link #save} writes, as the checkpoint's folder
+     * {@value LoraFiles#DIR}.
+     */
     public Map<String, byte[]> files() {
+        Map<String, byte[]> out = new LinkedHashMap<>();
+        files(LoraFiles.PEFT_WEIGHTS).forEach((name, bytes) -> out.put(LoraFiles.DIR + "/" + name, bytes));
+        return out;
+    }
+
+    private Map<String, byte[]> files(String weightsName) {
         Map<String, float[]> host = new LinkedHashMap<>();
         for (Map.Entry<String, NDArray> e : parameters.entrySet()) {
             host.put(e.getKey(), e.getValue().toFloatArray());
         }
-        return LoraFiles.encode(modelConfig, config, host);
+        return LoraFiles.encode(modelConfig, config, host, weightsName);
     }
 
     public LoraConfig config() {

@@ -77,4 +77,30 @@ class ManifestTest {
         e = assertThrows(CheckpointException.class, () -> Manifest.read(dir));
         assertTrue(e.getMessage().contains("../x"), e.getMessage());
     }
+
+    /** A checkpoint's folder (its LoRA adapter): files one folder deep are listed, written and checked. */
+    @Test
+    void filesInAFolderOfTheCheckpointAreListedAndVerified() throws IOException {
+        String digest = "a".repeat(64);
+        for (String bad : new String[] {"a/b/c", "../a/b", "a/..", "/a", "a/"}) {
+            Files.writeString(dir.resolve("manifest.json"), "{\"version\": 1, \"step\": 2, \"schedule_version\": 0, "
+                    + "\"sha256\": {\"" + bad + "\": \"" + digest + "\"}}");
+            CheckpointException e = assertThrows(CheckpointException.class, () -> Manifest.read(dir), bad);
+            assertTrue(e.getMessage().contains("not a file name inside the checkpoint"), bad + ": " + e.getMessage());
+        }
+        Path ckpt = dir.resolve("ckpt");
+        CheckpointDir.writeAtomically(ckpt, tmp -> {
+            Files.writeString(tmp.resolve("top.txt"), "top");
+            Files.createDirectories(tmp.resolve("lora"));
+            Files.writeString(tmp.resolve("lora").resolve("inner.txt"), "abc");
+        }, 3, null, 4, 0);
+        Manifest m = Manifest.read(ckpt);
+        // sha256("abc"), a known digest
+        assertEquals("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", m.sha256().get("lora/inner.txt"));
+        assertEquals(java.util.Set.of("top.txt", "lora/inner.txt"), m.sha256().keySet());
+        assertDoesNotThrow(() -> m.verify(ckpt));
+        Files.writeString(ckpt.resolve("lora").resolve("inner.txt"), "abd");
+        CheckpointException e = assertThrows(CheckpointException.class, () -> m.verify(ckpt));
+        assertTrue(e.getMessage().contains("inner.txt"), e.getMessage());
+    }
 }

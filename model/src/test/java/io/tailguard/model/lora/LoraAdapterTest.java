@@ -229,7 +229,7 @@ class LoraAdapterTest {
             on = logits();
             lora.save(dir);
         }
-        Map<String, HostTensor> file = SafeTensors.read(dir.resolve("lora.safetensors"));
+        Map<String, HostTensor> file = SafeTensors.read(dir.resolve("adapter_model.safetensors"));
         Set<String> want = new TreeSet<>();
         for (int l = 0; l < 2; l++) {
             for (String s : List.of("self_attn.q_proj", "mlp.gate_proj", "mlp.down_proj")) {
@@ -249,7 +249,7 @@ class LoraAdapterTest {
                 Set.copyOf(cfg.get("target_modules").getAsJsonArray().asList().stream().map(e -> e.getAsString()).toList()));
         assertTrue(Files.exists(dir.resolve("manifest.json")), "written through the atomic directory writer");
 
-        for (Path from : List.of(dir, dir.resolve("lora.safetensors"))) {
+        for (Path from : List.of(dir, dir.resolve("adapter_model.safetensors"))) {
             try (LoraAdapter back = LoraAdapter.load(from, model)) {
                 assertEquals(c, back.config());
                 for (Map.Entry<String, NDArray> e : back.parameters().entrySet()) {
@@ -285,6 +285,51 @@ class LoraAdapterTest {
         assertThrows(IllegalArgumentException.class, () -> new LoraConfig(8, 16, List.of("lm_head")));
     }
 
+    /** target_modules, exclude_modules and the weights' file name as PEFT and Tailguard checkpoints write them. */
+    @Test
+    void peftsWaysOfNamingTargetsAndFilesLoad() throws Exception {
+        Path good = savedAdapter(); // q_proj and o_proj
+        String config = Files.readString(good.resolve("adapter_config.json"));
+        String targets = config.substring(config.indexOf("\"target_modules\""), config.indexOf("]", config.indexOf("\"target_modules\"")) + 1);
+        Map<String, String> same = Map.of(
+                "full names", "\"target_modules\": [\"model.layers.0.self_attn.q_proj\", \"model.layers.1.self_attn.q_proj\", "
+                        + "\"model.layers.1.self_attn.o_proj\", \"model.layers.0.self_attn.o_proj\"]",
+                "tails", "\"target_modules\": [\"self_attn.o_proj\", \"q_proj\"]",
+                "regular expression", "\"target_modules\": \"model\\\\.layers\\\\.\\\\d+\\\\.self_attn\\\\.(q|o)_proj\"",
+                "excluded", "\"target_modules\": \"all-linear\", \"exclude_modules\": [\"k_proj\", \"v_proj\", \"mlp.gate_proj\", \"up_proj\", \"down_proj\"]",
+                "descriptive keys", targets + ", \"base_model_name_or_path\": \"Qwen/Qwen3-0.6B\", \"peft_version\": \"0.21.0\", "
+                        + "\"init_lora_weights\": \"gaussian\", \"loftq_config\": {}, \"layers_pattern\": null, \"use_future_variant\": false");
+        for (Map.Entry<String, String> e : same.entrySet()) {
+            Path dir = copyWithout(good, "adapter_config.json");
+            Files.writeString(dir.resolve("adapter_config.json"), config.replace(targets, e.getValue()));
+            try (LoraAdapter back = LoraAdapter.load(dir, model)) {
+                assertEquals(new LoraConfig(2, 4, List.of("q_proj", "o_proj")), back.config(), e.getKey());
+            }
+        }
+        Map<String, String> refused = Map.of(
+                "one layer only", "\"target_modules\": [\"model.layers.1.self_attn.q_proj\", \"o_proj\"]",
+                "lm_head by expression", "\"target_modules\": \".*(q_proj|o_proj|lm_head)\"",
+                "bad expression", "\"target_modules\": \"(q_proj\"");
+        for (Map.Entry<String, String> e : refused.entrySet()) {
+            Path dir = copyWithout(good, "adapter_config.json");
+            Files.writeString(dir.resolve("adapter_config.json"), config.replace(targets, e.getValue()));
+            String msg = loadFails(dir);
+            assertTrue(msg.contains("adapter_config.json") && msg.contains("key target_modules"), e.getKey() + ": " + msg);
+        }
+
+        // checkpoints written before the folder lora: lora.safetensors beside the model's files
+        Path inCheckpoint = copyWithout(good, "adapter_model.safetensors");
+        Files.copy(good.resolve("adapter_model.safetensors"), inCheckpoint.resolve("lora.safetensors"));
+        LoraAdapter.load(inCheckpoint, model).close();
+        Files.copy(good.resolve("adapter_model.safetensors"), inCheckpoint.resolve("adapter_model.safetensors"));
+        String msg = loadFails(inCheckpoint);
+        assertTrue(msg.contains("both") && msg.contains(inCheckpoint.toString()), msg);
+        Path pickle = copyWithout(good, "adapter_model.safetensors");
+        Files.writeString(pickle.resolve("adapter_model.bin"), "pickle");
+        msg = loadFails(pickle);
+        assertTrue(msg.contains("adapter_model.bin") && msg.contains("safe_serialization"), msg);
+    }
+
     // ---- bad files ----
 
     Path savedAdapter() {
@@ -298,7 +343,7 @@ class LoraAdapterTest {
     Path copyWithout(Path dir, String name) throws Exception {
         Path bad = tmp.resolve("bad-" + System.nanoTime());
         Files.createDirectories(bad);
-        for (String f : List.of("lora.safetensors", "adapter_config.json")) {
+        for (String f : List.of("adapter_model.safetensors", "adapter_config.json")) {
             if (!f.equals(name)) {
                 Files.copy(dir.resolve(f), bad.resolve(f));
             }
@@ -313,13 +358,13 @@ class LoraAdapterTest {
     }
 
     void writeTensors(Path dir, Map<String, HostTensor> t) {
-        SafeTensors.write(dir.resolve("lora.safetensors"), t, Map.of());
+        SafeTensors.write(dir.resolve("adapter_model.safetensors"), t, Map.of());
     }
 
     @Test
     void badFilesFailNamingTheFileAndTheKeyOrTensor() throws Exception {
         Path good = savedAdapter();
-        Map<String, HostTensor> tensors = new HashMap<>(SafeTensors.read(good.resolve("lora.safetensors")));
+        Map<String, HostTensor> tensors = new HashMap<>(SafeTensors.read(good.resolve("adapter_model.safetensors")));
         String a0 = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
 
         Path noConfig = copyWithout(good, "adapter_config.json");
@@ -330,7 +375,7 @@ class LoraAdapterTest {
         t.remove(a0);
         writeTensors(missing, t);
         String msg = loadFails(missing);
-        assertTrue(msg.contains("lora.safetensors") && msg.contains(a0) && msg.contains("missing"), msg);
+        assertTrue(msg.contains("adapter_model.safetensors") && msg.contains(a0) && msg.contains("missing"), msg);
 
         Path shape = copyWithout(good, "x");
         t = new HashMap<>(tensors);
@@ -355,18 +400,24 @@ class LoraAdapterTest {
         msg = loadFails(nan);
         assertTrue(msg.contains(a0) && msg.contains("not finite"), msg);
 
-        Path notSafetensors = copyWithout(good, "lora.safetensors");
-        Files.writeString(notSafetensors.resolve("lora.safetensors"), "hello");
-        assertTrue(loadFails(notSafetensors).contains("lora.safetensors"));
+        Path notSafetensors = copyWithout(good, "adapter_model.safetensors");
+        Files.writeString(notSafetensors.resolve("adapter_model.safetensors"), "hello");
+        assertTrue(loadFails(notSafetensors).contains("adapter_model.safetensors"));
 
         String config = Files.readString(good.resolve("adapter_config.json"));
-        Map<String, String> badConfigs = Map.of(
+        Map<String, String> badConfigs = new HashMap<>(Map.of(
                 "\"r\"", config.replaceFirst("\"r\": 2", "\"r\": 0"),
                 "peft_type", config.replaceFirst("\"LORA\"", "\"IA3\""),
                 "use_rslora", config.replaceFirst("\"use_rslora\": false", "\"use_rslora\": true"),
                 "target_modules", config.replaceFirst("\"q_proj\"", "\"lm_head\""),
                 "lora_alpha", config.replaceFirst("\"lora_alpha\": 4", "\"lora_alpha\": \"four\""),
-                "not valid JSON", config.substring(0, config.length() / 2));
+                "not valid JSON", config.substring(0, config.length() / 2)));
+        // a key this reader does not know, set: refused, since it may change the math
+        badConfigs.put("use_future_variant", config.replaceFirst("\\{", "{\"use_future_variant\": true,"));
+        // initialisations that change the base weights
+        badConfigs.put("init_lora_weights", config.replaceFirst("\\{", "{\"init_lora_weights\": \"pissa_niter_4\","));
+        badConfigs.put("modules_to_save", config.replaceFirst("\\{", "{\"modules_to_save\": [\"lm_head\"],"));
+        badConfigs.put("layers_to_transform", config.replaceFirst("\\{", "{\"layers_to_transform\": 1,"));
         for (Map.Entry<String, String> e : badConfigs.entrySet()) {
             Path bad = copyWithout(good, "adapter_config.json");
             Files.writeString(bad.resolve("adapter_config.json"), e.getValue());
