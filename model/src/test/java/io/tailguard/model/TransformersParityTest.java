@@ -1,6 +1,7 @@
 package io.tailguard.model;
 
 import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.google.gson.JsonArray;
@@ -298,6 +299,41 @@ class TransformersParityTest {
                 }
                 assertTrue(diff <= TOLERANCE, name + " scoring of continuation " + k + (s > last ? " alone" : "")
                         + ": max |Δ log-prob| " + diff);
+            }
+
+            // the learner's training forward (GrpoLearner: a group's prompt runs once, its samples
+            // attend to its keys and values), each prompt with the continuations that share it, cut
+            // to the shortest (causal: later tokens change no earlier log-prob)
+            java.util.Set<Integer> done = new java.util.HashSet<>();
+            for (int s0 = 0; s0 < prompts.size(); s0++) {
+                if (!done.add(s0)) {
+                    continue;
+                }
+                List<Integer> group = new ArrayList<>(List.of(s0));
+                for (int s = s0 + 1; s < prompts.size(); s++) {
+                    if (Arrays.equals(prompts.get(s), prompts.get(s0))) {
+                        group.add(s);
+                        done.add(s);
+                    }
+                }
+                int pl = prompts.get(s0).length;
+                int cl = group.stream().mapToInt(s -> continuations.get(s).length).min().orElseThrow();
+                long[] promptIds = Arrays.stream(prompts.get(s0)).asLongStream().toArray();
+                long[] contIds = group.stream().flatMapToLong(s -> Arrays.stream(continuations.get(s), 0, cl).asLongStream()).toArray();
+                NDArray[] shared = model.forwardShared(m.create(promptIds, new Shape(1, pl)), m.create(contIds, new Shape(group.size(), cl)));
+                float[] first = shared[0].toFloatArray();
+                float[] rest = shared[1].toFloatArray();
+                for (int g = 0; g < group.size(); g++) {
+                    int k = group.get(g);
+                    int[] cont = continuations.get(k);
+                    double diff = Math.abs(refForward.get(k)[pl - 1][cont[0]] - logSoftmax(first, 0, v)[cont[0]]);
+                    for (int t = 1; t < cl; t++) {
+                        double[] lp = logSoftmax(rest, (g * cl + t - 1) * v, v);
+                        diff = Math.max(diff, Math.abs(refForward.get(k)[pl - 1 + t][cont[t]] - lp[cont[t]]));
+                    }
+                    assertTrue(diff <= TOLERANCE, name + " learner forward (prompt shared by " + group.size()
+                            + ") of continuation " + k + ": max |Δ log-prob| " + diff);
+                }
             }
 
             // incremental decode: batched prefill of unequal prompts, then greedy steps
