@@ -289,6 +289,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         String p = "tailguard.train.";
         int steps = c.getInt(p + "task-steps");
         String file = c.getString(p + "dataset");
+        if (file.isBlank() && io.tailguard.rollout.tasks.Tasks.datasetNames().contains(c.getString(p + "task"))) {
+            throw new IllegalArgumentException(p + "dataset: task " + c.getString(p + "task") + " needs its JSON-lines file");
+        }
         TaskSpec spec;
         try {
             spec = new TaskSpec(c.getString(p + "task"), steps, TaskSpec.Reward.parse(c.getString(p + "reward")),

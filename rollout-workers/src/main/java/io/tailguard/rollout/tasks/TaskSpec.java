@@ -58,7 +58,7 @@ public record TaskSpec(String name, int steps, Reward reward, Path dataset, int 
      *                                  ("task-steps: ..." / "reward: ...", naming the tasks that take them)
      */
     public TaskSpec {
-        if (dataset != null || (name != null && Tasks.datasetNames().contains(name))) {
+        if (dataset != null) {
             checkDataset(name, steps, reward, dataset, maxNewTokens);
         } else {
             checkBuiltin(name, steps, reward, maxNewTokens);
@@ -66,14 +66,14 @@ public record TaskSpec(String name, int steps, Reward reward, Path dataset, int 
     }
 
     private static void checkBuiltin(String name, int steps, Reward reward, int maxNewTokens) {
-        if (maxNewTokens != 0) {
-            throw new IllegalArgumentException("max-new-tokens: task " + name + " is built in and sizes each completion by "
-                    + "its worked solution; max-new-tokens applies to dataset tasks (" + String.join(", ", Tasks.datasetNames()) + ")");
-        }
         if (name == null || !Tasks.builtinNames().contains(name)) {
             throw new IllegalArgumentException("task: unknown built-in task \"" + name + "\"; known: "
                     + String.join(", ", Tasks.builtinNames())
                     + (name != null && Tasks.datasetNames().contains(name) ? " (" + name + " is a dataset task)" : ""));
+        }
+        if (maxNewTokens != 0) {
+            throw new IllegalArgumentException("max-new-tokens: task " + name + " is built in and sizes each completion by "
+                    + "its worked solution; max-new-tokens applies to dataset tasks (" + String.join(", ", Tasks.datasetNames()) + ")");
         }
         if (reward == null) {
             throw new IllegalArgumentException("reward: must be exact or graded, got null");
@@ -105,9 +105,6 @@ public record TaskSpec(String name, int steps, Reward reward, Path dataset, int 
                     ? "dataset: " + name + " is a built-in task and takes no dataset file; dataset tasks: "
                     + String.join(", ", Tasks.datasetNames())
                     : "task: unknown dataset task \"" + name + "\"; known: " + String.join(", ", Tasks.datasetNames()));
-        }
-        if (dataset == null) {
-            throw new IllegalArgumentException("dataset: task " + name + " needs a dataset file (JSON lines)");
         }
         if (steps != 0) {
             throw new IllegalArgumentException("task-steps: " + name + " is a dataset task; steps apply to built-in tasks with steps only");
