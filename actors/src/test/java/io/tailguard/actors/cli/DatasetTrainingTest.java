@@ -139,6 +139,16 @@ class DatasetTrainingTest {
     }
 
     @Test
+    void theRunsCalibrationCalibratesOnTheRecords() throws IOException {
+        Path out = tmp.resolve("cal");
+        CliBadInputTest.Run r = CliBadInputTest.cli(trainArgs(out, "--calibrate-only", "--set", "tailguard.controller.schedule=calibrate",
+                "--set", "tailguard.controller.max-budget=64", "--set", "tailguard.controller.bin-width=64",
+                "--set", "tailguard.train.dataset=" + train, "--set", "tailguard.train.max-new-tokens=6"));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.isRegularFile(out.resolve("calibrated.conf")), r.err());
+    }
+
+    @Test
     void trainBadInputNamesTheKey() {
         Path out = tmp.resolve("bad");
         CliBadInputTest.Run missing = CliBadInputTest.cli(trainArgs(out, "--set", "tailguard.train.dataset=" + tmp.resolve("none.jsonl"),
