@@ -46,7 +46,8 @@ public final class SyncResume {
             m.put("--max-new-tokens", Integer.toString(task.maxNewTokens()));
         }
         if (task.chat() != null) {
-            m.put("--chat-template", "on" + (task.chat().systemPrompt() == null ? "" : ", system prompt")
+            // the system prompt's text too: a resume with another one would render other prompts
+            m.put("--chat-template", "on" + (task.chat().systemPrompt() == null ? "" : ", system prompt " + task.chat().systemPrompt())
                     + (task.chat().thinking() == null ? "" : ", enable-thinking " + task.chat().thinking()));
         }
         // the task's knobs only when set, so a checkpoint from before they existed resumes as it did

@@ -71,6 +71,26 @@ class DatasetTrainingTest {
     }
 
     @Test
+    void trainSyncRendersTheRecordsThroughTheCheckpointsChatTemplate() throws IOException {
+        Path chat = tmp.resolve("chat");
+        Files.createDirectories(chat);
+        try (Stream<Path> files = Files.list(init)) {
+            for (Path f : files.toList()) {
+                Files.copy(f, chat.resolve(f.getFileName()));
+            }
+        }
+        Files.writeString(chat.resolve("chat_template.jinja"),
+                "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}");
+        Path out = tmp.resolve("sync-chat");
+        CliBadInputTest.Run r = CliBadInputTest.cli("train-sync", "--checkpoint", chat.toString(), "--task", "math", "--dense",
+                "--steps", "1", "--prompts", "2", "--group", "2", "--eval-n", "2", "--dataset", train.toString(),
+                "--max-new-tokens", "4", "--held-out", heldOut.toString(), "--system-prompt", "Add.", "--out", out.toString(), "--json");
+        assertEquals(0, r.code(), r.err());
+        String state = Files.readString(out.resolve("trainer-state.json"));
+        assertTrue(state.contains("\"--chat-template\": \"on, system prompt Add.\""), state);
+    }
+
+    @Test
     void withoutAHeldOutFileTrainSyncSaysSoAndMeasuresNothing() {
         CliBadInputTest.Run r = CliBadInputTest.cli(args("--dataset", train.toString(), "--max-new-tokens", "4"));
         assertEquals(0, r.code(), r.err());
