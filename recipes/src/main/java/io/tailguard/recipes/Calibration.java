@@ -293,7 +293,9 @@ public final class Calibration {
         long seed = PromptStreams.calibration(runSeed);
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         int[] contexts = java.util.stream.IntStream.of(contextMin, contextMax).sorted().distinct().toArray();
-        List<Group> groups = groups(task::at, contexts, RUN_PROMPTS, seed);
+        // a dataset's records keep their lengths: one group of its first records, not the same ones per context
+        List<Group> groups = task.isDataset() ? datasetGroups(task.at(contextMax), RUN_PROMPTS, seed)
+                : groups(task::at, contexts, RUN_PROMPTS, seed);
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse("cpu"))) {
             return calibrate(model, tok, groups, candidates, controller.tau(), controller.binWidth(),
                     denseLayers, seed, 8, 64, null, listener);

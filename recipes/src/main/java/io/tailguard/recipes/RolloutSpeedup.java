@@ -47,7 +47,7 @@ public final class RolloutSpeedup {
         for (int i = 0; i < promptsPerLease; i++) {
             int ctx = contextMin + (contextMax - contextMin) * i / Math.max(1, promptsPerLease - 1);
             Task t = task.at(ctx);
-            Prompt p = t.prompt(PromptStreams.speedup(runSeed), i);
+            Prompt p = io.tailguard.rollout.tasks.PromptOrder.of(t, PromptStreams.speedup(runSeed)).prompt(i);
             maxNew = Math.max(maxNew, TaskFormat.maxNewTokens(t, p, tok, 64));
             for (int g = 0; g < groupSize; g++) {
                 prompts.add(TaskFormat.promptIds(tok, t, p));

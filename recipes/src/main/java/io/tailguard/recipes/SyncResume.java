@@ -16,7 +16,7 @@ import java.util.Map;
  * computes the steps the uninterrupted run would have.
  *
  * <p>Bad input is an IllegalArgumentException whose message starts with the parameter it is about
- * (resume, seed, steps, prompts, task, context, group, lr, micro-batch, lora-rank, lora-alpha,
+ * (resume, seed, steps, prompts, task, dataset, max-new-tokens, chat-template, context, group, lr, micro-batch, lora-rank, lora-alpha,
  * lora-targets, lora-lr, distill-kl, distill-divergence, distill-ppo), or with "the schedule".
  */
 public final class SyncResume {
@@ -40,6 +40,16 @@ public final class SyncResume {
                                                SyncTrainer.Distill distill) {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("--task", task.name());
+        if (task.isDataset()) {
+            // the file's contents, not its path: a resume must read the same records in the same order
+            m.put("--dataset", "sha256:" + io.tailguard.rollout.tasks.DatasetTask.sha256(task.dataset()));
+            m.put("--max-new-tokens", Integer.toString(task.maxNewTokens()));
+        }
+        if (task.chat() != null) {
+            // the system prompt's text too: a resume with another one would render other prompts
+            m.put("--chat-template", "on" + (task.chat().systemPrompt() == null ? "" : ", system prompt " + task.chat().systemPrompt())
+                    + (task.chat().thinking() == null ? "" : ", enable-thinking " + task.chat().thinking()));
+        }
         // the task's knobs only when set, so a checkpoint from before they existed resumes as it did
         if (task.steps() != 0) {
             m.put("--task-steps", Integer.toString(task.steps()));

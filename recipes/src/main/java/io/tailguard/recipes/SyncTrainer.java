@@ -11,6 +11,7 @@ import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.rollout.eval.Evaluator;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.PromptOrder;
 import io.tailguard.rollout.tasks.PromptStreams;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.worker.RolloutEngine;
@@ -28,7 +29,7 @@ import java.util.function.Consumer;
  * tests and benchmarks. A dense rollout's sampler is the dense policy itself, so its π_old is the
  * sampler's log-probs, not scored again.
  *
- * <p>Step s draws prompts (seed, (s−1)·P … s·P − 1) and samples with seed (seed, s): everything is a
+ * <p>Step s draws prompts (s−1)·P … s·P − 1 of the seed's {@link PromptOrder} and samples with seed (seed, s): everything is a
  * function of the run seed and the step, so a run is reproducible and resumable. A learner checkpoint
  * (weights, the policy's AdamW, the step, and under DistillSparse the LoRA and its own AdamW) is
  * therefore the whole state of the loop between steps: resumed from one with the same options, the
@@ -120,9 +121,12 @@ public final class SyncTrainer {
     private final Qwen3Model model;
     private final Tokenizer tok;
     private final Task task;
+    /** Held-out evaluation's task: the task itself for a generated one (its seed is the split), a held-out file's, or null: none. */
+    private final Task heldOut;
     private final Schedule schedule;
     private final Options o;
     private final Distill distill;
+    private final PromptOrder order;
     private LoraAdapter lora;
 
     /** Completion budget when a task does not bound its answer. */
@@ -140,12 +144,24 @@ public final class SyncTrainer {
      * ({@link DistillSparse}); the checkpoint then carries it in its folder lora.
      */
     public SyncTrainer(Qwen3Model model, Tokenizer tok, Task task, Schedule schedule, Options options, Distill distill) {
+        this(model, tok, task, task.size().isPresent() ? null : task, schedule, options, distill);
+    }
+
+    /**
+     * With the task of held-out evaluation: for a generated task the task itself (the evaluation
+     * seed is its split); for a dataset task the task of a held-out file of the same kind, or null,
+     * and then pass@1 is not evaluated (NaN) rather than measured on training records.
+     */
+    public SyncTrainer(Qwen3Model model, Tokenizer tok, Task task, Task heldOut, Schedule schedule, Options options,
+                       Distill distill) {
         if (distill != null && schedule.isDense()) {
             throw new IllegalArgumentException("DistillSparse trains the sparse actor's LoRA: it needs a sparse schedule");
         }
         this.model = model;
         this.tok = tok;
         this.task = task;
+        this.heldOut = heldOut;
+        this.order = PromptOrder.of(task, PromptStreams.training(options.seed()));
         this.schedule = schedule;
         this.o = options;
         this.distill = distill;
@@ -221,10 +237,10 @@ public final class SyncTrainer {
 
     /** Held-out greedy pass@1, dense (the policy as it is, without the sparse actor). */
     private double evaluate() {
-        if (o.evalN() == 0) {
+        if (o.evalN() == 0 || heldOut == null) {
             return Double.NaN;
         }
-        return Evaluator.evaluate(model, tok, task, Evaluator.EvalOptions.heldOut(o.evalN(), o.evalSeed()),
+        return Evaluator.evaluate(model, tok, heldOut, Evaluator.EvalOptions.heldOut(o.evalN(), o.evalSeed()),
                 AttentionKernel.DENSE).passAt1();
     }
 
@@ -234,11 +250,14 @@ public final class SyncTrainer {
                 TAIL_BIN_WIDTH, 0.0), actorLora);
     }
 
-    /** Step s's prompts: (seed, (s−1)·P … s·P − 1). */
+    /**
+     * Step s's prompts: indices (s−1)·P … s·P − 1 of the training stream ({@link PromptOrder}: the
+     * prompts (seed, i) of a generated task, the records π(i mod n) of a dataset).
+     */
     private List<Prompt> prompts(int step) {
         List<Prompt> prompts = new ArrayList<>(o.promptsPerStep());
         for (int i = 0; i < o.promptsPerStep(); i++) {
-            prompts.add(task.prompt(PromptStreams.training(o.seed()), (long) (step - 1) * o.promptsPerStep() + i));
+            prompts.add(order.prompt((long) (step - 1) * o.promptsPerStep() + i));
         }
         return prompts;
     }

@@ -14,7 +14,7 @@ import java.util.Optional;
 
 /**
  * --task, its knobs (--task-steps, --reward), --dataset and the chat template's options
- * (--chat-template, --system-prompt, --enable-thinking), shared by eval, mismatch and calibrate.
+ * (--chat-template, --system-prompt, --enable-thinking), shared by eval, mismatch, calibrate and train-sync.
  */
 final class TaskOptions {
     @Option(names = "--task", required = true, completionCandidates = BuiltinTaskNames.class,
@@ -108,13 +108,20 @@ final class TaskOptions {
             return knobs.spec(task).at(context);
         }
         DatasetTask t = Tasks.fromDataset(task, dataset);
-        if (t.skippedCount() > 0) {
-            for (String w : t.skipped()) {
-                System.err.println("warning: " + w);
-            }
-            System.err.printf("warning: %s: %d line%s skipped, %d records read%n", dataset, t.skippedCount(),
-                    t.skippedCount() == 1 ? "" : "s", t.size().orElse(0));
-        }
+        warnSkipped(t);
         return t;
+    }
+
+    /** A dataset task's skipped lines (of a chat task's dataset too) on stderr, with their count; nothing for other tasks. */
+    static void warnSkipped(Task task) {
+        Task inner = task instanceof ChatTask c ? c.task() : task;
+        if (!(inner instanceof DatasetTask t) || t.skippedCount() == 0) {
+            return;
+        }
+        for (String w : t.skipped()) {
+            System.err.println("warning: " + w);
+        }
+        System.err.printf("warning: %s: %d line%s skipped, %d records read%n", t.file(), t.skippedCount(),
+                t.skippedCount() == 1 ? "" : "s", t.size().orElse(0));
     }
 }

@@ -61,6 +61,8 @@ final class TrainCommand implements Callable<Integer> {
                     + "\", not \"calibrate\"; there is nothing to calibrate");
         }
         Path start = Checkpoints.resolveSetting(s.train().checkpoint(), "tailguard.train.checkpoint");
+        // the task's chat format for this checkpoint: a bad choice fails here, naming its key
+        s = s.withCheckpoint(start);
         RunSettings.checkModel(s.compression(), io.tailguard.model.io.ConfigJson.read(start.resolve(io.tailguard.model.io.CheckpointDir.CONFIG)));
         Files.createDirectories(s.train().out());
         String configuredSchedule = s.startSchedule();
@@ -77,7 +79,7 @@ final class TrainCommand implements Callable<Integer> {
             if (s.train().compareSchedule().isBlank()) {
                 c = c.withValue("tailguard.train.compare-schedule", ConfigValueFactory.fromAnyRef(calibrated.toString()));
             }
-            s = RunSettings.parse(c, where);
+            s = RunSettings.parse(c, where).withCheckpoint(start);
             calibrationSeconds = (System.nanoTime() - calStart) / 1e9;
             if (calibrateOnly) {
                 Map<String, Object> out = new LinkedHashMap<>();
@@ -128,6 +130,10 @@ final class TrainCommand implements Callable<Integer> {
         out.put("pass_at_1_start", f.passAt1Start());
         out.put("pass_at_1_end", f.passAt1End());
         out.put("pass_at_1_curve", RunRecord.curve(recorder.evaluations(), startMillis));
+        if (s.train().task().isDataset()) {
+            out.put("held_out", s.train().heldOut() != null ? s.train().heldOut().toString()
+                    : "none: no held-out file (tailguard.train.held-out), so pass@1 is not measured (never on training records)");
+        }
         out.put("rollout_speedup", Progress.round(f.rolloutSpeedup(), 3));
         out.put("rollout_speedup_source", f.rolloutSpeedupSource());
         out.put("rollout_wall_speedup", Progress.round(f.rollout().wallSpeedup(), 3));

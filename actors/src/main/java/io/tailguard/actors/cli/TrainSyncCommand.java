@@ -37,12 +37,19 @@ final class TrainSyncCommand implements Callable<Integer> {
             description = "Starting checkpoint (with its tokenizer.json); 'default' is the embedded default, pretrained on first use.")
     Path checkpoint;
 
-    @Option(names = "--task", required = true, completionCandidates = BuiltinTaskNames.class,
-            description = "Built-in task: ${COMPLETION-CANDIDATES}.")
-    String task;
-
+    /** --task (built-in or math/code with --dataset), its knobs and the chat template's options. */
     @Mixin
-    TaskKnobs knobs;
+    TaskOptions taskOptions;
+
+    @Option(names = "--max-new-tokens", defaultValue = "0", paramLabel = "N",
+            description = "A dataset task's completion budget in new tokens; required for math and code (their records carry "
+                    + "answers, not worked solutions). Built-in tasks size completions by their worked solution and take none.")
+    int maxNewTokens;
+
+    @Option(names = "--held-out", paramLabel = "FILE",
+            description = "A dataset task's held-out file of the same kind: pass@1 at start and end on its first --eval-n "
+                    + "records. Without one a dataset run reports no pass@1 (never measured on training records).")
+    Path heldOut;
 
     @Option(names = "--context", defaultValue = "512", description = "Prompt length in tokens (default: ${DEFAULT-VALUE}).")
     int context;
@@ -136,10 +143,7 @@ final class TrainSyncCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (!Tasks.builtinNames().contains(task)) {
-            throw new BadInput("--task: train-sync takes a built-in task (" + String.join(", ", Tasks.builtinNames()) + ")");
-        }
-        TaskSpec spec = knobs.spec(task);
+        TaskSpec spec = taskSpec();
         Schedule schedule = mode.dense ? Schedule.dense() : mode.sparse.s.resolve();
         SyncTrainer.Distill distillOptions = null;
         if (distill) {
@@ -184,6 +188,9 @@ final class TrainSyncCommand implements Callable<Integer> {
         }
         SyncTrainer.Options o = new SyncTrainer.Options(steps, prompts, group, lr, SyncTrainer.warmupSteps(steps), seed,
                 microBatch, evalN, evalSeed);
+        checkpoint = Checkpoints.resolve(checkpoint);
+        // the parent checkpoint's chat template, resumed or not (a learner checkpoint keeps its tokenizer only)
+        spec = spec.withChat(taskOptions.chat(checkpoint).orElse(null));
         Map<String, String> runOptions = SyncResume.settings(spec, context, schedule, o, distillOptions);
         if (out != null) {
             // A run killed mid-checkpoint may have left its last checkpoint moved aside: put it back before looking.
@@ -216,8 +223,9 @@ final class TrainSyncCommand implements Callable<Integer> {
         if (stopAfter > 0 && stopAfter <= resumedFrom) {
             throw new BadInput("--stop-after " + stopAfter + ": the checkpoint in " + out + " is already at step " + resumedFrom);
         }
-        checkpoint = Checkpoints.resolve(checkpoint);
         Task t = spec.at(context);
+        TaskOptions.warnSkipped(t);
+        Task heldOutTask = heldOutTask(spec);
         // Resuming, the weights (and tokenizer) are the checkpoint's in --out; --checkpoint stays the parent.
         Path from = resume ? out : checkpoint;
         Tokenizer tok = Tokenizers.fromCheckpoint(from);
@@ -225,7 +233,7 @@ final class TrainSyncCommand implements Callable<Integer> {
             long start = System.nanoTime();
             SyncTrainer.Checkpointing saving = new SyncTrainer.Checkpointing(out, checkpoint.toString(), checkpointEvery,
                     stopAfter, resume, runOptions);
-            SyncTrainer.Result r = new SyncTrainer(model, tok, t, schedule, o, distillOptions).run(line -> {
+            SyncTrainer.Result r = new SyncTrainer(model, tok, t, heldOutTask, schedule, o, distillOptions).run(line -> {
                 var l = line.learner();
                 String stats = l.objective() == null ? "all groups degenerate"
                         : String.format("loss %.4f clip %.3f tis-trunc %.3f k3 %.2e entropy %.3f grad %.3f",
@@ -283,6 +291,10 @@ final class TrainSyncCommand implements Callable<Integer> {
             if (!resume) {
                 res.put("pass_at_1_start", r.passAt1Start());
             }
+            if (spec.isDataset()) {
+                res.put("held_out", heldOut != null ? heldOut.toString()
+                        : "none: no --held-out file, so pass@1 is not measured (never on training records)");
+            }
             if (r.lastStep() == steps) {
                 res.put("pass_at_1_end", r.passAt1End());
                 res.put("rollout_speedup", Progress.round(r.rolloutSpeedup(), 3));
@@ -307,7 +319,68 @@ final class TrainSyncCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * The task as the flags give it: a built-in task with its knobs, or a dataset task with its file
+     * and completion budget (bad input naming the flag otherwise); the chat format comes later, from
+     * the checkpoint.
+     */
+    private TaskSpec taskSpec() {
+        taskOptions.validate();
+        String task = taskOptions.task;
+        if (!taskOptions.isDataset()) {
+            if (maxNewTokens != 0) {
+                throw new BadInput("--max-new-tokens: " + task + " is a built-in task and sizes each completion by its "
+                        + "worked solution; --max-new-tokens applies to dataset tasks");
+            }
+            if (heldOut != null) {
+                throw new BadInput("--held-out: " + task + " is a built-in task; its held-out prompts are those of --eval-seed");
+            }
+            return taskOptions.knobs.spec(task);
+        }
+        TaskSpec spec;
+        try {
+            spec = TaskSpec.dataset(task, taskOptions.dataset, maxNewTokens);
+        } catch (IllegalArgumentException e) {
+            throw BadInput.flagged(e, List.of("max-new-tokens", "dataset"));
+        }
+        readable("--dataset", spec);
+        if (heldOut != null) {
+            readable("--held-out", TaskSpec.dataset(task, heldOut, maxNewTokens));
+        }
+        return spec;
+    }
+
+    /** A dataset file read once before any work, so that a missing or empty one is bad input naming its flag. */
+    private static void readable(String flag, TaskSpec spec) {
+        try {
+            spec.at(0);
+        } catch (IllegalArgumentException e) {
+            throw new BadInput(flag + ": " + e.getMessage());
+        }
+    }
+
+    /** The held-out task: the task itself for a built-in one, --held-out's records for a dataset, or null. */
+    private Task heldOutTask(TaskSpec spec) {
+        if (!spec.isDataset()) {
+            return spec.at(context);
+        }
+        if (heldOut == null) {
+            if (evalN > 0) {
+                System.err.println("note: no --held-out file: pass@1 is not measured (never on the training records)");
+            }
+            return null;
+        }
+        if (io.tailguard.rollout.tasks.DatasetTask.sha256(heldOut).equals(io.tailguard.rollout.tasks.DatasetTask.sha256(spec.dataset()))) {
+            throw new BadInput("--held-out: " + heldOut + " is the --dataset file itself (same sha256); held-out pass@1 "
+                    + "must not be measured on training records");
+        }
+        Task h = new TaskSpec(spec.name(), 0, TaskSpec.Reward.EXACT, heldOut, spec.maxNewTokens(), spec.chat()).at(context);
+        TaskOptions.warnSkipped(h);
+        return h;
+    }
+
     /** The loop's parameters that are this command's flags of the same name. */
-    private static final List<String> FLAGS = List.of("resume", "seed", "steps", "prompts", "task", "context", "group", "lr",
+    private static final List<String> FLAGS = List.of("resume", "seed", "steps", "prompts", "task", "dataset", "max-new-tokens",
+            "chat-template", "context", "group", "lr",
             "micro-batch", "lora-rank", "lora-alpha", "lora-targets", "lora-lr", "distill-kl", "distill-divergence", "distill-ppo");
 }

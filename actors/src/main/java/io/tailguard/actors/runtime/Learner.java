@@ -371,12 +371,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
 
     private void evaluate(int step) {
-        if (s.train().evalN() == 0) {
+        // a dataset task without a held-out file is not evaluated: never on its training records
+        if (s.train().evalN() == 0 || s.train().heldOutTask() == null) {
             return;
         }
         long began = System.currentTimeMillis();
         long t0 = System.nanoTime();
-        var task = s.train().task().at(s.train().contextMax());
+        var task = s.train().heldOutTask().at(s.train().contextMax());
         double p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
                 Evaluator.EvalOptions.heldOut(s.train().evalN(), s.train().evalSeed()), AttentionKernel.DENSE).passAt1();
         metrics.passAt1.set(p);

@@ -2,6 +2,7 @@ package io.tailguard.actors.runtime;
 
 import io.tailguard.model.KvCache;
 import io.tailguard.rollout.tasks.Prompt;
+import io.tailguard.rollout.tasks.PromptOrder;
 import io.tailguard.rollout.tasks.Task;
 import io.tailguard.rollout.tasks.TaskSpec;
 
@@ -11,8 +12,10 @@ import java.util.SplittableRandom;
 
 /**
  * The run's prompt stream: group g is the task's prompt (seed, g) at a context length drawn for g
- * from [min, max] in page steps. A function of (task with its knobs, seed, g) only, so a re-issued group, a
- * restarted controller or another node names the same prompt.
+ * from [min, max] in page steps; for a dataset task, record π(g mod n) of its n records
+ * ({@link PromptOrder}: π a permutation drawn from the seed; the records keep their own lengths). A
+ * function of (task with its knobs, seed, g) only, so a re-issued group, a restarted controller or
+ * another node names the same prompt.
  */
 final class Prompts {
     private final TaskSpec task;
@@ -20,14 +23,18 @@ final class Prompts {
     private final int min;
     private final int max;
     private final Map<Integer, Task> byContext = new HashMap<>();
+    /** A dataset task's order, or null. */
+    private final PromptOrder records;
 
     Prompts(TaskSpec task, long seed, int min, int max) {
         this.task = task;
         this.seed = seed;
         this.min = min;
         this.max = max;
+        Task atMax = task.at(max);
+        byContext.put(max, atMax);
+        this.records = task.isDataset() ? PromptOrder.of(atMax, seed) : null;
         of(0); // a bad task name or a context too short for the task fails at start
-        byContext.put(max, task.at(max));
     }
 
     int contextOf(long group) {
@@ -36,6 +43,9 @@ final class Prompts {
     }
 
     Prompt of(long group) {
+        if (records != null) {
+            return records.prompt(group);
+        }
         int ctx = contextOf(group);
         return byContext.computeIfAbsent(ctx, task::at).prompt(seed, group);
     }

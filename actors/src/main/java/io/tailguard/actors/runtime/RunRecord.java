@@ -103,6 +103,14 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
         m.put("task", s.train().task().name());
         m.put("task_steps", s.train().task().steps());
         m.put("reward", s.train().task().reward().toString());
+        if (s.train().task().isDataset()) {
+            // only for dataset runs, so a built-in run's record reads as it always has
+            m.put("dataset", s.train().task().dataset().toString());
+            m.put("dataset_sha256", io.tailguard.rollout.tasks.DatasetTask.sha256(s.train().task().dataset()));
+            m.put("max_new_tokens", s.train().task().maxNewTokens());
+            m.put("held_out", s.train().heldOut() == null ? null : s.train().heldOut().toString());
+            m.put("chat_template", s.train().task().chat() != null);
+        }
         m.put("context_min", s.train().contextMin());
         m.put("context_max", s.train().contextMax());
         m.put("steps", s.train().steps());

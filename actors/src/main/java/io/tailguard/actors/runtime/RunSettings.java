@@ -27,12 +27,28 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                           Bootstrap bootstrap, boolean adapt, Bounds bounds) {
 
     /**
-     * task: the built-in task with its knobs (tailguard.train.task, task-steps, reward), checked at
-     * parse. evalEvery: held-out pass@1 every this many learner steps besides the start and the end
-     * (0: only those two).
+     * task: the built-in task with its knobs (tailguard.train.task, task-steps, reward), or the dataset
+     * task with its file and completion budget (dataset, max-new-tokens), checked at parse; its chat
+     * format is set by {@link #withCheckpoint} (chat: the options it is chosen by). evalEvery: held-out
+     * pass@1 every this many learner steps besides the start and the end (0: only those two).
+     * heldOut: a dataset task's held-out file (tailguard.train.held-out), or null.
      */
     public record Train(String checkpoint, TaskSpec task, int contextMin, int contextMax, int steps, long seed, Path out,
-                        int evalN, long evalSeed, Duration maxTime, String compareSchedule, int evalEvery) {
+                        int evalN, long evalSeed, Duration maxTime, String compareSchedule, int evalEvery, Chat chat,
+                        Path heldOut) {
+
+        /**
+         * The task held-out pass@1 is measured on: a built-in task itself (its prompts of eval-seed are
+         * the split), a dataset task's held-out file (same kind, budget and chat format), or null: a
+         * dataset task without one is not evaluated, never on its training records.
+         */
+        public TaskSpec heldOutTask() {
+            if (!task.isDataset()) {
+                return task;
+            }
+            return heldOut == null ? null
+                    : new TaskSpec(task.name(), 0, TaskSpec.Reward.EXACT, heldOut, task.maxNewTokens(), task.chat());
+        }
 
         /** Tokens a completion may add beyond its prompt at the least (tasks with short answers). */
         static final int MIN_GENERATION = 64;
@@ -46,6 +62,14 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
          */
         public int longestSequence() {
             io.tailguard.rollout.tasks.Task t = task.at(contextMax);
+            if (task.isDataset()) {
+                // a record keeps its own length: its characters bound its tokens (no tokenizer here)
+                int longest = contextMax;
+                for (io.tailguard.rollout.tasks.Prompt p : ((io.tailguard.rollout.tasks.DatasetTask) t).prompts()) {
+                    longest = Math.max(longest, p.text().length());
+                }
+                return longest + task.maxNewTokens();
+            }
             io.tailguard.model.tokenizer.CharTokenizer chars = io.tailguard.model.tokenizer.CharTokenizer.standard();
             int most = MIN_GENERATION;
             for (int i = 0; i < 4; i++) {
@@ -53,6 +77,36 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             }
             return contextMax + most;
         }
+    }
+
+    /**
+     * tailguard.train.chat-template, system-prompt (null: none) and enable-thinking (null: the
+     * template's default): how {@link #withCheckpoint} chooses the prompts' chat format.
+     */
+    public record Chat(io.tailguard.model.tokenizer.ChatFormat.Mode mode, String systemPrompt, Boolean thinking) {}
+
+    /**
+     * These settings with the task's chat format chosen for the run's starting checkpoint {@code start}
+     * (auto: a dataset task on a checkpoint with a template); every node applies it to the same
+     * checkpoint, so all render prompts alike.
+     *
+     * @throws IllegalArgumentException naming the key: chat-template on for a checkpoint without a
+     *                                  template, or a system prompt / thinking switch with no template applied
+     */
+    public RunSettings withCheckpoint(Path start) {
+        java.util.Optional<io.tailguard.model.tokenizer.ChatFormat> f;
+        try {
+            f = io.tailguard.model.tokenizer.ChatFormat.choose(train.chat().mode(), start, train.task().isDataset(),
+                    train.chat().systemPrompt(), train.chat().thinking());
+        } catch (IllegalArgumentException e) {
+            // ChatFormat names the part as the key does ("chat-template: ...")
+            throw new IllegalArgumentException("tailguard.train." + e.getMessage(), e);
+        }
+        Train t = train;
+        Train with = new Train(t.checkpoint(), t.task().withChat(f.orElse(null)), t.contextMin(), t.contextMax(), t.steps(),
+                t.seed(), t.out(), t.evalN(), t.evalSeed(), t.maxTime(), t.compareSchedule(), t.evalEvery(), t.chat(), t.heldOut());
+        return new RunSettings(with, rollout, controller, window, startSchedule, denseLayers, buffer, learner, metrics, admin,
+                compression, bootstrap, adapt, bounds);
     }
 
     /** speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0: never). */
@@ -148,13 +202,15 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     public static RunSettings parse(Config c, String where) {
         try {
             checkUnknownKeys(c, where);
-            chatTemplate(c);
-            Train t = new Train(c.getString("tailguard.train.checkpoint"), task(c),
+            Chat chat = chatTemplate(c);
+            TaskSpec task = task(c);
+            Train t = new Train(c.getString("tailguard.train.checkpoint"), task,
                     positive(c, "tailguard.train.context-min"), positive(c, "tailguard.train.context-max"),
                     positive(c, "tailguard.train.steps"), c.getLong("tailguard.train.seed"),
                     Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
                     c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)),
-                    c.getString("tailguard.train.compare-schedule"), atLeast(c, "tailguard.train.eval-every", 0));
+                    c.getString("tailguard.train.compare-schedule"), atLeast(c, "tailguard.train.eval-every", 0), chat,
+                    heldOut(c, task));
             if (t.contextMax() < t.contextMin()) {
                 throw new IllegalArgumentException("tailguard.train.context-max: must be >= context-min " + t.contextMin()
                         + ", got " + t.contextMax());
@@ -232,34 +288,70 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     static TaskSpec task(Config c) {
         String p = "tailguard.train.";
         int steps = c.getInt(p + "task-steps");
+        String file = c.getString(p + "dataset");
+        if (file.isBlank() && io.tailguard.rollout.tasks.Tasks.datasetNames().contains(c.getString(p + "task"))) {
+            throw new IllegalArgumentException(p + "dataset: task " + c.getString(p + "task") + " needs its JSON-lines file");
+        }
+        TaskSpec spec;
         try {
-            return new TaskSpec(c.getString(p + "task"), steps, TaskSpec.Reward.parse(c.getString(p + "reward")));
+            spec = new TaskSpec(c.getString(p + "task"), steps, TaskSpec.Reward.parse(c.getString(p + "reward")),
+                    file.isBlank() ? null : Path.of(file), c.getInt(p + "max-new-tokens"), null);
         } catch (IllegalArgumentException e) {
             // TaskSpec names the part as the key does ("task-steps: ...")
             throw new IllegalArgumentException(p + e.getMessage(), e);
         }
+        if (spec.isDataset()) {
+            readable(p + "dataset", spec);
+        }
+        return spec;
+    }
+
+    /** A dataset task's file read once, so that a missing or empty one fails at parse, naming its key. */
+    private static void readable(String key, TaskSpec spec) {
+        try {
+            spec.at(0);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(key + ": " + e.getMessage(), e);
+        }
     }
 
     /**
-     * tailguard.train.chat-template, system-prompt and enable-thinking: a run trains on a built-in task,
-     * whose prompts keep their raw format, so "on", a system prompt or a thinking switch would change
-     * nothing; each is refused naming its key rather than ignored.
+     * tailguard.train.held-out: a dataset task's held-out file of the same kind (read once here), or
+     * null when blank; refused for a built-in task (its held-out prompts are eval-seed's) and when it
+     * is the training file itself (same sha256).
      */
-    static void chatTemplate(Config c) {
+    static Path heldOut(Config c, TaskSpec task) {
+        String key = "tailguard.train.held-out";
+        String v = c.getString(key);
+        if (v.isBlank()) {
+            return null;
+        }
+        if (!task.isDataset()) {
+            throw new IllegalArgumentException(key + ": task " + task.name() + " is built in; its held-out prompts are "
+                    + "those of tailguard.train.eval-seed, and held-out files apply to dataset tasks");
+        }
+        Path file = Path.of(v);
+        readable(key, TaskSpec.dataset(task.name(), file, task.maxNewTokens()));
+        if (io.tailguard.rollout.tasks.DatasetTask.sha256(file).equals(io.tailguard.rollout.tasks.DatasetTask.sha256(task.dataset()))) {
+            throw new IllegalArgumentException(key + ": " + file + " is the training file (tailguard.train.dataset, same sha256); "
+                    + "held-out pass@1 must not be measured on training records");
+        }
+        return file;
+    }
+
+    /**
+     * tailguard.train.chat-template, system-prompt and enable-thinking, each checked for its form here;
+     * whether a template applies depends on the checkpoint ({@link #withCheckpoint}), where "on" for a
+     * checkpoint without one, or a system prompt or thinking switch that no template would use, is
+     * refused naming its key rather than ignored.
+     */
+    static Chat chatTemplate(Config c) {
         String p = "tailguard.train.";
         try {
             io.tailguard.model.tokenizer.ChatFormat.Mode mode = io.tailguard.model.tokenizer.ChatFormat.Mode.parse(c.getString(p + "chat-template"));
             Boolean thinking = io.tailguard.model.tokenizer.ChatFormat.parseThinking(c.getString(p + "enable-thinking"));
-            if (mode == io.tailguard.model.tokenizer.ChatFormat.Mode.ON) {
-                throw new IllegalArgumentException("chat-template: on, but a run trains on a built-in task ("
-                        + c.getString(p + "task") + "), whose prompts keep their raw format; chat templates apply to dataset tasks");
-            }
-            if (!c.getString(p + "system-prompt").isEmpty()) {
-                throw new IllegalArgumentException("system-prompt: no chat template applies to a built-in task's prompts");
-            }
-            if (thinking != null) {
-                throw new IllegalArgumentException("enable-thinking: no chat template applies to a built-in task's prompts");
-            }
+            String system = c.getString(p + "system-prompt");
+            return new Chat(mode, system.isEmpty() ? null : system, thinking);
         } catch (IllegalArgumentException e) {
             // the messages name the part as the key does ("chat-template: ...")
             throw new IllegalArgumentException(p + e.getMessage(), e);

@@ -49,14 +49,17 @@ public final class TailguardNode implements AutoCloseable {
 
     /**
      * @param config   the merged configuration (user file over references); Pekko keys included
-     * @param settings its parsed Tailguard part
+     * @param given    its parsed Tailguard part (the task's chat format is chosen here for {@code start})
      * @param roles    this member's roles
      * @param start    the starting checkpoint directory (resolved)
      * @param selfJoin join itself (a one-process cluster) instead of the configured seed nodes
      * @param extra    a behaviour to run beside the roles' actors (the `train` observer), or null
      */
-    public TailguardNode(Config config, RunSettings settings, Set<String> roles, Path start, String device, boolean selfJoin,
+    public TailguardNode(Config config, RunSettings given, Set<String> roles, Path start, String device, boolean selfJoin,
                          Behavior<?> extra) {
+        // the task's chat format, chosen once for the start every node is given (RunSettings#withCheckpoint)
+        RunSettings settings = given.withCheckpoint(start);
+        RunDataset.claim(settings.train().out(), settings.train().task());
         for (String r : roles) {
             if (!ROLES.contains(r)) {
                 throw new IllegalArgumentException("--roles: unknown role \"" + r + "\" (known: " + String.join(", ", ROLES) + ")");

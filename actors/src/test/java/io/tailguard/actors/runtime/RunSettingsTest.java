@@ -102,17 +102,58 @@ class RunSettingsTest {
     }
 
     @Test
-    void chatTemplateKeysAreCheckedAndRefusedWhereNoTemplateApplies() {
+    void chatTemplateKeysAreCheckedAndRefusedWhereNoTemplateApplies(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws java.io.IOException {
         RunSettings.parse(with("tailguard.train.chat-template = off\ntailguard.train.enable-thinking = default"), "run.conf");
         assertRefused("tailguard.train.chat-template = maybe", "run.conf: tailguard.train.chat-template: must be auto, on or off, got \"maybe\"");
-        assertRefused("tailguard.train.chat-template = on", "run.conf: tailguard.train.chat-template: on, but a run trains on a built-in task "
-                + "(kv-recall), whose prompts keep their raw format; chat templates apply to dataset tasks");
-        assertRefused("tailguard.train.system-prompt = \"Be brief.\"",
-                "run.conf: tailguard.train.system-prompt: no chat template applies to a built-in task's prompts");
-        assertRefused("tailguard.train.enable-thinking = false",
-                "run.conf: tailguard.train.enable-thinking: no chat template applies to a built-in task's prompts");
         assertRefused("tailguard.train.enable-thinking = yes",
                 "run.conf: tailguard.train.enable-thinking: must be true, false or default, got \"yes\"");
+        // whether a template applies is the checkpoint's to say
+        java.nio.file.Path plain = java.nio.file.Files.createDirectories(dir.resolve("plain"));
+        assertEquals("tailguard.train.chat-template: on, but checkpoint " + plain + " has no chat template (chat_template.jinja, "
+                + "or key chat_template of tokenizer_config.json)", refusedAt(plain, "tailguard.train.chat-template = on"));
+        assertTrue(refusedAt(plain, "tailguard.train.system-prompt = \"Be brief.\"").startsWith(
+                "tailguard.train.system-prompt: no chat template applies (checkpoint " + plain + " has no chat template)"));
+        assertTrue(refusedAt(plain, "tailguard.train.enable-thinking = false").startsWith("tailguard.train.enable-thinking: "));
+        assertEquals(null, RunSettings.parse(with(""), "run.conf").withCheckpoint(plain).train().task().chat());
+        // a checkpoint with a template: auto renders a dataset task's prompts through it, a built-in task's raw
+        java.nio.file.Path chat = java.nio.file.Files.createDirectories(dir.resolve("chat"));
+        java.nio.file.Files.writeString(chat.resolve("chat_template.jinja"),
+                "{% for m in messages %}<{{ m.role }}>{{ m.content }}<end>\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}");
+        java.nio.file.Path data = dir.resolve("math.jsonl");
+        java.nio.file.Files.writeString(data, "{\"id\":\"a\",\"problem\":\"1+1=\",\"answer\":\"2\"}\n");
+        RunSettings s = RunSettings.parse(with("tailguard.train.task = math\ntailguard.train.dataset = \"" + data
+                + "\"\ntailguard.train.max-new-tokens = 16\ntailguard.train.system-prompt = \"Be brief.\""), "run.conf").withCheckpoint(chat);
+        io.tailguard.rollout.tasks.Task t = s.train().task().at(0);
+        assertEquals("<system>Be brief.<end>\n<user>1+1=<end>\n<assistant>", t.chat().orElseThrow().render(t.prompt(0, 0).text()));
+        assertEquals(null, RunSettings.parse(with(""), "run.conf").withCheckpoint(chat).train().task().chat());
+    }
+
+    @Test
+    void datasetKeysAreCheckedAtParse(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws java.io.IOException {
+        java.nio.file.Path data = dir.resolve("math.jsonl");
+        java.nio.file.Files.writeString(data, "{\"id\":\"a\",\"problem\":\"1+1=\",\"answer\":\"2\"}\n"
+                + "{\"id\":\"b\",\"problem\":\"" + "9".repeat(300) + "+0=\",\"answer\":\"" + "9".repeat(300) + "\"}\n");
+        String math = "tailguard.train.task = math\ntailguard.train.dataset = \"" + data + "\"\n";
+        RunSettings s = RunSettings.parse(with(math + "tailguard.train.max-new-tokens = 16"), "run.conf");
+        assertTrue(s.train().task().isDataset());
+        assertEquals(null, s.train().heldOutTask(), "no held-out file: no held-out task, never the training records");
+        // the longest record (303 characters) beyond context-max (256), plus the budget
+        assertEquals(303 + 16, s.train().longestSequence());
+        assertRefused(math, "run.conf: tailguard.train.max-new-tokens: dataset task math needs a completion budget >= 1 "
+                + "(its records carry answers, not worked solutions), got 0");
+        assertRefused("tailguard.train.max-new-tokens = 8", "run.conf: tailguard.train.max-new-tokens: task kv-recall is built in "
+                + "and sizes each completion by its worked solution; max-new-tokens applies to dataset tasks (math, code)");
+        assertRefused("tailguard.train.held-out = \"" + data + "\"", "run.conf: tailguard.train.held-out: task kv-recall is built in; "
+                + "its held-out prompts are those of tailguard.train.eval-seed, and held-out files apply to dataset tasks");
+        assertRefused(math + "tailguard.train.max-new-tokens = 16\ntailguard.train.held-out = \"" + data + "\"",
+                "run.conf: tailguard.train.held-out: " + data + " is the training file (tailguard.train.dataset, same sha256); "
+                        + "held-out pass@1 must not be measured on training records");
+    }
+
+    private static String refusedAt(java.nio.file.Path checkpoint, String hocon) {
+        RunSettings s = RunSettings.parse(with(hocon), "run.conf");
+        return assertThrows(IllegalArgumentException.class, () -> s.withCheckpoint(checkpoint)).getMessage();
     }
 
     @Test

@@ -62,6 +62,11 @@ public final class ChatTask implements Task {
     }
 
     @Override
+    public OptionalInt maxNewTokens() {
+        return task.maxNewTokens();
+    }
+
+    @Override
     public Optional<ChatFormat> chat() {
         return Optional.of(chat);
     }

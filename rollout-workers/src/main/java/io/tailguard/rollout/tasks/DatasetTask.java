@@ -47,9 +47,17 @@ public final class DatasetTask implements Task {
     private final Map<String, String> referenceById;
     private final List<String> skipped;
     private final Verifier verifier;
+    /** 0: none of its own. */
+    private final int maxNewTokens;
 
     private DatasetTask(String name, Path file, List<Prompt> prompts, Map<String, String> referenceById,
                         List<String> skipped, Verifier verifier) {
+        this(name, file, prompts, referenceById, skipped, verifier, 0);
+    }
+
+    private DatasetTask(String name, Path file, List<Prompt> prompts, Map<String, String> referenceById,
+                        List<String> skipped, Verifier verifier, int maxNewTokens) {
+        this.maxNewTokens = maxNewTokens;
         this.name = name;
         this.file = file;
         this.prompts = List.copyOf(prompts);
@@ -119,6 +127,24 @@ public final class DatasetTask implements Task {
         return new DatasetTask(name, file, prompts, references, skipped, verifier);
     }
 
+    /** The file's sha256, lower-case hex (what every node of a run must read the same of). */
+    public static String sha256(Path file) {
+        try (java.io.InputStream in = Files.newInputStream(file)) {
+            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                md.update(buf, 0, n);
+            }
+            return java.util.HexFormat.of().formatHex(md.digest());
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException("dataset " + file + ": file not found");
+        } catch (IOException e) {
+            throw new IllegalArgumentException("dataset " + file + ": cannot read: " + oneLine(e.getMessage()));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** A string or number field as text; null if absent, null, or an object or array. */
     private static String text(JsonObject obj, String field) {
         JsonElement e = obj.get(field);
@@ -174,6 +200,24 @@ public final class DatasetTask implements Task {
             return Verdict.wrong("unknown prompt id " + prompt.id() + " for dataset " + file.getFileName());
         }
         return verifier.verify(prompt, reference, completion);
+    }
+
+    /**
+     * The same records with a completion budget of their own ({@link Task#maxNewTokens}), as a run
+     * that trains on them fixes it.
+     *
+     * @throws IllegalArgumentException "max-new-tokens: ..." below 1
+     */
+    public DatasetTask withMaxNewTokens(int tokens) {
+        if (tokens < 1) {
+            throw new IllegalArgumentException("max-new-tokens: must be >= 1, got " + tokens);
+        }
+        return new DatasetTask(name, file, prompts, referenceById, skipped, verifier, tokens);
+    }
+
+    @Override
+    public OptionalInt maxNewTokens() {
+        return maxNewTokens > 0 ? OptionalInt.of(maxNewTokens) : OptionalInt.empty();
     }
 
     @Override

@@ -48,6 +48,16 @@ public interface Task {
     OptionalInt size();
 
     /**
+     * The completion budget of a task without worked solutions, where its run fixed one (a dataset
+     * task trained by `train` or `train-sync`: tailguard.train.max-new-tokens, --max-new-tokens);
+     * empty: the caller's ({@link TaskFormat#maxNewTokens}). A task with worked solutions sizes
+     * each completion by its solution instead.
+     */
+    default OptionalInt maxNewTokens() {
+        return OptionalInt.empty();
+    }
+
+    /**
      * The chat template its prompts are rendered with ({@link ChatTask}); empty: raw text
      * ({@link TaskFormat} says how either becomes token ids).
      */

@@ -111,10 +111,13 @@ public final class TaskFormat {
     /**
      * How many tokens to generate for a prompt: for a task with a worked solution, the solution's
      * tokens plus eos plus a margin of 25 % + 8 (a model that rambles past that is wrong anyway);
-     * otherwise {@code fallback}.
+     * otherwise the task's own budget ({@link Task#maxNewTokens}) where it has one, else {@code fallback}.
      */
     public static int maxNewTokens(Task task, Prompt p, Tokenizer t, int fallback) {
         Optional<String> solution = task.solution(p);
+        if (solution.isEmpty() && task.maxNewTokens().isPresent()) {
+            return task.maxNewTokens().getAsInt();
+        }
         if (solution.isEmpty()) {
             if (fallback < 1) {
                 throw new IllegalArgumentException("max new tokens fallback must be >= 1, got " + fallback);

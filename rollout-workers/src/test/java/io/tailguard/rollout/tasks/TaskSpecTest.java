@@ -60,6 +60,25 @@ class TaskSpecTest {
     }
 
     @Test
+    void aDatasetSpecCarriesItsFileAndBudget(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path f = PromptOrderTest.sixRecords(dir);
+        TaskSpec s = TaskSpec.dataset("math", f, 40);
+        assertTrue(s.isDataset());
+        assertFalse(s.isDefault());
+        Task t = s.at(0);
+        assertEquals(java.util.OptionalInt.of(6), t.size());
+        assertEquals(java.util.OptionalInt.of(40), t.maxNewTokens());
+        assertEquals(40, TaskFormat.maxNewTokens(t, t.prompt(0, 0), io.tailguard.model.tokenizer.CharTokenizer.standard(), 7),
+                "the task's own budget, not the caller's fallback");
+        assertEquals("max-new-tokens: dataset task math needs a completion budget >= 1 (its records carry answers, "
+                + "not worked solutions), got 0", refused(() -> TaskSpec.dataset("math", f, 0)));
+        assertTrue(refused(() -> TaskSpec.dataset("kv-recall", f, 8)).startsWith("dataset: kv-recall is a built-in task"));
+        assertTrue(refused(() -> new TaskSpec("kv-recall", 0, TaskSpec.Reward.EXACT, null, 8, null)).startsWith("max-new-tokens: "));
+        assertTrue(refused(() -> new TaskSpec("math", 2, TaskSpec.Reward.EXACT, f, 8, null)).startsWith("task-steps: "));
+        assertTrue(refused(() -> TaskSpec.dataset("math", dir.resolve("none.jsonl"), 8).at(0)).endsWith("file not found"));
+    }
+
+    @Test
     void rewardsParseByName() {
         assertEquals(TaskSpec.Reward.EXACT, TaskSpec.Reward.parse("exact"));
         assertEquals(TaskSpec.Reward.GRADED, TaskSpec.Reward.parse(" Graded "));
