@@ -62,6 +62,15 @@ class DecodeBenchTest {
     }
 
     @Test
+    void badPeerOptionsExitTwo() {
+        assertEquals(2, Main.run("bench", "decode", "--preset", "tiny", "--batch", "1", "--context", "4", "--new-tokens", "1",
+                "--transformers-cache", "paged"));
+        assertEquals(2, Main.run("bench", "decode", "--preset", "tiny", "--batch", "1", "--context", "4", "--new-tokens", "1",
+                "--transformers-new-tokens", "0"));
+        assertEquals(2, Main.run("bench", "decode", "--preset", "qwen3-7b", "--batch", "1", "--context", "4", "--new-tokens", "1"));
+    }
+
+    @Test
     void theEagerPeerDecodesWhatTransformersComputes(@TempDir Path tmp) {
         assumeTrue(PeerScript.transformersAvailable(), "the peer Python lacks torch 2, safetensors or transformers");
         System.setProperty("tailguard.home", "..");
