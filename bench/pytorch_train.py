@@ -1,17 +1,19 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Eager PyTorch training-step benchmark of a Qwen3 checkpoint (CPU, float32): the peer of
-`tailguard bench learner`.
+`tailguard bench learner`, run on torch 2.13 (TAILGUARD_PYTHON).
 
 One step = forward over B random sequences of L tokens, cross-entropy of every next token,
 backward, torch.optim.AdamW step (weight decay 0.1 on matrices, betas 0.9/0.95, gradient clipping
-at 1.0), as a user would write it in eager PyTorch. q/k/v and gate/up are fused into one parameter
-each (as Tailguard does); attention is grouped-query without repeating K/V, causal, chunk-free
-(L x L scores, fine for the lengths benchmarked). Debian's torch links the reference BLAS, so
-F.linear is what it is; the script reports the torch version and thread count.
+at 1.0), as a user would write it in eager PyTorch, with what makes such a step fast on a CPU:
+q/k/v and gate/up fused into one parameter each (as Tailguard does); causal grouped-query attention
+through F.scaled_dot_product_attention (enable_gqa, no repeated K/V; --attention eager gives the
+explicit L x L softmax); AdamW with fused=True where this build of torch has the fused CPU kernel,
+else foreach=True.
 
-    /usr/bin/python3 bench/pytorch_train.py --checkpoint DIR --batch B --seq L [--steps N] [--warmup W] [--seed S]
+    $TAILGUARD_PYTHON bench/pytorch_train.py --checkpoint DIR --batch B --seq L [--steps N] [--warmup W] [--seed S]
 
-Prints one JSON line: {"tokens_per_s": B*L*N/seconds, "batch", "seq", "steps", "seconds", "torch_version", "threads", "loss"}.
+Prints one JSON line: {"tokens_per_s": B*L*N/seconds, "batch", "seq", "steps", "seconds", "torch_version",
+"threads", "loss", "optimizer" ("adamw_fused" or "adamw_foreach"), "attention"}.
 """
 import argparse
 import json
@@ -24,14 +26,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "model", "src", "test", "python"))
-import qwen3_ref  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_checkpoint  # noqa: E402
 
 
 class Model(torch.nn.Module):
-    def __init__(self, cfg, w):
+    def __init__(self, cfg, w, sdpa):
         super().__init__()
         self.cfg = cfg
+        self.sdpa = sdpa
         self.H, self.KV, self.D = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
         self.I = cfg["intermediate_size"]
         self.eps = cfg["rms_norm_eps"]
@@ -62,21 +65,26 @@ class Model(torch.nn.Module):
         B, T = ids.shape
         H, KV, D = self.H, self.KV, self.D
         r = H // KV
-        cos, sin = qwen3_ref.rope_cos_sin(torch.arange(T), D, self.cfg["rope_theta"])
+        cos, sin = peer_checkpoint.rope_cos_sin(torch.arange(T), D, self.cfg["rope_theta"])
         cos, sin = cos.view(1, T, 1, D), sin.view(1, T, 1, D)
-        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        mask = None if self.sdpa else torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
         x = F.embedding(ids, self.embed)
         for L in self.layers:
             h = self.rms(x, L.ln1)
             qkv = F.linear(h, L.qkv).view(B, T, H + 2 * KV, D)
             q, k, v = qkv.split((H, KV, KV), dim=2)
-            q = qwen3_ref.apply_rope(self.rms(q, L.q_norm), cos, sin)
-            k = qwen3_ref.apply_rope(self.rms(k, L.k_norm), cos, sin)
-            qg = (q * D ** -0.5).view(B, T, KV, r, D).permute(0, 2, 3, 1, 4)       # [B, KV, r, T, D]
-            kt = k.permute(0, 2, 3, 1).unsqueeze(2)                                # [B, KV, 1, D, T]
-            s = (qg @ kt).masked_fill(mask, float("-inf"))                         # [B, KV, r, T, T]
-            y = torch.softmax(s, -1) @ v.permute(0, 2, 1, 3).unsqueeze(2)          # [B, KV, r, T, D]
-            y = y.permute(0, 3, 1, 2, 4).reshape(B, T, H * D)
+            q = peer_checkpoint.apply_rope(self.rms(q, L.q_norm), cos, sin)
+            k = peer_checkpoint.apply_rope(self.rms(k, L.k_norm), cos, sin)
+            if self.sdpa:
+                y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                   is_causal=True, enable_gqa=True)        # [B, H, T, D]
+                y = y.transpose(1, 2).reshape(B, T, H * D)
+            else:
+                qg = (q * D ** -0.5).view(B, T, KV, r, D).permute(0, 2, 3, 1, 4)   # [B, KV, r, T, D]
+                kt = k.permute(0, 2, 3, 1).unsqueeze(2)                            # [B, KV, 1, D, T]
+                s = (qg @ kt).masked_fill(mask, float("-inf"))                     # [B, KV, r, T, T]
+                y = torch.softmax(s, -1) @ v.permute(0, 2, 1, 3).unsqueeze(2)      # [B, KV, r, T, D]
+                y = y.permute(0, 3, 1, 2, 4).reshape(B, T, H * D)
             x = x + F.linear(y, L.o)
             h = self.rms(x, L.ln2)
             g, u = F.linear(h, L.gate_up).split((self.I, self.I), -1)
@@ -94,14 +102,20 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--attention", choices=("sdpa", "eager"), default="sdpa")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    cfg, w = qwen3_ref.load_checkpoint(a.checkpoint)
-    model = Model(cfg, w)
+    cfg, w = peer_checkpoint.load_checkpoint(a.checkpoint)
+    model = Model(cfg, w, a.attention == "sdpa")
     decay = [p for p in model.parameters() if p.dim() > 1]
     keep = [p for p in model.parameters() if p.dim() <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": keep, "weight_decay": 0.0}],
-                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+    groups = [{"params": decay, "weight_decay": 0.1}, {"params": keep, "weight_decay": 0.0}]
+    try:  # the fused CPU kernel (torch >= 2.4); a build without it raises here
+        opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8, fused=True)
+        optimizer = "adamw_fused"
+    except RuntimeError:
+        opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8, foreach=True)
+        optimizer = "adamw_foreach"
     g = torch.Generator().manual_seed(a.seed)
     ids = torch.randint(0, cfg["vocab_size"], (a.batch, a.seq), generator=g)
 
@@ -122,7 +136,8 @@ def main():
         loss = step()
     dt = time.perf_counter() - t0
     print(json.dumps({"tokens_per_s": a.batch * a.seq * a.steps / dt, "batch": a.batch, "seq": a.seq, "steps": a.steps,
-                      "seconds": dt, "torch_version": torch.__version__, "threads": torch.get_num_threads(), "loss": loss}))
+                      "seconds": dt, "torch_version": torch.__version__, "threads": torch.get_num_threads(), "loss": loss,
+                      "optimizer": optimizer, "attention": a.attention}))
 
 
 if __name__ == "__main__":

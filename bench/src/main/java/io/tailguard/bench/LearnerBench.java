@@ -26,7 +26,8 @@ import java.util.concurrent.Callable;
 
 /**
  * Training throughput: forward + backward + AdamW step over B random sequences of L tokens (loss on
- * every next token), side by side with bench/pytorch_train.py on the same checkpoint.
+ * every next token), side by side with bench/pytorch_train.py on the same checkpoint: an eager torch
+ * 2.13 step with scaled-dot-product attention and fused AdamW (foreach where the build lacks it).
  */
 @Command(name = "learner", mixinStandardHelpOptions = true,
         description = "Training tokens/s (forward + backward + optimizer), side by side with a PyTorch eager training step.")
@@ -49,7 +50,7 @@ final class LearnerBench implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", description = "Seed of weights and data (default: ${DEFAULT-VALUE}).")
     long seed;
 
-    @Option(names = "--pytorch", defaultValue = "auto", description = "Run the PyTorch peer: auto, on, off (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--pytorch", defaultValue = "auto", description = "Run the eager PyTorch peer: auto (if the peer Python has torch >= 2 and safetensors), on, off (default: ${DEFAULT-VALUE}).")
     String pytorch;
 
     @Override
@@ -60,7 +61,7 @@ final class LearnerBench implements Callable<Integer> {
         boolean peer = PeerScript.enabled(pytorch);
         Path tmp = source.checkpoint == null ? Files.createTempDirectory("tailguard-bench-") : null;
         try {
-            Path dir = source.directory(seed, tmp);
+            Path dir = peer ? source.directory(seed, tmp) : null;  // only the peer reads files
             double tps;
             double loss;
             try (Qwen3Model model = source.open(Devices.parse(common.device()), seed);
@@ -95,8 +96,11 @@ final class LearnerBench implements Callable<Integer> {
                 double ptps = p.get("tokens_per_s").getAsDouble();
                 System.err.printf("pytorch:   %.1f tokens/s%n", ptps);
                 out.put("pytorch_tokens_per_s", Math.round(ptps * 10) / 10.0);
-                out.put("vs_pytorch", Math.round(tps / ptps * 1000) / 1000.0);
+                out.put("vs_pytorch", PeerFigures.ratio(tps, ptps));
                 out.put("pytorch_version", p.get("torch_version").getAsString());
+                out.put("pytorch_optimizer", p.get("optimizer").getAsString());
+                out.put("pytorch_attention", p.get("attention").getAsString());
+                out.put("pytorch_loss", p.get("loss").getAsDouble());
             }
             if (common.json) {
                 Json.print(out);

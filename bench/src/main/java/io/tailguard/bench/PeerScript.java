@@ -14,7 +14,9 @@ import java.util.List;
 /**
  * Runs a peer implementation (a PyTorch script under bench/) and reads the JSON object on its last
  * stdout line. The interpreter: -Dtailguard.python, else TAILGUARD_PYTHON (.ci/run points it at its
- * torch 2.13 environment), else /usr/bin/python3 (where Debian puts its python3-torch).
+ * torch 2.13 environment with transformers 5), else /usr/bin/python3. A peer needs torch 2 or later
+ * and safetensors (the eager scripts), and transformers for transformers' own generation: an older
+ * torch (Debian's 1.13 on the reference BLAS) would make a peer no user would pick.
  */
 final class PeerScript {
     static final String PYTHON = System.getProperty("tailguard.python",
@@ -27,13 +29,29 @@ final class PeerScript {
         return Path.of(System.getProperty("tailguard.home", ".")).toAbsolutePath().normalize();
     }
 
-    /** The --pytorch switch: on, off, or auto (run the peer when /usr/bin/python3 has torch). */
+    /** The --pytorch switch: on, off, or auto (run the eager peer when the peer Python has torch 2 and safetensors). */
     static boolean enabled(String mode) {
+        return enabled("--pytorch", mode, PeerScript::torchAvailable);
+    }
+
+    /** The --transformers switch: on, off, or auto (when the peer Python also has transformers). */
+    static boolean transformersEnabled(String mode) {
+        return enabled("--transformers", mode, PeerScript::transformersAvailable);
+    }
+
+    private static boolean enabled(String flag, String mode, java.util.function.BooleanSupplier available) {
         return switch (mode) {
-            case "on" -> true;
+            case "on" -> {
+                if (!available.getAsBoolean()) {
+                    throw new BadInput(flag + " on: " + PYTHON + " lacks " + (flag.equals("--pytorch")
+                            ? "torch >= 2 or safetensors" : "torch >= 2, safetensors or transformers")
+                            + " (set TAILGUARD_PYTHON to the reference Python that .ci/run builds)");
+                }
+                yield true;
+            }
             case "off" -> false;
-            case "auto" -> torchAvailable();
-            default -> throw new BadInput("--pytorch must be auto, on or off, got '" + mode + "'");
+            case "auto" -> available.getAsBoolean();
+            default -> throw new BadInput(flag + " must be auto, on or off, got '" + mode + "'");
         };
     }
 
@@ -49,9 +67,20 @@ final class PeerScript {
         }
     }
 
+    private static final String TORCH_CHECK =
+            "import torch, safetensors; assert int(torch.__version__.split('.')[0]) >= 2";
+
     static boolean torchAvailable() {
+        return pythonRuns(TORCH_CHECK);
+    }
+
+    static boolean transformersAvailable() {
+        return pythonRuns(TORCH_CHECK + "; import transformers");
+    }
+
+    private static boolean pythonRuns(String code) {
         try {
-            Process p = new ProcessBuilder(PYTHON, "-c", "import torch").redirectErrorStream(true).start();
+            Process p = new ProcessBuilder(PYTHON, "-c", code).redirectErrorStream(true).start();
             p.getInputStream().readAllBytes();
             return p.waitFor() == 0;
         } catch (IOException e) {

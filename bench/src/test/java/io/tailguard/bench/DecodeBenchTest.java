@@ -5,11 +5,16 @@ import com.google.gson.JsonParser;
 import io.tailguard.actors.cli.Main;
 import org.junit.jupiter.api.Test;
 
+import org.junit.jupiter.api.io.TempDir;
+
 import java.io.ByteArrayOutputStream;
+import java.nio.file.Path;
+import java.util.List;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class DecodeBenchTest {
@@ -31,14 +36,55 @@ class DecodeBenchTest {
         System.setProperty("tailguard.home", ".."); // surefire runs in bench/; the peer script is under the root
         assertEquals(0, Main.run("bench", "decode", "--help"));
         JsonObject j = JsonParser.parseString(run("bench", "decode", "--preset", "tiny", "--batch", "2", "--context", "40",
-                "--new-tokens", "4", "--json")).getAsJsonObject();
+                "--new-tokens", "4", "--transformers-new-tokens", "2", "--json")).getAsJsonObject();
         assertTrue(j.get("tokens_per_s").getAsDouble() > 0);
+        assertTrue(j.get("prefill_tokens_per_s").getAsDouble() > 0);
         assertEquals(2, j.get("batch").getAsInt());
         assertEquals(40, j.get("context").getAsInt());
         if (PeerScript.torchAvailable()) {
             assertTrue(j.get("pytorch_tokens_per_s").getAsDouble() > 0);
+            assertTrue(j.get("pytorch_prefill_tokens_per_s").getAsDouble() > 0);
             assertEquals(j.get("tokens_per_s").getAsDouble() / j.get("pytorch_tokens_per_s").getAsDouble(),
                     j.get("vs_pytorch").getAsDouble(), 0.01);
         }
+        if (PeerScript.transformersAvailable()) {
+            assertEquals(2, j.get("transformers_new_tokens").getAsInt());
+            // 2 timed steps at most: 3 tokens, the first from the prefill
+            assertTrue(j.get("transformers_decode_steps").getAsInt() >= 1 && j.get("transformers_decode_steps").getAsInt() <= 2);
+            assertTrue(j.has("transformers_dynamic_tokens_per_s") && j.has("transformers_static_tokens_per_s"));
+            assertTrue(j.get("transformers_prefill_tokens_per_s").getAsDouble() > 0);
+            String peer = j.get("peer").getAsString();
+            double peerTps = j.get(peer + "_tokens_per_s").getAsDouble();
+            assertEquals(Math.max(j.get("transformers_tokens_per_s").getAsDouble(), j.get("pytorch_tokens_per_s").getAsDouble()),
+                    peerTps, 1e-9);
+            assertEquals(j.get("tokens_per_s").getAsDouble() / peerTps, j.get("vs_peer").getAsDouble(), 0.01);
+        }
+    }
+
+    @Test
+    void badPeerOptionsExitTwo() {
+        assertEquals(2, Main.run("bench", "decode", "--preset", "tiny", "--batch", "1", "--context", "4", "--new-tokens", "1",
+                "--transformers-cache", "paged"));
+        assertEquals(2, Main.run("bench", "decode", "--preset", "tiny", "--batch", "1", "--context", "4", "--new-tokens", "1",
+                "--transformers-new-tokens", "0"));
+        assertEquals(2, Main.run("bench", "decode", "--preset", "qwen3-7b", "--batch", "1", "--context", "4", "--new-tokens", "1"));
+    }
+
+    @Test
+    void theEagerPeerDecodesWhatTransformersComputes(@TempDir Path tmp) {
+        assumeTrue(PeerScript.transformersAvailable(), "the peer Python lacks torch 2, safetensors or transformers");
+        System.setProperty("tailguard.home", "..");
+        ModelSource small = new ModelSource();
+        small.preset = "tiny";
+        Path dir = small.directory(3, tmp);
+        // --check: transformers' Qwen3ForCausalLM (from_pretrained on the same directory), one full
+        // forward over prompt + generated tokens, scores every token the eager peer decoded greedily.
+        JsonObject j = PeerScript.run("bench/pytorch_decode.py", List.of("--checkpoint", dir.toString(), "--batch", "2",
+                "--context", "12", "--new-tokens", "5", "--warmup", "0", "--seed", "3", "--threads", "1", "--check"));
+        JsonObject check = j.getAsJsonObject("check");
+        assertEquals(2 * 6, check.get("positions").getAsInt());
+        // transformers' best logit minus its logit of the peer's token: 0 where they agree, and a
+        // float32 rounding gap at most where a near-tie went the other way.
+        assertTrue(check.get("max_ref_logit_gap").getAsDouble() <= 1e-5, check.toString());
     }
 }

@@ -65,6 +65,12 @@ final class NativeDecode {
     static native int pageSize();
 
     /**
+     * out [rows, n] = x [rows, k] · w [n, k]ᵀ, split by output rows over the library's threads: the
+     * decode step's vocabulary projection. All float32, contiguous, native order.
+     */
+    static native void project(ByteBuffer x, ByteBuffer w, ByteBuffer out, int rows, int k, int n, int threads);
+
+    /**
      * Norm, q/k/v product, q/k norms, RoPE and q's 1/√D of one layer; writes q [B, heads, D] and this
      * step's keys and values into the cache at positions[b] (with the landmark of every page that
      * fills). x [B, H]; keys, values [B, kvh, cap, D]; marks [B, kvh, cap/PAGE, D].

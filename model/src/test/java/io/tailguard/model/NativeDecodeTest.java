@@ -86,6 +86,38 @@ class NativeDecodeTest {
     }
 
     @Test
+    void vocabularyProjectionOfAFewRowsMatchesLibtorchAndLeavesAutogradToIt() {
+        Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded(), () -> "native decode layer not loaded: " + NativeDecode.LIBRARY.unavailableReason());
+        try (NDManager m = NDManager.newBaseManager()) {
+            // 5 rows of hidden 44 against a vocabulary of 29: tails of both the k loop and the 4-row blocks
+            NDArray hidden = m.randomNormal(new Shape(5, CONFIG.hiddenSize()));
+            System.setProperty(NativeDecode.PROPERTY, "torch");
+            float[] expected = model.logits(hidden).toFloatArray();
+            System.setProperty(NativeDecode.PROPERTY, "native");
+            assertClose(expected, model.logits(hidden).toFloatArray(), 1e-5, "native lm_head");
+            // Under a GradientCollector the product must stay differentiable: d sum(h Wᵀ) / dh[b, k]
+            // is the sum over the vocabulary of W[v, k], for every row b.
+            float[] w = model.parameters().get("lm_head.weight").toFloatArray();
+            int v = CONFIG.vocabSize(), k = CONFIG.hiddenSize();
+            try (ai.djl.training.GradientCollector gc = m.getEngine().newGradientCollector()) {
+                NDArray h = hidden.duplicate();
+                h.setRequiresGradient(true);
+                gc.backward(model.logits(h).sum());
+                float[] grad = h.getGradient().toFloatArray();
+                for (int b = 0; b < 5; b++) {
+                    for (int j = 0; j < k; j++) {
+                        double col = 0;
+                        for (int n = 0; n < v; n++) {
+                            col += w[n * k + j];
+                        }
+                        assertEquals(col, grad[b * k + j], 1e-4, "gradient at row " + b + ", column " + j);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void nativeLayerMatchesTheLibtorchLayer() {
         Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded(), () -> "native decode layer not loaded: " + NativeDecode.LIBRARY.unavailableReason());
         int steps = 40;   // crosses page boundaries for every sequence (landmarks written by the native layer)
