@@ -216,51 +216,67 @@ static size_t lin_bytes(const Lin *L) {
 
 /* --------------------------------------------------------------------------- group-quantized */
 
-/* Codes k..k+7 of a row (k a multiple of 8) as int32 lanes, for bits 2, 3, 4 and 8. */
-static inline __m256i unpack8(const uint8_t *row, int k, int bits, __m256i shifts, __m256i mask) {
-    if (bits == 8) return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (row + k)));
+/* Codes k..k+7 of a row (k a multiple of 8) as int32 lanes, for BITS 2, 3, 4 (8 codes are BITS bytes) and 8. */
+static inline __attribute__((always_inline)) __m256i unpack8(const uint8_t *row, int k, const int BITS, __m256i shifts, __m256i mask) {
+    if (BITS == 8) return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (row + k)));
     uint32_t u;
-    memcpy(&u, row + (size_t) (k >> 3) * bits, 4);
+    memcpy(&u, row + (size_t) (k >> 3) * BITS, 4);
     return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int) u), shifts), mask);
 }
 
 /*
- * z[j · ldz + r] = w̃_r · xt_j for rows [r0, r1) and NB sequences (NB a compile-time constant after
- * inlining): each 8 codes become 8 weights once and meet every sequence's activations from cache.
- * Needs bits in {2, 3, 4, 8} and group % 8 == 0.
+ * z[j · ldz + r] = w̃_r · xt_j for rows [r0, r1) and NB sequences, NB and BITS compile-time constants
+ * after inlining: each 8 codes become 8 weights once, w = code · step − offset · step, and meet every
+ * sequence's activations from cache. A row's steps are converted from float16 first (sf, of: 2 ·
+ * groups floats of scratch), so the loop over a group is only unpacking and multiply-adds.
+ * Needs BITS in {2, 3, 4, 8} and group % 8 == 0; columns past the last multiple of 8 go one by one.
  */
 static inline __attribute__((always_inline)) void q_rows_fast(const Lin *L, const float *xt, int ldx, int r0, int r1,
-                                                              float *z, int ldz, const int NB) {
-    int bits = L->bits, cols = L->cols;
-    __m256i shifts = _mm256_setr_epi32(0, bits, 2 * bits, 3 * bits, 4 * bits, 5 * bits, 6 * bits, 7 * bits);
-    __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
+                                                              float *z, int ldz, float *sf, const int NB, const int BITS) {
+    int cols = L->cols, groups = L->groups, group = L->group;
+    int cols8 = cols & ~7;
+    float *of = sf + groups;
+    __m256i shifts = _mm256_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 4 * BITS, 5 * BITS, 6 * BITS, 7 * BITS);
+    __m256i mask = _mm256_set1_epi32((1 << BITS) - 1);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
-        const uint16_t *sc = L->scales + (size_t) r * L->groups;
-        __m256 acc[8];
-        float tail[8];
-        for (int j = 0; j < NB; j++) {
-            acc[j] = _mm256_setzero_ps();
-            tail[j] = 0;
+        const uint16_t *sc = L->scales + (size_t) r * groups;
+        for (int g = 0; g < groups; g++) {
+            sf[g] = f16_to_f32(sc[g]);
+            of[g] = -L->offset * sf[g];
         }
-        for (int g = 0; g < L->groups; g++) {
-            int c0 = g * L->group;
-            int c1 = c0 + L->group < cols ? c0 + L->group : cols;
-            float step = f16_to_f32(sc[g]);
-            __m256 vs = _mm256_set1_ps(step), vo = _mm256_set1_ps(-L->offset * step);
-            int k = c0;
-            for (; k + 8 <= c1; k += 8) {
-                __m256 w = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unpack8(row, k, bits, shifts, mask)), vs, vo);
+        __m256 acc[8];
+        for (int j = 0; j < NB; j++) acc[j] = _mm256_setzero_ps();
+        int k = 0;
+        for (int g = 0; k < cols8; g++) {
+            __m256 vs = _mm256_broadcast_ss(sf + g), vo = _mm256_broadcast_ss(of + g);
+            int end = k + group < cols8 ? k + group : cols8;
+            for (; k < end; k += 8) {
+                __m256 w = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unpack8(row, k, BITS, shifts, mask)), vs, vo);
                 for (int j = 0; j < NB; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xt + (size_t) j * ldx + k), acc[j]);
             }
-            for (; k < c1; k++) {
-                float w = step * ((float) stream_code(row, (size_t) k, bits) - L->offset);
-                for (int j = 0; j < NB; j++) tail[j] += w * xt[(size_t) j * ldx + k];
-            }
+        }
+        float tail[8];
+        for (int j = 0; j < NB; j++) tail[j] = 0;
+        for (; k < cols; k++) {
+            float w = sf[k / group] * (float) stream_code(row, (size_t) k, BITS) + of[k / group];
+            for (int j = 0; j < NB; j++) tail[j] += w * xt[(size_t) j * ldx + k];
         }
         for (int j = 0; j < NB; j++) z[(size_t) j * ldz + r] = hsum(acc[j]) + tail[j];
     }
 }
+
+#define Q_ROWS_NB(BITS) \
+    switch (nb) { \
+        case 1: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 1, BITS); break; \
+        case 2: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 2, BITS); break; \
+        case 3: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 3, BITS); break; \
+        case 4: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 4, BITS); break; \
+        case 5: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 5, BITS); break; \
+        case 6: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 6, BITS); break; \
+        case 7: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 7, BITS); break; \
+        default: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 8, BITS); break; \
+    }
 
 /* Any width and group: a row's weights decoded into w (cols floats), then one dot per sequence. */
 static void q_rows_any(const Lin *L, const float *xt, int ldx, int nb, int r0, int r1, float *z, int ldz, float *w) {
@@ -278,7 +294,7 @@ typedef struct {
     const Lin *L;
     const float *xt; /* [B, cols], rotated */
     float *z;        /* [B, rows] */
-    float *scratch;  /* per worker: cols floats */
+    float *scratch;  /* per worker: cols + 2 · groups floats */
     int B, chunk;
 } QJob;
 
@@ -288,23 +304,21 @@ static void q_item(void *ctx, int item, int worker) {
     int r0 = item * q->chunk;
     int r1 = r0 + q->chunk < L->rows ? r0 + q->chunk : L->rows;
     int fast = (L->bits == 2 || L->bits == 3 || L->bits == 4 || L->bits == 8) && L->group % 8 == 0;
+    float *sf = q->scratch + (size_t) worker * (L->cols + 2 * L->groups);
     for (int b0 = 0; b0 < q->B; b0 += 8) {
         int nb = q->B - b0 < 8 ? q->B - b0 : 8;
         const float *xt = q->xt + (size_t) b0 * L->cols;
         float *z = q->z + (size_t) b0 * L->rows;
         if (!fast) {
-            q_rows_any(L, xt, L->cols, nb, r0, r1, z, L->rows, q->scratch + (size_t) worker * L->cols);
-            continue;
-        }
-        switch (nb) {
-            case 1: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 1); break;
-            case 2: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 2); break;
-            case 3: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 3); break;
-            case 4: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 4); break;
-            case 5: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 5); break;
-            case 6: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 6); break;
-            case 7: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 7); break;
-            default: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, 8); break;
+            q_rows_any(L, xt, L->cols, nb, r0, r1, z, L->rows, sf);
+        } else if (L->bits == 4) {
+            Q_ROWS_NB(4)
+        } else if (L->bits == 8) {
+            Q_ROWS_NB(8)
+        } else if (L->bits == 3) {
+            Q_ROWS_NB(3)
+        } else {
+            Q_ROWS_NB(2)
         }
     }
 }
@@ -396,7 +410,7 @@ static int lin_apply(const Lin *L, const float *x, int B, int ldx, float *out, i
     }
     if (!grow((void **) &s_lx, &c_lx, (size_t) B * L->cols, sizeof(float))
         || !grow((void **) &s_lz, &c_lz, (size_t) B * L->rows, sizeof(float))
-        || !grow((void **) &s_lw, &c_lw, (size_t) workers * L->cols, sizeof(float))) return 0;
+        || !grow((void **) &s_lw, &c_lw, (size_t) workers * (L->cols + 2 * L->groups), sizeof(float))) return 0;
     for (int b = 0; b < B; b++) {
         float *xt = s_lx + (size_t) b * L->cols;
         const float *xb = x + (size_t) b * ldx;

@@ -5,7 +5,6 @@ import io.tailguard.actors.cli.BadInput;
 import io.tailguard.actors.cli.Common;
 import io.tailguard.actors.cli.Json;
 import io.tailguard.model.Devices;
-import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.rollout.generation.GenerationRequest;
 import io.tailguard.rollout.generation.GenerationResult;
@@ -31,6 +30,11 @@ import java.util.concurrent.Callable;
  * timed (prefill excluded); tokens/s = B * N / decode seconds. The PyTorch eager peer
  * (bench/pytorch_decode.py) measures the same thing on the same checkpoint, in the same run;
  * with --rounds R the two alternate R times and each keeps its best round.
+ *
+ * <p>A packed quantized or V:N:M checkpoint directory decodes on its packed weights (the PyTorch
+ * peer cannot read it). With --compare, packed variants of the float32 model (RTN at b bits, or a
+ * magnitude V:N:M pattern) are built in memory and timed in the same rounds, alternating with the
+ * float32 model, each against it.
  */
 @Command(name = "decode", mixinStandardHelpOptions = true,
         description = "Decode tokens/s, side by side with a PyTorch eager KV-cached decode of the same checkpoint.")
@@ -57,6 +61,10 @@ final class DecodeBench implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", description = "Seed of weights and prompts (default: ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--compare", split = ",", paramLabel = "VARIANT",
+            description = "Packed variants timed against the float32 model in the same rounds: qB (RTN at B bits, 2..8, groups of 32) or a V:N:M pattern (magnitude pruning), e.g. q4,q8,64:2:5.")
+    List<String> compare;
+
     @Option(names = "--pytorch", defaultValue = "auto", description = "Run the PyTorch peer: auto (if /usr/bin/python3 has torch), on, off (default: ${DEFAULT-VALUE}).")
     String pytorch;
 
@@ -65,26 +73,59 @@ final class DecodeBench implements Callable<Integer> {
         if (batch < 1 || context < 1 || newTokens < 1 || rounds < 1) {
             throw new BadInput("--batch, --context, --new-tokens and --rounds must be >= 1");
         }
-        boolean peer = PeerScript.enabled(pytorch);
+        List<Variant> variants = new ArrayList<>();
+        for (String v : compare == null ? List.<String>of() : compare) {
+            variants.add(Variant.parse(v));
+        }
         Path tmp = source.checkpoint == null ? Files.createTempDirectory("tailguard-bench-") : null;
+        List<Qwen3Model> packed = new ArrayList<>();
         try {
             Path dir = source.directory(seed, tmp);
+            boolean compressedDir = io.tailguard.actors.cli.GenerationModels.isCompressed(dir);
+            if (compressedDir && !variants.isEmpty()) {
+                throw new BadInput("--compare builds packed variants of a float32 model; " + dir + " is already compressed");
+            }
+            if (compressedDir && "on".equals(pytorch)) {
+                throw new BadInput("--pytorch on: the PyTorch peer cannot read the compressed checkpoint " + dir);
+            }
+            if (!variants.isEmpty() && !io.tailguard.model.PackedLinear.supported()) {
+                throw new BadInput("--compare needs the native decoder library: " + io.tailguard.model.PackedLinear.unsupportedReason());
+            }
+            boolean peer = !compressedDir && PeerScript.enabled(pytorch);
             double best = 0;
             double bestPeer = 0;
+            double[] bestVariant = new double[variants.size()];
             JsonObject peerJson = null;
-            try (Qwen3Model model = ModelLoader.load(dir, Devices.parse(common.device()))) {
+            try (Qwen3Model model = io.tailguard.actors.cli.GenerationModels.open(dir, Devices.parse(common.device()))) {
+                for (Variant v : variants) {
+                    long t0 = System.nanoTime();
+                    packed.add(v.build(model, seed));
+                    System.err.printf("%s: built in %.1fs%n", v.name(), (System.nanoTime() - t0) / 1e9);
+                }
                 List<int[]> prompts = randomPrompts(model.config().vocabSize());
                 Generator gen = new Generator(model);
                 // Warm-up: a short run so that one-time costs (native init, JIT) are not timed.
-                gen.generate(new GenerationRequest(prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, 32))).toList(),
-                        4, SamplingParams.greedy(), java.util.Set.of(), 0));
+                List<int[]> shortPrompts = prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, 32))).toList();
+                gen.generate(new GenerationRequest(shortPrompts, 4, SamplingParams.greedy(), java.util.Set.of(), 0));
+                for (Qwen3Model p : packed) {
+                    new Generator(p).generate(new GenerationRequest(shortPrompts, 4, SamplingParams.greedy(), java.util.Set.of(), 0));
+                }
                 for (int r = 0; r < rounds; r++) {
                     // N timed decode steps need N + 1 tokens: the first comes from the prefill.
                     GenerationResult res = gen.generate(new GenerationRequest(prompts, newTokens + 1,
                             SamplingParams.greedy(), java.util.Set.of(), 0));
                     double tps = (double) batch * res.decodeSteps() / res.decodeSeconds();
-                    System.err.printf("tailguard round %d: %.1f tokens/s (prefill %.2fs)%n", r + 1, tps, res.prefillSeconds());
+                    System.err.printf("tailguard round %d: %.1f tokens/s (prefill %.2fs)%s%n", r + 1, tps, res.prefillSeconds(),
+                            model.isPacked() ? " on packed weights" : "");
                     best = Math.max(best, tps);
+                    for (int i = 0; i < packed.size(); i++) {
+                        GenerationResult pr = new Generator(packed.get(i)).generate(new GenerationRequest(prompts, newTokens + 1,
+                                SamplingParams.greedy(), java.util.Set.of(), 0));
+                        double ptps = (double) batch * pr.decodeSteps() / pr.decodeSeconds();
+                        System.err.printf("%-9s round %d: %.1f tokens/s (prefill %.2fs)%n", variants.get(i).name(), r + 1, ptps,
+                                pr.prefillSeconds());
+                        bestVariant[i] = Math.max(bestVariant[i], ptps);
+                    }
                     if (peer) {
                         JsonObject p = PeerScript.run("bench/pytorch_decode.py", List.of("--checkpoint", dir.toString(),
                                 "--batch", "" + batch, "--context", "" + context, "--new-tokens", "" + newTokens,
@@ -100,6 +141,22 @@ final class DecodeBench implements Callable<Integer> {
             }
             Map<String, Object> out = new LinkedHashMap<>();
             out.put("tokens_per_s", round(best));
+            if (compressedDir) {
+                out.put("packed", true);
+            }
+            if (!variants.isEmpty()) {
+                List<Map<String, Object>> rows = new ArrayList<>();
+                for (int i = 0; i < variants.size(); i++) {
+                    Map<String, Object> row = new LinkedHashMap<>();
+                    row.put("variant", variants.get(i).name());
+                    row.put("tokens_per_s", round(bestVariant[i]));
+                    row.put("speedup", Math.round(bestVariant[i] / best * 1000) / 1000.0);
+                    row.put("linear_bytes", packed.get(i).linearBytes());
+                    rows.add(row);
+                }
+                out.put("float32_linear_bytes", 4L * linearParameters(dir));
+                out.put("compare", rows);
+            }
             out.put("batch", batch);
             out.put("context", context);
             out.put("new_tokens", newTokens);
@@ -117,7 +174,53 @@ final class DecodeBench implements Callable<Integer> {
             }
             return 0;
         } finally {
+            packed.forEach(Qwen3Model::close);
             PeerScript.deleteTree(tmp);
+        }
+    }
+
+    /** Parameters of the decoder linears of the checkpoint's config. */
+    private static long linearParameters(Path dir) {
+        io.tailguard.model.ModelConfig c = io.tailguard.model.io.ConfigJson.read(dir.resolve(io.tailguard.model.io.CheckpointDir.CONFIG));
+        long total = 0;
+        for (io.tailguard.model.Projection p : io.tailguard.model.Projection.values()) {
+            for (String m : p.modules()) {
+                long[] s = io.tailguard.model.Projection.shape(c, m);
+                total += s[0] * s[1];
+            }
+        }
+        return total * c.numLayers();
+    }
+
+    /** A packed variant of the float32 model: RTN at {@code bits}, or a magnitude V:N:M {@code pattern}. */
+    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern) {
+        static Variant parse(String s) {
+            String v = s.strip();
+            if (v.matches("q[0-9]+")) {
+                int bits = Integer.parseInt(v.substring(1));
+                if (bits < 2 || bits > 8) {
+                    throw new BadInput("--compare " + v + ": bits must be in 2..8");
+                }
+                return new Variant(v, bits, null);
+            }
+            try {
+                return new Variant(v, 0, io.tailguard.compression.VnmPattern.parse(v));
+            } catch (IllegalArgumentException e) {
+                throw new BadInput("--compare " + v + ": not qB (B bits) or a V:N:M pattern (" + e.getMessage() + ")");
+            }
+        }
+
+        Qwen3Model build(Qwen3Model model, long seed) {
+            if (pattern == null) {
+                return io.tailguard.compression.YaqaQuantizer.quantize(model, null, bits, io.tailguard.compression.Method.RTN, seed)
+                        .toPackedModel(ai.djl.Device.cpu());
+            }
+            java.util.Optional<String> misfit = pattern.misfit(model.config());
+            if (misfit.isPresent()) {
+                throw new BadInput("--compare " + name + ": " + misfit.get());
+            }
+            return io.tailguard.compression.VnmPruner.prune(model, null, pattern, io.tailguard.compression.VnmPruner.Score.MAGNITUDE,
+                    io.tailguard.compression.VnmPruner.PermutationOptions.off(), seed).toPackedModel(ai.djl.Device.cpu());
         }
     }
 
