@@ -494,9 +494,12 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedMultiply(JNIEn
     if (!ok) oom(env);
 }
 
-JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedDequantize(JNIEnv *env, jclass cls, jlong h, jobject outBuf) {
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedDequantize(JNIEnv *env, jclass cls, jlong h, jobject outBuf,
+        jint threads) {
     (void) cls;
     float *out = addr(env, outBuf, "out");
     if (!out) return;
-    lin_dequantize((const Lin *) (intptr_t) h, out);
+    pthread_mutex_lock(&call_mu);
+    lin_dequantize((const Lin *) (intptr_t) h, out, threads);
+    pthread_mutex_unlock(&call_mu);
 }

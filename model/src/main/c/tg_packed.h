@@ -432,56 +432,84 @@ static int lin_apply(const Lin *L, const float *x, int B, int ldx, float *out, i
     return 1;
 }
 
-/* The weight in the original basis, [rows, cols] row-major, into w. */
-static void lin_dequantize(const Lin *L, float *w) {
-    int rows = L->rows, cols = L->cols;
-    if (L->kind == LIN_VNM) {
-        memset(w, 0, sizeof(float) * (size_t) rows * cols);
-        for (int r = 0; r < rows; r++) {
+/* The weight in the original basis, [rows, cols] row-major, into w: rows split over the pool. */
+typedef struct {
+    const Lin *L;
+    float *w;
+    int chunk;
+} DJob;
+
+/* Rows [r0, r1): decoded, and for quantized weights W̃ Had_in diag(s_in) (Had symmetric). */
+static void d_rows(void *ctx, int item, int worker) {
+    (void) worker;
+    const DJob *J = ctx;
+    const Lin *L = J->L;
+    int cols = L->cols;
+    int r0 = item * J->chunk;
+    int r1 = r0 + J->chunk < L->rows ? r0 + J->chunk : L->rows;
+    for (int r = r0; r < r1; r++) {
+        float *wr = J->w + (size_t) r * cols;
+        if (L->kind == LIN_VNM) {
+            memset(wr, 0, sizeof(float) * (size_t) cols);
             const uint8_t *sel = L->colsel + (size_t) (r / L->v) * L->cb * 4;
             for (int b = 0; b < L->cb; b++) {
                 int nib = (L->meta[(size_t) r * L->meta_bytes + (b >> 1)] >> ((b & 1) * 4)) & 15;
                 for (int e = 0; e < 2; e++) {
                     int c = b * L->m + sel[b * 4 + (e == 0 ? nib & 3 : nib >> 2)];
-                    if (c < cols) w[(size_t) r * cols + c] = L->values[((size_t) r * L->cb + b) * 2 + e];
+                    if (c < cols) wr[c] = L->values[((size_t) r * L->cb + b) * 2 + e];
                 }
             }
+            continue;
         }
-        return;
-    }
-    for (int r = 0; r < rows; r++) {
         const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
-        float *wr = w + (size_t) r * cols;
         for (int c = 0; c < cols; c++) {
             wr[c] = f16_to_f32(L->scales[(size_t) r * L->groups + c / L->group]) * ((float) stream_code(row, (size_t) c, L->bits) - L->offset);
         }
-        fwht(wr, cols, L->hb_in); /* W̃ Had_in diag(s_in), Had symmetric */
+        fwht(wr, cols, L->hb_in);
         for (int c = 0; c < cols; c++) wr[c] *= L->s_in[c];
     }
-    /* diag(s_out) Had_out ·: butterflies between whole rows */
-    int blk = L->hb_out;
-    if (blk > 1) {
-        float scale = 1.0f / sqrtf((float) blk);
-        for (int o = 0; o < rows; o += blk) {
-            for (int h = 1; h < blk; h <<= 1) {
-                for (int i = o; i < o + blk; i += h << 1) {
-                    for (int j = i; j < i + h; j++) {
-                        float *a = w + (size_t) j * cols, *b = w + (size_t) (j + h) * cols;
-                        for (int c = 0; c < cols; c++) {
-                            float p = a[c], q = b[c];
-                            a[c] = p + q;
-                            b[c] = p - q;
-                        }
+}
+
+/* Columns [c0, c1) of every row: diag(s_out) Had_out ·, butterflies between whole rows. */
+static void d_cols(void *ctx, int item, int worker) {
+    (void) worker;
+    const DJob *J = ctx;
+    const Lin *L = J->L;
+    int rows = L->rows, cols = L->cols, blk = L->hb_out;
+    int c0 = item * J->chunk;
+    int c1 = c0 + J->chunk < cols ? c0 + J->chunk : cols;
+    float *w = J->w;
+    float scale = 1.0f / sqrtf((float) blk);
+    for (int o = 0; blk > 1 && o < rows; o += blk) {
+        for (int h = 1; h < blk; h <<= 1) {
+            for (int i = o; i < o + blk; i += h << 1) {
+                for (int j = i; j < i + h; j++) {
+                    float *a = w + (size_t) j * cols, *b = w + (size_t) (j + h) * cols;
+                    for (int c = c0; c < c1; c++) {
+                        float p = a[c], q = b[c];
+                        a[c] = p + q;
+                        b[c] = p - q;
                     }
                 }
             }
-            for (size_t i = (size_t) o * cols; i < (size_t) (o + blk) * cols; i++) w[i] *= scale;
+        }
+        for (int r = o; r < o + blk; r++) {
+            for (int c = c0; c < c1; c++) w[(size_t) r * cols + c] *= scale;
         }
     }
     for (int r = 0; r < rows; r++) {
         float s = L->s_out[r];
-        for (int c = 0; c < cols; c++) w[(size_t) r * cols + c] *= s;
+        for (int c = c0; c < c1; c++) w[(size_t) r * cols + c] *= s;
     }
+}
+
+static void lin_dequantize(const Lin *L, float *w, int threads) {
+    DJob J = {L, w, lin_chunk(L->rows, threads)};
+    tg_run(d_rows, &J, (L->rows + J.chunk - 1) / J.chunk, threads);
+    if (L->kind == LIN_VNM) return;
+    int per = (L->cols + 2 * threads - 1) / (2 * threads);
+    J.chunk = per < 64 ? 64 : (per + 15) / 16 * 16;
+    tg_run(d_cols, &J, (L->cols + J.chunk - 1) / J.chunk, threads);
 }
 
 #endif

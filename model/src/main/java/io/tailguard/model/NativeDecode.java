@@ -108,5 +108,5 @@ final class NativeDecode {
     static native void packedMultiply(long handle, ByteBuffer x, int batch, ByteBuffer out, int threads);
 
     /** The weight [rows, cols] in the original basis into out. */
-    static native void packedDequantize(long handle, ByteBuffer out);
+    static native void packedDequantize(long handle, ByteBuffer out, int threads);
 }

@@ -160,7 +160,7 @@ public final class PackedLinear implements AutoCloseable {
     /** The weight in the original basis, [rows · cols] row-major. */
     public float[] dequantize() {
         ByteBuffer out = ByteBuffer.allocateDirect(4 * rows * cols).order(ByteOrder.nativeOrder());
-        NativeDecode.packedDequantize(handle(), out);
+        NativeDecode.packedDequantize(handle(), out, NativeLibraries.threads());
         float[] w = new float[rows * cols];
         out.asFloatBuffer().get(w);
         return w;
@@ -178,7 +178,7 @@ public final class PackedLinear implements AutoCloseable {
         int at = 0;
         for (PackedLinear p : parts) {
             int len = 4 * p.rows * c;
-            NativeDecode.packedDequantize(p.handle(), view.slice(at, len));
+            NativeDecode.packedDequantize(p.handle(), view.slice(at, len), NativeLibraries.threads());
             at += len;
         }
         return w;
