@@ -95,14 +95,18 @@ final class DecodeBench implements Callable<Integer> {
             double best = 0;
             double bestPeer = 0;
             double[] bestVariant = new double[variants.size()];
+            List<double[]> checks = new ArrayList<>();
             JsonObject peerJson = null;
             try (Qwen3Model model = io.tailguard.actors.cli.GenerationModels.open(dir, Devices.parse(common.device()))) {
+                List<int[]> prompts = randomPrompts(model.config().vocabSize());
                 for (Variant v : variants) {
                     long t0 = System.nanoTime();
-                    packed.add(v.build(model, seed));
+                    Object compressed = v.compress(model, seed);
+                    Qwen3Model p = Variant.packed(compressed);
+                    packed.add(p);
                     System.err.printf("%s: built in %.1fs%n", v.name(), (System.nanoTime() - t0) / 1e9);
+                    checks.add(referenceCheck(p, compressed, prompts));
                 }
-                List<int[]> prompts = randomPrompts(model.config().vocabSize());
                 Generator gen = new Generator(model);
                 // Warm-up: a short run so that one-time costs (native init, JIT) are not timed.
                 List<int[]> shortPrompts = prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, 32))).toList();
@@ -152,6 +156,8 @@ final class DecodeBench implements Callable<Integer> {
                     row.put("tokens_per_s", round(bestVariant[i]));
                     row.put("speedup", Math.round(bestVariant[i] / best * 1000) / 1000.0);
                     row.put("linear_bytes", packed.get(i).linearBytes());
+                    row.put("reference_tokens_equal", checks.get(i)[0] == 1);
+                    row.put("reference_max_logprob_diff", checks.get(i)[1]);
                     rows.add(row);
                 }
                 out.put("float32_linear_bytes", 4L * linearParameters(dir));
@@ -177,6 +183,37 @@ final class DecodeBench implements Callable<Integer> {
             packed.forEach(Qwen3Model::close);
             PeerScript.deleteTree(tmp);
         }
+    }
+
+    /** Greedy steps of the reference check. */
+    static final int CHECK_STEPS = 8;
+    /** Prompt tokens of the reference check. */
+    static final int CHECK_PROMPT = 16;
+
+    /**
+     * The packed model against the same compressed weights dequantized to float32 (the libtorch
+     * reference), on the first {@link #CHECK_PROMPT} tokens of each prompt: {1 if the greedy tokens of
+     * {@link #CHECK_STEPS} steps are the same else 0, the largest difference of their log-probs}.
+     */
+    private double[] referenceCheck(Qwen3Model packed, Object compressed, List<int[]> prompts) {
+        List<int[]> shortPrompts = prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, CHECK_PROMPT))).toList();
+        GenerationRequest req = new GenerationRequest(shortPrompts, CHECK_STEPS, SamplingParams.greedy(), java.util.Set.of(), 0);
+        GenerationResult got = new Generator(packed).generate(req);
+        GenerationResult want;
+        try (Qwen3Model reference = Variant.dequantized(compressed)) {
+            want = new Generator(reference).generate(req);
+        }
+        boolean same = true;
+        double diff = 0;
+        for (int b = 0; b < shortPrompts.size(); b++) {
+            var g = got.sequences().get(b);
+            var w = want.sequences().get(b);
+            same &= java.util.Arrays.equals(g.outputIds(), w.outputIds());
+            for (int t = 0; t < Math.min(g.logprobs().length, w.logprobs().length); t++) {
+                diff = Math.max(diff, Math.abs(g.logprobs()[t] - w.logprobs()[t]));
+            }
+        }
+        return new double[] {same ? 1 : 0, diff};
     }
 
     /** Parameters of the decoder linears of the checkpoint's config. */
@@ -210,17 +247,27 @@ final class DecodeBench implements Callable<Integer> {
             }
         }
 
-        Qwen3Model build(Qwen3Model model, long seed) {
+        /** The compressed weights: a QuantizedModel or a VnmModel. */
+        Object compress(Qwen3Model model, long seed) {
             if (pattern == null) {
-                return io.tailguard.compression.YaqaQuantizer.quantize(model, null, bits, io.tailguard.compression.Method.RTN, seed)
-                        .toPackedModel(ai.djl.Device.cpu());
+                return io.tailguard.compression.YaqaQuantizer.quantize(model, null, bits, io.tailguard.compression.Method.RTN, seed);
             }
             java.util.Optional<String> misfit = pattern.misfit(model.config());
             if (misfit.isPresent()) {
                 throw new BadInput("--compare " + name + ": " + misfit.get());
             }
             return io.tailguard.compression.VnmPruner.prune(model, null, pattern, io.tailguard.compression.VnmPruner.Score.MAGNITUDE,
-                    io.tailguard.compression.VnmPruner.PermutationOptions.off(), seed).toPackedModel(ai.djl.Device.cpu());
+                    io.tailguard.compression.VnmPruner.PermutationOptions.off(), seed);
+        }
+
+        static Qwen3Model packed(Object compressed) {
+            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toPackedModel(ai.djl.Device.cpu())
+                    : ((io.tailguard.compression.VnmModel) compressed).toPackedModel(ai.djl.Device.cpu());
+        }
+
+        static Qwen3Model dequantized(Object compressed) {
+            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toModel(ai.djl.Device.cpu())
+                    : ((io.tailguard.compression.VnmModel) compressed).toModel(ai.djl.Device.cpu());
         }
     }
 

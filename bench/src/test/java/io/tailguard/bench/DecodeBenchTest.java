@@ -58,6 +58,9 @@ class DecodeBenchTest {
             assertTrue(r.get("tokens_per_s").getAsDouble() > 0);
             assertEquals(r.get("tokens_per_s").getAsDouble() / j.get("tokens_per_s").getAsDouble(), r.get("speedup").getAsDouble(), 0.01);
             assertTrue(r.get("linear_bytes").getAsLong() * 2 < float32, r.toString());
+            // the same compressed weights dequantized to float32 give the same greedy tokens
+            assertTrue(r.get("reference_tokens_equal").getAsBoolean(), r.toString());
+            assertTrue(r.get("reference_max_logprob_diff").getAsDouble() < 1e-3, r.toString());
         }
         java.nio.file.Path init = tmp.resolve("init");
         java.nio.file.Path q = tmp.resolve("q");
