@@ -176,6 +176,20 @@ final class RolloutBench implements Callable<Integer> {
             double predicted = denseCost / sparseCost;
             out.put("predicted_speedup", Math.round(predicted * 1000) / 1000.0);
             out.put("of_predicted", Math.round(speedup / predicted * 1000) / 1000.0);
+            if (packed != null) {
+                // the same steps with the packed weights' bytes in place of the float32 linears'
+                double weightBytes = 4.0 * model.config().parameterCount() - model.linearBytes() + packed.linearBytes();
+                CostModel pc = new CostModel(model.config(), cost.machine(), batch, weightBytes);
+                double packedDense = 0;
+                double packedSparse = 0;
+                for (int len = context + 1; len <= context + newTokens; len++) {
+                    packedDense += pc.denseDecodeTokenCost(len);
+                    packedSparse += pc.decodeTokenCost(len, schedule);
+                }
+                out.put("predicted_compressed_speedup", Math.round(denseCost / packedDense * 1000) / 1000.0);
+                out.put("predicted_compressed_sparse_speedup", Math.round(denseCost / packedSparse * 1000) / 1000.0);
+                out.put("predicted_compressed_sparse_vs_sparse", Math.round(sparseCost / packedSparse * 1000) / 1000.0);
+            }
             if (sparsity.budget != null) {
                 out.put("budget", sparsity.budget);
             } else {
