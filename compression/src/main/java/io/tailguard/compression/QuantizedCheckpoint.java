@@ -32,6 +32,7 @@ import java.util.TreeMap;
  *   quant.safetensors  per linear layer N: N.codes (U8, codes bit-packed LSB first),
  *                      N.scales (F16 [rows, groups]), N.signs_out / N.signs_in (U8, 1 bit each, 1 = −1)
  *   dense.safetensors  the tensors left in float32 (embedding, norms, untied lm_head)
+ *   tokenizer.json     the source checkpoint's tokenizer, when it has one
  *   manifest.json      sha256 of every file, written last
  * </pre>
  * Written into a temporary sibling directory and renamed into place, so a reader never sees a
@@ -46,7 +47,15 @@ public final class QuantizedCheckpoint {
     private QuantizedCheckpoint() {}
 
     public static void write(Path dir, QuantizedModel q, long version, String parent) {
+        write(dir, q, null, version, parent);
+    }
+
+    /** As above, with the source checkpoint's tokenizer.json (when not null), so the directory generates as it is. */
+    public static void write(Path dir, QuantizedModel q, String tokenizerJsonOrNull, long version, String parent) {
         CheckpointDir.writeAtomically(dir, tmp -> {
+            if (tokenizerJsonOrNull != null) {
+                Files.writeString(tmp.resolve(CheckpointDir.TOKENIZER), tokenizerJsonOrNull);
+            }
             Files.writeString(tmp.resolve(CheckpointDir.CONFIG), ConfigJson.toJson(q.config(), DType.F32));
             Files.writeString(tmp.resolve(QUANT_JSON), schemeJson(q));
             Map<String, ByteTensors.Entry> packed = new TreeMap<>();
