@@ -150,6 +150,9 @@ class PackedDecodeTest {
         try (Qwen3Model dq = q.toModel(Device.cpu()); Qwen3Model pq = CompressedCheckpoints.load(tmp.resolve("q"), Device.cpu());
              Qwen3Model dv = s.toModel(Device.cpu()); Qwen3Model pv = CompressedCheckpoints.load(tmp.resolve("v"), Device.cpu())) {
             assertTrue(pq.isPacked() && pv.isPacked());
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> io.tailguard.model.lora.LoraAdapter.create(pq, io.tailguard.model.lora.LoraConfig.defaults(), 1));
+            assertTrue(e.getMessage().contains("packed"), e.getMessage());
             // 4-bit codes, float16 steps per 32 columns and 1-bit signs, against float32
             assertTrue(pq.linearBytes() * 6 < dq.linearBytes(), pq.linearBytes() + " vs " + dq.linearBytes());
             // 16:2:5 keeps 2 float32 values of 5 columns, with 4 bits of positions: under half
