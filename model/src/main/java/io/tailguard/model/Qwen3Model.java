@@ -35,6 +35,8 @@ public final class Qwen3Model implements AutoCloseable {
     /** The native decoder layer's weights, gathered on first use; NO_NATIVE where the model cannot take it. */
     private volatile Object nativeWeights;
     private static final Object NO_NATIVE = new Object();
+    private static final java.util.regex.Pattern LINEAR_NAME =
+            java.util.regex.Pattern.compile("model\\.layers\\.(\\d+)\\.(\\w+)\\.(\\w+_proj)\\.weight");
     /** A packed model's linears, [layer][Projection ordinal][module in row order]; null for a float32 model. */
     private final PackedLinear[][][] packed;
 
@@ -252,7 +254,7 @@ public final class Qwen3Model implements AutoCloseable {
         if (packed == null) {
             return null;
         }
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("model\\.layers\\.(\\d+)\\.(\\w+)\\.(\\w+_proj)\\.weight").matcher(name);
+        java.util.regex.Matcher m = LINEAR_NAME.matcher(name);
         if (!m.matches()) {
             return null;
         }
