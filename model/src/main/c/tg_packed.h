@@ -96,13 +96,28 @@ static inline int stream_code(const uint8_t *s, size_t i, int b) {
     return (int) (w >> (bit & 7)) & ((1 << b) - 1);
 }
 
+/* The first three butterfly stages (h = 1, 2, 4) of 8 consecutive values, within one register. */
+static inline __m256 hadamard8(__m256 v) {
+    __m256 s = _mm256_permute_ps(v, 0xB1);                  /* swap neighbours */
+    v = _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xAA);
+    s = _mm256_permute_ps(v, 0x4E);                         /* swap pairs */
+    v = _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xCC);
+    s = _mm256_permute2f128_ps(v, v, 1);                    /* swap halves */
+    return _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xF0);
+}
+
 /* In place: v ← Had_block-diag v over n values (fast Walsh–Hadamard per block, scaled 1/√block). */
 static void fwht(float *v, int n, int block) {
     if (block <= 1) return;
     float scale = 1.0f / sqrtf((float) block);
     for (int o = 0; o < n; o += block) {
         float *p = v + o;
-        for (int h = 1; h < block; h <<= 1) {
+        int h = 1;
+        if (block >= 8) {
+            for (int i = 0; i < block; i += 8) _mm256_storeu_ps(p + i, hadamard8(_mm256_loadu_ps(p + i)));
+            h = 8;
+        }
+        for (; h < block; h <<= 1) {
             for (int i = 0; i < block; i += h << 1) {
                 int j = i;
                 if (h >= 8) {
