@@ -17,7 +17,8 @@
  * Codes stay packed in memory; only their rows are re-aligned to byte boundaries at load (a row of
  * an odd width would otherwise start inside a byte), and the float16 steps and the 2-bit V:N:M
  * positions are kept as stored. Rows are split over the pool's threads as the float32 products are.
- * Included by decode_layer.c; the caller holds its call mutex around every function here.
+ * Included by decode_layer.c, whose call mutex its caller holds around the products and the
+ * dequantization (they use the pool and shared scratch); construction touches neither.
  */
 #ifndef TG_PACKED_H
 #define TG_PACKED_H
