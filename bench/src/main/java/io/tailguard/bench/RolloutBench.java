@@ -107,7 +107,7 @@ final class RolloutBench implements Callable<Integer> {
         if (compressed != null && !io.tailguard.actors.cli.GenerationModels.isCompressed(compressed)) {
             throw new BadInput("--compressed: " + compressed + " has neither quant.json nor vnm.json");
         }
-        try (Qwen3Model model = source.open(Devices.parse(common.device()), seed);
+        try (Qwen3Model model = source.openForDecode(Devices.parse(common.device()), seed);
              Qwen3Model packed = compressed == null ? null : io.tailguard.actors.cli.GenerationModels.open(compressed,
                      Devices.parse(common.device()))) {
             if (packed != null && !packed.config().equals(model.config())) {
@@ -178,7 +178,14 @@ final class RolloutBench implements Callable<Integer> {
             out.put("of_predicted", Math.round(speedup / predicted * 1000) / 1000.0);
             if (packed != null) {
                 // the same steps with the packed weights' bytes in place of the float32 linears'
-                double weightBytes = 4.0 * model.config().parameterCount() - model.linearBytes() + packed.linearBytes();
+                long float32Linears = 0;
+                for (io.tailguard.model.Projection p : io.tailguard.model.Projection.values()) {
+                    for (String mod : p.modules()) {
+                        long[] sh = io.tailguard.model.Projection.shape(model.config(), mod);
+                        float32Linears += 4L * sh[0] * sh[1] * model.config().numLayers();
+                    }
+                }
+                double weightBytes = 4.0 * model.config().parameterCount() - float32Linears + packed.linearBytes();
                 CostModel pc = new CostModel(model.config(), cost.machine(), batch, weightBytes);
                 double packedDense = 0;
                 double packedSparse = 0;
