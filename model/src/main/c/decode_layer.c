@@ -212,12 +212,15 @@ static int prod_apply(const Prod *p, const float *x, int B, int K, int N, float 
         gemv(x, B, K, p->W, N, out, ldo, add, threads);
         return 1;
     }
+    float *outs[3];
+    int ldos[3];
     int off = 0;
     for (int i = 0; i < p->n; i++) {
-        if (!lin_apply(p->parts[i], x, B, K, out + off, ldo, add, threads)) return 0;
+        outs[i] = out + off;
+        ldos[i] = ldo;
         off += p->parts[i]->rows;
     }
-    return 1;
+    return lin_apply_n(p->parts, p->n, x, B, K, outs, ldos, add, threads);
 }
 
 /* The caller holds call_mu. 0 when out of memory. */
@@ -283,8 +286,9 @@ static int post_attention(float *x, const float *o, const Prod *oP, const float 
         GateUp g = {s_norm, gu->W, s_gate, s_up, B, H, I, chunk_for(I, threads)};
         tg_run(gate_up_item, &g, (I + g.chunk - 1) / g.chunk, threads);
     } else {
-        if (!lin_apply(gu->parts[0], s_norm, B, H, s_gate, I, 0, threads)) return 0;
-        if (!lin_apply(gu->parts[1], s_norm, B, H, s_up, I, 0, threads)) return 0;
+        float *outs[2] = {s_gate, s_up};
+        int ldos[2] = {I, I};
+        if (!lin_apply_n(gu->parts, 2, s_norm, B, H, outs, ldos, 0, threads)) return 0;
         swiglu(s_gate, s_up, (long) B * I);
     }
     return prod_apply(down, s_gate, B, I, H, x, H, 1, threads);
@@ -483,7 +487,7 @@ JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeDecode_packedBytes(JNIEnv 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedMultiply(JNIEnv *env, jclass cls, jlong h,
         jobject xBuf, jint B, jobject outBuf, jint threads) {
     (void) cls;
-    const Lin *L = (const Lin *) (intptr_t) h;
+    Lin *L = (Lin *) (intptr_t) h;
     const float *x = addr(env, xBuf, "x");
     if (!x) return;
     float *out = addr(env, outBuf, "out");

@@ -310,8 +310,8 @@ typedef struct {
     const Lin *L;
     const float *xt; /* [B, cols], rotated */
     float *z;        /* [B, rows] */
-    float *scratch;  /* per worker: cols + 2 · groups floats */
-    int B, chunk;
+    float *scratch;  /* per worker: stride ≥ cols + 2 · groups floats */
+    int B, chunk, stride;
 } QJob;
 
 static void q_item(void *ctx, int item, int worker) {
@@ -320,7 +320,7 @@ static void q_item(void *ctx, int item, int worker) {
     int r0 = item * q->chunk;
     int r1 = r0 + q->chunk < L->rows ? r0 + q->chunk : L->rows;
     int fast = (L->bits == 2 || L->bits == 3 || L->bits == 4 || L->bits == 8) && L->group % 8 == 0;
-    float *sf = q->scratch + (size_t) worker * (L->cols + 2 * L->groups);
+    float *sf = q->scratch + (size_t) worker * q->stride;
     for (int b0 = 0; b0 < q->B; b0 += 8) {
         int nb = q->B - b0 < 8 ? q->B - b0 : 8;
         const float *xt = q->xt + (size_t) b0 * L->cols;
@@ -345,15 +345,15 @@ typedef struct {
     const Lin *L;
     const float *x; /* [B, ldx] */
     float *out;
-    float *scratch; /* per worker: cb · 4 · 8 floats */
-    int B, ldx, ldo, add, blocks_per_item;
+    float *scratch; /* per worker: stride ≥ cb · 4 · 8 floats */
+    int B, ldx, ldo, add, blocks_per_item, stride;
 } VJob;
 
 static void v_item(void *ctx, int item, int worker) {
     const VJob *J = ctx;
     const Lin *L = J->L;
     int cb = L->cb;
-    float *xg = J->scratch + (size_t) worker * cb * 32;
+    float *xg = J->scratch + (size_t) worker * J->stride;
     int rb0 = item * J->blocks_per_item;
     int rb1 = rb0 + J->blocks_per_item < L->rows / L->v ? rb0 + J->blocks_per_item : L->rows / L->v;
     for (int b0 = 0; b0 < J->B; b0 += 8) {
@@ -410,42 +410,96 @@ static int lin_chunk(int n, int threads) {
     return c;
 }
 
+#define LIN_MAX_PARTS 3
+
+/* The parts of one product as one job: items [first[i], first[i + 1]) are part i's. */
+typedef struct {
+    QJob q[LIN_MAX_PARTS];
+    VJob v[LIN_MAX_PARTS];
+    int kind[LIN_MAX_PARTS];
+    int first[LIN_MAX_PARTS + 1];
+} MJob;
+
+static void m_item(void *ctx, int item, int worker) {
+    const MJob *M = ctx;
+    int i = 0;
+    while (item >= M->first[i + 1]) i++;
+    if (M->kind[i] == LIN_VNM) {
+        v_item((void *) &M->v[i], item - M->first[i], worker);
+    } else {
+        q_item((void *) &M->q[i], item - M->first[i], worker);
+    }
+}
+
 /*
- * out[b · ldo + r] = (add ? out : 0) + (x_b Wᵀ)_r for r < rows, b < B; x [B, ldx] with ldx ≥ cols.
- * 0 when out of memory.
+ * For each part i of a product (n ≤ LIN_MAX_PARTS parts sharing the input x [B, ldx], ldx ≥ cols):
+ * outs[i][b · ldos[i] + r] = (add ? outs[i] : 0) + (x_b W_iᵀ)_r. The parts' rows run as one job, so
+ * the pool's helpers stay busy from the first part to the last; the incoherence transforms of
+ * quantized parts run before and after it. 0 when out of memory.
  */
-static int lin_apply(const Lin *L, const float *x, int B, int ldx, float *out, int ldo, int add, int threads) {
+static int lin_apply_n(Lin *const *parts, int n, const float *x, int B, int ldx, float *const *outs, const int *ldos,
+                       int add, int threads) {
     int workers = threads < 1 ? 1 : (threads > TG_MAX_HELPERS + 1 ? TG_MAX_HELPERS + 1 : threads);
-    if (L->kind == LIN_VNM) {
-        if (!grow((void **) &s_lw, &c_lw, (size_t) workers * L->cb * 32, sizeof(float))) return 0;
-        int rbs = L->rows / L->v;
-        int per = (lin_chunk(L->rows, threads) + L->v - 1) / L->v;
-        VJob J = {L, x, out, s_lw, B, ldx, ldo, add, per};
-        tg_run(v_item, &J, (rbs + per - 1) / per, threads);
-        return 1;
+    size_t nx = 0, nz = 0, stride = 0;
+    for (int i = 0; i < n; i++) {
+        const Lin *L = parts[i];
+        size_t need = L->kind == LIN_VNM ? (size_t) L->cb * 32 : (size_t) L->cols + 2 * (size_t) L->groups;
+        if (need > stride) stride = need;
+        if (L->kind == LIN_QUANT) {
+            nx += (size_t) B * L->cols;
+            nz += (size_t) B * L->rows;
+        }
     }
-    if (!grow((void **) &s_lx, &c_lx, (size_t) B * L->cols, sizeof(float))
-        || !grow((void **) &s_lz, &c_lz, (size_t) B * L->rows, sizeof(float))
-        || !grow((void **) &s_lw, &c_lw, (size_t) workers * (L->cols + 2 * L->groups), sizeof(float))) return 0;
-    for (int b = 0; b < B; b++) {
-        float *xt = s_lx + (size_t) b * L->cols;
-        const float *xb = x + (size_t) b * ldx;
-        for (int c = 0; c < L->cols; c++) xt[c] = xb[c] * L->s_in[c];
-        fwht(xt, L->cols, L->hb_in);
-    }
-    QJob q = {L, s_lx, s_lz, s_lw, B, lin_chunk(L->rows, threads)};
-    tg_run(q_item, &q, (L->rows + q.chunk - 1) / q.chunk, threads);
-    for (int b = 0; b < B; b++) {
-        float *z = s_lz + (size_t) b * L->rows;
-        fwht(z, L->rows, L->hb_out);
-        float *o = out + (size_t) b * ldo;
-        if (add) {
-            for (int r = 0; r < L->rows; r++) o[r] += L->s_out[r] * z[r];
+    if (!grow((void **) &s_lx, &c_lx, nx + 1, sizeof(float)) || !grow((void **) &s_lz, &c_lz, nz + 1, sizeof(float))
+        || !grow((void **) &s_lw, &c_lw, (size_t) workers * stride, sizeof(float))) return 0;
+    MJob M;
+    M.first[0] = 0;
+    size_t ox = 0, oz = 0;
+    for (int i = 0; i < n; i++) {
+        const Lin *L = parts[i];
+        M.kind[i] = L->kind;
+        int items;
+        if (L->kind == LIN_VNM) {
+            int rbs = L->rows / L->v;
+            int per = (lin_chunk(L->rows, threads) + L->v - 1) / L->v;
+            M.v[i] = (VJob) {L, x, outs[i], s_lw, B, ldx, ldos[i], add, per, (int) stride};
+            items = (rbs + per - 1) / per;
         } else {
-            for (int r = 0; r < L->rows; r++) o[r] = L->s_out[r] * z[r];
+            float *xt0 = s_lx + ox;
+            for (int b = 0; b < B; b++) {
+                float *xt = xt0 + (size_t) b * L->cols;
+                const float *xb = x + (size_t) b * ldx;
+                for (int c = 0; c < L->cols; c++) xt[c] = xb[c] * L->s_in[c];
+                fwht(xt, L->cols, L->hb_in);
+            }
+            M.q[i] = (QJob) {L, xt0, s_lz + oz, s_lw, B, lin_chunk(L->rows, threads), (int) stride};
+            items = (L->rows + M.q[i].chunk - 1) / M.q[i].chunk;
+            ox += (size_t) B * L->cols;
+            oz += (size_t) B * L->rows;
+        }
+        M.first[i + 1] = M.first[i] + items;
+    }
+    tg_run(m_item, &M, M.first[n], threads);
+    for (int i = 0; i < n; i++) {
+        const Lin *L = parts[i];
+        if (L->kind == LIN_VNM) continue;
+        for (int b = 0; b < B; b++) {
+            float *z = M.q[i].z + (size_t) b * L->rows;
+            fwht(z, L->rows, L->hb_out);
+            float *o = outs[i] + (size_t) b * ldos[i];
+            if (add) {
+                for (int r = 0; r < L->rows; r++) o[r] += L->s_out[r] * z[r];
+            } else {
+                for (int r = 0; r < L->rows; r++) o[r] = L->s_out[r] * z[r];
+            }
         }
     }
     return 1;
+}
+
+/* out[b · ldo + r] = (add ? out : 0) + (x_b Wᵀ)_r for r < rows, b < B; x [B, ldx] with ldx ≥ cols. */
+static int lin_apply(Lin *L, const float *x, int B, int ldx, float *out, int ldo, int add, int threads) {
+    return lin_apply_n(&L, 1, x, B, ldx, &out, &ldo, add, threads);
 }
 
 /* The weight in the original basis, [rows, cols] row-major, into w: rows split over the pool. */
