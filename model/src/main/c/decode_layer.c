@@ -23,12 +23,14 @@
  */
 #include <jni.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tg_page.h"
 #include "tg_pool.h"
 #include "tg_util.h"
+#include "tg_packed.h"
 
 __m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
 
@@ -252,6 +254,106 @@ JNIEXPORT jint JNICALL Java_io_tailguard_model_NativeDecode_pageSize(JNIEnv *env
     return PAGE;
 }
 
+
+/* ----------------------------------------------------------------------------- layer bodies */
+
+/* One weight product of a layer: a float32 matrix, or packed parts stacked by rows (q, k, v; gate, up). */
+typedef struct {
+    const float *W;
+    Lin *parts[3];
+    int n;
+} Prod;
+
+/* out[b · ldo + n] = (add ? out : 0) + x_b · W_n for the product's rows; 0 when out of memory. */
+static int prod_apply(const Prod *p, const float *x, int B, int K, int N, float *out, int ldo, int add, int threads) {
+    if (p->W) {
+        gemv(x, B, K, p->W, N, out, ldo, add, threads);
+        return 1;
+    }
+    float *outs[3];
+    int ldos[3];
+    int off = 0;
+    for (int i = 0; i < p->n; i++) {
+        outs[i] = out + off;
+        ldos[i] = ldo;
+        off += p->parts[i]->rows;
+    }
+    return lin_apply_n(p->parts, p->n, x, B, K, outs, ldos, add, threads);
+}
+
+/* The caller holds call_mu. 0 when out of memory. */
+static int pre_attention(const float *x, const float *wIn, const Prod *qkv, const float *wQ, const float *wK,
+                         const float *cosT, const float *sinT, const int *pos, float *qOut, float *keys, float *values,
+                         float *marks, int B, int H, int heads, int kvh, int d, int cap, float eps, float scale, int threads) {
+    int rows = (heads + 2 * kvh) * d;
+    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H + (size_t) d, sizeof(float)) || !grow((void **) &s_rows, &c_rows, (size_t) B * rows, sizeof(float))) {
+        return 0;
+    }
+    float *tmp = s_norm + (size_t) B * H;
+    for (int b = 0; b < B; b++) rms_norm(x + (long) b * H, wIn, s_norm + (long) b * H, H, eps);
+    if (!prod_apply(qkv, s_norm, B, H, rows, s_rows, rows, 0, threads)) return 0;
+    int pages = cap / PAGE;
+    for (int b = 0; b < B; b++) {
+        const float *row = s_rows + (long) b * rows;
+        int p = pos[b];
+        const float *c = cosT + (long) p * d, *s = sinT + (long) p * d;
+        for (int h = 0; h < heads; h++) {
+            head_norm_rope(row + (long) h * d, wQ, c, s, d, eps, scale, qOut + ((long) b * heads + h) * d, tmp);
+        }
+        for (int h = 0; h < kvh; h++) {
+            long bh = (long) b * kvh + h;
+            float *k = keys + (bh * cap + p) * d;
+            head_norm_rope(row + (long) (heads + h) * d, wK, c, s, d, eps, 1.0f, k, tmp);
+            memcpy(values + (bh * cap + p) * d, row + (long) (heads + kvh + h) * d, sizeof(float) * (size_t) d);
+            if ((p + 1) % PAGE == 0) {
+                int page = p / PAGE;
+                const float *first = keys + (bh * cap + (long) page * PAGE) * d;
+                float *m = marks + (bh * pages + page) * d;
+                for (int j = 0; j < d; j++) {
+                    float sum = 0;
+                    for (int t = 0; t < PAGE; t++) sum += first[(long) t * d + j];
+                    m[j] = sum / PAGE;
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+/* a = silu(gate) ⊙ up in place of gate, over [B, I]. */
+static void swiglu(float *gate, const float *up, long n) {
+    __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(gate + i);
+        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, v));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* The caller holds call_mu. 0 when out of memory. */
+static int post_attention(float *x, const float *o, const Prod *oP, const float *wPost, const Prod *gu, const Prod *down,
+                          int B, int H, int qd, int I, float eps, int threads) {
+    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H, sizeof(float)) || !grow((void **) &s_gate, &c_gate, (size_t) B * I, sizeof(float)) || !grow((void **) &s_up, &c_up, (size_t) B * I, sizeof(float))) {
+        return 0;
+    }
+    if (!prod_apply(oP, o, B, qd, H, x, H, 1, threads)) return 0;
+    for (int b = 0; b < B; b++) rms_norm(x + (long) b * H, wPost, s_norm + (long) b * H, H, eps);
+    if (gu->W) {
+        GateUp g = {s_norm, gu->W, s_gate, s_up, B, H, I, chunk_for(I, threads)};
+        tg_run(gate_up_item, &g, (I + g.chunk - 1) / g.chunk, threads);
+    } else {
+        float *outs[2] = {s_gate, s_up};
+        int ldos[2] = {I, I};
+        if (!lin_apply_n(gu->parts, 2, s_norm, B, H, outs, ldos, 0, threads)) return 0;
+        swiglu(s_gate, s_up, (long) B * I);
+    }
+    return prod_apply(down, s_gate, B, I, H, x, H, 1, threads);
+}
+
+/* --------------------------------------------------------------------------------------- JNI */
+
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttention(JNIEnv *env, jclass cls,
         jobject xBuf, jobject inNormBuf, jobject qkvBuf, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf,
         jintArray positionsArr, jobject qOutBuf, jobject keysBuf, jobject valuesBuf, jobject marksBuf,
@@ -282,45 +384,12 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttention(JNIEnv 
     int *pos = malloc(sizeof(int) * (size_t) B);
     if (!pos) { oom(env); return; }
     (*env)->GetIntArrayRegion(env, positionsArr, 0, B, pos);
-
-    int rows = (heads + 2 * kvh) * d;
+    Prod qkv = {wQkv, {0}, 0};
     pthread_mutex_lock(&call_mu);
-    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H + (size_t) d, sizeof(float)) || !grow((void **) &s_rows, &c_rows, (size_t) B * rows, sizeof(float))) {
-        pthread_mutex_unlock(&call_mu);
-        free(pos);
-        oom(env);
-        return;
-    }
-    float *tmp = s_norm + (size_t) B * H;
-    for (int b = 0; b < B; b++) rms_norm(x + (long) b * H, wIn, s_norm + (long) b * H, H, eps);
-    gemv(s_norm, B, H, wQkv, rows, s_rows, rows, 0, threads);
-    int pages = cap / PAGE;
-    for (int b = 0; b < B; b++) {
-        const float *row = s_rows + (long) b * rows;
-        int p = pos[b];
-        const float *c = cosT + (long) p * d, *s = sinT + (long) p * d;
-        for (int h = 0; h < heads; h++) {
-            head_norm_rope(row + (long) h * d, wQ, c, s, d, eps, scale, qOut + ((long) b * heads + h) * d, tmp);
-        }
-        for (int h = 0; h < kvh; h++) {
-            long bh = (long) b * kvh + h;
-            float *k = keys + (bh * cap + p) * d;
-            head_norm_rope(row + (long) (heads + h) * d, wK, c, s, d, eps, 1.0f, k, tmp);
-            memcpy(values + (bh * cap + p) * d, row + (long) (heads + kvh + h) * d, sizeof(float) * (size_t) d);
-            if ((p + 1) % PAGE == 0) {
-                int page = p / PAGE;
-                const float *first = keys + (bh * cap + (long) page * PAGE) * d;
-                float *m = marks + (bh * pages + page) * d;
-                for (int j = 0; j < d; j++) {
-                    float sum = 0;
-                    for (int t = 0; t < PAGE; t++) sum += first[(long) t * d + j];
-                    m[j] = sum / PAGE;
-                }
-            }
-        }
-    }
+    int ok = pre_attention(x, wIn, &qkv, wQ, wK, cosT, sinT, pos, qOut, keys, values, marks, B, H, heads, kvh, d, cap, eps, scale, threads);
     pthread_mutex_unlock(&call_mu);
     free(pos);
+    if (!ok) oom(env);
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttention(JNIEnv *env, jclass cls,
@@ -339,17 +408,160 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttention(JNIEnv
     if (!wGu) return;
     const float *wDown = addr(env, downBuf, "down_proj");
     if (!wDown) return;
-
+    Prod oP = {wO, {0}, 0}, gu = {wGu, {0}, 0}, dn = {wDown, {0}, 0};
     pthread_mutex_lock(&call_mu);
-    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H, sizeof(float)) || !grow((void **) &s_gate, &c_gate, (size_t) B * I, sizeof(float)) || !grow((void **) &s_up, &c_up, (size_t) B * I, sizeof(float))) {
-        pthread_mutex_unlock(&call_mu);
-        oom(env);
-        return;
+    int ok = post_attention(x, o, &oP, wPost, &gu, &dn, B, H, qd, I, eps, threads);
+    pthread_mutex_unlock(&call_mu);
+    if (!ok) oom(env);
+}
+
+/* A product of packed parts from their handles; 0 with an IllegalArgumentException pending if malformed. */
+static int packed_prod(JNIEnv *env, jlongArray handles, int want, const char *name, Prod *p) {
+    int n = (*env)->GetArrayLength(env, handles);
+    if (n != want) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s: %d packed parts, expected %d", name, n, want);
+        (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/IllegalArgumentException"), msg);
+        return 0;
     }
-    gemv(o, B, qd, wO, H, x, H, 1, threads);
-    for (int b = 0; b < B; b++) rms_norm(x + (long) b * H, wPost, s_norm + (long) b * H, H, eps);
-    GateUp g = {s_norm, wGu, s_gate, s_up, B, H, I, chunk_for(I, threads)};
-    tg_run(gate_up_item, &g, (I + g.chunk - 1) / g.chunk, threads);
-    gemv(s_gate, B, I, wDown, H, x, H, 1, threads);
+    jlong h[3];
+    (*env)->GetLongArrayRegion(env, handles, 0, n, h);
+    p->W = NULL;
+    p->n = n;
+    for (int i = 0; i < n; i++) p->parts[i] = (Lin *) (intptr_t) h[i];
+    return 1;
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttentionPacked(JNIEnv *env, jclass cls,
+        jobject xBuf, jobject inNormBuf, jlongArray qkvHandles, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf,
+        jintArray positionsArr, jobject qOutBuf, jobject keysBuf, jobject valuesBuf, jobject marksBuf,
+        jint B, jint H, jint heads, jint kvh, jint d, jint cap, jfloat eps, jfloat scale, jint threads) {
+    (void) cls;
+    Prod qkv;
+    if (!packed_prod(env, qkvHandles, 3, "qkv", &qkv)) return;
+    const float *x = addr(env, xBuf, "x");
+    if (!x) return;
+    const float *wIn = addr(env, inNormBuf, "input_layernorm");
+    if (!wIn) return;
+    const float *wQ = addr(env, qNormBuf, "q_norm");
+    if (!wQ) return;
+    const float *wK = addr(env, kNormBuf, "k_norm");
+    if (!wK) return;
+    const float *cosT = addr(env, cosBuf, "rotary cos");
+    if (!cosT) return;
+    const float *sinT = addr(env, sinBuf, "rotary sin");
+    if (!sinT) return;
+    float *qOut = addr(env, qOutBuf, "q");
+    if (!qOut) return;
+    float *keys = addr(env, keysBuf, "keys");
+    if (!keys) return;
+    float *values = addr(env, valuesBuf, "values");
+    if (!values) return;
+    float *marks = addr(env, marksBuf, "landmarks");
+    if (!marks) return;
+    int *pos = malloc(sizeof(int) * (size_t) B);
+    if (!pos) { oom(env); return; }
+    (*env)->GetIntArrayRegion(env, positionsArr, 0, B, pos);
+    pthread_mutex_lock(&call_mu);
+    int ok = pre_attention(x, wIn, &qkv, wQ, wK, cosT, sinT, pos, qOut, keys, values, marks, B, H, heads, kvh, d, cap, eps, scale, threads);
+    pthread_mutex_unlock(&call_mu);
+    free(pos);
+    if (!ok) oom(env);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttentionPacked(JNIEnv *env, jclass cls,
+        jobject xBuf, jobject oBuf, jlongArray oHandles, jobject postNormBuf, jlongArray gateUpHandles, jlongArray downHandles,
+        jint B, jint H, jint qd, jint I, jfloat eps, jint threads) {
+    (void) cls;
+    Prod oP, gu, dn;
+    if (!packed_prod(env, oHandles, 1, "o_proj", &oP) || !packed_prod(env, gateUpHandles, 2, "gate_up", &gu)
+        || !packed_prod(env, downHandles, 1, "down_proj", &dn)) return;
+    float *x = addr(env, xBuf, "x");
+    if (!x) return;
+    const float *o = addr(env, oBuf, "attention output");
+    if (!o) return;
+    const float *wPost = addr(env, postNormBuf, "post_attention_layernorm");
+    if (!wPost) return;
+    pthread_mutex_lock(&call_mu);
+    int ok = post_attention(x, o, &oP, wPost, &gu, &dn, B, H, qd, I, eps, threads);
+    pthread_mutex_unlock(&call_mu);
+    if (!ok) oom(env);
+}
+
+/* ------------------------------------------------------------------------- packed linears (JNI) */
+
+JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeDecode_packedQuantized(JNIEnv *env, jclass cls,
+        jint rows, jint cols, jint bits, jint group, jbyteArray codesArr, jbyteArray scalesArr, jbyteArray signsOutArr,
+        jbyteArray signsInArr) {
+    (void) cls;
+    jbyte *codes = (*env)->GetPrimitiveArrayCritical(env, codesArr, NULL);
+    jbyte *scales = (*env)->GetPrimitiveArrayCritical(env, scalesArr, NULL);
+    jbyte *so = (*env)->GetPrimitiveArrayCritical(env, signsOutArr, NULL);
+    jbyte *si = (*env)->GetPrimitiveArrayCritical(env, signsInArr, NULL);
+    Lin *L = NULL;
+    if (codes && scales && so && si) {
+        L = lin_quantized(rows, cols, bits, group, (const uint8_t *) codes, (const uint16_t *) scales,
+                          (const uint8_t *) so, (const uint8_t *) si);
+    }
+    if (si) (*env)->ReleasePrimitiveArrayCritical(env, signsInArr, si, JNI_ABORT);
+    if (so) (*env)->ReleasePrimitiveArrayCritical(env, signsOutArr, so, JNI_ABORT);
+    if (scales) (*env)->ReleasePrimitiveArrayCritical(env, scalesArr, scales, JNI_ABORT);
+    if (codes) (*env)->ReleasePrimitiveArrayCritical(env, codesArr, codes, JNI_ABORT);
+    if (!L) oom(env);
+    return (jlong) (intptr_t) L;
+}
+
+JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeDecode_packedVnm(JNIEnv *env, jclass cls,
+        jint rows, jint cols, jint v, jint m, jfloatArray valuesArr, jbyteArray metaArr, jbyteArray columnsArr) {
+    (void) cls;
+    jfloat *values = (*env)->GetPrimitiveArrayCritical(env, valuesArr, NULL);
+    jbyte *meta = (*env)->GetPrimitiveArrayCritical(env, metaArr, NULL);
+    jbyte *columns = (*env)->GetPrimitiveArrayCritical(env, columnsArr, NULL);
+    Lin *L = NULL;
+    if (values && meta && columns) {
+        L = lin_vnm(rows, cols, v, m, values, (const uint8_t *) meta, (const uint8_t *) columns);
+    }
+    if (columns) (*env)->ReleasePrimitiveArrayCritical(env, columnsArr, columns, JNI_ABORT);
+    if (meta) (*env)->ReleasePrimitiveArrayCritical(env, metaArr, meta, JNI_ABORT);
+    if (values) (*env)->ReleasePrimitiveArrayCritical(env, valuesArr, values, JNI_ABORT);
+    if (!L) oom(env);
+    return (jlong) (intptr_t) L;
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedFree(JNIEnv *env, jclass cls, jlong h) {
+    (void) env;
+    (void) cls;
+    pthread_mutex_lock(&call_mu);
+    lin_free((Lin *) (intptr_t) h);
+    pthread_mutex_unlock(&call_mu);
+}
+
+JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeDecode_packedBytes(JNIEnv *env, jclass cls, jlong h) {
+    (void) env;
+    (void) cls;
+    return (jlong) lin_bytes((const Lin *) (intptr_t) h);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedMultiply(JNIEnv *env, jclass cls, jlong h,
+        jobject xBuf, jint B, jobject outBuf, jint threads) {
+    (void) cls;
+    Lin *L = (Lin *) (intptr_t) h;
+    const float *x = addr(env, xBuf, "x");
+    if (!x) return;
+    float *out = addr(env, outBuf, "out");
+    if (!out) return;
+    pthread_mutex_lock(&call_mu);
+    int ok = lin_apply(L, x, B, L->cols, out, L->rows, 0, threads);
+    pthread_mutex_unlock(&call_mu);
+    if (!ok) oom(env);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedDequantize(JNIEnv *env, jclass cls, jlong h, jobject outBuf,
+        jint threads) {
+    (void) cls;
+    float *out = addr(env, outBuf, "out");
+    if (!out) return;
+    pthread_mutex_lock(&call_mu);
+    lin_dequantize((const Lin *) (intptr_t) h, out, threads);
     pthread_mutex_unlock(&call_mu);
 }

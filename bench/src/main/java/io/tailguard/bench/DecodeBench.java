@@ -5,7 +5,6 @@ import io.tailguard.actors.cli.BadInput;
 import io.tailguard.actors.cli.Common;
 import io.tailguard.actors.cli.Json;
 import io.tailguard.model.Devices;
-import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.rollout.generation.GenerationRequest;
 import io.tailguard.rollout.generation.GenerationResult;
@@ -34,6 +33,11 @@ import java.util.concurrent.Callable;
  * keeping its best round) and transformers' own KV-cached generate (bench/transformers_decode.py,
  * once, after Tailguard's model is closed, bounded in tokens and seconds since it is slow on a CPU).
  * The stronger of the two is the peer that vs_peer compares against.
+ *
+ * <p>A packed quantized or V:N:M checkpoint directory decodes on its packed weights (the PyTorch
+ * peers cannot read it). With --compare, packed variants of the float32 model (RTN at b bits, or a
+ * magnitude V:N:M pattern) are built in memory and timed in the same rounds, alternating with the
+ * float32 model, each against it.
  */
 @Command(name = "decode", mixinStandardHelpOptions = true,
         description = "Decode and prefill tokens/s, side by side with an eager PyTorch KV-cached decode and transformers' generate of the same checkpoint.")
@@ -59,6 +63,10 @@ final class DecodeBench implements Callable<Integer> {
 
     @Option(names = "--seed", defaultValue = "0", description = "Seed of weights and prompts (default: ${DEFAULT-VALUE}).")
     long seed;
+
+    @Option(names = "--compare", split = ",", paramLabel = "VARIANT",
+            description = "Packed variants timed against the float32 model in the same rounds: qB (RTN at B bits, 2..8, groups of 32) or a V:N:M pattern (magnitude pruning), e.g. q4,q8,64:2:5.")
+    List<String> compare;
 
     @Option(names = "--pytorch", defaultValue = "auto", description = "Run the eager PyTorch peer: auto (if the peer Python has torch >= 2 and safetensors), on, off (default: ${DEFAULT-VALUE}).")
     String pytorch;
@@ -88,30 +96,67 @@ final class DecodeBench implements Callable<Integer> {
             case "both" -> "dynamic,static";
             default -> throw new BadInput("--transformers-cache must be dynamic, static or both, got '" + transformersCache + "'");
         };
-        boolean peer = PeerScript.enabled(pytorch);
         boolean hf = PeerScript.transformersEnabled(transformers);
+        List<Variant> variants = new ArrayList<>();
+        for (String v : compare == null ? List.<String>of() : compare) {
+            variants.add(Variant.parse(v));
+        }
         Path tmp = source.checkpoint == null ? Files.createTempDirectory("tailguard-bench-") : null;
+        List<Qwen3Model> packed = new ArrayList<>();
         try {
             Path dir = source.directory(seed, tmp);
+            boolean compressedDir = io.tailguard.actors.cli.GenerationModels.isCompressed(dir);
+            if (compressedDir && !variants.isEmpty()) {
+                throw new BadInput("--compare builds packed variants of a float32 model; " + dir + " is already compressed");
+            }
+            if (compressedDir && "on".equals(pytorch)) {
+                throw new BadInput("--pytorch on: the PyTorch peer cannot read the compressed checkpoint " + dir);
+            }
+            if (!variants.isEmpty() && !io.tailguard.model.PackedLinear.supported()) {
+                throw new BadInput("--compare needs the native decoder library: " + io.tailguard.model.PackedLinear.unsupportedReason());
+            }
+            boolean peer = !compressedDir && PeerScript.enabled(pytorch);
             double best = 0;
             double bestPrefill = 0;
             double bestPeer = 0;
             double bestPeerPrefill = 0;
+            double[] bestVariant = new double[variants.size()];
+            List<double[]> checks = new ArrayList<>();
             JsonObject peerJson = null;
-            try (Qwen3Model model = ModelLoader.load(dir, Devices.parse(common.device()))) {
+            try (Qwen3Model model = io.tailguard.actors.cli.GenerationModels.open(dir, Devices.parse(common.device()))) {
                 List<int[]> prompts = randomPrompts(model.config().vocabSize());
+                for (Variant v : variants) {
+                    long t0 = System.nanoTime();
+                    Object compressed = v.compress(model, seed);
+                    Qwen3Model p = Variant.packed(compressed);
+                    packed.add(p);
+                    System.err.printf("%s: built in %.1fs%n", v.name(), (System.nanoTime() - t0) / 1e9);
+                    checks.add(referenceCheck(p, compressed, prompts));
+                }
                 Generator gen = new Generator(model);
                 // Warm-up: a short run so that one-time costs (native init, JIT) are not timed.
-                gen.generate(new GenerationRequest(prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, 32))).toList(),
-                        4, SamplingParams.greedy(), java.util.Set.of(), 0));
+                List<int[]> shortPrompts = prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, 32))).toList();
+                gen.generate(new GenerationRequest(shortPrompts, 4, SamplingParams.greedy(), java.util.Set.of(), 0));
+                for (Qwen3Model p : packed) {
+                    new Generator(p).generate(new GenerationRequest(shortPrompts, 4, SamplingParams.greedy(), java.util.Set.of(), 0));
+                }
                 for (int r = 0; r < rounds; r++) {
                     // N timed decode steps need N + 1 tokens: the first comes from the prefill.
                     GenerationResult res = gen.generate(new GenerationRequest(prompts, newTokens + 1,
                             SamplingParams.greedy(), java.util.Set.of(), 0));
                     double tps = (double) batch * res.decodeSteps() / res.decodeSeconds();
-                    System.err.printf("tailguard round %d: %.1f tokens/s (prefill %.2fs)%n", r + 1, tps, res.prefillSeconds());
+                    System.err.printf("tailguard round %d: %.1f tokens/s (prefill %.2fs)%s%n", r + 1, tps, res.prefillSeconds(),
+                            model.isPacked() ? " on packed weights" : "");
                     best = Math.max(best, tps);
                     bestPrefill = Math.max(bestPrefill, (double) batch * context / res.prefillSeconds());
+                    for (int i = 0; i < packed.size(); i++) {
+                        GenerationResult pr = new Generator(packed.get(i)).generate(new GenerationRequest(prompts, newTokens + 1,
+                                SamplingParams.greedy(), java.util.Set.of(), 0));
+                        double ptps = (double) batch * pr.decodeSteps() / pr.decodeSeconds();
+                        System.err.printf("%-9s round %d: %.1f tokens/s (prefill %.2fs)%n", variants.get(i).name(), r + 1, ptps,
+                                pr.prefillSeconds());
+                        bestVariant[i] = Math.max(bestVariant[i], ptps);
+                    }
                     if (peer) {
                         JsonObject p = PeerScript.run("bench/pytorch_decode.py", List.of("--checkpoint", dir.toString(),
                                 "--batch", "" + batch, "--context", "" + context, "--new-tokens", "" + newTokens,
@@ -127,13 +172,31 @@ final class DecodeBench implements Callable<Integer> {
                 }
             }
             // After Tailguard's model is closed: transformers loads a copy of its own.
-            JsonObject hfJson = hf ? PeerScript.run("bench/transformers_decode.py", List.of("--checkpoint", dir.toString(),
+            JsonObject hfJson = hf && !compressedDir ? PeerScript.run("bench/transformers_decode.py", List.of("--checkpoint", dir.toString(),
                     "--batch", "" + batch, "--context", "" + context,
                     "--new-tokens", "" + Math.min(newTokens, transformersNewTokens),
                     "--max-decode-seconds", "" + transformersSeconds, "--caches", caches, "--seed", "" + seed)) : null;
             Map<String, Object> out = new LinkedHashMap<>();
             out.put("tokens_per_s", round(best));
             out.put("prefill_tokens_per_s", round(bestPrefill));
+            if (compressedDir) {
+                out.put("packed", true);
+            }
+            if (!variants.isEmpty()) {
+                List<Map<String, Object>> rows = new ArrayList<>();
+                for (int i = 0; i < variants.size(); i++) {
+                    Map<String, Object> row = new LinkedHashMap<>();
+                    row.put("variant", variants.get(i).name());
+                    row.put("tokens_per_s", round(bestVariant[i]));
+                    row.put("speedup", Math.round(bestVariant[i] / best * 1000) / 1000.0);
+                    row.put("linear_bytes", packed.get(i).linearBytes());
+                    row.put("reference_tokens_equal", checks.get(i)[0] == 1);
+                    row.put("reference_max_logprob_diff", checks.get(i)[1]);
+                    rows.add(row);
+                }
+                out.put("float32_linear_bytes", 4L * linearParameters(dir));
+                out.put("compare", rows);
+            }
             out.put("batch", batch);
             out.put("context", context);
             out.put("new_tokens", newTokens);
@@ -148,7 +211,94 @@ final class DecodeBench implements Callable<Integer> {
             }
             return 0;
         } finally {
+            packed.forEach(Qwen3Model::close);
             PeerScript.deleteTree(tmp);
+        }
+    }
+
+    /** Greedy steps of the reference check. */
+    static final int CHECK_STEPS = 8;
+    /** Prompt tokens of the reference check. */
+    static final int CHECK_PROMPT = 16;
+
+    /**
+     * The packed model against the same compressed weights dequantized to float32 (the libtorch
+     * reference), on the first {@link #CHECK_PROMPT} tokens of each prompt: {1 if the greedy tokens of
+     * {@link #CHECK_STEPS} steps are the same else 0, the largest difference of their log-probs}.
+     */
+    private double[] referenceCheck(Qwen3Model packed, Object compressed, List<int[]> prompts) {
+        List<int[]> shortPrompts = prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, CHECK_PROMPT))).toList();
+        GenerationRequest req = new GenerationRequest(shortPrompts, CHECK_STEPS, SamplingParams.greedy(), java.util.Set.of(), 0);
+        GenerationResult got = new Generator(packed).generate(req);
+        GenerationResult want;
+        try (Qwen3Model reference = Variant.dequantized(compressed)) {
+            want = new Generator(reference).generate(req);
+        }
+        boolean same = true;
+        double diff = 0;
+        for (int b = 0; b < shortPrompts.size(); b++) {
+            var g = got.sequences().get(b);
+            var w = want.sequences().get(b);
+            same &= java.util.Arrays.equals(g.outputIds(), w.outputIds());
+            for (int t = 0; t < Math.min(g.logprobs().length, w.logprobs().length); t++) {
+                diff = Math.max(diff, Math.abs(g.logprobs()[t] - w.logprobs()[t]));
+            }
+        }
+        return new double[] {same ? 1 : 0, diff};
+    }
+
+    /** Parameters of the decoder linears of the checkpoint's config. */
+    private static long linearParameters(Path dir) {
+        io.tailguard.model.ModelConfig c = io.tailguard.model.io.ConfigJson.read(dir.resolve(io.tailguard.model.io.CheckpointDir.CONFIG));
+        long total = 0;
+        for (io.tailguard.model.Projection p : io.tailguard.model.Projection.values()) {
+            for (String m : p.modules()) {
+                long[] s = io.tailguard.model.Projection.shape(c, m);
+                total += s[0] * s[1];
+            }
+        }
+        return total * c.numLayers();
+    }
+
+    /** A packed variant of the float32 model: RTN at {@code bits}, or a magnitude V:N:M {@code pattern}. */
+    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern) {
+        static Variant parse(String s) {
+            String v = s.strip();
+            if (v.matches("q[0-9]+")) {
+                int bits = Integer.parseInt(v.substring(1));
+                if (bits < 2 || bits > 8) {
+                    throw new BadInput("--compare " + v + ": bits must be in 2..8");
+                }
+                return new Variant(v, bits, null);
+            }
+            try {
+                return new Variant(v, 0, io.tailguard.compression.VnmPattern.parse(v));
+            } catch (IllegalArgumentException e) {
+                throw new BadInput("--compare " + v + ": not qB (B bits) or a V:N:M pattern (" + e.getMessage() + ")");
+            }
+        }
+
+        /** The compressed weights: a QuantizedModel or a VnmModel. */
+        Object compress(Qwen3Model model, long seed) {
+            if (pattern == null) {
+                return io.tailguard.compression.YaqaQuantizer.quantize(model, null, bits, io.tailguard.compression.Method.RTN, seed);
+            }
+            java.util.Optional<String> misfit = pattern.misfit(model.config());
+            if (misfit.isPresent()) {
+                throw new BadInput("--compare " + name + ": " + misfit.get());
+            }
+            return io.tailguard.compression.VnmPruner.prune(model, null, pattern, io.tailguard.compression.VnmPruner.Score.MAGNITUDE,
+                    io.tailguard.compression.VnmPruner.PermutationOptions.off(), seed);
+        }
+
+        static Qwen3Model packed(Object compressed) {
+            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toPackedModel(ai.djl.Device.cpu())
+                    : ((io.tailguard.compression.VnmModel) compressed).toPackedModel(ai.djl.Device.cpu());
+        }
+
+        static Qwen3Model dequantized(Object compressed) {
+            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toModel(ai.djl.Device.cpu())
+                    : ((io.tailguard.compression.VnmModel) compressed).toModel(ai.djl.Device.cpu());
         }
     }
 

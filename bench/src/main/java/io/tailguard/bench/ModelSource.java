@@ -58,6 +58,17 @@ final class ModelSource {
         return Qwen3Model.create(c, RandomInit.weights(c, seed, 0.02, 0.0), device);
     }
 
+    /**
+     * As {@link #open} for a benchmark that only decodes: a compressed checkpoint directory
+     * (quant.json or vnm.json) loads as it is, its linears packed where the native library serves it.
+     */
+    Qwen3Model openForDecode(Device device, long seed) {
+        if (checkpoint != null) {
+            return io.tailguard.actors.cli.GenerationModels.open(io.tailguard.actors.cli.Checkpoints.resolve(checkpoint), device);
+        }
+        return open(device, seed);
+    }
+
     /** A checkpoint directory for peers that read files: the given one, or the preset written under tmp. */
     Path directory(long seed, Path tmp) {
         if (checkpoint != null) {

@@ -32,6 +32,10 @@ import java.util.concurrent.Callable;
  * speedup is the median over rounds of the round's dense time over its sparse time. The prefix
  * cache is filled synthetically (random keys and values at the given context length) instead of by
  * a prefill: decode cost does not depend on the cache's contents, and the output says so.
+ *
+ * <p>With --compressed DIR (a packed quantized or V:N:M checkpoint of the same model shape), the
+ * compressed weights decode densely and sparsely too, in the same alternation (four steps in turn),
+ * and their speedups over plain dense and over plain sparse are reported the same way.
  */
 @Command(name = "rollout", mixinStandardHelpOptions = true,
         description = "Decode tokens/s, dense against Block-Top-k sparse, with the cost model's prediction.")
@@ -87,6 +91,9 @@ final class RolloutBench implements Callable<Integer> {
     @Mixin
     LoraOption lora;
 
+    @Option(names = "--compressed", description = "A compressed checkpoint directory (quant.json or vnm.json) of the same model shape, timed dense and sparse on its packed weights in the same alternation.")
+    Path compressed;
+
     @Override
     public Integer call() {
         if (batch < 1 || context < 1 || newTokens < 1 || rounds < 1) {
@@ -97,7 +104,15 @@ final class RolloutBench implements Callable<Integer> {
         // Dense on the same implementation as sparse (the native kernel keeping every page, where it
         // is loaded): the two modes differ only in the pages they read.
         AttentionKernel denseKernel = BlockTopKAttention.dense();
-        try (Qwen3Model model = source.open(Devices.parse(common.device()), seed)) {
+        if (compressed != null && !io.tailguard.actors.cli.GenerationModels.isCompressed(compressed)) {
+            throw new BadInput("--compressed: " + compressed + " has neither quant.json nor vnm.json");
+        }
+        try (Qwen3Model model = source.openForDecode(Devices.parse(common.device()), seed);
+             Qwen3Model packed = compressed == null ? null : io.tailguard.actors.cli.GenerationModels.open(compressed,
+                     Devices.parse(common.device()))) {
+            if (packed != null && !packed.config().equals(model.config())) {
+                throw new BadInput("--compressed: " + compressed + " is not of the model's shape");
+            }
             LoraAdapter adapter = lora.attach(model); // switched off: the dense rounds never use it
             if (context + newTokens > model.maxPositions()) {
                 throw new BadInput("--context + --new-tokens exceeds max_position_embeddings " + model.maxPositions());
@@ -108,25 +123,45 @@ final class RolloutBench implements Callable<Integer> {
             // first sparse round paid for the JIT and the first use of its code paths, which the dense
             // rounds' warm-up never touched.
             int warmContext = (int) Math.min(context, Math.max(4096, 2L * schedule.budgetAt(context)));
-            alternate(model, adapter, denseKernel, sparse, warmContext, WARM_STEPS);
+            alternate(model, packed, adapter, denseKernel, sparse, warmContext, WARM_STEPS);
             double dense = 0;
             double sparseBest = 0;
             double[] ratios = new double[rounds];
+            double[] best = new double[4];
+            double[][] vsDense = new double[2][rounds];
+            double[][] vsSparse = new double[2][rounds];
             for (int r = 0; r < rounds; r++) {
-                double[] ds = alternate(model, adapter, denseKernel, sparse, context, newTokens);
+                double[] ds = alternate(model, packed, adapter, denseKernel, sparse, context, newTokens);
                 double d = ds[0];
                 double s = ds[1];
-                System.err.printf("round %d: dense %.1f tokens/s, sparse %.1f tokens/s, %.2fx%n", r + 1, d, s, s / d);
+                System.err.printf("round %d: dense %.1f tokens/s, sparse %.1f tokens/s, %.2fx%s%n", r + 1, d, s, s / d,
+                        packed == null ? "" : String.format(java.util.Locale.ROOT, "; compressed dense %.1f tokens/s (%.2fx), compressed sparse %.1f tokens/s (%.2fx, %.2fx sparse)",
+                                ds[2], ds[2] / d, ds[3], ds[3] / d, ds[3] / s));
                 dense = Math.max(dense, d);
                 sparseBest = Math.max(sparseBest, s);
                 ratios[r] = s / d;
+                if (packed != null) {
+                    best[2] = Math.max(best[2], ds[2]);
+                    best[3] = Math.max(best[3], ds[3]);
+                    vsDense[0][r] = ds[2] / d;
+                    vsDense[1][r] = ds[3] / d;
+                    vsSparse[1][r] = ds[3] / s;
+                }
             }
-            Arrays.sort(ratios);
-            double speedup = rounds % 2 == 1 ? ratios[rounds / 2] : (ratios[rounds / 2 - 1] + ratios[rounds / 2]) / 2;
+            double speedup = median(ratios);
             Map<String, Object> out = new LinkedHashMap<>();
             out.put("dense_tokens_per_s", round(dense));
             out.put("sparse_tokens_per_s", round(sparseBest));
             out.put("speedup", Math.round(speedup * 1000) / 1000.0);
+            if (packed != null) {
+                out.put("compressed", compressed.toString());
+                out.put("compressed_dense_tokens_per_s", round(best[2]));
+                out.put("compressed_sparse_tokens_per_s", round(best[3]));
+                out.put("compressed_speedup", Math.round(median(vsDense[0]) * 1000) / 1000.0);
+                out.put("compressed_sparse_speedup", Math.round(median(vsDense[1]) * 1000) / 1000.0);
+                out.put("compressed_sparse_vs_sparse", Math.round(median(vsSparse[1]) * 1000) / 1000.0);
+                out.put("compressed_packed", packed.isPacked());
+            }
             out.put("batch", batch);
             out.put("context", context);
             out.put("new_tokens", newTokens);
@@ -141,6 +176,27 @@ final class RolloutBench implements Callable<Integer> {
             double predicted = denseCost / sparseCost;
             out.put("predicted_speedup", Math.round(predicted * 1000) / 1000.0);
             out.put("of_predicted", Math.round(speedup / predicted * 1000) / 1000.0);
+            if (packed != null) {
+                // the same steps with the packed weights' bytes in place of the float32 linears'
+                long float32Linears = 0;
+                for (io.tailguard.model.Projection p : io.tailguard.model.Projection.values()) {
+                    for (String mod : p.modules()) {
+                        long[] sh = io.tailguard.model.Projection.shape(model.config(), mod);
+                        float32Linears += 4L * sh[0] * sh[1] * model.config().numLayers();
+                    }
+                }
+                double weightBytes = 4.0 * model.config().parameterCount() - float32Linears + packed.linearBytes();
+                CostModel pc = new CostModel(model.config(), cost.machine(), batch, weightBytes);
+                double packedDense = 0;
+                double packedSparse = 0;
+                for (int len = context + 1; len <= context + newTokens; len++) {
+                    packedDense += pc.denseDecodeTokenCost(len);
+                    packedSparse += pc.decodeTokenCost(len, schedule);
+                }
+                out.put("predicted_compressed_speedup", Math.round(denseCost / packedDense * 1000) / 1000.0);
+                out.put("predicted_compressed_sparse_speedup", Math.round(denseCost / packedSparse * 1000) / 1000.0);
+                out.put("predicted_compressed_sparse_vs_sparse", Math.round(sparseCost / packedSparse * 1000) / 1000.0);
+            }
             if (sparsity.budget != null) {
                 out.put("budget", sparsity.budget);
             } else {
@@ -167,27 +223,50 @@ final class RolloutBench implements Callable<Integer> {
      * (if any) merged; the merge and unmerge are not timed. Returns tokens/s over the batch, {dense,
      * sparse}.
      */
-    private double[] alternate(Qwen3Model model, LoraAdapter adapter, AttentionKernel denseKernel,
+    private double[] alternate(Qwen3Model model, Qwen3Model packed, LoraAdapter adapter, AttentionKernel denseKernel,
                                AttentionKernel sparseKernel, int ctx, int n) {
-        try (NDManager m = model.manager().newSubManager();
-             KvCache denseCache = new KvCache(m, model.config(), batch, ctx + n);
-             KvCache sparseCache = new KvCache(m, model.config(), batch, ctx + n)) {
-            int[] lengths = new int[batch];
-            Arrays.fill(lengths, ctx);
-            denseCache.fillSynthetic(seed, lengths);
-            sparseCache.fillSynthetic(seed, lengths);
-            long[] denseNext = new long[batch];
-            long[] sparseNext = new long[batch];
-            long denseNs = 0;
-            long sparseNs = 0;
-            for (int s = 0; s < n; s++) {
-                denseNs += step(model, denseKernel, denseCache, denseNext, m);
-                try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
-                    sparseNs += step(model, sparseKernel, sparseCache, sparseNext, m);
+        int modes = packed == null ? 2 : 4;
+        try (NDManager m = model.manager().newSubManager()) {
+            KvCache[] caches = new KvCache[modes];
+            long[][] next = new long[modes][batch];
+            long[] ns = new long[modes];
+            try {
+                int[] lengths = new int[batch];
+                Arrays.fill(lengths, ctx);
+                for (int i = 0; i < modes; i++) {
+                    caches[i] = new KvCache(m, model.config(), batch, ctx + n);
+                    caches[i].fillSynthetic(seed, lengths);
+                }
+                for (int s = 0; s < n; s++) {
+                    ns[0] += step(model, denseKernel, caches[0], next[0], m);
+                    try (LoraAdapter.Switch merged = adapter == null ? null : adapter.mergedScope()) {
+                        ns[1] += step(model, sparseKernel, caches[1], next[1], m);
+                    }
+                    if (packed != null) {
+                        ns[2] += step(packed, denseKernel, caches[2], next[2], m);
+                        ns[3] += step(packed, sparseKernel, caches[3], next[3], m);
+                    }
+                }
+            } finally {
+                for (KvCache c : caches) {
+                    if (c != null) {
+                        c.close();
+                    }
                 }
             }
-            return new double[] {batch * (double) n / (denseNs / 1e9), batch * (double) n / (sparseNs / 1e9)};
+            double[] tps = new double[modes];
+            for (int i = 0; i < modes; i++) {
+                tps[i] = batch * (double) n / (ns[i] / 1e9);
+            }
+            return tps;
         }
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        int n = s.length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
     }
 
     /** One timed greedy decode step: writes the next tokens into {@code next}; returns nanoseconds. */

@@ -87,4 +87,37 @@ class DecodeBenchTest {
         // float32 rounding gap at most where a near-tie went the other way.
         assertTrue(check.get("max_ref_logit_gap").getAsDouble() <= 1e-5, check.toString());
     }
+
+    @Test
+    void compareTimesPackedVariantsAndAPackedCheckpointDecodesAsItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.tailguard.model.PackedLinear.supported());
+        JsonObject j = JsonParser.parseString(run("bench", "decode", "--preset", "tiny", "--batch", "3", "--context", "20",
+                "--new-tokens", "3", "--compare", "q4,64:2:5", "--pytorch", "off", "--json")).getAsJsonObject();
+        com.google.gson.JsonArray rows = j.getAsJsonArray("compare");
+        assertEquals(2, rows.size());
+        // tiny: 4 layers of q/k/v 128+64+64, o 128, gate/up 384+384 and down 128 rows over 128 or 384 columns
+        long float32 = 4L * 4 * (256 * 128 + 128 * 128 + 768 * 128 + 128 * 384);
+        assertEquals(float32, j.get("float32_linear_bytes").getAsLong());
+        for (int i = 0; i < 2; i++) {
+            JsonObject r = rows.get(i).getAsJsonObject();
+            assertEquals(i == 0 ? "q4" : "64:2:5", r.get("variant").getAsString());
+            assertTrue(r.get("tokens_per_s").getAsDouble() > 0);
+            assertEquals(r.get("tokens_per_s").getAsDouble() / j.get("tokens_per_s").getAsDouble(), r.get("speedup").getAsDouble(), 0.01);
+            assertTrue(r.get("linear_bytes").getAsLong() * 2 < float32, r.toString());
+            // the same compressed weights dequantized to float32 give the same greedy tokens
+            assertTrue(r.get("reference_tokens_equal").getAsBoolean(), r.toString());
+            assertTrue(r.get("reference_max_logprob_diff").getAsDouble() < 1e-3, r.toString());
+        }
+        java.nio.file.Path init = tmp.resolve("init");
+        java.nio.file.Path q = tmp.resolve("q");
+        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
+        assertEquals(0, Main.run("compress", "vnm", "--checkpoint", init.toString(), "--baseline", "2:4", "--out", q.toString(),
+                "--context", "64", "--calibration", "0", "--held-out", "2", "--eval-n", "0", "--recovery-steps", "0"));
+        JsonObject p = JsonParser.parseString(run("bench", "decode", "--checkpoint", q.toString(), "--batch", "2", "--context", "12",
+                "--new-tokens", "2", "--json")).getAsJsonObject();
+        assertTrue(p.get("packed").getAsBoolean());
+        assertTrue(p.get("tokens_per_s").getAsDouble() > 0);
+        assertEquals(2, Main.run("bench", "decode", "--checkpoint", q.toString(), "--batch", "2", "--context", "12",
+                "--new-tokens", "2", "--pytorch", "on"));
+    }
 }

@@ -18,6 +18,28 @@ public final class CompressedCheckpoints {
     private CompressedCheckpoints() {
     }
 
+    /**
+     * Loads a directory for generation: a packed quantized or V:N:M checkpoint keeps its linears
+     * packed ({@link Qwen3Model#packed}) where the native decoder library is loaded and the device
+     * is a CPU, and loads dequantized elsewhere; any other directory as a plain checkpoint.
+     */
+    public static Qwen3Model load(Path dir, Device device) {
+        boolean packed = io.tailguard.model.PackedLinear.supported() && !device.isGpu();
+        if (packed && Files.isRegularFile(dir.resolve(QuantizedCheckpoint.QUANT_JSON))) {
+            return QuantizedCheckpoint.readPacked(dir, device);
+        }
+        if (packed && Files.isRegularFile(dir.resolve(VnmCheckpoint.VNM_JSON))) {
+            return VnmCheckpoint.readPacked(dir, device);
+        }
+        return loadDequantized(dir, device);
+    }
+
+    /** Whether a directory holds a packed quantized or V:N:M checkpoint. */
+    public static boolean isCompressed(Path dir) {
+        return Files.isRegularFile(dir.resolve(QuantizedCheckpoint.QUANT_JSON))
+                || Files.isRegularFile(dir.resolve(VnmCheckpoint.VNM_JSON));
+    }
+
     public static Qwen3Model loadDequantized(Path dir, Device device) {
         if (Files.isRegularFile(dir.resolve(QuantizedCheckpoint.QUANT_JSON))) {
             return QuantizedCheckpoint.read(dir).toModel(device);

@@ -3,7 +3,10 @@ package io.tailguard.compression;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import ai.djl.Device;
 import io.tailguard.model.ModelConfig;
+import io.tailguard.model.PackedLinear;
+import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.ConfigJson;
 import io.tailguard.model.io.DType;
@@ -29,6 +32,7 @@ import java.util.TreeMap;
  *   quant.safetensors  per linear layer N: N.codes (U8, codes bit-packed LSB first),
  *                      N.scales (F16 [rows, groups]), N.signs_out / N.signs_in (U8, 1 bit each, 1 = −1)
  *   dense.safetensors  the tensors left in float32 (embedding, norms, untied lm_head)
+ *   tokenizer.json     the source checkpoint's tokenizer, when it has one
  *   manifest.json      sha256 of every file, written last
  * </pre>
  * Written into a temporary sibling directory and renamed into place, so a reader never sees a
@@ -43,7 +47,15 @@ public final class QuantizedCheckpoint {
     private QuantizedCheckpoint() {}
 
     public static void write(Path dir, QuantizedModel q, long version, String parent) {
+        write(dir, q, null, version, parent);
+    }
+
+    /** As above, with the source checkpoint's tokenizer.json (when not null), so the directory generates as it is. */
+    public static void write(Path dir, QuantizedModel q, String tokenizerJsonOrNull, long version, String parent) {
         CheckpointDir.writeAtomically(dir, tmp -> {
+            if (tokenizerJsonOrNull != null) {
+                Files.writeString(tmp.resolve(CheckpointDir.TOKENIZER), tokenizerJsonOrNull);
+            }
             Files.writeString(tmp.resolve(CheckpointDir.CONFIG), ConfigJson.toJson(q.config(), DType.F32));
             Files.writeString(tmp.resolve(QUANT_JSON), schemeJson(q));
             Map<String, ByteTensors.Entry> packed = new TreeMap<>();
@@ -63,6 +75,58 @@ public final class QuantizedCheckpoint {
             q.dense().forEach((name, v) -> dense.put(name, HostTensor.ofFloats(shapes.get(name), v, DType.F32)));
             SafeTensors.write(tmp.resolve(DENSE_TENSORS), dense, Map.of("format", "pt"));
         }, version, parent, 0, 0);
+    }
+
+    /**
+     * The checkpoint as a model whose linears stay packed ({@link Qwen3Model#packed}): codes, float16
+     * steps and signs go from the file to native memory as they are stored. Needs
+     * {@link PackedLinear#supported()} and a CPU device.
+     */
+    public static Qwen3Model readPacked(Path dir, Device device) {
+        Manifest.read(dir).verify(dir);
+        ModelConfig config = ConfigJson.read(dir.resolve(CheckpointDir.CONFIG));
+        JsonObject scheme = scheme(dir);
+        int bits = scheme.get("bits").getAsInt();
+        int groupSize = scheme.get("group_size").getAsInt();
+        Map<String, ByteTensors.Entry> packed = ByteTensors.read(dir.resolve(QUANT_TENSORS));
+        Map<String, PackedLinear> linears = new LinkedHashMap<>();
+        try {
+            for (Map.Entry<String, com.google.gson.JsonElement> e : scheme.getAsJsonObject("layers").entrySet()) {
+                String name = e.getKey();
+                JsonObject l = e.getValue().getAsJsonObject();
+                ByteTensors.Entry scales = need(packed, name + ".scales");
+                if (!"F16".equals(scales.dtype())) {
+                    throw new IllegalArgumentException(QUANT_TENSORS + ": " + name + ".scales must be F16, got " + scales.dtype());
+                }
+                try {
+                    linears.put(name, PackedLinear.quantized(l.get("rows").getAsInt(), l.get("cols").getAsInt(), bits, groupSize,
+                            need(packed, name + ".codes").data(), scales.data(), need(packed, name + ".signs_out").data(),
+                            need(packed, name + ".signs_in").data()));
+                } catch (IllegalArgumentException ex) {
+                    throw new IllegalArgumentException(dir.resolve(QUANT_TENSORS) + ": " + name + ": " + ex.getMessage(), ex);
+                }
+            }
+        } catch (RuntimeException ex) {
+            linears.values().forEach(PackedLinear::close);
+            throw ex;
+        }
+        packed.clear();
+        Map<String, float[]> dense = new LinkedHashMap<>();
+        SafeTensors.read(dir.resolve(DENSE_TENSORS)).forEach((name, t) -> dense.put(name, t.toFloats()));
+        return Qwen3Model.packed(config, dense, linears, device);
+    }
+
+    private static JsonObject scheme(Path dir) {
+        JsonObject scheme;
+        try {
+            scheme = JsonParser.parseString(Files.readString(dir.resolve(QUANT_JSON))).getAsJsonObject();
+        } catch (IOException ex) {
+            throw new UncheckedIOException(dir.resolve(QUANT_JSON) + ": cannot read: " + ex.getMessage(), ex);
+        }
+        if (!scheme.has("format") || !FORMAT.equals(scheme.get("format").getAsString())) {
+            throw new IllegalArgumentException(dir + ": unknown quantization format " + scheme.get("format"));
+        }
+        return scheme;
     }
 
     public static QuantizedModel read(Path dir) {
@@ -132,7 +196,7 @@ public final class QuantizedCheckpoint {
         return e;
     }
 
-    private static byte[] halves(float[] v) {
+    static byte[] halves(float[] v) {
         ByteBuffer b = ByteBuffer.allocate(2 * v.length).order(ByteOrder.LITTLE_ENDIAN);
         for (float f : v) {
             b.putShort(DType.floatToF16Bits(f));

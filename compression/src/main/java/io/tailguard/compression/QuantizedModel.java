@@ -43,6 +43,25 @@ public record QuantizedModel(ModelConfig config, Method method, int bits, int gr
         return Qwen3Model.create(config, dequantizedWeights(), device);
     }
 
+    /**
+     * A runnable model whose quantized layers stay packed ({@link Qwen3Model#packed}), as
+     * {@link QuantizedCheckpoint#readPacked} gives for this model written and read back.
+     */
+    public Qwen3Model toPackedModel(Device device) {
+        Map<String, io.tailguard.model.PackedLinear> packed = new LinkedHashMap<>();
+        try {
+            for (QuantizedLinear q : linears.values()) {
+                packed.put(q.name(), io.tailguard.model.PackedLinear.quantized(q.rows(), q.cols(), q.bits(), q.groupSize(),
+                        PackedCodes.pack(q.codes(), q.bits()), QuantizedCheckpoint.halves(q.steps()),
+                        PackedCodes.packSigns(q.signsOut()), PackedCodes.packSigns(q.signsIn())));
+            }
+        } catch (RuntimeException e) {
+            packed.values().forEach(io.tailguard.model.PackedLinear::close);
+            throw e;
+        }
+        return Qwen3Model.packed(config, dense, packed, device);
+    }
+
     /** Bytes the quantized layers need when packed: codes at {@code bits} each, float16 steps, 1-bit signs. */
     public long packedLinearBytes() {
         long total = 0;

@@ -32,6 +32,13 @@ public record SparseLinear(String name, VnmMask mask, float[] values) {
         return new SparseLinear(name, mask, values);
     }
 
+    /** The layer in native memory, in its stored layout (kept values, 2-bit positions, column offsets). */
+    public io.tailguard.model.PackedLinear toPacked() {
+        VnmPattern p = mask.pattern();
+        return io.tailguard.model.PackedLinear.vnm(mask.rows(), mask.cols(), p.v(), p.m(), values,
+                PackedCodes.pack(mask.picks(), 2), mask.columns());
+    }
+
     /** The dense weight [rows · cols], row-major, zeros where pruned. */
     public float[] dense() {
         int n = mask.pattern().n();

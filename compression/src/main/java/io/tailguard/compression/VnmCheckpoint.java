@@ -81,6 +81,15 @@ public final class VnmCheckpoint {
         }, version, parent, 0, 0);
     }
 
+    /**
+     * The checkpoint as a model whose pruned linears stay in their compressed layout
+     * ({@link io.tailguard.model.Qwen3Model#packed}); read and checked as {@link #read} does. Needs
+     * {@link io.tailguard.model.PackedLinear#supported()} and a CPU device.
+     */
+    public static io.tailguard.model.Qwen3Model readPacked(Path dir, ai.djl.Device device) {
+        return read(dir).toPackedModel(device);
+    }
+
     public static VnmModel read(Path dir) {
         Manifest.read(dir).verify(dir);
         ModelConfig config = ConfigJson.read(dir.resolve(CheckpointDir.CONFIG));

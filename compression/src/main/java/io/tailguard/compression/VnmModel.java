@@ -63,6 +63,23 @@ public record VnmModel(ModelConfig config, VnmPattern pattern, Map<String, Spars
         return Qwen3Model.create(config, denseWeights(), device);
     }
 
+    /**
+     * A runnable model whose pruned layers stay in their compressed layout ({@link Qwen3Model#packed}),
+     * as {@link VnmCheckpoint#readPacked} gives for this model written and read back.
+     */
+    public Qwen3Model toPackedModel(Device device) {
+        Map<String, io.tailguard.model.PackedLinear> packed = new LinkedHashMap<>();
+        try {
+            for (SparseLinear s : linears.values()) {
+                packed.put(s.name(), s.toPacked());
+            }
+        } catch (RuntimeException e) {
+            packed.values().forEach(io.tailguard.model.PackedLinear::close);
+            throw e;
+        }
+        return Qwen3Model.packed(config, dense, packed, device);
+    }
+
     /** What the pruned layers took as float32. */
     public long float32LinearBytes() {
         long total = 0;

@@ -5,6 +5,12 @@ import ai.djl.ndarray.NDArray;
 /** The model's current weight adapter, shared by its layers: one place decides how a product is computed. */
 final class AdapterSlot {
     private WeightAdapter adapter;
+    private PackedLinear[][][] packed;
+
+    /** A packed model's linears ([layer][Projection ordinal][part]); set once, before any product. */
+    void setPacked(PackedLinear[][][] packed) {
+        this.packed = packed;
+    }
 
     WeightAdapter get() {
         return adapter;
@@ -14,8 +20,14 @@ final class AdapterSlot {
         this.adapter = adapter;
     }
 
-    /** x Wᵀ, or the adapter's product while one is attached and active. */
+    /**
+     * x Wᵀ, or the adapter's product while one is attached and active. A packed model's weight is
+     * dequantized for this one product into a float32 tensor of x's manager, freed with x's scope.
+     */
     NDArray apply(int layer, Projection p, NDArray x, NDArray weight) {
+        if (packed != null) {
+            weight = PackedLinear.dequantize(packed[layer][p.ordinal()], x.getManager());
+        }
         WeightAdapter a = adapter;
         return a == null || !a.active() ? Linear.apply(x, weight) : a.project(layer, p, x, weight);
     }

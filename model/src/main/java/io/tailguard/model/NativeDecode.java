@@ -85,4 +85,34 @@ final class NativeDecode {
     static native void postAttention(ByteBuffer x, ByteBuffer o, ByteBuffer oProj, ByteBuffer postNorm,
                                      ByteBuffer gateUp, ByteBuffer down,
                                      int batch, int hidden, int qDim, int intermediate, float eps, int threads);
+
+    /** {@link #preAttention} with q/k/v as three packed linears (handles of {@link PackedLinear}). */
+    static native void preAttentionPacked(ByteBuffer x, ByteBuffer inNorm, long[] qkv, ByteBuffer qNorm, ByteBuffer kNorm,
+                                          ByteBuffer cos, ByteBuffer sin, int[] positions, ByteBuffer q,
+                                          ByteBuffer keys, ByteBuffer values, ByteBuffer marks,
+                                          int batch, int hidden, int heads, int kvHeads, int headDim, int cap,
+                                          float eps, float scale, int threads);
+
+    /** {@link #postAttention} with o, gate/up (two) and down as packed linears. */
+    static native void postAttentionPacked(ByteBuffer x, ByteBuffer o, long[] oProj, ByteBuffer postNorm,
+                                           long[] gateUp, long[] down,
+                                           int batch, int hidden, int qDim, int intermediate, float eps, int threads);
+
+    /** A group-quantized linear from its stored arrays (see {@link PackedLinear#quantized}); never 0. */
+    static native long packedQuantized(int rows, int cols, int bits, int groupSize, byte[] codes, byte[] scalesF16,
+                                       byte[] signsOut, byte[] signsIn);
+
+    /** A V:N:M linear from its stored arrays (see {@link PackedLinear#vnm}); never 0. */
+    static native long packedVnm(int rows, int cols, int v, int m, float[] values, byte[] meta, byte[] columns);
+
+    static native void packedFree(long handle);
+
+    /** Bytes a packed linear holds in memory. */
+    static native long packedBytes(long handle);
+
+    /** out [B, rows] = x [B, cols] Wᵀ. */
+    static native void packedMultiply(long handle, ByteBuffer x, int batch, ByteBuffer out, int threads);
+
+    /** The weight [rows, cols] in the original basis into out. */
+    static native void packedDequantize(long handle, ByteBuffer out, int threads);
 }

@@ -35,6 +35,10 @@ public final class Qwen3Model implements AutoCloseable {
     /** The native decoder layer's weights, gathered on first use; NO_NATIVE where the model cannot take it. */
     private volatile Object nativeWeights;
     private static final Object NO_NATIVE = new Object();
+    private static final java.util.regex.Pattern LINEAR_NAME =
+            java.util.regex.Pattern.compile("model\\.layers\\.(\\d+)\\.(\\w+)\\.(\\w+_proj)\\.weight");
+    /** A packed model's linears, [layer][Projection ordinal][module in row order]; null for a float32 model. */
+    private final PackedLinear[][][] packed;
 
     /**
      * Takes ownership of the weights (Hugging Face names) and of their manager. q/k/v and gate/up
@@ -42,7 +46,13 @@ public final class Qwen3Model implements AutoCloseable {
      * so reading or updating a named weight reads or updates what the model computes with.
      */
     public Qwen3Model(ModelConfig config, Map<String, NDArray> weights, NDManager manager) {
+        this(config, weights, manager, null);
+    }
+
+    private Qwen3Model(ModelConfig config, Map<String, NDArray> weights, NDManager manager, PackedLinear[][][] packed) {
         this.config = config;
+        this.packed = packed;
+        adapter.setPacked(packed);
         this.manager = manager;
         Map<String, NDArray> named = new java.util.LinkedHashMap<>(weights);
         List<NDArray> qkv = new ArrayList<>();
@@ -93,6 +103,86 @@ public final class Qwen3Model implements AutoCloseable {
             arrays.put(e.getKey(), manager.create(w, new Shape(e.getValue())));
         }
         return new Qwen3Model(config, arrays, manager);
+    }
+
+    /**
+     * A model whose decoder linears (q/k/v/o, gate/up/down of every layer) stay packed
+     * ({@link PackedLinear}); the other tensors (embedding, norms, an untied lm_head) are float32 on
+     * the host, by Hugging Face name. Decode steps multiply with the packed weights in the native
+     * decoder layer; other passes (prefill, forward) and a libtorch decode step
+     * ({@code -Dtailguard.decode.kernel=torch}) dequantize one product at a time into a temporary
+     * float32 weight. Takes ownership of the linears, also when it refuses them. The linears'
+     * entries of {@link #weights()} and {@link #parameters()} are empty [0, in] placeholders: a
+     * packed model is for generation, not training; {@link #hostWeights()} dequantizes them.
+     */
+    public static Qwen3Model packed(ModelConfig config, Map<String, float[]> dense, Map<String, PackedLinear> linears,
+                                    ai.djl.Device device) {
+        try {
+            if (device.isGpu()) {
+                throw new IllegalArgumentException("packed weights decode on the CPU only, not on " + device);
+            }
+            PackedLinear[][][] byLayer = new PackedLinear[config.numLayers()][Projection.values().length][];
+            for (int l = 0; l < config.numLayers(); l++) {
+                for (Projection p : Projection.values()) {
+                    PackedLinear[] parts = new PackedLinear[p.modules().size()];
+                    for (int j = 0; j < parts.length; j++) {
+                        String name = "model.layers." + l + "." + p.block() + "." + p.modules().get(j) + ".weight";
+                        PackedLinear w = linears.get(name);
+                        long[] shape = Projection.shape(config, p.modules().get(j));
+                        if (w == null) {
+                            throw new IllegalArgumentException("packed model lacks linear " + name);
+                        }
+                        if (w.rows() != shape[0] || w.cols() != shape[1]) {
+                            throw new IllegalArgumentException(name + ": packed [" + w.rows() + ", " + w.cols()
+                                    + "], the config needs [" + shape[0] + ", " + shape[1] + "]");
+                        }
+                        parts[j] = w;
+                    }
+                    byLayer[l][p.ordinal()] = parts;
+                }
+            }
+            NDManager manager = NDManager.newBaseManager(device);
+            Map<String, NDArray> arrays = new java.util.HashMap<>();
+            try {
+                for (Map.Entry<String, long[]> e : ParameterShapes.of(config).entrySet()) {
+                    if (linears.containsKey(e.getKey())) {
+                        arrays.put(e.getKey(), manager.zeros(new Shape(0, e.getValue()[1]), DataType.FLOAT32));
+                        continue;
+                    }
+                    float[] w = dense.get(e.getKey());
+                    if (w == null) {
+                        throw new IllegalArgumentException("missing tensor " + e.getKey());
+                    }
+                    arrays.put(e.getKey(), manager.create(w, new Shape(e.getValue())));
+                }
+                return new Qwen3Model(config, arrays, manager, byLayer);
+            } catch (RuntimeException e) {
+                manager.close();
+                throw e;
+            }
+        } catch (RuntimeException e) {
+            linears.values().forEach(PackedLinear::close);
+            throw e;
+        }
+    }
+
+    /** Whether the decoder linears are packed ({@link #packed}). */
+    public boolean isPacked() {
+        return packed != null;
+    }
+
+    /** Bytes the decoder linears take: packed in memory, or as float32. */
+    public long linearBytes() {
+        long total = 0;
+        for (int l = 0; l < config.numLayers(); l++) {
+            for (Projection p : Projection.values()) {
+                for (String m : p.modules()) {
+                    long[] s = Projection.shape(config, m);
+                    total += packed == null ? 4L * s[0] * s[1] : packed[l][p.ordinal()][p.modules().indexOf(m)].bytes();
+                }
+            }
+        }
+        return total;
     }
 
     /** Concatenates the named [rows, H] weights along rows and replaces each by its view. */
@@ -153,9 +243,23 @@ public final class Qwen3Model implements AutoCloseable {
     public Map<String, float[]> hostWeights() {
         Map<String, float[]> out = new java.util.LinkedHashMap<>();
         for (String name : ParameterShapes.of(config).keySet()) {
-            out.put(name, weights.get(name).toFloatArray());
+            PackedLinear p = packedLinear(name);
+            out.put(name, p != null ? p.dequantize() : weights.get(name).toFloatArray());
         }
         return out;
+    }
+
+    /** The packed linear of a Hugging Face weight name, or null. */
+    private PackedLinear packedLinear(String name) {
+        if (packed == null) {
+            return null;
+        }
+        java.util.regex.Matcher m = LINEAR_NAME.matcher(name);
+        if (!m.matches()) {
+            return null;
+        }
+        Projection p = Projection.of(m.group(3));
+        return packed[Integer.parseInt(m.group(1))][p.ordinal()][p.modules().indexOf(m.group(3))];
     }
 
     /**
@@ -402,6 +506,9 @@ public final class Qwen3Model implements AutoCloseable {
             equal &= after[i] == after[0];
         }
         checkPositions(span);
+        if (packed != null && nativePackedServes(cache)) {
+            return decodeNative(tokens, cache, kernel, into, null, positions, after, span, equal);
+        }
         NativeDecode.Weights nw = nativeDecodeWeights(cache);
         if (nw != null) {
             return decodeNative(tokens, cache, kernel, into, nw, positions, after, span, equal);
@@ -435,7 +542,7 @@ public final class Qwen3Model implements AutoCloseable {
      * adapter is active, or the model or the cache is not float32 on the CPU.
      */
     private NativeDecode.Weights nativeDecodeWeights(KvCache cache) {
-        if (!NativeDecode.LIBRARY.preferred()) {
+        if (packed != null || !NativeDecode.LIBRARY.preferred()) {
             return null;
         }
         WeightAdapter a = adapter.get();
@@ -451,6 +558,26 @@ public final class Qwen3Model implements AutoCloseable {
             nativeWeights = w = w == null ? NO_NATIVE : w;
         }
         return w == NO_NATIVE ? null : (NativeDecode.Weights) w;
+    }
+
+    /** Whether a packed model's step runs natively: as for float32 weights (the library, no active adapter, a CPU float32 cache). */
+    private boolean nativePackedServes(KvCache cache) {
+        WeightAdapter a = adapter.get();
+        return NativeDecode.LIBRARY.preferred() && (a == null || !a.active()) && NativeDecode.servable(cache.keys(0));
+    }
+
+    /** Handles of a packed product's parts. */
+    private long[] handles(int layer, Projection p) {
+        PackedLinear[] parts = packed[layer][p.ordinal()];
+        long[] h = new long[parts.length];
+        for (int j = 0; j < parts.length; j++) {
+            h[j] = parts[j].handle();
+        }
+        return h;
+    }
+
+    private NDArray param(int layer, String name) {
+        return parameters.get("model.layers." + layer + "." + name);
     }
 
     /**
@@ -479,6 +606,10 @@ public final class Qwen3Model implements AutoCloseable {
             java.nio.ByteBuffer cos = NativeLibraries.view(rotary.cosTable());
             java.nio.ByteBuffer sin = NativeLibraries.view(rotary.sinTable());
             for (int l = 0; l < layers.size(); l++) {
+                if (w == null) {
+                    decodePackedLayer(l, xv, qv, cos, sin, positions, cache, kernel, step, scope, q, b, eps, scale, threads);
+                    continue;
+                }
                 java.nio.ByteBuffer[] v = w.views(l);
                 NativeDecode.preAttention(xv, v[0], v[1], v[2], v[3], cos, sin, positions, qv,
                         NativeLibraries.view(cache.keys(l)), NativeLibraries.view(cache.values(l)),
@@ -494,6 +625,26 @@ public final class Qwen3Model implements AutoCloseable {
             NDArray out = logits(finalNorm.forward(x));
             out.attach(into);
             return out;
+        }
+    }
+
+    /** One layer of {@link #decodeNative} on packed linears. */
+    private void decodePackedLayer(int l, java.nio.ByteBuffer xv, java.nio.ByteBuffer qv, java.nio.ByteBuffer cos,
+                                   java.nio.ByteBuffer sin, int[] positions, KvCache cache, AttentionKernel kernel,
+                                   DecodeStep step, NDManager scope, NDArray q, int b, float eps, float scale, int threads) {
+        int h = config.hiddenSize();
+        int heads = config.numHeads();
+        int d = config.headDim();
+        NativeDecode.preAttentionPacked(xv, NativeLibraries.view(param(l, "input_layernorm.weight")), handles(l, Projection.QKV),
+                NativeLibraries.view(param(l, "self_attn.q_norm.weight")), NativeLibraries.view(param(l, "self_attn.k_norm.weight")),
+                cos, sin, positions, qv, NativeLibraries.view(cache.keys(l)), NativeLibraries.view(cache.values(l)),
+                NativeLibraries.view(cache.landmarks(l)), b, h, heads, config.numKvHeads(), d, cache.capacity(), eps, scale, threads);
+        try (NDManager local = scope.newSubManager()) {
+            q.tempAttach(local);
+            NDArray o = kernel.decode(l, q, cache, step);                         // [B, kvh, r, D]
+            NativeDecode.postAttentionPacked(xv, NativeLibraries.view(o), handles(l, Projection.O),
+                    NativeLibraries.view(param(l, "post_attention_layernorm.weight")), handles(l, Projection.GATE_UP),
+                    handles(l, Projection.DOWN), b, h, heads * d, config.intermediateSize(), eps, threads);
         }
     }
 
@@ -523,5 +674,14 @@ public final class Qwen3Model implements AutoCloseable {
     @Override
     public void close() {
         manager.close();
+        if (packed != null) {
+            for (PackedLinear[][] layer : packed) {
+                for (PackedLinear[] parts : layer) {
+                    for (PackedLinear p : parts) {
+                        p.close();
+                    }
+                }
+            }
+        }
     }
 }

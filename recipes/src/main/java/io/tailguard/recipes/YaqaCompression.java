@@ -44,9 +44,10 @@ public final class YaqaCompression {
         long t0 = System.nanoTime();
         QuantizedModel q = YaqaQuantizer.quantize(model, calib, o.bits(), o.method(), o.seed());
         double seconds = (System.nanoTime() - t0) / 1e9;
-        QuantizedCheckpoint.write(out, q, 0, parent.toString());
+        String tokJson = CompressionData.tokenizerJson(parent);
+        QuantizedCheckpoint.write(out, q, tokJson, 0, parent.toString());
         if (exportDequantized != null) {
-            DenseExport.write(exportDequantized, q, CompressionData.tokenizerJson(parent));
+            DenseExport.write(exportDequantized, q, tokJson);
         }
         CompressionData.Quality quality = data.quality(model, out, device, held, tok);
         return new Result(q, seconds, quality, Files.size(out.resolve(QuantizedCheckpoint.QUANT_TENSORS)));

@@ -1,7 +1,6 @@
 package io.tailguard.actors.cli;
 
 import io.tailguard.model.Devices;
-import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.lora.LoraAdapter;
 import io.tailguard.model.tokenizer.Tokenizer;
@@ -102,7 +101,10 @@ final class EvalCommand implements Callable<Integer> {
         Tokenizer tok = Tokenizers.fromCheckpoint(checkpoint);
         Evaluator.EvalOptions o = new Evaluator.EvalOptions(n, samples, t, seed, maxNew, batch);
         Evaluator.EvalResult r;
-        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+        if (lora.lora != null && GenerationModels.isCompressed(checkpoint)) {
+            throw new BadInput("--lora: " + checkpoint + " is a compressed checkpoint; a LoRA merges into float32 weights only");
+        }
+        try (Qwen3Model model = GenerationModels.open(checkpoint, Devices.parse(common.device()))) {
             LoraAdapter adapter = lora.attach(model);
             if (adapter != null) {
                 adapter.merge(); // the sparse actor decodes with it, at the cost of the plain model

@@ -1,6 +1,5 @@
 package io.tailguard.actors.cli;
 
-import io.tailguard.model.ModelLoader;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Devices;
 import io.tailguard.model.tokenizer.ChatFormat;
@@ -106,7 +105,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (ids.length == 0) {
             throw new BadInput("the prompt is empty");
         }
-        try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
+        try (Qwen3Model model = GenerationModels.open(checkpoint, Devices.parse(common.device()))) {
             for (int id : ids) {
                 if (id < 0 || id >= model.config().vocabSize()) {
                     throw new BadInput("--prompt-ids: token id " + id + " outside vocabulary [0, " + model.config().vocabSize() + ")");

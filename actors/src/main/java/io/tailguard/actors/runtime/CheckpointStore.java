@@ -147,8 +147,10 @@ public final class CheckpointStore {
     }
 
     /**
-     * Loads a compressed publication dequantized (a packed quantized or V:N:M checkpoint, or a plain
-     * one) after checking its manifest's sha256 (and, through the reader, every file).
+     * Loads a compressed publication for sampling after checking its manifest's sha256 (and, through
+     * the reader, every file): a packed quantized or V:N:M checkpoint keeps its linears packed and
+     * decodes on them where the native decoder library is loaded on a CPU (dequantized elsewhere);
+     * a plain checkpoint loads as it is.
      */
     public static Qwen3Model loadCompressed(CompressedPublished c, String device) {
         Path dir = Path.of(java.net.URI.create(c.uri()));
@@ -156,7 +158,7 @@ public final class CheckpointStore {
         if (!sha.equals(c.sha256())) {
             throw new CheckpointException(dir.resolve(Manifest.FILE_NAME) + ": sha256 " + sha + " is not the announced " + c.sha256());
         }
-        return io.tailguard.compression.CompressedCheckpoints.loadDequantized(dir, Devices.parse(device));
+        return io.tailguard.compression.CompressedCheckpoints.load(dir, Devices.parse(device));
     }
 
     /** Whether a published version carries a DistillSparse LoRA for the sparse actor. */

@@ -290,7 +290,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         compressedModel = next;
         compressedLoaded = c.version();
         metrics.workerCompressedVersion.labelValues(name).set(compressedLoaded);
-        getContext().getLog().info("{} now samples compressed leases with {}", name, c.describe());
+        getContext().getLog().info("{} now samples compressed leases with {} ({})", name, c.describe(), next.isPacked()
+                ? "packed, " + next.linearBytes() + " bytes of decoder linears" : "dequantized to float32");
         return compressedModel;
     }
 }

@@ -61,6 +61,10 @@ public final class LoraAdapter implements WeightAdapter, AutoCloseable {
     private boolean merged;
 
     private LoraAdapter(Qwen3Model model, LoraConfig config, Map<String, float[]> values) {
+        if (model.isPacked()) {
+            // merging writes into the base weights, which a packed model does not hold as float32
+            throw new IllegalArgumentException("a LoRA needs a float32 model; this one's linears are packed");
+        }
         this.model = model;
         this.modelConfig = model.config();
         this.config = config;

@@ -8,7 +8,7 @@ import java.util.Locale;
  * machine the controller actor drives next to its {@link BudgetController}.
  *
  * <p>Two rollout options: plain (the published policy under the sparse schedule) and compressed
- * (the newest compressed version, dequantized, under the same schedule). Trajectories of the
+ * (the newest compressed version, decoded on its packed weights, under the same schedule). Trajectories of the
  * compressed option are probed by the dense policy (the current published weights), so their α
  * tail measures everything the learner's importance weights must correct: compression, sparsity,
  * and the distance the policy has moved since the compressed version. The bulk of leases goes to

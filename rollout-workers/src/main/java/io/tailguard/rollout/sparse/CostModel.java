@@ -52,6 +52,10 @@ import static io.tailguard.model.KvCache.PAGE;
  *       reads them from the same schedule. Just past the budget (L slightly above B) sparse can
  *       cost more than dense, since landmark scoring is extra; the model reports that as it is,
  *       because the kernel goes sparse whenever B &lt; L.</li>
+ *   <li>Compressed weights ({@link #CostModel(ModelConfig, Machine, int, double)}): the same 2P
+ *       FLOPs, and the bytes the packed weights really take per step instead of 4P (quantized
+ *       codes with their steps and signs, or V:N:M kept values with their positions); unpacking and
+ *       the incoherence transforms are ignored like the other elementwise work.</li>
  *   <li>Ignored everywhere: norms, RoPE, softmax, activations, sampling, and kernel launch
  *       overheads (they scale with neither L nor B; they make measured speedups lower than
  *       predicted).</li>
@@ -187,15 +191,26 @@ public final class CostModel {
      * @param batchSize sequences decoded together (they share one read of the weights per step)
      */
     public CostModel(ModelConfig config, Machine machine, int batchSize) {
+        this(config, machine, batchSize, (double) BYTES_PER_VALUE * config.parameterCount());
+    }
+
+    /**
+     * @param weightBytes bytes of every weight the linear layers and the LM head read per decode step
+     *                    (float32: 4 · {@link ModelConfig#parameterCount()}; less for packed weights)
+     */
+    public CostModel(ModelConfig config, Machine machine, int batchSize, double weightBytes) {
         if (batchSize <= 0) {
             throw new IllegalArgumentException("batch size must be positive, got " + batchSize);
+        }
+        if (!(weightBytes > 0) || !Double.isFinite(weightBytes)) {
+            throw new IllegalArgumentException("weight bytes must be a positive number, got " + weightBytes);
         }
         this.config = config;
         this.machine = machine;
         this.batchSize = batchSize;
         this.intensity = machine.flopsPerByte();
         double p = config.parameterCount();
-        this.linearCost = 2 * p + intensity * BYTES_PER_VALUE * p / batchSize;
+        this.linearCost = 2 * p + intensity * weightBytes / batchSize;
     }
 
     public ModelConfig config() {

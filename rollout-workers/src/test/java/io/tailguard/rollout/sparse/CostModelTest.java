@@ -32,6 +32,18 @@ class CostModelTest {
     }
 
     @Test
+    void packedWeightsCostTheirBytes() {
+        // 4-bit packed linears read, say, 1000 bytes per step instead of 4P = 13024; batch 4:
+        // 2P FLOPs + I · 1000 / 4 = 6512 + 2500
+        CostModel m = new CostModel(TINY, MACHINE, 4, 1000);
+        assertEquals(9012, m.linearTokenCost(), 1e-9);
+        assertEquals(new CostModel(TINY, MACHINE, 4).linearTokenCost(), new CostModel(TINY, MACHINE, 4, 4 * P).linearTokenCost(), 1e-9);
+        // the attention terms do not change
+        assertEquals(9012 + 4 * denseLayer(64), m.denseDecodeTokenCost(64), 1e-6);
+        assertThrows(IllegalArgumentException.class, () -> new CostModel(TINY, MACHINE, 4, 0));
+    }
+
+    @Test
     void tinyConfigCostsMatchHandArithmetic() {
         assertEquals(3256, TINY.parameterCount());
         assertEquals(136_752, LINEAR, 0);

@@ -1,0 +1,585 @@
+/*
+ * Products with packed weights, read as they are stored (docs/architecture.md, "Native kernels";
+ * the formats are the compressed checkpoints' quant.json and vnm.json):
+ *
+ *   group-quantized  codes of `bits` bits (2..8), one float16 step per group of `group` input columns
+ *                    of a row, w̃ = step · (code − (2^bits − 1)/2), in the incoherent basis
+ *                    W = diag(s_out) Had_out W̃ Had_in diag(s_in). The product runs in that basis:
+ *                    x̃ = Had_in (s_in ⊙ x) once per call, z = W̃ x̃ from the codes, y = s_out ⊙ Had_out z.
+ *                    Had is the orthonormal Sylvester Hadamard, block-diagonal with the largest power
+ *                    of two dividing the dimension as its block.
+ *   V:N:M            per row and column block of M columns, two float32 values at two of the block's
+ *                    four selected columns (2-bit positions, LSB first), the four columns shared by the
+ *                    V rows of a row block. The four activations a row block can touch are gathered
+ *                    once per row block, batch-minor, so every kept value is one broadcast and one
+ *                    fused multiply-add for 8 sequences.
+ *
+ * Codes stay packed in memory; only their rows are re-aligned to byte boundaries at load (a row of
+ * an odd width would otherwise start inside a byte), and the float16 steps and the 2-bit V:N:M
+ * positions are kept as stored. Rows are split over the pool's threads as the float32 products are.
+ * Included by decode_layer.c, whose call mutex its caller holds around the products and the
+ * dequantization (they use the pool and shared scratch); construction touches neither.
+ */
+#ifndef TG_PACKED_H
+#define TG_PACKED_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_pool.h"
+#include "tg_util.h"
+
+#define LIN_QUANT 1
+#define LIN_VNM 2
+#define LIN_SLACK 8 /* bytes after the last code row: the unpackers read up to 4 bytes at a time */
+
+typedef struct {
+    int kind;
+    int rows, cols;
+    /* group-quantized */
+    int bits, group, groups, hb_in, hb_out;
+    size_t row_bytes;  /* bytes of one row of codes; every row starts on a byte */
+    uint8_t *codes;    /* rows · row_bytes + LIN_SLACK */
+    uint16_t *scales;  /* [rows, groups] float16 */
+    float *s_in, *s_out;
+    float offset;
+    /* V:N:M */
+    int v, m, cb;
+    size_t meta_bytes; /* bytes of one row's 2:4 positions (4 bits per column block) */
+    float *values;     /* [rows, cb, 2] */
+    uint8_t *meta;     /* rows · meta_bytes */
+    uint8_t *colsel;   /* [rows / v, cb, 4] column offsets within the block */
+} Lin;
+
+static void lin_free(Lin *L) {
+    if (!L) return;
+    free(L->codes);
+    free(L->scales);
+    free(L->s_in);
+    free(L->s_out);
+    free(L->values);
+    free(L->meta);
+    free(L->colsel);
+    free(L);
+}
+
+static inline float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t) (h & 0x8000) << 16;
+    int exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            int e = -1;
+            do { man <<= 1; e++; } while (!(man & 0x400));
+            bits = sign | (uint32_t) (127 - 15 - e) << 23 | (man & 0x3ff) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | man << 13;
+    } else {
+        bits = sign | (uint32_t) (exp - 15 + 127) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline int lowest_pow2(int n) { return n & -n; }
+
+/* Code i of a little-endian bit stream of b-bit codes (b ≤ 8); reads two bytes. */
+static inline int stream_code(const uint8_t *s, size_t i, int b) {
+    size_t bit = i * (size_t) b;
+    unsigned w = s[bit >> 3] | (unsigned) s[(bit >> 3) + 1] << 8;
+    return (int) (w >> (bit & 7)) & ((1 << b) - 1);
+}
+
+/* The first three butterfly stages (h = 1, 2, 4) of 8 consecutive values, within one register. */
+static inline __m256 hadamard8(__m256 v) {
+    __m256 s = _mm256_permute_ps(v, 0xB1);                  /* swap neighbours */
+    v = _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xAA);
+    s = _mm256_permute_ps(v, 0x4E);                         /* swap pairs */
+    v = _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xCC);
+    s = _mm256_permute2f128_ps(v, v, 1);                    /* swap halves */
+    return _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xF0);
+}
+
+/* In place: v ← Had_block-diag v over n values (fast Walsh–Hadamard per block, scaled 1/√block). */
+static void fwht(float *v, int n, int block) {
+    if (block <= 1) return;
+    float scale = 1.0f / sqrtf((float) block);
+    for (int o = 0; o < n; o += block) {
+        float *p = v + o;
+        int h = 1;
+        if (block >= 8) {
+            for (int i = 0; i < block; i += 8) _mm256_storeu_ps(p + i, hadamard8(_mm256_loadu_ps(p + i)));
+            h = 8;
+        }
+        for (; h < block; h <<= 1) {
+            for (int i = 0; i < block; i += h << 1) {
+                int j = i;
+                if (h >= 8) {
+                    for (; j + 8 <= i + h; j += 8) {
+                        __m256 x = _mm256_loadu_ps(p + j), y = _mm256_loadu_ps(p + j + h);
+                        _mm256_storeu_ps(p + j, _mm256_add_ps(x, y));
+                        _mm256_storeu_ps(p + j + h, _mm256_sub_ps(x, y));
+                    }
+                }
+                for (; j < i + h; j++) {
+                    float x = p[j], y = p[j + h];
+                    p[j] = x + y;
+                    p[j + h] = x - y;
+                }
+            }
+        }
+        for (int i = 0; i < block; i++) p[i] *= scale;
+    }
+}
+
+/* ------------------------------------------------------------------------------- construction */
+
+/* codes: the stored stream ([rows · cols] codes, LSB first); scales: float16 [rows, groups];
+ * signs: 1 bit each, 1 = −1. NULL when out of memory. */
+static Lin *lin_quantized(int rows, int cols, int bits, int group, const uint8_t *codes, const uint16_t *scales,
+                          const uint8_t *signs_out, const uint8_t *signs_in) {
+    Lin *L = calloc(1, sizeof(Lin));
+    if (!L) return NULL;
+    L->kind = LIN_QUANT;
+    L->rows = rows;
+    L->cols = cols;
+    L->bits = bits;
+    L->group = group;
+    L->groups = (cols + group - 1) / group;
+    L->hb_in = lowest_pow2(cols);
+    L->hb_out = lowest_pow2(rows);
+    L->offset = (float) ((1 << bits) - 1) / 2.0f;
+    L->row_bytes = ((size_t) cols * bits + 7) / 8;
+    L->codes = calloc((size_t) rows * L->row_bytes + LIN_SLACK, 1);
+    L->scales = malloc(sizeof(uint16_t) * (size_t) rows * L->groups);
+    L->s_in = malloc(sizeof(float) * (size_t) cols);
+    L->s_out = malloc(sizeof(float) * (size_t) rows);
+    if (!L->codes || !L->scales || !L->s_in || !L->s_out) {
+        lin_free(L);
+        return NULL;
+    }
+    memcpy(L->scales, scales, sizeof(uint16_t) * (size_t) rows * L->groups);
+    for (int c = 0; c < cols; c++) L->s_in[c] = (signs_in[c >> 3] >> (c & 7) & 1) ? -1.0f : 1.0f;
+    for (int r = 0; r < rows; r++) L->s_out[r] = (signs_out[r >> 3] >> (r & 7) & 1) ? -1.0f : 1.0f;
+    if (((size_t) cols * bits) % 8 == 0) {
+        memcpy(L->codes, codes, (size_t) rows * L->row_bytes); /* rows already start on bytes */
+    } else {
+        for (int r = 0; r < rows; r++) {
+            uint8_t *dst = L->codes + (size_t) r * L->row_bytes;
+            for (int c = 0; c < cols; c++) {
+                /* the source's last code may end in its last byte: read bit by bit */
+                size_t bit = ((size_t) r * cols + c) * bits;
+                int v = 0;
+                for (int k = 0; k < bits; k++, bit++) v |= (codes[bit >> 3] >> (bit & 7) & 1) << k;
+                size_t ob = (size_t) c * bits;
+                for (int k = 0; k < bits; k++, ob++) dst[ob >> 3] |= (uint8_t) ((v >> k & 1) << (ob & 7));
+            }
+        }
+    }
+    return L;
+}
+
+/* values [rows, cb, 2]; meta: the stored 2-bit positions stream [rows, cb, 2]; colsel: unpacked
+ * offsets [rows / v, cb, 4]. NULL when out of memory. */
+static Lin *lin_vnm(int rows, int cols, int v, int m, const float *values, const uint8_t *meta, const uint8_t *colsel) {
+    Lin *L = calloc(1, sizeof(Lin));
+    if (!L) return NULL;
+    L->kind = LIN_VNM;
+    L->rows = rows;
+    L->cols = cols;
+    L->v = v;
+    L->m = m;
+    L->cb = (cols + m - 1) / m;
+    L->meta_bytes = ((size_t) L->cb * 4 + 7) / 8;
+    size_t nv = (size_t) rows * L->cb * 2;
+    L->values = malloc(sizeof(float) * nv);
+    L->meta = calloc((size_t) rows * L->meta_bytes, 1);
+    L->colsel = malloc((size_t) rows / v * L->cb * 4);
+    if (!L->values || !L->meta || !L->colsel) {
+        lin_free(L);
+        return NULL;
+    }
+    memcpy(L->values, values, sizeof(float) * nv);
+    memcpy(L->colsel, colsel, (size_t) rows / v * L->cb * 4);
+    if (L->cb % 2 == 0) {
+        memcpy(L->meta, meta, (size_t) rows * L->meta_bytes);
+    } else {
+        for (int r = 0; r < rows; r++) {
+            for (int b = 0; b < L->cb; b++) {
+                size_t at = ((size_t) r * L->cb + b) * 4;
+                int nib = (meta[at >> 3] >> (at & 7)) & 15; /* at is a multiple of 4: never straddles */
+                L->meta[(size_t) r * L->meta_bytes + (b >> 1)] |= (uint8_t) (nib << ((b & 1) * 4));
+            }
+        }
+    }
+    return L;
+}
+
+static size_t lin_bytes(const Lin *L) {
+    if (L->kind == LIN_QUANT) {
+        return (size_t) L->rows * L->row_bytes + 2 * (size_t) L->rows * L->groups + ((size_t) L->rows + 7) / 8
+               + ((size_t) L->cols + 7) / 8;
+    }
+    return sizeof(float) * (size_t) L->rows * L->cb * 2 + (size_t) L->rows * L->meta_bytes + (size_t) L->rows / L->v * L->cb * 4;
+}
+
+/* --------------------------------------------------------------------------- group-quantized */
+
+/* Codes k..k+7 of a row (k a multiple of 8) as int32 lanes, for BITS 2, 3, 4 (8 codes are BITS bytes) and 8. */
+static inline __attribute__((always_inline)) __m256i unpack8(const uint8_t *row, int k, const int BITS, __m256i shifts, __m256i mask) {
+    if (BITS == 8) return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (row + k)));
+    uint32_t u;
+    memcpy(&u, row + (size_t) (k >> 3) * BITS, 4);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int) u), shifts), mask);
+}
+
+/*
+ * z[j · ldz + r] = w̃_r · xt_j for rows [r0, r1) and NB sequences, NB and BITS compile-time constants
+ * after inlining: each 8 codes become 8 weights once, w = code · step − offset · step, and meet every
+ * sequence's activations from cache. A row's steps are converted from float16 first (sf, of: 2 ·
+ * groups floats of scratch), so the loop over a group is only unpacking and multiply-adds.
+ * Needs BITS in {2, 3, 4, 8} and group % 8 == 0; columns past the last multiple of 8 go one by one.
+ */
+static inline __attribute__((always_inline)) void q_rows_fast(const Lin *L, const float *xt, int ldx, int r0, int r1,
+                                                              float *z, int ldz, float *sf, const int NB, const int BITS) {
+    int cols = L->cols, groups = L->groups, group = L->group;
+    int cols8 = cols & ~7;
+    float *of = sf + groups;
+    __m256i shifts = _mm256_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 4 * BITS, 5 * BITS, 6 * BITS, 7 * BITS);
+    __m256i mask = _mm256_set1_epi32((1 << BITS) - 1);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
+        const uint16_t *sc = L->scales + (size_t) r * groups;
+        for (int g = 0; g < groups; g++) {
+            sf[g] = f16_to_f32(sc[g]);
+            of[g] = -L->offset * sf[g];
+        }
+        __m256 acc[8];
+        for (int j = 0; j < NB; j++) acc[j] = _mm256_setzero_ps();
+        int k = 0;
+        for (int g = 0; k < cols8; g++) {
+            __m256 vs = _mm256_broadcast_ss(sf + g), vo = _mm256_broadcast_ss(of + g);
+            int end = k + group < cols8 ? k + group : cols8;
+            for (; k < end; k += 8) {
+                __m256 w = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unpack8(row, k, BITS, shifts, mask)), vs, vo);
+                for (int j = 0; j < NB; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xt + (size_t) j * ldx + k), acc[j]);
+            }
+        }
+        float tail[8];
+        for (int j = 0; j < NB; j++) tail[j] = 0;
+        for (; k < cols; k++) {
+            float w = sf[k / group] * (float) stream_code(row, (size_t) k, BITS) + of[k / group];
+            for (int j = 0; j < NB; j++) tail[j] += w * xt[(size_t) j * ldx + k];
+        }
+        for (int j = 0; j < NB; j++) z[(size_t) j * ldz + r] = hsum(acc[j]) + tail[j];
+    }
+}
+
+#define Q_ROWS_NB(BITS) \
+    switch (nb) { \
+        case 1: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 1, BITS); break; \
+        case 2: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 2, BITS); break; \
+        case 3: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 3, BITS); break; \
+        case 4: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 4, BITS); break; \
+        case 5: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 5, BITS); break; \
+        case 6: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 6, BITS); break; \
+        case 7: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 7, BITS); break; \
+        default: q_rows_fast(L, xt, L->cols, r0, r1, z, L->rows, sf, 8, BITS); break; \
+    }
+
+/* Any width and group: a row's weights decoded into w (cols floats), then one dot per sequence. */
+static void q_rows_any(const Lin *L, const float *xt, int ldx, int nb, int r0, int r1, float *z, int ldz, float *w) {
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
+        const uint16_t *sc = L->scales + (size_t) r * L->groups;
+        for (int c = 0; c < L->cols; c++) {
+            w[c] = f16_to_f32(sc[c / L->group]) * ((float) stream_code(row, (size_t) c, L->bits) - L->offset);
+        }
+        for (int j = 0; j < nb; j++) z[(size_t) j * ldz + r] = dot(xt + (size_t) j * ldx, w, L->cols);
+    }
+}
+
+typedef struct {
+    const Lin *L;
+    const float *xt; /* [B, cols], rotated */
+    float *z;        /* [B, rows] */
+    float *scratch;  /* per worker: stride ≥ cols + 2 · groups floats */
+    int B, chunk, stride;
+} QJob;
+
+static void q_item(void *ctx, int item, int worker) {
+    const QJob *q = ctx;
+    const Lin *L = q->L;
+    int r0 = item * q->chunk;
+    int r1 = r0 + q->chunk < L->rows ? r0 + q->chunk : L->rows;
+    int fast = (L->bits == 2 || L->bits == 3 || L->bits == 4 || L->bits == 8) && L->group % 8 == 0;
+    float *sf = q->scratch + (size_t) worker * q->stride;
+    for (int b0 = 0; b0 < q->B; b0 += 8) {
+        int nb = q->B - b0 < 8 ? q->B - b0 : 8;
+        const float *xt = q->xt + (size_t) b0 * L->cols;
+        float *z = q->z + (size_t) b0 * L->rows;
+        if (!fast) {
+            q_rows_any(L, xt, L->cols, nb, r0, r1, z, L->rows, sf);
+        } else if (L->bits == 4) {
+            Q_ROWS_NB(4)
+        } else if (L->bits == 8) {
+            Q_ROWS_NB(8)
+        } else if (L->bits == 3) {
+            Q_ROWS_NB(3)
+        } else {
+            Q_ROWS_NB(2)
+        }
+    }
+}
+
+/* -------------------------------------------------------------------------------------- V:N:M */
+
+typedef struct {
+    const Lin *L;
+    const float *x; /* [B, ldx] */
+    float *out;
+    float *scratch; /* per worker: stride ≥ cb · 4 · 8 floats */
+    int B, ldx, ldo, add, blocks_per_item, stride;
+} VJob;
+
+static void v_item(void *ctx, int item, int worker) {
+    const VJob *J = ctx;
+    const Lin *L = J->L;
+    int cb = L->cb;
+    float *xg = J->scratch + (size_t) worker * J->stride;
+    int rb0 = item * J->blocks_per_item;
+    int rb1 = rb0 + J->blocks_per_item < L->rows / L->v ? rb0 + J->blocks_per_item : L->rows / L->v;
+    for (int b0 = 0; b0 < J->B; b0 += 8) {
+        int nb = J->B - b0 < 8 ? J->B - b0 : 8;
+        for (int rb = rb0; rb < rb1; rb++) {
+            /* the row block's four columns of every column block, 8 sequences side by side */
+            const uint8_t *sel = L->colsel + (size_t) rb * cb * 4;
+            for (int b = 0; b < cb; b++) {
+                for (int k = 0; k < 4; k++) {
+                    int c = b * L->m + sel[b * 4 + k];
+                    float *dst = xg + ((size_t) b * 4 + k) * 8;
+                    for (int j = 0; j < 8; j++) dst[j] = j < nb && c < L->cols ? J->x[(size_t) (b0 + j) * J->ldx + c] : 0.0f;
+                }
+            }
+            for (int r = rb * L->v; r < (rb + 1) * L->v; r++) {
+                const float *val = L->values + (size_t) r * cb * 2;
+                const uint8_t *mt = L->meta + (size_t) r * L->meta_bytes;
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+                int b = 0;
+                for (; b + 2 <= cb; b += 2) {
+                    int byte = mt[b >> 1];
+                    const float *g = xg + (size_t) b * 32;
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + 2 * b), _mm256_loadu_ps(g + (byte & 3) * 8), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + 2 * b + 1), _mm256_loadu_ps(g + (byte >> 2 & 3) * 8), a1);
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + 2 * b + 2), _mm256_loadu_ps(g + 32 + (byte >> 4 & 3) * 8), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + 2 * b + 3), _mm256_loadu_ps(g + 32 + (byte >> 6 & 3) * 8), a1);
+                }
+                if (b < cb) {
+                    int nib = mt[b >> 1] & 15;
+                    const float *g = xg + (size_t) b * 32;
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + 2 * b), _mm256_loadu_ps(g + (nib & 3) * 8), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + 2 * b + 1), _mm256_loadu_ps(g + (nib >> 2) * 8), a1);
+                }
+                float lanes[8];
+                _mm256_storeu_ps(lanes, _mm256_add_ps(a0, a1));
+                for (int j = 0; j < nb; j++) {
+                    float *o = J->out + (size_t) (b0 + j) * J->ldo + r;
+                    *o = J->add ? *o + lanes[j] : lanes[j];
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ products */
+
+static float *s_lx, *s_lz, *s_lw;
+static size_t c_lx, c_lz, c_lw;
+
+static int lin_chunk(int n, int threads) {
+    int c = (n + 4 * threads - 1) / (4 * threads);
+    if (c < 16) c = 16;
+    while ((n + c - 1) / c > TG_MAX_ITEMS) c *= 2;
+    return c;
+}
+
+#define LIN_MAX_PARTS 3
+
+/* The parts of one product as one job: items [first[i], first[i + 1]) are part i's. */
+typedef struct {
+    QJob q[LIN_MAX_PARTS];
+    VJob v[LIN_MAX_PARTS];
+    int kind[LIN_MAX_PARTS];
+    int first[LIN_MAX_PARTS + 1];
+} MJob;
+
+static void m_item(void *ctx, int item, int worker) {
+    const MJob *M = ctx;
+    int i = 0;
+    while (item >= M->first[i + 1]) i++;
+    if (M->kind[i] == LIN_VNM) {
+        v_item((void *) &M->v[i], item - M->first[i], worker);
+    } else {
+        q_item((void *) &M->q[i], item - M->first[i], worker);
+    }
+}
+
+/*
+ * For each part i of a product (n ≤ LIN_MAX_PARTS parts sharing the input x [B, ldx], ldx ≥ cols):
+ * outs[i][b · ldos[i] + r] = (add ? outs[i] : 0) + (x_b W_iᵀ)_r. The parts' rows run as one job, so
+ * the pool's helpers stay busy from the first part to the last; the incoherence transforms of
+ * quantized parts run before and after it. 0 when out of memory.
+ */
+static int lin_apply_n(Lin *const *parts, int n, const float *x, int B, int ldx, float *const *outs, const int *ldos,
+                       int add, int threads) {
+    int workers = threads < 1 ? 1 : (threads > TG_MAX_HELPERS + 1 ? TG_MAX_HELPERS + 1 : threads);
+    size_t nx = 0, nz = 0, stride = 0;
+    for (int i = 0; i < n; i++) {
+        const Lin *L = parts[i];
+        size_t need = L->kind == LIN_VNM ? (size_t) L->cb * 32 : (size_t) L->cols + 2 * (size_t) L->groups;
+        if (need > stride) stride = need;
+        if (L->kind == LIN_QUANT) {
+            nx += (size_t) B * L->cols;
+            nz += (size_t) B * L->rows;
+        }
+    }
+    if (!grow((void **) &s_lx, &c_lx, nx + 1, sizeof(float)) || !grow((void **) &s_lz, &c_lz, nz + 1, sizeof(float))
+        || !grow((void **) &s_lw, &c_lw, (size_t) workers * stride, sizeof(float))) return 0;
+    MJob M;
+    M.first[0] = 0;
+    size_t ox = 0, oz = 0;
+    for (int i = 0; i < n; i++) {
+        const Lin *L = parts[i];
+        M.kind[i] = L->kind;
+        int items;
+        if (L->kind == LIN_VNM) {
+            int rbs = L->rows / L->v;
+            int per = (lin_chunk(L->rows, threads) + L->v - 1) / L->v;
+            M.v[i] = (VJob) {L, x, outs[i], s_lw, B, ldx, ldos[i], add, per, (int) stride};
+            items = (rbs + per - 1) / per;
+        } else {
+            float *xt0 = s_lx + ox;
+            for (int b = 0; b < B; b++) {
+                float *xt = xt0 + (size_t) b * L->cols;
+                const float *xb = x + (size_t) b * ldx;
+                for (int c = 0; c < L->cols; c++) xt[c] = xb[c] * L->s_in[c];
+                fwht(xt, L->cols, L->hb_in);
+            }
+            M.q[i] = (QJob) {L, xt0, s_lz + oz, s_lw, B, lin_chunk(L->rows, threads), (int) stride};
+            items = (L->rows + M.q[i].chunk - 1) / M.q[i].chunk;
+            ox += (size_t) B * L->cols;
+            oz += (size_t) B * L->rows;
+        }
+        M.first[i + 1] = M.first[i] + items;
+    }
+    tg_run(m_item, &M, M.first[n], threads);
+    for (int i = 0; i < n; i++) {
+        const Lin *L = parts[i];
+        if (L->kind == LIN_VNM) continue;
+        for (int b = 0; b < B; b++) {
+            float *z = M.q[i].z + (size_t) b * L->rows;
+            fwht(z, L->rows, L->hb_out);
+            float *o = outs[i] + (size_t) b * ldos[i];
+            if (add) {
+                for (int r = 0; r < L->rows; r++) o[r] += L->s_out[r] * z[r];
+            } else {
+                for (int r = 0; r < L->rows; r++) o[r] = L->s_out[r] * z[r];
+            }
+        }
+    }
+    return 1;
+}
+
+/* out[b · ldo + r] = (add ? out : 0) + (x_b Wᵀ)_r for r < rows, b < B; x [B, ldx] with ldx ≥ cols. */
+static int lin_apply(Lin *L, const float *x, int B, int ldx, float *out, int ldo, int add, int threads) {
+    return lin_apply_n(&L, 1, x, B, ldx, &out, &ldo, add, threads);
+}
+
+/* The weight in the original basis, [rows, cols] row-major, into w: rows split over the pool. */
+typedef struct {
+    const Lin *L;
+    float *w;
+    int chunk;
+} DJob;
+
+/* Rows [r0, r1): decoded, and for quantized weights W̃ Had_in diag(s_in) (Had symmetric). */
+static void d_rows(void *ctx, int item, int worker) {
+    (void) worker;
+    const DJob *J = ctx;
+    const Lin *L = J->L;
+    int cols = L->cols;
+    int r0 = item * J->chunk;
+    int r1 = r0 + J->chunk < L->rows ? r0 + J->chunk : L->rows;
+    for (int r = r0; r < r1; r++) {
+        float *wr = J->w + (size_t) r * cols;
+        if (L->kind == LIN_VNM) {
+            memset(wr, 0, sizeof(float) * (size_t) cols);
+            const uint8_t *sel = L->colsel + (size_t) (r / L->v) * L->cb * 4;
+            for (int b = 0; b < L->cb; b++) {
+                int nib = (L->meta[(size_t) r * L->meta_bytes + (b >> 1)] >> ((b & 1) * 4)) & 15;
+                for (int e = 0; e < 2; e++) {
+                    int c = b * L->m + sel[b * 4 + (e == 0 ? nib & 3 : nib >> 2)];
+                    if (c < cols) wr[c] = L->values[((size_t) r * L->cb + b) * 2 + e];
+                }
+            }
+            continue;
+        }
+        const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
+        for (int c = 0; c < cols; c++) {
+            wr[c] = f16_to_f32(L->scales[(size_t) r * L->groups + c / L->group]) * ((float) stream_code(row, (size_t) c, L->bits) - L->offset);
+        }
+        fwht(wr, cols, L->hb_in);
+        for (int c = 0; c < cols; c++) wr[c] *= L->s_in[c];
+    }
+}
+
+/* Columns [c0, c1) of every row: diag(s_out) Had_out ·, butterflies between whole rows. */
+static void d_cols(void *ctx, int item, int worker) {
+    (void) worker;
+    const DJob *J = ctx;
+    const Lin *L = J->L;
+    int rows = L->rows, cols = L->cols, blk = L->hb_out;
+    int c0 = item * J->chunk;
+    int c1 = c0 + J->chunk < cols ? c0 + J->chunk : cols;
+    float *w = J->w;
+    float scale = 1.0f / sqrtf((float) blk);
+    for (int o = 0; blk > 1 && o < rows; o += blk) {
+        for (int h = 1; h < blk; h <<= 1) {
+            for (int i = o; i < o + blk; i += h << 1) {
+                for (int j = i; j < i + h; j++) {
+                    float *a = w + (size_t) j * cols, *b = w + (size_t) (j + h) * cols;
+                    for (int c = c0; c < c1; c++) {
+                        float p = a[c], q = b[c];
+                        a[c] = p + q;
+                        b[c] = p - q;
+                    }
+                }
+            }
+        }
+        for (int r = o; r < o + blk; r++) {
+            for (int c = c0; c < c1; c++) w[(size_t) r * cols + c] *= scale;
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        float s = L->s_out[r];
+        for (int c = c0; c < c1; c++) w[(size_t) r * cols + c] *= s;
+    }
+}
+
+static void lin_dequantize(const Lin *L, float *w, int threads) {
+    DJob J = {L, w, lin_chunk(L->rows, threads)};
+    tg_run(d_rows, &J, (L->rows + J.chunk - 1) / J.chunk, threads);
+    if (L->kind == LIN_VNM) return;
+    int per = (L->cols + 2 * threads - 1) / (2 * threads);
+    J.chunk = per < 64 ? 64 : (per + 15) / 16 * 16;
+    tg_run(d_cols, &J, (L->cols + J.chunk - 1) / J.chunk, threads);
+}
+
+#endif
