@@ -19,18 +19,22 @@ import static org.junit.jupiter.api.Assertions.fail;
  * there), else {@code python3} on the PATH. A test that needs modules it cannot import is skipped,
  * unless {@code TAILGUARD_REQUIRE_TORCH=1} (.ci/run sets it), where it fails.
  */
-final class ReferencePython {
-    static final String PYTHON = System.getenv().getOrDefault("TAILGUARD_PYTHON", "python3");
+public final class ReferencePython {
+    public static final String PYTHON = System.getenv().getOrDefault("TAILGUARD_PYTHON", "python3");
     private static final ConcurrentHashMap<String, Boolean> IMPORTS = new ConcurrentHashMap<>();
 
     private ReferencePython() {
     }
 
     /** Skips (or, where required, fails) the calling test unless every module imports. */
-    static void need(String... modules) {
+    public static void need(String... modules) {
         String imports = "import " + String.join(", ", modules);
         boolean ok = IMPORTS.computeIfAbsent(imports, ReferencePython::imports);
-        String why = PYTHON + " cannot '" + imports + "' (set TAILGUARD_PYTHON to a Python that can; .ci/run builds one)";
+        need(ok, PYTHON + " cannot '" + imports + "' (set TAILGUARD_PYTHON to a Python that can; .ci/run builds one)");
+    }
+
+    /** Skips the calling test unless {@code ok}, or fails it where the reference is required. */
+    public static void need(boolean ok, String why) {
         if ("1".equals(System.getenv("TAILGUARD_REQUIRE_TORCH"))) {
             assertTrue(ok, why);
         }
@@ -51,13 +55,14 @@ final class ReferencePython {
     }
 
     /** Runs a script of src/test/python with arguments; fails the test with its output when it fails. */
-    static String run(String script, String... args) {
+    public static String run(String script, String... args) {
         List<String> cmd = new ArrayList<>(List.of(PYTHON, "src/test/python/" + script));
         cmd.addAll(List.of(args));
         try {
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
             // one thread: the machine's cores are shared with the JVM under test and other builds
             pb.environment().put("OMP_NUM_THREADS", "1");
+            pb.environment().put("RAYON_NUM_THREADS", "1");
             pb.environment().put("HF_HUB_OFFLINE", "1");
             pb.environment().put("TRANSFORMERS_VERBOSITY", "error");
             Process p = pb.start();
