@@ -16,6 +16,9 @@ import of torch, transformers and peft) serves a whole test class. Commands:
       PeftModel.from_pretrained; the float32 logits [len, vocab] of each sequence, one after the
       other, little-endian, to FILE; with an adapter, the same again after merge_adapter() (W += B A
       scaled, in place) to merged_out. Answers the shapes and the adapter's config as PEFT read it.
+      With "masks": FILE (safetensors of elementwise masks named model.layers.{i}.{block}.{module}.mask),
+      the adapter is merged first and each masked weight then multiplied by its mask, so the logits
+      are those of W' = (W + (lora_alpha / r) B A) * M; masked modules need not be adapted.
 """
 import json
 import sys
@@ -23,6 +26,7 @@ import sys
 import peft
 import safetensors  # noqa: F401 (save_pretrained writes safetensors through it)
 import torch
+from safetensors.torch import load_file
 import transformers
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -62,6 +66,13 @@ def logits(c):
         read = {"r": cfg.r, "lora_alpha": cfg.lora_alpha, "target_modules": sorted(cfg.target_modules),
                 "lora_tensors": sum(1 for n, _ in model.named_parameters() if "lora_" in n)}
     model.eval()
+    if c.get("masks"):
+        if c.get("adapter"):
+            model = model.merge_and_unload()
+        weights = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, mask in load_file(c["masks"]).items():
+                weights[name[: -len(".mask")] + ".weight"].mul_(mask.to(torch.float32))
     shapes = write_logits(model, c["ids"], c["out"])
     if c.get("adapter") and c.get("merged_out"):
         model.merge_adapter()

@@ -35,8 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The adapter's switch, merge, masks and files. The effective weights are checked against
- * W + (alpha/r)·B·A computed here with plain loops; logits against the PyTorch reference in
- * {@code LoraParityTest}.
+ * W + (alpha/r)·B·A computed here with plain loops; logits against PEFT and transformers in
+ * {@code PeftInteropTest}.
  */
 class LoraAdapterTest {
     // GQA ratio 2, head_dim 8 unlike 32 / 4, untied, two layers.

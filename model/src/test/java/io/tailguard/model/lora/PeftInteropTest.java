@@ -11,10 +11,13 @@ import com.google.gson.JsonParser;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.KvCache;
 import io.tailguard.model.ModelLoader;
+import io.tailguard.model.Projection;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.CheckpointException;
 import io.tailguard.model.io.DType;
+import io.tailguard.model.io.HostTensor;
+import io.tailguard.model.io.SafeTensors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -274,6 +277,84 @@ class PeftInteropTest {
                         c.getKey() + ": " + e.getMessage());
             }
         }
+    }
+
+    // ---- masks (V:N:M recovery) ----
+
+    @Test
+    void masksGiveTheMaskedEffectiveWeightAsPeftMergedAndMaskedComputesIt() throws IOException {
+        // transformers' model with PEFT's adapter merged, each masked weight then multiplied by its
+        // mask: W' = (W + (alpha/r) B A) * M. Adapted and masked (k_proj, up_proj), masked only
+        // (gate_proj, down_proj), adapted only (o_proj); layers 0 and 2 of three.
+        Path adapter = tmp.resolve("tailguard-masked");
+        Path masks = tmp.resolve("masks.safetensors");
+        int vocab;
+        try (Qwen3Model model = ModelLoader.load(tied, Device.cpu());
+             LoraAdapter lora = randomB(LoraAdapter.create(model, new LoraConfig(3, 6, List.of("k_proj", "o_proj", "up_proj")), 7), 8);
+             NDManager m = NDManager.newBaseManager()) {
+            vocab = model.config().vocabSize();
+            lora.save(adapter);
+            SplittableRandom r = new SplittableRandom(13);
+            Map<String, HostTensor> file = new java.util.LinkedHashMap<>();
+            for (int layer : new int[] {0, 2}) {
+                for (String module : List.of("k_proj", "up_proj", "gate_proj", "down_proj")) {
+                    long[] s = Projection.shape(model.config(), module);
+                    float[] mask = new float[(int) (s[0] * s[1])];
+                    for (int i = 0; i < mask.length; i++) {
+                        mask[i] = r.nextDouble() < 0.5 ? 1 : 0;
+                    }
+                    lora.setMask(layer, module, m.create(mask, new Shape(s)));
+                    file.put("model.layers." + layer + "." + Projection.of(module).block() + "." + module + ".mask",
+                            HostTensor.ofFloats(s, mask, DType.F32));
+                }
+            }
+            SafeTensors.write(masks, file, Map.of());
+            model.attach(lora);
+
+            Random rs = new Random(17);
+            int[] lengths = {7, 12, 19};
+            List<long[]> seqs = new ArrayList<>();
+            JsonArray ids = new JsonArray();
+            for (int len : lengths) {
+                long[] s = new long[len];
+                JsonArray a = new JsonArray();
+                for (int i = 0; i < len; i++) {
+                    s[i] = rs.nextInt(vocab);
+                    a.add(s[i]);
+                }
+                seqs.add(s);
+                ids.add(a);
+            }
+            float[] ref = maskedLogits(adapter, masks, ids);
+            float[] adaptedOnly = maskedLogits(adapter, null, ids);
+            double moved = 0;
+            for (int i = 0; i < ref.length; i++) {
+                moved = Math.max(moved, Math.abs(ref[i] - adaptedOnly[i]));
+            }
+            assertTrue(moved > 0.05, "the masks must change PEFT's logits, moved " + moved);
+            int[] starts = {0, lengths[0], lengths[0] + lengths[1]};
+            for (int i = 0; i < seqs.size(); i++) {
+                float[] got = model.forward(m.create(seqs.get(i), new Shape(1, lengths[i]))).toFloatArray();
+                assertClose(ref, starts[i] * vocab, got, 0, lengths[i] * vocab, "masked adapter: forward of sequence " + i);
+            }
+            decode(model, seqs, lengths, starts, ref, vocab, m, "masked adapter: decode");
+        }
+    }
+
+    /** PEFT's logits of the tied checkpoint with the adapter, merged and masked when masks is given. */
+    static float[] maskedLogits(Path adapter, Path masks, JsonArray ids) throws IOException {
+        Path out = tmp.resolve("masked-" + System.nanoTime() + ".bin");
+        JsonObject cmd = new JsonObject();
+        cmd.addProperty("cmd", "logits");
+        cmd.addProperty("base", tied.toString());
+        cmd.addProperty("adapter", adapter.toString());
+        if (masks != null) {
+            cmd.addProperty("masks", masks.toString());
+        }
+        cmd.add("ids", ids);
+        cmd.addProperty("out", out.toString());
+        python.call(cmd);
+        return floats(out);
     }
 
     // ---- the comparison ----
