@@ -29,13 +29,20 @@ import java.util.List;
  */
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
-    public sealed interface Command permits RequestWork, LeaseDone, TailReport, BufferDepth, PolicyPublished,
+    public sealed interface Command permits RequestWork, LeaseDone, LeaseOversized, TailReport, BufferDepth, PolicyPublished,
             CompressedPublished, Tune, GetStatus, WantSettings, Tick, Flush, Listed, RolloutTimed {}
 
     /** A worker with capacity asks for a lease. */
     public record RequestWork(String worker, ActorRef<RolloutWorker.Command> replyTo) implements Command, Wire {}
 
     public record LeaseDone(long lease, String worker) implements Command, Wire {}
+
+    /**
+     * A worker did not send a lease's trajectories: they are over tailguard.cluster.max-message-size
+     * ({@code refusal} says by how much). The lease stays open, times out and is issued again; enough
+     * of these in a row stop the run.
+     */
+    public record LeaseOversized(long lease, String worker, String refusal) implements Command, Wire {}
 
     /**
      * α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null).
@@ -103,6 +110,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final LeaseBook<RequestWork> leases;
     private final Leasing leasing;
     private final ControllerFiles files;
+    private final FailureStreak oversized;
     private final Subscribers subscribers = new Subscribers();
 
     private Controller(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunSettings s, ModelConfig model,
@@ -117,6 +125,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.files = new ControllerFiles(s, ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_IO)), ctx.getLog(),
                 StateWriter.Retry.of(s.bounds()), new FailureStreak("tailguard.controller.max-state-write-failures",
                         s.bounds().maxStateWriteFailures(), ctx.getLog(), metrics.stateWriteFailures::inc, RunStop.of(ctx.getSystem())::stop));
+        this.oversized = new FailureStreak("tailguard.cluster.max-oversized-leases", s.bounds().maxOversizedLeases(), ctx.getLog(),
+                () -> { }, RunStop.of(ctx.getSystem())::stop);
         ControllerState saved = ControllerState.read(s);
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
@@ -145,6 +155,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         return newReceiveBuilder()
                 .onMessage(RequestWork.class, r -> send(List.of(new Leasing.Issued(r, leasing.request(r, System.nanoTime())))))
                 .onMessage(LeaseDone.class, this::onLeaseDone)
+                .onMessage(LeaseOversized.class, o -> {
+                    oversized.failed("lease " + o.lease() + " of " + o.worker() + " was not delivered: " + o.refusal());
+                    return this;
+                })
                 .onMessage(TailReport.class, r -> {
                     telemetry.tokens(options.report(r, budgets), r.tokens());
                     return this;
@@ -195,6 +209,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onLeaseDone(LeaseDone d) {
         boolean open = leases.done(d.lease());
+        oversized.succeeded();
         telemetry.done(open, leases.openLeases());
         if (open) {
             changed();

@@ -141,6 +141,30 @@ public final class KryoSerializer extends JSerializer {
         }
     }
 
+    /**
+     * Null when {@code o} fits its class's bound; else the refusal line, logged and counted as a
+     * refused send is. For a sender that must know: toBinary's refusal happens inside Artery, out of
+     * the sender's sight, so a sender whose message would be dropped asks first (it serializes once more).
+     */
+    String refusal(Object o) {
+        Kryo k = pool.obtain();
+        try {
+            Output out = new Output(256, -1);
+            k.writeClassAndObject(out, o);
+            long size = (long) HEADER + out.position();
+            return size > bound(o.getClass()) ? oversized(o.getClass(), size).getMessage() : null;
+        } finally {
+            pool.free(k);
+        }
+    }
+
+    /** {@link #refusal(Object)} by the system's serializer for {@code o}; null where it is not this one. */
+    static String refusal(org.apache.pekko.actor.typed.ActorSystem<?> system, Object o) {
+        org.apache.pekko.serialization.Serializer s =
+                org.apache.pekko.serialization.SerializationExtension.get(Adapter.toClassic(system)).findSerializerFor(o);
+        return s instanceof KryoSerializer k ? k.refusal(o) : null;
+    }
+
     @Override
     public Object fromBinaryJava(byte[] bytes, Class<?> manifest) {
         if (bytes.length < HEADER || bytes[0] != FORMAT) {

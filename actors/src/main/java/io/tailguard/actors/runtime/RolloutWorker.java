@@ -231,8 +231,16 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         if (buffer != null) {
             // the buffer acknowledges the lease to the controller once its groups are durable; without
             // a buffer the lease times out and is issued again
-            buffer.tell(new TrajectoryBuffer.Trajectories(w.lease(), name, loaded, groups,
-                    r.generatedTokens() / Math.max(1e-9, r.generateSeconds()), w.schedule()));
+            var t = new TrajectoryBuffer.Trajectories(w.lease(), name, loaded, groups,
+                    r.generatedTokens() / Math.max(1e-9, r.generateSeconds()), w.schedule());
+            // a remote buffer's message crosses the wire, where one over its bound would be dropped
+            // unseen: the controller hears of it instead (within one process nothing is serialized)
+            String refusal = buffer.path().address().hasLocalScope() ? null : KryoSerializer.refusal(getContext().getSystem(), t);
+            if (refusal == null) {
+                buffer.tell(t);
+            } else {
+                controller.tell(new Controller.LeaseOversized(w.lease(), name, refusal));
+            }
         }
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
                 r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds(),

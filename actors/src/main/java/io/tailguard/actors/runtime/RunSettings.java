@@ -132,10 +132,11 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      * the first retry (doubling after each); maxStateWriteFailures: writes (each after its retries)
      * that may fail in a row before the run stops; maxCompressionFailures: compression jobs that may
      * fail in a row before the run stops; maxMessageBytes: the largest message that crosses nodes
-     * (serialized; a larger one is dropped, logged and counted).
+     * (serialized; a larger one is dropped, logged and counted); maxOversizedLeases: leases whose
+     * trajectories are over maxMessageBytes that may come in a row before the run stops.
      */
     public record Bounds(int stateWriteAttempts, Duration stateWriteBackoff, int maxStateWriteFailures, int maxCompressionFailures,
-                         long maxMessageBytes) {}
+                         long maxMessageBytes, int maxOversizedLeases) {}
 
     public record Admin(String host, int port, String token) {}
 
@@ -450,7 +451,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         }
         return new Bounds(positive(c, "tailguard.controller.state-write-attempts"),
                 positiveDuration(c, "tailguard.controller.state-write-backoff"),
-                positive(c, "tailguard.controller.max-state-write-failures"), positive(c, "tailguard.compression.max-failures"), message);
+                positive(c, "tailguard.controller.max-state-write-failures"), positive(c, "tailguard.compression.max-failures"), message,
+                positive(c, "tailguard.cluster.max-oversized-leases"));
     }
 
     /** Shared with live tuning: the minority rollout option's share of leases, in (0, 0.5]. */

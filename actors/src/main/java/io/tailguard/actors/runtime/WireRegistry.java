@@ -40,7 +40,9 @@ final class WireRegistry {
             // the rollout speedup measured in the run (appended: ids stay fixed)
             RunObserver.Rollout.class, Controller.RolloutTimed.class,
             // the controller's failed file writes in the status (appended: ids stay fixed)
-            ControllerStatus.StateWrites.class);
+            ControllerStatus.StateWrites.class,
+            // a lease too large to deliver (appended: ids stay fixed)
+            Controller.LeaseOversized.class);
 
     private WireRegistry() {
     }

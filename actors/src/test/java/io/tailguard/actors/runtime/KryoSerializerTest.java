@@ -61,6 +61,7 @@ class KryoSerializerTest {
         out.add(policy);
         out.add(new Controller.RequestWork("worker-0@h:1", worker));
         out.add(new Controller.LeaseDone(5, "worker-0@h:1"));
+        out.add(new Controller.LeaseOversized(6, "worker-0@h:1", "tailguard wire: a Trajectories message of 9 bytes is over the 8 bytes"));
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, -1));
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, 10));
         out.add(new Controller.BufferDepth(12));
@@ -196,6 +197,10 @@ class KryoSerializerTest {
                     () -> ser.findSerializerFor(over).toBinary(over));
             assertTrue(e.getMessage().contains("a Trajectories message of ") && e.getMessage().contains("over the " + (192 * 1024) + " bytes of tailguard.cluster.max-message-size"), e.getMessage());
             assertEquals(before + 1, KryoSerializer.oversized().get("Trajectories"));
+            // asked before a send, as a rollout worker asks: the same line and count, and nothing for one that fits
+            assertEquals(null, KryoSerializer.refusal(small.system(), fits));
+            assertEquals(e.getMessage(), KryoSerializer.refusal(small.system(), over));
+            assertEquals(before + 2, KryoSerializer.oversized().get("Trajectories"));
             // a lease of prompts over the ordinary bound (64 KiB): refused, naming Artery's frame
             Prompt big = new Prompt("p", "x".repeat(70 * 1024), "1");
             RolloutWorker.Work work = new RolloutWorker.Work(1, new long[] {1}, new Prompt[] {big},

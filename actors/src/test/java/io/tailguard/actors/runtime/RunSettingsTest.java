@@ -42,10 +42,13 @@ class RunSettingsTest {
     @Test
     void theBoundsParseAndRefuseValuesOutOfRange() {
         RunSettings.Bounds b = RunSettings.parse(with(""), "test").bounds();
-        assertEquals(new RunSettings.Bounds(3, java.time.Duration.ofMillis(500), 5, 3, 32L * 1024 * 1024), b);
-        assertEquals(new RunSettings.Bounds(1, java.time.Duration.ofSeconds(2), 1, 7, 64L * 1024 * 1024), RunSettings.parse(with(
+        assertEquals(new RunSettings.Bounds(3, java.time.Duration.ofMillis(500), 5, 3, 32L * 1024 * 1024, 3), b);
+        assertEquals(new RunSettings.Bounds(1, java.time.Duration.ofSeconds(2), 1, 7, 64L * 1024 * 1024, 9), RunSettings.parse(with(
                 "tailguard.controller { state-write-attempts = 1, state-write-backoff = 2s, max-state-write-failures = 1 }\n"
-                        + "tailguard.compression.max-failures = 7\ntailguard.cluster.max-message-size = 64 MiB"), "test").bounds());
+                        + "tailguard.compression.max-failures = 7\ntailguard.cluster.max-message-size = 64 MiB\n"
+                        + "tailguard.cluster.max-oversized-leases = 9"), "test").bounds());
+        assertEquals("run.conf: tailguard.cluster.max-oversized-leases: must be >= 1, got 0", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.cluster.max-oversized-leases = 0"), "run.conf")).getMessage());
         assertEquals("run.conf: tailguard.controller.state-write-attempts: must be >= 1, got 0", assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.controller.state-write-attempts = 0"), "run.conf")).getMessage());
         assertEquals("run.conf: tailguard.compression.max-failures: must be >= 1, got 0", assertThrows(IllegalArgumentException.class,
