@@ -140,6 +140,20 @@ final class TrainCommand implements Callable<Integer> {
         out.put("predicted_decode_speedup", Progress.round(f.rollout().predictedSpeedup(), 3));
         out.put("speedup_measurements", f.rollout().measurements());
         out.put("decode_fraction", Progress.round(f.rollout().decodeFraction(), 3));
+        var byOption = io.tailguard.actors.runtime.RolloutTimes.byOption(recorder.rollouts());
+        if (byOption.size() > 1 || !byOption.containsKey(io.tailguard.actors.runtime.RunObserver.Rollout.PLAIN)) {
+            Map<String, Object> options = new LinkedHashMap<>();
+            byOption.forEach((option, t) -> {
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("speedup_measurements", t.measurements());
+                row.put("rollout_speedup", Progress.round(t.speedup(), 3));
+                row.put("rollout_wall_speedup", Progress.round(t.wallSpeedup(), 3));
+                row.put("predicted_decode_speedup", Progress.round(t.predictedSpeedup(), 3));
+                row.put("decode_fraction", Progress.round(t.decodeFraction(), 3));
+                options.put(option, row);
+            });
+            out.put("rollout_speedup_by_option", options);
+        }
         if (compare != null) {
             out.put("compare_schedule", s.train().compareSchedule());
             out.put("compare_budgets", compare.budgets());

@@ -12,6 +12,11 @@ package io.tailguard.actors.runtime;
 public record CompressedPublished(long version, String uri, String sha256, String method, int bits, double kl)
         implements Wire, Controller.Command {
 
+    /** The weights' format without the version, as the run's figures group rollouts: "yaqa_b_4bit", or "vnm_64_2_5". */
+    public String option() {
+        return method + (method.startsWith("vnm_") ? "" : "_" + bits + "bit");
+    }
+
     /** "v10 yaqa_b 4-bit", or "v10 vnm_64_2_5" for a V:N:M pattern (its values are not quantized), for logs and status. */
     public String describe() {
         return "v" + version + " " + method + (method.startsWith("vnm_") ? "" : " " + bits + "-bit");

@@ -20,6 +20,17 @@ import java.util.List;
  */
 public record RolloutTimes(int measurements, double speedup, double wallSpeedup, double predictedSpeedup, double decodeFraction) {
 
+    /** {@link #of} for each rollout option apart ({@link RunObserver.Rollout#option}), in the order first seen. */
+    public static java.util.Map<String, RolloutTimes> byOption(List<RunObserver.Rollout> rollouts) {
+        java.util.Map<String, List<RunObserver.Rollout>> groups = new java.util.LinkedHashMap<>();
+        for (RunObserver.Rollout r : rollouts) {
+            groups.computeIfAbsent(r.option(), k -> new java.util.ArrayList<>()).add(r);
+        }
+        java.util.Map<String, RolloutTimes> out = new java.util.LinkedHashMap<>();
+        groups.forEach((k, v) -> out.put(k, of(v)));
+        return out;
+    }
+
     public static RolloutTimes of(List<RunObserver.Rollout> rollouts) {
         int n = 0;
         double dense = 0;

@@ -245,7 +245,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
                 r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds(),
                 actor == null ? -1 : compressedLoaded));
-        controller.tell(new Controller.RolloutTimed(timed(w, r)));
+        controller.tell(new Controller.RolloutTimed(timed(w, r, actor == null ? RunObserver.Rollout.PLAIN : w.compressed().option())));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());
         metrics.rolloutTokensPerSecond.labelValues(name).set(r.generatedTokens() / Math.max(1e-9, r.generateSeconds()));
@@ -254,14 +254,14 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     }
 
     /** The lease's rollout time for the run, with its speedup measurement when it made one. */
-    private RunObserver.Rollout timed(Work w, RolloutEngine.Result r) {
+    private RunObserver.Rollout timed(Work w, RolloutEngine.Result r, String option) {
         RolloutEngine.SpeedupSample m = r.speedup();
         double nan = Double.NaN;
         return new RunObserver.Rollout(System.currentTimeMillis(), name, w.lease(), w.schedule().version(),
                 r.trajectories().size(), r.decodeSteps(), r.prefillSeconds(), r.decodeSeconds(), m != null,
                 m != null ? m.liveDecodeSeconds() : nan, m != null ? m.denseDecodeSeconds() : nan,
                 m != null ? m.densePrefillSeconds() : nan, m != null ? m.predictedLiveSeconds() : nan,
-                m != null ? m.predictedDenseSeconds() : nan);
+                m != null ? m.predictedDenseSeconds() : nan, option);
     }
 
     /**

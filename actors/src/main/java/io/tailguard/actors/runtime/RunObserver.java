@@ -76,12 +76,17 @@ public final class RunObserver {
      * rollout speedup ({@code measured}; tailguard.rollout.speedup-every), the same tokens were also
      * decoded densely in lockstep: liveStepSeconds and denseStepSeconds are each mode's timed decode
      * steps, densePrefillSeconds the dense cache's prefill, and predictedLiveSeconds and
-     * predictedDenseSeconds the cost model's for the same steps; all NaN when not measured.
+     * predictedDenseSeconds the cost model's for the same steps; all NaN when not measured. option:
+     * the weights that sampled, {@link #PLAIN} (the policy's own) or a compressed version's
+     * {@link CompressedPublished#option()}; the dense reference is always the policy's own weights.
      */
     public record Rollout(long timeMillis, String worker, long lease, long scheduleVersion, int sequences, int decodeSteps,
                           double prefillSeconds, double decodeSeconds, boolean measured, double liveStepSeconds,
                           double denseStepSeconds, double densePrefillSeconds, double predictedLiveSeconds,
-                          double predictedDenseSeconds) implements Event, Wire {
+                          double predictedDenseSeconds, String option) implements Event, Wire {
+        /** {@link #option}: the policy's own float32 weights. */
+        public static final String PLAIN = "plain";
+
         /** Measured dense over live decode-step seconds (NaN when not measured). */
         public double speedup() {
             return measured ? denseStepSeconds / liveStepSeconds : Double.NaN;

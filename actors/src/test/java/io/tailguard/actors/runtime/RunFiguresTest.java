@@ -67,7 +67,7 @@ class RunFiguresTest {
     static RunObserver.Rollout lease(double prefill, double decode, boolean measured, double live, double dense, double densePrefill,
                                      double predictedLive, double predictedDense) {
         return new RunObserver.Rollout(0, "w", 1, 1, 8, 10, prefill, decode, measured, live, dense, densePrefill, predictedLive,
-                predictedDense);
+                predictedDense, RunObserver.Rollout.PLAIN);
     }
 
     @Test
@@ -94,5 +94,21 @@ class RunFiguresTest {
         assertTrue(Double.isNaN(none.speedup()) && Double.isNaN(none.wallSpeedup()) && Double.isNaN(none.predictedSpeedup()));
         assertEquals(0.5, none.decodeFraction(), 1e-12);
         assertTrue(Double.isNaN(RolloutTimes.of(List.of()).decodeFraction()));
+    }
+
+    @Test
+    void eachRolloutOptionGetsItsOwnSpeedupAndTheRunsSpeedupCountsThemAll() {
+        double nan = Double.NaN;
+        RunObserver.Rollout plain = lease(1.0, 3.0, true, 2.0, 4.0, 1.0, 0.5, 1.0);
+        RunObserver.Rollout plainUnmeasured = lease(1.0, 2.0, false, nan, nan, nan, nan, nan);
+        RunObserver.Rollout q4 = new RunObserver.Rollout(0, "w", 2, 1, 8, 10, 0.5, 1.5, true, 1.0, 3.0, 0.5, 0.25, 1.0, "rtn_4bit");
+        java.util.Map<String, RolloutTimes> by = RolloutTimes.byOption(List.of(plain, q4, plainUnmeasured));
+        assertEquals(List.of(RunObserver.Rollout.PLAIN, "rtn_4bit"), List.copyOf(by.keySet()));
+        assertEquals(1, by.get(RunObserver.Rollout.PLAIN).measurements());
+        assertEquals(4.0 / 2.0, by.get(RunObserver.Rollout.PLAIN).speedup(), 1e-12);
+        assertEquals((3.0 + 2.0) / (1.0 + 3.0 + 1.0 + 2.0), by.get(RunObserver.Rollout.PLAIN).decodeFraction(), 1e-12);
+        assertEquals(3.0 / 1.0, by.get("rtn_4bit").speedup(), 1e-12);
+        assertEquals(1.0 / 0.25, by.get("rtn_4bit").predictedSpeedup(), 1e-12);
+        assertEquals((4.0 + 3.0) / (2.0 + 1.0), RolloutTimes.of(List.of(plain, q4, plainUnmeasured)).speedup(), 1e-12);
     }
 }

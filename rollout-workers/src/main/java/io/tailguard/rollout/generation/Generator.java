@@ -39,7 +39,7 @@ public final class Generator {
     }
 
     public GenerationResult generate(GenerationRequest req) {
-        return run(req, null, null, false).result();
+        return run(req, null, null, null, false).result();
     }
 
     /**
@@ -56,10 +56,24 @@ public final class Generator {
      *                          token (a check that it really decoded; costs one softmax per token)
      */
     public Paired generatePaired(GenerationRequest req, AttentionKernel reference, boolean referenceLogprobs) {
-        if (reference == null) {
-            throw new IllegalArgumentException("a paired generation needs a reference kernel");
+        return generatePaired(req, model, reference, referenceLogprobs);
+    }
+
+    /**
+     * As above, the reference decoding with another model's weights: for a compressed actor (packed
+     * or pruned weights) measured against the float32 policy, dense, the two modes then differ in the
+     * weights they read as well as the pages. Both models have the same shapes (one cache layout).
+     */
+    public Paired generatePaired(GenerationRequest req, Qwen3Model referenceModel, AttentionKernel reference,
+                                 boolean referenceLogprobs) {
+        if (reference == null || referenceModel == null) {
+            throw new IllegalArgumentException("a paired generation needs a reference model and kernel");
         }
-        return run(req, null, reference, referenceLogprobs);
+        if (!referenceModel.config().equals(model.config())) {
+            throw new IllegalArgumentException("the reference model's shapes differ from the generator's: "
+                    + referenceModel.config() + " against " + model.config());
+        }
+        return run(req, null, referenceModel, reference, referenceLogprobs);
     }
 
     /**
@@ -110,7 +124,7 @@ public final class Generator {
         GenerationRequest req = new GenerationRequest(prompts, longest, new SamplingParams(1.0, 1.0, 0, 0L), java.util.Set.of(), 0,
                 Math.max(0, captureTopK));
         List<TokenDistributions> out = new ArrayList<>();
-        for (Generated g : run(req, outputs, null, false).result().sequences()) {
+        for (Generated g : run(req, outputs, null, null, false).result().sequences()) {
             out.add(g.distributions());
         }
         return out;
@@ -121,7 +135,7 @@ public final class Generator {
      * distinct prompts in one batched prefill, then copied to every sequence that shares them.
      * Returns the logits after each sequence's prompt, [batch × vocab].
      */
-    private float[] prefill(NDManager m, List<int[]> distinct, int[] rowOf, int maxPrompt, KvCache cache) {
+    private static float[] prefill(NDManager m, Qwen3Model model, List<int[]> distinct, int[] rowOf, int maxPrompt, KvCache cache) {
         int u = distinct.size();
         int b = rowOf.length;
         long[] padded = new long[u * maxPrompt];
@@ -150,7 +164,8 @@ public final class Generator {
         return logits;
     }
 
-    private Paired run(GenerationRequest req, List<int[]> forced, AttentionKernel reference, boolean referenceLogprobs) {
+    private Paired run(GenerationRequest req, List<int[]> forced, Qwen3Model referenceModel, AttentionKernel reference,
+                       boolean referenceLogprobs) {
         int b = req.prompts().size();
         int vocab = model.config().vocabSize();
         int maxPrompt = 0;
@@ -198,12 +213,12 @@ public final class Generator {
              KvCache cache = new KvCache(m, model.config(), b, capacity);
              KvCache refCache = paired ? new KvCache(m, model.config(), b, capacity) : null) {
             long t0 = System.nanoTime();
-            float[] logits = prefill(m, distinct, rowOf, maxPrompt, cache);
+            float[] logits = prefill(m, model, distinct, rowOf, maxPrompt, cache);
             prefillSeconds = (System.nanoTime() - t0) / 1e9;
             float[] refLogits = null;
             if (paired) {
                 long r0 = System.nanoTime();
-                refLogits = prefill(m, distinct, rowOf, maxPrompt, refCache);
+                refLogits = prefill(m, referenceModel, distinct, rowOf, maxPrompt, refCache);
                 refPrefillSeconds = (System.nanoTime() - r0) / 1e9;
             }
             long[] next = new long[b];
@@ -250,7 +265,7 @@ public final class Generator {
                     float[] ref = null;
                     for (int k = 0; k < 2; k++) {
                         boolean isLive = liveFirst == (k == 0);
-                        float[] l = timedStep(next, isLive ? cache : refCache, isLive ? kernel : reference, m, ns);
+                        float[] l = timedStep(isLive ? model : referenceModel, next, isLive ? cache : refCache, isLive ? kernel : reference, m, ns);
                         if (isLive) {
                             live = l;
                             liveStepNs += ns[0];
@@ -284,7 +299,7 @@ public final class Generator {
     }
 
     /** One decode step on a cache under a kernel, its logits read back; its nanoseconds into ns[0]. */
-    private float[] timedStep(long[] next, KvCache cache, AttentionKernel k, NDManager m, long[] ns) {
+    private static float[] timedStep(Qwen3Model model, long[] next, KvCache cache, AttentionKernel k, NDManager m, long[] ns) {
         try (NDManager step = m.newSubManager()) {
             long t0 = System.nanoTime();
             float[] l = model.decode(next, cache, k, step).toFloatArray();

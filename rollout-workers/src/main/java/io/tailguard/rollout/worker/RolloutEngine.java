@@ -148,16 +148,16 @@ public final class RolloutEngine {
     }
 
     /**
-     * As above; with measureSpeedup, a sparse schedule and the policy itself as the actor, the
-     * generation is paired with a dense decode of the same tokens ({@link SpeedupSample}): the
-     * trajectories, tails and everything else are those of the unmeasured lease, only slower. A
-     * dense schedule or another actor is not measured (there is nothing to compare, or the weights
-     * are not the policy's).
+     * As above; with measureSpeedup and a lease that is not plain dense (a sparse schedule, or a
+     * compressed actor under any schedule), the generation is paired with a dense decode of the same
+     * tokens by the policy's own weights ({@link SpeedupSample}): the trajectories, tails and
+     * everything else are those of the unmeasured lease, only slower. A plain dense lease is not
+     * measured (there is nothing to compare), nor an actor whose shapes differ from the policy's.
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
                       boolean measureSpeedup) {
         return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA,
-                measureSpeedup && actor == null && !schedule.isDense());
+                measureSpeedup && (actor != null ? actor.config().equals(model.config()) : !schedule.isDense()));
     }
 
     /** How a rollout is scored by the dense policy. */
@@ -247,9 +247,11 @@ public final class RolloutEngine {
             GenerationRequest req = new GenerationRequest(ids, maxNew, new SamplingParams(o.temperature(), 1.0, 0, seed), stops,
                     0, capture);
             if (paired) {
-                Generator.Paired p = gen.generatePaired(req, BlockTopKAttention.dense(), false);
+                // the reference is always the policy's own weights, dense: a compressed actor is
+                // measured against what it stands in for
+                Generator.Paired p = gen.generatePaired(req, model, BlockTopKAttention.dense(), false);
                 res = p.result();
-                speedup = sample(p, ids, schedule);
+                speedup = sample(p, ids, schedule, actor);
             } else {
                 res = gen.generate(req);
             }
@@ -325,18 +327,21 @@ public final class RolloutEngine {
      * steps: step s (1 ≤ s ≤ steps) of sequence b at context promptLength_b + s, every sequence of
      * the batch at every step (a finished one is still decoded).
      */
-    private SpeedupSample sample(Generator.Paired p, List<int[]> ids, Schedule schedule) {
+    private SpeedupSample sample(Generator.Paired p, List<int[]> ids, Schedule schedule, Qwen3Model actor) {
         if (machine == null) {
             machine = CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath());
         }
         CostModel cost = new CostModel(model.config(), machine, ids.size());
+        // a compressed actor reads its own linears' bytes (packed codes, or kept values) per step
+        CostModel liveCost = actor == null ? cost : new CostModel(model.config(), machine, ids.size(),
+                4.0 * model.config().parameterCount() - model.linearBytes() + actor.linearBytes());
         int steps = p.result().decodeSteps();
         double dense = 0;
         double live = 0;
         for (int[] prompt : ids) {
             for (int step = 1; step <= steps; step++) {
                 dense += cost.denseDecodeTokenCost(prompt.length + step);
-                live += cost.decodeTokenCost(prompt.length + step, schedule);
+                live += liveCost.decodeTokenCost(prompt.length + step, schedule);
             }
         }
         return new SpeedupSample(p.liveStepSeconds(), p.referenceStepSeconds(), p.result().prefillSeconds(),

@@ -117,4 +117,37 @@ class PairedGenerationTest {
                 .generatePaired(request(3), BlockTopKAttention.dense(), false);
         assertEquals(wide.referenceKvPositions(), wide.liveKvPositions());
     }
+
+    @Test
+    void anotherActorIsMeasuredAgainstThePolicysOwnWeightsDecodingDensely() {
+        // the actor stands in for compressed weights: same shapes, other values
+        try (Qwen3Model actor = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 7, 0.5, 0.1), Device.cpu())) {
+            Generator g = new Generator(actor, BlockTopKAttention.of(Schedule.fixed(48)));
+            GenerationResult alone = g.generate(request(5));
+            Generator.Paired paired = g.generatePaired(request(5), model, BlockTopKAttention.dense(), true);
+            List<int[]> outs = new ArrayList<>();
+            for (int i = 0; i < PROMPTS.size(); i++) {
+                assertArrayEquals(alone.sequences().get(i).outputIds(), paired.result().sequences().get(i).outputIds(), "sequence " + i);
+                assertArrayEquals(alone.sequences().get(i).logprobs(), paired.result().sequences().get(i).logprobs(), "sequence " + i);
+                outs.add(paired.result().sequences().get(i).outputIds());
+            }
+            // the reference's log-probs of the fed tokens are the policy's dense ones, not the actor's
+            List<Scorer.Scores> policy = Scorer.score(model, PROMPTS, outs, new Scorer.Options(0, true));
+            List<Scorer.Scores> actorDense = Scorer.score(actor, PROMPTS, outs, new Scorer.Options(0, true));
+            double offActor = 0;
+            for (int i = 0; i < PROMPTS.size(); i++) {
+                float[] ref = paired.referenceLogprobs().get(i);
+                for (int t = 0; t < ref.length; t++) {
+                    assertEquals(policy.get(i).probs()[t][outs.get(i)[t]], Math.exp(ref[t]), 1e-4, "sequence " + i + " token " + t);
+                    offActor = Math.max(offActor, Math.abs(actorDense.get(i).probs()[t][outs.get(i)[t]] - Math.exp(ref[t])));
+                }
+            }
+            assertTrue(offActor > 1e-2, "the actor's own probabilities differ from the reference's: " + offActor);
+        }
+        ModelConfig other = new ModelConfig(29, 32, 48, 3, 4, 2, 8, 1e-6, 10_000.0, 512, true, -1);
+        try (Qwen3Model shallow = Qwen3Model.create(other, RandomInit.weights(other, 7, 0.5, 0.1), Device.cpu())) {
+            assertThrows(IllegalArgumentException.class,
+                    () -> new Generator(shallow).generatePaired(request(5), model, BlockTopKAttention.dense(), false));
+        }
+    }
 }

@@ -117,4 +117,24 @@ class RolloutEngineTest {
         // a dense schedule is not measured: there is nothing to compare
         assertNull(e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 4, null, true).speedup());
     }
+
+    @Test
+    void aCompressedActorsLeaseIsMeasuredAgainstThePolicyDenseEvenUnderADenseSchedule() {
+        RolloutEngine e = engine();
+        // the actor stands in for compressed weights: the policy's shapes, other values (so the same
+        // linear bytes: the cost model predicts no gain at a dense schedule)
+        try (Qwen3Model actor = Qwen3Model.create(model.config(), RandomInit.weights(model.config(), 3, 0.02, 0.0), Device.cpu())) {
+            RolloutEngine.Result plain = e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 4, actor, false);
+            RolloutEngine.Result measured = e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 4, actor, true);
+            assertNull(plain.speedup());
+            for (int i = 0; i < 6; i++) {
+                assertArrayEquals(plain.trajectories().get(i).outputIds(), measured.trajectories().get(i).outputIds());
+                assertArrayEquals(plain.trajectories().get(i).behaviourLogprobs(), measured.trajectories().get(i).behaviourLogprobs());
+            }
+            RolloutEngine.SpeedupSample s = measured.speedup();
+            assertTrue(s.decodeSteps() > 0 && s.liveDecodeSeconds() > 0 && s.denseDecodeSeconds() > 0);
+            assertEquals(s.denseKvPositions(), s.liveKvPositions(), "both decode densely");
+            assertEquals(1.0, s.predictedSpeedup(), 1e-12);
+        }
+    }
 }

@@ -21,16 +21,16 @@ class SpeedupCadenceTest {
     }
 
     @Test
-    void denseAndCompressedLeasesAreNeitherMeasuredNorCounted() {
+    void plainDenseLeasesAreNeitherMeasuredNorCountedAndCompressedOnesAre() {
         SpeedupCadence c = new SpeedupCadence(2);
         StringBuilder seen = new StringBuilder();
-        seen.append(c.next(SPARSE, true) ? 'M' : '.');          // 1st measurable
-        seen.append(c.next(Schedule.dense(), true) ? 'M' : '.'); // not counted
-        seen.append(c.next(SPARSE, false) ? 'M' : '.');         // a compressed actor: not counted
-        seen.append(c.next(SPARSE, true) ? 'M' : '.');          // 2nd measurable
-        seen.append(c.next(SPARSE, true) ? 'M' : '.');
-        seen.append(c.next(SPARSE, true) ? 'M' : '.');
-        assertEquals("...M.M", seen.toString());
+        seen.append(c.next(SPARSE, true) ? 'M' : '.');           // 1st measurable
+        seen.append(c.next(Schedule.dense(), true) ? 'M' : '.');  // plain dense: not counted
+        seen.append(c.next(SPARSE, false) ? 'M' : '.');          // 2nd: sparse with a compressed actor
+        seen.append(c.next(Schedule.dense(), false) ? 'M' : '.'); // 3rd: dense with a compressed actor
+        seen.append(c.next(SPARSE, true) ? 'M' : '.');           // 4th
+        seen.append(c.next(Schedule.dense(), true) ? 'M' : '.');  // not counted
+        assertEquals("..M.M.", seen.toString());
     }
 
     @Test
