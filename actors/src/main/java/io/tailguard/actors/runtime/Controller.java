@@ -22,8 +22,9 @@ import java.util.List;
 
 /**
  * The controller (a cluster singleton): turns messages into calls on plain objects, the leases
- * ({@link Leasing}, {@link LeaseBook}), the schedule ({@link BudgetController}), the rollout options
- * ({@link OptionBook}), the live tuning ({@link TuningBook}), its files ({@link ControllerFiles}:
+ * ({@link Leasing}, {@link LeaseBook}), the plain policy's schedule ({@link BudgetController}), the
+ * rollout options, each a weight format with its own schedule, and the one in use ({@link OptionBook}
+ * around the {@link io.tailguard.rollout.sparse.ApproximationBudget}), the live tuning ({@link TuningBook}), its files ({@link ControllerFiles}:
  * schedule.conf on this thread before a lease carries a version, state.json off it, before a tune is
  * answered and on stop) and its logs and metrics ({@link ControllerTelemetry}).
  */
@@ -39,10 +40,11 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     /**
      * α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null).
-     * compressedVersion: the compressed version that sampled, or −1 when the policy itself did.
+     * compressedVersion: the compressed version that sampled, or −1 when the policy itself did;
+     * format: its format's label ({@link CompressedPublished#format()}; "" for the policy).
      */
     public record TailReport(String worker, ScheduleSpec used, byte[] tails, ScheduleSpec shadow, byte[] shadowTails,
-                             long tokens, double decodeSeconds, long compressedVersion) implements Command, Wire {}
+                             long tokens, double decodeSeconds, long compressedVersion, String format) implements Command, Wire {}
 
     public record BufferDepth(int groups) implements Command, Wire {}
 
@@ -120,10 +122,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         ControllerState saved = ControllerState.read(s);
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
-        this.options = new OptionBook(tuning.controller(), tuning.option(), System.nanoTime());
+        this.options = new OptionBook(budgets, tuning.option(), telemetry::predictedCost, System.nanoTime());
         tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
         Path store = s.train().out().resolve("store");
-        this.leasing = Leasing.start(s, saved, budgets, options, CheckpointStore.latest(store, startCheckpoint));
+        this.leasing = Leasing.start(s, saved, options, CheckpointStore.latest(store, startCheckpoint));
         this.leases = leasing.book();
         timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
         // buffers and learners get the live settings when they appear (a controller that moved to
@@ -146,7 +148,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .onMessage(RequestWork.class, r -> send(List.of(new Leasing.Issued(r, leasing.request(r, System.nanoTime())))))
                 .onMessage(LeaseDone.class, this::onLeaseDone)
                 .onMessage(TailReport.class, r -> {
-                    telemetry.tokens(options.report(r, budgets), r.tokens());
+                    telemetry.tokens(options.report(r), r.tokens());
                     return this;
                 })
                 .onMessage(RolloutTimed.class, r -> {
@@ -217,15 +219,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             changed();
         }
         telemetry.openLeases(leases.openLeases());
-        // the compressed option is judged at the budgets its window ran under, before they change
+        // every option's budget controller decides on its own tails, then the option in use is chosen;
+        // switched off, the controller still closes windows and reports their tails, but holds the schedules
         PolicyPublished policy = leasing.policy();
-        OptionBook.Window ow = options.tick(now, policy == null ? 0 : policy.version(), budgets.schedule());
-        // switched off, the controller still closes windows and reports their tails, but holds the schedule
-        BudgetController.Decision d = s.adapt() ? budgets.tick() : budgets.observe();
+        OptionBook.Window ow = options.tick(now, policy == null ? 0 : policy.version(), s.adapt());
+        BudgetController.Decision d = ow.decision().plain();
         telemetry.window(ow.decision(), d);
         exportSchedule();
+        var chosen = ow.decision().chosen();
         subscribers.window(RunObserver.window(System.currentTimeMillis(), d, budgets.settings().tau(),
-                telemetry.predictedSpeedup(budgets.schedule()), options.version(), ow));
+                telemetry.predictedSpeedup(budgets.schedule()), options.version(), ow,
+                telemetry.predictedSpeedup(chosen.format(), chosen.schedule())));
         return this;
     }
 
@@ -288,7 +292,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     private Behavior<Command> onStatus(GetStatus g) {
-        g.replyTo().tell(ControllerStatus.of(budgets, telemetry.predictedSpeedup(budgets.schedule()), leasing, options, tuning,
+        long policy = leasing.policy() == null ? 0 : leasing.policy().version();
+        g.replyTo().tell(ControllerStatus.of(budgets, telemetry.predictedSpeedup(budgets.schedule()), leasing, options.view(policy),
+                options.rate(), options.approximation(policy, telemetry::predictedSpeedup), tuning,
                 TailguardNode.memberLines(Cluster.get(getContext().getSystem())), files.failures()));
         return this;
     }

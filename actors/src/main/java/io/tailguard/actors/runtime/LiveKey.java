@@ -2,7 +2,7 @@ package io.tailguard.actors.runtime;
 
 import com.typesafe.config.Config;
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.ApproximationBudget;
 
 import java.util.Arrays;
 import java.util.Optional;
@@ -80,7 +80,7 @@ public enum LiveKey {
 
     /** A key's value in the running settings. */
     private interface Reader {
-        Object of(BudgetController.Settings controller, LiveSettings live, CompressedActorGuard.Settings option);
+        Object of(BudgetController.Settings controller, LiveSettings live, ApproximationBudget.Settings option);
     }
 
     final String key;
@@ -128,7 +128,7 @@ public enum LiveKey {
     }
 
     /** This key's value in the running settings (Double, Integer, Long or Boolean). */
-    Object read(BudgetController.Settings controller, LiveSettings live, CompressedActorGuard.Settings option) {
+    Object read(BudgetController.Settings controller, LiveSettings live, ApproximationBudget.Settings option) {
         return reader.of(controller, live, option);
     }
 

@@ -1,7 +1,7 @@
 package io.tailguard.actors.runtime;
 
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.ApproximationBudget;
 import io.tailguard.rollout.sparse.Schedule;
 import org.junit.jupiter.api.Test;
 
@@ -22,7 +22,7 @@ class OptionBookTest {
 
     @Test
     void tokensPerOptionWindowRateAndShare() {
-        OptionBook book = new OptionBook(CTL, new CompressedActorGuard.Settings(false, 0.25, 50), 1_000_000_000L);
+        OptionBook book = new OptionBook(CTL, new ApproximationBudget.Settings(false, 0.25, 50), 1_000_000_000L);
         assertTrue(book.report(3, null, null, 300), "a compressed lease's tails are the guard's");
         assertFalse(book.report(-1, null, null, 100), "a plain lease's tails are the budget controller's");
         OptionBook.Window w = book.tick(3_000_000_000L, 0, SCHED); // a 2 s window
@@ -40,7 +40,7 @@ class OptionBookTest {
 
     @Test
     void theNewestVersionIsOfferedAndTheProbeShareOfLeasesGetsIt() {
-        OptionBook book = new OptionBook(CTL, new CompressedActorGuard.Settings(true, 0.5, 10), 0);
+        OptionBook book = new OptionBook(CTL, new ApproximationBudget.Settings(true, 0.5, 10), 0);
         assertEquals(-1, book.view().version());
         assertNull(book.choose(0), "nothing offered: the policy");
         CompressedPublished v3 = version(3);
@@ -57,7 +57,7 @@ class OptionBookTest {
         assertNull(book.choose(14));
         assertNull(book.choose(14));
         // tuned off: the policy only
-        book.retune(CTL, new CompressedActorGuard.Settings(false, 0.5, 10));
+        book.retune(CTL, new ApproximationBudget.Settings(false, 0.5, 10));
         assertFalse(book.view().on());
         assertNull(book.choose(3));
         assertNull(book.choose(3));
