@@ -26,6 +26,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -161,6 +162,19 @@ class CompressedRolloutTest {
             assertEquals(0.99, on.compressedP5()[1], 1e-3);
             assertEquals(6, compressedLeases(controller, worker, 8), "in use: all but a quarter");
             assertEquals(1.0, metrics.compressedRolloutInUse.get());
+            // the chosen combination: the 4-bit format on its own schedule (the dense start's top rungs,
+            // bins of 64 up to 96 + the longest completion), predicted cheaper than dense plain decode
+            assertEquals("rtn4", on.inUse());
+            assertEquals(0, on.inUseVersion());
+            assertArrayEquals(used.toSchedule().budgets(), on.inUseBudgets());
+            assertTrue(on.inUsePredictedSpeedup() > 1, "4-bit weights are fewer bytes: " + on.inUsePredictedSpeedup());
+            assertEquals(200.0, on.inUseTokensPerSecond(), 1e-9, "200 tokens reported with 1 s of generation");
+            assertTrue(Double.isNaN(on.plainTokensPerSecond()), "no plain lease reported");
+            assertEquals(1.0, metrics.optionInUse.labelValues("rtn4").get());
+            assertEquals(0.0, metrics.optionInUse.labelValues("plain").get());
+            assertEquals(on.inUsePredictedSpeedup(), metrics.optionPredictedSpeedup.labelValues("rtn4").get(), 1e-12);
+            assertTrue(metrics.optionPredictedSpeedup.labelValues("plain").get() < on.inUsePredictedSpeedup(),
+                    "the same schedule with float32 weights");
 
             // the tail drops below τ − margin (a third of the tokens at α 0.5): back to the policy
             controller.tell(new Controller.TailReport("w", used, tail(300, 0.5, 0.99).toBytes(), null, null, 300, 1, 0, "rtn4"));
