@@ -40,6 +40,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     /**
      * α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null).
+     * tokens and decodeSeconds: the lease's generated tokens and its generation seconds (prefill and
+     * decode, without the dense reference of a lease that measured the speedup): the option's measured speed.
      * compressedVersion: the compressed version that sampled, or −1 when the policy itself did;
      * format: its format's label ({@link CompressedPublished#format()}; "" for the policy).
      */

@@ -232,8 +232,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
             buffer.tell(new TrajectoryBuffer.Trajectories(w.lease(), name, loaded, groups,
                     r.generatedTokens() / Math.max(1e-9, r.generateSeconds()), w.schedule()));
         }
+        // the lease's own generation seconds: a lease that measured the speedup also decoded densely in
+        // lockstep, and that reference is no part of its option's measured speed
+        RolloutEngine.SpeedupSample paired = r.speedup();
+        double seconds = paired == null ? r.generateSeconds()
+                : Math.max(1e-9, r.generateSeconds() - paired.denseDecodeSeconds() - paired.densePrefillSeconds());
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
-                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds(),
+                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), seconds,
                 actor == null ? -1 : compressedLoaded, actor == null ? "" : w.compressed().format().label()));
         controller.tell(new Controller.RolloutTimed(timed(w, r)));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());

@@ -343,6 +343,12 @@ public final class ApproximationBudget {
         }
         if (now == was) {
             int worst = worstJudged(now);
+            if (worst >= 0 && now.p5[worst] < ctl.tau() - ctl.margin()) {
+                // only the plain policy stays in use after a breach: no other option meets τ
+                return String.format(Locale.ROOT, "%s in use, the fallback: bin %d p5 α %.3f < τ − margin %.3f over %d tokens, "
+                        + "no other option meets τ + hysteresis; its own schedule is raised there", describe(now), worst,
+                        now.p5[worst], ctl.tau() - ctl.margin(), now.tokens[worst]);
+            }
             return String.format(Locale.ROOT, "%s in use at predicted cost %.4g: %s", describe(now), now.cost, worst < 0
                     ? "no bin judged this window" : String.format(Locale.ROOT, "lowest judged p5 α %.3f (bin %d) ≥ τ − margin %.3f",
                     now.p5[worst], worst, ctl.tau() - ctl.margin()));

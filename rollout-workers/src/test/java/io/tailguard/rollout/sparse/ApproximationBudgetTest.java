@@ -172,6 +172,14 @@ class ApproximationBudgetTest {
         assertEquals("plain", back.inUse());
         assertTrue(back.reason().contains("back to the plain policy"), back.reason());
         assertEquals(10, leasesOf(q, 12, 40, "rtn4"), "probed again: a quarter");
+        // the plain policy breaching with nothing else meeting τ stays, the fallback, and raises its own bin
+        ApproximationBudget f = budget(SCHED, 0.25, 4);
+        f.offer(Q4, 10);
+        f.report("plain", -1, SCHED, worse, null, null, 400, 1.0);
+        ApproximationBudget.Decision fallback = f.tick(10, true);
+        assertEquals("plain", fallback.inUse());
+        assertTrue(fallback.reason().contains("the fallback: bin 1 p5 α 0.500 < τ − margin"), fallback.reason());
+        assertEquals(256, option(f, "plain").schedule().budgets()[1]);
         // between τ − margin and τ + hysteresis an option in use stays (hysteresis)
         ApproximationBudget h = budget(SCHED, 0.25, 4);
         h.offer(Q4, 10);
@@ -204,6 +212,41 @@ class ApproximationBudgetTest {
         assertEquals(0, leasesOf(n, 10, 40, "rtn4"));
         assertEquals(10, leasesOf(n, 10, 40, "rtn8"));
         assertTrue(option(n, "rtn4").state().startsWith("not probed"), option(n, "rtn4").state());
+    }
+
+    /** Tails at α 0.99 in every bin, 150 tokens each. */
+    static TailStats everyBin() {
+        TailStats t = new TailStats(256);
+        for (int bin = 0; bin < 4; bin++) {
+            t.merge(flat(bin, 150, 0.99));
+        }
+        return t;
+    }
+
+    @Test
+    void theScheduleAndTheFormatArePricedTogether() {
+        // both on the dense start: q8's fewer weight bytes make it the cheaper option
+        ApproximationBudget b = budget(Schedule.dense(), 0.25, 4);
+        b.offer(Q8, 10);
+        List<String> inUse = new java.util.ArrayList<>();
+        for (int w = 0; w < 5; w++) {
+            // the plain policy's shadows clear τ + hysteresis everywhere, so its schedule steps down a
+            // rung a window; q8's leases carry no shadow, so q8 stays dense
+            ApproximationBudget.OptionState plain = option(b, "plain");
+            Schedule shadow = b.plainBudgets().shadowSchedule();
+            b.report("plain", -1, plain.schedule(), everyBin(), shadow, everyBin(), 600, 1.0);
+            b.report("rtn8", 10, option(b, "rtn8").schedule(), everyBin(), null, null, 600, 1.0);
+            inUse.add(b.tick(10, true).inUse());
+        }
+        assertEquals("rtn8", inUse.get(0), "at the same schedule q8 is cheaper");
+        assertArrayEquals(new int[] {64, 64, 64, 64}, option(b, "plain").schedule().budgets());
+        assertArrayEquals(new int[] {256, 512, 768, 1024}, option(b, "rtn8").schedule().budgets());
+        // both meet τ + hysteresis: by hand, the sparse plain policy is now the cheaper combination,
+        // though q8 at the plain policy's schedule would be cheaper still
+        Schedule sparse = option(b, "plain").schedule();
+        assertEquals("plain", cheapest(b, "plain", "rtn8"));
+        assertTrue(PRICE.cost(Q8, sparse) < PRICE.cost(WeightFormat.plain(), sparse));
+        assertEquals("plain", inUse.get(inUse.size() - 1), inUse.toString());
     }
 
     @Test
