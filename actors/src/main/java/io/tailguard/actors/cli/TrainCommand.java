@@ -197,6 +197,11 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         m.put("last_alpha_p5", bins);
+        for (String k : List.of("in_use_predicted_speedup", "in_use_tokens_per_s", "plain_tokens_per_s", "measured_speedup_vs_plain")) {
+            if (c.get(k) instanceof Double x) {
+                m.put(k, Double.isNaN(x) ? null : Progress.round(x, 3));
+            }
+        }
         return m;
     }
 }

@@ -132,6 +132,7 @@ public final class AdminServer implements AutoCloseable {
         m.put("tuned", tuned);
         ControllerStatus.CompressedOption c = s.compressed();
         m.put("rollout_option", c.inUse() ? "compressed " + c.describe() : "plain");
+        m.put("approximation", approximationJson(s.approximation()));
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("rollout", c.on() ? "on" : "off");
         o.put("version", c.version());
@@ -151,6 +152,43 @@ public final class AdminServer implements AutoCloseable {
         writes.put("last_error", w.lastError() == null ? "" : w.lastError());
         m.put("state_writes", writes);
         return m;
+    }
+
+    /**
+     * The approximation budget: the option in use (the chosen combination of format and schedule),
+     * its measured speed against the plain policy's, why, and every option.
+     */
+    private static Map<String, Object> approximationJson(ControllerStatus.Approximation a) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("in_use", a.inUse());
+        m.put("measured_speedup_vs_plain", nullForNaN(round3(a.measuredSpeedupVsPlain())));
+        m.put("reason", a.reason());
+        List<Object> options = new ArrayList<>();
+        for (ControllerStatus.Option o : a.options()) {
+            Map<String, Object> x = new LinkedHashMap<>();
+            x.put("format", o.label());
+            x.put("describe", o.format());
+            x.put("version", o.version());
+            x.put("in_use", o.inUse());
+            x.put("schedule_version", o.scheduleVersion());
+            x.put("budgets", o.budgets());
+            x.put("alpha_p5", nullForNaN(o.alphaP5()));
+            x.put("predicted_cost", o.predictedCost());
+            x.put("predicted_speedup", nullForNaN(round3(o.predictedSpeedup())));
+            x.put("tokens_per_s", nullForNaN(Double.isNaN(o.tokensPerSecond()) ? Double.NaN : Math.round(o.tokensPerSecond() * 10) / 10.0));
+            x.put("state", o.state());
+            options.add(x);
+        }
+        m.put("options", options);
+        return m;
+    }
+
+    private static double round3(double x) {
+        return Double.isNaN(x) || Double.isInfinite(x) ? Double.NaN : Math.round(x * 1000) / 1000.0;
+    }
+
+    private static Object nullForNaN(double x) {
+        return Double.isNaN(x) || Double.isInfinite(x) ? null : x;
     }
 
     private static List<Object> nullForNaN(double[] xs) {

@@ -12,9 +12,12 @@ package io.tailguard.actors.runtime;
 public record CompressedPublished(long version, String uri, String sha256, String method, int bits, double kl)
         implements Wire, Controller.Command {
 
-    /** The weights' format without the version, as the run's figures group rollouts: "yaqa_b_4bit", or "vnm_64_2_5". */
-    public String option() {
-        return method + (method.startsWith("vnm_") ? "" : "_" + bits + "bit");
+    /**
+     * The weight format, as the cost model prices it and the controller keeps its options: versions
+     * of one format (method and bits, or the V:N:M pattern) replace each other.
+     */
+    public io.tailguard.rollout.sparse.WeightFormat format() {
+        return io.tailguard.rollout.sparse.WeightFormat.of(method, bits);
     }
 
     /** "v10 yaqa_b 4-bit", or "v10 vnm_64_2_5" for a V:N:M pattern (its values are not quantized), for logs and status. */

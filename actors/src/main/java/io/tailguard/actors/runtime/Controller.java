@@ -22,8 +22,9 @@ import java.util.List;
 
 /**
  * The controller (a cluster singleton): turns messages into calls on plain objects, the leases
- * ({@link Leasing}, {@link LeaseBook}), the schedule ({@link BudgetController}), the rollout options
- * ({@link OptionBook}), the live tuning ({@link TuningBook}), its files ({@link ControllerFiles}:
+ * ({@link Leasing}, {@link LeaseBook}), the plain policy's schedule ({@link BudgetController}), the
+ * rollout options, each a weight format with its own schedule, and the one in use ({@link OptionBook}
+ * around the {@link io.tailguard.rollout.sparse.ApproximationBudget}), the live tuning ({@link TuningBook}), its files ({@link ControllerFiles}:
  * schedule.conf on this thread before a lease carries a version, state.json off it, before a tune is
  * answered and on stop) and its logs and metrics ({@link ControllerTelemetry}).
  */
@@ -46,10 +47,13 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     /**
      * α tails of one lease: under the schedule rolled out with, and the shadow replay (may be null).
-     * compressedVersion: the compressed version that sampled, or −1 when the policy itself did.
+     * tokens and decodeSeconds: the lease's generated tokens and its generation seconds (prefill and
+     * decode, without the dense reference of a lease that measured the speedup): the option's measured speed.
+     * compressedVersion: the compressed version that sampled, or −1 when the policy itself did;
+     * format: its format's label ({@link CompressedPublished#format()}; "" for the policy).
      */
     public record TailReport(String worker, ScheduleSpec used, byte[] tails, ScheduleSpec shadow, byte[] shadowTails,
-                             long tokens, double decodeSeconds, long compressedVersion) implements Command, Wire {}
+                             long tokens, double decodeSeconds, long compressedVersion, String format) implements Command, Wire {}
 
     public record BufferDepth(int groups) implements Command, Wire {}
 
@@ -130,10 +134,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         ControllerState saved = ControllerState.read(s);
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
-        this.options = new OptionBook(tuning.controller(), tuning.option(), System.nanoTime());
+        this.options = new OptionBook(budgets, tuning.option(), telemetry::predictedCost, System.nanoTime());
         tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
         Path store = s.train().out().resolve("store");
-        this.leasing = Leasing.start(s, saved, budgets, options, CheckpointStore.latest(store, startCheckpoint));
+        this.leasing = Leasing.start(s, saved, options, CheckpointStore.latest(store, startCheckpoint));
         this.leases = leasing.book();
         timers.startTimerAtFixedRate(Tick.INSTANCE, s.window());
         // buffers and learners get the live settings when they appear (a controller that moved to
@@ -160,7 +164,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                     return this;
                 })
                 .onMessage(TailReport.class, r -> {
-                    telemetry.tokens(options.report(r, budgets), r.tokens());
+                    telemetry.tokens(options.report(r), r.tokens());
                     return this;
                 })
                 .onMessage(RolloutTimed.class, r -> {
@@ -232,15 +236,17 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
             changed();
         }
         telemetry.openLeases(leases.openLeases());
-        // the compressed option is judged at the budgets its window ran under, before they change
+        // every option's budget controller decides on its own tails, then the option in use is chosen;
+        // switched off, the controller still closes windows and reports their tails, but holds the schedules
         PolicyPublished policy = leasing.policy();
-        OptionBook.Window ow = options.tick(now, policy == null ? 0 : policy.version(), budgets.schedule());
-        // switched off, the controller still closes windows and reports their tails, but holds the schedule
-        BudgetController.Decision d = s.adapt() ? budgets.tick() : budgets.observe();
+        OptionBook.Window ow = options.tick(now, policy == null ? 0 : policy.version(), s.adapt());
+        BudgetController.Decision d = ow.decision().plain();
         telemetry.window(ow.decision(), d);
         exportSchedule();
+        var chosen = ow.decision().chosen();
         subscribers.window(RunObserver.window(System.currentTimeMillis(), d, budgets.settings().tau(),
-                telemetry.predictedSpeedup(budgets.schedule()), options.version(), ow));
+                telemetry.predictedSpeedup(budgets.schedule()), options.version(), ow,
+                telemetry.predictedSpeedup(chosen.format(), chosen.schedule())));
         return this;
     }
 
@@ -303,7 +309,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     }
 
     private Behavior<Command> onStatus(GetStatus g) {
-        g.replyTo().tell(ControllerStatus.of(budgets, telemetry.predictedSpeedup(budgets.schedule()), leasing, options, tuning,
+        long policy = leasing.policy() == null ? 0 : leasing.policy().version();
+        g.replyTo().tell(ControllerStatus.of(budgets, telemetry.predictedSpeedup(budgets.schedule()), leasing, options.view(policy),
+                options.rate(), options.approximation(policy, telemetry::predictedSpeedup), tuning,
                 TailguardNode.memberLines(Cluster.get(getContext().getSystem())), files.failures()));
         return this;
     }

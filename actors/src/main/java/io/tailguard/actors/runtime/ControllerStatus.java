@@ -3,22 +3,23 @@ package io.tailguard.actors.runtime;
 /**
  * A running run as the controller reports it (`status`): the schedule, the run's progress, the
  * buffer's and learner's live settings with the settings version, the keys tuned away from the
- * configuration, and the compressed rollout option. Package-private (it carries {@link TuningBook.Tuned}): only
+ * configuration, the compressed rollout option, and the approximation budget's options. Package-private (it carries {@link TuningBook.Tuned}): only
  * the admin endpoint reads it (`status` prints the endpoint's JSON).
  */
 record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBook.Tuned[] tuned, CompressedOption compressed,
-                        StateWrites stateWrites) implements Wire {
+                        StateWrites stateWrites, Approximation approximation) implements Wire {
 
     /** The status of the controller's plain objects, with the cluster's members. */
     static ControllerStatus of(io.tailguard.rollout.sparse.BudgetController budgets, double predictedSpeedup, Leasing leasing,
-                               OptionBook options, TuningBook tuning, String[] members, FailureStreak.View writes) {
+                               CompressedOption compressed, double rolloutRate, Approximation approximation, TuningBook tuning,
+                               String[] members, FailureStreak.View writes) {
         io.tailguard.rollout.sparse.Schedule sched = budgets.schedule();
         PolicyPublished policy = leasing.policy();
         LeaseBook<?> leases = leasing.book();
         return new ControllerStatus(new Schedule(sched.version(), sched.budgets(), budgets.p5PerBin(), budgets.settings().tau(),
                 predictedSpeedup), new Run(policy == null ? -1 : policy.version(), leases.openLeases(), leases.nextGroup(),
-                leasing.bufferGroups(), options.rate(), members), tuning.live(), tuning.tuned().toArray(TuningBook.Tuned[]::new),
-                options.view(), new StateWrites(writes.total(), writes.inRow(), writes.bound(), writes.lastError()));
+                leasing.bufferGroups(), rolloutRate, members), tuning.live(), tuning.tuned().toArray(TuningBook.Tuned[]::new),
+                compressed, new StateWrites(writes.total(), writes.inRow(), writes.bound(), writes.lastError()), approximation);
     }
 
     /** The schedule: version, budgets and p5 α per bin (NaN: no tokens), τ, the cost model's predicted rollout speedup. */
@@ -42,4 +43,21 @@ record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBoo
      */
     record CompressedOption(boolean on, long version, String describe, boolean inUse, double probeShare, int maxLag,
                                    double[] alphaP5, double tokenShare, String reason) implements Wire {}
+
+    /**
+     * The approximation budget: the option in use (its label), its measured generation tokens per
+     * second over the plain policy's over the kept windows (NaN: either had no lease there), why it
+     * is in use, and every option (the plain policy first).
+     */
+    record Approximation(String inUse, double measuredSpeedupVsPlain, String reason, Option[] options) implements Wire {}
+
+    /**
+     * One rollout option: its format's label and description, the compressed version (−1: the plain
+     * policy), whether it is in use, its schedule's version and budgets, its p5 α per bin at them
+     * over the kept windows (NaN: no tokens), its predicted cost and the cost model's speedup of it
+     * over dense plain decode, its measured generation tokens per second over the kept windows
+     * (NaN: no lease), and where it stands (in use, probed, ...).
+     */
+    record Option(String label, String format, long version, boolean inUse, long scheduleVersion, int[] budgets, double[] alphaP5,
+                  double predictedCost, double predictedSpeedup, double tokensPerSecond, String state) implements Wire {}
 }

@@ -1,9 +1,10 @@
 package io.tailguard.actors.runtime;
 
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.ApproximationBudget;
 import io.tailguard.rollout.sparse.CostModel;
 import io.tailguard.rollout.sparse.Schedule;
+import io.tailguard.rollout.sparse.WeightFormat;
 import org.slf4j.Logger;
 
 /**
@@ -18,6 +19,8 @@ final class ControllerTelemetry {
     private final int promptTokens;
     private final int newTokens;
     private final int groupSize;
+    private final java.util.Map<WeightFormat, CostModel> formats = new java.util.HashMap<>();
+    private double densePlain = -1;
 
     /**
      * cost: the cost model at the run's rollout batch (a lease's prompts × G); promptTokens and
@@ -40,6 +43,24 @@ final class ControllerTelemetry {
      */
     double predictedSpeedup(Schedule schedule) {
         return cost.predictedSpeedup(schedule, promptTokens, newTokens, groupSize);
+    }
+
+    /**
+     * The cost model's predicted cost (effective FLOPs) of one sample of that rollout decoded with a
+     * format's weights (their bytes per decode step) under a schedule, with a G-th of the prompt's
+     * float32 prefill: what the approximation budget compares its options by.
+     */
+    double predictedCost(WeightFormat format, Schedule schedule) {
+        CostModel c = format.isPlain() ? cost : formats.computeIfAbsent(format, cost::withWeights);
+        return c.generationCost(schedule, promptTokens, newTokens) - c.prefillCost(promptTokens) * (1 - 1.0 / groupSize);
+    }
+
+    /** Dense plain decode's predicted cost over {@link #predictedCost} of an option: its predicted rollout speedup. */
+    double predictedSpeedup(WeightFormat format, Schedule schedule) {
+        if (densePlain < 0) {
+            densePlain = predictedCost(WeightFormat.plain(), Schedule.dense());
+        }
+        return densePlain / predictedCost(format, schedule);
     }
 
     void issued(RolloutWorker.Work w, int openLeases) {
@@ -82,18 +103,18 @@ final class ControllerTelemetry {
         metrics.optionTokens.labelValues(compressed ? "compressed" : "plain").inc(tokens);
     }
 
-    void offered(CompressedPublished c, CompressedActorGuard.Settings settings, String reason) {
+    void offered(CompressedPublished c, ApproximationBudget.Settings settings, String reason) {
         metrics.compressedRolloutVersion.set(c.version());
         log.info("compressed rollout option: {} (KL {} per token){}", c.describe(), c.kl(),
                 settings.on() ? "; " + reason : "; compressed rollout is off");
     }
 
-    /** A window's decisions: the compressed option's, then the budget controller's. */
-    void window(CompressedActorGuard.Decision option, BudgetController.Decision budgets) {
+    /** A window's decisions: the plain policy's budgets, and the option in use with every option's schedule. */
+    void window(ApproximationBudget.Decision option, BudgetController.Decision budgets) {
         if (option.changed()) {
             log.info("rollout option: {}", option.reason());
         }
-        metrics.compressedOption(option);
+        metrics.rolloutOptions(option, o -> predictedSpeedup(o.format(), o.schedule()));
         for (BudgetController.Change c : budgets.changes()) {
             log.info("schedule v{}: bin {} budget {} -> {}: {}", budgets.schedule().version(), c.bin(), c.from(), c.to(), c.reason());
             metrics.scheduleChanges.labelValues(c.to() > c.from() ? "up" : "down").inc();

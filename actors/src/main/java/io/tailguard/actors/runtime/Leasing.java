@@ -1,6 +1,5 @@
 package io.tailguard.actors.runtime;
 
-import io.tailguard.rollout.sparse.BudgetController;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.tasks.Prompt;
 
@@ -9,8 +8,8 @@ import java.util.List;
 
 /**
  * What the controller leases, and when: a lease ({@link LeaseBook}) with its prompts, the policy to
- * roll out with, the schedule and the shadow schedule (the budget controller's) and the rollout
- * option (the compressed version from {@link OptionBook}, or null: the policy), and a seed of its own.
+ * roll out with, the rollout option from {@link OptionBook} (a compressed version, or null: the
+ * policy) with that option's schedule and shadow schedule, and a seed of its own.
  * Leasing pauses while there is no policy yet or the trajectory buffer holds max-groups groups
  * (backpressure); a worker that asks meanwhile waits, and is served when leasing resumes.
  */
@@ -20,7 +19,6 @@ final class Leasing {
 
     private final LeaseBook<Controller.RequestWork> book;
     private final Prompts prompts;
-    private final BudgetController budgets;
     private final OptionBook options;
     /** Whether the budget controller moves budgets (tailguard.controller.adapt). */
     private final boolean adapts;
@@ -31,11 +29,9 @@ final class Leasing {
     private PolicyPublished policy;
     private int bufferGroups;
 
-    Leasing(LeaseBook<Controller.RequestWork> book, Prompts prompts, BudgetController budgets, OptionBook options, RunSettings s,
-            PolicyPublished policy) {
+    Leasing(LeaseBook<Controller.RequestWork> book, Prompts prompts, OptionBook options, RunSettings s, PolicyPublished policy) {
         this.book = book;
         this.prompts = prompts;
-        this.budgets = budgets;
         this.options = options;
         this.adapts = s.adapt();
         this.shadows = s.adapt() && s.rollout().shadowFraction() > 0;
@@ -45,11 +41,11 @@ final class Leasing {
     }
 
     /** Leasing for the run's settings, from a previous controller's state (null: a fresh prompt stream). */
-    static Leasing start(RunSettings s, ControllerState saved, BudgetController budgets, OptionBook options, PolicyPublished policy) {
+    static Leasing start(RunSettings s, ControllerState saved, OptionBook options, PolicyPublished policy) {
         LeaseBook<Controller.RequestWork> book = new LeaseBook<>(s.rollout().promptsPerLease(), s.rollout().leaseTimeout().toNanos(),
                 saved == null ? 0 : saved.nextGroup(), saved == null ? new long[0] : saved.openGroups());
         return new Leasing(book, new Prompts(s.train().task(), s.train().seed(), s.train().contextMin(), s.train().contextMax()),
-                budgets, options, s, policy);
+                options, s, policy);
     }
 
     /** The leases themselves. */
@@ -96,13 +92,13 @@ final class Leasing {
         for (int i = 0; i < ps.length; i++) {
             ps[i] = prompts.of(l.groups()[i]);
         }
-        Schedule sched = held(budgets.schedule());
-        CompressedPublished actor = options.choose(policy.version());
-        // a compressed lease's tails judge the compressed weights, not a cheaper schedule: no shadow
-        Schedule shadow = actor == null && shadows
-                && !sched.equals(budgets.shadowSchedule().withVersion(sched.version())) ? budgets.shadowSchedule() : null;
+        // the option's own schedule and shadow: a compressed option steps its budgets down by its own replays
+        OptionBook.Pick pick = options.choose(policy.version());
+        Schedule sched = held(pick.schedule());
+        Schedule shadow = shadows && !sched.equals(pick.shadow().withVersion(sched.version())) ? pick.shadow() : null;
         return new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
-                shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(seed, l.id()), actor);
+                shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(seed, l.id()),
+                pick.compressed());
     }
 
     /**

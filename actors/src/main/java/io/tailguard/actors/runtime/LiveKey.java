@@ -2,7 +2,7 @@ package io.tailguard.actors.runtime;
 
 import com.typesafe.config.Config;
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.ApproximationBudget;
 
 import java.util.Arrays;
 import java.util.Optional;
@@ -47,9 +47,9 @@ public enum LiveKey {
             "DistillSparse: a LoRA for the sparse actor, trained after each step and published with it.",
             (c, l, o) -> l.distill()),
     COMPRESSION_ROLLOUT("tailguard.compression.rollout", "compression-rollout", Type.SWITCH, Target.COMPRESSED_OPTION, "on | off",
-            "Compressed weights as a rollout option under the tail guard.", (c, l, o) -> o.on()),
+            "Compressed weights as rollout options of the approximation budget, under the tail guard.", (c, l, o) -> o.on()),
     PROBE_SHARE("tailguard.compression.probe-share", "compression-probe-share", Type.REAL, Target.COMPRESSED_OPTION, "(0, 0.5]",
-            "The share of leases the rollout option not in use gets.", (c, l, o) -> o.probeShare()),
+            "The share of leases the neighbours of the rollout option in use (by predicted cost) get.", (c, l, o) -> o.probeShare()),
     MAX_LAG("tailguard.compression.max-lag", "compression-max-lag", Type.INT, Target.COMPRESSED_OPTION, ">= 0",
             "The most policy versions compressed weights may lag the policy they are probed against.", (c, l, o) -> o.maxLag());
 
@@ -67,7 +67,7 @@ public enum LiveKey {
     /** Who applies a change: the controller's budget controller, the buffer, the learner, or the compressed option's guard. */
     enum Target {
         CONTROLLER("controller (new schedule version)", "the controller's"), BUFFER("trajectory buffer", "the buffer's"),
-        LEARNER("learner", "the learner's"), COMPRESSED_OPTION("controller's compressed-option guard", "the compressed rollout option's");
+        LEARNER("learner", "the learner's"), COMPRESSED_OPTION("controller's approximation budget", "the compressed rollout option's");
 
         final String doc;
         final String owner;
@@ -80,7 +80,7 @@ public enum LiveKey {
 
     /** A key's value in the running settings. */
     private interface Reader {
-        Object of(BudgetController.Settings controller, LiveSettings live, CompressedActorGuard.Settings option);
+        Object of(BudgetController.Settings controller, LiveSettings live, ApproximationBudget.Settings option);
     }
 
     final String key;
@@ -128,7 +128,7 @@ public enum LiveKey {
     }
 
     /** This key's value in the running settings (Double, Integer, Long or Boolean). */
-    Object read(BudgetController.Settings controller, LiveSettings live, CompressedActorGuard.Settings option) {
+    Object read(BudgetController.Settings controller, LiveSettings live, ApproximationBudget.Settings option) {
         return reader.of(controller, live, option);
     }
 

@@ -3,7 +3,7 @@ package io.tailguard.actors.runtime;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.ApproximationBudget;
 
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -25,7 +25,7 @@ final class LiveTuning {
      * none of its keys was given); changes: "key old -> new" for every value that differs; changed:
      * each such key's new value (full names), in the form {@link #plan} reads back.
      */
-    record Plan(BudgetController.Settings controller, LiveSettings live, CompressedActorGuard.Settings compression,
+    record Plan(BudgetController.Settings controller, LiveSettings live, ApproximationBudget.Settings compression,
                 List<String> changes, Map<String, String> changed) {}
 
     private LiveTuning() {
@@ -36,7 +36,7 @@ final class LiveTuning {
         return LiveKey.of(key).key;
     }
 
-    static Plan plan(BudgetController.Settings now, LiveSettings live, CompressedActorGuard.Settings compression,
+    static Plan plan(BudgetController.Settings now, LiveSettings live, ApproximationBudget.Settings compression,
                      Map<String, String> changes, int maxContext) {
         if (changes.isEmpty()) {
             throw new IllegalArgumentException("nothing to tune (give key=value pairs)");
@@ -52,7 +52,7 @@ final class LiveTuning {
         BudgetController.Settings nextController = controllerKey ? controller(next, maxContext) : null;
         LiveSettings nextLive = new LiveSettings(live.version(), (Integer) next.get(LiveKey.STALENESS), (Double) next.get(LiveKey.LR),
                 (Boolean) next.get(LiveKey.DISTILL));
-        CompressedActorGuard.Settings nextCompression = new CompressedActorGuard.Settings((Boolean) next.get(LiveKey.COMPRESSION_ROLLOUT),
+        ApproximationBudget.Settings nextCompression = new ApproximationBudget.Settings((Boolean) next.get(LiveKey.COMPRESSION_ROLLOUT),
                 (Double) next.get(LiveKey.PROBE_SHARE), (Integer) next.get(LiveKey.MAX_LAG));
         Map<String, String> before = values(now, live, compression);
         Map<String, String> after = values(nextController != null ? nextController : now, nextLive, nextCompression);
@@ -103,7 +103,7 @@ final class LiveTuning {
         }
     }
 
-    private static Map<LiveKey, Object> read(BudgetController.Settings ctl, LiveSettings live, CompressedActorGuard.Settings compression) {
+    private static Map<LiveKey, Object> read(BudgetController.Settings ctl, LiveSettings live, ApproximationBudget.Settings compression) {
         Map<LiveKey, Object> m = new EnumMap<>(LiveKey.class);
         for (LiveKey k : LiveKey.values()) {
             m.put(k, k.read(ctl, live, compression));
@@ -112,7 +112,7 @@ final class LiveTuning {
     }
 
     /** Every live key's value in its text form (full names, in declaration order), as {@link #plan} compares them. */
-    static Map<String, String> values(BudgetController.Settings ctl, LiveSettings live, CompressedActorGuard.Settings compression) {
+    static Map<String, String> values(BudgetController.Settings ctl, LiveSettings live, ApproximationBudget.Settings compression) {
         Map<String, String> m = new LinkedHashMap<>();
         read(ctl, live, compression).forEach((k, v) -> m.put(k.key, k.text(v)));
         return m;

@@ -171,6 +171,21 @@ final class NodeMetrics implements AutoCloseable {
             .help("Compressed policy version the controller offers as a rollout option (-1: none)").register(registry);
     final Gauge compressedRolloutInUse = Gauge.builder().name("tailguard_compressed_rollout_in_use")
             .help("1 while the compressed option gets the bulk of the leases, else 0").register(registry);
+    // the approximation budget: every option (a weight format with its own schedule) by its format's label
+    final Gauge optionInUse = Gauge.builder().name("tailguard_rollout_option_in_use")
+            .help("1 for the rollout option in use (plain, or a compressed format's label such as yaqa_b4 or vnm_64_2_5), else 0")
+            .labelNames("format").register(registry);
+    final Gauge optionPredictedSpeedup = Gauge.builder().name("tailguard_rollout_option_predicted_speedup")
+            .help("Cost model's speedup of a rollout option (its weights' bytes under its schedule) over dense plain decode")
+            .labelNames("format").register(registry);
+    final Gauge optionTokensPerSecond = Gauge.builder().name("tailguard_rollout_option_tokens_per_second")
+            .help("Measured generation tokens per second of a rollout option's leases over the kept windows (NaN: none)")
+            .labelNames("format").register(registry);
+    final Gauge optionBudget = Gauge.builder().name("tailguard_rollout_option_kv_budget_tokens")
+            .help("KV budget per position bin of a rollout option's schedule").labelNames("format", "bin").register(registry);
+    final Gauge optionSpeedupVsPlain = Gauge.builder().name("tailguard_rollout_option_measured_speedup")
+            .help("Measured generation tokens per second of the option in use over the plain policy's, over the kept windows (NaN: either had no lease)")
+            .register(registry);
     final Gauge workerCompressedVersion = Gauge.builder().name("tailguard_worker_compressed_version")
             .help("Compressed version a worker holds for compressed leases (-1: none)").labelNames("worker").register(registry);
     // serialization
@@ -205,6 +220,8 @@ final class NodeMetrics implements AutoCloseable {
         optionLeases.labelValues("compressed");
         optionTokens.labelValues("plain");
         optionTokens.labelValues("compressed");
+        optionInUse.labelValues("plain").set(1);
+        optionSpeedupVsPlain.set(Double.NaN);
     }
 
     /**
@@ -234,12 +251,33 @@ final class NodeMetrics implements AutoCloseable {
         settingsVersion.set(settings);
     }
 
-    /** The compressed rollout option after a window's decision. */
-    void compressedOption(io.tailguard.rollout.sparse.CompressedActorGuard.Decision d) {
-        compressedRolloutInUse.set(d.inUse() ? 1 : 0);
-        for (int i = 0; i < d.p5().length; i++) {
+    /**
+     * The rollout options after a window's decision: which is in use, each one's schedule, predicted
+     * and measured speed; the compressed series of the compressed option in use, else of the newest offered.
+     */
+    void rolloutOptions(io.tailguard.rollout.sparse.ApproximationBudget.Decision d,
+                        java.util.function.ToDoubleFunction<io.tailguard.rollout.sparse.ApproximationBudget.OptionState> speedup) {
+        io.tailguard.rollout.sparse.ApproximationBudget.OptionState featured = null;
+        double plainRate = Double.NaN;
+        for (var o : d.options()) {
+            optionInUse.labelValues(o.label()).set(o.inUse() ? 1 : 0);
+            optionPredictedSpeedup.labelValues(o.label()).set(speedup.applyAsDouble(o));
+            optionTokensPerSecond.labelValues(o.label()).set(o.tokensPerSecond());
+            int[] b = o.schedule().budgets();
+            for (int i = 0; i < b.length; i++) {
+                optionBudget.labelValues(o.label(), Integer.toString(i)).set(b[i]);
+            }
+            if (o.version() < 0) {
+                plainRate = o.tokensPerSecond();
+            } else if (o.inUse() || featured == null || (!featured.inUse() && o.version() > featured.version())) {
+                featured = o;
+            }
+        }
+        optionSpeedupVsPlain.set(d.chosen().tokensPerSecond() / plainRate);
+        compressedRolloutInUse.set(d.chosen().version() >= 0 ? 1 : 0);
+        for (int i = 0; featured != null && i < featured.p5().length; i++) {
             // NaN where the compressed option has no tokens (a new version starts with none)
-            optionAlphaP5.labelValues("compressed", Integer.toString(i)).set(d.p5()[i]);
+            optionAlphaP5.labelValues("compressed", Integer.toString(i)).set(featured.p5()[i]);
         }
     }
 

@@ -1,23 +1,32 @@
 package io.tailguard.actors.runtime;
 
+import io.tailguard.rollout.sparse.ApproximationBudget;
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
 import io.tailguard.rollout.sparse.Schedule;
 import io.tailguard.rollout.sparse.TailStats;
+import io.tailguard.rollout.sparse.WeightFormat;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
- * The rollout options' accounting around the {@link CompressedActorGuard} (the engine that decides):
- * the compressed version offered, the rollout tokens of each option (this window and the whole run)
- * and the rollout rate over the last window, and the compressed option's last p5 α per bin. A
- * compressed lease's tails go to the guard; the caller gives a plain lease's to the budget controller.
+ * The rollout options' accounting around the {@link ApproximationBudget} (the engine that decides
+ * which weights and which schedule a lease rolls out with): the newest compressed version of each
+ * format offered, the rollout tokens of the plain policy and of the compressed options (this window
+ * and the whole run), the rollout rate over the last window, and the last window's decision. Every
+ * lease's tails, plain or compressed, go to the engine, which files them with the option that rolled out.
  */
 final class OptionBook {
-    /** One window closed: the guard's decision, and the tokens each option rolled out in it. */
-    record Window(CompressedActorGuard.Decision decision, long plainTokens, long compressedTokens) {}
+    /** One window closed: the engine's decision, and the tokens each kind of option rolled out in it. */
+    record Window(ApproximationBudget.Decision decision, long plainTokens, long compressedTokens) {}
 
-    private final CompressedActorGuard guard;
-    private CompressedPublished compressed;
-    private double[] compressedP5 = new double[0];
+    /** What a lease rolls out with: a compressed version (null: the policy itself), its schedule and its shadow schedule. */
+    record Pick(CompressedPublished compressed, Schedule schedule, Schedule shadow) {}
+
+    private final ApproximationBudget engine;
+    private final Map<String, CompressedPublished> newest = new LinkedHashMap<>();
+    private ApproximationBudget.Decision last;
     private long windowPlain;
     private long windowCompressed;
     private long plain;
@@ -25,85 +34,73 @@ final class OptionBook {
     private double rate;
     private long windowStartNanos;
 
-    OptionBook(BudgetController.Settings controller, CompressedActorGuard.Settings settings, long nowNanos) {
-        this.guard = new CompressedActorGuard(controller, settings);
+    /** plainBudgets: the plain policy's budget controller (the controller's schedule); pricing: the cost model's, per option. */
+    OptionBook(BudgetController plainBudgets, ApproximationBudget.Settings settings, ApproximationBudget.Pricing pricing, long nowNanos) {
+        this.engine = new ApproximationBudget(plainBudgets, settings, pricing);
         this.windowStartNanos = nowNanos;
     }
 
-    /** A compressed version: the compressed option from now on when newer than the one held (then true). */
+    /** A compressed version: an option from now on when its format is new or it is newer than the format's held version (then true). */
     boolean offer(CompressedPublished c) {
-        if (!guard.offer(c.version())) {
+        if (!engine.offer(c.format(), c.version())) {
             return false;
         }
-        compressed = c;
+        newest.put(c.format().label(), c);
         return true;
     }
 
-    /** The compressed version a new lease samples with, or null: the policy itself. */
-    CompressedPublished choose(long policyVersion) {
-        return guard.choose(policyVersion) == CompressedActorGuard.Option.COMPRESSED ? compressed : null;
+    /** The option of a new lease. */
+    Pick choose(long policyVersion) {
+        ApproximationBudget.Choice c = engine.choose(policyVersion);
+        return new Pick(c.plain() ? null : newest.get(c.format().label()), c.schedule(), c.shadow());
     }
 
-    /**
-     * A lease's tail report: a compressed lease's tails to the guard, a plain lease's (with its shadow
-     * replay) to the budget controller. True when the compressed version sampled.
-     */
-    boolean report(Controller.TailReport r, BudgetController budgets) {
-        Schedule used = r.used() == null ? null : r.used().toSchedule();
-        TailStats tails = r.tails() == null ? null : TailStats.fromBytes(r.tails());
-        if (report(r.compressedVersion(), used, tails, r.tokens())) {
-            return true;
+    /** A lease's tail report, to the option that rolled it out. True when a compressed version sampled. */
+    boolean report(Controller.TailReport r) {
+        boolean compressed = r.compressedVersion() >= 0;
+        engine.report(compressed ? r.format() : ApproximationBudget.PLAIN, r.compressedVersion(),
+                r.used() == null ? null : r.used().toSchedule(), r.tails() == null ? null : TailStats.fromBytes(r.tails()),
+                r.shadow() == null ? null : r.shadow().toSchedule(), r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()),
+                r.tokens(), r.decodeSeconds());
+        if (compressed) {
+            windowCompressed += r.tokens();
+            compressedTokens += r.tokens();
+        } else {
+            windowPlain += r.tokens();
+            plain += r.tokens();
         }
-        budgets.report(used, tails, r.shadow() == null ? null : r.shadow().toSchedule(),
-                r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()));
-        return false;
+        return compressed;
     }
 
     /**
-     * A lease's tokens, and its tails when the compressed version sampled (compressedVersion >= 0;
-     * then true: the tails are the guard's). False: a plain lease, whose tails are the budget controller's.
+     * Closes a window: the rollout rate over it, and the engine's decision (every option's schedule,
+     * then the option in use). adapt: the budget controllers move budgets (else they only report).
      */
-    boolean report(long compressedVersion, Schedule used, TailStats tails, long tokens) {
-        if (compressedVersion >= 0) {
-            guard.report(compressedVersion, used, tails);
-            windowCompressed += tokens;
-            compressedTokens += tokens;
-            return true;
-        }
-        windowPlain += tokens;
-        plain += tokens;
-        return false;
-    }
-
-    /**
-     * Closes a window: the rollout rate over it, and the guard's decision at the budgets the window
-     * ran under (call it before the budget controller's tick changes them).
-     */
-    Window tick(long nowNanos, long policyVersion, Schedule current) {
+    Window tick(long nowNanos, long policyVersion, boolean adapt) {
         rate = (windowPlain + windowCompressed) / Math.max(1e-9, (nowNanos - windowStartNanos) / 1e9);
         windowStartNanos = nowNanos;
-        CompressedActorGuard.Decision d = guard.tick(policyVersion, current);
-        compressedP5 = d.p5();
-        Window w = new Window(d, windowPlain, windowCompressed);
+        last = engine.tick(policyVersion, adapt);
+        Window w = new Window(last, windowPlain, windowCompressed);
         windowPlain = 0;
         windowCompressed = 0;
         return w;
     }
 
-    void retune(BudgetController.Settings controller, CompressedActorGuard.Settings settings) {
-        guard.retune(controller, settings);
+    void retune(BudgetController.Settings controller, ApproximationBudget.Settings settings) {
+        engine.retune(controller, settings);
     }
 
-    CompressedActorGuard.Settings settings() {
-        return guard.settings();
+    ApproximationBudget.Settings settings() {
+        return engine.settings();
     }
 
+    /** The newest compressed version offered, of any format (−1: none). */
     long version() {
-        return guard.version();
+        return engine.newestVersion();
     }
 
     String reason() {
-        return guard.reason();
+        return engine.reason();
     }
 
     /** Rollout tokens per second, all options, over the last closed window. */
@@ -111,11 +108,51 @@ final class OptionBook {
         return rate;
     }
 
+    /**
+     * The compressed option status shows as "the" compressed option: the one in use, else the
+     * newest offered (null: none offered).
+     */
+    private ApproximationBudget.OptionState featured(List<ApproximationBudget.OptionState> options) {
+        ApproximationBudget.OptionState out = null;
+        for (ApproximationBudget.OptionState o : options) {
+            if (o.version() >= 0 && (o.inUse() || out == null || (!out.inUse() && o.version() > out.version()))) {
+                out = o;
+            }
+        }
+        return out;
+    }
+
     /** The compressed option as status shows it. */
-    ControllerStatus.CompressedOption view() {
-        CompressedActorGuard.Settings g = guard.settings();
+    ControllerStatus.CompressedOption view(long policyVersion) {
+        ApproximationBudget.Settings g = engine.settings();
         long all = plain + compressedTokens;
-        return new ControllerStatus.CompressedOption(g.on(), guard.version(), compressed == null ? "" : compressed.describe(), guard.inUse(),
-                g.probeShare(), g.maxLag(), compressedP5, all == 0 ? 0 : compressedTokens / (double) all, guard.reason());
+        ApproximationBudget.OptionState f = featured(engine.options(policyVersion));
+        CompressedPublished c = f == null ? null : newest.get(f.label());
+        return new ControllerStatus.CompressedOption(g.on(), f == null ? -1 : f.version(), c == null ? "" : c.describe(),
+                f != null && f.inUse(), g.probeShare(), g.maxLag(), f == null ? new double[0] : f.p5(),
+                all == 0 ? 0 : compressedTokens / (double) all, engine.reason());
+    }
+
+    /** Every option and the one in use, as status shows them; speedup: the cost model's dense-over-option speedup. */
+    ControllerStatus.Approximation approximation(long policyVersion, java.util.function.ToDoubleBiFunction<WeightFormat, Schedule> speedup) {
+        List<ApproximationBudget.OptionState> options = engine.options(policyVersion);
+        ControllerStatus.Option[] out = new ControllerStatus.Option[options.size()];
+        double plainRate = options.get(0).tokensPerSecond();
+        ApproximationBudget.OptionState chosen = options.get(0);
+        for (int i = 0; i < out.length; i++) {
+            ApproximationBudget.OptionState o = options.get(i);
+            out[i] = new ControllerStatus.Option(o.label(), o.format().toString(), o.version(), o.inUse(), o.schedule().version(),
+                    o.schedule().budgets(), o.p5(), o.predictedCost(), speedup.applyAsDouble(o.format(), o.schedule()), o.tokensPerSecond(),
+                    o.state());
+            if (o.inUse()) {
+                chosen = o;
+            }
+        }
+        return new ControllerStatus.Approximation(chosen.label(), chosen.tokensPerSecond() / plainRate, engine.reason(), out);
+    }
+
+    /** The last window's decision (null before the first). */
+    ApproximationBudget.Decision last() {
+        return last;
     }
 }

@@ -33,10 +33,11 @@ import java.util.Set;
  * A version that carries a DistillSparse LoRA is rolled out with it: the sampler (the sparse actor)
  * decodes with the adapter, and so does the shadow replay (the same actor one rung lower); the dense
  * scoring without it.
- * A lease that names a compressed version (the controller's compressed rollout option) samples with
- * those weights instead, loaded from the store dequantized (manifest sha256 checked) and kept until
- * a newer one is named: the behaviour log-probs are the compressed model's, the policy scores
- * densely (π_old, and p for α), and the tails go back marked with the compressed version.
+ * A lease that names a compressed version (a compressed option of the controller's approximation
+ * budget) samples with those weights instead, loaded from the store (packed where the format allows,
+ * manifest sha256 checked) and kept until a newer one is named: the behaviour log-probs are the
+ * compressed model's, the policy scores densely (π_old, and p for α), the shadow replay replays with
+ * the compressed weights one rung lower, and the tails go back marked with the compressed version and format.
  * Every tailguard.rollout.speedup-every-th lease under a sparse schedule (a {@link SpeedupCadence})
  * is also decoded densely in lockstep, to measure the rollout speedup inside the run; every lease's
  * prefill and decode seconds, with that measurement, go to the controller (RolloutTimed), which
@@ -211,9 +212,6 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
             shadow = null;
         }
         Qwen3Model actor = w.compressed() == null ? null : compressedActor(w.compressed());
-        if (actor != null) {
-            shadow = null;
-        }
         boolean measure = cadence.next(schedule, actor == null);
         RolloutEngine.Result r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor, measure);
         int g = s.rollout().groupSize();
@@ -242,10 +240,15 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                 controller.tell(new Controller.LeaseOversized(w.lease(), name, refusal));
             }
         }
+        // the lease's own generation seconds: a lease that measured the speedup also decoded densely in
+        // lockstep, and that reference is no part of its option's measured speed
+        RolloutEngine.SpeedupSample paired = r.speedup();
+        double seconds = paired == null ? r.generateSeconds()
+                : Math.max(1e-9, r.generateSeconds() - paired.denseDecodeSeconds() - paired.densePrefillSeconds());
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
-                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), r.generateSeconds(),
-                actor == null ? -1 : compressedLoaded));
-        controller.tell(new Controller.RolloutTimed(timed(w, r, actor == null ? RunObserver.Rollout.PLAIN : w.compressed().option())));
+                r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), seconds,
+                actor == null ? -1 : compressedLoaded, actor == null ? "" : w.compressed().format().label()));
+        controller.tell(new Controller.RolloutTimed(timed(w, r, actor == null ? RunObserver.Rollout.PLAIN : w.compressed().format().label())));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());
         metrics.rolloutTokensPerSecond.labelValues(name).set(r.generatedTokens() / Math.max(1e-9, r.generateSeconds()));

@@ -28,9 +28,12 @@ public final class RunObserver {
     public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
                          double predictedSpeedup, String[] changes, OptionWindow option) implements Event, Wire {}
 
-    /** A controller window from the budget controller's decision and the rollout options' window. */
+    /**
+     * A controller window from the plain policy's budget decision and the rollout options' window;
+     * chosenSpeedup: the cost model's speedup of the option in use over dense plain decode.
+     */
     static Window window(long timeMillis, io.tailguard.rollout.sparse.BudgetController.Decision d, double tau, double predictedSpeedup,
-                         long compressedVersion, OptionBook.Window options) {
+                         long compressedVersion, OptionBook.Window options, double chosenSpeedup) {
         int bins = d.schedule().binCount();
         long[] tokens = new long[bins];
         double[] p5 = new double[bins];
@@ -44,19 +47,41 @@ public final class RunObserver {
         String[] changes = d.changes().stream().map(c -> "bin " + c.bin() + ": " + c.from() + " -> " + c.to() + " (" + c.reason() + ")")
                 .toArray(String[]::new);
         var cd = options.decision();
+        var chosen = cd.chosen();
+        // "the" compressed option of the older fields: the one in use, else the newest offered
+        var featured = chosen.version() >= 0 ? chosen : null;
+        for (var o : cd.options()) {
+            if (featured == null && o.version() == compressedVersion && o.version() >= 0) {
+                featured = o;
+            }
+        }
+        double[] cp5 = featured == null ? new double[0] : featured.p5();
         return new Window(timeMillis, d.schedule().version(), d.schedule().budgets(), p5, tokens, tau, predictedSpeedup, changes,
-                new OptionWindow(compressedVersion, cd.inUse(), cd.p5(), options.plainTokens(), options.compressedTokens(),
-                        cd.changed() ? cd.reason() : null));
+                new OptionWindow(compressedVersion, chosen.version() >= 0, cp5, options.plainTokens(), options.compressedTokens(),
+                        cd.changed() ? cd.reason() : null, chosen.label(), chosen.version(), chosen.schedule().version(),
+                        chosen.schedule().budgets(), chosenSpeedup, chosen.tokensPerSecond(), cd.options().get(0).tokensPerSecond()));
     }
 
     /**
-     * The rollout options in one window: the compressed version offered (−1: none), whether it had
-     * the bulk of the leases after the decision, its p5 α per bin at the budgets over the kept
-     * windows (NaN: no tokens), the window's rollout tokens per option, and the decision's reason
-     * when the option in use changed (else null).
+     * The rollout options in one window: the newest compressed version offered (−1: none), whether a
+     * compressed option had the bulk of the leases after the decision, the p5 α per bin of the
+     * compressed option in use (else of the newest offered) at its budgets over the kept windows
+     * (NaN: no tokens), the window's rollout tokens of the plain policy and of the compressed
+     * options, and the decision's reason when the option in use changed (else null). Then the
+     * option in use after the decision, the chosen combination: its format's label ("plain" or e.g.
+     * "yaqa_b4"), compressed version (−1: plain), schedule version and budgets, the cost model's
+     * speedup of it over dense plain decode, and its measured generation tokens per second over the
+     * kept windows next to the plain policy's (NaN: no lease).
      */
     public record OptionWindow(long compressedVersion, boolean compressedInUse, double[] compressedP5, long plainTokens,
-                               long compressedTokens, String change) implements Wire {}
+                               long compressedTokens, String change, String inUse, long inUseVersion, long inUseScheduleVersion,
+                               int[] inUseBudgets, double inUsePredictedSpeedup, double inUseTokensPerSecond,
+                               double plainTokensPerSecond) implements Wire {
+        /** Measured tokens per second of the option in use over the plain policy's (NaN: either had no lease). */
+        public double measuredSpeedupVsPlain() {
+            return inUseTokensPerSecond / plainTokensPerSecond;
+        }
+    }
 
     /**
      * Held-out greedy pass@1 of the learner's policy at a step (the start, every

@@ -91,7 +91,8 @@ public final class RunRecorder {
         b.append(String.format(Locale.ROOT, "  predicted ×%.2f", w.predictedSpeedup()));
         RunObserver.OptionWindow o = w.option();
         if (o != null && o.compressedVersion() >= 0) {
-            b.append(String.format(Locale.ROOT, "  compressed v%d %s", o.compressedVersion(), o.compressedInUse() ? "in use" : "probed"));
+            b.append(String.format(Locale.ROOT, "  option %s%s; compressed v%d %s", o.inUse(), o.inUseVersion() >= 0 ? " v" + o.inUseVersion() : "",
+                    o.compressedVersion(), o.compressedInUse() ? "in use" : "probed"));
             for (int i = 0; i < o.compressedP5().length; i++) {
                 if (!Double.isNaN(o.compressedP5()[i])) {
                     b.append(String.format(Locale.ROOT, " b%d:%.2f", i, o.compressedP5()[i]));
@@ -137,9 +138,13 @@ public final class RunRecorder {
     }
 
     /**
-     * The compressed rollout option over the run: its share of the rollout tokens, the share of
-     * windows it was in use in, the versions offered, and the lowest judged p5 α of its last window
-     * with tokens (per bin; NaN where none). Null when no compressed version was ever offered.
+     * The compressed rollout options over the run: their share of the rollout tokens, the share of
+     * windows one was in use in, the versions offered, and the lowest judged p5 α of the last window
+     * with tokens (per bin; NaN where none); the windows each option (by format label) was in use
+     * in, and the option in use at the last window, the chosen combination: its format, version,
+     * schedule version and budgets, the cost model's speedup over dense plain decode, and its measured
+     * generation tokens per second next to the plain policy's over the kept windows. Null when no
+     * compressed version was ever offered.
      */
     public Map<String, Object> compressedSummary() {
         List<RunObserver.Window> ws = windows();
@@ -149,10 +154,16 @@ public final class RunRecorder {
         int offered = 0;
         java.util.Set<Long> versions = new java.util.TreeSet<>();
         double[] lastP5 = null;
+        RunObserver.OptionWindow lastOption = null;
+        Map<String, Integer> inUseBy = new java.util.TreeMap<>();
         for (RunObserver.Window w : ws) {
             RunObserver.OptionWindow o = w.option();
             if (o == null) {
                 continue;
+            }
+            lastOption = o;
+            if (o.inUse() != null) {
+                inUseBy.merge(o.inUse(), 1, Integer::sum);
             }
             plain += o.plainTokens();
             compressed += o.compressedTokens();
@@ -177,6 +188,17 @@ public final class RunRecorder {
         m.put("windows_in_use", inUse);
         m.put("windows_offered", offered);
         m.put("last_alpha_p5", lastP5);
+        m.put("windows_in_use_by_format", inUseBy);
+        if (lastOption != null && lastOption.inUse() != null) {
+            m.put("in_use", lastOption.inUse());
+            m.put("in_use_version", lastOption.inUseVersion());
+            m.put("in_use_schedule_version", lastOption.inUseScheduleVersion());
+            m.put("in_use_budgets", lastOption.inUseBudgets());
+            m.put("in_use_predicted_speedup", lastOption.inUsePredictedSpeedup());
+            m.put("in_use_tokens_per_s", lastOption.inUseTokensPerSecond());
+            m.put("plain_tokens_per_s", lastOption.plainTokensPerSecond());
+            m.put("measured_speedup_vs_plain", lastOption.measuredSpeedupVsPlain());
+        }
         return m;
     }
 

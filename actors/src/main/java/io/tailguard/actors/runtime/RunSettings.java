@@ -150,8 +150,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         /** What a compressed version's values take: {@code bits}, or 32 for V:N:M (its kept values are F32). */
         public static final int VNM_VALUE_BITS = 32;
 
-        public io.tailguard.rollout.sparse.CompressedActorGuard.Settings guard() {
-            return new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(rollout, probeShare, maxLag);
+        public io.tailguard.rollout.sparse.ApproximationBudget.Settings guard() {
+            return new io.tailguard.rollout.sparse.ApproximationBudget.Settings(rollout, probeShare, maxLag);
         }
 
         /**

@@ -1,7 +1,7 @@
 package io.tailguard.actors.runtime;
 
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.ApproximationBudget;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -57,7 +57,7 @@ final class TuningBook {
     private final Map<String, String> tunedFrom = new LinkedHashMap<>();
     private BudgetController.Settings controller;
     private LiveSettings live;
-    private CompressedActorGuard.Settings option;
+    private ApproximationBudget.Settings option;
     private final List<String> restored = new ArrayList<>();
     private String notRestored;
     private final Map<String, String> changedSince = new LinkedHashMap<>();
@@ -68,7 +68,7 @@ final class TuningBook {
      * value out of the range the configuration now allows) is dropped: the configured values stand, as
      * a new settings version ({@link #notRestored} says why).
      */
-    TuningBook(BudgetController.Settings configuredController, LiveSettings configuredLive, CompressedActorGuard.Settings configuredOption,
+    TuningBook(BudgetController.Settings configuredController, LiveSettings configuredLive, ApproximationBudget.Settings configuredOption,
                int maxContext, ControllerState saved) {
         this.maxContext = maxContext;
         long version = saved == null ? 0 : saved.settingsVersion();
@@ -200,7 +200,7 @@ final class TuningBook {
         return controller;
     }
 
-    CompressedActorGuard.Settings option() {
+    ApproximationBudget.Settings option() {
         return option;
     }
 

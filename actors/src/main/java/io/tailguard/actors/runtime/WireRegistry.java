@@ -41,6 +41,8 @@ final class WireRegistry {
             RunObserver.Rollout.class, Controller.RolloutTimed.class,
             // the controller's failed file writes in the status (appended: ids stay fixed)
             ControllerStatus.StateWrites.class,
+            // the approximation budget's options in the status (appended: ids stay fixed)
+            ControllerStatus.Approximation.class, ControllerStatus.Option.class, ControllerStatus.Option[].class,
             // a lease too large to deliver (appended: ids stay fixed)
             Controller.LeaseOversized.class);
 

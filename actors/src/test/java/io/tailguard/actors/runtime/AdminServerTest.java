@@ -261,10 +261,35 @@ class AdminServerTest {
         ControllerStatus st = new ControllerStatus(new ControllerStatus.Schedule(1, new int[] {64}, new double[] {Double.NaN}, 0.86, 1.0),
                 new ControllerStatus.Run(-1, 0, 0, 0, 0, new String[0]), new LiveSettings(0, 2, 2e-4, false), new TuningBook.Tuned[0],
                 new ControllerStatus.CompressedOption(false, -1, "", false, 0.25, 50, new double[0], 0, ""),
-                new ControllerStatus.StateWrites(4, 2, 5, "cannot write /r/controller/state.json: Read-only file system"));
+                new ControllerStatus.StateWrites(4, 2, 5, "cannot write /r/controller/state.json: Read-only file system"), PLAIN_ONLY);
         String json = new com.google.gson.Gson().toJson(AdminServer.statusJson(st));
         assertTrue(json.contains("\"state_writes\":{\"failures\":4,\"failures_in_a_row\":2,\"stop_at\":5,"
                 + "\"last_error\":\"cannot write /r/controller/state.json: Read-only file system\"}"), json);
+    }
+
+    static final ControllerStatus.Approximation PLAIN_ONLY = new ControllerStatus.Approximation("plain", Double.NaN,
+            "no compressed version yet", new ControllerStatus.Option[] {new ControllerStatus.Option("plain", "plain", -1, true, 1,
+            new int[] {64}, new double[] {Double.NaN}, 1e6, 1.0, Double.NaN, "in use")});
+
+    /** `status` shows the option in use (format and schedule), its measured speed against the plain policy's, and every option. */
+    @Test
+    void theStatusShowsTheChosenCombination() {
+        ControllerStatus.Approximation a = new ControllerStatus.Approximation("yaqa_b4", 1.6123, "yaqa_b4 v10 in use",
+                new ControllerStatus.Option[] {
+                        new ControllerStatus.Option("plain", "plain", -1, false, 3, new int[] {64, 128}, new double[] {0.93, Double.NaN},
+                                2e6, 1.5, 100.0, "probed: meets τ + hysteresis"),
+                        new ControllerStatus.Option("yaqa_b4", "yaqa_b4 (4-bit, group 32)", 10, true, 4, new int[] {48, 96},
+                                new double[] {0.91, 0.9}, 1e6, 3.0, 161.23, "in use")});
+        ControllerStatus st = new ControllerStatus(new ControllerStatus.Schedule(3, new int[] {64, 128}, new double[] {0.93, Double.NaN}, 0.86, 1.5),
+                new ControllerStatus.Run(10, 0, 0, 0, 0, new String[0]), new LiveSettings(0, 2, 2e-4, false), new TuningBook.Tuned[0],
+                new ControllerStatus.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 50, new double[] {0.91, 0.9}, 0.7, ""),
+                new ControllerStatus.StateWrites(0, 0, 5, null), a);
+        String json = new com.google.gson.Gson().toJson(AdminServer.statusJson(st));
+        assertTrue(json.contains("\"approximation\":{\"in_use\":\"yaqa_b4\",\"measured_speedup_vs_plain\":1.612,"), json);
+        assertTrue(json.contains("{\"format\":\"yaqa_b4\",\"describe\":\"yaqa_b4 (4-bit, group 32)\",\"version\":10,\"in_use\":true,"
+                + "\"schedule_version\":4,\"budgets\":[48,96],\"alpha_p5\":[0.91,0.9],\"predicted_cost\":1000000.0,\"predicted_speedup\":3.0,"
+                + "\"tokens_per_s\":161.2,\"state\":\"in use\"}"), json);
+        assertTrue(json.contains("\"alpha_p5\":[0.93,null]"), json);
     }
 
     @Test

@@ -26,6 +26,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -148,21 +149,35 @@ class CompressedRolloutTest {
             TestProbe<RolloutWorker.Command> worker = kit.createTestProbe();
 
             assertEquals(0, compressedLeases(controller, worker, 4), "nothing compressed yet: the policy only");
-            CompressedPublished v0 = CheckpointStore.compressed(init, 0, "copy", 32, 0);
+            // announced as 4-bit RTN (the controller prices it by its format; the test worker loads nothing)
+            CompressedPublished v0 = CheckpointStore.compressed(init, 0, "rtn", 4, 0);
             controller.tell(v0);
             assertEquals(2, compressedLeases(controller, worker, 8), "probing: a quarter of the leases");
             ScheduleSpec used = lastSchedule;
 
             // a tail above τ + hysteresis in the compressed option's bin: the bulk goes to it
-            controller.tell(new Controller.TailReport("w", used, tail(100, 0.99, 0.99).toBytes(), null, null, 200, 1, 0));
+            controller.tell(new Controller.TailReport("w", used, tail(100, 0.99, 0.99).toBytes(), null, null, 200, 1, 0, "rtn4"));
             RunObserver.OptionWindow on = awaitOption(observer, true);
             assertTrue(on.change().contains("in use"), on.change());
             assertEquals(0.99, on.compressedP5()[1], 1e-3);
             assertEquals(6, compressedLeases(controller, worker, 8), "in use: all but a quarter");
             assertEquals(1.0, metrics.compressedRolloutInUse.get());
+            // the chosen combination: the 4-bit format on its own schedule (the dense start's top rungs,
+            // bins of 64 up to 96 + the longest completion), predicted cheaper than dense plain decode
+            assertEquals("rtn4", on.inUse());
+            assertEquals(0, on.inUseVersion());
+            assertArrayEquals(used.toSchedule().budgets(), on.inUseBudgets());
+            assertTrue(on.inUsePredictedSpeedup() > 1, "4-bit weights are fewer bytes: " + on.inUsePredictedSpeedup());
+            assertEquals(200.0, on.inUseTokensPerSecond(), 1e-9, "200 tokens reported with 1 s of generation");
+            assertTrue(Double.isNaN(on.plainTokensPerSecond()), "no plain lease reported");
+            assertEquals(1.0, metrics.optionInUse.labelValues("rtn4").get());
+            assertEquals(0.0, metrics.optionInUse.labelValues("plain").get());
+            assertEquals(on.inUsePredictedSpeedup(), metrics.optionPredictedSpeedup.labelValues("rtn4").get(), 1e-12);
+            assertTrue(metrics.optionPredictedSpeedup.labelValues("plain").get() < on.inUsePredictedSpeedup(),
+                    "the same schedule with float32 weights");
 
             // the tail drops below τ − margin (a third of the tokens at α 0.5): back to the policy
-            controller.tell(new Controller.TailReport("w", used, tail(300, 0.5, 0.99).toBytes(), null, null, 300, 1, 0));
+            controller.tell(new Controller.TailReport("w", used, tail(300, 0.5, 0.99).toBytes(), null, null, 300, 1, 0, "rtn4"));
             RunObserver.OptionWindow off = awaitOption(observer, false);
             assertTrue(off.change().contains("back to the plain policy"), off.change());
             assertEquals(2, compressedLeases(controller, worker, 8));
@@ -180,7 +195,7 @@ class CompressedRolloutTest {
 
     private ScheduleSpec lastSchedule;
 
-    /** Asks for n leases; how many named compressed weights (and never a shadow schedule with them). */
+    /** Asks for n leases; how many named compressed weights (each with its own shadow schedule: the dense start's rung below). */
     private int compressedLeases(org.apache.pekko.actor.typed.ActorRef<Controller.Command> controller,
                                  TestProbe<RolloutWorker.Command> worker, int n) {
         int k = 0;
@@ -190,7 +205,7 @@ class CompressedRolloutTest {
             lastSchedule = w.schedule();
             if (w.compressed() != null) {
                 k++;
-                assertNull(w.shadow());
+                org.junit.jupiter.api.Assertions.assertNotNull(w.shadow(), "a compressed lease replays its own shadow");
             }
         }
         return k;

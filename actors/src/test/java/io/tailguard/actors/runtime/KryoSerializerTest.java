@@ -62,8 +62,8 @@ class KryoSerializerTest {
         out.add(new Controller.RequestWork("worker-0@h:1", worker));
         out.add(new Controller.LeaseDone(5, "worker-0@h:1"));
         out.add(new Controller.LeaseOversized(6, "worker-0@h:1", "tailguard wire: a Trajectories message of 9 bytes is over the 8 bytes"));
-        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, -1));
-        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, 10));
+        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, -1, ""));
+        out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, spec, new byte[] {4}, 120, 1.5, 10, "yaqa_b4"));
         out.add(new Controller.BufferDepth(12));
         out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, true, tuneReply));
         out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2, false));
@@ -75,7 +75,13 @@ class KryoSerializerTest {
                 new TuningBook.Tuned[] {new TuningBook.Tuned("tailguard.controller.tau", "0.9", "0.86")},
                 new ControllerStatus.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 10, new double[] {0.91, Double.NaN}, 0.7,
                         "compressed v10 in use"),
-                new ControllerStatus.StateWrites(3, 1, 5, "cannot write /tmp/run/controller/state.json: No space left on device")));
+                new ControllerStatus.StateWrites(3, 1, 5, "cannot write /tmp/run/controller/state.json: No space left on device"),
+                AdminServerTest.PLAIN_ONLY));
+        out.add(new ControllerStatus.Approximation("yaqa_b4", 1.6, "in use", new ControllerStatus.Option[] {
+                new ControllerStatus.Option("yaqa_b4", "yaqa_b4 (4-bit, group 32)", 10, true, 4, new int[] {48}, new double[] {0.9},
+                        1e6, 3.0, 161.2, "in use")}));
+        out.add(new ControllerStatus.Option("plain", "plain", -1, false, 3, new int[] {64}, new double[] {Double.NaN}, 2e6, 1.5,
+                Double.NaN, "probed: no bin has 100 tokens yet"));
         out.add(new ControllerStatus.StateWrites(0, 0, 5, null));
         out.add(new ControllerStatus.Schedule(1, new int[] {48}, new double[] {Double.NaN}, 0.8, 1.0));
         out.add(new ControllerStatus.Run(-1, 0, 0, 0, 0, new String[0]));
@@ -97,16 +103,18 @@ class KryoSerializerTest {
         out.add(new RunObserver.Step(2, 2, 0.5, 0.25, 4, 1, 0, 1, -0.01, 0.1, 0.02, 1e-3, 0.8, 512, 300, 1_700_000_000_000L, 5e-5));
         out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64, 128}, new double[] {0.91, 0.84}, new long[] {310, 12}, 0.86, 1.7,
                 new String[] {"bin 1: 96 -> 128 (p5 α 0.80 < 0.84)"},
-                new RunObserver.OptionWindow(10, true, new double[] {0.93, Double.NaN}, 120, 480, "compressed v10: in use")));
+                new RunObserver.OptionWindow(10, true, new double[] {0.93, Double.NaN}, 120, 480, "compressed v10: in use", "yaqa_b4", 10, 6,
+                        new int[] {48, 96}, 3.1, 161.2, 100.5)));
         out.add(new RunObserver.Window(1_700_000_000_000L, 5, new int[] {64}, new double[] {0.91}, new long[] {310}, 0.86, 1.7,
-                new String[0], new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 310, 0, null)));
+                new String[0], new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 310, 0, null, "plain", -1, 5,
+                new int[] {64}, 1.7, Double.NaN, Double.NaN)));
         out.add(new ControllerStatus.CompressedOption(false, -1, "", false, 0.25, 10, new double[0], 0, "compressed rollout off"));
-        out.add(new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 12, 0, null));
+        out.add(new RunObserver.OptionWindow(-1, false, new double[] {Double.NaN}, 12, 0, null, "plain", -1, 1, new int[] {64}, 1.0, 90.0, 90.0));
         out.add(new RunObserver.Evaluated(0, 0.3, 1_700_000_000_000L, 2.5));
         out.add(new RunObserver.Finished(30, "all steps done"));
         out.add(new RunObserver.Compressed(10, "yaqa_b", 4, 0.0123, 123456, 7.5, "/tmp/store/compressed/v000010-yaqa_b4"));
         RunObserver.Rollout measured = new RunObserver.Rollout(1_700_000_000_000L, "worker-0@h:1", 9, 4, 16, 63, 0.4, 2.5, true, 1.9,
-                3.1, 0.41, 0.02, 0.035, "yaqa_b_4bit");
+                3.1, 0.41, 0.02, 0.035, "yaqa_b4");
         out.add(measured);
         out.add(new Controller.RolloutTimed(measured));
         out.add(new Controller.RolloutTimed(new RunObserver.Rollout(1_700_000_000_000L, "w", 10, 4, 16, 0, 0.4, 0, false,

@@ -29,9 +29,9 @@ class LeasingTest {
     void workersWaitForAPolicyAndAFullBufferAndAreServedWhenLeasingResumes() {
         LeaseBook<Controller.RequestWork> book = new LeaseBook<>(2, 1_000, 0, new long[0]);
         BudgetController budgets = new BudgetController(S.controller(), Schedule.dense());
-        OptionBook options = new OptionBook(S.controller(), S.compression().guard(), 0);
+        OptionBook options = new OptionBook(budgets, S.compression().guard(), (f, sched) -> 1.0, 0);
         Prompts prompts = new Prompts(S.train().task(), S.train().seed(), S.train().contextMin(), S.train().contextMax());
-        Leasing leasing = new Leasing(book, prompts, budgets, options, S, null);
+        Leasing leasing = new Leasing(book, prompts, options, S, null);
 
         Controller.RequestWork a = ask("a");
         assertNull(leasing.request(a, 0), "no policy yet: the worker waits");
@@ -65,7 +65,7 @@ class LeasingTest {
         RunSettings s = TuningBookTest.settings("tailguard.rollout.shadow-fraction = 0.25\n" + extra);
         BudgetController budgets = new BudgetController(s.controller(), start);
         Leasing leasing = new Leasing(new LeaseBook<>(2, 1_000, 0, new long[0]), new Prompts(s.train().task(), s.train().seed(),
-                s.train().contextMin(), s.train().contextMax()), budgets, new OptionBook(s.controller(), s.compression().guard(), 0), s, null);
+                s.train().contextMin(), s.train().contextMax()), new OptionBook(budgets, s.compression().guard(), (f, sched) -> 1.0, 0), s, null);
         assertTrue(leasing.policy(policy(1), 0).isEmpty());
         return leasing.request(ask("a"), 0);
     }

@@ -2,7 +2,7 @@ package io.tailguard.actors.runtime;
 
 import com.typesafe.config.ConfigFactory;
 import io.tailguard.rollout.sparse.BudgetController;
-import io.tailguard.rollout.sparse.CompressedActorGuard;
+import io.tailguard.rollout.sparse.ApproximationBudget;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -92,7 +92,7 @@ class LiveKeyTest {
     void everyKeyReadsItsOwnSetting() {
         BudgetController.Settings c = new BudgetController.Settings(0.8, 0.03, 0.02, 150, 3, 48, 512, 1.5, 128, 1024);
         LiveSettings l = new LiveSettings(9, 1, 3e-4, true);
-        CompressedActorGuard.Settings o = new CompressedActorGuard.Settings(true, 0.2, 7);
+        ApproximationBudget.Settings o = new ApproximationBudget.Settings(true, 0.2, 7);
         Map<String, String> v = LiveTuning.values(c, l, o);
         assertEquals(List.of("tailguard.controller.tau", "tailguard.controller.margin", "tailguard.controller.hysteresis",
                 "tailguard.controller.min-tokens", "tailguard.controller.keep-windows", "tailguard.controller.min-budget",

@@ -101,14 +101,14 @@ class RunFiguresTest {
         double nan = Double.NaN;
         RunObserver.Rollout plain = lease(1.0, 3.0, true, 2.0, 4.0, 1.0, 0.5, 1.0);
         RunObserver.Rollout plainUnmeasured = lease(1.0, 2.0, false, nan, nan, nan, nan, nan);
-        RunObserver.Rollout q4 = new RunObserver.Rollout(0, "w", 2, 1, 8, 10, 0.5, 1.5, true, 1.0, 3.0, 0.5, 0.25, 1.0, "rtn_4bit");
+        RunObserver.Rollout q4 = new RunObserver.Rollout(0, "w", 2, 1, 8, 10, 0.5, 1.5, true, 1.0, 3.0, 0.5, 0.25, 1.0, "rtn4");
         java.util.Map<String, RolloutTimes> by = RolloutTimes.byOption(List.of(plain, q4, plainUnmeasured));
-        assertEquals(List.of(RunObserver.Rollout.PLAIN, "rtn_4bit"), List.copyOf(by.keySet()));
+        assertEquals(List.of(RunObserver.Rollout.PLAIN, "rtn4"), List.copyOf(by.keySet()));
         assertEquals(1, by.get(RunObserver.Rollout.PLAIN).measurements());
         assertEquals(4.0 / 2.0, by.get(RunObserver.Rollout.PLAIN).speedup(), 1e-12);
         assertEquals((3.0 + 2.0) / (1.0 + 3.0 + 1.0 + 2.0), by.get(RunObserver.Rollout.PLAIN).decodeFraction(), 1e-12);
-        assertEquals(3.0 / 1.0, by.get("rtn_4bit").speedup(), 1e-12);
-        assertEquals(1.0 / 0.25, by.get("rtn_4bit").predictedSpeedup(), 1e-12);
+        assertEquals(3.0 / 1.0, by.get("rtn4").speedup(), 1e-12);
+        assertEquals(1.0 / 0.25, by.get("rtn4").predictedSpeedup(), 1e-12);
         assertEquals((4.0 + 3.0) / (2.0 + 1.0), RolloutTimes.of(List.of(plain, q4, plainUnmeasured)).speedup(), 1e-12);
     }
 }

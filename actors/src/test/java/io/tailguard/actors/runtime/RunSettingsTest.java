@@ -281,9 +281,9 @@ class RunSettingsTest {
     @Test
     void theCompressedRolloutKeysParseAndTuneLive() {
         RunSettings s = RunSettings.parse(with(""), "test");
-        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(false, 0.25, 50), s.compression().guard());
+        assertEquals(new io.tailguard.rollout.sparse.ApproximationBudget.Settings(false, 0.25, 50), s.compression().guard());
         RunSettings on = RunSettings.parse(with("tailguard.compression { rollout = on, probe-share = 0.5, max-lag = 3 }"), "run.conf");
-        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(true, 0.5, 3), on.compression().guard());
+        assertEquals(new io.tailguard.rollout.sparse.ApproximationBudget.Settings(true, 0.5, 3), on.compression().guard());
         assertEquals("run.conf: tailguard.compression.probe-share: must be in (0, 0.5], got 0.7", assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.compression.probe-share = 0.7"), "run.conf")).getMessage());
         assertEquals("run.conf: tailguard.compression.rollout: must be on or off, got \"yes please\"", assertThrows(IllegalArgumentException.class,
@@ -297,7 +297,7 @@ class RunSettingsTest {
         kv.put("tailguard.compression.probe-share", "0.1");
         kv.put("compression-max-lag", "4");
         var p = LiveTuning.plan(s.controller(), live, s.compression().guard(), kv, 256);
-        assertEquals(new io.tailguard.rollout.sparse.CompressedActorGuard.Settings(true, 0.1, 4), p.compression());
+        assertEquals(new io.tailguard.rollout.sparse.ApproximationBudget.Settings(true, 0.1, 4), p.compression());
         assertEquals(null, p.controller());
         assertEquals(live, p.live());
         assertTrue(p.changes().contains("tailguard.compression.rollout off -> on"), p.changes().toString());

@@ -159,6 +159,54 @@ class TrainCommandTest {
         assertTrue(Files.notExists(tmp.resolve("run2")));
     }
 
+    /**
+     * The main job with compressed rollouts on: every published version is quantized (4-bit RTN),
+     * the controller offers it, and the run's JSON names the option in use at the end (the chosen
+     * combination of format and schedule) with its predicted and measured speed.
+     */
+    @Test
+    void withCompressedRolloutsTheRunReportsTheChosenCombination(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--out", init.toString()).code());
+        Path out = tmp.resolve("run");
+        CliBadInputTest.Run r = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
+                "--set", "tailguard.train.steps=4", "--set", "tailguard.train.eval-n=0", "--set", "tailguard.train.context-min=64",
+                "--set", "tailguard.train.context-max=96", "--set", "tailguard.rollout.group-size=4",
+                "--set", "tailguard.learner.groups-per-step=2", "--set", "tailguard.controller.window=500ms",
+                "--set", "tailguard.controller.min-tokens=20", "--set", "tailguard.rollout.speedup-every=0",
+                "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0",
+                "--set", "tailguard.compression.every=1", "--set", "tailguard.compression.method=rtn",
+                "--set", "tailguard.compression.bits=4", "--set", "tailguard.compression.calibration=2",
+                "--set", "tailguard.compression.held-out=1", "--set", "tailguard.compression.rollout=on",
+                "--set", "tailguard.compression.probe-share=0.5", "--json");
+        assertEquals(0, r.code(), r.err());
+        String[] lines = r.out().strip().split("\n");
+        JsonObject j = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
+        // a window closes every 500 ms: the run's windows saw v1 offered unless the run ended first
+        if (!j.get("compressed_rollout").isJsonObject()) {
+            assertEquals("no compressed version was offered", j.get("compressed_rollout").getAsString());
+            return;
+        }
+        JsonObject c = j.getAsJsonObject("compressed_rollout");
+        String inUse = c.get("in_use").getAsString();
+        assertTrue(inUse.equals("plain") || inUse.equals("rtn4"), c.toString());
+        assertEquals(inUse.equals("plain") ? -1 : c.get("versions").getAsJsonArray().asList().stream()
+                .mapToLong(com.google.gson.JsonElement::getAsLong).max().orElseThrow(), c.get("in_use_version").getAsLong(), c.toString());
+        int previous = 0;
+        for (com.google.gson.JsonElement b : c.getAsJsonArray("in_use_budgets")) {
+            assertTrue(b.getAsInt() >= previous && b.getAsInt() >= 48, c.toString());
+            previous = b.getAsInt();
+        }
+        assertTrue(c.get("in_use_predicted_speedup").getAsDouble() > 0, c.toString());
+        int windows = 0;
+        for (var e : c.getAsJsonObject("windows_in_use_by_format").entrySet()) {
+            assertTrue(e.getKey().equals("plain") || e.getKey().equals("rtn4"), c.toString());
+            windows += e.getValue().getAsInt();
+        }
+        assertTrue(windows >= c.get("windows_offered").getAsInt(), c.toString());
+        assertTrue(c.has("measured_speedup_vs_plain") && c.has("in_use_tokens_per_s") && c.has("plain_tokens_per_s"), c.toString());
+    }
+
     @Test
     void aNegativeSpeedupEveryIsOneLineNamingTheKey(@TempDir Path tmp) {
         CliBadInputTest.Run r = CliBadInputTest.cli("train", "--set", "tailguard.train.out=" + tmp.resolve("run"),

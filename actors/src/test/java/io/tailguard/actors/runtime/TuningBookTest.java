@@ -64,7 +64,7 @@ class TuningBookTest {
         TuningBook b = book("", null);
         io.tailguard.rollout.sparse.BudgetController budgets = new io.tailguard.rollout.sparse.BudgetController(b.controller(),
                 io.tailguard.rollout.sparse.Schedule.dense());
-        OptionBook options = new OptionBook(b.controller(), b.option(), 0);
+        OptionBook options = new OptionBook(budgets, b.option(), (f, sched) -> 1.0, 0);
         long v0 = budgets.schedule().version();
         TuningBook.Applied a = b.tune(kv("tau", "0.9", "compression-max-lag", "3"), false);
         assertEquals(0.9, a.plan().controller().tau());

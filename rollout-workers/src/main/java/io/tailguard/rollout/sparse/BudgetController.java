@@ -79,8 +79,12 @@ public final class BudgetController {
     /** One bin's budget change: why, and the evidence. */
     public record Change(int bin, int from, int to, String reason) {}
 
-    /** A tick's outcome: the schedule after it (a new version when anything changed) and the changes. */
-    public record Decision(Schedule schedule, List<Change> changes, List<WindowTail> window) {
+    /**
+     * A tick's outcome: the schedule after it (a new version when anything changed) and the changes,
+     * the closed window's tails, and per bin the p5 α and tokens over the kept windows at the budget
+     * the window ran under (before any change; NaN and 0 where none): what the tick judged.
+     */
+    public record Decision(Schedule schedule, List<Change> changes, List<WindowTail> window, double[] p5, long[] tokens) {
         public boolean changed() {
             return !changes.isEmpty();
         }
@@ -207,16 +211,20 @@ public final class BudgetController {
         List<WindowTail> window = new ArrayList<>();
         List<Change> changes = new ArrayList<>();
         int[] before = rung.clone();
+        double[] judgedP5 = new double[ladders.length];
+        long[] judgedTokens = new long[ladders.length];
         for (int bin = 0; bin < ladders.length; bin++) {
             int budget = ladders[bin][rung[bin]];
             TailStats cur = actual.last(bin, budget);
             if (cur != null && cur.count(bin) > 0) {
                 window.add(new WindowTail(bin, budget, cur.count(bin), cur.p5(bin)));
             }
+            TailStats here = actual.merged(bin, budget);
+            judgedTokens[bin] = here.count(bin);
+            judgedP5[bin] = judgedTokens[bin] == 0 ? Double.NaN : here.p5(bin);
             if (!decide) {
                 continue;
             }
-            TailStats here = actual.merged(bin, budget);
             if (here.count(bin) >= s.minTokens() && here.p5(bin) < s.tau() - s.margin() && rung[bin] < ladders[bin].length - 1) {
                 int to = ladders[bin][rung[bin] + 1];
                 rung[bin]++;
@@ -245,7 +253,7 @@ public final class BudgetController {
         } else {
             changes.clear();
         }
-        return new Decision(schedule(), List.copyOf(changes), List.copyOf(window));
+        return new Decision(schedule(), List.copyOf(changes), List.copyOf(window), judgedP5, judgedTokens);
     }
 
     /**

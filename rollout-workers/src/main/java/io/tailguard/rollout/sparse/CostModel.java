@@ -52,10 +52,12 @@ import static io.tailguard.model.KvCache.PAGE;
  *       reads them from the same schedule. Just past the budget (L slightly above B) sparse can
  *       cost more than dense, since landmark scoring is extra; the model reports that as it is,
  *       because the kernel goes sparse whenever B &lt; L.</li>
- *   <li>Compressed weights ({@link #CostModel(ModelConfig, Machine, int, double)}): the same 2P
- *       FLOPs, and the bytes the packed weights really take per step instead of 4P (quantized
- *       codes with their steps and signs, or V:N:M kept values with their positions); unpacking and
- *       the incoherence transforms are ignored like the other elementwise work.</li>
+ *   <li>Compressed weights ({@link #CostModel(ModelConfig, Machine, int, double)}, or per format
+ *       {@link #withWeights} with {@link WeightFormat#weightBytes}): the same 2P FLOPs, and the
+ *       bytes the packed weights really take per step instead of 4P (quantized codes with their
+ *       steps and signs, or V:N:M kept values with their positions); unpacking and the
+ *       incoherence transforms are ignored like the other elementwise work. Prefill stays at 4P
+ *       bytes: a packed model's prefill multiplies with dequantized float32 weights.</li>
  *   <li>Ignored everywhere: norms, RoPE, softmax, activations, sampling, and kernel launch
  *       overheads (they scale with neither L nor B; they make measured speedups lower than
  *       predicted).</li>
@@ -211,6 +213,19 @@ public final class CostModel {
         this.intensity = machine.flopsPerByte();
         double p = config.parameterCount();
         this.linearCost = 2 * p + intensity * weightBytes / batchSize;
+    }
+
+    /**
+     * The same model and machine at the same batch, with the linear layers' bytes those of a weight
+     * format ({@link WeightFormat#weightBytes}): the cost of decoding with compressed weights.
+     */
+    public CostModel withWeights(WeightFormat format) {
+        return new CostModel(config, machine, batchSize, weightBytes(config, format));
+    }
+
+    /** Bytes of every weight a decode step reads, the decoder linears in the format (see {@link WeightFormat}). */
+    public static double weightBytes(ModelConfig config, WeightFormat format) {
+        return format.weightBytes(config);
     }
 
     public ModelConfig config() {

@@ -8,8 +8,8 @@ import java.util.Map;
 /**
  * α tails per (position bin, budget) over the last few reporting windows: reports go into the open
  * window, {@link #roll} closes it, and the closed windows are kept newest last. The
- * {@link BudgetController} keeps one for the schedule's tails and one for the shadow replays; the
- * {@link CompressedActorGuard} one for its compressed actor.
+ * {@link BudgetController} keeps one for the schedule's tails and one for the shadow replays (one
+ * budget controller per option of the {@link ApproximationBudget}).
  */
 final class WindowedTails {
     private final Map<Long, Deque<TailStats>> closed = new HashMap<>();

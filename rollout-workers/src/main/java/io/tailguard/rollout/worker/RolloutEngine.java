@@ -140,8 +140,8 @@ public final class RolloutEngine {
      * As above, with another model as the rollout actor when {@code actor} is not null (a compressed
      * copy of the policy, loaded dense): it samples under the schedule, so the behaviour log-probs
      * are its own, and the policy scores densely (π_old, and p for α), as `mismatch --actor` does
-     * offline. The LoRA is not used then. Such a lease has no shadow replay: its tails judge the
-     * actor, not a cheaper schedule.
+     * offline. The LoRA is not used then. Its shadow replay replays with the actor, so the shadow
+     * tails are those of the actor one rung lower.
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor) {
         return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA, false);
@@ -226,9 +226,6 @@ public final class RolloutEngine {
             throw new IllegalArgumentException("the actor's vocabulary (" + actor.config().vocabSize()
                     + ") differs from the policy's (" + model.config().vocabSize() + ")");
         }
-        if (actor != null && shadow != null) {
-            throw new IllegalArgumentException("a lease rolled out by another actor has no shadow replay");
-        }
         int vocab = model.config().vocabSize();
         boolean exact = vocab <= EXACT_ALPHA_MAX_VOCAB;
         boolean score = scoring != Scoring.NONE;
@@ -299,11 +296,12 @@ public final class RolloutEngine {
                 }
             }
             if (!chosen.isEmpty()) {
-                // the shadow is the sparse actor one rung lower, so it replays with the actor's LoRA
-                // merged, as it samples: the α it measures is that of what would roll out there
+                // the shadow is the sparse actor one rung lower, so it replays with what samples (another
+                // actor's weights, or the policy with its LoRA merged): the α it measures is that of
+                // what would roll out there
                 List<TokenDistributions> q;
-                try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
-                    q = new Generator(model, kernel(shadow)).replay(
+                try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
+                    q = new Generator(actor != null ? actor : model, kernel(shadow)).replay(
                             chosen.stream().map(k -> gens.get(scored.get(k)).promptIds()).toList(),
                             chosen.stream().map(k -> gens.get(scored.get(k)).outputIds()).toList(), capture);
                 }
