@@ -168,8 +168,13 @@ else
   export TAILGUARD_REQUIRE_TORCH=1
 fi
 torch_info=$("$PY" -c "import torch, transformers; print(torch.__version__, torch.cuda.is_available(), transformers.__version__)" 2>/dev/null || echo "none")
+if [ "$MODE" = full ] && [ "$(echo "$torch_info" | cut -d' ' -f2)" != True ]; then
+  missing+=("a CUDA torch with transformers in the peer Python ($torch_info)")
+fi
+# the torch pip would install (a "+cpu" one cannot be the GPU peer)
+would=$(grep -o 'torch-[0-9][^ ]*' "$OUT_DIR/steps/venv.out" 2>/dev/null | head -n 1)
 record python wheel_dirs="$(printf '%s\n' "${wheel_dirs[@]}" | python3 -c 'import json,sys; print(json.dumps([l for l in sys.stdin.read().split() if l]))')" \
-  torch_cuda_transformers="\"$torch_info\""
+  torch_cuda_transformers="\"$torch_info\"" pip_would_install_torch="\"${would:-nothing}\""
 export TAILGUARD_PYTHON="$PY"
 
 # ---- 3. the CUDA build ----------------------------------------------------------------------------
