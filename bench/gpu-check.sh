@@ -19,9 +19,11 @@
 #
 #   bench/gpu-check.sh            the check (needs the GPU)
 #   bench/gpu-check.sh --dry-run  on any machine: steps 1-3 as far as they go without a GPU (pip only
-#                                 resolves, the CUDA profile compiles and its CPU tests run with the
-#                                 GPU tests skipped), then CPU smoke runs of the three bench commands
-#                                 at tiny sizes; the GPU steps are listed with their commands, not run
+#                                 resolves; the CUDA build is packaged), then the profile's stack (DJL
+#                                 0.33.0, libtorch 2.5.1) with the CPU natives of that libtorch, since
+#                                 DJL loads the CUDA natives only where it finds a CUDA driver: the
+#                                 test classes with the GPU tests skipped, and smoke runs of the three
+#                                 bench commands at tiny sizes; the GPU steps are listed, not run
 # Environment: GPU_CHECK_OUT (default bench/target/gpu-check), GPU_CHECK_DEVICE (default gpu:0),
 # GPU_CHECK_SECONDS (the run's deadline, default 470).
 set -uo pipefail
@@ -130,6 +132,12 @@ if [ -f "$NATIVES" ]; then
 else
   missing+=("the CUDA natives $NATIVES (mvn -Pcuda dependency:resolve online, or copy ~/.m2 over; 2.5 GB)")
 fi
+# the dry run's CPU stand-in for them: libtorch 2.5.1's CPU natives under the same DJL
+CPU_NATIVES="$HOME/.m2/repository/ai/djl/pytorch/pytorch-native-cpu/2.5.1/pytorch-native-cpu-2.5.1-linux-x86_64.jar"
+CPU_STACK="-Pcuda -Dpytorch.native.artifact=pytorch-native-cpu"
+if [ "$MODE" = dry-run ] && [ ! -f "$CPU_NATIVES" ]; then
+  missing+=("libtorch 2.5.1's CPU natives $CPU_NATIVES (the dry run's stand-in; 110 MB)")
+fi
 record preflight mode="\"$MODE\"" device="\"$DEVICE\"" card="$card" driver="$driver" java="$java_v" mvn="$mvn_v" \
   cuda_natives="$natives" commit="\"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\"" \
   date="\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"" cores="$(nproc)"
@@ -215,8 +223,10 @@ TG="$ROOT/bin/tailguard"
 if [ "$MODE" = dry-run ]; then
   # ---- dry run: what a CPU can check -------------------------------------------------------------
   if $can_build; then
-    run_step parity_cpu 420 mvn -B -o -Pcuda test -pl model,rollout-workers -Dtest="$TESTS" \
+    # shellcheck disable=SC2086 # CPU_STACK is two arguments
+    run_step parity_cpu 420 mvn -B -o $CPU_STACK test -pl model,rollout-workers -Dtest="$TESTS" \
       -Dsurefire.failIfNoSpecifiedTests=false
+    export TAILGUARD_BUILD_ARGS="$CPU_STACK"   # the launcher rebuilds on the CPU stand-in
     record parity_cpu_counts counts="$(counts DevicePlacementTest DevicePathTest TransformersParityTest)"
     run_step smoke_rollout 120 "$TG" bench rollout --json --device cpu --preset tiny --batch 1 --context 256 --budget 64 \
       --new-tokens 4 --rounds 1 && attach smoke_rollout "$OUT_DIR/steps/smoke_rollout.out"
