@@ -6,7 +6,8 @@
 #   2. the peer Python: a venv over the system's packages, filled with `pip install --no-index
 #      --find-links` from the local wheel directories (`pip config list`); nothing is downloaded
 #   3. the CUDA build: mvn -o -Pcuda package (DJL 0.33.0, libtorch 2.5.1 cu124)
-#   4. parity on the GPU: DevicePlacementTest and DevicePathTest (the GPU against the CPU path) and
+#   4. parity on the GPU: DevicePlacementTest, DevicePathTest and DeviceSamplingTest (the GPU against
+#      the CPU path) and
 #      TransformersParityTest with -Dtailguard.test.device=gpu:0 (against transformers on CUDA torch;
 #      log-probs within 1e-3 in F32, greedy tokens equal); counts from the surefire reports, skipped
 #      tests counted apart, never as passed
@@ -180,7 +181,7 @@ if [ "$MODE" = full ] && [ "$(echo "$torch_info" | cut -d' ' -f2)" != True ]; th
   missing+=("a CUDA torch with transformers in the peer Python ($torch_info)")
 fi
 # the torch pip would install (a "+cpu" one cannot be the GPU peer)
-would=$(grep -o 'torch-[0-9][^ ]*' "$OUT_DIR/steps/venv.out" 2>/dev/null | head -n 1)
+would=$(grep '^Would install' "$OUT_DIR/steps/venv.out" 2>/dev/null | grep -o ' torch-[0-9][^ ]*' | tr -d ' ')
 record python wheel_dirs="$(printf '%s\n' "${wheel_dirs[@]}" | python3 -c 'import json,sys; print(json.dumps([l for l in sys.stdin.read().split() if l]))')" \
   torch_cuda_transformers="\"$torch_info\"" pip_would_install_torch="\"${would:-nothing}\""
 export TAILGUARD_PYTHON="$PY"
@@ -210,14 +211,14 @@ for cls in sys.argv[1:]:
         continue
     t = ET.parse(files[0]).getroot()
     n, f, e, s = (int(t.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
-    skipped = [c.get("name") + ": " + (c.find("skipped").get("message") or "").splitlines()[0][:160]
+    skipped = [c.get("name") + ": " + ((c.find("skipped").get("message") or "").splitlines() or [""])[0][:160]
                for c in t.findall("testcase") if c.find("skipped") is not None]
     out[cls] = {"tests": n, "passed": n - f - e - s, "failures": f, "errors": e, "skipped": s, "skipped_why": skipped}
 print(json.dumps(out))
 PY
 }
 
-TESTS=DevicePlacementTest,DevicePathTest,TransformersParityTest
+TESTS=DevicePlacementTest,DevicePathTest,DeviceSamplingTest,TransformersParityTest
 TG="$ROOT/bin/tailguard"
 
 if [ "$MODE" = dry-run ]; then
@@ -227,7 +228,7 @@ if [ "$MODE" = dry-run ]; then
     run_step parity_cpu 420 mvn -B -o $CPU_STACK test -pl model,rollout-workers -Dtest="$TESTS" \
       -Dsurefire.failIfNoSpecifiedTests=false
     export TAILGUARD_BUILD_ARGS="$CPU_STACK"   # the launcher rebuilds on the CPU stand-in
-    record parity_cpu_counts counts="$(counts DevicePlacementTest DevicePathTest TransformersParityTest)"
+    record parity_cpu_counts counts="$(counts DevicePlacementTest DevicePathTest DeviceSamplingTest TransformersParityTest)"
     run_step smoke_rollout 120 "$TG" bench rollout --json --device cpu --preset tiny --batch 1 --context 256 --budget 64 \
       --new-tokens 4 --rounds 1 && attach smoke_rollout "$OUT_DIR/steps/smoke_rollout.out"
     run_step smoke_decode 120 "$TG" bench decode --json --device cpu --preset tiny --batch 1 --context 32 --new-tokens 4 \
@@ -243,9 +244,9 @@ if [ "$MODE" = dry-run ]; then
     learner='"bin/tailguard bench learner --device gpu:0 --preset qwen3-0.6b --pytorch off ..."'
 elif $can_build && [ "$card" != null ]; then
   # ---- 4. parity on the GPU ----------------------------------------------------------------------
-  run_step parity 150 mvn -B -o -Pcuda test -pl model,rollout-workers -Dtest="$TESTS" \
+  run_step parity 200 mvn -B -o -Pcuda test -pl model,rollout-workers -Dtest="$TESTS" \
     -Dsurefire.failIfNoSpecifiedTests=false -Dtailguard.test.device="$DEVICE"
-  record parity_counts counts="$(counts DevicePlacementTest DevicePathTest TransformersParityTest)"
+  record parity_counts counts="$(counts DevicePlacementTest DevicePathTest DeviceSamplingTest TransformersParityTest)"
   # ---- 5. bench rollout: dense against sparse ----------------------------------------------------
   # batches sized for an 80 GB card: both modes' caches (2 x batch x context) and the weights fit
   for spec in "small 16384 1024 8" "small 32768 2048 8" "qwen3-0.6b 16384 1024 4" "qwen3-0.6b 32768 2048 2"; do
