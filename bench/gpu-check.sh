@@ -211,7 +211,11 @@ for cls in sys.argv[1:]:
         continue
     t = ET.parse(files[0]).getroot()
     n, f, e, s = (int(t.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
-    skipped = [c.get("name") + ": " + ((c.find("skipped").get("message") or "").splitlines() or [""])[0][:160]
+    def why(sk):
+        text = sk.get("message") or sk.text or ""
+        first = (text.strip().splitlines() or [""])[0]
+        return first.split("Assumption failed: ", 1)[-1][:160]
+    skipped = [c.get("name") + ": " + why(c.find("skipped"))
                for c in t.findall("testcase") if c.find("skipped") is not None]
     out[cls] = {"tests": n, "passed": n - f - e - s, "failures": f, "errors": e, "skipped": s, "skipped_why": skipped}
 print(json.dumps(out))
