@@ -165,8 +165,15 @@ if [ "$MODE" = dry-run ]; then
   python3 -m venv "$VENV" >>"$LOG" 2>&1
   run_step venv 120 "$VENV/bin/python" -m pip install --dry-run --no-index "${links[@]}" torch transformers safetensors
 else
-  # over the system's packages: a machine whose python3 has CUDA torch and transformers installs nothing
+  # over python3's packages: a machine whose python3 has CUDA torch and transformers installs nothing.
+  # python3 may itself be a venv, whose packages --system-site-packages would not show: a .pth
+  # file puts its site directories on the new venv's path.
   python3 -m venv --system-site-packages "$VENV" >>"$LOG" 2>&1
+  "$VENV/bin/python" - "$(python3 -c 'import site; print("\n".join(site.getsitepackages()))')" <<'PY' >>"$LOG" 2>&1
+import sys, sysconfig, os
+with open(os.path.join(sysconfig.get_paths()["purelib"], "_gpu_check_parent.pth"), "w") as f:
+    f.write(sys.argv[1] + "\n")
+PY
   run_step venv 180 "$VENV/bin/python" -m pip install --no-index "${links[@]}" torch transformers safetensors
 fi
 if [ "$MODE" = dry-run ]; then
@@ -253,10 +260,12 @@ elif $can_build && [ "$card" != null ]; then
   record parity_counts counts="$(counts DevicePlacementTest DevicePathTest DeviceSamplingTest TransformersParityTest)"
   # ---- 5. bench rollout: dense against sparse ----------------------------------------------------
   # batches sized for an 80 GB card: both modes' caches (2 x batch x context) and the weights fit
-  for spec in "small 16384 1024 8" "small 32768 2048 8" "qwen3-0.6b 16384 1024 4" "qwen3-0.6b 32768 2048 2"; do
+  # (preset context budget batch limit-seconds; Qwen3-0.6B's random weights take a while to draw)
+  for spec in "small 16384 1024 8 60" "small 32768 2048 8 60" "qwen3-0.6b 16384 1024 4 90" "qwen3-0.6b 32768 2048 2 90"; do
+    # shellcheck disable=SC2086 # the spec splits into its fields
     set -- $spec
     name="rollout_${1//[.-]/_}_$2_$3"
-    run_step "$name" 60 "$TG" bench rollout --json --device "$DEVICE" --preset "$1" --context "$2" --budget "$3" --batch "$4" \
+    run_step "$name" "$5" "$TG" bench rollout --json --device "$DEVICE" --preset "$1" --context "$2" --budget "$3" --batch "$4" \
       --new-tokens 32 --rounds 3 && attach "$name" "$OUT_DIR/steps/$name.out"
   done
   # ---- 6. bench decode against transformers on the same GPU --------------------------------------
