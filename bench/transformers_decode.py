@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""transformers' own KV-cached greedy generation of a Qwen3 checkpoint directory (CPU, float32): the
+"""transformers' own KV-cached greedy generation of a Qwen3 checkpoint directory (float32, on the CPU or
+with --device cuda:N on a GPU, where each token's time stamp waits for the GPU): the
 second decode peer of `tailguard bench decode`, beside the eager script pytorch_decode.py.
 
 The checkpoint is loaded with Qwen3ForCausalLM.from_pretrained (float32, eval) and decoded with
@@ -18,7 +19,7 @@ generation is slow, so it is bounded: at most --new-tokens tokens, and it stops 
 runs, an untimed warm-up generate of 2 tokens over 8 prompt tokens.
 
     $TAILGUARD_PYTHON bench/transformers_decode.py --checkpoint DIR --batch B --context L \
-        --new-tokens N [--caches dynamic,static] [--max-decode-seconds S] [--seed S]
+        --new-tokens N [--caches dynamic,static] [--max-decode-seconds S] [--seed S] [--device cuda:0]
 
 Prompts: B x L ids from torch.randint with a Generator seeded by --seed (those of pytorch_decode.py).
 Prints one JSON line: {"tokens_per_s", "prefill_tokens_per_s" (the faster cache implementation's
@@ -43,11 +44,14 @@ class Stamps(StoppingCriteria):
     """Records the time each new token is appended; never stops generation early unless the decode
     has run past its time budget."""
 
-    def __init__(self, budget_s):
+    def __init__(self, budget_s, device):
         self.times = []
         self.budget_s = budget_s
+        self.cuda = device.type == "cuda"
 
     def __call__(self, input_ids, scores, **kwargs):
+        if self.cuda:
+            torch.cuda.synchronize()  # the token exists only once the GPU has computed it
         now = time.perf_counter()
         self.times.append(now)
         over = len(self.times) > 1 and now - self.times[0] > self.budget_s
@@ -55,7 +59,7 @@ class Stamps(StoppingCriteria):
 
 
 def run(model, prompts, new_tokens, cache, budget_s):
-    stamps = Stamps(budget_s)
+    stamps = Stamps(budget_s, prompts.device)
     mask = torch.ones_like(prompts)
     t0 = time.perf_counter()
     model.generate(prompts, attention_mask=mask, do_sample=False, max_new_tokens=new_tokens,
@@ -74,6 +78,7 @@ def main():
     ap.add_argument("--max-decode-seconds", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda:N (float32, TF32 off)")
     a = ap.parse_args()
     caches = [c for c in a.caches.split(",") if c]
     for c in caches:
@@ -83,9 +88,11 @@ def main():
         raise SystemExit("--batch, --context, --new-tokens must be >= 1 and --caches non-empty")
     torch.set_num_threads(a.threads)
     B, L, N = a.batch, a.context, a.new_tokens
-    model = Qwen3ForCausalLM.from_pretrained(a.checkpoint, dtype=torch.float32).eval()
+    device = torch.device(a.device)
+    torch.backends.cuda.matmul.allow_tf32 = False  # float32 products as float32, as Tailguard's libtorch does
+    model = Qwen3ForCausalLM.from_pretrained(a.checkpoint, dtype=torch.float32).eval().to(device)
     vocab = model.config.vocab_size
-    prompts = torch.randint(0, vocab, (B, L), generator=torch.Generator().manual_seed(a.seed))
+    prompts = torch.randint(0, vocab, (B, L), generator=torch.Generator().manual_seed(a.seed)).to(device)
     runs = {}
     with torch.inference_mode():
         for c in caches:
@@ -105,7 +112,8 @@ def main():
                       "prefill_tokens_per_s": max(r["prefill_tokens_per_s"] for r in runs.values()),
                       "cache": best, "runs": runs, "batch": B, "context": L, "new_tokens": N,
                       "max_decode_seconds": a.max_decode_seconds, "torch_version": torch.__version__,
-                      "transformers_version": transformers.__version__, "threads": torch.get_num_threads()}))
+                      "transformers_version": transformers.__version__, "threads": torch.get_num_threads(),
+                      "device": str(device)}))
     return 0
 
 

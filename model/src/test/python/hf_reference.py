@@ -2,7 +2,7 @@
 
 One run builds every case of a spec, so a test class starts Python once:
 
-    hf_reference.py --spec SPEC.json --out DIR
+    hf_reference.py --spec SPEC.json --out DIR [--device cpu|cuda:N]
 
 SPEC.json: {"cases": [CASE, ...]}, each CASE
     {"name": str, "seed": int, "dtype": "float32" | "bfloat16" | "float16",
@@ -73,16 +73,18 @@ def build(case, out):
     return ckpt
 
 
-def reference(case, ckpt):
-    model = Qwen3ForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
+def reference(case, ckpt, device):
+    model = Qwen3ForCausalLM.from_pretrained(ckpt, dtype=torch.float32).to(device)
     model.eval()
     ref = {"rope_theta": model.config.rope_parameters["rope_theta"], "files": sorted(os.listdir(ckpt))}
     with torch.no_grad():
         ref["forward_logprobs"] = [
-            torch.log_softmax(model(torch.tensor([s])).logits[0].double(), -1).tolist() for s in case["sequences"]]
+            torch.log_softmax(model(torch.tensor([s], device=device)).logits[0].double(), -1).tolist()
+            for s in case["sequences"]]
         tokens, logprobs, margin = [], [], float("inf")
         for p in case["prompts"]:
-            o = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+            o = model.generate(torch.tensor([p], device=device),
+                               attention_mask=torch.ones(1, len(p), dtype=torch.long, device=device),
                                do_sample=False, max_new_tokens=case["greedy_new"], min_new_tokens=case["greedy_new"],
                                output_logits=True, return_dict_in_generate=True, pad_token_id=0, eos_token_id=None)
             tokens.append(o.sequences[0, len(p):].tolist())
@@ -100,7 +102,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cpu", help="where the reference computes: cpu or cuda:N (float32, TF32 off)")
     a = ap.parse_args()
+    # float32 products exactly as float32 on a GPU too (the default; stated because parity depends on it)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     with open(a.spec) as f:
         spec = json.load(f)
     torch.set_num_threads(1)
@@ -108,7 +114,7 @@ def main():
         out = os.path.join(a.out, case["name"])
         os.makedirs(out, exist_ok=True)
         ckpt = case["checkpoint"] if case["style"] == "given" else build(case, out)
-        ref = reference(case, ckpt)
+        ref = reference(case, ckpt, a.device)
         with open(os.path.join(out, "ref.json"), "w") as f:
             json.dump(ref, f)
 

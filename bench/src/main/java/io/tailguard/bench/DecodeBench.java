@@ -115,7 +115,13 @@ final class DecodeBench implements Callable<Integer> {
             if (!variants.isEmpty() && !io.tailguard.model.PackedLinear.supported()) {
                 throw new BadInput("--compare needs the native decoder library: " + io.tailguard.model.PackedLinear.unsupportedReason());
             }
-            boolean peer = !compressedDir && PeerScript.enabled(pytorch);
+            boolean onGpu = !"cpu".equals(peerDevice(common.device()));
+            if (onGpu && "on".equals(pytorch)) {
+                throw new BadInput("--pytorch on: the eager PyTorch peer runs on the CPU only; on " + common.device()
+                        + " transformers is the peer (--transformers)");
+            }
+            // the eager script is a CPU peer: on a GPU, transformers on the same GPU is the peer
+            boolean peer = !compressedDir && !onGpu && PeerScript.enabled(pytorch);
             double best = 0;
             double bestPrefill = 0;
             double bestPeer = 0;
@@ -175,7 +181,8 @@ final class DecodeBench implements Callable<Integer> {
             JsonObject hfJson = hf && !compressedDir ? PeerScript.run("bench/transformers_decode.py", List.of("--checkpoint", dir.toString(),
                     "--batch", "" + batch, "--context", "" + context,
                     "--new-tokens", "" + Math.min(newTokens, transformersNewTokens),
-                    "--max-decode-seconds", "" + transformersSeconds, "--caches", caches, "--seed", "" + seed)) : null;
+                    "--max-decode-seconds", "" + transformersSeconds, "--caches", caches, "--seed", "" + seed,
+                    "--device", peerDevice(common.device()))) : null;
             Map<String, Object> out = new LinkedHashMap<>();
             out.put("tokens_per_s", round(best));
             out.put("prefill_tokens_per_s", round(bestPrefill));
@@ -214,6 +221,11 @@ final class DecodeBench implements Callable<Integer> {
             packed.forEach(Qwen3Model::close);
             PeerScript.deleteTree(tmp);
         }
+    }
+
+    /** transformers' device for ours: the same GPU (gpu:N is torch's cuda:N), else the CPU. */
+    static String peerDevice(String device) {
+        return device != null && device.startsWith("gpu:") ? "cuda:" + device.substring(4) : "cpu";
     }
 
     /** Greedy steps of the reference check. */

@@ -269,21 +269,17 @@ final class RolloutBench implements Callable<Integer> {
         return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
     }
 
-    /** One timed greedy decode step: writes the next tokens into {@code next}; returns nanoseconds. */
+    /**
+     * One timed greedy decode step: writes the next tokens into {@code next}; returns nanoseconds.
+     * The argmax runs where the logits are (on a GPU, only B token ids come back to the host, and
+     * reading them waits for the step to finish, so the time is the step's).
+     */
     private long step(Qwen3Model model, AttentionKernel kernel, KvCache cache, long[] next, NDManager m) {
-        int v = model.config().vocabSize();
         try (NDManager step = m.newSubManager()) {
             long t0 = System.nanoTime();
-            float[] logits = model.decode(next, cache, kernel, step).toFloatArray();
-            for (int b = 0; b < batch; b++) {
-                int best = 0;
-                for (int j = 1; j < v; j++) {
-                    if (logits[b * v + j] > logits[b * v + best]) {
-                        best = j;
-                    }
-                }
-                next[b] = best;
-            }
+            long[] ids = model.decode(next, cache, kernel, step).argMax(1).toType(ai.djl.ndarray.types.DataType.INT64, false)
+                    .toLongArray();
+            System.arraycopy(ids, 0, next, 0, batch);
             return System.nanoTime() - t0;
         }
     }

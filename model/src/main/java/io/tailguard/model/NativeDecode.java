@@ -58,7 +58,12 @@ final class NativeDecode {
     }
 
     static boolean servable(NDArray a) {
-        return !a.getDevice().isGpu() && a.getDataType() == DataType.FLOAT32;
+        return servable(a.getDevice(), a.getDataType());
+    }
+
+    /** The rule: float32 in host memory. A GPU tensor never reaches the C code (its memory is not the host's). */
+    static boolean servable(ai.djl.Device device, DataType type) {
+        return ai.djl.Device.Type.CPU.equals(device.getDeviceType()) && type == DataType.FLOAT32;
     }
 
     /** The page in tokens the library was compiled with (src/main/c/tg_page.h); must be {@link KvCache#PAGE}. */

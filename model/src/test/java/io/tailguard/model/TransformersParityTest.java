@@ -1,6 +1,5 @@
 package io.tailguard.model;
 
-import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -9,6 +8,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.tailguard.model.io.CheckpointDir;
 import io.tailguard.model.io.DType;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -46,9 +46,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * </ul>
  * Python runs once for the whole class. Skipped without torch and transformers unless
  * TAILGUARD_REQUIRE_TORCH=1.
+ *
+ * <p>{@code -Dtailguard.test.device=gpu:N} runs both sides on that GPU (Tailguard on the CUDA build,
+ * {@code mvn -Pcuda}; transformers on CUDA torch, cuda:N) with the bound for F32 parity on a GPU,
+ * 1e-3 (cuBLAS reduces in other orders on each side); without a GPU that run skips, saying so.
  */
 class TransformersParityTest {
-    static final double TOLERANCE = 1e-4;
+    /** Where both sides run: cpu, or gpu:N (docs/gpu.md). */
+    static final String DEVICE = System.getProperty("tailguard.test.device", "cpu");
+    static final double TOLERANCE = DEVICE.equals("cpu") ? 1e-4 : 1e-3;
     static final int GREEDY_NEW = 10;
     static final int SHARED_PROMPT = 6;
 
@@ -165,6 +171,9 @@ class TransformersParityTest {
 
     @BeforeAll
     static void runTransformers() throws IOException {
+        if (!DEVICE.equals("cpu")) {
+            Assumptions.assumeTrue(Devices.gpuCount() > 0, "no GPU for -Dtailguard.test.device=" + DEVICE + ": libtorch sees none");
+        }
         ReferencePython.need("torch", "transformers", "safetensors");
         JsonArray cases = new JsonArray();
         for (Case c : CASES.values()) {
@@ -191,7 +200,8 @@ class TransformersParityTest {
         spec.add("cases", cases);
         Path specFile = tmp.resolve("spec.json");
         Files.writeString(specFile, spec.toString());
-        ReferencePython.run("hf_reference.py", "--spec", specFile.toString(), "--out", tmp.toString());
+        ReferencePython.run("hf_reference.py", "--spec", specFile.toString(), "--out", tmp.toString(),
+                "--device", DEVICE.equals("cpu") ? "cpu" : "cuda:" + DEVICE.substring(4));
     }
 
     static double[][] matrix(JsonArray a) {
@@ -254,7 +264,7 @@ class TransformersParityTest {
         assertEquals(c.maxShardSize() != null, Files.exists(ckpt.resolve(CheckpointDir.WEIGHTS_INDEX)), "sharded as asked");
         assertTrue(ref.get("greedy_margin").getAsDouble() >= 1e-3,
                 "the reference's greedy steps nearly tie (margin " + ref.get("greedy_margin") + "): pick another seed");
-        try (Qwen3Model model = ModelLoader.load(ckpt, Device.cpu()); NDManager m = NDManager.newBaseManager()) {
+        try (Qwen3Model model = ModelLoader.load(ckpt, Devices.parse(DEVICE)); NDManager m = model.manager().newSubManager()) {
             int v = model.config().vocabSize();
             assertEquals(ref.get("rope_theta").getAsDouble(), model.config().ropeTheta(), name + ": RoPE base as transformers reads it");
             assertEquals(name.contains("yarn"), model.config().yarn() != null, name + ": YaRN read");

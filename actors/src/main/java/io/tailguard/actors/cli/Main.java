@@ -45,6 +45,13 @@ public final class Main {
                 System.err.println("tailguard: " + oneLine(ex.getMessage()));
                 return FAILURE;
             }
+            if (LibtorchFailure.matches(ex)) {
+                System.err.println("tailguard: " + LibtorchFailure.line(ex, LibtorchFailure.bundledFlavor()));
+                if (verbose) {
+                    ex.printStackTrace();
+                }
+                return FAILURE;
+            }
             System.err.println("tailguard: internal error: " + oneLine(String.valueOf(ex)));
             if (verbose) {
                 ex.printStackTrace();

@@ -2,6 +2,7 @@ package io.tailguard.rollout.generation;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.KvCache;
@@ -22,6 +23,8 @@ import java.util.SplittableRandom;
 public final class Generator {
     private final Qwen3Model model;
     private final AttentionKernel kernel;
+    /** Where tokens are chosen: null for the model's device (a GPU chooses there), else as set (tests). */
+    private Boolean chooseOnDevice;
 
     public Generator(Qwen3Model model, AttentionKernel kernel) {
         this.model = model;
@@ -38,8 +41,23 @@ public final class Generator {
         return kernel;
     }
 
+    /**
+     * Samples the request. On a GPU, a request {@link DeviceSampler} supports chooses its tokens on
+     * the GPU (B ids and log-probs per step cross to the host, not B × V logits); elsewhere, and for
+     * top-k or top-p sampling or a full-vocabulary capture, on the host in double ({@link TokenSampler}).
+     */
     public GenerationResult generate(GenerationRequest req) {
+        boolean device = chooseOnDevice != null ? chooseOnDevice : model.manager().getDevice().isGpu();
+        if (device && DeviceSampler.supports(req, model.config().vocabSize())) {
+            return runOnDevice(req);
+        }
         return run(req, null, null, null, false).result();
+    }
+
+    /** Chooses tokens on the model's device (true) or the host (false) wherever the model is; for tests. */
+    Generator chooseOnDevice(boolean onDevice) {
+        this.chooseOnDevice = onDevice;
+        return this;
     }
 
     /**
@@ -164,12 +182,11 @@ public final class Generator {
         return logits;
     }
 
-    private Paired run(GenerationRequest req, List<int[]> forced, Qwen3Model referenceModel, AttentionKernel reference,
-                       boolean referenceLogprobs) {
-        int b = req.prompts().size();
+    /** The longest prompt, after checking every id and that prompt and new tokens fit the model. */
+    private int checkedMaxPrompt(GenerationRequest req) {
         int vocab = model.config().vocabSize();
         int maxPrompt = 0;
-        for (int i = 0; i < b; i++) {
+        for (int i = 0; i < req.prompts().size(); i++) {
             int[] p = req.prompts().get(i);
             for (int id : p) {
                 if (id < 0 || id >= vocab) {
@@ -178,21 +195,140 @@ public final class Generator {
             }
             maxPrompt = Math.max(maxPrompt, p.length);
         }
-        // The last sampled token is never fed back, so the cache needs one slot less than that.
-        int capacity = maxPrompt + req.maxNewTokens() - 1;
-        if (capacity > model.maxPositions()) {
+        if (maxPrompt + req.maxNewTokens() - 1 > model.maxPositions()) {
             throw new IllegalArgumentException("prompt of " + maxPrompt + " tokens plus " + req.maxNewTokens()
                     + " new tokens exceeds max_position_embeddings " + model.maxPositions());
         }
+        return maxPrompt;
+    }
+
+    /** Sequence i's random stream: the i-th split of the request's seed. */
+    private static SplittableRandom[] streams(GenerationRequest req) {
         SplittableRandom root = new SplittableRandom(req.sampling().seed());
-        SplittableRandom[] streams = new SplittableRandom[b];
-        for (int i = 0; i < b; i++) {
+        SplittableRandom[] streams = new SplittableRandom[req.prompts().size()];
+        for (int i = 0; i < streams.length; i++) {
             streams[i] = root.split();
         }
-        List<Builder> out = new ArrayList<>(b);
-        for (int i = 0; i < b; i++) {
-            out.add(new Builder(req.maxNewTokens(), req.topLogprobs() > 0, req.captureTopK(), vocab));
+        return streams;
+    }
+
+    private List<Builder> builders(GenerationRequest req) {
+        List<Builder> out = new ArrayList<>(req.prompts().size());
+        for (int i = 0; i < req.prompts().size(); i++) {
+            out.add(new Builder(req.maxNewTokens(), req.topLogprobs() > 0, req.captureTopK(), model.config().vocabSize()));
         }
+        return out;
+    }
+
+    /** Ends a sequence that just took its token: a stop token, or its last allowed one. */
+    private static void finishIfDone(Builder s, int id, GenerationRequest req) {
+        if (req.stopTokens().contains(id)) {
+            s.finish("stop");
+        } else if (s.size == req.maxNewTokens()) {
+            s.finish("length");
+        }
+    }
+
+    /**
+     * {@link #run} without forcing or pairing, its tokens chosen on the model's device
+     * ({@link DeviceSampler}). Each step's logits stay there until they are chosen from; timing reads
+     * as the host loop's (the prefill's time waits for its logits).
+     */
+    private GenerationResult runOnDevice(GenerationRequest req) {
+        int b = req.prompts().size();
+        int maxPrompt = checkedMaxPrompt(req);
+        int capacity = maxPrompt + req.maxNewTokens() - 1;
+        SplittableRandom[] streams = streams(req);
+        List<Builder> out = builders(req);
+        io.tailguard.model.SharedPrompts shared = io.tailguard.model.SharedPrompts.of(req.prompts());
+        boolean greedy = req.sampling().isGreedy();
+        double prefillSeconds;
+        double decodeSeconds;
+        int steps = 0;
+        try (NDManager m = model.manager().newSubManager();
+             KvCache cache = new KvCache(m, model.config(), b, capacity)) {
+            long t0 = System.nanoTime();
+            NDManager held = m.newSubManager();   // the logits being chosen from, and their temporaries
+            NDArray logits = prefillOnDevice(held, shared.distinct(), shared.rowOf(), maxPrompt, cache);
+            logits.get(new NDIndex("0, 0")).toFloatArray();   // waits for the prefill (a GPU runs ahead)
+            prefillSeconds = (System.nanoTime() - t0) / 1e9;
+            long[] next = new long[b];
+            double[] u = new double[b];
+            long t1 = System.nanoTime();
+            while (true) {
+                for (int i = 0; i < b; i++) {
+                    u[i] = greedy || out.get(i).done ? 0 : streams[i].nextDouble();   // as the host: one draw per pick
+                }
+                DeviceSampler.Choice c = DeviceSampler.choose(logits, req.sampling(), u, req.topLogprobs(), req.captureTopK());
+                held.close();
+                boolean allDone = true;
+                for (int i = 0; i < b; i++) {
+                    Builder s = out.get(i);
+                    if (s.done) {
+                        continue;
+                    }
+                    int id = (int) c.ids()[i];
+                    s.add(id, c.logprobs()[i], c.topIds() == null ? null : c.topIds()[i],
+                            c.topLogprobs() == null ? null : c.topLogprobs()[i]);
+                    if (c.capIds() != null) {
+                        s.captureTop(c.capIds()[i], c.capLogprobs()[i]);
+                    }
+                    next[i] = id;
+                    finishIfDone(s, id, req);
+                    allDone &= s.done;
+                }
+                if (allDone) {
+                    break;
+                }
+                held = m.newSubManager();
+                logits = model.decode(next, cache, kernel, held);
+                steps++;
+            }
+            decodeSeconds = (System.nanoTime() - t1) / 1e9;
+        }
+        List<Generated> seqs = new ArrayList<>(b);
+        for (int i = 0; i < b; i++) {
+            seqs.add(out.get(i).build(req.prompts().get(i)));
+        }
+        return new GenerationResult(seqs, prefillSeconds, decodeSeconds, steps);
+    }
+
+    /** {@link #prefill} with the logits [batch, V] left on the device, in {@code into}. */
+    private NDArray prefillOnDevice(NDManager into, List<int[]> distinct, int[] rowOf, int maxPrompt, KvCache cache) {
+        int u = distinct.size();
+        long[] padded = new long[u * maxPrompt];
+        int[] lengths = new int[u];
+        for (int r = 0; r < u; r++) {
+            int[] p = distinct.get(r);
+            lengths[r] = p.length;
+            for (int j = 0; j < p.length; j++) {
+                padded[r * maxPrompt + j] = p[j];
+            }
+        }
+        NDArray ids = into.create(padded, new Shape(u, maxPrompt));
+        if (u == rowOf.length) {   // all distinct: rowOf is the identity
+            return model.prefill(ids, lengths, cache);
+        }
+        try (KvCache once = new KvCache(into, model.config(), u, maxPrompt)) {
+            NDArray sharedLogits = model.prefill(ids, lengths, once);
+            cache.copyRowsFrom(once, rowOf);
+            long[] rows = new long[rowOf.length];
+            for (int i = 0; i < rows.length; i++) {
+                rows[i] = rowOf[i];
+            }
+            return sharedLogits.get(new NDIndex("{}", into.create(rows)));
+        }
+    }
+
+    private Paired run(GenerationRequest req, List<int[]> forced, Qwen3Model referenceModel, AttentionKernel reference,
+                       boolean referenceLogprobs) {
+        int b = req.prompts().size();
+        int vocab = model.config().vocabSize();
+        int maxPrompt = checkedMaxPrompt(req);
+        // The last sampled token is never fed back, so the cache needs one slot less than that.
+        int capacity = maxPrompt + req.maxNewTokens() - 1;
+        SplittableRandom[] streams = streams(req);
+        List<Builder> out = builders(req);
         // a prompt several sequences share (a GRPO group's samples) is prefilled once
         io.tailguard.model.SharedPrompts shared = io.tailguard.model.SharedPrompts.of(req.prompts());
         List<int[]> distinct = shared.distinct();
@@ -351,6 +487,25 @@ public final class Generator {
                 }
                 capIds[t] = top;
                 capLogprobs[t] = vals;
+            }
+        }
+
+        /** A token chosen elsewhere ({@link DeviceSampler}): its log-prob and alternatives as given. */
+        void add(int id, float logprob, int[] top, float[] topValues) {
+            ids[size] = id;
+            logprobs[size] = logprob;
+            if (topIds != null) {
+                topIds[size] = top;
+                topLogprobs[size] = topValues;
+            }
+            size++;
+        }
+
+        /** The top of the temperature-1 distribution of the position just added, chosen elsewhere. */
+        void captureTop(int[] top, float[] values) {
+            if (capLogprobs != null) {
+                capIds[size - 1] = top;
+                capLogprobs[size - 1] = values;
             }
         }
 

@@ -29,9 +29,13 @@ final class NativeBlockTopK {
 
     /** Whether the native kernel can serve these tensors: float32 on the CPU, few enough (sequence, head) pairs. */
     static boolean serves(NDArray q, NDArray keys) {
-        return !q.getDevice().isGpu() && !keys.getDevice().isGpu()
-                && q.getDataType() == DataType.FLOAT32 && keys.getDataType() == DataType.FLOAT32
-                && q.getShape().get(0) * q.getShape().get(1) < 65_536;
+        return serves(q.getDevice(), q.getDataType(), q.getShape().get(0) * q.getShape().get(1))
+                && serves(keys.getDevice(), keys.getDataType(), 0);
+    }
+
+    /** The rule: float32 in host memory (never a GPU tensor), fewer than 65,536 (sequence, head) pairs. */
+    static boolean serves(ai.djl.Device device, DataType type, long pairs) {
+        return ai.djl.Device.Type.CPU.equals(device.getDeviceType()) && type == DataType.FLOAT32 && pairs < 65_536;
     }
 
     /** The page in tokens the library was compiled with (model/src/main/c/tg_page.h); must be KvCache.PAGE. */
