@@ -212,7 +212,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
             shadow = null;
         }
         Qwen3Model actor = w.compressed() == null ? null : compressedActor(w.compressed());
-        boolean measure = cadence.next(schedule, actor == null);
+        boolean measure = cadence.next(schedule, actor == null ? SpeedupCadence.POLICY : w.compressed().format().label());
         RolloutEngine.Result r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor, measure);
         int g = s.rollout().groupSize();
         TrajectoryBuffer.GroupResult[] groups = new TrajectoryBuffer.GroupResult[w.groups().length];
