@@ -7,6 +7,7 @@ import ai.djl.training.GradientCollector;
 import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
+import io.tailguard.model.TrainingTape;
 
 import java.util.List;
 import java.util.Map;
@@ -106,12 +107,13 @@ public final class SupervisedTrainer implements AutoCloseable {
             }
         }
         try (NDManager m = model.manager().newSubManager();
-             GradientCollector gc = GradientCollectors.exclusive()) {
+             GradientCollector gc = GradientCollectors.exclusive();
+             TrainingTape tape = TrainingTape.open(m)) {
             NDArray logits = model.forward(m.create(input, new Shape(b, t)));            // [b, t, V]
             NDArray logp = logits.logSoftmax(-1);
             NDArray picked = logp.gather(m.create(target, new Shape(b, t, 1)), 2).reshape(b, t);
             NDArray loss = Scalars.dividedBy(picked.mul(m.create(mask, new Shape(b, t))).sum().neg(), stepTokens);
-            gc.backward(loss);
+            tape.backward(gc, loss);
             return loss.getFloat();
         }
     }

@@ -54,6 +54,10 @@ final class Attention {
      * @param x [B, T, H] -> [B, T, H]
      */
     NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
+        TrainingTape tape = TrainingTape.recording();
+        if (tape != null && start == 0 && cache == null && mask == null && TrainingTape.serves(x)) {
+            return onTape(tape, x, false);
+        }
         return run(x, start, cache, mask, null, null, null);
     }
 
@@ -63,6 +67,10 @@ final class Attention {
      * Returns {output [B, T, H], keys, values}.
      */
     NDArray[] forwardKv(NDArray x) {
+        TrainingTape tape = TrainingTape.recording();
+        if (tape != null && TrainingTape.serves(x)) {
+            return new NDArray[] {onTape(tape, x, false), null, null}; // the tape keeps the keys and values
+        }
         NDArray[] kv = new NDArray[2];
         NDArray o = run(x, 0, null, null, null, null, kv);
         return new NDArray[] {o, kv[0], kv[1]};
@@ -75,6 +83,9 @@ final class Attention {
      * prefix (a prefix of batch 1 is broadcast to the B rows, so its gradients sum over them).
      */
     NDArray forwardOver(NDArray x, NDArray prefixKeys, NDArray prefixValues) {
+        if (prefixKeys == null) { // the prompt's attention ran on the training tape, which holds its keys and values
+            return onTape(TrainingTape.recording(), x, true);
+        }
         return run(x, (int) prefixKeys.getShape().get(2), null, null, prefixKeys, prefixValues, null);
     }
 
@@ -127,6 +138,22 @@ final class Attention {
         NDArray o = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 3); // [B, kvh, r, T, D]
         o = o.transpose(0, 3, 1, 2, 4).reshape(b, t, (long) heads * headDim);
         return adapter.apply(layer, Projection.O, o, oProj);
+    }
+
+    /**
+     * A training pass's attention in the native kernels ({@link TrainingTape}): positions [0, T), or
+     * after the prompt the tape holds for this layer ({@code overPrefix}). x [B, T, H] -> [B, T, H].
+     */
+    private NDArray onTape(TrainingTape tape, NDArray x, boolean overPrefix) {
+        int t = (int) x.getShape().get(1);
+        int start = overPrefix ? tape.prefixLength(layer) : 0;
+        NDArray[] cs = rotary.range(x.getManager(), start, start + t);
+        NDArray[] qkv = projectQkv(x, cs[0].expandDims(1), cs[1].expandDims(1));
+        NDArray rows = NDArrays.concat(new NDList(qkv[0], qkv[1], qkv[2]), 2);     // [B, T, heads + 2 kvh, D]
+        NDArray o = tape.attention(layer, rows, heads, kvHeads, headDim, overPrefix);
+        NDArray y = adapter.apply(layer, Projection.O, o, oProj);
+        y.attach(x.getManager()); // the product is the layer's temporary; the tape keeps only o
+        return y;
     }
 
     /**
