@@ -18,6 +18,7 @@
  */
 #include <jni.h>
 #include <math.h>
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,14 +407,33 @@ typedef struct {
 #define ADAM_CHUNK 65536
 
 /*
- * One chunk of AdamW, in the order and float precision of the libtorch twin (AdamW.java):
+ * One chunk of AdamW, in the order and float precision of the libtorch twin (AdamW.java), every
+ * product and sum rounded on its own:
  * g' = g clip; m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2; p -= p (lr wd); p -= lr (m / bc1) / (sqrt(v / bc2) + eps).
  */
+__attribute__((optimize("fp-contract=off")))
 static void adam_chunk(void *ctx, int item, int worker) {
     (void) worker;
     adam_job *j = (adam_job *) ctx;
     long i0 = (long) item * ADAM_CHUNK, i1 = i0 + ADAM_CHUNK < j->n ? i0 + ADAM_CHUNK : j->n;
-    for (long i = i0; i < i1; i++) {
+    __m256 clip = _mm256_set1_ps(j->clip), b1 = _mm256_set1_ps(j->b1), c1 = _mm256_set1_ps(j->c1);
+    __m256 b2 = _mm256_set1_ps(j->b2), c2 = _mm256_set1_ps(j->c2), bc1 = _mm256_set1_ps(j->bc1);
+    __m256 bc2 = _mm256_set1_ps(j->bc2), eps = _mm256_set1_ps(j->eps), lr = _mm256_set1_ps(j->lr);
+    __m256 decay = _mm256_set1_ps(j->decay);
+    long i = i0;
+    /* each product and sum rounded on its own (no fused multiply-add), as the tensor ops round them */
+    for (; i + 8 <= i1; i += 8) {
+        __m256 g = _mm256_mul_ps(_mm256_loadu_ps(j->g + i), clip);
+        __m256 m = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(j->m + i), b1), _mm256_mul_ps(g, c1));
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(j->v + i), b2), _mm256_mul_ps(_mm256_mul_ps(g, g), c2));
+        _mm256_storeu_ps(j->m + i, m);
+        _mm256_storeu_ps(j->v + i, v);
+        __m256 update = _mm256_div_ps(_mm256_div_ps(m, bc1), _mm256_add_ps(_mm256_sqrt_ps(_mm256_div_ps(v, bc2)), eps));
+        __m256 p = _mm256_loadu_ps(j->p + i);
+        p = _mm256_sub_ps(p, _mm256_mul_ps(p, decay));
+        _mm256_storeu_ps(j->p + i, _mm256_sub_ps(p, _mm256_mul_ps(update, lr)));
+    }
+    for (; i < i1; i++) {
         float g = j->g[i] * j->clip;
         float m = j->m[i] * j->b1 + g * j->c1;
         float v = j->v[i] * j->b2 + (g * g) * j->c2;
@@ -430,8 +450,18 @@ static void sumsq_chunk(void *ctx, int item, int worker) {
     (void) worker;
     adam_job *j = (adam_job *) ctx;
     long i0 = (long) item * ADAM_CHUNK, i1 = i0 + ADAM_CHUNK < j->n ? i0 + ADAM_CHUNK : j->n;
-    double s = 0;
-    for (long i = i0; i < i1; i++) s += (double) j->g[i] * j->g[i];
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    long i = i0;
+    for (; i + 8 <= i1; i += 8) {
+        __m256 x = _mm256_loadu_ps(j->g + i);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+        s0 = _mm256_fmadd_pd(lo, lo, s0);
+        s1 = _mm256_fmadd_pd(hi, hi, s1);
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
+    double s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < i1; i++) s += (double) j->g[i] * j->g[i];
     j->partial[item] = s;
 }
 

@@ -205,10 +205,13 @@ final class Attention {
                 .reshape(b, t, heads + 2L * kvHeads, headDim);
         // q and k heads are normalized together (both norms share eps; only the weights differ):
         // fewer tensor ops, whose fixed cost dominates at decode sizes, and the same values.
-        NDArray qk = qNorm.normalize(qkv.get(new NDIndex(":, :, :{}", heads + kvHeads)));
-        NDArray q = qk.get(new NDIndex(":, :, :{}", heads)).mul(qNorm.weight());
-        NDArray k = qk.get(new NDIndex(":, :, {}:", heads)).mul(kNorm.weight());
-        NDArray v = qkv.get(new NDIndex(":, :, {}:", heads + kvHeads));
+        // splits, not slices: a slice's backward fills a zero tensor of the whole and copies into it
+        NDList qkAndV = qkv.split(new long[] {heads + kvHeads}, 2);
+        NDArray qk = qNorm.normalize(qkAndV.get(0));
+        NDList qAndK = qk.split(new long[] {heads}, 2);
+        NDArray q = qAndK.get(0).mul(qNorm.weight());
+        NDArray k = qAndK.get(1).mul(kNorm.weight());
+        NDArray v = qkAndV.get(1);
         q = rotary.apply(q, cos, sin).mul(scale);
         k = rotary.apply(k, cos, sin);
         return new NDArray[] {q, k, v};
