@@ -162,7 +162,7 @@ public final class GrpoLearner implements AutoCloseable {
              GradientCollector gc = GradientCollectors.exclusive();
              TrainingTape tape = TrainingTape.open(m)) {
             NDArray rows = sharesPrompts(batch) ? sharedRows(batch, m)                        // [n, V]
-                    : packed.rows(model.forward(packed.input(m)).logSoftmax(-1), m);
+                    : model.logits(packed.rows(model.hiddenStates(packed.input(m)), m)).logSoftmax(-1);
             NDArray theta = packed.sampled(rows, m);                                          // [n]
             GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
             NDArray scaled = Scalars.times(r.loss(), (double) n / total);
