@@ -40,24 +40,25 @@ static inline __m256i tail_mask(int w) {   /* first w of 8 lanes, w in [0, 8] */
     return _mm256_loadu_si256((const __m256i *) (lanes + 8 - w));
 }
 
-/* C[4][16] (+)= A[4][k] B[k][16]: the full tile. */
-static void tile4x16(int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int acc) {
+/* C[4][16] (+)= A[4][k] B[k][16]: the full tile. A's element (r, p) is A[r sr + p sp]. */
+static void tile4x16(int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc, int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
+    const float *a0 = A, *a1 = A + sr, *a2 = A + 2 * sr, *a3 = A + 3 * sr;
     for (int p = 0; p < k; p++) {
         const float *b = B + p * ldb;
+        long o = p * sp;
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 x = _mm256_broadcast_ss(a0 + p);
+        __m256 x = _mm256_broadcast_ss(a0 + o);
         c00 = _mm256_fmadd_ps(x, b0, c00);
         c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + p);
+        x = _mm256_broadcast_ss(a1 + o);
         c10 = _mm256_fmadd_ps(x, b0, c10);
         c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + p);
+        x = _mm256_broadcast_ss(a2 + o);
         c20 = _mm256_fmadd_ps(x, b0, c20);
         c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + p);
+        x = _mm256_broadcast_ss(a3 + o);
         c30 = _mm256_fmadd_ps(x, b0, c30);
         c31 = _mm256_fmadd_ps(x, b1, c31);
     }
@@ -75,8 +76,8 @@ static void tile4x16(int k, const float *A, long lda, const float *B, long ldb, 
 }
 
 /* An edge tile: rows in [1, 4], w columns in [1, 16], masked loads and stores. */
-static void tile_edge(int rows, int w, int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc,
-                      int acc) {
+static void tile_edge(int rows, int w, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C,
+                      long ldc, int acc) {
     __m256i m0 = tail_mask(w < 8 ? w : 8), m1 = tail_mask(w > 8 ? w - 8 : 0);
     __m256 c[4][2];
     for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
@@ -85,7 +86,7 @@ static void tile_edge(int rows, int w, int k, const float *A, long lda, const fl
         __m256 b0 = _mm256_maskload_ps(b, m0);
         __m256 b1 = w > 8 ? _mm256_maskload_ps(b + 8, m1) : _mm256_setzero_ps();
         for (int r = 0; r < rows; r++) {
-            __m256 x = _mm256_broadcast_ss(A + r * lda + p);
+            __m256 x = _mm256_broadcast_ss(A + r * sr + p * sp);
             c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
             c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
         }
@@ -101,8 +102,12 @@ static void tile_edge(int rows, int w, int k, const float *A, long lda, const fl
     }
 }
 
-/* C[m][n] = (acc ? C : 0) + A[m][k] B[k][n], all row-major with the given row strides. */
-static void gemm(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int acc) {
+/*
+ * C[m][n] = (acc ? C : 0) + A[m][k] B[k][n], B and C row-major with the given row strides; A's
+ * element (i, p) at A[i sr + p sp] (row-major: sr = lda, sp = 1; transposed: sr = 1, sp = lda).
+ */
+static void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc,
+                   int acc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         if (!acc) for (int i = 0; i < m; i++) memset(C + i * ldc, 0, sizeof(float) * n);
@@ -111,14 +116,24 @@ static void gemm(int m, int n, int k, const float *A, long lda, const float *B, 
     int i = 0;
     for (; i + 4 <= m; i += 4) {
         int j = 0;
-        for (; j + 16 <= n; j += 16) tile4x16(k, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
-        if (j < n) tile_edge(4, n - j, k, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+        for (; j + 16 <= n; j += 16) tile4x16(k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+        if (j < n) tile_edge(4, n - j, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
     }
     if (i < m) {
         for (int j = 0; j < n; j += 16) {
-            tile_edge(m - i, n - j < 16 ? n - j : 16, k, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+            tile_edge(m - i, n - j < 16 ? n - j : 16, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
         }
     }
+}
+
+/* C = A B with A row-major (row stride lda). */
+static void gemm(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int acc) {
+    gemm_s(m, n, k, A, lda, 1, B, ldb, C, ldc, acc);
+}
+
+/* C = Aᵀ B with A [k][m] row-major (row stride lda): no transposed copy of A. */
+static void gemm_tn(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int acc) {
+    gemm_s(m, n, k, A, 1, lda, B, ldb, C, ldc, acc);
 }
 
 /* ------------------------------------------------------------------------------ attention */
@@ -132,8 +147,8 @@ typedef struct {
 
 /* Per-worker scratch, grown as needed (the call mutex keeps calls apart). */
 static struct {
-    float *s, *dp, *st, *pt, *kt, *vt, *dk, *dv;
-    size_t ns, ndp, nst, npt, nkt, nvt, ndk, ndv;
+    float *s, *dp, *kt, *vt, *dk, *dv;
+    size_t ns, ndp, nkt, nvt, ndk, ndv;
 } scratch[TG_MAX_HELPERS + 1];
 static int scratch_failed;
 
@@ -141,8 +156,6 @@ static int scratch_for(int worker, int L, int D) {
     size_t sq = (size_t) QB * L, kd = (size_t) L * D;
     int ok = grow((void **) &scratch[worker].s, &scratch[worker].ns, sq, sizeof(float))
             && grow((void **) &scratch[worker].dp, &scratch[worker].ndp, sq, sizeof(float))
-            && grow((void **) &scratch[worker].st, &scratch[worker].nst, sq, sizeof(float))
-            && grow((void **) &scratch[worker].pt, &scratch[worker].npt, sq, sizeof(float))
             && grow((void **) &scratch[worker].kt, &scratch[worker].nkt, kd, sizeof(float))
             && grow((void **) &scratch[worker].vt, &scratch[worker].nvt, kd, sizeof(float))
             && grow((void **) &scratch[worker].dk, &scratch[worker].ndk, kd, sizeof(float))
@@ -236,7 +249,7 @@ static void attn_backward_unit(void *ctx, int item, int worker) {
     int D = j->D, T = j->T, P = j->P, L = P + T, r = j->heads / j->kvh;
     long nh = j->heads + 2L * j->kvh, qs = nh * D, os = (long) j->heads * D;
     if (!scratch_for(worker, L, D)) return;
-    float *s = scratch[worker].s, *dp = scratch[worker].dp, *st = scratch[worker].st, *pt = scratch[worker].pt;
+    float *s = scratch[worker].s, *dp = scratch[worker].dp;
     float *kt = scratch[worker].kt, *vt = scratch[worker].vt, *dk = scratch[worker].dk, *dv = scratch[worker].dv;
     transpose_kv(j, b, g, 0, kt, L);
     transpose_kv(j, b, g, 1, vt, L);
@@ -267,18 +280,14 @@ static void attn_backward_unit(void *ctx, int item, int worker) {
                 }
                 for (; c < vis; c++) dpi[c] = si[c] * (dpi[c] - delta[i]);
                 for (; c < lvis; c++) dpi[c] = 0.0f;
-                for (c = 0; c < lvis; c++) {               /* transposed copies for the key-side products */
-                    st[(long) c * QB + i] = dpi[c];
-                    pt[(long) c * QB + i] = si[c];
-                }
             }
             /* dq = dS K over the visible keys: prefix rows, then the row's own */
             float *dq = j->dqkv + ((long) b * T + i0) * qs + (long) h * D;
             if (P > 0) gemm(rows, D, P, dp, lvis, kv_row(j, b, g, 0, 0), qs, dq, qs, j->accumulate);
             gemm(rows, D, lvis - P, dp + P, lvis, kv_row(j, b, g, P, 0), qs, dq, qs, P > 0 || j->accumulate);
             /* dK += dSᵀ q, dV += Pᵀ dO */
-            gemm(lvis, D, rows, st, QB, q, qs, dk, D, 1);
-            gemm(lvis, D, rows, pt, QB, dO, os, dv, D, 1);
+            gemm_tn(lvis, D, rows, dp, lvis, q, qs, dk, D, 1);
+            gemm_tn(lvis, D, rows, s, lvis, dO, os, dv, D, 1);
         }
     }
     for (int pos = P; pos < L; pos++) {
