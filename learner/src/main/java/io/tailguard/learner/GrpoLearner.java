@@ -6,6 +6,7 @@ import ai.djl.training.GradientCollector;
 import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
+import io.tailguard.model.TrainingTape;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -158,13 +159,14 @@ public final class GrpoLearner implements AutoCloseable {
             }
         }
         try (NDManager m = model.manager().newSubManager();
-             GradientCollector gc = GradientCollectors.exclusive()) {
+             GradientCollector gc = GradientCollectors.exclusive();
+             TrainingTape tape = TrainingTape.open(m)) {
             NDArray rows = sharesPrompts(batch) ? sharedRows(batch, m)                        // [n, V]
-                    : packed.rows(model.forward(packed.input(m)).logSoftmax(-1), m);
+                    : model.logits(packed.rows(model.hiddenStates(packed.input(m)), m)).logSoftmax(-1);
             NDArray theta = packed.sampled(rows, m);                                          // [n]
             GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
             NDArray scaled = Scalars.times(r.loss(), (double) n / total);
-            gc.backward(scaled);
+            tape.backward(gc, scaled);
             GrpoObjective.Stats s = r.stats();
             acc.loss += s.loss() * n / total;
             acc.absSum += s.meanAbsOldMinusInf() * n;
@@ -173,10 +175,11 @@ public final class GrpoLearner implements AutoCloseable {
             acc.clipped += s.clipFraction() * n;
             acc.k1 += s.klK1() * n;
             acc.k3 += s.klK3() * n;
-            float[] probs = rows.exp().toFloatArray();
-            float[] lps = rows.toFloatArray();
-            for (int i = 0; i < probs.length; i++) {
-                acc.entropy -= probs[i] * lps[i];
+            // Σ p log p over the rows, on the tensors' device: copying [n, V] to the heap twice took
+            // gigabytes at a 151,936-token vocabulary
+            try (NDArray detached = rows.stopGradient(); NDArray plogp = detached.exp().muli(detached);
+                 NDArray sum = plogp.sum()) {
+                acc.entropy -= sum.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble();
             }
         }
     }

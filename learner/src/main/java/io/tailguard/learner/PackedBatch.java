@@ -51,9 +51,12 @@ record PackedBatch(long[] ids, int rows, int columns, long[] pick, long[] target
         return m.create(ids, new Shape(rows, columns));
     }
 
-    /** Log-softmax rows [n, V] at the predicting positions, from log-probs [rows, columns, V]. */
-    NDArray rows(NDArray logp, NDManager m) {
-        return logp.reshape((long) rows * columns, -1).get(new NDIndex("{}", m.create(pick)));
+    /**
+     * The rows [n, X] at the predicting positions, from [rows, columns, X]: hidden states, so that
+     * only these rows go through the vocabulary projection.
+     */
+    NDArray rows(NDArray perPosition, NDManager m) {
+        return perPosition.reshape((long) rows * columns, -1).get(new NDIndex("{}", m.create(pick)));
     }
 
     /** The log-prob of each sampled token, [n], from {@link #rows}. */

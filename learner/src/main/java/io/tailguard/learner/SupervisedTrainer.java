@@ -7,6 +7,7 @@ import ai.djl.training.GradientCollector;
 import io.tailguard.model.GradientCollectors;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scalars;
+import io.tailguard.model.TrainingTape;
 
 import java.util.List;
 import java.util.Map;
@@ -92,8 +93,15 @@ public final class SupervisedTrainer implements AutoCloseable {
             t = Math.max(t, prompts.get(i).length + completions.get(i).length - 1);
         }
         long[] input = new long[b * t];
-        long[] target = new long[b * t];
-        float[] mask = new float[b * t];
+        // the positions whose next token is a completion token, and that token: only these rows
+        // go through the vocabulary projection (prompt positions and padding are context only)
+        int targets = 0;
+        for (int[] c : completions) {
+            targets += c.length;
+        }
+        long[] at = new long[targets];
+        long[] target = new long[targets];
+        int k = 0;
         for (int i = 0; i < b; i++) {
             int[] p = prompts.get(i);
             int[] c = completions.get(i);
@@ -101,17 +109,30 @@ public final class SupervisedTrainer implements AutoCloseable {
             for (int j = 0; j < n - 1; j++) {
                 input[i * t + j] = j < p.length ? p[j] : c[j - p.length];
                 int next = j + 1;
-                target[i * t + j] = next < p.length ? p[next] : c[next - p.length];
-                mask[i * t + j] = next >= p.length ? 1f : 0f;
+                if (next >= p.length) {
+                    at[k] = (long) i * t + j;
+                    target[k] = c[next - p.length];
+                    k++;
+                }
             }
         }
+        if (k < targets) { // a completion's first token has no position before it when its prompt is empty
+            at = java.util.Arrays.copyOf(at, k);
+            target = java.util.Arrays.copyOf(target, k);
+            targets = k;
+        }
+        if (targets == 0) {
+            return 0; // nothing predicted in this micro-batch: no loss and no gradient
+        }
         try (NDManager m = model.manager().newSubManager();
-             GradientCollector gc = GradientCollectors.exclusive()) {
-            NDArray logits = model.forward(m.create(input, new Shape(b, t)));            // [b, t, V]
-            NDArray logp = logits.logSoftmax(-1);
-            NDArray picked = logp.gather(m.create(target, new Shape(b, t, 1)), 2).reshape(b, t);
-            NDArray loss = Scalars.dividedBy(picked.mul(m.create(mask, new Shape(b, t))).sum().neg(), stepTokens);
-            gc.backward(loss);
+             GradientCollector gc = GradientCollectors.exclusive();
+             TrainingTape tape = TrainingTape.open(m)) {
+            NDArray hidden = model.hiddenStates(m.create(input, new Shape(b, t)));        // [b, t, H]
+            NDArray rows = hidden.reshape((long) b * t, -1).get(new ai.djl.ndarray.index.NDIndex("{}", m.create(at)));
+            NDArray logp = model.logits(rows).logSoftmax(-1);                             // [n, V]
+            NDArray picked = logp.gather(m.create(target, new Shape(targets, 1)), 1).reshape(targets);
+            NDArray loss = Scalars.dividedBy(picked.sum().neg(), stepTokens);
+            tape.backward(gc, loss);
             return loss.getFloat();
         }
     }

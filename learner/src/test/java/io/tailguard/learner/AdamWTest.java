@@ -100,4 +100,65 @@ class AdamWTest {
             }
         }
     }
+
+    /**
+     * The native update ({@link io.tailguard.model.NativeTraining#adamw}) against its libtorch twin:
+     * three steps with clipping and weight decay on a matrix and a vector (not decayed) from the same
+     * start give the same parameters and moments.
+     */
+    @Test
+    void theNativeUpdateMatchesTheLibtorchTwin() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.tailguard.model.NativeTraining.preferred(),
+                () -> "native training kernels not loaded: " + io.tailguard.model.NativeTraining.unavailableReason());
+        float[][][] out = new float[2][][];
+        String[] kernels = {"torch", "native"};
+        try {
+            for (int run = 0; run < 2; run++) {
+                System.setProperty("tailguard.train.kernel", kernels[run]);
+                java.util.SplittableRandom r = new java.util.SplittableRandom(4);
+                try (NDManager m = NDManager.newBaseManager()) {
+                    Map<String, NDArray> params = new java.util.LinkedHashMap<>();
+                    params.put("w", m.create(random(r, 70_000), new Shape(350, 200)));   // more than one native chunk
+                    params.put("g", m.create(random(r, 37), new Shape(37)));
+                    for (NDArray p : params.values()) {
+                        p.setRequiresGradient(true);
+                    }
+                    try (AdamW opt = new AdamW(params, new AdamW.Options(0.9, 0.95, 1e-8, 0.1, 1.0), m)) {
+                        for (int step = 0; step < 3; step++) {
+                            Gradients.zero(params);
+                            try (var gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+                                NDArray loss = params.get("w").mul(m.create(random(r, 70_000), new Shape(350, 200))).sum()
+                                        .add(params.get("g").square().mul(m.create(random(r, 37), new Shape(37))).sum());
+                                gc.backward(loss.mul(3.0f)); // a global norm above the clip of 1
+                            }
+                            assertTrue(opt.step(0.01) > 1.0);
+                        }
+                        out[run] = new float[][] {params.get("w").toFloatArray(), params.get("g").toFloatArray(),
+                                opt.firstMoments().get("w").toFloatArray(), opt.secondMoments().get("w").toFloatArray(),
+                                opt.firstMoments().get("g").toFloatArray(), opt.secondMoments().get("g").toFloatArray()};
+                    }
+                }
+            }
+        } finally {
+            System.clearProperty("tailguard.train.kernel");
+        }
+        // float32 rounding (the native loop may fuse a multiply and an add) against each array's scale
+        for (int k = 0; k < out[0].length; k++) {
+            double scale = 0;
+            for (float x : out[0][k]) {
+                scale = Math.max(scale, Math.abs(x));
+            }
+            for (int i = 0; i < out[0][k].length; i++) {
+                assertEquals(out[0][k][i], out[1][k][i], 1e-6 * scale, "array " + k + " [" + i + "]");
+            }
+        }
+    }
+
+    private static float[] random(java.util.SplittableRandom r, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (r.nextDouble() * 2 - 1);
+        }
+        return v;
+    }
 }

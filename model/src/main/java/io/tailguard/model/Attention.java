@@ -54,6 +54,10 @@ final class Attention {
      * @param x [B, T, H] -> [B, T, H]
      */
     NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
+        TrainingTape tape = TrainingTape.recording();
+        if (tape != null && start == 0 && cache == null && mask == null && TrainingTape.serves(x)) {
+            return onTape(tape, x, false);
+        }
         return run(x, start, cache, mask, null, null, null);
     }
 
@@ -63,6 +67,10 @@ final class Attention {
      * Returns {output [B, T, H], keys, values}.
      */
     NDArray[] forwardKv(NDArray x) {
+        TrainingTape tape = TrainingTape.recording();
+        if (tape != null && TrainingTape.serves(x)) {
+            return new NDArray[] {onTape(tape, x, false), null, null}; // the tape keeps the keys and values
+        }
         NDArray[] kv = new NDArray[2];
         NDArray o = run(x, 0, null, null, null, null, kv);
         return new NDArray[] {o, kv[0], kv[1]};
@@ -75,6 +83,9 @@ final class Attention {
      * prefix (a prefix of batch 1 is broadcast to the B rows, so its gradients sum over them).
      */
     NDArray forwardOver(NDArray x, NDArray prefixKeys, NDArray prefixValues) {
+        if (prefixKeys == null) { // the prompt's attention ran on the training tape, which holds its keys and values
+            return onTape(TrainingTape.recording(), x, true);
+        }
         return run(x, (int) prefixKeys.getShape().get(2), null, null, prefixKeys, prefixValues, null);
     }
 
@@ -130,6 +141,22 @@ final class Attention {
     }
 
     /**
+     * A training pass's attention in the native kernels ({@link TrainingTape}): positions [0, T), or
+     * after the prompt the tape holds for this layer ({@code overPrefix}). x [B, T, H] -> [B, T, H].
+     */
+    private NDArray onTape(TrainingTape tape, NDArray x, boolean overPrefix) {
+        int t = (int) x.getShape().get(1);
+        int start = overPrefix ? tape.prefixLength(layer) : 0;
+        NDArray[] cs = rotary.range(x.getManager(), start, start + t);
+        NDArray[] qkv = projectQkv(x, cs[0].expandDims(1), cs[1].expandDims(1));
+        NDArray rows = NDArrays.concat(new NDList(qkv[0], qkv[1], qkv[2]), 2);     // [B, T, heads + 2 kvh, D]
+        NDArray o = tape.attention(layer, rows, heads, kvHeads, headDim, overPrefix);
+        NDArray y = adapter.apply(layer, Projection.O, o, oProj);
+        y.attach(x.getManager()); // the product is the layer's temporary; the tape keeps only o
+        return y;
+    }
+
+    /**
      * Queries [s, e) of this call (absolute positions start + s ...) over keys [0, start + e); with
      * {@code visible} (no cache, start = 0), only over the key pages it shows each query.
      */
@@ -178,10 +205,13 @@ final class Attention {
                 .reshape(b, t, heads + 2L * kvHeads, headDim);
         // q and k heads are normalized together (both norms share eps; only the weights differ):
         // fewer tensor ops, whose fixed cost dominates at decode sizes, and the same values.
-        NDArray qk = qNorm.normalize(qkv.get(new NDIndex(":, :, :{}", heads + kvHeads)));
-        NDArray q = qk.get(new NDIndex(":, :, :{}", heads)).mul(qNorm.weight());
-        NDArray k = qk.get(new NDIndex(":, :, {}:", heads)).mul(kNorm.weight());
-        NDArray v = qkv.get(new NDIndex(":, :, {}:", heads + kvHeads));
+        // splits, not slices: a slice's backward fills a zero tensor of the whole and copies into it
+        NDList qkAndV = qkv.split(new long[] {heads + kvHeads}, 2);
+        NDArray qk = qNorm.normalize(qkAndV.get(0));
+        NDList qAndK = qk.split(new long[] {heads}, 2);
+        NDArray q = qAndK.get(0).mul(qNorm.weight());
+        NDArray k = qAndK.get(1).mul(kNorm.weight());
+        NDArray v = qkAndV.get(1);
         q = rotary.apply(q, cos, sin).mul(scale);
         k = rotary.apply(k, cos, sin);
         return new NDArray[] {q, k, v};

@@ -1,7 +1,6 @@
 package io.tailguard.model;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.nn.Activation;
 
 /** SwiGLU feed-forward: down(silu(gate(x)) * up(x)), gate and up as one [2I, H] product. */
@@ -23,8 +22,11 @@ final class Mlp {
     /** x: [..., H] -> [..., H] */
     NDArray forward(NDArray x) {
         NDArray gu = adapter.apply(layer, Projection.GATE_UP, x, gateUp);
-        NDArray g = gu.get(new NDIndex("..., :{}", intermediate));
-        NDArray u = gu.get(new NDIndex("..., {}:", intermediate));
+        // one split, not two slices: a slice's backward fills a zero tensor of gu's size and copies
+        // into it, twice per layer; the split's concatenates the two gradients once
+        ai.djl.ndarray.NDList parts = gu.split(new long[] {intermediate}, gu.getShape().dimension() - 1);
+        NDArray g = parts.get(0);
+        NDArray u = parts.get(1);
         return adapter.apply(layer, Projection.DOWN, g.mul(Activation.sigmoid(g)).mul(u), down);
     }
 }

@@ -294,7 +294,11 @@ public final class Qwen3Model implements AutoCloseable {
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = embed(ids);
             scope.attachAll(x);
+            TrainingTape tape = mask == null ? TrainingTape.recording() : null;
             for (DecoderLayer layer : layers) {
+                if (tape != null && TrainingTape.serves(x)) {
+                    x = tape.cut(x);
+                }
                 x = perLayer(x, scope, l -> layer.forward(l, 0, null, mask));
             }
             NDArray out = finalNorm.forward(x);
@@ -323,7 +327,12 @@ public final class Qwen3Model implements AutoCloseable {
             NDArray xp = embed(prompt);
             NDArray xc = embed(continuations);
             scope.attachAll(xp, xc);
+            TrainingTape tape = TrainingTape.recording();
             for (DecoderLayer layer : layers) {
+                if (tape != null && TrainingTape.serves(xp)) {
+                    xp = tape.cut(xp);
+                    xc = tape.cut(xc);
+                }
                 try (NDManager local = scope.newSubManager()) {
                     xp.tempAttach(local);
                     xc.tempAttach(local);

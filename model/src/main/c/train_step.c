@@ -1,0 +1,525 @@
+/*
+ * Kernels of the training step (io.tailguard.model.NativeTraining): causal grouped-query attention,
+ * forward and backward, over the fused q/k/v rows of a layer; and AdamW's update of one tensor.
+ *
+ * Attention. qkv [B, T, NH, D] holds each position's heads in the order the fused q/k/v product
+ * writes them: `heads` query heads (already normed, rotated and scaled by 1/sqrt(D)), then `kvh` key
+ * heads, then `kvh` value heads (NH = heads + 2 kvh). Query head h reads key/value head h / r
+ * (r = heads / kvh). Optionally a prefix pkv [Bp, P, NH, D] (Bp = 1, shared by every row, or B)
+ * whose keys and values every row sees before its own: row b's query i sits at position P + i and
+ * attends to prefix positions [0, P) and to its own positions [0, i]. The forward writes
+ * o [B, T, heads, D] and the log-sum-exp of each query's scores, lse [B, heads, T]; the backward
+ * recomputes the probabilities from lse (nothing of size T x T is kept between the two) and writes
+ * the gradient of qkv and adds that of the prefix's keys and values into dpkv.
+ *
+ * Work is split by (row, key/value head): a unit owns its keys' gradients, so units never write the
+ * same memory; a prefix shared by several rows gets per-unit partial sums, added up at the end.
+ * Products are small row-major GEMMs on a 4 x 16 AVX2 micro-kernel, over blocks of QB queries.
+ */
+#include <jni.h>
+#include <math.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_page.h"
+#include "tg_pool.h"
+#include "tg_util.h"
+
+__m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
+
+static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
+
+#define QB 64                      /* queries per block */
+
+/* ----------------------------------------------------------------------------------- GEMM */
+
+static inline __m256i tail_mask(int w) {   /* first w of 8 lanes, w in [0, 8] */
+    static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *) (lanes + 8 - w));
+}
+
+/* C[4][16] (+)= A[4][k] B[k][16]: the full tile. A's element (r, p) is A[r sr + p sp]. */
+static void tile4x16(int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc, int acc) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    const float *a0 = A, *a1 = A + sr, *a2 = A + 2 * sr, *a3 = A + 3 * sr;
+    for (int p = 0; p < k; p++) {
+        const float *b = B + p * ldb;
+        long o = p * sp;
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 x = _mm256_broadcast_ss(a0 + o);
+        c00 = _mm256_fmadd_ps(x, b0, c00);
+        c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a1 + o);
+        c10 = _mm256_fmadd_ps(x, b0, c10);
+        c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a2 + o);
+        c20 = _mm256_fmadd_ps(x, b0, c20);
+        c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3 + o);
+        c30 = _mm256_fmadd_ps(x, b0, c30);
+        c31 = _mm256_fmadd_ps(x, b1, c31);
+    }
+    float *r0 = C, *r1 = C + ldc, *r2 = C + 2 * ldc, *r3 = C + 3 * ldc;
+    if (acc) {
+        c00 = _mm256_add_ps(c00, _mm256_loadu_ps(r0)); c01 = _mm256_add_ps(c01, _mm256_loadu_ps(r0 + 8));
+        c10 = _mm256_add_ps(c10, _mm256_loadu_ps(r1)); c11 = _mm256_add_ps(c11, _mm256_loadu_ps(r1 + 8));
+        c20 = _mm256_add_ps(c20, _mm256_loadu_ps(r2)); c21 = _mm256_add_ps(c21, _mm256_loadu_ps(r2 + 8));
+        c30 = _mm256_add_ps(c30, _mm256_loadu_ps(r3)); c31 = _mm256_add_ps(c31, _mm256_loadu_ps(r3 + 8));
+    }
+    _mm256_storeu_ps(r0, c00); _mm256_storeu_ps(r0 + 8, c01);
+    _mm256_storeu_ps(r1, c10); _mm256_storeu_ps(r1 + 8, c11);
+    _mm256_storeu_ps(r2, c20); _mm256_storeu_ps(r2 + 8, c21);
+    _mm256_storeu_ps(r3, c30); _mm256_storeu_ps(r3 + 8, c31);
+}
+
+/* An edge tile: rows in [1, 4], w columns in [1, 16], masked loads and stores. */
+static void tile_edge(int rows, int w, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C,
+                      long ldc, int acc) {
+    __m256i m0 = tail_mask(w < 8 ? w : 8), m1 = tail_mask(w > 8 ? w - 8 : 0);
+    __m256 c[4][2];
+    for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+    for (int p = 0; p < k; p++) {
+        const float *b = B + p * ldb;
+        __m256 b0 = _mm256_maskload_ps(b, m0);
+        __m256 b1 = w > 8 ? _mm256_maskload_ps(b + 8, m1) : _mm256_setzero_ps();
+        for (int r = 0; r < rows; r++) {
+            __m256 x = _mm256_broadcast_ss(A + r * sr + p * sp);
+            c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        float *o = C + r * ldc;
+        if (acc) {
+            c[r][0] = _mm256_add_ps(c[r][0], _mm256_maskload_ps(o, m0));
+            if (w > 8) c[r][1] = _mm256_add_ps(c[r][1], _mm256_maskload_ps(o + 8, m1));
+        }
+        _mm256_maskstore_ps(o, m0, c[r][0]);
+        if (w > 8) _mm256_maskstore_ps(o + 8, m1, c[r][1]);
+    }
+}
+
+/*
+ * C[m][n] = (acc ? C : 0) + A[m][k] B[k][n], B and C row-major with the given row strides; A's
+ * element (i, p) at A[i sr + p sp] (row-major: sr = lda, sp = 1; transposed: sr = 1, sp = lda).
+ */
+static void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc,
+                   int acc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!acc) for (int i = 0; i < m; i++) memset(C + i * ldc, 0, sizeof(float) * n);
+        return;
+    }
+    int i = 0;
+    for (; i + 4 <= m; i += 4) {
+        int j = 0;
+        for (; j + 16 <= n; j += 16) tile4x16(k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+        if (j < n) tile_edge(4, n - j, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+    }
+    if (i < m) {
+        for (int j = 0; j < n; j += 16) {
+            tile_edge(m - i, n - j < 16 ? n - j : 16, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+        }
+    }
+}
+
+/* C = A B with A row-major (row stride lda). */
+static void gemm(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int acc) {
+    gemm_s(m, n, k, A, lda, 1, B, ldb, C, ldc, acc);
+}
+
+/* C = Aᵀ B with A [k][m] row-major (row stride lda): no transposed copy of A. */
+static void gemm_tn(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int acc) {
+    gemm_s(m, n, k, A, 1, lda, B, ldb, C, ldc, acc);
+}
+
+/* ------------------------------------------------------------------------------ attention */
+
+typedef struct {
+    const float *qkv, *pkv, *o, *lse, *dout;
+    float *out, *lseOut, *dqkv, *dpkv;
+    int B, T, P, Bp, heads, kvh, D, accumulate;
+    float *slab;                   /* [B][kvh][P][2][D] partial prefix gradients when Bp < B */
+} attn_job;
+
+/* Per-worker scratch, grown as needed (the call mutex keeps calls apart). */
+static struct {
+    float *s, *dp, *kt, *vt, *dk, *dv;
+    size_t ns, ndp, nkt, nvt, ndk, ndv;
+} scratch[TG_MAX_HELPERS + 1];
+static int scratch_failed;
+
+static int scratch_for(int worker, int L, int D) {
+    size_t sq = (size_t) QB * L, kd = (size_t) L * D;
+    int ok = grow((void **) &scratch[worker].s, &scratch[worker].ns, sq, sizeof(float))
+            && grow((void **) &scratch[worker].dp, &scratch[worker].ndp, sq, sizeof(float))
+            && grow((void **) &scratch[worker].kt, &scratch[worker].nkt, kd, sizeof(float))
+            && grow((void **) &scratch[worker].vt, &scratch[worker].nvt, kd, sizeof(float))
+            && grow((void **) &scratch[worker].dk, &scratch[worker].ndk, kd, sizeof(float))
+            && grow((void **) &scratch[worker].dv, &scratch[worker].ndv, kd, sizeof(float));
+    if (!ok) scratch_failed = 1;
+    return ok;
+}
+
+/* The key (which = 0) or value (1) row of position j (prefix first) for row b, head g. */
+static inline const float *kv_row(const attn_job *j, int b, int g, int pos, int which) {
+    long nh = j->heads + 2L * j->kvh;
+    long head = j->heads + (long) which * j->kvh + g;
+    if (pos < j->P) return j->pkv + (((long) (j->Bp == 1 ? 0 : b) * j->P + pos) * nh + head) * j->D;
+    return j->qkv + (((long) b * j->T + pos - j->P) * nh + head) * j->D;
+}
+
+/* dst[D][L] = the transposed keys (which = 0) or values (1) of row b, head g. */
+static void transpose_kv(const attn_job *j, int b, int g, int which, float *dst, int L) {
+    int D = j->D;
+    for (int pos = 0; pos < L; pos++) {
+        const float *src = kv_row(j, b, g, pos, which);
+        for (int d = 0; d < D; d++) dst[(long) d * L + pos] = src[d];
+    }
+}
+
+/*
+ * Row i of a block of scores s (width n, query at own index qi): probabilities over the vis = P + qi + 1
+ * visible keys, zero beyond. With lse_in, p = exp(s - lse); else the softmax, its lse stored in *lse_out.
+ */
+static void softmax_row(float *s, int n, int vis, const float *lse_in, float *lse_out) {
+    int j;
+    float sub;
+    if (lse_in) {
+        sub = *lse_in;
+    } else {
+        float mx = -INFINITY;
+        for (j = 0; j < vis; j++) mx = s[j] > mx ? s[j] : mx;
+        sub = mx;
+    }
+    __m256 vsub = _mm256_set1_ps(sub);
+    __m256 vsum = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= vis; j += 8) {
+        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(s + j), vsub));
+        _mm256_storeu_ps(s + j, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = hsum(vsum);
+    for (; j < vis; j++) {
+        s[j] = expf(s[j] - sub);
+        sum += s[j];
+    }
+    for (j = vis; j < n; j++) s[j] = 0.0f;
+    if (!lse_in) {
+        float inv = 1.0f / sum;
+        __m256 vi = _mm256_set1_ps(inv);
+        for (j = 0; j + 8 <= vis; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), vi));
+        for (; j < vis; j++) s[j] *= inv;
+        *lse_out = sub + logf(sum);
+    }
+}
+
+static void attn_forward_unit(void *ctx, int item, int worker) {
+    attn_job *j = (attn_job *) ctx;
+    int b = item / j->kvh, g = item % j->kvh;
+    int D = j->D, T = j->T, P = j->P, L = P + T, r = j->heads / j->kvh;
+    long nh = j->heads + 2L * j->kvh, qs = nh * D, os = (long) j->heads * D;
+    if (!scratch_for(worker, L, D)) return;
+    float *s = scratch[worker].s, *kt = scratch[worker].kt;
+    transpose_kv(j, b, g, 0, kt, L);
+    for (int hh = 0; hh < r; hh++) {
+        int h = g * r + hh;
+        for (int i0 = 0; i0 < T; i0 += QB) {
+            int rows = T - i0 < QB ? T - i0 : QB;
+            int lvis = P + i0 + rows;
+            const float *q = j->qkv + ((long) b * T + i0) * qs + (long) h * D;
+            gemm(rows, lvis, D, q, qs, kt, L, s, lvis, 0);
+            for (int i = 0; i < rows; i++) {
+                softmax_row(s + (long) i * lvis, lvis, P + i0 + i + 1, NULL,
+                            j->lseOut + ((long) b * j->heads + h) * T + i0 + i);
+            }
+            float *o = j->out + ((long) b * T + i0) * os + (long) h * D;
+            if (P > 0) gemm(rows, D, P, s, lvis, kv_row(j, b, g, 0, 1), qs, o, os, 0);
+            gemm(rows, D, lvis - P, s + P, lvis, kv_row(j, b, g, P, 1), qs, o, os, P > 0);
+        }
+    }
+}
+
+static void attn_backward_unit(void *ctx, int item, int worker) {
+    attn_job *j = (attn_job *) ctx;
+    int b = item / j->kvh, g = item % j->kvh;
+    int D = j->D, T = j->T, P = j->P, L = P + T, r = j->heads / j->kvh;
+    long nh = j->heads + 2L * j->kvh, qs = nh * D, os = (long) j->heads * D;
+    if (!scratch_for(worker, L, D)) return;
+    float *s = scratch[worker].s, *dp = scratch[worker].dp;
+    float *kt = scratch[worker].kt, *vt = scratch[worker].vt, *dk = scratch[worker].dk, *dv = scratch[worker].dv;
+    transpose_kv(j, b, g, 0, kt, L);
+    transpose_kv(j, b, g, 1, vt, L);
+    memset(dk, 0, sizeof(float) * L * D);
+    memset(dv, 0, sizeof(float) * L * D);
+    float delta[QB];
+    for (int hh = 0; hh < r; hh++) {
+        int h = g * r + hh;
+        for (int i0 = 0; i0 < T; i0 += QB) {
+            int rows = T - i0 < QB ? T - i0 : QB;
+            int lvis = P + i0 + rows;
+            const float *q = j->qkv + ((long) b * T + i0) * qs + (long) h * D;
+            const float *dO = j->dout + ((long) b * T + i0) * os + (long) h * D;
+            const float *O = j->o + ((long) b * T + i0) * os + (long) h * D;
+            const float *lse = j->lse + ((long) b * j->heads + h) * T + i0;
+            gemm(rows, lvis, D, q, qs, kt, L, s, lvis, 0);
+            gemm(rows, lvis, D, dO, os, vt, L, dp, lvis, 0);
+            for (int i = 0; i < rows; i++) {
+                float *si = s + (long) i * lvis, *dpi = dp + (long) i * lvis;
+                int vis = P + i0 + i + 1;
+                softmax_row(si, lvis, vis, lse + i, NULL);
+                delta[i] = dot(dO + i * os, O + i * os, D);
+                __m256 dl = _mm256_set1_ps(delta[i]);
+                int c = 0;
+                for (; c + 8 <= vis; c += 8) {
+                    __m256 pv = _mm256_loadu_ps(si + c);
+                    _mm256_storeu_ps(dpi + c, _mm256_mul_ps(pv, _mm256_sub_ps(_mm256_loadu_ps(dpi + c), dl)));
+                }
+                for (; c < vis; c++) dpi[c] = si[c] * (dpi[c] - delta[i]);
+                for (; c < lvis; c++) dpi[c] = 0.0f;
+            }
+            /* dq = dS K over the visible keys: prefix rows, then the row's own */
+            float *dq = j->dqkv + ((long) b * T + i0) * qs + (long) h * D;
+            if (P > 0) gemm(rows, D, P, dp, lvis, kv_row(j, b, g, 0, 0), qs, dq, qs, j->accumulate);
+            gemm(rows, D, lvis - P, dp + P, lvis, kv_row(j, b, g, P, 0), qs, dq, qs, P > 0 || j->accumulate);
+            /* dK += dSᵀ q, dV += Pᵀ dO */
+            gemm_tn(lvis, D, rows, dp, lvis, q, qs, dk, D, 1);
+            gemm_tn(lvis, D, rows, s, lvis, dO, os, dv, D, 1);
+        }
+    }
+    for (int pos = P; pos < L; pos++) {
+        float *kd = j->dqkv + (((long) b * T + pos - P) * nh + j->heads + g) * D;
+        float *vd = kd + (long) j->kvh * D;
+        const float *ks = dk + (long) pos * D, *vs = dv + (long) pos * D;
+        if (j->accumulate) {
+            for (int d = 0; d < D; d++) { kd[d] += ks[d]; vd[d] += vs[d]; }
+        } else {
+            memcpy(kd, ks, sizeof(float) * D);
+            memcpy(vd, vs, sizeof(float) * D);
+        }
+    }
+    if (P > 0) {
+        if (j->slab) {
+            float *sl = j->slab + ((long) b * j->kvh + g) * P * 2 * D;
+            for (int pos = 0; pos < P; pos++) {
+                memcpy(sl + (long) pos * 2 * D, dk + (long) pos * D, sizeof(float) * D);
+                memcpy(sl + (long) pos * 2 * D + D, dv + (long) pos * D, sizeof(float) * D);
+            }
+        } else {                                           /* Bp == B: this unit owns row b's prefix */
+            for (int pos = 0; pos < P; pos++) {
+                float *kd = j->dpkv + (((long) b * P + pos) * nh + j->heads + g) * D;
+                float *vd = kd + (long) j->kvh * D;
+                for (int d = 0; d < D; d++) { kd[d] += dk[(long) pos * D + d]; vd[d] += dv[(long) pos * D + d]; }
+            }
+        }
+    }
+}
+
+/* Adds the per-row partial prefix gradients: item = (head g, a chunk of prefix positions). */
+#define SLAB_CHUNK 64
+static void slab_reduce(void *ctx, int item, int worker) {
+    (void) worker;
+    attn_job *j = (attn_job *) ctx;
+    int chunks = (j->P + SLAB_CHUNK - 1) / SLAB_CHUNK;
+    int g = item / chunks, p0 = (item % chunks) * SLAB_CHUNK, p1 = p0 + SLAB_CHUNK < j->P ? p0 + SLAB_CHUNK : j->P;
+    long nh = j->heads + 2L * j->kvh;
+    int D = j->D;
+    for (int pos = p0; pos < p1; pos++) {
+        float *kd = j->dpkv + ((long) pos * nh + j->heads + g) * D;
+        float *vd = kd + (long) j->kvh * D;
+        for (int b = 0; b < j->B; b++) {
+            const float *sl = j->slab + (((long) b * j->kvh + g) * j->P + pos) * 2 * D;
+            for (int d = 0; d < D; d++) { kd[d] += sl[d]; vd[d] += sl[D + d]; }
+        }
+    }
+}
+
+static void throw_new(JNIEnv *env, const char *cls, const char *msg) {
+    (*env)->ThrowNew(env, (*env)->FindClass(env, cls), msg);
+}
+
+JNIEXPORT jint JNICALL Java_io_tailguard_model_NativeTraining_pageSize(JNIEnv *env, jclass cls) {
+    (void) env;
+    (void) cls;
+    return PAGE;
+}
+
+JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeTraining_address(JNIEnv *env, jclass cls, jobject buf) {
+    (void) cls;
+    return (jlong) (intptr_t) (*env)->GetDirectBufferAddress(env, buf);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_attentionForward(JNIEnv *env, jclass cls,
+        jobject qkvBuf, jobject pkvBuf, jobject outBuf, jobject lseBuf,
+        jint B, jint T, jint P, jint Bp, jint heads, jint kvh, jint D, jint threads) {
+    (void) cls;
+    attn_job j;
+    memset(&j, 0, sizeof j);
+    j.qkv = addr(env, qkvBuf, "qkv");
+    if (!j.qkv) return;
+    if (P > 0 && !(j.pkv = addr(env, pkvBuf, "prefix"))) return;
+    if (!(j.out = addr(env, outBuf, "out"))) return;
+    if (!(j.lseOut = addr(env, lseBuf, "lse"))) return;
+    j.B = B; j.T = T; j.P = P; j.Bp = Bp; j.heads = heads; j.kvh = kvh; j.D = D;
+    pthread_mutex_lock(&call_mu);
+    scratch_failed = 0;
+    tg_run(attn_forward_unit, &j, B * kvh, threads);
+    int failed = scratch_failed;
+    pthread_mutex_unlock(&call_mu);
+    if (failed) throw_new(env, "java/lang/OutOfMemoryError", "native attention scratch");
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_attentionBackward(JNIEnv *env, jclass cls,
+        jobject qkvBuf, jobject pkvBuf, jobject oBuf, jobject lseBuf, jobject doutBuf, jobject dqkvBuf, jobject dpkvBuf,
+        jint B, jint T, jint P, jint Bp, jint heads, jint kvh, jint D, jboolean accumulate, jint threads) {
+    (void) cls;
+    attn_job j;
+    memset(&j, 0, sizeof j);
+    if (!(j.qkv = addr(env, qkvBuf, "qkv"))) return;
+    if (P > 0 && !(j.pkv = addr(env, pkvBuf, "prefix"))) return;
+    if (P > 0 && !(j.dpkv = addr(env, dpkvBuf, "prefix gradient"))) return;
+    if (!(j.o = addr(env, oBuf, "out"))) return;
+    if (!(j.lse = addr(env, lseBuf, "lse"))) return;
+    if (!(j.dout = addr(env, doutBuf, "out gradient"))) return;
+    if (!(j.dqkv = addr(env, dqkvBuf, "qkv gradient"))) return;
+    j.B = B; j.T = T; j.P = P; j.Bp = Bp; j.heads = heads; j.kvh = kvh; j.D = D; j.accumulate = accumulate ? 1 : 0;
+    if (P > 0 && Bp < B) {
+        j.slab = malloc(sizeof(float) * (size_t) B * kvh * P * 2 * D);
+        if (!j.slab) {
+            throw_new(env, "java/lang/OutOfMemoryError", "native attention prefix gradients");
+            return;
+        }
+    }
+    pthread_mutex_lock(&call_mu);
+    scratch_failed = 0;
+    tg_run(attn_backward_unit, &j, B * kvh, threads);
+    int failed = scratch_failed;
+    if (!failed && j.slab) tg_run(slab_reduce, &j, kvh * ((P + SLAB_CHUNK - 1) / SLAB_CHUNK), threads);
+    pthread_mutex_unlock(&call_mu);
+    free(j.slab);
+    if (failed) throw_new(env, "java/lang/OutOfMemoryError", "native attention scratch");
+}
+
+/* ---------------------------------------------------------------------------------- AdamW */
+
+typedef struct {
+    float *p, *m, *v;
+    const float *g;
+    long n;
+    float clip, b1, c1, b2, c2, bc1, bc2, eps, lr, decay;
+    double *partial;
+} adam_job;
+
+#define ADAM_CHUNK 65536
+
+/*
+ * One chunk of AdamW, in the order and float precision of the libtorch twin (AdamW.java), every
+ * product and sum rounded on its own:
+ * g' = g clip; m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2; p -= p (lr wd); p -= lr (m / bc1) / (sqrt(v / bc2) + eps).
+ */
+__attribute__((optimize("fp-contract=off")))
+static void adam_chunk(void *ctx, int item, int worker) {
+    (void) worker;
+    adam_job *j = (adam_job *) ctx;
+    long i0 = (long) item * ADAM_CHUNK, i1 = i0 + ADAM_CHUNK < j->n ? i0 + ADAM_CHUNK : j->n;
+    __m256 clip = _mm256_set1_ps(j->clip), b1 = _mm256_set1_ps(j->b1), c1 = _mm256_set1_ps(j->c1);
+    __m256 b2 = _mm256_set1_ps(j->b2), c2 = _mm256_set1_ps(j->c2), bc1 = _mm256_set1_ps(j->bc1);
+    __m256 bc2 = _mm256_set1_ps(j->bc2), eps = _mm256_set1_ps(j->eps), lr = _mm256_set1_ps(j->lr);
+    __m256 decay = _mm256_set1_ps(j->decay);
+    long i = i0;
+    /* each product and sum rounded on its own (no fused multiply-add), as the tensor ops round them */
+    for (; i + 8 <= i1; i += 8) {
+        __m256 g = _mm256_mul_ps(_mm256_loadu_ps(j->g + i), clip);
+        __m256 m = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(j->m + i), b1), _mm256_mul_ps(g, c1));
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(j->v + i), b2), _mm256_mul_ps(_mm256_mul_ps(g, g), c2));
+        _mm256_storeu_ps(j->m + i, m);
+        _mm256_storeu_ps(j->v + i, v);
+        __m256 update = _mm256_div_ps(_mm256_div_ps(m, bc1), _mm256_add_ps(_mm256_sqrt_ps(_mm256_div_ps(v, bc2)), eps));
+        __m256 p = _mm256_loadu_ps(j->p + i);
+        p = _mm256_sub_ps(p, _mm256_mul_ps(p, decay));
+        _mm256_storeu_ps(j->p + i, _mm256_sub_ps(p, _mm256_mul_ps(update, lr)));
+    }
+    for (; i < i1; i++) {
+        float g = j->g[i] * j->clip;
+        float m = j->m[i] * j->b1 + g * j->c1;
+        float v = j->v[i] * j->b2 + (g * g) * j->c2;
+        j->m[i] = m;
+        j->v[i] = v;
+        float update = (m / j->bc1) / (sqrtf(v / j->bc2) + j->eps);
+        float p = j->p[i];
+        p = p - p * j->decay;
+        j->p[i] = p - update * j->lr;
+    }
+}
+
+static void sumsq_chunk(void *ctx, int item, int worker) {
+    (void) worker;
+    adam_job *j = (adam_job *) ctx;
+    long i0 = (long) item * ADAM_CHUNK, i1 = i0 + ADAM_CHUNK < j->n ? i0 + ADAM_CHUNK : j->n;
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    long i = i0;
+    for (; i + 8 <= i1; i += 8) {
+        __m256 x = _mm256_loadu_ps(j->g + i);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+        s0 = _mm256_fmadd_pd(lo, lo, s0);
+        s1 = _mm256_fmadd_pd(hi, hi, s1);
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
+    double s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < i1; i++) s += (double) j->g[i] * j->g[i];
+    j->partial[item] = s;
+}
+
+JNIEXPORT jdouble JNICALL Java_io_tailguard_model_NativeTraining_sumOfSquares(JNIEnv *env, jclass cls,
+        jobject gBuf, jlong n, jint threads) {
+    (void) cls;
+    adam_job j;
+    memset(&j, 0, sizeof j);
+    if (!(j.g = addr(env, gBuf, "gradient"))) return 0;
+    j.n = n;
+    int items = (int) ((n + ADAM_CHUNK - 1) / ADAM_CHUNK);
+    double one;
+    j.partial = items > 1 ? malloc(sizeof(double) * items) : &one;
+    if (!j.partial) {
+        throw_new(env, "java/lang/OutOfMemoryError", "native sum of squares");
+        return 0;
+    }
+    pthread_mutex_lock(&call_mu);
+    if (items > TG_MAX_ITEMS) {
+        for (int i = 0; i < items; i++) sumsq_chunk(&j, i, 0);
+    } else {
+        tg_run(sumsq_chunk, &j, items, threads);
+    }
+    pthread_mutex_unlock(&call_mu);
+    double s = 0;
+    for (int i = 0; i < items; i++) s += j.partial[i];   /* in order: the same sum at any thread count */
+    if (items > 1) free(j.partial);
+    return s;
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_adamw(JNIEnv *env, jclass cls,
+        jobject pBuf, jobject gBuf, jobject mBuf, jobject vBuf, jlong n,
+        jfloat clip, jfloat b1, jfloat c1, jfloat b2, jfloat c2, jfloat bc1, jfloat bc2, jfloat eps, jfloat lr,
+        jfloat decay, jint threads) {
+    (void) cls;
+    adam_job j;
+    memset(&j, 0, sizeof j);
+    if (!(j.p = addr(env, pBuf, "parameter"))) return;
+    if (!(j.g = addr(env, gBuf, "gradient"))) return;
+    if (!(j.m = addr(env, mBuf, "first moment"))) return;
+    if (!(j.v = addr(env, vBuf, "second moment"))) return;
+    j.n = n; j.clip = clip; j.b1 = b1; j.c1 = c1; j.b2 = b2; j.c2 = c2; j.bc1 = bc1; j.bc2 = bc2; j.eps = eps;
+    j.lr = lr; j.decay = decay;
+    int items = (int) ((n + ADAM_CHUNK - 1) / ADAM_CHUNK);
+    pthread_mutex_lock(&call_mu);
+    if (items > TG_MAX_ITEMS) {
+        for (int i = 0; i < items; i++) adam_chunk(&j, i, 0);
+    } else {
+        tg_run(adam_chunk, &j, items, threads);
+    }
+    pthread_mutex_unlock(&call_mu);
+}
