@@ -103,11 +103,24 @@ final class Attention {
             keys = NDArrays.concat(new NDList(pk, k), 2);
             values = NDArrays.concat(new NDList(pv, v), 2);
         }
+        // The native kernel where it serves (no autograd, float32 on the CPU); the libtorch blocks below otherwise.
+        boolean fused = mask == null && prefixKeys == null && NativePrefill.serves(q, qkv[1], qkv[2]);
         if (cache != null) {
             cache.writeRange(layer, start, k, v);
+            if (fused) {                                                     // keys [B, kvh, cap, D] in place
+                long cap = cache.capacity();
+                NDArray o = NativePrefill.attend(q, cache.keys(layer), cache.values(layer), kvHeads * cap * headDim,
+                        cap * headDim, headDim, start, kvHeads);
+                return adapter.apply(layer, Projection.O, o, oProj);
+            }
             NDIndex seen = new NDIndex(":, :, :{}", start + t);
             keys = cache.keys(layer).get(x.getManager(), seen);
             values = cache.values(layer).get(x.getManager(), seen);
+        }
+        if (fused && cache == null) {                                        // this pass's keys [B, T, kvh, D]
+            NDArray o = NativePrefill.attend(q, qkv[1], qkv[2], (long) t * kvHeads * headDim, headDim,
+                    (long) kvHeads * headDim, start, kvHeads);
+            return adapter.apply(layer, Projection.O, o, oProj);
         }
         // [B, T, kvh, r, D] -> [B, kvh, r, T, D]
         NDArray qg = q.reshape(b, t, kvHeads, group, headDim).transpose(0, 2, 3, 1, 4);
