@@ -54,7 +54,24 @@ final class Attention {
      * @param x [B, T, H] -> [B, T, H]
      */
     NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
-        return run(x, start, cache, mask, null, null, null);
+        return run(x, start, cache, mask, null, null, null, 0);
+    }
+
+    /**
+     * As {@link #forward} with a cache, but the output only for the positions [start + from, start + T):
+     * every key and value still goes into the cache, and only those queries attend ([B, T - from, H]).
+     * A prefill's last layer needs its output only where a prompt ends. from &lt; T.
+     */
+    NDArray forwardTail(NDArray x, int start, KvCache cache, int from) {
+        return run(x, start, cache, null, null, null, null, from);
+    }
+
+    /** Only the keys and values of positions [start, start + T) into the cache (a last layer whose output nobody reads). */
+    void writeKv(NDArray x, int start, KvCache cache) {
+        long t = x.getShape().get(1);
+        NDArray[] cs = rotary.range(x.getManager(), start, start + (int) t);
+        NDArray[] qkv = projectQkv(x, cs[0].expandDims(1), cs[1].expandDims(1));
+        cache.writeRange(layer, start, qkv[1].transpose(0, 2, 1, 3), qkv[2].transpose(0, 2, 1, 3));
     }
 
     /**
@@ -64,7 +81,7 @@ final class Attention {
      */
     NDArray[] forwardKv(NDArray x) {
         NDArray[] kv = new NDArray[2];
-        NDArray o = run(x, 0, null, null, null, null, kv);
+        NDArray o = run(x, 0, null, null, null, null, kv, 0);
         return new NDArray[] {o, kv[0], kv[1]};
     }
 
@@ -75,11 +92,11 @@ final class Attention {
      * prefix (a prefix of batch 1 is broadcast to the B rows, so its gradients sum over them).
      */
     NDArray forwardOver(NDArray x, NDArray prefixKeys, NDArray prefixValues) {
-        return run(x, (int) prefixKeys.getShape().get(2), null, null, prefixKeys, prefixValues, null);
+        return run(x, (int) prefixKeys.getShape().get(2), null, null, prefixKeys, prefixValues, null, 0);
     }
 
     private NDArray run(NDArray x, int start, KvCache cache, ForwardMask mask, NDArray prefixKeys, NDArray prefixValues,
-                        NDArray[] kvOut) {
+                        NDArray[] kvOut, int from) {
         long b = x.getShape().get(0);
         int t = (int) x.getShape().get(1);
         NDArray[] cs = rotary.range(x.getManager(), start, start + t);
@@ -107,6 +124,11 @@ final class Attention {
         boolean fused = mask == null && prefixKeys == null && NativePrefill.serves(q, qkv[1], qkv[2]);
         if (cache != null) {
             cache.writeRange(layer, start, k, v);
+            if (from > 0) {                                                  // only the later queries attend
+                q = q.get(new NDIndex(":, {}:", from));
+                start += from;
+                t -= from;
+            }
             if (fused) {                                                     // keys [B, kvh, cap, D] in place
                 long cap = cache.capacity();
                 NDArray o = NativePrefill.attend(q, cache.keys(layer), cache.values(layer), kvHeads * cap * headDim,

@@ -216,6 +216,42 @@ class NativePrefillTest {
         }
     }
 
+    /**
+     * The prefill's last layer runs only from the first position where a prompt ends (and, in a chunk
+     * where none ends, only writes keys and values): prompts of 530 and 520 tokens end in the second
+     * chunk only. The last logits and one decode step after them must equal a full forward pass.
+     */
+    @Test
+    void prefillWhoseFirstChunkEndsNoPromptEqualsFullForward() {
+        Random r = new Random(13);
+        int t = 530;
+        int[] lengths = {530, 520};
+        long[] seq = ids(r, lengths.length * (t + 1));
+        int v = CONFIG.vocabSize();
+        try (NDManager m = NDManager.newBaseManager();
+             KvCache cache = new KvCache(m, CONFIG, 2, 560)) {
+            float[] full = model.forward(m.create(seq, new Shape(2, t + 1))).toFloatArray();    // [2, t + 1, V]
+            long[] padded = new long[2 * t];
+            for (int i = 0; i < 2; i++) {
+                System.arraycopy(seq, i * (t + 1), padded, i * t, lengths[i]);
+            }
+            float[] last = prefill(m, cache, padded, lengths, t, "native");
+            long[] next = new long[2];
+            for (int i = 0; i < 2; i++) {
+                int at = (i * (t + 1) + lengths[i] - 1) * v;
+                assertClose(java.util.Arrays.copyOfRange(full, at, at + v), java.util.Arrays.copyOfRange(last, i * v, (i + 1) * v),
+                        1e-5, "prefill logits of sequence " + i);
+                next[i] = seq[i * (t + 1) + lengths[i]];
+            }
+            float[] step = model.decode(next, cache, AttentionKernel.DENSE, m).toFloatArray();
+            for (int i = 0; i < 2; i++) {
+                int at = (i * (t + 1) + lengths[i]) * v;
+                assertClose(java.util.Arrays.copyOfRange(full, at, at + v), java.util.Arrays.copyOfRange(step, i * v, (i + 1) * v),
+                        1e-5, "decode logits of sequence " + i + " after the prefill");
+            }
+        }
+    }
+
     @Test
     void forwardWithoutAutogradMatchesLibtorchAndAutogradKeepsLibtorch() {
         Assumptions.assumeTrue(NativePrefill.preferred(), () -> "native library not loaded: " + NativeDecode.LIBRARY.unavailableReason());
