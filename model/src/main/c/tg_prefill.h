@@ -240,6 +240,148 @@ static int pf_attention(const float *q, const float *k, const float *v, float *o
     return !atomic_load(&a.failed);
 }
 
+/*
+ * The pointwise rest of a prefill layer around its products (the rows of a prefill are many, so
+ * through libtorch each of these was several passes over memory and a parallel region per op):
+ *
+ *   pf_qkv     from the fused q/k/v product [B·T, (heads + 2·kvh)·D]: per head RMSNorm (q_norm,
+ *              k_norm), RoPE (rotate half) at positions start + t, q · 1/√D into q [B, T, heads, D];
+ *              keys and values written straight to their place (the KV cache, or a pass's own
+ *              [B, T, kvh, D]), addressed like the attention's keys.
+ *   pf_norm    RMSNorm of rows.
+ *   pf_swiglu  silu(gate) ⊙ up from the fused gate/up product [rows, 2I] into [rows, I].
+ *
+ * All split by rows over the pool's threads.
+ */
+typedef struct {
+    const float *qkv, *wQ, *wK, *cosT, *sinT;
+    float *q, *keys, *values;
+    long sb, sh, sj;
+    int T, start, kv0, heads, kvh, D, rows, chunk;
+    float eps, scale;
+} PfQkv;
+
+static void pf_qkv_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const PfQkv *a = ctx;
+    const int D = a->D, width = (a->heads + 2 * a->kvh) * D;
+    float tmp[D];
+    int r1 = (item + 1) * a->chunk < a->rows ? (item + 1) * a->chunk : a->rows;
+    for (int r = item * a->chunk; r < r1; r++) {
+        int b = r / a->T, t = r % a->T;
+        const float *row = a->qkv + (long) r * width;
+        const float *c = a->cosT + (long) (a->start + t) * D, *s = a->sinT + (long) (a->start + t) * D;
+        if (a->q) {
+            for (int h = 0; h < a->heads; h++) {
+                head_norm_rope(row + (long) h * D, a->wQ, c, s, D, a->eps, a->scale, a->q + ((long) r * a->heads + h) * D, tmp);
+            }
+        }
+        for (int g = 0; g < a->kvh; g++) {
+            long at = (long) b * a->sb + (long) g * a->sh + (long) (a->kv0 + t) * a->sj;
+            head_norm_rope(row + (long) (a->heads + g) * D, a->wK, c, s, D, a->eps, 1.0f, a->keys + at, tmp);
+            memcpy(a->values + at, row + (long) (a->heads + a->kvh + g) * D, sizeof(float) * (size_t) D);
+        }
+    }
+}
+
+/* Rows per work item: about four items per thread. */
+static int pf_chunk(int rows, int threads) {
+    int c = (rows + 4 * threads - 1) / (4 * threads);
+    if (c < 1) c = 1;
+    while ((rows + c - 1) / c > TG_MAX_ITEMS) c *= 2;
+    return c;
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_qkv(JNIEnv *env, jclass cls,
+        jobject qkvBuf, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf, jobject qBuf,
+        jobject keysBuf, jobject valuesBuf, jlong sb, jlong sh, jlong sj,
+        jint B, jint T, jint start, jint kv0, jint heads, jint kvh, jint D, jfloat eps, jfloat scale, jint threads) {
+    (void) cls;
+    const float *qkv = addr(env, qkvBuf, "qkv product");
+    if (!qkv) return;
+    const float *wQ = addr(env, qNormBuf, "q_norm");
+    if (!wQ) return;
+    const float *wK = addr(env, kNormBuf, "k_norm");
+    if (!wK) return;
+    const float *cosT = addr(env, cosBuf, "rotary cos");
+    if (!cosT) return;
+    const float *sinT = addr(env, sinBuf, "rotary sin");
+    if (!sinT) return;
+    float *q = NULL;
+    if (qBuf != NULL && !(q = addr(env, qBuf, "queries"))) return;
+    float *keys = addr(env, keysBuf, "keys");
+    if (!keys) return;
+    float *values = addr(env, valuesBuf, "values");
+    if (!values) return;
+    int rows = B * T;
+    PfQkv a = {qkv, wQ, wK, cosT, sinT, q, keys, values, sb, sh, sj, T, start, kv0, heads, kvh, D, rows, pf_chunk(rows, threads), eps, scale};
+    pthread_mutex_lock(&call_mu);
+    tg_run(pf_qkv_item, &a, (rows + a.chunk - 1) / a.chunk, threads);
+    pthread_mutex_unlock(&call_mu);
+}
+
+typedef struct {
+    const float *x, *w;
+    float *out;
+    int rows, n, chunk;
+    float eps;
+} PfRows;
+
+static void pf_norm_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const PfRows *a = ctx;
+    int r1 = (item + 1) * a->chunk < a->rows ? (item + 1) * a->chunk : a->rows;
+    for (int r = item * a->chunk; r < r1; r++) rms_norm(a->x + (long) r * a->n, a->w, a->out + (long) r * a->n, a->n, a->eps);
+}
+
+/* out[r][i] = silu(gu[r][i]) · gu[r][n + i], i < n = I. */
+static void pf_swiglu_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const PfRows *a = ctx;
+    const int n = a->n;
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int r1 = (item + 1) * a->chunk < a->rows ? (item + 1) * a->chunk : a->rows;
+    for (int r = item * a->chunk; r < r1; r++) {
+        const float *g = a->x + (long) r * 2 * n, *u = g + n;
+        float *o = a->out + (long) r * n;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(g + i);
+            __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, v));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+        }
+        for (; i < n; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_rmsNorm(JNIEnv *env, jclass cls,
+        jobject xBuf, jobject wBuf, jobject outBuf, jint rows, jint n, jfloat eps, jint threads) {
+    (void) cls;
+    const float *x = addr(env, xBuf, "x");
+    if (!x) return;
+    const float *w = addr(env, wBuf, "norm weight");
+    if (!w) return;
+    float *out = addr(env, outBuf, "out");
+    if (!out) return;
+    PfRows a = {x, w, out, rows, n, pf_chunk(rows, threads), eps};
+    pthread_mutex_lock(&call_mu);
+    tg_run(pf_norm_item, &a, (rows + a.chunk - 1) / a.chunk, threads);
+    pthread_mutex_unlock(&call_mu);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_swiglu(JNIEnv *env, jclass cls,
+        jobject guBuf, jobject outBuf, jint rows, jint n, jint threads) {
+    (void) cls;
+    const float *gu = addr(env, guBuf, "gate/up product");
+    if (!gu) return;
+    float *out = addr(env, outBuf, "out");
+    if (!out) return;
+    PfRows a = {gu, NULL, out, rows, n, pf_chunk(rows, threads), 0.0f};
+    pthread_mutex_lock(&call_mu);
+    tg_run(pf_swiglu_item, &a, (rows + a.chunk - 1) / a.chunk, threads);
+    pthread_mutex_unlock(&call_mu);
+}
+
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_attention(JNIEnv *env, jclass cls,
         jobject qBuf, jobject kBuf, jobject vBuf, jobject outBuf, jlong sb, jlong sh, jlong sj,
         jint B, jint T, jint start, jint heads, jint kvh, jint D, jint threads) {

@@ -23,6 +23,9 @@ final class Mlp {
     /** x: [..., H] -> [..., H] */
     NDArray forward(NDArray x) {
         NDArray gu = adapter.apply(layer, Projection.GATE_UP, x, gateUp);
+        if (NativePrefill.serves(gu)) {                         // no autograd: one native pass
+            return adapter.apply(layer, Projection.DOWN, NativePrefill.swiglu(gu, intermediate), down);
+        }
         NDArray g = gu.get(new NDIndex("..., :{}", intermediate));
         NDArray u = gu.get(new NDIndex("..., {}:", intermediate));
         return adapter.apply(layer, Projection.DOWN, g.mul(Activation.sigmoid(g)).mul(u), down);

@@ -63,6 +63,41 @@ final class NativePrefill {
         return out;
     }
 
+    /**
+     * From the fused q/k/v product [B, T, (heads + 2 kvh)·D] of positions [start, start + T): q
+     * [B, T, heads, D] normed (q_norm), rotated and scaled, into {@code q} (null: not computed); keys
+     * normed (k_norm) and rotated, and values, at element (b, g, kv0 + t, d) = b·sb + g·sh + (kv0 + t)·sj + d
+     * of {@code keys} and {@code values}. cos and sin are the rotary tables [positions, D].
+     */
+    static native void qkv(ByteBuffer qkv, ByteBuffer qNorm, ByteBuffer kNorm, ByteBuffer cos, ByteBuffer sin, ByteBuffer q,
+                           ByteBuffer keys, ByteBuffer values, long sb, long sh, long sj,
+                           int batch, int t, int start, int kv0, int heads, int kvHeads, int headDim, float eps, float scale,
+                           int threads);
+
+    /** RMSNorm of x [..., n] with weight w [n] (eps as the model's), a new tensor on x's manager. */
+    static NDArray rmsNorm(NDArray x, NDArray w, float eps) {
+        int n = (int) x.getShape().get(x.getShape().dimension() - 1);
+        int rows = (int) (x.getShape().size() / n);
+        NDArray out = x.getManager().create(x.getShape(), DataType.FLOAT32);
+        rmsNorm(NativeLibraries.view(x), NativeLibraries.view(w), NativeLibraries.view(out), rows, n, eps, NativeLibraries.threads());
+        return out;
+    }
+
+    /** silu(gate) ⊙ up of the fused gate/up product gu [..., 2I]: [..., I] on gu's manager. */
+    static NDArray swiglu(NDArray gu, int intermediate) {
+        Shape s = gu.getShape();
+        int rows = (int) (s.size() / (2L * intermediate));
+        long[] dims = s.getShape();
+        dims[dims.length - 1] = intermediate;
+        NDArray out = gu.getManager().create(new Shape(dims), DataType.FLOAT32);
+        swiglu(NativeLibraries.view(gu), NativeLibraries.view(out), rows, intermediate, NativeLibraries.threads());
+        return out;
+    }
+
+    static native void rmsNorm(ByteBuffer x, ByteBuffer w, ByteBuffer out, int rows, int n, float eps, int threads);
+
+    static native void swiglu(ByteBuffer gu, ByteBuffer out, int rows, int intermediate, int threads);
+
     /** See {@link #attend}; all buffers float32, native order; out [B, T, heads, D]. */
     static native void attention(ByteBuffer q, ByteBuffer keys, ByteBuffer values, ByteBuffer out, long sb, long sh, long sj,
                                  int batch, int t, int start, int heads, int kvHeads, int headDim, int threads);
