@@ -2,7 +2,7 @@
  * Causal attention of a prefill (or any pass of several query positions per sequence), float32,
  * AVX2/FMA: the queries of one call at absolute positions [start, start + T) over keys
  * [0, start + T), as a flash-attention style loop. Included at the end of decode_layer.c (its call
- * mutex, pool and oom); Java side: model.NativePrefill.
+ * mutex, pool, oom and its pointwise helpers); Java side: model.NativePrefill.
  *
  * Work items are (sequence, KV head, tile of query positions). An item takes the queries of all r
  * query heads of its KV head at those positions (grouped-query attention: each key and value is
