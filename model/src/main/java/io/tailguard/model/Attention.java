@@ -13,6 +13,10 @@ import ai.djl.ndarray.types.Shape;
  *
  * <p>Query head h belongs to KV head h / r (r = heads / kvHeads). Queries are arranged as
  * [B, kvHeads, r, T, D] so that each group multiplies its own, un-repeated keys.
+ *
+ * <p>Passes of many positions without autograd (prefill, extension, scoring forwards) run on the
+ * native kernels ({@link NativePrefill}) where they serve; the libtorch path here is their reference
+ * and the path for everything else (autograd, forward masks, shared prefixes, other dtypes, a GPU).
  */
 final class Attention {
     /** Query positions per block in full-sequence attention: bounds the score matrix to CHUNK x L. */
