@@ -565,3 +565,4 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedDequantize(JNI
     lin_dequantize((const Lin *) (intptr_t) h, out, threads);
     pthread_mutex_unlock(&call_mu);
 }
+#include "tg_prefill.h"

@@ -3,13 +3,20 @@ package io.tailguard.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 
 /**
  * Grouped-query self-attention with per-head RMSNorm on q and k before RoPE (Qwen3).
  *
  * <p>Query head h belongs to KV head h / r (r = heads / kvHeads). Queries are arranged as
  * [B, kvHeads, r, T, D] so that each group multiplies its own, un-repeated keys.
+ *
+ * <p>Passes of many positions without autograd (prefill, extension, scoring forwards) run on the
+ * native kernels ({@link NativePrefill}) where they serve; the libtorch path here is their reference
+ * and the path for everything else (autograd, forward masks, shared prefixes, other dtypes, a GPU).
  */
 final class Attention {
     /** Query positions per block in full-sequence attention: bounds the score matrix to CHUNK x L. */
@@ -58,7 +65,38 @@ final class Attention {
         if (tape != null && start == 0 && cache == null && mask == null && TrainingTape.serves(x)) {
             return onTape(tape, x, false);
         }
-        return run(x, start, cache, mask, null, null, null);
+        return run(x, start, cache, mask, null, null, null, 0);
+    }
+
+    /**
+     * As {@link #forward} with a cache, but the output only for the positions [start + from, start + T):
+     * every key and value still goes into the cache, and only those queries attend ([B, T - from, H]).
+     * A prefill's last layer needs its output only where a prompt ends. from &lt; T.
+     */
+    NDArray forwardTail(NDArray x, int start, KvCache cache, int from) {
+        return run(x, start, cache, null, null, null, null, from);
+    }
+
+    /** Only the keys and values of positions [start, start + T) into the cache (a last layer whose output nobody reads). */
+    void writeKv(NDArray x, int start, KvCache cache) {
+        long t = x.getShape().get(1);
+        if (servesNative(x)) {
+            if (start + t > cache.capacity()) {
+                throw new IllegalStateException("KV cache full: writing up to " + (start + t) + " of " + cache.capacity());
+            }
+            rotary.ensure(start + (int) t);
+            NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj);
+            long cap = cache.capacity();
+            NativePrefill.qkv(NativeLibraries.view(qkv), NativeLibraries.view(qNorm.weight()), NativeLibraries.view(kNorm.weight()),
+                    NativeLibraries.view(rotary.cosTable()), NativeLibraries.view(rotary.sinTable()), null,
+                    NativeLibraries.view(cache.keys(layer)), NativeLibraries.view(cache.values(layer)),
+                    kvHeads * cap * headDim, cap * headDim, headDim, (int) x.getShape().get(0), (int) t, start, start,
+                    heads, kvHeads, headDim, qNorm.eps(), 1f, NativeLibraries.threads());
+            return;
+        }
+        NDArray[] cs = rotary.range(x.getManager(), start, start + (int) t);
+        NDArray[] qkv = projectQkv(x, cs[0].expandDims(1), cs[1].expandDims(1));
+        cache.writeRange(layer, start, qkv[1].transpose(0, 2, 1, 3), qkv[2].transpose(0, 2, 1, 3));
     }
 
     /**
@@ -72,7 +110,7 @@ final class Attention {
             return new NDArray[] {onTape(tape, x, false), null, null}; // the tape keeps the keys and values
         }
         NDArray[] kv = new NDArray[2];
-        NDArray o = run(x, 0, null, null, null, null, kv);
+        NDArray o = run(x, 0, null, null, null, null, kv, 0);
         return new NDArray[] {o, kv[0], kv[1]};
     }
 
@@ -86,11 +124,14 @@ final class Attention {
         if (prefixKeys == null) { // the prompt's attention ran on the training tape, which holds its keys and values
             return onTape(TrainingTape.recording(), x, true);
         }
-        return run(x, (int) prefixKeys.getShape().get(2), null, null, prefixKeys, prefixValues, null);
+        return run(x, (int) prefixKeys.getShape().get(2), null, null, prefixKeys, prefixValues, null, 0);
     }
 
     private NDArray run(NDArray x, int start, KvCache cache, ForwardMask mask, NDArray prefixKeys, NDArray prefixValues,
-                        NDArray[] kvOut) {
+                        NDArray[] kvOut, int from) {
+        if (mask == null && prefixKeys == null && servesNative(x)) {
+            return runNative(x, start, cache, kvOut, from);
+        }
         long b = x.getShape().get(0);
         int t = (int) x.getShape().get(1);
         NDArray[] cs = rotary.range(x.getManager(), start, start + t);
@@ -116,6 +157,11 @@ final class Attention {
         }
         if (cache != null) {
             cache.writeRange(layer, start, k, v);
+            if (from > 0) {                                                  // only the later queries attend
+                q = q.get(new NDIndex(":, {}:", from));
+                start += from;
+                t -= from;
+            }
             NDIndex seen = new NDIndex(":, :, :{}", start + t);
             keys = cache.keys(layer).get(x.getManager(), seen);
             values = cache.values(layer).get(x.getManager(), seen);
@@ -137,6 +183,60 @@ final class Attention {
         }
         NDArray o = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 3); // [B, kvh, r, T, D]
         o = o.transpose(0, 3, 1, 2, 4).reshape(b, t, (long) heads * headDim);
+        return adapter.apply(layer, Projection.O, o, oProj);
+    }
+
+    /** Whether the native kernels (NativePrefill) serve this pass: no autograd, all float32 on the CPU. */
+    private boolean servesNative(NDArray x) {
+        return NativePrefill.serves(x, qNorm.weight(), kNorm.weight(), rotary.cosTable());
+    }
+
+    /**
+     * {@link #run} on the native kernels: after the q/k/v product, one pass writes normed, rotated q
+     * and k (and v) where they go (k and v straight into the cache), then the tiled causal attention
+     * reads the keys and values in place. No forward mask, no shared prefix.
+     */
+    private NDArray runNative(NDArray x, int start, KvCache cache, NDArray[] kvOut, int from) {
+        int b = (int) x.getShape().get(0);
+        int t = (int) x.getShape().get(1);
+        rotary.ensure(start + t);
+        NDManager m = x.getManager();
+        NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj);    // [B, T, (heads + 2 kvh) D]
+        NDArray q = m.create(new Shape(b, t, heads, headDim), DataType.FLOAT32);
+        NDArray keys;
+        NDArray values;
+        long sb;
+        long sh;
+        long sj;
+        if (cache != null) {                                                 // [B, kvh, cap, D], positions as they are
+            long cap = cache.capacity();
+            if (start + t > cap) {
+                throw new IllegalStateException("KV cache full: writing up to " + (start + t) + " of " + cap);
+            }
+            keys = cache.keys(layer);
+            values = cache.values(layer);
+            sb = kvHeads * cap * headDim;
+            sh = cap * headDim;
+            sj = headDim;
+        } else {                                                             // this pass's own [B, T, kvh, D]
+            keys = m.create(new Shape(b, t, kvHeads, headDim), DataType.FLOAT32);
+            values = m.create(new Shape(b, t, kvHeads, headDim), DataType.FLOAT32);
+            sb = (long) t * kvHeads * headDim;
+            sh = headDim;
+            sj = (long) kvHeads * headDim;
+        }
+        NativePrefill.qkv(NativeLibraries.view(qkv), NativeLibraries.view(qNorm.weight()), NativeLibraries.view(kNorm.weight()),
+                NativeLibraries.view(rotary.cosTable()), NativeLibraries.view(rotary.sinTable()), NativeLibraries.view(q),
+                NativeLibraries.view(keys), NativeLibraries.view(values), sb, sh, sj, b, t, start, cache != null ? start : 0,
+                heads, kvHeads, headDim, qNorm.eps(), (float) (1.0 / Math.sqrt(headDim)), NativeLibraries.threads());
+        if (kvOut != null) {
+            kvOut[0] = keys.transpose(0, 2, 1, 3);
+            kvOut[1] = values.transpose(0, 2, 1, 3);
+        }
+        if (from > 0) {                                                      // only the later queries attend
+            q = q.get(new NDIndex(":, {}:", from));
+        }
+        NDArray o = NativePrefill.attend(q, keys, values, sb, sh, sj, start + from, kvHeads);
         return adapter.apply(layer, Projection.O, o, oProj);
     }
 

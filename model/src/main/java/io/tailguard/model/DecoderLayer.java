@@ -22,6 +22,20 @@ final class DecoderLayer {
         return h.add(mlp.forward(postAttentionNorm.forward(h)));
     }
 
+    /**
+     * As {@link #forward} with a cache, the output only at positions [start + from, start + T)
+     * ({@link Attention#forwardTail}): [B, T - from, H].
+     */
+    NDArray forwardTail(NDArray x, int start, KvCache cache, int from) {
+        NDArray h = x.get(new ai.djl.ndarray.index.NDIndex(":, {}:", from)).add(attention.forwardTail(inputNorm.forward(x), start, cache, from));
+        return h.add(mlp.forward(postAttentionNorm.forward(h)));
+    }
+
+    /** Only this layer's keys and values of positions [start, start + T) into the cache. */
+    void writeKv(NDArray x, int start, KvCache cache) {
+        attention.writeKv(inputNorm.forward(x), start, cache);
+    }
+
     /** A full causal pass that also returns the attention's keys and values: {out, keys, values}. */
     NDArray[] forwardKv(NDArray x) {
         NDArray[] a = attention.forwardKv(inputNorm.forward(x));

@@ -22,6 +22,9 @@ final class Mlp {
     /** x: [..., H] -> [..., H] */
     NDArray forward(NDArray x) {
         NDArray gu = adapter.apply(layer, Projection.GATE_UP, x, gateUp);
+        if (NativePrefill.serves(gu)) {                         // no autograd: one native pass
+            return adapter.apply(layer, Projection.DOWN, NativePrefill.swiglu(gu, intermediate), down);
+        }
         // one split, not two slices: a slice's backward fills a zero tensor of gu's size and copies
         // into it, twice per layer; the split's concatenates the two gradients once
         ai.djl.ndarray.NDList parts = gu.split(new long[] {intermediate}, gu.getShape().dimension() - 1);

@@ -423,16 +423,38 @@ public final class Qwen3Model implements AutoCloseable {
             NDArray lastHidden = scope.zeros(new Shape(b, config.hiddenSize()), DataType.FLOAT32);
             for (int s = 0; s < t; s += Attention.CHUNK) {
                 int e = Math.min(t, s + Attention.CHUNK);
+                // The last layer's output is read only where a prompt ends: in this chunk from the
+                // first such position on, and in a chunk where none ends not at all (its keys and
+                // values still go into the cache). The other positions skip that layer's attention,
+                // o_proj and MLP, a 1/layers share of the prefill's products.
+                int from = e - s;
+                for (int i = 0; i < b; i++) {
+                    int last = promptLengths[i] - 1;
+                    if (last >= s && last < e) {
+                        from = Math.min(from, last - s);
+                    }
+                }
+                final int start = s;
+                final int keep = from;
                 try (NDManager chunk = scope.newSubManager()) {
                     NDArray x = embed(ids.get(chunk, new NDIndex(":, {}:{}", s, e)));
-                    for (DecoderLayer layer : layers) {
-                        final int start = s;
-                        x = perLayer(x, chunk, l -> layer.forward(l, start, cache, null));
+                    for (int l = 0; l < layers.size() - 1; l++) {
+                        DecoderLayer layer = layers.get(l);
+                        x = perLayer(x, chunk, in -> layer.forward(in, start, cache, null));
                     }
+                    DecoderLayer top = layers.get(layers.size() - 1);
+                    if (keep == e - s) {
+                        try (NDManager local = chunk.newSubManager()) {
+                            x.tempAttach(local);
+                            top.writeKv(x, start, cache);
+                        }
+                        continue;
+                    }
+                    x = perLayer(x, chunk, in -> top.forwardTail(in, start, cache, keep));
                     for (int i = 0; i < b; i++) {
                         int last = promptLengths[i] - 1;
                         if (last >= s && last < e) {
-                            lastHidden.set(new NDIndex("{}", i), x.get(new NDIndex("{}, {}", i, last - s)));
+                            lastHidden.set(new NDIndex("{}", i), x.get(new NDIndex("{}, {}", i, last - s - keep)));
                         }
                     }
                 }

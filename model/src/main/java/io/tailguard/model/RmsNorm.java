@@ -13,13 +13,19 @@ final class RmsNorm {
      */
     private final NDArray eps;
 
+    private final float epsValue;
+
     RmsNorm(NDArray weight, double eps) {
         this.weight = weight;
+        this.epsValue = (float) eps;
         this.eps = weight.getManager().full(new Shape(), (float) eps, weight.getDataType());
     }
 
     /** x: [..., D] -> [..., D] */
     NDArray forward(NDArray x) {
+        if (NativePrefill.serves(x, weight)) {                  // no autograd: one native pass instead of six ops
+            return NativePrefill.rmsNorm(x, weight, epsValue);
+        }
         return normalize(x).mul(weight);
     }
 
@@ -27,6 +33,10 @@ final class RmsNorm {
     NDArray normalize(NDArray x) {
         NDArray meanSquare = x.square().mean(new int[] {-1}, true);
         return x.div(meanSquare.add(eps).sqrt());
+    }
+
+    float eps() {
+        return epsValue;
     }
 
     NDArray weight() {

@@ -43,6 +43,7 @@ class NativeDecodeTest {
     @AfterEach
     void resetProperty() {
         System.clearProperty(NativeDecode.PROPERTY);
+        System.clearProperty(NativePrefill.PROPERTY);
     }
 
     @Test
@@ -56,6 +57,7 @@ class NativeDecodeTest {
     /** Prefills unequal prompts, then decodes {@code steps} tokens; returns every step's logits and the final cache. */
     private static float[][] run(NDManager m, KvCache cache, boolean nativeLayer, int steps) {
         System.setProperty(NativeDecode.PROPERTY, nativeLayer ? "native" : "torch");
+        System.setProperty(NativePrefill.PROPERTY, nativeLayer ? "native" : "torch");   // the reference all libtorch
         Random r = new Random(17);
         int[] prompts = {3, 30, 14};
         int t = 30;
