@@ -169,6 +169,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 })
                 .onMessage(RolloutTimed.class, r -> {
                     telemetry.rollout(r.rollout());
+                    options.measured(r.rollout());
                     subscribers.observe(r.rollout());
                     return this;
                 })

@@ -155,4 +155,11 @@ final class OptionBook {
     ApproximationBudget.Decision last() {
         return last;
     }
+
+    /** A lease measured in the run ({@link RunObserver.Rollout#measured}): to the engine's prices. */
+    void measured(RunObserver.Rollout r) {
+        if (r.measured()) {
+            engine.measured(r.option(), r.liveStepSeconds(), r.denseStepSeconds(), r.predictedLiveSeconds(), r.predictedDenseSeconds());
+        }
+    }
 }

@@ -111,6 +111,8 @@ public final class ApproximationBudget {
     }
 
     public static final String PLAIN = "plain";
+    /** In-run measurements of a format before they correct its price ({@link #measured}). */
+    public static final int MIN_MEASUREMENTS = 3;
 
     private final Pricing pricing;
     private BudgetController.Settings ctl;
@@ -121,6 +123,8 @@ public final class ApproximationBudget {
     private String reason;
     private long leases;
     private long probes;
+    /** Per format label, the in-run paired measurements summed: {live, dense, predicted live, predicted dense} seconds, count. */
+    private final Map<String, double[]> measurements = new java.util.HashMap<>();
 
     /** The plain policy's budget controller, the compressed options' settings, and how options are priced. */
     public ApproximationBudget(BudgetController plainBudgets, Settings settings, Pricing pricing) {
@@ -398,7 +402,42 @@ public final class ApproximationBudget {
     }
 
     private void price(Option o) {
-        o.cost = pricing.cost(o.format, o.budgets.schedule());
+        o.cost = pricing.cost(o.format, o.budgets.schedule()) * calibration(o.format.label());
+    }
+
+    /**
+     * A lease of this format (label; {@link #PLAIN}: the policy's own weights) measured in the run: its
+     * decode steps timed under its option (live) and, in lockstep, by the policy's own weights densely
+     * (dense), with the cost model's seconds for the same steps. Prices use it from the next tick on.
+     * Non-positive or non-finite figures are ignored.
+     */
+    public void measured(String label, double liveSeconds, double denseSeconds, double predictedLive, double predictedDense) {
+        double[] v = {liveSeconds, denseSeconds, predictedLive, predictedDense};
+        for (double x : v) {
+            if (!(x > 0) || !Double.isFinite(x)) {
+                return;
+            }
+        }
+        double[] m = measurements.computeIfAbsent(label, k -> new double[5]);
+        for (int i = 0; i < 4; i++) {
+            m[i] += v[i];
+        }
+        m[4]++;
+    }
+
+    /**
+     * How far the cost model is off for a format, measured: the live share of dense seconds measured
+     * over the share it predicted for the same steps, (Σ live / Σ dense) / (Σ predicted live / Σ
+     * predicted dense). A format's price is its predicted cost times this factor, so options are
+     * compared by what they cost in this run on this machine (the packed kernels' unpacking, which
+     * bytes alone do not price, included); 1 until it has {@link #MIN_MEASUREMENTS} measurements.
+     */
+    public double calibration(String label) {
+        double[] m = measurements.get(label);
+        if (m == null || m[4] < MIN_MEASUREMENTS) {
+            return 1.0;
+        }
+        return (m[0] / m[1]) / (m[2] / m[3]);
     }
 
     private List<Option> all() {

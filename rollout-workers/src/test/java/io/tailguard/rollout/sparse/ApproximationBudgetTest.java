@@ -336,4 +336,37 @@ class ApproximationBudgetTest {
         assertThrows(IllegalArgumentException.class, () -> new ApproximationBudget.Settings(true, 0.6, 4));
         assertThrows(IllegalArgumentException.class, () -> new ApproximationBudget.Settings(true, 0.2, -1));
     }
+
+    @Test
+    void measuredLeasesCorrectAFormatsPriceSoTheOptionFasterInTheRunIsChosen() {
+        ApproximationBudget b = budget(SCHED, 0.25, 4);
+        b.offer(Q4, 10);
+        lease(b, "rtn4", 10, 1, 150, 0.95);
+        lease(b, "plain", -1, 1, 150, 0.95);
+        assertEquals("rtn4", b.tick(10, false).inUse(), "by the cost model, q4 is cheaper");
+        double q4 = PRICE.cost(Q4, SCHED);
+        double plain = PRICE.cost(WeightFormat.plain(), SCHED);
+        // measured: q4's decode steps take 0.8 of dense's where the model said 0.4; plain's 0.5 where it said 0.5
+        for (int i = 0; i < ApproximationBudget.MIN_MEASUREMENTS - 1; i++) {
+            b.measured("rtn4", 0.8, 1.0, 0.4, 1.0);
+            b.measured("plain", 0.5, 1.0, 0.5, 1.0);
+        }
+        b.measured("rtn4", 0.0, 1.0, 0.4, 1.0); // not a measurement: ignored
+        assertEquals(1.0, b.calibration("rtn4"), 0.0, "fewer than MIN_MEASUREMENTS: the model's price stands");
+        lease(b, "rtn4", 10, 1, 150, 0.95);
+        lease(b, "plain", -1, 1, 150, 0.95);
+        assertEquals("rtn4", b.tick(10, false).inUse());
+        b.measured("rtn4", 1.6, 2.0, 0.8, 2.0);
+        b.measured("plain", 1.0, 2.0, 1.0, 2.0);
+        // (Σ live / Σ dense) / (Σ predicted live / Σ predicted dense): q4 (3.2 / 4) / (1.6 / 4) = 2, plain 1
+        assertEquals(2.0, b.calibration("rtn4"), 1e-12);
+        assertEquals(1.0, b.calibration("plain"), 1e-12);
+        lease(b, "rtn4", 10, 1, 150, 0.95);
+        lease(b, "plain", -1, 1, 150, 0.95);
+        ApproximationBudget.Decision d = b.tick(10, false);
+        // by hand: q4 at 2 × its predicted cost against plain at its own
+        assertTrue(2 * q4 > plain, 2 * q4 + " vs " + plain);
+        assertEquals("plain", d.inUse(), d.reason());
+        assertEquals(2 * q4, option(b, "rtn4").predictedCost(), 1e-9 * q4);
+    }
 }
