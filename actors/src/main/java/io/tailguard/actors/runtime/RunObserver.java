@@ -110,7 +110,7 @@ public final class RunObserver {
                           double denseStepSeconds, double densePrefillSeconds, double predictedLiveSeconds,
                           double predictedDenseSeconds, String option) implements Event, Wire {
         /** {@link #option}: the policy's own float32 weights. */
-        public static final String PLAIN = "plain";
+        public static final String PLAIN = io.tailguard.rollout.sparse.ApproximationBudget.PLAIN;
 
         /** Measured dense over live decode-step seconds (NaN when not measured). */
         public double speedup() {

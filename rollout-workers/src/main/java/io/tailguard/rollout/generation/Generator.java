@@ -154,32 +154,7 @@ public final class Generator {
      * Returns the logits after each sequence's prompt, [batch × vocab].
      */
     private static float[] prefill(NDManager m, Qwen3Model model, List<int[]> distinct, int[] rowOf, int maxPrompt, KvCache cache) {
-        int u = distinct.size();
-        int b = rowOf.length;
-        long[] padded = new long[u * maxPrompt];
-        int[] lengths = new int[u];
-        for (int r = 0; r < u; r++) {
-            int[] p = distinct.get(r);
-            lengths[r] = p.length;
-            for (int j = 0; j < p.length; j++) {
-                padded[r * maxPrompt + j] = p[j];
-            }
-        }
-        NDArray ids = m.create(padded, new Shape(u, maxPrompt));
-        if (u == b) {   // all distinct: rowOf is the identity (rows are numbered in order of first use)
-            return model.prefill(ids, lengths, cache).toFloatArray();
-        }
-        int vocab = model.config().vocabSize();
-        float[] shared;
-        try (KvCache once = new KvCache(m, model.config(), u, maxPrompt)) {
-            shared = model.prefill(ids, lengths, once).toFloatArray();
-            cache.copyRowsFrom(once, rowOf);
-        }
-        float[] logits = new float[b * vocab];
-        for (int i = 0; i < b; i++) {
-            System.arraycopy(shared, rowOf[i] * vocab, logits, i * vocab, vocab);
-        }
-        return logits;
+        return prefillOnDevice(m, model, distinct, rowOf, maxPrompt, cache).toFloatArray();
     }
 
     /** The longest prompt, after checking every id and that prompt and new tokens fit the model. */
@@ -249,7 +224,7 @@ public final class Generator {
              KvCache cache = new KvCache(m, model.config(), b, capacity)) {
             long t0 = System.nanoTime();
             NDManager held = m.newSubManager();   // the logits being chosen from, and their temporaries
-            NDArray logits = prefillOnDevice(held, shared.distinct(), shared.rowOf(), maxPrompt, cache);
+            NDArray logits = prefillOnDevice(held, model, shared.distinct(), shared.rowOf(), maxPrompt, cache);
             logits.get(new NDIndex("0, 0")).toFloatArray();   // waits for the prefill (a GPU runs ahead)
             prefillSeconds = (System.nanoTime() - t0) / 1e9;
             long[] next = new long[b];
@@ -294,7 +269,8 @@ public final class Generator {
     }
 
     /** {@link #prefill} with the logits [batch, V] left on the device, in {@code into}. */
-    private NDArray prefillOnDevice(NDManager into, List<int[]> distinct, int[] rowOf, int maxPrompt, KvCache cache) {
+    private static NDArray prefillOnDevice(NDManager into, Qwen3Model model, List<int[]> distinct, int[] rowOf, int maxPrompt,
+                                           KvCache cache) {
         int u = distinct.size();
         long[] padded = new long[u * maxPrompt];
         int[] lengths = new int[u];
