@@ -614,7 +614,10 @@ public class DeploymentFilesTest {
         // staleness, losses, TIS truncation, cluster members
         for (String need : List.of("tailguard_alpha_p5", "tailguard_tau", "tailguard_kv_budget_tokens", "tailguard_rollout_tokens_total",
                 "tailguard_learner_tokens_per_second", "tailguard_reward_mean", "tailguard_pass_rate", "tailguard_staleness_versions",
-                "tailguard_loss", "tailguard_tis_truncated_fraction", "tailguard_cluster_members")) {
+                "tailguard_loss", "tailguard_tis_truncated_fraction", "tailguard_cluster_members",
+                // the approximation budget: which option is in use, its predicted and measured speed, its schedule
+                "tailguard_rollout_option_in_use", "tailguard_rollout_option_predicted_speedup",
+                "tailguard_rollout_option_measured_speedup", "tailguard_rollout_option_kv_budget_tokens")) {
             assertTrue(names.contains(need), "the dashboard has no query on " + need);
         }
         // every query panel reads the dashboard's Prometheus data source variable

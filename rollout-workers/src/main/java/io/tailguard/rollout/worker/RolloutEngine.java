@@ -156,8 +156,18 @@ public final class RolloutEngine {
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
                       boolean measureSpeedup) {
-        return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA,
+        return run(prompts, groupIds, schedule, shadow, seed, actor, plainDense(schedule, shadow, actor) ? Scoring.NONE : Scoring.ALPHA,
                 measureSpeedup && (actor != null ? actor.config().equals(model.config()) : !schedule.isDense()));
+    }
+
+    /**
+     * A lease sampled by the dense policy itself (dense schedule, the policy's own weights, no LoRA
+     * merged) with no shadow to replay: its sampler is what the dense scoring would compute, so π_old
+     * is the sampler's log-probs and α is 1 by definition; scoring it would only cost a teacher-forced
+     * pass over every sequence (as {@link #runDenseUnscored} does not for the synchronous loop).
+     */
+    private boolean plainDense(Schedule schedule, Schedule shadow, Qwen3Model actor) {
+        return schedule.isDense() && shadow == null && actor == null && actorLora == null;
     }
 
     /** How a rollout is scored by the dense policy. */

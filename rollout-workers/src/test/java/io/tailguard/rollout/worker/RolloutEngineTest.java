@@ -81,6 +81,26 @@ class RolloutEngineTest {
     }
 
     @Test
+    void aPlainDenseLeaseWithoutAShadowIsNotScoredButOneWithAShadowIs() {
+        RolloutEngine e = engine();
+        // the worker's entry: a dense lease of the policy itself, nothing to replay
+        RolloutEngine.Result plain = e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 9, null, false);
+        RolloutEngine.Result own = e.runDenseUnscored(PROMPTS, new long[] {0, 1}, 9);
+        assertEquals(0, plain.tails().binCount(), "α of the dense policy against itself is not measured");
+        for (int i = 0; i < 6; i++) {
+            RolloutEngine.Trajectory a = plain.trajectories().get(i);
+            assertArrayEquals(own.trajectories().get(i).outputIds(), a.outputIds());
+            assertArrayEquals(a.behaviourLogprobs(), a.oldLogprobs(), "π_old is the sampler's own");
+        }
+        // with a shadow to replay (the controller on), the same lease is scored: the shadow's α needs p
+        RolloutEngine.Result shadowed = e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), Schedule.ofBins(32, new int[] {48, 48}),
+                9, null, false);
+        assertTrue(shadowed.tails().binCount() > 0, "α of every token is in the tails");
+        // a sparse lease is always scored
+        assertTrue(e.run(PROMPTS, new long[] {0, 1}, Schedule.fixed(48), null, 9, null, false).tails().binCount() > 0);
+    }
+
+    @Test
     void aMeasuredLeaseRollsOutTheSameAndReportsDenseAgainstLiveDecodeWithTheCostModelsPrediction() {
         RolloutEngine e = engine();
         Schedule fixed = Schedule.fixed(48); // below kv-recall's 64-token contexts: layers 2 and 3 decode sparsely
