@@ -140,6 +140,13 @@ final class TrainCommand implements Callable<Integer> {
         out.put("predicted_decode_speedup", Progress.round(f.rollout().predictedSpeedup(), 3));
         out.put("speedup_measurements", f.rollout().measurements());
         out.put("decode_fraction", Progress.round(f.rollout().decodeFraction(), 3));
+        Map<String, Object> phases = new LinkedHashMap<>();
+        phases.put("generation", Progress.round(f.rollout().generationSeconds(), 1));
+        phases.put("dense_reference", Progress.round(f.rollout().referenceSeconds(), 1));
+        phases.put("scoring", Progress.round(f.rollout().scoringSeconds(), 1));
+        phases.put("shadow", Progress.round(f.rollout().shadowSeconds(), 1));
+        out.put("rollout_worker_seconds", phases);
+        out.put("learner_seconds", Progress.round(recorder.steps().stream().mapToDouble(RunObserver.Step::learnSeconds).sum(), 1));
         var byOption = io.tailguard.actors.runtime.RolloutTimes.byOption(recorder.rollouts());
         if (byOption.size() > 1 || !byOption.containsKey(io.tailguard.actors.runtime.RunObserver.Rollout.PLAIN)) {
             Map<String, Object> options = new LinkedHashMap<>();

@@ -14,11 +14,15 @@ import java.util.List;
  *       both sides count the mean of the two caches' prefills (the first one runs colder); the
  *       sampling is the lease's decode loop less its live steps, the same work in either mode;</li>
  *   <li>predictedSpeedup: the cost model's dense over live seconds for the same decode steps;</li>
- *   <li>decodeFraction: over every lease, decode seconds over prefill and decode seconds.</li>
+ *   <li>decodeFraction: over every lease, decode seconds over prefill and decode seconds;</li>
+ *   <li>the rollout workers' seconds by phase, summed over every lease: generationSeconds (the
+ *       generation less the measured leases' dense reference), referenceSeconds (that reference),
+ *       scoringSeconds (the dense teacher-forced scoring) and shadowSeconds (the shadow replays).</li>
  * </ul>
  * NaN where no lease counts.
  */
-public record RolloutTimes(int measurements, double speedup, double wallSpeedup, double predictedSpeedup, double decodeFraction) {
+public record RolloutTimes(int measurements, double speedup, double wallSpeedup, double predictedSpeedup, double decodeFraction,
+                           double generationSeconds, double referenceSeconds, double scoringSeconds, double shadowSeconds) {
 
     /** {@link #of} for each rollout option apart ({@link RunObserver.Rollout#option}), in the order first seen. */
     public static java.util.Map<String, RolloutTimes> byOption(List<RunObserver.Rollout> rollouts) {
@@ -41,9 +45,17 @@ public record RolloutTimes(int measurements, double speedup, double wallSpeedup,
         double predictedLive = 0;
         double prefill = 0;
         double decode = 0;
+        double generation = 0;
+        double reference = 0;
+        double scoring = 0;
+        double shadow = 0;
         for (RunObserver.Rollout r : rollouts) {
             prefill += r.prefillSeconds();
             decode += r.decodeSeconds();
+            reference += r.referenceSeconds();
+            generation += Math.max(0, r.generateSeconds() - r.referenceSeconds());
+            scoring += r.scoreSeconds();
+            shadow += r.shadowSeconds();
             if (!r.measured()) {
                 continue;
             }
@@ -59,6 +71,6 @@ public record RolloutTimes(int measurements, double speedup, double wallSpeedup,
         }
         return new RolloutTimes(n, n == 0 ? Double.NaN : dense / live, n == 0 ? Double.NaN : denseWall / liveWall,
                 n == 0 ? Double.NaN : predictedDense / predictedLive,
-                prefill + decode > 0 ? decode / (prefill + decode) : Double.NaN);
+                prefill + decode > 0 ? decode / (prefill + decode) : Double.NaN, generation, reference, scoring, shadow);
     }
 }

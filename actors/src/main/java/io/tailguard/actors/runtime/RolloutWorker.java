@@ -264,7 +264,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                 r.trajectories().size(), r.decodeSteps(), r.prefillSeconds(), r.decodeSeconds(), m != null,
                 m != null ? m.liveDecodeSeconds() : nan, m != null ? m.denseDecodeSeconds() : nan,
                 m != null ? m.densePrefillSeconds() : nan, m != null ? m.predictedLiveSeconds() : nan,
-                m != null ? m.predictedDenseSeconds() : nan, option);
+                m != null ? m.predictedDenseSeconds() : nan, option, r.generateSeconds(), r.scoreSeconds(), r.shadowSeconds());
     }
 
     /**

@@ -104,11 +104,15 @@ public final class RunObserver {
      * predictedDenseSeconds the cost model's for the same steps; all NaN when not measured. option:
      * the weights that sampled, {@link #PLAIN} (the policy's own) or a compressed version's
      * {@link CompressedPublished#option()}; the dense reference is always the policy's own weights.
+     * The lease's worker seconds by phase: generateSeconds, the whole generation (a measured lease's
+     * dense reference included); scoreSeconds, the dense teacher-forced scoring (π_old and α; 0 for a
+     * lease the dense policy sampled itself); shadowSeconds, the shadow replay.
      */
     public record Rollout(long timeMillis, String worker, long lease, long scheduleVersion, int sequences, int decodeSteps,
                           double prefillSeconds, double decodeSeconds, boolean measured, double liveStepSeconds,
                           double denseStepSeconds, double densePrefillSeconds, double predictedLiveSeconds,
-                          double predictedDenseSeconds, String option) implements Event, Wire {
+                          double predictedDenseSeconds, String option, double generateSeconds, double scoreSeconds,
+                          double shadowSeconds) implements Event, Wire {
         /** {@link #option}: the policy's own float32 weights. */
         public static final String PLAIN = io.tailguard.rollout.sparse.ApproximationBudget.PLAIN;
 
@@ -120,6 +124,11 @@ public final class RunObserver {
         /** The cost model's dense over live seconds for the same decode steps (NaN when not measured). */
         public double predictedSpeedup() {
             return measured ? predictedDenseSeconds / predictedLiveSeconds : Double.NaN;
+        }
+
+        /** The measured lease's dense reference (its prefill and decode steps), 0 when not measured: worker time the lease's option does not cost. */
+        public double referenceSeconds() {
+            return measured ? densePrefillSeconds + denseStepSeconds : 0;
         }
 
         /** Share of the lease's rollout wall time (prefill and decode) spent decoding. */

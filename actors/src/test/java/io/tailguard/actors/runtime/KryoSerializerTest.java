@@ -114,11 +114,11 @@ class KryoSerializerTest {
         out.add(new RunObserver.Finished(30, "all steps done"));
         out.add(new RunObserver.Compressed(10, "yaqa_b", 4, 0.0123, 123456, 7.5, "/tmp/store/compressed/v000010-yaqa_b4"));
         RunObserver.Rollout measured = new RunObserver.Rollout(1_700_000_000_000L, "worker-0@h:1", 9, 4, 16, 63, 0.4, 2.5, true, 1.9,
-                3.1, 0.41, 0.02, 0.035, "yaqa_b4");
+                3.1, 0.41, 0.02, 0.035, "yaqa_b4", 6.5, 0.7, 0.3);
         out.add(measured);
         out.add(new Controller.RolloutTimed(measured));
         out.add(new Controller.RolloutTimed(new RunObserver.Rollout(1_700_000_000_000L, "w", 10, 4, 16, 0, 0.4, 0, false,
-                Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, RunObserver.Rollout.PLAIN)));
+                Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, RunObserver.Rollout.PLAIN, 3.0, 0, 0)));
         return out;
     }
 

@@ -67,7 +67,7 @@ class RunFiguresTest {
     static RunObserver.Rollout lease(double prefill, double decode, boolean measured, double live, double dense, double densePrefill,
                                      double predictedLive, double predictedDense) {
         return new RunObserver.Rollout(0, "w", 1, 1, 8, 10, prefill, decode, measured, live, dense, densePrefill, predictedLive,
-                predictedDense, RunObserver.Rollout.PLAIN);
+                predictedDense, RunObserver.Rollout.PLAIN, prefill + decode + (measured ? densePrefill + dense : 0), 0.25, 0.125);
     }
 
     @Test
@@ -88,6 +88,12 @@ class RunFiguresTest {
         assertEquals((1.0 + 1.0) / (0.5 + 0.25), t.predictedSpeedup(), 1e-12);
         // every lease: decode over prefill + decode
         assertEquals((3.0 + 3.0 + 1.5) / (1.0 + 3.0 + 1.0 + 3.0 + 0.5 + 1.5), t.decodeFraction(), 1e-12);
+        // worker seconds by phase: each lease generated its prefill + decode (4, 4, 2 s) and the measured
+        // ones also their dense reference (1 + 4, 0.5 + 3 s); each scored 0.25 s and replayed 0.125 s
+        assertEquals(4.0 + 4.0 + 2.0, t.generationSeconds(), 1e-12);
+        assertEquals(5.0 + 3.5, t.referenceSeconds(), 1e-12);
+        assertEquals(3 * 0.25, t.scoringSeconds(), 1e-12);
+        assertEquals(3 * 0.125, t.shadowSeconds(), 1e-12);
 
         RolloutTimes none = RolloutTimes.of(List.of(lease(1.0, 1.0, false, nan, nan, nan, nan, nan)));
         assertEquals(0, none.measurements());
@@ -101,7 +107,8 @@ class RunFiguresTest {
         double nan = Double.NaN;
         RunObserver.Rollout plain = lease(1.0, 3.0, true, 2.0, 4.0, 1.0, 0.5, 1.0);
         RunObserver.Rollout plainUnmeasured = lease(1.0, 2.0, false, nan, nan, nan, nan, nan);
-        RunObserver.Rollout q4 = new RunObserver.Rollout(0, "w", 2, 1, 8, 10, 0.5, 1.5, true, 1.0, 3.0, 0.5, 0.25, 1.0, "rtn4");
+        RunObserver.Rollout q4 = new RunObserver.Rollout(0, "w", 2, 1, 8, 10, 0.5, 1.5, true, 1.0, 3.0, 0.5, 0.25, 1.0, "rtn4",
+                5.5, 0.25, 0);
         java.util.Map<String, RolloutTimes> by = RolloutTimes.byOption(List.of(plain, q4, plainUnmeasured));
         assertEquals(List.of(RunObserver.Rollout.PLAIN, "rtn4"), List.copyOf(by.keySet()));
         assertEquals(1, by.get(RunObserver.Rollout.PLAIN).measurements());

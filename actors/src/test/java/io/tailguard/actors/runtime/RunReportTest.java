@@ -31,8 +31,9 @@ class RunReportTest {
         System.setProperty("java.awt.headless", "true");
         List<RunObserver.Rollout> leases = List.of(
                 new RunObserver.Rollout(1000, "w", 1, 1, 8, 10, 0.5, 1.0, false, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
-                        RunObserver.Rollout.PLAIN),
-                new RunObserver.Rollout(2000, "w", 2, 1, 8, 10, 0.5, 1.0, true, 0.8, 1.6, 0.5, 0.1, 0.25, RunObserver.Rollout.PLAIN));
+                        RunObserver.Rollout.PLAIN, 1.5, 0.5, 0),
+                new RunObserver.Rollout(2000, "w", 2, 1, 8, 10, 0.5, 1.0, true, 0.8, 1.6, 0.5, 0.1, 0.25, RunObserver.Rollout.PLAIN,
+                        3.6, 0.5, 0.2));
         org.junit.jupiter.api.Assertions.assertTrue(RunReport.rolloutPlots(tmp, leases, 0));
         for (String f : new String[] {"rollout.png", "speedup.png"}) {
             org.junit.jupiter.api.Assertions.assertTrue(java.nio.file.Files.size(tmp.resolve(f)) > 0, f);
