@@ -301,7 +301,10 @@ public final class RolloutEngine {
             SplittableRandom pick = new SplittableRandom(seed ^ 0x5DEECE66DL);
             List<Integer> chosen = new ArrayList<>();
             for (int k = 0; k < scored.size(); k++) {
-                if (pick.nextDouble() < o.shadowFraction()) {
+                Generated g = gens.get(scored.get(k));
+                // a trajectory that never decodes where the shadow attends otherwise would replay its
+                // own generation: no evidence about the rung below, at the cost of a second decode
+                if (pick.nextDouble() < o.shadowFraction() && reachesShadow(schedule, shadow, g.promptIds().length, g.outputIds().length)) {
                     chosen.add(k);
                 }
             }
@@ -328,6 +331,25 @@ public final class RolloutEngine {
         }
         return new Result(out, tails, shadowTails, tokens, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9,
                 res.prefillSeconds(), res.decodeSeconds(), res.decodeSteps(), speedup);
+    }
+
+    /**
+     * Whether a trajectory with this prompt and output length decodes at some context length where
+     * the shadow schedule attends otherwise than the live one: their budgets (or dense layers)
+     * differ there and at least one of them is below the context. Positions 0 … promptLength − 1 are
+     * prefilled densely under either; the decode steps run at context lengths promptLength + 1 …
+     * promptLength + outputLength − 1 (both ends widened by one here, to err towards replaying).
+     */
+    static boolean reachesShadow(Schedule live, Schedule shadow, int promptLength, int outputLength) {
+        boolean sameLayers = live.denseLayers().equals(shadow.denseLayers());
+        for (int len = promptLength; len <= promptLength + outputLength; len++) {
+            int a = live.budgetAt(len);
+            int b = shadow.budgetAt(len);
+            if ((a != b || !sameLayers) && Math.min(a, b) < len) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**

@@ -18,6 +18,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -98,6 +99,33 @@ class RolloutEngineTest {
         assertTrue(shadowed.tails().binCount() > 0, "α of every token is in the tails");
         // a sparse lease is always scored
         assertTrue(e.run(PROMPTS, new long[] {0, 1}, Schedule.fixed(48), null, 9, null, false).tails().binCount() > 0);
+    }
+
+    @Test
+    void aTrajectoryIsReplayedOnlyWhereItsShadowAttendsOtherwise() {
+        // the quickstart's calibrated start: 48 everywhere but 64 from context 896, bins of 128
+        Schedule live = Schedule.ofBins(128, new int[] {48, 48, 48, 48, 48, 48, 48, 64});
+        Schedule shadow = Schedule.ofBins(128, new int[] {48, 48, 48, 48, 48, 48, 48, 48});
+        assertFalse(RolloutEngine.reachesShadow(live, shadow, 700, 130), "decodes at contexts 700 … 830 only");
+        assertTrue(RolloutEngine.reachesShadow(live, shadow, 766, 130), "reaches context 896, where 64 becomes 48");
+        // budgets that differ but both cover the context: dense either way
+        Schedule wide = Schedule.ofBins(128, new int[] {64});
+        assertFalse(RolloutEngine.reachesShadow(wide, Schedule.ofBins(128, new int[] {48}), 40, 5));
+        assertTrue(RolloutEngine.reachesShadow(wide, Schedule.ofBins(128, new int[] {48}), 40, 20), "contexts past 48");
+        // the same budgets with other dense layers attend otherwise wherever a budget binds
+        assertTrue(RolloutEngine.reachesShadow(live, live.withDenseLayers(Schedule.denseLayerSet(0)), 700, 130));
+        assertFalse(RolloutEngine.reachesShadow(live, live.withVersion(7), 700, 130), "the same schedule again");
+
+        // in a lease: every trajectory picked (shadow-fraction 1), replayed only when its shadow differs within reach
+        RolloutEngine e = new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, 32, 1.0));
+        Schedule at64 = Schedule.ofBins(32, new int[] {64, 64, 64, 64, 64, 64});
+        RolloutEngine.Result near = e.run(PROMPTS, new long[] {0, 1}, at64, Schedule.ofBins(32, new int[] {48, 48, 48, 48, 48, 48}),
+                9, null, false);
+        assertTrue(near.shadow().binCount() > 0, "kv-recall decodes past context 48: replayed at 48");
+        RolloutEngine.Result far = e.run(PROMPTS, new long[] {0, 1}, Schedule.ofBins(32, new int[] {48, 48, 48, 48, 48, 64}),
+                Schedule.ofBins(32, new int[] {48, 48, 48, 48, 48, 48}), 9, null, false);
+        assertEquals(0, far.shadow().binCount(), "the shadow differs only from context 160, which no trajectory reaches");
+        assertTrue(far.tails().binCount() > 0, "the live tails are the lease's all the same");
     }
 
     @Test
