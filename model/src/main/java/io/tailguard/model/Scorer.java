@@ -32,7 +32,7 @@ public final class Scorer {
     private Scorer() {}
 
     public static List<Scores> score(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options) {
-        return score(model, prompts, continuations, options, null);
+        return score(model, prompts, continuations, options, null, null);
     }
 
     /**
@@ -42,6 +42,22 @@ public final class Scorer {
      */
     public static List<Scores> score(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options,
                                      ForwardMask.Factory sparse) {
+        return score(model, prompts, continuations, options, sparse, null);
+    }
+
+    /**
+     * Dense scoring that starts from prompts already prefilled by the same weights (a generation's,
+     * {@link PromptPrefill}): each distinct prompt found there is copied into its sequences' caches
+     * and not computed again; any other is prefilled here. The same log-probabilities up to float
+     * rounding (a prefill batched with other prompts may round otherwise).
+     */
+    public static List<Scores> score(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options,
+                                     PromptPrefill prefilled) {
+        return score(model, prompts, continuations, options, null, prefilled);
+    }
+
+    private static List<Scores> score(Qwen3Model model, List<int[]> prompts, List<int[]> continuations, Options options,
+                                      ForwardMask.Factory sparse, PromptPrefill prefilled) {
         int b = prompts.size();
         if (continuations.size() != b) {
             throw new IllegalArgumentException(b + " prompts but " + continuations.size() + " continuations");
@@ -68,8 +84,8 @@ public final class Scorer {
             check(c[c.length - 1], vocab, i);
         }
         SharedPrompts shared = SharedPrompts.of(prompts);
-        if (sparse == null && shared.repeats()) {
-            return scoreShared(model, shared, continuations, options);
+        if (sparse == null && (shared.repeats() || prefilled != null)) {
+            return scoreShared(model, shared, continuations, options, prefilled);
         }
         List<Scores> out = new ArrayList<>(b);
         try (NDManager m = model.manager().newSubManager()) {
@@ -135,7 +151,8 @@ public final class Scorer {
      * continuations teacher-forced over it ({@link Qwen3Model#extend}). The same log-probabilities
      * as one forward over every whole sequence, without repeating the prompt's work per sample.
      */
-    private static List<Scores> scoreShared(Qwen3Model model, SharedPrompts shared, List<int[]> continuations, Options options) {
+    private static List<Scores> scoreShared(Qwen3Model model, SharedPrompts shared, List<int[]> continuations, Options options,
+                                            PromptPrefill prefilled) {
         int vocab = model.config().vocabSize();
         Scores[] out = new Scores[shared.rowOf().length];
         for (int r = 0; r < shared.distinct().size(); r++) {
@@ -159,13 +176,18 @@ public final class Scorer {
                     ids[k * t + j] = c[j];
                 }
             }
+            int kept = prefilled == null ? -1 : prefilled.rowOf(p);
+            int capacity = Math.max(p.length + Math.max(1, t), kept < 0 ? 0 : prefilled.cache().capacity());
             try (NDManager m = model.manager().newSubManager();
-                 KvCache once = new KvCache(m, model.config(), 1, p.length);
-                 KvCache cache = new KvCache(m, model.config(), g, p.length + Math.max(1, t))) {
-                NDArray first = model.prefill(m.create(prompt, new Shape(1, p.length)), new int[] {p.length}, once); // [1, V]
+                 KvCache once = kept >= 0 ? null : new KvCache(m, model.config(), 1, p.length);
+                 KvCache cache = new KvCache(m, model.config(), g, capacity)) {
+                NDArray first = kept >= 0 ? prefilled.logitsOf(kept, m)                                              // [1, V]
+                        : model.prefill(m.create(prompt, new Shape(1, p.length)), new int[] {p.length}, once);
                 NDArray rest = null;
                 if (t > 0) {
-                    cache.copyRowsFrom(once, new int[g]);
+                    int[] rowsOf = new int[g];
+                    java.util.Arrays.fill(rowsOf, Math.max(0, kept));
+                    cache.copyRowsFrom(kept >= 0 ? prefilled.cache() : once, rowsOf);
                     rest = model.extend(m.create(ids, new Shape(g, t)), cache);                                // [g, t, V]
                 }
                 for (int k = 0; k < g; k++) {

@@ -25,6 +25,9 @@ public final class Generator {
     private final AttentionKernel kernel;
     /** Where tokens are chosen: null for the model's device (a GPU chooses there), else as set (tests). */
     private Boolean chooseOnDevice;
+    /** Whether the next generation keeps its prompts' prefill ({@link #keepPrompts}), and what it kept. */
+    private boolean keep;
+    private io.tailguard.model.PromptPrefill kept;
 
     public Generator(Qwen3Model model, AttentionKernel kernel) {
         this.model = model;
@@ -52,6 +55,24 @@ public final class Generator {
             return runOnDevice(req);
         }
         return run(req, null, null, null, false).result();
+    }
+
+    /**
+     * From now on each generation keeps its distinct prompts' prefill (this generator's model's KV
+     * rows and last-position logits), for a dense scoring of its samples by the same weights to start
+     * from ({@link #takePrompts}); one not taken is closed by the next. A paired generation keeps its
+     * own prefill, not the reference's.
+     */
+    public Generator keepPrompts() {
+        this.keep = true;
+        return this;
+    }
+
+    /** What the last generation kept ({@link #keepPrompts}), now the caller's to close; null if nothing. */
+    public io.tailguard.model.PromptPrefill takePrompts() {
+        io.tailguard.model.PromptPrefill k = kept;
+        kept = null;
+        return k;
     }
 
     /** Chooses tokens on the model's device (true) or the host (false) wherever the model is; for tests. */
@@ -224,7 +245,8 @@ public final class Generator {
              KvCache cache = new KvCache(m, model.config(), b, capacity)) {
             long t0 = System.nanoTime();
             NDManager held = m.newSubManager();   // the logits being chosen from, and their temporaries
-            NDArray logits = prefillOnDevice(held, model, shared.distinct(), shared.rowOf(), maxPrompt, cache);
+            NDArray logits = keep ? prefillKeeping(held, shared.distinct(), shared.rowOf(), maxPrompt, cache)
+                    : prefillOnDevice(held, model, shared.distinct(), shared.rowOf(), maxPrompt, cache);
             logits.get(new NDIndex("0, 0")).toFloatArray();   // waits for the prefill (a GPU runs ahead)
             prefillSeconds = (System.nanoTime() - t0) / 1e9;
             long[] next = new long[b];
@@ -266,6 +288,46 @@ public final class Generator {
             seqs.add(out.get(i).build(req.prompts().get(i)));
         }
         return new GenerationResult(seqs, prefillSeconds, decodeSeconds, steps);
+    }
+
+    /**
+     * {@link #prefillOnDevice} by this generator's model that also keeps the distinct prompts' rows
+     * and logits ({@link #keepPrompts}): they are prefilled into a cache of their own, which the
+     * batch's cache copies its rows from, and that cache is kept rather than closed.
+     */
+    private NDArray prefillKeeping(NDManager into, List<int[]> distinct, int[] rowOf, int maxPrompt, KvCache cache) {
+        if (kept != null) {
+            kept.close();
+            kept = null;
+        }
+        int u = distinct.size();
+        long[] padded = new long[u * maxPrompt];
+        int[] lengths = new int[u];
+        for (int r = 0; r < u; r++) {
+            int[] p = distinct.get(r);
+            lengths[r] = p.length;
+            for (int j = 0; j < p.length; j++) {
+                padded[r * maxPrompt + j] = p[j];
+            }
+        }
+        NDManager own = model.manager().newSubManager();
+        try {
+            KvCache once = new KvCache(own, model.config(), u, maxPrompt);
+            NDArray sharedLogits = model.prefill(own.create(padded, new Shape(u, maxPrompt)), lengths, once);
+            sharedLogits.attach(own);
+            cache.copyRowsFrom(once, rowOf);
+            long[] rows = new long[rowOf.length];
+            for (int i = 0; i < rows.length; i++) {
+                rows[i] = rowOf[i];
+            }
+            NDArray out = sharedLogits.get(new NDIndex("{}", into.create(rows)));
+            out.attach(into);
+            kept = new io.tailguard.model.PromptPrefill(own, distinct, once, sharedLogits);
+            return out;
+        } catch (RuntimeException e) {
+            own.close();
+            throw e;
+        }
     }
 
     /** {@link #prefill} with the logits [batch, V] left on the device, in {@code into}. */
@@ -325,7 +387,8 @@ public final class Generator {
              KvCache cache = new KvCache(m, model.config(), b, capacity);
              KvCache refCache = paired ? new KvCache(m, model.config(), b, capacity) : null) {
             long t0 = System.nanoTime();
-            float[] logits = prefill(m, model, distinct, rowOf, maxPrompt, cache);
+            float[] logits = keep ? prefillKeeping(m, distinct, rowOf, maxPrompt, cache).toFloatArray()
+                    : prefill(m, model, distinct, rowOf, maxPrompt, cache);
             prefillSeconds = (System.nanoTime() - t0) / 1e9;
             float[] refLogits = null;
             if (paired) {

@@ -247,10 +247,17 @@ public final class RolloutEngine {
         long t0 = System.nanoTime();
         GenerationResult res;
         SpeedupSample speedup = null;
+        // the scoring starts from the generation's prompt rows when the sampler's weights are the
+        // policy's (no compressed actor, no LoRA merged): the same prefill, not computed twice
+        boolean reuse = score && actor == null && actorLora == null;
+        io.tailguard.model.PromptPrefill prompted = null;
         // with the sparse actor's LoRA merged, the dense reference decodes with the same merged weights:
         // the two modes differ only in the pages they read
         try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
             Generator gen = new Generator(actor != null ? actor : model, kernel(schedule));
+            if (reuse) {
+                gen.keepPrompts();
+            }
             GenerationRequest req = new GenerationRequest(ids, maxNew, new SamplingParams(o.temperature(), 1.0, 0, seed), stops,
                     0, capture);
             if (paired) {
@@ -262,6 +269,7 @@ public final class RolloutEngine {
             } else {
                 res = gen.generate(req);
             }
+            prompted = gen.takePrompts();
         }
         long t1 = System.nanoTime();
 
@@ -273,9 +281,12 @@ public final class RolloutEngine {
                 scored.add(i);
             }
         }
-        List<Scorer.Scores> dense = !score ? List.of() : Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
-                scored.stream().map(i -> gens.get(i).outputIds()).toList(),
-                alpha ? new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact) : Scorer.Options.LOGPROBS_ONLY);
+        List<Scorer.Scores> dense;
+        try (io.tailguard.model.PromptPrefill p = prompted) {
+            dense = !score || scored.isEmpty() ? List.of() : Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
+                    scored.stream().map(i -> gens.get(i).outputIds()).toList(),
+                    alpha ? new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact) : Scorer.Options.LOGPROBS_ONLY, p);
+        }
         long t2 = System.nanoTime();
 
         TailStats tails = new TailStats(o.binWidth());

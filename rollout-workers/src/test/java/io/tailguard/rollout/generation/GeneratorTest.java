@@ -133,4 +133,62 @@ class GeneratorTest {
         assertTrue(s0.outputIds().length <= 4);
         assertFalse(java.util.Arrays.stream(java.util.Arrays.copyOf(s0.outputIds(), s0.outputIds().length - 1)).anyMatch(x -> x == stop));
     }
+
+    @Test
+    void aScoringFromTheGenerationsKeptPromptsEqualsOneThatPrefillsThemItself() {
+        // two groups sharing their prompts, as a lease's samples do
+        List<int[]> prompts = List.of(PROMPTS.get(0), PROMPTS.get(0), PROMPTS.get(0), PROMPTS.get(2), PROMPTS.get(2));
+        Generator g = new Generator(model).keepPrompts();
+        GenerationResult r = g.generate(new GenerationRequest(prompts, 7, new SamplingParams(1.0, 1.0, 0, 11L), Set.of(), 0));
+        List<int[]> outs = r.sequences().stream().map(Generated::outputIds).toList();
+        // a third prompt the generation never saw is prefilled by the scoring itself
+        List<int[]> scoredPrompts = new java.util.ArrayList<>(prompts);
+        scoredPrompts.add(PROMPTS.get(1));
+        List<int[]> scoredOuts = new java.util.ArrayList<>(outs);
+        scoredOuts.add(new int[] {4, 7, 1});
+        Scorer.Options opts = new Scorer.Options(3, true);
+        List<Scorer.Scores> reference = Scorer.score(model, scoredPrompts, scoredOuts, opts);
+        List<Scorer.Scores> reused;
+        try (io.tailguard.model.PromptPrefill kept = g.takePrompts()) {
+            assertTrue(kept != null && kept.rowOf(PROMPTS.get(2)) == 1 && kept.rowOf(PROMPTS.get(1)) == -1);
+            reused = Scorer.score(model, scoredPrompts, scoredOuts, opts, kept);
+        }
+        assertEquals(null, g.takePrompts(), "taken once");
+        for (int i = 0; i < scoredPrompts.size(); i++) {
+            Scorer.Scores a = reference.get(i);
+            Scorer.Scores b = reused.get(i);
+            assertEquals(a.logprobs().length, b.logprobs().length);
+            for (int t = 0; t < a.logprobs().length; t++) {
+                assertEquals(a.logprobs()[t], b.logprobs()[t], 1e-5, "sequence " + i + ", token " + t);
+                assertArrayEquals(a.topIds()[t], b.topIds()[t]);
+                for (int v = 0; v < CONFIG.vocabSize(); v++) {
+                    assertEquals(a.probs()[t][v], b.probs()[t][v], 1e-6);
+                }
+            }
+            if (i < prompts.size()) {
+                // the first token was sampled from the very logits the scoring reused
+                assertEquals(r.sequences().get(i).logprobs()[0], b.logprobs()[0], 1e-6);
+            }
+        }
+    }
+
+    @Test
+    void theScoringReallyReadsTheKeptRows() {
+        // kept by other weights, the rows give other log-probs: the scoring did not prefill again
+        List<int[]> prompts = List.of(PROMPTS.get(2), PROMPTS.get(2));
+        List<int[]> outs = List.of(new int[] {5, 2, 8}, new int[] {1, 1});
+        float[] own = Scorer.score(model, prompts, outs, Scorer.Options.LOGPROBS_ONLY).get(0).logprobs();
+        try (Qwen3Model other = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 6, 0.3, 0.1), Device.cpu())) {
+            Generator g = new Generator(other).keepPrompts();
+            g.generate(new GenerationRequest(prompts, 2, SamplingParams.greedy(), Set.of(), 0));
+            try (io.tailguard.model.PromptPrefill kept = g.takePrompts()) {
+                float[] mixed = Scorer.score(model, prompts, outs, Scorer.Options.LOGPROBS_ONLY, kept).get(0).logprobs();
+                double most = 0;
+                for (int t = 0; t < own.length; t++) {
+                    most = Math.max(most, Math.abs(own[t] - mixed[t]));
+                }
+                assertTrue(most > 1e-3, "largest difference " + most);
+            }
+        }
+    }
 }
