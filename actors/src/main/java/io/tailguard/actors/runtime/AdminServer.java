@@ -144,13 +144,17 @@ public final class AdminServer implements AutoCloseable {
         o.put("token_share", Math.round(c.tokenShare() * 1000) / 1000.0);
         o.put("reason", c.reason());
         m.put("compressed_rollout", o);
-        ControllerStatus.StateWrites w = s.stateWrites();
-        Map<String, Object> writes = new LinkedHashMap<>();
-        writes.put("failures", w.failures());
-        writes.put("failures_in_a_row", w.failuresInARow());
-        writes.put("stop_at", w.stopAt());
-        writes.put("last_error", w.lastError() == null ? "" : w.lastError());
-        m.put("state_writes", writes);
+        m.put("state_writes", failuresJson(s.stateWrites()));
+        m.put("compression_jobs", failuresJson(s.compressionJobs()));
+        return m;
+    }
+
+    private static Map<String, Object> failuresJson(ControllerStatus.Failures w) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("failures", w.failures());
+        m.put("failures_in_a_row", w.failuresInARow());
+        m.put("stop_at", w.stopAt());
+        m.put("last_error", w.lastError() == null ? "" : w.lastError());
         return m;
     }
 

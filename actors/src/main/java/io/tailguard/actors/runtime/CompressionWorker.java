@@ -94,6 +94,7 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
                         } catch (RuntimeException | java.io.IOException e) {
                             failures.failed("compressing policy v" + p.version() + " failed: " + e);
                         }
+                        controller.tell(new Controller.CompressionJobs(ControllerStatus.of(failures.view())));
                     }
                     return this;
                 })

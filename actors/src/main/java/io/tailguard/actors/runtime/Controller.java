@@ -31,7 +31,10 @@ import java.util.List;
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
     public sealed interface Command permits RequestWork, LeaseDone, LeaseOversized, TailReport, BufferDepth, PolicyPublished,
-            CompressedPublished, Tune, GetStatus, WantSettings, Tick, Flush, Listed, RolloutTimed {}
+            CompressedPublished, Tune, GetStatus, WantSettings, Tick, Flush, Listed, RolloutTimed, CompressionJobs {}
+
+    /** The compression worker's failures after a job (success or failure), for `status`. */
+    record CompressionJobs(ControllerStatus.Failures failures) implements Command, Wire {}
 
     /** A worker with capacity asks for a lease. */
     public record RequestWork(String worker, ActorRef<RolloutWorker.Command> replyTo) implements Command, Wire {}
@@ -111,6 +114,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private final TuningBook tuning;
     private final BudgetController budgets;
     private final OptionBook options;
+    /** The compression worker's failures as it last reported them (none before its first job). */
+    private ControllerStatus.Failures compressionJobs;
     private final LeaseBook<RequestWork> leases;
     private final Leasing leasing;
     private final ControllerFiles files;
@@ -131,6 +136,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                         s.bounds().maxStateWriteFailures(), ctx.getLog(), metrics.stateWriteFailures::inc, RunStop.of(ctx.getSystem())::stop));
         this.oversized = new FailureStreak("tailguard.cluster.max-oversized-leases", s.bounds().maxOversizedLeases(), ctx.getLog(),
                 () -> { }, RunStop.of(ctx.getSystem())::stop);
+        this.compressionJobs = new ControllerStatus.Failures(0, 0,
+                s.bounds().maxCompressionFailures() == Integer.MAX_VALUE ? 0 : s.bounds().maxCompressionFailures(), null);
         ControllerState saved = ControllerState.read(s);
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
@@ -176,6 +183,10 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                 .onMessage(BufferDepth.class, d -> send(leasing.bufferDepth(d.groups(), System.nanoTime())))
                 .onMessage(PolicyPublished.class, p -> send(leasing.policy(p, System.nanoTime())))
                 .onMessage(CompressedPublished.class, this::offer)
+                .onMessage(CompressionJobs.class, j -> {
+                    compressionJobs = j.failures();
+                    return this;
+                })
                 .onMessage(Tune.class, this::onTune)
                 .onMessage(GetStatus.class, this::onStatus)
                 .onMessage(WantSettings.class, w -> {
@@ -313,7 +324,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         long policy = leasing.policy() == null ? 0 : leasing.policy().version();
         g.replyTo().tell(ControllerStatus.of(budgets, telemetry.predictedSpeedup(budgets.schedule()), leasing, options.view(policy),
                 options.rate(), options.approximation(policy, telemetry::predictedSpeedup), tuning,
-                TailguardNode.memberLines(Cluster.get(getContext().getSystem())), files.failures()));
+                TailguardNode.memberLines(Cluster.get(getContext().getSystem())), files.failures(), compressionJobs));
         return this;
     }
 }

@@ -3,23 +3,29 @@ package io.tailguard.actors.runtime;
 /**
  * A running run as the controller reports it (`status`): the schedule, the run's progress, the
  * buffer's and learner's live settings with the settings version, the keys tuned away from the
- * configuration, the compressed rollout option, and the approximation budget's options. Package-private (it carries {@link TuningBook.Tuned}): only
+ * configuration, the compressed rollout option, the approximation budget's options, and the
+ * failures of the controller's file writes and of the compression jobs. Package-private (it carries {@link TuningBook.Tuned}): only
  * the admin endpoint reads it (`status` prints the endpoint's JSON).
  */
 record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBook.Tuned[] tuned, CompressedOption compressed,
-                        StateWrites stateWrites, Approximation approximation) implements Wire {
+                        Failures stateWrites, Approximation approximation, Failures compressionJobs) implements Wire {
 
     /** The status of the controller's plain objects, with the cluster's members. */
     static ControllerStatus of(io.tailguard.rollout.sparse.BudgetController budgets, double predictedSpeedup, Leasing leasing,
                                CompressedOption compressed, double rolloutRate, Approximation approximation, TuningBook tuning,
-                               String[] members, FailureStreak.View writes) {
+                               String[] members, FailureStreak.View writes, Failures compressionJobs) {
         io.tailguard.rollout.sparse.Schedule sched = budgets.schedule();
         PolicyPublished policy = leasing.policy();
         LeaseBook<?> leases = leasing.book();
         return new ControllerStatus(new Schedule(sched.version(), sched.budgets(), budgets.p5PerBin(), budgets.settings().tau(),
                 predictedSpeedup), new Run(policy == null ? -1 : policy.version(), leases.openLeases(), leases.nextGroup(),
                 leasing.bufferGroups(), rolloutRate, members), tuning.live(), tuning.tuned().toArray(TuningBook.Tuned[]::new),
-                compressed, new StateWrites(writes.total(), writes.inRow(), writes.bound(), writes.lastError()), approximation);
+                compressed, of(writes), approximation, compressionJobs);
+    }
+
+    /** A failure streak as the status shows it. */
+    static Failures of(FailureStreak.View v) {
+        return new Failures(v.total(), v.inRow(), v.bound(), v.lastError());
     }
 
     /** The schedule: version, budgets and p5 α per bin (NaN: no tokens), τ, the cost model's predicted rollout speedup. */
@@ -30,10 +36,11 @@ record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBoo
                       String[] members) implements Wire {}
 
     /**
-     * The controller's file writes that failed (each after its retries): in all, in a row now, how
-     * many in a row stop the run, and the last one's error (null: none yet).
+     * Jobs that failed (the controller's file writes, each after its retries; the compression
+     * worker's jobs): in all, in a row now, how many in a row stop the run (0: never), and the last
+     * one's error (null: none yet).
      */
-    record StateWrites(long failures, int failuresInARow, int stopAt, String lastError) implements Wire {}
+    record Failures(long failures, int failuresInARow, int stopAt, String lastError) implements Wire {}
 
     /**
      * The compressed rollout option. version: the compressed version offered (−1: none); inUse: it

@@ -40,7 +40,7 @@ final class WireRegistry {
             // the rollout speedup measured in the run (appended: ids stay fixed)
             RunObserver.Rollout.class, Controller.RolloutTimed.class,
             // the controller's failed file writes in the status (appended: ids stay fixed)
-            ControllerStatus.StateWrites.class,
+            ControllerStatus.Failures.class, Controller.CompressionJobs.class,
             // the approximation budget's options in the status (appended: ids stay fixed)
             ControllerStatus.Approximation.class, ControllerStatus.Option.class, ControllerStatus.Option[].class,
             // a lease too large to deliver (appended: ids stay fixed)

@@ -255,16 +255,19 @@ class AdminServerTest {
         }
     }
 
-    /** `status` shows the controller's failed file writes: in all, in a row, the bound, the last error. */
+    /** `status` shows the controller's failed file writes and compression jobs: in all, in a row, the bound, the last error. */
     @Test
-    void theStatusShowsFailedStateWrites() {
+    void theStatusShowsFailedStateWritesAndCompressionJobs() {
         ControllerStatus st = new ControllerStatus(new ControllerStatus.Schedule(1, new int[] {64}, new double[] {Double.NaN}, 0.86, 1.0),
                 new ControllerStatus.Run(-1, 0, 0, 0, 0, new String[0]), new LiveSettings(0, 2, 2e-4, false), new TuningBook.Tuned[0],
                 new ControllerStatus.CompressedOption(false, -1, "", false, 0.25, 50, new double[0], 0, ""),
-                new ControllerStatus.StateWrites(4, 2, 5, "cannot write /r/controller/state.json: Read-only file system"), PLAIN_ONLY);
+                new ControllerStatus.Failures(4, 2, 5, "cannot write /r/controller/state.json: Read-only file system"), PLAIN_ONLY,
+                new ControllerStatus.Failures(1, 0, 3, "compressing policy v20 failed: java.lang.IllegalStateException: NaN in layer 3"));
         String json = new com.google.gson.Gson().toJson(AdminServer.statusJson(st));
         assertTrue(json.contains("\"state_writes\":{\"failures\":4,\"failures_in_a_row\":2,\"stop_at\":5,"
                 + "\"last_error\":\"cannot write /r/controller/state.json: Read-only file system\"}"), json);
+        assertTrue(json.contains("\"compression_jobs\":{\"failures\":1,\"failures_in_a_row\":0,\"stop_at\":3,"
+                + "\"last_error\":\"compressing policy v20 failed: java.lang.IllegalStateException: NaN in layer 3\"}"), json);
     }
 
     static final ControllerStatus.Approximation PLAIN_ONLY = new ControllerStatus.Approximation("plain", Double.NaN,
@@ -283,7 +286,7 @@ class AdminServerTest {
         ControllerStatus st = new ControllerStatus(new ControllerStatus.Schedule(3, new int[] {64, 128}, new double[] {0.93, Double.NaN}, 0.86, 1.5),
                 new ControllerStatus.Run(10, 0, 0, 0, 0, new String[0]), new LiveSettings(0, 2, 2e-4, false), new TuningBook.Tuned[0],
                 new ControllerStatus.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 50, new double[] {0.91, 0.9}, 0.7, ""),
-                new ControllerStatus.StateWrites(0, 0, 5, null), a);
+                new ControllerStatus.Failures(0, 0, 5, null), a, new ControllerStatus.Failures(0, 0, 3, null));
         String json = new com.google.gson.Gson().toJson(AdminServer.statusJson(st));
         assertTrue(json.contains("\"approximation\":{\"in_use\":\"yaqa_b4\",\"measured_speedup_vs_plain\":1.612,"), json);
         assertTrue(json.contains("{\"format\":\"yaqa_b4\",\"describe\":\"yaqa_b4 (4-bit, group 32)\",\"version\":10,\"in_use\":true,"

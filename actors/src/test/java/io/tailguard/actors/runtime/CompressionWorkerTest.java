@@ -88,9 +88,13 @@ class CompressionWorkerTest {
             ActorRef<CompressionWorker.Command> w = kit.spawn(CompressionWorker.create(s, controller.ref(), "cpu", metrics));
             String gone = tmp.resolve("gone").toUri().toString();
             w.tell(new PolicyPublished(1, 1, gone + "v000001/", "ab"));
-            for (int i = 0; i < 600 && metrics.compressionFailures.get() < 1; i++) {
-                Thread.sleep(100); // the first job fails before the second version is sent (else only the newer one is compressed)
-            }
+            // the controller hears of each job's outcome (for `status`): the first job has failed before
+            // the second version is sent (else only the newer one would be compressed)
+            Controller.CompressionJobs first = (Controller.CompressionJobs) controller.receiveMessage(Duration.ofSeconds(60));
+            assertEquals(1, first.failures().failures());
+            assertEquals(1, first.failures().failuresInARow());
+            assertEquals(2, first.failures().stopAt());
+            assertTrue(first.failures().lastError().startsWith("compressing policy v1 failed: "), first.failures().lastError());
             assertEquals(1.0, metrics.compressionFailures.get());
             assertTrue(!RunStop.of(kit.system()).reason().isDone(), "one failure does not stop the run");
             w.tell(new PolicyPublished(2, 2, gone + "v000002/", "cd"));
@@ -98,7 +102,9 @@ class CompressionWorkerTest {
             assertTrue(line.startsWith("the run stops: compressing policy v2 failed: ")
                     && line.endsWith("(2 failures in a row; tailguard.compression.max-failures = 2)"), line);
             assertEquals(2.0, metrics.compressionFailures.get());
-            controller.expectNoMessage(Duration.ofMillis(200));
+            Controller.CompressionJobs second = (Controller.CompressionJobs) controller.receiveMessage(Duration.ofSeconds(10));
+            assertEquals(2, second.failures().failuresInARow());
+            controller.expectNoMessage(Duration.ofMillis(200)); // nothing offered
         } finally {
             kit.shutdownTestKit();
         }

@@ -75,14 +75,15 @@ class KryoSerializerTest {
                 new TuningBook.Tuned[] {new TuningBook.Tuned("tailguard.controller.tau", "0.9", "0.86")},
                 new ControllerStatus.CompressedOption(true, 10, "v10 yaqa_b 4-bit", true, 0.25, 10, new double[] {0.91, Double.NaN}, 0.7,
                         "compressed v10 in use"),
-                new ControllerStatus.StateWrites(3, 1, 5, "cannot write /tmp/run/controller/state.json: No space left on device"),
-                AdminServerTest.PLAIN_ONLY));
+                new ControllerStatus.Failures(3, 1, 5, "cannot write /tmp/run/controller/state.json: No space left on device"),
+                AdminServerTest.PLAIN_ONLY, new ControllerStatus.Failures(1, 1, 3, "compressing policy v10 failed: java.io.IOException: disk full")));
+        out.add(new Controller.CompressionJobs(new ControllerStatus.Failures(2, 0, 3, "compressing policy v5 failed: boom")));
         out.add(new ControllerStatus.Approximation("yaqa_b4", 1.6, "in use", new ControllerStatus.Option[] {
                 new ControllerStatus.Option("yaqa_b4", "yaqa_b4 (4-bit, group 32)", 10, true, 4, new int[] {48}, new double[] {0.9},
                         1e6, 3.0, 161.2, "in use")}));
         out.add(new ControllerStatus.Option("plain", "plain", -1, false, 3, new int[] {64}, new double[] {Double.NaN}, 2e6, 1.5,
                 Double.NaN, "probed: no bin has 100 tokens yet"));
-        out.add(new ControllerStatus.StateWrites(0, 0, 5, null));
+        out.add(new ControllerStatus.Failures(0, 0, 5, null));
         out.add(new ControllerStatus.Schedule(1, new int[] {48}, new double[] {Double.NaN}, 0.8, 1.0));
         out.add(new ControllerStatus.Run(-1, 0, 0, 0, 0, new String[0]));
         out.add(new TuningBook.Tuned("tailguard.learner.lr", "7.0E-5", "2.0E-4"));
