@@ -18,8 +18,8 @@ final class DecoderLayer {
 
     /** x: [B, T, H]; positions [start, start + T); cache and mask may be null. */
     NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
-        NDArray h = residual(x, attention.forward(inputNorm.forward(x), start, cache, mask));
-        return residual(h, mlp.forward(postAttentionNorm.forward(h)));
+        NDArray h = x.add(attention.forward(inputNorm.forward(x), start, cache, mask));
+        return h.add(mlp.forward(postAttentionNorm.forward(h)));
     }
 
     /**
@@ -27,22 +27,8 @@ final class DecoderLayer {
      * ({@link Attention#forwardTail}): [B, T - from, H].
      */
     NDArray forwardTail(NDArray x, int start, KvCache cache, int from) {
-        NDArray h = residual(x.get(new ai.djl.ndarray.index.NDIndex(":, {}:", from)),
-                attention.forwardTail(inputNorm.forward(x), start, cache, from));
-        return residual(h, mlp.forward(postAttentionNorm.forward(h)));
-    }
-
-    /**
-     * x + product. Without autograd the sum goes into the product (the o_proj or down product this
-     * layer just made, read by nothing else; the same float additions): a prefill chunk's residual
-     * stream is B x 512 x H floats, and a fresh tensor for each of the two sums per layer cost its
-     * page faults as well as its pass over memory.
-     */
-    private static NDArray residual(NDArray x, NDArray product) {
-        if (ai.djl.pytorch.jni.JniUtils.isGradMode() || !product.getShape().equals(x.getShape())) {
-            return x.add(product);
-        }
-        return product.addi(x);
+        NDArray h = x.get(new ai.djl.ndarray.index.NDIndex(":, {}:", from)).add(attention.forwardTail(inputNorm.forward(x), start, cache, from));
+        return h.add(mlp.forward(postAttentionNorm.forward(h)));
     }
 
     /** Only this layer's keys and values of positions [start, start + T) into the cache. */
