@@ -11,8 +11,8 @@ import ai.djl.pytorch.jni.JniUtils;
  * One decoder layer of a training forward, run whole on the {@link TrainingTape} with its backward
  * written out: the products are libtorch's GEMMs (outside autograd), everything between them is one
  * native pass each ({@link NativeTraining}: RMSNorm, the q/k norms with RoPE, the attention,
- * SwiGLU, each forward and backward). Through autograd the same layer was some sixty pointwise ops
- * forward and backward, every one a pass over memory into a fresh tensor, and a graph to walk.
+ * SwiGLU, each forward and backward). Through autograd the same layer was about forty tensor ops
+ * forward and as many backward, every one a pass over memory into a fresh tensor.
  *
  * <p>The forward keeps what the backward reads: the input, the normed inputs of the two fused
  * products, the q/k/v product, the attention's rows, output and log-sum-exp, the residual after

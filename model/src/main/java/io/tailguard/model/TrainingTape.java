@@ -22,6 +22,10 @@ import java.util.List;
  * get the same gradients as from one autograd pass over the libtorch attention, without the
  * T × T probabilities that pass keeps for every layer and head.
  *
+ * <p>A layer whose products are plain runs whole on the tape instead ({@link TapedLayer}): outside
+ * autograd, with its backward written out; the walk hands each such layer's input gradient to the
+ * layer below, and carries the bottom one's into the graph under it.
+ *
  * <p>Open for one forward and backward, on the thread that runs them, inside a GradientCollector:
  * the model's full passes ({@link Qwen3Model#forward}, {@link Qwen3Model#forwardShared}) consult the
  * thread's open tape. Without the library, on a GPU, or with {@code -Dtailguard.train.kernel=torch}
