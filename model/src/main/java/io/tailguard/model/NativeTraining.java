@@ -130,6 +130,6 @@ public final class NativeTraining {
     /** a [rows, n] = silu(gate) ⊙ up from the fused gate/up product gu [rows, 2n]. */
     static native void swigluForward(ByteBuffer gu, ByteBuffer a, int rows, int n, int threads);
 
-    /** The backward of {@link #swigluForward}: from da [rows, n], writes dgu [rows, 2n]. */
+    /** The backward of {@link #swigluForward}: from da [rows, n], writes dgu [rows, 2n] (which may be gu, in place). */
     static native void swigluBackward(ByteBuffer gu, ByteBuffer da, ByteBuffer dgu, int rows, int n, int threads);
 }

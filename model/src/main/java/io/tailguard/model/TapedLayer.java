@@ -161,7 +161,7 @@ final class TapedLayer {
         // the MLP: out = h + down(swiglu(gate_up(norm2(h))))
         addWeightGradient(mlp.down(), dout, a, rows);
         NDArray da = dout.matMul(mlp.down());                                    // [B, T, I]
-        NDArray dgu = tmp.create(gu.getShape(), DataType.FLOAT32);
+        NDArray dgu = gu;                                                        // in place: gu is not read again
         NativeTraining.swigluBackward(view(gu), view(da), view(dgu), rows, inter, threads);
         da.close();
         addWeightGradient(mlp.gateUp(), dgu, n2, rows);
