@@ -75,6 +75,56 @@ static void tile4x16(int k, const float *A, long sr, long sp, const float *B, lo
     _mm256_storeu_ps(r3, c30); _mm256_storeu_ps(r3 + 8, c31);
 }
 
+/*
+ * C[6][16] (+)= A[6][k] B[k][16]: the full tile of the larger blocks. Twelve accumulators (of the 16
+ * registers) keep both FMA units busy through the FMA latency, where the 4 x 16 tile's eight left
+ * them waiting; each B row loaded feeds 12 FMAs instead of 8.
+ */
+static void tile6x16(int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc, int acc) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    const float *a0 = A, *a1 = A + sr, *a2 = A + 2 * sr, *a3 = A + 3 * sr, *a4 = A + 4 * sr, *a5 = A + 5 * sr;
+    for (int p = 0; p < k; p++) {
+        const float *b = B + p * ldb;
+        long o = p * sp;
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 x = _mm256_broadcast_ss(a0 + o);
+        c00 = _mm256_fmadd_ps(x, b0, c00);
+        c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a1 + o);
+        c10 = _mm256_fmadd_ps(x, b0, c10);
+        c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a2 + o);
+        c20 = _mm256_fmadd_ps(x, b0, c20);
+        c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3 + o);
+        c30 = _mm256_fmadd_ps(x, b0, c30);
+        c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a4 + o);
+        c40 = _mm256_fmadd_ps(x, b0, c40);
+        c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a5 + o);
+        c50 = _mm256_fmadd_ps(x, b0, c50);
+        c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    float *r0 = C, *r1 = C + ldc, *r2 = C + 2 * ldc, *r3 = C + 3 * ldc, *r4 = C + 4 * ldc, *r5 = C + 5 * ldc;
+    if (acc) {
+        c00 = _mm256_add_ps(c00, _mm256_loadu_ps(r0)); c01 = _mm256_add_ps(c01, _mm256_loadu_ps(r0 + 8));
+        c10 = _mm256_add_ps(c10, _mm256_loadu_ps(r1)); c11 = _mm256_add_ps(c11, _mm256_loadu_ps(r1 + 8));
+        c20 = _mm256_add_ps(c20, _mm256_loadu_ps(r2)); c21 = _mm256_add_ps(c21, _mm256_loadu_ps(r2 + 8));
+        c30 = _mm256_add_ps(c30, _mm256_loadu_ps(r3)); c31 = _mm256_add_ps(c31, _mm256_loadu_ps(r3 + 8));
+        c40 = _mm256_add_ps(c40, _mm256_loadu_ps(r4)); c41 = _mm256_add_ps(c41, _mm256_loadu_ps(r4 + 8));
+        c50 = _mm256_add_ps(c50, _mm256_loadu_ps(r5)); c51 = _mm256_add_ps(c51, _mm256_loadu_ps(r5 + 8));
+    }
+    _mm256_storeu_ps(r0, c00); _mm256_storeu_ps(r0 + 8, c01);
+    _mm256_storeu_ps(r1, c10); _mm256_storeu_ps(r1 + 8, c11);
+    _mm256_storeu_ps(r2, c20); _mm256_storeu_ps(r2 + 8, c21);
+    _mm256_storeu_ps(r3, c30); _mm256_storeu_ps(r3 + 8, c31);
+    _mm256_storeu_ps(r4, c40); _mm256_storeu_ps(r4 + 8, c41);
+    _mm256_storeu_ps(r5, c50); _mm256_storeu_ps(r5 + 8, c51);
+}
+
 /* An edge tile: rows in [1, 4], w columns in [1, 16], masked loads and stores. */
 static void tile_edge(int rows, int w, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C,
                       long ldc, int acc) {
@@ -114,6 +164,14 @@ static void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const 
         return;
     }
     int i = 0;
+    for (; i + 6 <= m; i += 6) {
+        int j = 0;
+        for (; j + 16 <= n; j += 16) tile6x16(k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+        if (j < n) {
+            tile_edge(4, n - j, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+            tile_edge(2, n - j, k, A + (i + 4) * sr, sr, sp, B + j, ldb, C + (i + 4) * ldc + j, ldc, acc);
+        }
+    }
     for (; i + 4 <= m; i += 4) {
         int j = 0;
         for (; j + 16 <= n; j += 16) tile4x16(k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
@@ -522,4 +580,322 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_adamw(JNIEnv *env,
         tg_run(adam_chunk, &j, items, threads);
     }
     pthread_mutex_unlock(&call_mu);
+}
+
+/* ------------------------------------------------------------------- a layer's pointwise passes */
+
+/*
+ * The rest of a decoder layer's training step around its products (TrainingTape's layer entries):
+ * RMSNorm, the per-head q/k RMSNorm with RoPE and q's 1/sqrt(D), and SwiGLU, each forward and
+ * backward in one pass over its rows. Through libtorch's autograd each was several ops forward and
+ * more backward, every one a pass over memory into a fresh tensor.
+ *
+ * Rows are split into items of a fixed number of rows (a function of the row count alone, never of
+ * the threads), and a norm weight's gradient is summed per item and then over the items in order,
+ * so the result is the same at any thread count.
+ */
+
+typedef struct {
+    const float *x, *w, *wk, *rstd, *dy, *cosT, *sinT;   /* w: a norm's weight (q_norm), wk: k_norm */
+    float *y, *rstdOut, *dx, *partial, *partial2;
+    int rows, n, chunk, accumulate, T, start, heads, kvh, D;
+    float eps, scale;
+} lp_job;
+
+/* Rows per item: 16, doubled until the items fit the pool's ticket. */
+static int lp_chunk(long rows) {
+    int c = 16;
+    while ((rows + c - 1) / c > TG_MAX_ITEMS) c *= 2;
+    return c;
+}
+
+/* 1 / sqrt(mean(x²) + eps) over n values (the libtorch twin's x / sqrt(...), as a reciprocal). */
+static inline float rstd_of(const float *x, int n, float eps) {
+    return 1.0f / sqrtf(dot(x, x, n) / (float) n + eps);
+}
+
+/*
+ * The backward of y = w ⊙ x ⊙ r over one row: dx (+)= r (g - x̂ mean(g ⊙ x̂)), g = dy ⊙ w, x̂ = x r;
+ * adds dy ⊙ x̂ into dw (the weight's gradient, this item's partial). dx may be dy (in place).
+ */
+static void norm_row_backward(const float *x, const float *w, float r, const float *dy, float *dx, float *dw, int n,
+                              int accumulate) {
+    __m256 vr = _mm256_set1_ps(r), acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xh = _mm256_mul_ps(_mm256_loadu_ps(x + i), vr), d = _mm256_loadu_ps(dy + i);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(w + i)), xh, acc);
+        _mm256_storeu_ps(dw + i, _mm256_fmadd_ps(d, xh, _mm256_loadu_ps(dw + i)));
+    }
+    float c = hsum(acc);
+    for (; i < n; i++) {
+        float xh = x[i] * r;
+        c += dy[i] * w[i] * xh;
+        dw[i] += dy[i] * xh;
+    }
+    c /= (float) n;
+    __m256 vc = _mm256_set1_ps(c);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 xh = _mm256_mul_ps(_mm256_loadu_ps(x + i), vr);
+        __m256 g = _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(w + i));
+        __m256 v = _mm256_mul_ps(vr, _mm256_sub_ps(g, _mm256_mul_ps(xh, vc)));
+        if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(dx + i));
+        _mm256_storeu_ps(dx + i, v);
+    }
+    for (; i < n; i++) {
+        float v = r * (dy[i] * w[i] - x[i] * r * c);
+        dx[i] = accumulate ? dx[i] + v : v;
+    }
+}
+
+static void rms_forward_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const lp_job *j = ctx;
+    int n = j->n, r1 = (item + 1) * j->chunk < j->rows ? (item + 1) * j->chunk : j->rows;
+    for (int r = item * j->chunk; r < r1; r++) {
+        const float *x = j->x + (long) r * n;
+        float *y = j->y + (long) r * n;
+        float s = rstd_of(x, n, j->eps);
+        j->rstdOut[r] = s;
+        for (int i = 0; i < n; i++) y[i] = x[i] * s * j->w[i];
+    }
+}
+
+static void rms_backward_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const lp_job *j = ctx;
+    int n = j->n, r1 = (item + 1) * j->chunk < j->rows ? (item + 1) * j->chunk : j->rows;
+    float *dw = j->partial + (long) item * n;
+    memset(dw, 0, sizeof(float) * n);
+    for (int r = item * j->chunk; r < r1; r++) {
+        long o = (long) r * n;
+        norm_row_backward(j->x + o, j->w, j->rstd[r], j->dy + o, j->dx + o, dw, n, j->accumulate);
+    }
+}
+
+/* out[i] = Σ over items of partial[item][i], in item order, in double. */
+static void sum_partials(const float *partial, int items, int n, float *out) {
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int k = 0; k < items; k++) s += partial[(long) k * n + i];
+        out[i] = (float) s;
+    }
+}
+
+/*
+ * One head, forward: y = RoPE(x ⊙ r ⊙ w) · scale (rotate half; d even), r returned. The order of
+ * operations is the libtorch twin's: normalize, weight, rotate, scale.
+ */
+static float head_forward(const float *x, const float *w, const float *c, const float *s, int d, float eps,
+                          float scale, float *y, float *t) {
+    float r = rstd_of(x, d, eps);
+    for (int i = 0; i < d; i++) t[i] = x[i] * r * w[i];
+    int half = d / 2;
+    for (int i = 0; i < half; i++) {
+        y[i] = (t[i] * c[i] - t[i + half] * s[i]) * scale;
+        y[i + half] = (t[i + half] * c[i + half] + t[i] * s[i + half]) * scale;
+    }
+    return r;
+}
+
+/* One head, backward, in place: dy (the rows' gradient) becomes the raw product's; dw += this head's part. */
+static void head_backward(const float *x, const float *w, const float *c, const float *s, int d, float r, float scale,
+                          float *dy, float *dw, float *t) {
+    int half = d / 2;
+    for (int i = 0; i < half; i++) {           /* RoPE's transpose, and the scale */
+        float a = dy[i] * scale, b = dy[i + half] * scale;
+        t[i] = a * c[i] + b * s[i + half];
+        t[i + half] = b * c[i + half] - a * s[i];
+    }
+    norm_row_backward(x, w, r, t, dy, dw, d, 0);
+}
+
+static void qk_forward_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const lp_job *j = ctx;
+    const int D = j->D, nh = j->heads + 2 * j->kvh, width = nh * D, normed = j->heads + j->kvh;
+    float t[D];
+    int r1 = (item + 1) * j->chunk < j->rows ? (item + 1) * j->chunk : j->rows;
+    for (int r = item * j->chunk; r < r1; r++) {
+        long pos = j->start + r % j->T;
+        const float *row = j->x + (long) r * width, *c = j->cosT + pos * D, *s = j->sinT + pos * D;
+        float *out = j->y + (long) r * width;
+        for (int h = 0; h < normed; h++) {
+            int q = h < j->heads;
+            j->rstdOut[(long) r * normed + h] = head_forward(row + (long) h * D, q ? j->w : j->wk, c, s, D, j->eps,
+                                                             q ? j->scale : 1.0f, out + (long) h * D, t);
+        }
+        memcpy(out + (long) normed * D, row + (long) normed * D, sizeof(float) * (size_t) j->kvh * D);
+    }
+}
+
+static void qk_backward_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const lp_job *j = ctx;
+    const int D = j->D, nh = j->heads + 2 * j->kvh, width = nh * D, normed = j->heads + j->kvh;
+    float t[D];
+    float *dwq = j->partial + (long) item * D, *dwk = j->partial2 + (long) item * D;
+    memset(dwq, 0, sizeof(float) * D);
+    memset(dwk, 0, sizeof(float) * D);
+    int r1 = (item + 1) * j->chunk < j->rows ? (item + 1) * j->chunk : j->rows;
+    for (int r = item * j->chunk; r < r1; r++) {
+        long pos = j->start + r % j->T;
+        const float *row = j->x + (long) r * width, *c = j->cosT + pos * D, *s = j->sinT + pos * D;
+        float *d = j->dx + (long) r * width;
+        for (int h = 0; h < normed; h++) {
+            int q = h < j->heads;
+            head_backward(row + (long) h * D, q ? j->w : j->wk, c, s, D, j->rstd[(long) r * normed + h],
+                          q ? j->scale : 1.0f, d + (long) h * D, q ? dwq : dwk, t);
+        }
+    }
+}
+
+static void swiglu_forward_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const lp_job *j = ctx;
+    const int n = j->n;
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int r1 = (item + 1) * j->chunk < j->rows ? (item + 1) * j->chunk : j->rows;
+    for (int r = item * j->chunk; r < r1; r++) {
+        const float *g = j->x + (long) r * 2 * n, *u = g + n;
+        float *o = j->y + (long) r * n;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(g + i);
+            __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, _ZGVdN8v_expf(_mm256_sub_ps(zero, v))));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(v, sg), _mm256_loadu_ps(u + i)));
+        }
+        for (; i < n; i++) o[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * u[i];
+    }
+}
+
+/* d gate = da u σ (1 + g (1 - σ)), d up = da g σ, into dgu [rows, 2I], which may be gu itself. */
+static void swiglu_backward_item(void *ctx, int item, int worker) {
+    (void) worker;
+    const lp_job *j = ctx;
+    const int n = j->n;
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int r1 = (item + 1) * j->chunk < j->rows ? (item + 1) * j->chunk : j->rows;
+    for (int r = item * j->chunk; r < r1; r++) {
+        const float *g = j->x + (long) r * 2 * n, *u = g + n, *da = j->dy + (long) r * n;
+        float *dg = j->dx + (long) r * 2 * n, *du = dg + n;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(g + i), d = _mm256_loadu_ps(da + i);
+            __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, _ZGVdN8v_expf(_mm256_sub_ps(zero, v))));
+            __m256 dsg = _mm256_mul_ps(sg, _mm256_add_ps(one, _mm256_mul_ps(v, _mm256_sub_ps(one, sg))));
+            _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(u + i)), dsg));
+            _mm256_storeu_ps(du + i, _mm256_mul_ps(d, _mm256_mul_ps(v, sg)));
+        }
+        for (; i < n; i++) {                   /* dgu may be gu: read both before writing */
+            float gi = g[i], ui = u[i], sg = 1.0f / (1.0f + expf(-gi));
+            dg[i] = da[i] * ui * (sg * (1.0f + gi * (1.0f - sg)));
+            du[i] = da[i] * (gi * sg);
+        }
+    }
+}
+
+/* Runs fn over the job's rows in items of j->chunk rows under the call mutex. */
+static void lp_run(tg_fn fn, lp_job *j, int threads) {
+    int items = (j->rows + j->chunk - 1) / j->chunk;
+    pthread_mutex_lock(&call_mu);
+    tg_run(fn, j, items, threads);
+    pthread_mutex_unlock(&call_mu);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_rmsForward(JNIEnv *env, jclass cls,
+        jobject xBuf, jobject wBuf, jobject yBuf, jobject rstdBuf, jint rows, jint n, jfloat eps, jint threads) {
+    (void) cls;
+    lp_job j;
+    memset(&j, 0, sizeof j);
+    if (!(j.x = addr(env, xBuf, "x")) || !(j.w = addr(env, wBuf, "norm weight")) || !(j.y = addr(env, yBuf, "y"))
+            || !(j.rstdOut = addr(env, rstdBuf, "rstd"))) return;
+    j.rows = rows; j.n = n; j.eps = eps; j.chunk = lp_chunk(rows);
+    lp_run(rms_forward_item, &j, threads);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_rmsBackward(JNIEnv *env, jclass cls,
+        jobject xBuf, jobject wBuf, jobject rstdBuf, jobject dyBuf, jobject dxBuf, jobject dwBuf, jint rows, jint n,
+        jboolean accumulate, jint threads) {
+    (void) cls;
+    lp_job j;
+    memset(&j, 0, sizeof j);
+    float *dw;
+    if (!(j.x = addr(env, xBuf, "x")) || !(j.w = addr(env, wBuf, "norm weight")) || !(j.rstd = addr(env, rstdBuf, "rstd"))
+            || !(j.dy = addr(env, dyBuf, "dy")) || !(j.dx = addr(env, dxBuf, "dx"))
+            || !(dw = addr(env, dwBuf, "norm weight gradient"))) return;
+    j.rows = rows; j.n = n; j.chunk = lp_chunk(rows); j.accumulate = accumulate ? 1 : 0;
+    int items = (rows + j.chunk - 1) / j.chunk;
+    j.partial = malloc(sizeof(float) * (size_t) items * n);
+    if (!j.partial) {
+        throw_new(env, "java/lang/OutOfMemoryError", "native RMSNorm backward");
+        return;
+    }
+    lp_run(rms_backward_item, &j, threads);
+    sum_partials(j.partial, items, n, dw);
+    free(j.partial);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_qkForward(JNIEnv *env, jclass cls,
+        jobject qkvBuf, jobject wqBuf, jobject wkBuf, jobject cosBuf, jobject sinBuf, jobject rowsBuf, jobject rstdBuf,
+        jint B, jint T, jint start, jint heads, jint kvh, jint D, jfloat eps, jfloat scale, jint threads) {
+    (void) cls;
+    lp_job j;
+    memset(&j, 0, sizeof j);
+    if (!(j.x = addr(env, qkvBuf, "qkv product")) || !(j.w = addr(env, wqBuf, "q_norm"))
+            || !(j.wk = addr(env, wkBuf, "k_norm")) || !(j.cosT = addr(env, cosBuf, "rotary cos"))
+            || !(j.sinT = addr(env, sinBuf, "rotary sin")) || !(j.y = addr(env, rowsBuf, "rows"))
+            || !(j.rstdOut = addr(env, rstdBuf, "rstd"))) return;
+    j.rows = B * T; j.T = T; j.start = start; j.heads = heads; j.kvh = kvh; j.D = D; j.eps = eps; j.scale = scale;
+    j.chunk = lp_chunk(j.rows);
+    lp_run(qk_forward_item, &j, threads);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_qkBackward(JNIEnv *env, jclass cls,
+        jobject qkvBuf, jobject wqBuf, jobject wkBuf, jobject cosBuf, jobject sinBuf, jobject rstdBuf, jobject dBuf,
+        jobject dwqBuf, jobject dwkBuf, jint B, jint T, jint start, jint heads, jint kvh, jint D, jfloat scale,
+        jint threads) {
+    (void) cls;
+    lp_job j;
+    memset(&j, 0, sizeof j);
+    float *dwq, *dwk;
+    if (!(j.x = addr(env, qkvBuf, "qkv product")) || !(j.w = addr(env, wqBuf, "q_norm"))
+            || !(j.wk = addr(env, wkBuf, "k_norm")) || !(j.cosT = addr(env, cosBuf, "rotary cos"))
+            || !(j.sinT = addr(env, sinBuf, "rotary sin")) || !(j.rstd = addr(env, rstdBuf, "rstd"))
+            || !(j.dx = addr(env, dBuf, "rows gradient")) || !(dwq = addr(env, dwqBuf, "q_norm gradient"))
+            || !(dwk = addr(env, dwkBuf, "k_norm gradient"))) return;
+    j.rows = B * T; j.T = T; j.start = start; j.heads = heads; j.kvh = kvh; j.D = D; j.scale = scale;
+    j.chunk = lp_chunk(j.rows);
+    int items = (j.rows + j.chunk - 1) / j.chunk;
+    j.partial = malloc(sizeof(float) * (size_t) items * D * 2);
+    if (!j.partial) {
+        throw_new(env, "java/lang/OutOfMemoryError", "native q/k norm backward");
+        return;
+    }
+    j.partial2 = j.partial + (size_t) items * D;
+    lp_run(qk_backward_item, &j, threads);
+    sum_partials(j.partial, items, D, dwq);
+    sum_partials(j.partial2, items, D, dwk);
+    free(j.partial);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_swigluForward(JNIEnv *env, jclass cls,
+        jobject guBuf, jobject aBuf, jint rows, jint n, jint threads) {
+    (void) cls;
+    lp_job j;
+    memset(&j, 0, sizeof j);
+    if (!(j.x = addr(env, guBuf, "gate/up product")) || !(j.y = addr(env, aBuf, "out"))) return;
+    j.rows = rows; j.n = n; j.chunk = lp_chunk(rows);
+    lp_run(swiglu_forward_item, &j, threads);
+}
+
+JNIEXPORT void JNICALL Java_io_tailguard_model_NativeTraining_swigluBackward(JNIEnv *env, jclass cls,
+        jobject guBuf, jobject daBuf, jobject dguBuf, jint rows, jint n, jint threads) {
+    (void) cls;
+    lp_job j;
+    memset(&j, 0, sizeof j);
+    if (!(j.x = addr(env, guBuf, "gate/up product")) || !(j.dy = addr(env, daBuf, "out gradient"))
+            || !(j.dx = addr(env, dguBuf, "gate/up gradient"))) return;
+    j.rows = rows; j.n = n; j.chunk = lp_chunk(rows);
+    lp_run(swiglu_backward_item, &j, threads);
 }

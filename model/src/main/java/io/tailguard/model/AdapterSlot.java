@@ -20,6 +20,12 @@ final class AdapterSlot {
         this.adapter = adapter;
     }
 
+    /** Whether every product is x Wᵀ with the weight as it is: no packed weights, no active adapter. */
+    boolean plain() {
+        WeightAdapter a = adapter;
+        return packed == null && (a == null || !a.active());
+    }
+
     /**
      * x Wᵀ, or the adapter's product while one is attached and active. A packed model's weight is
      * dequantized for this one product into a float32 tensor of x's manager, freed with x's scope.

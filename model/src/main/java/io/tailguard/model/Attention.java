@@ -51,6 +51,47 @@ final class Attention {
         this.adapter = adapter;
     }
 
+    int layer() {
+        return layer;
+    }
+
+    int heads() {
+        return heads;
+    }
+
+    int kvHeads() {
+        return kvHeads;
+    }
+
+    int headDim() {
+        return headDim;
+    }
+
+    NDArray qkvProj() {
+        return qkvProj;
+    }
+
+    NDArray oProj() {
+        return oProj;
+    }
+
+    RmsNorm qNorm() {
+        return qNorm;
+    }
+
+    RmsNorm kNorm() {
+        return kNorm;
+    }
+
+    Rotary rotary() {
+        return rotary;
+    }
+
+    /** Whether products are plain x Wᵀ with these weights (no packed weights, no active adapter). */
+    boolean plain() {
+        return adapter.plain();
+    }
+
     /**
      * Causal attention for the positions [start, start + T) of every sequence. With a cache, the
      * new keys and values are written at those positions and the queries attend over cache

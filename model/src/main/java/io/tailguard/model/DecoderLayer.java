@@ -16,6 +16,22 @@ final class DecoderLayer {
         this.mlp = mlp;
     }
 
+    RmsNorm inputNorm() {
+        return inputNorm;
+    }
+
+    Attention attention() {
+        return attention;
+    }
+
+    RmsNorm postAttentionNorm() {
+        return postAttentionNorm;
+    }
+
+    Mlp mlp() {
+        return mlp;
+    }
+
     /** x: [B, T, H]; positions [start, start + T); cache and mask may be null. */
     NDArray forward(NDArray x, int start, KvCache cache, ForwardMask mask) {
         NDArray h = x.add(attention.forward(inputNorm.forward(x), start, cache, mask));

@@ -19,6 +19,23 @@ final class Mlp {
         this.adapter = adapter;
     }
 
+    NDArray gateUp() {
+        return gateUp;
+    }
+
+    NDArray down() {
+        return down;
+    }
+
+    int intermediate() {
+        return intermediate;
+    }
+
+    /** Whether products are plain x Wᵀ with these weights (no packed weights, no active adapter). */
+    boolean plain() {
+        return adapter.plain();
+    }
+
     /** x: [..., H] -> [..., H] */
     NDArray forward(NDArray x) {
         NDArray gu = adapter.apply(layer, Projection.GATE_UP, x, gateUp);

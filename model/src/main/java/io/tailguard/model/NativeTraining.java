@@ -99,4 +99,37 @@ public final class NativeTraining {
     private static native void adamw(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, float clip,
                                      float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2, float bc1,
                                      float bc2, float eps, float lr, float decay, int threads);
+    /** RMSNorm of rows: y = w ⊙ x / sqrt(mean(x²) + eps) over n values, and each row's 1 / sqrt(...) into rstd [rows]. */
+    static native void rmsForward(ByteBuffer x, ByteBuffer w, ByteBuffer y, ByteBuffer rstd, int rows, int n, float eps,
+                                  int threads);
+
+    /**
+     * The backward of {@link #rmsForward}: from dy, writes (or with accumulate, adds) dx, and writes the
+     * weight's gradient dw [n] (summed over the rows). dx may be dy.
+     */
+    static native void rmsBackward(ByteBuffer x, ByteBuffer w, ByteBuffer rstd, ByteBuffer dy, ByteBuffer dx, ByteBuffer dw,
+                                   int rows, int n, boolean accumulate, int threads);
+
+    /**
+     * From the fused q/k/v product qkv [B, T, (heads + 2 kvh) D], the attention's rows [B, T, heads + 2 kvh, D]:
+     * q heads RMSNormed with wq, rotated at positions start + t and scaled; k heads normed with wk and
+     * rotated; v heads as they are. Each q and k head's 1 / sqrt(mean square + eps) into rstd [B, T, heads + kvh].
+     */
+    static native void qkForward(ByteBuffer qkv, ByteBuffer wq, ByteBuffer wk, ByteBuffer cos, ByteBuffer sin, ByteBuffer rows,
+                                 ByteBuffer rstd, int batch, int t, int start, int heads, int kvHeads, int headDim, float eps,
+                                 float scale, int threads);
+
+    /**
+     * The backward of {@link #qkForward}, in place: d holds the rows' gradient and becomes the
+     * product's; the norm weights' gradients go to dwq and dwk [D].
+     */
+    static native void qkBackward(ByteBuffer qkv, ByteBuffer wq, ByteBuffer wk, ByteBuffer cos, ByteBuffer sin, ByteBuffer rstd,
+                                  ByteBuffer d, ByteBuffer dwq, ByteBuffer dwk, int batch, int t, int start, int heads,
+                                  int kvHeads, int headDim, float scale, int threads);
+
+    /** a [rows, n] = silu(gate) ⊙ up from the fused gate/up product gu [rows, 2n]. */
+    static native void swigluForward(ByteBuffer gu, ByteBuffer a, int rows, int n, int threads);
+
+    /** The backward of {@link #swigluForward}: from da [rows, n], writes dgu [rows, 2n] (which may be gu, in place). */
+    static native void swigluBackward(ByteBuffer gu, ByteBuffer da, ByteBuffer dgu, int rows, int n, int threads);
 }

@@ -297,6 +297,10 @@ public final class Qwen3Model implements AutoCloseable {
             TrainingTape tape = mask == null ? TrainingTape.recording() : null;
             for (DecoderLayer layer : layers) {
                 if (tape != null && TrainingTape.serves(x)) {
+                    if (tape.runsWhole(layer)) {
+                        x = tape.layer(layer, x, false);
+                        continue;
+                    }
                     x = tape.cut(x);
                 }
                 x = perLayer(x, scope, l -> layer.forward(l, 0, null, mask));
@@ -330,6 +334,11 @@ public final class Qwen3Model implements AutoCloseable {
             TrainingTape tape = TrainingTape.recording();
             for (DecoderLayer layer : layers) {
                 if (tape != null && TrainingTape.serves(xp)) {
+                    if (tape.runsWhole(layer)) {
+                        xp = tape.layer(layer, xp, false);
+                        xc = tape.layer(layer, xc, true);
+                        continue;
+                    }
                     xp = tape.cut(xp);
                     xc = tape.cut(xc);
                 }

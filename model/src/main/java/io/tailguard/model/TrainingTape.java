@@ -22,6 +22,10 @@ import java.util.List;
  * get the same gradients as from one autograd pass over the libtorch attention, without the
  * T × T probabilities that pass keeps for every layer and head.
  *
+ * <p>A layer whose products are plain runs whole on the tape instead ({@link TapedLayer}): outside
+ * autograd, with its backward written out; the walk hands each such layer's input gradient to the
+ * layer below, and carries the bottom one's into the graph under it.
+ *
  * <p>Open for one forward and backward, on the thread that runs them, inside a GradientCollector:
  * the model's full passes ({@link Qwen3Model#forward}, {@link Qwen3Model#forwardShared}) consult the
  * thread's open tape. Without the library, on a GPU, or with {@code -Dtailguard.train.kernel=torch}
@@ -36,6 +40,8 @@ public final class TrainingTape implements AutoCloseable {
     private final List<Object> entries = new ArrayList<>();
     /** The newest prompt attention of each layer, for the continuation rows that attend after it. */
     private final java.util.Map<Integer, Node> prefixes = new java.util.HashMap<>();
+    /** Each layer entry by its output, for the layer above to hand its input's gradient down. */
+    private final java.util.Map<NDArray, TapedLayer> outputs = new java.util.IdentityHashMap<>();
 
     private TrainingTape(NDManager parent, boolean active) {
         this.manager = parent.newSubManager();
@@ -60,10 +66,10 @@ public final class TrainingTape implements AutoCloseable {
         return active;
     }
 
-    /** One native attention: its fused q/k/v rows (in the graph), output leaf and log-sum-exp. */
-    private static final class Node {
-        NDArray qkv;       // [B, T, NH, D], carries the graph below
-        NDArray out;       // [B, T, heads·D], a leaf
+    /** One native attention: its fused q/k/v rows, output and log-sum-exp. */
+    static final class Node {
+        NDArray qkv;       // [B, T, NH, D]; on its own, carries the graph below
+        NDArray out;       // [B, T, heads·D]; on its own, a leaf
         NDArray lse;       // [B, heads, T]
         NDArray dqkv;      // gradient of qkv, built during backward
         Node prefix;
@@ -87,6 +93,39 @@ public final class TrainingTape implements AutoCloseable {
         return leaf;
     }
 
+    /**
+     * Whether {@code layer} runs whole on this tape ({@link TapedLayer}): its products plain (no
+     * packed weights, no active adapter) and every weight a contiguous float32 tensor on the CPU.
+     */
+    boolean runsWhole(DecoderLayer layer) {
+        Attention a = layer.attention();
+        Mlp m = layer.mlp();
+        return active && a.plain() && m.plain() && NativeTraining.servable(layer.inputNorm().weight(),
+                layer.postAttentionNorm().weight(), a.qkvProj(), a.oProj(), a.qNorm().weight(), a.kNorm().weight(),
+                a.rotary().cosTable(), m.gateUp(), m.down());
+    }
+
+    /**
+     * Layer {@code layer} on x [B, T, H] ({@link TapedLayer}; after the layer's prompt on this tape when
+     * {@code overPrefix}). Returns its output [B, T, H], a leaf whose gradient the walk takes.
+     */
+    NDArray layer(DecoderLayer layer, NDArray x, boolean overPrefix) {
+        TapedLayer below = outputs.get(x);
+        TapedLayer l = new TapedLayer(this, layer, x, below, overPrefix);
+        outputs.put(l.out(), l);
+        entries.add(l);
+        return l.out();
+    }
+
+    NDManager manager() {
+        return manager;
+    }
+
+    /** Layers that ran whole on this tape so far (a test's check that they did). */
+    int wholeLayers() {
+        return outputs.size();
+    }
+
     /** Positions of layer {@code layer}'s prompt (the prefix continuation rows attend after). */
     int prefixLength(int layer) {
         Node p = prefixes.get(layer);
@@ -107,6 +146,14 @@ public final class TrainingTape implements AutoCloseable {
      * Returns the output [B, T, heads·D], a leaf whose gradient {@link #backward} takes from there.
      */
     NDArray attention(int layer, NDArray qkv, int heads, int kvHeads, int headDim, boolean overPrefix) {
+        Node n = attend(layer, qkv, heads, kvHeads, headDim, overPrefix);
+        n.out.setRequiresGradient(true);
+        entries.add(n);
+        return n.out;
+    }
+
+    /** The native forward of {@link #attention}, without an entry of its own (a layer entry holds it). */
+    Node attend(int layer, NDArray qkv, int heads, int kvHeads, int headDim, boolean overPrefix) {
         Shape s = qkv.getShape();
         Node n = new Node();
         n.batch = (int) s.get(0);
@@ -126,12 +173,10 @@ public final class TrainingTape implements AutoCloseable {
         NativeTraining.attentionForward(NativeLibraries.view(qkv), p == null ? null : NativeLibraries.view(p.qkv),
                 NativeLibraries.view(n.out), NativeLibraries.view(n.lse), n.batch, n.t, p == null ? 0 : p.t,
                 p == null ? 1 : p.batch, heads, kvHeads, headDim, NativeLibraries.threads());
-        n.out.setRequiresGradient(true);
-        entries.add(n);
         if (!overPrefix) {
             prefixes.put(layer, n);
         }
-        return n.out;
+        return n;
     }
 
     /**
@@ -146,15 +191,20 @@ public final class TrainingTape implements AutoCloseable {
                 if (c.leaf().hasGradient()) {
                     carry(c.below(), c.leaf().getGradient());
                 }
+            } else if (e instanceof TapedLayer l) {
+                l.backward();
             } else {
-                backward((Node) e);
+                Node n = (Node) e;
+                NDArray dout = n.out.getGradient();
+                dout.attach(manager);
+                attendBackward(n, dout);
+                carry(n.qkv, n.dqkv);
             }
         }
     }
 
-    private void backward(Node n) {
-        NDArray dout = n.out.getGradient();
-        dout.attach(manager);
+    /** The native backward of one attention: from its output's gradient, into n.dqkv (and the prefix's). */
+    void attendBackward(Node n, NDArray dout) {
         boolean accumulate = n.dqkv != null;
         if (n.dqkv == null) {
             n.dqkv = manager.create(n.qkv.getShape(), DataType.FLOAT32);
@@ -170,11 +220,10 @@ public final class TrainingTape implements AutoCloseable {
                 NativeLibraries.threads());
         // A prompt's node comes before its continuations' on the tape, so it is walked after them:
         // by now its dqkv holds what they added to its keys and values.
-        carry(n.qkv, n.dqkv);
     }
 
     /** Autograd from {@code below} with the given gradient, into the leaves and parameters under it. */
-    private static void carry(NDArray below, NDArray grad) {
+    static void carry(NDArray below, NDArray grad) {
         try {
             JniUtils.backward((PtNDArray) below, (PtNDArray) grad, false, false);
         } catch (ai.djl.engine.EngineException e) {

@@ -26,6 +26,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TrainingTapeTest {
     /** Head dim 20 (not a multiple of 16: the kernels' edge tiles), 4 query heads over 2 KV heads. */
     static final ModelConfig CONFIG = new ModelConfig(37, 40, 56, 2, 4, 2, 20, 1e-6, 10_000.0, 512, true, -1);
+    /**
+     * Every width with a vector tail (hidden 45, intermediate 61, head dim 18: 8-lane passes and a
+     * rest), 6 query heads over 2 KV heads, untied embeddings.
+     */
+    static final ModelConfig TAILS = new ModelConfig(29, 45, 61, 2, 6, 2, 18, 1e-6, 10_000.0, 512, false, -1);
 
     @AfterEach
     void resetProperty() {
@@ -48,7 +53,20 @@ class TrainingTapeTest {
             ids[i] = r.nextInt(CONFIG.vocabSize());
         }
         float[] weights = weights(3 * 70 * CONFIG.vocabSize(), 6);
-        compare(model -> model.forward(model.manager().create(ids, new Shape(3, 70))), weights);
+        compare(CONFIG, model -> model.forward(model.manager().create(ids, new Shape(3, 70))), weights, 1, 2);
+    }
+
+    @Test
+    void everyVectorTailAndTwoAccumulatedPassesHaveLibtorchsGradients() {
+        // 2 rows of 37 positions (74 rows of the pointwise passes: items of 16 and a rest of 10),
+        // the loss's gradients accumulated over two passes as over a step's micro-batches
+        SplittableRandom r = new SplittableRandom(7);
+        long[] ids = new long[2 * 37];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = r.nextInt(TAILS.vocabSize());
+        }
+        float[] weights = weights(2 * 37 * TAILS.vocabSize(), 8);
+        compare(TAILS, model -> model.forward(model.manager().create(ids, new Shape(2, 37))), weights, 2, 2);
     }
 
     @Test
@@ -64,11 +82,11 @@ class TrainingTapeTest {
             rows[i] = r.nextInt(CONFIG.vocabSize());
         }
         float[] weights = weights(CONFIG.vocabSize() + 4 * 9 * CONFIG.vocabSize(), 10);
-        compare(model -> {
+        compare(CONFIG, model -> {
             NDManager m = model.manager();
             NDArray[] out = model.forwardShared(m.create(prompt, new Shape(1, 75)), m.create(rows, new Shape(4, 9)));
             return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(out[0].reshape(-1), out[1].reshape(-1)));
-        }, weights);
+        }, weights, 1, 4);
     }
 
     private static float[] weights(int n, long seed) {
@@ -82,30 +100,36 @@ class TrainingTapeTest {
 
     /**
      * Loss Σ w ⊙ log-softmax(logits) (a weighting that reaches every position and vocabulary entry),
-     * its gradients with the libtorch attention and with the tape's; asserts they agree.
+     * its gradients (summed over {@code passes} forward and backward passes) with the libtorch
+     * attention and with the tape's; asserts they agree, and that the tape ran {@code wholeLayers}
+     * layer passes whole.
      */
-    private static void compare(Function<Qwen3Model, NDArray> logits, float[] w) {
+    private static void compare(ModelConfig config, Function<Qwen3Model, NDArray> logits, float[] w, int passes,
+                                int wholeLayers) {
         Assumptions.assumeTrue(NativeTraining.LIBRARY.loaded(), () -> "native training kernels not loaded: "
                 + NativeTraining.LIBRARY.unavailableReason());
         Map<String, float[]> reference = null;
         double referenceLoss = 0;
         for (String kernel : new String[] {"torch", "native"}) {
             System.setProperty(NativeTraining.PROPERTY, kernel);
-            try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 3, 0.2, 0.1), Device.cpu())) {
+            try (Qwen3Model model = Qwen3Model.create(config, RandomInit.weights(config, 3, 0.2, 0.1), Device.cpu())) {
                 for (NDArray p : model.parameters().values()) {
                     p.setRequiresGradient(true);
                 }
-                double loss;
-                try (NDManager m = model.manager().newSubManager();
-                     GradientCollector gc = GradientCollectors.exclusive();
-                     TrainingTape tape = TrainingTape.open(m)) {
-                    assertEquals(kernel.equals("native"), tape.active());
-                    NDArray lg = logits.apply(model);
-                    lg.attach(m);
-                    NDArray lp = lg.reshape(-1, CONFIG.vocabSize()).logSoftmax(-1).reshape(-1);
-                    NDArray l = lp.mul(m.create(w)).sum();
-                    tape.backward(gc, l);
-                    loss = l.getFloat();
+                double loss = 0;
+                for (int pass = 0; pass < passes; pass++) {
+                    try (NDManager m = model.manager().newSubManager();
+                         GradientCollector gc = GradientCollectors.exclusive();
+                         TrainingTape tape = TrainingTape.open(m)) {
+                        assertEquals(kernel.equals("native"), tape.active());
+                        NDArray lg = logits.apply(model);
+                        lg.attach(m);
+                        assertEquals(kernel.equals("native") ? wholeLayers : 0, tape.wholeLayers());
+                        NDArray lp = lg.reshape(-1, config.vocabSize()).logSoftmax(-1).reshape(-1);
+                        NDArray l = lp.mul(m.create(w)).sum();
+                        tape.backward(gc, l);
+                        loss += l.getFloat();
+                    }
                 }
                 Map<String, float[]> grads = new LinkedHashMap<>();
                 for (Map.Entry<String, NDArray> e : model.parameters().entrySet()) {
