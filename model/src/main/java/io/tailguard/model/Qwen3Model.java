@@ -292,9 +292,9 @@ public final class Qwen3Model implements AutoCloseable {
     public NDArray hiddenStates(NDArray ids, ForwardMask mask) {
         checkPositions((int) ids.getShape().get(1));
         try (NDManager scope = manager.newSubManager()) {
-            NDArray x = embed(ids);
-            scope.attachAll(x);
             TrainingTape tape = mask == null ? TrainingTape.recording() : null;
+            NDArray x = embed(ids, tape);
+            keep(scope, tape, x);
             for (DecoderLayer layer : layers) {
                 if (tape != null && TrainingTape.serves(x)) {
                     x = tape.cut(x);
@@ -324,10 +324,10 @@ public final class Qwen3Model implements AutoCloseable {
         }
         checkPositions(p + c);
         try (NDManager scope = manager.newSubManager()) {
-            NDArray xp = embed(prompt);
-            NDArray xc = embed(continuations);
-            scope.attachAll(xp, xc);
             TrainingTape tape = TrainingTape.recording();
+            NDArray xp = embed(prompt, tape);
+            NDArray xc = embed(continuations, tape);
+            keep(scope, tape, xp, xc);
             for (DecoderLayer layer : layers) {
                 if (tape != null && TrainingTape.serves(xp)) {
                     xp = tape.cut(xp);
@@ -370,6 +370,34 @@ public final class Qwen3Model implements AutoCloseable {
             return out;
         }
         return Linear.apply(hidden, lmHead);
+    }
+
+    /**
+     * The log-prob of each row's target under the model: log softmax(lm_head(rows))[i, targets[i]]
+     * for final-normed hidden states rows [n, H] -> [n], differentiable in rows and in the lm_head.
+     * While a {@link TrainingTape} records, and its kernels serve, one native pass over the lm_head
+     * gives the log-probs and the tape's walk back gives the gradients, with no [n, V] tensor beyond
+     * the logits; otherwise the libtorch ops (lm_head product, log-softmax, gather). Targets must
+     * lie in [0, vocabulary).
+     */
+    public NDArray targetLogProbs(NDArray rows, int[] targets) {
+        int v = config.vocabSize();
+        for (int i = 0; i < targets.length; i++) {
+            if (targets[i] < 0 || targets[i] >= v) {
+                throw new IllegalArgumentException("target " + targets[i] + " of row " + i + " is outside the vocabulary [0, " + v + ")");
+            }
+        }
+        TrainingTape tape = TrainingTape.recording();
+        if (VocabularyProjection.serves(tape, rows, lmHead)) {
+            return VocabularyProjection.targetLogProbs(tape, rows, lmHead, targets);
+        }
+        long[] t = new long[targets.length];
+        for (int i = 0; i < t.length; i++) {
+            t[i] = targets[i];
+        }
+        NDManager m = rows.getManager();
+        NDArray logp = logits(rows).logSoftmax(-1);                                       // [n, V]
+        return logp.gather(m.create(t, new Shape(t.length, 1)), 1).reshape(t.length);
     }
 
     /** Rows up to which {@link #logits} may use the native product (decode batches, prompt groups). */
@@ -695,6 +723,28 @@ public final class Qwen3Model implements AutoCloseable {
 
     private NDArray embed(NDArray ids) {
         return ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).singletonOrThrow();
+    }
+
+    /**
+     * The embedding of a training forward: while a tape records (and the native vocabulary kernels
+     * serve the weight), a leaf of the tape's whose gradient its walk back scatters into the
+     * embedding's gradient, instead of autograd's dense V x H embedding backward. The tape owns that
+     * leaf ({@link #keep} leaves it there).
+     */
+    private NDArray embed(NDArray ids, TrainingTape tape) {
+        if (VocabularyProjection.embedServes(tape, embedding)) {
+            return VocabularyProjection.embed(tape, ids, embedding, this::embed);
+        }
+        return embed(ids);
+    }
+
+    /** Attaches embeddings to the pass's scope, except a tape's leaves, which live as long as the tape. */
+    private static void keep(NDManager scope, TrainingTape tape, NDArray... xs) {
+        for (NDArray x : xs) {
+            if (tape == null || x.getManager() != tape.manager()) {
+                x.attach(scope);
+            }
+        }
     }
 
     /** Refuses sequences beyond max_position_embeddings and grows the rotary tables to cover t positions. */

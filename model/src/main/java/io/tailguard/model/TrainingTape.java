@@ -74,6 +74,25 @@ public final class TrainingTape implements AutoCloseable {
         int headDim;
     }
 
+    /**
+     * A step of the walk back that is neither a cut nor an attention: the vocabulary projection and
+     * the embedding lookup ({@link VocabularyProjection}). Walked in reverse order of recording, like
+     * every entry.
+     */
+    interface Step {
+        void backward(TrainingTape tape);
+    }
+
+    /** Records a step; its tensors may live in {@link #manager()}. */
+    void record(Step step) {
+        entries.add(step);
+    }
+
+    /** The manager of the tensors the tape keeps until it closes. */
+    NDManager manager() {
+        return manager;
+    }
+
     /** A cut between layers: the leaf the layer above reads, and the tensor below it was taken from. */
     private record Cut(NDArray below, NDArray leaf) {}
 
@@ -146,6 +165,8 @@ public final class TrainingTape implements AutoCloseable {
                 if (c.leaf().hasGradient()) {
                     carry(c.below(), c.leaf().getGradient());
                 }
+            } else if (e instanceof Step s) {
+                s.backward(this);
             } else {
                 backward((Node) e);
             }
@@ -174,7 +195,7 @@ public final class TrainingTape implements AutoCloseable {
     }
 
     /** Autograd from {@code below} with the given gradient, into the leaves and parameters under it. */
-    private static void carry(NDArray below, NDArray grad) {
+    static void carry(NDArray below, NDArray grad) {
         try {
             JniUtils.backward((PtNDArray) below, (PtNDArray) grad, false, false);
         } catch (ai.djl.engine.EngineException e) {
