@@ -35,7 +35,7 @@ __m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
 
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 
-#define VB 64        /* vocabulary rows per block */
+#define VB 60        /* vocabulary rows per block (ten row tiles of 6) */
 #define KC 256       /* depth of one pass over the forward product (its B panel stays in L1) */
 #define SLICES 8     /* backward work items: fixed, so the dx sum's order does not depend on threads */
 #define COLS 64      /* columns per scatter-add item */

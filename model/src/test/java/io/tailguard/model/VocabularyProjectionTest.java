@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The native vocabulary projection and embedding backward of the training tape against libtorch's
  * autograd (lm_head product, log-softmax, gather, embedding): the same target log-probs and the same
  * gradients of the rows and of the weights. Shapes reach every edge of the kernels: vocabularies
- * that end inside a block of 64 and inside a tile of 6, row counts that are no multiple of 16 or 8,
+ * that end inside a block of 60 and inside a tile of 6, row counts that are no multiple of 16 or 8,
  * hidden sizes that are no multiple of 16 and deeper than one pass of 256.
  */
 class VocabularyProjectionTest {
@@ -99,7 +99,7 @@ class VocabularyProjectionTest {
 
     @Test
     void aTiedModelTrainsLikeAutograd() {
-        // vocabulary 157: two blocks of 64 and one of 29 (4 tiles of 6 and a tile of 5)
+        // vocabulary 157: two blocks of 60 and one of 37 (6 tiles of 6 and a tile of 1)
         compareModel(new ModelConfig(157, 40, 56, 2, 4, 2, 20, 1e-6, 10_000.0, 512, true, -1));
     }
 
