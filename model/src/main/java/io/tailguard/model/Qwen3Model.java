@@ -316,6 +316,20 @@ public final class Qwen3Model implements AutoCloseable {
      * continuation position [G, C, V]}, attached to prompt's manager.
      */
     public NDArray[] forwardShared(NDArray prompt, NDArray continuations) {
+        NDArray[] hidden = hiddenShared(prompt, continuations);
+        NDArray last = logits(hidden[0]);
+        NDArray all = logits(hidden[1]);
+        hidden[0].close();
+        hidden[1].close();
+        return new NDArray[] {last, all};
+    }
+
+    /**
+     * {@link #forwardShared} up to the final norm: {the final-normed hidden state after the prompt's
+     * last token [1, H], those at every continuation position [G, C, H]}, attached to prompt's
+     * manager; the vocabulary projection is the caller's (only where its logits are used).
+     */
+    public NDArray[] hiddenShared(NDArray prompt, NDArray continuations) {
         int p = (int) prompt.getShape().get(1);
         int c = (int) continuations.getShape().get(1);
         if (prompt.getShape().get(0) != 1 || p < 1 || c < 1) {
@@ -344,8 +358,8 @@ public final class Qwen3Model implements AutoCloseable {
                     xc = yc;
                 }
             }
-            NDArray last = logits(finalNorm.forward(xp.get(new NDIndex(":, {}:{}", p - 1, p)))).reshape(1, -1);
-            NDArray all = logits(finalNorm.forward(xc));
+            NDArray last = finalNorm.forward(xp.get(new NDIndex(":, {}:{}", p - 1, p))).reshape(1, -1);
+            NDArray all = finalNorm.forward(xc);
             last.attach(prompt.getManager());
             all.attach(prompt.getManager());
             return new NDArray[] {last, all};
@@ -381,6 +395,17 @@ public final class Qwen3Model implements AutoCloseable {
      * lie in [0, vocabulary).
      */
     public NDArray targetLogProbs(NDArray rows, int[] targets) {
+        return targetScores(rows, targets, false).logProbs();
+    }
+
+    /**
+     * The log-probs of {@link #targetLogProbs} [n] and, when {@code entropy}, the entropy of each
+     * row's distribution (in nats, outside the autograd graph; else null).
+     */
+    public record TargetScores(NDArray logProbs, float[] entropy) {}
+
+    /** {@link #targetLogProbs} with, when asked, each row's entropy, from the same pass over the vocabulary. */
+    public TargetScores targetScores(NDArray rows, int[] targets, boolean entropy) {
         int v = config.vocabSize();
         for (int i = 0; i < targets.length; i++) {
             if (targets[i] < 0 || targets[i] >= v) {
@@ -389,7 +414,8 @@ public final class Qwen3Model implements AutoCloseable {
         }
         TrainingTape tape = TrainingTape.recording();
         if (VocabularyProjection.serves(tape, rows, lmHead)) {
-            return VocabularyProjection.targetLogProbs(tape, rows, lmHead, targets);
+            float[] h = entropy ? new float[targets.length] : null;
+            return new TargetScores(VocabularyProjection.targetLogProbs(tape, rows, lmHead, targets, h), h);
         }
         long[] t = new long[targets.length];
         for (int i = 0; i < t.length; i++) {
@@ -397,7 +423,14 @@ public final class Qwen3Model implements AutoCloseable {
         }
         NDManager m = rows.getManager();
         NDArray logp = logits(rows).logSoftmax(-1);                                       // [n, V]
-        return logp.gather(m.create(t, new Shape(t.length, 1)), 1).reshape(t.length);
+        float[] h = null;
+        if (entropy) {
+            try (NDArray detached = logp.stopGradient(); NDArray plogp = detached.exp().muli(detached);
+                 NDArray sum = plogp.sum(new int[] {1}).neg()) {
+                h = sum.toFloatArray();
+            }
+        }
+        return new TargetScores(logp.gather(m.create(t, new Shape(t.length, 1)), 1).reshape(t.length), h);
     }
 
     /** Rows up to which {@link #logits} may use the native product (decode batches, prompt groups). */

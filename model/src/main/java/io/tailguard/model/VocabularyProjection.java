@@ -35,9 +35,10 @@ final class VocabularyProjection {
 
     /**
      * log softmax(rows wᵀ)[i, targets[i]] for each row i: a leaf [n] of the tape's, whose gradient
-     * the tape's walk back carries into rows (and so into the graph below them) and into w's gradient.
+     * the tape's walk back carries into rows (and so into the graph below them) and into w's
+     * gradient. Unless {@code entropy} is null, it receives each row's entropy [n].
      */
-    static NDArray targetLogProbs(TrainingTape tape, NDArray rows, NDArray weight, int[] targets) {
+    static NDArray targetLogProbs(TrainingTape tape, NDArray rows, NDArray weight, int[] targets, float[] entropy) {
         int n = (int) rows.getShape().get(0);
         int h = (int) rows.getShape().get(1);
         int v = (int) weight.getShape().get(0);
@@ -47,9 +48,14 @@ final class VocabularyProjection {
         NDManager m = tape.manager();
         Projection p = new Projection(rows, weight, targets.clone(), m.create(new Shape(v, n), DataType.FLOAT32),
                 m.create(new Shape(n), DataType.FLOAT32), m.create(new Shape(n), DataType.FLOAT32));
+        NDArray ent = entropy == null ? null : m.create(new Shape(n), DataType.FLOAT32);
         NativeVocabulary.forward(NativeLibraries.view(rows), NativeLibraries.view(weight), p.targets,
-                NativeLibraries.view(p.zt), NativeLibraries.view(p.lse), NativeLibraries.view(p.picked), null, n, h, v,
-                NativeLibraries.threads());
+                NativeLibraries.view(p.zt), NativeLibraries.view(p.lse), NativeLibraries.view(p.picked),
+                ent == null ? null : NativeLibraries.view(ent), n, h, v, NativeLibraries.threads());
+        if (ent != null) {
+            System.arraycopy(ent.toFloatArray(), 0, entropy, 0, n);
+            ent.close();
+        }
         p.picked.setRequiresGradient(true);
         tape.record(p);
         return p.picked;

@@ -48,7 +48,10 @@ class VocabularyProjectionTest {
         }
     }
 
-    /** Loss Σ c_i log p(t_i | x_i) with varied c: the gradients of x and W by autograd and by the tape. */
+    /**
+     * Loss Σ c_i log p(t_i | x_i) with varied c: the log-probs, the entropies and the gradients of x
+     * and W by libtorch's ops and autograd and by the tape.
+     */
     private static void compareProjection(int n, int v, int h, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         float[] x = uniform(r, n * h, 2.0);
@@ -69,6 +72,7 @@ class VocabularyProjectionTest {
                 xs.setRequiresGradient(true);
                 ws.setRequiresGradient(true);
                 float[] picked;
+                float[] entropy = new float[n];
                 try (NDManager s = m.newSubManager();
                      GradientCollector gc = GradientCollectors.exclusive();
                      TrainingTape tape = TrainingTape.open(s)) {
@@ -76,21 +80,24 @@ class VocabularyProjectionTest {
                     if (kernel.equals("torch")) {
                         assertTrue(!VocabularyProjection.serves(TrainingTape.recording(), xs, ws));
                         NDArray logits = xs.getNDArrayInternal().linear(xs, ws, null).singletonOrThrow();
-                        lp = logits.logSoftmax(-1).gather(s.create(tl, new Shape(n, 1)), 1).reshape(n);
+                        NDArray all = logits.logSoftmax(-1);
+                        NDArray plain = all.stopGradient();
+                        entropy = plain.exp().mul(plain).sum(new int[] {1}).neg().toFloatArray();
+                        lp = all.gather(s.create(tl, new Shape(n, 1)), 1).reshape(n);
                     } else {
                         assertTrue(VocabularyProjection.serves(TrainingTape.recording(), xs, ws));
-                        lp = VocabularyProjection.targetLogProbs(tape, xs, ws, t);
+                        lp = VocabularyProjection.targetLogProbs(tape, xs, ws, t, entropy);
                     }
                     picked = lp.toFloatArray();
                     tape.backward(gc, lp.mul(s.create(c)).sum());
                 }
-                float[][] got = {picked, xs.getGradient().toFloatArray(), ws.getGradient().toFloatArray()};
+                float[][] got = {picked, entropy, xs.getGradient().toFloatArray(), ws.getGradient().toFloatArray()};
                 if (want == null) {
                     want = got;
                     continue;
                 }
-                String[] what = {"log-probs", "rows' gradient", "weight's gradient"};
-                for (int k = 0; k < 3; k++) {
+                String[] what = {"log-probs", "entropy", "rows' gradient", "weight's gradient"};
+                for (int k = 0; k < what.length; k++) {
                     assertClose(want[k], got[k], n + "x" + v + "x" + h + " " + what[k]);
                 }
             }
