@@ -135,8 +135,8 @@ static void gemm(int m, int n, int k, const float *A, long sr, long sp, const fl
 
 /* ------------------------------------------------------------------------------- scratch */
 
-static float *s_xt, *s_part, *s_dx;
-static size_t c_xt, c_part, c_dx;
+static float *s_xt, *s_part, *s_dx, *s_xp;
+static size_t c_xt, c_part, c_dx, c_xp;
 
 /* ------------------------------------------------------------------------------- forward */
 
@@ -283,11 +283,47 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeVocabulary_forward(JNIEnv *
 
 typedef struct {
     const float *x, *w, *lse, *g;
+    const float *xp;       /* x in column panels [ceil(h / 16)][n][16], the last zero-padded */
     const jint *t;
     float *zt, *dw;
     float *part;           /* [SLICES][n][h] partial dx */
     int n, h, v, blocks;
 } bwd_job;
+
+/*
+ * dW[vb][h] += gt[vb][n] x[n][h] with x as panels: six rows of dW at a time, swept left to right
+ * (six sequential streams through memory the prefetchers follow; the gradient is far larger than
+ * any cache), each 6 x 16 tile reading a contiguous panel of x.
+ */
+static void dw_block(const float *gt, int vb, int n, const float *xp, int h, float *dw) {
+    for (int i = 0; i < vb; i += 6) {
+        int rows = vb - i < 6 ? vb - i : 6;
+        for (int j = 0; j < h; j += 16) {
+            int w = h - j < 16 ? h - j : 16;
+            const float *b = xp + (long) (j / 16) * n * 16;
+            float *c = dw + (long) i * h + j;
+            if (rows == 6 && w == 16) tile(6, 16, n, gt + (long) i * n, n, 1, b, 16, c, h, 1, 0);
+            else tile(rows, w, n, gt + (long) i * n, n, 1, b, 16, c, h, 1, 1);
+        }
+    }
+}
+
+typedef struct {
+    const float *x;
+    float *xp;
+    int n, h;
+} panel_job;
+
+static void panel_item(void *ctx, int item, int worker) {   /* panel item of x: columns [16 item, 16 item + 16) */
+    (void) worker;
+    const panel_job *j = ctx;
+    int c0 = item * 16, w = j->h - c0 < 16 ? j->h - c0 : 16;
+    float *out = j->xp + (long) item * j->n * 16;
+    for (int i = 0; i < j->n; i++) {
+        const float *row = j->x + (long) i * j->h + c0;
+        for (int c = 0; c < 16; c++) out[i * 16 + c] = c < w ? row[c] : 0.0f;
+    }
+}
 
 /* gt = g (onehot(t) - exp(zt - lse)) over one block's rows [vb][n], in place. */
 static void block_gradient(const bwd_job *j, float *zt, int v0, int vb) {
@@ -326,7 +362,7 @@ static void bwd_slice(void *ctx, int item, int worker) {
         const float *wb = j->w + (long) v0 * h;
         block_gradient(j, gt, v0, vb);
         gemm(n, h, vb, gt, 1, n, wb, h, dx, h, b > b0);            /* dx += gtᵀ W_block */
-        if (j->dw) gemm(vb, h, n, gt, n, 1, j->x, h, j->dw + (long) v0 * h, h, 1);   /* dW_block += gt x */
+        if (j->dw) dw_block(gt, vb, n, j->xp, h, j->dw + (long) v0 * h);           /* dW_block += gt x */
     }
 }
 
@@ -356,7 +392,14 @@ static int vocab_backward(const float *x, const float *w, float *zt, const float
     j.x = x; j.w = w; j.zt = zt; j.lse = lse; j.t = t; j.g = g; j.dw = dw;
     j.n = n; j.h = h; j.v = v;
     j.blocks = (v + VB - 1) / VB;
+    int panels = (h + 15) / 16;
     if (!grow((void **) &s_dx, &c_dx, (size_t) SLICES * n * h, sizeof(float))) return 0;
+    if (dw) {
+        if (!grow((void **) &s_xp, &c_xp, (size_t) panels * n * 16, sizeof(float))) return 0;
+        panel_job pj = {x, s_xp, n, h};
+        tg_run(panel_item, &pj, panels, threads);
+        j.xp = s_xp;
+    }
     j.part = s_dx;
     tg_run(bwd_slice, &j, SLICES, threads);
     sum_job sj = {s_dx, dx, (long) n * h};
