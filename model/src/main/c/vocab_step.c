@@ -38,6 +38,7 @@ static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 #define VB 60        /* vocabulary rows per block (ten row tiles of 6) */
 #define KC 256       /* depth of one pass over the forward product (its B panel stays in L1) */
 #define SLICES 8     /* backward work items: fixed, so the dx sum's order does not depend on threads */
+#define GROUP 4      /* blocks per pass of the backward's products */
 #define COLS 64      /* columns per scatter-add item */
 
 static inline __m256i tail_mask(int w) {   /* first w of 8 lanes, w in [0, 8] */
@@ -345,6 +346,28 @@ static void block_gradient(const bwd_job *j, float *zt, int v0, int vb) {
     }
 }
 
+/*
+ * dx[n][h] (+)= gt[len][n]ᵀ W[len][h] over a group of vocabulary rows: per 16 columns, the group's
+ * slice of W is copied into a contiguous panel first (W's rows are 4 h bytes apart, which would
+ * put every row of the panel in one L1 set), then every tile of 6 rows of dx reads it.
+ */
+static void dx_group(const float *gt, int len, int n, const float *w, int h, float *dx, int acc) {
+    float panel[GROUP * VB * 16];
+    for (int j = 0; j < h; j += 16) {
+        int wd = h - j < 16 ? h - j : 16;
+        for (int p = 0; p < len; p++) {
+            const float *row = w + (long) p * h + j;
+            for (int c = 0; c < 16; c++) panel[p * 16 + c] = c < wd ? row[c] : 0.0f;
+        }
+        for (int i = 0; i < n; i += 6) {
+            int rows = n - i < 6 ? n - i : 6;
+            float *c = dx + (long) i * h + j;
+            if (rows == 6 && wd == 16) tile(6, 16, len, gt + i, 1, n, panel, 16, c, h, acc, 0);
+            else tile(rows, wd, len, gt + i, 1, n, panel, 16, c, h, acc, 1);
+        }
+    }
+}
+
 static void bwd_slice(void *ctx, int item, int worker) {
     (void) worker;
     const bwd_job *j = ctx;
@@ -355,14 +378,15 @@ static void bwd_slice(void *ctx, int item, int worker) {
         memset(dx, 0, sizeof(float) * (size_t) n * h);
         return;
     }
-    for (int b = b0; b < b1; b++) {
+    /* GROUP blocks at a time: dx's tiles are read and written once per group, not once per block */
+    for (int b = b0; b < b1; b += GROUP) {
         int v0 = b * VB;
-        int vb = j->v - v0 < VB ? j->v - v0 : VB;
+        int v1 = (b + GROUP < b1 ? b + GROUP : b1) * VB;
+        int len = (v1 < j->v ? v1 : j->v) - v0;
         float *gt = j->zt + (long) v0 * n;
-        const float *wb = j->w + (long) v0 * h;
-        block_gradient(j, gt, v0, vb);
-        gemm(n, h, vb, gt, 1, n, wb, h, dx, h, b > b0);            /* dx += gtᵀ W_block */
-        if (j->dw) dw_block(gt, vb, n, j->xp, h, j->dw + (long) v0 * h);           /* dW_block += gt x */
+        block_gradient(j, gt, v0, len);
+        dx_group(gt, len, n, j->w + (long) v0 * h, h, dx, b > b0);                 /* dx += gtᵀ W_group */
+        if (j->dw) dw_block(gt, len, n, j->xp, h, j->dw + (long) v0 * h);          /* dW_group += gt x */
     }
 }
 
