@@ -41,8 +41,9 @@ class VocabularyProjectionTest {
     @Test
     void targetLogProbsAndGradientsMatchAutograd() {
         assumeLoaded();
-        // rows x vocabulary x hidden: tails of every kind; one vocabulary shorter than a tile
-        int[][] shapes = {{13, 157, 40}, {37, 70, 300}, {263, 131, 44}, {5, 5, 17}, {1, 64, 16}};
+        // rows x vocabulary x hidden: tails of every kind; one vocabulary shorter than a tile; one
+        // of 34 blocks, so that the backward's slices hold full and partial groups of four blocks
+        int[][] shapes = {{13, 157, 40}, {37, 70, 300}, {263, 131, 44}, {5, 5, 17}, {1, 64, 16}, {7, 2003, 33}};
         for (int[] s : shapes) {
             compareProjection(s[0], s[1], s[2], 11 + s[0]);
         }
