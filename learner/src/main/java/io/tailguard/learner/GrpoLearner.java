@@ -161,9 +161,14 @@ public final class GrpoLearner implements AutoCloseable {
         try (NDManager m = model.manager().newSubManager();
              GradientCollector gc = GradientCollectors.exclusive();
              TrainingTape tape = TrainingTape.open(m)) {
-            NDArray rows = sharesPrompts(batch) ? sharedRows(batch, m)                        // [n, V]
-                    : model.logits(packed.rows(model.hiddenStates(packed.input(m)), m)).logSoftmax(-1);
-            NDArray theta = packed.sampled(rows, m);                                          // [n]
+            NDArray rows = sharesPrompts(batch) ? sharedRows(batch, m)                        // [n, H]
+                    : packed.rows(model.hiddenStates(packed.input(m)), m);
+            int[] targets = new int[n];
+            for (int i = 0; i < n; i++) {
+                targets[i] = (int) packed.targets()[i];
+            }
+            io.tailguard.model.Qwen3Model.TargetScores scores = model.targetScores(rows, targets, true);
+            NDArray theta = scores.logProbs();                                                // [n]
             GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
             NDArray scaled = Scalars.times(r.loss(), (double) n / total);
             tape.backward(gc, scaled);
@@ -175,11 +180,8 @@ public final class GrpoLearner implements AutoCloseable {
             acc.clipped += s.clipFraction() * n;
             acc.k1 += s.klK1() * n;
             acc.k3 += s.klK3() * n;
-            // Σ p log p over the rows, on the tensors' device: copying [n, V] to the heap twice took
-            // gigabytes at a 151,936-token vocabulary
-            try (NDArray detached = rows.stopGradient(); NDArray plogp = detached.exp().muli(detached);
-                 NDArray sum = plogp.sum()) {
-                acc.entropy -= sum.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble();
+            for (float h : scores.entropy()) {
+                acc.entropy += h;
             }
         }
     }
@@ -194,10 +196,11 @@ public final class GrpoLearner implements AutoCloseable {
     }
 
     /**
-     * The log-softmax rows [n, V] at every output token's prediction, in {@link PackedBatch}'s token
-     * order, with each distinct prompt computed once for all the samples that share it
-     * ({@link Qwen3Model#forwardShared}): the same values and gradients as one forward over every
-     * prompt + output row, at a fraction of the work when prompts are long and a group is large.
+     * The final-normed hidden states [n, H] at every output token's prediction, in
+     * {@link PackedBatch}'s token order, with each distinct prompt computed once for all the samples
+     * that share it ({@link Qwen3Model#hiddenShared}): the same values and gradients as one forward
+     * over every prompt + output row, at a fraction of the work when prompts are long and a group is
+     * large.
      */
     private NDArray sharedRows(List<Sample> batch, NDManager m) {
         io.tailguard.model.SharedPrompts shared = io.tailguard.model.SharedPrompts.of(prompts(batch));
@@ -222,15 +225,15 @@ public final class GrpoLearner implements AutoCloseable {
             for (int j = 0; j < p.length; j++) {
                 prompt[j] = p[j];
             }
-            NDArray[] logits = model.forwardShared(m.create(prompt, new ai.djl.ndarray.types.Shape(1, p.length)),
+            NDArray[] hidden = model.hiddenShared(m.create(prompt, new ai.djl.ndarray.types.Shape(1, p.length)),
                     m.create(ids, new ai.djl.ndarray.types.Shape(group.size(), t)));
             for (int k = 0; k < group.size(); k++) {
                 int len = batch.get(group.get(k)).output().length;
-                perSample[group.get(k)] = len == 1 ? logits[0] : ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(logits[0],
-                        logits[1].get(new ai.djl.ndarray.index.NDIndex("{}, :{}", k, len - 1))), 0);
+                perSample[group.get(k)] = len == 1 ? hidden[0] : ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(hidden[0],
+                        hidden[1].get(new ai.djl.ndarray.index.NDIndex("{}, :{}", k, len - 1))), 0);
             }
         }
-        return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(perSample), 0).logSoftmax(-1);
+        return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(perSample), 0);
     }
 
     @Override

@@ -129,8 +129,11 @@ public final class SupervisedTrainer implements AutoCloseable {
              TrainingTape tape = TrainingTape.open(m)) {
             NDArray hidden = model.hiddenStates(m.create(input, new Shape(b, t)));        // [b, t, H]
             NDArray rows = hidden.reshape((long) b * t, -1).get(new ai.djl.ndarray.index.NDIndex("{}", m.create(at)));
-            NDArray logp = model.logits(rows).logSoftmax(-1);                             // [n, V]
-            NDArray picked = logp.gather(m.create(target, new Shape(targets, 1)), 1).reshape(targets);
+            int[] ids = new int[targets];
+            for (int i = 0; i < targets; i++) {
+                ids[i] = (int) target[i];
+            }
+            NDArray picked = model.targetLogProbs(rows, ids);                                 // [n]
             NDArray loss = Scalars.dividedBy(picked.sum().neg(), stepTokens);
             tape.backward(gc, loss);
             return loss.getFloat();

@@ -292,9 +292,9 @@ public final class Qwen3Model implements AutoCloseable {
     public NDArray hiddenStates(NDArray ids, ForwardMask mask) {
         checkPositions((int) ids.getShape().get(1));
         try (NDManager scope = manager.newSubManager()) {
-            NDArray x = embed(ids);
-            scope.attachAll(x);
             TrainingTape tape = mask == null ? TrainingTape.recording() : null;
+            NDArray x = embed(ids, tape);
+            keep(scope, tape, x);
             for (DecoderLayer layer : layers) {
                 if (tape != null && TrainingTape.serves(x)) {
                     if (tape.runsWhole(layer)) {
@@ -320,6 +320,20 @@ public final class Qwen3Model implements AutoCloseable {
      * continuation position [G, C, V]}, attached to prompt's manager.
      */
     public NDArray[] forwardShared(NDArray prompt, NDArray continuations) {
+        NDArray[] hidden = hiddenShared(prompt, continuations);
+        NDArray last = logits(hidden[0]);
+        NDArray all = logits(hidden[1]);
+        hidden[0].close();
+        hidden[1].close();
+        return new NDArray[] {last, all};
+    }
+
+    /**
+     * {@link #forwardShared} up to the final norm: {the final-normed hidden state after the prompt's
+     * last token [1, H], those at every continuation position [G, C, H]}, attached to prompt's
+     * manager; the vocabulary projection is the caller's (only where its logits are used).
+     */
+    public NDArray[] hiddenShared(NDArray prompt, NDArray continuations) {
         int p = (int) prompt.getShape().get(1);
         int c = (int) continuations.getShape().get(1);
         if (prompt.getShape().get(0) != 1 || p < 1 || c < 1) {
@@ -328,10 +342,10 @@ public final class Qwen3Model implements AutoCloseable {
         }
         checkPositions(p + c);
         try (NDManager scope = manager.newSubManager()) {
-            NDArray xp = embed(prompt);
-            NDArray xc = embed(continuations);
-            scope.attachAll(xp, xc);
             TrainingTape tape = TrainingTape.recording();
+            NDArray xp = embed(prompt, tape);
+            NDArray xc = embed(continuations, tape);
+            keep(scope, tape, xp, xc);
             for (DecoderLayer layer : layers) {
                 if (tape != null && TrainingTape.serves(xp)) {
                     if (tape.runsWhole(layer)) {
@@ -353,8 +367,8 @@ public final class Qwen3Model implements AutoCloseable {
                     xc = yc;
                 }
             }
-            NDArray last = logits(finalNorm.forward(xp.get(new NDIndex(":, {}:{}", p - 1, p)))).reshape(1, -1);
-            NDArray all = logits(finalNorm.forward(xc));
+            NDArray last = finalNorm.forward(xp.get(new NDIndex(":, {}:{}", p - 1, p))).reshape(1, -1);
+            NDArray all = finalNorm.forward(xc);
             last.attach(prompt.getManager());
             all.attach(prompt.getManager());
             return new NDArray[] {last, all};
@@ -379,6 +393,53 @@ public final class Qwen3Model implements AutoCloseable {
             return out;
         }
         return Linear.apply(hidden, lmHead);
+    }
+
+    /**
+     * The log-prob of each row's target under the model: log softmax(lm_head(rows))[i, targets[i]]
+     * for final-normed hidden states rows [n, H] -> [n], differentiable in rows and in the lm_head.
+     * While a {@link TrainingTape} records, and its kernels serve, one native pass over the lm_head
+     * gives the log-probs and the tape's walk back gives the gradients, with no [n, V] tensor beyond
+     * the logits; otherwise the libtorch ops (lm_head product, log-softmax, gather). Targets must
+     * lie in [0, vocabulary).
+     */
+    public NDArray targetLogProbs(NDArray rows, int[] targets) {
+        return targetScores(rows, targets, false).logProbs();
+    }
+
+    /**
+     * The log-probs of {@link #targetLogProbs} [n] and, when {@code entropy}, the entropy of each
+     * row's distribution (in nats, outside the autograd graph; else null).
+     */
+    public record TargetScores(NDArray logProbs, float[] entropy) {}
+
+    /** {@link #targetLogProbs} with, when asked, each row's entropy, from the same pass over the vocabulary. */
+    public TargetScores targetScores(NDArray rows, int[] targets, boolean entropy) {
+        int v = config.vocabSize();
+        for (int i = 0; i < targets.length; i++) {
+            if (targets[i] < 0 || targets[i] >= v) {
+                throw new IllegalArgumentException("target " + targets[i] + " of row " + i + " is outside the vocabulary [0, " + v + ")");
+            }
+        }
+        TrainingTape tape = TrainingTape.recording();
+        if (VocabularyProjection.serves(tape, rows, lmHead)) {
+            float[] h = entropy ? new float[targets.length] : null;
+            return new TargetScores(VocabularyProjection.targetLogProbs(tape, rows, lmHead, targets, h), h);
+        }
+        long[] t = new long[targets.length];
+        for (int i = 0; i < t.length; i++) {
+            t[i] = targets[i];
+        }
+        NDManager m = rows.getManager();
+        NDArray logp = logits(rows).logSoftmax(-1);                                       // [n, V]
+        float[] h = null;
+        if (entropy) {
+            try (NDArray detached = logp.stopGradient(); NDArray plogp = detached.exp().muli(detached);
+                 NDArray sum = plogp.sum(new int[] {1}).neg()) {
+                h = sum.toFloatArray();
+            }
+        }
+        return new TargetScores(logp.gather(m.create(t, new Shape(t.length, 1)), 1).reshape(t.length), h);
     }
 
     /** Rows up to which {@link #logits} may use the native product (decode batches, prompt groups). */
@@ -704,6 +765,28 @@ public final class Qwen3Model implements AutoCloseable {
 
     private NDArray embed(NDArray ids) {
         return ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).singletonOrThrow();
+    }
+
+    /**
+     * The embedding of a training forward: while a tape records (and the native vocabulary kernels
+     * serve the weight), a leaf of the tape's whose gradient its walk back scatters into the
+     * embedding's gradient, instead of autograd's dense V x H embedding backward. The tape owns that
+     * leaf ({@link #keep} leaves it there).
+     */
+    private NDArray embed(NDArray ids, TrainingTape tape) {
+        if (VocabularyProjection.embedServes(tape, embedding)) {
+            return VocabularyProjection.embed(tape, ids, embedding, this::embed);
+        }
+        return embed(ids);
+    }
+
+    /** Attaches embeddings to the pass's scope, except a tape's leaves, which live as long as the tape. */
+    private static void keep(NDManager scope, TrainingTape tape, NDArray... xs) {
+        for (NDArray x : xs) {
+            if (tape == null || x.getManager() != tape.manager()) {
+                x.attach(scope);
+            }
+        }
     }
 
     /** Refuses sequences beyond max_position_embeddings and grows the rotary tables to cover t positions. */

@@ -80,6 +80,25 @@ public final class TrainingTape implements AutoCloseable {
         int headDim;
     }
 
+    /**
+     * A step of the walk back that is neither a cut nor an attention: the vocabulary projection and
+     * the embedding lookup ({@link VocabularyProjection}). Walked in reverse order of recording, like
+     * every entry.
+     */
+    interface Step {
+        void backward(TrainingTape tape);
+    }
+
+    /** Records a step; its tensors may live in {@link #manager()}. */
+    void record(Step step) {
+        entries.add(step);
+    }
+
+    /** The manager of the tensors the tape keeps until it closes. */
+    NDManager manager() {
+        return manager;
+    }
+
     /** A cut between layers: the leaf the layer above reads, and the tensor below it was taken from. */
     private record Cut(NDArray below, NDArray leaf) {}
 
@@ -115,10 +134,6 @@ public final class TrainingTape implements AutoCloseable {
         outputs.put(l.out(), l);
         entries.add(l);
         return l.out();
-    }
-
-    NDManager manager() {
-        return manager;
     }
 
     /** Layers that ran whole on this tape so far (a test's check that they did). */
@@ -193,6 +208,8 @@ public final class TrainingTape implements AutoCloseable {
                 }
             } else if (e instanceof TapedLayer l) {
                 l.backward();
+            } else if (e instanceof Step s) {
+                s.backward(this);
             } else {
                 Node n = (Node) e;
                 NDArray dout = n.out.getGradient();
