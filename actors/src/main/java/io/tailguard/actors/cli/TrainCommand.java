@@ -64,6 +64,7 @@ final class TrainCommand implements Callable<Integer> {
         // the task's chat format for this checkpoint: a bad choice fails here, naming its key
         s = s.withCheckpoint(start);
         RunSettings.checkModel(s.compression(), io.tailguard.model.io.ConfigJson.read(start.resolve(io.tailguard.model.io.CheckpointDir.CONFIG)));
+        refuseFinished(s);
         Files.createDirectories(s.train().out());
         String configuredSchedule = s.startSchedule();
         double calibrationSeconds = Double.NaN;
@@ -190,6 +191,29 @@ final class TrainCommand implements Callable<Integer> {
             out.forEach((k, v) -> System.out.println(k + ": " + (v instanceof int[] a ? Arrays.toString(a) : v)));
         }
         return 0;
+    }
+
+    /**
+     * A run directory whose run record says all its steps are done is not run again: the run would
+     * resume, find nothing to train and overwrite that run's record and report with an empty one.
+     * A run cut off before its last step (no record, or one with fewer steps) resumes as before.
+     */
+    static void refuseFinished(RunSettings s) {
+        Path previous = s.train().out().resolve(RunRecord.FILE_NAME);
+        if (!Files.isRegularFile(previous)) {
+            return;
+        }
+        Object done;
+        try {
+            done = RunRecord.read(previous).summary().get("steps");
+        } catch (IllegalArgumentException e) {
+            throw new BadInput("tailguard.train.out: " + e.getMessage());
+        }
+        if (done instanceof Number n && n.intValue() >= s.train().steps()) {
+            throw new BadInput("tailguard.train.out: " + s.train().out() + " holds a finished run of " + n.intValue() + " steps ("
+                    + previous + "); set tailguard.train.out to a new directory, or tailguard.train.steps above "
+                    + n.intValue() + " to train it further");
+        }
     }
 
     /** The compressed option's summary with shares and α rounded (3 decimals), per-bin p5 as a list (null: no tokens). */

@@ -147,6 +147,13 @@ class TrainCommandTest {
         // The run directory belongs to its warm start: another checkpoint over it is refused.
         Path other = tmp.resolve("other");
         assertEquals(0, CliBadInputTest.cli("init-model", "--preset", "tiny", "--seed", "5", "--out", other.toString()).code());
+        // the same run again: its steps are done, so it is refused and its record left as it was
+        byte[] record = Files.readAllBytes(out.resolve(RunRecord.FILE_NAME));
+        CliBadInputTest.Run rerun = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + init, "--set", "tailguard.train.out=" + out,
+                "--set", "tailguard.train.steps=2", "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0");
+        assertEquals(2, rerun.code(), rerun.err());
+        assertTrue(rerun.err().contains("holds a finished run of 2 steps") && rerun.err().contains("tailguard.train.out"), rerun.err());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(record, Files.readAllBytes(out.resolve(RunRecord.FILE_NAME)));
         CliBadInputTest.Run again = CliBadInputTest.cli("train", "--set", "tailguard.train.checkpoint=" + other,
                 "--set", "tailguard.train.out=" + out, "--set", "tailguard.metrics.port=0", "--set", "tailguard.admin.port=0");
         assertEquals(2, again.code(), again.err());
