@@ -149,10 +149,11 @@ class DatasetTrainingTest {
         // the groups trained are records of the file
         assertTrue(Files.isRegularFile(out.resolve("store/v000002/manifest.json")));
 
-        // another file under the same run directory: every node must read the same records
+        // another file under the same run directory, trained further (its 2 steps are done): every
+        // node must read the same records
         Path other = math(tmp.resolve("other.jsonl"), 100, 6);
         CliBadInputTest.Run changed = CliBadInputTest.cli(trainArgs(out, "--set", "tailguard.train.dataset=" + other,
-                "--set", "tailguard.train.max-new-tokens=6"));
+                "--set", "tailguard.train.max-new-tokens=6", "--set", "tailguard.train.steps=3"));
         assertEquals(2, changed.code(), changed.err());
         assertTrue(changed.err().contains("tailguard.train.dataset: " + other + " has sha256 " + DatasetTask.sha256(other)
                 + ", but the run in " + out + " trains on a file with sha256 " + sha), changed.err());
