@@ -300,27 +300,14 @@ public final class Generator {
             kept.close();
             kept = null;
         }
-        int u = distinct.size();
-        long[] padded = new long[u * maxPrompt];
-        int[] lengths = new int[u];
-        for (int r = 0; r < u; r++) {
-            int[] p = distinct.get(r);
-            lengths[r] = p.length;
-            for (int j = 0; j < p.length; j++) {
-                padded[r * maxPrompt + j] = p[j];
-            }
-        }
         NDManager own = model.manager().newSubManager();
         try {
-            KvCache once = new KvCache(own, model.config(), u, maxPrompt);
-            NDArray sharedLogits = model.prefill(own.create(padded, new Shape(u, maxPrompt)), lengths, once);
+            Padded p = Padded.of(distinct, maxPrompt);
+            KvCache once = new KvCache(own, model.config(), distinct.size(), maxPrompt);
+            NDArray sharedLogits = model.prefill(p.ids(own), p.lengths(), once);
             sharedLogits.attach(own);
             cache.copyRowsFrom(once, rowOf);
-            long[] rows = new long[rowOf.length];
-            for (int i = 0; i < rows.length; i++) {
-                rows[i] = rowOf[i];
-            }
-            NDArray out = sharedLogits.get(new NDIndex("{}", into.create(rows)));
+            NDArray out = rowsOf(sharedLogits, rowOf, into);
             out.attach(into);
             kept = new io.tailguard.model.PromptPrefill(own, distinct, once, sharedLogits);
             return out;
@@ -334,28 +321,44 @@ public final class Generator {
     private static NDArray prefillOnDevice(NDManager into, Qwen3Model model, List<int[]> distinct, int[] rowOf, int maxPrompt,
                                            KvCache cache) {
         int u = distinct.size();
-        long[] padded = new long[u * maxPrompt];
-        int[] lengths = new int[u];
-        for (int r = 0; r < u; r++) {
-            int[] p = distinct.get(r);
-            lengths[r] = p.length;
-            for (int j = 0; j < p.length; j++) {
-                padded[r * maxPrompt + j] = p[j];
-            }
-        }
-        NDArray ids = into.create(padded, new Shape(u, maxPrompt));
+        Padded p = Padded.of(distinct, maxPrompt);
         if (u == rowOf.length) {   // all distinct: rowOf is the identity
-            return model.prefill(ids, lengths, cache);
+            return model.prefill(p.ids(into), p.lengths(), cache);
         }
         try (KvCache once = new KvCache(into, model.config(), u, maxPrompt)) {
-            NDArray sharedLogits = model.prefill(ids, lengths, once);
+            NDArray sharedLogits = model.prefill(p.ids(into), p.lengths(), once);
             cache.copyRowsFrom(once, rowOf);
-            long[] rows = new long[rowOf.length];
-            for (int i = 0; i < rows.length; i++) {
-                rows[i] = rowOf[i];
-            }
-            return sharedLogits.get(new NDIndex("{}", into.create(rows)));
+            return rowsOf(sharedLogits, rowOf, into);
         }
+    }
+
+    /** Distinct prompts right-padded to maxPrompt ids each, and their lengths. */
+    private record Padded(long[] padded, int maxPrompt, int[] lengths) {
+        static Padded of(List<int[]> distinct, int maxPrompt) {
+            long[] padded = new long[distinct.size() * maxPrompt];
+            int[] lengths = new int[distinct.size()];
+            for (int r = 0; r < lengths.length; r++) {
+                int[] p = distinct.get(r);
+                lengths[r] = p.length;
+                for (int j = 0; j < p.length; j++) {
+                    padded[r * maxPrompt + j] = p[j];
+                }
+            }
+            return new Padded(padded, maxPrompt, lengths);
+        }
+
+        NDArray ids(NDManager m) {
+            return m.create(padded, new Shape(lengths.length, maxPrompt));
+        }
+    }
+
+    /** Row rowOf[i] of the distinct prompts' logits for each sequence i. */
+    private static NDArray rowsOf(NDArray sharedLogits, int[] rowOf, NDManager into) {
+        long[] rows = new long[rowOf.length];
+        for (int i = 0; i < rows.length; i++) {
+            rows[i] = rowOf[i];
+        }
+        return sharedLogits.get(new NDIndex("{}", into.create(rows)));
     }
 
     private Paired run(GenerationRequest req, List<int[]> forced, Qwen3Model referenceModel, AttentionKernel reference,
