@@ -59,13 +59,11 @@ public class LearnerStep {
                 int[] prompt = r.ints(promptMin + r.nextInt(promptMax - promptMin + 1), 0, vocab).toArray();
                 for (int s = 0; s < groupSize; s++) {
                     int[] out = r.ints(completion, 0, vocab).toArray();
-                    float[] old = new float[completion];
                     float[] behaviour = new float[completion];
                     for (int j = 0; j < completion; j++) {
-                        old[j] = (float) (-0.2 - r.nextDouble());
-                        behaviour[j] = (float) (old[j] + 0.05 * (r.nextDouble() - 0.5));
+                        behaviour[j] = (float) (-0.2 - r.nextDouble());
                     }
-                    samples.add(new GrpoLearner.Sample(prompt, out, behaviour, old, s % 2 == 0 ? r.nextDouble() : 1 + r.nextDouble()));
+                    samples.add(new GrpoLearner.Sample(prompt, out, behaviour, s % 2 == 0 ? r.nextDouble() : 1 + r.nextDouble()));
                 }
             }
             double[] seconds = new double[steps];

@@ -25,8 +25,9 @@ import java.util.List;
  * {@link ForwardMask} from the rollout side). L_PPO is §5's GRPO + TIS objective ({@link
  * GrpoObjective}) with π_φ in the place of π_θ: ratio π_φ/π_old, TIS weight min(π_old/π_inf, C),
  * groups whose rewards are all equal dropped, token-level mean over the kept tokens. The penalty is
- * the k3 estimator between π_φ and π_old, the dense log-probs recomputed for the policy update
- * (the published wording: "between the sparse+φ and dense log-probs on the sampled tokens"), over
+ * the k3 estimator between π_φ and π_old, the dense log-probs of the base as this update finds it
+ * (a forward with the LoRA off; the published wording: "between the sparse+φ and dense log-probs
+ * on the sampled tokens"), over
  * every token, kept groups or not: it needs no reward signal, so φ learns to imitate the dense
  * policy even while every group is degenerate. φ has its own AdamW (no weight decay); gradients
  * reach only φ.
@@ -37,10 +38,10 @@ public final class DistillSparse implements AutoCloseable {
      * <ul>
      *   <li>{@code K3}: the published one, k3(π_φ ‖ π_old) on the sampled tokens only.</li>
      *   <li>{@code FULL}: the exact KL(π_dense ‖ π_φ) over the whole vocabulary at every generated
-     *   position, π_dense being the dense forward of the current base (the LoRA off, no gradient).
+     *   position, π_dense being the dense forward of the current base (the LoRA off, no gradient;
+     *   the same forward that gives π_old).
      *   α = Σ min(p, q) = 1 − TV depends on the whole distribution, which the sampled token's ratio
-     *   sees only one entry of; Pinsker bounds TV by √(KL/2), so this penalty bounds 1 − α directly.
-     *   It costs one more forward of the same batch.</li>
+     *   sees only one entry of; Pinsker bounds TV by √(KL/2), so this penalty bounds 1 − α directly.</li>
      * </ul>
      */
     public enum Divergence {
@@ -207,35 +208,34 @@ public final class DistillSparse implements AutoCloseable {
                            Totals acc) {
         PackedBatch packed = PackedBatch.of(batch);
         int n = packed.tokens();
-        float[] old = new float[n];
-        List<Integer> keptIdx = new ArrayList<>();
-        List<Float> keptOld = new ArrayList<>();
-        List<Float> keptInf = new ArrayList<>();
-        List<Float> keptAdv = new ArrayList<>();
-        int k = 0;
-        for (int i = 0; i < batch.size(); i++) {
-            GrpoLearner.Sample s = batch.get(i);
-            for (int j = 0; j < s.output().length; j++) {
-                old[k] = s.oldLogprobs()[j];
-                if (kept[first + i]) {
-                    keptIdx.add(k);
-                    keptOld.add(s.oldLogprobs()[j]);
-                    keptInf.add(s.behaviourLogprobs()[j]);
-                    keptAdv.add((float) adv[first + i]);
-                }
-                k++;
-            }
-        }
         try (NDManager m = model.manager().newSubManager()) {
-            // The teacher for FULL: the dense forward of the current base, the LoRA off. Nothing it
-            // touches tracks a gradient (the base is frozen, the LoRA not used), so it adds no graph.
-            NDArray teacher = null;
-            if (o.divergence() == Divergence.FULL) {
-                try (LoraAdapter.Switch off = lora.switchTo(false)) {
-                    teacher = packed.rows(model.forward(packed.input(m), null).logSoftmax(-1), m);   // [n, V]
+            // The teacher: the dense forward of the current base, the LoRA off. Nothing it touches
+            // tracks a gradient (the base is frozen, the LoRA not used), so it adds no graph. Its
+            // log-probs of the sampled tokens are π_old; FULL also uses its whole distributions.
+            NDArray teacher;
+            try (LoraAdapter.Switch off = lora.switchTo(false)) {
+                teacher = packed.rows(model.forward(packed.input(m), null).logSoftmax(-1), m);       // [n, V]
+            }
+            float[] old = packed.sampled(teacher, m).toFloatArray();
+            List<Integer> keptIdx = new ArrayList<>();
+            List<Float> keptOld = new ArrayList<>();
+            List<Float> keptInf = new ArrayList<>();
+            List<Float> keptAdv = new ArrayList<>();
+            int k = 0;
+            for (int i = 0; i < batch.size(); i++) {
+                GrpoLearner.Sample s = batch.get(i);
+                for (int j = 0; j < s.output().length; j++) {
+                    if (kept[first + i]) {
+                        keptIdx.add(k);
+                        keptOld.add(old[k]);
+                        keptInf.add(s.behaviourLogprobs()[j]);
+                        keptAdv.add((float) adv[first + i]);
+                    }
+                    k++;
                 }
             }
-            microBackward(m, packed, teacher, n, old, keptIdx, keptOld, keptInf, keptAdv, all, keptTokens, acc);
+            microBackward(m, packed, o.divergence() == Divergence.FULL ? teacher : null, n, old, keptIdx, keptOld, keptInf,
+                    keptAdv, all, keptTokens, acc);
         }
     }
 

@@ -16,13 +16,23 @@ import java.util.List;
  * (groups whose rewards are all equal are dropped and counted), the GRPO + TIS objective over every
  * remaining sampled token (token-level mean over the batch), accumulated over micro-batches, then
  * one AdamW update. Holds the JVM's one GradientCollector only inside a micro-batch.
+ *
+ * <p>π_old is the policy this update starts from, read off the same forward that carries the
+ * gradient (its values, no gradient through them): the decoupled objective's proximal policy, as
+ * AReaL and verl recompute it on the training side. The importance weight min(π_old/π_inf, C) then
+ * corrects both the sparse (or compressed) sampler and its staleness, and no dense pass over the
+ * trajectories is needed to train on them. With one update per batch ρ = π_θ/π_old is 1 in value,
+ * so the PPO clip does not bind; the truncation C bounds each token's weight.
  */
 public final class GrpoLearner implements AutoCloseable {
-    /** One trajectory: behaviour (sparse actor) and old (dense, same weights) log-probs per output token. */
-    public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, float[] oldLogprobs, double reward) {
+    /**
+     * One trajectory: the sampler's (behaviour, π_inf) log-prob of each output token. π_old is not
+     * carried: the learner's own forward at the weights it updates supplies it ({@link #step}).
+     */
+    public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, double reward) {
         public Sample {
-            if (output.length == 0 || behaviourLogprobs.length != output.length || oldLogprobs.length != output.length) {
-                throw new IllegalArgumentException("a sample needs one behaviour and one old log-prob per output token");
+            if (output.length == 0 || behaviourLogprobs.length != output.length) {
+                throw new IllegalArgumentException("a sample needs one behaviour log-prob per output token");
             }
         }
     }
@@ -145,14 +155,12 @@ public final class GrpoLearner implements AutoCloseable {
     private void microStep(List<Sample> batch, List<Double> adv, long total, Accumulated acc) {
         PackedBatch packed = PackedBatch.of(batch);
         int n = packed.tokens();
-        float[] old = new float[n];
         float[] inf = new float[n];
         float[] a = new float[n];
         int k = 0;
         for (int i = 0; i < batch.size(); i++) {
             Sample s = batch.get(i);
             for (int j = 0; j < s.output().length; j++) {
-                old[k] = s.oldLogprobs()[j];
                 inf[k] = s.behaviourLogprobs()[j];
                 a[k] = adv.get(i).floatValue();
                 k++;
@@ -169,6 +177,8 @@ public final class GrpoLearner implements AutoCloseable {
             }
             io.tailguard.model.Qwen3Model.TargetScores scores = model.targetScores(rows, targets, true);
             NDArray theta = scores.logProbs();                                                // [n]
+            // π_old: the values of this very forward, at the weights the update starts from
+            float[] old = theta.toType(ai.djl.ndarray.types.DataType.FLOAT32, true).toFloatArray();
             GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
             NDArray scaled = Scalars.times(r.loss(), (double) n / total);
             tape.backward(gc, scaled);

@@ -61,7 +61,7 @@ class DistillSparseTest {
         return Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 23, 0.4, 0.1), Device.cpu());
     }
 
-    /** Two groups of G trajectories; behaviour log-probs from the sparse actor, old from dense scoring. */
+    /** Two groups of G trajectories; behaviour log-probs from the sparse actor. */
     static List<GrpoLearner.Sample> samples(Qwen3Model model, double[] rewards) {
         SplittableRandom r = new SplittableRandom(7);
         List<int[]> prompts = new ArrayList<>();
@@ -79,10 +79,9 @@ class DistillSparseTest {
             outputs.add(o);
         }
         List<Scorer.Scores> inf = Scorer.score(model, prompts, outputs, Scorer.Options.LOGPROBS_ONLY, WINDOW);
-        List<Scorer.Scores> old = Scorer.score(model, prompts, outputs, Scorer.Options.LOGPROBS_ONLY);
         List<GrpoLearner.Sample> out = new ArrayList<>();
         for (int i = 0; i < rewards.length; i++) {
-            out.add(new GrpoLearner.Sample(prompts.get(i), outputs.get(i), inf.get(i).logprobs(), old.get(i).logprobs(), rewards[i]));
+            out.add(new GrpoLearner.Sample(prompts.get(i), outputs.get(i), inf.get(i).logprobs(), rewards[i]));
         }
         return out;
     }
@@ -94,12 +93,16 @@ class DistillSparseTest {
             lora.setEnabled(false);
             List<GrpoLearner.Sample> samples = samples(model, new double[2 * G]); // every group degenerate: KL only
             Map<String, float[]> base = model.hostWeights();
-            // The reference for the first report: k3 = r − 1 − log r, r = π_old/π_inf, since B = 0 makes π_φ = π_inf.
+            // The reference for the first report: k3 = r − 1 − log r, r = π_old/π_inf, since B = 0 makes π_φ = π_inf;
+            // π_old the dense base's log-probs, scored apart by the plain dense forward
+            List<Scorer.Scores> old = Scorer.score(model, samples.stream().map(GrpoLearner.Sample::prompt).toList(),
+                    samples.stream().map(GrpoLearner.Sample::output).toList(), Scorer.Options.LOGPROBS_ONLY);
             double want = 0;
             long n = 0;
-            for (GrpoLearner.Sample s : samples) {
+            for (int i = 0; i < samples.size(); i++) {
+                GrpoLearner.Sample s = samples.get(i);
                 for (int t = 0; t < s.output().length; t++) {
-                    double lr = (double) s.oldLogprobs()[t] - s.behaviourLogprobs()[t];
+                    double lr = (double) old.get(i).logprobs()[t] - s.behaviourLogprobs()[t];
                     want += Math.exp(lr) - 1 - lr;
                     n++;
                 }

@@ -60,11 +60,9 @@ class GrpoDistillResumeTest {
         try (LoraAdapter.Switch on = lora.switchTo(true)) {
             inf = Scorer.score(model, prompts, outputs, Scorer.Options.LOGPROBS_ONLY, DistillSparseTest.WINDOW);
         }
-        List<Scorer.Scores> old = Scorer.score(model, prompts, outputs, Scorer.Options.LOGPROBS_ONLY);
         List<GrpoLearner.Sample> out = new ArrayList<>();
         for (int i = 0; i < rewards.length; i++) {
-            out.add(new GrpoLearner.Sample(prompts.get(i), outputs.get(i), inf.get(i).logprobs(), old.get(i).logprobs(),
-                    rewards[i]));
+            out.add(new GrpoLearner.Sample(prompts.get(i), outputs.get(i), inf.get(i).logprobs(), rewards[i]));
         }
         return out;
     }

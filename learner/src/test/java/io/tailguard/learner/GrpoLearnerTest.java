@@ -69,7 +69,7 @@ class GrpoLearnerTest {
                             }
                         }
                         float l = (float) lp[tok];
-                        samples.add(new GrpoLearner.Sample(PROMPT, new int[] {tok}, new float[] {l}, new float[] {l}, tok == GOOD ? 1 : 0));
+                        samples.add(new GrpoLearner.Sample(PROMPT, new int[] {tok}, new float[] {l}, tok == GOOD ? 1 : 0));
                     }
                     GrpoLearner.Report r = learner.step(samples);
                     dropped += r.groupsDropped();
@@ -86,14 +86,39 @@ class GrpoLearnerTest {
     }
 
     @Test
+    void piOldIsThePolicyTheUpdateStartsFromSoTheImportanceWeightIsItsRatioToTheSampler() {
+        // one token per sample after PROMPT; π_old must be the model's own probability (computed here
+        // by the plain forward and a log-softmax by hand), the sampler's log-prob shifted by a known amount
+        try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 1, 0.1, 0), Device.cpu());
+             GrpoLearner learner = new GrpoLearner(model, 2, 8, GrpoObjective.Options.defaults(),
+                     new LrSchedule(1e-9, 0, 1, 1.0), AdamW.Options.defaults())) {
+            double[] lp = nextLogprobs(model);
+            // sample 0 (token GOOD): the sampler put log π_old − 2 on it, ratio e² ≈ 7.4 > C = 3, truncated;
+            // sample 1 (token 2): log π_old + 0.5, ratio e^−0.5, kept
+            float inf0 = (float) (lp[GOOD] - 2);
+            float inf1 = (float) (lp[2] + 0.5);
+            GrpoLearner.Report r = learner.step(List.of(new GrpoLearner.Sample(PROMPT, new int[] {GOOD}, new float[] {inf0}, 1),
+                    new GrpoLearner.Sample(PROMPT, new int[] {2}, new float[] {inf1}, 0)));
+            assertEquals(0.5, r.objective().tisTruncatedFraction(), "one of the two tokens is over C");
+            double want = (Math.abs(Math.exp(lp[GOOD]) - Math.exp(inf0)) + Math.abs(Math.exp(lp[2]) - Math.exp(inf1))) / 2;
+            assertEquals(want, r.objective().meanAbsOldMinusInf(), 1e-5, "|π_old − π_inf| with π_old the policy's own");
+            assertEquals(0.0, r.objective().clipFraction(), "ρ = π_θ/π_old is 1 at the start of the update");
+            // the loss: −(1/2) Σ min(ratio, C)·Â, Â = ±1 (two rewards 1 and 0, population std 0.5)
+            double a = 1 / (0.5 + 1e-6);
+            double loss = -(Math.min(Math.exp(2), 3) * 0.5 * a - Math.exp(-0.5) * 0.5 * a) / 2;
+            assertEquals(loss, r.objective().loss(), 1e-4);
+        }
+    }
+
+    @Test
     void aNewPeakLearningRateAppliesFromTheNextStepWithTheSameShape() {
         try (Qwen3Model model = Qwen3Model.create(CONFIG, RandomInit.weights(CONFIG, 1, 0.1, 0), Device.cpu());
              GrpoLearner learner = new GrpoLearner(model, 2, 8, GrpoObjective.Options.defaults(),
                      new LrSchedule(1e-2, 4, 10, 0.5), AdamW.Options.defaults())) {
             // equal rewards: the group is dropped, the step still counts and reports its rate
             List<GrpoLearner.Sample> flat = List.of(
-                    new GrpoLearner.Sample(PROMPT, new int[] {GOOD}, new float[] {-1f}, new float[] {-1f}, 1),
-                    new GrpoLearner.Sample(PROMPT, new int[] {GOOD}, new float[] {-1f}, new float[] {-1f}, 1));
+                    new GrpoLearner.Sample(PROMPT, new int[] {GOOD}, new float[] {-1f}, 1),
+                    new GrpoLearner.Sample(PROMPT, new int[] {GOOD}, new float[] {-1f}, 1));
             assertEquals(2.5e-3, learner.step(flat).lr(), 1e-15); // warm-up 1/4 of 1e-2
             assertEquals(5e-3, learner.step(flat).lr(), 1e-15);
             learner.setPeakLr(4e-3);
@@ -119,7 +144,7 @@ class GrpoLearnerTest {
                 out[j] = r.nextInt(CONFIG.vocabSize());
                 lp[j] = (float) (-1.5 - r.nextDouble());
             }
-            samples.add(new GrpoLearner.Sample(prompts[i / 3], out, lp, lp.clone(), rewards[i]));
+            samples.add(new GrpoLearner.Sample(prompts[i / 3], out, lp, rewards[i]));
         }
         String[] names = {"model.layers.0.self_attn.qkv_proj.weight", "model.layers.1.self_attn.o_proj.weight",
                 "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight"};

@@ -22,12 +22,10 @@ import java.util.function.Consumer;
 
 /**
  * The synchronous RL loop, in one process and one thread: sparse (or dense) rollouts of G samples per
- * prompt, rewards from the task's verifier and dense teacher-forced log-probs with the same weights
- * (π_old), all by the {@link RolloutEngine} that rollout workers use → one GRPO + TIS update of the
- * {@link TrainingSession} that the learner actor uses → the next step samples from the updated
- * policy. The actor system runs the same parts asynchronously; this loop proves them and serves
- * tests and benchmarks. A dense rollout's sampler is the dense policy itself, so its π_old is the
- * sampler's log-probs, not scored again.
+ * prompt and rewards from the task's verifier, by the {@link RolloutEngine} that rollout workers use
+ * → one GRPO + TIS update of the {@link TrainingSession} that the learner actor uses (its forward
+ * gives π_old) → the next step samples from the updated policy. The actor system runs the same parts
+ * asynchronously; this loop proves them and serves tests and benchmarks.
  *
  * <p>Step s draws prompts (s−1)·P … s·P − 1 of the seed's {@link PromptOrder} and samples with seed (seed, s): everything is a
  * function of the run seed and the step, so a run is reproducible and resumable. A learner checkpoint
@@ -203,8 +201,6 @@ public final class SyncTrainer {
                 long t0 = System.nanoTime();
                 RolloutEngine.Result batch = rollout(engine, s);
                 long t1 = System.nanoTime();
-                // The dense scoring (π_old) ran inside the rollout; it is reported as the learner's work.
-                double scoring = batch.scoreSeconds();
                 List<GrpoLearner.Sample> samples = TrainingSession.samples(batch.trajectories());
                 GrpoLearner.Report r = session.policyStep(samples);
                 long t2 = System.nanoTime();
@@ -212,7 +208,7 @@ public final class SyncTrainer {
                 long t3 = System.nanoTime();
                 double mean = samples.stream().mapToDouble(GrpoLearner.Sample::reward).average().orElse(0);
                 double pass = samples.stream().filter(x -> x.reward() >= 1.0).count() / (double) samples.size();
-                StepLine line = new StepLine(s, mean, pass, r, (t1 - t0) / 1e9 - scoring, (t2 - t1) / 1e9 + scoring,
+                StepLine line = new StepLine(s, mean, pass, r, (t1 - t0) / 1e9, (t2 - t1) / 1e9,
                         batch.generatedTokens(), d, (t3 - t2) / 1e9);
                 lines.add(line);
                 // Saved before the line is reported: a run stopped right after a line has its checkpoint.
@@ -247,7 +243,7 @@ public final class SyncTrainer {
     /** The sampler of the loop: the schedule's sparse actor, with the LoRA merged while it samples (if any). */
     private RolloutEngine engine(LoraAdapter actorLora) {
         return new RolloutEngine(model, tok, task, new RolloutEngine.Options(o.groupSize(), 1.0, MAX_NEW_FALLBACK,
-                TAIL_BIN_WIDTH, 0.0), actorLora);
+                TAIL_BIN_WIDTH, 0.0, 1.0), actorLora);
     }
 
     /**
@@ -263,9 +259,8 @@ public final class SyncTrainer {
     }
 
     /**
-     * Step s's rollout: G samples of each of its prompts, sampled with seed (seed, s), rewarded by the
-     * task's verifier and, under a sparse schedule, scored densely (π_old); a dense rollout's π_old is
-     * its sampler's own log-probs.
+     * Step s's rollout: G samples of each of its prompts, sampled with seed (seed, s) and rewarded by
+     * the task's verifier; nothing is scored densely (the learner's forward gives π_old).
      */
     private RolloutEngine.Result rollout(RolloutEngine engine, int step) {
         List<Prompt> prompts = prompts(step);
@@ -274,7 +269,7 @@ public final class SyncTrainer {
             groups[i] = (long) (step - 1) * o.promptsPerStep() + i;
         }
         long seed = PromptStreams.sampling(o.seed(), step);
-        return schedule.isDense() ? engine.runDenseUnscored(prompts, groups, seed) : engine.runWithoutTails(prompts, groups, schedule, seed);
+        return engine.runUnscored(prompts, groups, schedule, seed);
     }
 
     /**

@@ -128,14 +128,11 @@ public final class TrainingSession implements AutoCloseable {
         return distiller.step(samples);
     }
 
-    /**
-     * The learner's samples of a rollout: π_inf is the sampler's log-probs, π_old the dense
-     * teacher-forced ones with the same weights (for a dense rollout, the sampler's own).
-     */
+    /** The learner's samples of a rollout: π_inf is the sampler's log-probs (the learner computes π_old). */
     static List<GrpoLearner.Sample> samples(List<RolloutEngine.Trajectory> trajectories) {
         List<GrpoLearner.Sample> out = new ArrayList<>(trajectories.size());
         for (RolloutEngine.Trajectory t : trajectories) {
-            out.add(new GrpoLearner.Sample(t.promptIds(), t.outputIds(), t.behaviourLogprobs(), t.oldLogprobs(), t.reward()));
+            out.add(new GrpoLearner.Sample(t.promptIds(), t.outputIds(), t.behaviourLogprobs(), t.reward()));
         }
         return out;
     }

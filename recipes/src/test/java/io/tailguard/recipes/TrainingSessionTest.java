@@ -35,14 +35,14 @@ class TrainingSessionTest {
 
     private static final TrainingSession.Options OPTIONS = new TrainingSession.Options(2, 4, 1e-3, 0, 10);
 
-    private static RolloutEngine.Trajectory trajectory(int sample, float behaviour, float old, double reward) {
+    private static RolloutEngine.Trajectory trajectory(int sample, float behaviour, double reward) {
         return new RolloutEngine.Trajectory(0, sample, "p", new int[] {1, 2, 3}, new int[] {4, 5},
-                new float[] {behaviour, behaviour}, new float[] {old, old}, reward, "");
+                new float[] {behaviour, behaviour}, reward, "");
     }
 
     /** One group of two: different rewards, so the group is kept and the policy moves. */
     private static List<GrpoLearner.Sample> group() {
-        return TrainingSession.samples(List.of(trajectory(0, -1.5f, -1.4f, 0.0), trajectory(1, -2.0f, -2.1f, 1.0)));
+        return TrainingSession.samples(List.of(trajectory(0, -1.5f, 0.0), trajectory(1, -2.0f, 1.0)));
     }
 
     private static Qwen3Model tiny() {
@@ -51,10 +51,9 @@ class TrainingSessionTest {
     }
 
     @Test
-    void aSampleCarriesBothLogProbsAndTheReward() {
-        GrpoLearner.Sample x = TrainingSession.samples(List.of(trajectory(0, -1.5f, -1.25f, 1.0))).get(0);
+    void aSampleCarriesTheSamplersLogProbsAndTheReward() {
+        GrpoLearner.Sample x = TrainingSession.samples(List.of(trajectory(0, -1.5f, 1.0))).get(0);
         assertArrayEquals(new float[] {-1.5f, -1.5f}, x.behaviourLogprobs(), "π_inf: the sampler's");
-        assertArrayEquals(new float[] {-1.25f, -1.25f}, x.oldLogprobs(), "π_old: the dense scoring");
         assertEquals(1.0, x.reward());
         assertArrayEquals(new int[] {1, 2, 3}, x.prompt());
         assertArrayEquals(new int[] {4, 5}, x.output());

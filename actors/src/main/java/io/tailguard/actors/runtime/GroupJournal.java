@@ -44,7 +44,9 @@ final class GroupJournal {
     static final String SUFFIX = ".group";
     private static final Pattern NAME = Pattern.compile("(\\d{16})-g(\\d+)\\.group");
     private static final String TEMP = ".tmp";
-    private static final int MAGIC = 0x54474a31; // "TGJ1"
+    private static final int MAGIC = 0x54474a32; // "TGJ2"
+    /** The first format: each sample also carried dense log-probs (π_old), read and dropped. */
+    private static final int MAGIC_V1 = 0x54474a31; // "TGJ1"
 
     private final Path dir;
     /** Group id → its file. */
@@ -226,7 +228,6 @@ final class GroupJournal {
             writeInts(out, x.prompt());
             writeInts(out, x.output());
             writeFloats(out, x.behaviourLogprobs());
-            writeFloats(out, x.oldLogprobs());
             out.writeDouble(x.reward());
             writeString(out, x.reason());
         }
@@ -248,7 +249,8 @@ final class GroupJournal {
             throw new IOException("checksum does not match");
         }
         DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes, 0, bytes.length - 8));
-        if (in.readInt() != MAGIC) {
+        int magic = in.readInt();
+        if (magic != MAGIC && magic != MAGIC_V1) {
             throw new IOException("not a journaled group");
         }
         long seq = in.readLong();
@@ -263,8 +265,13 @@ final class GroupJournal {
         String worker = readString(in);
         TrajectoryBuffer.Sample[] samples = new TrajectoryBuffer.Sample[in.readInt()];
         for (int i = 0; i < samples.length; i++) {
-            samples[i] = new TrajectoryBuffer.Sample(readInts(in), readInts(in), readFloats(in), readFloats(in), in.readDouble(),
-                    readString(in));
+            int[] promptIds = readInts(in);
+            int[] output = readInts(in);
+            float[] behaviour = readFloats(in);
+            if (magic == MAGIC_V1) {
+                readFloats(in); // π_old of the first format: the learner computes its own now
+            }
+            samples[i] = new TrajectoryBuffer.Sample(promptIds, output, behaviour, in.readDouble(), readString(in));
         }
         return new Entry(seq, lease, version, s, new TrajectoryBuffer.GroupResult(id, prompt, worker, samples));
     }

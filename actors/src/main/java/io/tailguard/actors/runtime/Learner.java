@@ -266,7 +266,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
             maxStale = (int) Math.max(maxStale, published.version() - b.policyVersions()[i]);
             metrics.trainedGroups.labelValues(b.groups()[i].worker()).inc();
             for (TrajectoryBuffer.Sample x : b.groups()[i].samples()) {
-                samples.add(new GrpoLearner.Sample(x.prompt(), x.output(), x.behaviourLogprobs(), x.oldLogprobs(), x.reward()));
+                samples.add(new GrpoLearner.Sample(x.prompt(), x.output(), x.behaviourLogprobs(), x.reward()));
                 tokens += x.output().length;
                 rewardSum += x.reward();
                 passed += x.reward() >= 1.0 ? 1 : 0;

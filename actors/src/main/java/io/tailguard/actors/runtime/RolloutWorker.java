@@ -36,7 +36,7 @@ import java.util.Set;
  * A lease that names a compressed version (a compressed option of the controller's approximation
  * budget) samples with those weights instead, loaded from the store (packed where the format allows,
  * manifest sha256 checked) and kept until a newer one is named: the behaviour log-probs are the
- * compressed model's, the policy scores densely (π_old, and p for α), the shadow replay replays with
+ * compressed model's, the policy scores a sample densely (p for α), the shadow replay replays with
  * the compressed weights one rung lower, and the tails go back marked with the compressed version and format.
  * Every tailguard.rollout.speedup-every-th lease under a sparse schedule (a {@link SpeedupCadence})
  * is also decoded densely in lockstep, to measure the rollout speedup inside the run; every lease's
@@ -191,7 +191,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         lora = nextLora;
         loaded = p.version();
         engine = new RolloutEngine(model, tok, prompts.task(), new RolloutEngine.Options(s.rollout().groupSize(),
-                s.rollout().temperature(), 64, s.controller().binWidth(), s.rollout().shadowFraction()), lora);
+                s.rollout().temperature(), 64, s.controller().binWidth(), s.rollout().shadowFraction(), s.rollout().scoreFraction()), lora);
         metrics.policyVersionLoaded.labelValues(name).set(loaded);
         metrics.workerLora.labelValues(name).set(lora == null ? 0 : 1);
         metrics.workerCompressedVersion.labelValues(name).set(compressedLoaded);
@@ -221,8 +221,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
             TrajectoryBuffer.Sample[] samples = new TrajectoryBuffer.Sample[g];
             for (int k = 0; k < g; k++) {
                 RolloutEngine.Trajectory t = ts.get(i * g + k);
-                samples[k] = new TrajectoryBuffer.Sample(t.promptIds(), t.outputIds(), t.behaviourLogprobs(), t.oldLogprobs(),
-                        t.reward(), t.reason());
+                samples[k] = new TrajectoryBuffer.Sample(t.promptIds(), t.outputIds(), t.behaviourLogprobs(), t.reward(),
+                        t.reason());
             }
             groups[i] = new TrajectoryBuffer.GroupResult(w.groups()[i], w.prompts()[i].id(), name, samples);
         }

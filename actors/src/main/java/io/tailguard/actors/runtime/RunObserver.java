@@ -105,8 +105,8 @@ public final class RunObserver {
      * the weights that sampled, {@link #PLAIN} (the policy's own) or a compressed version's
      * {@link CompressedPublished#option()}; the dense reference is always the policy's own weights.
      * The lease's worker seconds by phase: generateSeconds, the whole generation (a measured lease's
-     * dense reference included); scoreSeconds, the dense teacher-forced scoring (π_old and α; 0 for a
-     * lease the dense policy sampled itself); shadowSeconds, the shadow replay.
+     * dense reference included); scoreSeconds, the dense teacher-forced scoring of the α sample (0
+     * for a lease the dense policy sampled itself); shadowSeconds, the shadow replay.
      */
     public record Rollout(long timeMillis, String worker, long lease, long scheduleVersion, int sequences, int decodeSteps,
                           double prefillSeconds, double decodeSeconds, boolean measured, double liveStepSeconds,

@@ -109,9 +109,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                 compression, bootstrap, adapt, bounds);
     }
 
-    /** speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0: never). */
+    /**
+     * speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0:
+     * never); scoreFraction: the share of a lease's trajectories scored densely for α.
+     */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
-                          Duration leaseTimeout, int speedupEvery) {}
+                          double scoreFraction, Duration leaseTimeout, int speedupEvery) {}
 
     public record Buffer(int staleness, int maxGroups) {}
 
@@ -218,7 +221,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             }
             Rollout r = new Rollout(atLeast(c, "tailguard.rollout.workers", 0), positive(c, "tailguard.rollout.prompts-per-lease"),
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
-                    unit(c, "tailguard.rollout.shadow-fraction"), positiveDuration(c, "tailguard.rollout.lease-timeout"),
+                    unit(c, "tailguard.rollout.shadow-fraction"), scoreFraction(c),
+                    positiveDuration(c, "tailguard.rollout.lease-timeout"),
                     atLeast(c, "tailguard.rollout.speedup-every", 0));
             BudgetController.Settings ctl = controller(c, t.longestSequence());
             Duration window = positiveDuration(c, "tailguard.controller.window");
@@ -577,6 +581,15 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         double v = c.getDouble(key);
         if (!(v >= 0 && v <= 1)) {
             throw new IllegalArgumentException(key + ": must be in [0, 1], got " + v);
+        }
+        return v;
+    }
+
+    private static double scoreFraction(Config c) {
+        String key = "tailguard.rollout.score-fraction";
+        double v = c.getDouble(key);
+        if (!(v > 0 && v <= 1)) {
+            throw new IllegalArgumentException(key + ": must be in (0, 1], got " + v);
         }
         return v;
     }

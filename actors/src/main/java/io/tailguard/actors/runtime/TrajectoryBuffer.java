@@ -51,8 +51,8 @@ public final class TrajectoryBuffer extends AbstractBehavior<TrajectoryBuffer.Co
 
     public sealed interface Command permits Trajectories, NextBatch, LiveSettings, Resume, Trained, Checkpointed, LearnersListed {}
 
-    public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, float[] oldLogprobs, double reward,
-                         String reason) implements Wire {}
+    /** One trajectory: its sampler's log-prob per output token (π_inf), its reward and the verifier's reason. */
+    public record Sample(int[] prompt, int[] output, float[] behaviourLogprobs, double reward, String reason) implements Wire {}
 
     /** One prompt's G samples, and the worker that rolled them out (provenance, for metrics and tests). */
     public record GroupResult(long groupId, String promptId, String worker, Sample[] samples) implements Wire {}

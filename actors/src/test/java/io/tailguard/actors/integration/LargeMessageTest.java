@@ -26,16 +26,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A lease's trajectories of long generations cross two JVMs: 2 prompts × 8 samples × 32K generated
+ * A lease's trajectories of long generations cross two JVMs: 2 prompts × 8 samples × 48K generated
  * tokens (over Artery's 4 MiB frame) sent from this JVM's node to the trajectory buffer of a learner
  * node in another JVM arrive whole, over the large-message stream. A lease over
  * tailguard.cluster.max-message-size (8 MiB here) is not sent but counted on the sender, and the
  * next lease still arrives.
  */
 class LargeMessageTest {
-    static final int GENERATED = 32 * 1024;
+    static final int GENERATED = 48 * 1024;
 
-    /** A lease's result: groups × samples, each a 64-token prompt and `generated` tokens with their two log-probs. */
+    /** A lease's result: groups × samples, each a 64-token prompt and `generated` tokens with their log-probs. */
     static TrajectoryBuffer.Trajectories lease(long lease, long firstGroup, int groups, int samples, int generated) {
         TrajectoryBuffer.GroupResult[] gs = new TrajectoryBuffer.GroupResult[groups];
         for (int g = 0; g < groups; g++) {
@@ -47,7 +47,7 @@ class LargeMessageTest {
                     out[i] = (int) ((i * 7919L + k) % 151936); // token ids over a Qwen3-sized vocabulary
                     lp[i] = -0.001f * ((i + k) % 2000);
                 }
-                ss[k] = new TrajectoryBuffer.Sample(new int[64], out, lp, lp.clone(), k % 2, k % 2 == 1 ? "correct" : "wrong");
+                ss[k] = new TrajectoryBuffer.Sample(new int[64], out, lp, k % 2, k % 2 == 1 ? "correct" : "wrong");
             }
             gs[g] = new TrajectoryBuffer.GroupResult(firstGroup + g, "kv-recall/7/" + (firstGroup + g), "large-lease@test", ss);
         }
@@ -80,9 +80,9 @@ class LargeMessageTest {
                 buffer.tell(six);
                 waitUntil(learner, 120, m -> sum(m, "tailguard_buffer_groups", null) == 2);
 
-                // 3 prompts: over 8 MiB, refused and counted here; the lease after it still arrives
+                // 4 prompts: over 8 MiB, refused and counted here; the lease after it still arrives
                 long before = oversized();
-                buffer.tell(lease(2, 10, 3, 8, GENERATED));
+                buffer.tell(lease(2, 10, 4, 8, GENERATED));
                 buffer.tell(lease(3, 20, 1, 8, 64));
                 String m = waitUntil(learner, 120, x -> sum(x, "tailguard_buffer_groups", null) >= 3);
                 assertEquals(3, sum(m, "tailguard_buffer_groups", null), "only the small lease arrived after the large one:\n" + m);

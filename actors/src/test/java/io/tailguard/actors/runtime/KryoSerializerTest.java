@@ -53,7 +53,7 @@ class KryoSerializerTest {
         CompressedPublished compressed = new CompressedPublished(2, "file:///tmp/store/compressed/v000002-rtn4/", "cd".repeat(32),
                 "rtn", 4, 0.03);
         TrajectoryBuffer.Sample sample = new TrajectoryBuffer.Sample(new int[] {1, 5, 9}, new int[] {7, 2}, new float[] {-0.5f, -1f},
-                new float[] {-0.4f, -1.1f}, 1.0, "correct");
+                1.0, "correct");
         TrajectoryBuffer.GroupResult group = new TrajectoryBuffer.GroupResult(17, "kv-recall/7/17", "worker-0@h:1",
                 new TrajectoryBuffer.Sample[] {sample, sample});
         List<Object> out = new ArrayList<>();
@@ -182,7 +182,7 @@ class KryoSerializerTest {
                 "pekko.remote.artery.advanced.maximum-large-frame-size = 256 KiB")).withFallback(com.typesafe.config.ConfigFactory.load()));
         try {
             Serialization ser = SerializationExtension.get(Adapter.toClassic(small.system()));
-            // one group of one sample whose output is n tokens: 9 to 12 bytes a token (an id, two log-probs), and some framing
+            // one group of one sample whose output is n tokens: 5 to 8 bytes a token (an id, a log-prob), and some framing
             java.util.function.IntFunction<TrajectoryBuffer.Trajectories> lease = n -> {
                 int[] ids = new int[n];
                 float[] lp = new float[n];
@@ -191,17 +191,17 @@ class KryoSerializerTest {
                     lp[i] = -0.001f * (i % 1000);
                 }
                 return new TrajectoryBuffer.Trajectories(1, "w", 0, new TrajectoryBuffer.GroupResult[] {new TrajectoryBuffer.GroupResult(1,
-                        "p", "w", new TrajectoryBuffer.Sample[] {new TrajectoryBuffer.Sample(new int[16], ids, lp, lp.clone(), 1.0, "correct")})},
+                        "p", "w", new TrajectoryBuffer.Sample[] {new TrajectoryBuffer.Sample(new int[16], ids, lp, 1.0, "correct")})},
                         1.0, new ScheduleSpec("DENSE", 0, 64, new int[0]));
             };
             long before = KryoSerializer.oversized().getOrDefault("Trajectories", 0L);
-            // 8000 tokens (72 to 96 KB): over the ordinary bound, under the large one: sent
-            TrajectoryBuffer.Trajectories fits = lease.apply(8000);
+            // 12000 tokens (60 to 96 KB): over the ordinary bound, under the large one: sent
+            TrajectoryBuffer.Trajectories fits = lease.apply(12000);
             byte[] b = ser.findSerializerFor(fits).toBinary(fits);
             assertTrue(b.length > 64 * 1024 && b.length < 192 * 1024, b.length + " bytes");
             assertDeepEquals(fits, ser.findSerializerFor(fits).fromBinary(b, fits.getClass()), "trajectories");
-            // 24000 tokens (216 to 288 KB): over the large bound
-            TrajectoryBuffer.Trajectories over = lease.apply(24000);
+            // 40000 tokens (200 to 320 KB): over the large bound
+            TrajectoryBuffer.Trajectories over = lease.apply(40000);
             org.apache.pekko.remote.OversizedPayloadException e = assertThrows(org.apache.pekko.remote.OversizedPayloadException.class,
                     () -> ser.findSerializerFor(over).toBinary(over));
             assertTrue(e.getMessage().contains("a Trajectories message of ") && e.getMessage().contains("over the " + (192 * 1024) + " bytes of tailguard.cluster.max-message-size"), e.getMessage());

@@ -48,8 +48,7 @@ class TrajectoryBufferTest {
 
     /** Group {@code group} as lease {@code group}: two samples of prompt and output tokens each. */
     static TrajectoryBuffer.Trajectories lease(long group, long version, int prompt, int output) {
-        TrajectoryBuffer.Sample x = new TrajectoryBuffer.Sample(new int[prompt], new int[output], new float[output],
-                new float[output], 1, "ok");
+        TrajectoryBuffer.Sample x = new TrajectoryBuffer.Sample(new int[prompt], new int[output], new float[output], 1, "ok");
         return new TrajectoryBuffer.Trajectories(group, "w", version, new TrajectoryBuffer.GroupResult[] {
                 new TrajectoryBuffer.GroupResult(group, "p" + group, "w", new TrajectoryBuffer.Sample[] {x, x})}, 1.0,
                 new ScheduleSpec("FIXED", 1, 0, new int[] {48}));
@@ -269,8 +268,8 @@ class TrajectoryBufferTest {
     @Test
     void aGroupsLengthBinIsThePositionBinOfItsLongestSequencesLastToken() {
         TrajectoryBuffer.GroupResult g = new TrajectoryBuffer.GroupResult(1, "p", "w", new TrajectoryBuffer.Sample[] {
-                new TrajectoryBuffer.Sample(new int[60], new int[4], new float[4], new float[4], 0, "x"),
-                new TrajectoryBuffer.Sample(new int[60], new int[5], new float[5], new float[5], 0, "x")});
+                new TrajectoryBuffer.Sample(new int[60], new int[4], new float[4], 0, "x"),
+                new TrajectoryBuffer.Sample(new int[60], new int[5], new float[5], 0, "x")});
         assertEquals(1, TrajectoryBuffer.lengthBin(g, 64, 8)); // 65 tokens: position 64 opens bin 1
         assertEquals(0, TrajectoryBuffer.lengthBin(g, 128, 8));
         assertEquals(2, TrajectoryBuffer.lengthBin(g, 16, 3)); // position 64 would be bin 4; the last bin takes it

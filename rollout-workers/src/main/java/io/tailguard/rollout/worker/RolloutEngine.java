@@ -27,11 +27,14 @@ import java.util.SplittableRandom;
 
 /**
  * What one rollout worker does with one lease, as a plain library: sample G completions per prompt
- * under the schedule (the sparse actor), score them with the task's verifier, score them densely,
- * teacher-forced, with the same weights (π_old for the learner, and p for the α probe), put
- * α_t = Σ_v min(p_t(v), q_t(v)) of every generated token into per-bin tails, and, for a share of
+ * under the schedule (the sparse actor), score them with the task's verifier, score a sample of
+ * them densely, teacher-forced, with the policy's weights (p for the α probe), put
+ * α_t = Σ_v min(p_t(v), q_t(v)) of every token of that sample into per-bin tails, and, for a share of
  * the trajectories, replay the same tokens under a shadow schedule (each bin one budget step
- * lower) so the controller learns whether a cheaper budget would still hold the tail.
+ * lower) so the controller learns whether a cheaper budget would still hold the tail. The learner
+ * needs no dense pass from here: its own forward gives π_old (GrpoLearner), so the dense scoring is
+ * the tail's measurement only, and {@code scoreFraction} of the trajectories (drawn uniformly, so the
+ * measured tokens are a uniform sample of the lease's) are enough to read a percentile per bin.
  *
  * <p>The actor runtime and the synchronous loop both call this, so they roll out identically.
  */
@@ -39,22 +42,30 @@ public final class RolloutEngine {
     /** Vocabularies up to this size get exact α (full distributions); larger ones the top-20 bound. */
     public static final int EXACT_ALPHA_MAX_VOCAB = 4096;
 
-    public record Options(int groupSize, double temperature, int maxNewFallback, int binWidth, double shadowFraction) {
+    /**
+     * shadowFraction: the share of all trajectories replayed one rung lower, drawn from the scored
+     * ones (so at most scoreFraction); scoreFraction: the share scored densely for α (in (0, 1]: a
+     * lease with tails to measure scores at least one trajectory).
+     */
+    public record Options(int groupSize, double temperature, int maxNewFallback, int binWidth, double shadowFraction,
+                          double scoreFraction) {
         public Options {
             if (groupSize < 1 || !(temperature > 0) || maxNewFallback < 1 || binWidth < 1
-                    || !(shadowFraction >= 0 && shadowFraction <= 1)) {
+                    || !(shadowFraction >= 0 && shadowFraction <= 1) || !(scoreFraction > 0 && scoreFraction <= 1)) {
                 throw new IllegalArgumentException("bad rollout options: group " + groupSize + ", temperature " + temperature
-                        + ", max-new " + maxNewFallback + ", bin width " + binWidth + ", shadow fraction " + shadowFraction);
+                        + ", max-new " + maxNewFallback + ", bin width " + binWidth + ", shadow fraction " + shadowFraction
+                        + ", score fraction " + scoreFraction);
             }
         }
     }
 
-    /** One sampled completion of one prompt: sample s of group groupId. */
+    /** One sampled completion of one prompt: sample s of group groupId, with its sampler's log-probs. */
     public record Trajectory(long groupId, int sample, String promptId, int[] promptIds, int[] outputIds,
-                             float[] behaviourLogprobs, float[] oldLogprobs, double reward, String reason) {}
+                             float[] behaviourLogprobs, double reward, String reason) {}
 
     /**
-     * The lease's result. tails: α under the schedule rolled out with, binned by position; shadow:
+     * The lease's result. tails: α of the scored sample under the schedule rolled out with, binned by
+     * position (empty when nothing was scored); shadow:
      * α of the replayed share under the shadow schedule (null without one); seconds split into
      * generation (decode and prefill), dense scoring and shadow replay; the generation's own split
      * into prefill and decode ({@link GenerationResult}: the decode loop of decodeSteps steps,
@@ -105,8 +116,8 @@ public final class RolloutEngine {
      * With {@code actorLora} (DistillSparse's adapter, attached to {@code model} and switched off),
      * the sparse actor decodes with it merged into the weights, both when it samples and when the
      * shadow replay replays its tokens under the shadow schedule (so the shadow α, which decides
-     * whether a budget may drop, is the adapted actor's); the dense scoring (π_old, and p for α) is
-     * the policy's without it, as in train-sync --distill.
+     * whether a budget may drop, is the adapted actor's); the dense scoring (p for α) is the
+     * policy's without it, as in train-sync --distill.
      */
     public RolloutEngine(Qwen3Model model, Tokenizer tok, Task task, Options options, io.tailguard.model.lora.LoraAdapter actorLora) {
         if (actorLora != null && model.adapter() != actorLora) {
@@ -138,13 +149,12 @@ public final class RolloutEngine {
 
     /**
      * As above, with another model as the rollout actor when {@code actor} is not null (a compressed
-     * copy of the policy, loaded dense): it samples under the schedule, so the behaviour log-probs
-     * are its own, and the policy scores densely (π_old, and p for α), as `mismatch --actor` does
-     * offline. The LoRA is not used then. Its shadow replay replays with the actor, so the shadow
+     * copy of the policy): it samples under the schedule, so the behaviour log-probs are its own,
+     * and the policy scores the sample densely (p for α), as `mismatch --actor` does offline. The LoRA is not used then. Its shadow replay replays with the actor, so the shadow
      * tails are those of the actor one rung lower.
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor) {
-        return run(prompts, groupIds, schedule, shadow, seed, actor, Scoring.ALPHA, false);
+        return run(prompts, groupIds, schedule, shadow, seed, actor, true, false);
     }
 
     /**
@@ -156,46 +166,26 @@ public final class RolloutEngine {
      */
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
                       boolean measureSpeedup) {
-        return run(prompts, groupIds, schedule, shadow, seed, actor, plainDense(schedule, shadow, actor) ? Scoring.NONE : Scoring.ALPHA,
+        return run(prompts, groupIds, schedule, shadow, seed, actor, !plainDense(schedule, shadow, actor),
                 measureSpeedup && (actor != null ? actor.config().equals(model.config()) : !schedule.isDense()));
     }
 
     /**
      * A lease sampled by the dense policy itself (dense schedule, the policy's own weights, no LoRA
-     * merged) with no shadow to replay: its sampler is what the dense scoring would compute, so π_old
-     * is the sampler's log-probs and α is 1 by definition; scoring it would only cost a teacher-forced
-     * pass over every sequence (as {@link #runDenseUnscored} does not for the synchronous loop).
+     * merged) with no shadow to replay: its sampler is what the dense scoring would compute, so α is
+     * 1 by definition; scoring it would only cost a teacher-forced pass.
      */
     private boolean plainDense(Schedule schedule, Schedule shadow, Qwen3Model actor) {
         return schedule.isDense() && shadow == null && actor == null && actorLora == null;
     }
 
-    /** How a rollout is scored by the dense policy. */
-    private enum Scoring {
-        /** Not at all: the sampler is the dense policy, so π_old is its own log-probs. */
-        NONE,
-        /** π_old only (log-probs of the sampled tokens), no α: the tails stay empty. */
-        LOGPROBS,
-        /** π_old and α of every token against the sampler's distributions, into the tails. */
-        ALPHA
-    }
-
     /**
-     * A rollout under the schedule as {@link #run} samples it, scored densely for π_old only: no
-     * sampler distributions are kept and no α is computed, so the tails stay empty. The synchronous
-     * loop's sparse mode, which trains on the samples and has no controller to feed.
+     * A rollout under the schedule as {@link #run} samples it, not scored densely: no sampler
+     * distributions are kept and no α is computed, so the tails stay empty. The synchronous loop,
+     * which trains on the samples (its learner computes π_old) and has no controller to feed.
      */
-    public Result runWithoutTails(List<Prompt> prompts, long[] groupIds, Schedule schedule, long seed) {
-        return run(prompts, groupIds, schedule, null, seed, null, Scoring.LOGPROBS, false);
-    }
-
-    /**
-     * A dense rollout by the policy itself, as {@link #run} samples it, but not scored: its sampler
-     * already is the dense policy, so π_old is the sampler's own log-probs, and the tails stay empty
-     * (α of a dense rollout says nothing about a schedule). The synchronous loop's dense mode.
-     */
-    public Result runDenseUnscored(List<Prompt> prompts, long[] groupIds, long seed) {
-        return run(prompts, groupIds, Schedule.dense(), null, seed, null, Scoring.NONE, false);
+    public Result runUnscored(List<Prompt> prompts, long[] groupIds, Schedule schedule, long seed) {
+        return run(prompts, groupIds, schedule, null, seed, null, false, false);
     }
 
     /**
@@ -228,7 +218,7 @@ public final class RolloutEngine {
     }
 
     private Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
-                       Scoring scoring, boolean paired) {
+                       boolean alpha, boolean paired) {
         if (prompts.size() != groupIds.length || prompts.isEmpty()) {
             throw new IllegalArgumentException(prompts.size() + " prompts but " + groupIds.length + " group ids");
         }
@@ -238,8 +228,6 @@ public final class RolloutEngine {
         }
         int vocab = model.config().vocabSize();
         boolean exact = vocab <= EXACT_ALPHA_MAX_VOCAB;
-        boolean score = scoring != Scoring.NONE;
-        boolean alpha = scoring == Scoring.ALPHA;
         int capture = !alpha ? GenerationRequest.NO_CAPTURE : exact ? 0 : Acceptance.DEFAULT_TOP_K;
         List<int[]> ids = new ArrayList<>();
         List<Prompt> source = new ArrayList<>();
@@ -249,7 +237,7 @@ public final class RolloutEngine {
         SpeedupSample speedup = null;
         // the scoring starts from the generation's prompt rows when the sampler's weights are the
         // policy's (no compressed actor, no LoRA merged): the same prefill, not computed twice
-        boolean reuse = score && actor == null && actorLora == null;
+        boolean reuse = alpha && actor == null && actorLora == null;
         io.tailguard.model.PromptPrefill prompted = null;
         // with the sparse actor's LoRA merged, the dense reference decodes with the same merged weights:
         // the two modes differ only in the pages they read
@@ -273,36 +261,28 @@ public final class RolloutEngine {
         }
         long t1 = System.nanoTime();
 
-        // Dense teacher-forced scoring of every trajectory with the policy's weights: π_old and p.
+        // Dense teacher-forced scoring of the α sample with the policy's weights: p.
         List<Generated> gens = res.sequences();
-        List<Integer> scored = new ArrayList<>();
-        for (int i = 0; i < gens.size() && score; i++) {
-            if (gens.get(i).outputIds().length > 0) {
-                scored.add(i);
-            }
-        }
+        List<Integer> scored = alpha ? scoredSample(gens, o.scoreFraction(), seed) : List.of();
         List<Scorer.Scores> dense;
         try (io.tailguard.model.PromptPrefill p = prompted) {
-            dense = !score || scored.isEmpty() ? List.of() : Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
+            dense = scored.isEmpty() ? List.of() : Scorer.score(model, scored.stream().map(i -> gens.get(i).promptIds()).toList(),
                     scored.stream().map(i -> gens.get(i).outputIds()).toList(),
-                    alpha ? new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact) : Scorer.Options.LOGPROBS_ONLY, p);
+                    new Scorer.Options(exact ? 0 : Acceptance.DEFAULT_TOP_K, exact), p);
         }
         long t2 = System.nanoTime();
 
         TailStats tails = new TailStats(o.binWidth());
         List<Trajectory> out = new ArrayList<>(gens.size());
-        for (int k = 0; k < scored.size() && alpha; k++) {
+        for (int k = 0; k < scored.size(); k++) {
             Generated g = gens.get(scored.get(k));
             alphaInto(tails, g.promptIds().length, dense.get(k), g.distributions(), exact);
         }
-        int next = 0;
         for (int i = 0; i < gens.size(); i++) {
             Generated g = gens.get(i);
             Verdict v = task.verify(source.get(i), TaskFormat.completionText(tok, task, g.outputIds()));
-            float[] old = !score ? g.logprobs()
-                    : next < scored.size() && scored.get(next) == i ? dense.get(next++).logprobs() : new float[0];
             out.add(new Trajectory(groupIds[i / o.groupSize()], i % o.groupSize(), source.get(i).id(), g.promptIds(),
-                    g.outputIds(), g.logprobs(), old, v.reward(), v.reason()));
+                    g.outputIds(), g.logprobs(), v.reward(), v.reason()));
         }
 
         TailStats shadowTails = null;
@@ -310,12 +290,14 @@ public final class RolloutEngine {
         if (shadow != null && o.shadowFraction() > 0 && alpha) {
             shadowTails = new TailStats(o.binWidth());
             SplittableRandom pick = new SplittableRandom(seed ^ 0x5DEECE66DL);
+            // shadowFraction of all trajectories, drawn from the scored ones (the replay's α needs p)
+            double share = Math.min(1.0, o.shadowFraction() / o.scoreFraction());
             List<Integer> chosen = new ArrayList<>();
             for (int k = 0; k < scored.size(); k++) {
                 Generated g = gens.get(scored.get(k));
                 // a trajectory that never decodes where the shadow attends otherwise would replay its
                 // own generation: no evidence about the rung below, at the cost of a second decode
-                if (pick.nextDouble() < o.shadowFraction() && reachesShadow(schedule, shadow, g.promptIds().length, g.outputIds().length)) {
+                if (pick.nextDouble() < share && reachesShadow(schedule, shadow, g.promptIds().length, g.outputIds().length)) {
                     chosen.add(k);
                 }
             }
@@ -342,6 +324,31 @@ public final class RolloutEngine {
         }
         return new Result(out, tails, shadowTails, tokens, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9,
                 res.prefillSeconds(), res.decodeSeconds(), res.decodeSteps(), speedup);
+    }
+
+    /**
+     * The trajectories scored densely for α: ⌈fraction · n⌉ of the n with output (at least one),
+     * drawn uniformly without replacement by the lease's seed, in batch order. Uniform over
+     * trajectories, so every position bin is sampled in proportion to its tokens.
+     */
+    static List<Integer> scoredSample(List<Generated> gens, double fraction, long seed) {
+        List<Integer> candidates = new ArrayList<>();
+        for (int i = 0; i < gens.size(); i++) {
+            if (gens.get(i).outputIds().length > 0) {
+                candidates.add(i);
+            }
+        }
+        int want = (int) Math.min(candidates.size(), Math.max(1, Math.ceil(fraction * candidates.size() - 1e-9)));
+        if (want >= candidates.size()) {
+            return candidates;
+        }
+        SplittableRandom r = new SplittableRandom(seed ^ 0x2545F4914F6CDD1DL);
+        for (int i = 0; i < want; i++) {
+            java.util.Collections.swap(candidates, i, i + r.nextInt(candidates.size() - i));
+        }
+        List<Integer> chosen = new ArrayList<>(candidates.subList(0, want));
+        java.util.Collections.sort(chosen);
+        return chosen;
     }
 
     /**

@@ -76,7 +76,7 @@ class CodeDatasetRolloutTest {
         assertNotEquals(prompts.get(0).id(), prompts.get(1).id(), "one epoch: both records");
         ModelConfig c = ModelConfig.preset("tiny", TOK.vocabSize(), TOK.eosId());
         try (Qwen3Model model = Qwen3Model.create(c, RandomInit.weights(c, 5, 0.02, 0.0), Device.cpu())) {
-            RolloutEngine engine = new RolloutEngine(model, TOK, task, new RolloutEngine.Options(3, 1.0, 64, 32, 0.0));
+            RolloutEngine engine = new RolloutEngine(model, TOK, task, new RolloutEngine.Options(3, 1.0, 64, 32, 0.0, 1.0));
             RolloutEngine.Result r = engine.run(prompts, new long[] {0, 1}, Schedule.dense(), null, 11);
             assertEquals(6, r.trajectories().size());
             for (RolloutEngine.Trajectory t : r.trajectories()) {

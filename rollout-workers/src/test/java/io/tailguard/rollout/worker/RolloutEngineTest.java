@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** One lease's rollout: sampling, rewards, π_old, tails; and the synchronous loop's dense, unscored form. */
+/** One lease's rollout: sampling, rewards, the α sample's tails; and the synchronous loop's unscored form. */
 class RolloutEngineTest {
     private static final CharTokenizer TOK = CharTokenizer.standard();
     private static final Task TASK = Tasks.builtin("kv-recall", 64);
@@ -40,7 +40,11 @@ class RolloutEngineTest {
     }
 
     private static RolloutEngine engine() {
-        return new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, 32, 0.0));
+        return engine(1.0);
+    }
+
+    private static RolloutEngine engine(double scoreFraction) {
+        return new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, 32, 0.0, scoreFraction));
     }
 
     private static final List<Prompt> PROMPTS = List.of(TASK.prompt(1, 0), TASK.prompt(1, 1));
@@ -56,29 +60,97 @@ class RolloutEngineTest {
             assertEquals(i % 3, t.sample());
             assertEquals(PROMPTS.get(i / 3).id(), t.promptId());
             assertEquals(t.outputIds().length, t.behaviourLogprobs().length);
-            assertEquals(t.outputIds().length, t.oldLogprobs().length, "π_old: one dense log-prob per token");
             assertTrue(t.reward() >= 0 && t.reward() <= 1);
             tokens += t.outputIds().length;
         }
         assertEquals(tokens, r.generatedTokens());
-        assertTrue(r.tails().binCount() > 0, "α of every token is in the tails");
+        assertEquals(tokens, r.tails().totalCount(), "score-fraction 1: α of every token is in the tails");
     }
 
     @Test
-    void aDenseUnscoredRolloutSamplesTheSameTokensAndKeepsItsOwnLogProbs() {
+    void anUnscoredRolloutSamplesTheSameTokensWithoutTails() {
         RolloutEngine e = engine();
-        RolloutEngine.Result scored = e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 9);
-        RolloutEngine.Result own = e.runDenseUnscored(PROMPTS, new long[] {0, 1}, 9);
-        assertEquals(0, own.tails().binCount(), "no tails without scoring");
-        for (int i = 0; i < 6; i++) {
-            RolloutEngine.Trajectory a = scored.trajectories().get(i);
-            RolloutEngine.Trajectory b = own.trajectories().get(i);
-            assertArrayEquals(a.outputIds(), b.outputIds(), "the same seed samples the same tokens");
-            assertArrayEquals(a.behaviourLogprobs(), b.behaviourLogprobs());
-            assertArrayEquals(b.behaviourLogprobs(), b.oldLogprobs(), "π_old is the sampler's own");
-            assertEquals(a.reward(), b.reward());
+        for (Schedule s : List.of(Schedule.dense(), Schedule.fixed(48))) {
+            RolloutEngine.Result scored = e.run(PROMPTS, new long[] {0, 1}, s, null, 9);
+            RolloutEngine.Result own = e.runUnscored(PROMPTS, new long[] {0, 1}, s, 9);
+            assertEquals(0, own.tails().binCount(), "no tails without scoring");
+            for (int i = 0; i < 6; i++) {
+                RolloutEngine.Trajectory a = scored.trajectories().get(i);
+                RolloutEngine.Trajectory b = own.trajectories().get(i);
+                assertArrayEquals(a.outputIds(), b.outputIds(), "the same seed samples the same tokens");
+                assertArrayEquals(a.behaviourLogprobs(), b.behaviourLogprobs());
+                assertEquals(a.reward(), b.reward());
+            }
         }
         assertTrue(e.decodeSeconds(PROMPTS, Schedule.dense(), 9) > 0);
+    }
+
+    @Test
+    void aScoreFractionScoresThatShareOfTheTrajectoriesAndTheirTokensOnly() {
+        Schedule sparse = Schedule.fixed(48);
+        RolloutEngine.Result all = engine(1.0).run(PROMPTS, new long[] {0, 1}, sparse, null, 9);
+        RolloutEngine.Result third = engine(1.0 / 3).run(PROMPTS, new long[] {0, 1}, sparse, null, 9);
+        // the same samples either way: scoring does not touch the generation
+        for (int i = 0; i < 6; i++) {
+            assertArrayEquals(all.trajectories().get(i).outputIds(), third.trajectories().get(i).outputIds());
+        }
+        // ⌈6 / 3⌉ = 2 trajectories, drawn by the lease's seed; their tokens, and theirs only, are measured
+        List<Integer> picked = RolloutEngine.scoredSample(generated(all), 1.0 / 3, 9);
+        assertEquals(2, picked.size());
+        long tokens = 0;
+        for (int i : picked) {
+            tokens += all.trajectories().get(i).outputIds().length;
+        }
+        assertEquals(tokens, third.tails().totalCount());
+        // bin by bin: the picked trajectories' tokens at their positions (prompt length + t)
+        io.tailguard.rollout.sparse.TailStats expected = new io.tailguard.rollout.sparse.TailStats(32);
+        for (int i : picked) {
+            RolloutEngine.Trajectory t = all.trajectories().get(i);
+            for (int k = 0; k < t.outputIds().length; k++) {
+                expected.add(t.promptIds().length + k, 1.0);
+            }
+        }
+        assertEquals(expected.binCount(), third.tails().binCount());
+        for (int bin = 0; bin < expected.binCount(); bin++) {
+            assertEquals(expected.count(bin), third.tails().count(bin), "bin " + bin);
+        }
+        assertTrue(third.tails().totalCount() < all.tails().totalCount());
+    }
+
+    /** The trajectories as the generator's sequences (prompt and output), for the sample's draw. */
+    private static List<io.tailguard.rollout.generation.Generated> generated(RolloutEngine.Result r) {
+        return r.trajectories().stream().map(t -> new io.tailguard.rollout.generation.Generated(t.promptIds(), t.outputIds(),
+                t.behaviourLogprobs(), null, null, "stop", null)).toList();
+    }
+
+    @Test
+    void theScoredSampleIsUniformDeterministicAndNeverEmpty() {
+        List<io.tailguard.rollout.generation.Generated> gens = new java.util.ArrayList<>();
+        for (int i = 0; i < 16; i++) {
+            gens.add(new io.tailguard.rollout.generation.Generated(new int[] {1}, i == 5 ? new int[0] : new int[] {2, 3},
+                    new float[i == 5 ? 0 : 2], null, null, "stop", null));
+        }
+        List<Integer> a = RolloutEngine.scoredSample(gens, 0.25, 3);
+        assertEquals(4, a.size(), "⌈0.25 × 15⌉ of the 15 with output");
+        assertEquals(a, RolloutEngine.scoredSample(gens, 0.25, 3), "the lease's seed fixes the draw");
+        assertFalse(a.contains(5), "a trajectory without output has nothing to score");
+        assertEquals(a.stream().sorted().toList(), a, "in batch order");
+        assertEquals(1, RolloutEngine.scoredSample(gens, 0.01, 3).size(), "at least one");
+        assertEquals(15, RolloutEngine.scoredSample(gens, 1.0, 3).size());
+        // uniform: over many seeds every trajectory with output is drawn about equally often
+        int[] hits = new int[16];
+        for (long seed = 0; seed < 3000; seed++) {
+            for (int i : RolloutEngine.scoredSample(gens, 0.25, seed)) {
+                hits[i]++;
+            }
+        }
+        assertEquals(0, hits[5]);
+        for (int i = 0; i < 16; i++) {
+            if (i != 5) {
+                // expected 3000 × 4/15 = 800, standard deviation about 24
+                assertTrue(Math.abs(hits[i] - 800) < 120, "trajectory " + i + " drawn " + hits[i] + " times");
+            }
+        }
     }
 
     @Test
@@ -86,12 +158,10 @@ class RolloutEngineTest {
         RolloutEngine e = engine();
         // the worker's entry: a dense lease of the policy itself, nothing to replay
         RolloutEngine.Result plain = e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 9, null, false);
-        RolloutEngine.Result own = e.runDenseUnscored(PROMPTS, new long[] {0, 1}, 9);
+        RolloutEngine.Result own = e.runUnscored(PROMPTS, new long[] {0, 1}, Schedule.dense(), 9);
         assertEquals(0, plain.tails().binCount(), "α of the dense policy against itself is not measured");
         for (int i = 0; i < 6; i++) {
-            RolloutEngine.Trajectory a = plain.trajectories().get(i);
-            assertArrayEquals(own.trajectories().get(i).outputIds(), a.outputIds());
-            assertArrayEquals(a.behaviourLogprobs(), a.oldLogprobs(), "π_old is the sampler's own");
+            assertArrayEquals(own.trajectories().get(i).outputIds(), plain.trajectories().get(i).outputIds());
         }
         // with a shadow to replay (the controller on), the same lease is scored: the shadow's α needs p
         RolloutEngine.Result shadowed = e.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), Schedule.ofBins(32, new int[] {48, 48}),
@@ -117,7 +187,7 @@ class RolloutEngineTest {
         assertFalse(RolloutEngine.reachesShadow(live, live.withVersion(7), 700, 130), "the same schedule again");
 
         // in a lease: every trajectory picked (shadow-fraction 1), replayed only when its shadow differs within reach
-        RolloutEngine e = new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, 32, 1.0));
+        RolloutEngine e = new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, 32, 1.0, 1.0));
         Schedule at64 = Schedule.ofBins(32, new int[] {64, 64, 64, 64, 64, 64});
         RolloutEngine.Result near = e.run(PROMPTS, new long[] {0, 1}, at64, Schedule.ofBins(32, new int[] {48, 48, 48, 48, 48, 48}),
                 9, null, false);

@@ -69,7 +69,7 @@ class ShadowReplayLoraTest {
                                 (int) a.getShape().get(1), lc.rank(), lc.alpha() / lc.rank()));
                     }
                 }
-                RolloutEngine engine = new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, BIN_WIDTH, 1.0), lora);
+                RolloutEngine engine = new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, BIN_WIDTH, 1.0, 1.0), lora);
                 r = engine.run(prompts, new long[] {0, 1}, Schedule.dense(), SHADOW, 21);
             }
             assertEquals(null, model.adapter(), "the adapter closed");
