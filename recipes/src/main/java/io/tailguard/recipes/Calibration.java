@@ -158,10 +158,17 @@ public final class Calibration {
     }
 
     /**
-     * Per bin, the cheapest candidate (ascending) whose tail p5 ≥ τ; max(MIN_BUDGET, bin end) (dense within
-     * the bin) when none does; then {@link Budgets#makeNonDecreasing} with the bins no candidate's
-     * tokens reached as its unreached bins: such a bin takes the previous bin's budget (leading ones
-     * the first reached bin's), and budgets never decrease (a running max).
+     * Per bin, the cheapest candidate (ascending) whose tail p5 ≥ τ and every larger candidate's too;
+     * max(MIN_BUDGET, bin end) (dense within the bin) when the largest measured one fails; then
+     * {@link Budgets#makeNonDecreasing} with the bins no candidate's tokens reached as its unreached
+     * bins: such a bin takes the previous bin's budget (leading ones the first reached bin's), and
+     * budgets never decrease (a running max).
+     *
+     * <p>Why "every larger one too": α is measured on the sparse actor's own trajectories, and a
+     * budget too small to follow the task can derail them early, after which dense and sparse agree
+     * on the derailed text: its later bins then read a high p5 that no larger budget below the one
+     * that holds reproduces (seen on copy with one dense layer: p5 0.98 at budget 48, 0.001 at 64 to
+     * 112, 0.14 at 176). A high tail under a budget that a larger budget fails is that, not a held tail.
      */
     public static int[] choose(int[] ascendingBudgets, List<TailStats> tables, double tau, int binWidth) {
         int bins = 0;
@@ -173,13 +180,15 @@ public final class Calibration {
         boolean any = false;
         for (int i = 0; i < bins; i++) {
             pick[i] = Budgets.NONE;
-            for (int j = 0; j < ascendingBudgets.length && pick[i] == Budgets.NONE; j++) {
+            // from the largest candidate down, as long as each measured one holds τ
+            for (int j = ascendingBudgets.length - 1; j >= 0; j--) {
                 TailStats t = tables.get(j);
                 if (t.count(i) > 0) {
                     reached[i] = true;
-                    if (t.p5(i) >= tau) {
-                        pick[i] = ascendingBudgets[j];
+                    if (t.p5(i) < tau) {
+                        break;
                     }
+                    pick[i] = ascendingBudgets[j];
                 }
             }
             if (reached[i] && pick[i] == Budgets.NONE) {

@@ -43,9 +43,22 @@ class CalibrationTest {
                 {1.0, 0.5, Double.NaN, 0.95, 0.1},
                 {1.0, 0.9, Double.NaN, 0.5, 0.2},
                 {1.0, 0.99, Double.NaN, 0.9, 0.3}};
-        // bin 0: 48; bin 1: 96; bin 2 unreached: inherits 96; bin 3: 48 meets tau, running max keeps 96;
-        // bin 4: nothing meets tau: dense within the bin, its end 5 * 64 = 320.
-        assertArrayEquals(new int[] {48, 96, 96, 96, 320}, Calibration.choose(budgets, tables(p5, 64), 0.86, 64));
+        // bin 0: 48; bin 1: 96; bin 2 unreached: inherits 96; bin 3: 160 (48 meets tau but 96 fails:
+        // from 160 down the run of budgets meeting tau stops at 96); bin 4: nothing meets tau: dense
+        // within the bin, its end 5 * 64 = 320.
+        assertArrayEquals(new int[] {48, 96, 96, 160, 320}, Calibration.choose(budgets, tables(p5, 64), 0.86, 64));
+    }
+
+    @Test
+    void aHighTailUnderABudgetThatALargerOneFailsIsNotTaken() {
+        // the calibration of copy with one dense layer (p5 of the bins at 768 and 896, rounded): budget
+        // 48 derails the copy early, and the derailed text reads α near 1; 64 to 176 fail; from 224 / 288 up all hold
+        int[] budgets = {48, 64, 112, 176, 224, 288, 352, 448};
+        double[][] p5 = {{0.96, 0.98}, {0.001, 0.001}, {0.008, 0.003}, {0.75, 0.14}, {0.91, 0.73}, {0.97, 0.88},
+                {0.98, 0.90}, {0.99, 0.96}};
+        assertArrayEquals(new int[] {224, 288}, Calibration.choose(budgets, tables(p5, 128), 0.86, 128));
+        // a bin whose largest measured budget fails is dense within it, whatever smaller ones read
+        assertArrayEquals(new int[] {128}, Calibration.choose(new int[] {48, 96}, tables(new double[][] {{0.95}, {0.5}}, 128), 0.86, 128));
     }
 
     @Test

@@ -188,14 +188,15 @@ public final class RunComparison {
     }
 
     /**
-     * A window's p5 α of bin b when it counts, else NaN: it counts when the bin had at least the
-     * run's min-tokens tokens in the window (settings min_tokens; without it, any), as
-     * tail_in_band_fraction counts. A p5 over a handful of tokens says little about the tail.
+     * The p5 α the controller judged bin b on at a window (its kept windows merged) when it counts,
+     * else NaN: it counts when that evidence had at least the run's min-tokens tokens (settings
+     * min_tokens; without it, any), as tail_in_band_fraction counts. A p5 over a handful of tokens
+     * says little about the tail.
      */
     static double alpha(RunRecord r, RunRecord.WindowRow w, int b) {
         double min = number(r.settings().get("min_tokens"));
-        double a = w.alphaP5()[b];
-        return Double.isNaN(a) || (Double.isFinite(min) && w.tokens()[b] < min) ? Double.NaN : a;
+        double a = w.judgedP5()[b];
+        return Double.isNaN(a) || (Double.isFinite(min) && w.judgedTokens()[b] < min) ? Double.NaN : a;
     }
 
     /** Per bin, the lowest window p5 α of the run among the windows that count (NaN: none does). */
@@ -271,7 +272,7 @@ public final class RunComparison {
         t.append('\n');
         t.append("Seconds are wall seconds since `train` began, calibration included; train s leaves out the held-out ")
                 .append("evaluations. rollout s/step: the generation seconds of a step's tokens at its batch's rollout rate. ")
-                .append("p5 α per bin: over the windows in which the bin had at least min-tokens tokens. ")
+                .append("p5 α per bin: what the controller judged the bin on at each window (its kept windows merged), where that had at least min-tokens tokens. ")
                 .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (else the mean over ")
                 .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
                 .append(reference).append(" run's own. –: nothing to compute (never reached, no tokens, no update).\n");

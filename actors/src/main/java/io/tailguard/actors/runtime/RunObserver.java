@@ -22,11 +22,20 @@ public final class RunObserver {
             implements Event, Wire {}
 
     /**
-     * One controller window: the closed window's p5 α per bin, the budgets after the decision, and
-     * the rollout options ({@code option}).
+     * One controller window: the closed window's p5 α per bin (and its tokens), the budgets after
+     * the decision, the rollout options ({@code option}), and what the controller judged each bin on:
+     * judgedP5 and judgedTokens, its kept windows merged at the bin's budget (the evidence a raise or
+     * a hold rests on; NaN and 0 where it had none).
      */
     public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
-                         double predictedSpeedup, String[] changes, OptionWindow option) implements Event, Wire {}
+                         double predictedSpeedup, String[] changes, OptionWindow option, double[] judgedP5, long[] judgedTokens)
+            implements Event, Wire {
+        /** A window judged on its own tails alone (one kept window). */
+        public Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
+                      double predictedSpeedup, String[] changes, OptionWindow option) {
+            this(timeMillis, scheduleVersion, budgets, alphaP5, tokens, tau, predictedSpeedup, changes, option, alphaP5, tokens);
+        }
+    }
 
     /**
      * A controller window from the plain policy's budget decision and the rollout options' window;
@@ -44,6 +53,13 @@ public final class RunObserver {
                 p5[t.bin()] = t.p5();
             }
         }
+        double[] judgedP5 = new double[bins];
+        long[] judgedTokens = new long[bins];
+        java.util.Arrays.fill(judgedP5, Double.NaN);
+        for (int b = 0; b < Math.min(bins, d.p5().length); b++) {
+            judgedP5[b] = d.p5()[b];
+            judgedTokens[b] = d.tokens()[b];
+        }
         String[] changes = d.changes().stream().map(c -> "bin " + c.bin() + ": " + c.from() + " -> " + c.to() + " (" + c.reason() + ")")
                 .toArray(String[]::new);
         var cd = options.decision();
@@ -59,7 +75,8 @@ public final class RunObserver {
         return new Window(timeMillis, d.schedule().version(), d.schedule().budgets(), p5, tokens, tau, predictedSpeedup, changes,
                 new OptionWindow(compressedVersion, chosen.version() >= 0, cp5, options.plainTokens(), options.compressedTokens(),
                         cd.changed() ? cd.reason() : null, chosen.label(), chosen.version(), chosen.schedule().version(),
-                        chosen.schedule().budgets(), chosenSpeedup, chosen.tokensPerSecond(), cd.options().get(0).tokensPerSecond()));
+                        chosen.schedule().budgets(), chosenSpeedup, chosen.tokensPerSecond(), cd.options().get(0).tokensPerSecond()),
+                judgedP5, judgedTokens);
     }
 
     /**

@@ -48,7 +48,13 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
 
     /** One controller window: p5 α per bin (NaN: no tokens), the budgets after its decision, τ. */
     public record WindowRow(double seconds, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
-                            double predictedSpeedup) {}
+                            double predictedSpeedup, double[] judgedP5, long[] judgedTokens) {
+        /** A window judged on its own tails alone (a record written before judged_p5 was). */
+        public WindowRow(double seconds, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
+                         double predictedSpeedup) {
+            this(seconds, scheduleVersion, budgets, alphaP5, tokens, tau, predictedSpeedup, alphaP5, tokens);
+        }
+    }
 
     /** One held-out evaluation: its step, when it began, pass@1, and how long it took. */
     public record EvalRow(int step, double seconds, double passAt1, double evalSeconds) {}
@@ -65,7 +71,7 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
         List<WindowRow> windows = new ArrayList<>();
         for (RunObserver.Window w : r.windows()) {
             windows.add(new WindowRow(since(startMillis, w.timeMillis()), w.scheduleVersion(), w.budgets().clone(), w.alphaP5().clone(),
-                    w.tokens().clone(), w.tau(), w.predictedSpeedup()));
+                    w.tokens().clone(), w.tau(), w.predictedSpeedup(), w.judgedP5().clone(), w.judgedTokens().clone()));
         }
         List<EvalRow> evals = new ArrayList<>();
         for (RunObserver.Evaluated e : r.evaluations()) {
@@ -162,6 +168,8 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
             j.add("budgets", tree(w.budgets()));
             j.add("alpha_p5", tree(w.alphaP5()));
             j.add("tokens", tree(w.tokens()));
+            j.add("judged_p5", tree(w.judgedP5()));
+            j.add("judged_tokens", tree(w.judgedTokens()));
             j.add("tau", num(w.tau()));
             j.add("predicted_speedup", num(w.predictedSpeedup()));
             ws.add(j);
@@ -230,8 +238,24 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
                     alpha[k] = a.get(k).isJsonNull() ? Double.NaN : a.get(k).getAsDouble();
                     tokens[k] = t.get(k).getAsLong();
                 }
+                // judged_p5 / judged_tokens: absent in records written before them (then the window's own)
+                double[] judged = alpha;
+                long[] judgedTokens = tokens;
+                if (j.has("judged_p5") || j.has("judged_tokens")) {
+                    JsonArray jp = field(j, "judged_p5", at).getAsJsonArray();
+                    JsonArray jt = field(j, "judged_tokens", at).getAsJsonArray();
+                    if (jp.size() != b.size() || jt.size() != b.size()) {
+                        throw new IllegalArgumentException(at + "judged_p5: budgets, judged_p5 and judged_tokens must have one entry per bin");
+                    }
+                    judged = new double[b.size()];
+                    judgedTokens = new long[b.size()];
+                    for (int k = 0; k < budgets.length; k++) {
+                        judged[k] = jp.get(k).isJsonNull() ? Double.NaN : jp.get(k).getAsDouble();
+                        judgedTokens[k] = jt.get(k).getAsLong();
+                    }
+                }
                 windows.add(new WindowRow(dbl(j, "seconds", at), field(j, "schedule_version", at).getAsLong(), budgets, alpha, tokens,
-                        dbl(j, "tau", at), dbl(j, "predicted_speedup", at)));
+                        dbl(j, "tau", at), dbl(j, "predicted_speedup", at), judged, judgedTokens));
             }
             List<EvalRow> evals = new ArrayList<>();
             JsonArray es = field(o, "evaluations").getAsJsonArray();

@@ -204,11 +204,12 @@ public final class RunRecorder {
 
     /**
      * Share of (window, bin) pairs, after the first `warmup` windows, whose tail is held in band:
-     * p5 α in [τ − below, τ + above], or above the band in a bin whose budget is already {@code floor}
+     * the p5 α the controller judged the bin on at that window (its kept windows merged at the bin's
+     * budget) in [τ − below, τ + above], or above the band in a bin whose budget is already {@code floor}
      * (the least the controller may set: it has nothing left to cut there, and above the band is
-     * where it stays). A bin with fewer than minTokens tokens in a window (the least the controller
-     * acts on) does not count. NaN when none count. With {@code atFloorOnly}, the share of the
-     * counted pairs that are above the band at the floor (the part the floor clause admits).
+     * where it stays). A bin judged on fewer than minTokens tokens (the least the controller acts on)
+     * does not count. NaN when none count. With {@code atFloorOnly}, the share of the counted pairs
+     * that are above the band at the floor (the part the floor clause admits).
      */
     public double inBandFraction(int warmup, double below, double above, long minTokens, int floor, boolean atFloorOnly) {
         List<RunObserver.Window> ws = windows();
@@ -217,10 +218,10 @@ public final class RunRecorder {
         int atFloor = 0;
         for (int k = Math.min(warmup, ws.size()); k < ws.size(); k++) {
             RunObserver.Window w = ws.get(k);
-            for (int b = 0; b < w.alphaP5().length; b++) {
-                double a = w.alphaP5()[b];
+            for (int b = 0; b < w.judgedP5().length; b++) {
+                double a = w.judgedP5()[b];
                 // a bin with fewer tokens than the controller acts on has no p5 worth judging
-                if (!Double.isNaN(a) && w.tokens()[b] >= minTokens) {
+                if (!Double.isNaN(a) && w.judgedTokens()[b] >= minTokens) {
                     n++;
                     if (a >= w.tau() - below && a <= w.tau() + above) {
                         in++;

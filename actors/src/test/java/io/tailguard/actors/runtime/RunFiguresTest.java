@@ -48,6 +48,25 @@ class RunFiguresTest {
     }
 
     @Test
+    void aBinIsJudgedOnTheEvidenceTheControllerJudgedItOn() {
+        RunRecorder r = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), 1);
+        // τ = 0.86, band [0.83, 0.91]; the first window is not judged. Window tails of 40 tokens are too
+        // few alone (min-tokens 200), the controller's kept windows merged hold 160 and then 240
+        r.on(new RunObserver.Window(0, 2, new int[] {64}, new double[] {0.5}, new long[] {40}, 0.86, 1.5, new String[0], null,
+                new double[] {0.5}, new long[] {40}));
+        r.on(new RunObserver.Window(0, 2, new int[] {64}, new double[] {0.2}, new long[] {40}, 0.86, 1.5, new String[0], null,
+                new double[] {0.85}, new long[] {160}));
+        assertTrue(Double.isNaN(RunFigures.tailInBandFraction(r, 2, 200, 48, false)), "160 merged tokens: not judged");
+        r.on(new RunObserver.Window(0, 2, new int[] {64}, new double[] {0.99}, new long[] {40}, 0.86, 1.5, new String[0], null,
+                new double[] {0.88}, new long[] {240}));
+        // the window's own 0.99 over 40 tokens is neither counted nor read: the merged 0.88 is in band
+        assertEquals(1.0, RunFigures.tailInBandFraction(r, 2, 200, 48, false), 1e-12);
+        r.on(new RunObserver.Window(0, 2, new int[] {64}, new double[] {0.86}, new long[] {400}, 0.86, 1.5, new String[0], null,
+                new double[] {0.70}, new long[] {640}));
+        assertEquals(0.5, RunFigures.tailInBandFraction(r, 2, 200, 48, false), 1e-12, "merged 0.70: below the band");
+    }
+
+    @Test
     void aTailAboveTheBandCountsAsHeldOnlyWhereItsBinIsAtTheLeastBudget() {
         RunRecorder r = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), 1);
         // τ = 0.86, band [0.83, 0.91], min-budget 48; the first window is not judged

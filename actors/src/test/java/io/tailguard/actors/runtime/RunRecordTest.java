@@ -40,7 +40,7 @@ class RunRecordTest {
         RunRecorder rec = new RunRecorder(new PrintStream(OutputStream.nullOutputStream()), 2);
         rec.on(new RunObserver.Evaluated(0, 0.25, T0 + 2_000, 1.5));
         rec.on(new RunObserver.Window(T0 + 4_000, 3, new int[] {64, 128}, new double[] {0.91, Double.NaN}, new long[] {310, 0}, 0.86,
-                1.7, new String[0], null));
+                1.7, new String[0], null, new double[] {0.9, 0.95}, new long[] {1200, 240}));
         rec.on(new RunObserver.Step(1, 0, 0.5, 0.25, 4, 0, 0, 0, -0.01, 0.1, 0.02, 1e-3, 0.8, 512, 256.0, T0 + 5_000, 5e-5));
         rec.on(new RunObserver.Step(2, 1, 0.75, 0.5, 4, 0, 0, 1, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0.7, 300, 0.0,
                 T0 + 9_000, 1e-4));
@@ -77,7 +77,18 @@ class RunRecordTest {
         assertArrayEquals(new int[] {64, 128}, w.budgets());
         assertArrayEquals(new double[] {0.91, Double.NaN}, w.alphaP5());
         assertArrayEquals(new long[] {310, 0}, w.tokens());
+        assertArrayEquals(new double[] {0.9, 0.95}, w.judgedP5());
+        assertArrayEquals(new long[] {1200, 240}, w.judgedTokens());
         assertEquals(0.86, w.tau());
+
+        // a record written before judged_p5 existed: the window's own tails stand for the judged ones
+        String text = Files.readString(dir.resolve(RunRecord.FILE_NAME));
+        String older = text.replaceAll("\"judged_p5\": \\[[^\\]]*\\],?\\s*", "").replaceAll("\"judged_tokens\": \\[[^\\]]*\\],?\\s*", "");
+        assertFalse(older.contains("judged"), older);
+        Files.writeString(dir.resolve(RunRecord.FILE_NAME), older);
+        RunRecord.WindowRow old = RunRecord.read(dir).windows().get(0);
+        assertArrayEquals(new double[] {0.91, Double.NaN}, old.judgedP5());
+        assertArrayEquals(new long[] {310, 0}, old.judgedTokens());
         assertEquals(List.of(new RunRecord.EvalRow(0, 2.0, 0.25, 1.5), new RunRecord.EvalRow(2, 9.5, 0.5, 1.0)), back.evaluations());
         assertEquals(List.of(List.of(0, 2.0, 0.25), List.of(2, 9.5, 0.5)), RunRecord.curve(rec.evaluations(), T0));
     }
