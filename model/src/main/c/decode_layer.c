@@ -166,6 +166,21 @@ static void gemv(const float *x, int B, int K, const float *W, int N, float *out
     tg_run(gemv_item, &g, (N + g.chunk - 1) / g.chunk, threads);
 }
 
+/*
+ * out = silu(gate) ⊙ up over n values; out may be gate (in place). The SwiGLU of decode and prefill,
+ * float32 or packed weights alike (the training step's twin rounds σ on its own: train_step.c).
+ */
+static void swiglu(float *out, const float *gate, const float *up, long n) {
+    __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(gate + i);
+        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, v));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 /* gate and up rows i of one block, then a = silu(gate) ⊙ up in place of gate. */
 typedef struct {
     const float *x;
@@ -181,17 +196,9 @@ static void gate_up_item(void *ctx, int item, int worker) {
     int i1 = i0 + g->chunk < g->I ? i0 + g->chunk : g->I;
     gemv_rows(g->x, g->B, g->K, g->W, i0, i1, g->gate, g->I, 0);
     gemv_rows(g->x, g->B, g->K, g->W + (long) g->I * g->K, i0, i1, g->up, g->I, 0);
-    __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     for (int b = 0; b < g->B; b++) {
-        float *gb = g->gate + (long) b * g->I;
-        const float *ub = g->up + (long) b * g->I;
-        int i = i0;
-        for (; i + 8 <= i1; i += 8) {
-            __m256 v = _mm256_loadu_ps(gb + i);
-            __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, v));
-            _mm256_storeu_ps(gb + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(ub + i)));
-        }
-        for (; i < i1; i++) gb[i] = gb[i] / (1.0f + expf(-gb[i])) * ub[i];
+        float *gb = g->gate + (long) b * g->I + i0;
+        swiglu(gb, gb, g->up + (long) b * g->I + i0, i1 - i0);
     }
 }
 
@@ -231,12 +238,9 @@ static void head_norm_rope(const float *x, const float *w, const float *cos, con
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_project(JNIEnv *env, jclass cls,
         jobject xBuf, jobject wBuf, jobject outBuf, jint B, jint K, jint N, jint threads) {
     (void) cls;
-    const float *x = addr(env, xBuf, "x");
-    if (!x) return;
-    const float *w = addr(env, wBuf, "weight");
-    if (!w) return;
-    float *out = addr(env, outBuf, "out");
-    if (!out) return;
+    const float *x, *w;
+    float *out;
+    if (!(x = addr(env, xBuf, "x")) || !(w = addr(env, wBuf, "weight")) || !(out = addr(env, outBuf, "out"))) return;
     pthread_mutex_lock(&call_mu);
     gemv(x, B, K, w, N, out, N, 0, threads);
     pthread_mutex_unlock(&call_mu);
@@ -245,7 +249,7 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_project(JNIEnv *env,
 /* --------------------------------------------------------------------------------------- JNI */
 
 static void oom(JNIEnv *env) {
-    (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/OutOfMemoryError"), "native decode scratch");
+    throw_new(env, "java/lang/OutOfMemoryError", "native decode scratch");
 }
 
 JNIEXPORT jint JNICALL Java_io_tailguard_model_NativeDecode_pageSize(JNIEnv *env, jclass cls) {
@@ -320,18 +324,6 @@ static int pre_attention(const float *x, const float *wIn, const Prod *qkv, cons
     return 1;
 }
 
-/* a = silu(gate) ⊙ up in place of gate, over [B, I]. */
-static void swiglu(float *gate, const float *up, long n) {
-    __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-    long i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(gate + i);
-        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, v));
-        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
-    }
-    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-}
-
 /* The caller holds call_mu. 0 when out of memory. */
 static int post_attention(float *x, const float *o, const Prod *oP, const float *wPost, const Prod *gu, const Prod *down,
                           int B, int H, int qd, int I, float eps, int threads) {
@@ -347,72 +339,78 @@ static int post_attention(float *x, const float *o, const Prod *oP, const float 
         float *outs[2] = {s_gate, s_up};
         int ldos[2] = {I, I};
         if (!lin_apply_n(gu->parts, 2, s_norm, B, H, outs, ldos, 0, threads)) return 0;
-        swiglu(s_gate, s_up, (long) B * I);
+        swiglu(s_gate, s_gate, s_up, (long) B * I);
     }
     return prod_apply(down, s_gate, B, I, H, x, H, 1, threads);
 }
 
 /* --------------------------------------------------------------------------------------- JNI */
 
+/*
+ * A product's float32 weight from its direct buffer, unless the product is packed (its parts came
+ * from handles): 0 with an IllegalArgumentException pending when the buffer is not direct.
+ */
+static int prod_view(JNIEnv *env, Prod *p, jobject buf, const char *name) {
+    return p->n > 0 || (p->W = addr(env, buf, name)) != NULL;
+}
+
+/*
+ * Both preAttention entry points: qkv is packed (its parts set, qkvBuf unused) or float32 (n = 0,
+ * its weight read from qkvBuf). The buffers are looked at in argument order, so a call with several
+ * bad ones names the first.
+ */
+static void pre_attention_jni(JNIEnv *env, jobject xBuf, jobject inNormBuf, jobject qkvBuf, Prod *qkv, jobject qNormBuf,
+        jobject kNormBuf, jobject cosBuf, jobject sinBuf, jintArray positionsArr, jobject qOutBuf, jobject keysBuf,
+        jobject valuesBuf, jobject marksBuf, int B, int H, int heads, int kvh, int d, int cap, float eps, float scale,
+        int threads) {
+    const float *x, *wIn, *wQ, *wK, *cosT, *sinT;
+    float *qOut, *keys, *values, *marks;
+    if (!(x = addr(env, xBuf, "x")) || !(wIn = addr(env, inNormBuf, "input_layernorm"))
+            || !prod_view(env, qkv, qkvBuf, "qkv_proj") || !(wQ = addr(env, qNormBuf, "q_norm"))
+            || !(wK = addr(env, kNormBuf, "k_norm")) || !(cosT = addr(env, cosBuf, "rotary cos"))
+            || !(sinT = addr(env, sinBuf, "rotary sin")) || !(qOut = addr(env, qOutBuf, "q"))
+            || !(keys = addr(env, keysBuf, "keys")) || !(values = addr(env, valuesBuf, "values"))
+            || !(marks = addr(env, marksBuf, "landmarks"))) return;
+    int *pos = malloc(sizeof(int) * (size_t) B);
+    if (!pos) { oom(env); return; }
+    (*env)->GetIntArrayRegion(env, positionsArr, 0, B, pos);
+    pthread_mutex_lock(&call_mu);
+    int ok = pre_attention(x, wIn, qkv, wQ, wK, cosT, sinT, pos, qOut, keys, values, marks, B, H, heads, kvh, d, cap, eps, scale, threads);
+    pthread_mutex_unlock(&call_mu);
+    free(pos);
+    if (!ok) oom(env);
+}
+
+/* Both postAttention entry points; each product packed or float32, as in pre_attention_jni. */
+static void post_attention_jni(JNIEnv *env, jobject xBuf, jobject oBuf, jobject oProjBuf, Prod *oP, jobject postNormBuf,
+        jobject gateUpBuf, Prod *gu, jobject downBuf, Prod *dn, int B, int H, int qd, int I, float eps, int threads) {
+    float *x;
+    const float *o, *wPost;
+    if (!(x = addr(env, xBuf, "x")) || !(o = addr(env, oBuf, "attention output"))
+            || !prod_view(env, oP, oProjBuf, "o_proj") || !(wPost = addr(env, postNormBuf, "post_attention_layernorm"))
+            || !prod_view(env, gu, gateUpBuf, "gate_up_proj") || !prod_view(env, dn, downBuf, "down_proj")) return;
+    pthread_mutex_lock(&call_mu);
+    int ok = post_attention(x, o, oP, wPost, gu, dn, B, H, qd, I, eps, threads);
+    pthread_mutex_unlock(&call_mu);
+    if (!ok) oom(env);
+}
+
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttention(JNIEnv *env, jclass cls,
         jobject xBuf, jobject inNormBuf, jobject qkvBuf, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf,
         jintArray positionsArr, jobject qOutBuf, jobject keysBuf, jobject valuesBuf, jobject marksBuf,
         jint B, jint H, jint heads, jint kvh, jint d, jint cap, jfloat eps, jfloat scale, jint threads) {
     (void) cls;
-    const float *x = addr(env, xBuf, "x");
-    if (!x) return;
-    const float *wIn = addr(env, inNormBuf, "input_layernorm");
-    if (!wIn) return;
-    const float *wQkv = addr(env, qkvBuf, "qkv_proj");
-    if (!wQkv) return;
-    const float *wQ = addr(env, qNormBuf, "q_norm");
-    if (!wQ) return;
-    const float *wK = addr(env, kNormBuf, "k_norm");
-    if (!wK) return;
-    const float *cosT = addr(env, cosBuf, "rotary cos");
-    if (!cosT) return;
-    const float *sinT = addr(env, sinBuf, "rotary sin");
-    if (!sinT) return;
-    float *qOut = addr(env, qOutBuf, "q");
-    if (!qOut) return;
-    float *keys = addr(env, keysBuf, "keys");
-    if (!keys) return;
-    float *values = addr(env, valuesBuf, "values");
-    if (!values) return;
-    float *marks = addr(env, marksBuf, "landmarks");
-    if (!marks) return;
-    int *pos = malloc(sizeof(int) * (size_t) B);
-    if (!pos) { oom(env); return; }
-    (*env)->GetIntArrayRegion(env, positionsArr, 0, B, pos);
-    Prod qkv = {wQkv, {0}, 0};
-    pthread_mutex_lock(&call_mu);
-    int ok = pre_attention(x, wIn, &qkv, wQ, wK, cosT, sinT, pos, qOut, keys, values, marks, B, H, heads, kvh, d, cap, eps, scale, threads);
-    pthread_mutex_unlock(&call_mu);
-    free(pos);
-    if (!ok) oom(env);
+    Prod qkv = {NULL, {0}, 0};
+    pre_attention_jni(env, xBuf, inNormBuf, qkvBuf, &qkv, qNormBuf, kNormBuf, cosBuf, sinBuf, positionsArr, qOutBuf, keysBuf,
+                      valuesBuf, marksBuf, B, H, heads, kvh, d, cap, eps, scale, threads);
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttention(JNIEnv *env, jclass cls,
         jobject xBuf, jobject oBuf, jobject oProjBuf, jobject postNormBuf, jobject gateUpBuf, jobject downBuf,
         jint B, jint H, jint qd, jint I, jfloat eps, jint threads) {
     (void) cls;
-    float *x = addr(env, xBuf, "x");
-    if (!x) return;
-    const float *o = addr(env, oBuf, "attention output");
-    if (!o) return;
-    const float *wO = addr(env, oProjBuf, "o_proj");
-    if (!wO) return;
-    const float *wPost = addr(env, postNormBuf, "post_attention_layernorm");
-    if (!wPost) return;
-    const float *wGu = addr(env, gateUpBuf, "gate_up_proj");
-    if (!wGu) return;
-    const float *wDown = addr(env, downBuf, "down_proj");
-    if (!wDown) return;
-    Prod oP = {wO, {0}, 0}, gu = {wGu, {0}, 0}, dn = {wDown, {0}, 0};
-    pthread_mutex_lock(&call_mu);
-    int ok = post_attention(x, o, &oP, wPost, &gu, &dn, B, H, qd, I, eps, threads);
-    pthread_mutex_unlock(&call_mu);
-    if (!ok) oom(env);
+    Prod oP = {NULL, {0}, 0}, gu = {NULL, {0}, 0}, dn = {NULL, {0}, 0};
+    post_attention_jni(env, xBuf, oBuf, oProjBuf, &oP, postNormBuf, gateUpBuf, &gu, downBuf, &dn, B, H, qd, I, eps, threads);
 }
 
 /* A product of packed parts from their handles; 0 with an IllegalArgumentException pending if malformed. */
@@ -421,7 +419,7 @@ static int packed_prod(JNIEnv *env, jlongArray handles, int want, const char *na
     if (n != want) {
         char msg[96];
         snprintf(msg, sizeof msg, "%s: %d packed parts, expected %d", name, n, want);
-        (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/IllegalArgumentException"), msg);
+        throw_new(env, "java/lang/IllegalArgumentException", msg);
         return 0;
     }
     jlong h[3];
@@ -439,34 +437,8 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttentionPacked(J
     (void) cls;
     Prod qkv;
     if (!packed_prod(env, qkvHandles, 3, "qkv", &qkv)) return;
-    const float *x = addr(env, xBuf, "x");
-    if (!x) return;
-    const float *wIn = addr(env, inNormBuf, "input_layernorm");
-    if (!wIn) return;
-    const float *wQ = addr(env, qNormBuf, "q_norm");
-    if (!wQ) return;
-    const float *wK = addr(env, kNormBuf, "k_norm");
-    if (!wK) return;
-    const float *cosT = addr(env, cosBuf, "rotary cos");
-    if (!cosT) return;
-    const float *sinT = addr(env, sinBuf, "rotary sin");
-    if (!sinT) return;
-    float *qOut = addr(env, qOutBuf, "q");
-    if (!qOut) return;
-    float *keys = addr(env, keysBuf, "keys");
-    if (!keys) return;
-    float *values = addr(env, valuesBuf, "values");
-    if (!values) return;
-    float *marks = addr(env, marksBuf, "landmarks");
-    if (!marks) return;
-    int *pos = malloc(sizeof(int) * (size_t) B);
-    if (!pos) { oom(env); return; }
-    (*env)->GetIntArrayRegion(env, positionsArr, 0, B, pos);
-    pthread_mutex_lock(&call_mu);
-    int ok = pre_attention(x, wIn, &qkv, wQ, wK, cosT, sinT, pos, qOut, keys, values, marks, B, H, heads, kvh, d, cap, eps, scale, threads);
-    pthread_mutex_unlock(&call_mu);
-    free(pos);
-    if (!ok) oom(env);
+    pre_attention_jni(env, xBuf, inNormBuf, NULL, &qkv, qNormBuf, kNormBuf, cosBuf, sinBuf, positionsArr, qOutBuf, keysBuf,
+                      valuesBuf, marksBuf, B, H, heads, kvh, d, cap, eps, scale, threads);
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttentionPacked(JNIEnv *env, jclass cls,
@@ -476,16 +448,7 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttentionPacked(
     Prod oP, gu, dn;
     if (!packed_prod(env, oHandles, 1, "o_proj", &oP) || !packed_prod(env, gateUpHandles, 2, "gate_up", &gu)
         || !packed_prod(env, downHandles, 1, "down_proj", &dn)) return;
-    float *x = addr(env, xBuf, "x");
-    if (!x) return;
-    const float *o = addr(env, oBuf, "attention output");
-    if (!o) return;
-    const float *wPost = addr(env, postNormBuf, "post_attention_layernorm");
-    if (!wPost) return;
-    pthread_mutex_lock(&call_mu);
-    int ok = post_attention(x, o, &oP, wPost, &gu, &dn, B, H, qd, I, eps, threads);
-    pthread_mutex_unlock(&call_mu);
-    if (!ok) oom(env);
+    post_attention_jni(env, xBuf, oBuf, NULL, &oP, postNormBuf, NULL, &gu, NULL, &dn, B, H, qd, I, eps, threads);
 }
 
 /* ------------------------------------------------------------------------- packed linears (JNI) */
@@ -546,10 +509,9 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedMultiply(JNIEn
         jobject xBuf, jint B, jobject outBuf, jint threads) {
     (void) cls;
     Lin *L = (Lin *) (intptr_t) h;
-    const float *x = addr(env, xBuf, "x");
-    if (!x) return;
-    float *out = addr(env, outBuf, "out");
-    if (!out) return;
+    const float *x;
+    float *out;
+    if (!(x = addr(env, xBuf, "x")) || !(out = addr(env, outBuf, "out"))) return;
     pthread_mutex_lock(&call_mu);
     int ok = lin_apply(L, x, B, L->cols, out, L->rows, 0, threads);
     pthread_mutex_unlock(&call_mu);

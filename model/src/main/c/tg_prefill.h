@@ -2,7 +2,8 @@
  * Causal attention of a prefill (or any pass of several query positions per sequence), float32,
  * AVX2/FMA: the queries of one call at absolute positions [start, start + T) over keys
  * [0, start + T), as a flash-attention style loop. Included at the end of decode_layer.c (its call
- * mutex, pool, oom and its pointwise helpers); Java side: model.NativePrefill.
+ * mutex, pool, oom and its pointwise helpers: rms_norm, head_norm_rope, swiglu); Java side:
+ * model.NativePrefill.
  *
  * Work items are (sequence, KV head, tile of query positions). An item takes the queries of all r
  * query heads of its KV head at those positions (grouped-query attention: each key and value is
@@ -292,32 +293,27 @@ static int pf_chunk(int rows, int threads) {
     return c;
 }
 
+/* Runs fn over rows in items of chunk rows (pf_chunk's), under the call mutex. */
+static void pf_run_rows(tg_fn fn, void *ctx, int rows, int chunk, int threads) {
+    pthread_mutex_lock(&call_mu);
+    tg_run(fn, ctx, (rows + chunk - 1) / chunk, threads);
+    pthread_mutex_unlock(&call_mu);
+}
+
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_qkv(JNIEnv *env, jclass cls,
         jobject qkvBuf, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf, jobject qBuf,
         jobject keysBuf, jobject valuesBuf, jlong sb, jlong sh, jlong sj,
         jint B, jint T, jint start, jint kv0, jint heads, jint kvh, jint D, jfloat eps, jfloat scale, jint threads) {
     (void) cls;
-    const float *qkv = addr(env, qkvBuf, "qkv product");
-    if (!qkv) return;
-    const float *wQ = addr(env, qNormBuf, "q_norm");
-    if (!wQ) return;
-    const float *wK = addr(env, kNormBuf, "k_norm");
-    if (!wK) return;
-    const float *cosT = addr(env, cosBuf, "rotary cos");
-    if (!cosT) return;
-    const float *sinT = addr(env, sinBuf, "rotary sin");
-    if (!sinT) return;
-    float *q = NULL;
-    if (qBuf != NULL && !(q = addr(env, qBuf, "queries"))) return;
-    float *keys = addr(env, keysBuf, "keys");
-    if (!keys) return;
-    float *values = addr(env, valuesBuf, "values");
-    if (!values) return;
+    const float *qkv, *wQ, *wK, *cosT, *sinT;
+    float *q = NULL, *keys, *values;                          /* q: none when the pass needs only keys and values */
+    if (!(qkv = addr(env, qkvBuf, "qkv product")) || !(wQ = addr(env, qNormBuf, "q_norm"))
+            || !(wK = addr(env, kNormBuf, "k_norm")) || !(cosT = addr(env, cosBuf, "rotary cos"))
+            || !(sinT = addr(env, sinBuf, "rotary sin")) || (qBuf != NULL && !(q = addr(env, qBuf, "queries")))
+            || !(keys = addr(env, keysBuf, "keys")) || !(values = addr(env, valuesBuf, "values"))) return;
     int rows = B * T;
     PfQkv a = {qkv, wQ, wK, cosT, sinT, q, keys, values, sb, sh, sj, T, start, kv0, heads, kvh, D, rows, pf_chunk(rows, threads), eps, scale};
-    pthread_mutex_lock(&call_mu);
-    tg_run(pf_qkv_item, &a, (rows + a.chunk - 1) / a.chunk, threads);
-    pthread_mutex_unlock(&call_mu);
+    pf_run_rows(pf_qkv_item, &a, rows, a.chunk, threads);
 }
 
 typedef struct {
@@ -334,66 +330,46 @@ static void pf_norm_item(void *ctx, int item, int worker) {
     for (int r = item * a->chunk; r < r1; r++) rms_norm(a->x + (long) r * a->n, a->w, a->out + (long) r * a->n, a->n, a->eps);
 }
 
-/* out[r][i] = silu(gu[r][i]) · gu[r][n + i], i < n = I. */
+/* out[r][i] = silu(gu[r][i]) · gu[r][n + i], i < n = I (decode_layer.c's swiglu, row by row). */
 static void pf_swiglu_item(void *ctx, int item, int worker) {
     (void) worker;
     const PfRows *a = ctx;
     const int n = a->n;
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     int r1 = (item + 1) * a->chunk < a->rows ? (item + 1) * a->chunk : a->rows;
     for (int r = item * a->chunk; r < r1; r++) {
-        const float *g = a->x + (long) r * 2 * n, *u = g + n;
-        float *o = a->out + (long) r * n;
-        int i = 0;
-        for (; i + 8 <= n; i += 8) {
-            __m256 v = _mm256_loadu_ps(g + i);
-            __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, v));
-            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
-        }
-        for (; i < n; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        const float *g = a->x + (long) r * 2 * n;
+        swiglu(a->out + (long) r * n, g, g + n, n);
     }
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_rmsNorm(JNIEnv *env, jclass cls,
         jobject xBuf, jobject wBuf, jobject outBuf, jint rows, jint n, jfloat eps, jint threads) {
     (void) cls;
-    const float *x = addr(env, xBuf, "x");
-    if (!x) return;
-    const float *w = addr(env, wBuf, "norm weight");
-    if (!w) return;
-    float *out = addr(env, outBuf, "out");
-    if (!out) return;
+    const float *x, *w;
+    float *out;
+    if (!(x = addr(env, xBuf, "x")) || !(w = addr(env, wBuf, "norm weight")) || !(out = addr(env, outBuf, "out"))) return;
     PfRows a = {x, w, out, rows, n, pf_chunk(rows, threads), eps};
-    pthread_mutex_lock(&call_mu);
-    tg_run(pf_norm_item, &a, (rows + a.chunk - 1) / a.chunk, threads);
-    pthread_mutex_unlock(&call_mu);
+    pf_run_rows(pf_norm_item, &a, rows, a.chunk, threads);
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_swiglu(JNIEnv *env, jclass cls,
         jobject guBuf, jobject outBuf, jint rows, jint n, jint threads) {
     (void) cls;
-    const float *gu = addr(env, guBuf, "gate/up product");
-    if (!gu) return;
-    float *out = addr(env, outBuf, "out");
-    if (!out) return;
+    const float *gu;
+    float *out;
+    if (!(gu = addr(env, guBuf, "gate/up product")) || !(out = addr(env, outBuf, "out"))) return;
     PfRows a = {gu, NULL, out, rows, n, pf_chunk(rows, threads), 0.0f};
-    pthread_mutex_lock(&call_mu);
-    tg_run(pf_swiglu_item, &a, (rows + a.chunk - 1) / a.chunk, threads);
-    pthread_mutex_unlock(&call_mu);
+    pf_run_rows(pf_swiglu_item, &a, rows, a.chunk, threads);
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativePrefill_attention(JNIEnv *env, jclass cls,
         jobject qBuf, jobject kBuf, jobject vBuf, jobject outBuf, jlong sb, jlong sh, jlong sj,
         jint B, jint T, jint start, jint heads, jint kvh, jint D, jint threads) {
     (void) cls;
-    const float *q = addr(env, qBuf, "queries");
-    if (!q) return;
-    const float *k = addr(env, kBuf, "keys");
-    if (!k) return;
-    const float *v = addr(env, vBuf, "values");
-    if (!v) return;
-    float *out = addr(env, outBuf, "attention output");
-    if (!out) return;
+    const float *q, *k, *v;
+    float *out;
+    if (!(q = addr(env, qBuf, "queries")) || !(k = addr(env, kBuf, "keys")) || !(v = addr(env, vBuf, "values"))
+            || !(out = addr(env, outBuf, "attention output"))) return;
     pthread_mutex_lock(&call_mu);
     int ok = pf_attention(q, k, v, out, sb, sh, sj, B, T, start, heads, kvh, D, threads);
     pthread_mutex_unlock(&call_mu);

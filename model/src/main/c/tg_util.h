@@ -40,6 +40,11 @@ static inline float dot(const float *a, const float *b, int d) {
     return s;
 }
 
+/* Leaves an exception of class cls (a JNI class name) with message msg pending. */
+static inline void throw_new(JNIEnv *env, const char *cls, const char *msg) {
+    (*env)->ThrowNew(env, (*env)->FindClass(env, cls), msg);
+}
+
 /* The address of a direct buffer, or NULL with an IllegalArgumentException naming it pending. */
 static void *addr(JNIEnv *env, jobject buf, const char *name) {
     void *a = (*env)->GetDirectBufferAddress(env, buf);
@@ -47,7 +52,7 @@ static void *addr(JNIEnv *env, jobject buf, const char *name) {
         char msg[96];
         strcpy(msg, "not a direct buffer: ");
         strncat(msg, name, sizeof msg - strlen(msg) - 1);
-        (*env)->ThrowNew(env, (*env)->FindClass(env, "java/lang/IllegalArgumentException"), msg);
+        throw_new(env, "java/lang/IllegalArgumentException", msg);
     }
     return a;
 }

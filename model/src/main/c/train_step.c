@@ -14,7 +14,7 @@
  *
  * Work is split by (row, key/value head): a unit owns its keys' gradients, so units never write the
  * same memory; a prefix shared by several rows gets per-unit partial sums, added up at the end.
- * Products are small row-major GEMMs on a 4 x 16 AVX2 micro-kernel, over blocks of QB queries.
+ * Products are small row-major GEMMs on tg_gemm.h's AVX2 micro-kernels, over blocks of QB queries.
  */
 #include <jni.h>
 #include <math.h>
@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_gemm.h"
 #include "tg_page.h"
 #include "tg_pool.h"
 #include "tg_util.h"
@@ -35,100 +36,13 @@ static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ----------------------------------------------------------------------------------- GEMM */
 
-static inline __m256i tail_mask(int w) {   /* first w of 8 lanes, w in [0, 8] */
-    static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *) (lanes + 8 - w));
-}
-
-/* C[4][16] (+)= A[4][k] B[k][16]: the full tile. A's element (r, p) is A[r sr + p sp]. */
-static void tile4x16(int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc, int acc) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    const float *a0 = A, *a1 = A + sr, *a2 = A + 2 * sr, *a3 = A + 3 * sr;
-    for (int p = 0; p < k; p++) {
-        const float *b = B + p * ldb;
-        long o = p * sp;
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 x = _mm256_broadcast_ss(a0 + o);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + o);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + o);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + o);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-    }
-    float *r0 = C, *r1 = C + ldc, *r2 = C + 2 * ldc, *r3 = C + 3 * ldc;
-    if (acc) {
-        c00 = _mm256_add_ps(c00, _mm256_loadu_ps(r0)); c01 = _mm256_add_ps(c01, _mm256_loadu_ps(r0 + 8));
-        c10 = _mm256_add_ps(c10, _mm256_loadu_ps(r1)); c11 = _mm256_add_ps(c11, _mm256_loadu_ps(r1 + 8));
-        c20 = _mm256_add_ps(c20, _mm256_loadu_ps(r2)); c21 = _mm256_add_ps(c21, _mm256_loadu_ps(r2 + 8));
-        c30 = _mm256_add_ps(c30, _mm256_loadu_ps(r3)); c31 = _mm256_add_ps(c31, _mm256_loadu_ps(r3 + 8));
-    }
-    _mm256_storeu_ps(r0, c00); _mm256_storeu_ps(r0 + 8, c01);
-    _mm256_storeu_ps(r1, c10); _mm256_storeu_ps(r1 + 8, c11);
-    _mm256_storeu_ps(r2, c20); _mm256_storeu_ps(r2 + 8, c21);
-    _mm256_storeu_ps(r3, c30); _mm256_storeu_ps(r3 + 8, c31);
-}
-
 /*
- * C[6][16] (+)= A[6][k] B[k][16]: the full tile of the larger blocks. Twelve accumulators (of the 16
- * registers) keep both FMA units busy through the FMA latency, where the 4 x 16 tile's eight left
- * them waiting; each B row loaded feeds 12 FMAs instead of 8.
+ * An edge tile: rows in [1, 4], w columns in [1, 16], masked loads and stores; a loop over the
+ * rows it has, where tg_tile's edge form always computes six. (The full tiles are tg_gemm.h's.)
  */
-static void tile6x16(int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc, int acc) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    const float *a0 = A, *a1 = A + sr, *a2 = A + 2 * sr, *a3 = A + 3 * sr, *a4 = A + 4 * sr, *a5 = A + 5 * sr;
-    for (int p = 0; p < k; p++) {
-        const float *b = B + p * ldb;
-        long o = p * sp;
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 x = _mm256_broadcast_ss(a0 + o);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + o);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + o);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + o);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + o);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + o);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
-    }
-    float *r0 = C, *r1 = C + ldc, *r2 = C + 2 * ldc, *r3 = C + 3 * ldc, *r4 = C + 4 * ldc, *r5 = C + 5 * ldc;
-    if (acc) {
-        c00 = _mm256_add_ps(c00, _mm256_loadu_ps(r0)); c01 = _mm256_add_ps(c01, _mm256_loadu_ps(r0 + 8));
-        c10 = _mm256_add_ps(c10, _mm256_loadu_ps(r1)); c11 = _mm256_add_ps(c11, _mm256_loadu_ps(r1 + 8));
-        c20 = _mm256_add_ps(c20, _mm256_loadu_ps(r2)); c21 = _mm256_add_ps(c21, _mm256_loadu_ps(r2 + 8));
-        c30 = _mm256_add_ps(c30, _mm256_loadu_ps(r3)); c31 = _mm256_add_ps(c31, _mm256_loadu_ps(r3 + 8));
-        c40 = _mm256_add_ps(c40, _mm256_loadu_ps(r4)); c41 = _mm256_add_ps(c41, _mm256_loadu_ps(r4 + 8));
-        c50 = _mm256_add_ps(c50, _mm256_loadu_ps(r5)); c51 = _mm256_add_ps(c51, _mm256_loadu_ps(r5 + 8));
-    }
-    _mm256_storeu_ps(r0, c00); _mm256_storeu_ps(r0 + 8, c01);
-    _mm256_storeu_ps(r1, c10); _mm256_storeu_ps(r1 + 8, c11);
-    _mm256_storeu_ps(r2, c20); _mm256_storeu_ps(r2 + 8, c21);
-    _mm256_storeu_ps(r3, c30); _mm256_storeu_ps(r3 + 8, c31);
-    _mm256_storeu_ps(r4, c40); _mm256_storeu_ps(r4 + 8, c41);
-    _mm256_storeu_ps(r5, c50); _mm256_storeu_ps(r5 + 8, c51);
-}
-
-/* An edge tile: rows in [1, 4], w columns in [1, 16], masked loads and stores. */
 static void tile_edge(int rows, int w, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C,
                       long ldc, int acc) {
-    __m256i m0 = tail_mask(w < 8 ? w : 8), m1 = tail_mask(w > 8 ? w - 8 : 0);
+    __m256i m0 = tg_tail_mask(w < 8 ? w : 8), m1 = tg_tail_mask(w > 8 ? w - 8 : 0);
     __m256 c[4][2];
     for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
     for (int p = 0; p < k; p++) {
@@ -155,8 +69,10 @@ static void tile_edge(int rows, int w, int k, const float *A, long sr, long sp, 
 /*
  * C[m][n] = (acc ? C : 0) + A[m][k] B[k][n], B and C row-major with the given row strides; A's
  * element (i, p) at A[i sr + p sp] (row-major: sr = lda, sp = 1; transposed: sr = 1, sp = lda).
+ * Inlined into gemm and gemm_tn, so that each has its own copy with its unit stride a constant
+ * (one register and one add fewer in the tiles' inner loops).
  */
-static void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc,
+static inline __attribute__((always_inline)) void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc,
                    int acc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
@@ -166,7 +82,7 @@ static void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const 
     int i = 0;
     for (; i + 6 <= m; i += 6) {
         int j = 0;
-        for (; j + 16 <= n; j += 16) tile6x16(k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+        for (; j + 16 <= n; j += 16) tg_tile(6, 16, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc, 0);
         if (j < n) {
             tile_edge(4, n - j, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
             tile_edge(2, n - j, k, A + (i + 4) * sr, sr, sp, B + j, ldb, C + (i + 4) * ldc + j, ldc, acc);
@@ -174,7 +90,7 @@ static void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const 
     }
     for (; i + 4 <= m; i += 4) {
         int j = 0;
-        for (; j + 16 <= n; j += 16) tile4x16(k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
+        for (; j + 16 <= n; j += 16) tg_tile(4, 16, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc, 0);
         if (j < n) tile_edge(4, n - j, k, A + i * sr, sr, sp, B + j, ldb, C + i * ldc + j, ldc, acc);
     }
     if (i < m) {
@@ -393,10 +309,6 @@ static void slab_reduce(void *ctx, int item, int worker) {
             for (int d = 0; d < D; d++) { kd[d] += sl[d]; vd[d] += sl[D + d]; }
         }
     }
-}
-
-static void throw_new(JNIEnv *env, const char *cls, const char *msg) {
-    (*env)->ThrowNew(env, (*env)->FindClass(env, cls), msg);
 }
 
 JNIEXPORT jint JNICALL Java_io_tailguard_model_NativeTraining_pageSize(JNIEnv *env, jclass cls) {

@@ -17,7 +17,7 @@
  * scatterAdd: dW[ids[t]] += rows[t], the embedding lookup's backward, split by columns so that
  * workers never write the same memory and repeated ids add up in token order.
  *
- * Products run on one 6 x 16 AVX2 micro-kernel: C (+)= A B, B and C row-major, A by strides.
+ * Products run on tg_gemm.h's 6 x 16 AVX2 micro-kernel: C (+)= A B, B and C row-major, A by strides.
  */
 #include <jni.h>
 #include <math.h>
@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_gemm.h"
 #include "tg_pool.h"
 #include "tg_util.h"
 
@@ -40,70 +41,6 @@ static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 #define SLICES 8     /* backward work items: fixed, so the dx sum's order does not depend on threads */
 #define GROUP 4      /* blocks per pass of the backward's products */
 #define COLS 64      /* columns per scatter-add item */
-
-static inline __m256i tail_mask(int w) {   /* first w of 8 lanes, w in [0, 8] */
-    static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *) (lanes + 8 - w));
-}
-
-/*
- * C[rows][w] = (acc ? C : 0) + Σ_p A(r, p) B[p][0..w), A(r, p) = A[r sr + p sp]; rows <= 6,
- * w <= 16. edge = 0 is the full tile (rows 6, w 16) with plain loads; inlined with constant
- * edge, each call site compiles to its own loop.
- */
-static inline __attribute__((always_inline)) void tile(int rows, int w, int k, const float *A, long sr, long sp,
-                                                       const float *B, long ldb, float *C, long ldc, int acc, int edge) {
-    __m256i m0 = tail_mask(w < 8 ? w : 8), m1 = tail_mask(w > 8 ? w - 8 : 0);
-    /* rows beyond the tile's read row 0 again; their sums are not stored */
-    const float *a0 = A, *a1 = A + (rows > 1 ? sr : 0), *a2 = A + (rows > 2 ? 2 * sr : 0);
-    const float *a3 = A + (rows > 3 ? 3 * sr : 0), *a4 = A + (rows > 4 ? 4 * sr : 0), *a5 = A + (rows > 5 ? 5 * sr : 0);
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (int p = 0; p < k; p++) {
-        const float *b = B + p * ldb;
-        long o = p * sp;
-        __m256 b0 = edge ? _mm256_maskload_ps(b, m0) : _mm256_loadu_ps(b);
-        __m256 b1 = edge ? _mm256_maskload_ps(b + 8, m1) : _mm256_loadu_ps(b + 8);
-        __m256 x = _mm256_broadcast_ss(a0 + o);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + o);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + o);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + o);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + o);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + o);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
-    }
-    __m256 c[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int r = 0; r < (edge ? rows : 6); r++) {
-        float *out = C + r * ldc;
-        if (edge) {
-            if (acc) {
-                c[r][0] = _mm256_add_ps(c[r][0], _mm256_maskload_ps(out, m0));
-                c[r][1] = _mm256_add_ps(c[r][1], _mm256_maskload_ps(out + 8, m1));
-            }
-            _mm256_maskstore_ps(out, m0, c[r][0]);
-            _mm256_maskstore_ps(out + 8, m1, c[r][1]);
-        } else {
-            if (acc) {
-                c[r][0] = _mm256_add_ps(c[r][0], _mm256_loadu_ps(out));
-                c[r][1] = _mm256_add_ps(c[r][1], _mm256_loadu_ps(out + 8));
-            }
-            _mm256_storeu_ps(out, c[r][0]);
-            _mm256_storeu_ps(out + 8, c[r][1]);
-        }
-    }
-}
 
 /*
  * C[m][n] = (acc ? C : 0) + A B over depth k, A(i, p) = A[i sr + p sp], B [k][n] and C [m][n]
@@ -127,8 +64,8 @@ static void gemm(int m, int n, int k, const float *A, long sr, long sp, const fl
                 int rows = m - i < 6 ? m - i : 6;
                 const float *a = A + (long) i * sr + (long) p0 * sp;
                 float *c = C + (long) i * ldc + j;
-                if (rows == 6 && w == 16) tile(6, 16, kc, a, sr, sp, b, ldb, c, ldc, ac, 0);
-                else tile(rows, w, kc, a, sr, sp, b, ldb, c, ldc, ac, 1);
+                if (rows == 6 && w == 16) tg_tile(6, 16, kc, a, sr, sp, b, ldb, c, ldc, ac, 0);
+                else tg_tile(rows, w, kc, a, sr, sp, b, ldb, c, ldc, ac, 1);
             }
         }
     }
@@ -159,7 +96,7 @@ static void fwd_block(void *ctx, int item, int worker) {
     float *mx = j->part + (long) item * 3 * n, *se = mx + n, *sz = se + n;
     for (int i = 0; i < n; i += 8) {
         int w = n - i < 8 ? n - i : 8;
-        __m256i mk = tail_mask(w);
+        __m256i mk = tg_tail_mask(w);
         __m256 m = _mm256_set1_ps(-INFINITY);
         for (int r = 0; r < vb; r++) m = _mm256_max_ps(m, _mm256_maskload_ps(zt + (long) r * n + i, mk));
         __m256 s = _mm256_setzero_ps(), t = _mm256_setzero_ps();
@@ -194,10 +131,6 @@ static void transpose_item(void *ctx, int item, int worker) {   /* xt[p][i] = x[
     }
 }
 
-static void throw_new(JNIEnv *env, const char *cls, const char *msg) {
-    (*env)->ThrowNew(env, (*env)->FindClass(env, cls), msg);
-}
-
 JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeVocabulary_address(JNIEnv *env, jclass cls, jobject buf) {
     (void) cls;
     return (jlong) (intptr_t) (*env)->GetDirectBufferAddress(env, buf);
@@ -214,6 +147,29 @@ static int targets_ok(JNIEnv *env, const jint *t, int n, int v) {
         }
     }
     return 1;
+}
+
+/*
+ * The checks that forward and backward share before they run: a non-empty shape, and the n targets,
+ * each in [0, v). The targets pinned, or NULL with an exception pending (nothing to release).
+ */
+static jint *targets_get(JNIEnv *env, jintArray targetsArr, int n, int h, int v) {
+    if (n <= 0 || h <= 0 || v <= 0) {
+        throw_new(env, "java/lang/IllegalArgumentException", "vocabulary projection: empty shape");
+        return NULL;
+    }
+    jint *t = (*env)->GetIntArrayElements(env, targetsArr, NULL);
+    if (t && !targets_ok(env, t, n, v)) {
+        (*env)->ReleaseIntArrayElements(env, targetsArr, t, JNI_ABORT);
+        return NULL;
+    }
+    return t;
+}
+
+/* Releases targets_get's targets; ok = 0 (scratch could not be had) throws OutOfMemoryError. */
+static void targets_release(JNIEnv *env, jintArray targetsArr, jint *t, int ok) {
+    (*env)->ReleaseIntArrayElements(env, targetsArr, t, JNI_ABORT);
+    if (!ok) throw_new(env, "java/lang/OutOfMemoryError", "native vocabulary projection scratch");
 }
 
 /* The forward over raw memory; 0 when scratch could not be had. */
@@ -264,20 +220,12 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeVocabulary_forward(JNIEnv *
     if (!(lse = addr(env, lseBuf, "lse"))) return;
     if (!(picked = addr(env, pickedBuf, "picked"))) return;
     if (entropyBuf && !(entropy = addr(env, entropyBuf, "entropy"))) return;
-    if (n <= 0 || h <= 0 || v <= 0) {
-        throw_new(env, "java/lang/IllegalArgumentException", "vocabulary projection: empty shape");
-        return;
-    }
-    jint *t = (*env)->GetIntArrayElements(env, targetsArr, NULL);
+    jint *t = targets_get(env, targetsArr, n, h, v);
     if (!t) return;
-    int ok = 1;
-    if (targets_ok(env, t, n, v)) {
-        pthread_mutex_lock(&call_mu);
-        ok = vocab_forward(x, w, t, zt, lse, picked, entropy, n, h, v, threads);
-        pthread_mutex_unlock(&call_mu);
-    }
-    (*env)->ReleaseIntArrayElements(env, targetsArr, t, JNI_ABORT);
-    if (!ok) throw_new(env, "java/lang/OutOfMemoryError", "native vocabulary projection scratch");
+    pthread_mutex_lock(&call_mu);
+    int ok = vocab_forward(x, w, t, zt, lse, picked, entropy, n, h, v, threads);
+    pthread_mutex_unlock(&call_mu);
+    targets_release(env, targetsArr, t, ok);
 }
 
 /* ------------------------------------------------------------------------------ backward */
@@ -303,8 +251,8 @@ static void dw_block(const float *gt, int vb, int n, const float *xp, int h, flo
             int w = h - j < 16 ? h - j : 16;
             const float *b = xp + (long) (j / 16) * n * 16;
             float *c = dw + (long) i * h + j;
-            if (rows == 6 && w == 16) tile(6, 16, n, gt + (long) i * n, n, 1, b, 16, c, h, 1, 0);
-            else tile(rows, w, n, gt + (long) i * n, n, 1, b, 16, c, h, 1, 1);
+            if (rows == 6 && w == 16) tg_tile(6, 16, n, gt + (long) i * n, n, 1, b, 16, c, h, 1, 0);
+            else tg_tile(rows, w, n, gt + (long) i * n, n, 1, b, 16, c, h, 1, 1);
         }
     }
 }
@@ -331,7 +279,7 @@ static void block_gradient(const bwd_job *j, float *zt, int v0, int vb) {
     int n = j->n;
     for (int i = 0; i < n; i += 8) {
         int w = n - i < 8 ? n - i : 8;
-        __m256i mk = tail_mask(w);
+        __m256i mk = tg_tail_mask(w);
         __m256 l = _mm256_maskload_ps(j->lse + i, mk);
         __m256 ng = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_maskload_ps(j->g + i, mk));
         for (int r = 0; r < vb; r++) {
@@ -362,8 +310,8 @@ static void dx_group(const float *gt, int len, int n, const float *w, int h, flo
         for (int i = 0; i < n; i += 6) {
             int rows = n - i < 6 ? n - i : 6;
             float *c = dx + (long) i * h + j;
-            if (rows == 6 && wd == 16) tile(6, 16, len, gt + i, 1, n, panel, 16, c, h, acc, 0);
-            else tile(rows, wd, len, gt + i, 1, n, panel, 16, c, h, acc, 1);
+            if (rows == 6 && wd == 16) tg_tile(6, 16, len, gt + i, 1, n, panel, 16, c, h, acc, 0);
+            else tg_tile(rows, wd, len, gt + i, 1, n, panel, 16, c, h, acc, 1);
         }
     }
 }
@@ -444,20 +392,12 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeVocabulary_backward(JNIEnv 
     if (!(g = addr(env, gBuf, "picked gradient"))) return;
     if (!(dx = addr(env, dxBuf, "rows gradient"))) return;
     if (dwBuf && !(dw = addr(env, dwBuf, "weight gradient"))) return;
-    if (n <= 0 || h <= 0 || v <= 0) {
-        throw_new(env, "java/lang/IllegalArgumentException", "vocabulary projection: empty shape");
-        return;
-    }
-    jint *t = (*env)->GetIntArrayElements(env, targetsArr, NULL);
+    jint *t = targets_get(env, targetsArr, n, h, v);
     if (!t) return;
-    int ok = 1;
-    if (targets_ok(env, t, n, v)) {
-        pthread_mutex_lock(&call_mu);
-        ok = vocab_backward(x, w, zt, lse, t, g, dx, dw, n, h, v, threads);
-        pthread_mutex_unlock(&call_mu);
-    }
-    (*env)->ReleaseIntArrayElements(env, targetsArr, t, JNI_ABORT);
-    if (!ok) throw_new(env, "java/lang/OutOfMemoryError", "native vocabulary projection scratch");
+    pthread_mutex_lock(&call_mu);
+    int ok = vocab_backward(x, w, zt, lse, t, g, dx, dw, n, h, v, threads);
+    pthread_mutex_unlock(&call_mu);
+    targets_release(env, targetsArr, t, ok);
 }
 
 /* --------------------------------------------------------------------------- scatter-add */
