@@ -114,9 +114,46 @@ public final class NativeLibraries {
         }
     }
 
-    /** Threads for one native call: DJL's intra-op setting, else OMP_NUM_THREADS, else the processors (read once per JVM). */
+    /** This thread's cap on a native call's threads (0: none), set by {@link #limitThreads}. */
+    private static final ThreadLocal<int[]> CAP = ThreadLocal.withInitial(() -> new int[1]);
+
+    /**
+     * Threads for one native call: DJL's intra-op setting, else OMP_NUM_THREADS, else the processors
+     * (read once per JVM), at most this thread's cap ({@link #limitThreads}) when one is set.
+     */
     public static int threads() {
-        return THREADS;
+        int cap = CAP.get()[0];
+        return cap > 0 ? Math.min(cap, THREADS) : THREADS;
+    }
+
+    /** A cap on this thread's native calls, lifted (to what it was) by {@link #close}. */
+    public static final class ThreadCap implements AutoCloseable {
+        private final int before;
+
+        private ThreadCap(int before) {
+            this.before = before;
+        }
+
+        @Override
+        public void close() {
+            CAP.get()[0] = before;
+        }
+    }
+
+    /**
+     * Caps the threads of the native calls this thread makes until the returned scope closes (0: no
+     * cap). For actors that share one machine's cores: a rollout worker and a learner in one process
+     * that each ask for every core oversubscribe them, and a small decode step gains less from a
+     * second thread than the wake-ups cost it.
+     */
+    public static ThreadCap limitThreads(int threads) {
+        if (threads < 0) {
+            throw new IllegalArgumentException("threads must be >= 0 (0: no cap), got " + threads);
+        }
+        int[] cap = CAP.get();
+        ThreadCap scope = new ThreadCap(cap[0]);
+        cap[0] = threads;
+        return scope;
     }
 
     private static int threadsFromEnvironment() {

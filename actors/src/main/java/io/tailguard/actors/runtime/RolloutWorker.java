@@ -213,7 +213,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         }
         Qwen3Model actor = w.compressed() == null ? null : compressedActor(w.compressed());
         boolean measure = cadence.next(schedule, actor == null ? SpeedupCadence.POLICY : w.compressed().format().label());
-        RolloutEngine.Result r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor, measure);
+        RolloutEngine.Result r;
+        try (io.tailguard.model.NativeLibraries.ThreadCap cap = io.tailguard.model.NativeLibraries.limitThreads(s.rollout().threads())) {
+            r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor, measure);
+        }
         int g = s.rollout().groupSize();
         TrajectoryBuffer.GroupResult[] groups = new TrajectoryBuffer.GroupResult[w.groups().length];
         List<RolloutEngine.Trajectory> ts = r.trajectories();

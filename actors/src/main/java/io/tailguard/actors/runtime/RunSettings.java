@@ -111,10 +111,11 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     /**
      * speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0:
-     * never); scoreFraction: the share of a lease's trajectories scored densely for α.
+     * never); scoreFraction: the share of a lease's trajectories scored densely for α; threads: the
+     * cap on a worker's native calls' threads (0: none).
      */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
-                          double scoreFraction, Duration leaseTimeout, int speedupEvery) {}
+                          double scoreFraction, Duration leaseTimeout, int speedupEvery, int threads) {}
 
     public record Buffer(int staleness, int maxGroups) {}
 
@@ -223,7 +224,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
                     unit(c, "tailguard.rollout.shadow-fraction"), scoreFraction(c),
                     positiveDuration(c, "tailguard.rollout.lease-timeout"),
-                    atLeast(c, "tailguard.rollout.speedup-every", 0));
+                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0));
             BudgetController.Settings ctl = controller(c, t.longestSequence());
             Duration window = positiveDuration(c, "tailguard.controller.window");
             Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));

@@ -66,6 +66,13 @@ class RunSettingsTest {
         assertEquals(1, RunSettings.parse(with("tailguard.rollout.speedup-every = 1"), "run.conf").rollout().speedupEvery());
         assertEquals("run.conf: tailguard.rollout.speedup-every: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.rollout.speedup-every = -1"), "run.conf")).getMessage());
+        assertEquals(0, RunSettings.parse(with(""), "run.conf").rollout().threads(), "no cap by default");
+        assertEquals(1, RunSettings.parse(with("tailguard.rollout.threads = 1"), "run.conf").rollout().threads());
+        assertEquals("run.conf: tailguard.rollout.threads: must be >= 0, got -2", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.rollout.threads = -2"), "run.conf")).getMessage());
+        assertEquals(0.25, RunSettings.parse(with(""), "run.conf").rollout().scoreFraction());
+        assertEquals("run.conf: tailguard.rollout.score-fraction: must be in (0, 1], got 0.0", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.rollout.score-fraction = 0"), "run.conf")).getMessage());
     }
 
     @Test
