@@ -50,10 +50,16 @@ public final class RunComparison {
     /** One run to compare: its label (arm), its directory, its record. */
     public record Run(String label, Path dir, RunRecord record) {}
 
-    /** One run's figures; NaN where there is nothing to compute. Per-bin arrays: NaN where a bin never had tokens. */
+    /**
+     * One run's figures; NaN where there is nothing to compute. Per-bin arrays: NaN where a bin never
+     * had tokens. workerSeconds: the rollout workers' seconds (every phase of `train`'s
+     * rollout_worker_seconds), guardSeconds the part of them the tail guard and the in-run speedup
+     * spend (dense reference, α scoring, shadow replays), learnerSeconds the learner's.
+     */
     public record Row(String label, String dir, double seed, int steps, double wallSeconds, double trainSeconds, double evalSeconds,
                       double calibrationSeconds, double passStart, double passEnd, double meanRolloutSeconds, double meanTisTruncated,
-                      double[] minAlphaP5, double[] lastAlphaP5, double target, double secondsToTarget, double referenceSeconds) {
+                      double[] minAlphaP5, double[] lastAlphaP5, double target, double secondsToTarget, double referenceSeconds,
+                      double workerSeconds, double guardSeconds, double learnerSeconds) {
         /** The run's time to its target over its reference run's. */
         public double ratioToReference() {
             return secondsToTarget / referenceSeconds;
@@ -81,6 +87,9 @@ public final class RunComparison {
                 x.put("pass_at_1_end", r.passEnd());
                 x.put("mean_rollout_seconds", round(r.meanRolloutSeconds(), 3));
                 x.put("mean_tis_truncated", round(r.meanTisTruncated(), 4));
+                x.put("rollout_worker_seconds", round(r.workerSeconds(), 1));
+                x.put("guard_seconds", round(r.guardSeconds(), 1));
+                x.put("learner_seconds", round(r.learnerSeconds(), 1));
                 x.put("min_alpha_p5", rounded(r.minAlphaP5()));
                 x.put("last_alpha_p5", rounded(r.lastAlphaP5()));
                 x.put("target_pass_at_1", r.target());
@@ -141,9 +150,27 @@ public final class RunComparison {
                     r.evaluations().isEmpty() ? Double.NaN : r.evaluations().get(0).passAt1(), passEnd(r),
                     meanFinite(r.steps().stream().mapToDouble(RunRecord.StepRow::rolloutSeconds).toArray()),
                     meanFinite(r.steps().stream().mapToDouble(RunRecord.StepRow::tisTruncated).toArray()),
-                    minAlpha(r), lastAlpha(r), target, secondsTo(r, target), refSeconds));
+                    minAlpha(r), lastAlpha(r), target, secondsTo(r, target), refSeconds,
+                    workerSeconds(r, "generation", "dense_reference", "scoring", "shadow"),
+                    workerSeconds(r, "dense_reference", "scoring", "shadow"), number(r.summary().get("learner_seconds"))));
         }
         return rows;
+    }
+
+    /** The sum of these phases of the record's rollout_worker_seconds (NaN when it has none: an older record). */
+    static double workerSeconds(RunRecord r, String... phases) {
+        if (!(r.summary().get("rollout_worker_seconds") instanceof Map<?, ?> m)) {
+            return Double.NaN;
+        }
+        double sum = 0;
+        for (String p : phases) {
+            double v = number(m.get(p));
+            if (Double.isNaN(v)) {
+                return Double.NaN;
+            }
+            sum += v;
+        }
+        return sum;
     }
 
     /** The last evaluation's pass@1 when there are at least two (the start and a later one), else NaN. */
@@ -250,9 +277,9 @@ public final class RunComparison {
     static String table(List<Row> rows, String reference, List<Path> plots) {
         StringBuilder t = new StringBuilder();
         t.append("| arm | seed | run | steps | wall s | train s | eval s | calibration s | pass@1 start | pass@1 end | rollout s/step"
-                + " | TIS truncated | min p5 α per bin | last p5 α per bin | target pass@1 | train s to target | × ").append(reference)
-                .append(" |\n");
-        t.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                + " | rollout worker s (guard) | learner s | TIS truncated | min p5 α per bin | last p5 α per bin | target pass@1"
+                + " | train s to target | × ").append(reference).append(" |\n");
+        t.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         Set<String> arms = new LinkedHashSet<>();
         for (Row r : rows) {
             arms.add(r.label());
@@ -266,12 +293,15 @@ public final class RunComparison {
             Row mean = new Row(arm, "", Double.NaN, 0, mean(of, Row::wallSeconds), mean(of, Row::trainSeconds), mean(of, Row::evalSeconds),
                     mean(of, Row::calibrationSeconds), mean(of, Row::passStart), mean(of, Row::passEnd),
                     mean(of, Row::meanRolloutSeconds), mean(of, Row::meanTisTruncated), new double[0], new double[0],
-                    mean(of, Row::target), mean(of, Row::secondsToTarget), mean(of, Row::referenceSeconds));
+                    mean(of, Row::target), mean(of, Row::secondsToTarget), mean(of, Row::referenceSeconds),
+                    mean(of, Row::workerSeconds), mean(of, Row::guardSeconds), mean(of, Row::learnerSeconds));
             t.append(row(arm, "mean of " + of.size(), "", fmt(mean(of, r -> r.steps()), 1), mean));
         }
         t.append('\n');
         t.append("Seconds are wall seconds since `train` began, calibration included; train s leaves out the held-out ")
                 .append("evaluations. rollout s/step: the generation seconds of a step's tokens at its batch's rollout rate. ")
+                .append("rollout worker s: the workers' seconds in all, and in brackets the part the guard and the in-run speedup ")
+                .append("spend (dense reference, α scoring, shadow replays); learner s: the learner's. ")
                 .append("p5 α per bin: what the controller judged the bin on at each window (its kept windows merged), where that had at least min-tokens tokens. ")
                 .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (else the mean over ")
                 .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
@@ -289,6 +319,7 @@ public final class RunComparison {
         double ratio = r.ratioToReference();
         return "| " + String.join(" | ", arm, seed, dir, steps, fmt(r.wallSeconds(), 1), fmt(r.trainSeconds(), 1), fmt(r.evalSeconds(), 1),
                 fmt(r.calibrationSeconds(), 1), fmt(r.passStart(), 3), fmt(r.passEnd(), 3), fmt(r.meanRolloutSeconds(), 3),
+                fmt(r.workerSeconds(), 1) + " (" + fmt(r.guardSeconds(), 1) + ")", fmt(r.learnerSeconds(), 1),
                 fmt(r.meanTisTruncated(), 4), bins(r.minAlphaP5()), bins(r.lastAlphaP5()), fmt(r.target(), 3),
                 fmt(r.secondsToTarget(), 1), fmt(ratio, 2)) + " |\n";
     }

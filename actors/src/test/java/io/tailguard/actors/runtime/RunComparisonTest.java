@@ -33,6 +33,19 @@ class RunComparisonTest {
         return new RunRecord(0, end, settings, Map.of(), steps, windows, evals);
     }
 
+    /** The same with train's time split: rollout_worker_seconds by phase and learner_seconds, as the record stores them. */
+    static RunRecord withTimes(RunRecord r, double generation, double reference, double scoring, double shadow, double learner) {
+        Map<String, Object> worker = new java.util.LinkedHashMap<>();
+        worker.put("generation", generation);
+        worker.put("dense_reference", reference);
+        worker.put("scoring", scoring);
+        worker.put("shadow", shadow);
+        Map<String, Object> summary = new java.util.LinkedHashMap<>();
+        summary.put("rollout_worker_seconds", worker);
+        summary.put("learner_seconds", learner);
+        return new RunRecord(r.startMillis(), r.endSeconds(), r.settings(), summary, r.steps(), r.windows(), r.evaluations());
+    }
+
     /** Dense, seed 1: pass@1 0.2 → 0.4 → 0.5, each evaluation 5 s; ends at 210 s. */
     static RunRecord dense() {
         return record(1, NaN, 210, List.of(step(10, 95, 4.0, NaN), step(20, 195, 6.0, 0.0)),
@@ -54,8 +67,8 @@ class RunComparisonTest {
     }
 
     static List<RunComparison.Run> runs() {
-        return List.of(new RunComparison.Run("dense", Path.of("runs/dense-s1"), dense()),
-                new RunComparison.Run("guarded", Path.of("runs/guarded-s1"), guarded()),
+        return List.of(new RunComparison.Run("dense", Path.of("runs/dense-s1"), withTimes(dense(), 170, 0, 0, 0, 80)),
+                new RunComparison.Run("guarded", Path.of("runs/guarded-s1"), withTimes(guarded(), 120, 10.5, 13, 6, 85.5)),
                 new RunComparison.Run("unguarded", Path.of("runs/unguarded-s2"), unguarded()));
     }
 
@@ -100,6 +113,12 @@ class RunComparisonTest {
         assertEquals(110.0, g.secondsToTarget());
         assertEquals(190.0, g.referenceSeconds());
         assertEquals(110.0 / 190.0, g.ratioToReference(), 1e-12);
+        // the time split: 120 + 10.5 + 13 + 6 in all, of which 29.5 the guard's; the learner's 85.5
+        assertEquals(149.5, g.workerSeconds(), 1e-12);
+        assertEquals(29.5, g.guardSeconds(), 1e-12);
+        assertEquals(85.5, g.learnerSeconds());
+        assertEquals(0.0, d.guardSeconds());
+        assertEquals(170.0, d.workerSeconds());
 
         // no dense run of seed 2: the mean of dense's finals (0.5) and of their times to it (190); never reached
         RunComparison.Row u = rows.get(2);
@@ -108,6 +127,7 @@ class RunComparisonTest {
         assertTrue(Double.isNaN(u.secondsToTarget()));
         assertEquals(0.3, u.passEnd());
         assertArrayEquals(new double[] {0.5, 0.6}, u.minAlphaP5());
+        assertTrue(Double.isNaN(u.workerSeconds()) && Double.isNaN(u.learnerSeconds()), "a record without the split");
     }
 
     @Test
@@ -118,14 +138,14 @@ class RunComparisonTest {
                 List.of(), List.of(new RunRecord.EvalRow(0, 30, 0.3, 5), new RunRecord.EvalRow(20, 80, 0.6, 5)))));
         RunComparison.Result r = RunComparison.compare(runs, "dense", tmp.resolve("cmp"));
         String table = Files.readString(r.table());
-        assertTrue(table.contains("| dense | 1 | runs/dense-s1 | 20 | 210.0 | 195.0 | 15.0 | – | 0.200 | 0.500 | 5.000 | 0.0000 "
+        assertTrue(table.contains("| dense | 1 | runs/dense-s1 | 20 | 210.0 | 195.0 | 15.0 | – | 0.200 | 0.500 | 5.000 | 170.0 (0.0) | 80.0 | 0.0000 "
                 + "| 0.95 0.99 | 0.97 0.99 | 0.500 | 190.0 | 1.00 |"), table);
-        assertTrue(table.contains("| guarded | 1 | runs/guarded-s1 | 20 | 130.0 | 115.0 | 15.0 | 30.0 | 0.200 | 0.550 | 2.500 | 0.0200 "
+        assertTrue(table.contains("| guarded | 1 | runs/guarded-s1 | 20 | 130.0 | 115.0 | 15.0 | 30.0 | 0.200 | 0.550 | 2.500 | 149.5 (29.5) | 85.5 | 0.0200 "
                 + "| 0.84 0.88 | 0.87 0.88 | 0.500 | 110.0 | 0.58 |"), table);
-        assertTrue(table.contains("| unguarded | 2 | runs/unguarded-s2 | 20 | 70.0 | 60.0 | 10.0 | – | 0.200 | 0.300 | 1.000 | 0.2000 "
+        assertTrue(table.contains("| unguarded | 2 | runs/unguarded-s2 | 20 | 70.0 | 60.0 | 10.0 | – | 0.200 | 0.300 | 1.000 | – (–) | – | 0.2000 "
                 + "| 0.50 0.60 | 0.50 0.60 | 0.500 | – | – |"), table);
         // guarded seed 2: 0.6 at 80 s less one evaluation = 75; mean of 110 and 75 = 92.5; of 130 and 100 wall = 115
-        assertTrue(table.contains("| guarded | mean of 2 |  | 20.0 | 115.0 | 102.5 | 12.5 | 25.0 | 0.250 | 0.575 | 1.750 | 0.0350 "
+        assertTrue(table.contains("| guarded | mean of 2 |  | 20.0 | 115.0 | 102.5 | 12.5 | 25.0 | 0.250 | 0.575 | 1.750 | 149.5 (29.5) | 85.5 | 0.0350 "
                 + "|  |  | 0.500 | 92.5 | 0.49 |"), table);
         for (String png : new String[] {"pass_at_1_steps.png", "pass_at_1_seconds.png", "reward.png", "rollout_seconds.png",
                 "tis_truncation.png", "alpha_min.png", "alpha-1-dense.png", "alpha-2-guarded-seed-1.png", "alpha-4-guarded-seed-2.png"}) {
@@ -134,6 +154,7 @@ class RunComparisonTest {
         }
         String json = r.summary().toString();
         assertTrue(json.contains("\"seconds_to_target\":null"), json);
+        assertTrue(json.contains("\"rollout_worker_seconds\":149.5,\"guard_seconds\":29.5,\"learner_seconds\":85.5"), json);
     }
 
     @Test
