@@ -178,8 +178,7 @@ public final class GrpoLearner implements AutoCloseable {
             io.tailguard.model.Qwen3Model.TargetScores scores = model.targetScores(rows, targets, true);
             NDArray theta = scores.logProbs();                                                // [n]
             // π_old: the values of this very forward, at the weights the update starts from
-            float[] old = theta.toType(ai.djl.ndarray.types.DataType.FLOAT32, true).toFloatArray();
-            GrpoObjective.Result r = GrpoObjective.compute(theta, old, inf, a, objective);
+            GrpoObjective.Result r = GrpoObjective.computeFromStart(theta, inf, a, objective);
             NDArray scaled = Scalars.times(r.loss(), (double) n / total);
             tape.backward(gc, scaled);
             GrpoObjective.Stats s = r.stats();

@@ -85,6 +85,24 @@ public final class GrpoObjective {
      * @param advantage Â per token, [T]
      */
     public static Result compute(NDArray logpTheta, float[] logpOld, float[] logpInf, float[] advantage, Options o) {
+        return compute(logpTheta, values(logpTheta), logpOld, logpInf, advantage, o);
+    }
+
+    /**
+     * The loss with π_old the policy the update starts from: the values of logpTheta itself (no
+     * gradient through them), read once for the weights and the statistics alike.
+     */
+    public static Result computeFromStart(NDArray logpTheta, float[] logpInf, float[] advantage, Options o) {
+        float[] theta = values(logpTheta);
+        return compute(logpTheta, theta, theta, logpInf, advantage, o);
+    }
+
+    private static float[] values(NDArray logpTheta) {
+        return logpTheta.toType(DataType.FLOAT32, true).toFloatArray();
+    }
+
+    /** theta: logpTheta's values. */
+    private static Result compute(NDArray logpTheta, float[] theta, float[] logpOld, float[] logpInf, float[] advantage, Options o) {
         int t = logpOld.length;
         if (t == 0 || logpInf.length != t || advantage.length != t || logpTheta.size() != t) {
             throw new IllegalArgumentException("token arrays disagree in length or are empty");
@@ -111,7 +129,6 @@ public final class GrpoObjective {
         NDArray surrogate = unclipped.minimum(clipped);
         NDArray loss = Scalars.dividedBy(surrogate.mul(m.create(weight).toType(dt, false)).sum().neg(), t);
 
-        float[] theta = logpTheta.toType(DataType.FLOAT32, true).toFloatArray();
         long clippedCount = 0;
         double k1 = 0;
         double k3 = 0;
