@@ -7,7 +7,7 @@
  * recent pages and the best budget/PAGE - 3 candidates, and attends exactly over the kept tokens:
  * the keys and values of those pages are read where the cache holds them, never copied, and no
  * other page is touched. The Java side (NativeBlockTopK) owns the layout contract:
- *   keys, values  [B, kvh, cap, D]    float32, contiguous
+ *   keys, values  [B, kvh, cap, D]    float32 or bfloat16 (one flag for both), contiguous
  *   marks         [B, kvh, cap/PAGE, D] float32, page landmarks (mean key of each full page)
  *   q, out        [B, kvh, r, D]      float32, contiguous (q already carries the 1/sqrt(D) scale)
  *   lengths[b]    tokens of sequence b (this step's included); keep[b] pages it keeps
@@ -17,10 +17,15 @@
  * and the helper threads of tg_pool.h (model/src/main/c), which spin briefly after their last item
  * and then sleep; the caller never waits for a sleeping helper, only for items in progress.
  *
- * Built with -mavx2 -mfma; the Java side loads it only on a CPU that has both.
+ * Built with -mavx2 -mfma; the Java side loads it only on a CPU that has both. Where the CPU has
+ * AVX-512 (F, BW, DQ, VL; checked once at run time), a page is attended with 16-wide vectors and the
+ * queries' weighted values stay in registers (wide_page); elsewhere the AVX2 loop below does the
+ * same arithmetic. A bfloat16 cache is widened one page at a time into float32 scratch (exactly:
+ * a bfloat16 is the top half of a float32), so both loops compute in float32 and read half the bytes.
  */
 #include <jni.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,16 +34,21 @@
 #include "tg_util.h"
 
 #define PF 4          /* pages prefetched ahead, keys and values */
+#define MAXD 256      /* the widest head the bfloat16 page scratch holds */
+
+#define WIDE __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
 __m256 _ZGVdN8v_expf(__m256 x);   /* glibc's libmvec, AVX2 */
+WIDE __m512 _ZGVeN16v_expf(__m512 x); /* glibc's libmvec, AVX-512 */
 
 /* ------------------------------------------------------------------------------------------ job */
 
 typedef struct {
-    const float *keys, *values, *marks, *q;
+    const void *keys, *values; /* float32, or bfloat16 where bf16 */
+    const float *marks, *q;
     float *out;
     const int *lengths, *keep;
-    int kvh, r, d, cap;
+    int kvh, r, d, cap, bf16, wide;
 } Params;
 
 typedef struct {
@@ -49,6 +59,7 @@ typedef struct {
     int *sel;       /* kept pages */
     float *acc;     /* r * d */
     float *mx, *sum;
+    float kpage[PAGE * MAXD], vpage[PAGE * MAXD]; /* a bfloat16 page widened */
     size_t cap_s, cap_pages, cap_heap, cap_sel, cap_rd, cap_d;
 } Scratch;
 
@@ -66,9 +77,29 @@ static inline void axpy(float *y, float a, const float *x, int d) {
     for (; i < d; i++) y[i] += a * x[i];
 }
 
-static inline void prefetch_page(const float *p, int d) {
+static inline void prefetch_page(const void *p, long bytes) {
     const char *c = (const char *) p;
-    for (long o = 0; o < (long) PAGE * d * 4; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+    for (long o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
+/* n bfloat16 values to float32 (exact). */
+static void widen_bf16(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (src + i)));
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+    for (; i < n; i++) {
+        uint32_t u = (uint32_t) src[i] << 16;
+        memcpy(dst + i, &u, 4);
+    }
+}
+
+/* 1 where this CPU runs the AVX-512 loop. */
+static int cpu_wide(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+           && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
 
 /* ----------------------------------------------------------------------------- page selection */
@@ -136,6 +167,163 @@ static int select_pages(const Params *p, Scratch *sc, const float *q, const floa
 
 /* ---------------------------------------------------------------------------------- attention */
 
+/*
+ * The running state of one (sequence, head) over its kept pages (online softmax): per query i the
+ * largest score m[i] so far, the sum of exp(s − m[i]) and the weighted values acc[i], rescaled when
+ * m[i] grows. Both loops below fold one page of `tokens` keys kp and values vp ([tokens, d]
+ * float32) into it.
+ */
+
+/* The AVX2 loop: any head size. w: r · PAGE scratch. */
+static void narrow_page(const float *kp, const float *vp, int tokens, const float *q, int r, int d, float *w,
+                        float *mx, float *sum, float *acc) {
+    for (int i = 0; i < r; i++) {
+        float *wi = w + i * PAGE;
+        const float *qi = q + i * d;
+        float m = mx[i];
+        for (int t = 0; t < tokens; t++) {
+            wi[t] = dot(qi, kp + (long) t * d, d);
+            if (wi[t] > m) m = wi[t];
+        }
+        if (m > mx[i]) {
+            float c = expf(mx[i] - m);   /* 0 on the first page */
+            sum[i] *= c;
+            float *ai = acc + i * d;
+            for (int j = 0; j < d; j++) ai[j] *= c;
+            mx[i] = m;
+        }
+        float z;
+        if (tokens == PAGE) {
+            __m256 mv = _mm256_set1_ps(m);
+            __m256 e0 = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(wi), mv));
+            __m256 e1 = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(wi + 8), mv));
+            _mm256_storeu_ps(wi, e0);
+            _mm256_storeu_ps(wi + 8, e1);
+            z = hsum(_mm256_add_ps(e0, e1));
+        } else {
+            z = 0;
+            for (int t = 0; t < tokens; t++) {
+                wi[t] = expf(wi[t] - m);
+                z += wi[t];
+            }
+        }
+        sum[i] += z;
+    }
+    for (int t = 0; t < tokens; t++) {
+        const float *v = vp + (long) t * d;
+        for (int i = 0; i < r; i++) axpy(acc + i * d, w[i * PAGE + t], v, d);
+    }
+}
+
+/* 16 bfloat16 values as float32 (exact). */
+static inline __attribute__((always_inline)) WIDE __m512 widen16(const uint16_t *src) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *) src)), 16));
+}
+
+/* n bfloat16 values to float32, n a multiple of 16. */
+static WIDE void widen_bf16_wide(float *dst, const uint16_t *src, int n) {
+    for (int i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, widen16(src + i));
+}
+
+/* Lane t of the result is the sum of the 16 lanes of v[t]: a transpose folded into additions. */
+static inline __attribute__((always_inline)) WIDE __m512 sum16x16(const __m512 *v) {
+    __m512 t[8], s[4], y[2];
+    for (int k = 0; k < 8; k++) {
+        t[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+    }
+    for (int k = 0; k < 4; k++) { /* per 128-bit block: the block sums of vectors 4k .. 4k+3 */
+        s[k] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * k], t[2 * k + 1], 0x44), _mm512_shuffle_ps(t[2 * k], t[2 * k + 1], 0xEE));
+    }
+    for (int k = 0; k < 2; k++) {
+        y[k] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * k], s[2 * k + 1], 0x88), _mm512_shuffle_f32x4(s[2 * k], s[2 * k + 1], 0xDD));
+    }
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
+}
+
+/*
+ * The AVX-512 loop for head sizes 16·D16 and tiles of NQ ≤ 16 / D16 queries (compile-time after
+ * inlining): the scores of a page are one vector per query, and the tile's weighted values stay in
+ * registers while the page's values stream past.
+ */
+static inline __attribute__((always_inline)) WIDE void wide_tile(const float *kp, const void *vp, int tokens,
+                                                                  const float *q, int d, float *mx, float *sum,
+                                                                  float *acc, const int D16, const int NQ, const int VBF) {
+    __attribute__((aligned(64))) float wt[16 * 16];
+    __mmask16 live = (__mmask16) ((1u << tokens) - 1);
+    for (int i = 0; i < NQ; i++) {
+        __m512 qv[8], p[16];
+        for (int c = 0; c < D16; c++) qv[c] = _mm512_loadu_ps(q + i * d + 16 * c);
+        for (int t = 0; t < PAGE; t++) {
+            __m512 s = _mm512_setzero_ps();
+            if (t < tokens) {
+                for (int c = 0; c < D16; c++) s = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kp + (long) t * d + 16 * c), s);
+            }
+            p[t] = s;
+        }
+        __m512 sc = _mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), sum16x16(p));
+        float m = _mm512_reduce_max_ps(sc);
+        if (m > mx[i]) {
+            float c = expf(mx[i] - m);   /* 0 on the first page */
+            sum[i] *= c;
+            __m512 cv = _mm512_set1_ps(c);
+            for (int k = 0; k < D16; k++) _mm512_storeu_ps(acc + i * d + 16 * k, _mm512_mul_ps(cv, _mm512_loadu_ps(acc + i * d + 16 * k)));
+            mx[i] = m;
+        }
+        __m512 e = _mm512_maskz_mov_ps(live, _ZGVeN16v_expf(_mm512_sub_ps(sc, _mm512_set1_ps(mx[i]))));
+        sum[i] += _mm512_reduce_add_ps(e);
+        _mm512_store_ps(wt + 16 * i, e);
+    }
+    __m512 a[16];
+    for (int i = 0; i < NQ; i++) {
+        for (int c = 0; c < D16; c++) a[i * D16 + c] = _mm512_loadu_ps(acc + i * d + 16 * c);
+    }
+    for (int t = 0; t < tokens; t++) {
+        __m512 vv[8];
+        for (int c = 0; c < D16; c++) {
+            long at = (long) t * d + 16 * c;
+            vv[c] = VBF ? widen16((const uint16_t *) vp + at) : _mm512_loadu_ps((const float *) vp + at);
+        }
+        for (int i = 0; i < NQ; i++) {
+            __m512 wv = _mm512_set1_ps(wt[16 * i + t]);
+            for (int c = 0; c < D16; c++) a[i * D16 + c] = _mm512_fmadd_ps(wv, vv[c], a[i * D16 + c]);
+        }
+    }
+    for (int i = 0; i < NQ; i++) {
+        for (int c = 0; c < D16; c++) _mm512_storeu_ps(acc + i * d + 16 * c, a[i * D16 + c]);
+    }
+}
+
+/* Whether wide_page serves head size d. */
+static int wide_serves(int d) { return d == 64 || d == 128; }
+
+/* One page for all r queries, in tiles of 16 / (d / 16) queries; values float32, or bfloat16 where vbf. */
+#define WIDE_TILE(D16, NQ) wide_tile(kp, vp, tokens, qi, d, mx + i0, sum + i0, ai, D16, NQ, 0)
+#define WIDE_TILE_BF(D16, NQ) wide_tile(kp, vp, tokens, qi, d, mx + i0, sum + i0, ai, D16, NQ, 1)
+static WIDE void wide_page(const float *kp, const void *vp, int vbf, int tokens, const float *q, int r, int d,
+                           float *mx, float *sum, float *acc) {
+    int per = d == 64 ? 4 : 2;
+    for (int i0 = 0; i0 < r; i0 += per) {
+        int nq = r - i0 < per ? r - i0 : per;
+        const float *qi = q + (long) i0 * d;
+        float *ai = acc + (long) i0 * d;
+        int shape = (d == 64 ? 0 : 4) + nq - 1 + (vbf ? 8 : 0);
+        switch (shape) {
+            case 0: WIDE_TILE(4, 1); break;
+            case 1: WIDE_TILE(4, 2); break;
+            case 2: WIDE_TILE(4, 3); break;
+            case 3: WIDE_TILE(4, 4); break;
+            case 4: WIDE_TILE(8, 1); break;
+            case 5: WIDE_TILE(8, 2); break;
+            case 8: WIDE_TILE_BF(4, 1); break;
+            case 9: WIDE_TILE_BF(4, 2); break;
+            case 10: WIDE_TILE_BF(4, 3); break;
+            case 11: WIDE_TILE_BF(4, 4); break;
+            case 12: WIDE_TILE_BF(8, 1); break;
+            default: WIDE_TILE_BF(8, 2); break;
+        }
+    }
+}
+
 static int run_item(const Params *p, Scratch *sc, int item) {
     int b = item / p->kvh;
     int len = p->lengths[b];
@@ -143,8 +331,9 @@ static int run_item(const Params *p, Scratch *sc, int item) {
     int keep = p->keep[b];
     int r = p->r, d = p->d;
     long bh = item;
-    const float *K = p->keys + bh * p->cap * d;
-    const float *V = p->values + bh * p->cap * d;
+    int esz = p->bf16 ? 2 : 4;
+    const char *K = (const char *) p->keys + bh * p->cap * d * esz;
+    const char *V = (const char *) p->values + bh * p->cap * d * esz;
     const float *M = p->marks + bh * (p->cap / PAGE) * d;
     const float *q = p->q + bh * r * d;
     float *out = p->out + bh * r * d;
@@ -161,64 +350,41 @@ static int run_item(const Params *p, Scratch *sc, int item) {
 
     int nsel = select_pages(p, sc, q, M, pages, keep);
     const int *sel = sc->sel;
-    float *w = sc->s, *mx = sc->mx, *sum = sc->sum, *acc = sc->acc;
+    float *mx = sc->mx, *sum = sc->sum, *acc = sc->acc;
     for (int i = 0; i < r; i++) {
         mx[i] = -INFINITY;
         sum[i] = 0;
     }
     memset(acc, 0, sizeof(float) * (size_t) r * d);
-    for (int g = 0; g < PF && g < nsel; g++) {
-        prefetch_page(K + (long) sel[g] * PAGE * d, d);
-        prefetch_page(V + (long) sel[g] * PAGE * d, d);
+    long page_bytes = (long) PAGE * d * esz;
+    int wide = p->wide && wide_serves(d);
+    /* the hardware prefetchers follow a run of consecutive pages; only scattered pages need a hint */
+    int scattered = nsel < pages;
+    for (int g = 0; scattered && g < PF && g < nsel; g++) {
+        prefetch_page(K + sel[g] * page_bytes, page_bytes);
+        prefetch_page(V + sel[g] * page_bytes, page_bytes);
     }
-    /*
-     * One pass over the kept pages, keys and values of a page together (online softmax): per query,
-     * the running maximum m, the sum of exp(s - m) and the weighted values, rescaled when m grows.
-     */
     for (int g = 0; g < nsel; g++) {
         int pg = sel[g];
         int tokens = len - pg * PAGE < PAGE ? len - pg * PAGE : PAGE;
-        if (g + PF < nsel) {
-            prefetch_page(K + (long) sel[g + PF] * PAGE * d, d);
-            prefetch_page(V + (long) sel[g + PF] * PAGE * d, d);
+        if (scattered && g + PF < nsel) {
+            prefetch_page(K + sel[g + PF] * page_bytes, page_bytes);
+            prefetch_page(V + sel[g + PF] * page_bytes, page_bytes);
         }
-        const float *kp = K + (long) pg * PAGE * d;
-        const float *vp = V + (long) pg * PAGE * d;
-        for (int i = 0; i < r; i++) {
-            float *wi = w + i * PAGE;
-            const float *qi = q + i * d;
-            float m = mx[i];
-            for (int t = 0; t < tokens; t++) {
-                wi[t] = dot(qi, kp + (long) t * d, d);
-                if (wi[t] > m) m = wi[t];
+        const char *kpg = K + pg * page_bytes, *vpg = V + pg * page_bytes;
+        if (wide) {
+            const float *kp = (const float *) kpg;
+            if (p->bf16) { /* keys widened once (every query reads them), values as they stream */
+                widen_bf16_wide(sc->kpage, (const uint16_t *) kpg, PAGE * d);
+                kp = sc->kpage;
             }
-            if (m > mx[i]) {
-                float c = expf(mx[i] - m);   /* 0 on the first page */
-                sum[i] *= c;
-                float *ai = acc + i * d;
-                for (int j = 0; j < d; j++) ai[j] *= c;
-                mx[i] = m;
-            }
-            float z;
-            if (tokens == PAGE) {
-                __m256 mv = _mm256_set1_ps(m);
-                __m256 e0 = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(wi), mv));
-                __m256 e1 = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(wi + 8), mv));
-                _mm256_storeu_ps(wi, e0);
-                _mm256_storeu_ps(wi + 8, e1);
-                z = hsum(_mm256_add_ps(e0, e1));
-            } else {
-                z = 0;
-                for (int t = 0; t < tokens; t++) {
-                    wi[t] = expf(wi[t] - m);
-                    z += wi[t];
-                }
-            }
-            sum[i] += z;
-        }
-        for (int t = 0; t < tokens; t++) {
-            const float *v = vp + (long) t * d;
-            for (int i = 0; i < r; i++) axpy(acc + i * d, w[i * PAGE + t], v, d);
+            wide_page(kp, vpg, p->bf16, tokens, q, r, d, mx, sum, acc);
+        } else if (p->bf16) {
+            widen_bf16(sc->kpage, (const uint16_t *) kpg, tokens * d);
+            widen_bf16(sc->vpage, (const uint16_t *) vpg, tokens * d);
+            narrow_page(sc->kpage, sc->vpage, tokens, q, r, d, sc->s, mx, sum, acc);
+        } else {
+            narrow_page((const float *) kpg, (const float *) vpg, tokens, q, r, d, sc->s, mx, sum, acc);
         }
     }
     for (int i = 0; i < r; i++) {
@@ -240,13 +406,24 @@ JNIEXPORT jint JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_pageSize
     return PAGE;
 }
 
+JNIEXPORT jboolean JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_wideVectors(JNIEnv *env, jclass cls) {
+    (void) env;
+    (void) cls;
+    return cpu_wide() ? JNI_TRUE : JNI_FALSE;
+}
+
 JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(JNIEnv *env, jclass cls,
         jobject keys, jobject values, jobject marks, jobject q, jobject out, jintArray lengthsArr, jintArray keepArr,
-        jint batch, jint kvh, jint r, jint d, jint cap, jint threads) {
+        jint batch, jint kvh, jint r, jint d, jint cap, jint threads, jint flags) {
     (void) cls;
-    const float *K = addr(env, keys, "keys");
+    int bf16 = flags & 1;
+    if (bf16 && d > MAXD) {
+        throw_new(env, "java/lang/IllegalArgumentException", "bfloat16 cache: head size above 256");
+        return;
+    }
+    const void *K = addr(env, keys, "keys");
     if (!K) return;
-    const float *V = addr(env, values, "values");
+    const void *V = addr(env, values, "values");
     if (!V) return;
     const float *M = addr(env, marks, "landmarks");
     if (!M) return;
@@ -264,7 +441,9 @@ JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(J
     (*env)->GetIntArrayRegion(env, keepArr, 0, batch, lk + batch);
 
     pthread_mutex_lock(&call_mu);
-    Params p = {K, V, M, Q, O, lk, lk + batch, kvh, r, d, cap};
+    static int wide_cpu = -1;
+    if (wide_cpu < 0) wide_cpu = cpu_wide();
+    Params p = {K, V, M, Q, O, lk, lk + batch, kvh, r, d, cap, bf16, wide_cpu && !(flags & 2)};
     atomic_store(&failed, 0);
     tg_run(attend_item, &p, items, threads);
     int bad = atomic_load(&failed);

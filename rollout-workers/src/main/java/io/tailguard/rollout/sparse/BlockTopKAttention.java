@@ -238,7 +238,7 @@ public final class BlockTopKAttention implements AttentionKernel {
         NativeBlockTopK.attend(NativeLibraries.view(cache.keys(layer)), NativeLibraries.view(cache.values(layer)),
                 NativeLibraries.view(cache.landmarks(layer)), NativeLibraries.view(q), NativeLibraries.view(out),
                 plan.lengths(), keep, (int) qs.get(0), (int) qs.get(1), (int) qs.get(2), (int) qs.get(3),
-                cache.capacity(), NativeLibraries.threads());
+                cache.capacity(), NativeLibraries.threads(), NativeBlockTopK.flags(cache.keys(layer).getDataType()));
         return out;
     }
 

@@ -159,20 +159,34 @@ class BlockTopKAttentionTest {
             }
             NDArray qArr = m.create(q, new Shape(lengths.length, kvh, r, d));
             for (boolean nativeKernel : kernels()) {
-                BlockTopKAttention sparse = new BlockTopKAttention(len -> budget, Set.of(0, 1), nativeKernel);
-                assertEquals(nativeKernel, sparse.usesNativeKernel());
-                DecodeStep step = stepOf(m, lengths);
-                for (int layer = 0; layer < config.numLayers(); layer++) {
-                    float[] got = sparse.decode(layer, qArr, cache, step).toFloatArray();
-                    double[] want = layer < 2
-                            ? toDouble(AttentionKernel.DENSE.decode(layer, qArr, cache, step).toFloatArray())
-                            : bruteForce(cache, layer, q, lengths, budget, r);
-                    for (int i = 0; i < got.length; i++) {
-                        assertEquals(want[i], got[i], 1e-4, (nativeKernel ? "native" : "torch") + " layer " + layer + " element " + i);
+                for (boolean wide : nativeKernel ? loops() : new boolean[] {true}) {
+                    boolean before = NativeBlockTopK.wide;
+                    NativeBlockTopK.wide = wide;
+                    try {
+                        BlockTopKAttention sparse = new BlockTopKAttention(len -> budget, Set.of(0, 1), nativeKernel);
+                        assertEquals(nativeKernel, sparse.usesNativeKernel());
+                        DecodeStep step = stepOf(m, lengths);
+                        for (int layer = 0; layer < config.numLayers(); layer++) {
+                            float[] got = sparse.decode(layer, qArr, cache, step).toFloatArray();
+                            double[] want = layer < 2
+                                    ? toDouble(AttentionKernel.DENSE.decode(layer, qArr, cache, step).toFloatArray())
+                                    : bruteForce(cache, layer, q, lengths, budget, r);
+                            for (int i = 0; i < got.length; i++) {
+                                assertEquals(want[i], got[i], 1e-4, (nativeKernel ? (wide ? "native AVX-512" : "native AVX2") : "torch")
+                                        + " layer " + layer + " element " + i);
+                            }
+                        }
+                    } finally {
+                        NativeBlockTopK.wide = before;
                     }
                 }
             }
         }
+    }
+
+    /** The native kernel's loops to test: AVX2 always, AVX-512 where this CPU has it. */
+    static boolean[] loops() {
+        return NativeBlockTopK.wideVectors() ? new boolean[] {false, true} : new boolean[] {false};
     }
 
     /** The implementations to test: libtorch always, native where it is loaded (CI requires it). */
@@ -238,6 +252,17 @@ class BlockTopKAttentionTest {
     void headDimsAndGroupsOffTheVectorWidth() {
         // D = 12 and 5 queries per KV head: the kernels' scalar tails
         check(new ModelConfig(31, 24, 32, 3, 10, 2, 12, 1e-6, 10_000.0, 4096, true, -1), 400, new int[] {200, 131, 391}, 64);
+    }
+
+    @Test
+    void everyQueryTileOfTheWideLoop() {
+        // the AVX-512 loop serves head sizes 64 (tiles of 4 queries) and 128 (tiles of 2); groups that
+        // fill, split and undershoot a tile, and partial last pages
+        for (int[] shape : new int[][] {{64, 1}, {64, 3}, {64, 5}, {64, 8}, {128, 1}, {128, 2}, {128, 3}}) {
+            int d = shape[0], r = shape[1];
+            ModelConfig c = new ModelConfig(31, 2 * d, 32, 3, 2 * r, 2, d, 1e-6, 10_000.0, 4096, true, -1);
+            check(c, 400, new int[] {200, 131, 391, 16}, 64);
+        }
     }
 
     @Test
