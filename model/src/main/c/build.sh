@@ -20,7 +20,7 @@ if [ ! -f "$inc/jni.h" ]; then
   echo "[native] $name not built: no jni.h under $jhome"; exit 0
 fi
 mkdir -p "$(dirname "$out")"
-if ! "$cc" -O3 -mavx2 -mfma -fPIC -shared -pthread -Wall -I"$here" -I"$inc" -I"$inc/linux" "$src" -o "$out.tmp" -lmvec -lm; then
+if ! "$cc" -O3 -mavx2 -mfma -mf16c -fPIC -shared -pthread -Wall -I"$here" -I"$inc" -I"$inc/linux" "$src" -o "$out.tmp" -lmvec -lm; then
   rm -f "$out.tmp"
   echo "[native] $name not built: $cc failed"; exit 0
 fi

@@ -286,14 +286,27 @@ static int prod_apply(const Prod *p, const float *x, int B, int K, int N, float 
 }
 
 /* The caller holds call_mu. 0 when out of memory. */
+/* float32 to float16, rounded to nearest even (as libtorch converts), saturated at ±65504 (the cache's range). */
+static inline uint16_t to_f16(float f) {
+    if (f > 65504.0f) f = 65504.0f;
+    if (f < -65504.0f) f = -65504.0f;
+    return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+
+/*
+ * keys and values are the cache [B, kvh, cap, D], float32, or float16 where f16 (this step's key
+ * and value rounded to nearest even, the page's landmark the mean of the rounded keys).
+ * The caller holds call_mu. 0 when out of memory.
+ */
 static int pre_attention(const float *x, const float *wIn, const Prod *qkv, const float *wQ, const float *wK,
-                         const float *cosT, const float *sinT, const int *pos, float *qOut, float *keys, float *values,
-                         float *marks, int B, int H, int heads, int kvh, int d, int cap, float eps, float scale, int threads) {
+                         const float *cosT, const float *sinT, const int *pos, float *qOut, void *keys, void *values,
+                         float *marks, int B, int H, int heads, int kvh, int d, int cap, float eps, float scale, int threads,
+                         int f16) {
     int rows = (heads + 2 * kvh) * d;
-    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H + (size_t) d, sizeof(float)) || !grow((void **) &s_rows, &c_rows, (size_t) B * rows, sizeof(float))) {
+    if (!grow((void **) &s_norm, &c_norm, (size_t) B * H + 2 * (size_t) d, sizeof(float)) || !grow((void **) &s_rows, &c_rows, (size_t) B * rows, sizeof(float))) {
         return 0;
     }
-    float *tmp = s_norm + (size_t) B * H;
+    float *tmp = s_norm + (size_t) B * H, *krow = tmp + d;
     for (int b = 0; b < B; b++) rms_norm(x + (long) b * H, wIn, s_norm + (long) b * H, H, eps);
     if (!prod_apply(qkv, s_norm, B, H, rows, s_rows, rows, 0, threads)) return 0;
     int pages = cap / PAGE;
@@ -306,16 +319,29 @@ static int pre_attention(const float *x, const float *wIn, const Prod *qkv, cons
         }
         for (int h = 0; h < kvh; h++) {
             long bh = (long) b * kvh + h;
-            float *k = keys + (bh * cap + p) * d;
-            head_norm_rope(row + (long) (heads + h) * d, wK, c, s, d, eps, 1.0f, k, tmp);
-            memcpy(values + (bh * cap + p) * d, row + (long) (heads + kvh + h) * d, sizeof(float) * (size_t) d);
+            long at = (bh * cap + p) * d;
+            const float *vrow = row + (long) (heads + kvh + h) * d;
+            if (f16) {
+                head_norm_rope(row + (long) (heads + h) * d, wK, c, s, d, eps, 1.0f, krow, tmp);
+                uint16_t *k16 = (uint16_t *) keys + at, *v16 = (uint16_t *) values + at;
+                for (int j = 0; j < d; j++) {
+                    k16[j] = to_f16(krow[j]);
+                    v16[j] = to_f16(vrow[j]);
+                }
+            } else {
+                head_norm_rope(row + (long) (heads + h) * d, wK, c, s, d, eps, 1.0f, (float *) keys + at, tmp);
+                memcpy((float *) values + at, vrow, sizeof(float) * (size_t) d);
+            }
             if ((p + 1) % PAGE == 0) {
                 int page = p / PAGE;
-                const float *first = keys + (bh * cap + (long) page * PAGE) * d;
+                long first = (bh * cap + (long) page * PAGE) * d;
                 float *m = marks + (bh * pages + page) * d;
                 for (int j = 0; j < d; j++) {
                     float sum = 0;
-                    for (int t = 0; t < PAGE; t++) sum += first[(long) t * d + j];
+                    for (int t = 0; t < PAGE; t++) {
+                        long e = first + (long) t * d + j;
+                        sum += f16 ? _cvtsh_ss(((const uint16_t *) keys)[e]) : ((const float *) keys)[e];
+                    }
                     m[j] = sum / PAGE;
                 }
             }
@@ -362,9 +388,10 @@ static int prod_view(JNIEnv *env, Prod *p, jobject buf, const char *name) {
 static void pre_attention_jni(JNIEnv *env, jobject xBuf, jobject inNormBuf, jobject qkvBuf, Prod *qkv, jobject qNormBuf,
         jobject kNormBuf, jobject cosBuf, jobject sinBuf, jintArray positionsArr, jobject qOutBuf, jobject keysBuf,
         jobject valuesBuf, jobject marksBuf, int B, int H, int heads, int kvh, int d, int cap, float eps, float scale,
-        int threads) {
+        int threads, int f16) {
     const float *x, *wIn, *wQ, *wK, *cosT, *sinT;
-    float *qOut, *keys, *values, *marks;
+    float *qOut, *marks;
+    void *keys, *values;
     if (!(x = addr(env, xBuf, "x")) || !(wIn = addr(env, inNormBuf, "input_layernorm"))
             || !prod_view(env, qkv, qkvBuf, "qkv_proj") || !(wQ = addr(env, qNormBuf, "q_norm"))
             || !(wK = addr(env, kNormBuf, "k_norm")) || !(cosT = addr(env, cosBuf, "rotary cos"))
@@ -375,7 +402,8 @@ static void pre_attention_jni(JNIEnv *env, jobject xBuf, jobject inNormBuf, jobj
     if (!pos) { oom(env); return; }
     (*env)->GetIntArrayRegion(env, positionsArr, 0, B, pos);
     pthread_mutex_lock(&call_mu);
-    int ok = pre_attention(x, wIn, qkv, wQ, wK, cosT, sinT, pos, qOut, keys, values, marks, B, H, heads, kvh, d, cap, eps, scale, threads);
+    int ok = pre_attention(x, wIn, qkv, wQ, wK, cosT, sinT, pos, qOut, keys, values, marks, B, H, heads, kvh, d, cap, eps, scale,
+                           threads, f16);
     pthread_mutex_unlock(&call_mu);
     free(pos);
     if (!ok) oom(env);
@@ -398,11 +426,11 @@ static void post_attention_jni(JNIEnv *env, jobject xBuf, jobject oBuf, jobject 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttention(JNIEnv *env, jclass cls,
         jobject xBuf, jobject inNormBuf, jobject qkvBuf, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf,
         jintArray positionsArr, jobject qOutBuf, jobject keysBuf, jobject valuesBuf, jobject marksBuf,
-        jint B, jint H, jint heads, jint kvh, jint d, jint cap, jfloat eps, jfloat scale, jint threads) {
+        jint B, jint H, jint heads, jint kvh, jint d, jint cap, jfloat eps, jfloat scale, jint threads, jboolean f16) {
     (void) cls;
     Prod qkv = {NULL, {0}, 0};
     pre_attention_jni(env, xBuf, inNormBuf, qkvBuf, &qkv, qNormBuf, kNormBuf, cosBuf, sinBuf, positionsArr, qOutBuf, keysBuf,
-                      valuesBuf, marksBuf, B, H, heads, kvh, d, cap, eps, scale, threads);
+                      valuesBuf, marksBuf, B, H, heads, kvh, d, cap, eps, scale, threads, f16);
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttention(JNIEnv *env, jclass cls,
@@ -433,12 +461,12 @@ static int packed_prod(JNIEnv *env, jlongArray handles, int want, const char *na
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_preAttentionPacked(JNIEnv *env, jclass cls,
         jobject xBuf, jobject inNormBuf, jlongArray qkvHandles, jobject qNormBuf, jobject kNormBuf, jobject cosBuf, jobject sinBuf,
         jintArray positionsArr, jobject qOutBuf, jobject keysBuf, jobject valuesBuf, jobject marksBuf,
-        jint B, jint H, jint heads, jint kvh, jint d, jint cap, jfloat eps, jfloat scale, jint threads) {
+        jint B, jint H, jint heads, jint kvh, jint d, jint cap, jfloat eps, jfloat scale, jint threads, jboolean f16) {
     (void) cls;
     Prod qkv;
     if (!packed_prod(env, qkvHandles, 3, "qkv", &qkv)) return;
     pre_attention_jni(env, xBuf, inNormBuf, NULL, &qkv, qNormBuf, kNormBuf, cosBuf, sinBuf, positionsArr, qOutBuf, keysBuf,
-                      valuesBuf, marksBuf, B, H, heads, kvh, d, cap, eps, scale, threads);
+                      valuesBuf, marksBuf, B, H, heads, kvh, d, cap, eps, scale, threads, f16);
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttentionPacked(JNIEnv *env, jclass cls,

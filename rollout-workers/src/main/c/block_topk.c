@@ -7,7 +7,7 @@
  * recent pages and the best budget/PAGE - 3 candidates, and attends exactly over the kept tokens:
  * the keys and values of those pages are read where the cache holds them, never copied, and no
  * other page is touched. The Java side (NativeBlockTopK) owns the layout contract:
- *   keys, values  [B, kvh, cap, D]    float32 or bfloat16 (one flag for both), contiguous
+ *   keys, values  [B, kvh, cap, D]    float32 or float16 (one flag for both), contiguous
  *   marks         [B, kvh, cap/PAGE, D] float32, page landmarks (mean key of each full page)
  *   q, out        [B, kvh, r, D]      float32, contiguous (q already carries the 1/sqrt(D) scale)
  *   lengths[b]    tokens of sequence b (this step's included); keep[b] pages it keeps
@@ -17,11 +17,11 @@
  * and the helper threads of tg_pool.h (model/src/main/c), which spin briefly after their last item
  * and then sleep; the caller never waits for a sleeping helper, only for items in progress.
  *
- * Built with -mavx2 -mfma; the Java side loads it only on a CPU that has both. Where the CPU has
+ * Built with -mavx2 -mfma -mf16c; the Java side loads it only on a CPU that has all three. Where the CPU has
  * AVX-512 (F, BW, DQ, VL; checked once at run time), a page is attended with 16-wide vectors and the
  * queries' weighted values stay in registers (wide_page); elsewhere the AVX2 loop below does the
- * same arithmetic. A bfloat16 cache is widened one page at a time into float32 scratch (exactly:
- * a bfloat16 is the top half of a float32), so both loops compute in float32 and read half the bytes.
+ * same arithmetic. A float16 cache is widened (exactly, F16C) one page at a time into float32 scratch
+ * (keys) or as it streams (values), so both loops compute in float32 and read half the bytes.
  */
 #include <jni.h>
 #include <math.h>
@@ -34,7 +34,7 @@
 #include "tg_util.h"
 
 #define PF 4          /* pages prefetched ahead, keys and values */
-#define MAXD 256      /* the widest head the bfloat16 page scratch holds */
+#define MAXD 256      /* the widest head the float16 page scratch holds */
 
 #define WIDE __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
@@ -44,11 +44,11 @@ WIDE __m512 _ZGVeN16v_expf(__m512 x); /* glibc's libmvec, AVX-512 */
 /* ------------------------------------------------------------------------------------------ job */
 
 typedef struct {
-    const void *keys, *values; /* float32, or bfloat16 where bf16 */
+    const void *keys, *values; /* float32, or float16 where f16 */
     const float *marks, *q;
     float *out;
     const int *lengths, *keep;
-    int kvh, r, d, cap, bf16, wide;
+    int kvh, r, d, cap, f16, wide;
 } Params;
 
 typedef struct {
@@ -59,7 +59,7 @@ typedef struct {
     int *sel;       /* kept pages */
     float *acc;     /* r * d */
     float *mx, *sum;
-    float kpage[PAGE * MAXD], vpage[PAGE * MAXD]; /* a bfloat16 page widened */
+    float kpage[PAGE * MAXD], vpage[PAGE * MAXD]; /* a float16 page widened */
     size_t cap_s, cap_pages, cap_heap, cap_sel, cap_rd, cap_d;
 } Scratch;
 
@@ -82,17 +82,11 @@ static inline void prefetch_page(const void *p, long bytes) {
     for (long o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
 }
 
-/* n bfloat16 values to float32 (exact). */
-static void widen_bf16(float *dst, const uint16_t *src, int n) {
+/* n float16 values to float32 (exact). */
+static void widen_f16(float *dst, const uint16_t *src, int n) {
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (src + i)));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-    }
-    for (; i < n; i++) {
-        uint32_t u = (uint32_t) src[i] << 16;
-        memcpy(dst + i, &u, 4);
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (src + i))));
+    for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
 }
 
 /* 1 where this CPU runs the AVX-512 loop. */
@@ -215,13 +209,13 @@ static void narrow_page(const float *kp, const float *vp, int tokens, const floa
     }
 }
 
-/* 16 bfloat16 values as float32 (exact). */
+/* 16 float16 values as float32 (exact). */
 static inline __attribute__((always_inline)) WIDE __m512 widen16(const uint16_t *src) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *) src)), 16));
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) src));
 }
 
-/* n bfloat16 values to float32, n a multiple of 16. */
-static WIDE void widen_bf16_wide(float *dst, const uint16_t *src, int n) {
+/* n float16 values to float32, n a multiple of 16. */
+static WIDE void widen_f16_wide(float *dst, const uint16_t *src, int n) {
     for (int i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, widen16(src + i));
 }
 
@@ -247,7 +241,7 @@ static inline __attribute__((always_inline)) WIDE __m512 sum16x16(const __m512 *
  */
 static inline __attribute__((always_inline)) WIDE void wide_tile(const float *kp, const void *vp, int tokens,
                                                                   const float *q, int d, float *mx, float *sum,
-                                                                  float *acc, const int D16, const int NQ, const int VBF) {
+                                                                  float *acc, const int D16, const int NQ, const int VH) {
     __attribute__((aligned(64))) float wt[16 * 16];
     __mmask16 live = (__mmask16) ((1u << tokens) - 1);
     for (int i = 0; i < NQ; i++) {
@@ -281,7 +275,7 @@ static inline __attribute__((always_inline)) WIDE void wide_tile(const float *kp
         __m512 vv[8];
         for (int c = 0; c < D16; c++) {
             long at = (long) t * d + 16 * c;
-            vv[c] = VBF ? widen16((const uint16_t *) vp + at) : _mm512_loadu_ps((const float *) vp + at);
+            vv[c] = VH ? widen16((const uint16_t *) vp + at) : _mm512_loadu_ps((const float *) vp + at);
         }
         for (int i = 0; i < NQ; i++) {
             __m512 wv = _mm512_set1_ps(wt[16 * i + t]);
@@ -296,17 +290,17 @@ static inline __attribute__((always_inline)) WIDE void wide_tile(const float *kp
 /* Whether wide_page serves head size d. */
 static int wide_serves(int d) { return d == 64 || d == 128; }
 
-/* One page for all r queries, in tiles of 16 / (d / 16) queries; values float32, or bfloat16 where vbf. */
+/* One page for all r queries, in tiles of 16 / (d / 16) queries; values float32, or float16 where vh. */
 #define WIDE_TILE(D16, NQ) wide_tile(kp, vp, tokens, qi, d, mx + i0, sum + i0, ai, D16, NQ, 0)
-#define WIDE_TILE_BF(D16, NQ) wide_tile(kp, vp, tokens, qi, d, mx + i0, sum + i0, ai, D16, NQ, 1)
-static WIDE void wide_page(const float *kp, const void *vp, int vbf, int tokens, const float *q, int r, int d,
+#define WIDE_TILE_H(D16, NQ) wide_tile(kp, vp, tokens, qi, d, mx + i0, sum + i0, ai, D16, NQ, 1)
+static WIDE void wide_page(const float *kp, const void *vp, int vh, int tokens, const float *q, int r, int d,
                            float *mx, float *sum, float *acc) {
     int per = d == 64 ? 4 : 2;
     for (int i0 = 0; i0 < r; i0 += per) {
         int nq = r - i0 < per ? r - i0 : per;
         const float *qi = q + (long) i0 * d;
         float *ai = acc + (long) i0 * d;
-        int shape = (d == 64 ? 0 : 4) + nq - 1 + (vbf ? 8 : 0);
+        int shape = (d == 64 ? 0 : 4) + nq - 1 + (vh ? 8 : 0);
         switch (shape) {
             case 0: WIDE_TILE(4, 1); break;
             case 1: WIDE_TILE(4, 2); break;
@@ -314,12 +308,12 @@ static WIDE void wide_page(const float *kp, const void *vp, int vbf, int tokens,
             case 3: WIDE_TILE(4, 4); break;
             case 4: WIDE_TILE(8, 1); break;
             case 5: WIDE_TILE(8, 2); break;
-            case 8: WIDE_TILE_BF(4, 1); break;
-            case 9: WIDE_TILE_BF(4, 2); break;
-            case 10: WIDE_TILE_BF(4, 3); break;
-            case 11: WIDE_TILE_BF(4, 4); break;
-            case 12: WIDE_TILE_BF(8, 1); break;
-            default: WIDE_TILE_BF(8, 2); break;
+            case 8: WIDE_TILE_H(4, 1); break;
+            case 9: WIDE_TILE_H(4, 2); break;
+            case 10: WIDE_TILE_H(4, 3); break;
+            case 11: WIDE_TILE_H(4, 4); break;
+            case 12: WIDE_TILE_H(8, 1); break;
+            default: WIDE_TILE_H(8, 2); break;
         }
     }
 }
@@ -331,7 +325,7 @@ static int run_item(const Params *p, Scratch *sc, int item) {
     int keep = p->keep[b];
     int r = p->r, d = p->d;
     long bh = item;
-    int esz = p->bf16 ? 2 : 4;
+    int esz = p->f16 ? 2 : 4;
     const char *K = (const char *) p->keys + bh * p->cap * d * esz;
     const char *V = (const char *) p->values + bh * p->cap * d * esz;
     const float *M = p->marks + bh * (p->cap / PAGE) * d;
@@ -374,14 +368,14 @@ static int run_item(const Params *p, Scratch *sc, int item) {
         const char *kpg = K + pg * page_bytes, *vpg = V + pg * page_bytes;
         if (wide) {
             const float *kp = (const float *) kpg;
-            if (p->bf16) { /* keys widened once (every query reads them), values as they stream */
-                widen_bf16_wide(sc->kpage, (const uint16_t *) kpg, PAGE * d);
+            if (p->f16) { /* keys widened once (every query reads them), values as they stream */
+                widen_f16_wide(sc->kpage, (const uint16_t *) kpg, PAGE * d);
                 kp = sc->kpage;
             }
-            wide_page(kp, vpg, p->bf16, tokens, q, r, d, mx, sum, acc);
-        } else if (p->bf16) {
-            widen_bf16(sc->kpage, (const uint16_t *) kpg, tokens * d);
-            widen_bf16(sc->vpage, (const uint16_t *) vpg, tokens * d);
+            wide_page(kp, vpg, p->f16, tokens, q, r, d, mx, sum, acc);
+        } else if (p->f16) {
+            widen_f16(sc->kpage, (const uint16_t *) kpg, tokens * d);
+            widen_f16(sc->vpage, (const uint16_t *) vpg, tokens * d);
             narrow_page(sc->kpage, sc->vpage, tokens, q, r, d, sc->s, mx, sum, acc);
         } else {
             narrow_page((const float *) kpg, (const float *) vpg, tokens, q, r, d, sc->s, mx, sum, acc);
@@ -416,9 +410,9 @@ JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(J
         jobject keys, jobject values, jobject marks, jobject q, jobject out, jintArray lengthsArr, jintArray keepArr,
         jint batch, jint kvh, jint r, jint d, jint cap, jint threads, jint flags) {
     (void) cls;
-    int bf16 = flags & 1;
-    if (bf16 && d > MAXD) {
-        throw_new(env, "java/lang/IllegalArgumentException", "bfloat16 cache: head size above 256");
+    int f16 = flags & 1;
+    if (f16 && d > MAXD) {
+        throw_new(env, "java/lang/IllegalArgumentException", "float16 cache: head size above 256");
         return;
     }
     const void *K = addr(env, keys, "keys");
@@ -443,7 +437,7 @@ JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(J
     pthread_mutex_lock(&call_mu);
     static int wide_cpu = -1;
     if (wide_cpu < 0) wide_cpu = cpu_wide();
-    Params p = {K, V, M, Q, O, lk, lk + batch, kvh, r, d, cap, bf16, wide_cpu && !(flags & 2)};
+    Params p = {K, V, M, Q, O, lk, lk + batch, kvh, r, d, cap, f16, wide_cpu && !(flags & 2)};
     atomic_store(&failed, 0);
     tg_run(attend_item, &p, items, threads);
     int bad = atomic_load(&failed);

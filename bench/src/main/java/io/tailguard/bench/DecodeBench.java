@@ -65,7 +65,7 @@ final class DecodeBench implements Callable<Integer> {
     long seed;
 
     @Option(names = "--compare", split = ",", paramLabel = "VARIANT",
-            description = "Packed variants timed against the float32 model in the same rounds: qB (RTN at B bits, 2..8, groups of 32) or a V:N:M pattern (magnitude pruning), e.g. q4,q8,64:2:5.")
+            description = "Variants timed against the float32 model in the same rounds: qB (packed RTN at B bits, 2..8, groups of 32) or a V:N:M pattern (magnitude pruning), each optionally with +kv16 (a float16 KV cache), or kv16 alone (float32 weights, float16 cache), e.g. q4,q8,64:2:5,kv16,q4+kv16.")
     List<String> compare;
 
     @Option(names = "--pytorch", defaultValue = "auto", description = "Run the eager PyTorch peer: auto (if the peer Python has torch >= 2 and safetensors), on, off (default: ${DEFAULT-VALUE}).")
@@ -133,18 +133,19 @@ final class DecodeBench implements Callable<Integer> {
                 List<int[]> prompts = randomPrompts(model.config().vocabSize());
                 for (Variant v : variants) {
                     long t0 = System.nanoTime();
-                    Object compressed = v.compress(model, seed);
-                    Qwen3Model p = Variant.packed(compressed);
+                    Object compressed = v.plain() ? null : v.compress(model, seed);
+                    Qwen3Model p = v.plain() ? model : Variant.packed(compressed);
                     packed.add(p);
                     System.err.printf("%s: built in %.1fs%n", v.name(), (System.nanoTime() - t0) / 1e9);
-                    checks.add(referenceCheck(p, compressed, prompts));
+                    checks.add(referenceCheck(model, p, compressed, v, prompts));
                 }
                 Generator gen = new Generator(model);
                 // Warm-up: a short run so that one-time costs (native init, JIT) are not timed.
                 List<int[]> shortPrompts = prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, 32))).toList();
                 gen.generate(new GenerationRequest(shortPrompts, 4, SamplingParams.greedy(), java.util.Set.of(), 0));
-                for (Qwen3Model p : packed) {
-                    new Generator(p).generate(new GenerationRequest(shortPrompts, 4, SamplingParams.greedy(), java.util.Set.of(), 0));
+                for (int i = 0; i < packed.size(); i++) {
+                    new Generator(packed.get(i)).cacheType(variants.get(i).cache())
+                            .generate(new GenerationRequest(shortPrompts, 4, SamplingParams.greedy(), java.util.Set.of(), 0));
                 }
                 for (int r = 0; r < rounds; r++) {
                     // N timed decode steps need N + 1 tokens: the first comes from the prefill.
@@ -156,8 +157,8 @@ final class DecodeBench implements Callable<Integer> {
                     best = Math.max(best, tps);
                     bestPrefill = Math.max(bestPrefill, (double) batch * context / res.prefillSeconds());
                     for (int i = 0; i < packed.size(); i++) {
-                        GenerationResult pr = new Generator(packed.get(i)).generate(new GenerationRequest(prompts, newTokens + 1,
-                                SamplingParams.greedy(), java.util.Set.of(), 0));
+                        GenerationResult pr = new Generator(packed.get(i)).cacheType(variants.get(i).cache())
+                                .generate(new GenerationRequest(prompts, newTokens + 1, SamplingParams.greedy(), java.util.Set.of(), 0));
                         double ptps = (double) batch * pr.decodeSteps() / pr.decodeSeconds();
                         System.err.printf("%-9s round %d: %.1f tokens/s (prefill %.2fs)%n", variants.get(i).name(), r + 1, ptps,
                                 pr.prefillSeconds());
@@ -196,7 +197,8 @@ final class DecodeBench implements Callable<Integer> {
                     row.put("variant", variants.get(i).name());
                     row.put("tokens_per_s", round(bestVariant[i]));
                     row.put("speedup", Math.round(bestVariant[i] / best * 1000) / 1000.0);
-                    row.put("linear_bytes", packed.get(i).linearBytes());
+                    row.put("linear_bytes", variants.get(i).plain() ? 4L * linearParameters(dir) : packed.get(i).linearBytes());
+                    row.put("kv_cache", variants.get(i).cache() == ai.djl.ndarray.types.DataType.FLOAT16 ? "float16" : "float32");
                     row.put("reference_tokens_equal", checks.get(i)[0] == 1);
                     row.put("reference_max_logprob_diff", checks.get(i)[1]);
                     rows.add(row);
@@ -218,7 +220,11 @@ final class DecodeBench implements Callable<Integer> {
             }
             return 0;
         } finally {
-            packed.forEach(Qwen3Model::close);
+            for (int i = 0; i < packed.size(); i++) {
+                if (!variants.get(i).plain()) {
+                    packed.get(i).close();
+                }
+            }
             PeerScript.deleteTree(tmp);
         }
     }
@@ -234,17 +240,22 @@ final class DecodeBench implements Callable<Integer> {
     static final int CHECK_PROMPT = 16;
 
     /**
-     * The packed model against the same compressed weights dequantized to float32 (the libtorch
-     * reference), on the first {@link #CHECK_PROMPT} tokens of each prompt: {1 if the greedy tokens of
-     * {@link #CHECK_STEPS} steps are the same else 0, the largest difference of their log-probs}.
+     * A variant against its reference: packed weights against the same compressed weights dequantized
+     * to float32 (the libtorch reference), and a float16 cache against a float32 one; on the first
+     * {@link #CHECK_PROMPT} tokens of each prompt: {1 if the greedy tokens of {@link #CHECK_STEPS}
+     * steps are the same else 0, the largest difference of their log-probs}.
      */
-    private double[] referenceCheck(Qwen3Model packed, Object compressed, List<int[]> prompts) {
+    private double[] referenceCheck(Qwen3Model model, Qwen3Model variant, Object compressed, Variant v, List<int[]> prompts) {
         List<int[]> shortPrompts = prompts.stream().map(p -> java.util.Arrays.copyOf(p, Math.min(p.length, CHECK_PROMPT))).toList();
         GenerationRequest req = new GenerationRequest(shortPrompts, CHECK_STEPS, SamplingParams.greedy(), java.util.Set.of(), 0);
-        GenerationResult got = new Generator(packed).generate(req);
+        GenerationResult got = new Generator(variant).cacheType(v.cache()).generate(req);
         GenerationResult want;
-        try (Qwen3Model reference = Variant.dequantized(compressed)) {
-            want = new Generator(reference).generate(req);
+        if (compressed == null) {
+            want = new Generator(model).generate(req);
+        } else {
+            try (Qwen3Model reference = Variant.dequantized(compressed)) {
+                want = new Generator(reference).generate(req);
+            }
         }
         boolean same = true;
         double diff = 0;
@@ -272,22 +283,43 @@ final class DecodeBench implements Callable<Integer> {
         return total * c.numLayers();
     }
 
-    /** A packed variant of the float32 model: RTN at {@code bits}, or a magnitude V:N:M {@code pattern}. */
-    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern) {
+    /**
+     * A variant of the float32 model: RTN at {@code bits}, or a magnitude V:N:M {@code pattern}, or
+     * neither (the float32 weights themselves); with its KV cache float16 where the name ends in
+     * {@code +kv16} ({@code kv16} alone: the float32 weights with a float16 cache).
+     */
+    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern, ai.djl.ndarray.types.DataType cache) {
+        static final String KV16 = "+kv16";
+
         static Variant parse(String s) {
-            String v = s.strip();
+            String name = s.strip();
+            String v = name;
+            ai.djl.ndarray.types.DataType cache = ai.djl.ndarray.types.DataType.FLOAT32;
+            if (v.equals("kv16")) {
+                return new Variant(name, 0, null, ai.djl.ndarray.types.DataType.FLOAT16);
+            }
+            if (v.endsWith(KV16)) {
+                v = v.substring(0, v.length() - KV16.length());
+                cache = ai.djl.ndarray.types.DataType.FLOAT16;
+            }
             if (v.matches("q[0-9]+")) {
                 int bits = Integer.parseInt(v.substring(1));
                 if (bits < 2 || bits > 8) {
-                    throw new BadInput("--compare " + v + ": bits must be in 2..8");
+                    throw new BadInput("--compare " + name + ": bits must be in 2..8");
                 }
-                return new Variant(v, bits, null);
+                return new Variant(name, bits, null, cache);
             }
             try {
-                return new Variant(v, 0, io.tailguard.compression.VnmPattern.parse(v));
+                return new Variant(name, 0, io.tailguard.compression.VnmPattern.parse(v), cache);
             } catch (IllegalArgumentException e) {
-                throw new BadInput("--compare " + v + ": not qB (B bits) or a V:N:M pattern (" + e.getMessage() + ")");
+                throw new BadInput("--compare " + name + ": not qB (B bits), a V:N:M pattern or kv16, each optionally +kv16 ("
+                        + e.getMessage() + ")");
             }
+        }
+
+        /** The float32 weights (only the cache differs). */
+        boolean plain() {
+            return bits == 0 && pattern == null;
         }
 
         /** The compressed weights: a QuantizedModel or a VnmModel. */

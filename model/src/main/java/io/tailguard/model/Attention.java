@@ -127,12 +127,19 @@ final class Attention {
             }
             rotary.ensure(start + (int) t);
             NDArray qkv = adapter.apply(layer, Projection.QKV, x, qkvProj);
-            long cap = cache.capacity();
+            int b = (int) x.getShape().get(0);
+            // a float16 cache: the keys and values in float32 first, then stored rounded
+            NDArray keys = cache.float16() ? x.getManager().create(new Shape(b, kvHeads, t, headDim), DataType.FLOAT32) : cache.keys(layer);
+            NDArray values = cache.float16() ? x.getManager().create(new Shape(b, kvHeads, t, headDim), DataType.FLOAT32) : cache.values(layer);
+            long cap = cache.float16() ? t : cache.capacity();
             NativePrefill.qkv(NativeLibraries.view(qkv), NativeLibraries.view(qNorm.weight()), NativeLibraries.view(kNorm.weight()),
                     NativeLibraries.view(rotary.cosTable()), NativeLibraries.view(rotary.sinTable()), null,
-                    NativeLibraries.view(cache.keys(layer)), NativeLibraries.view(cache.values(layer)),
-                    kvHeads * cap * headDim, cap * headDim, headDim, (int) x.getShape().get(0), (int) t, start, start,
+                    NativeLibraries.view(keys), NativeLibraries.view(values),
+                    kvHeads * cap * headDim, cap * headDim, headDim, b, (int) t, start, cache.float16() ? 0 : start,
                     heads, kvHeads, headDim, qNorm.eps(), 1f, NativeLibraries.threads());
+            if (cache.float16()) {
+                cache.writeRange(layer, start, keys, values);
+            }
             return;
         }
         NDArray[] cs = rotary.range(x.getManager(), start, start + (int) t);
@@ -204,8 +211,8 @@ final class Attention {
                 t -= from;
             }
             NDIndex seen = new NDIndex(":, :, :{}", start + t);
-            keys = cache.keys(layer).get(x.getManager(), seen);
-            values = cache.values(layer).get(x.getManager(), seen);
+            keys = KvCache.widened(cache.keys(layer).get(x.getManager(), seen));
+            values = KvCache.widened(cache.values(layer).get(x.getManager(), seen));
         }
         // [B, T, kvh, r, D] -> [B, kvh, r, T, D]
         NDArray qg = q.reshape(b, t, kvHeads, group, headDim).transpose(0, 2, 3, 1, 4);
@@ -249,7 +256,22 @@ final class Attention {
         long sb;
         long sh;
         long sj;
-        if (cache != null) {                                                 // [B, kvh, cap, D], positions as they are
+        if (cache != null && cache.float16()) {                             // [B, kvh, start + T, D] in float32, the cache's past widened
+            if (start + t > cache.capacity()) {
+                throw new IllegalStateException("KV cache full: writing up to " + (start + t) + " of " + cache.capacity());
+            }
+            long span = start + t;
+            keys = m.create(new Shape(b, kvHeads, span, headDim), DataType.FLOAT32);
+            values = m.create(new Shape(b, kvHeads, span, headDim), DataType.FLOAT32);
+            if (start > 0) {
+                NDIndex past = new NDIndex(":, :, :{}", start);
+                keys.set(past, KvCache.widened(cache.keys(layer).get(m, past)));
+                values.set(past, KvCache.widened(cache.values(layer).get(m, past)));
+            }
+            sb = kvHeads * span * headDim;
+            sh = span * headDim;
+            sj = headDim;
+        } else if (cache != null) {                                          // [B, kvh, cap, D], positions as they are
             long cap = cache.capacity();
             if (start + t > cap) {
                 throw new IllegalStateException("KV cache full: writing up to " + (start + t) + " of " + cap);
@@ -273,6 +295,13 @@ final class Attention {
         if (kvOut != null) {
             kvOut[0] = keys.transpose(0, 2, 1, 3);
             kvOut[1] = values.transpose(0, 2, 1, 3);
+        }
+        if (cache != null && cache.float16()) {
+            // store this pass's keys and values rounded, and attend over them as stored
+            NDIndex mine = new NDIndex(":, :, {}:", start);
+            cache.writeRange(layer, start, keys.get(mine), values.get(mine));
+            keys.set(mine, KvCache.widened(cache.keys(layer).get(m, new NDIndex(":, :, {}:{}", start, start + t))));
+            values.set(mine, KvCache.widened(cache.values(layer).get(m, new NDIndex(":, :, {}:{}", start, start + t))));
         }
         if (from > 0) {                                                      // only the later queries attend
             q = q.get(new NDIndex(":, {}:", from));

@@ -12,8 +12,8 @@ final class DenseAttention implements AttentionKernel {
     @Override
     public NDArray decode(int layer, NDArray q, KvCache cache, DecodeStep step) {
         NDIndex upToSpan = new NDIndex(":, :, :{}", step.span());
-        NDArray k = cache.keys(layer).get(q.getManager(), upToSpan);   // [B, kvh, L, D]
-        NDArray v = cache.values(layer).get(q.getManager(), upToSpan); // [B, kvh, L, D]
+        NDArray k = KvCache.widened(cache.keys(layer).get(q.getManager(), upToSpan));   // [B, kvh, L, D]
+        NDArray v = KvCache.widened(cache.values(layer).get(q.getManager(), upToSpan)); // [B, kvh, L, D]
         NDArray scores = q.matMul(k.transpose(0, 1, 3, 2));     // [B, kvh, r, L]
         if (step.mask() != null) {
             scores = scores.add(step.mask());

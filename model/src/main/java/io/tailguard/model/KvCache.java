@@ -20,6 +20,11 @@ import java.util.Arrays;
  * mean of exactly the PAGE keys the page holds. The partial last page has no landmark: sparse
  * attention always keeps the most recent pages, so it never needs one.
  *
+ * <p>Keys and values are float32, or float16 where the cache is made so ({@link #KvCache(NDManager,
+ * ModelConfig, int, int, DataType)}): half the bytes for every decode step to read, each value rounded
+ * to nearest even when it is written (saturated at float16's ±65504), and attention computed in
+ * float32 over the values as stored. Landmarks are float32 either way (the mean of the stored keys).
+ *
  * <p>Sequences may have different lengths. Positions at or beyond a sequence's length hold
  * whatever padding wrote there; attention masks them, and decode overwrites them in order.
  */
@@ -43,8 +48,19 @@ public final class KvCache implements AutoCloseable {
     private final NDArray[] valueRows; // per layer, views of values, laid out the same
     private final int[] lengths;       // tokens held per sequence
     private final NDArray batchRows;   // int64 [0, B), the row index of every decode write
+    private final DataType type;       // of keys and values: FLOAT32 or FLOAT16
 
+    /** A float32 cache. */
     public KvCache(NDManager parent, ModelConfig config, int batch, int maxTokens) {
+        this(parent, config, batch, maxTokens, DataType.FLOAT32);
+    }
+
+    /** A cache whose keys and values are {@code type}: FLOAT32 or FLOAT16. */
+    public KvCache(NDManager parent, ModelConfig config, int batch, int maxTokens, DataType type) {
+        if (type != DataType.FLOAT32 && type != DataType.FLOAT16) {
+            throw new IllegalArgumentException("a KV cache holds float32 or float16, not " + type);
+        }
+        this.type = type;
         this.manager = parent.newSubManager();
         this.batch = batch;
         this.kvHeads = config.numKvHeads();
@@ -58,8 +74,8 @@ public final class KvCache implements AutoCloseable {
         this.valueRows = new NDArray[layers];
         long rows = (long) batch * kvHeads * (capacity / PAGE);
         for (int l = 0; l < layers; l++) {
-            keys[l] = manager.zeros(new Shape(batch, kvHeads, capacity, headDim), DataType.FLOAT32);
-            values[l] = manager.zeros(new Shape(batch, kvHeads, capacity, headDim), DataType.FLOAT32);
+            keys[l] = manager.zeros(new Shape(batch, kvHeads, capacity, headDim), type);
+            values[l] = manager.zeros(new Shape(batch, kvHeads, capacity, headDim), type);
             landmarks[l] = manager.zeros(new Shape(batch, kvHeads, capacity / PAGE, headDim), DataType.FLOAT32);
             keyRows[l] = keys[l].reshape(rows, (long) PAGE * headDim);
             valueRows[l] = values[l].reshape(rows, (long) PAGE * headDim);
@@ -92,6 +108,27 @@ public final class KvCache implements AutoCloseable {
     public int layers() {
         return keys.length;
     }
+
+    /** The element type of keys and values: FLOAT32 or FLOAT16. */
+    public DataType dataType() {
+        return type;
+    }
+
+    /** Whether keys and values are stored as float16. */
+    public boolean float16() {
+        return type == DataType.FLOAT16;
+    }
+
+    /** a as float32: itself if it is, else a float32 copy (attached to a's manager). */
+    public static NDArray widened(NDArray a) {
+        return a.getDataType() == DataType.FLOAT32 ? a : a.toType(DataType.FLOAT32, false);
+    }
+
+    private NDArray stored(NDArray a) {
+        return a.getDataType() == type ? a : a.clip(-F16_MAX, F16_MAX).toType(type, false);
+    }
+
+    private static final float F16_MAX = 65504f;
 
     /** Tokens held by sequence b. */
     public int length(int b) {
@@ -164,8 +201,8 @@ public final class KvCache implements AutoCloseable {
             throw new IllegalStateException("KV cache full: writing up to " + (start + t) + " of " + capacity);
         }
         NDIndex idx = new NDIndex(":, :, {}:{}", start, start + t);
-        keys[layer].set(idx, k);
-        values[layer].set(idx, v);
+        keys[layer].set(idx, stored(k));
+        values[layer].set(idx, stored(v));
     }
 
     /**
@@ -175,8 +212,8 @@ public final class KvCache implements AutoCloseable {
      */
     void writeAt(int layer, NDArray positionsTensor, int[] positions, NDArray k, NDArray v) {
         NDIndex idx = new NDIndex("{}, :, {}", batchRows, positionsTensor);
-        keys[layer].set(idx, k);
-        values[layer].set(idx, v);
+        keys[layer].set(idx, stored(k));
+        values[layer].set(idx, stored(v));
         for (int b = 0; b < batch; b++) {
             if ((positions[b] + 1) % PAGE == 0) {
                 refreshLandmark(layer, b, positions[b] / PAGE);
@@ -190,12 +227,18 @@ public final class KvCache implements AutoCloseable {
         for (int b = 0; b < batch; b++) {
             maxFull = Math.max(maxFull, lengths[b] / PAGE);
         }
+        refreshLandmarks(layer, maxFull);
+    }
+
+    /** The landmarks of pages [0, maxFull) of every sequence from the keys as stored. */
+    private void refreshLandmarks(int layer, int maxFull) {
         if (maxFull == 0) {
             return;
         }
         try (NDManager scratch = manager.newSubManager()) {
-            NDArray pages = keys[layer].get(new NDIndex(":, :, :{}", maxFull * PAGE))
-                    .reshape(batch, kvHeads, maxFull, PAGE, headDim);
+            NDArray stored = keys[layer].get(new NDIndex(":, :, :{}", maxFull * PAGE));
+            scratch.attachAll(stored);
+            NDArray pages = widened(stored).reshape(batch, kvHeads, maxFull, PAGE, headDim);
             scratch.attachAll(pages);
             // Pages past a shorter sequence's end average padding; they are recomputed when they fill.
             landmarks[layer].set(new NDIndex(":, :, :{}", maxFull), pages.mean(new int[] {3}));
@@ -203,11 +246,13 @@ public final class KvCache implements AutoCloseable {
     }
 
     private void refreshLandmark(int layer, int b, int page) {
-        NDArray pageKeys = keys[layer].get(new NDIndex("{}, :, {}:{}", b, page * PAGE, (page + 1) * PAGE));
-        NDArray mean = pageKeys.mean(new int[] {1});
-        landmarks[layer].set(new NDIndex("{}, :, {}", b, page), mean);
-        pageKeys.close();
-        mean.close();
+        try (NDManager scratch = manager.newSubManager()) {
+            NDArray pageKeys = keys[layer].get(new NDIndex("{}, :, {}:{}", b, page * PAGE, (page + 1) * PAGE));
+            scratch.attachAll(pageKeys);
+            NDArray mean = widened(pageKeys).mean(new int[] {1});
+            scratch.attachAll(mean);
+            landmarks[layer].set(new NDIndex("{}, :, {}", b, page), mean);
+        }
     }
 
     /**
@@ -271,9 +316,15 @@ public final class KvCache implements AutoCloseable {
                 NDArray v = src.values[l].get(rowsOf);
                 NDArray lm = src.landmarks[l].get(rowsOf);
                 scratch.attachAll(k, v, lm);
-                keys[l].set(new NDIndex(":, :, :{}", src.capacity), k);
-                values[l].set(new NDIndex(":, :, :{}", src.capacity), v);
+                NDArray ks = stored(k);
+                NDArray vs = stored(v);
+                scratch.attachAll(ks, vs);
+                keys[l].set(new NDIndex(":, :, :{}", src.capacity), ks);
+                values[l].set(new NDIndex(":, :, :{}", src.capacity), vs);
                 landmarks[l].set(new NDIndex(":, :, :{}", pages), lm);
+                if (src.type != type) {
+                    refreshLandmarks(l, src.capacity / PAGE);
+                }
             }
         }
         for (int b = 0; b < batch; b++) {

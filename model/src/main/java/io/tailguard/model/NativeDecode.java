@@ -61,6 +61,13 @@ final class NativeDecode {
         return servable(a.getDevice(), a.getDataType());
     }
 
+    /** Whether the native decoder layer writes this cache: float32 or float16 in host memory. */
+    static boolean servesCache(KvCache cache) {
+        NDArray k = cache.keys(0);
+        return servable(k.getDevice(), DataType.FLOAT32)
+                && (k.getDataType() == DataType.FLOAT32 || k.getDataType() == DataType.FLOAT16);
+    }
+
     /** The rule: float32 in host memory. A GPU tensor never reaches the C code (its memory is not the host's). */
     static boolean servable(ai.djl.Device device, DataType type) {
         return ai.djl.Device.Type.CPU.equals(device.getDeviceType()) && type == DataType.FLOAT32;
@@ -78,13 +85,14 @@ final class NativeDecode {
     /**
      * Norm, q/k/v product, q/k norms, RoPE and q's 1/√D of one layer; writes q [B, heads, D] and this
      * step's keys and values into the cache at positions[b] (with the landmark of every page that
-     * fills). x [B, H]; keys, values [B, kvh, cap, D]; marks [B, kvh, cap/PAGE, D].
+     * fills). x [B, H]; keys, values [B, kvh, cap, D], float32 or (f16Cache) float16, rounded to
+     * nearest even as libtorch converts; marks [B, kvh, cap/PAGE, D] float32, the mean of the keys as stored.
      */
     static native void preAttention(ByteBuffer x, ByteBuffer inNorm, ByteBuffer qkv, ByteBuffer qNorm, ByteBuffer kNorm,
                                     ByteBuffer cos, ByteBuffer sin, int[] positions, ByteBuffer q,
                                     ByteBuffer keys, ByteBuffer values, ByteBuffer marks,
                                     int batch, int hidden, int heads, int kvHeads, int headDim, int cap,
-                                    float eps, float scale, int threads);
+                                    float eps, float scale, int threads, boolean f16Cache);
 
     /** x += o W_oᵀ; x += down(silu(gate(n(x))) ⊙ up(n(x))) with n the post-attention norm. o [B, heads·D]. */
     static native void postAttention(ByteBuffer x, ByteBuffer o, ByteBuffer oProj, ByteBuffer postNorm,
@@ -96,7 +104,7 @@ final class NativeDecode {
                                           ByteBuffer cos, ByteBuffer sin, int[] positions, ByteBuffer q,
                                           ByteBuffer keys, ByteBuffer values, ByteBuffer marks,
                                           int batch, int hidden, int heads, int kvHeads, int headDim, int cap,
-                                          float eps, float scale, int threads);
+                                          float eps, float scale, int threads, boolean f16Cache);
 
     /** {@link #postAttention} with o, gate/up (two) and down as packed linears. */
     static native void postAttentionPacked(ByteBuffer x, ByteBuffer o, long[] oProj, ByteBuffer postNorm,

@@ -95,8 +95,8 @@ public final class NativeLibraries {
             Path cpuinfo = Path.of("/proc/cpuinfo");
             if (Files.isReadable(cpuinfo)) {
                 String flags = Files.readString(cpuinfo).lines().filter(l -> l.startsWith("flags")).findFirst().orElse("") + " ";
-                if (!flags.contains(" avx2 ") || !flags.contains(" fma ")) {
-                    return "this CPU lacks AVX2 or FMA";
+                if (!flags.contains(" avx2 ") || !flags.contains(" fma ") || !flags.contains(" f16c ")) {
+                    return "this CPU lacks AVX2, FMA or F16C";
                 }
             }
             try (InputStream in = owner.getResourceAsStream(resource)) {

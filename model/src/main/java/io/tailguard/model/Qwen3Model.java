@@ -650,7 +650,7 @@ public final class Qwen3Model implements AutoCloseable {
         if (a != null && a.active()) {
             return null;
         }
-        if (!NativeDecode.servable(cache.keys(0))) {
+        if (!NativeDecode.servesCache(cache)) {
             return null;
         }
         Object w = nativeWeights;
@@ -664,7 +664,7 @@ public final class Qwen3Model implements AutoCloseable {
     /** Whether a packed model's step runs natively: as for float32 weights (the library, no active adapter, a CPU float32 cache). */
     private boolean nativePackedServes(KvCache cache) {
         WeightAdapter a = adapter.get();
-        return NativeDecode.LIBRARY.preferred() && (a == null || !a.active()) && NativeDecode.servable(cache.keys(0));
+        return NativeDecode.LIBRARY.preferred() && (a == null || !a.active()) && NativeDecode.servesCache(cache);
     }
 
     /** Handles of a packed product's parts. */
@@ -714,7 +714,8 @@ public final class Qwen3Model implements AutoCloseable {
                 java.nio.ByteBuffer[] v = w.views(l);
                 NativeDecode.preAttention(xv, v[0], v[1], v[2], v[3], cos, sin, positions, qv,
                         NativeLibraries.view(cache.keys(l)), NativeLibraries.view(cache.values(l)),
-                        NativeLibraries.view(cache.landmarks(l)), b, h, heads, kvh, d, cache.capacity(), eps, scale, threads);
+                        NativeLibraries.view(cache.landmarks(l)), b, h, heads, kvh, d, cache.capacity(), eps, scale, threads,
+                        cache.float16());
                 try (NDManager local = scope.newSubManager()) {
                     q.tempAttach(local);
                     NDArray o = kernel.decode(l, q, cache, step);                 // [B, kvh, r, D]
@@ -739,7 +740,8 @@ public final class Qwen3Model implements AutoCloseable {
         NativeDecode.preAttentionPacked(xv, NativeLibraries.view(param(l, "input_layernorm.weight")), handles(l, Projection.QKV),
                 NativeLibraries.view(param(l, "self_attn.q_norm.weight")), NativeLibraries.view(param(l, "self_attn.k_norm.weight")),
                 cos, sin, positions, qv, NativeLibraries.view(cache.keys(l)), NativeLibraries.view(cache.values(l)),
-                NativeLibraries.view(cache.landmarks(l)), b, h, heads, config.numKvHeads(), d, cache.capacity(), eps, scale, threads);
+                NativeLibraries.view(cache.landmarks(l)), b, h, heads, config.numKvHeads(), d, cache.capacity(), eps, scale, threads,
+                cache.float16());
         try (NDManager local = scope.newSubManager()) {
             q.tempAttach(local);
             NDArray o = kernel.decode(l, q, cache, step);                         // [B, kvh, r, D]

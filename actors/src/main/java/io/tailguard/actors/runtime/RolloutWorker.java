@@ -191,7 +191,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         lora = nextLora;
         loaded = p.version();
         engine = new RolloutEngine(model, tok, prompts.task(), new RolloutEngine.Options(s.rollout().groupSize(),
-                s.rollout().temperature(), 64, s.controller().binWidth(), s.rollout().shadowFraction(), s.rollout().scoreFraction()), lora);
+                s.rollout().temperature(), 64, s.controller().binWidth(), s.rollout().shadowFraction(), s.rollout().scoreFraction(),
+                s.rollout().kvCache()), lora);
         metrics.policyVersionLoaded.labelValues(name).set(loaded);
         metrics.workerLora.labelValues(name).set(lora == null ? 0 : 1);
         metrics.workerCompressedVersion.labelValues(name).set(compressedLoaded);

@@ -112,10 +112,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     /**
      * speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0:
      * never); scoreFraction: the share of a lease's trajectories scored densely for α; threads: the
-     * cap on a worker's native calls' threads (0: none).
+     * cap on a worker's native calls' threads (0: none); kvCache: the element type of the workers'
+     * KV caches, FLOAT32 or FLOAT16.
      */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
-                          double scoreFraction, Duration leaseTimeout, int speedupEvery, int threads) {}
+                          double scoreFraction, Duration leaseTimeout, int speedupEvery, int threads,
+                          ai.djl.ndarray.types.DataType kvCache) {}
 
     public record Buffer(int staleness, int maxGroups) {}
 
@@ -224,7 +226,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
                     unit(c, "tailguard.rollout.shadow-fraction"), scoreFraction(c),
                     positiveDuration(c, "tailguard.rollout.lease-timeout"),
-                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0));
+                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0), kvCache(c));
             BudgetController.Settings ctl = controller(c, t.longestSequence());
             Duration window = positiveDuration(c, "tailguard.controller.window");
             Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));
@@ -584,6 +586,17 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             throw new IllegalArgumentException(key + ": must be in [0, 1], got " + v);
         }
         return v;
+    }
+
+    /** tailguard.rollout.kv-cache: float32 or float16. */
+    private static ai.djl.ndarray.types.DataType kvCache(Config c) {
+        String key = "tailguard.rollout.kv-cache";
+        String v = c.getString(key).strip();
+        return switch (v) {
+            case "float32" -> ai.djl.ndarray.types.DataType.FLOAT32;
+            case "float16" -> ai.djl.ndarray.types.DataType.FLOAT16;
+            default -> throw new IllegalArgumentException(key + ": must be float32 or float16, got '" + v + "'");
+        };
     }
 
     private static double scoreFraction(Config c) {

@@ -76,6 +76,16 @@ class RunSettingsTest {
     }
 
     @Test
+    void theKvCacheIsFloat32UnlessFloat16IsAsked() {
+        assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, RunSettings.parse(with(""), "run.conf").rollout().kvCache());
+        assertEquals(ai.djl.ndarray.types.DataType.FLOAT16,
+                RunSettings.parse(with("tailguard.rollout.kv-cache = float16"), "run.conf").rollout().kvCache());
+        assertEquals("run.conf: tailguard.rollout.kv-cache: must be float32 or float16, got 'bfloat16'",
+                assertThrows(IllegalArgumentException.class,
+                        () -> RunSettings.parse(with("tailguard.rollout.kv-cache = bfloat16"), "run.conf")).getMessage());
+    }
+
+    @Test
     void badKeysAndValuesNameTheKeyAndTheReason() {
         IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.controller.tua = 0.9"), "run.conf"));

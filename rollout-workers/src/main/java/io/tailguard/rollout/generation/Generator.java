@@ -3,6 +3,7 @@ package io.tailguard.rollout.generation;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.KvCache;
@@ -23,6 +24,8 @@ import java.util.SplittableRandom;
 public final class Generator {
     private final Qwen3Model model;
     private final AttentionKernel kernel;
+    /** The element type of this generator's KV caches: FLOAT32, or FLOAT16 (half the bytes each step reads). */
+    private DataType cacheType = DataType.FLOAT32;
     /** Where tokens are chosen: null for the model's device (a GPU chooses there), else as set (tests). */
     private Boolean chooseOnDevice;
     /** Whether the next generation keeps its prompts' prefill ({@link #keepPrompts}), and what it kept. */
@@ -37,6 +40,23 @@ public final class Generator {
     /** Dense decode, on {@link BlockTopKAttention#dense()}'s kernel. */
     public Generator(Qwen3Model model) {
         this(model, BlockTopKAttention.dense());
+    }
+
+    /**
+     * From now on this generator's caches hold keys and values as {@code type}: FLOAT32 (the default)
+     * or FLOAT16 ({@link KvCache}). A paired generation's reference keeps a float32 cache.
+     */
+    public Generator cacheType(DataType type) {
+        if (type != DataType.FLOAT32 && type != DataType.FLOAT16) {
+            throw new IllegalArgumentException("a KV cache holds float32 or float16, not " + type);
+        }
+        this.cacheType = type;
+        return this;
+    }
+
+    /** The element type of this generator's KV caches. */
+    public DataType cacheType() {
+        return cacheType;
     }
 
     /** The decode attention kernel this generator uses. */
@@ -242,7 +262,7 @@ public final class Generator {
         double decodeSeconds;
         int steps = 0;
         try (NDManager m = model.manager().newSubManager();
-             KvCache cache = new KvCache(m, model.config(), b, capacity)) {
+             KvCache cache = new KvCache(m, model.config(), b, capacity, cacheType)) {
             long t0 = System.nanoTime();
             NDManager held = m.newSubManager();   // the logits being chosen from, and their temporaries
             NDArray logits = keep ? prefillKeeping(held, shared.distinct(), shared.rowOf(), maxPrompt, cache)
@@ -303,7 +323,7 @@ public final class Generator {
         NDManager own = model.manager().newSubManager();
         try {
             Padded p = Padded.of(distinct, maxPrompt);
-            KvCache once = new KvCache(own, model.config(), distinct.size(), maxPrompt);
+            KvCache once = new KvCache(own, model.config(), distinct.size(), maxPrompt, cache.dataType());
             NDArray sharedLogits = model.prefill(p.ids(own), p.lengths(), once);
             sharedLogits.attach(own);
             cache.copyRowsFrom(once, rowOf);
@@ -325,7 +345,7 @@ public final class Generator {
         if (u == rowOf.length) {   // all distinct: rowOf is the identity
             return model.prefill(p.ids(into), p.lengths(), cache);
         }
-        try (KvCache once = new KvCache(into, model.config(), u, maxPrompt)) {
+        try (KvCache once = new KvCache(into, model.config(), u, maxPrompt, cache.dataType())) {
             NDArray sharedLogits = model.prefill(p.ids(into), p.lengths(), once);
             cache.copyRowsFrom(once, rowOf);
             return rowsOf(sharedLogits, rowOf, into);
@@ -387,7 +407,7 @@ public final class Generator {
         int layers = model.config().numLayers();
         float[][] refLogp = paired && referenceLogprobs ? new float[b][req.maxNewTokens()] : null;
         try (NDManager m = model.manager().newSubManager();
-             KvCache cache = new KvCache(m, model.config(), b, capacity);
+             KvCache cache = new KvCache(m, model.config(), b, capacity, cacheType);
              KvCache refCache = paired ? new KvCache(m, model.config(), b, capacity) : null) {
             long t0 = System.nanoTime();
             float[] logits = keep ? prefillKeeping(m, distinct, rowOf, maxPrompt, cache).toFloatArray()

@@ -267,13 +267,15 @@ public final class BlockTopKAttention implements AttentionKernel {
         // instead of faulting in fresh pages.
         NDArray att;
         try (NDManager keyScope = m.newSubManager()) {
-            NDArray keys = cache.gatherKeyPages(layer, rows);                         // [B, kvh, 1, G, 16 D]
+            NDArray stored = cache.gatherKeyPages(layer, rows);                       // [B, kvh, 1, G, 16 D]
+            stored.attach(keyScope);
+            NDArray keys = KvCache.widened(stored);
             keys.attach(keyScope);
             att = q.matMul(keys.reshape(b, kvh, kept, d).transpose(0, 1, 3, 2));
         }
         att.addi(plan.mask());
         NDArray probs = att.softmax(-1);
-        NDArray values = cache.gatherValuePages(layer, rows).reshape(b, kvh, kept, d);
+        NDArray values = KvCache.widened(cache.gatherValuePages(layer, rows)).reshape(b, kvh, kept, d);
         return probs.matMul(values);                                                  // [B, kvh, r, D]
     }
 }

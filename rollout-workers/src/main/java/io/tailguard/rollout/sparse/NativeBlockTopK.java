@@ -34,21 +34,21 @@ final class NativeBlockTopK {
     private NativeBlockTopK() {
     }
 
-    /** The flags of {@link #attend} for a cache of this element type: bit 0 bfloat16, bit 1 AVX2 only. */
+    /** The flags of {@link #attend} for a cache of this element type: bit 0 float16, bit 1 AVX2 only. */
     static int flags(DataType cacheType) {
-        if (cacheType != DataType.FLOAT32 && cacheType != DataType.BFLOAT16) {
-            throw new IllegalArgumentException("the native sparse kernel reads float32 or bfloat16 caches, not " + cacheType);
+        if (cacheType != DataType.FLOAT32 && cacheType != DataType.FLOAT16) {
+            throw new IllegalArgumentException("the native sparse kernel reads float32 or float16 caches, not " + cacheType);
         }
-        return (cacheType == DataType.BFLOAT16 ? 1 : 0) | (wide ? 0 : 2);
+        return (cacheType == DataType.FLOAT16 ? 1 : 0) | (wide ? 0 : 2);
     }
 
     /**
-     * Whether the native kernel can serve these tensors: float32 queries and a float32 or bfloat16
+     * Whether the native kernel can serve these tensors: float32 queries and a float32 or float16
      * cache on the CPU, few enough (sequence, head) pairs.
      */
     static boolean serves(NDArray q, NDArray keys) {
         boolean cacheType = keys.getDataType() == DataType.FLOAT32
-                || keys.getDataType() == DataType.BFLOAT16 && keys.getShape().get(3) <= 256;
+                || keys.getDataType() == DataType.FLOAT16 && keys.getShape().get(3) <= 256;
         return cacheType && serves(q.getDevice(), q.getDataType(), q.getShape().get(0) * q.getShape().get(1))
                 && serves(keys.getDevice(), DataType.FLOAT32, 0);
     }
@@ -65,7 +65,7 @@ final class NativeBlockTopK {
     static native int pageSize();
 
     /**
-     * Sparse attention of one layer. keys, values [B, kvh, cap, D], float32 or bfloat16 ({@link
+     * Sparse attention of one layer. keys, values [B, kvh, cap, D], float32 or float16 ({@link
      * #flags}); marks [B, kvh, cap/PAGE, D] float32; q and out [B, kvh, r, D] float32; lengths[b]
      * tokens of sequence b; keep[b] pages it keeps (≥ its page count: all of them). Writes out.
      */

@@ -1,5 +1,6 @@
 package io.tailguard.rollout.worker;
 
+import ai.djl.ndarray.types.DataType;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.Scorer;
@@ -45,17 +46,26 @@ public final class RolloutEngine {
     /**
      * shadowFraction: the share of all trajectories replayed one rung lower, drawn from the scored
      * ones (so at most scoreFraction); scoreFraction: the share scored densely for α (in (0, 1]: a
-     * lease with tails to measure scores at least one trajectory).
+     * lease with tails to measure scores at least one trajectory); kvCache: the element type of the
+     * sampler's KV caches (FLOAT32, or FLOAT16: an approximation the tail measures like sparsity; the
+     * dense scoring and the in-run speedup's dense reference keep float32).
      */
     public record Options(int groupSize, double temperature, int maxNewFallback, int binWidth, double shadowFraction,
-                          double scoreFraction) {
+                          double scoreFraction, DataType kvCache) {
         public Options {
             if (groupSize < 1 || !(temperature > 0) || maxNewFallback < 1 || binWidth < 1
-                    || !(shadowFraction >= 0 && shadowFraction <= 1) || !(scoreFraction > 0 && scoreFraction <= 1)) {
+                    || !(shadowFraction >= 0 && shadowFraction <= 1) || !(scoreFraction > 0 && scoreFraction <= 1)
+                    || kvCache != DataType.FLOAT32 && kvCache != DataType.FLOAT16) {
                 throw new IllegalArgumentException("bad rollout options: group " + groupSize + ", temperature " + temperature
                         + ", max-new " + maxNewFallback + ", bin width " + binWidth + ", shadow fraction " + shadowFraction
-                        + ", score fraction " + scoreFraction);
+                        + ", score fraction " + scoreFraction + ", KV cache " + kvCache);
             }
+        }
+
+        /** With a float32 KV cache. */
+        public Options(int groupSize, double temperature, int maxNewFallback, int binWidth, double shadowFraction,
+                       double scoreFraction) {
+            this(groupSize, temperature, maxNewFallback, binWidth, shadowFraction, scoreFraction, DataType.FLOAT32);
         }
     }
 
@@ -167,16 +177,17 @@ public final class RolloutEngine {
     public Result run(List<Prompt> prompts, long[] groupIds, Schedule schedule, Schedule shadow, long seed, Qwen3Model actor,
                       boolean measureSpeedup) {
         return run(prompts, groupIds, schedule, shadow, seed, actor, !plainDense(schedule, shadow, actor),
-                measureSpeedup && (actor != null ? actor.config().equals(model.config()) : !schedule.isDense()));
+                measureSpeedup && (actor != null ? actor.config().equals(model.config())
+                        : !schedule.isDense() || o.kvCache() != DataType.FLOAT32));
     }
 
     /**
      * A lease sampled by the dense policy itself (dense schedule, the policy's own weights, no LoRA
-     * merged) with no shadow to replay: its sampler is what the dense scoring would compute, so α is
-     * 1 by definition; scoring it would only cost a teacher-forced pass.
+     * merged, a float32 cache) with no shadow to replay: its sampler is what the dense scoring would
+     * compute, so α is 1 by definition; scoring it would only cost a teacher-forced pass.
      */
     private boolean plainDense(Schedule schedule, Schedule shadow, Qwen3Model actor) {
-        return schedule.isDense() && shadow == null && actor == null && actorLora == null;
+        return schedule.isDense() && shadow == null && actor == null && actorLora == null && o.kvCache() == DataType.FLOAT32;
     }
 
     /**
@@ -197,7 +208,7 @@ public final class RolloutEngine {
         int maxNew = batchIds(prompts, ids, new ArrayList<>());
         long t0 = System.nanoTime();
         try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null ? null : actorLora.mergedScope()) {
-            new Generator(model, kernel(schedule)).generate(new GenerationRequest(ids, maxNew,
+            new Generator(model, kernel(schedule)).cacheType(o.kvCache()).generate(new GenerationRequest(ids, maxNew,
                     new SamplingParams(o.temperature(), 1.0, 0, seed), stops, 0));
         }
         return (System.nanoTime() - t0) / 1e9;
@@ -237,12 +248,13 @@ public final class RolloutEngine {
         SpeedupSample speedup = null;
         // the scoring starts from the generation's prompt rows when the sampler's weights are the
         // policy's (no compressed actor, no LoRA merged): the same prefill, not computed twice
-        boolean reuse = alpha && actor == null && actorLora == null;
+        // (and the cache is float32: the dense scoring's prompt rows must be exact)
+        boolean reuse = alpha && actor == null && actorLora == null && o.kvCache() == DataType.FLOAT32;
         io.tailguard.model.PromptPrefill prompted = null;
         // with the sparse actor's LoRA merged, the dense reference decodes with the same merged weights:
         // the two modes differ only in the pages they read
         try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
-            Generator gen = new Generator(actor != null ? actor : model, kernel(schedule));
+            Generator gen = new Generator(actor != null ? actor : model, kernel(schedule)).cacheType(o.kvCache());
             if (reuse) {
                 gen.keepPrompts();
             }
@@ -307,7 +319,7 @@ public final class RolloutEngine {
                 // what would roll out there
                 List<TokenDistributions> q;
                 try (io.tailguard.model.lora.LoraAdapter.Switch merged = actorLora == null || actor != null ? null : actorLora.mergedScope()) {
-                    q = new Generator(actor != null ? actor : model, kernel(shadow)).replay(
+                    q = new Generator(actor != null ? actor : model, kernel(shadow)).cacheType(o.kvCache()).replay(
                             chosen.stream().map(k -> gens.get(scored.get(k)).promptIds()).toList(),
                             chosen.stream().map(k -> gens.get(scored.get(k)).outputIds()).toList(), capture);
                 }

@@ -3,6 +3,7 @@ package io.tailguard.rollout.sparse;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.DecodeStep;
@@ -81,8 +82,8 @@ class BlockTopKAttentionTest {
     static double[] bruteForce(KvCache cache, int layer, float[] q, int[] lengths, int budget, int R) {
         int cap = cache.capacity();
         int KVH = cache.numKvHeads(), D = cache.headDim();
-        float[] keys = cache.keys(layer).toFloatArray();
-        float[] values = cache.values(layer).toFloatArray();
+        float[] keys = KvCache.widened(cache.keys(layer)).toFloatArray();
+        float[] values = KvCache.widened(cache.values(layer)).toFloatArray();
         int b = lengths.length;
         double[] out = new double[b * KVH * R * D];
         for (int i = 0; i < b; i++) {
@@ -148,9 +149,14 @@ class BlockTopKAttentionTest {
 
     /** Both implementations (the native one where it is loaded) against brute force, every layer. */
     static void check(ModelConfig config, int capacity, int[] lengths, int budget) {
+        check(config, capacity, lengths, budget, DataType.FLOAT32);
+    }
+
+    /** As above with a cache of the given element type (the brute force reads the values as stored, widened). */
+    static void check(ModelConfig config, int capacity, int[] lengths, int budget, DataType cacheType) {
         int kvh = config.numKvHeads(), r = config.numHeads() / kvh, d = config.headDim();
         try (NDManager m = NDManager.newBaseManager(Device.cpu());
-             KvCache cache = new KvCache(m, config, lengths.length, capacity)) {
+             KvCache cache = new KvCache(m, config, lengths.length, capacity, cacheType)) {
             cache.fillSynthetic(17, lengths);
             Random rnd = new Random(budget * 31L + lengths[0]);
             float[] q = new float[lengths.length * kvh * r * d];
@@ -263,6 +269,15 @@ class BlockTopKAttentionTest {
             ModelConfig c = new ModelConfig(31, 2 * d, 32, 3, 2 * r, 2, d, 1e-6, 10_000.0, 4096, true, -1);
             check(c, 400, new int[] {200, 131, 391, 16}, 64);
         }
+    }
+
+    @Test
+    void aFloat16CacheIsAttendedAsStored() {
+        // every loop (libtorch, native AVX2, native AVX-512) over float16 pages, D = 64 and D = 12
+        check(new ModelConfig(31, 128, 32, 3, 8, 2, 64, 1e-6, 10_000.0, 4096, true, -1), 400, new int[] {200, 131, 391, 16}, 64,
+                DataType.FLOAT16);
+        check(new ModelConfig(31, 24, 32, 3, 10, 2, 12, 1e-6, 10_000.0, 4096, true, -1), 400, new int[] {200, 131, 391}, 64,
+                DataType.FLOAT16);
     }
 
     @Test

@@ -20,6 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** One lease's rollout: sampling, rewards, the α sample's tails; and the synchronous loop's unscored form. */
@@ -169,6 +170,27 @@ class RolloutEngineTest {
         assertTrue(shadowed.tails().binCount() > 0, "α of every token is in the tails");
         // a sparse lease is always scored
         assertTrue(e.run(PROMPTS, new long[] {0, 1}, Schedule.fixed(48), null, 9, null, false).tails().binCount() > 0);
+    }
+
+    @Test
+    void aDenseLeaseOnAFloat16CacheIsScoredAndItsTailIsNearOne() {
+        RolloutEngine half = new RolloutEngine(model, TOK, TASK, new RolloutEngine.Options(3, 1.0, 8, 32, 0.0, 1.0,
+                ai.djl.ndarray.types.DataType.FLOAT16));
+        // the sampler's cache is float16: its distributions are not the dense float32 policy's, so α is measured
+        RolloutEngine.Result r = half.run(PROMPTS, new long[] {0, 1}, Schedule.dense(), null, 9, null, false);
+        assertTrue(r.tails().binCount() > 0, "α of a float16 rollout is in the tails");
+        double lowest = 1;
+        boolean belowOne = false;
+        for (int b = 0; b < r.tails().binCount(); b++) {
+            if (r.tails().count(b) > 0) {
+                lowest = Math.min(lowest, r.tails().quantile(b, 0.0));
+                belowOne |= r.tails().quantile(b, 0.0) < 1;
+            }
+        }
+        assertTrue(belowOne, "rounding keys and values moves the sampler's distributions off the policy's");
+        assertTrue(lowest > 0.9, "float16 keys and values change the distributions little: lowest α " + lowest);
+        assertThrows(IllegalArgumentException.class, () -> new RolloutEngine.Options(3, 1.0, 8, 32, 0.0, 1.0,
+                ai.djl.ndarray.types.DataType.INT8));
     }
 
     @Test
