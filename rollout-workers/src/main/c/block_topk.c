@@ -20,8 +20,8 @@
  * Built with -mavx2 -mfma -mf16c; the Java side loads it only on a CPU that has all three. Where the CPU has
  * AVX-512 (F, BW, DQ, VL; checked once at run time), a page is attended with 16-wide vectors and the
  * queries' weighted values stay in registers (wide_page); elsewhere the AVX2 loop below does the
- * same arithmetic. A float16 cache is widened (exactly, F16C) one page at a time into float32 scratch
- * (keys) or as it streams (values), so both loops compute in float32 and read half the bytes.
+ * same arithmetic. A float16 cache is widened exactly (F16C): as it streams in the AVX-512 loop, a
+ * page at a time into float32 scratch in the AVX2 one; both compute in float32 and read half the bytes.
  */
 #include <jni.h>
 #include <math.h>
@@ -214,11 +214,6 @@ static inline __attribute__((always_inline)) WIDE __m512 widen16(const uint16_t 
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) src));
 }
 
-/* n float16 values to float32, n a multiple of 16. */
-static WIDE void widen_f16_wide(float *dst, const uint16_t *src, int n) {
-    for (int i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, widen16(src + i));
-}
-
 /* Lane t of the result is the sum of the 16 lanes of v[t]: a transpose folded into additions. */
 static inline __attribute__((always_inline)) WIDE __m512 sum16x16(const __m512 *v) {
     __m512 t[8], s[4], y[2];
@@ -239,7 +234,7 @@ static inline __attribute__((always_inline)) WIDE __m512 sum16x16(const __m512 *
  * inlining): the scores of a page are one vector per query, and the tile's weighted values stay in
  * registers while the page's values stream past.
  */
-static inline __attribute__((always_inline)) WIDE void wide_tile(const float *kp, const void *vp, int tokens,
+static inline __attribute__((always_inline)) WIDE void wide_tile(const void *kp, const void *vp, int tokens,
                                                                   const float *q, int d, float *mx, float *sum,
                                                                   float *acc, const int D16, const int NQ, const int VH) {
     __attribute__((aligned(64))) float wt[16 * 16];
@@ -250,7 +245,10 @@ static inline __attribute__((always_inline)) WIDE void wide_tile(const float *kp
         for (int t = 0; t < PAGE; t++) {
             __m512 s = _mm512_setzero_ps();
             if (t < tokens) {
-                for (int c = 0; c < D16; c++) s = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kp + (long) t * d + 16 * c), s);
+                for (int c = 0; c < D16; c++) {
+                    long at = (long) t * d + 16 * c;
+                    s = _mm512_fmadd_ps(qv[c], VH ? widen16((const uint16_t *) kp + at) : _mm512_loadu_ps((const float *) kp + at), s);
+                }
             }
             p[t] = s;
         }
@@ -293,7 +291,7 @@ static int wide_serves(int d) { return d == 64 || d == 128; }
 /* One page for all r queries, in tiles of 16 / (d / 16) queries; values float32, or float16 where vh. */
 #define WIDE_TILE(D16, NQ) wide_tile(kp, vp, tokens, qi, d, mx + i0, sum + i0, ai, D16, NQ, 0)
 #define WIDE_TILE_H(D16, NQ) wide_tile(kp, vp, tokens, qi, d, mx + i0, sum + i0, ai, D16, NQ, 1)
-static WIDE void wide_page(const float *kp, const void *vp, int vh, int tokens, const float *q, int r, int d,
+static WIDE void wide_page(const void *kp, const void *vp, int vh, int tokens, const float *q, int r, int d,
                            float *mx, float *sum, float *acc) {
     int per = d == 64 ? 4 : 2;
     for (int i0 = 0; i0 < r; i0 += per) {
@@ -367,12 +365,7 @@ static int run_item(const Params *p, Scratch *sc, int item) {
         }
         const char *kpg = K + pg * page_bytes, *vpg = V + pg * page_bytes;
         if (wide) {
-            const float *kp = (const float *) kpg;
-            if (p->f16) { /* keys widened once (every query reads them), values as they stream */
-                widen_f16_wide(sc->kpage, (const uint16_t *) kpg, PAGE * d);
-                kp = sc->kpage;
-            }
-            wide_page(kp, vpg, p->f16, tokens, q, r, d, mx, sum, acc);
+            wide_page(kpg, vpg, p->f16, tokens, q, r, d, mx, sum, acc);
         } else if (p->f16) {
             widen_f16(sc->kpage, (const uint16_t *) kpg, tokens * d);
             widen_f16(sc->vpage, (const uint16_t *) vpg, tokens * d);
