@@ -94,8 +94,14 @@ final class RolloutBench implements Callable<Integer> {
     @Option(names = "--compressed", description = "A compressed checkpoint directory (quant.json or vnm.json) of the same model shape, timed dense and sparse on its packed weights in the same alternation.")
     Path compressed;
 
+    @Option(names = "--kv-cache", defaultValue = "float32", description = "The KV cache of every mode but dense: float32 or float16 (dense always decodes on float32, the baseline) (default: ${DEFAULT-VALUE}).")
+    String kvCache;
+
     @Override
     public Integer call() {
+        if (!kvCache.equals("float32") && !kvCache.equals("float16")) {
+            throw new BadInput("--kv-cache: float32 or float16, got '" + kvCache + "'");
+        }
         if (batch < 1 || context < 1 || newTokens < 1 || rounds < 1) {
             throw new BadInput("--batch, --context, --new-tokens and --rounds must be >= 1");
         }
@@ -162,16 +168,18 @@ final class RolloutBench implements Callable<Integer> {
                 out.put("compressed_sparse_vs_sparse", Math.round(median(vsSparse[1]) * 1000) / 1000.0);
                 out.put("compressed_packed", packed.isPacked());
             }
+            out.put("kv_cache", kvCache);
             out.put("batch", batch);
             out.put("context", context);
             out.put("new_tokens", newTokens);
             // the schedule's dense layers, as the sparse kernel's
             CostModel cost = new CostModel(model.config(), CostModel.Machine.loadOrDefault(CostModel.Machine.defaultPath()), batch);
+            int kvBytes = kvCache.equals("float16") ? 2 : 4;   // every mode but dense
             double denseCost = 0;
             double sparseCost = 0;
             for (int len = context + 1; len <= context + newTokens; len++) {
                 denseCost += cost.denseDecodeTokenCost(len);
-                sparseCost += cost.decodeTokenCost(len, schedule);
+                sparseCost += cost.withKvBytes(kvBytes).decodeTokenCost(len, schedule);
             }
             double predicted = denseCost / sparseCost;
             out.put("predicted_speedup", Math.round(predicted * 1000) / 1000.0);
@@ -186,7 +194,7 @@ final class RolloutBench implements Callable<Integer> {
                     }
                 }
                 double weightBytes = 4.0 * model.config().parameterCount() - float32Linears + packed.linearBytes();
-                CostModel pc = new CostModel(model.config(), cost.machine(), batch, weightBytes);
+                CostModel pc = new CostModel(model.config(), cost.machine(), batch, weightBytes).withKvBytes(kvBytes);
                 double packedDense = 0;
                 double packedSparse = 0;
                 for (int len = context + 1; len <= context + newTokens; len++) {
@@ -233,8 +241,10 @@ final class RolloutBench implements Callable<Integer> {
             try {
                 int[] lengths = new int[batch];
                 Arrays.fill(lengths, ctx);
+                ai.djl.ndarray.types.DataType other = kvCache.equals("float16") ? ai.djl.ndarray.types.DataType.FLOAT16
+                        : ai.djl.ndarray.types.DataType.FLOAT32;
                 for (int i = 0; i < modes; i++) {
-                    caches[i] = new KvCache(m, model.config(), batch, ctx + n);
+                    caches[i] = new KvCache(m, model.config(), batch, ctx + n, i == 0 ? ai.djl.ndarray.types.DataType.FLOAT32 : other);
                     caches[i].fillSynthetic(seed, lengths);
                 }
                 for (int s = 0; s < n; s++) {

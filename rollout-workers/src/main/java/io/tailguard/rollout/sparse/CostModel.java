@@ -30,7 +30,8 @@ import static io.tailguard.model.KvCache.PAGE;
  * <p><b>Modelling choices</b> (what the published method leaves open is decided here):
  * <ul>
  *   <li>Values are float32: weights and K/V cache entries cost 4 bytes each (this is what the
- *       Java actor runs; a bf16 deployment would halve both byte terms).</li>
+ *       Java actor runs), except a float16 KV cache ({@link #withKvBytes}: 2 bytes per key and value
+ *       element; landmarks stay float32).</li>
  *   <li>A multiply-add counts as 2 FLOPs everywhere, as in "linear layers cost 2P".</li>
  *   <li>Linear layers, per decode token: 2P FLOPs and 4P / batch bytes, P = {@link
  *       ModelConfig#parameterCount()}: the batch shares one read of the weights. P includes the
@@ -183,6 +184,8 @@ public final class CostModel {
     // per-token constants, effective FLOPs
     private final double linearCost;
     private final double intensity;
+    private final double weightBytes;
+    private final int kvBytes;
 
     /** Batch 1. */
     public CostModel(ModelConfig config, Machine machine) {
@@ -201,6 +204,10 @@ public final class CostModel {
      *                    (float32: 4 · {@link ModelConfig#parameterCount()}; less for packed weights)
      */
     public CostModel(ModelConfig config, Machine machine, int batchSize, double weightBytes) {
+        this(config, machine, batchSize, weightBytes, BYTES_PER_VALUE);
+    }
+
+    private CostModel(ModelConfig config, Machine machine, int batchSize, double weightBytes, int kvBytes) {
         if (batchSize <= 0) {
             throw new IllegalArgumentException("batch size must be positive, got " + batchSize);
         }
@@ -211,8 +218,18 @@ public final class CostModel {
         this.machine = machine;
         this.batchSize = batchSize;
         this.intensity = machine.flopsPerByte();
+        this.weightBytes = weightBytes;
+        this.kvBytes = kvBytes;
         double p = config.parameterCount();
         this.linearCost = 2 * p + intensity * weightBytes / batchSize;
+    }
+
+    /** The same model, machine, batch and weights, with KV cache entries of {@code bytes} each (4 float32, 2 float16). */
+    public CostModel withKvBytes(int bytes) {
+        if (bytes != 2 && bytes != 4) {
+            throw new IllegalArgumentException("KV cache entries are 2 or 4 bytes, got " + bytes);
+        }
+        return new CostModel(config, machine, batchSize, weightBytes, bytes);
     }
 
     /**
@@ -220,7 +237,7 @@ public final class CostModel {
      * format ({@link WeightFormat#weightBytes}): the cost of decoding with compressed weights.
      */
     public CostModel withWeights(WeightFormat format) {
-        return new CostModel(config, machine, batchSize, weightBytes(config, format));
+        return new CostModel(config, machine, batchSize, weightBytes(config, format), kvBytes);
     }
 
     /** Bytes of every weight a decode step reads, the decoder linears in the format (see {@link WeightFormat}). */
@@ -265,7 +282,7 @@ public final class CostModel {
         double d = config.headDim();
         double r = config.groupSize();
         double flops = 4 * r * l * d;
-        double bytes = 2 * l * d * BYTES_PER_VALUE;
+        double bytes = 2 * l * d * kvBytes;
         return config.numKvHeads() * (flops + intensity * bytes);
     }
 
@@ -279,7 +296,7 @@ public final class CostModel {
         double r = config.groupSize();
         double pages = contextLength / PAGE; // full pages carry landmarks
         double flops = 4 * r * b * d + 2 * pages * d;
-        double bytes = (2 * b * d + pages * d) * BYTES_PER_VALUE;
+        double bytes = 2 * b * d * kvBytes + pages * d * BYTES_PER_VALUE;
         return config.numKvHeads() * (flops + intensity * bytes);
     }
 
@@ -310,7 +327,7 @@ public final class CostModel {
         double p = config.parameterCount();
         double d = config.headDim();
         double r = config.groupSize();
-        double perKvHead = 4 * r * d * n * (n + 1) / 2 + intensity * 2 * n * d * BYTES_PER_VALUE;
+        double perKvHead = 4 * r * d * n * (n + 1) / 2 + intensity * 2 * n * d * kvBytes;
         double attention = (double) config.numLayers() * config.numKvHeads() * perKvHead;
         double linear = 2 * p * n + intensity * BYTES_PER_VALUE * p / batchSize;
         return promptLength == 0 ? 0 : linear + attention;
