@@ -77,9 +77,14 @@ static inline void axpy(float *y, float a, const float *x, int d) {
     for (; i < d; i++) y[i] += a * x[i];
 }
 
+/*
+ * Scattered pages are hinted into L2, not L1: the L1's few miss buffers filled with a page's 64
+ * lines and stalled the loop, where L2 takes them (sparse attention at context 2304, 64 of 144
+ * pages: about a quarter faster on the project's VM, AVX2 and AVX-512 loops alike).
+ */
 static inline void prefetch_page(const void *p, long bytes) {
     const char *c = (const char *) p;
-    for (long o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+    for (long o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T1);
 }
 
 /* n float16 values to float32 (exact). */
