@@ -65,7 +65,7 @@ final class DecodeBench implements Callable<Integer> {
     long seed;
 
     @Option(names = "--compare", split = ",", paramLabel = "VARIANT",
-            description = "Packed variants timed against the float32 model in the same rounds: qB (RTN at B bits, 2..8, groups of 32) or a V:N:M pattern (magnitude pruning), e.g. q4,q8,64:2:5.")
+            description = "Packed variants timed against the float32 model in the same rounds: qB (RTN at B bits, 2..8, groups of 32), qBa8 (the same with int8 activations, e.g. q4a8, q8a8) or a V:N:M pattern (magnitude pruning), e.g. q4,q4a8,q8,64:2:5.")
     List<String> compare;
 
     @Option(names = "--pytorch", defaultValue = "auto", description = "Run the eager PyTorch peer: auto (if the peer Python has torch >= 2 and safetensors), on, off (default: ${DEFAULT-VALUE}).")
@@ -134,7 +134,7 @@ final class DecodeBench implements Callable<Integer> {
                 for (Variant v : variants) {
                     long t0 = System.nanoTime();
                     Object compressed = v.compress(model, seed);
-                    Qwen3Model p = Variant.packed(compressed);
+                    Qwen3Model p = v.packed(compressed);
                     packed.add(p);
                     System.err.printf("%s: built in %.1fs%n", v.name(), (System.nanoTime() - t0) / 1e9);
                     checks.add(referenceCheck(p, compressed, prompts));
@@ -272,21 +272,27 @@ final class DecodeBench implements Callable<Integer> {
         return total * c.numLayers();
     }
 
-    /** A packed variant of the float32 model: RTN at {@code bits}, or a magnitude V:N:M {@code pattern}. */
-    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern) {
+    /**
+     * A packed variant of the float32 model: RTN at {@code bits} (with int8 activations where
+     * {@code activations} is INT8: qBa8), or a magnitude V:N:M {@code pattern}.
+     */
+    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern,
+                   io.tailguard.model.PackedLinear.Activations activations) {
         static Variant parse(String s) {
             String v = s.strip();
-            if (v.matches("q[0-9]+")) {
-                int bits = Integer.parseInt(v.substring(1));
+            java.util.regex.Matcher q = java.util.regex.Pattern.compile("q([0-9]+)(a8)?").matcher(v);
+            if (q.matches()) {
+                int bits = Integer.parseInt(q.group(1));
                 if (bits < 2 || bits > 8) {
                     throw new BadInput("--compare " + v + ": bits must be in 2..8");
                 }
-                return new Variant(v, bits, null);
+                return new Variant(v, bits, null, q.group(2) != null ? io.tailguard.model.PackedLinear.Activations.INT8
+                        : io.tailguard.model.PackedLinear.Activations.FLOAT32);
             }
             try {
-                return new Variant(v, 0, io.tailguard.compression.VnmPattern.parse(v));
+                return new Variant(v, 0, io.tailguard.compression.VnmPattern.parse(v), io.tailguard.model.PackedLinear.Activations.FLOAT32);
             } catch (IllegalArgumentException e) {
-                throw new BadInput("--compare " + v + ": not qB (B bits) or a V:N:M pattern (" + e.getMessage() + ")");
+                throw new BadInput("--compare " + v + ": not qB (B bits), qBa8 or a V:N:M pattern (" + e.getMessage() + ")");
             }
         }
 
@@ -303,8 +309,8 @@ final class DecodeBench implements Callable<Integer> {
                     io.tailguard.compression.VnmPruner.PermutationOptions.off(), seed);
         }
 
-        static Qwen3Model packed(Object compressed) {
-            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toPackedModel(ai.djl.Device.cpu())
+        Qwen3Model packed(Object compressed) {
+            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toPackedModel(ai.djl.Device.cpu(), activations)
                     : ((io.tailguard.compression.VnmModel) compressed).toPackedModel(ai.djl.Device.cpu());
         }
 
