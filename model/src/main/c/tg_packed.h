@@ -362,8 +362,10 @@ typedef struct {
     const float *a;     /* [B] the sequences' scales */
     const uint8_t *xv;  /* wide: [tiles, nch, 8 sequences, 2 quads, 4] */
     const int32_t *gl;  /* wide: [tiles, groups, 16 lanes] the lanes' start values */
-    const int16_t *x16; /* portable: [B, cpad] */
-    const int32_t *gs;  /* portable: [B, groups] Σ_{k∈g} xq */
+    const int16_t *x16; /* portable, odd groups: [B, cpad] */
+    const int32_t *gs;  /* portable, odd groups: [B, groups] Σ_{k∈g} xq */
+    const int16_t *xp;  /* portable, even groups: [tiles, cpad / 2 column pairs, 8 sequences, 2] */
+    const int32_t *gsl; /* portable, even groups: [tiles, groups, 8 sequences] −(2^bits − 1) · Σ_{k∈g} xq */
 } A8;
 
 static inline size_t a8_up64(size_t n) { return (n + 63) & ~(size_t) 63; }
@@ -374,6 +376,7 @@ static size_t a8_bytes(const Lin *L, int B) {
     size_t tiles = ((size_t) B + 7) / 8;
     size_t n = a8_up64(sizeof(float) * (size_t) B) + a8_up64(tiles * 8 * cpad); /* scales, staging */
     if (a8_wide_for(L)) return n + a8_up64(tiles * nch * 64) + a8_up64(4 * tiles * (size_t) L->groups * 16);
+    if (L->group % 2 == 0) return n + a8_up64(2 * tiles * 8 * cpad) + a8_up64(4 * tiles * (size_t) L->groups * 8);
     return n + a8_up64(2 * (size_t) B * cpad) + a8_up64(4 * (size_t) B * L->groups);
 }
 
@@ -381,7 +384,7 @@ static size_t a8_bytes(const Lin *L, int B) {
 static size_t a8_scratch(const Lin *L) {
     size_t nch = ((size_t) L->cols + 7) / 8, cpad = ((size_t) L->cols + 15) & ~(size_t) 15;
     size_t wide = A8_ROWS * (size_t) L->groups + A8_ROWS * 2 * a8_up64(4 * nch) / 4;
-    size_t port = (size_t) L->groups + cpad / 2;
+    size_t port = A8_ROWS * ((size_t) L->groups + cpad / 2);
     return (wide > port ? wide : port) + 32;
 }
 
@@ -480,6 +483,37 @@ static void a8_prepare(const Lin *L, const float *xt, int B, A8 *A, uint8_t *mem
         A->gl = gl;
         A->x16 = NULL;
         A->gs = NULL;
+        A->xp = NULL;
+        A->gsl = NULL;
+        return;
+    }
+    A->xv = NULL;
+    A->gl = NULL;
+    if (L->group % 2 == 0) {
+        /* column pairs of 8 sequences side by side, and each group's start value per sequence */
+        int16_t *xp = (int16_t *) mem;
+        mem += a8_up64(2 * (size_t) tiles * 8 * cpad);
+        int32_t *gsl = (int32_t *) mem;
+        int32_t maxc = (1 << L->bits) - 1;
+        for (int t = 0; t < tiles; t++) {
+            int16_t *xt = xp + (size_t) t * 8 * cpad;
+            for (int s = 0; s < 8; s++) {
+                const int8_t *q = q8 + ((size_t) t * 8 + s) * cpad;
+                for (int p = 0; p < cpad / 2; p++) {
+                    xt[(size_t) p * 16 + 2 * s] = q[2 * p];
+                    xt[(size_t) p * 16 + 2 * s + 1] = q[2 * p + 1];
+                }
+                for (int g = 0; g < L->groups; g++) {
+                    int k1 = (g + 1) * L->group < cols ? (g + 1) * L->group : cols, sum = 0;
+                    for (int k = g * L->group; k < k1; k++) sum += q[k];
+                    gsl[((size_t) t * L->groups + g) * 8 + s] = -maxc * sum;
+                }
+            }
+        }
+        A->xp = xp;
+        A->gsl = gsl;
+        A->x16 = NULL;
+        A->gs = NULL;
         return;
     }
     int16_t *x16 = (int16_t *) mem;
@@ -494,8 +528,8 @@ static void a8_prepare(const Lin *L, const float *xt, int B, A8 *A, uint8_t *mem
             gs[(size_t) b * L->groups + g] = s;
         }
     }
-    A->xv = NULL;
-    A->gl = NULL;
+    A->xp = NULL;
+    A->gsl = NULL;
     A->x16 = x16;
     A->gs = gs;
 }
@@ -606,11 +640,11 @@ static A8_TARGET void a8_rows_wide(const Lin *L, const A8 *A, int t, int nb, int
 }
 
 /*
- * Portable: rows [r0, r1) for sequences [b0, b0 + nb). scratch: groups floats, then cpad int16.
+ * Portable, odd groups: rows [r0, r1) for sequences [b0, b0 + nb). scratch: groups floats, then cpad int16.
  * Per group and sequence the int32 lanes of 16-bit multiply-adds, doubled, less (2^bits − 1) · Σ xq
  * in lane 0, are the group's d spread over 8 exact lanes; one FMA with its step/2 adds them.
  */
-static void a8_rows_portable(const Lin *L, const A8 *A, int b0, int nb, int r0, int r1, float *z, int ldz, float *scratch) {
+static void a8_rows_odd(const Lin *L, const A8 *A, int b0, int nb, int r0, int r1, float *z, int ldz, float *scratch) {
     int cols = L->cols, groups = L->groups, group = L->group, cpad = A->cpad;
     int32_t maxc = (1 << L->bits) - 1;
     float *sf = scratch;
@@ -650,6 +684,80 @@ static void a8_rows_portable(const Lin *L, const A8 *A, int b0, int nb, int r0, 
             z[(size_t) j * ldz + r] = A->a[b0 + j] * hsum(acc);
         }
     }
+}
+
+/* Row r's codes, doubled, as int16 into c (cpad values, zero past cols). */
+static void a8_codes16(const Lin *L, int r, int16_t *c, int cpad) {
+    const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
+    int cols = L->cols;
+    if (L->bits == 8) {
+        for (int k = 0; k < cols; k++) c[k] = (int16_t) (2 * row[k]);
+    } else if (L->bits == 4) {
+        for (int k = 0; k < cols / 2; k++) {
+            c[2 * k] = (int16_t) (2 * (row[k] & 15));
+            c[2 * k + 1] = (int16_t) (2 * (row[k] >> 4));
+        }
+        if (cols & 1) c[cols - 1] = (int16_t) (2 * (row[cols / 2] & 15));
+    } else {
+        for (int k = 0; k < cols; k++) c[k] = (int16_t) (2 * stream_code(row, (size_t) k, L->bits));
+    }
+    for (int k = cols; k < cpad; k++) c[k] = 0;
+}
+
+/*
+ * Portable, even groups: rows [r, r + R) of tile t (nb ≤ 8 sequences). The wide kernels' scheme on
+ * AVX2: 8 int32 lanes are 8 sequences; each column pair's two doubled codes of a row are one broadcast
+ * dword against the pair of every sequence (16-bit multiply-add, exact); a group's lanes start at
+ * −(2^bits − 1) · Σ xq and become float with its step/2 by one FMA. scratch: R · groups floats, then
+ * R · cpad int16.
+ */
+static inline __attribute__((always_inline)) void a8_block_pairs(const Lin *L, const A8 *A, int t, int nb, int r, float *z,
+                                                                 int ldz, float *scratch, const int R) {
+    int groups = L->groups, cpad = A->cpad, gp = L->group / 2, np = (L->cols + 1) / 2;
+    float *sf = scratch;
+    int16_t *c16 = (int16_t *) (scratch + (size_t) R * groups);
+    const int16_t *xp = A->xp + (size_t) t * 8 * cpad;
+    const int32_t *gsl = A->gsl + (size_t) t * groups * 8;
+    const int16_t *crow[A8_ROWS];
+    for (int i = 0; i < R; i++) {
+        const uint16_t *sc = L->scales + (size_t) (r + i) * groups;
+        for (int g = 0; g < groups; g++) sf[i * groups + g] = 0.5f * f16_to_f32(sc[g]);
+        crow[i] = c16 + (size_t) i * cpad;
+        a8_codes16(L, r + i, c16 + (size_t) i * cpad, cpad);
+    }
+    __m256 facc[A8_ROWS];
+    for (int i = 0; i < R; i++) facc[i] = _mm256_setzero_ps();
+    for (int g = 0; g < groups; g++) {
+        int p0 = g * gp, p1 = p0 + gp < np ? p0 + gp : np;
+        __m256i G = _mm256_loadu_si256((const __m256i *) (gsl + (size_t) g * 8));
+        __m256i acc[A8_ROWS];
+        for (int i = 0; i < R; i++) acc[i] = G;
+        for (int p = p0; p < p1; p++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *) (xp + (size_t) p * 16));
+            for (int i = 0; i < R; i++) {
+                int32_t w;
+                memcpy(&w, crow[i] + 2 * (size_t) p, 4);
+                acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_set1_epi32(w), x));
+            }
+        }
+        for (int i = 0; i < R; i++) facc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i]), _mm256_set1_ps(sf[i * groups + g]), facc[i]);
+    }
+    for (int i = 0; i < R; i++) {
+        float out[8];
+        _mm256_storeu_ps(out, facc[i]);
+        for (int j = 0; j < nb; j++) z[(size_t) j * ldz + r + i] = A->a[(size_t) t * 8 + j] * out[j];
+    }
+}
+
+/* Portable: rows [r0, r1) for sequences [b0, b0 + nb), b0 a multiple of 8. */
+static void a8_rows_portable(const Lin *L, const A8 *A, int b0, int nb, int r0, int r1, float *z, int ldz, float *scratch) {
+    if (!A->xp) {
+        a8_rows_odd(L, A, b0, nb, r0, r1, z, ldz, scratch);
+        return;
+    }
+    int r = r0;
+    for (; r + A8_ROWS <= r1; r += A8_ROWS) a8_block_pairs(L, A, b0 / 8, nb, r, z, ldz, scratch, A8_ROWS);
+    for (; r < r1; r++) a8_block_pairs(L, A, b0 / 8, nb, r, z, ldz, scratch, 1);
 }
 
 typedef struct {

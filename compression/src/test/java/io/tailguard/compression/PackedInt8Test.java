@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * ones, forced with {@link PackedLinear#useWideVectors}; they must agree up to float summation order.
  * Shapes reach the kernels' tails: columns not a multiple of 8 (a chunk), 64 or 128 (a block of the
  * 4-bit expansion), odd widths (rows inside bytes, Hadamard block 1), narrow last groups, groups of 8,
- * 24, 32, 64 and 128, widths the wide kernels do not take (2, 3 bits; group 4), rows not a multiple
+ * 24, 32, 64 and 128, widths the wide kernels do not take (2, 3 bits; groups 4, 5, 7), rows not a multiple
  * of the 4 rows run side by side nor of a work item, and every batch from 1 to 9 (a partial and a
  * second tile of 8 sequences).
  */
@@ -43,6 +43,8 @@ class PackedInt8Test {
             {20, 150, 4, 24},   // group of three chunks
             {21, 96, 3, 16},    // 3 bits: portable kernels in both modes
             {9, 52, 2, 4},      // group 4: portable
+            {11, 45, 4, 5},     // odd group: the portable kernels' per-sequence path
+            {13, 61, 8, 7},
     };
 
     private boolean wideAvailable;
