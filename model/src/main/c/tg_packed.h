@@ -14,6 +14,9 @@
  *                    once per row block, batch-minor, so every kept value is one broadcast and one
  *                    fused multiply-add for 8 sequences.
  *
+ * A group-quantized linear may instead multiply with int8 activations (act8; W4A8 / W8A8): see the
+ * "int8 activations" section below.
+ *
  * Codes stay packed in memory; only their rows are re-aligned to byte boundaries at load (a row of
  * an odd width would otherwise start inside a byte), and the float16 steps and the 2-bit V:N:M
  * positions are kept as stored. Rows are split over the pool's threads as the float32 products are.
@@ -327,10 +330,13 @@ static void q_rows_any(const Lin *L, const float *xt, int ldx, int nb, int r0, i
  *             (quad 0 and 1); the chunk's 8 codes of a row are one broadcast qword. 8-bit codes are
  *             the stored bytes (quads: columns 0-3, 4-7); 4-bit codes are expanded per row into
  *             doubled bytes, low nibbles (even columns) as quad 0 and high nibbles (odd columns) as
- *             quad 1, and xq is arranged the same way once per call. The int32 lanes of a group
- *             start at −(2^bits − 1)·(the lane's xq sum) (4-bit: codes doubled) and are converted to
- *             float with the group's step/2 by one FMA; 4 rows run side by side sharing the xq loads.
- *   portable  anything else: the same d per row, group and sequence with AVX2 16-bit multiply-adds.
+ *             quad 1, and xq is arranged the same way once per call. A group's int32 lanes are its d
+ *             split in two exact parts per sequence (4-bit: they start at −15 · the lane's xq sum and
+ *             take doubled codes; 8-bit: d = 2 · lanes − 255 · the lane's xq sum) and become float with
+ *             the group's step/2 by one FMA; 4 rows run side by side sharing the xq loads.
+ *   portable  anything else, with AVX2: for even groups the same scheme on 16-bit multiply-adds
+ *             (8 sequences in 8 int32 lanes, a row's doubled codes of a column pair broadcast), for
+ *             odd groups one sequence at a time.
  *
  * Sequences go in tiles of 8 (lanes of an absent sequence hold zeros).
  */
