@@ -483,7 +483,7 @@ JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_postAttentionPacked(
 
 JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeDecode_packedQuantized(JNIEnv *env, jclass cls,
         jint rows, jint cols, jint bits, jint group, jbyteArray codesArr, jbyteArray scalesArr, jbyteArray signsOutArr,
-        jbyteArray signsInArr) {
+        jbyteArray signsInArr, jboolean act8) {
     (void) cls;
     jbyte *codes = (*env)->GetPrimitiveArrayCritical(env, codesArr, NULL);
     jbyte *scales = (*env)->GetPrimitiveArrayCritical(env, scalesArr, NULL);
@@ -492,7 +492,7 @@ JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeDecode_packedQuantized(JNI
     Lin *L = NULL;
     if (codes && scales && so && si) {
         L = lin_quantized(rows, cols, bits, group, (const uint8_t *) codes, (const uint16_t *) scales,
-                          (const uint8_t *) so, (const uint8_t *) si);
+                          (const uint8_t *) so, (const uint8_t *) si, act8 == JNI_TRUE);
     }
     if (si) (*env)->ReleasePrimitiveArrayCritical(env, signsInArr, si, JNI_ABORT);
     if (so) (*env)->ReleasePrimitiveArrayCritical(env, signsOutArr, so, JNI_ABORT);
@@ -517,6 +517,20 @@ JNIEXPORT jlong JNICALL Java_io_tailguard_model_NativeDecode_packedVnm(JNIEnv *e
     if (values) (*env)->ReleasePrimitiveArrayCritical(env, valuesArr, values, JNI_ABORT);
     if (!L) oom(env);
     return (jlong) (intptr_t) L;
+}
+
+/*
+ * Whether int8-activation products may take the AVX-512 VNNI kernels (allow; the default) or must take
+ * the portable ones; returns whether the VNNI kernels are in use now (allowed and the CPU has them).
+ */
+JNIEXPORT jboolean JNICALL Java_io_tailguard_model_NativeDecode_setWideVectors(JNIEnv *env, jclass cls, jboolean allow) {
+    (void) env;
+    (void) cls;
+    pthread_mutex_lock(&call_mu);
+    a8_allow_wide = allow == JNI_TRUE;
+    int wide = a8_allow_wide && a8_cpu_wide();
+    pthread_mutex_unlock(&call_mu);
+    return wide ? JNI_TRUE : JNI_FALSE;
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_model_NativeDecode_packedFree(JNIEnv *env, jclass cls, jlong h) {

@@ -14,6 +14,9 @@
  *                    once per row block, batch-minor, so every kept value is one broadcast and one
  *                    fused multiply-add for 8 sequences.
  *
+ * A group-quantized linear may instead multiply with int8 activations (act8; W4A8 / W8A8): see the
+ * "int8 activations" section below.
+ *
  * Codes stay packed in memory; only their rows are re-aligned to byte boundaries at load (a row of
  * an odd width would otherwise start inside a byte), and the float16 steps and the 2-bit V:N:M
  * positions are kept as stored. Rows are split over the pool's threads as the float32 products are.
@@ -45,6 +48,7 @@ typedef struct {
     uint16_t *scales;  /* [rows, groups] float16 */
     float *s_in, *s_out;
     float offset;
+    int act8;          /* 1: products with int8 activations (the a8 section below) */
     /* V:N:M */
     int v, m, cb;
     size_t meta_bytes; /* bytes of one row's 2:4 positions (4 bits per column block) */
@@ -144,7 +148,7 @@ static void fwht(float *v, int n, int block) {
 /* codes: the stored stream ([rows · cols] codes, LSB first); scales: float16 [rows, groups];
  * signs: 1 bit each, 1 = −1. NULL when out of memory. */
 static Lin *lin_quantized(int rows, int cols, int bits, int group, const uint8_t *codes, const uint16_t *scales,
-                          const uint8_t *signs_out, const uint8_t *signs_in) {
+                          const uint8_t *signs_out, const uint8_t *signs_in, int act8) {
     Lin *L = calloc(1, sizeof(Lin));
     if (!L) return NULL;
     L->kind = LIN_QUANT;
@@ -156,6 +160,7 @@ static Lin *lin_quantized(int rows, int cols, int bits, int group, const uint8_t
     L->hb_in = lowest_pow2(cols);
     L->hb_out = lowest_pow2(rows);
     L->offset = (float) ((1 << bits) - 1) / 2.0f;
+    L->act8 = act8 != 0;
     L->row_bytes = ((size_t) cols * bits + 7) / 8;
     L->codes = calloc((size_t) rows * L->row_bytes + LIN_SLACK, 1);
     L->scales = malloc(sizeof(uint16_t) * (size_t) rows * L->groups);
@@ -306,12 +311,468 @@ static void q_rows_any(const Lin *L, const float *xt, int ldx, int nb, int r0, i
     }
 }
 
+/* ------------------------------------------------------------------ int8 activations (a8) */
+
+/*
+ * A linear built with act8 multiplies with its activations rounded to int8, one scale per call and
+ * sequence (W4A8 / W8A8): after x̃_j = Had_in(s_in ⊙ x_j), a_j = max_k |x̃_jk| / 127 and
+ * xq_jk = round(x̃_jk / a_j) in [−127, 127] (a_j = 0: the sequence's output is 0), then
+ *
+ *   z_jr = a_j · Σ_g (step_rg / 2) · d_jrg,   d_jrg = 2 · Σ_{k∈g} code_rk · xq_jk − (2^bits − 1) · Σ_{k∈g} xq_jk,
+ *
+ * i.e. step · (code − offset) summed in exact int32 per group, the group sums of xq computed once
+ * per call and shared by every row. Only the float combination of the groups' d (and, on the wide
+ * path, of two int32 lanes per group) differs between the two implementations below:
+ *
+ *   wide      bits 4 and 8, group % 8 == 0, on a CPU with AVX-512 F/BW/VL/DQ/VNNI (checked at run
+ *             time; a8_allow_wide = 0 turns it off): vpdpbusd with the codes as the unsigned operand.
+ *             A zmm of xq holds one chunk of 8 columns for 8 sequences, two dword lanes per sequence
+ *             (quad 0 and 1); the chunk's 8 codes of a row are one broadcast qword. 8-bit codes are
+ *             the stored bytes (quads: columns 0-3, 4-7); 4-bit codes are expanded per row into
+ *             doubled bytes, low nibbles (even columns) as quad 0 and high nibbles (odd columns) as
+ *             quad 1, and xq is arranged the same way once per call. A group's int32 lanes are its d
+ *             split in two exact parts per sequence (4-bit: they start at −15 · the lane's xq sum and
+ *             take doubled codes; 8-bit: d = 2 · lanes − 255 · the lane's xq sum) and become float with
+ *             the group's step/2 by one FMA; 4 rows run side by side sharing the xq loads.
+ *   portable  anything else, with AVX2: for even groups the same scheme on 16-bit multiply-adds
+ *             (8 sequences in 8 int32 lanes, a row's doubled codes of a column pair broadcast), for
+ *             odd groups one sequence at a time.
+ *
+ * Sequences go in tiles of 8 (lanes of an absent sequence hold zeros).
+ */
+
+#define A8_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define A8_ROWS 4
+
+static int a8_allow_wide = 1;
+static int a8_cpu = -1;
+
+static int a8_cpu_wide(void) {
+    if (a8_cpu < 0) {
+        __builtin_cpu_init();
+        a8_cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+                 && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+    }
+    return a8_cpu;
+}
+
+/* Whether a linear's int8 product takes the wide (VNNI) kernels now. */
+static int a8_wide_for(const Lin *L) {
+    return a8_allow_wide && (L->bits == 4 || L->bits == 8) && L->group % 8 == 0 && a8_cpu_wide();
+}
+
+typedef struct {
+    int wide;
+    int cpad;           /* columns rounded up to 16 */
+    int nch;            /* chunks of 8 columns: ceil(cols / 8) */
+    const float *a;     /* [B] the sequences' scales */
+    const uint8_t *xv;  /* wide: [tiles, nch, 8 sequences, 2 quads, 4] */
+    const int32_t *gl;  /* wide: [tiles, groups, 16 lanes] the lanes' start values */
+    const int16_t *x16; /* portable, odd groups: [B, cpad] */
+    const int32_t *gs;  /* portable, odd groups: [B, groups] Σ_{k∈g} xq */
+    const int16_t *xp;  /* portable, even groups: [tiles, cpad / 2 column pairs, 8 sequences, 2] */
+    const int32_t *gsl; /* portable, even groups: [tiles, groups, 8 sequences] −(2^bits − 1) · Σ_{k∈g} xq */
+} A8;
+
+static inline size_t a8_up64(size_t n) { return (n + 63) & ~(size_t) 63; }
+
+/* Bytes of one product's int8 activations for B sequences (see a8_prepare). */
+static size_t a8_bytes(const Lin *L, int B) {
+    size_t cpad = ((size_t) L->cols + 15) & ~(size_t) 15, nch = ((size_t) L->cols + 7) / 8;
+    size_t tiles = ((size_t) B + 7) / 8;
+    size_t n = a8_up64(sizeof(float) * (size_t) B) + a8_up64(tiles * 8 * cpad); /* scales, staging */
+    if (a8_wide_for(L)) return n + a8_up64(tiles * nch * 64) + a8_up64(4 * tiles * (size_t) L->groups * 16);
+    if (L->group % 2 == 0) return n + a8_up64(2 * tiles * 8 * cpad) + a8_up64(4 * tiles * (size_t) L->groups * 8);
+    return n + a8_up64(2 * (size_t) B * cpad) + a8_up64(4 * (size_t) B * L->groups);
+}
+
+/* Per-worker scratch of the int8 products, in floats. */
+static size_t a8_scratch(const Lin *L) {
+    size_t nch = ((size_t) L->cols + 7) / 8, cpad = ((size_t) L->cols + 15) & ~(size_t) 15;
+    size_t wide = A8_ROWS * (size_t) L->groups + A8_ROWS * 2 * a8_up64(4 * nch) / 4;
+    size_t port = A8_ROWS * ((size_t) L->groups + cpad / 2);
+    return (wide > port ? wide : port) + 32;
+}
+
+/* xq, arranged for the wide kernels: chunk sums of every lane's four bytes, per group. */
+static A8_TARGET void a8_lanes_wide(const Lin *L, A8 *A, uint8_t *xv, int32_t *gl, const int8_t *q8, int tiles) {
+    int nch = A->nch, cpad = A->cpad, gch = L->group / 8;
+    int32_t maxc = (1 << L->bits) - 1;
+    /* 4-bit: even columns of a chunk first (its codes' low nibbles), then the odd ones */
+    __m128i deint = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    __m512i ones = _mm512_set1_epi8(1);
+    for (int t = 0; t < tiles; t++) {
+        uint8_t *xt = xv + (size_t) t * nch * 64;
+        for (int s = 0; s < 8; s++) {
+            const int8_t *src = q8 + ((size_t) t * 8 + s) * cpad;
+            for (int c = 0; c < nch; c++) {
+                __m128i v = _mm_loadl_epi64((const __m128i *) (src + 8 * c));
+                if (L->bits == 4) v = _mm_shuffle_epi8(v, deint);
+                _mm_storel_epi64((__m128i *) (xt + (size_t) c * 64 + 8 * s), v);
+            }
+        }
+        int32_t *g0 = gl + (size_t) t * L->groups * 16;
+        for (int g = 0; g < L->groups; g++) {
+            int c1 = (g + 1) * gch < nch ? (g + 1) * gch : nch;
+            __m512i acc = _mm512_setzero_si512();
+            for (int c = g * gch; c < c1; c++) acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512(xt + (size_t) c * 64));
+            acc = _mm512_mullo_epi32(acc, _mm512_set1_epi32(-maxc));
+            _mm512_storeu_si512(g0 + (size_t) g * 16, acc);
+        }
+    }
+}
+
+/*
+ * The int8 activations of one product: x̃ [B, cols] (rotated, float) → A, its arrays in mem
+ * (a8_bytes(L, B) bytes, 64-aligned).
+ */
+static void a8_prepare(const Lin *L, const float *xt, int B, A8 *A, uint8_t *mem) {
+    int cols = L->cols, cpad = (cols + 15) & ~15, tiles = (B + 7) / 8;
+    A->wide = a8_wide_for(L);
+    A->cpad = cpad;
+    A->nch = (cols + 7) / 8;
+    float *a = (float *) mem;
+    mem += a8_up64(sizeof(float) * (size_t) B);
+    int8_t *q8 = (int8_t *) mem;
+    mem += a8_up64((size_t) tiles * 8 * cpad);
+    memset(q8, 0, (size_t) tiles * 8 * cpad);
+    __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int b = 0; b < B; b++) {
+        const float *x = xt + (size_t) b * cols;
+        int8_t *q = q8 + (size_t) b * cpad;
+        __m256 m8 = _mm256_setzero_ps(), bad8 = _mm256_setzero_ps();
+        int k = 0;
+        for (; k + 8 <= cols; k += 8) {
+            __m256 v = _mm256_loadu_ps(x + k);
+            m8 = _mm256_max_ps(m8, _mm256_and_ps(v, absmask));
+            bad8 = _mm256_add_ps(bad8, _mm256_mul_ps(v, _mm256_setzero_ps())); /* NaN once any is not finite */
+        }
+        float lanes[8], bads[8], m = 0, bad = 0;
+        _mm256_storeu_ps(lanes, m8);
+        _mm256_storeu_ps(bads, bad8);
+        for (int i = 0; i < 8; i++) {
+            m = lanes[i] > m ? lanes[i] : m;
+            bad += bads[i];
+        }
+        for (; k < cols; k++) {
+            float v = fabsf(x[k]);
+            m = v > m ? v : m;
+            bad += x[k] * 0.0f;
+        }
+        if (bad != 0.0f || m != m || m > 3.0e38f) {
+            a[b] = NAN; /* propagates as the float32 product would */
+            continue;
+        }
+        a[b] = m / 127.0f;
+        if (m == 0.0f) continue;
+        float inv = 127.0f / m;
+        __m256 vi = _mm256_set1_ps(inv), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+        for (k = 0; k + 8 <= cols; k += 8) {
+            __m256 v = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(x + k), vi)));
+            __m256i i32 = _mm256_cvtps_epi32(v); /* round to nearest, ties to even */
+            __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+            _mm_storel_epi64((__m128i *) (q + k), _mm_packs_epi16(i16, i16));
+        }
+        for (; k < cols; k++) {
+            float v = x[k] * inv;
+            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+            q[k] = (int8_t) _mm_cvtss_si32(_mm_set_ss(v));
+        }
+    }
+    A->a = a;
+    if (A->wide) {
+        uint8_t *xv = mem;
+        mem += a8_up64((size_t) tiles * A->nch * 64);
+        int32_t *gl = (int32_t *) mem;
+        a8_lanes_wide(L, A, xv, gl, q8, tiles);
+        A->xv = xv;
+        A->gl = gl;
+        A->x16 = NULL;
+        A->gs = NULL;
+        A->xp = NULL;
+        A->gsl = NULL;
+        return;
+    }
+    A->xv = NULL;
+    A->gl = NULL;
+    if (L->group % 2 == 0) {
+        /* column pairs of 8 sequences side by side, and each group's start value per sequence */
+        int16_t *xp = (int16_t *) mem;
+        mem += a8_up64(2 * (size_t) tiles * 8 * cpad);
+        int32_t *gsl = (int32_t *) mem;
+        int32_t maxc = (1 << L->bits) - 1;
+        for (int t = 0; t < tiles; t++) {
+            int16_t *xt = xp + (size_t) t * 8 * cpad;
+            for (int s = 0; s < 8; s++) {
+                const int8_t *q = q8 + ((size_t) t * 8 + s) * cpad;
+                for (int p = 0; p < cpad / 2; p++) {
+                    xt[(size_t) p * 16 + 2 * s] = q[2 * p];
+                    xt[(size_t) p * 16 + 2 * s + 1] = q[2 * p + 1];
+                }
+                for (int g = 0; g < L->groups; g++) {
+                    int k1 = (g + 1) * L->group < cols ? (g + 1) * L->group : cols, sum = 0;
+                    for (int k = g * L->group; k < k1; k++) sum += q[k];
+                    gsl[((size_t) t * L->groups + g) * 8 + s] = -maxc * sum;
+                }
+            }
+        }
+        A->xp = xp;
+        A->gsl = gsl;
+        A->x16 = NULL;
+        A->gs = NULL;
+        return;
+    }
+    int16_t *x16 = (int16_t *) mem;
+    mem += a8_up64(2 * (size_t) B * cpad);
+    int32_t *gs = (int32_t *) mem;
+    for (int b = 0; b < B; b++) {
+        const int8_t *q = q8 + (size_t) b * cpad;
+        for (int k = 0; k < cpad; k++) x16[(size_t) b * cpad + k] = q[k];
+        for (int g = 0; g < L->groups; g++) {
+            int k1 = (g + 1) * L->group < cols ? (g + 1) * L->group : cols, s = 0;
+            for (int k = g * L->group; k < k1; k++) s += q[k];
+            gs[(size_t) b * L->groups + g] = s;
+        }
+    }
+    A->xp = NULL;
+    A->gsl = NULL;
+    A->x16 = x16;
+    A->gs = gs;
+}
+
+/*
+ * Wide: rows [r, r + R) of tile t (nb ≤ 8 sequences of it) into z[j · ldz + row]. cs: R rows of
+ * expanded 4-bit codes; sf: R · groups halved steps.
+ */
+static inline A8_TARGET __attribute__((always_inline)) void a8_block_wide(const Lin *L, const A8 *A, int t, int nb, int r,
+                                                                          float *z, int ldz, uint8_t *cs, float *sf,
+                                                                          const int R, const int BITS) {
+    int groups = L->groups, gch = L->group / 8, nch = A->nch;
+    size_t csz = 2 * a8_up64(4 * (size_t) nch);
+    const uint8_t *xv = A->xv + (size_t) t * nch * 64;
+    const int32_t *gl = A->gl + (size_t) t * groups * 16;
+    const uint8_t *crow[A8_ROWS];
+    /* the next rows' codes and steps, while these are computed */
+    if (r + 2 * R <= L->rows) {
+        const char *nx = (const char *) (L->codes + (size_t) (r + R) * L->row_bytes);
+        for (size_t o = 0; o < (size_t) R * L->row_bytes; o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
+        const char *ns = (const char *) (L->scales + (size_t) (r + R) * groups);
+        for (size_t o = 0; o < 2 * (size_t) R * groups; o += 64) _mm_prefetch(ns + o, _MM_HINT_T0);
+    }
+    for (int i = 0; i < R; i++) {
+        const uint8_t *row = L->codes + (size_t) (r + i) * L->row_bytes;
+        const uint16_t *sc = L->scales + (size_t) (r + i) * groups;
+        float *sfi = sf + (size_t) i * groups;
+        int g = 0;
+        for (; g + 16 <= groups; g += 16) {
+            _mm512_storeu_ps(sfi + g, _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (sc + g)))));
+        }
+        if (g < groups) {
+            __mmask16 m = (__mmask16) ((1u << (groups - g)) - 1);
+            _mm512_mask_storeu_ps(sfi + g, m, _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sc + g))));
+        }
+        if (BITS == 8) {
+            crow[i] = row;
+            continue;
+        }
+        /* per 64 stored bytes (16 chunks): doubled low nibbles and high nibbles, dwords interleaved per chunk */
+        uint8_t *dst = cs + (size_t) i * csz;
+        int n = 4 * nch;
+        __m512i m1e = _mm512_set1_epi8(0x1e);
+        __m512i idx0 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), idx1 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+        for (int o = 0; o < n; o += 64) {
+            __mmask64 m = n - o >= 64 ? ~(__mmask64) 0 : (((__mmask64) 1 << (n - o)) - 1);
+            __m512i v = _mm512_maskz_loadu_epi8(m, row + o);
+            __m512i lo = _mm512_and_si512(_mm512_slli_epi16(v, 1), m1e);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 3), m1e);
+            __m512i u0 = _mm512_unpacklo_epi32(lo, hi), u1 = _mm512_unpackhi_epi32(lo, hi);
+            _mm512_storeu_si512(dst + 2 * (size_t) o, _mm512_permutex2var_epi64(u0, idx0, u1));
+            _mm512_storeu_si512(dst + 2 * (size_t) o + 64, _mm512_permutex2var_epi64(u0, idx1, u1));
+        }
+        crow[i] = dst;
+    }
+    __m512 facc[A8_ROWS];
+    for (int i = 0; i < R; i++) facc[i] = _mm512_setzero_ps();
+    for (int g = 0; g < groups; g++) {
+        int c0 = g * gch, c1 = c0 + gch < nch ? c0 + gch : nch;
+        __m512i G = _mm512_loadu_si512(gl + (size_t) g * 16);
+        __m512i acc[A8_ROWS];
+        for (int i = 0; i < R; i++) acc[i] = BITS == 4 ? G : _mm512_setzero_si512();
+#define A8_CHUNK(c) \
+        do { \
+            __m512i x = _mm512_loadu_si512(xv + (size_t) (c) * 64); \
+            for (int i = 0; i < R; i++) { \
+                int64_t w; \
+                memcpy(&w, crow[i] + 8 * (size_t) (c), 8); \
+                acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi64(w), x); \
+            } \
+        } while (0)
+        int c = c0;
+        for (; c + 4 <= c1; c += 4) {
+            A8_CHUNK(c);
+            A8_CHUNK(c + 1);
+            A8_CHUNK(c + 2);
+            A8_CHUNK(c + 3);
+        }
+        for (; c < c1; c++) A8_CHUNK(c);
+#undef A8_CHUNK
+        for (int i = 0; i < R; i++) {
+            __m512i d = BITS == 4 ? acc[i] : _mm512_add_epi32(_mm512_add_epi32(acc[i], acc[i]), G);
+            facc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(sf[i * groups + g]), facc[i]);
+        }
+    }
+    float as[8];
+    for (int j = 0; j < 8; j++) as[j] = j < nb ? A->a[(size_t) t * 8 + j] : 0.0f;
+    for (int i = 0; i < R; i++) {
+        __m512 s = _mm512_add_ps(facc[i], _mm512_permute_ps(facc[i], 0xB1)); /* quad 0 + quad 1: lanes 2j */
+        __m256 v = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_castps_si512(s)));
+        float out[8];
+        _mm256_storeu_ps(out, v);
+        for (int j = 0; j < nb; j++) z[(size_t) j * ldz + r + i] = as[j] * out[j];
+    }
+}
+
+static A8_TARGET void a8_rows_wide(const Lin *L, const A8 *A, int t, int nb, int r0, int r1, float *z, int ldz, float *scratch) {
+    float *sf = scratch;
+    uint8_t *cs = (uint8_t *) (scratch + A8_ROWS * (size_t) L->groups);
+    int r = r0;
+    if (L->bits == 4) {
+        for (; r + A8_ROWS <= r1; r += A8_ROWS) a8_block_wide(L, A, t, nb, r, z, ldz, cs, sf, A8_ROWS, 4);
+        for (; r < r1; r++) a8_block_wide(L, A, t, nb, r, z, ldz, cs, sf, 1, 4);
+    } else {
+        for (; r + A8_ROWS <= r1; r += A8_ROWS) a8_block_wide(L, A, t, nb, r, z, ldz, cs, sf, A8_ROWS, 8);
+        for (; r < r1; r++) a8_block_wide(L, A, t, nb, r, z, ldz, cs, sf, 1, 8);
+    }
+}
+
+/*
+ * Portable, odd groups: rows [r0, r1) for sequences [b0, b0 + nb). scratch: groups floats, then cpad int16.
+ * Per group and sequence the int32 lanes of 16-bit multiply-adds, doubled, less (2^bits − 1) · Σ xq
+ * in lane 0, are the group's d spread over 8 exact lanes; one FMA with its step/2 adds them.
+ */
+static void a8_rows_odd(const Lin *L, const A8 *A, int b0, int nb, int r0, int r1, float *z, int ldz, float *scratch) {
+    int cols = L->cols, groups = L->groups, group = L->group, cpad = A->cpad;
+    int32_t maxc = (1 << L->bits) - 1;
+    float *sf = scratch;
+    int16_t *c16 = (int16_t *) (scratch + groups);
+    for (int k = cols; k < cpad; k++) c16[k] = 0;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
+        const uint16_t *sc = L->scales + (size_t) r * groups;
+        for (int g = 0; g < groups; g++) sf[g] = 0.5f * f16_to_f32(sc[g]);
+        if (L->bits == 8) {
+            for (int k = 0; k < cols; k++) c16[k] = row[k];
+        } else if (L->bits == 4) {
+            for (int k = 0; k < cols / 2; k++) {
+                c16[2 * k] = row[k] & 15;
+                c16[2 * k + 1] = row[k] >> 4;
+            }
+            if (cols & 1) c16[cols - 1] = row[cols / 2] & 15;
+        } else {
+            for (int k = 0; k < cols; k++) c16[k] = (int16_t) stream_code(row, (size_t) k, L->bits);
+        }
+        for (int j = 0; j < nb; j++) {
+            const int16_t *x = A->x16 + (size_t) (b0 + j) * cpad;
+            const int32_t *gs = A->gs + (size_t) (b0 + j) * groups;
+            __m256 acc = _mm256_setzero_ps();
+            for (int g = 0; g < groups; g++) {
+                int k0 = g * group, k1 = k0 + group < cols ? k0 + group : cols, k = k0;
+                __m256i s = _mm256_setzero_si256();
+                for (; k + 16 <= k1; k += 16) {
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (c16 + k)),
+                                                              _mm256_loadu_si256((const __m256i *) (x + k))));
+                }
+                int32_t rest = -maxc * gs[g];
+                for (; k < k1; k++) rest += 2 * (int32_t) c16[k] * x[k];
+                __m256i d = _mm256_add_epi32(_mm256_add_epi32(s, s), _mm256_setr_epi32(rest, 0, 0, 0, 0, 0, 0, 0));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sf[g]), acc);
+            }
+            z[(size_t) j * ldz + r] = A->a[b0 + j] * hsum(acc);
+        }
+    }
+}
+
+/* Row r's codes, doubled, as int16 into c (cpad values, zero past cols). */
+static void a8_codes16(const Lin *L, int r, int16_t *c, int cpad) {
+    const uint8_t *row = L->codes + (size_t) r * L->row_bytes;
+    int cols = L->cols;
+    if (L->bits == 8) {
+        for (int k = 0; k < cols; k++) c[k] = (int16_t) (2 * row[k]);
+    } else if (L->bits == 4) {
+        for (int k = 0; k < cols / 2; k++) {
+            c[2 * k] = (int16_t) (2 * (row[k] & 15));
+            c[2 * k + 1] = (int16_t) (2 * (row[k] >> 4));
+        }
+        if (cols & 1) c[cols - 1] = (int16_t) (2 * (row[cols / 2] & 15));
+    } else {
+        for (int k = 0; k < cols; k++) c[k] = (int16_t) (2 * stream_code(row, (size_t) k, L->bits));
+    }
+    for (int k = cols; k < cpad; k++) c[k] = 0;
+}
+
+/*
+ * Portable, even groups: rows [r, r + R) of tile t (nb ≤ 8 sequences). The wide kernels' scheme on
+ * AVX2: 8 int32 lanes are 8 sequences; each column pair's two doubled codes of a row are one broadcast
+ * dword against the pair of every sequence (16-bit multiply-add, exact); a group's lanes start at
+ * −(2^bits − 1) · Σ xq and become float with its step/2 by one FMA. scratch: R · groups floats, then
+ * R · cpad int16.
+ */
+static inline __attribute__((always_inline)) void a8_block_pairs(const Lin *L, const A8 *A, int t, int nb, int r, float *z,
+                                                                 int ldz, float *scratch, const int R) {
+    int groups = L->groups, cpad = A->cpad, gp = L->group / 2, np = (L->cols + 1) / 2;
+    float *sf = scratch;
+    int16_t *c16 = (int16_t *) (scratch + (size_t) R * groups);
+    const int16_t *xp = A->xp + (size_t) t * 8 * cpad;
+    const int32_t *gsl = A->gsl + (size_t) t * groups * 8;
+    const int16_t *crow[A8_ROWS];
+    for (int i = 0; i < R; i++) {
+        const uint16_t *sc = L->scales + (size_t) (r + i) * groups;
+        for (int g = 0; g < groups; g++) sf[i * groups + g] = 0.5f * f16_to_f32(sc[g]);
+        crow[i] = c16 + (size_t) i * cpad;
+        a8_codes16(L, r + i, c16 + (size_t) i * cpad, cpad);
+    }
+    __m256 facc[A8_ROWS];
+    for (int i = 0; i < R; i++) facc[i] = _mm256_setzero_ps();
+    for (int g = 0; g < groups; g++) {
+        int p0 = g * gp, p1 = p0 + gp < np ? p0 + gp : np;
+        __m256i G = _mm256_loadu_si256((const __m256i *) (gsl + (size_t) g * 8));
+        __m256i acc[A8_ROWS];
+        for (int i = 0; i < R; i++) acc[i] = G;
+        for (int p = p0; p < p1; p++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *) (xp + (size_t) p * 16));
+            for (int i = 0; i < R; i++) {
+                int32_t w;
+                memcpy(&w, crow[i] + 2 * (size_t) p, 4);
+                acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_set1_epi32(w), x));
+            }
+        }
+        for (int i = 0; i < R; i++) facc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i]), _mm256_set1_ps(sf[i * groups + g]), facc[i]);
+    }
+    for (int i = 0; i < R; i++) {
+        float out[8];
+        _mm256_storeu_ps(out, facc[i]);
+        for (int j = 0; j < nb; j++) z[(size_t) j * ldz + r + i] = A->a[(size_t) t * 8 + j] * out[j];
+    }
+}
+
+/* Portable: rows [r0, r1) for sequences [b0, b0 + nb), b0 a multiple of 8. */
+static void a8_rows_portable(const Lin *L, const A8 *A, int b0, int nb, int r0, int r1, float *z, int ldz, float *scratch) {
+    if (!A->xp) {
+        a8_rows_odd(L, A, b0, nb, r0, r1, z, ldz, scratch);
+        return;
+    }
+    int r = r0;
+    for (; r + A8_ROWS <= r1; r += A8_ROWS) a8_block_pairs(L, A, b0 / 8, nb, r, z, ldz, scratch, A8_ROWS);
+    for (; r < r1; r++) a8_block_pairs(L, A, b0 / 8, nb, r, z, ldz, scratch, 1);
+}
+
 typedef struct {
     const Lin *L;
     const float *xt; /* [B, cols], rotated */
     float *z;        /* [B, rows] */
-    float *scratch;  /* per worker: stride ≥ cols + 2 · groups floats */
+    float *scratch;  /* per worker: stride ≥ cols + 2 · groups floats (a8: a8_scratch) */
     int B, chunk, stride;
+    const A8 *act;   /* int8 activations, or NULL: float32 */
 } QJob;
 
 static void q_item(void *ctx, int item, int worker) {
@@ -321,6 +782,18 @@ static void q_item(void *ctx, int item, int worker) {
     int r1 = r0 + q->chunk < L->rows ? r0 + q->chunk : L->rows;
     int fast = (L->bits == 2 || L->bits == 3 || L->bits == 4 || L->bits == 8) && L->group % 8 == 0;
     float *sf = q->scratch + (size_t) worker * q->stride;
+    if (q->act) {
+        for (int b0 = 0; b0 < q->B; b0 += 8) {
+            int nb = q->B - b0 < 8 ? q->B - b0 : 8;
+            float *z = q->z + (size_t) b0 * L->rows;
+            if (q->act->wide) {
+                a8_rows_wide(L, q->act, b0 / 8, nb, r0, r1, z, L->rows, sf);
+            } else {
+                a8_rows_portable(L, q->act, b0, nb, r0, r1, z, L->rows, sf);
+            }
+        }
+        return;
+    }
     for (int b0 = 0; b0 < q->B; b0 += 8) {
         int nb = q->B - b0 < 8 ? q->B - b0 : 8;
         const float *xt = q->xt + (size_t) b0 * L->cols;
@@ -401,7 +874,8 @@ static void v_item(void *ctx, int item, int worker) {
 /* ------------------------------------------------------------------------------------ products */
 
 static float *s_lx, *s_lz, *s_lw;
-static size_t c_lx, c_lz, c_lw;
+static uint8_t *s_l8;
+static size_t c_lx, c_lz, c_lw, c_l8;
 
 static int lin_chunk(int n, int threads) {
     int c = (n + 4 * threads - 1) / (4 * threads);
@@ -416,6 +890,7 @@ static int lin_chunk(int n, int threads) {
 typedef struct {
     QJob q[LIN_MAX_PARTS];
     VJob v[LIN_MAX_PARTS];
+    A8 a8[LIN_MAX_PARTS];
     int kind[LIN_MAX_PARTS];
     int first[LIN_MAX_PARTS + 1];
 } MJob;
@@ -440,10 +915,15 @@ static void m_item(void *ctx, int item, int worker) {
 static int lin_apply_n(Lin *const *parts, int n, const float *x, int B, int ldx, float *const *outs, const int *ldos,
                        int add, int threads) {
     int workers = threads < 1 ? 1 : (threads > TG_MAX_HELPERS + 1 ? TG_MAX_HELPERS + 1 : threads);
-    size_t nx = 0, nz = 0, stride = 0;
+    size_t nx = 0, nz = 0, n8 = 0, stride = 0;
     for (int i = 0; i < n; i++) {
         const Lin *L = parts[i];
         size_t need = L->kind == LIN_VNM ? (size_t) L->cb * 32 : (size_t) L->cols + 2 * (size_t) L->groups;
+        if (L->kind == LIN_QUANT && L->act8) {
+            size_t a = a8_scratch(L);
+            if (a > need) need = a;
+            n8 += a8_bytes(L, B);
+        }
         if (need > stride) stride = need;
         if (L->kind == LIN_QUANT) {
             nx += (size_t) B * L->cols;
@@ -451,7 +931,9 @@ static int lin_apply_n(Lin *const *parts, int n, const float *x, int B, int ldx,
         }
     }
     if (!grow((void **) &s_lx, &c_lx, nx + 1, sizeof(float)) || !grow((void **) &s_lz, &c_lz, nz + 1, sizeof(float))
-        || !grow((void **) &s_lw, &c_lw, (size_t) workers * stride, sizeof(float))) return 0;
+        || !grow((void **) &s_lw, &c_lw, (size_t) workers * stride, sizeof(float))
+        || !grow((void **) &s_l8, &c_l8, n8 + 64, 1)) return 0;
+    uint8_t *m8 = (uint8_t *) (((uintptr_t) s_l8 + 63) & ~(uintptr_t) 63);
     MJob M;
     M.first[0] = 0;
     size_t ox = 0, oz = 0;
@@ -472,7 +954,12 @@ static int lin_apply_n(Lin *const *parts, int n, const float *x, int B, int ldx,
                 for (int c = 0; c < L->cols; c++) xt[c] = xb[c] * L->s_in[c];
                 fwht(xt, L->cols, L->hb_in);
             }
-            M.q[i] = (QJob) {L, xt0, s_lz + oz, s_lw, B, lin_chunk(L->rows, threads), (int) stride};
+            M.q[i] = (QJob) {L, xt0, s_lz + oz, s_lw, B, lin_chunk(L->rows, threads), (int) stride, NULL};
+            if (L->act8) {
+                a8_prepare(L, xt0, B, &M.a8[i], m8);
+                m8 += a8_bytes(L, B);
+                M.q[i].act = &M.a8[i];
+            }
             items = (L->rows + M.q[i].chunk - 1) / M.q[i].chunk;
             ox += (size_t) B * L->cols;
             oz += (size_t) B * L->rows;

@@ -65,7 +65,7 @@ final class DecodeBench implements Callable<Integer> {
     long seed;
 
     @Option(names = "--compare", split = ",", paramLabel = "VARIANT",
-            description = "Variants timed against the float32 model in the same rounds: qB (packed RTN at B bits, 2..8, groups of 32) or a V:N:M pattern (magnitude pruning), each optionally with +kv16 (a float16 KV cache), or kv16 alone (float32 weights, float16 cache), e.g. q4,q8,64:2:5,kv16,q4+kv16.")
+            description = "Variants timed against the float32 model in the same rounds: qB (packed RTN at B bits, 2..8, groups of 32), qBa8 (the same with int8 activations), a V:N:M pattern (magnitude pruning), each optionally with +kv16 (a float16 KV cache), or kv16 alone (float32 weights, float16 cache), e.g. q4,q4a8,q8,64:2:5,kv16,q4a8+kv16.")
     List<String> compare;
 
     @Option(names = "--pytorch", defaultValue = "auto", description = "Run the eager PyTorch peer: auto (if the peer Python has torch >= 2 and safetensors), on, off (default: ${DEFAULT-VALUE}).")
@@ -134,7 +134,7 @@ final class DecodeBench implements Callable<Integer> {
                 for (Variant v : variants) {
                     long t0 = System.nanoTime();
                     Object compressed = v.plain() ? null : v.compress(model, seed);
-                    Qwen3Model p = v.plain() ? model : Variant.packed(compressed);
+                    Qwen3Model p = v.plain() ? model : v.packed(compressed);
                     packed.add(p);
                     System.err.printf("%s: built in %.1fs%n", v.name(), (System.nanoTime() - t0) / 1e9);
                     checks.add(referenceCheck(model, p, compressed, v, prompts));
@@ -284,35 +284,39 @@ final class DecodeBench implements Callable<Integer> {
     }
 
     /**
-     * A variant of the float32 model: RTN at {@code bits}, or a magnitude V:N:M {@code pattern}, or
-     * neither (the float32 weights themselves); with its KV cache float16 where the name ends in
-     * {@code +kv16} ({@code kv16} alone: the float32 weights with a float16 cache).
+     * A variant of the float32 model: RTN at {@code bits} (with int8 activations where {@code
+     * activations} is INT8: qBa8), or a magnitude V:N:M {@code pattern}, or neither (the float32
+     * weights themselves); with its KV cache float16 where the name ends in {@code +kv16} ({@code
+     * kv16} alone: the float32 weights with a float16 cache).
      */
-    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern, ai.djl.ndarray.types.DataType cache) {
+    record Variant(String name, int bits, io.tailguard.compression.VnmPattern pattern,
+                   io.tailguard.model.PackedLinear.Activations activations, ai.djl.ndarray.types.DataType cache) {
         static final String KV16 = "+kv16";
 
         static Variant parse(String s) {
             String name = s.strip();
             String v = name;
+            io.tailguard.model.PackedLinear.Activations f32 = io.tailguard.model.PackedLinear.Activations.FLOAT32;
             ai.djl.ndarray.types.DataType cache = ai.djl.ndarray.types.DataType.FLOAT32;
             if (v.equals("kv16")) {
-                return new Variant(name, 0, null, ai.djl.ndarray.types.DataType.FLOAT16);
+                return new Variant(name, 0, null, f32, ai.djl.ndarray.types.DataType.FLOAT16);
             }
             if (v.endsWith(KV16)) {
                 v = v.substring(0, v.length() - KV16.length());
                 cache = ai.djl.ndarray.types.DataType.FLOAT16;
             }
-            if (v.matches("q[0-9]+")) {
-                int bits = Integer.parseInt(v.substring(1));
+            java.util.regex.Matcher q = java.util.regex.Pattern.compile("q([0-9]+)(a8)?").matcher(v);
+            if (q.matches()) {
+                int bits = Integer.parseInt(q.group(1));
                 if (bits < 2 || bits > 8) {
                     throw new BadInput("--compare " + name + ": bits must be in 2..8");
                 }
-                return new Variant(name, bits, null, cache);
+                return new Variant(name, bits, null, q.group(2) != null ? io.tailguard.model.PackedLinear.Activations.INT8 : f32, cache);
             }
             try {
-                return new Variant(name, 0, io.tailguard.compression.VnmPattern.parse(v), cache);
+                return new Variant(name, 0, io.tailguard.compression.VnmPattern.parse(v), f32, cache);
             } catch (IllegalArgumentException e) {
-                throw new BadInput("--compare " + name + ": not qB (B bits), a V:N:M pattern or kv16, each optionally +kv16 ("
+                throw new BadInput("--compare " + name + ": not qB (B bits), qBa8, a V:N:M pattern or kv16, each optionally +kv16 ("
                         + e.getMessage() + ")");
             }
         }
@@ -335,8 +339,8 @@ final class DecodeBench implements Callable<Integer> {
                     io.tailguard.compression.VnmPruner.PermutationOptions.off(), seed);
         }
 
-        static Qwen3Model packed(Object compressed) {
-            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toPackedModel(ai.djl.Device.cpu())
+        Qwen3Model packed(Object compressed) {
+            return compressed instanceof io.tailguard.compression.QuantizedModel q ? q.toPackedModel(ai.djl.Device.cpu(), activations)
                     : ((io.tailguard.compression.VnmModel) compressed).toPackedModel(ai.djl.Device.cpu());
         }
 

@@ -89,6 +89,23 @@ class DecodeBenchTest {
     }
 
     @Test
+    void int8ActivationVariantsAreTheirOwnNames() {
+        DecodeBench.Variant v = DecodeBench.Variant.parse("q4a8");
+        assertEquals("q4a8", v.name());
+        assertEquals(4, v.bits());
+        assertEquals(io.tailguard.model.PackedLinear.Activations.INT8, v.activations());
+        v = DecodeBench.Variant.parse("q8a8");
+        assertEquals(8, v.bits());
+        assertEquals(io.tailguard.model.PackedLinear.Activations.INT8, v.activations());
+        // plain qB keeps float32 activations
+        assertEquals(io.tailguard.model.PackedLinear.Activations.FLOAT32, DecodeBench.Variant.parse("q4").activations());
+        assertEquals(io.tailguard.model.PackedLinear.Activations.FLOAT32, DecodeBench.Variant.parse("64:2:5").activations());
+        for (String bad : new String[] {"q9a8", "q4a7", "q1a8"}) {
+            org.junit.jupiter.api.Assertions.assertThrows(io.tailguard.actors.cli.BadInput.class, () -> DecodeBench.Variant.parse(bad), bad);
+        }
+    }
+
+    @Test
     void compareTimesPackedVariantsAndAPackedCheckpointDecodesAsItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
         org.junit.jupiter.api.Assumptions.assumeTrue(io.tailguard.model.PackedLinear.supported());
         JsonObject j = JsonParser.parseString(run("bench", "decode", "--preset", "tiny", "--batch", "3", "--context", "20",

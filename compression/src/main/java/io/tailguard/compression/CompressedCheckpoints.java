@@ -24,9 +24,18 @@ public final class CompressedCheckpoints {
      * is a CPU, and loads dequantized elsewhere; any other directory as a plain checkpoint.
      */
     public static Qwen3Model load(Path dir, Device device) {
+        return load(dir, device, io.tailguard.model.PackedLinear.Activations.FLOAT32);
+    }
+
+    /**
+     * {@link #load(Path, Device)} where a packed quantized checkpoint's linears multiply with
+     * {@code activations} (INT8: int8 activations, which changes the results; the caller's explicit
+     * choice). V:N:M and dequantized loads are float32 whatever it says.
+     */
+    public static Qwen3Model load(Path dir, Device device, io.tailguard.model.PackedLinear.Activations activations) {
         boolean packed = io.tailguard.model.PackedLinear.supported() && !device.isGpu();
         if (packed && Files.isRegularFile(dir.resolve(QuantizedCheckpoint.QUANT_JSON))) {
-            return QuantizedCheckpoint.readPacked(dir, device);
+            return QuantizedCheckpoint.readPacked(dir, device, activations);
         }
         if (packed && Files.isRegularFile(dir.resolve(VnmCheckpoint.VNM_JSON))) {
             return VnmCheckpoint.readPacked(dir, device);

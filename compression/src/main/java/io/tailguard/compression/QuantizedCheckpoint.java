@@ -83,6 +83,14 @@ public final class QuantizedCheckpoint {
      * {@link PackedLinear#supported()} and a CPU device.
      */
     public static Qwen3Model readPacked(Path dir, Device device) {
+        return readPacked(dir, device, PackedLinear.Activations.FLOAT32);
+    }
+
+    /**
+     * {@link #readPacked(Path, Device)} whose linears multiply with {@code activations}
+     * ({@link PackedLinear.Activations#INT8}: int8 activations, which changes the results; the caller's choice).
+     */
+    public static Qwen3Model readPacked(Path dir, Device device, PackedLinear.Activations activations) {
         Manifest.read(dir).verify(dir);
         ModelConfig config = ConfigJson.read(dir.resolve(CheckpointDir.CONFIG));
         JsonObject scheme = scheme(dir);
@@ -101,7 +109,7 @@ public final class QuantizedCheckpoint {
                 try {
                     linears.put(name, PackedLinear.quantized(l.get("rows").getAsInt(), l.get("cols").getAsInt(), bits, groupSize,
                             need(packed, name + ".codes").data(), scales.data(), need(packed, name + ".signs_out").data(),
-                            need(packed, name + ".signs_in").data()));
+                            need(packed, name + ".signs_in").data(), activations));
                 } catch (IllegalArgumentException ex) {
                     throw new IllegalArgumentException(dir.resolve(QUANT_TENSORS) + ": " + name + ": " + ex.getMessage(), ex);
                 }

@@ -48,12 +48,21 @@ public record QuantizedModel(ModelConfig config, Method method, int bits, int gr
      * {@link QuantizedCheckpoint#readPacked} gives for this model written and read back.
      */
     public Qwen3Model toPackedModel(Device device) {
+        return toPackedModel(device, io.tailguard.model.PackedLinear.Activations.FLOAT32);
+    }
+
+    /**
+     * {@link #toPackedModel(Device)} whose linears multiply with {@code activations}
+     * ({@link io.tailguard.model.PackedLinear.Activations#INT8}: int8 activations, which changes the
+     * results; the caller's choice).
+     */
+    public Qwen3Model toPackedModel(Device device, io.tailguard.model.PackedLinear.Activations activations) {
         Map<String, io.tailguard.model.PackedLinear> packed = new LinkedHashMap<>();
         try {
             for (QuantizedLinear q : linears.values()) {
                 packed.put(q.name(), io.tailguard.model.PackedLinear.quantized(q.rows(), q.cols(), q.bits(), q.groupSize(),
                         PackedCodes.pack(q.codes(), q.bits()), QuantizedCheckpoint.halves(q.steps()),
-                        PackedCodes.packSigns(q.signsOut()), PackedCodes.packSigns(q.signsIn())));
+                        PackedCodes.packSigns(q.signsOut()), PackedCodes.packSigns(q.signsIn()), activations));
             }
         } catch (RuntimeException e) {
             packed.values().forEach(io.tailguard.model.PackedLinear::close);

@@ -113,7 +113,13 @@ final class NativeDecode {
 
     /** A group-quantized linear from its stored arrays (see {@link PackedLinear#quantized}); never 0. */
     static native long packedQuantized(int rows, int cols, int bits, int groupSize, byte[] codes, byte[] scalesF16,
-                                       byte[] signsOut, byte[] signsIn);
+                                       byte[] signsOut, byte[] signsIn, boolean int8Activations);
+
+    /**
+     * Whether int8-activation products may use the AVX-512 VNNI kernels (true, the default) or must use
+     * the portable ones (false; the same int8 arithmetic); returns whether the VNNI kernels are in use now.
+     */
+    static native boolean setWideVectors(boolean allow);
 
     /** A V:N:M linear from its stored arrays (see {@link PackedLinear#vnm}); never 0. */
     static native long packedVnm(int rows, int cols, int v, int m, float[] values, byte[] meta, byte[] columns);

@@ -22,17 +22,36 @@ public final class PackedLinear implements AutoCloseable {
     /** How the weight is stored. */
     public enum Format { QUANTIZED, VNM }
 
+    /**
+     * The activations a group-quantized product multiplies with: FLOAT32 (the default), or INT8, each
+     * sequence's rotated activations rounded to int8 with one scale per call (W4A8 / W8A8: integer dot
+     * products per group, AVX-512 VNNI where the CPU has it). INT8 changes the results (the activations
+     * lose precision), so it is always an explicit choice.
+     */
+    public enum Activations {
+        FLOAT32(""),
+        INT8(" a8");
+
+        private final String suffix;
+
+        Activations(String suffix) {
+            this.suffix = suffix;
+        }
+    }
+
     private final Format format;
     private final int rows;
     private final int cols;
     private final String label;
+    private final Activations activations;
     private long handle;
 
-    private PackedLinear(Format format, int rows, int cols, String label, long handle) {
+    private PackedLinear(Format format, int rows, int cols, String label, Activations activations, long handle) {
         this.format = format;
         this.rows = rows;
         this.cols = cols;
         this.label = label;
+        this.activations = activations;
         this.handle = handle;
     }
 
@@ -59,7 +78,19 @@ public final class PackedLinear implements AutoCloseable {
      */
     public static PackedLinear quantized(int rows, int cols, int bits, int groupSize, byte[] codes, byte[] scalesF16,
                                          byte[] signsOut, byte[] signsIn) {
+        return quantized(rows, cols, bits, groupSize, codes, scalesF16, signsOut, signsIn, Activations.FLOAT32);
+    }
+
+    /**
+     * {@link #quantized(int, int, int, int, byte[], byte[], byte[], byte[])} whose products multiply with
+     * {@code activations}: with {@link Activations#INT8}, per call and sequence j, x̃_j = Had_in(s_in ⊙ x_j),
+     * a_j = max_k |x̃_jk| / 127, xq_jk = round(x̃_jk / a_j), and z_jr = a_j Σ_g step_rg (Σ_{k∈g} code_rk xq_jk
+     * − (2^bits − 1)/2 · Σ_{k∈g} xq_jk), the sums exact in int32; the output side as for float32.
+     */
+    public static PackedLinear quantized(int rows, int cols, int bits, int groupSize, byte[] codes, byte[] scalesF16,
+                                         byte[] signsOut, byte[] signsIn, Activations activations) {
         requireSupported();
+        java.util.Objects.requireNonNull(activations, "activations");
         if (rows < 1 || cols < 1 || bits < 2 || bits > 8 || groupSize < 1) {
             throw new IllegalArgumentException("packed linear: rows " + rows + ", cols " + cols + ", bits " + bits
                     + " (2..8), group size " + groupSize);
@@ -69,8 +100,9 @@ public final class PackedLinear implements AutoCloseable {
         expect("scales", scalesF16.length, 2L * rows * groups);
         expect("signs_out", signsOut.length, (rows + 7L) / 8);
         expect("signs_in", signsIn.length, (cols + 7L) / 8);
-        long h = NativeDecode.packedQuantized(rows, cols, bits, groupSize, codes, scalesF16, signsOut, signsIn);
-        return new PackedLinear(Format.QUANTIZED, rows, cols, bits + "-bit g" + groupSize, h);
+        long h = NativeDecode.packedQuantized(rows, cols, bits, groupSize, codes, scalesF16, signsOut, signsIn,
+                activations == Activations.INT8);
+        return new PackedLinear(Format.QUANTIZED, rows, cols, bits + "-bit g" + groupSize + activations.suffix, activations, h);
     }
 
     /**
@@ -99,7 +131,18 @@ public final class PackedLinear implements AutoCloseable {
             }
         }
         long h = NativeDecode.packedVnm(rows, cols, v, m, values, meta, columns);
-        return new PackedLinear(Format.VNM, rows, cols, v + ":2:" + m, h);
+        return new PackedLinear(Format.VNM, rows, cols, v + ":2:" + m, Activations.FLOAT32, h);
+    }
+
+    /**
+     * Lets int8-activation products use the AVX-512 VNNI kernels (true, the default) or forces the
+     * portable ones (false), for every packed linear of the process; returns whether the VNNI kernels
+     * are in use now (allowed, and the CPU has AVX-512 F/BW/VL/DQ/VNNI). Both compute the same integer
+     * sums; only the float summation order differs. For tests and diagnosis.
+     */
+    public static boolean useWideVectors(boolean allow) {
+        requireSupported();
+        return NativeDecode.setWideVectors(allow);
     }
 
     private static void requireSupported() {
@@ -126,9 +169,14 @@ public final class PackedLinear implements AutoCloseable {
         return cols;
     }
 
-    /** "4-bit g32" or "64:2:5". */
+    /** "4-bit g32", "4-bit g32 a8" (int8 activations) or "64:2:5". */
     public String label() {
         return label;
+    }
+
+    /** The activations the products multiply with (FLOAT32 for V:N:M). */
+    public Activations activations() {
+        return activations;
     }
 
     /** Bytes the weight holds in memory. */
