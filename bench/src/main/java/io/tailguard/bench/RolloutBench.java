@@ -94,11 +94,17 @@ final class RolloutBench implements Callable<Integer> {
     @Option(names = "--compressed", description = "A compressed checkpoint directory (quant.json or vnm.json) of the same model shape, timed dense and sparse on its packed weights in the same alternation.")
     Path compressed;
 
+    @Option(names = "--activations", defaultValue = "float32", description = "What --compressed's packed quantized products multiply with: float32 or int8 (default: ${DEFAULT-VALUE}).")
+    String activations;
+
     @Option(names = "--kv-cache", defaultValue = "float32", description = "The KV cache of every mode but dense: float32 or float16 (dense always decodes on float32, the baseline) (default: ${DEFAULT-VALUE}).")
     String kvCache;
 
     @Override
     public Integer call() {
+        if (!activations.equals("float32") && !activations.equals("int8")) {
+            throw new BadInput("--activations: float32 or int8, got '" + activations + "'");
+        }
         if (!kvCache.equals("float32") && !kvCache.equals("float16")) {
             throw new BadInput("--kv-cache: float32 or float16, got '" + kvCache + "'");
         }
@@ -114,8 +120,9 @@ final class RolloutBench implements Callable<Integer> {
             throw new BadInput("--compressed: " + compressed + " has neither quant.json nor vnm.json");
         }
         try (Qwen3Model model = source.openForDecode(Devices.parse(common.device()), seed);
-             Qwen3Model packed = compressed == null ? null : io.tailguard.actors.cli.GenerationModels.open(compressed,
-                     Devices.parse(common.device()))) {
+             Qwen3Model packed = compressed == null ? null : io.tailguard.compression.CompressedCheckpoints.load(compressed,
+                     Devices.parse(common.device()), activations.equals("int8") ? io.tailguard.model.PackedLinear.Activations.INT8
+                             : io.tailguard.model.PackedLinear.Activations.FLOAT32)) {
             if (packed != null && !packed.config().equals(model.config())) {
                 throw new BadInput("--compressed: " + compressed + " is not of the model's shape");
             }
@@ -169,6 +176,9 @@ final class RolloutBench implements Callable<Integer> {
                 out.put("compressed_packed", packed.isPacked());
             }
             out.put("kv_cache", kvCache);
+            if (packed != null) {
+                out.put("activations", activations);
+            }
             out.put("batch", batch);
             out.put("context", context);
             out.put("new_tokens", newTokens);

@@ -153,12 +153,17 @@ public final class CheckpointStore {
      * a plain checkpoint loads as it is.
      */
     public static Qwen3Model loadCompressed(CompressedPublished c, String device) {
+        return loadCompressed(c, device, io.tailguard.model.PackedLinear.Activations.FLOAT32);
+    }
+
+    /** {@link #loadCompressed(CompressedPublished, String)}, a packed quantized checkpoint's products on {@code activations}. */
+    public static Qwen3Model loadCompressed(CompressedPublished c, String device, io.tailguard.model.PackedLinear.Activations activations) {
         Path dir = Path.of(java.net.URI.create(c.uri()));
         String sha = Manifest.sha256(dir.resolve(Manifest.FILE_NAME));
         if (!sha.equals(c.sha256())) {
             throw new CheckpointException(dir.resolve(Manifest.FILE_NAME) + ": sha256 " + sha + " is not the announced " + c.sha256());
         }
-        return io.tailguard.compression.CompressedCheckpoints.load(dir, Devices.parse(device));
+        return io.tailguard.compression.CompressedCheckpoints.load(dir, Devices.parse(device), activations);
     }
 
     /** Whether a published version carries a DistillSparse LoRA for the sparse actor. */

@@ -285,7 +285,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         }
         Qwen3Model next;
         try {
-            next = CheckpointStore.loadCompressed(c, device);
+            next = CheckpointStore.loadCompressed(c, device, s.rollout().packedActivations());
         } catch (RuntimeException e) {
             compressedFailed = c.version();
             getContext().getLog().warn("{}: compressed {} does not load ({}); its leases roll out with the policy", name,

@@ -113,11 +113,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      * speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0:
      * never); scoreFraction: the share of a lease's trajectories scored densely for α; threads: the
      * cap on a worker's native calls' threads (0: none); kvCache: the element type of the workers'
-     * KV caches, FLOAT32 or FLOAT16.
+     * KV caches, FLOAT32 or FLOAT16; packedActivations: what a packed quantized option's products
+     * multiply with (INT8: activations rounded to 8 bits per sequence).
      */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
                           double scoreFraction, Duration leaseTimeout, int speedupEvery, int threads,
-                          ai.djl.ndarray.types.DataType kvCache) {}
+                          ai.djl.ndarray.types.DataType kvCache, io.tailguard.model.PackedLinear.Activations packedActivations) {}
 
     public record Buffer(int staleness, int maxGroups) {}
 
@@ -226,7 +227,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
                     unit(c, "tailguard.rollout.shadow-fraction"), scoreFraction(c),
                     positiveDuration(c, "tailguard.rollout.lease-timeout"),
-                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0), kvCache(c));
+                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0), kvCache(c),
+                    packedActivations(c));
             BudgetController.Settings ctl = controller(c, t.longestSequence());
             Duration window = positiveDuration(c, "tailguard.controller.window");
             Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));
@@ -596,6 +598,17 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             case "float32" -> ai.djl.ndarray.types.DataType.FLOAT32;
             case "float16" -> ai.djl.ndarray.types.DataType.FLOAT16;
             default -> throw new IllegalArgumentException(key + ": must be float32 or float16, got '" + v + "'");
+        };
+    }
+
+    /** tailguard.rollout.packed-activations: float32 or int8. */
+    private static io.tailguard.model.PackedLinear.Activations packedActivations(Config c) {
+        String key = "tailguard.rollout.packed-activations";
+        String v = c.getString(key).strip();
+        return switch (v) {
+            case "float32" -> io.tailguard.model.PackedLinear.Activations.FLOAT32;
+            case "int8" -> io.tailguard.model.PackedLinear.Activations.INT8;
+            default -> throw new IllegalArgumentException(key + ": must be float32 or int8, got '" + v + "'");
         };
     }
 

@@ -83,6 +83,12 @@ class RunSettingsTest {
         assertEquals("run.conf: tailguard.rollout.kv-cache: must be float32 or float16, got 'bfloat16'",
                 assertThrows(IllegalArgumentException.class,
                         () -> RunSettings.parse(with("tailguard.rollout.kv-cache = bfloat16"), "run.conf")).getMessage());
+        assertEquals(io.tailguard.model.PackedLinear.Activations.FLOAT32, RunSettings.parse(with(""), "run.conf").rollout().packedActivations());
+        assertEquals(io.tailguard.model.PackedLinear.Activations.INT8,
+                RunSettings.parse(with("tailguard.rollout.packed-activations = int8"), "run.conf").rollout().packedActivations());
+        assertEquals("run.conf: tailguard.rollout.packed-activations: must be float32 or int8, got 'int4'",
+                assertThrows(IllegalArgumentException.class,
+                        () -> RunSettings.parse(with("tailguard.rollout.packed-activations = int4"), "run.conf")).getMessage());
     }
 
     @Test
