@@ -592,24 +592,25 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
 
     /** tailguard.rollout.kv-cache: float32 or float16. */
     private static ai.djl.ndarray.types.DataType kvCache(Config c) {
-        String key = "tailguard.rollout.kv-cache";
-        String v = c.getString(key).strip();
-        return switch (v) {
-            case "float32" -> ai.djl.ndarray.types.DataType.FLOAT32;
-            case "float16" -> ai.djl.ndarray.types.DataType.FLOAT16;
-            default -> throw new IllegalArgumentException(key + ": must be float32 or float16, got '" + v + "'");
-        };
+        return oneOf(c, "tailguard.rollout.kv-cache", java.util.Map.of("float32", ai.djl.ndarray.types.DataType.FLOAT32,
+                "float16", ai.djl.ndarray.types.DataType.FLOAT16));
     }
 
     /** tailguard.rollout.packed-activations: float32 or int8. */
     private static io.tailguard.model.PackedLinear.Activations packedActivations(Config c) {
-        String key = "tailguard.rollout.packed-activations";
+        return oneOf(c, "tailguard.rollout.packed-activations", java.util.Map.of("float32",
+                io.tailguard.model.PackedLinear.Activations.FLOAT32, "int8", io.tailguard.model.PackedLinear.Activations.INT8));
+    }
+
+    /** The value a key's word names, or a refusal naming the key and the words it takes (in sorted order). */
+    private static <T> T oneOf(Config c, String key, java.util.Map<String, T> words) {
         String v = c.getString(key).strip();
-        return switch (v) {
-            case "float32" -> io.tailguard.model.PackedLinear.Activations.FLOAT32;
-            case "int8" -> io.tailguard.model.PackedLinear.Activations.INT8;
-            default -> throw new IllegalArgumentException(key + ": must be float32 or int8, got '" + v + "'");
-        };
+        T t = words.get(v);
+        if (t == null) {
+            throw new IllegalArgumentException(key + ": must be " + String.join(" or ", new java.util.TreeSet<>(words.keySet()))
+                    + ", got '" + v + "'");
+        }
+        return t;
     }
 
     private static double scoreFraction(Config c) {

@@ -80,7 +80,7 @@ class RunSettingsTest {
         assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, RunSettings.parse(with(""), "run.conf").rollout().kvCache());
         assertEquals(ai.djl.ndarray.types.DataType.FLOAT16,
                 RunSettings.parse(with("tailguard.rollout.kv-cache = float16"), "run.conf").rollout().kvCache());
-        assertEquals("run.conf: tailguard.rollout.kv-cache: must be float32 or float16, got 'bfloat16'",
+        assertEquals("run.conf: tailguard.rollout.kv-cache: must be float16 or float32, got 'bfloat16'",
                 assertThrows(IllegalArgumentException.class,
                         () -> RunSettings.parse(with("tailguard.rollout.kv-cache = bfloat16"), "run.conf")).getMessage());
         assertEquals(io.tailguard.model.PackedLinear.Activations.FLOAT32, RunSettings.parse(with(""), "run.conf").rollout().packedActivations());

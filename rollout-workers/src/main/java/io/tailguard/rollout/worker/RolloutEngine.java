@@ -393,8 +393,9 @@ public final class RolloutEngine {
         }
         CostModel cost = new CostModel(model.config(), machine, ids.size());
         // a compressed actor reads its own linears' bytes (packed codes, or kept values) per step
-        CostModel liveCost = actor == null ? cost : new CostModel(model.config(), machine, ids.size(),
-                4.0 * model.config().parameterCount() - model.linearBytes() + actor.linearBytes());
+        CostModel liveCost = (actor == null ? cost : new CostModel(model.config(), machine, ids.size(),
+                4.0 * model.config().parameterCount() - model.linearBytes() + actor.linearBytes()))
+                .withKvBytes(o.kvCache() == DataType.FLOAT16 ? 2 : 4);   // and its cache's (the reference's is float32)
         int steps = p.result().decodeSteps();
         double dense = 0;
         double live = 0;
