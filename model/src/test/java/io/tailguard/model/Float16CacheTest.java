@@ -174,6 +174,38 @@ class Float16CacheTest {
     }
 
     @Test
+    void aFloat16CacheCopiesAFloat32OneRoundedWithLandmarksOfTheStoredKeys() {
+        try (NDManager m = NDManager.newBaseManager();
+             KvCache wide = new KvCache(m, CONFIG, 3, 48);
+             KvCache half = new KvCache(m, CONFIG, 2, 48, DataType.FLOAT16)) {
+            prefill(m, wide);
+            int[] rows = {1, 0};   // the 32-token prompt (two full pages) and the 3-token one
+            half.copyRowsFrom(wide, rows);
+            int d = CONFIG.headDim();
+            for (int l = 0; l < CONFIG.numLayers(); l++) {
+                for (int s = 0; s < rows.length; s++) {
+                    int len = PROMPTS[rows[s]];
+                    assertEquals(len, half.length(s));
+                    float[] want = wide.keys(l).get(rows[s] + ", :, :" + len).toType(DataType.FLOAT16, false)
+                            .toType(DataType.FLOAT32, false).toFloatArray();
+                    float[] keys = asFloat(half.keys(l).get(s + ", :, :" + len));
+                    assertArrayEquals(want, keys, "keys, layer " + l + " row " + s);
+                    float[] marks = half.landmarks(l).get(s + ", :, :" + len / KvCache.PAGE).toFloatArray();
+                    for (int p = 0; p < len / KvCache.PAGE; p++) {
+                        for (int j = 0; j < d; j++) {
+                            double mean = 0;
+                            for (int t = 0; t < KvCache.PAGE; t++) {
+                                mean += keys[(p * KvCache.PAGE + t) * d + j] / (double) KvCache.PAGE;
+                            }
+                            assertEquals(mean, marks[p * d + j], 1e-6, "landmark of page " + p + ", layer " + l + " row " + s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void onlyFloat32AndFloat16Caches() {
         try (NDManager m = NDManager.newBaseManager()) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
