@@ -255,8 +255,30 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         } catch (ConfigException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+            throw new IllegalArgumentException(origin(c, e.getMessage(), where) + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Where the value a refusal names came from: a message "key: ..." whose key was set by a command
+     * line {@code --set} names that (its origin description), not the configuration file; else where.
+     */
+    static String origin(Config c, String message, String where) {
+        int colon = message == null ? -1 : message.indexOf(": ");
+        if (colon > 0) {
+            String key = message.substring(0, colon);
+            try {
+                if (key.startsWith("tailguard.") && c.hasPath(key)) {
+                    String from = c.getValue(key).origin().description();
+                    if (from != null && from.startsWith("--set ")) {
+                        return from.replaceFirst(": [0-9]+$", "");   // without its line number
+                    }
+                }
+            } catch (ConfigException e) {
+                return where; // not a path after all
+            }
+        }
+        return where;
     }
 
     /**

@@ -76,6 +76,18 @@ class RunSettingsTest {
     }
 
     @Test
+    void aBadValueGivenOnTheCommandLineIsReportedAsTheSetThatGaveIt() {
+        com.typesafe.config.Config set = com.typesafe.config.ConfigFactory.parseString("tailguard.rollout.kv-cache = bf16",
+                com.typesafe.config.ConfigParseOptions.defaults().setOriginDescription("--set tailguard.rollout.kv-cache=bf16"));
+        assertEquals("--set tailguard.rollout.kv-cache=bf16: tailguard.rollout.kv-cache: must be float16 or float32, got 'bf16'",
+                assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(set.withFallback(with("")), "run.conf")).getMessage());
+        // the same value from the file names the file
+        assertEquals("run.conf: tailguard.rollout.kv-cache: must be float16 or float32, got 'bf16'",
+                assertThrows(IllegalArgumentException.class,
+                        () -> RunSettings.parse(with("tailguard.rollout.kv-cache = bf16"), "run.conf")).getMessage());
+    }
+
+    @Test
     void theKvCacheIsFloat32UnlessFloat16IsAsked() {
         assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, RunSettings.parse(with(""), "run.conf").rollout().kvCache());
         assertEquals(ai.djl.ndarray.types.DataType.FLOAT16,
