@@ -142,6 +142,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
         this.options = new OptionBook(budgets, tuning.option(), telemetry::predictedCost, System.nanoTime());
+        options.resume(ControllerFiles.readOptionSchedules(s));
         tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
         Path store = s.train().out().resolve("store");
         this.leasing = Leasing.start(s, saved, options, CheckpointStore.latest(store, startCheckpoint));
@@ -287,6 +288,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
     private void exportSchedule() {
         telemetry.schedule(budgets, tuning.live().version());
         files.schedule(budgets.schedule());
+        files.optionSchedules(options.compressedSchedules());
     }
 
     /** Validates the whole request first (all or nothing), then applies it as a new settings version, logged old -> new. */

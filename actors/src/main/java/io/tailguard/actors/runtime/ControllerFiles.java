@@ -21,6 +21,9 @@ import java.util.concurrent.Executor;
  * A write of either file that fails (state.json after its retries; schedule.conf, tried again every
  * window) is one failure of the files' {@link FailureStreak}, which {@code status} shows and which
  * stops the run after tailguard.controller.max-state-write-failures in a row.
+ * controller/option-schedules.json holds each compressed option's schedule (by its format's label),
+ * written like schedule.conf when one of them has a new version, so that a restarted controller
+ * starts each format on its own schedule again rather than on the plain policy's.
  */
 final class ControllerFiles {
     /** How long a change waits for more before the state file is written: a burst of leases is one write. */
@@ -31,6 +34,7 @@ final class ControllerFiles {
     private final FailureStreak failures;
     private boolean pending;
     private long scheduleVersion = -1;
+    private java.util.Map<String, Long> optionVersions = java.util.Map.of();
 
     /** One try per write; failures are logged only. */
     ControllerFiles(RunSettings s, Executor io, Logger log) {
@@ -87,6 +91,53 @@ final class ControllerFiles {
             failures.failed("cannot write schedule v" + sched.version() + " to " + file + " (" + FailureStreak.reason(e)
                     + "): a controller restarted now would resume an older version; tried again next window");
         }
+    }
+
+    /** Where the controller keeps its compressed options' schedules. */
+    static Path optionSchedules(RunSettings s) {
+        return s.train().out().resolve("controller").resolve("option-schedules.json");
+    }
+
+    /**
+     * The compressed options' schedules: written now, on the caller's thread, when one has a new
+     * version or an option is new. A failed write counts and is tried again as {@link #schedule}'s.
+     */
+    void optionSchedules(java.util.Map<String, Schedule> schedules) {
+        java.util.Map<String, Long> versions = new java.util.LinkedHashMap<>();
+        schedules.forEach((label, sched) -> versions.put(label, sched.version()));
+        if (versions.equals(optionVersions)) {
+            return;
+        }
+        Path file = optionSchedules(s);
+        com.google.gson.JsonObject o = new com.google.gson.JsonObject();
+        schedules.forEach((label, sched) -> o.addProperty(label, sched.toHocon()));
+        try {
+            AtomicFiles.writeString(file, o.toString());
+            optionVersions = versions;
+            failures.succeeded();
+        } catch (IOException | RuntimeException e) {
+            failures.failed("cannot write the compressed options' schedules to " + file + " (" + FailureStreak.reason(e)
+                    + "): a controller restarted now would start them on the plain policy's; tried again next window");
+        }
+    }
+
+    /** The compressed options' schedules a restarted controller resumes (empty when none were written). */
+    static java.util.Map<String, Schedule> readOptionSchedules(RunSettings s) {
+        Path file = optionSchedules(s);
+        java.util.Map<String, Schedule> out = new java.util.LinkedHashMap<>();
+        if (!java.nio.file.Files.isRegularFile(file)) {
+            return out;
+        }
+        try {
+            com.google.gson.JsonObject o = com.google.gson.JsonParser.parseString(java.nio.file.Files.readString(file)).getAsJsonObject();
+            for (String label : o.keySet()) {
+                out.put(label, Schedule.parseString(o.get(label).getAsString(), file + " (" + label + ")"));
+            }
+        } catch (IOException | RuntimeException e) {
+            throw new IllegalArgumentException(file + ": unreadable compressed options' schedules (" + e.getMessage()
+                    + "); remove it to start them on the plain policy's schedule");
+        }
+        return out;
     }
 
     /** Writes everything pending now, on the caller's thread, and waits for a write in flight. */

@@ -49,6 +49,16 @@ final class OptionBook {
         return true;
     }
 
+    /** Formats' schedules from before a restart (by label): each starts on its own when offered again. */
+    void resume(java.util.Map<String, io.tailguard.rollout.sparse.Schedule> schedules) {
+        engine.resume(schedules);
+    }
+
+    /** Each compressed format's current schedule, by label. */
+    java.util.Map<String, io.tailguard.rollout.sparse.Schedule> compressedSchedules() {
+        return engine.compressedSchedules();
+    }
+
     /** The option of a new lease. */
     Pick choose(long policyVersion) {
         ApproximationBudget.Choice c = engine.choose(policyVersion);

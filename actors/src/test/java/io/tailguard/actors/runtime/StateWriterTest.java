@@ -83,6 +83,33 @@ class StateWriterTest {
         assertEquals(1, queued.size(), "the schedule is not written off the caller's thread");
     }
 
+    @Test
+    void theCompressedOptionsSchedulesRoundTripAndAreWrittenOnANewVersion(@TempDir Path tmp) throws Exception {
+        RunSettings s = TuningBookTest.settings("tailguard.train.out = \"" + tmp.resolve("run") + "\"");
+        ControllerFiles files = new ControllerFiles(s, Runnable::run, org.slf4j.LoggerFactory.getLogger(StateWriterTest.class));
+        assertTrue(ControllerFiles.readOptionSchedules(s).isEmpty(), "none written: a fresh start");
+        io.tailguard.rollout.sparse.Schedule q4 = io.tailguard.rollout.sparse.Schedule.ofBins(128, new int[] {48, 64, 96}).withVersion(5);
+        io.tailguard.rollout.sparse.Schedule vnm = io.tailguard.rollout.sparse.Schedule.fixed(64).withVersion(2);
+        java.util.Map<String, io.tailguard.rollout.sparse.Schedule> saved = new java.util.LinkedHashMap<>();
+        saved.put("rtn 4-bit", q4);
+        saved.put("vnm 64:2:5", vnm);
+        files.optionSchedules(saved);
+        java.util.Map<String, io.tailguard.rollout.sparse.Schedule> back = ControllerFiles.readOptionSchedules(s);
+        assertEquals(saved.keySet(), back.keySet());
+        assertEquals(q4.toHocon(), back.get("rtn 4-bit").toHocon());
+        assertEquals(vnm.toHocon(), back.get("vnm 64:2:5").toHocon());
+        Path file = ControllerFiles.optionSchedules(s);
+        Files.writeString(file, "edited");
+        files.optionSchedules(saved); // the same versions: no second write
+        assertEquals("edited", Files.readString(file));
+        IllegalArgumentException bad = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> ControllerFiles.readOptionSchedules(s));
+        assertTrue(bad.getMessage().startsWith(file.toString()), bad.getMessage());
+        saved.put("rtn 4-bit", q4.withVersion(6));
+        files.optionSchedules(saved); // a new version: written
+        assertEquals(6, ControllerFiles.readOptionSchedules(s).get("rtn 4-bit").version());
+    }
+
     /**
      * A new schedule version is on disk when schedule() returns, with the io executor never running:
      * a lease sent after it never carries a version a restarted controller would not resume. A failed

@@ -119,6 +119,7 @@ public final class ApproximationBudget {
     private Settings s;
     private final Option plain;
     private final Map<String, Option> compressed = new LinkedHashMap<>();
+    private final Map<String, Schedule> resumed = new LinkedHashMap<>();
     private Option inUse;
     private String reason;
     private long leases;
@@ -179,12 +180,36 @@ public final class ApproximationBudget {
             reason = format.label() + " v" + version + " replaces v" + before + (o == inUse ? " (in use)" : "");
             return true;
         }
-        o = new Option(format, new BudgetController(ctl, inUse.budgets.schedule()), version);
+        Schedule before = resumed.remove(format.label());
+        o = new Option(format, new BudgetController(ctl, before != null ? before : inUse.budgets.schedule()), version);
         compressed.put(format.label(), o);
         price(o);
-        reason = String.format(Locale.ROOT, "%s v%d offered, on the schedule of %s: probed with %s of the leases while next to the option in use",
-                format.label(), version, inUse.format.label(), pct(s.probeShare()));
+        String from = before != null ? "its own schedule from before a restart (v" + before.version() + ")"
+                : "the schedule of " + inUse.format.label();
+        reason = String.format(Locale.ROOT, "%s v%d offered, on %s: probed with %s of the leases while next to the option in use",
+                format.label(), version, from, pct(s.probeShare()));
         return true;
+    }
+
+    /**
+     * Schedules that formats had before the controller restarted (by label): a format offered from
+     * now on starts on its own, not on the schedule of the option in use, so what its shadow replays
+     * earned is not lost. Its tails and whether it was in use are: it is probed again before it is
+     * chosen.
+     */
+    public void resume(Map<String, Schedule> schedules) {
+        schedules.forEach((label, sched) -> {
+            if (!compressed.containsKey(label) && !PLAIN.equals(label)) {
+                resumed.put(label, sched);
+            }
+        });
+    }
+
+    /** Each compressed format's current schedule, by label (what {@link #resume} takes back). */
+    public Map<String, Schedule> compressedSchedules() {
+        Map<String, Schedule> out = new LinkedHashMap<>();
+        compressed.forEach((label, o) -> out.put(label, o.budgets.schedule()));
+        return out;
     }
 
     /**

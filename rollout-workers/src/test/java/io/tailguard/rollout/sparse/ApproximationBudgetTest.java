@@ -369,4 +369,24 @@ class ApproximationBudgetTest {
         assertEquals("plain", d.inUse(), d.reason());
         assertEquals(2 * q4, option(b, "rtn4").predictedCost(), 1e-9 * q4);
     }
+
+    @Test
+    void aFormatOfferedAfterARestartStartsOnItsOwnScheduleFromBefore() {
+        ApproximationBudget b = budget(SCHED, 0.25, 3);
+        Schedule earned = Schedule.ofBins(256, new int[] {64, 64, 128, 128}).withVersion(17);
+        b.resume(java.util.Map.of(Q4.label(), earned, ApproximationBudget.PLAIN, Schedule.fixed(64)));
+        assertTrue(b.offer(Q4, 3));
+        ApproximationBudget.OptionState q4 = option(b, Q4.label());
+        assertEquals(earned.toHocon(), q4.schedule().toHocon(), "its own budgets and version, not the plain policy's");
+        assertFalse(q4.inUse(), "its evidence is gone: it is probed again before it is chosen");
+        assertTrue(b.reason().contains("before a restart (v17)"), b.reason());
+        assertEquals(SCHED.toHocon(), option(b, ApproximationBudget.PLAIN).schedule().toHocon(), "the plain policy's is its own");
+        // a format without a saved schedule starts on the option in use, as before
+        assertTrue(b.offer(Q8, 3));
+        assertEquals(SCHED.budgets().length, option(b, Q8.label()).schedule().budgets().length);
+        assertEquals(java.util.Arrays.toString(SCHED.budgets()), java.util.Arrays.toString(option(b, Q8.label()).schedule().budgets()));
+        // what is saved is what it resumes
+        assertEquals(earned.toHocon(), b.compressedSchedules().get(Q4.label()).toHocon());
+        assertEquals(java.util.Set.of(Q4.label(), Q8.label()), b.compressedSchedules().keySet());
+    }
 }
