@@ -192,6 +192,45 @@ class CompressedRolloutTest {
         }
     }
 
+    @Test
+    void aRestartedControllerOffersACompressedFormatOnTheScheduleItHadBefore(@TempDir Path tmp) throws Exception {
+        Path init = tmp.resolve("init");
+        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
+        Config c = config(tmp, init, String.join("\n",
+                "tailguard.controller { window = 300ms, min-tokens = 50, keep-windows = 2 }",
+                "tailguard.compression { rollout = on, probe-share = 0.25, max-lag = 2 }"));
+        RunSettings s = RunSettings.parse(c, "test");
+        // what a controller that ran before wrote: the 4-bit option's own schedule, at its version 7
+        Schedule earned = Schedule.ofBins(64, new int[] {48, 48, 48}).withVersion(7);
+        java.nio.file.Files.createDirectories(ControllerFiles.optionSchedules(s).getParent());
+        java.nio.file.Files.writeString(ControllerFiles.optionSchedules(s),
+                "{\"rtn4\": " + com.google.gson.JsonParser.parseString(new com.google.gson.Gson().toJson(earned.toHocon())) + "}");
+        ActorTestKit kit = ActorTestKit.create(c);
+        try (NodeMetrics metrics = new NodeMetrics()) {
+            var controller = kit.spawn(Controller.create(s, io.tailguard.model.io.ConfigJson.read(init.resolve("config.json")), init, metrics));
+            TestProbe<RolloutWorker.Command> worker = kit.createTestProbe();
+            assertEquals(0, compressedLeases(controller, worker, 4), "nothing offered yet");
+            ScheduleSpec plain = lastSchedule;
+            controller.tell(CheckpointStore.compressed(init, 0, "rtn", 4, 0));
+            ScheduleSpec probe = null;
+            for (int i = 0; i < 8 && probe == null; i++) {
+                controller.tell(new Controller.RequestWork("w", worker.ref()));
+                RolloutWorker.Work w = worker.expectMessageClass(RolloutWorker.Work.class, Duration.ofSeconds(10));
+                if (w.compressed() != null) {
+                    probe = w.schedule();
+                }
+            }
+            org.junit.jupiter.api.Assertions.assertNotNull(probe, "a probe lease to the offered format");
+            assertEquals(7, probe.version(), "its own schedule's version, not the plain policy's v" + plain.version());
+            assertArrayEquals(earned.budgets(), probe.toSchedule().budgets());
+            assertFalse(java.util.Arrays.equals(plain.toSchedule().budgets(), probe.toSchedule().budgets()));
+        } finally {
+            kit.shutdownTestKit();
+        }
+        // and the controller keeps the file up to date with what it holds
+        assertEquals(7, ControllerFiles.readOptionSchedules(s).get("rtn4").version());
+    }
+
     private ScheduleSpec lastSchedule;
 
     /** Asks for n leases; how many named compressed weights (each with its own shadow schedule: the dense start's rung below). */
