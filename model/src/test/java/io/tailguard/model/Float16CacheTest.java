@@ -73,13 +73,24 @@ class Float16CacheTest {
     }
 
     private static void assertClose(float[] expected, float[] actual, double tol, String what) {
-        assertEquals(expected.length, actual.length, what);
-        double scale = 0, diff = 0;
-        for (int i = 0; i < expected.length; i++) {
-            scale = Math.max(scale, Math.abs(expected[i]));
-            diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
+        NativeDecodeTest.assertClose(expected, actual, tol, what);
+    }
+
+    /** Each full page's landmark of sequence s in layer l (of len tokens) is the mean, in double, of its keys as stored. */
+    private static void assertLandmarksAreTheStoredKeysMeans(KvCache cache, int l, int s, int len, String what) {
+        int d = CONFIG.headDim();
+        int full = len / KvCache.PAGE;
+        float[] keys = asFloat(cache.keys(l).get(s + ", :, :" + len));
+        float[] marks = cache.landmarks(l).get(s + ", :, :" + full).toFloatArray();
+        for (int p = 0; p < full; p++) {
+            for (int j = 0; j < d; j++) {
+                double mean = 0;
+                for (int t = 0; t < KvCache.PAGE; t++) {
+                    mean += keys[(p * KvCache.PAGE + t) * d + j] / (double) KvCache.PAGE;
+                }
+                assertEquals(mean, marks[p * d + j], 1e-6, "landmark of page " + p + ", " + what);
+            }
         }
-        assertTrue(diff <= tol * Math.max(scale, 1e-6), what + ": max difference " + diff + " against scale " + scale);
     }
 
     private static float[] asFloat(NDArray a) {
@@ -115,19 +126,7 @@ class Float16CacheTest {
                             assertClose(want, asFloat(half.keys(l).get(rows)), 1e-2, "keys, " + what);
                             assertClose(wantV, asFloat(half.values(l).get(rows)), 1e-2, "values, " + what);
                         }
-                        int full = PROMPTS[s] / KvCache.PAGE;
-                        float[] keys = asFloat(half.keys(l).get(rows));
-                        float[] marks = half.landmarks(l).get(s + ", :, :" + full).toFloatArray();
-                        int d = CONFIG.headDim();
-                        for (int p = 0; p < full; p++) {
-                            for (int j = 0; j < d; j++) {
-                                double mean = 0;
-                                for (int t = 0; t < KvCache.PAGE; t++) {
-                                    mean += keys[(p * KvCache.PAGE + t) * d + j] / (double) KvCache.PAGE;
-                                }
-                                assertEquals(mean, marks[p * d + j], 1e-6, "landmark of page " + p + ", layer " + l + " seq " + s);
-                            }
-                        }
+                        assertLandmarksAreTheStoredKeysMeans(half, l, s, PROMPTS[s], what);
                     }
                 }
             }
@@ -181,25 +180,14 @@ class Float16CacheTest {
             prefill(m, wide);
             int[] rows = {1, 0};   // the 32-token prompt (two full pages) and the 3-token one
             half.copyRowsFrom(wide, rows);
-            int d = CONFIG.headDim();
             for (int l = 0; l < CONFIG.numLayers(); l++) {
                 for (int s = 0; s < rows.length; s++) {
                     int len = PROMPTS[rows[s]];
                     assertEquals(len, half.length(s));
                     float[] want = wide.keys(l).get(rows[s] + ", :, :" + len).toType(DataType.FLOAT16, false)
                             .toType(DataType.FLOAT32, false).toFloatArray();
-                    float[] keys = asFloat(half.keys(l).get(s + ", :, :" + len));
-                    assertArrayEquals(want, keys, "keys, layer " + l + " row " + s);
-                    float[] marks = half.landmarks(l).get(s + ", :, :" + len / KvCache.PAGE).toFloatArray();
-                    for (int p = 0; p < len / KvCache.PAGE; p++) {
-                        for (int j = 0; j < d; j++) {
-                            double mean = 0;
-                            for (int t = 0; t < KvCache.PAGE; t++) {
-                                mean += keys[(p * KvCache.PAGE + t) * d + j] / (double) KvCache.PAGE;
-                            }
-                            assertEquals(mean, marks[p * d + j], 1e-6, "landmark of page " + p + ", layer " + l + " row " + s);
-                        }
-                    }
+                    assertArrayEquals(want, asFloat(half.keys(l).get(s + ", :, :" + len)), "keys, layer " + l + " row " + s);
+                    assertLandmarksAreTheStoredKeysMeans(half, l, s, len, "layer " + l + " row " + s);
                 }
             }
         }

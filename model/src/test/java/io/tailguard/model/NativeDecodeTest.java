@@ -77,7 +77,7 @@ class NativeDecodeTest {
         return out;
     }
 
-    private static void assertClose(float[] expected, float[] actual, double tol, String what) {
+    static void assertClose(float[] expected, float[] actual, double tol, String what) {
         assertEquals(expected.length, actual.length, what);
         double scale = 0, diff = 0;
         for (int i = 0; i < expected.length; i++) {

@@ -42,6 +42,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CompressedRolloutTest {
     static final Duration LONG = Duration.ofSeconds(120);
 
+    /** A fresh `tiny` checkpoint under tmp. */
+    static Path tinyInit(Path tmp) {
+        Path init = tmp.resolve("init");
+        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
+        return init;
+    }
+
+    /** The controller tests' run: short windows, compressed rollouts on with a quarter of the leases probing. */
+    static Config controllerConfig(Path tmp, Path init) {
+        return config(tmp, init, String.join("\n",
+                "tailguard.controller { window = 300ms, min-tokens = 50, keep-windows = 2 }",
+                "tailguard.compression { rollout = on, probe-share = 0.25, max-lag = 2 }"));
+    }
+
     static Config config(Path tmp, Path init, String extra) {
         return ConfigFactory.parseString(String.join("\n",
                         "tailguard.train { checkpoint = \"" + init + "\", context-min = 64, context-max = 96, out = \"" + tmp.resolve("run") + "\" }",
@@ -132,11 +146,8 @@ class CompressedRolloutTest {
 
     @Test
     void theControllerLeasesTheProbeShareToACompressedVersionAndTheBulkOnlyWhileItsTailHolds(@TempDir Path tmp) throws Exception {
-        Path init = tmp.resolve("init");
-        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
-        Config c = config(tmp, init, String.join("\n",
-                "tailguard.controller { window = 300ms, min-tokens = 50, keep-windows = 2 }",
-                "tailguard.compression { rollout = on, probe-share = 0.25, max-lag = 2 }"));
+        Path init = tinyInit(tmp);
+        Config c = controllerConfig(tmp, init);
         RunSettings s = RunSettings.parse(c, "test");
         ActorTestKit kit = ActorTestKit.create(c);
         try (NodeMetrics metrics = new NodeMetrics()) {
@@ -194,11 +205,8 @@ class CompressedRolloutTest {
 
     @Test
     void aRestartedControllerOffersACompressedFormatOnTheScheduleItHadBefore(@TempDir Path tmp) throws Exception {
-        Path init = tmp.resolve("init");
-        assertEquals(0, Main.run("init-model", "--preset", "tiny", "--out", init.toString()));
-        Config c = config(tmp, init, String.join("\n",
-                "tailguard.controller { window = 300ms, min-tokens = 50, keep-windows = 2 }",
-                "tailguard.compression { rollout = on, probe-share = 0.25, max-lag = 2 }"));
+        Path init = tinyInit(tmp);
+        Config c = controllerConfig(tmp, init);
         RunSettings s = RunSettings.parse(c, "test");
         // what a controller that ran before wrote: the 4-bit option's own schedule, at its version 7
         Schedule earned = Schedule.ofBins(64, new int[] {48, 48, 48}).withVersion(7);
