@@ -53,7 +53,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
      * tokens and decodeSeconds: the lease's generated tokens and its generation seconds (prefill and
      * decode, without the dense reference of a lease that measured the speedup): the option's measured speed.
      * compressedVersion: the compressed version that sampled, or −1 when the policy itself did;
-     * format: its format's label ({@link CompressedPublished#format()}; "" for the policy).
+     * format: its option's label ({@link CompressedPublished#format()}, "+kv16" added on a float16
+     * cache; "" for the policy on a float32 cache, "plain+kv16" on a float16 one).
      */
     public record TailReport(String worker, ScheduleSpec used, byte[] tails, ScheduleSpec shadow, byte[] shadowTails,
                              long tokens, double decodeSeconds, long compressedVersion, String format) implements Command, Wire {}
@@ -141,7 +142,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         ControllerState saved = ControllerState.read(s);
         this.tuning = TuningBook.start(s, saved, ctx.getLog());
         this.budgets = new BudgetController(tuning.controller(), start);
-        this.options = new OptionBook(budgets, tuning.option(), telemetry::predictedCost, System.nanoTime());
+        this.options = new OptionBook(budgets, tuning.option(), telemetry::predictedCost, s.rollout().kvCacheChosen(),
+                System.nanoTime());
         options.resume(ControllerFiles.readOptionSchedules(s));
         tuning.applyChangedSince(a -> apply(a).version(), budgets.schedule().version(), ctx.getLog());
         Path store = s.train().out().resolve("store");

@@ -47,11 +47,11 @@ final class ControllerTelemetry {
 
     /**
      * The cost model's predicted cost (effective FLOPs) of one sample of that rollout decoded with a
-     * format's weights (their bytes per decode step) under a schedule, with a G-th of the prompt's
+     * format's weights (their bytes per decode step) on its KV cache (2 or 4 bytes per value) under a schedule, with a G-th of the prompt's
      * float32 prefill: what the approximation budget compares its options by.
      */
     double predictedCost(WeightFormat format, Schedule schedule) {
-        CostModel c = format.isPlain() ? cost : formats.computeIfAbsent(format, cost::withWeights);
+        CostModel c = format.isPlain() ? cost : formats.computeIfAbsent(format, f -> cost.withWeights(f).withKvBytes(f.cacheBytes()));
         return c.generationCost(schedule, promptTokens, newTokens) - c.prefillCost(promptTokens) * (1 - 1.0 / groupSize);
     }
 

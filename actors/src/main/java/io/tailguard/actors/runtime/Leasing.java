@@ -98,7 +98,7 @@ final class Leasing {
         Schedule shadow = shadows && !sched.equals(pick.shadow().withVersion(sched.version())) ? pick.shadow() : null;
         return new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
                 shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(seed, l.id()),
-                pick.compressed());
+                pick.compressed(), pick.halfCache());
     }
 
     /**

@@ -21,8 +21,11 @@ final class OptionBook {
     /** One window closed: the engine's decision, and the tokens each kind of option rolled out in it. */
     record Window(ApproximationBudget.Decision decision, long plainTokens, long compressedTokens) {}
 
-    /** What a lease rolls out with: a compressed version (null: the policy itself), its schedule and its shadow schedule. */
-    record Pick(CompressedPublished compressed, Schedule schedule, Schedule shadow) {}
+    /**
+     * What a lease rolls out with: a compressed version (null: the policy itself), its schedule and
+     * its shadow schedule, and whether on a float16 KV cache (the option's cache, {@link WeightFormat#cacheBits}).
+     */
+    record Pick(CompressedPublished compressed, Schedule schedule, Schedule shadow, boolean halfCache) {}
 
     private final ApproximationBudget engine;
     private final Map<String, CompressedPublished> newest = new LinkedHashMap<>();
@@ -36,7 +39,13 @@ final class OptionBook {
 
     /** plainBudgets: the plain policy's budget controller (the controller's schedule); pricing: the cost model's, per option. */
     OptionBook(BudgetController plainBudgets, ApproximationBudget.Settings settings, ApproximationBudget.Pricing pricing, long nowNanos) {
-        this.engine = new ApproximationBudget(plainBudgets, settings, pricing);
+        this(plainBudgets, settings, pricing, false, nowNanos);
+    }
+
+    /** halfCaches: every option is also offered on a float16 KV cache ({@link ApproximationBudget}). */
+    OptionBook(BudgetController plainBudgets, ApproximationBudget.Settings settings, ApproximationBudget.Pricing pricing,
+               boolean halfCaches, long nowNanos) {
+        this.engine = new ApproximationBudget(plainBudgets, settings, pricing, halfCaches);
         this.windowStartNanos = nowNanos;
     }
 
@@ -62,13 +71,14 @@ final class OptionBook {
     /** The option of a new lease. */
     Pick choose(long policyVersion) {
         ApproximationBudget.Choice c = engine.choose(policyVersion);
-        return new Pick(c.plain() ? null : newest.get(c.format().label()), c.schedule(), c.shadow());
+        return new Pick(c.plain() ? null : newest.get(c.format().weights().label()), c.schedule(), c.shadow(),
+                c.format().cacheBits() == 16);
     }
 
     /** A lease's tail report, to the option that rolled it out. True when a compressed version sampled. */
     boolean report(Controller.TailReport r) {
         boolean compressed = r.compressedVersion() >= 0;
-        engine.report(compressed ? r.format() : ApproximationBudget.PLAIN, r.compressedVersion(),
+        engine.report(r.format().isEmpty() ? ApproximationBudget.PLAIN : r.format(), r.compressedVersion(),
                 r.used() == null ? null : r.used().toSchedule(), r.tails() == null ? null : TailStats.fromBytes(r.tails()),
                 r.shadow() == null ? null : r.shadow().toSchedule(), r.shadowTails() == null ? null : TailStats.fromBytes(r.shadowTails()),
                 r.tokens(), r.decodeSeconds());

@@ -4,6 +4,7 @@ import io.tailguard.model.GradMode;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.tokenizer.Tokenizer;
 import io.tailguard.model.tokenizer.Tokenizers;
+import io.tailguard.rollout.sparse.WeightFormat;
 import io.tailguard.rollout.tasks.Prompt;
 import io.tailguard.rollout.worker.RolloutEngine;
 import io.tailguard.rollout.worker.SpeedupCadence;
@@ -52,10 +53,17 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     /**
      * A lease: groups (and their prompts), the policy to roll out with, the schedule and shadow
      * schedule; compressed: the compressed version to sample with instead of the policy (the policy
-     * still probes), or null.
+     * still probes), or null; halfCache: the option's KV cache is float16 (tailguard.rollout.kv-cache
+     * = choose; otherwise the worker's cache is the run's setting).
      */
     public record Work(long lease, long[] groups, Prompt[] prompts, PolicyPublished policy, ScheduleSpec schedule,
-                       ScheduleSpec shadow, long seed, CompressedPublished compressed) implements Command, Wire {}
+                       ScheduleSpec shadow, long seed, CompressedPublished compressed, boolean halfCache) implements Command, Wire {
+        /** On the run's own cache. */
+        public Work(long lease, long[] groups, Prompt[] prompts, PolicyPublished policy, ScheduleSpec schedule,
+                    ScheduleSpec shadow, long seed, CompressedPublished compressed) {
+            this(lease, groups, prompts, policy, schedule, shadow, seed, compressed, false);
+        }
+    }
 
     public record NoWork(long retryMillis) implements Command, Wire {}
 
@@ -213,10 +221,17 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
             shadow = null;
         }
         Qwen3Model actor = w.compressed() == null ? null : compressedActor(w.compressed());
-        boolean measure = cadence.next(schedule, actor == null ? SpeedupCadence.POLICY : w.compressed().format().label());
+        // the option that rolls out: the weights that loaded, on the lease's cache
+        WeightFormat format = actor == null ? WeightFormat.plain() : w.compressed().format();
+        if (w.halfCache()) {
+            format = format.withHalfCache();
+        }
+        String option = format.label();
+        boolean measure = cadence.next(schedule, format.isPlain() ? SpeedupCadence.POLICY : option);
         RolloutEngine.Result r;
         try (io.tailguard.model.NativeLibraries.ThreadCap cap = io.tailguard.model.NativeLibraries.limitThreads(s.rollout().threads())) {
-            r = engine.run(Arrays.asList(w.prompts()), w.groups(), schedule, shadow, w.seed(), actor, measure);
+            r = (w.halfCache() ? engine.withKvCache(ai.djl.ndarray.types.DataType.FLOAT16) : engine).run(Arrays.asList(w.prompts()),
+                    w.groups(), schedule, shadow, w.seed(), actor, measure);
         }
         int g = s.rollout().groupSize();
         TrajectoryBuffer.GroupResult[] groups = new TrajectoryBuffer.GroupResult[w.groups().length];
@@ -251,8 +266,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
                 : Math.max(1e-9, r.generateSeconds() - paired.denseDecodeSeconds() - paired.densePrefillSeconds());
         controller.tell(new Controller.TailReport(name, w.schedule(), r.tails().toBytes(), shadow == null ? null : w.shadow(),
                 r.shadow() == null ? null : r.shadow().toBytes(), r.generatedTokens(), seconds,
-                actor == null ? -1 : compressedLoaded, actor == null ? "" : w.compressed().format().label()));
-        controller.tell(new Controller.RolloutTimed(timed(w, r, actor == null ? RunObserver.Rollout.PLAIN : w.compressed().format().label())));
+                actor == null ? -1 : compressedLoaded, format.isPlain() ? "" : option));
+        controller.tell(new Controller.RolloutTimed(timed(w, r, option)));
         metrics.rolloutTokens.labelValues(schedule.isDense() ? "dense" : "sparse").inc(r.generatedTokens());
         metrics.trajectories.inc(ts.size());
         metrics.rolloutTokensPerSecond.labelValues(name).set(r.generatedTokens() / Math.max(1e-9, r.generateSeconds()));

@@ -127,7 +127,8 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
         m.put("adapt", s.adapt());
         m.put("shadow_fraction", s.rollout().shadowFraction());
         m.put("score_fraction", s.rollout().scoreFraction());
-        m.put("kv_cache", s.rollout().kvCache() == ai.djl.ndarray.types.DataType.FLOAT16 ? "float16" : "float32");
+        m.put("kv_cache", s.rollout().kvCacheChosen() ? "choose"
+                : s.rollout().kvCache() == ai.djl.ndarray.types.DataType.FLOAT16 ? "float16" : "float32");
         m.put("packed_activations", s.rollout().packedActivations() == io.tailguard.model.PackedLinear.Activations.INT8 ? "int8" : "float32");
         m.put("rollout_threads", s.rollout().threads());
         m.put("bin_width", s.controller().binWidth());

@@ -113,12 +113,14 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      * speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0:
      * never); scoreFraction: the share of a lease's trajectories scored densely for α; threads: the
      * cap on a worker's native calls' threads (0: none); kvCache: the element type of the workers'
-     * KV caches, FLOAT32 or FLOAT16; packedActivations: what a packed quantized option's products
+     * KV caches, FLOAT32 or FLOAT16 (FLOAT32 when chosen); kvCacheChosen: every rollout option is
+     * also offered on a float16 cache and the controller chooses (kv-cache = choose); packedActivations: what a packed quantized option's products
      * multiply with (INT8: activations rounded to 8 bits per sequence).
      */
     public record Rollout(int workers, int promptsPerLease, int groupSize, double temperature, double shadowFraction,
                           double scoreFraction, Duration leaseTimeout, int speedupEvery, int threads,
-                          ai.djl.ndarray.types.DataType kvCache, io.tailguard.model.PackedLinear.Activations packedActivations) {}
+                          ai.djl.ndarray.types.DataType kvCache, io.tailguard.model.PackedLinear.Activations packedActivations,
+                          boolean kvCacheChosen) {}
 
     public record Buffer(int staleness, int maxGroups) {}
 
@@ -227,8 +229,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
                     unit(c, "tailguard.rollout.shadow-fraction"), scoreFraction(c),
                     positiveDuration(c, "tailguard.rollout.lease-timeout"),
-                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0), kvCache(c),
-                    packedActivations(c));
+                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0),
+                    kvCache(c).orElse(ai.djl.ndarray.types.DataType.FLOAT32), packedActivations(c), kvCache(c).isEmpty());
             BudgetController.Settings ctl = controller(c, t.longestSequence());
             Duration window = positiveDuration(c, "tailguard.controller.window");
             Buffer b = new Buffer((Integer) LiveKey.STALENESS.from(c), positive(c, "tailguard.buffer.max-groups"));
@@ -612,10 +614,11 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         return v;
     }
 
-    /** tailguard.rollout.kv-cache: float32 or float16. */
-    private static ai.djl.ndarray.types.DataType kvCache(Config c) {
-        return oneOf(c, "tailguard.rollout.kv-cache", java.util.Map.of("float32", ai.djl.ndarray.types.DataType.FLOAT32,
-                "float16", ai.djl.ndarray.types.DataType.FLOAT16));
+    /** tailguard.rollout.kv-cache: float32 or float16, or choose (empty: the controller chooses per option). */
+    private static java.util.Optional<ai.djl.ndarray.types.DataType> kvCache(Config c) {
+        return oneOf(c, "tailguard.rollout.kv-cache", java.util.Map.of("float32",
+                java.util.Optional.of(ai.djl.ndarray.types.DataType.FLOAT32), "float16",
+                java.util.Optional.of(ai.djl.ndarray.types.DataType.FLOAT16), "choose", java.util.Optional.empty()));
     }
 
     /** tailguard.rollout.packed-activations: float32 or int8. */
@@ -629,7 +632,9 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         String v = c.getString(key).strip();
         T t = words.get(v);
         if (t == null) {
-            throw new IllegalArgumentException(key + ": must be " + String.join(" or ", new java.util.TreeSet<>(words.keySet()))
+            java.util.List<String> w = new java.util.ArrayList<>(new java.util.TreeSet<>(words.keySet()));
+            String last = w.remove(w.size() - 1);
+            throw new IllegalArgumentException(key + ": must be " + (w.isEmpty() ? "" : String.join(", ", w) + " or ") + last
                     + ", got '" + v + "'");
         }
         return t;

@@ -139,6 +139,22 @@ class CompressedRolloutTest {
                 }
             }
             assertTrue(minP5 < 0.999, "2-bit RTN p5 α " + minP5);
+            controller.expectMessageClass(Controller.RolloutTimed.class, LONG);
+
+            // 3. the policy's own weights on a float16 KV cache (kv-cache = choose): scored even under the dense
+            // schedule, reported as its own option, and its behaviour log-probs are the float16 cache's, not the policy's
+            ask = controller.expectMessageClass(Controller.RequestWork.class, LONG);
+            Prompt p3 = prompts.of(7);
+            ask.replyTo().tell(new RolloutWorker.Work(3, new long[] {7}, new Prompt[] {p3}, v0, dense, null, 13, null, true));
+            TrajectoryBuffer.Trajectories t3 = buffer.expectMessageClass(TrajectoryBuffer.Trajectories.class, LONG);
+            Controller.TailReport r3 = controller.expectMessageClass(Controller.TailReport.class, LONG);
+            assertEquals(-1, r3.compressedVersion());
+            assertEquals("plain+kv16", r3.format());
+            assertTrue(TailStats.fromBytes(r3.tails()).totalCount() > 0, "a float16 lease is scored");
+            assertEquals("plain+kv16", controller.expectMessageClass(Controller.RolloutTimed.class, LONG).rollout().option());
+            Differences d3 = Differences.of(t3, policy);
+            assertTrue(d3.tokens() > 0);
+            assertTrue(d3.max() > 0 && d3.max() < 0.05, "float16 cache against the float32 policy: " + d3);
         } finally {
             kit.shutdownTestKit();
         }

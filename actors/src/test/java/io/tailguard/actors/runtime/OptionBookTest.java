@@ -105,4 +105,38 @@ class OptionBookTest {
         assertNull(book.choose(3).compressed());
         assertNull(book.choose(3).compressed());
     }
+
+    @Test
+    void aFloat16CacheOptionIsLeasedWithItsWeightsVersionAndItsTailsGoToIt() {
+        // priced: plain 4, plain+kv16 3, rtn4 2, rtn4+kv16 1
+        ApproximationBudget.Pricing price = (f, s) -> (f.ownWeights() ? 3 : 1) + (f.cacheBits() == 16 ? 0 : 1);
+        OptionBook book = new OptionBook(new BudgetController(CTL, SCHED), new ApproximationBudget.Settings(true, 0.25, 50), price,
+                true, 0);
+        book.offer(version(3));
+        TailStats t = new TailStats(256);
+        for (int i = 0; i < 300; i++) {
+            t.add(300, 0.95 + i * 1e-7);
+        }
+        // a lease of the policy on a float16 cache reports its own label with version −1; 4-bit on float16, version 3
+        book.report(new Controller.TailReport("w", ScheduleSpec.of(PLACED), t.toBytes(), null, null, 300, 1.0, -1, "plain+kv16"));
+        book.report(new Controller.TailReport("w", ScheduleSpec.of(PLACED), t.toBytes(), null, null, 300, 1.0, 3, "rtn4+kv16"));
+        OptionBook.Window w = book.tick(1_000_000_000L, 3, true);
+        assertEquals(0, w.decision().plain().tokens()[1], "not the plain policy's tails");
+        assertEquals(300, w.decision().options().get(1).tokens()[1], "plain+kv16's own");
+        // both meet τ; the cheaper, the combination, is in use, and its leases carry version 3 on a float16 cache
+        assertEquals("rtn4+kv16", w.decision().inUse(), w.decision().reason());
+        OptionBook.Pick p = book.choose(3);
+        assertTrue(p.halfCache(), "the lease rolls out on a float16 cache");
+        assertEquals(3, p.compressed().version());
+        assertEquals("rtn4", p.compressed().format().label());
+        // its probes go to its neighbour in price, 4-bit on a float32 cache: weights version 3, no float16 cache
+        OptionBook.Pick probe = book.choose(3);
+        for (int i = 0; i < 8 && probe.halfCache(); i++) {
+            probe = book.choose(3);
+        }
+        assertFalse(probe.halfCache());
+        assertEquals(3, probe.compressed().version());
+        assertEquals(300, w.plainTokens(), "the policy's float16 lease counts as the policy's tokens");
+        assertEquals(300, w.compressedTokens());
+    }
 }

@@ -6,6 +6,7 @@ import io.tailguard.rollout.tasks.TaskSpec;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -79,10 +80,10 @@ class RunSettingsTest {
     void aBadValueGivenOnTheCommandLineIsReportedAsTheSetThatGaveIt() {
         com.typesafe.config.Config set = com.typesafe.config.ConfigFactory.parseString("tailguard.rollout.kv-cache = bf16",
                 com.typesafe.config.ConfigParseOptions.defaults().setOriginDescription("--set tailguard.rollout.kv-cache=bf16"));
-        assertEquals("--set tailguard.rollout.kv-cache=bf16: tailguard.rollout.kv-cache: must be float16 or float32, got 'bf16'",
+        assertEquals("--set tailguard.rollout.kv-cache=bf16: tailguard.rollout.kv-cache: must be choose, float16 or float32, got 'bf16'",
                 assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(set.withFallback(with("")), "run.conf")).getMessage());
         // the same value from the file names the file
-        assertEquals("run.conf: tailguard.rollout.kv-cache: must be float16 or float32, got 'bf16'",
+        assertEquals("run.conf: tailguard.rollout.kv-cache: must be choose, float16 or float32, got 'bf16'",
                 assertThrows(IllegalArgumentException.class,
                         () -> RunSettings.parse(with("tailguard.rollout.kv-cache = bf16"), "run.conf")).getMessage());
     }
@@ -92,7 +93,12 @@ class RunSettingsTest {
         assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, RunSettings.parse(with(""), "run.conf").rollout().kvCache());
         assertEquals(ai.djl.ndarray.types.DataType.FLOAT16,
                 RunSettings.parse(with("tailguard.rollout.kv-cache = float16"), "run.conf").rollout().kvCache());
-        assertEquals("run.conf: tailguard.rollout.kv-cache: must be float16 or float32, got 'bfloat16'",
+        assertFalse(RunSettings.parse(with("tailguard.rollout.kv-cache = float16"), "run.conf").rollout().kvCacheChosen());
+        // choose: every option also on a float16 cache, the controller picks; a worker's own cache is float32 then
+        RunSettings chosen = RunSettings.parse(with("tailguard.rollout.kv-cache = choose"), "run.conf");
+        assertTrue(chosen.rollout().kvCacheChosen());
+        assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, chosen.rollout().kvCache());
+        assertEquals("run.conf: tailguard.rollout.kv-cache: must be choose, float16 or float32, got 'bfloat16'",
                 assertThrows(IllegalArgumentException.class,
                         () -> RunSettings.parse(with("tailguard.rollout.kv-cache = bfloat16"), "run.conf")).getMessage());
         assertEquals(io.tailguard.model.PackedLinear.Activations.FLOAT32, RunSettings.parse(with(""), "run.conf").rollout().packedActivations());

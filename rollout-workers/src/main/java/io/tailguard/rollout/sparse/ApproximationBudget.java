@@ -46,6 +46,14 @@ import java.util.Map;
  * to. Every lease of an option carries that option's shadow schedule, so each option's schedule can
  * step down by its own shadow replays.
  *
+ * <p>The KV cache is the second axis: with {@code halfCaches}, every option is offered twice, on a
+ * float32 cache and on a float16 one ({@link WeightFormat#withHalfCache}, labelled "+kv16"), each
+ * pair its own option with its own schedule and tails, priced with 2 bytes per cached key and value.
+ * The policy's own weights on a float16 cache ("plain+kv16") exist from the start, never lag the
+ * policy and do not depend on compressed rollout being on; a compressed format's twin comes and goes
+ * with its format. So the option in use is the cheapest (schedule × weights × cache) combination that
+ * meets τ, and the plain policy stays the one fallback.
+ *
  * <p>A newer version of a format replaces the older one in the leases and keeps its tails, its
  * schedule and whether it is in use: a version compressed from a newer policy is closer to the
  * policy that probes it, so the older evidence errs on the safe side; late reports of a replaced
@@ -118,7 +126,9 @@ public final class ApproximationBudget {
     private BudgetController.Settings ctl;
     private Settings s;
     private final Option plain;
+    /** Every option but the plain policy, by label: the compressed formats and the float16-cache twins. */
     private final Map<String, Option> compressed = new LinkedHashMap<>();
+    private final boolean halfCaches;
     private final Map<String, Schedule> resumed = new LinkedHashMap<>();
     private Option inUse;
     private String reason;
@@ -127,15 +137,33 @@ public final class ApproximationBudget {
     /** Per format label, the in-run paired measurements summed: {live, dense, predicted live, predicted dense} seconds, count. */
     private final Map<String, double[]> measurements = new java.util.HashMap<>();
 
-    /** The plain policy's budget controller, the compressed options' settings, and how options are priced. */
+    /** The plain policy's budget controller, the compressed options' settings, and how options are priced; float32 caches only. */
     public ApproximationBudget(BudgetController plainBudgets, Settings settings, Pricing pricing) {
+        this(plainBudgets, settings, pricing, false);
+    }
+
+    /** As above; halfCaches: every option is also offered on a float16 KV cache (the class comment). */
+    public ApproximationBudget(BudgetController plainBudgets, Settings settings, Pricing pricing, boolean halfCaches) {
         this.ctl = plainBudgets.settings();
         this.s = settings;
         this.pricing = pricing;
+        this.halfCaches = halfCaches;
         this.plain = new Option(WeightFormat.plain(), plainBudgets, -1);
         this.inUse = plain;
-        this.reason = settings.on() ? "no compressed version yet" : "compressed rollout off";
         price(plain);
+        if (halfCaches) {
+            WeightFormat half = WeightFormat.plain().withHalfCache();
+            Option o = new Option(half, new BudgetController(ctl, plainBudgets.schedule()), -1);
+            compressed.put(half.label(), o);
+            price(o);
+        }
+        this.reason = halfCaches ? "plain+kv16 offered on the plain policy's schedule: probed while next to the option in use"
+                : settings.on() ? "no compressed version yet" : "compressed rollout off";
+    }
+
+    /** Whether every option is also offered on a float16 KV cache. */
+    public boolean halfCaches() {
+        return halfCaches;
     }
 
     public Settings settings() {
@@ -161,14 +189,19 @@ public final class ApproximationBudget {
         return v;
     }
 
+    /** A format's option and, with float16 caches offered, its twin on one. */
+    private List<WeightFormat> variants(WeightFormat format) {
+        return halfCaches ? List.of(format, format.withHalfCache()) : List.of(format);
+    }
+
     /**
      * A compressed version of a format: taken when its format is new, or when newer than the version
      * of the format held (then its tails, schedule and use carry over). A new format starts on the
      * schedule of the option in use.
      */
     public boolean offer(WeightFormat format, long version) {
-        if (format.isPlain()) {
-            throw new IllegalArgumentException("the plain policy is not a compressed version");
+        if (format.ownWeights() || format.cacheBits() != 32) {
+            throw new IllegalArgumentException("a compressed version is offered by its weights' format, not " + format.label());
         }
         Option o = compressed.get(format.label());
         if (o != null) {
@@ -176,17 +209,25 @@ public final class ApproximationBudget {
                 return false;
             }
             long before = o.version;
-            o.version = version;
-            reason = format.label() + " v" + version + " replaces v" + before + (o == inUse ? " (in use)" : "");
+            boolean used = false;
+            for (WeightFormat f : variants(format)) {
+                Option twin = compressed.get(f.label());
+                twin.version = version;
+                used |= twin == inUse;
+            }
+            reason = format.label() + " v" + version + " replaces v" + before + (used ? " (in use)" : "");
             return true;
         }
-        Schedule before = resumed.remove(format.label());
-        o = new Option(format, new BudgetController(ctl, before != null ? before : inUse.budgets.schedule()), version);
-        compressed.put(format.label(), o);
-        price(o);
-        String from = before != null ? "its own schedule from before a restart (v" + before.version() + ")"
-                : "the schedule of " + inUse.format.label();
-        reason = String.format(Locale.ROOT, "%s v%d offered, on %s: probed with %s of the leases while next to the option in use",
+        StringBuilder from = new StringBuilder();
+        for (WeightFormat f : variants(format)) {
+            Schedule before = resumed.remove(f.label());
+            o = new Option(f, new BudgetController(ctl, before != null ? before : inUse.budgets.schedule()), version);
+            compressed.put(f.label(), o);
+            price(o);
+            from.append(from.isEmpty() ? "" : "; ").append(f.label()).append(" on ").append(before != null
+                    ? "its own schedule from before a restart (v" + before.version() + ")" : "the schedule of " + inUse.format.label());
+        }
+        reason = String.format(Locale.ROOT, "%s v%d offered, %s: probed with %s of the leases while next to the option in use",
                 format.label(), version, from, pct(s.probeShare()));
         return true;
     }
@@ -199,7 +240,12 @@ public final class ApproximationBudget {
      */
     public void resume(Map<String, Schedule> schedules) {
         schedules.forEach((label, sched) -> {
-            if (!compressed.containsKey(label) && !PLAIN.equals(label)) {
+            Option own = compressed.get(label);
+            if (own != null && own.format.ownWeights() && !own.reported) {
+                // the policy's float16-cache option exists from the start: it takes its schedule back
+                compressed.put(label, new Option(own.format, new BudgetController(ctl, sched), -1));
+                price(compressed.get(label));
+            } else if (!compressed.containsKey(label) && !PLAIN.equals(label)) {
                 resumed.put(label, sched);
             }
         });
@@ -239,10 +285,14 @@ public final class ApproximationBudget {
      */
     public void report(String label, long version, Schedule used, TailStats tails, Schedule shadowUsed, TailStats shadowTails,
                        long tokens, double seconds) {
-        Option o = label == null || label.isEmpty() || PLAIN.equals(label) || version < 0 ? plain : compressed.get(label);
-        if (o == null || (o != plain && version > o.version)) {
+        Option o = label == null || label.isEmpty() || PLAIN.equals(label) ? plain : compressed.get(label);
+        if (o == null && version < 0) {
+            o = plain;
+        }
+        if (o == null || (!o.format.ownWeights() && version > o.version)) {
             return;
         }
+        o.reported = true;
         o.budgets.report(used, tails, shadowUsed, shadowTails);
         o.windowTokens += tokens;
         o.windowSeconds += Math.max(0, seconds);
@@ -288,7 +338,7 @@ public final class ApproximationBudget {
             o.budgets.retune(controller);
             price(o);
         }
-        if (!settings.on()) {
+        if (!settings.on() && !inUse.format.ownWeights()) {
             inUse = plain;
             reason = "compressed rollout off";
         }
@@ -310,8 +360,9 @@ public final class ApproximationBudget {
 
     // ---------------------------------------------------------------- the rule
 
+    /** The policy's own weights always (on either cache); a compressed version while compressed rollout is on and it is recent enough. */
     private boolean usable(Option o, long policyVersion) {
-        return o == plain || (s.on() && policyVersion - o.version <= s.maxLag());
+        return o.format.ownWeights() || (s.on() && policyVersion - o.version <= s.maxLag());
     }
 
     /** Meets τ: the option in use while no judged bin is below τ − margin; another with a judged bin and all of them ≥ τ + hysteresis. */
@@ -364,7 +415,7 @@ public final class ApproximationBudget {
 
     private String why(Option was, long policyVersion) {
         Option now = inUse;
-        if (!s.on()) {
+        if (!s.on() && !halfCaches) {
             return "compressed rollout off";
         }
         if (compressed.isEmpty()) {
@@ -403,7 +454,7 @@ public final class ApproximationBudget {
         if (o == inUse) {
             return "in use";
         }
-        if (o != plain && !s.on()) {
+        if (!o.format.ownWeights() && !s.on()) {
             return "off";
         }
         if (!usable(o, policyVersion)) {
@@ -423,7 +474,8 @@ public final class ApproximationBudget {
     }
 
     private static String describe(Option o) {
-        return o.version < 0 ? "the plain policy" : o.format.label() + " v" + o.version;
+        return o.format.isPlain() ? "the plain policy" : o.format.ownWeights() ? "the policy's " + o.format.label()
+                : o.format.label() + " v" + o.version;
     }
 
     private void price(Option o) {
@@ -481,6 +533,8 @@ public final class ApproximationBudget {
         final WeightFormat format;
         final BudgetController budgets;
         long version;
+        /** Whether a lease of it has reported tails (a restart's schedule no longer replaces its own then). */
+        boolean reported;
         double cost;
         double[] p5;
         long[] tokens;

@@ -20,11 +20,17 @@ import java.util.regex.Pattern;
  * ⌈cols/group⌉ bytes of float16 steps and ⌈rows/8⌉ + ⌈cols/8⌉ bytes of sign bits; V:N:M with
  * cb = ⌈cols/M⌉ column blocks, 4 · rows · cb · N bytes of float32 kept values, rows · ⌈cb/2⌉ bytes
  * of 2:4 positions (4 bits per block) and rows/V · cb · 4 one-byte column offsets.
+ *
+ * <p>{@code cacheBits} is the element width of the KV cache the option decodes on: 32, or 16 for a
+ * float16 cache ({@link #withHalfCache}, labelled "+kv16"), which the cost model prices at 2 bytes per
+ * key and value ({@link CostModel#withKvBytes}). A rollout option is the pair: weights and cache.
  */
-public record WeightFormat(Kind kind, String label, int bits, int groupSize, int v, int n, int m) {
+public record WeightFormat(Kind kind, String label, int bits, int groupSize, int v, int n, int m, int cacheBits) {
     /** The compression worker's group size (compression's YaqaQuantizer.DEFAULT_GROUP_SIZE). */
     public static final int GROUP_SIZE = 32;
     private static final Pattern VNM = Pattern.compile("vnm_(\\d+)_(\\d+)_(\\d+)");
+    /** What a float16-cache option's label adds to its weights' label. */
+    public static final String HALF_CACHE = "+kv16";
 
     public enum Kind { PLAIN, QUANTIZED, VNM, DENSE }
 
@@ -52,23 +58,26 @@ public record WeightFormat(Kind kind, String label, int bits, int groupSize, int
             default -> {
             }
         }
+        if (cacheBits != 32 && cacheBits != 16) {
+            throw new IllegalArgumentException("weight format " + label + ": the KV cache is 32 or 16 bits, got " + cacheBits);
+        }
     }
 
     /** The policy's own float32 weights. */
     public static WeightFormat plain() {
-        return new WeightFormat(Kind.PLAIN, "plain", 32, 0, 0, 0, 0);
+        return new WeightFormat(Kind.PLAIN, "plain", 32, 0, 0, 0, 0, 32);
     }
 
     public static WeightFormat quantized(String label, int bits, int groupSize) {
-        return new WeightFormat(Kind.QUANTIZED, label, bits, groupSize, 0, 0, 0);
+        return new WeightFormat(Kind.QUANTIZED, label, bits, groupSize, 0, 0, 0, 32);
     }
 
     public static WeightFormat vnm(String label, int v, int n, int m) {
-        return new WeightFormat(Kind.VNM, label, 32, 0, v, n, m);
+        return new WeightFormat(Kind.VNM, label, 32, 0, v, n, m, 32);
     }
 
     public static WeightFormat dense(String label, int bits) {
-        return new WeightFormat(Kind.DENSE, label, bits, 0, 0, 0, 0);
+        return new WeightFormat(Kind.DENSE, label, bits, 0, 0, 0, 0, 32);
     }
 
     /**
@@ -86,8 +95,35 @@ public record WeightFormat(Kind kind, String label, int bits, int groupSize, int
         return bits <= 8 ? quantized(label, bits, GROUP_SIZE) : dense(label, bits);
     }
 
+    /** The policy's own float32 weights on a float32 cache: what a run falls back to. */
     public boolean isPlain() {
+        return kind == Kind.PLAIN && cacheBits == 32;
+    }
+
+    /** The policy's own float32 weights (on either cache). */
+    public boolean ownWeights() {
         return kind == Kind.PLAIN;
+    }
+
+    /** The same weights on a float16 KV cache, labelled with {@link #HALF_CACHE}. */
+    public WeightFormat withHalfCache() {
+        if (cacheBits == 16) {
+            return this;
+        }
+        return new WeightFormat(kind, label + HALF_CACHE, bits, groupSize, v, n, m, 16);
+    }
+
+    /** The same weights on a float32 KV cache (the label without {@link #HALF_CACHE}). */
+    public WeightFormat weights() {
+        if (cacheBits == 32) {
+            return this;
+        }
+        return new WeightFormat(kind, label.substring(0, label.length() - HALF_CACHE.length()), bits, groupSize, v, n, m, 32);
+    }
+
+    /** Bytes per key or value element in the option's KV cache. */
+    public int cacheBytes() {
+        return cacheBits / 8;
     }
 
     /** Bytes of every weight a decode step reads: the decoder linears in this format, everything else float32. */
@@ -121,11 +157,12 @@ public record WeightFormat(Kind kind, String label, int bits, int groupSize, int
 
     @Override
     public String toString() {
-        return switch (kind) {
+        String w = switch (kind) {
             case PLAIN -> "plain";
             case QUANTIZED -> String.format(Locale.ROOT, "%s (%d-bit, group %d)", label, bits, groupSize);
             case VNM -> String.format(Locale.ROOT, "%s (V:N:M %d:%d:%d)", label, v, n, m);
             case DENSE -> String.format(Locale.ROOT, "%s (%d-bit)", label, bits);
         };
+        return cacheBits == 16 ? w + ", float16 KV cache" : w;
     }
 }

@@ -62,6 +62,11 @@ public final class RolloutEngine {
             }
         }
 
+        /** The same options on a KV cache of that element type. */
+        public Options withKvCache(DataType type) {
+            return new Options(groupSize, temperature, maxNewFallback, binWidth, shadowFraction, scoreFraction, type);
+        }
+
         /** With a float32 KV cache. */
         public Options(int groupSize, double temperature, int maxNewFallback, int binWidth, double shadowFraction,
                        double scoreFraction) {
@@ -143,6 +148,19 @@ public final class RolloutEngine {
 
     public Options options() {
         return o;
+    }
+
+    /**
+     * This engine on a KV cache of that element type (a lease of a float16-cache option): the same
+     * model, tokenizer, task and LoRA; itself when the type is already its own.
+     */
+    public RolloutEngine withKvCache(DataType type) {
+        if (type == o.kvCache()) {
+            return this;
+        }
+        RolloutEngine e = new RolloutEngine(model, tok, task, o.withKvCache(type), actorLora);
+        e.machine = machine;
+        return e;
     }
 
     static AttentionKernel kernel(Schedule s) {

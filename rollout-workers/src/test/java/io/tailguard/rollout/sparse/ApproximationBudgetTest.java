@@ -30,7 +30,7 @@ class ApproximationBudgetTest {
     static final WeightFormat VNM = WeightFormat.of("vnm_16_2_16", 32);
     /** A decode step at the middle of each bin, summed: the linears' bytes and the schedule's attention both count. */
     static final ApproximationBudget.Pricing PRICE = (f, s) -> {
-        CostModel c = COST.withWeights(f);
+        CostModel c = COST.withWeights(f).withKvBytes(f.cacheBytes());
         double sum = 0;
         for (int len : new int[] {128, 384, 640, 896}) {
             sum += c.decodeTokenCost(len, s);
@@ -388,5 +388,106 @@ class ApproximationBudgetTest {
         // what is saved is what it resumes
         assertEquals(earned.toHocon(), b.compressedSchedules().get(Q4.label()).toHocon());
         assertEquals(java.util.Set.of(Q4.label(), Q8.label()), b.compressedSchedules().keySet());
+    }
+
+    static ApproximationBudget halfCaches(boolean compressedOn) {
+        return new ApproximationBudget(new BudgetController(CTL, SCHED), new ApproximationBudget.Settings(compressedOn, 0.25, 4),
+                PRICE, true);
+    }
+
+    /** 80 of 400 tokens in bin 1 at α 0.5: a breach of any option whose kept windows hold fewer than 1200 tokens there. */
+    static TailStats breach() {
+        TailStats worse = new TailStats(256);
+        for (int i = 0; i < 400; i++) {
+            worse.add(256 + 3, (i < 80 ? 0.5 : 0.95) + i * 1e-7);
+        }
+        return worse;
+    }
+
+    @Test
+    void theKvCacheIsAnAxisOfTheBudgetEveryOptionTwiceAndTheCheapestCombinationMeetingTauIsChosen() {
+        ApproximationBudget b = halfCaches(true);
+        // from the start: the policy on a float32 and on a float16 cache; the float16 one is priced lower (half the cache bytes)
+        assertEquals(List.of("plain", "plain+kv16"), b.options(0).stream().map(ApproximationBudget.OptionState::label).toList());
+        assertTrue(PRICE.cost(WeightFormat.plain().withHalfCache(), SCHED) < PRICE.cost(WeightFormat.plain(), SCHED));
+        // it is probed (the policy's own weights: version −1, a float16 cache) and its own shadow rides along
+        ApproximationBudget.Choice probe = null;
+        for (int i = 0; i < 4 && probe == null; i++) {
+            ApproximationBudget.Choice c = b.choose(10);
+            probe = c.probe() ? c : null;
+        }
+        assertEquals("plain+kv16", probe.format().label());
+        assertTrue(probe.plain(), "the policy's own weights");
+        assertEquals(16, probe.format().cacheBits());
+        assertArrayEquals(new int[] {64, 64, 128, 128}, probe.shadow().budgets());
+        // a report of plain+kv16 (version −1) is its own, not the plain policy's
+        lease(b, "plain+kv16", -1, 1, 150, 0.95);
+        assertTrue(Double.isNaN(option(b, "plain").p5()[1]) || option(b, "plain").tokens()[1] == 0);
+        ApproximationBudget.Decision d = b.tick(10, false);
+        assertEquals("plain+kv16", d.inUse(), d.reason());
+        assertEquals(0, option(b, "plain").tokens()[1], "the plain policy's tails are untouched");
+
+        // a compressed format comes with its float16 twin, both on the schedule of the option in use
+        b.offer(Q4, 10);
+        assertEquals(List.of("plain", "plain+kv16", "rtn4", "rtn4+kv16"),
+                b.options(10).stream().map(ApproximationBudget.OptionState::label).toList());
+        assertEquals(Q4.withHalfCache(), option(b, "rtn4+kv16").format());
+        lease(b, "rtn4", 10, 1, 150, 0.95);
+        lease(b, "rtn4+kv16", 10, 1, 150, 0.95);
+        ApproximationBudget.Decision both = b.tick(10, false);
+        // every option meets τ: the cheapest, by hand, is the combination of 4-bit weights and a float16 cache
+        assertEquals("rtn4+kv16", cheapest(b, "plain", "plain+kv16", "rtn4", "rtn4+kv16"));
+        assertEquals("rtn4+kv16", both.inUse(), both.reason());
+        // and it beats each single approximation's price
+        assertTrue(both.chosen().predictedCost() < option(b, "rtn4").predictedCost()
+                && both.chosen().predictedCost() < option(b, "plain+kv16").predictedCost());
+        ApproximationBudget.Choice leased = b.choose(10);
+        assertEquals("rtn4+kv16", leased.format().label());
+        assertEquals(10, leased.version());
+        assertEquals(Q4, leased.format().weights(), "a worker loads the format's weights by their own label");
+
+        // a newer version replaces both twins'
+        assertTrue(b.offer(Q4, 11));
+        assertEquals(11, option(b, "rtn4").version());
+        assertEquals(11, option(b, "rtn4+kv16").version());
+        assertFalse(b.offer(Q4, 11));
+        assertThrows(IllegalArgumentException.class, () -> b.offer(Q4.withHalfCache(), 12));
+
+        // a breach of the combination raises it in its own bin and hands the run to the cheapest other option meeting τ + hysteresis
+        b.report("rtn4+kv16", 11, option(b, "rtn4+kv16").schedule(), breach(), null, null, 400, 1.0);
+        ApproximationBudget.Decision raised = b.tick(11, true);
+        assertEquals(cheapest(b, "plain+kv16", "rtn4"), raised.inUse(), raised.reason());
+        assertTrue(raised.reason().contains("rtn4+kv16 v11: bin 1 p5 α 0.500 < τ − margin"), raised.reason());
+        assertEquals(256, option(b, "rtn4+kv16").schedule().budgets()[1], "its own bin 1 raised a rung");
+        assertEquals(128, option(b, "rtn4").schedule().budgets()[1], "its twin's schedule is its own");
+    }
+
+    @Test
+    void thePolicysFloat16CacheNeedsNoCompressedRolloutAndStepsDownOnItsOwnShadow() {
+        ApproximationBudget b = halfCaches(false);
+        b.offer(Q4, 10);
+        lease(b, "plain+kv16", -1, 1, 150, 0.95);
+        lease(b, "rtn4+kv16", 10, 1, 150, 0.99);
+        ApproximationBudget.Decision d = b.tick(10, false);
+        assertEquals("plain+kv16", d.inUse(), "compressed rollout off: the policy's float16 cache only: " + d.reason());
+        assertEquals("off", option(b, "rtn4+kv16").state());
+        // its shadow clears τ + hysteresis: its own schedule steps down, the plain policy's stays
+        ApproximationBudget.Choice c = b.choose(10);
+        assertEquals("plain+kv16", c.format().label());
+        b.report("plain+kv16", -1, c.schedule(), flat(1, 150, 0.95), c.shadow(), flat(1, 150, 0.95), 150, 1.0);
+        ApproximationBudget.Decision down = b.tick(10, true);
+        assertEquals("plain+kv16", down.inUse());
+        assertEquals(64, down.chosen().schedule().budgets()[1]);
+        assertEquals(128, option(b, "plain").schedule().budgets()[1]);
+        // switching compressed rollout off keeps it in use; its schedule is saved and resumed after a restart
+        b.retune(CTL, new ApproximationBudget.Settings(false, 0.25, 4));
+        assertEquals("plain+kv16", b.inUse());
+        Schedule saved = b.compressedSchedules().get("plain+kv16");
+        assertEquals(64, saved.budgets()[1]);
+        ApproximationBudget again = halfCaches(false);
+        again.resume(b.compressedSchedules());
+        assertEquals(saved, option(again, "plain+kv16").schedule());
+        // without the axis there is no float16 option
+        assertEquals(List.of("plain"), budget(SCHED, 0.25, 4).options(0).stream().map(ApproximationBudget.OptionState::label).toList());
     }
 }
