@@ -23,9 +23,10 @@ public final class RunObserver {
 
     /**
      * One controller window: the closed window's p5 α per bin (and its tokens), the budgets after
-     * the decision, the rollout options ({@code option}), and what the controller judged each bin on:
-     * judgedP5 and judgedTokens, its kept windows merged at the bin's budget (the evidence a raise or
-     * a hold rests on; NaN and 0 where it had none).
+     * the decision (the plain policy's), the rollout options ({@code option}), and what the controller
+     * judged each bin of the option in use on: judgedP5 and judgedTokens, that option's kept windows
+     * merged at its bin's budget (the evidence a raise or a hold rests on; NaN and 0 where it had none;
+     * the plain policy's own while it is in use).
      */
     public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
                          double predictedSpeedup, String[] changes, OptionWindow option, double[] judgedP5, long[] judgedTokens)
@@ -53,17 +54,18 @@ public final class RunObserver {
                 p5[t.bin()] = t.p5();
             }
         }
-        double[] judgedP5 = new double[bins];
-        long[] judgedTokens = new long[bins];
-        java.util.Arrays.fill(judgedP5, Double.NaN);
-        for (int b = 0; b < Math.min(bins, d.p5().length); b++) {
-            judgedP5[b] = d.p5()[b];
-            judgedTokens[b] = d.tokens()[b];
-        }
         String[] changes = d.changes().stream().map(c -> "bin " + c.bin() + ": " + c.from() + " -> " + c.to() + " (" + c.reason() + ")")
                 .toArray(String[]::new);
         var cd = options.decision();
         var chosen = cd.chosen();
+        // judged: the tail of the option in use (the plain policy's when it is), over the kept windows at its budgets
+        double[] judgedP5 = new double[bins];
+        long[] judgedTokens = new long[bins];
+        java.util.Arrays.fill(judgedP5, Double.NaN);
+        for (int b = 0; b < Math.min(bins, chosen.p5().length); b++) {
+            judgedP5[b] = chosen.p5()[b];
+            judgedTokens[b] = chosen.tokens()[b];
+        }
         // "the" compressed option of the older fields: the one in use, else the newest offered
         var featured = chosen.version() >= 0 ? chosen : null;
         for (var o : cd.options()) {

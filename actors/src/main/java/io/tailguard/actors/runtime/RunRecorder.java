@@ -218,6 +218,8 @@ public final class RunRecorder {
         int atFloor = 0;
         for (int k = Math.min(warmup, ws.size()); k < ws.size(); k++) {
             RunObserver.Window w = ws.get(k);
+            // the judged tail is the option in use's, so its floor is judged at that option's budgets
+            int[] budgets = w.option() != null && w.option().inUseBudgets() != null ? w.option().inUseBudgets() : w.budgets();
             for (int b = 0; b < w.judgedP5().length; b++) {
                 double a = w.judgedP5()[b];
                 // a bin with fewer tokens than the controller acts on has no p5 worth judging
@@ -225,7 +227,7 @@ public final class RunRecorder {
                     n++;
                     if (a >= w.tau() - below && a <= w.tau() + above) {
                         in++;
-                    } else if (a > w.tau() + above && b < w.budgets().length && w.budgets()[b] > 0 && w.budgets()[b] <= floor) {
+                    } else if (a > w.tau() + above && b < budgets.length && budgets[b] > 0 && budgets[b] <= floor) {
                         in++;
                         atFloor++;
                     }

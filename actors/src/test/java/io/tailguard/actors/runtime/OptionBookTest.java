@@ -136,6 +136,11 @@ class OptionBookTest {
         }
         assertFalse(probe.halfCache());
         assertEquals(3, probe.compressed().version());
+        // the run record judges the tail of the option in use: its p5 in bin 1, where the plain policy had no tokens
+        RunObserver.Window rw = RunObserver.window(0, w.decision().plain(), 0.86, 1.0, 3, w, 2.0);
+        assertEquals(0.95, rw.judgedP5()[1], 1e-3);
+        assertEquals(300, rw.judgedTokens()[1]);
+        assertEquals("rtn4+kv16", rw.option().inUse());
         assertEquals(300, w.plainTokens(), "the policy's float16 lease counts as the policy's tokens");
         assertEquals(300, w.compressedTokens());
     }

@@ -83,6 +83,27 @@ class RunFiguresTest {
         assertEquals(5 / 7.0, RunFigures.tailInBandFraction(r, 5, 10, 64, false), 1e-12);
     }
 
+    @Test
+    void withAnotherOptionInUseItsTailIsJudgedAtItsOwnBudgets() {
+        RunRecorder r = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), 1);
+        // the plain policy's schedule at 96, the option in use (plain+kv16) at the floor 48: its 0.99 is held there
+        RunObserver.OptionWindow kv16 = new RunObserver.OptionWindow(-1, false, new double[0], 10, 0, null, "plain+kv16", -1, 3,
+                new int[] {48}, 1.8, 100, 90);
+        for (int k = 0; k < 2; k++) {
+            r.on(new RunObserver.Window(0, 2, new int[] {96}, new double[] {0.99}, new long[] {100}, 0.86, 1.5, new String[0], kv16,
+                    new double[] {0.99}, new long[] {100}));
+        }
+        assertEquals(1.0, RunFigures.tailInBandFraction(r, 2, 10, 48, false), 1e-12);
+        assertEquals(1.0, RunFigures.tailInBandFraction(r, 2, 10, 48, true), 1e-12);
+        // judged at the plain schedule's 96 it would be out of band
+        RunRecorder plain = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), 1);
+        for (int k = 0; k < 2; k++) {
+            plain.on(new RunObserver.Window(0, 2, new int[] {96}, new double[] {0.99}, new long[] {100}, 0.86, 1.5, new String[0], null,
+                    new double[] {0.99}, new long[] {100}));
+        }
+        assertEquals(0.0, RunFigures.tailInBandFraction(plain, 2, 10, 48, false), 1e-12);
+    }
+
     static RunObserver.Rollout lease(double prefill, double decode, boolean measured, double live, double dense, double densePrefill,
                                      double predictedLive, double predictedDense) {
         return new RunObserver.Rollout(0, "w", 1, 1, 8, 10, prefill, decode, measured, live, dense, densePrefill, predictedLive,
