@@ -162,6 +162,16 @@ final class TrainCommand implements Callable<Integer> {
             });
             out.put("rollout_speedup_by_option", options);
         }
+        // how long each rollout option (weights, cache and schedule) was the one in use: windows per label
+        Map<String, Integer> inUse = new LinkedHashMap<>();
+        for (var w : recorder.windows()) {
+            if (w.option() != null && w.option().inUse() != null) {
+                inUse.merge(w.option().inUse(), 1, Integer::sum);
+            }
+        }
+        if (inUse.size() > 1 || (inUse.size() == 1 && !inUse.containsKey(io.tailguard.actors.runtime.RunObserver.Rollout.PLAIN))) {
+            out.put("option_in_use_windows", inUse);
+        }
         if (compare != null) {
             out.put("compare_schedule", s.train().compareSchedule());
             out.put("compare_budgets", compare.budgets());

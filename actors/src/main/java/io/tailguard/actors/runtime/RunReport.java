@@ -130,7 +130,7 @@ public final class RunReport {
                 }
             }
             h.append("</ul>");
-            if (compressed) {
+            if (windows.stream().anyMatch(w -> w.option() != null && w.option().change() != null)) {
                 h.append("<h2>Rollout option changes</h2><ul>");
                 for (RunObserver.Window w : windows) {
                     if (w.option() != null && w.option().change() != null) {

@@ -44,7 +44,9 @@ public final class Generator {
 
     /**
      * From now on this generator's caches hold keys and values as {@code type}: FLOAT32 (the default)
-     * or FLOAT16 ({@link KvCache}). A paired generation's reference keeps a float32 cache.
+     * or FLOAT16 ({@link KvCache}). On a float16 cache the prompts are still prefilled in float32 and
+     * stored rounded: what decoding reads is approximated, the prefill's attention and first logits
+     * are exact. A paired generation's reference keeps a float32 cache.
      */
     public Generator cacheType(DataType type) {
         if (type != DataType.FLOAT32 && type != DataType.FLOAT16) {
@@ -323,7 +325,7 @@ public final class Generator {
         NDManager own = model.manager().newSubManager();
         try {
             Padded p = Padded.of(distinct, maxPrompt);
-            KvCache once = new KvCache(own, model.config(), distinct.size(), maxPrompt, cache.dataType());
+            KvCache once = new KvCache(own, model.config(), distinct.size(), maxPrompt, DataType.FLOAT32);
             NDArray sharedLogits = model.prefill(p.ids(own), p.lengths(), once);
             sharedLogits.attach(own);
             cache.copyRowsFrom(once, rowOf);
@@ -342,10 +344,13 @@ public final class Generator {
                                            KvCache cache) {
         int u = distinct.size();
         Padded p = Padded.of(distinct, maxPrompt);
-        if (u == rowOf.length) {   // all distinct: rowOf is the identity
+        if (u == rowOf.length && cache.dataType() == DataType.FLOAT32) {   // all distinct: rowOf is the identity
             return model.prefill(p.ids(into), p.lengths(), cache);
         }
-        try (KvCache once = new KvCache(into, model.config(), u, maxPrompt, cache.dataType())) {
+        // the prompts are prefilled in float32 and only stored rounded: a float16 cache approximates what
+        // decoding reads, while the prefill (compute-bound, where rounding saves nothing) stays exact, so
+        // its rows are the dense scoring's too
+        try (KvCache once = new KvCache(into, model.config(), u, maxPrompt, DataType.FLOAT32)) {
             NDArray sharedLogits = model.prefill(p.ids(into), p.lengths(), once);
             cache.copyRowsFrom(once, rowOf);
             return rowsOf(sharedLogits, rowOf, into);

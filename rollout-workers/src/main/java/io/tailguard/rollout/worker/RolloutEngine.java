@@ -265,9 +265,9 @@ public final class RolloutEngine {
         GenerationResult res;
         SpeedupSample speedup = null;
         // the scoring starts from the generation's prompt rows when the sampler's weights are the
-        // policy's (no compressed actor, no LoRA merged): the same prefill, not computed twice
-        // (and the cache is float32: the dense scoring's prompt rows must be exact)
-        boolean reuse = alpha && actor == null && actorLora == null && o.kvCache() == DataType.FLOAT32;
+        // policy's (no compressed actor, no LoRA merged): the same prefill, not computed twice (on a
+        // float16 cache too: prompts are prefilled in float32 and only stored rounded, Generator)
+        boolean reuse = alpha && actor == null && actorLora == null;
         io.tailguard.model.PromptPrefill prompted = null;
         // with the sparse actor's LoRA merged, the dense reference decodes with the same merged weights:
         // the two modes differ only in the pages they read

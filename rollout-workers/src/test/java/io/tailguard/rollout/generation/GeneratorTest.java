@@ -67,6 +67,28 @@ class GeneratorTest {
     }
 
     @Test
+    void onAFloat16CacheThePromptIsPrefilledInFloat32AndOnlyDecodingReadsRoundedValues() {
+        // distinct prompts (one prefill straight into the batch) and a shared one (prefilled once, copied)
+        for (List<int[]> prompts : List.of(PROMPTS, List.of(PROMPTS.get(2), PROMPTS.get(2), PROMPTS.get(0)))) {
+            GenerationRequest req = new GenerationRequest(prompts, 8, SamplingParams.greedy(), Set.of(), 0);
+            GenerationResult f32 = new Generator(model).generate(req);
+            GenerationResult f16 = new Generator(model).cacheType(ai.djl.ndarray.types.DataType.FLOAT16).generate(req);
+            double later = 0;
+            for (int i = 0; i < prompts.size(); i++) {
+                float[] a = f32.sequences().get(i).logprobs();
+                float[] b = f16.sequences().get(i).logprobs();
+                // the first token comes from the prefill's logits: exactly the float32 ones
+                assertEquals(a[0], b[0], 0.0, "sequence " + i + ": first token's log-prob");
+                assertEquals(f32.sequences().get(i).outputIds()[0], f16.sequences().get(i).outputIds()[0]);
+                for (int t = 1; t < Math.min(a.length, b.length); t++) {
+                    later = Math.max(later, Math.abs(a[t] - b[t]));
+                }
+            }
+            assertTrue(later > 0, "decode steps read the rounded cache");
+        }
+    }
+
+    @Test
     void seededSamplingIsReproducibleAndSeedsDiffer() {
         SamplingParams p = new SamplingParams(1.0, 0.95, 20, 42);
         Generator g = new Generator(model);
