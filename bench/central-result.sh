@@ -2,11 +2,14 @@
 # The central result as one command: three arms of `tailguard train` from the same warm start with
 # the same seeds, then `tailguard compare-runs` over them (docs/reference.md, "central-result.sh").
 #
-#   dense      the start schedule dense, the controller off: every rollout attends over everything
-#   guarded    calibrated start at τ, the controller on (the tail guard); the calibration runs once,
+#   dense      the start schedule dense, the controller off, a float32 KV cache: every rollout
+#              attends over everything, exactly
+#   guarded    calibrated start at τ, the controller on (the tail guard, choosing schedule and, with
+#              the configuration's kv-cache = choose, the KV cache); the calibration runs once,
 #              before the arms (`train --calibrate-only`, the first seed), and every guarded run
 #              starts from it: its minutes are reported beside the table, not in one arm's clock
-#   unguarded  one fixed budget at every length, the controller off: nothing holds its tail at τ
+#   unguarded  one fixed budget at every length, the controller off, a float32 KV cache: nothing
+#              holds its tail at τ
 #
 # Every arm runs with the configuration file (default config/quickstart.conf) and the --set pairs
 # given here; the arm's own keys win over them. Into OUT: <arm>-s<seed>/ (each run's directory,
@@ -127,10 +130,11 @@ esac
 # The arm's own keys. `train` takes the first --set of a key, so these come before the shared ones.
 arm_sets() {
   case "$1" in
-    dense) ARM=(--set "tailguard.controller.schedule=" --set "tailguard.controller.adapt=off") ;;
+    dense) ARM=(--set "tailguard.controller.schedule=" --set "tailguard.controller.adapt=off" --set "tailguard.rollout.kv-cache=float32") ;;
     guarded) ARM=(--set "tailguard.controller.schedule=$CALIBRATED" --set "tailguard.train.compare-schedule=$CALIBRATED"
       --set "tailguard.controller.adapt=on") ;;
-    unguarded) ARM=(--set "tailguard.controller.schedule=$UNGUARDED_SCHEDULE" --set "tailguard.controller.adapt=off") ;;
+    unguarded) ARM=(--set "tailguard.controller.schedule=$UNGUARDED_SCHEDULE" --set "tailguard.controller.adapt=off"
+      --set "tailguard.rollout.kv-cache=float32") ;;
   esac
 }
 

@@ -41,6 +41,7 @@ class QuickstartConfigTest {
         assertEquals(Set.of(0, 1), s.denseLayers());
         assertTrue(s.rollout().speedupEvery() > 0, "the speedup is measured in the run");
         assertTrue(s.train().evalEvery() > 0, "held-out pass@1 is a curve");
+        assertTrue(s.rollout().kvCacheChosen(), "the controller chooses the KV cache too (plain+kv16)");
 
         // copy's default span at 768: 16 chunks of 8 = 128 symbols and "]"; n = 130 tokens with eos and a
         // generation cap of 130 + 33 + 8 = 171
