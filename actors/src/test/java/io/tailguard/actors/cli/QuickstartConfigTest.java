@@ -42,6 +42,7 @@ class QuickstartConfigTest {
         assertTrue(s.rollout().speedupEvery() > 0, "the speedup is measured in the run");
         assertTrue(s.train().evalEvery() > 0, "held-out pass@1 is a curve");
         assertTrue(s.rollout().kvCacheChosen(), "the controller chooses the KV cache too (plain+kv16)");
+        assertTrue(s.buffer().maxGroups() <= 2 * s.learner().groupsPerStep(), "a fast worker pauses instead of rolling out stale groups");
 
         // copy's default span at 768: 16 chunks of 8 = 128 symbols and "]"; n = 130 tokens with eos and a
         // generation cap of 130 + 33 + 8 = 171
