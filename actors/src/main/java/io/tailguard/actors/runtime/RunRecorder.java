@@ -98,6 +98,15 @@ public final class RunRecorder {
                     b.append(String.format(Locale.ROOT, " b%d:%.2f", i, o.compressedP5()[i]));
                 }
             }
+        } else if (o != null && o.inUse() != null && !RunObserver.Rollout.PLAIN.equals(o.inUse())) {
+            // the policy's own weights on another cache (plain+kv16): its own budgets
+            b.append("  option ").append(o.inUse());
+            int[] ib = o.inUseBudgets() == null ? new int[0] : o.inUseBudgets();
+            for (int i = 0; i < ib.length; i++) {
+                if (i < w.judgedP5().length && !Double.isNaN(w.judgedP5()[i])) {
+                    b.append(String.format(Locale.ROOT, " b%d:%.2f/%d", i, w.judgedP5()[i], ib[i]));
+                }
+            }
         }
         return b.toString();
     }

@@ -102,6 +102,10 @@ class RunFiguresTest {
                     new double[] {0.99}, new long[] {100}));
         }
         assertEquals(0.0, RunFigures.tailInBandFraction(plain, 2, 10, 48, false), 1e-12);
+        // the progress line names the option in use with its judged tail at its budgets
+        RunObserver.Window w = new RunObserver.Window(0, 2, new int[] {96}, new double[] {0.99}, new long[] {100}, 0.86, 1.5,
+                new String[0], kv16, new double[] {0.97}, new long[] {100});
+        assertTrue(RunRecorder.tails(w).endsWith("  option plain+kv16 b0:0.97/48"), RunRecorder.tails(w));
     }
 
     static RunObserver.Rollout lease(double prefill, double decode, boolean measured, double live, double dense, double densePrefill,
