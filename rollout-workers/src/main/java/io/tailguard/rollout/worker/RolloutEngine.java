@@ -122,6 +122,8 @@ public final class RolloutEngine {
     private final io.tailguard.model.lora.LoraAdapter actorLora;
     /** The cost model's machine constants, read at the first measured lease. */
     private CostModel.Machine machine;
+    /** This engine on the other cache type ({@link #withKvCache}), made once. */
+    private RolloutEngine other;
 
     public RolloutEngine(Qwen3Model model, Tokenizer tok, Task task, Options options) {
         this(model, tok, task, options, null);
@@ -158,9 +160,11 @@ public final class RolloutEngine {
         if (type == o.kvCache()) {
             return this;
         }
-        RolloutEngine e = new RolloutEngine(model, tok, task, o.withKvCache(type), actorLora);
-        e.machine = machine;
-        return e;
+        if (other == null || other.o.kvCache() != type) {
+            other = new RolloutEngine(model, tok, task, o.withKvCache(type), actorLora);
+            other.machine = machine;
+        }
+        return other;
     }
 
     static AttentionKernel kernel(Schedule s) {
