@@ -235,6 +235,25 @@ static inline __attribute__((always_inline)) WIDE __m512 sum16x16(const __m512 *
 }
 
 /*
+ * One query's scores of a page (sc, masked lanes −inf) into the running softmax: the maximum, the
+ * rescaled sum and accumulator, and the page's weights into wt (16 per query).
+ */
+static inline __attribute__((always_inline)) WIDE void wide_softmax(__m512 sc, __mmask16 live, int i, int d, float *mx,
+                                                                     float *sum, float *acc, float *wt, const int D16) {
+    float m = _mm512_reduce_max_ps(sc);
+    if (m > mx[i]) {
+        float c = expf(mx[i] - m);   /* 0 on the first page */
+        sum[i] *= c;
+        __m512 cv = _mm512_set1_ps(c);
+        for (int k = 0; k < D16; k++) _mm512_storeu_ps(acc + i * d + 16 * k, _mm512_mul_ps(cv, _mm512_loadu_ps(acc + i * d + 16 * k)));
+        mx[i] = m;
+    }
+    __m512 e = _mm512_maskz_mov_ps(live, _ZGVeN16v_expf(_mm512_sub_ps(sc, _mm512_set1_ps(mx[i]))));
+    sum[i] += _mm512_reduce_add_ps(e);
+    _mm512_store_ps(wt + 16 * i, e);
+}
+
+/*
  * The AVX-512 loop for head sizes 16·D16 and tiles of NQ ≤ 16 / D16 queries (compile-time after
  * inlining): the scores of a page are one vector per query, and the tile's weighted values stay in
  * registers while the page's values stream past.
@@ -244,31 +263,44 @@ static inline __attribute__((always_inline)) WIDE void wide_tile(const void *kp,
                                                                   float *acc, const int D16, const int NQ, const int VH) {
     __attribute__((aligned(64))) float wt[16 * 16];
     __mmask16 live = (__mmask16) ((1u << tokens) - 1);
-    for (int i = 0; i < NQ; i++) {
-        __m512 qv[8], p[16];
-        for (int c = 0; c < D16; c++) qv[c] = _mm512_loadu_ps(q + i * d + 16 * c);
+    if (VH) {
+        /* float16 keys are widened once for the whole tile (the conversions, not the products, bound
+           this loop): each key's products with the tile's queries go to p[i][t], folded per query */
+        __m512 qv[16], p[4][16];
+        for (int i = 0; i < NQ; i++) {
+            for (int c = 0; c < D16; c++) qv[i * D16 + c] = _mm512_loadu_ps(q + i * d + 16 * c);
+        }
         for (int t = 0; t < PAGE; t++) {
-            __m512 s = _mm512_setzero_ps();
             if (t < tokens) {
-                for (int c = 0; c < D16; c++) {
-                    long at = (long) t * d + 16 * c;
-                    s = _mm512_fmadd_ps(qv[c], VH ? widen16((const uint16_t *) kp + at) : _mm512_loadu_ps((const float *) kp + at), s);
+                __m512 kv[8];
+                for (int c = 0; c < D16; c++) kv[c] = widen16((const uint16_t *) kp + (long) t * d + 16 * c);
+                for (int i = 0; i < NQ; i++) {
+                    __m512 s = _mm512_mul_ps(qv[i * D16], kv[0]);
+                    for (int c = 1; c < D16; c++) s = _mm512_fmadd_ps(qv[i * D16 + c], kv[c], s);
+                    p[i][t] = s;
                 }
+            } else {
+                for (int i = 0; i < NQ; i++) p[i][t] = _mm512_setzero_ps();
             }
-            p[t] = s;
         }
-        __m512 sc = _mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), sum16x16(p));
-        float m = _mm512_reduce_max_ps(sc);
-        if (m > mx[i]) {
-            float c = expf(mx[i] - m);   /* 0 on the first page */
-            sum[i] *= c;
-            __m512 cv = _mm512_set1_ps(c);
-            for (int k = 0; k < D16; k++) _mm512_storeu_ps(acc + i * d + 16 * k, _mm512_mul_ps(cv, _mm512_loadu_ps(acc + i * d + 16 * k)));
-            mx[i] = m;
+        for (int i = 0; i < NQ; i++) {
+            wide_softmax(_mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), sum16x16(p[i])), live, i, d, mx, sum, acc, wt, D16);
         }
-        __m512 e = _mm512_maskz_mov_ps(live, _ZGVeN16v_expf(_mm512_sub_ps(sc, _mm512_set1_ps(mx[i]))));
-        sum[i] += _mm512_reduce_add_ps(e);
-        _mm512_store_ps(wt + 16 * i, e);
+    } else {
+        /* float32 keys: one query at a time, its 16 products in registers (reloading a key from L1
+           is cheaper than spilling the tile's products) */
+        for (int i = 0; i < NQ; i++) {
+            __m512 qv[8], p[16];
+            for (int c = 0; c < D16; c++) qv[c] = _mm512_loadu_ps(q + i * d + 16 * c);
+            for (int t = 0; t < PAGE; t++) {
+                __m512 s = _mm512_setzero_ps();
+                if (t < tokens) {
+                    for (int c = 0; c < D16; c++) s = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps((const float *) kp + (long) t * d + 16 * c), s);
+                }
+                p[t] = s;
+            }
+            wide_softmax(_mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), sum16x16(p)), live, i, d, mx, sum, acc, wt, D16);
+        }
     }
     __m512 a[16];
     for (int i = 0; i < NQ; i++) {
