@@ -314,16 +314,19 @@ public final class KvCache implements AutoCloseable {
             for (int l = 0; l < keys.length; l++) {
                 NDArray k = src.keys[l].get(rowsOf);
                 NDArray v = src.values[l].get(rowsOf);
-                NDArray lm = src.landmarks[l].get(rowsOf);
-                scratch.attachAll(k, v, lm);
+                scratch.attachAll(k, v);
                 NDArray ks = stored(k);
                 NDArray vs = stored(v);
                 scratch.attachAll(ks, vs);
                 keys[l].set(new NDIndex(":, :, :{}", src.capacity), ks);
                 values[l].set(new NDIndex(":, :, :{}", src.capacity), vs);
-                landmarks[l].set(new NDIndex(":, :, :{}", pages), lm);
-                if (src.type != type) {
-                    refreshLandmarks(l, src.capacity / PAGE);
+                if (src.type == type) {
+                    NDArray lm = src.landmarks[l].get(rowsOf);
+                    scratch.attachAll(lm);
+                    landmarks[l].set(new NDIndex(":, :, :{}", pages), lm);
+                } else {
+                    // the keys were rounded on the way: the landmarks are the means of them as stored
+                    refreshLandmarks(l, pages);
                 }
             }
         }

@@ -23,8 +23,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the rounding), written alike by the native and the libtorch layers, prefill and decode.
  */
 class Float16CacheTest {
-    /** head_dim 12 (no vector multiple), GQA 5, three layers; prompts that end inside and on page edges. */
-    static final ModelConfig CONFIG = new ModelConfig(29, 44, 50, 3, 5, 1, 12, 1e-6, 10_000.0, 4096, false, -1);
+    /** NativeDecodeTest's shapes (head_dim 12: no vector multiple, GQA 5, three layers); prompts that end inside and on page edges. */
+    static final ModelConfig CONFIG = NativeDecodeTest.CONFIG;
     static Qwen3Model model;
 
     @BeforeAll
