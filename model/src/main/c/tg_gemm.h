@@ -85,4 +85,65 @@ static inline __attribute__((always_inline)) void tg_tile(int rows, int w, int k
     }
 }
 
+/*
+ * The same tile on AVX-512 (where the CPU has it; tg_avx512 says): rows <= 6 and w <= 32 columns,
+ * twelve 16-lane accumulators, columns past w masked. Each output element is the same sum as
+ * tg_tile's (Σ_p in p order with fused multiply-adds from zero, then C added when acc), so the two
+ * give the same bits; this one does twice the multiply-adds per instruction. Inlined with constant
+ * rows into a caller compiled for AVX-512 (TG_AVX512).
+ */
+#define TG_AVX512 __attribute__((target("avx512f")))
+
+static inline int tg_avx512(void) {
+    static int has = -1;
+    if (has < 0) has = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return has;
+}
+
+static inline __attribute__((always_inline)) TG_AVX512 void tg_tile512(int rows, int w, int k, const float *A, long sr,
+                                                                       long sp, const float *B, long ldb, float *C,
+                                                                       long ldc, int acc) {
+    __mmask16 m0 = (__mmask16) (w >= 16 ? 0xFFFF : (1u << w) - 1u);
+    __mmask16 m1 = (__mmask16) (w <= 16 ? 0 : w >= 32 ? 0xFFFF : (1u << (w - 16)) - 1u);
+    const float *a0 = A, *a1 = A + (rows > 1 ? sr : 0), *a2 = A + (rows > 2 ? 2 * sr : 0);
+    const float *a3 = A + (rows > 3 ? 3 * sr : 0), *a4 = A + (rows > 4 ? 4 * sr : 0), *a5 = A + (rows > 5 ? 5 * sr : 0);
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    for (int p = 0; p < k; p++) {
+        const float *b = B + p * ldb;
+        long o = p * sp;
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        __m512 x = _mm512_set1_ps(a0[o]);
+        c00 = _mm512_fmadd_ps(x, b0, c00);
+        c01 = _mm512_fmadd_ps(x, b1, c01);
+        x = _mm512_set1_ps(a1[o]);
+        c10 = _mm512_fmadd_ps(x, b0, c10);
+        c11 = _mm512_fmadd_ps(x, b1, c11);
+        x = _mm512_set1_ps(a2[o]);
+        c20 = _mm512_fmadd_ps(x, b0, c20);
+        c21 = _mm512_fmadd_ps(x, b1, c21);
+        x = _mm512_set1_ps(a3[o]);
+        c30 = _mm512_fmadd_ps(x, b0, c30);
+        c31 = _mm512_fmadd_ps(x, b1, c31);
+        x = _mm512_set1_ps(a4[o]);
+        c40 = _mm512_fmadd_ps(x, b0, c40);
+        c41 = _mm512_fmadd_ps(x, b1, c41);
+        x = _mm512_set1_ps(a5[o]);
+        c50 = _mm512_fmadd_ps(x, b0, c50);
+        c51 = _mm512_fmadd_ps(x, b1, c51);
+    }
+    __m512 c[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int r = 0; r < rows; r++) {
+        float *out = C + r * ldc;
+        if (acc) {
+            c[r][0] = _mm512_add_ps(c[r][0], _mm512_maskz_loadu_ps(m0, out));
+            c[r][1] = _mm512_add_ps(c[r][1], _mm512_maskz_loadu_ps(m1, out + 16));
+        }
+        _mm512_mask_storeu_ps(out, m0, c[r][0]);
+        _mm512_mask_storeu_ps(out + 16, m1, c[r][1]);
+    }
+}
+
 #endif

@@ -14,7 +14,8 @@
  *
  * Work is split by (row, key/value head): a unit owns its keys' gradients, so units never write the
  * same memory; a prefix shared by several rows gets per-unit partial sums, added up at the end.
- * Products are small row-major GEMMs on tg_gemm.h's AVX2 micro-kernels, over blocks of QB queries.
+ * Products are small row-major GEMMs on tg_gemm.h's micro-kernels (AVX-512 where the CPU has it, else AVX2;
+ * the same sums either way), over blocks of QB queries.
  */
 #include <jni.h>
 #include <math.h>
@@ -72,11 +73,50 @@ static void tile_edge(int rows, int w, int k, const float *A, long sr, long sp, 
  * Inlined into gemm and gemm_tn, so that each has its own copy with its unit stride a constant
  * (one register and one add fewer in the tiles' inner loops).
  */
+/* gemm_s on AVX-512 tiles of 6 x 32 (tg_tile512): the same sums, half the instructions. */
+static inline __attribute__((always_inline)) TG_AVX512 void gemm_s512(int m, int n, int k, const float *A, long sr, long sp,
+                                                                    const float *B, long ldb, float *C, long ldc, int acc) {
+    for (int i = 0; i < m; i += 6) {
+        const float *a = A + i * sr;
+        float *c = C + i * ldc;
+        int rows = m - i < 6 ? m - i : 6;
+        for (int j = 0; j < n; j += 32) {
+            int w = n - j < 32 ? n - j : 32;
+            switch (rows) {
+                case 6: tg_tile512(6, w, k, a, sr, sp, B + j, ldb, c + j, ldc, acc); break;
+                case 5: tg_tile512(5, w, k, a, sr, sp, B + j, ldb, c + j, ldc, acc); break;
+                case 4: tg_tile512(4, w, k, a, sr, sp, B + j, ldb, c + j, ldc, acc); break;
+                case 3: tg_tile512(3, w, k, a, sr, sp, B + j, ldb, c + j, ldc, acc); break;
+                case 2: tg_tile512(2, w, k, a, sr, sp, B + j, ldb, c + j, ldc, acc); break;
+                default: tg_tile512(1, w, k, a, sr, sp, B + j, ldb, c + j, ldc, acc); break;
+            }
+        }
+    }
+}
+
+static TG_AVX512 void gemm512(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float *C, long ldc,
+                              int acc) {
+    gemm_s512(m, n, k, A, lda, 1, B, ldb, C, ldc, acc);
+}
+
+static TG_AVX512 void gemm_tn512(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float *C,
+                                 long ldc, int acc) {
+    gemm_s512(m, n, k, A, 1, lda, B, ldb, C, ldc, acc);
+}
+
+/* Whether the AVX-512 tiles may run (NativeTraining.wideTiles: the tests run both and compare). */
+static int wide_allowed = 1;
+
 static inline __attribute__((always_inline)) void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc,
                    int acc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         if (!acc) for (int i = 0; i < m; i++) memset(C + i * ldc, 0, sizeof(float) * n);
+        return;
+    }
+    if (wide_allowed && tg_avx512()) {
+        if (sp == 1) gemm512(m, n, k, A, sr, B, ldb, C, ldc, acc);
+        else gemm_tn512(m, n, k, A, sp, B, ldb, C, ldc, acc);
         return;
     }
     int i = 0;
@@ -165,8 +205,21 @@ static void softmax_row(float *s, int n, int vis, const float *lse_in, float *ls
     if (lse_in) {
         sub = *lse_in;
     } else {
+        /* the largest score, four vectors at a time (a scalar loop waits on each comparison) */
+        __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+        for (j = 0; j + 32 <= vis; j += 32) {
+            m0 = _mm256_max_ps(m0, _mm256_loadu_ps(s + j));
+            m1 = _mm256_max_ps(m1, _mm256_loadu_ps(s + j + 8));
+            m2 = _mm256_max_ps(m2, _mm256_loadu_ps(s + j + 16));
+            m3 = _mm256_max_ps(m3, _mm256_loadu_ps(s + j + 24));
+        }
+        for (; j + 8 <= vis; j += 8) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(s + j));
+        m0 = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, m0);
         float mx = -INFINITY;
-        for (j = 0; j < vis; j++) mx = s[j] > mx ? s[j] : mx;
+        for (int l = 0; l < 8; l++) mx = lanes[l] > mx ? lanes[l] : mx;
+        for (; j < vis; j++) mx = s[j] > mx ? s[j] : mx;
         sub = mx;
     }
     __m256 vsub = _mm256_set1_ps(sub);
@@ -309,6 +362,14 @@ static void slab_reduce(void *ctx, int item, int worker) {
             for (int d = 0; d < D; d++) { kd[d] += sl[d]; vd[d] += sl[D + d]; }
         }
     }
+}
+
+JNIEXPORT jboolean JNICALL Java_io_tailguard_model_NativeTraining_wideTiles(JNIEnv *env, jclass cls, jboolean allow) {
+    (void) env; (void) cls;
+    pthread_mutex_lock(&call_mu);
+    wide_allowed = allow ? 1 : 0;
+    pthread_mutex_unlock(&call_mu);
+    return wide_allowed && tg_avx512() ? JNI_TRUE : JNI_FALSE;
 }
 
 JNIEXPORT jint JNICALL Java_io_tailguard_model_NativeTraining_pageSize(JNIEnv *env, jclass cls) {

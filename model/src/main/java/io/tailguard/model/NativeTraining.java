@@ -71,6 +71,13 @@ public final class NativeTraining {
     }
 
     /** The page in tokens the library was compiled with (src/main/c/tg_page.h); must be {@link KvCache#PAGE}. */
+    /**
+     * Lets the attention's products run on AVX-512 tiles where the CPU has them (the default) or
+     * keeps them on the AVX2 tiles; the sums are the same either way (tests compare the two).
+     * Returns whether AVX-512 tiles run now.
+     */
+    static native boolean wideTiles(boolean allow);
+
     static native int pageSize();
 
     /** The address of a direct buffer. */

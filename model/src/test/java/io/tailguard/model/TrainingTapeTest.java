@@ -89,6 +89,63 @@ class TrainingTapeTest {
         }, weights, 1, 4);
     }
 
+    @Test
+    void theAvx512AndAvx2TilesGiveTheSameBits() {
+        Assumptions.assumeTrue(NativeTraining.LIBRARY.loaded(), "native training kernels not loaded");
+        // a prompt of 75 positions and 4 continuations of 9: products of every width up to 32 and past it
+        SplittableRandom r = new SplittableRandom(11);
+        long[] prompt = new long[75];
+        long[] rows = new long[4 * 9];
+        for (int i = 0; i < prompt.length; i++) {
+            prompt[i] = r.nextInt(TAILS.vocabSize());
+        }
+        for (int i = 0; i < rows.length; i++) {
+            rows[i] = r.nextInt(TAILS.vocabSize());
+        }
+        float[] weights = weights(TAILS.vocabSize() + 4 * 9 * TAILS.vocabSize(), 12);
+        Function<Qwen3Model, NDArray> logits = model -> {
+            NDManager m = model.manager();
+            NDArray[] out = model.forwardShared(m.create(prompt, new Shape(1, 75)), m.create(rows, new Shape(4, 9)));
+            return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(out[0].reshape(-1), out[1].reshape(-1)));
+        };
+        System.setProperty(NativeTraining.PROPERTY, "native");
+        boolean wide = NativeTraining.wideTiles(true);
+        Assumptions.assumeTrue(wide, "this CPU has no AVX-512: only the AVX2 tiles run");
+        Map<String, float[]> withWide = gradients(TAILS, logits, weights);
+        try {
+            assertEquals(false, NativeTraining.wideTiles(false));
+            Map<String, float[]> withNarrow = gradients(TAILS, logits, weights);
+            for (Map.Entry<String, float[]> e : withNarrow.entrySet()) {
+                org.junit.jupiter.api.Assertions.assertArrayEquals(e.getValue(), withWide.get(e.getKey()), 0f, e.getKey());
+            }
+        } finally {
+            NativeTraining.wideTiles(true);
+        }
+    }
+
+    /** Every parameter's gradient of the weighted log-softmax loss, one pass on the native tape. */
+    private static Map<String, float[]> gradients(ModelConfig config, Function<Qwen3Model, NDArray> logits, float[] w) {
+        try (Qwen3Model model = Qwen3Model.create(config, RandomInit.weights(config, 3, 0.2, 0.1), Device.cpu())) {
+            for (NDArray p : model.parameters().values()) {
+                p.setRequiresGradient(true);
+            }
+            try (NDManager m = model.manager().newSubManager();
+                 GradientCollector gc = GradientCollectors.exclusive();
+                 TrainingTape tape = TrainingTape.open(m)) {
+                assertTrue(tape.active());
+                NDArray lg = logits.apply(model);
+                lg.attach(m);
+                NDArray lp = lg.reshape(-1, config.vocabSize()).logSoftmax(-1).reshape(-1);
+                tape.backward(gc, lp.mul(m.create(w)).sum());
+            }
+            Map<String, float[]> grads = new LinkedHashMap<>();
+            for (Map.Entry<String, NDArray> e : model.parameters().entrySet()) {
+                grads.put(e.getKey(), e.getValue().getGradient().toFloatArray());
+            }
+            return grads;
+        }
+    }
+
     private static float[] weights(int n, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         float[] w = new float[n];
