@@ -129,29 +129,41 @@ public final class NativeLibraries {
     /** A cap on this thread's native calls, lifted (to what it was) by {@link #close}. */
     public static final class ThreadCap implements AutoCloseable {
         private final int before;
+        /** libtorch's intra-op threads on this thread before the cap (0: the cap left them alone). */
+        private final int torchBefore;
 
-        private ThreadCap(int before) {
+        private ThreadCap(int before, int torchBefore) {
             this.before = before;
+            this.torchBefore = torchBefore;
         }
 
         @Override
         public void close() {
             CAP.get()[0] = before;
+            if (torchBefore > 0) {
+                ai.djl.pytorch.jni.JniUtils.setNumThreads(torchBefore);
+            }
         }
     }
 
     /**
      * Caps the threads of the native calls this thread makes until the returned scope closes (0: no
-     * cap). For actors that share one machine's cores: a rollout worker and a learner in one process
-     * that each ask for every core oversubscribe them, and a small decode step gains less from a
-     * second thread than the wake-ups cost it.
+     * cap): the project's kernels ({@link #threads}) and libtorch's operations (its intra-op threads,
+     * which OpenMP and MKL keep per calling thread). For actors that share one machine's cores: a
+     * rollout worker and a learner in one process that each ask for every core oversubscribe them,
+     * and a small decode step gains less from a second thread than the wake-ups cost it.
      */
     public static ThreadCap limitThreads(int threads) {
         if (threads < 0) {
             throw new IllegalArgumentException("threads must be >= 0 (0: no cap), got " + threads);
         }
         int[] cap = CAP.get();
-        ThreadCap scope = new ThreadCap(cap[0]);
+        int torchBefore = 0;
+        if (threads > 0) {
+            torchBefore = ai.djl.pytorch.jni.JniUtils.getNumThreads();
+            ai.djl.pytorch.jni.JniUtils.setNumThreads(Math.min(threads, THREADS));
+        }
+        ThreadCap scope = new ThreadCap(cap[0], torchBefore);
         cap[0] = threads;
         return scope;
     }

@@ -31,7 +31,7 @@ import java.util.List;
 public final class Controller extends AbstractBehavior<Controller.Command> {
 
     public sealed interface Command permits RequestWork, LeaseDone, LeaseOversized, TailReport, BufferDepth, PolicyPublished,
-            CompressedPublished, Tune, GetStatus, WantSettings, Tick, Flush, Listed, RolloutTimed, CompressionJobs {}
+            CompressedPublished, Tune, GetStatus, WantSettings, Tick, Flush, Listed, RolloutTimed, CompressionJobs, HoldLeases {}
 
     /** The compression worker's failures after a job (success or failure), for `status`. */
     record CompressionJobs(ControllerStatus.Failures failures) implements Command, Wire {}
@@ -60,6 +60,9 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                              long tokens, double decodeSeconds, long compressedVersion, String format) implements Command, Wire {}
 
     public record BufferDepth(int groups) implements Command, Wire {}
+
+    /** From the learner: no new lease while hold is true (a held-out evaluation), leasing resumes at false. */
+    public record HoldLeases(boolean hold) implements Command, Wire {}
 
     /** A lease's rollout time and, when measured, its in-run speedup: to the metrics and the run observers. */
     public record RolloutTimed(RunObserver.Rollout rollout) implements Command, Wire {}
@@ -184,6 +187,7 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
                     return this;
                 })
                 .onMessage(BufferDepth.class, d -> send(leasing.bufferDepth(d.groups(), System.nanoTime())))
+                .onMessage(HoldLeases.class, h -> send(leasing.hold(h.hold(), System.nanoTime())))
                 .onMessage(PolicyPublished.class, p -> send(leasing.policy(p, System.nanoTime())))
                 .onMessage(CompressedPublished.class, this::offer)
                 .onMessage(CompressionJobs.class, j -> {

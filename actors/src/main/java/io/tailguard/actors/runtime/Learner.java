@@ -1,6 +1,7 @@
 package io.tailguard.actors.runtime;
 
 import io.tailguard.learner.DistillSparse;
+import io.tailguard.model.NativeLibraries;
 import io.tailguard.learner.GrpoLearner;
 import io.tailguard.learner.GrpoObjective;
 import io.tailguard.learner.LearnerCheckpoint;
@@ -47,7 +48,8 @@ import java.util.Set;
  * trained, and which groups each checkpoint holds (the buffer then trims them from the journal). A
  * group already in the ledger is never trained again.
  * It evaluates held-out greedy pass@1 at step 0, every tailguard.train.eval-every steps and at the
- * end (RunObserver.Evaluated), blocking for each evaluation while the rollout workers go on.
+ * end (RunObserver.Evaluated), blocking for each evaluation; with tailguard.train.eval-holds-rollouts
+ * on it holds the controller's leasing meanwhile (Controller.HoldLeases), else the workers go on.
  * With DistillSparse on (tailguard.learner.distill, live), it keeps a LoRA for the sparse actor
  * (rank 8, alpha 16, all seven linear modules: train-sync --distill's defaults; the loss from
  * tailguard.learner.distill-kl, -ppo and -divergence), trains it after
@@ -277,7 +279,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
             return this;
         }
         long t0 = System.nanoTime();
-        GrpoLearner.Report r = session.policyStep(samples);
+        GrpoLearner.Report r;
+        try (NativeLibraries.ThreadCap cap = NativeLibraries.limitThreads(s.learner().threads())) {
+            r = session.policyStep(samples);
+        }
         double seconds = (System.nanoTime() - t0) / 1e9;
         for (long id : trainedIds) {
             ledger.train(id);
@@ -355,7 +360,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
             return;
         }
         long t0 = System.nanoTime();
-        DistillSparse.Report d = session.distillStep(samples, sched);
+        DistillSparse.Report d;
+        try (NativeLibraries.ThreadCap cap = NativeLibraries.limitThreads(s.learner().threads())) {
+            d = session.distillStep(samples, sched);
+        }
         metrics.distillLoss.set(d.loss());
         metrics.distillKl.set(d.klK3());
         metrics.distillKlFull.set(d.klFull());
@@ -375,11 +383,21 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         if (s.train().evalN() == 0 || s.train().heldOutTask() == null) {
             return;
         }
+        if (s.train().evalHoldsRollouts()) {
+            controller.tell(new Controller.HoldLeases(true));
+        }
         long began = System.currentTimeMillis();
         long t0 = System.nanoTime();
         var task = s.train().heldOutTask().at(s.train().contextMax());
-        double p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
-                Evaluator.EvalOptions.heldOut(s.train().evalN(), s.train().evalSeed()), AttentionKernel.DENSE).passAt1();
+        double p;
+        try {
+            p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
+                    Evaluator.EvalOptions.heldOut(s.train().evalN(), s.train().evalSeed()), AttentionKernel.DENSE).passAt1();
+        } finally {
+            if (s.train().evalHoldsRollouts()) {
+                controller.tell(new Controller.HoldLeases(false));
+            }
+        }
         metrics.passAt1.set(p);
         emit(new RunObserver.Evaluated(step, p, began, (System.nanoTime() - t0) / 1e9));
     }

@@ -10,8 +10,9 @@ import java.util.List;
  * What the controller leases, and when: a lease ({@link LeaseBook}) with its prompts, the policy to
  * roll out with, the rollout option from {@link OptionBook} (a compressed version, or null: the
  * policy) with that option's schedule and shadow schedule, and a seed of its own.
- * Leasing pauses while there is no policy yet or the trajectory buffer holds max-groups groups
- * (backpressure); a worker that asks meanwhile waits, and is served when leasing resumes.
+ * Leasing pauses while there is no policy yet, the trajectory buffer holds max-groups groups
+ * (backpressure), or the learner holds it (a held-out evaluation); a worker that asks meanwhile
+ * waits, and is served when leasing resumes.
  */
 final class Leasing {
     /** A lease for a worker's request. */
@@ -28,6 +29,7 @@ final class Leasing {
     private final int maxGroups;
     private PolicyPublished policy;
     private int bufferGroups;
+    private boolean held;
 
     Leasing(LeaseBook<Controller.RequestWork> book, Prompts prompts, OptionBook options, RunSettings s, PolicyPublished policy) {
         this.book = book;
@@ -76,6 +78,12 @@ final class Leasing {
         return drain(nowNanos);
     }
 
+    /** The learner holds leasing (true) or lets it go on; the waiting workers' leases, when leasing resumes. */
+    List<Issued> hold(boolean hold, long nowNanos) {
+        held = hold;
+        return drain(nowNanos);
+    }
+
     private List<Issued> drain(long nowNanos) {
         List<Issued> out = new ArrayList<>();
         book.drain(r -> !paused() && out.add(new Issued(r, lease(r.worker(), nowNanos))));
@@ -83,7 +91,7 @@ final class Leasing {
     }
 
     private boolean paused() {
-        return policy == null || bufferGroups >= maxGroups;
+        return policy == null || held || bufferGroups >= maxGroups;
     }
 
     private RolloutWorker.Work lease(String worker, long nowNanos) {

@@ -31,11 +31,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      * task with its file and completion budget (dataset, max-new-tokens), checked at parse; its chat
      * format is set by {@link #withCheckpoint} (chat: the options it is chosen by). evalEvery: held-out
      * pass@1 every this many learner steps besides the start and the end (0: only those two).
-     * heldOut: a dataset task's held-out file (tailguard.train.held-out), or null.
+     * heldOut: a dataset task's held-out file (tailguard.train.held-out), or null. evalHoldsRollouts:
+     * whether leasing pauses while the learner evaluates (tailguard.train.eval-holds-rollouts).
      */
     public record Train(String checkpoint, TaskSpec task, int contextMin, int contextMax, int steps, long seed, Path out,
                         int evalN, long evalSeed, Duration maxTime, String compareSchedule, int evalEvery, Chat chat,
-                        Path heldOut) {
+                        Path heldOut, boolean evalHoldsRollouts) {
 
         /**
          * The task held-out pass@1 is measured on: a built-in task itself (its prompts of eval-seed are
@@ -104,7 +105,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         }
         Train t = train;
         Train with = new Train(t.checkpoint(), t.task().withChat(f.orElse(null)), t.contextMin(), t.contextMax(), t.steps(),
-                t.seed(), t.out(), t.evalN(), t.evalSeed(), t.maxTime(), t.compareSchedule(), t.evalEvery(), t.chat(), t.heldOut());
+                t.seed(), t.out(), t.evalN(), t.evalSeed(), t.maxTime(), t.compareSchedule(), t.evalEvery(), t.chat(), t.heldOut(),
+                t.evalHoldsRollouts());
         return new RunSettings(with, rollout, controller, window, startSchedule, denseLayers, buffer, learner, metrics, admin,
                 compression, bootstrap, adapt, bounds);
     }
@@ -131,7 +133,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      */
     public record LearnerSettings(int groupsPerStep, double lr, int warmupSteps, int microBatch, int publishEvery,
                                   int checkpointEvery, boolean distill, double distillKl, double distillPpo,
-                                  io.tailguard.learner.DistillSparse.Divergence distillDivergence) {}
+                                  io.tailguard.learner.DistillSparse.Divergence distillDivergence, int threads) {}
 
     public record Metrics(String host, int port) {}
 
@@ -220,7 +222,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
                     c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)),
                     c.getString("tailguard.train.compare-schedule"), atLeast(c, "tailguard.train.eval-every", 0), chat,
-                    heldOut(c, task));
+                    heldOut(c, task), onOff("tailguard.train.eval-holds-rollouts", c.getString("tailguard.train.eval-holds-rollouts")));
             if (t.contextMax() < t.contextMin()) {
                 throw new IllegalArgumentException("tailguard.train.context-max: must be >= context-min " + t.contextMin()
                         + ", got " + t.contextMax());
@@ -240,7 +242,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     positive(c, "tailguard.learner.checkpoint-every"),
                     (Boolean) LiveKey.DISTILL.from(c),
                     nonNegativeDouble(c, "tailguard.learner.distill-kl"), nonNegativeDouble(c, "tailguard.learner.distill-ppo"),
-                    divergence(c, "tailguard.learner.distill-divergence"));
+                    divergence(c, "tailguard.learner.distill-divergence"), atLeast(c, "tailguard.learner.threads", 0));
             int port = atLeast(c, "tailguard.metrics.port", 0);
             if (port > 65535) {
                 throw new IllegalArgumentException("tailguard.metrics.port: must be in [0, 65535], got " + port);

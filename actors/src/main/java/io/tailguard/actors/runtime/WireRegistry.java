@@ -44,7 +44,9 @@ final class WireRegistry {
             // the approximation budget's options in the status (appended: ids stay fixed)
             ControllerStatus.Approximation.class, ControllerStatus.Option.class, ControllerStatus.Option[].class,
             // a lease too large to deliver (appended: ids stay fixed)
-            Controller.LeaseOversized.class);
+            Controller.LeaseOversized.class,
+            // the learner holds leasing while it evaluates (appended: ids stay fixed)
+            Controller.HoldLeases.class);
 
     private WireRegistry() {
     }

@@ -65,6 +65,7 @@ class KryoSerializerTest {
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, null, null, 120, 1.5, -1, ""));
         out.add(new Controller.TailReport("w", spec, new byte[] {1, 2, 3}, spec, new byte[] {4}, 120, 1.5, 10, "yaqa_b4"));
         out.add(new Controller.BufferDepth(12));
+        out.add(new Controller.HoldLeases(true));
         out.add(new Controller.Tune(new String[] {"tau"}, new String[] {"0.9"}, true, tuneReply));
         out.add(new Controller.TuneResult(false, "tau: must be in (0, 1), got 2.0", 4, 2, false));
         out.add(new Controller.TuneResult(true, "applied tailguard.controller.tau 0.86 -> 0.9; settings v3; schedule v5", 5, 3, true));

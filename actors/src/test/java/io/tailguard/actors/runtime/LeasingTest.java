@@ -8,6 +8,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -58,6 +59,15 @@ class LeasingTest {
         assertEquals(List.of("b", "c"), resumed.stream().map(i -> i.request().worker()).toList());
         assertArrayEquals(new long[] {2, 3}, resumed.get(0).work().groups());
         assertArrayEquals(new long[] {4, 5}, resumed.get(1).work().groups());
+
+        // the learner holds leasing while it evaluates; a release serves the waiting worker
+        assertTrue(leasing.hold(true, 0).isEmpty());
+        assertNull(leasing.request(ask("d"), 0), "held: the worker waits");
+        assertTrue(leasing.bufferDepth(0, 0).isEmpty(), "an emptier buffer does not lift the learner's hold");
+        List<Leasing.Issued> released = leasing.hold(false, 0);
+        assertEquals(List.of("d"), released.stream().map(i -> i.request().worker()).toList());
+        assertArrayEquals(new long[] {6, 7}, released.get(0).work().groups());
+        assertNotNull(leasing.request(ask("e"), 0), "released: a worker that asks is served at once");
     }
 
     /** The first lease of a fresh Leasing over settings `extra` (shadow share 0.25) starting from `start`. */

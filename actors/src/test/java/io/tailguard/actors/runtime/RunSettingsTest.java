@@ -71,6 +71,15 @@ class RunSettingsTest {
         assertEquals(1, RunSettings.parse(with("tailguard.rollout.threads = 1"), "run.conf").rollout().threads());
         assertEquals("run.conf: tailguard.rollout.threads: must be >= 0, got -2", assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.rollout.threads = -2"), "run.conf")).getMessage());
+        assertEquals(0, RunSettings.parse(with(""), "run.conf").learner().threads());
+        assertEquals(1, RunSettings.parse(with("tailguard.learner.threads = 1"), "run.conf").learner().threads());
+        assertEquals("run.conf: tailguard.learner.threads: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
+                () -> RunSettings.parse(with("tailguard.learner.threads = -1"), "run.conf")).getMessage());
+        assertFalse(RunSettings.parse(with(""), "run.conf").train().evalHoldsRollouts());
+        assertTrue(RunSettings.parse(with("tailguard.train.eval-holds-rollouts = on"), "run.conf").train().evalHoldsRollouts());
+        assertEquals("run.conf: tailguard.train.eval-holds-rollouts: must be on or off, got \"sometimes\"",
+                assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with("tailguard.train.eval-holds-rollouts = sometimes"),
+                        "run.conf")).getMessage());
         assertEquals(0.25, RunSettings.parse(with(""), "run.conf").rollout().scoreFraction());
         assertEquals("run.conf: tailguard.rollout.score-fraction: must be in (0, 1], got 0.0", assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.rollout.score-fraction = 0"), "run.conf")).getMessage());
