@@ -129,7 +129,7 @@ public final class NativeLibraries {
     /** A cap on this thread's native calls, lifted (to what it was) by {@link #close}. */
     public static final class ThreadCap implements AutoCloseable {
         private final int before;
-        /** libtorch's intra-op threads on this thread before the cap (0: the cap left them alone). */
+        /** libtorch's intra-op threads on this thread before the cap. */
         private final int torchBefore;
 
         private ThreadCap(int before, int torchBefore) {
@@ -140,9 +140,7 @@ public final class NativeLibraries {
         @Override
         public void close() {
             CAP.get()[0] = before;
-            if (torchBefore > 0) {
-                ai.djl.pytorch.jni.JniUtils.setNumThreads(torchBefore);
-            }
+            ai.djl.pytorch.jni.JniUtils.setNumThreads(torchBefore);
         }
     }
 
@@ -158,11 +156,9 @@ public final class NativeLibraries {
             throw new IllegalArgumentException("threads must be >= 0 (0: no cap), got " + threads);
         }
         int[] cap = CAP.get();
-        int torchBefore = 0;
-        if (threads > 0) {
-            torchBefore = ai.djl.pytorch.jni.JniUtils.getNumThreads();
-            ai.djl.pytorch.jni.JniUtils.setNumThreads(Math.min(threads, THREADS));
-        }
+        ai.djl.engine.Engine.getEngine("PyTorch"); // libtorch loaded (at once where it is already)
+        int torchBefore = ai.djl.pytorch.jni.JniUtils.getNumThreads();
+        ai.djl.pytorch.jni.JniUtils.setNumThreads(threads > 0 ? Math.min(threads, THREADS) : THREADS);
         ThreadCap scope = new ThreadCap(cap[0], torchBefore);
         cap[0] = threads;
         return scope;

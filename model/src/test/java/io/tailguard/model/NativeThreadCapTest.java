@@ -1,5 +1,6 @@
 package io.tailguard.model;
 
+import ai.djl.pytorch.jni.JniUtils;
 import org.junit.jupiter.api.Test;
 
 import java.util.concurrent.atomic.AtomicInteger;
@@ -31,6 +32,49 @@ class NativeThreadCapTest {
         try (NativeLibraries.ThreadCap many = NativeLibraries.limitThreads(all + 7)) {
             assertEquals(all, NativeLibraries.threads());
         }
+    }
+
+    @Test
+    void aCapAlsoHoldsLibtorchsThreadsOnItsThreadOnly() throws Exception {
+        int all = NativeLibraries.threads();
+        org.junit.jupiter.api.Assumptions.assumeTrue(all > 1, "one processor: nothing to cap");
+        ai.djl.engine.Engine.getEngine("PyTorch");
+        int before = JniUtils.getNumThreads();
+        // a thread that has run libtorch before the cap keeps its own threads through it
+        java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch capped = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch read = new java.util.concurrent.CountDownLatch(1);
+        AtomicInteger other = new AtomicInteger();
+        Thread t = new Thread(() -> {
+            JniUtils.setNumThreads(all);
+            int own = JniUtils.getNumThreads();
+            started.countDown();
+            try {
+                capped.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            other.set(JniUtils.getNumThreads() == own ? own : -own);
+            read.countDown();
+        });
+        t.start();
+        started.await();
+        try (NativeLibraries.ThreadCap one = NativeLibraries.limitThreads(1)) {
+            assertEquals(1, JniUtils.getNumThreads());
+            try (NativeLibraries.ThreadCap none = NativeLibraries.limitThreads(0)) {
+                assertEquals(all, JniUtils.getNumThreads(), "0 lifts the cap inside");
+            }
+            assertEquals(1, JniUtils.getNumThreads());
+            capped.countDown();
+            read.await();
+        }
+        t.join();
+        assertEquals(all, other.get(), "the other thread's libtorch threads are its own");
+        assertEquals(before, JniUtils.getNumThreads());
+    }
+
+    @Test
+    void badCapsAreRefused() {
         assertEquals("threads must be >= 0 (0: no cap), got -1",
                 assertThrows(IllegalArgumentException.class, () -> NativeLibraries.limitThreads(-1)).getMessage());
     }

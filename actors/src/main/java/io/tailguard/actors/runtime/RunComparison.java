@@ -41,7 +41,10 @@ import java.util.TreeSet;
  * seed, and its reference seconds are when that reference run first reached it (at or before its
  * end); without a reference run of that seed, the target is the mean final pass@1 of the reference
  * arm's runs and the reference seconds the mean of their times to it. A run reaches a target at the
- * first evaluation with pass@1 at least the target.
+ * first evaluation with pass@1 at least the target. Its time to the target is also given over the
+ * reference run's whole train seconds ("× run"): a reference run whose pass@1 touched its final value
+ * early (one evaluation of a few dozen prompts moves by several points) makes the first ratio small
+ * by chance, the second is the time the reference took to finish.
  */
 public final class RunComparison {
     private RunComparison() {
@@ -59,10 +62,15 @@ public final class RunComparison {
     public record Row(String label, String dir, double seed, int steps, double wallSeconds, double trainSeconds, double evalSeconds,
                       double calibrationSeconds, double passStart, double passEnd, double meanRolloutSeconds, double meanTisTruncated,
                       double[] minAlphaP5, double[] lastAlphaP5, double target, double secondsToTarget, double referenceSeconds,
-                      double workerSeconds, double guardSeconds, double learnerSeconds) {
+                      double workerSeconds, double guardSeconds, double learnerSeconds, double referenceTrainSeconds) {
         /** The run's time to its target over its reference run's. */
         public double ratioToReference() {
             return secondsToTarget / referenceSeconds;
+        }
+
+        /** The run's time to its target over its reference run's whole train seconds. */
+        public double ratioToReferenceRun() {
+            return secondsToTarget / referenceTrainSeconds;
         }
     }
 
@@ -95,7 +103,9 @@ public final class RunComparison {
                 x.put("target_pass_at_1", r.target());
                 x.put("seconds_to_target", round(r.secondsToTarget(), 1));
                 x.put("reference_seconds_to_target", round(r.referenceSeconds(), 1));
+                x.put("reference_train_seconds", round(r.referenceTrainSeconds(), 1));
                 x.put("ratio_to_reference", round(r.ratioToReference(), 3));
+                x.put("ratio_to_reference_run", round(r.ratioToReferenceRun(), 3));
                 runs.add(x);
             }
             m.put("runs", runs);
@@ -134,6 +144,7 @@ public final class RunComparison {
         List<Run> refs = runs.stream().filter(r -> r.label().equals(reference)).toList();
         double meanTarget = meanFinite(refs.stream().mapToDouble(r -> passEnd(r.record())).toArray());
         double meanRefSeconds = meanFinite(refs.stream().mapToDouble(r -> secondsTo(r.record(), meanTarget)).toArray());
+        double meanRefTrain = meanFinite(refs.stream().mapToDouble(r -> trainSeconds(r.record(), r.record().endSeconds())).toArray());
         List<Row> rows = new ArrayList<>();
         for (Run run : runs) {
             RunRecord r = run.record();
@@ -141,6 +152,7 @@ public final class RunComparison {
             Run sameSeed = refs.stream().filter(x -> number(x.record().settings().get("seed")) == seed).findFirst().orElse(null);
             double target = sameSeed == null ? meanTarget : passEnd(sameSeed.record());
             double refSeconds = sameSeed == null ? meanRefSeconds : secondsTo(sameSeed.record(), target);
+            double refTrain = sameSeed == null ? meanRefTrain : trainSeconds(sameSeed.record(), sameSeed.record().endSeconds());
             double evalTotal = 0;
             for (RunRecord.EvalRow e : r.evaluations()) {
                 evalTotal += Double.isFinite(e.evalSeconds()) ? e.evalSeconds() : 0;
@@ -152,7 +164,7 @@ public final class RunComparison {
                     meanFinite(r.steps().stream().mapToDouble(RunRecord.StepRow::tisTruncated).toArray()),
                     minAlpha(r), lastAlpha(r), target, secondsTo(r, target), refSeconds,
                     workerSeconds(r, "generation", "dense_reference", "scoring", "shadow"),
-                    workerSeconds(r, "dense_reference", "scoring", "shadow"), number(r.summary().get("learner_seconds"))));
+                    workerSeconds(r, "dense_reference", "scoring", "shadow"), number(r.summary().get("learner_seconds")), refTrain));
         }
         return rows;
     }
@@ -278,8 +290,8 @@ public final class RunComparison {
         StringBuilder t = new StringBuilder();
         t.append("| arm | seed | run | steps | wall s | train s | eval s | calibration s | pass@1 start | pass@1 end | rollout s/step"
                 + " | rollout worker s (guard) | learner s | TIS truncated | min p5 α per bin | last p5 α per bin | target pass@1"
-                + " | train s to target | × ").append(reference).append(" |\n");
-        t.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                + " | train s to target | × ").append(reference).append(" | × ").append(reference).append(" run |\n");
+        t.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         Set<String> arms = new LinkedHashSet<>();
         for (Row r : rows) {
             arms.add(r.label());
@@ -294,7 +306,8 @@ public final class RunComparison {
                     mean(of, Row::calibrationSeconds), mean(of, Row::passStart), mean(of, Row::passEnd),
                     mean(of, Row::meanRolloutSeconds), mean(of, Row::meanTisTruncated), new double[0], new double[0],
                     mean(of, Row::target), mean(of, Row::secondsToTarget), mean(of, Row::referenceSeconds),
-                    mean(of, Row::workerSeconds), mean(of, Row::guardSeconds), mean(of, Row::learnerSeconds));
+                    mean(of, Row::workerSeconds), mean(of, Row::guardSeconds), mean(of, Row::learnerSeconds),
+                    mean(of, Row::referenceTrainSeconds));
             t.append(row(arm, "mean of " + of.size(), "", fmt(mean(of, r -> r.steps()), 1), mean));
         }
         t.append('\n');
@@ -305,7 +318,8 @@ public final class RunComparison {
                 .append("p5 α per bin: what the controller judged the bin on at each window (its kept windows merged), where that had at least min-tokens tokens. ")
                 .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (else the mean over ")
                 .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
-                .append(reference).append(" run's own. –: nothing to compute (never reached, no tokens, no update).\n");
+                .append(reference).append(" run's own; × ").append(reference).append(" run: over that run's whole train seconds. ")
+                .append("–: nothing to compute (never reached, no tokens, no update).\n");
         if (!plots.isEmpty()) {
             t.append('\n');
             for (Path p : plots) {
@@ -321,7 +335,7 @@ public final class RunComparison {
                 fmt(r.calibrationSeconds(), 1), fmt(r.passStart(), 3), fmt(r.passEnd(), 3), fmt(r.meanRolloutSeconds(), 3),
                 fmt(r.workerSeconds(), 1) + " (" + fmt(r.guardSeconds(), 1) + ")", fmt(r.learnerSeconds(), 1),
                 fmt(r.meanTisTruncated(), 4), bins(r.minAlphaP5()), bins(r.lastAlphaP5()), fmt(r.target(), 3),
-                fmt(r.secondsToTarget(), 1), fmt(ratio, 2)) + " |\n";
+                fmt(r.secondsToTarget(), 1), fmt(ratio, 2), fmt(r.ratioToReferenceRun(), 2)) + " |\n";
     }
 
     private static double mean(List<Row> rows, java.util.function.ToDoubleFunction<Row> f) {

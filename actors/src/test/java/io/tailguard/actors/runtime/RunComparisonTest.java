@@ -113,6 +113,9 @@ class RunComparisonTest {
         assertEquals(110.0, g.secondsToTarget());
         assertEquals(190.0, g.referenceSeconds());
         assertEquals(110.0 / 190.0, g.ratioToReference(), 1e-12);
+        // and over dense seed 1's whole train seconds (195: it finished after it reached its final value)
+        assertEquals(195.0, g.referenceTrainSeconds());
+        assertEquals(110.0 / 195.0, g.ratioToReferenceRun(), 1e-12);
         // the time split: 120 + 10.5 + 13 + 6 in all, of which 29.5 the guard's; the learner's 85.5
         assertEquals(149.5, g.workerSeconds(), 1e-12);
         assertEquals(29.5, g.guardSeconds(), 1e-12);
