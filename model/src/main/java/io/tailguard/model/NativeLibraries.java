@@ -129,18 +129,20 @@ public final class NativeLibraries {
     /** A cap on this thread's native calls, lifted (to what it was) by {@link #close}. */
     public static final class ThreadCap implements AutoCloseable {
         private final int before;
-        /** libtorch's intra-op threads on this thread before the cap. */
-        private final int torchBefore;
-
-        private ThreadCap(int before, int torchBefore) {
+        private ThreadCap(int before) {
             this.before = before;
-            this.torchBefore = torchBefore;
         }
 
+        /**
+         * The cap before this one again, libtorch's threads with it: the outer cap's, or every
+         * thread the process may use where there was none. (Not the count libtorch had: a pool
+         * thread that started libtorch while another thread's cap held takes that cap as its own
+         * default, since libtorch keeps the last count set for threads that start later.)
+         */
         @Override
         public void close() {
             CAP.get()[0] = before;
-            ai.djl.pytorch.jni.JniUtils.setNumThreads(torchBefore);
+            ai.djl.pytorch.jni.JniUtils.setNumThreads(before > 0 ? Math.min(before, THREADS) : THREADS);
         }
     }
 
@@ -157,9 +159,8 @@ public final class NativeLibraries {
         }
         int[] cap = CAP.get();
         ai.djl.engine.Engine.getEngine("PyTorch"); // libtorch loaded (at once where it is already)
-        int torchBefore = ai.djl.pytorch.jni.JniUtils.getNumThreads();
         ai.djl.pytorch.jni.JniUtils.setNumThreads(threads > 0 ? Math.min(threads, THREADS) : THREADS);
-        ThreadCap scope = new ThreadCap(cap[0], torchBefore);
+        ThreadCap scope = new ThreadCap(cap[0]);
         cap[0] = threads;
         return scope;
     }

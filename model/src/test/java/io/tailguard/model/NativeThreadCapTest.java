@@ -70,7 +70,14 @@ class NativeThreadCapTest {
         }
         t.join();
         assertEquals(all, other.get(), "the other thread's libtorch threads are its own");
-        assertEquals(before, JniUtils.getNumThreads());
+        assertEquals(all, JniUtils.getNumThreads(), "lifted: every thread the process may use");
+        // a thread whose libtorch started with a count of 1 (another thread's cap) gets them all after a cap of its own
+        JniUtils.setNumThreads(1);
+        try (NativeLibraries.ThreadCap one = NativeLibraries.limitThreads(1)) {
+            assertEquals(1, JniUtils.getNumThreads());
+        }
+        assertEquals(all, JniUtils.getNumThreads());
+        JniUtils.setNumThreads(before);
     }
 
     @Test

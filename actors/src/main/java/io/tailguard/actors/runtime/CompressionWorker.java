@@ -88,7 +88,9 @@ public final class CompressionWorker extends AbstractBehavior<CompressionWorker.
                     PolicyPublished p = pending;
                     pending = null;
                     if (p != null && p.version() > lastDone) {
-                        try (io.tailguard.model.GradMode.Scope g = io.tailguard.model.GradMode.off()) {
+                        // every core the process may use, whatever this pool thread's libtorch took over at its start
+                        try (io.tailguard.model.GradMode.Scope g = io.tailguard.model.GradMode.off();
+                             io.tailguard.model.NativeLibraries.ThreadCap all = io.tailguard.model.NativeLibraries.limitThreads(0)) {
                             compress(p);
                             failures.succeeded();
                         } catch (RuntimeException | java.io.IOException e) {

@@ -1,7 +1,6 @@
 package io.tailguard.actors.runtime;
 
 import io.tailguard.learner.DistillSparse;
-import io.tailguard.model.NativeLibraries;
 import io.tailguard.learner.GrpoLearner;
 import io.tailguard.learner.GrpoObjective;
 import io.tailguard.learner.LearnerCheckpoint;
@@ -9,6 +8,7 @@ import io.tailguard.model.AttentionKernel;
 import io.tailguard.model.Devices;
 import io.tailguard.model.GradMode;
 import io.tailguard.model.ModelLoader;
+import io.tailguard.model.NativeLibraries;
 import io.tailguard.model.Qwen3Model;
 import io.tailguard.model.io.Manifest;
 import io.tailguard.model.lora.LoraAdapter;
@@ -390,7 +390,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         long t0 = System.nanoTime();
         var task = s.train().heldOutTask().at(s.train().contextMax());
         double p;
-        try {
+        // every core the process may use (the evaluation is not the learner step's split)
+        try (NativeLibraries.ThreadCap all = NativeLibraries.limitThreads(0)) {
             p = Evaluator.evaluate(model, io.tailguard.model.tokenizer.Tokenizers.fromCheckpoint(start), task,
                     Evaluator.EvalOptions.heldOut(s.train().evalN(), s.train().evalSeed()), AttentionKernel.DENSE).passAt1();
         } finally {

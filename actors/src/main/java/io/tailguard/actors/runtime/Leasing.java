@@ -64,11 +64,17 @@ final class Leasing {
         return lease(r.worker(), nowNanos);
     }
 
-    /** A newer policy is taken (an older one ignored); the waiting workers' leases, when leasing resumes. */
+    /**
+     * A newer policy is taken (an older one ignored); the waiting workers' leases, when leasing
+     * resumes. Any announcement also lifts the learner's hold: the learner never announces while it
+     * evaluates (its messages arrive in order), so one that comes while held is from a learner that
+     * started again after it failed mid-evaluation, and would otherwise never release it.
+     */
     List<Issued> policy(PolicyPublished p, long nowNanos) {
         if (policy == null || p.version() > policy.version()) {
             policy = p;
         }
+        held = false;
         return drain(nowNanos);
     }
 

@@ -68,6 +68,11 @@ class LeasingTest {
         assertEquals(List.of("d"), released.stream().map(i -> i.request().worker()).toList());
         assertArrayEquals(new long[] {6, 7}, released.get(0).work().groups());
         assertNotNull(leasing.request(ask("e"), 0), "released: a worker that asks is served at once");
+
+        // a learner that started again after failing mid-evaluation announces its policy: the hold is lifted
+        assertTrue(leasing.hold(true, 0).isEmpty());
+        assertNull(leasing.request(ask("f"), 0));
+        assertEquals(List.of("f"), leasing.policy(policy(2), 0).stream().map(i -> i.request().worker()).toList());
     }
 
     /** The first lease of a fresh Leasing over settings `extra` (shadow share 0.25) starting from `start`. */
