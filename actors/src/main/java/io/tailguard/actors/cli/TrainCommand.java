@@ -96,6 +96,8 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         Schedule compare = s.train().compareSchedule().isBlank() ? null : Schedule.parse(Path.of(s.train().compareSchedule()));
+        // thread caps that say auto, split as the node splits them (every role in this process): the run record names them
+        s = s.withThreadSplit(TailguardNode.ROLES, io.tailguard.model.NativeLibraries.threads());
         // the controller's own start (a restarted one's persisted schedule): its dense layers stay in every schedule
         Schedule startSchedule = TailguardNode.startSchedule(s);
         RunRecorder recorder = new RunRecorder(System.err, s.train().steps());

@@ -131,6 +131,7 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
                 : s.rollout().kvCache() == ai.djl.ndarray.types.DataType.FLOAT16 ? "float16" : "float32");
         m.put("packed_activations", s.rollout().packedActivations() == io.tailguard.model.PackedLinear.Activations.INT8 ? "int8" : "float32");
         m.put("rollout_threads", s.rollout().threads());
+        m.put("learner_threads", s.learner().threads());
         m.put("bin_width", s.controller().binWidth());
         m.put("min_tokens", s.controller().minTokens());
         m.put("eval_n", s.train().evalN());

@@ -111,6 +111,34 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                 compression, bootstrap, adapt, bounds);
     }
 
+    /** tailguard.learner.threads / tailguard.rollout.threads = auto, before {@link #withThreadSplit} resolves it. */
+    public static final int AUTO_THREADS = -1;
+
+    /**
+     * These settings with the thread caps that say auto resolved for a node running these roles
+     * with this many threads in all: where the learner and rollout workers share the node, the
+     * learner takes half of them and the workers share the rest (each at least one); where they do
+     * not, auto is no cap (0). Caps given as numbers stay.
+     */
+    public RunSettings withThreadSplit(Set<String> roles, int processors) {
+        boolean shared = roles.contains("learner") && roles.contains("rollout") && rollout.workers() > 0;
+        int learnerShare = shared ? Math.max(1, processors / 2) : 0;
+        int workerShare = shared ? Math.max(1, (processors - learnerShare) / rollout.workers()) : 0;
+        int l = learner.threads() == AUTO_THREADS ? learnerShare : learner.threads();
+        int w = rollout.threads() == AUTO_THREADS ? workerShare : rollout.threads();
+        if (l == learner.threads() && w == rollout.threads()) {
+            return this;
+        }
+        Rollout r = rollout;
+        Rollout ro = new Rollout(r.workers(), r.promptsPerLease(), r.groupSize(), r.temperature(), r.shadowFraction(),
+                r.scoreFraction(), r.leaseTimeout(), r.speedupEvery(), w, r.kvCache(), r.packedActivations(), r.kvCacheChosen());
+        LearnerSettings x = learner;
+        LearnerSettings le = new LearnerSettings(x.groupsPerStep(), x.lr(), x.warmupSteps(), x.microBatch(), x.publishEvery(),
+                x.checkpointEvery(), x.distill(), x.distillKl(), x.distillPpo(), x.distillDivergence(), l);
+        return new RunSettings(train, ro, controller, window, startSchedule, denseLayers, buffer, le, metrics, admin,
+                compression, bootstrap, adapt, bounds);
+    }
+
     /**
      * speedupEvery: every how many sparse leases a worker measures the rollout speedup in the run (0:
      * never); scoreFraction: the share of a lease's trajectories scored densely for α; threads: the
@@ -231,7 +259,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     atLeast(c, "tailguard.rollout.group-size", 2), positiveDouble(c, "tailguard.rollout.temperature"),
                     unit(c, "tailguard.rollout.shadow-fraction"), scoreFraction(c),
                     positiveDuration(c, "tailguard.rollout.lease-timeout"),
-                    atLeast(c, "tailguard.rollout.speedup-every", 0), atLeast(c, "tailguard.rollout.threads", 0),
+                    atLeast(c, "tailguard.rollout.speedup-every", 0), threads(c, "tailguard.rollout.threads"),
                     kvCache(c).orElse(ai.djl.ndarray.types.DataType.FLOAT32), packedActivations(c), kvCache(c).isEmpty());
             BudgetController.Settings ctl = controller(c, t.longestSequence());
             Duration window = positiveDuration(c, "tailguard.controller.window");
@@ -242,7 +270,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     positive(c, "tailguard.learner.checkpoint-every"),
                     (Boolean) LiveKey.DISTILL.from(c),
                     nonNegativeDouble(c, "tailguard.learner.distill-kl"), nonNegativeDouble(c, "tailguard.learner.distill-ppo"),
-                    divergence(c, "tailguard.learner.distill-divergence"), atLeast(c, "tailguard.learner.threads", 0));
+                    divergence(c, "tailguard.learner.distill-divergence"), threads(c, "tailguard.learner.threads"));
             int port = atLeast(c, "tailguard.metrics.port", 0);
             if (port > 65535) {
                 throw new IllegalArgumentException("tailguard.metrics.port: must be in [0, 65535], got " + port);
@@ -597,6 +625,22 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             throw new IllegalArgumentException(key + ": must be >= " + min + ", got " + v);
         }
         return v;
+    }
+
+    /** A thread cap: an integer >= 0 (0: none) or auto ({@link #AUTO_THREADS}, resolved by {@link #withThreadSplit}). */
+    private static int threads(Config c, String key) {
+        if ("auto".equals(c.getValue(key).unwrapped())) {
+            return AUTO_THREADS;
+        }
+        try {
+            int v = c.getInt(key);
+            if (v >= 0) {
+                return v;
+            }
+        } catch (com.typesafe.config.ConfigException.WrongType e) {
+            // named below
+        }
+        throw new IllegalArgumentException(key + ": must be auto or an integer >= 0, got " + c.getValue(key).render());
     }
 
     /** on|off (HOCON's true|false too). */

@@ -58,7 +58,8 @@ public final class TailguardNode implements AutoCloseable {
     public TailguardNode(Config config, RunSettings given, Set<String> roles, Path start, String device, boolean selfJoin,
                          Behavior<?> extra) {
         // the task's chat format, chosen once for the start every node is given (RunSettings#withCheckpoint)
-        RunSettings settings = given.withCheckpoint(start);
+        // and the thread caps that say auto, split between the roles this node runs
+        RunSettings settings = given.withCheckpoint(start).withThreadSplit(roles, io.tailguard.model.NativeLibraries.threads());
         RunDataset.claim(settings.train().out(), settings.train().task());
         for (String r : roles) {
             if (!ROLES.contains(r)) {

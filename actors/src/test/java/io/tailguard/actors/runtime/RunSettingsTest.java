@@ -69,12 +69,36 @@ class RunSettingsTest {
                 () -> RunSettings.parse(with("tailguard.rollout.speedup-every = -1"), "run.conf")).getMessage());
         assertEquals(0, RunSettings.parse(with(""), "run.conf").rollout().threads(), "no cap by default");
         assertEquals(1, RunSettings.parse(with("tailguard.rollout.threads = 1"), "run.conf").rollout().threads());
-        assertEquals("run.conf: tailguard.rollout.threads: must be >= 0, got -2", assertThrows(IllegalArgumentException.class,
+        assertEquals("run.conf: tailguard.rollout.threads: must be auto or an integer >= 0, got -2", assertThrows(IllegalArgumentException.class,
                 () -> RunSettings.parse(with("tailguard.rollout.threads = -2"), "run.conf")).getMessage());
         assertEquals(0, RunSettings.parse(with(""), "run.conf").learner().threads());
         assertEquals(1, RunSettings.parse(with("tailguard.learner.threads = 1"), "run.conf").learner().threads());
-        assertEquals("run.conf: tailguard.learner.threads: must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
-                () -> RunSettings.parse(with("tailguard.learner.threads = -1"), "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.learner.threads: must be auto or an integer >= 0, got -1",
+                assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with("tailguard.learner.threads = -1"),
+                        "run.conf")).getMessage());
+        assertEquals("run.conf: tailguard.rollout.threads: must be auto or an integer >= 0, got \"half\"",
+                assertThrows(IllegalArgumentException.class, () -> RunSettings.parse(with("tailguard.rollout.threads = half"),
+                        "run.conf")).getMessage());
+        // auto: the learner takes half a node's threads where workers share the node, the workers the rest
+        RunSettings auto = RunSettings.parse(with("tailguard.learner.threads = auto\ntailguard.rollout.threads = auto"), "run.conf");
+        assertEquals(RunSettings.AUTO_THREADS, auto.learner().threads());
+        java.util.Set<String> all = java.util.Set.of("controller", "learner", "rollout");
+        assertEquals(1, auto.withThreadSplit(all, 2).learner().threads());
+        assertEquals(1, auto.withThreadSplit(all, 2).rollout().threads());
+        assertEquals(8, auto.withThreadSplit(all, 16).learner().threads());
+        assertEquals(8, auto.withThreadSplit(all, 16).rollout().threads());
+        assertEquals(1, auto.withThreadSplit(all, 1).rollout().threads(), "at least one each");
+        RunSettings two = RunSettings.parse(with("tailguard.learner.threads = auto\ntailguard.rollout.threads = auto\n"
+                + "tailguard.rollout.workers = 2"), "run.conf");
+        assertEquals(8, two.withThreadSplit(all, 16).learner().threads());
+        assertEquals(4, two.withThreadSplit(all, 16).rollout().threads());
+        // a node without the other role: no cap
+        assertEquals(0, auto.withThreadSplit(java.util.Set.of("rollout"), 16).rollout().threads());
+        assertEquals(0, auto.withThreadSplit(java.util.Set.of("controller", "learner"), 16).learner().threads());
+        // a number stays
+        RunSettings mixed = RunSettings.parse(with("tailguard.learner.threads = 3\ntailguard.rollout.threads = auto"), "run.conf");
+        assertEquals(3, mixed.withThreadSplit(all, 16).learner().threads());
+        assertEquals(8, mixed.withThreadSplit(all, 16).rollout().threads());
         assertFalse(RunSettings.parse(with(""), "run.conf").train().evalHoldsRollouts());
         assertTrue(RunSettings.parse(with("tailguard.train.eval-holds-rollouts = on"), "run.conf").train().evalHoldsRollouts());
         assertEquals("run.conf: tailguard.train.eval-holds-rollouts: must be on or off, got \"sometimes\"",
