@@ -46,17 +46,21 @@ class NativeThreadCapTest {
         java.util.concurrent.CountDownLatch read = new java.util.concurrent.CountDownLatch(1);
         AtomicInteger other = new AtomicInteger();
         Thread t = new Thread(() -> {
-            JniUtils.setNumThreads(all);
-            int own = JniUtils.getNumThreads();
-            started.countDown();
+            // the latches fall in finally: a failure here fails the assertion below rather than hanging the test
             try {
+                JniUtils.setNumThreads(all);
+                int own = JniUtils.getNumThreads();
+                started.countDown();
                 capped.await();
+                other.set(JniUtils.getNumThreads() == own ? own : -own);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+            } finally {
+                started.countDown();
+                read.countDown();
             }
-            other.set(JniUtils.getNumThreads() == own ? own : -own);
-            read.countDown();
         });
+        t.setDaemon(true);
         t.start();
         started.await();
         try (NativeLibraries.ThreadCap one = NativeLibraries.limitThreads(1)) {

@@ -72,42 +72,37 @@ class TrainingTapeTest {
     @Test
     void continuationsOverASharedPromptHaveTheGradientsOfLibtorchAttention() {
         // a prompt of 75 positions (two blocks of its own) and 4 continuations of 9
-        SplittableRandom r = new SplittableRandom(9);
+        float[] weights = weights(CONFIG.vocabSize() + 4 * 9 * CONFIG.vocabSize(), 10);
+        compare(CONFIG, sharedPrompt(CONFIG, 9), weights, 1, 4);
+    }
+
+    /**
+     * The logits of forwardShared over a random prompt of 75 positions and 4 continuations of 9
+     * (ids drawn from seed): the prompt's last position's, then every continuation position's, flat.
+     */
+    private static Function<Qwen3Model, NDArray> sharedPrompt(ModelConfig config, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
         long[] prompt = new long[75];
         long[] rows = new long[4 * 9];
         for (int i = 0; i < prompt.length; i++) {
-            prompt[i] = r.nextInt(CONFIG.vocabSize());
+            prompt[i] = r.nextInt(config.vocabSize());
         }
         for (int i = 0; i < rows.length; i++) {
-            rows[i] = r.nextInt(CONFIG.vocabSize());
+            rows[i] = r.nextInt(config.vocabSize());
         }
-        float[] weights = weights(CONFIG.vocabSize() + 4 * 9 * CONFIG.vocabSize(), 10);
-        compare(CONFIG, model -> {
+        return model -> {
             NDManager m = model.manager();
             NDArray[] out = model.forwardShared(m.create(prompt, new Shape(1, 75)), m.create(rows, new Shape(4, 9)));
             return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(out[0].reshape(-1), out[1].reshape(-1)));
-        }, weights, 1, 4);
+        };
     }
 
     @Test
     void theAvx512AndAvx2TilesGiveTheSameBits() {
         Assumptions.assumeTrue(NativeTraining.LIBRARY.loaded(), "native training kernels not loaded");
         // a prompt of 75 positions and 4 continuations of 9: products of every width up to 32 and past it
-        SplittableRandom r = new SplittableRandom(11);
-        long[] prompt = new long[75];
-        long[] rows = new long[4 * 9];
-        for (int i = 0; i < prompt.length; i++) {
-            prompt[i] = r.nextInt(TAILS.vocabSize());
-        }
-        for (int i = 0; i < rows.length; i++) {
-            rows[i] = r.nextInt(TAILS.vocabSize());
-        }
+        Function<Qwen3Model, NDArray> logits = sharedPrompt(TAILS, 11);
         float[] weights = weights(TAILS.vocabSize() + 4 * 9 * TAILS.vocabSize(), 12);
-        Function<Qwen3Model, NDArray> logits = model -> {
-            NDManager m = model.manager();
-            NDArray[] out = model.forwardShared(m.create(prompt, new Shape(1, 75)), m.create(rows, new Shape(4, 9)));
-            return ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(out[0].reshape(-1), out[1].reshape(-1)));
-        };
         System.setProperty(NativeTraining.PROPERTY, "native");
         boolean wide = NativeTraining.wideTiles(true);
         Assumptions.assumeTrue(wide, "this CPU has no AVX-512: only the AVX2 tiles run");
