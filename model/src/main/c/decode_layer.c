@@ -137,6 +137,100 @@ static void gemv_rows(const float *x, int B, int K, const float *W, int n0, int 
     }
 }
 
+/*
+ * The same product on AVX-512 (checked once at run time; gemv_allow_wide = 0 turns it off): rows in
+ * blocks of three, every sequence of a group of up to eight in one pass over them, so each weight
+ * vector loaded feeds up to eight FMAs and the block's rows stream from memory once, the next block
+ * prefetched while this one is summed. At Qwen3-0.6B's gate/up shape (6144 × 1024, batch 8, 1.5 GB
+ * of weights) on the project's Intel VM: 16 GB/s for gemv_rows above, 21 GB/s for this (both threads).
+ */
+#define GEMV_WIDE __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+static int gemv_allow_wide = 1;
+
+static int gemv_cpu_wide(void) {
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+              && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    }
+    return cpu;
+}
+
+/* rows [n, n + R) of W against sequences [0, NB) of x (R ≤ 3, NB ≤ 8: compile-time after inlining) */
+static inline __attribute__((always_inline)) GEMV_WIDE void gemv_block_wide(const float *x, int K, const float *W, int n,
+                                                                            float *out, int ldo, int add, const int R,
+                                                                            const int NB) {
+    __m512 acc[3][8];
+    for (int r = 0; r < R; r++) {
+        for (int b = 0; b < NB; b++) acc[r][b] = _mm512_setzero_ps();
+    }
+    const float *w = W + (long) n * K;
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv[3];
+        for (int r = 0; r < R; r++) {
+            wv[r] = _mm512_loadu_ps(w + (long) r * K + k);
+            _mm_prefetch((const char *) (w + (long) (r + R) * K + k), _MM_HINT_T0);   /* never faults */
+        }
+        for (int b = 0; b < NB; b++) {
+            __m512 xv = _mm512_loadu_ps(x + (long) b * K + k);
+            for (int r = 0; r < R; r++) acc[r][b] = _mm512_fmadd_ps(wv[r], xv, acc[r][b]);
+        }
+    }
+    __mmask16 tail = (__mmask16) ((1u << (K - k)) - 1);
+    if (tail) {
+        __m512 wv[3];
+        for (int r = 0; r < R; r++) wv[r] = _mm512_maskz_loadu_ps(tail, w + (long) r * K + k);
+        for (int b = 0; b < NB; b++) {
+            __m512 xv = _mm512_maskz_loadu_ps(tail, x + (long) b * K + k);
+            for (int r = 0; r < R; r++) acc[r][b] = _mm512_fmadd_ps(wv[r], xv, acc[r][b]);
+        }
+    }
+    for (int b = 0; b < NB; b++) {
+        float *o = out + (long) b * ldo + n;
+        for (int r = 0; r < R; r++) {
+            float v = _mm512_reduce_add_ps(acc[r][b]);
+            o[r] = add ? o[r] + v : v;
+        }
+    }
+}
+
+#define GEMV_GROUP(NB)                                                                                     \
+    do {                                                                                                   \
+        int n = n0;                                                                                        \
+        for (; n + 3 <= n1; n += 3) gemv_block_wide(xg, K, W, n, og, ldo, add, 3, NB);                     \
+        for (; n < n1; n++) gemv_block_wide(xg, K, W, n, og, ldo, add, 1, NB);                             \
+    } while (0)
+
+static GEMV_WIDE void gemv_rows_wide(const float *x, int B, int K, const float *W, int n0, int n1, float *out, int ldo,
+                                     int add) {
+    for (int b0 = 0; b0 < B; b0 += 8) {
+        const float *xg = x + (long) b0 * K;
+        float *og = out + (long) b0 * ldo;
+        switch (B - b0 < 8 ? B - b0 : 8) {
+            case 1: GEMV_GROUP(1); break;
+            case 2: GEMV_GROUP(2); break;
+            case 3: GEMV_GROUP(3); break;
+            case 4: GEMV_GROUP(4); break;
+            case 5: GEMV_GROUP(5); break;
+            case 6: GEMV_GROUP(6); break;
+            case 7: GEMV_GROUP(7); break;
+            default: GEMV_GROUP(8); break;
+        }
+    }
+}
+
+/* out rows [n0, n1) = x · W[n0, n1)ᵀ (+ out where add), on the widest kernel allowed */
+static void gemv_range(const float *x, int B, int K, const float *W, int n0, int n1, float *out, int ldo, int add) {
+    if (gemv_allow_wide && gemv_cpu_wide()) {
+        gemv_rows_wide(x, B, K, W, n0, n1, out, ldo, add);
+    } else {
+        gemv_rows(x, B, K, W, n0, n1, out, ldo, add);
+    }
+}
+
 typedef struct {
     const float *x;
     const float *W;
@@ -149,14 +243,14 @@ static void gemv_item(void *ctx, int item, int worker) {
     const Gemv *g = ctx;
     int n0 = item * g->chunk;
     int n1 = n0 + g->chunk < g->N ? n0 + g->chunk : g->N;
-    gemv_rows(g->x, g->B, g->K, g->W, n0, n1, g->out, g->ldo, g->add);
+    gemv_range(g->x, g->B, g->K, g->W, n0, n1, g->out, g->ldo, g->add);
 }
 
-/* Rows per work item: about four items per thread, a multiple of 4, at least 16. */
+/* Rows per work item: about four items per thread, a multiple of 12 (whole blocks of either kernel), at least 24. */
 static int chunk_for(int n, int threads) {
     int c = (n + 4 * threads - 1) / (4 * threads);
-    c = (c + 3) / 4 * 4;
-    if (c < 16) c = 16;
+    c = (c + 11) / 12 * 12;
+    if (c < 24) c = 24;
     while ((n + c - 1) / c > TG_MAX_ITEMS) c *= 2;
     return c;
 }
@@ -194,8 +288,8 @@ static void gate_up_item(void *ctx, int item, int worker) {
     const GateUp *g = ctx;
     int i0 = item * g->chunk;
     int i1 = i0 + g->chunk < g->I ? i0 + g->chunk : g->I;
-    gemv_rows(g->x, g->B, g->K, g->W, i0, i1, g->gate, g->I, 0);
-    gemv_rows(g->x, g->B, g->K, g->W + (long) g->I * g->K, i0, i1, g->up, g->I, 0);
+    gemv_range(g->x, g->B, g->K, g->W, i0, i1, g->gate, g->I, 0);
+    gemv_range(g->x, g->B, g->K, g->W + (long) g->I * g->K, i0, i1, g->up, g->I, 0);
     for (int b = 0; b < g->B; b++) {
         float *gb = g->gate + (long) b * g->I + i0;
         swiglu(gb, gb, g->up + (long) b * g->I + i0, i1 - i0);
@@ -529,6 +623,20 @@ JNIEXPORT jboolean JNICALL Java_io_tailguard_model_NativeDecode_setWideVectors(J
     pthread_mutex_lock(&call_mu);
     a8_allow_wide = allow == JNI_TRUE;
     int wide = a8_allow_wide && a8_cpu_wide();
+    pthread_mutex_unlock(&call_mu);
+    return wide ? JNI_TRUE : JNI_FALSE;
+}
+
+/*
+ * Whether float32 weight products may take the AVX-512 kernel (allow; the default) or must take the
+ * AVX2 one; returns whether the AVX-512 kernel is in use now (allowed and the CPU has it).
+ */
+JNIEXPORT jboolean JNICALL Java_io_tailguard_model_NativeDecode_setWideFloat(JNIEnv *env, jclass cls, jboolean allow) {
+    (void) env;
+    (void) cls;
+    pthread_mutex_lock(&call_mu);
+    gemv_allow_wide = allow == JNI_TRUE;
+    int wide = gemv_allow_wide && gemv_cpu_wide();
     pthread_mutex_unlock(&call_mu);
     return wide ? JNI_TRUE : JNI_FALSE;
 }

@@ -121,6 +121,13 @@ final class NativeDecode {
      */
     static native boolean setWideVectors(boolean allow);
 
+    /**
+     * Lets float32 weight products ({@link #project}, the layers' q/k/v, o, gate/up and down) use the
+     * AVX-512 kernel (true, the default) or forces the AVX2 one; returns whether the AVX-512 kernel is
+     * in use now. Both sum each product in a different order; for tests and diagnosis.
+     */
+    static native boolean setWideFloat(boolean allow);
+
     /** A V:N:M linear from its stored arrays (see {@link PackedLinear#vnm}); never 0. */
     static native long packedVnm(int rows, int cols, int v, int m, float[] values, byte[] meta, byte[] columns);
 

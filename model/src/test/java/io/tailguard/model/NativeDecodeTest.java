@@ -119,6 +119,53 @@ class NativeDecodeTest {
         }
     }
 
+    /**
+     * The weight product on both kernels (AVX-512 where the CPU has it, AVX2) against a sum in double:
+     * row counts of 1 to 11 (one group of eight sequences and a remainder), inner sizes with and
+     * without a vector tail, output rows that end in partial blocks of three and four, and the
+     * work items' edges (24 rows each).
+     */
+    @Test
+    void weightProductOnEitherKernelMatchesADoubleSum() {
+        Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded(), () -> "native decode layer not loaded: " + NativeDecode.LIBRARY.unavailableReason());
+        Random r = new Random(3);
+        try {
+            for (boolean wide : new boolean[] {true, false}) {
+                NativeDecode.setWideFloat(wide);
+                for (int rows : new int[] {1, 3, 8, 11}) {
+                    for (int k : new int[] {16, 44, 67, 128}) {
+                        for (int n : new int[] {29, 100}) {
+                            float[] x = new float[rows * k], w = new float[n * k];
+                            for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+                            for (int i = 0; i < w.length; i++) w[i] = (float) r.nextGaussian();
+                            float[] expected = new float[rows * n];
+                            for (int b = 0; b < rows; b++) {
+                                for (int j = 0; j < n; j++) {
+                                    double acc = 0;
+                                    for (int i = 0; i < k; i++) acc += (double) x[b * k + i] * w[j * k + i];
+                                    expected[b * n + j] = (float) acc;
+                                }
+                            }
+                            java.nio.ByteBuffer out = direct(new float[rows * n]);
+                            NativeDecode.project(direct(x), direct(w), out, rows, k, n, 2);
+                            float[] actual = new float[rows * n];
+                            out.asFloatBuffer().get(actual);
+                            assertClose(expected, actual, 1e-5, (wide ? "wide" : "AVX2") + " product, rows " + rows + ", k " + k + ", n " + n);
+                        }
+                    }
+                }
+            }
+        } finally {
+            NativeDecode.setWideFloat(true);
+        }
+    }
+
+    private static java.nio.ByteBuffer direct(float[] v) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocateDirect(4 * v.length).order(java.nio.ByteOrder.nativeOrder());
+        b.asFloatBuffer().put(v);
+        return b;
+    }
+
     @Test
     void nativeLayerMatchesTheLibtorchLayer() {
         Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded(), () -> "native decode layer not loaded: " + NativeDecode.LIBRARY.unavailableReason());
