@@ -387,16 +387,19 @@ static int run_item(const Params *p, Scratch *sc, int item) {
     memset(acc, 0, sizeof(float) * (size_t) r * d);
     long page_bytes = (long) PAGE * d * esz;
     int wide = p->wide && wide_serves(d);
-    /* the hardware prefetchers follow a run of consecutive pages; only scattered pages need a hint */
-    int scattered = nsel < pages;
-    for (int g = 0; scattered && g < PF && g < nsel; g++) {
+    /* the hardware prefetchers follow a run of consecutive float32 pages; scattered pages need a hint,
+       and so do float16 ones, whose loop widens and multiplies long enough between loads that pages
+       hinted ahead arrive in time (small's shape on the project's Intel VM, every page kept: 0.62 →
+       0.50 ms a layer; float32 pages hinted the same way went 10 % slower) */
+    int hint = nsel < pages || p->f16;
+    for (int g = 0; hint && g < PF && g < nsel; g++) {
         prefetch_page(K + sel[g] * page_bytes, page_bytes);
         prefetch_page(V + sel[g] * page_bytes, page_bytes);
     }
     for (int g = 0; g < nsel; g++) {
         int pg = sel[g];
         int tokens = len - pg * PAGE < PAGE ? len - pg * PAGE : PAGE;
-        if (scattered && g + PF < nsel) {
+        if (hint && g + PF < nsel) {
             prefetch_page(K + sel[g + PF] * page_bytes, page_bytes);
             prefetch_page(V + sel[g + PF] * page_bytes, page_bytes);
         }
