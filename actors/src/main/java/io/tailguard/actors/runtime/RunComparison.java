@@ -305,7 +305,7 @@ public final class RunComparison {
             Row mean = new Row(arm, "", Double.NaN, 0, mean(of, Row::wallSeconds), mean(of, Row::trainSeconds), mean(of, Row::evalSeconds),
                     mean(of, Row::calibrationSeconds), mean(of, Row::passStart), mean(of, Row::passEnd),
                     mean(of, Row::meanRolloutSeconds), mean(of, Row::meanTisTruncated), new double[0], new double[0],
-                    mean(of, Row::target), mean(of, Row::secondsToTarget), mean(of, Row::referenceSeconds),
+                    mean(of, Row::target), everyOrNaN(of, Row::secondsToTarget), mean(of, Row::referenceSeconds),
                     mean(of, Row::workerSeconds), mean(of, Row::guardSeconds), mean(of, Row::learnerSeconds),
                     mean(of, Row::referenceTrainSeconds));
             t.append(row(arm, "mean of " + of.size(), "", fmt(mean(of, r -> r.steps()), 1), mean));
@@ -319,6 +319,7 @@ public final class RunComparison {
                 .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (else the mean over ")
                 .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
                 .append(reference).append(" run's own; × ").append(reference).append(" run: over that run's whole train seconds. ")
+                .append("A mean row's time to target needs every run of the arm to have reached it. ")
                 .append("–: nothing to compute (never reached, no tokens, no update).\n");
         if (!plots.isEmpty()) {
             t.append('\n');
@@ -340,6 +341,20 @@ public final class RunComparison {
 
     private static double mean(List<Row> rows, java.util.function.ToDoubleFunction<Row> f) {
         return meanFinite(rows.stream().mapToDouble(f).toArray());
+    }
+
+    /**
+     * The mean where every row has a value, else NaN: a mean time to target over the runs that reached
+     * it would hide the ones that never did.
+     */
+    private static double everyOrNaN(List<Row> rows, java.util.function.ToDoubleFunction<Row> f) {
+        double[] xs = rows.stream().mapToDouble(f).toArray();
+        for (double x : xs) {
+            if (!Double.isFinite(x)) {
+                return Double.NaN;
+            }
+        }
+        return meanFinite(xs);
     }
 
     static String fmt(double v, int decimals) {

@@ -161,6 +161,18 @@ class RunComparisonTest {
     }
 
     @Test
+    void aMeanRowHasNoTimeToTargetWhereARunNeverReachedIt(@TempDir Path tmp) throws Exception {
+        List<RunComparison.Run> runs = new java.util.ArrayList<>(runs());
+        // a second guarded seed that ends at 0.45, below the target 0.5: the mean row's time to target
+        // and its ratios are unknown, not seed 1's 110 s alone
+        runs.add(new RunComparison.Run("guarded", Path.of("runs/guarded-s2"), record(2, 20, 100, List.of(step(20, 90, 1.0, 0.05)),
+                List.of(), List.of(new RunRecord.EvalRow(0, 30, 0.3, 5), new RunRecord.EvalRow(20, 80, 0.45, 5)))));
+        String table = Files.readString(RunComparison.compare(runs, "dense", tmp.resolve("cmp")).table());
+        assertTrue(table.contains("| guarded | mean of 2 |  | 20.0 | 115.0 | 102.5 | 12.5 | 25.0 | 0.250 | 0.500 | 1.750 | 149.5 (29.5) | 85.5 | 0.0350 "
+                + "|  |  | 0.500 | – | – | – |"), table);
+    }
+
+    @Test
     void aBinsP5CountsOnlyInWindowsWithMinTokensTokens() {
         Map<String, Object> settings = Map.of("seed", 1.0, "min_tokens", 100.0);
         RunRecord r = new RunRecord(0, 10, settings, Map.of(), List.of(), List.of(
