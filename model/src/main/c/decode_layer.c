@@ -148,16 +148,6 @@ static void gemv_rows(const float *x, int B, int K, const float *W, int n0, int 
 
 static int gemv_allow_wide = 1;
 
-static int gemv_cpu_wide(void) {
-    static int cpu = -1;
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-              && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-    }
-    return cpu;
-}
-
 /* rows [n, n + R) of W against sequences [0, NB) of x (R ≤ 3, NB ≤ 8: compile-time after inlining) */
 static inline __attribute__((always_inline)) GEMV_WIDE void gemv_block_wide(const float *x, int K, const float *W, int n,
                                                                             float *out, int ldo, int add, const int R,
@@ -224,7 +214,7 @@ static GEMV_WIDE void gemv_rows_wide(const float *x, int B, int K, const float *
 
 /* out rows [n0, n1) = x · W[n0, n1)ᵀ (+ out where add), on the widest kernel allowed */
 static void gemv_range(const float *x, int B, int K, const float *W, int n0, int n1, float *out, int ldo, int add) {
-    if (gemv_allow_wide && gemv_cpu_wide()) {
+    if (gemv_allow_wide && tg_cpu_avx512()) {
         gemv_rows_wide(x, B, K, W, n0, n1, out, ldo, add);
     } else {
         gemv_rows(x, B, K, W, n0, n1, out, ldo, add);
@@ -636,7 +626,7 @@ JNIEXPORT jboolean JNICALL Java_io_tailguard_model_NativeDecode_setWideFloat(JNI
     (void) cls;
     pthread_mutex_lock(&call_mu);
     gemv_allow_wide = allow == JNI_TRUE;
-    int wide = gemv_allow_wide && gemv_cpu_wide();
+    int wide = gemv_allow_wide && tg_cpu_avx512();
     pthread_mutex_unlock(&call_mu);
     return wide ? JNI_TRUE : JNI_FALSE;
 }

@@ -350,8 +350,7 @@ static int a8_cpu = -1;
 static int a8_cpu_wide(void) {
     if (a8_cpu < 0) {
         __builtin_cpu_init();
-        a8_cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
-                 && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+        a8_cpu = tg_cpu_avx512() && __builtin_cpu_supports("avx512vnni");
     }
     return a8_cpu;
 }

@@ -20,6 +20,17 @@ static int grow(void **p, size_t *have, size_t need, size_t elem) {
     return 1;
 }
 
+/* 1 where the CPU has AVX-512 F, BW, DQ and VL (what the wide loops are compiled for); checked once. */
+static inline int tg_cpu_avx512(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+              && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    }
+    return has;
+}
+
 static inline float hsum(__m256 v) {
     __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     __m128 sh = _mm_movehdup_ps(lo);

@@ -67,12 +67,6 @@ static void tile_edge(int rows, int w, int k, const float *A, long sr, long sp, 
     }
 }
 
-/*
- * C[m][n] = (acc ? C : 0) + A[m][k] B[k][n], B and C row-major with the given row strides; A's
- * element (i, p) at A[i sr + p sp] (row-major: sr = lda, sp = 1; transposed: sr = 1, sp = lda).
- * Inlined into gemm and gemm_tn, so that each has its own copy with its unit stride a constant
- * (one register and one add fewer in the tiles' inner loops).
- */
 /* gemm_s on AVX-512 tiles of 6 x 32 (tg_tile512): the same sums, half the instructions. */
 static inline __attribute__((always_inline)) TG_AVX512 void gemm_s512(int m, int n, int k, const float *A, long sr, long sp,
                                                                     const float *B, long ldb, float *C, long ldc, int acc) {
@@ -107,6 +101,12 @@ static TG_AVX512 void gemm_tn512(int m, int n, int k, const float *A, long lda, 
 /* Whether the AVX-512 tiles may run (NativeTraining.wideTiles: the tests run both and compare). */
 static int wide_allowed = 1;
 
+/*
+ * C[m][n] = (acc ? C : 0) + A[m][k] B[k][n], B and C row-major with the given row strides; A's
+ * element (i, p) at A[i sr + p sp] (row-major: sr = lda, sp = 1; transposed: sr = 1, sp = lda).
+ * Inlined into gemm and gemm_tn, so that each has its own copy with its unit stride a constant
+ * (one register and one add fewer in the tiles' inner loops).
+ */
 static inline __attribute__((always_inline)) void gemm_s(int m, int n, int k, const float *A, long sr, long sp, const float *B, long ldb, float *C, long ldc,
                    int acc) {
     if (m <= 0 || n <= 0) return;

@@ -94,13 +94,6 @@ static void widen_f16(float *dst, const uint16_t *src, int n) {
     for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
 }
 
-/* 1 where this CPU runs the AVX-512 loop. */
-static int cpu_wide(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-           && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-}
-
 /* ----------------------------------------------------------------------------- page selection */
 
 /* a ranks below b: a lower score, or an equal score and a later page */
@@ -442,7 +435,7 @@ JNIEXPORT jint JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_pageSize
 JNIEXPORT jboolean JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_wideVectors(JNIEnv *env, jclass cls) {
     (void) env;
     (void) cls;
-    return cpu_wide() ? JNI_TRUE : JNI_FALSE;
+    return tg_cpu_avx512() ? JNI_TRUE : JNI_FALSE;
 }
 
 JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(JNIEnv *env, jclass cls,
@@ -475,7 +468,7 @@ JNIEXPORT void JNICALL Java_io_tailguard_rollout_sparse_NativeBlockTopK_attend(J
 
     pthread_mutex_lock(&call_mu);
     static int wide_cpu = -1;
-    if (wide_cpu < 0) wide_cpu = cpu_wide();
+    if (wide_cpu < 0) wide_cpu = tg_cpu_avx512();
     Params p = {K, V, M, Q, O, lk, lk + batch, kvh, r, d, cap, f16, wide_cpu && !(flags & 2)};
     atomic_store(&failed, 0);
     tg_run(attend_item, &p, items, threads);

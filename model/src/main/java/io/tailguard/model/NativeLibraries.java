@@ -122,13 +122,18 @@ public final class NativeLibraries {
      * (read once per JVM), at most this thread's cap ({@link #limitThreads}) when one is set.
      */
     public static int threads() {
-        int cap = CAP.get()[0];
+        return capped(CAP.get()[0]);
+    }
+
+    /** The threads a cap allows (0: every thread the process may use). */
+    private static int capped(int cap) {
         return cap > 0 ? Math.min(cap, THREADS) : THREADS;
     }
 
     /** A cap on this thread's native calls, lifted (to what it was) by {@link #close}. */
     public static final class ThreadCap implements AutoCloseable {
         private final int before;
+
         private ThreadCap(int before) {
             this.before = before;
         }
@@ -142,7 +147,7 @@ public final class NativeLibraries {
         @Override
         public void close() {
             CAP.get()[0] = before;
-            ai.djl.pytorch.jni.JniUtils.setNumThreads(before > 0 ? Math.min(before, THREADS) : THREADS);
+            setLibtorchThreads(before);
         }
     }
 
@@ -159,10 +164,15 @@ public final class NativeLibraries {
         }
         int[] cap = CAP.get();
         ai.djl.engine.Engine.getEngine("PyTorch"); // libtorch loaded (at once where it is already)
-        ai.djl.pytorch.jni.JniUtils.setNumThreads(threads > 0 ? Math.min(threads, THREADS) : THREADS);
+        setLibtorchThreads(threads);
         ThreadCap scope = new ThreadCap(cap[0]);
         cap[0] = threads;
         return scope;
+    }
+
+    /** libtorch's intra-op threads on this thread under a cap. */
+    private static void setLibtorchThreads(int cap) {
+        ai.djl.pytorch.jni.JniUtils.setNumThreads(capped(cap));
     }
 
     private static int threadsFromEnvironment() {

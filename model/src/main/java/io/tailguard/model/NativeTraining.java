@@ -70,7 +70,6 @@ public final class NativeTraining {
                 (float) eps, (float) lr, (float) decay, NativeLibraries.threads());
     }
 
-    /** The page in tokens the library was compiled with (src/main/c/tg_page.h); must be {@link KvCache#PAGE}. */
     /**
      * Lets the attention's products run on AVX-512 tiles where the CPU has them (the default) or
      * keeps them on the AVX2 tiles; the sums are the same either way (tests compare the two).
@@ -78,6 +77,7 @@ public final class NativeTraining {
      */
     static native boolean wideTiles(boolean allow);
 
+    /** The page in tokens the library was compiled with (src/main/c/tg_page.h); must be {@link KvCache#PAGE}. */
     static native int pageSize();
 
     /** The address of a direct buffer. */
