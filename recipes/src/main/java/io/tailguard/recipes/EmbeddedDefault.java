@@ -14,9 +14,10 @@ import java.util.Map;
 
 /**
  * The embedded default: the checkpoint that {@link PretrainRecipe#embeddedDefault()} trains, cached
- * under {@code <cache root>/default-<recipe hash>/}. The first use trains and writes it (a few
+ * under {@code <cache root>/default-<recipe hash>/}. The first use trains and writes it (about ten
  * minutes on a CPU); later uses load it. The recipe hash in the name means a changed recipe trains
- * a new default instead of reusing a stale one.
+ * a new default instead of reusing a stale one. A recipe that continues another ({@link
+ * PretrainRecipe#from}) starts from that one's checkpoint, cached the same way under its own hash.
  */
 public final class EmbeddedDefault {
 
@@ -62,9 +63,11 @@ public final class EmbeddedDefault {
                 if (complete(dir)) {
                     return dir;
                 }
+                Path before = recipe.from() == null ? null : ensure(cacheRoot, recipe.from(), listener);
+                Map<String, float[]> init = before == null ? null : Pretraining.initWeights(before, recipe);
                 listener.training(recipe, dir);
-                try (Pretraining.Trained trained = Pretraining.train(recipe, null, Devices.parse("cpu"), listener)) {
-                    Pretraining.write(dir, recipe, trained);
+                try (Pretraining.Trained trained = Pretraining.train(recipe, init, Devices.parse("cpu"), listener)) {
+                    Pretraining.write(dir, recipe, before, trained);
                 }
             }
         } catch (IOException e) {

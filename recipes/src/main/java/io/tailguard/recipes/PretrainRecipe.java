@@ -38,26 +38,40 @@ import java.util.Map;
  * it was trained on. At their defaults they stay out of {@link #toMap()}, so recipes from before
  * they existed keep their hash (and the cached default its directory).
  *
+ * <p>{@code from}: the recipe whose trained weights this one starts from (a curriculum's earlier
+ * stage, {@link #continuing}), null for the random initialisation; its hash enters this one's.
+ *
  * <p>Bad values are IllegalArgumentException whose message starts with the parameter's name
  * ({@code task-steps}, {@code reward} for the task's knobs, as the command line names them).
  */
 public record PretrainRecipe(String task, String preset, int context, int steps, int batch, double lr, long seed,
                       int warmupSteps, double weightDecay, int startContext, double mastery, int rampSteps,
                       double practiceShare, double target, int validateEvery, int targetEvery, int validationPrompts,
-                      int taskSteps, TaskSpec.Reward reward) {
+                      int taskSteps, TaskSpec.Reward reward, PretrainRecipe from) {
 
     /** Bump when the training code changes what a recipe produces. */
     static final int VERSION = 3;
 
     /**
-     * The quickstart task and context: the embedded default is this recipe. Long prompts and a
-     * completion of copy's default 128 symbols attending back into them: the lengths where sparse
-     * decode pays.
+     * The quickstart task and lengths: the embedded default is trained to them. Prompts of about a
+     * thousand tokens and a completion of 256 symbols attending back into them: the lengths where
+     * sparse decode pays, and where a rollout costs more than the learner's step on it.
      */
     public static final String QUICKSTART_TASK = "copy";
     /** Six layers, two of them dense: the copy is done in the two, and four decode sparsely. */
     public static final String QUICKSTART_PRESET = "tiny6";
-    public static final int QUICKSTART_CONTEXT = 768;
+    public static final int QUICKSTART_CONTEXT = 1024;
+    /** Copy's span in the quickstart: 32 chunks of 8 symbols. */
+    public static final int QUICKSTART_TASK_STEPS = 32;
+    /**
+     * The embedded default's first stage, and `pretrain`'s defaults: copy's default span (128
+     * symbols) at context 768, from the random initialisation. The second stage continues from it at
+     * the quickstart's lengths ({@link #embeddedDefault()}).
+     */
+    public static final int FIRST_STAGE_CONTEXT = 768;
+    /** The second stage's steps and prompt seed (a seed of its own: new examples, not the first stage's again). */
+    public static final int SECOND_STAGE_STEPS = 400;
+    public static final long SECOND_STAGE_SEED = 5;
 
     public static final int DEFAULT_STEPS = 900;
     public static final int DEFAULT_BATCH = 16;
@@ -88,6 +102,9 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
         if (reward == null) {
             throw new IllegalArgumentException("reward: must be exact or graded, got null");
         }
+        if (from != null && !from.preset.equals(preset)) {
+            throw new IllegalArgumentException("init: a " + preset + " recipe cannot continue a " + from.preset + " one");
+        }
         if (!(mastery >= 0 && mastery <= 1) || rampSteps < 0 || validateEvery < 1 || targetEvery < 1 || validationPrompts < 1) {
             throw new IllegalArgumentException("bad curriculum: mastery " + mastery + ", ramp " + rampSteps
                     + " steps, validation every " + validateEvery + " / " + targetEvery + " steps on " + validationPrompts + " prompts");
@@ -99,13 +116,22 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
                                     double target) {
         int warmup = Math.max(1, Math.min(30, steps / 20));
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmup, 0.0,
-                Math.min(64, context), 0.4, 50, 0.75, target, 10, 20, 32, 0, TaskSpec.Reward.EXACT);
+                Math.min(64, context), 0.4, 50, 0.75, target, 10, 20, 32, 0, TaskSpec.Reward.EXACT, null);
     }
 
     /** This recipe on the task with {@code taskSteps} steps (0: the task's default) and {@code reward}. */
     public PretrainRecipe withTask(int taskSteps, TaskSpec.Reward reward) {
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmupSteps, weightDecay, startContext,
-                mastery, rampSteps, practiceShare, target, validateEvery, targetEvery, validationPrompts, taskSteps, reward);
+                mastery, rampSteps, practiceShare, target, validateEvery, targetEvery, validationPrompts, taskSteps, reward, from);
+    }
+
+    /**
+     * This recipe trained from the weights {@code before} trains (null: the random initialisation),
+     * with a fresh optimizer: a stage of a curriculum. The first stage's hash enters this one's.
+     */
+    public PretrainRecipe continuing(PretrainRecipe before) {
+        return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmupSteps, weightDecay, startContext,
+                mastery, rampSteps, practiceShare, target, validateEvery, targetEvery, validationPrompts, taskSteps, reward, before);
     }
 
     /**
@@ -131,9 +157,17 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
         return "small".equals(preset) ? SMALL_LR : DEFAULT_LR;
     }
 
-    /** The embedded default: the quickstart task at the quickstart context, from seed 0. */
+    /**
+     * The embedded default, in two stages: copy's default 128-symbol span at context 768 from the
+     * random initialisation (seed 0, at most {@value #DEFAULT_STEPS} steps), then, from its weights,
+     * the quickstart's 256-symbol span at context 1024 (seed {@value #SECOND_STAGE_SEED}, at most
+     * {@value #SECOND_STAGE_STEPS} steps). A model that copies 128 symbols learns the longer span in a
+     * few hundred steps; from scratch at the long lengths every step costs the long sequences' time.
+     */
     public static PretrainRecipe embeddedDefault() {
-        return of(QUICKSTART_TASK, QUICKSTART_PRESET, QUICKSTART_CONTEXT, DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_LR, 0);
+        PretrainRecipe first = of(QUICKSTART_TASK, QUICKSTART_PRESET, FIRST_STAGE_CONTEXT, DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_LR, 0);
+        return of(QUICKSTART_TASK, QUICKSTART_PRESET, QUICKSTART_CONTEXT, SECOND_STAGE_STEPS, DEFAULT_BATCH, DEFAULT_LR,
+                SECOND_STAGE_SEED).withTask(QUICKSTART_TASK_STEPS, TaskSpec.Reward.EXACT).continuing(first);
     }
 
     /** The recipe as a JSON-ready map (stored in the checkpoint's pretrain.json). */
@@ -163,6 +197,9 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
         }
         if (reward != TaskSpec.Reward.EXACT) {
             m.put("reward", reward.toString());
+        }
+        if (from != null) {
+            m.put("from", from.hash());
         }
         return m;
     }

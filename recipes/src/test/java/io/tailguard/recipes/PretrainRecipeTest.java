@@ -10,6 +10,7 @@ import java.util.Set;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -18,19 +19,38 @@ class PretrainRecipeTest {
 
     /**
      * A changed hash retrains every user's cached default, so any change here must be deliberate: a
-     * new recipe (the default: copy on tiny6 at 768, the ramp at validation 0.4, stopping at 0.4 or 900 steps, validation every 20 steps after the ramp), or
-     * a change of the training code, which bumps {@link PretrainRecipe#VERSION}.
+     * new recipe (the default's first stage: copy on tiny6 at 768, the ramp at validation 0.4,
+     * stopping at 0.4 or 900 steps, validation every 20 steps after the ramp; its second: from the
+     * first's weights, copy's 32-chunk span at 1024, seed 5, at most 400 steps), or a change of the
+     * training code, which bumps {@link PretrainRecipe#VERSION}.
      */
     @Test
     void theHashIsTheOneTheCachedDefaultsAreNamedBy() {
-        assertEquals("4030f578fadb", PretrainRecipe.embeddedDefault().hash());
+        PretrainRecipe d = PretrainRecipe.embeddedDefault();
+        assertEquals("4030f578fadb", d.from().hash(), "the first stage is the single-stage default of before: its cache stays valid");
+        assertNull(d.from().from());
+        assertEquals("b3533177206b", d.hash());
         assertEquals("448cc3a8acb8", PretrainRecipe.of("pointer-chase", "small", 512, 300, 32, 3e-4, 11, 0.5).hash());
-        assertEquals(Path.of("/c/default-4030f578fadb"), EmbeddedDefault.dir(Path.of("/c"), PretrainRecipe.embeddedDefault()));
+        assertEquals(Path.of("/c/default-b3533177206b"), EmbeddedDefault.dir(Path.of("/c"), d));
+        assertEquals(1024, d.context());
+        assertEquals(32, d.taskSteps());
+        assertEquals("4030f578fadb", d.toMap().get("from"));
+    }
+
+    @Test
+    void aStageContinuesOnlyTheSamePresetAndItsPredecessorEntersTheHash() {
+        PretrainRecipe first = PretrainRecipe.of("copy", "tiny6", 768, 900, 16, 1e-3, 0);
+        PretrainRecipe second = PretrainRecipe.of("copy", "tiny6", 1024, 400, 16, 1e-3, 5);
+        assertNotEquals(second.hash(), second.continuing(first).hash());
+        assertNotEquals(second.continuing(first).hash(), second.continuing(first.withTask(8, TaskSpec.Reward.EXACT)).hash(),
+                "a changed first stage retrains the second");
+        assertEquals(second.continuing(first), second.continuing(first).withTask(0, TaskSpec.Reward.EXACT), "withTask keeps the stage");
+        assertMessageStarts("init", () -> PretrainRecipe.of("copy", "tiny", 1024, 400, 16, 1e-3, 5).continuing(first));
     }
 
     @Test
     void theTaskKnobsEnterTheHashOnlyWhenSet() {
-        PretrainRecipe base = PretrainRecipe.embeddedDefault();
+        PretrainRecipe base = PretrainRecipe.embeddedDefault().from();
         assertEquals(base, base.withTask(0, TaskSpec.Reward.EXACT));
         assertEquals("4030f578fadb", base.withTask(0, TaskSpec.Reward.EXACT).hash(), "the defaults leave the hash alone");
         assertFalse(base.toMap().containsKey("task_steps") || base.toMap().containsKey("reward"));

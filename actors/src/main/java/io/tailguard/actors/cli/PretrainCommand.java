@@ -21,7 +21,10 @@ import java.util.concurrent.Callable;
                 + "practice documents (AdamW at a constant rate after a warm-up, contexts growing from 64 to --context), "
                 + "stop once validation pass@1 (prompt seed --seed + 2) reaches --target, write the checkpoint, and "
                 + "measure greedy pass@1 on held-out prompts (prompt seed --seed + 1).",
-                "The embedded default (--checkpoint default in other commands) is this command with its defaults.",
+                "The embedded default (--checkpoint default in other commands) is this command with its defaults, then "
+                        + "--init <that> --context " + PretrainRecipe.QUICKSTART_CONTEXT + " --task-steps "
+                        + PretrainRecipe.QUICKSTART_TASK_STEPS + " --steps " + PretrainRecipe.SECOND_STAGE_STEPS + " --seed "
+                        + PretrainRecipe.SECOND_STAGE_SEED + " (the quickstart's lengths).",
                 "Prints {\"checkpoint\":DIR,\"pass_at_1\":..,\"steps\":..,\"validation_pass_at_1\":..,\"seconds\":..,"
                         + "\"task\":..,\"context\":..}."})
 final class PretrainCommand implements Callable<Integer> {
@@ -39,7 +42,7 @@ final class PretrainCommand implements Callable<Integer> {
             description = "Model preset: tiny, tiny6 or small (default: ${DEFAULT-VALUE}).")
     String preset;
 
-    @Option(names = "--context", defaultValue = "" + PretrainRecipe.QUICKSTART_CONTEXT,
+    @Option(names = "--context", defaultValue = "" + PretrainRecipe.FIRST_STAGE_CONTEXT,
             description = "Final prompt length in tokens (at least 64; default: ${DEFAULT-VALUE}).")
     int context;
 

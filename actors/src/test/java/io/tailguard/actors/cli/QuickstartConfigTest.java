@@ -44,14 +44,14 @@ class QuickstartConfigTest {
         assertTrue(s.rollout().kvCacheChosen(), "the controller chooses the KV cache too (plain+kv16)");
         assertTrue(s.buffer().maxGroups() <= 2 * s.learner().groupsPerStep(), "a fast worker pauses instead of rolling out stale groups");
 
-        // copy's default span at 768: 16 chunks of 8 = 128 symbols and "]"; n = 130 tokens with eos and a
-        // generation cap of 130 + 33 + 8 = 171
+        // copy's span at 1024: 32 chunks of 8 = 256 symbols and "]"; n = 258 tokens with eos and a
+        // generation cap of 258 + 65 + 8 = 331
         Task t = s.train().task().at(s.train().contextMax());
-        assertEquals(128 + 1, t.solution(t.prompt(0, 0)).orElseThrow().length());
-        assertEquals(768 + 171, s.train().longestSequence());
+        assertEquals(256 + 1, t.solution(t.prompt(0, 0)).orElseThrow().length());
+        assertEquals(1024 + 331, s.train().longestSequence());
         BudgetController.Settings c = s.controller();
-        assertEquals(768 + 171, c.maxContext());
-        // bins of 128 to position 939: 8 bins, the last [896, 1024)
-        assertEquals(8, c.bins());
+        assertEquals(1024 + 331, c.maxContext());
+        // bins of 128 to position 1355: 11 bins, the last [1280, 1408)
+        assertEquals(11, c.bins());
     }
 }
