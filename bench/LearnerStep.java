@@ -2,7 +2,7 @@
  * The learner step of the main job's shape, timed: GrpoLearner.step (the GRPO + TIS update the
  * Learner actor runs) on groups of samples that share their prompt, with the quickstart's sizes by
  * default (config/quickstart.conf: the embedded default, 4 groups of 8 per step, micro-batches of
- * 16, prompts of 640-768 tokens, completions of the span's 128 symbols, "]" and an end token). Token ids and
+ * 16, prompts of 896-1024 tokens, completions of the span's 256 symbols, "]" and an end token). Token ids and
  * log-probs are random (a step's cost does not depend on them); rewards differ within every group,
  * so no group is dropped. Run through bench/learner-step.sh, which builds the project first.
  * Prints one JSON line: the seconds of each timed step, their median, and trained (completion)
@@ -26,7 +26,7 @@ import java.util.SplittableRandom;
 public class LearnerStep {
     public static void main(String[] args) {
         String checkpoint = "default";
-        int steps = 4, groups = 4, groupSize = 8, microBatch = 16, promptMin = 640, promptMax = 768, completion = 130;
+        int steps = 4, groups = 4, groupSize = 8, microBatch = 16, promptMin = 896, promptMax = 1024, completion = 258;
         long seed = 1;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];

@@ -43,8 +43,9 @@ public final class Checkpoints {
         PretrainCommand.Bar bar = new PretrainCommand.Bar(recipe, null) {
             @Override
             public void training(PretrainRecipe r, Path dir) {
-                System.err.printf("tailguard: training the embedded default (%s at context %d, at most %d steps; once) into %s%n",
-                        r.task(), r.context(), r.steps(), dir);
+                stage(r);
+                System.err.printf("tailguard: training the embedded default (%s at context %d, at most %d steps%s; once) into %s%n",
+                        r.task(), r.context(), r.steps(), r.from() == null ? "" : ", from the stage before", dir);
             }
         };
         try {

@@ -150,15 +150,28 @@ final class PretrainCommand implements Callable<Integer> {
      * the bar's line.
      */
     static class Bar implements EmbeddedDefault.Listener {
-        private final Progress bar;
+        private Progress bar;
         private final java.util.function.Consumer<Pretraining.Trained> saver;
         private double ema = Double.NaN;
         private String val = "";
-        private final long start = System.nanoTime();
+        private long start = System.nanoTime();
 
         Bar(PretrainRecipe recipe, java.util.function.Consumer<Pretraining.Trained> saver) {
-            this.bar = new Progress("pretrain " + recipe.task() + " @" + recipe.context());
+            this.bar = new Progress(label(recipe));
             this.saver = saver;
+        }
+
+        private static String label(PretrainRecipe r) {
+            return "pretrain " + r.task() + " @" + r.context();
+        }
+
+        /** A new bar for the next recipe of a curriculum (the embedded default trains its stages one after the other). */
+        void stage(PretrainRecipe recipe) {
+            bar.finish();
+            bar = new Progress(label(recipe));
+            ema = Double.NaN;
+            val = "";
+            start = System.nanoTime();
         }
 
         @Override
