@@ -66,6 +66,7 @@ class LocalClusterTest {
             ScriptRun start = script(root, tmp, "start", "3", "--dir", dir.toString(),
                     "--set", "tailguard.train.checkpoint=" + init,
                     "--set", "tailguard.train.context-min=64", "--set", "tailguard.train.context-max=96",
+                    "--set", "tailguard.train.task-steps=0",   // copy's default span for these short prompts
                     "--set", "tailguard.train.steps=1000", "--set", "tailguard.train.eval-n=0",
                     "--set", "tailguard.rollout.group-size=4", "--set", "tailguard.rollout.prompts-per-lease=1",
                     "--set", "tailguard.learner.groups-per-step=1",
