@@ -24,12 +24,15 @@ TG="$ROOT/bin/tailguard"
 
 usage() {
   cat <<'EOF'
-usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--config FILE]
+usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--sparse-steps N] [--config FILE]
                                [--tau T] [--unguarded-budget N] [--dense-layers L] [--arms "dense guarded unguarded"]
                                [--speedup-every N] [--set key=value ...]
   --out DIR              where the runs and the comparison go (default runs/central)
   --seeds "S ..."        run seeds, one run per arm and seed (default "7 8")
   --steps N              learner steps per run (default: the configuration's tailguard.train.steps)
+  --sparse-steps N       learner steps of the guarded and unguarded runs (default: --steps). More steps than
+                         dense's let a faster arm show how far it gets in dense's wall time; the equal-step
+                         comparison uses the steps all arms ran
   --config FILE          the configuration every arm starts from (default config/quickstart.conf)
   --tau T                the guarded arm's target p5 α; also the τ the others are judged by (default 0.86)
   --unguarded-budget N   the unguarded arm's fixed KV budget, a multiple of 16, at least 48 (default 64):
@@ -47,6 +50,7 @@ ORIGINAL_ARGS=("$@")
 OUT="runs/central"
 SEEDS="7 8"
 STEPS=""
+SPARSE_STEPS=""
 CONFIG="$ROOT/config/quickstart.conf"
 TAU="0.86"
 BUDGET="64"
@@ -59,6 +63,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --seeds) SEEDS="$2"; shift 2 ;;
     --steps) STEPS="$2"; shift 2 ;;
+    --sparse-steps) SPARSE_STEPS="$2"; shift 2 ;;
     --config) CONFIG="$2"; shift 2 ;;
     --tau) TAU="$2"; shift 2 ;;
     --unguarded-budget) BUDGET="$2"; shift 2 ;;
@@ -79,6 +84,7 @@ bad() {
 [ -n "$SEEDS" ] || bad "--seeds: give at least one seed"
 for s in $SEEDS; do [[ "$s" =~ ^-?[0-9]+$ ]] || bad "--seeds: not an integer: $s"; done
 [ -z "$STEPS" ] || [[ "$STEPS" =~ ^[1-9][0-9]*$ ]] || bad "--steps: must be a positive integer, got $STEPS"
+[ -z "$SPARSE_STEPS" ] || [[ "$SPARSE_STEPS" =~ ^[1-9][0-9]*$ ]] || bad "--sparse-steps: must be a positive integer, got $SPARSE_STEPS"
 [[ "$BUDGET" =~ ^[0-9]+$ ]] && [ "$BUDGET" -ge 48 ] && [ $((BUDGET % 16)) -eq 0 ] \
   || bad "--unguarded-budget: must be a multiple of 16 and at least 48, got $BUDGET"
 [[ "$SPEEDUP_EVERY" =~ ^[0-9]+$ ]] || bad "--speedup-every: must be an integer >= 0, got $SPEEDUP_EVERY"
@@ -155,7 +161,9 @@ for seed in $SEEDS; do
     args=("${ARM[@]}")
     args+=(--set "tailguard.controller.tau=$TAU" --set "tailguard.train.seed=$seed" --set "tailguard.train.out=$dir"
       --set "tailguard.metrics.port=0" --set "tailguard.admin.port=0")
-    [ -z "$STEPS" ] || args+=(--set "tailguard.train.steps=$STEPS")
+    arm_steps="$STEPS"
+    [ "$arm" = dense ] || [ -z "$SPARSE_STEPS" ] || arm_steps="$SPARSE_STEPS"
+    [ -z "$arm_steps" ] || args+=(--set "tailguard.train.steps=$arm_steps")
     echo "central-result.sh: $name ($(date -u +%H:%M:%S) UTC) ..." >&2
     "$TG" train --config "$CONFIG" "${args[@]}" "${SETS[@]}" --set "tailguard.rollout.speedup-every=$SPEEDUP_EVERY" \
       --json > "$OUT/$name.json" 2> "$OUT/$name.log" \
