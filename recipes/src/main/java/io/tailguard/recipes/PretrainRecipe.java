@@ -79,6 +79,12 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
     /** The small preset's default rate: Adam's rate scaled by about 1 / width (μP). */
     public static final double SMALL_LR = 3e-4;
     public static final double DEFAULT_TARGET = 0.4;
+    /**
+     * Steps between validations at the final context once the ramp has started. Each costs a greedy
+     * decode of the validation prompts at the longest lengths (the embedded default's two stages
+     * spent about a minute on them at every 20 steps); the stop is checked at this grain.
+     */
+    public static final int DEFAULT_TARGET_EVERY = 100;
 
     public PretrainRecipe {
         if (steps < 1) {
@@ -116,7 +122,7 @@ public record PretrainRecipe(String task, String preset, int context, int steps,
                                     double target) {
         int warmup = Math.max(1, Math.min(30, steps / 20));
         return new PretrainRecipe(task, preset, context, steps, batch, lr, seed, warmup, 0.0,
-                Math.min(64, context), 0.4, 50, 0.75, target, 10, 20, 32, 0, TaskSpec.Reward.EXACT, null);
+                Math.min(64, context), 0.4, 50, 0.75, target, 10, DEFAULT_TARGET_EVERY, 32, 0, TaskSpec.Reward.EXACT, null);
     }
 
     /** This recipe on the task with {@code taskSteps} steps (0: the task's default) and {@code reward}. */

@@ -20,21 +20,21 @@ class PretrainRecipeTest {
     /**
      * A changed hash retrains every user's cached default, so any change here must be deliberate: a
      * new recipe (the default's first stage: copy on tiny6 at 768, the ramp at validation 0.4,
-     * stopping at 0.4 or 900 steps, validation every 20 steps after the ramp; its second: from the
+     * stopping at 0.4 or 900 steps, validation every 100 steps after the ramp; its second: from the
      * first's weights, copy's 32-chunk span at 1024, seed 5, at most 400 steps), or a change of the
      * training code, which bumps {@link PretrainRecipe#VERSION}.
      */
     @Test
     void theHashIsTheOneTheCachedDefaultsAreNamedBy() {
         PretrainRecipe d = PretrainRecipe.embeddedDefault();
-        assertEquals("4030f578fadb", d.from().hash(), "the first stage is the single-stage default of before: its cache stays valid");
+        assertEquals("e2bdc22a6894", d.from().hash(), "the first stage");
         assertNull(d.from().from());
-        assertEquals("b3533177206b", d.hash());
-        assertEquals("448cc3a8acb8", PretrainRecipe.of("pointer-chase", "small", 512, 300, 32, 3e-4, 11, 0.5).hash());
-        assertEquals(Path.of("/c/default-b3533177206b"), EmbeddedDefault.dir(Path.of("/c"), d));
+        assertEquals("efaa929cbb70", d.hash());
+        assertEquals("03579cf07dd1", PretrainRecipe.of("pointer-chase", "small", 512, 300, 32, 3e-4, 11, 0.5).hash());
+        assertEquals(Path.of("/c/default-efaa929cbb70"), EmbeddedDefault.dir(Path.of("/c"), d));
         assertEquals(1024, d.context());
         assertEquals(32, d.taskSteps());
-        assertEquals("4030f578fadb", d.toMap().get("from"));
+        assertEquals("e2bdc22a6894", d.toMap().get("from"));
     }
 
     @Test
@@ -52,7 +52,7 @@ class PretrainRecipeTest {
     void theTaskKnobsEnterTheHashOnlyWhenSet() {
         PretrainRecipe base = PretrainRecipe.embeddedDefault().from();
         assertEquals(base, base.withTask(0, TaskSpec.Reward.EXACT));
-        assertEquals("4030f578fadb", base.withTask(0, TaskSpec.Reward.EXACT).hash(), "the defaults leave the hash alone");
+        assertEquals("e2bdc22a6894", base.withTask(0, TaskSpec.Reward.EXACT).hash(), "the defaults leave the hash alone");
         assertFalse(base.toMap().containsKey("task_steps") || base.toMap().containsKey("reward"));
 
         PretrainRecipe trace = PretrainRecipe.of("kv-trace", "tiny", 256, 500, 64, 1e-3, 0);

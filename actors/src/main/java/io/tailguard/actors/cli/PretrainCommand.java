@@ -61,7 +61,7 @@ final class PretrainCommand implements Callable<Integer> {
     Double lr;
 
     @Option(names = "--target", defaultValue = "" + PretrainRecipe.DEFAULT_TARGET,
-            description = "Stop at the first validation at --context (every 20 steps once the context ramp has started; "
+            description = "Stop at the first validation at --context (every " + PretrainRecipe.DEFAULT_TARGET_EVERY + " steps once the context ramp has started; "
                     + "greedy, 32 prompts of seed --seed + 2) whose pass@1 reaches this; 0 runs every step (default: ${DEFAULT-VALUE}).")
     double target;
 

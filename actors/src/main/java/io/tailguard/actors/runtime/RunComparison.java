@@ -45,6 +45,12 @@ import java.util.TreeSet;
  * reference run's whole train seconds ("× run"): a reference run whose pass@1 touched its final value
  * early (one evaluation of a few dozen prompts moves by several points) makes the first ratio small
  * by chance, the second is the time the reference took to finish.
+ *
+ * <p>At equal steps: a run's pass@1 at the last step its same-seed reference run evaluated (NaN when
+ * it has no evaluation at that step), and the mean of (run − reference) over every step after the
+ * start where both evaluated; both NaN without a reference run of that seed. An arm that runs more
+ * steps than the reference (to show how far it gets in the reference's time) is compared on the
+ * steps they share.
  */
 public final class RunComparison {
     private RunComparison() {
@@ -62,7 +68,8 @@ public final class RunComparison {
     public record Row(String label, String dir, double seed, int steps, double wallSeconds, double trainSeconds, double evalSeconds,
                       double calibrationSeconds, double passStart, double passEnd, double meanRolloutSeconds, double meanTisTruncated,
                       double[] minAlphaP5, double[] lastAlphaP5, double target, double secondsToTarget, double referenceSeconds,
-                      double workerSeconds, double guardSeconds, double learnerSeconds, double referenceTrainSeconds) {
+                      double workerSeconds, double guardSeconds, double learnerSeconds, double referenceTrainSeconds,
+                      double passAtReferenceEnd, double meanGapAtEqualSteps) {
         /** The run's time to its target over its reference run's. */
         public double ratioToReference() {
             return secondsToTarget / referenceSeconds;
@@ -106,6 +113,8 @@ public final class RunComparison {
                 x.put("reference_train_seconds", round(r.referenceTrainSeconds(), 1));
                 x.put("ratio_to_reference", round(r.ratioToReference(), 3));
                 x.put("ratio_to_reference_run", round(r.ratioToReferenceRun(), 3));
+                x.put("pass_at_1_at_reference_end", r.passAtReferenceEnd());
+                x.put("mean_gap_at_equal_steps", round(r.meanGapAtEqualSteps(), 4));
                 runs.add(x);
             }
             m.put("runs", runs);
@@ -164,9 +173,42 @@ public final class RunComparison {
                     meanFinite(r.steps().stream().mapToDouble(RunRecord.StepRow::tisTruncated).toArray()),
                     minAlpha(r), lastAlpha(r), target, secondsTo(r, target), refSeconds,
                     workerSeconds(r, "generation", "dense_reference", "scoring", "shadow"),
-                    workerSeconds(r, "dense_reference", "scoring", "shadow"), number(r.summary().get("learner_seconds")), refTrain));
+                    workerSeconds(r, "dense_reference", "scoring", "shadow"), number(r.summary().get("learner_seconds")), refTrain,
+                    sameSeed == null ? Double.NaN : passAtReferenceEnd(r, sameSeed.record()),
+                    sameSeed == null ? Double.NaN : meanGapAtEqualSteps(r, sameSeed.record())));
         }
         return rows;
+    }
+
+    /** r's pass@1 at the step of ref's last evaluation (NaN: ref has no later evaluation than its start, or r none at that step). */
+    static double passAtReferenceEnd(RunRecord r, RunRecord ref) {
+        List<RunRecord.EvalRow> e = ref.evaluations();
+        return e.size() < 2 ? Double.NaN : passAt(r, e.get(e.size() - 1).step());
+    }
+
+    /** The mean of r's pass@1 less ref's over the steps after the start that both evaluated (NaN: none). */
+    static double meanGapAtEqualSteps(RunRecord r, RunRecord ref) {
+        double sum = 0;
+        int n = 0;
+        for (RunRecord.EvalRow e : ref.evaluations()) {
+            double mine = passAt(r, e.step());
+            if (e.step() > 0 && !Double.isNaN(mine)) {
+                sum += mine - e.passAt1();
+                n++;
+            }
+        }
+        return n == 0 ? Double.NaN : sum / n;
+    }
+
+    /** r's pass@1 at its (last) evaluation of this step, NaN when it has none. */
+    private static double passAt(RunRecord r, int step) {
+        double p = Double.NaN;
+        for (RunRecord.EvalRow e : r.evaluations()) {
+            if (e.step() == step) {
+                p = e.passAt1();
+            }
+        }
+        return p;
     }
 
     /** The sum of these phases of the record's rollout_worker_seconds (NaN when it has none: an older record). */
@@ -290,8 +332,9 @@ public final class RunComparison {
         StringBuilder t = new StringBuilder();
         t.append("| arm | seed | run | steps | wall s | train s | eval s | calibration s | pass@1 start | pass@1 end | rollout s/step"
                 + " | rollout worker s (guard) | learner s | TIS truncated | min p5 α per bin | last p5 α per bin | target pass@1"
-                + " | train s to target | × ").append(reference).append(" | × ").append(reference).append(" run |\n");
-        t.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                + " | train s to target | × ").append(reference).append(" | × ").append(reference).append(" run")
+                .append(" | pass@1 at ").append(reference).append("'s last step | mean gap at equal steps |\n");
+        t.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         Set<String> arms = new LinkedHashSet<>();
         for (Row r : rows) {
             arms.add(r.label());
@@ -307,7 +350,7 @@ public final class RunComparison {
                     mean(of, Row::meanRolloutSeconds), mean(of, Row::meanTisTruncated), new double[0], new double[0],
                     mean(of, Row::target), everyOrNaN(of, Row::secondsToTarget), mean(of, Row::referenceSeconds),
                     mean(of, Row::workerSeconds), mean(of, Row::guardSeconds), mean(of, Row::learnerSeconds),
-                    mean(of, Row::referenceTrainSeconds));
+                    mean(of, Row::referenceTrainSeconds), mean(of, Row::passAtReferenceEnd), mean(of, Row::meanGapAtEqualSteps));
             t.append(row(arm, "mean of " + of.size(), "", fmt(mean(of, r -> r.steps()), 1), mean));
         }
         t.append('\n');
@@ -320,6 +363,9 @@ public final class RunComparison {
                 .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
                 .append(reference).append(" run's own; × ").append(reference).append(" run: over that run's whole train seconds. ")
                 .append("A mean row's time to target needs every run of the arm to have reached it. ")
+                .append("At equal steps: pass@1 at the last step the ").append(reference)
+                .append(" run with the same seed evaluated, and the mean of this run's pass@1 less that run's over the steps after ")
+                .append("the start both evaluated (an arm that ran more steps is compared on the steps they share). ")
                 .append("–: nothing to compute (never reached, no tokens, no update).\n");
         if (!plots.isEmpty()) {
             t.append('\n');
@@ -336,7 +382,8 @@ public final class RunComparison {
                 fmt(r.calibrationSeconds(), 1), fmt(r.passStart(), 3), fmt(r.passEnd(), 3), fmt(r.meanRolloutSeconds(), 3),
                 fmt(r.workerSeconds(), 1) + " (" + fmt(r.guardSeconds(), 1) + ")", fmt(r.learnerSeconds(), 1),
                 fmt(r.meanTisTruncated(), 4), bins(r.minAlphaP5()), bins(r.lastAlphaP5()), fmt(r.target(), 3),
-                fmt(r.secondsToTarget(), 1), fmt(ratio, 2), fmt(r.ratioToReferenceRun(), 2)) + " |\n";
+                fmt(r.secondsToTarget(), 1), fmt(ratio, 2), fmt(r.ratioToReferenceRun(), 2), fmt(r.passAtReferenceEnd(), 3),
+                signed(r.meanGapAtEqualSteps())) + " |\n";
     }
 
     private static double mean(List<Row> rows, java.util.function.ToDoubleFunction<Row> f) {
@@ -359,6 +406,11 @@ public final class RunComparison {
 
     static String fmt(double v, int decimals) {
         return Double.isFinite(v) ? String.format(Locale.ROOT, "%." + decimals + "f", v) : "–";
+    }
+
+    /** A difference of pass rates with its sign, e.g. +0.016 or −0.078 ("–" when NaN). */
+    static String signed(double v) {
+        return Double.isFinite(v) ? (v >= 0 ? "+" : "−") + fmt(Math.abs(v), 3) : "–";
     }
 
     private static String bins(double[] a) {

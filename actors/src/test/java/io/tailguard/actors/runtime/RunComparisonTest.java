@@ -134,6 +134,34 @@ class RunComparisonTest {
     }
 
     @Test
+    void runsAreComparedAtTheStepsTheirReferenceRunEvaluated() {
+        List<RunComparison.Row> rows = RunComparison.rows(runs(), "dense");
+        // guarded seed 1 against dense seed 1: 0.55 at dense's last step (20); gaps +0.05 at 10 and +0.05 at 20
+        assertEquals(0.55, rows.get(1).passAtReferenceEnd());
+        assertEquals(0.05, rows.get(1).meanGapAtEqualSteps(), 1e-12);
+        assertEquals(0.5, rows.get(0).passAtReferenceEnd());
+        assertEquals(0.0, rows.get(0).meanGapAtEqualSteps());
+        // no dense run of seed 2: nothing to compare at equal steps
+        assertTrue(Double.isNaN(rows.get(2).passAtReferenceEnd()) && Double.isNaN(rows.get(2).meanGapAtEqualSteps()));
+
+        // a guarded run of 30 steps: compared on steps 10 and 20, which dense evaluated; its step 30 does not enter
+        RunRecord longer = record(1, NaN, 160, List.of(step(30, 150, 2.0, 0.0)), List.of(),
+                List.of(new RunRecord.EvalRow(0, 5, 0.2, 5), new RunRecord.EvalRow(10, 50, 0.35, 5),
+                        new RunRecord.EvalRow(20, 100, 0.45, 5), new RunRecord.EvalRow(30, 150, 0.6, 5)));
+        // one that evaluated at 15 and 30 only: no step in common after the start
+        RunRecord offGrid = record(1, NaN, 160, List.of(step(30, 150, 2.0, 0.0)), List.of(),
+                List.of(new RunRecord.EvalRow(0, 5, 0.2, 5), new RunRecord.EvalRow(15, 80, 0.4, 5), new RunRecord.EvalRow(30, 150, 0.6, 5)));
+        List<RunComparison.Row> r2 = RunComparison.rows(List.of(new RunComparison.Run("dense", Path.of("d"), dense()),
+                new RunComparison.Run("guarded", Path.of("g"), longer), new RunComparison.Run("guarded", Path.of("o"), offGrid)), "dense");
+        assertEquals(0.45, r2.get(1).passAtReferenceEnd());
+        assertEquals(-0.05, r2.get(1).meanGapAtEqualSteps(), 1e-12); // (0.35 − 0.4 + 0.45 − 0.5) / 2
+        assertEquals(0.6, r2.get(1).passEnd());
+        assertTrue(Double.isNaN(r2.get(2).passAtReferenceEnd()) && Double.isNaN(r2.get(2).meanGapAtEqualSteps()));
+        assertEquals("−0.050", RunComparison.signed(r2.get(1).meanGapAtEqualSteps()));
+        assertEquals("+0.050", RunComparison.signed(0.05));
+    }
+
+    @Test
     void writesTheTableAndThePlots(@TempDir Path tmp) throws Exception {
         List<RunComparison.Run> runs = new java.util.ArrayList<>(runs());
         // a second guarded seed makes a mean row: seed 2 has no dense run, so its target is 0.5 at 190 s
@@ -144,7 +172,7 @@ class RunComparisonTest {
         assertTrue(table.contains("| dense | 1 | runs/dense-s1 | 20 | 210.0 | 195.0 | 15.0 | – | 0.200 | 0.500 | 5.000 | 170.0 (0.0) | 80.0 | 0.0000 "
                 + "| 0.95 0.99 | 0.97 0.99 | 0.500 | 190.0 | 1.00 |"), table);
         assertTrue(table.contains("| guarded | 1 | runs/guarded-s1 | 20 | 130.0 | 115.0 | 15.0 | 30.0 | 0.200 | 0.550 | 2.500 | 149.5 (29.5) | 85.5 | 0.0200 "
-                + "| 0.84 0.88 | 0.87 0.88 | 0.500 | 110.0 | 0.58 |"), table);
+                + "| 0.84 0.88 | 0.87 0.88 | 0.500 | 110.0 | 0.58 | 0.56 | 0.550 | +0.050 |"), table);
         assertTrue(table.contains("| unguarded | 2 | runs/unguarded-s2 | 20 | 70.0 | 60.0 | 10.0 | – | 0.200 | 0.300 | 1.000 | – (–) | – | 0.2000 "
                 + "| 0.50 0.60 | 0.50 0.60 | 0.500 | – | – |"), table);
         // guarded seed 2: 0.6 at 80 s less one evaluation = 75; mean of 110 and 75 = 92.5; of 130 and 100 wall = 115
