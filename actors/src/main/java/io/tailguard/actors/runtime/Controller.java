@@ -236,6 +236,8 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
         telemetry.done(open, leases.openLeases());
         if (open) {
             changed();
+            // its groups are in the buffer's depth now, no longer in flight: leasing may resume
+            send(leasing.leaseClosed(System.nanoTime()));
         }
         return this;
     }
@@ -250,9 +252,14 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onTick() {
         long now = System.nanoTime();
+        boolean expired = false;
         for (LeaseBook.Lease l : leases.expire(now)) {
             telemetry.expired(l);
             changed();
+            expired = true;
+        }
+        if (expired) {
+            send(leasing.leaseClosed(now));   // their groups are no longer in flight
         }
         telemetry.openLeases(leases.openLeases());
         // every option's budget controller decides on its own tails, then the option in use is chosen;

@@ -100,6 +100,15 @@ final class LeaseBook<W> {
         return open.size();
     }
 
+    /** The groups of the open leases: issued and not yet delivered. */
+    int openGroups() {
+        int n = 0;
+        for (Lease l : open.values()) {
+            n += l.groups().length;
+        }
+        return n;
+    }
+
     /** The prompt cursor: the next group id never issued (also the number of groups issued). */
     long nextGroup() {
         return nextGroup;

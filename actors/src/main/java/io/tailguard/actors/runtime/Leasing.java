@@ -10,9 +10,17 @@ import java.util.List;
  * What the controller leases, and when: a lease ({@link LeaseBook}) with its prompts, the policy to
  * roll out with, the rollout option from {@link OptionBook} (a compressed version, or null: the
  * policy) with that option's schedule and shadow schedule, and a seed of its own.
- * Leasing pauses while there is no policy yet, the trajectory buffer holds max-groups groups
- * (backpressure), or the learner holds it (a held-out evaluation); a worker that asks meanwhile
+ * Leasing pauses while there is no policy yet, max-groups groups are on their way to the learner
+ * (backpressure: the groups waiting in the trajectory buffer and those of the open leases, still
+ * being rolled out), or the learner holds it (a held-out evaluation); a worker that asks meanwhile
  * waits, and is served when leasing resumes.
+ *
+ * <p>Open leases count because the buffer's depth arrives after the worker's next request: a
+ * worker sends its groups to the buffer and asks again at once, so counting the buffer alone let
+ * one lease more out than the bound, rolled out with a policy that the learner had moved past by two
+ * versions when it trained on it. The buffer reports its new depth before it acknowledges the lease
+ * (both from the buffer, in order), so a group is counted once or, between the two, twice: never
+ * not at all.
  */
 final class Leasing {
     /** A lease for a worker's request. */
@@ -84,6 +92,11 @@ final class Leasing {
         return drain(nowNanos);
     }
 
+    /** A lease was acknowledged or expired (its groups no longer in flight); the waiting workers' leases, when leasing resumes. */
+    List<Issued> leaseClosed(long nowNanos) {
+        return drain(nowNanos);
+    }
+
     /** The learner holds leasing (true) or lets it go on; the waiting workers' leases, when leasing resumes. */
     List<Issued> hold(boolean hold, long nowNanos) {
         held = hold;
@@ -97,7 +110,7 @@ final class Leasing {
     }
 
     private boolean paused() {
-        return policy == null || held || bufferGroups >= maxGroups;
+        return policy == null || held || bufferGroups + book.openGroups() >= maxGroups;
     }
 
     private RolloutWorker.Work lease(String worker, long nowNanos) {

@@ -52,24 +52,51 @@ class LeasingTest {
         assertTrue(leasing.policy(policy(1), 0).isEmpty());
         assertEquals(2, leasing.policy().version(), "an older policy is ignored");
 
-        assertTrue(leasing.bufferDepth(3, 0).isEmpty());
-        assertNull(leasing.request(ask("b"), 0), "the buffer is full: the worker waits");
+        // backpressure: the groups waiting in the buffer and those of open leases (lease 1's two, still
+        // being rolled out) count against max-groups 3
+        assertTrue(leasing.bufferDepth(1, 0).isEmpty());
+        assertNull(leasing.request(ask("b"), 0), "1 waiting + 2 in flight: the worker waits");
         assertNull(leasing.request(ask("c"), 0));
-        List<Leasing.Issued> resumed = leasing.bufferDepth(2, 0);
-        assertEquals(List.of("b", "c"), resumed.stream().map(i -> i.request().worker()).toList());
+        // worker a delivers lease 1 and asks again at once, before the buffer's depth reaches the controller:
+        // its lease is still open, so its groups still count and it waits (counting the buffer alone let it out)
+        assertNull(leasing.request(ask("a"), 0), "a worker's next request overtakes the buffer's depth: it waits");
+        // the buffer reports its depth, then acknowledges the lease (in that order): counted twice, never not at all
+        assertTrue(leasing.bufferDepth(3, 0).isEmpty());
+        assertTrue(book.done(1));
+        assertTrue(leasing.leaseClosed(0).isEmpty(), "3 waiting, none in flight: still full");
+        List<Leasing.Issued> resumed = leasing.bufferDepth(0, 0);   // the learner took them
+        assertEquals(List.of("b", "c"), resumed.stream().map(i -> i.request().worker()).toList(),
+                "b's lease puts 2 in flight (2 < 3): c is served too; then 4, and a waits");
         assertArrayEquals(new long[] {2, 3}, resumed.get(0).work().groups());
         assertArrayEquals(new long[] {4, 5}, resumed.get(1).work().groups());
+        assertEquals(1, book.waiting());
+        // lease 2 acknowledged (its groups reported first): 2 waiting + c's 2 in flight
+        assertTrue(leasing.bufferDepth(2, 0).isEmpty());
+        assertTrue(book.done(2));
+        assertTrue(leasing.leaseClosed(0).isEmpty(), "2 waiting + 2 in flight: full");
+        // lease 3 expires undelivered (the controller's tick closes it): its groups no longer in flight
+        assertEquals(1, book.expire(5_000).size());
+        List<Leasing.Issued> afterExpiry = leasing.leaseClosed(5_000);
+        assertEquals(List.of("a"), afterExpiry.stream().map(i -> i.request().worker()).toList());
+        assertArrayEquals(new long[] {4, 5}, afterExpiry.get(0).work().groups(), "the expired lease's groups are issued again first");
 
         // the learner holds leasing while it evaluates; a release serves the waiting worker
+        assertTrue(leasing.bufferDepth(0, 0).isEmpty());   // 0 waiting + a's 2 in flight
         assertTrue(leasing.hold(true, 0).isEmpty());
         assertNull(leasing.request(ask("d"), 0), "held: the worker waits");
-        assertTrue(leasing.bufferDepth(0, 0).isEmpty(), "an emptier buffer does not lift the learner's hold");
+        assertTrue(book.done(4));
+        assertTrue(leasing.leaseClosed(0).isEmpty(), "nothing in flight does not lift the learner's hold");
         List<Leasing.Issued> released = leasing.hold(false, 0);
         assertEquals(List.of("d"), released.stream().map(i -> i.request().worker()).toList());
         assertArrayEquals(new long[] {6, 7}, released.get(0).work().groups());
-        assertNotNull(leasing.request(ask("e"), 0), "released: a worker that asks is served at once");
+        assertNotNull(leasing.request(ask("e"), 0), "released, d's 2 in flight: a worker that asks is served at once");
+        assertNull(leasing.request(ask("g"), 0), "d's and e's 4 in flight: g waits");
+        assertTrue(book.done(5));
+        assertEquals(List.of("g"), leasing.leaseClosed(0).stream().map(i -> i.request().worker()).toList());
 
         // a learner that started again after failing mid-evaluation announces its policy: the hold is lifted
+        assertTrue(book.done(6));
+        assertTrue(book.done(7));
         assertTrue(leasing.hold(true, 0).isEmpty());
         assertNull(leasing.request(ask("f"), 0));
         assertEquals(List.of("f"), leasing.policy(policy(2), 0).stream().map(i -> i.request().worker()).toList());
