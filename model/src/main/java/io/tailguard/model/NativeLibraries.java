@@ -104,9 +104,14 @@ public final class NativeLibraries {
                     return resource + " is not in the build (no C compiler when it was built?)";
                 }
                 Path tmp = Files.createTempFile("tailguard-native", ".so");
-                tmp.toFile().deleteOnExit();
-                Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
-                System.load(tmp.toString());
+                try {
+                    Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+                    System.load(tmp.toString());
+                } finally {
+                    // the loaded library stays mapped: its file can go at once, so a JVM that is killed
+                    // (where deleteOnExit never runs) leaves nothing behind in the temporary directory
+                    Files.deleteIfExists(tmp);
+                }
             }
             return null;
         } catch (IOException | UnsatisfiedLinkError | SecurityException e) {

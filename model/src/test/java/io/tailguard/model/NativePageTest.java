@@ -21,6 +21,22 @@ class NativePageTest {
         assertTrue(old.contains("lib.so") && old.contains("no page size"), old);
     }
 
+    /**
+     * The library is copied out of the jar to a temporary file and loaded from it; the file is deleted
+     * at once (the mapping stays), so a JVM that is killed leaves no copy behind: this process maps it
+     * from a path the kernel marks deleted.
+     */
+    @Test
+    void theLoadedLibrarysTemporaryFileIsGoneAlready() throws Exception {
+        Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded(), () -> "native decode layer not loaded: " + NativeDecode.LIBRARY.unavailableReason());
+        java.util.List<String> mapped = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")).stream()
+                .filter(l -> l.contains("tailguard-native")).toList();
+        assertTrue(!mapped.isEmpty(), "the loaded library is mapped from a tailguard-native*.so copy");
+        for (String l : mapped) {
+            assertTrue(l.endsWith("(deleted)"), l);
+        }
+    }
+
     @Test
     void theDecodeLayerWasBuiltWithKvCachePage() {
         Assumptions.assumeTrue(NativeDecode.LIBRARY.loaded(), () -> "native decode layer not loaded: " + NativeDecode.LIBRARY.unavailableReason());

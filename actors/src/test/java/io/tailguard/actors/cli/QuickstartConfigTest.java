@@ -42,7 +42,8 @@ class QuickstartConfigTest {
         assertTrue(s.rollout().speedupEvery() > 0, "the speedup is measured in the run");
         assertTrue(s.train().evalEvery() > 0, "held-out pass@1 is a curve");
         assertTrue(s.rollout().kvCacheChosen(), "the controller chooses the KV cache too (plain+kv16)");
-        assertTrue(s.buffer().maxGroups() <= 2 * s.learner().groupsPerStep(), "a fast worker pauses instead of rolling out stale groups");
+        assertEquals(s.learner().groupsPerStep(), s.buffer().maxGroups(),
+                "one learner step's groups on their way: a fast worker pauses instead of running a version ahead");
 
         // copy's span at 1024: 32 chunks of 8 = 256 symbols and "]"; n = 258 tokens with eos and a
         // generation cap of 258 + 65 + 8 = 331
