@@ -14,7 +14,7 @@ import java.util.Map;
 
 /**
  * The embedded default: the checkpoint that {@link PretrainRecipe#embeddedDefault()} trains, cached
- * under {@code <cache root>/default-<recipe hash>/}. The first use trains and writes it (about 13
+ * under {@code <cache root>/default-<recipe hash>/}. The first use trains and writes it (about 9
  * minutes on two CPU cores); later uses load it. The recipe hash in the name means a changed recipe trains
  * a new default instead of reusing a stale one. A recipe that continues another ({@link
  * PretrainRecipe#from}) starts from that one's checkpoint, cached the same way under its own hash.
