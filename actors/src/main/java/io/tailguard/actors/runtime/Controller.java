@@ -252,13 +252,12 @@ public final class Controller extends AbstractBehavior<Controller.Command> {
 
     private Behavior<Command> onTick() {
         long now = System.nanoTime();
-        boolean expired = false;
-        for (LeaseBook.Lease l : leases.expire(now)) {
+        List<LeaseBook.Lease> expired = leases.expire(now);
+        for (LeaseBook.Lease l : expired) {
             telemetry.expired(l);
             changed();
-            expired = true;
         }
-        if (expired) {
+        if (!expired.isEmpty()) {
             send(leasing.leaseClosed(now));   // their groups are no longer in flight
         }
         telemetry.openLeases(leases.openLeases());
