@@ -11,6 +11,12 @@
 #   unguarded  one fixed budget at every length, the controller off, a float32 KV cache: nothing
 #              holds its tail at τ
 #
+# With --replicates R, each arm and seed runs R times: the same prompts in the same order, replicate 1
+# sampling as a plain run does, replicate k >= 2 with tailguard.train.sampling-seed = 1000 * seed + k,
+# into <arm>-s<seed>-r<k>/. Two runs of one arm then differ only in their draws, and how far the
+# reference arm's replicates end apart is the noise a gap between arms is read against; compare-runs
+# compares each run with the mean of the dense replicates of its seed.
+#
 # Every arm runs with the configuration file (default config/quickstart.conf) and the --set pairs
 # given here; the arm's own keys win over them. Into OUT: <arm>-s<seed>/ (each run's directory,
 # with run-record.json), <arm>-s<seed>.json (its `train --json` line), <arm>-s<seed>.log (its
@@ -26,7 +32,7 @@ usage() {
   cat <<'EOF'
 usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--sparse-steps N] [--config FILE]
                                [--tau T] [--unguarded-budget N] [--dense-layers L] [--arms "dense guarded unguarded"]
-                               [--speedup-every N] [--set key=value ...]
+                               [--speedup-every N] [--replicates R] [--set key=value ...]
   --out DIR              where the runs and the comparison go (default runs/central)
   --seeds "S ..."        run seeds, one run per arm and seed (default "7 8")
   --steps N              learner steps per run (default: the configuration's tailguard.train.steps)
@@ -42,6 +48,8 @@ usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--
   --arms "A ..."         a subset of the arms, in the order to run them (default "dense guarded unguarded")
   --speedup-every N      the sparse arms measure the rollout speedup every Nth lease (default 16: a
                          measuring lease also decodes densely, time the dense arm does not spend)
+  --replicates R         runs of each arm and seed, the same prompts with other sampling seeds (default 1):
+                         replicate k >= 2 samples with tailguard.train.sampling-seed = 1000 * seed + k
   --set key=value        a configuration key for every arm (repeatable), e.g. --set tailguard.train.eval-every=10
 EOF
 }
@@ -57,6 +65,7 @@ BUDGET="64"
 DENSE_LAYERS="[0]"
 ARMS="dense guarded unguarded"
 SPEEDUP_EVERY="16"
+REPLICATES="1"
 SETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -70,6 +79,7 @@ while [ $# -gt 0 ]; do
     --dense-layers) DENSE_LAYERS="$2"; shift 2 ;;
     --arms) ARMS="$2"; shift 2 ;;
     --speedup-every) SPEEDUP_EVERY="$2"; shift 2 ;;
+    --replicates) REPLICATES="$2"; shift 2 ;;
     --set) SETS+=(--set "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "central-result.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -87,6 +97,7 @@ for s in $SEEDS; do [[ "$s" =~ ^-?[0-9]+$ ]] || bad "--seeds: not an integer: $s
 [ -z "$SPARSE_STEPS" ] || [[ "$SPARSE_STEPS" =~ ^[1-9][0-9]*$ ]] || bad "--sparse-steps: must be a positive integer, got $SPARSE_STEPS"
 [[ "$BUDGET" =~ ^[0-9]+$ ]] && [ "$BUDGET" -ge 48 ] && [ $((BUDGET % 16)) -eq 0 ] \
   || bad "--unguarded-budget: must be a multiple of 16 and at least 48, got $BUDGET"
+[[ "$REPLICATES" =~ ^[1-9][0-9]*$ ]] || bad "--replicates: must be a positive integer, got $REPLICATES"
 [[ "$SPEEDUP_EVERY" =~ ^[0-9]+$ ]] || bad "--speedup-every: must be an integer >= 0, got $SPEEDUP_EVERY"
 for a in $ARMS; do
   case "$a" in dense|guarded|unguarded) ;; *) bad "--arms: unknown arm $a (dense, guarded, unguarded)" ;; esac
@@ -147,28 +158,35 @@ arm_sets() {
 DIRS=()
 LABELS=()
 for seed in $SEEDS; do
-  for arm in $ARMS; do
-    name="$arm-s$seed"
-    dir="$OUT/$name"
-    DIRS+=("$dir")
-    LABELS+=(--label "$arm")
-    if [ -f "$dir/run-record.json" ]; then
-      echo "central-result.sh: $name is done ($dir/run-record.json); skipped" >&2
-      continue
-    fi
-    [ ! -e "$dir" ] || bad "$dir: a run directory without run-record.json (a run cut off?); remove it to run $name again"
-    arm_sets "$arm"
-    args=("${ARM[@]}")
-    args+=(--set "tailguard.controller.tau=$TAU" --set "tailguard.train.seed=$seed" --set "tailguard.train.out=$dir"
-      --set "tailguard.metrics.port=0" --set "tailguard.admin.port=0")
-    arm_steps="$STEPS"
-    [ "$arm" = dense ] || [ -z "$SPARSE_STEPS" ] || arm_steps="$SPARSE_STEPS"
-    [ -z "$arm_steps" ] || args+=(--set "tailguard.train.steps=$arm_steps")
-    echo "central-result.sh: $name ($(date -u +%H:%M:%S) UTC) ..." >&2
-    "$TG" train --config "$CONFIG" "${args[@]}" "${SETS[@]}" --set "tailguard.rollout.speedup-every=$SPEEDUP_EVERY" \
-      --json > "$OUT/$name.json" 2> "$OUT/$name.log" \
-      || { tail -n 20 "$OUT/$name.log" >&2; echo "central-result.sh: $name failed (log: $OUT/$name.log)" >&2; exit 1; }
-    tail -n 1 "$OUT/$name.json" >&2
+  for rep in $(seq 1 "$REPLICATES"); do
+    for arm in $ARMS; do
+      name="$arm-s$seed"
+      REPLICATE=()
+      if [ "$rep" -gt 1 ]; then
+        name="$name-r$rep"
+        REPLICATE=(--set "tailguard.train.sampling-seed=$((1000 * seed + rep))")
+      fi
+      dir="$OUT/$name"
+      DIRS+=("$dir")
+      LABELS+=(--label "$arm")
+      if [ -f "$dir/run-record.json" ]; then
+        echo "central-result.sh: $name is done ($dir/run-record.json); skipped" >&2
+        continue
+      fi
+      [ ! -e "$dir" ] || bad "$dir: a run directory without run-record.json (a run cut off?); remove it to run $name again"
+      arm_sets "$arm"
+      args=("${ARM[@]}")
+      args+=(--set "tailguard.controller.tau=$TAU" --set "tailguard.train.seed=$seed" --set "tailguard.train.out=$dir"
+        --set "tailguard.metrics.port=0" --set "tailguard.admin.port=0" "${REPLICATE[@]}")
+      arm_steps="$STEPS"
+      [ "$arm" = dense ] || [ -z "$SPARSE_STEPS" ] || arm_steps="$SPARSE_STEPS"
+      [ -z "$arm_steps" ] || args+=(--set "tailguard.train.steps=$arm_steps")
+      echo "central-result.sh: $name ($(date -u +%H:%M:%S) UTC) ..." >&2
+      "$TG" train --config "$CONFIG" "${args[@]}" "${SETS[@]}" --set "tailguard.rollout.speedup-every=$SPEEDUP_EVERY" \
+        --json > "$OUT/$name.json" 2> "$OUT/$name.log" \
+        || { tail -n 20 "$OUT/$name.log" >&2; echo "central-result.sh: $name failed (log: $OUT/$name.log)" >&2; exit 1; }
+      tail -n 1 "$OUT/$name.json" >&2
+    done
   done
 done
 

@@ -33,7 +33,8 @@ final class Leasing {
     private final boolean adapts;
     /** Shadow replays are asked for: only when the controller adapts (nothing else reads their tails). */
     private final boolean shadows;
-    private final long seed;
+    /** What each lease's sampling seed is drawn from (tailguard.train.sampling-seed). */
+    private final long samplingSeed;
     private final int maxGroups;
     private PolicyPublished policy;
     private int bufferGroups;
@@ -45,7 +46,7 @@ final class Leasing {
         this.options = options;
         this.adapts = s.adapt();
         this.shadows = s.adapt() && s.rollout().shadowFraction() > 0;
-        this.seed = s.train().seed();
+        this.samplingSeed = s.train().samplingSeed();
         this.maxGroups = s.buffer().maxGroups();
         this.policy = policy;
     }
@@ -124,7 +125,7 @@ final class Leasing {
         Schedule sched = held(pick.schedule());
         Schedule shadow = shadows && !sched.equals(pick.shadow().withVersion(sched.version())) ? pick.shadow() : null;
         return new RolloutWorker.Work(l.id(), l.groups(), ps, policy, ScheduleSpec.of(sched),
-                shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(seed, l.id()),
+                shadow == null ? null : ScheduleSpec.of(shadow), io.tailguard.rollout.tasks.PromptStreams.sampling(samplingSeed, l.id()),
                 pick.compressed(), pick.halfCache());
     }
 

@@ -40,7 +40,10 @@ import java.util.TreeSet;
  * <p>Time to target: a run's target is the final pass@1 of the reference arm's run with the same
  * seed, and its reference seconds are when that reference run first reached it (at or before its
  * end); without a reference run of that seed, the target is the mean final pass@1 of the reference
- * arm's runs and the reference seconds the mean of their times to it. A run reaches a target at the
+ * arm's runs and the reference seconds the mean of their times to it. Several reference runs of one
+ * seed (replicates: the same prompts, other sampling seeds, tailguard.train.sampling-seed) count as
+ * one by their means: the target is the mean of their final pass@1, the reference seconds the mean
+ * of their times to it ({@link #referenceSeconds}), the gaps below the mean over them. A run reaches a target at the
  * first evaluation with pass@1 at least the target. Its time to the target is also given over the
  * reference run's whole train seconds ("× run"): a reference run whose pass@1 touched its final value
  * early (one evaluation of a few dozen prompts moves by several points) makes the first ratio small
@@ -158,10 +161,11 @@ public final class RunComparison {
         for (Run run : runs) {
             RunRecord r = run.record();
             double seed = number(r.settings().get("seed"));
-            Run sameSeed = refs.stream().filter(x -> number(x.record().settings().get("seed")) == seed).findFirst().orElse(null);
-            double target = sameSeed == null ? meanTarget : passEnd(sameSeed.record());
-            double refSeconds = sameSeed == null ? meanRefSeconds : secondsTo(sameSeed.record(), target);
-            double refTrain = sameSeed == null ? meanRefTrain : trainSeconds(sameSeed.record(), sameSeed.record().endSeconds());
+            List<RunRecord> sameSeed = refs.stream().map(Run::record).filter(x -> number(x.settings().get("seed")) == seed).toList();
+            double target = sameSeed.isEmpty() ? meanTarget : meanFinite(sameSeed.stream().mapToDouble(RunComparison::passEnd).toArray());
+            double refSeconds = sameSeed.isEmpty() ? meanRefSeconds : referenceSeconds(sameSeed, target);
+            double refTrain = sameSeed.isEmpty() ? meanRefTrain
+                    : meanFinite(sameSeed.stream().mapToDouble(x -> trainSeconds(x, x.endSeconds())).toArray());
             double evalTotal = 0;
             for (RunRecord.EvalRow e : r.evaluations()) {
                 evalTotal += Double.isFinite(e.evalSeconds()) ? e.evalSeconds() : 0;
@@ -174,10 +178,28 @@ public final class RunComparison {
                     minAlpha(r), lastAlpha(r), target, secondsTo(r, target), refSeconds,
                     workerSeconds(r, "generation", "dense_reference", "scoring", "shadow"),
                     workerSeconds(r, "dense_reference", "scoring", "shadow"), number(r.summary().get("learner_seconds")), refTrain,
-                    sameSeed == null ? Double.NaN : passAtReferenceEnd(r, sameSeed.record()),
-                    sameSeed == null ? Double.NaN : meanGapAtEqualSteps(r, sameSeed.record())));
+                    sameSeed.isEmpty() ? Double.NaN : passAtReferenceEnd(r, sameSeed.get(0)),
+                    sameSeed.isEmpty() ? Double.NaN
+                            : meanFinite(sameSeed.stream().mapToDouble(x -> meanGapAtEqualSteps(r, x)).toArray())));
         }
         return rows;
+    }
+
+    /**
+     * The reference's seconds to the target over several reference runs of one seed (replicates):
+     * the mean of each run's train seconds to it, a run that never reached it counting with its whole
+     * train seconds (it took at least that long); NaN when the target is.
+     */
+    static double referenceSeconds(List<RunRecord> refs, double target) {
+        if (Double.isNaN(target)) {
+            return Double.NaN;
+        }
+        double sum = 0;
+        for (RunRecord x : refs) {
+            double t = secondsTo(x, target);
+            sum += Double.isNaN(t) ? trainSeconds(x, x.endSeconds()) : t;
+        }
+        return sum / refs.size();
     }
 
     /** r's pass@1 at the step of ref's last evaluation (NaN: ref has no later evaluation than its start, or r none at that step). */
@@ -359,13 +381,15 @@ public final class RunComparison {
                 .append("rollout worker s: the workers' seconds in all, and in brackets the part the guard and the in-run speedup ")
                 .append("spend (dense reference, α scoring, shadow replays); learner s: the learner's. ")
                 .append("p5 α per bin: what the controller judged the bin on at each window (its kept windows merged), where that had at least min-tokens tokens. ")
-                .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (else the mean over ")
+                .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (with several, ")
+                .append("replicates of one seed: their mean; else the mean over ")
                 .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
                 .append(reference).append(" run's own; × ").append(reference).append(" run: over that run's whole train seconds. ")
                 .append("A mean row's time to target needs every run of the arm to have reached it. ")
                 .append("At equal steps: pass@1 at the last step the ").append(reference)
                 .append(" run with the same seed evaluated, and the mean of this run's pass@1 less that run's over the steps after ")
-                .append("the start both evaluated (an arm that ran more steps is compared on the steps they share). ")
+                .append("the start both evaluated (an arm that ran more steps is compared on the steps they share; against ")
+                .append("replicates, the mean over them, so a reference run's own gap is its distance from the replicates' mean). ")
                 .append("–: nothing to compute (never reached, no tokens, no update).\n");
         if (!plots.isEmpty()) {
             t.append('\n');

@@ -121,6 +121,7 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
         m.put("context_max", s.train().contextMax());
         m.put("steps", s.train().steps());
         m.put("seed", s.train().seed());
+        m.put("sampling_seed", s.train().samplingSeed());
         m.put("tau", s.controller().tau());
         m.put("schedule", configuredSchedule);
         m.put("start_schedule", start.toString());

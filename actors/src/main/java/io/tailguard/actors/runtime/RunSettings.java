@@ -33,10 +33,12 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
      * pass@1 every this many learner steps besides the start and the end (0: only those two).
      * heldOut: a dataset task's held-out file (tailguard.train.held-out), or null. evalHoldsRollouts:
      * whether leasing pauses while the learner evaluates (tailguard.train.eval-holds-rollouts).
+     * samplingSeed: what each lease's sampling seed is drawn from (tailguard.train.sampling-seed; by
+     * default the run seed); the prompts and their order follow seed alone.
      */
     public record Train(String checkpoint, TaskSpec task, int contextMin, int contextMax, int steps, long seed, Path out,
                         int evalN, long evalSeed, Duration maxTime, String compareSchedule, int evalEvery, Chat chat,
-                        Path heldOut, boolean evalHoldsRollouts) {
+                        Path heldOut, boolean evalHoldsRollouts, long samplingSeed) {
 
         /**
          * The task held-out pass@1 is measured on: a built-in task itself (its prompts of eval-seed are
@@ -106,7 +108,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         Train t = train;
         Train with = new Train(t.checkpoint(), t.task().withChat(f.orElse(null)), t.contextMin(), t.contextMax(), t.steps(),
                 t.seed(), t.out(), t.evalN(), t.evalSeed(), t.maxTime(), t.compareSchedule(), t.evalEvery(), t.chat(), t.heldOut(),
-                t.evalHoldsRollouts());
+                t.evalHoldsRollouts(), t.samplingSeed());
         return new RunSettings(with, rollout, controller, window, startSchedule, denseLayers, buffer, learner, metrics, admin,
                 compression, bootstrap, adapt, bounds);
     }
@@ -250,7 +252,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
                     Path.of(c.getString("tailguard.train.out")), atLeast(c, "tailguard.train.eval-n", 0),
                     c.getLong("tailguard.train.eval-seed"), Duration.ofSeconds(atLeast(c, "tailguard.train.max-seconds", 0)),
                     c.getString("tailguard.train.compare-schedule"), atLeast(c, "tailguard.train.eval-every", 0), chat,
-                    heldOut(c, task), onOff("tailguard.train.eval-holds-rollouts", c.getString("tailguard.train.eval-holds-rollouts")));
+                    heldOut(c, task), onOff("tailguard.train.eval-holds-rollouts", c.getString("tailguard.train.eval-holds-rollouts")),
+                    samplingSeed(c));
             if (t.contextMax() < t.contextMin()) {
                 throw new IllegalArgumentException("tailguard.train.context-max: must be >= context-min " + t.contextMin()
                         + ", got " + t.contextMax());
@@ -565,6 +568,20 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
     }
 
     /** Every key a user set under a known section must exist in the reference configuration. */
+    /** tailguard.train.sampling-seed: "" is the run seed (tailguard.train.seed), else an integer. */
+    static long samplingSeed(Config c) {
+        String key = "tailguard.train.sampling-seed";
+        String v = c.getString(key).trim();
+        if (v.isEmpty()) {
+            return c.getLong("tailguard.train.seed");
+        }
+        try {
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(key + ": must be an integer or \"\" (the run seed), got \"" + v + "\"");
+        }
+    }
+
     static void checkUnknownKeys(Config c, String where) {
         Config reference = ConfigFactory.defaultReference();
         for (String section : SECTIONS) {

@@ -27,6 +27,20 @@ class LeasingTest {
     }
 
     @Test
+    void aLeaseSamplesWithTheSamplingSeedAndServesTheRunSeedsPrompts() {
+        RunSettings replicate = TuningBookTest.settings("tailguard.rollout.prompts-per-lease = 2\ntailguard.buffer.max-groups = 3\n"
+                + "tailguard.rollout.shadow-fraction = 0\ntailguard.train.seed = 5\ntailguard.train.sampling-seed = 5002");
+        OptionBook options = new OptionBook(new BudgetController(replicate.controller(), Schedule.dense()),
+                replicate.compression().guard(), (f, sched) -> 1.0, 0);
+        Prompts prompts = new Prompts(S.train().task(), S.train().seed(), S.train().contextMin(), S.train().contextMax());
+        Leasing leasing = Leasing.start(replicate, null, options, policy(1));
+        RolloutWorker.Work w = leasing.request(ask("a"), 0);
+        assertEquals(5002 * 1_000_003L + 1, w.seed(), "sampled from the sampling seed");
+        assertEquals(prompts.of(0), w.prompts()[0], "the prompts of run seed 5, as without a sampling seed");
+        assertEquals(prompts.of(1), w.prompts()[1]);
+    }
+
+    @Test
     void workersWaitForAPolicyAndAFullBufferAndAreServedWhenLeasingResumes() {
         LeaseBook<Controller.RequestWork> book = new LeaseBook<>(2, 1_000, 0, new long[0]);
         BudgetController budgets = new BudgetController(S.controller(), Schedule.dense());

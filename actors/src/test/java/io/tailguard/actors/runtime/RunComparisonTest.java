@@ -162,6 +162,31 @@ class RunComparisonTest {
     }
 
     @Test
+    void replicatesOfTheReferenceAtOneSeedCountByTheirMean() {
+        // a second dense run of seed 1 (another sampling seed): pass@1 0.2 → 0.3 → 0.4, ends at 210 s
+        RunRecord replicate = record(1, NaN, 210, List.of(step(20, 195, 6.0, 0.0)), List.of(),
+                List.of(new RunRecord.EvalRow(0, 10, 0.2, 5), new RunRecord.EvalRow(10, 100, 0.3, 5), new RunRecord.EvalRow(20, 200, 0.4, 5)));
+        List<RunComparison.Row> rows = RunComparison.rows(List.of(new RunComparison.Run("dense", Path.of("d"), dense()),
+                new RunComparison.Run("dense", Path.of("d-r2"), replicate), new RunComparison.Run("guarded", Path.of("g"), guarded())), "dense");
+        RunComparison.Row g = rows.get(2);
+        // the target: the replicates' mean final (0.5 + 0.4) / 2
+        assertEquals(0.45, g.target(), 1e-12);
+        // dense reached 0.45 at its last evaluation (190 train seconds); the replicate never did and
+        // counts with its whole 195
+        assertEquals(192.5, g.referenceSeconds(), 1e-12);
+        assertEquals(195.0, g.referenceTrainSeconds(), 1e-12);
+        // guarded's 0.45 at the evaluation that began at 80 s, less the one before it: 75
+        assertEquals(75.0, g.secondsToTarget());
+        // gaps against each replicate: (0.05 + 0.05) / 2 and (0.15 + 0.15) / 2, then their mean
+        assertEquals(0.10, g.meanGapAtEqualSteps(), 1e-12);
+        assertEquals(0.55, g.passAtReferenceEnd());
+        // each reference run's own gap is its distance from the replicates' mean: ±0.05
+        assertEquals(0.05, rows.get(0).meanGapAtEqualSteps(), 1e-12);
+        assertEquals(-0.05, rows.get(1).meanGapAtEqualSteps(), 1e-12);
+        assertEquals(0.45, rows.get(1).target(), 1e-12);
+    }
+
+    @Test
     void writesTheTableAndThePlots(@TempDir Path tmp) throws Exception {
         List<RunComparison.Run> runs = new java.util.ArrayList<>(runs());
         // a second guarded seed makes a mean row: seed 2 has no dense run, so its target is 0.5 at 190 s

@@ -62,6 +62,17 @@ class RunSettingsTest {
     }
 
     @Test
+    void theSamplingSeedIsTheRunSeedUnlessGiven() {
+        assertEquals(7, RunSettings.parse(with("tailguard.train.seed = 7"), "run.conf").train().samplingSeed());
+        RunSettings s = RunSettings.parse(with("tailguard.train.seed = 7\ntailguard.train.sampling-seed = 7002"), "run.conf");
+        assertEquals(7002, s.train().samplingSeed());
+        assertEquals(7, s.train().seed(), "the prompts still follow the run seed");
+        assertEquals("run.conf: tailguard.train.sampling-seed: must be an integer or \"\" (the run seed), got \"x\"",
+                assertThrows(IllegalArgumentException.class,
+                        () -> RunSettings.parse(with("tailguard.train.sampling-seed = x"), "run.conf")).getMessage());
+    }
+
+    @Test
     void speedupEveryIsANonNegativeLeaseCount() {
         assertEquals(0, RunSettings.parse(with("tailguard.rollout.speedup-every = 0"), "run.conf").rollout().speedupEvery());
         assertEquals(1, RunSettings.parse(with("tailguard.rollout.speedup-every = 1"), "run.conf").rollout().speedupEvery());
