@@ -13,7 +13,8 @@
 #
 # With --replicates R, each arm and seed runs R times: the same prompts in the same order, replicate 1
 # sampling as a plain run does, replicate k >= 2 with tailguard.train.sampling-seed = 1000 * seed + k,
-# into <arm>-s<seed>-r<k>/. Two runs of one arm then differ only in their draws, and how far the
+# into <arm>-s<seed>-r<k>/ (with its .json and .log). Two runs of one arm then differ in their draws
+# (and, as any two runs, in the actors' timing), and how far the
 # reference arm's replicates end apart is the noise a gap between arms is read against; compare-runs
 # compares each run with the mean of the dense replicates of its seed.
 #
@@ -48,7 +49,7 @@ usage: bench/central-result.sh [--out DIR] [--seeds "S1 S2 ..."] [--steps N] [--
   --arms "A ..."         a subset of the arms, in the order to run them (default "dense guarded unguarded")
   --speedup-every N      the sparse arms measure the rollout speedup every Nth lease (default 16: a
                          measuring lease also decodes densely, time the dense arm does not spend)
-  --replicates R         runs of each arm and seed, the same prompts with other sampling seeds (default 1):
+  --replicates R         runs of each arm and seed, the same prompts with other sampling seeds (default 1, at most 999):
                          replicate k >= 2 samples with tailguard.train.sampling-seed = 1000 * seed + k
   --set key=value        a configuration key for every arm (repeatable), e.g. --set tailguard.train.eval-every=10
 EOF
@@ -92,12 +93,12 @@ bad() {
 }
 [ -f "$CONFIG" ] || bad "--config: $CONFIG: no such file"
 [ -n "$SEEDS" ] || bad "--seeds: give at least one seed"
-for s in $SEEDS; do [[ "$s" =~ ^-?[0-9]+$ ]] || bad "--seeds: not an integer: $s"; done
+for s in $SEEDS; do [[ "$s" =~ ^-?(0|[1-9][0-9]*)$ ]] || bad "--seeds: not an integer (no leading zeros): $s"; done
 [ -z "$STEPS" ] || [[ "$STEPS" =~ ^[1-9][0-9]*$ ]] || bad "--steps: must be a positive integer, got $STEPS"
 [ -z "$SPARSE_STEPS" ] || [[ "$SPARSE_STEPS" =~ ^[1-9][0-9]*$ ]] || bad "--sparse-steps: must be a positive integer, got $SPARSE_STEPS"
 [[ "$BUDGET" =~ ^[0-9]+$ ]] && [ "$BUDGET" -ge 48 ] && [ $((BUDGET % 16)) -eq 0 ] \
   || bad "--unguarded-budget: must be a multiple of 16 and at least 48, got $BUDGET"
-[[ "$REPLICATES" =~ ^[1-9][0-9]*$ ]] || bad "--replicates: must be a positive integer, got $REPLICATES"
+[[ "$REPLICATES" =~ ^[1-9][0-9]{0,2}$ ]] || bad "--replicates: must be an integer from 1 to 999, got $REPLICATES"
 [[ "$SPEEDUP_EVERY" =~ ^[0-9]+$ ]] || bad "--speedup-every: must be an integer >= 0, got $SPEEDUP_EVERY"
 for a in $ARMS; do
   case "$a" in dense|guarded|unguarded) ;; *) bad "--arms: unknown arm $a (dense, guarded, unguarded)" ;; esac
@@ -150,8 +151,10 @@ arm_sets() {
     dense) ARM=(--set "tailguard.controller.schedule=" --set "tailguard.controller.adapt=off" --set "tailguard.rollout.kv-cache=float32") ;;
     guarded) ARM=(--set "tailguard.controller.schedule=$CALIBRATED" --set "tailguard.train.compare-schedule=$CALIBRATED"
       --set "tailguard.controller.adapt=on") ;;
+    # the floor at the unguarded budget: a fixed schedule is placed on the controller's ladder, which
+    # starts at min-budget (the quickstart's 256 would lift budget 64 to 256)
     unguarded) ARM=(--set "tailguard.controller.schedule=$UNGUARDED_SCHEDULE" --set "tailguard.controller.adapt=off"
-      --set "tailguard.rollout.kv-cache=float32") ;;
+      --set "tailguard.rollout.kv-cache=float32" --set "tailguard.controller.min-budget=$BUDGET") ;;
   esac
 }
 
