@@ -16,8 +16,9 @@ import java.util.concurrent.Callable;
 @Command(name = "compare-runs", mixinStandardHelpOptions = true,
         description = {"Compares `train` runs from their run records (<out>/run-record.json): writes DIR/table.md and PNG plots "
                 + "(pass@1 against steps and seconds, reward, rollout seconds and TIS truncation per step, p5 α over time with τ).",
-                "Runs with the same label are seeds of one arm; each run is timed to the final pass@1 of the reference arm's run "
-                        + "with the same seed.",
+                "Runs with the same label are runs of one arm (seeds, and replicates of a seed: tailguard.train.sampling-seed); "
+                        + "each run is timed to the final pass@1 of the reference arm's run with the same seed (the mean over "
+                        + "its replicates).",
                 "With --json prints {\"reference\":..,\"runs\":[{\"label\":..,\"pass_at_1_start\":..,\"pass_at_1_end\":..,"
                         + "\"seconds_to_target\":..,\"ratio_to_reference\":..,...}],\"table\":..,\"plots\":[..]}."})
 final class CompareRunsCommand implements Callable<Integer> {

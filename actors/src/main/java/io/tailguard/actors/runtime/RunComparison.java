@@ -26,7 +26,8 @@ import java.util.TreeSet;
 
 /**
  * Several `train` runs side by side, from their run records ({@link RunRecord}): `compare-runs`.
- * Runs with the same label are seeds of one arm. Writes table.md (one row per run, a mean row per
+ * Runs with the same label are runs of one arm: its seeds, and replicates of a seed (the same
+ * prompts, other sampling seeds: tailguard.train.sampling-seed). Writes table.md (one row per run, a mean row per
  * arm with several runs) and PNG plots: pass@1 against steps and against seconds, reward and
  * rollout seconds per step, TIS truncation per step, the lowest p5 α over the bins per window with
  * τ, and each run's p5 α per bin with τ. A window's p5 α of a bin counts where the bin had at least
@@ -40,10 +41,11 @@ import java.util.TreeSet;
  * <p>Time to target: a run's target is the final pass@1 of the reference arm's run with the same
  * seed, and its reference seconds are when that reference run first reached it (at or before its
  * end); without a reference run of that seed, the target is the mean final pass@1 of the reference
- * arm's runs and the reference seconds the mean of their times to it. Several reference runs of one
- * seed (replicates: the same prompts, other sampling seeds, tailguard.train.sampling-seed) count as
- * one by their means: the target is the mean of their final pass@1, the reference seconds the mean
- * of their times to it ({@link #referenceSeconds}), the gaps below the mean over them. A run reaches a target at the
+ * arm's seeds (each seed once) and the reference seconds the mean of their times to it. Several
+ * reference runs of one seed (replicates) count as one by their means: the target is the mean of
+ * their final pass@1, the reference seconds and train seconds the means of theirs (a run that never
+ * reached the target counting with its whole train seconds, {@link #referenceSeconds}), the
+ * figures at equal steps below the means over them. Only reference runs with a final pass@1 count. A run reaches a target at the
  * first evaluation with pass@1 at least the target. Its time to the target is also given over the
  * reference run's whole train seconds ("× run"): a reference run whose pass@1 touched its final value
  * early (one evaluation of a few dozen prompts moves by several points) makes the first ratio small
@@ -51,7 +53,9 @@ import java.util.TreeSet;
  *
  * <p>At equal steps: a run's pass@1 at the last step its same-seed reference run evaluated (NaN when
  * it has no evaluation at that step), and the mean of (run − reference) over every step after the
- * start where both evaluated; both NaN without a reference run of that seed. An arm that runs more
+ * start where both evaluated; both NaN without a reference run of that seed, both the mean over the
+ * reference runs of that seed where it has several (so a reference replicate's own gap is its
+ * distance from its replicates' mean). An arm that runs more
  * steps than the reference (to show how far it gets in the reference's time) is compared on the
  * steps they share.
  */
@@ -153,19 +157,25 @@ public final class RunComparison {
 
     /** Each run's figures, timed against the reference arm. */
     static List<Row> rows(List<Run> runs, String reference) {
-        List<Run> refs = runs.stream().filter(r -> r.label().equals(reference)).toList();
-        double meanTarget = meanFinite(refs.stream().mapToDouble(r -> passEnd(r.record())).toArray());
-        double meanRefSeconds = meanFinite(refs.stream().mapToDouble(r -> secondsTo(r.record(), meanTarget)).toArray());
-        double meanRefTrain = meanFinite(refs.stream().mapToDouble(r -> trainSeconds(r.record(), r.record().endSeconds())).toArray());
+        // the reference runs that can set a target (a final pass@1), by seed: several of one seed are replicates
+        Map<Double, List<RunRecord>> bySeed = new LinkedHashMap<>();
+        for (Run x : runs) {
+            if (x.label().equals(reference) && !Double.isNaN(passEnd(x.record()))) {
+                bySeed.computeIfAbsent(number(x.record().settings().get("seed")), k -> new ArrayList<>()).add(x.record());
+            }
+        }
+        // without a reference run of its seed: the mean over the reference's seeds, each seed once
+        double meanTarget = meanFinite(bySeed.values().stream().mapToDouble(RunComparison::meanFinal).toArray());
+        double meanRefSeconds = meanFinite(bySeed.values().stream().mapToDouble(x -> referenceSeconds(x, meanTarget)).toArray());
+        double meanRefTrain = meanFinite(bySeed.values().stream().mapToDouble(RunComparison::meanTrainSeconds).toArray());
         List<Row> rows = new ArrayList<>();
         for (Run run : runs) {
             RunRecord r = run.record();
             double seed = number(r.settings().get("seed"));
-            List<RunRecord> sameSeed = refs.stream().map(Run::record).filter(x -> number(x.settings().get("seed")) == seed).toList();
-            double target = sameSeed.isEmpty() ? meanTarget : meanFinite(sameSeed.stream().mapToDouble(RunComparison::passEnd).toArray());
+            List<RunRecord> sameSeed = bySeed.getOrDefault(seed, List.of());
+            double target = sameSeed.isEmpty() ? meanTarget : meanFinal(sameSeed);
             double refSeconds = sameSeed.isEmpty() ? meanRefSeconds : referenceSeconds(sameSeed, target);
-            double refTrain = sameSeed.isEmpty() ? meanRefTrain
-                    : meanFinite(sameSeed.stream().mapToDouble(x -> trainSeconds(x, x.endSeconds())).toArray());
+            double refTrain = sameSeed.isEmpty() ? meanRefTrain : meanTrainSeconds(sameSeed);
             double evalTotal = 0;
             for (RunRecord.EvalRow e : r.evaluations()) {
                 evalTotal += Double.isFinite(e.evalSeconds()) ? e.evalSeconds() : 0;
@@ -178,15 +188,24 @@ public final class RunComparison {
                     minAlpha(r), lastAlpha(r), target, secondsTo(r, target), refSeconds,
                     workerSeconds(r, "generation", "dense_reference", "scoring", "shadow"),
                     workerSeconds(r, "dense_reference", "scoring", "shadow"), number(r.summary().get("learner_seconds")), refTrain,
-                    sameSeed.isEmpty() ? Double.NaN : passAtReferenceEnd(r, sameSeed.get(0)),
-                    sameSeed.isEmpty() ? Double.NaN
-                            : meanFinite(sameSeed.stream().mapToDouble(x -> meanGapAtEqualSteps(r, x)).toArray())));
+                    meanFinite(sameSeed.stream().mapToDouble(x -> passAtReferenceEnd(r, x)).toArray()),
+                    meanFinite(sameSeed.stream().mapToDouble(x -> meanGapAtEqualSteps(r, x)).toArray())));
         }
         return rows;
     }
 
+    /** The mean final pass@1 of reference runs of one seed (NaN: none has one). */
+    private static double meanFinal(List<RunRecord> refs) {
+        return meanFinite(refs.stream().mapToDouble(RunComparison::passEnd).toArray());
+    }
+
+    /** The mean whole train seconds of reference runs of one seed. */
+    private static double meanTrainSeconds(List<RunRecord> refs) {
+        return meanFinite(refs.stream().mapToDouble(x -> trainSeconds(x, x.endSeconds())).toArray());
+    }
+
     /**
-     * The reference's seconds to the target over several reference runs of one seed (replicates):
+     * The reference's seconds to the target over the reference runs of one seed (one, or replicates):
      * the mean of each run's train seconds to it, a run that never reached it counting with its whole
      * train seconds (it took at least that long); NaN when the target is.
      */
@@ -194,12 +213,10 @@ public final class RunComparison {
         if (Double.isNaN(target)) {
             return Double.NaN;
         }
-        double sum = 0;
-        for (RunRecord x : refs) {
+        return meanFinite(refs.stream().mapToDouble(x -> {
             double t = secondsTo(x, target);
-            sum += Double.isNaN(t) ? trainSeconds(x, x.endSeconds()) : t;
-        }
-        return sum / refs.size();
+            return Double.isNaN(t) ? trainSeconds(x, x.endSeconds()) : t;
+        }).toArray());
     }
 
     /** r's pass@1 at the step of ref's last evaluation (NaN: ref has no later evaluation than its start, or r none at that step). */
@@ -381,15 +398,16 @@ public final class RunComparison {
                 .append("rollout worker s: the workers' seconds in all, and in brackets the part the guard and the in-run speedup ")
                 .append("spend (dense reference, α scoring, shadow replays); learner s: the learner's. ")
                 .append("p5 α per bin: what the controller judged the bin on at each window (its kept windows merged), where that had at least min-tokens tokens. ")
-                .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (with several, ")
-                .append("replicates of one seed: their mean; else the mean over ")
-                .append(reference).append("); × ").append(reference).append(": train seconds to it over that ")
+                .append("Target: the final pass@1 of the ").append(reference).append(" run with the same seed (else the mean over ")
+                .append(reference).append("'s seeds); × ").append(reference).append(": train seconds to it over that ")
                 .append(reference).append(" run's own; × ").append(reference).append(" run: over that run's whole train seconds. ")
+                .append("Several ").append(reference).append(" runs of one seed (replicates: other sampling seeds) count by their means, ")
+                .append("a replicate that never reached the target with its whole train seconds (its own row then shows –). ")
                 .append("A mean row's time to target needs every run of the arm to have reached it. ")
                 .append("At equal steps: pass@1 at the last step the ").append(reference)
                 .append(" run with the same seed evaluated, and the mean of this run's pass@1 less that run's over the steps after ")
                 .append("the start both evaluated (an arm that ran more steps is compared on the steps they share; against ")
-                .append("replicates, the mean over them, so a reference run's own gap is its distance from the replicates' mean). ")
+                .append("replicates, the means over them, so a reference replicate's own gap is its distance from their mean). ")
                 .append("–: nothing to compute (never reached, no tokens, no update).\n");
         if (!plots.isEmpty()) {
             t.append('\n');

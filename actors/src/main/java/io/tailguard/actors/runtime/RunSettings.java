@@ -567,7 +567,6 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         }
     }
 
-    /** Every key a user set under a known section must exist in the reference configuration. */
     /** tailguard.train.sampling-seed: "" is the run seed (tailguard.train.seed), else an integer. */
     static long samplingSeed(Config c) {
         String key = "tailguard.train.sampling-seed";
@@ -582,6 +581,7 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
         }
     }
 
+    /** Every key a user set under a known section must exist in the reference configuration. */
     static void checkUnknownKeys(Config c, String where) {
         Config reference = ConfigFactory.defaultReference();
         for (String section : SECTIONS) {

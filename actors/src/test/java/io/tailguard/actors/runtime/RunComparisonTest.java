@@ -163,8 +163,9 @@ class RunComparisonTest {
 
     @Test
     void replicatesOfTheReferenceAtOneSeedCountByTheirMean() {
-        // a second dense run of seed 1 (another sampling seed): pass@1 0.2 → 0.3 → 0.4, ends at 210 s
-        RunRecord replicate = record(1, NaN, 210, List.of(step(20, 195, 6.0, 0.0)), List.of(),
+        // a second dense run of seed 1 (another sampling seed): pass@1 0.2 → 0.3 → 0.4, ends at 230 s
+        // (215 train seconds), its last evaluation at step 20 as dense's
+        RunRecord replicate = record(1, NaN, 230, List.of(step(20, 195, 6.0, 0.0)), List.of(),
                 List.of(new RunRecord.EvalRow(0, 10, 0.2, 5), new RunRecord.EvalRow(10, 100, 0.3, 5), new RunRecord.EvalRow(20, 200, 0.4, 5)));
         List<RunComparison.Row> rows = RunComparison.rows(List.of(new RunComparison.Run("dense", Path.of("d"), dense()),
                 new RunComparison.Run("dense", Path.of("d-r2"), replicate), new RunComparison.Run("guarded", Path.of("g"), guarded())), "dense");
@@ -172,18 +173,34 @@ class RunComparisonTest {
         // the target: the replicates' mean final (0.5 + 0.4) / 2
         assertEquals(0.45, g.target(), 1e-12);
         // dense reached 0.45 at its last evaluation (190 train seconds); the replicate never did and
-        // counts with its whole 195
-        assertEquals(192.5, g.referenceSeconds(), 1e-12);
-        assertEquals(195.0, g.referenceTrainSeconds(), 1e-12);
+        // counts with its whole 215
+        assertEquals(202.5, g.referenceSeconds(), 1e-12);
+        assertEquals(205.0, g.referenceTrainSeconds(), 1e-12); // (195 + 215) / 2
         // guarded's 0.45 at the evaluation that began at 80 s, less the one before it: 75
         assertEquals(75.0, g.secondsToTarget());
         // gaps against each replicate: (0.05 + 0.05) / 2 and (0.15 + 0.15) / 2, then their mean
         assertEquals(0.10, g.meanGapAtEqualSteps(), 1e-12);
         assertEquals(0.55, g.passAtReferenceEnd());
-        // each reference run's own gap is its distance from the replicates' mean: ±0.05
+        // each reference replicate against their mean: its own gap ±0.05, and the one below the mean never reaches it
         assertEquals(0.05, rows.get(0).meanGapAtEqualSteps(), 1e-12);
         assertEquals(-0.05, rows.get(1).meanGapAtEqualSteps(), 1e-12);
+        assertEquals(190.0, rows.get(0).secondsToTarget());
+        assertTrue(Double.isNaN(rows.get(1).secondsToTarget()));
         assertEquals(0.45, rows.get(1).target(), 1e-12);
+
+        // a run of a seed no dense run has: the mean over dense's seeds, each seed once. With dense seed 3
+        // (0.2 → 0.7, reached at train second 95 of 100), the target is (0.45 + 0.7) / 2, not the mean of
+        // the three runs' finals (0.533); seed 1's replicates never reached 0.575 (195 and 215 s), seed 3
+        // did at 95: reference seconds ((195 + 215) / 2 + 95) / 2; train seconds (205 + 100) / 2
+        RunRecord seed3 = record(3, NaN, 110, List.of(step(20, 95, 6.0, 0.0)), List.of(),
+                List.of(new RunRecord.EvalRow(0, 5, 0.2, 5), new RunRecord.EvalRow(20, 100, 0.7, 5)));
+        RunComparison.Row u = RunComparison.rows(List.of(new RunComparison.Run("dense", Path.of("d"), dense()),
+                new RunComparison.Run("dense", Path.of("d-r2"), replicate), new RunComparison.Run("dense", Path.of("d3"), seed3),
+                new RunComparison.Run("unguarded", Path.of("u"), unguarded())), "dense").get(3);
+        assertEquals(0.575, u.target(), 1e-12);
+        assertEquals(150.0, u.referenceSeconds(), 1e-12);
+        assertEquals(152.5, u.referenceTrainSeconds(), 1e-12);
+        assertTrue(Double.isNaN(u.meanGapAtEqualSteps()), "no dense run of its seed: nothing at equal steps");
     }
 
     @Test

@@ -113,4 +113,12 @@ class RunRecordTest {
         IllegalArgumentException garbage = assertThrows(IllegalArgumentException.class, () -> RunRecord.read(f));
         assertTrue(garbage.getMessage().startsWith(f + ": "), garbage.getMessage());
     }
+
+    @Test
+    void theSettingsNameTheRunSeedAndTheSamplingSeed() {
+        RunSettings s = TuningBookTest.settings("tailguard.train.seed = 11\ntailguard.train.sampling-seed = 11002");
+        Map<String, Object> m = RunRecord.settingsOf(s, "", io.tailguard.rollout.sparse.Schedule.dense(), Double.NaN);
+        assertEquals(11L, m.get("seed"));
+        assertEquals(11002L, m.get("sampling_seed"));
+    }
 }

@@ -63,10 +63,10 @@ class RunSettingsTest {
 
     @Test
     void theSamplingSeedIsTheRunSeedUnlessGiven() {
-        assertEquals(7, RunSettings.parse(with("tailguard.train.seed = 7"), "run.conf").train().samplingSeed());
-        RunSettings s = RunSettings.parse(with("tailguard.train.seed = 7\ntailguard.train.sampling-seed = 7002"), "run.conf");
-        assertEquals(7002, s.train().samplingSeed());
-        assertEquals(7, s.train().seed(), "the prompts still follow the run seed");
+        assertEquals(11, RunSettings.parse(with("tailguard.train.seed = 11"), "run.conf").train().samplingSeed());
+        RunSettings s = RunSettings.parse(with("tailguard.train.seed = 11\ntailguard.train.sampling-seed = 11002"), "run.conf");
+        assertEquals(11002, s.train().samplingSeed());
+        assertEquals(11, s.train().seed(), "the prompts still follow the run seed");
         assertEquals("run.conf: tailguard.train.sampling-seed: must be an integer or \"\" (the run seed), got \"x\"",
                 assertThrows(IllegalArgumentException.class,
                         () -> RunSettings.parse(with("tailguard.train.sampling-seed = x"), "run.conf")).getMessage());
