@@ -70,8 +70,10 @@ class LocalClusterTest {
                     "--set", "tailguard.train.steps=1000", "--set", "tailguard.train.eval-n=0",
                     "--set", "tailguard.rollout.group-size=4", "--set", "tailguard.rollout.prompts-per-lease=1",
                     "--set", "tailguard.learner.groups-per-step=1",
-                    // small windows so the controller decides (and exports schedule changes) early
-                    "--set", "tailguard.controller.window=1s", "--set", "tailguard.controller.min-tokens=16");
+                    // small windows so the controller decides (and exports schedule changes) early; a floor
+                    // below these short contexts (the quickstart's 256 is above every one: nothing to change)
+                    "--set", "tailguard.controller.window=1s", "--set", "tailguard.controller.min-tokens=16",
+                    "--set", "tailguard.controller.min-budget=48");
             assertEquals(0, start.rc(), "start failed:\n" + start.out() + start.err());
             List<String> urls = new ArrayList<>();
             Matcher m = NODE_LINE.matcher("");
