@@ -116,6 +116,7 @@ final class MismatchCommand implements Callable<Integer> {
         out.put("bins", bins(r.tails()));
         out.put("trajectories", r.trajectories());
         out.put("probed", r.probed());
+        out.put("sequence_alpha", Progress.round(r.tails().sequenceAlpha(), 6));
         out.put("schedule_version", schedule.version());
         out.put("schedule", sparsity.describe());
         out.put("generated_tokens", r.generatedTokens());
@@ -126,6 +127,8 @@ final class MismatchCommand implements Callable<Integer> {
         } else {
             System.out.printf("%s under %s%s: %d trajectories, %d probed%n", tk.name(), sparsity.describe(),
                     lora.lora == null ? "" : " with LoRA " + lora.lora, r.trajectories(), r.probed());
+            System.out.printf("  sequence alpha (geometric mean over the probed trajectories of the product of their tokens' alpha) %.4f%n",
+                    r.tails().sequenceAlpha());
             for (TailStats.BinSummary b : r.tails().summary()) {
                 System.out.printf("  [%d, %d)  %6d tokens  alpha p5 %.4f  mean %.4f%n", b.start(), b.end(), b.tokens(), b.alphaP5(), b.alphaMean());
             }

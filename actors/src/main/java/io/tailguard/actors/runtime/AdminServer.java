@@ -180,6 +180,7 @@ public final class AdminServer implements AutoCloseable {
             x.put("predicted_cost", o.predictedCost());
             x.put("predicted_speedup", nullForNaN(round3(o.predictedSpeedup())));
             x.put("tokens_per_s", nullForNaN(Double.isNaN(o.tokensPerSecond()) ? Double.NaN : Math.round(o.tokensPerSecond() * 10) / 10.0));
+            x.put("sequence_alpha", nullForNaN(round3(o.sequenceAlpha())));
             x.put("state", o.state());
             options.add(x);
         }

@@ -63,8 +63,17 @@ record ControllerStatus(Schedule schedule, Run run, LiveSettings live, TuningBoo
      * policy), whether it is in use, its schedule's version and budgets, its p5 α per bin at them
      * over the kept windows (NaN: no tokens), its predicted cost and the cost model's speedup of it
      * over dense plain decode, its measured generation tokens per second over the kept windows
-     * (NaN: no lease), and where it stands (in use, probed, ...).
+     * (NaN: no lease), where it stands (in use, probed, ...), and its sequence α over the kept
+     * windows (NaN: not judged).
      */
     record Option(String label, String format, long version, boolean inUse, long scheduleVersion, int[] budgets, double[] alphaP5,
-                  double predictedCost, double predictedSpeedup, double tokensPerSecond, String state) implements Wire {}
+                  double predictedCost, double predictedSpeedup, double tokensPerSecond, String state, double sequenceAlpha)
+            implements Wire {
+        /** Without a sequence α (not judged). */
+        Option(String label, String format, long version, boolean inUse, long scheduleVersion, int[] budgets, double[] alphaP5,
+               double predictedCost, double predictedSpeedup, double tokensPerSecond, String state) {
+            this(label, format, version, inUse, scheduleVersion, budgets, alphaP5, predictedCost, predictedSpeedup, tokensPerSecond,
+                    state, Double.NaN);
+        }
+    }
 }

@@ -26,6 +26,11 @@ public enum LiveKey {
             "Raise a bin's budget when its p5 α < tau − margin.", (c, l, o) -> c.margin()),
     HYSTERESIS("tailguard.controller.hysteresis", "hysteresis", Type.REAL, Target.CONTROLLER, ">= 0, tau + hysteresis <= 1",
             "Lower it only when the shadow p5 α one rung lower is >= tau + hysteresis.", (c, l, o) -> c.hysteresis()),
+    SEQUENCE_TAU("tailguard.controller.sequence-tau", "sequence-tau", Type.REAL, Target.CONTROLLER,
+            "0 (off), or in (margin, 1 − hysteresis]",
+            "The sequence guard: a floor under the sequence α (the geometric mean over scored trajectories of the product of "
+                    + "their tokens' α). Below sequence-tau − margin the bin with the largest share of it is raised; a lowering "
+                    + "must keep it >= sequence-tau + hysteresis.", (c, l, o) -> c.sequenceTau()),
     MIN_TOKENS("tailguard.controller.min-tokens", "min-tokens", Type.LONG, Target.CONTROLLER, ">= 1",
             "Tokens a bin needs (over the kept windows) before the controller acts on it.", (c, l, o) -> c.minTokens()),
     KEEP_WINDOWS("tailguard.controller.keep-windows", "keep-windows", Type.INT, Target.CONTROLLER, ">= 1",

@@ -181,6 +181,10 @@ final class NodeMetrics implements AutoCloseable {
     final Gauge optionTokensPerSecond = Gauge.builder().name("tailguard_rollout_option_tokens_per_second")
             .help("Measured generation tokens per second of a rollout option's leases over the kept windows (NaN: none)")
             .labelNames("format").register(registry);
+    final Gauge optionSequenceAlpha = Gauge.builder().name("tailguard_rollout_option_sequence_alpha")
+            .help("Sequence α of a rollout option over the kept windows: the geometric mean over scored trajectories of the "
+                    + "product of their tokens' α (NaN: not judged)")
+            .labelNames("format").register(registry);
     final Gauge optionBudget = Gauge.builder().name("tailguard_rollout_option_kv_budget_tokens")
             .help("KV budget per position bin of a rollout option's schedule").labelNames("format", "bin").register(registry);
     final Gauge optionSpeedupVsPlain = Gauge.builder().name("tailguard_rollout_option_measured_speedup")
@@ -263,6 +267,7 @@ final class NodeMetrics implements AutoCloseable {
             optionInUse.labelValues(o.label()).set(o.inUse() ? 1 : 0);
             optionPredictedSpeedup.labelValues(o.label()).set(speedup.applyAsDouble(o));
             optionTokensPerSecond.labelValues(o.label()).set(o.tokensPerSecond());
+            optionSequenceAlpha.labelValues(o.label()).set(o.sequenceAlpha());
             int[] b = o.schedule().budgets();
             for (int i = 0; i < b.length; i++) {
                 optionBudget.labelValues(o.label(), Integer.toString(i)).set(b[i]);

@@ -163,7 +163,7 @@ final class OptionBook {
             ApproximationBudget.OptionState o = options.get(i);
             out[i] = new ControllerStatus.Option(o.label(), o.format().toString(), o.version(), o.inUse(), o.schedule().version(),
                     o.schedule().budgets(), o.p5(), o.predictedCost(), speedup.applyAsDouble(o.format(), o.schedule()), o.tokensPerSecond(),
-                    o.state());
+                    o.state(), o.sequenceAlpha());
             if (o.inUse()) {
                 chosen = o;
             }

@@ -26,15 +26,24 @@ public final class RunObserver {
      * the decision (the plain policy's), the rollout options ({@code option}), and what the controller
      * judged each bin of the option in use on: judgedP5 and judgedTokens, that option's kept windows
      * merged at its bin's budget (the evidence a raise or a hold rests on; NaN and 0 where it had none;
-     * the plain policy's own while it is in use).
+     * the plain policy's own while it is in use), and that option's sequence α over the same windows
+     * (NaN: not judged).
      */
     public record Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
-                         double predictedSpeedup, String[] changes, OptionWindow option, double[] judgedP5, long[] judgedTokens)
+                         double predictedSpeedup, String[] changes, OptionWindow option, double[] judgedP5, long[] judgedTokens,
+                         double sequenceAlpha)
             implements Event, Wire {
+        /** Without a sequence α (not judged). */
+        public Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
+                      double predictedSpeedup, String[] changes, OptionWindow option, double[] judgedP5, long[] judgedTokens) {
+            this(timeMillis, scheduleVersion, budgets, alphaP5, tokens, tau, predictedSpeedup, changes, option, judgedP5, judgedTokens,
+                    Double.NaN);
+        }
+
         /** A window judged on its own tails alone (one kept window). */
         public Window(long timeMillis, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
                       double predictedSpeedup, String[] changes, OptionWindow option) {
-            this(timeMillis, scheduleVersion, budgets, alphaP5, tokens, tau, predictedSpeedup, changes, option, alphaP5, tokens);
+            this(timeMillis, scheduleVersion, budgets, alphaP5, tokens, tau, predictedSpeedup, changes, option, alphaP5, tokens, Double.NaN);
         }
     }
 
@@ -78,7 +87,7 @@ public final class RunObserver {
                 new OptionWindow(compressedVersion, chosen.version() >= 0, cp5, options.plainTokens(), options.compressedTokens(),
                         cd.changed() ? cd.reason() : null, chosen.label(), chosen.version(), chosen.schedule().version(),
                         chosen.schedule().budgets(), chosenSpeedup, chosen.tokensPerSecond(), cd.options().get(0).tokensPerSecond()),
-                judgedP5, judgedTokens);
+                judgedP5, judgedTokens, chosen.sequenceAlpha());
     }
 
     /**

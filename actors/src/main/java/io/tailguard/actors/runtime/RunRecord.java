@@ -46,13 +46,17 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
     public record StepRow(int step, double seconds, double reward, double passRate, long tokens, double rolloutTokensPerSecond,
                           double rolloutSeconds, double learnSeconds, double tisTruncated, double loss, int staleness) {}
 
-    /** One controller window: p5 α per bin (NaN: no tokens), the budgets after its decision, τ. */
+    /**
+     * One controller window: p5 α per bin (NaN: no tokens), the budgets after its decision, τ, what
+     * the decision judged per bin, and the sequence α of the option in use (NaN: not judged, or a
+     * record written before it was kept).
+     */
     public record WindowRow(double seconds, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
-                            double predictedSpeedup, double[] judgedP5, long[] judgedTokens) {
+                            double predictedSpeedup, double[] judgedP5, long[] judgedTokens, double sequenceAlpha) {
         /** A window judged on its own tails alone (a record written before judged_p5 was). */
         public WindowRow(double seconds, long scheduleVersion, int[] budgets, double[] alphaP5, long[] tokens, double tau,
                          double predictedSpeedup) {
-            this(seconds, scheduleVersion, budgets, alphaP5, tokens, tau, predictedSpeedup, alphaP5, tokens);
+            this(seconds, scheduleVersion, budgets, alphaP5, tokens, tau, predictedSpeedup, alphaP5, tokens, Double.NaN);
         }
     }
 
@@ -71,7 +75,8 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
         List<WindowRow> windows = new ArrayList<>();
         for (RunObserver.Window w : r.windows()) {
             windows.add(new WindowRow(since(startMillis, w.timeMillis()), w.scheduleVersion(), w.budgets().clone(), w.alphaP5().clone(),
-                    w.tokens().clone(), w.tau(), w.predictedSpeedup(), w.judgedP5().clone(), w.judgedTokens().clone()));
+                    w.tokens().clone(), w.tau(), w.predictedSpeedup(), w.judgedP5().clone(), w.judgedTokens().clone(),
+                    w.sequenceAlpha()));
         }
         List<EvalRow> evals = new ArrayList<>();
         for (RunObserver.Evaluated e : r.evaluations()) {
@@ -176,6 +181,7 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
             j.add("tokens", tree(w.tokens()));
             j.add("judged_p5", tree(w.judgedP5()));
             j.add("judged_tokens", tree(w.judgedTokens()));
+            j.add("sequence_alpha", num(w.sequenceAlpha()));
             j.add("tau", num(w.tau()));
             j.add("predicted_speedup", num(w.predictedSpeedup()));
             ws.add(j);
@@ -261,7 +267,8 @@ public record RunRecord(long startMillis, double endSeconds, Map<String, Object>
                     }
                 }
                 windows.add(new WindowRow(dbl(j, "seconds", at), field(j, "schedule_version", at).getAsLong(), budgets, alpha, tokens,
-                        dbl(j, "tau", at), dbl(j, "predicted_speedup", at), judged, judgedTokens));
+                        dbl(j, "tau", at), dbl(j, "predicted_speedup", at), judged, judgedTokens,
+                        j.has("sequence_alpha") && !j.get("sequence_alpha").isJsonNull() ? dbl(j, "sequence_alpha", at) : Double.NaN));
             }
             List<EvalRow> evals = new ArrayList<>();
             JsonArray es = field(o, "evaluations").getAsJsonArray();

@@ -88,6 +88,9 @@ public final class RunRecorder {
                 b.append(String.format(Locale.ROOT, " b%d:%.2f/%d", i, w.alphaP5()[i], w.budgets()[i]));
             }
         }
+        if (!Double.isNaN(w.sequenceAlpha())) {
+            b.append(String.format(Locale.ROOT, "  seqα %.3f", w.sequenceAlpha()));
+        }
         b.append(String.format(Locale.ROOT, "  predicted ×%.2f", w.predictedSpeedup()));
         RunObserver.OptionWindow o = w.option();
         if (o != null && o.compressedVersion() >= 0) {

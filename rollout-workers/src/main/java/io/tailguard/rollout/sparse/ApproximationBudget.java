@@ -97,10 +97,11 @@ public final class ApproximationBudget {
      * plain policy), whether it is in use, its schedule and predicted cost, its p5 α and tokens per
      * bin at its budgets over the kept windows (NaN and 0 where none), its rollout tokens in the
      * window, its measured tokens per second of generation over the kept windows (NaN: no lease),
-     * and where it stands.
+     * where it stands, and its sequence α at its budgets over the kept windows (NaN: not judged).
      */
     public record OptionState(String label, WeightFormat format, long version, boolean inUse, Schedule schedule, double predictedCost,
-                              double[] p5, long[] tokens, long windowTokens, double tokensPerSecond, String state) {}
+                              double[] p5, long[] tokens, long windowTokens, double tokensPerSecond, String state,
+                              double sequenceAlpha) {}
 
     /**
      * A window's outcome: the label of the option in use after it, whether that changed, why, the
@@ -365,13 +366,24 @@ public final class ApproximationBudget {
         return o.format.ownWeights() || (s.on() && policyVersion - o.version <= s.maxLag());
     }
 
-    /** Meets τ: the option in use while no judged bin is below τ − margin; another with a judged bin and all of them ≥ τ + hysteresis. */
+    /**
+     * Meets τ: the option in use while no judged bin is below τ − margin; another with a judged bin
+     * and all of them ≥ τ + hysteresis. With the sequence guard on, its sequence α too: the option in
+     * use while it is not judged below sequence-τ − margin, another when judged at sequence-τ +
+     * hysteresis or above.
+     */
     private boolean meets(Option o) {
         int worst = worstJudged(o);
         if (o == inUse) {
-            return worst < 0 || o.p5[worst] >= ctl.tau() - ctl.margin();
+            return (worst < 0 || o.p5[worst] >= ctl.tau() - ctl.margin()) && !sequenceBreach(o);
         }
-        return worst >= 0 && o.p5[worst] >= ctl.tau() + ctl.hysteresis();
+        return worst >= 0 && o.p5[worst] >= ctl.tau() + ctl.hysteresis()
+                && (!ctl.sequenceGuard() || o.sequenceAlpha >= ctl.sequenceTau() + ctl.hysteresis());
+    }
+
+    /** The sequence guard is on and the option's judged sequence α is below sequence-τ − margin. */
+    private boolean sequenceBreach(Option o) {
+        return ctl.sequenceGuard() && o.sequenceAlpha < ctl.sequenceTau() - ctl.margin();
     }
 
     /** Cheaper by predicted cost; a tie goes to the option in use, then to the plain policy. */
@@ -422,6 +434,11 @@ public final class ApproximationBudget {
             return "no compressed version yet";
         }
         if (now == was) {
+            if (sequenceBreach(now)) {
+                return String.format(Locale.ROOT, "%s in use, the fallback: sequence α %.3f < sequence-τ − margin %.3f, no other "
+                        + "option meets τ + hysteresis; its own schedule is raised where the largest share is", describe(now),
+                        now.sequenceAlpha, ctl.sequenceTau() - ctl.margin());
+            }
             int worst = worstJudged(now);
             if (worst >= 0 && now.p5[worst] < ctl.tau() - ctl.margin()) {
                 // only the plain policy stays in use after a breach: no other option meets τ
@@ -436,6 +453,11 @@ public final class ApproximationBudget {
         if (!usable(was, policyVersion)) {
             return String.format(Locale.ROOT, "%s is %d versions behind policy v%d (max-lag %d): %s in use", describe(was),
                     policyVersion - was.version, policyVersion, s.maxLag(), now == plain ? "back to the plain policy" : describe(now));
+        }
+        if (sequenceBreach(was)) {
+            return String.format(Locale.ROOT, "%s: sequence α %.3f < sequence-τ − margin %.3f: %s", describe(was), was.sequenceAlpha,
+                    ctl.sequenceTau() - ctl.margin(), (now == plain ? "back to the plain policy" : describe(now) + " in use")
+                            + String.format(Locale.ROOT, " (predicted cost %.4g)", now.cost));
         }
         int wasWorst = worstJudged(was);
         if (wasWorst >= 0 && was.p5[wasWorst] < ctl.tau() - ctl.margin()) {
@@ -469,6 +491,11 @@ public final class ApproximationBudget {
         if (o.p5[worst] < ctl.tau() + ctl.hysteresis()) {
             return String.format(Locale.ROOT, "%s: bin %d p5 α %.3f < τ + hysteresis %.3f", probed, worst, o.p5[worst],
                     ctl.tau() + ctl.hysteresis());
+        }
+        if (ctl.sequenceGuard() && !(o.sequenceAlpha >= ctl.sequenceTau() + ctl.hysteresis())) {
+            return Double.isNaN(o.sequenceAlpha) ? probed + ": sequence α not judged yet"
+                    : String.format(Locale.ROOT, "%s: sequence α %.3f < sequence-τ + hysteresis %.3f", probed, o.sequenceAlpha,
+                    ctl.sequenceTau() + ctl.hysteresis());
         }
         return String.format(Locale.ROOT, "%s: meets τ + hysteresis, predicted cost %.4g ≥ %.4g of the option in use", probed, o.cost, inUse.cost);
     }
@@ -538,6 +565,7 @@ public final class ApproximationBudget {
         double cost;
         double[] p5;
         long[] tokens;
+        double sequenceAlpha = Double.NaN;
         long windowTokens;
         double windowSeconds;
         long lastWindowTokens;
@@ -558,6 +586,7 @@ public final class ApproximationBudget {
             BudgetController.Decision d = adapt ? budgets.tick() : budgets.observe();
             p5 = d.p5();
             tokens = d.tokens();
+            sequenceAlpha = d.sequenceAlpha();
             rates.addLast(new double[] {windowTokens, windowSeconds});
             while (rates.size() > keep) {
                 rates.removeFirst();
@@ -584,7 +613,7 @@ public final class ApproximationBudget {
 
         OptionState state(boolean inUse, String standing) {
             return new OptionState(format.label(), format, version, inUse, budgets.schedule(), cost, p5.clone(),
-                    tokens.clone(), lastWindowTokens, tokensPerSecond(), standing);
+                    tokens.clone(), lastWindowTokens, tokensPerSecond(), standing, sequenceAlpha);
         }
     }
 }

@@ -23,6 +23,10 @@ import static io.tailguard.model.KvCache.PAGE;
  *   <li>else lower one rung when the shadow p5 α one rung lower is at least τ + hysteresis, and the
  *       lower budget keeps budgets non-decreasing in position;</li>
  * </ul>
+ * with the sequence guard on (sequence-τ above 0; docs/algorithms.md, "The sequence α"), a lowering
+ * must also keep the predicted sequence α at sequence-τ + hysteresis or above, and when the judged
+ * sequence α falls below sequence-τ − margin with no bin raised by its own tail, the bin holding the
+ * largest share of it goes one rung up;
  * then the one repair of {@link Budgets#makeNonDecreasing}, with idle bins (no rollout tokens over
  * the kept windows: no evidence either way) as its unreached bins: an idle bin follows the next bin
  * down, so a bin the workload never reaches (short positions under long prompts) does not pin the
@@ -35,7 +39,14 @@ import static io.tailguard.model.KvCache.PAGE;
 public final class BudgetController {
 
     public record Settings(double tau, double margin, double hysteresis, long minTokens, int keepWindows,
-                           int minBudget, int maxBudget, double ladderRatio, int binWidth, int maxContext) {
+                           int minBudget, int maxBudget, double ladderRatio, int binWidth, int maxContext,
+                           double sequenceTau) {
+        /** Without the sequence guard (sequence-τ 0). */
+        public Settings(double tau, double margin, double hysteresis, long minTokens, int keepWindows,
+                        int minBudget, int maxBudget, double ladderRatio, int binWidth, int maxContext) {
+            this(tau, margin, hysteresis, minTokens, keepWindows, minBudget, maxBudget, ladderRatio, binWidth, maxContext, 0);
+        }
+
         public Settings {
             if (!(tau > 0 && tau < 1)) {
                 throw new IllegalArgumentException("tau: must be in (0, 1), got " + tau);
@@ -69,6 +80,14 @@ public final class BudgetController {
             if (maxContext < 1) {
                 throw new IllegalArgumentException("max-context: must be >= 1, got " + maxContext);
             }
+            if (!(sequenceTau == 0 || (sequenceTau > margin && sequenceTau + hysteresis <= 1))) {
+                throw new IllegalArgumentException("sequence-tau: must be 0 (off) or in (margin, 1 − hysteresis], got " + sequenceTau);
+            }
+        }
+
+        /** Whether the sequence guard is on. */
+        public boolean sequenceGuard() {
+            return sequenceTau > 0;
         }
 
         public int bins() {
@@ -82,9 +101,11 @@ public final class BudgetController {
     /**
      * A tick's outcome: the schedule after it (a new version when anything changed) and the changes,
      * the closed window's tails, and per bin the p5 α and tokens over the kept windows at the budget
-     * the window ran under (before any change; NaN and 0 where none): what the tick judged.
+     * the window ran under (before any change; NaN and 0 where none), and the sequence α at those
+     * budgets ({@link #sequenceAlpha()}; NaN when not judged): what the tick judged.
      */
-    public record Decision(Schedule schedule, List<Change> changes, List<WindowTail> window, double[] p5, long[] tokens) {
+    public record Decision(Schedule schedule, List<Change> changes, List<WindowTail> window, double[] p5, long[] tokens,
+                           double sequenceAlpha) {
         public boolean changed() {
             return !changes.isEmpty();
         }
@@ -182,8 +203,11 @@ public final class BudgetController {
         if (tails.binWidth() != s.binWidth()) {
             return;
         }
-        for (int bin = 0; bin < Math.min(tails.binCount(), ladders.length); bin++) {
-            if (tails.count(bin) == 0) {
+        // every bin gets the report's trajectories (its sequence count), also where they put no token:
+        // a bin's share of the sequence α is a mean over all of them
+        int bins = tails.sequences() > 0 ? ladders.length : Math.min(tails.binCount(), ladders.length);
+        for (int bin = 0; bin < bins; bin++) {
+            if (tails.count(bin) == 0 && tails.sequences() == 0) {
                 continue;
             }
             int budget = Math.min(used.budgetAt(bin * s.binWidth()), ladders[bin][ladders[bin].length - 1]);
@@ -213,6 +237,10 @@ public final class BudgetController {
         int[] before = rung.clone();
         double[] judgedP5 = new double[ladders.length];
         long[] judgedTokens = new long[ladders.length];
+        double[] share = shares(actual, rung);
+        double seqLoss = sequenceLoss(share, rung);   // NaN when the sequence α is not judged
+        double judgedSequenceAlpha = Math.exp(-seqLoss);
+        boolean raised = false;
         for (int bin = 0; bin < ladders.length; bin++) {
             int budget = ladders[bin][rung[bin]];
             TailStats cur = actual.last(bin, budget);
@@ -228,6 +256,7 @@ public final class BudgetController {
             if (here.count(bin) >= s.minTokens() && here.p5(bin) < s.tau() - s.margin() && rung[bin] < ladders[bin].length - 1) {
                 int to = ladders[bin][rung[bin] + 1];
                 rung[bin]++;
+                raised = true;
                 changes.add(new Change(bin, budget, to, String.format(java.util.Locale.ROOT,
                         "p5 α %.3f < τ − margin %.3f over %d tokens", here.p5(bin), s.tau() - s.margin(), here.count(bin))));
                 continue;
@@ -237,11 +266,40 @@ public final class BudgetController {
                 int previous = floorBefore(bin);
                 TailStats below = shadow.merged(bin, lower);
                 if (below.count(bin) >= s.minTokens() && below.p5(bin) >= s.tau() + s.hysteresis() && lower >= previous) {
+                    String sequence = "";
+                    if (s.sequenceGuard()) {
+                        // the lowering must keep the predicted sequence α (this bin's share at the
+                        // lower budget, from the shadow replays) at sequence-τ + hysteresis or above
+                        double after = seqLoss - share[bin] + below.sequenceLoss(bin);
+                        if (!(Math.exp(-after) >= s.sequenceTau() + s.hysteresis())) {
+                            continue;
+                        }
+                        sequence = String.format(java.util.Locale.ROOT, "; sequence α %.3f there ≥ sequence-τ + hysteresis %.3f",
+                                Math.exp(-after), s.sequenceTau() + s.hysteresis());
+                        seqLoss = after;
+                    }
                     rung[bin]--;
                     changes.add(new Change(bin, budget, lower, String.format(java.util.Locale.ROOT,
-                            "shadow p5 α %.3f at budget %d ≥ τ + hysteresis %.3f over %d tokens", below.p5(bin), lower,
-                            s.tau() + s.hysteresis(), below.count(bin))));
+                            "shadow p5 α %.3f at budget %d ≥ τ + hysteresis %.3f over %d tokens%s", below.p5(bin), lower,
+                            s.tau() + s.hysteresis(), below.count(bin), sequence)));
                 }
+            }
+        }
+        // the sequence guard: below sequence-τ − margin, the bin holding the largest share of the
+        // loss goes one rung up (when no bin was raised by its own tail in this window)
+        if (decide && s.sequenceGuard() && !raised && judgedSequenceAlpha < s.sequenceTau() - s.margin()) {
+            int worst = -1;
+            for (int bin = 0; bin < ladders.length; bin++) {
+                if (rung[bin] < ladders[bin].length - 1 && share[bin] > 0 && (worst < 0 || share[bin] > share[worst])) {
+                    worst = bin;
+                }
+            }
+            if (worst >= 0) {
+                int from = ladders[worst][rung[worst]];
+                rung[worst]++;
+                changes.add(new Change(worst, from, ladders[worst][rung[worst]], String.format(java.util.Locale.ROOT,
+                        "sequence α %.3f < sequence-τ − margin %.3f; this bin holds the largest share of −ln of it (%.3f of %.3f)",
+                        judgedSequenceAlpha, s.sequenceTau() - s.margin(), share[worst], -Math.log(judgedSequenceAlpha))));
             }
         }
         // Idle bins follow the next bin down, so they never hold a lowering back; a raise carries over.
@@ -253,7 +311,45 @@ public final class BudgetController {
         } else {
             changes.clear();
         }
-        return new Decision(schedule(), List.copyOf(changes), List.copyOf(window), judgedP5, judgedTokens);
+        return new Decision(schedule(), List.copyOf(changes), List.copyOf(window), judgedP5, judgedTokens, judgedSequenceAlpha);
+    }
+
+    /**
+     * The sequence α at the current budgets over the kept windows (docs/algorithms.md, "The sequence
+     * α"): exp of minus the sum over bins of each bin's share of the mean per-trajectory −ln Π α at
+     * its budget. NaN when not judged: when some bin the rollouts reach has no trajectory filed at
+     * its budget, or the reached bins hold fewer than min-tokens tokens at their budgets in all.
+     */
+    public double sequenceAlpha() {
+        return Math.exp(-sequenceLoss(shares(actual, rung), rung));
+    }
+
+    /** Per bin, its share of the mean per-trajectory −ln Π α at rungs[bin] (NaN where no trajectory was filed there). */
+    private double[] shares(WindowedTails tails, int[] rungs) {
+        double[] out = new double[ladders.length];
+        for (int bin = 0; bin < out.length; bin++) {
+            out[bin] = tails.merged(bin, ladders[bin][rungs[bin]]).sequenceLoss(bin);
+        }
+        return out;
+    }
+
+    /** The sum of the reached bins' shares, NaN when the sequence α is not judged (see {@link #sequenceAlpha()}). */
+    private double sequenceLoss(double[] share, int[] rungs) {
+        double sum = 0;
+        long tokens = 0;
+        boolean any = false;
+        for (int bin = 0; bin < share.length; bin++) {
+            if (idle(bin)) {
+                continue;
+            }
+            if (Double.isNaN(share[bin])) {
+                return Double.NaN;
+            }
+            any = true;
+            sum += share[bin];
+            tokens += actual.merged(bin, ladders[bin][rungs[bin]]).count(bin);
+        }
+        return any && tokens >= s.minTokens() ? sum : Double.NaN;
     }
 
     /**

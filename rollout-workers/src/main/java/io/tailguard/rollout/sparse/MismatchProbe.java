@@ -14,7 +14,8 @@ import java.util.SplittableRandom;
  * the trajectory teacher-forced, and every generated token gets α_t = Σ_v min(p_t(v), q_t(v)),
  * with q_t the sparse actor's temperature-1 distribution captured during generation. Exact when the
  * generator captured full distributions; from the top-K of both sides (a lower bound) otherwise.
- * α is added to the tail statistics at the token's position (its context length).
+ * α is added to the tail statistics at the token's position (its context length), and each probed
+ * trajectory is counted once (the sequence α).
  */
 public final class MismatchProbe {
     private final Qwen3Model dense;
@@ -53,6 +54,7 @@ public final class MismatchProbe {
             for (int t = 0; t < a.length; t++) {
                 tails.add(start + t, a[t]);
             }
+            tails.addSequence();
         }
         return chosen.size();
     }

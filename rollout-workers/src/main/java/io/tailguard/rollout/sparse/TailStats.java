@@ -13,13 +13,23 @@ import java.util.List;
  * t-digest of α (MergingDigest, compression 100 by default) plus an exact token count and α sum (for
  * the mean). The tail statistic is each bin's 5th percentile, {@link #p5(int)}.
  *
+ * <p>The sequence statistic (docs/algorithms.md, "The sequence α"): each bin also sums −ln α over its
+ * tokens ({@link #loss}), and the statistic counts the trajectories whose tokens it holds
+ * ({@link #addSequence}), so that {@code loss(bin) / sequences()} is a bin's share of the mean
+ * per-trajectory −ln Π α, and {@link #sequenceAlpha()} = exp(−Σ loss / sequences) the geometric mean
+ * over trajectories of the product of α over each one's tokens. Shares of bins add up, so a
+ * schedule's sequence α can be predicted bin by bin from tails measured at different budgets. A
+ * copy of one bin ({@link #onlyBin}) keeps the sequence count: every trajectory counts in every bin's
+ * mean, also where it put no token.
+ *
  * <p>Mergeable: workers stream partial statistics ({@link #toBytes()}), a controller merges them
  * ({@link #merge}); merged digests answer quantiles to t-digest accuracy, counts and sums exactly.
  * Not thread-safe: one owner adds, others receive bytes.
  *
- * <p>Wire format (big-endian), version 1: int magic "TGTS", int format version, int bin width,
- * double compression, int number of bins, then per bin: long count, double α sum, int digest length
- * in bytes (0 for an empty bin), then that many bytes of the digest's small encoding
+ * <p>Wire format (big-endian), version 2: int magic "TGTS", int format version, int bin width,
+ * double compression, long trajectories, int number of bins, then per bin: long count, double α sum,
+ * double −ln α sum, int digest length in bytes (0 for an empty bin), then that many bytes of the
+ * digest's small encoding
  * ({@link MergingDigest#asSmallBytes}, centroid means as float: ample for α).
  */
 public final class TailStats {
@@ -29,9 +39,11 @@ public final class TailStats {
     public static final double TAIL_QUANTILE = 0.05;
 
     private static final int MAGIC = 0x54475453; // "TGTS"
-    private static final int FORMAT_VERSION = 1;
+    private static final int FORMAT_VERSION = 2;
     /** α may come out of float arithmetic a hair outside [0, 1]; beyond this it is a bug upstream. */
     private static final double SLACK = 1e-4;
+    /** −ln α is taken of α at least this: one token with α = 0 counts as about 13.8, not infinity. */
+    public static final double MIN_LOG_ALPHA = 1e-6;
 
     /** One position bin of the summary. alphaP5 and alphaMean are over the bin's tokens. */
     public record BinSummary(int start, int end, long tokens, double alphaP5, double alphaMean) {
@@ -41,11 +53,13 @@ public final class TailStats {
         MergingDigest digest; // null until the first token
         long count;
         double sum;
+        double loss; // Σ −ln max(α, MIN_LOG_ALPHA)
     }
 
     private final int binWidth;
     private final double compression;
     private final ArrayList<Bin> bins = new ArrayList<>();
+    private long sequences;
 
     public TailStats() {
         this(DEFAULT_BIN_WIDTH);
@@ -100,6 +114,43 @@ public final class TailStats {
         bin.digest.add(a);
         bin.count++;
         bin.sum += a;
+        bin.loss -= Math.log(Math.max(a, MIN_LOG_ALPHA));
+    }
+
+    /** Counts one trajectory, after its tokens were {@link #add}ed (a trajectory of no tokens counts too). */
+    public void addSequence() {
+        sequences++;
+    }
+
+    /** Trajectories counted. */
+    public long sequences() {
+        return sequences;
+    }
+
+    /** Σ −ln α over a bin's tokens (α taken at least {@link #MIN_LOG_ALPHA}); 0 for a bin without tokens. */
+    public double loss(int bin) {
+        Bin b = existing(bin);
+        return b == null ? 0 : b.loss;
+    }
+
+    /** A bin's share of the mean per-trajectory −ln Π α: loss(bin) / sequences(); NaN before any trajectory. */
+    public double sequenceLoss(int bin) {
+        return sequences == 0 ? Double.NaN : loss(bin) / sequences;
+    }
+
+    /**
+     * The sequence α: exp(−Σ_bins loss / sequences), the geometric mean over the counted
+     * trajectories of Π_t α_t over each one's tokens; NaN before any trajectory.
+     */
+    public double sequenceAlpha() {
+        if (sequences == 0) {
+            return Double.NaN;
+        }
+        double total = 0;
+        for (Bin b : bins) {
+            total += b.loss;
+        }
+        return Math.exp(-total / sequences);
     }
 
     /** Adds another statistic's tokens to this one. Bin widths must agree. */
@@ -111,6 +162,7 @@ public final class TailStats {
         if (other == this) {
             other = fromBytes(toBytes());
         }
+        sequences += other.sequences;
         for (int i = 0; i < other.bins.size(); i++) {
             Bin theirs = other.bins.get(i);
             if (theirs.count == 0) {
@@ -123,12 +175,17 @@ public final class TailStats {
             mine.digest.add(theirs.digest);
             mine.count += theirs.count;
             mine.sum += theirs.sum;
+            mine.loss += theirs.loss;
         }
     }
 
-    /** A copy holding only one bin's tokens (the controller files each bin under its own budget). */
+    /**
+     * A copy holding only one bin's tokens, and every trajectory (the controller files each bin under
+     * its own budget; the trajectories that put no token in the bin count in its mean as zeros).
+     */
     public TailStats onlyBin(int bin) {
         TailStats t = new TailStats(binWidth, compression);
+        t.sequences = sequences;
         Bin b = existing(bin);
         if (b != null && b.count > 0) {
             Bin mine = t.bin(bin);
@@ -136,6 +193,7 @@ public final class TailStats {
             mine.digest.add(b.digest);
             mine.count = b.count;
             mine.sum = b.sum;
+            mine.loss = b.loss;
         }
         return t;
     }
@@ -193,14 +251,14 @@ public final class TailStats {
 
     /** The compact wire form (see the class comment). */
     public byte[] toBytes() {
-        int size = 4 + 4 + 4 + 8 + 4;
+        int size = 4 + 4 + 4 + 8 + 8 + 4;
         for (Bin b : bins) {
-            size += 8 + 8 + 4 + (b.count == 0 ? 0 : b.digest.smallByteSize());
+            size += 8 + 8 + 8 + 4 + (b.count == 0 ? 0 : b.digest.smallByteSize());
         }
         ByteBuffer buf = ByteBuffer.allocate(size);
-        buf.putInt(MAGIC).putInt(FORMAT_VERSION).putInt(binWidth).putDouble(compression).putInt(bins.size());
+        buf.putInt(MAGIC).putInt(FORMAT_VERSION).putInt(binWidth).putDouble(compression).putLong(sequences).putInt(bins.size());
         for (Bin b : bins) {
-            buf.putLong(b.count).putDouble(b.sum);
+            buf.putLong(b.count).putDouble(b.sum).putDouble(b.loss);
             if (b.count == 0) {
                 buf.putInt(0);
             } else {
@@ -238,15 +296,23 @@ public final class TailStats {
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("tail statistics: " + e.getMessage());
             }
+            stats.sequences = buf.getLong();
+            if (stats.sequences < 0) {
+                throw new IllegalArgumentException("tail statistics: negative trajectory count " + stats.sequences);
+            }
             int n = buf.getInt();
-            if (n < 0 || n > buf.remaining() / 20) {
+            if (n < 0 || n > buf.remaining() / 28) {
                 throw new IllegalArgumentException("tail statistics: bad bin count " + n);
             }
             for (int i = 0; i < n; i++) {
                 Bin b = new Bin();
                 b.count = buf.getLong();
                 b.sum = buf.getDouble();
+                b.loss = buf.getDouble();
                 int length = buf.getInt();
+                if (!(b.loss >= 0) || (b.count == 0 && b.loss != 0)) {
+                    throw new IllegalArgumentException("tail statistics: bin " + i + " has a bad −ln α sum " + b.loss);
+                }
                 if (b.count < 0 || length < 0 || length > buf.remaining() || (b.count == 0) != (length == 0)) {
                     throw new IllegalArgumentException("tail statistics: bin " + i + " is malformed (count " + b.count
                             + ", digest of " + length + " bytes)");

@@ -432,7 +432,7 @@ public final class RolloutEngine {
                 cost.seconds(dense));
     }
 
-    /** α of every token of one trajectory into the tails, at the token's position (its context length). */
+    /** α of every token of one trajectory into the tails, at the token's position (its context length); the trajectory counted once. */
     private static void alphaInto(TailStats tails, int promptLength, Scorer.Scores p, TokenDistributions q, boolean exact) {
         for (int t = 0; t < p.logprobs().length; t++) {
             double a;
@@ -447,5 +447,6 @@ public final class RolloutEngine {
             }
             tails.add(promptLength + t, a);
         }
+        tails.addSequence();
     }
 }

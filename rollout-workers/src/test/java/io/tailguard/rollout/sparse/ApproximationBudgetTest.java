@@ -490,4 +490,30 @@ class ApproximationBudgetTest {
         // without the axis there is no float16 option
         assertEquals(List.of("plain"), budget(SCHED, 0.25, 4).options(0).stream().map(ApproximationBudget.OptionState::label).toList());
     }
+
+    @Test
+    void withTheSequenceGuardAnOptionMustAlsoHoldItsSequenceAlpha() {
+        // q4 is cheaper than the plain policy on the same schedule, and its every p5 α holds (0.999 or
+        // 0.9995); what decides is its sequence α: 0.999^100 ≈ 0.905 < sequence-τ + hysteresis 0.91,
+        // 0.9995^100 ≈ 0.951 above it
+        assertTrue(PRICE.cost(Q4, SCHED) < PRICE.cost(WeightFormat.plain(), SCHED));
+        for (double a : new double[] {0.999, 0.9995}) {
+            ApproximationBudget b = new ApproximationBudget(new BudgetController(BudgetControllerTest.sequenceSettings(0.9), SCHED),
+                    new ApproximationBudget.Settings(true, 0.25, 4), PRICE);
+            b.offer(Q4, 10);
+            b.report(ApproximationBudget.PLAIN, -1, option(b, "plain").schedule(),
+                    BudgetControllerTest.trajectories(10, new int[] {1}, new int[] {100}, new double[] {1.0}), null, null, 1000, 1.0);
+            b.report(Q4.label(), 10, option(b, Q4.label()).schedule(),
+                    BudgetControllerTest.trajectories(10, new int[] {1}, new int[] {100}, new double[] {a}), null, null, 1000, 1.0);
+            ApproximationBudget.Decision d = b.tick(10, true);
+            ApproximationBudget.OptionState q4 = option(b, Q4.label());
+            assertEquals(Math.pow(a, 100), q4.sequenceAlpha(), 1e-4);
+            if (a == 0.999) {
+                assertEquals("plain", d.inUse());
+                assertTrue(q4.state().contains("sequence α"), q4.state());
+            } else {
+                assertEquals(Q4.label(), d.inUse());
+            }
+        }
+    }
 }

@@ -166,4 +166,95 @@ class BudgetControllerTest {
         Schedule same = c.retune(new BudgetController.Settings(0.8, 0.02, 0.01, 100, 4, 128, 4096, 2.0, 256, 1024));
         assertEquals(v + 2, same.version());
     }
+
+    // ---------------------------------------------------------------- the sequence guard
+
+    /** The settings above with the sequence guard at sequence-τ. */
+    static BudgetController.Settings sequenceSettings(double sequenceTau) {
+        return new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 256, 1024, sequenceTau);
+    }
+
+    /**
+     * `trajectories` trajectories, each with `perBin[k]` tokens in bin `bins[k]` at α = alphas[k]
+     * (its α jittered by i·1e-9, for t-digest), each counted once.
+     */
+    static TailStats trajectories(int trajectories, int[] bins, int[] perBin, double[] alphas) {
+        TailStats t = new TailStats(256);
+        for (int j = 0; j < trajectories; j++) {
+            for (int k = 0; k < bins.length; k++) {
+                for (int i = 0; i < perBin[k]; i++) {
+                    t.add(bins[k] * 256 + 3, alphas[k] - i * 1e-9);
+                }
+            }
+            t.addSequence();
+        }
+        return t;
+    }
+
+    @Test
+    void theSequenceGuardRaisesTheBinWithTheLargestShareWhereEveryBinsTailHolds() {
+        // per trajectory 100 tokens at α 0.999 in bin 1 and 100 at 0.998 in bin 2: every p5 ≥ 0.998, yet
+        // the product over a trajectory is 0.999^100 · 0.998^100 ≈ 0.741 < sequence-τ − margin 0.88
+        double product = Math.pow(0.999, 100) * Math.pow(0.998, 100);
+        TailStats report = trajectories(10, new int[] {1, 2}, new int[] {100, 100}, new double[] {0.999, 0.998});
+        BudgetController off = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        off.report(off.schedule(), report, null, null);
+        BudgetController.Decision held = off.tick();
+        assertFalse(held.changed(), held.changes().toString());
+
+        BudgetController c = new BudgetController(sequenceSettings(0.9), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        c.report(c.schedule(), report, null, null);
+        BudgetController.Decision d = c.tick();
+        assertEquals(product, d.sequenceAlpha(), 1e-4); // the α jitter moves it by about 1e-5
+        // bin 2 holds the larger share (100 · −ln 0.998 against 100 · −ln 0.999); bin 3 follows it up
+        assertArrayEquals(new int[] {128, 128, 256, 256}, d.schedule().budgets());
+        assertEquals(2, d.changes().get(0).bin());
+        assertTrue(d.changes().get(0).reason().contains("sequence α"), d.changes().get(0).reason());
+    }
+
+    @Test
+    void theSequenceGuardIsNotJudgedOnTooFewTokensOrWithoutTrajectoriesAtABinsBudget() {
+        BudgetController c = new BudgetController(sequenceSettings(0.9), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        // 5 trajectories of 10 tokens: 50 < min-tokens 100, whatever their product
+        c.report(c.schedule(), trajectories(5, new int[] {1}, new int[] {10}, new double[] {0.5}), null, null);
+        BudgetController.Decision d = c.tick();
+        assertTrue(Double.isNaN(d.sequenceAlpha()));
+        assertFalse(d.changes().stream().anyMatch(ch -> ch.reason().contains("sequence")), d.changes().toString());
+    }
+
+    @Test
+    void aLoweringMustKeepThePredictedSequenceAlphaAboveSequenceTauPlusHysteresis() {
+        Schedule start = Schedule.ofBins(256, new int[] {128, 256, 256, 256});
+        // at the schedule's budgets every α is 1 (sequence α 1); the shadow replays at 128 in bin 1
+        TailStats actual = trajectories(10, new int[] {1}, new int[] {100}, new double[] {1.0});
+        // shadow: 100 tokens at 0.999 per trajectory, p5 0.999 ≥ τ + hysteresis, product 0.999^100 ≈ 0.905 < 0.91
+        TailStats costly = trajectories(10, new int[] {1}, new int[] {100}, new double[] {0.999});
+        assertTrue(Math.pow(0.999, 100) < 0.91);
+        BudgetController off = new BudgetController(settings(0.86), start);
+        off.report(off.schedule(), actual, off.shadowSchedule(), costly);
+        assertArrayEquals(new int[] {128, 128, 256, 256}, off.tick().schedule().budgets());
+
+        BudgetController blocked = new BudgetController(sequenceSettings(0.9), start);
+        blocked.report(blocked.schedule(), actual, blocked.shadowSchedule(), costly);
+        BudgetController.Decision d = blocked.tick();
+        assertEquals(1.0, d.sequenceAlpha(), 1e-4);
+        assertFalse(d.changed(), d.changes().toString());
+
+        // 100 tokens at 0.9995: product ≈ 0.951 ≥ 0.91, the lowering goes ahead
+        assertTrue(Math.pow(0.9995, 100) >= 0.91);
+        BudgetController ok = new BudgetController(sequenceSettings(0.9), start);
+        ok.report(ok.schedule(), actual, ok.shadowSchedule(), trajectories(10, new int[] {1}, new int[] {100}, new double[] {0.9995}));
+        BudgetController.Decision lowered = ok.tick();
+        assertArrayEquals(new int[] {128, 128, 256, 256}, lowered.schedule().budgets());
+        assertTrue(lowered.changes().get(0).reason().contains("sequence α"), lowered.changes().get(0).reason());
+    }
+
+    @Test
+    void sequenceTauOutsideItsRangeIsRefusedByName() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> sequenceSettings(0.995));
+        assertTrue(e.getMessage().startsWith("sequence-tau"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> sequenceSettings(-0.1));
+        assertThrows(IllegalArgumentException.class, () -> sequenceSettings(0.01));
+        assertFalse(sequenceSettings(0).sequenceGuard());
+    }
 }

@@ -157,4 +157,37 @@ class TailStatsTest {
         byte[] trailing = Arrays.copyOf(good, good.length + 1);
         assertThrows(IllegalArgumentException.class, () -> TailStats.fromBytes(trailing));
     }
+
+    @Test
+    void theSequenceAlphaIsTheGeometricMeanOfEachTrajectorysProductOfAlpha() {
+        TailStats t = new TailStats(2);
+        // trajectory 1: α 0.5 and 1.0 in bin 0, 0.8 in bin 1 (product 0.4); trajectory 2: 0.9 in bin 1 (product 0.9)
+        t.add(0, 0.5);
+        t.add(1, 1.0);
+        t.add(2, 0.8);
+        t.addSequence();
+        t.add(3, 0.9);
+        t.addSequence();
+        assertEquals(2, t.sequences());
+        assertEquals(Math.sqrt(0.4 * 0.9), t.sequenceAlpha(), 1e-12);
+        // each bin's share of the mean −ln product: bin 0 holds −ln 0.5 / 2, bin 1 (−ln 0.8 − ln 0.9) / 2
+        assertEquals(Math.log(2) / 2, t.sequenceLoss(0), 1e-12);
+        assertEquals(-Math.log(0.72) / 2, t.sequenceLoss(1), 1e-12);
+        // the wire form, a one-bin copy and a merge keep the trajectories
+        TailStats back = TailStats.fromBytes(t.toBytes());
+        assertEquals(2, back.sequences());
+        assertEquals(t.sequenceAlpha(), back.sequenceAlpha(), 1e-12);
+        TailStats one = t.onlyBin(1);
+        assertEquals(2, one.sequences());
+        assertEquals(0, one.count(0));
+        assertEquals(Math.sqrt(0.72), one.sequenceAlpha(), 1e-12);
+        back.merge(one);
+        assertEquals(4, back.sequences());
+        // an α of 0 counts as 1e-6, not as an infinite loss
+        TailStats zero = new TailStats(2);
+        zero.add(0, 0.0);
+        zero.addSequence();
+        assertEquals(1e-6, zero.sequenceAlpha(), 1e-15);
+        assertTrue(Double.isNaN(new TailStats(2).sequenceAlpha()));
+    }
 }
