@@ -101,6 +101,19 @@ public final class Calibration {
     public static Result calibrate(Qwen3Model model, Tokenizer tok, List<Group> groups, int[] candidates, double tau,
                                    int binWidth, Set<Integer> denseLayers, long seed, int batch, int maxNew,
                                    LoraAdapter adapter, Listener listener) {
+        return calibrate(model, tok, groups, candidates, tau, 0, binWidth, denseLayers, seed, batch, maxNew, adapter, listener);
+    }
+
+    /**
+     * As above, with the sequence guard at {@code sequenceTau} (0: off): the p5 choice is then raised
+     * until the measured sequence α holds ({@link #choose(int[], List, double, double, int)}).
+     */
+    public static Result calibrate(Qwen3Model model, Tokenizer tok, List<Group> groups, int[] candidates, double tau,
+                                   double sequenceTau, int binWidth, Set<Integer> denseLayers, long seed, int batch, int maxNew,
+                                   LoraAdapter adapter, Listener listener) {
+        if (!(sequenceTau >= 0 && sequenceTau < 1)) {
+            throw new IllegalArgumentException("sequence-tau: must be 0 (off) or in (0, 1), got " + sequenceTau);
+        }
         if (!(tau > 0 && tau <= 1)) {
             throw new IllegalArgumentException("tau: must be in (0, 1], got " + tau);
         }
@@ -122,7 +135,8 @@ public final class Calibration {
         }
         List<TailStats> tables = measure(model, tok, groups, candidates, binWidth, denseLayers, seed, batch, maxNew,
                 adapter, listener);
-        Schedule schedule = Schedule.ofBins(binWidth, choose(candidates, tables, tau, binWidth)).withDenseLayers(denseLayers);
+        Schedule schedule = Schedule.ofBins(binWidth, choose(candidates, tables, tau, sequenceTau, binWidth))
+                .withDenseLayers(denseLayers);
         return new Result(schedule, candidates.clone(), tables);
     }
 
@@ -152,6 +166,7 @@ public final class Calibration {
             for (TailStats.BinSummary s : merged.summary()) {
                 line.append(String.format(Locale.ROOT, " [%d]=%.4f", s.start(), s.alphaP5()));
             }
+            line.append(String.format(Locale.ROOT, "; sequence α %.4f", merged.sequenceAlpha()));
             listener.line(line.toString());
         }
         return tables;
@@ -171,6 +186,18 @@ public final class Calibration {
      * 112, 0.14 at 176). A high tail under a budget that a larger budget fails is that, not a held tail.
      */
     public static int[] choose(int[] ascendingBudgets, List<TailStats> tables, double tau, int binWidth) {
+        return choose(ascendingBudgets, tables, tau, 0, binWidth);
+    }
+
+    /**
+     * The choice above, then, with {@code sequenceTau} above 0, the sequence guard's rule
+     * (docs/algorithms.md, "The sequence α"): while the sequence α the tables predict for the schedule
+     * is below sequence-τ, the bin holding the largest share of −ln of it goes to the next larger
+     * candidate (after the largest, its end: dense within the bin), and budgets are made
+     * non-decreasing again. A bin's share at a budget is read from the table of the largest candidate
+     * at most that budget (a larger budget costs at most as much α), and is 0 dense within the bin.
+     */
+    public static int[] choose(int[] ascendingBudgets, List<TailStats> tables, double tau, double sequenceTau, int binWidth) {
         int bins = 0;
         for (TailStats t : tables) {
             bins = Math.max(bins, t.binCount());
@@ -199,7 +226,48 @@ public final class Calibration {
         if (!any) {
             throw new IllegalArgumentException("calibration produced no probed tokens; nothing to calibrate on");
         }
-        return Budgets.makeNonDecreasing(pick, reached);
+        int[] raw = pick;   // unreached bins NONE: each repair gives them their neighbours' budgets afresh
+        pick = Budgets.makeNonDecreasing(raw, reached);
+        while (sequenceTau > 0) {
+            double total = 0;
+            int worst = -1;
+            double worstShare = 0;
+            for (int i = 0; i < bins; i++) {
+                double share = share(ascendingBudgets, tables, i, pick[i], binWidth);
+                total += share;
+                if (share > worstShare) {
+                    worst = i;
+                    worstShare = share;
+                }
+            }
+            if (worst < 0 || Math.exp(-total) >= sequenceTau) {
+                break;
+            }
+            int next = (int) Math.max(Budgets.MIN_BUDGET, Math.min((long) (worst + 1) * binWidth, Budgets.LARGEST));
+            for (int b : ascendingBudgets) {
+                if (b > pick[worst]) {
+                    next = Math.min(next, b);
+                    break;
+                }
+            }
+            raw[worst] = next;   // a bin with a share has tokens: it is reached
+            pick = Budgets.makeNonDecreasing(raw, reached);
+        }
+        return pick;
+    }
+
+    /** Bin i's share of −ln sequence α at this budget (see {@link #choose(int[], List, double, double, int)}); 0 where unknown. */
+    private static double share(int[] ascendingBudgets, List<TailStats> tables, int bin, int budget, int binWidth) {
+        if ((long) budget >= (long) (bin + 1) * binWidth) {
+            return 0;
+        }
+        for (int j = ascendingBudgets.length - 1; j >= 0; j--) {
+            if (ascendingBudgets[j] <= budget) {
+                double s = tables.get(j).sequenceLoss(bin);
+                return Double.isNaN(s) ? 0 : s;
+            }
+        }
+        return 0;
     }
 
     /**
@@ -306,7 +374,7 @@ public final class Calibration {
         List<Group> groups = task.isDataset() ? datasetGroups(task.at(contextMax), RUN_PROMPTS, seed)
                 : groups(task::at, contexts, RUN_PROMPTS, seed);
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse("cpu"))) {
-            return calibrate(model, tok, groups, candidates, controller.tau(), controller.binWidth(),
+            return calibrate(model, tok, groups, candidates, controller.tau(), controller.sequenceTau(), controller.binWidth(),
                     denseLayers, seed, 8, 64, null, listener);
         }
     }

@@ -71,6 +71,41 @@ class CalibrationTest {
         assertArrayEquals(new int[] {48, 64}, Calibration.choose(new int[] {64}, tables(new double[][] {{0.1, 1.0}}, 32), 0.86, 32));
     }
 
+    /** One table per budget: 10 trajectories, each with 100 tokens in bin 2 at alpha[budget][0] and 100 in bin 3 at alpha[budget][1]. */
+    static List<TailStats> trajectoryTables(double[][] alpha) {
+        List<TailStats> tables = new ArrayList<>();
+        for (double[] a : alpha) {
+            TailStats t = new TailStats(128);
+            for (int j = 0; j < 10; j++) {
+                for (int k = 0; k < 100; k++) {
+                    t.add(2 * 128 + k, a[0]);
+                    t.add(3 * 128 + k, a[1]);
+                }
+                t.addSequence();
+            }
+            tables.add(t);
+        }
+        return tables;
+    }
+
+    @Test
+    void theSequenceGuardRaisesTheBinWithTheLargestShareUntilTheSequenceAlphaHolds() {
+        // every p5 holds τ at every budget, so p5 alone picks 48 everywhere; per trajectory the product of α:
+        //   48: 0.995^100 · 0.99^100 ≈ 0.222;  bins 2, 3 at 128: 0.999^100 · 0.997^100 ≈ 0.670
+        //   bin 2 at 128 and bin 3 at 256: 0.999^100 · 0.999^100 ≈ 0.819
+        int[] budgets = {48, 128, 256};
+        List<TailStats> t = trajectoryTables(new double[][] {{0.995, 0.99}, {0.999, 0.997}, {0.9995, 0.999}});
+        assertArrayEquals(new int[] {48, 48, 48, 48}, Calibration.choose(budgets, t, 0.86, 0, 128));
+        // 0.5: bin 3 (the larger share) to 128 reads 0.995^100 · 0.997^100 ≈ 0.449, still below; then bin 2 to 128: 0.670
+        assertTrue(Math.pow(0.995, 100) * Math.pow(0.997, 100) < 0.5);
+        assertArrayEquals(new int[] {128, 128, 128, 128}, Calibration.choose(budgets, t, 0.86, 0.5, 128));
+        // 0.8: then bin 3, the larger share at 128, to 256: 0.819 (the unreached bins 0 and 1 follow bin 2)
+        assertTrue(Math.pow(0.999, 200) >= 0.8 && Math.pow(0.999, 100) * Math.pow(0.997, 100) < 0.8);
+        assertArrayEquals(new int[] {128, 128, 128, 256}, Calibration.choose(budgets, t, 0.86, 0.8, 128));
+        // beyond what the largest candidate gives, a bin goes dense within it (its end), where it costs nothing
+        assertArrayEquals(new int[] {384, 384, 384, 512}, Calibration.choose(budgets, t, 0.86, 0.99, 128));
+    }
+
     @Test
     void noProbedTokenIsAnError() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -39,7 +39,9 @@ import java.util.concurrent.Callable;
                         + "per position bin. Per bin it picks the cheapest budget whose p5 >= tau; a bin no budget "
                         + "satisfies gets a budget equal to its end (dense within the bin); a bin no trajectory reached "
                         + "inherits the previous bin's budget (leading ones the first reached bin's). Budgets are then made "
-                        + "non-decreasing (running max) and the schedule is written to --out (atomically; format: "
+                        + "non-decreasing (running max). With --sequence-tau, the bin holding the largest share of the "
+                        + "schedule's predicted sequence alpha (docs/algorithms.md, \"The sequence α\") then goes to the next "
+                        + "larger budget until it holds. The schedule is written to --out (atomically; format: "
                         + "config/schedules/README.md). Beyond the last calibrated bin the last budget holds.",
                 "predicted_speedup is the cost model's (docs/algorithms.md, \"The cost model\"; machine constants from "
                         + "`bench machine`, else the defaults) dense/schedule cost ratio of generating, at batch 1, one "
@@ -63,6 +65,10 @@ final class CalibrateCommand implements Callable<Integer> {
 
     @Option(names = "--tau", required = true, description = "Tail threshold in (0, 1]; the published optimum is 0.86.")
     double tau;
+
+    @Option(names = "--sequence-tau", defaultValue = "0", description = "The sequence guard's floor under the sequence alpha, "
+            + "in (0, 1); 0 (the default): off.")
+    double sequenceTau;
 
     @Option(names = "--budgets", split = ",",
             description = "Candidate budgets in tokens (each " + Budgets.RULE
@@ -101,6 +107,9 @@ final class CalibrateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         MismatchCommand.checkCommon(n, batch, maxNew, binWidth);
+        if (!(sequenceTau >= 0 && sequenceTau < 1)) {
+            throw new BadInput("--sequence-tau must be 0 (off) or in (0, 1), got " + sequenceTau);
+        }
         if (!(tau > 0 && tau <= 1)) {
             throw new BadInput("--tau must be in (0, 1], got " + tau);
         }
@@ -137,12 +146,13 @@ final class CalibrateCommand implements Callable<Integer> {
         double speedup;
         try (Qwen3Model model = ModelLoader.load(checkpoint, Devices.parse(common.device()))) {
             LoraAdapter adapter = lora.attach(model);
-            Calibration.Result r = Calibration.calibrate(model, tok, groups, candidates, tau, binWidth, dense, seed, batch,
+            Calibration.Result r = Calibration.calibrate(model, tok, groups, candidates, tau, sequenceTau, binWidth, dense, seed, batch,
                     maxNew, adapter, progressBars());
             tables = r.tables();
             schedule = r.schedule();
             speedup = Calibration.predictedSpeedup(model.config(), tok, groups, maxNew, schedule);
-            Calibration.write(out, "Written by `tailguard calibrate --task " + task.task + " --tau " + tau + "` from "
+            Calibration.write(out, "Written by `tailguard calibrate --task " + task.task + " --tau " + tau
+                    + (sequenceTau > 0 ? " --sequence-tau " + sequenceTau : "") + "` from "
                     + checkpoint + (lora.lora == null ? "" : "\nsparse actor with the LoRA " + lora.lora), r);
         }
         System.err.println("wrote " + out + ": budgets " + Arrays.toString(schedule.budgets()));
@@ -152,6 +162,7 @@ final class CalibrateCommand implements Callable<Integer> {
         result.put("budgets", schedule.budgets());
         result.put("predicted_speedup", Progress.round(speedup, 4));
         result.put("tau", tau);
+        result.put("sequence_tau", sequenceTau);
         result.put("bin_width", binWidth);
         result.put("lora", lora.describe());
         List<Map<String, Object>> table = new ArrayList<>();
@@ -166,6 +177,7 @@ final class CalibrateCommand implements Callable<Integer> {
             }
             Map<String, Object> entry = new LinkedHashMap<>();
             entry.put("budget", candidates[j]);
+            entry.put("sequence_alpha", Progress.round(tables.get(j).sequenceAlpha(), 6));
             entry.put("bins", bins);
             table.add(entry);
         }
