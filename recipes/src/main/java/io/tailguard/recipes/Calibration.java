@@ -192,7 +192,7 @@ public final class Calibration {
     /**
      * The choice above, then, with {@code sequenceTau} above 0, the sequence guard's rule
      * (docs/algorithms.md, "The sequence α"): while the sequence α the tables predict for the schedule
-     * is below sequence-τ, the bin holding the largest share of −ln of it goes to the next larger
+     * is below sequence-τ, the bin holding the largest share of its disagreements goes to the next larger
      * candidate (after the largest, its end: dense within the bin), and budgets are made
      * non-decreasing again. A bin's share at a budget is read from the table of the largest candidate
      * at most that budget (a larger budget costs at most as much α), and is 0 dense within the bin.
@@ -256,14 +256,14 @@ public final class Calibration {
         return pick;
     }
 
-    /** Bin i's share of −ln sequence α at this budget (see {@link #choose(int[], List, double, double, int)}); 0 where unknown. */
+    /** Bin i's share of the disagreements per trajectory at this budget (see {@link #choose(int[], List, double, double, int)}); 0 where unknown. */
     private static double share(int[] ascendingBudgets, List<TailStats> tables, int bin, int budget, int binWidth) {
         if ((long) budget >= (long) (bin + 1) * binWidth) {
             return 0;
         }
         for (int j = ascendingBudgets.length - 1; j >= 0; j--) {
             if (ascendingBudgets[j] <= budget) {
-                double s = tables.get(j).sequenceLoss(bin);
+                double s = tables.get(j).sequenceDisagreements(bin);
                 return Double.isNaN(s) ? 0 : s;
             }
         }

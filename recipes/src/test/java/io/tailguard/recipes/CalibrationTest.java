@@ -90,17 +90,18 @@ class CalibrationTest {
 
     @Test
     void theSequenceGuardRaisesTheBinWithTheLargestShareUntilTheSequenceAlphaHolds() {
-        // every p5 holds τ at every budget, so p5 alone picks 48 everywhere; per trajectory the product of α:
-        //   48: 0.995^100 · 0.99^100 ≈ 0.222;  bins 2, 3 at 128: 0.999^100 · 0.997^100 ≈ 0.670
-        //   bin 2 at 128 and bin 3 at 256: 0.999^100 · 0.999^100 ≈ 0.819
+        // every p5 holds τ at every budget, so p5 alone picks 48 everywhere; disagreements per trajectory
+        // (100 tokens a bin, Σ 1 − α) and the sequence α e^−Σ:
+        //   48: 0.5 + 1.0, e^−1.5 ≈ 0.223;  bins 2, 3 at 128: 0.1 + 0.3, e^−0.4 ≈ 0.670
+        //   bin 2 at 128 and bin 3 at 256: 0.1 + 0.1, e^−0.2 ≈ 0.819
         int[] budgets = {48, 128, 256};
         List<TailStats> t = trajectoryTables(new double[][] {{0.995, 0.99}, {0.999, 0.997}, {0.9995, 0.999}});
         assertArrayEquals(new int[] {48, 48, 48, 48}, Calibration.choose(budgets, t, 0.86, 0, 128));
-        // 0.5: bin 3 (the larger share) to 128 reads 0.995^100 · 0.997^100 ≈ 0.449, still below; then bin 2 to 128: 0.670
-        assertTrue(Math.pow(0.995, 100) * Math.pow(0.997, 100) < 0.5);
+        // 0.5: bin 3 (the larger share) to 128 reads e^−(0.5 + 0.3) ≈ 0.449, still below; then bin 2 to 128: 0.670
+        assertTrue(Math.exp(-0.8) < 0.5 && Math.exp(-0.4) >= 0.5);
         assertArrayEquals(new int[] {128, 128, 128, 128}, Calibration.choose(budgets, t, 0.86, 0.5, 128));
         // 0.8: then bin 3, the larger share at 128, to 256: 0.819 (the unreached bins 0 and 1 follow bin 2)
-        assertTrue(Math.pow(0.999, 200) >= 0.8 && Math.pow(0.999, 100) * Math.pow(0.997, 100) < 0.8);
+        assertTrue(Math.exp(-0.2) >= 0.8 && Math.exp(-0.4) < 0.8);
         assertArrayEquals(new int[] {128, 128, 128, 256}, Calibration.choose(budgets, t, 0.86, 0.8, 128));
         // beyond what the largest candidate gives, a bin goes dense within it (its end), where it costs nothing
         assertArrayEquals(new int[] {384, 384, 384, 512}, Calibration.choose(budgets, t, 0.86, 0.99, 128));

@@ -183,6 +183,10 @@ final class TrainCommand implements Callable<Integer> {
         out.put("predicted_speedup", Progress.round(f.predictedSpeedup(), 3));
         out.put("tail_in_band_fraction", Progress.round(f.tailInBandFraction(), 3));
         out.put("tail_at_floor_fraction", Progress.round(f.tailAtFloorFraction(), 3));
+        if (s.controller().sequenceGuard()) {
+            out.put("tail_by_sequence_fraction", Progress.round(f.tailBySequenceFraction(), 3));
+        }
+        out.put("sequence_alpha", sequenceAlpha(recorder.windows(), s.controller().sequenceTau()));
         out.put("final_budgets", f.finalSchedule().budgets());
         out.put("schedule_versions", f.scheduleVersions());
         Map<String, Object> compressed = recorder.compressedSummary();
@@ -245,6 +249,37 @@ final class TrainCommand implements Callable<Integer> {
                 m.put(k, Double.isNaN(x) ? null : Progress.round(x, 3));
             }
         }
+        return m;
+    }
+
+    /**
+     * The option in use's sequence α over the windows that judged it (docs/algorithms.md, "The
+     * sequence α"): their mean, lowest and last, how many, and the guard's floor (0: off); null
+     * when no window judged it.
+     */
+    static Map<String, Object> sequenceAlpha(List<io.tailguard.actors.runtime.RunObserver.Window> windows, double sequenceTau) {
+        double sum = 0;
+        double min = Double.NaN;
+        double last = Double.NaN;
+        int n = 0;
+        for (io.tailguard.actors.runtime.RunObserver.Window w : windows) {
+            double a = w.sequenceAlpha();
+            if (!Double.isNaN(a)) {
+                sum += a;
+                min = n == 0 ? a : Math.min(min, a);
+                last = a;
+                n++;
+            }
+        }
+        if (n == 0) {
+            return null;
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("mean", Progress.round(sum / n, 4));
+        m.put("min", Progress.round(min, 4));
+        m.put("last", Progress.round(last, 4));
+        m.put("windows", n);
+        m.put("sequence_tau", sequenceTau);
         return m;
     }
 }

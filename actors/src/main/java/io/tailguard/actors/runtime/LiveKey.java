@@ -28,9 +28,12 @@ public enum LiveKey {
             "Lower it only when the shadow p5 α one rung lower is >= tau + hysteresis.", (c, l, o) -> c.hysteresis()),
     SEQUENCE_TAU("tailguard.controller.sequence-tau", "sequence-tau", Type.REAL, Target.CONTROLLER,
             "0 (off), or in (margin, 1 − hysteresis]",
-            "The sequence guard: a floor under the sequence α (the geometric mean over scored trajectories of the product of "
-                    + "their tokens' α). Below sequence-tau − margin the bin with the largest share of it is raised; a lowering "
-                    + "must keep it >= sequence-tau + hysteresis.", (c, l, o) -> c.sequenceTau()),
+            "The sequence guard: a floor under the sequence α, exp of minus the mean number of tokens per scored trajectory at "
+                    + "which a dense sampler coupled to the sparse one would draw another (Σ 1 − α). Below sequence-tau − margin the "
+                    + "bin with the largest share is raised; a lowering must keep it >= sequence-tau + hysteresis.", (c, l, o) -> c.sequenceTau()),
+    MIN_SEQUENCES("tailguard.controller.min-sequences", "min-sequences", Type.LONG, Target.CONTROLLER, ">= 1",
+            "Scored trajectories a bin needs at its budget (over the kept windows) before the sequence α is judged.",
+            (c, l, o) -> c.minSequences()),
     MIN_TOKENS("tailguard.controller.min-tokens", "min-tokens", Type.LONG, Target.CONTROLLER, ">= 1",
             "Tokens a bin needs (over the kept windows) before the controller acts on it.", (c, l, o) -> c.minTokens()),
     KEEP_WINDOWS("tailguard.controller.keep-windows", "keep-windows", Type.INT, Target.CONTROLLER, ">= 1",

@@ -21,7 +21,7 @@ import java.util.Set;
 public record RunFigures(double passAt1Start, double passAt1End, Schedule finalSchedule, long scheduleVersions,
                          double predictedSpeedup, double tailInBandFraction, double rolloutSpeedup, double compareSpeedup,
                          String rolloutSpeedupSource, RolloutTimes rollout, double speedupVsCompare,
-                         double tailAtFloorFraction) {
+                         double tailAtFloorFraction, double tailBySequenceFraction) {
     /** A bin's window p5 α is in band when it lies in [τ − BELOW, τ + ABOVE]. */
     static final double BAND_BELOW = 0.03;
     static final double BAND_ABOVE = 0.05;
@@ -53,10 +53,11 @@ public record RunFigures(double passAt1Start, double passAt1End, Schedule finalS
         return new RunFigures(evals.isEmpty() ? Double.NaN : evals.get(0).passAt1(),
                 evals.size() < 2 ? Double.NaN : evals.get(evals.size() - 1).passAt1(),
                 fin, last == null ? 1 : last.scheduleVersion(), last == null ? Double.NaN : last.predictedSpeedup(),
-                tailInBandFraction(recorder, windows.size(), s.controller().minTokens(), s.controller().minBudget(), false),
+                tailInBandFraction(recorder, windows.size(), s.controller(), RunRecorder.Held.ALL),
                 inRun ? times.speedup() : speedups[0], compareSpeedup, inRun ? IN_RUN : END_OF_RUN, times,
                 speedups[0] / compareSpeedup,
-                tailInBandFraction(recorder, windows.size(), s.controller().minTokens(), s.controller().minBudget(), true));
+                tailInBandFraction(recorder, windows.size(), s.controller(), RunRecorder.Held.AT_FLOOR),
+                tailInBandFraction(recorder, windows.size(), s.controller(), RunRecorder.Held.BY_SEQUENCE));
     }
 
     /**
@@ -75,5 +76,15 @@ public record RunFigures(double passAt1Start, double passAt1End, Schedule finalS
      */
     static double tailInBandFraction(RunRecorder recorder, int windows, long minTokens, int minBudget, boolean atFloorOnly) {
         return recorder.inBandFraction(Math.max(1, windows / 5), BAND_BELOW, BAND_ABOVE, minTokens, minBudget, atFloorOnly);
+    }
+
+    /**
+     * As above with the controller's settings, the sequence guard's clause included (a pair above the
+     * band in a window whose sequence α is in its own band counts as held: {@link RunRecorder#inBandFraction}).
+     */
+    static double tailInBandFraction(RunRecorder recorder, int windows, io.tailguard.rollout.sparse.BudgetController.Settings c,
+                                     RunRecorder.Held held) {
+        return recorder.inBandFraction(Math.max(1, windows / 5), BAND_BELOW, BAND_ABOVE, c.minTokens(), c.minBudget(),
+                c.sequenceTau(), held);
     }
 }

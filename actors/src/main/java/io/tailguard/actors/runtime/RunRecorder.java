@@ -214,24 +214,38 @@ public final class RunRecorder {
         return m;
     }
 
+    /** What {@link #inBandFraction} counts: every held pair, those held at the floor, those held by the sequence guard. */
+    public enum Held { ALL, AT_FLOOR, BY_SEQUENCE }
+
+    /** {@link #inBandFraction(int, double, double, long, int, double, Held)} without the sequence guard. */
+    public double inBandFraction(int warmup, double below, double above, long minTokens, int floor, boolean atFloorOnly) {
+        return inBandFraction(warmup, below, above, minTokens, floor, 0, atFloorOnly ? Held.AT_FLOOR : Held.ALL);
+    }
+
     /**
      * Share of (window, bin) pairs, after the first `warmup` windows, whose tail is held in band:
      * the p5 α the controller judged the bin on at that window (its kept windows merged at the bin's
      * budget) in [τ − below, τ + above], or above the band in a bin whose budget is already {@code floor}
      * (the least the controller may set: it has nothing left to cut there, and above the band is
-     * where it stays). A bin judged on fewer than minTokens tokens (the least the controller acts on)
-     * does not count. NaN when none count. With {@code atFloorOnly}, the share of the counted pairs
-     * that are above the band at the floor (the part the floor clause admits).
+     * where it stays), or, with the sequence guard on (sequenceTau above 0), above the band in a
+     * window whose sequence α is itself in its band, [sequenceTau − below, sequenceTau + above]
+     * (the sequence guard binds: the bins stay above the p5 band because lowering them would break
+     * it). A bin judged on fewer than minTokens tokens (the least the controller acts on) does not
+     * count. NaN when none count. {@code held}: the share of the counted pairs held at all, held at
+     * the floor (the part the floor clause admits), or held by the sequence guard.
      */
-    public double inBandFraction(int warmup, double below, double above, long minTokens, int floor, boolean atFloorOnly) {
+    public double inBandFraction(int warmup, double below, double above, long minTokens, int floor, double sequenceTau, Held held) {
         List<RunObserver.Window> ws = windows();
         int n = 0;
         int in = 0;
         int atFloor = 0;
+        int bySequence = 0;
         for (int k = Math.min(warmup, ws.size()); k < ws.size(); k++) {
             RunObserver.Window w = ws.get(k);
             // the judged tail is the option in use's, so its floor is judged at that option's budgets
             int[] budgets = w.option() != null && w.option().inUseBudgets() != null ? w.option().inUseBudgets() : w.budgets();
+            double seq = w.sequenceAlpha();
+            boolean sequenceBinds = sequenceTau > 0 && seq >= sequenceTau - below && seq <= sequenceTau + above;
             for (int b = 0; b < w.judgedP5().length; b++) {
                 double a = w.judgedP5()[b];
                 // a bin with fewer tokens than the controller acts on has no p5 worth judging
@@ -242,10 +256,18 @@ public final class RunRecorder {
                     } else if (a > w.tau() + above && b < budgets.length && budgets[b] > 0 && budgets[b] <= floor) {
                         in++;
                         atFloor++;
+                    } else if (a > w.tau() + above && sequenceBinds) {
+                        in++;
+                        bySequence++;
                     }
                 }
             }
         }
-        return n == 0 ? Double.NaN : (atFloorOnly ? atFloor : in) / (double) n;
+        int count = switch (held) {
+            case ALL -> in;
+            case AT_FLOOR -> atFloor;
+            case BY_SEQUENCE -> bySequence;
+        };
+        return n == 0 ? Double.NaN : count / (double) n;
     }
 }

@@ -59,13 +59,14 @@ public final class RunReport {
             save(tmp.resolve("throughput.png"), "Throughput", "step", "tokens/s", rollout, learn);
 
             int bins = windows.isEmpty() ? 0 : windows.get(windows.size() - 1).budgets().length;
-            XYSeries[] alpha = new XYSeries[bins + 1];
+            XYSeries[] alpha = new XYSeries[bins + 2];
             XYSeries[] budget = new XYSeries[bins];
             for (int b = 0; b < bins; b++) {
                 alpha[b] = new XYSeries("bin " + b);
                 budget[b] = new XYSeries("bin " + b);
             }
             alpha[bins] = new XYSeries("τ");
+            alpha[bins + 1] = new XYSeries("sequence α (option in use, kept windows)");
             for (RunObserver.Window w : windows) {
                 double t = (w.timeMillis() - t0) / 1000.0;
                 for (int b = 0; b < Math.min(bins, w.budgets().length); b++) {
@@ -75,8 +76,11 @@ public final class RunReport {
                     budget[b].add(t, w.budgets()[b]);
                 }
                 alpha[bins].add(t, w.tau());
+                if (!Double.isNaN(w.sequenceAlpha())) {
+                    alpha[bins + 1].add(t, w.sequenceAlpha());
+                }
             }
-            save(tmp.resolve("alpha.png"), "p5 of α per position bin", "seconds", "p5 α", alpha);
+            save(tmp.resolve("alpha.png"), "p5 of α per position bin, and the sequence α", "seconds", "α", alpha);
             save(tmp.resolve("budget.png"), "KV budget per position bin", "seconds", "tokens", budget);
             boolean compressed = r.compressedSummary() != null;
             if (compressed) {

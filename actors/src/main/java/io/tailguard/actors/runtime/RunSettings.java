@@ -539,7 +539,8 @@ public record RunSettings(Train train, Rollout rollout, BudgetController.Setting
             return new BudgetController.Settings((Double) LiveKey.TAU.from(c), (Double) LiveKey.MARGIN.from(c),
                     (Double) LiveKey.HYSTERESIS.from(c), (Long) LiveKey.MIN_TOKENS.from(c), (Integer) LiveKey.KEEP_WINDOWS.from(c),
                     (Integer) LiveKey.MIN_BUDGET.from(c), (Integer) LiveKey.MAX_BUDGET.from(c), (Double) LiveKey.LADDER_RATIO.from(c),
-                    (Integer) LiveKey.BIN_WIDTH.from(c), maxContext, (Double) LiveKey.SEQUENCE_TAU.from(c));
+                    (Integer) LiveKey.BIN_WIDTH.from(c), maxContext, (Double) LiveKey.SEQUENCE_TAU.from(c),
+                    (Long) LiveKey.MIN_SEQUENCES.from(c));
         } catch (IllegalArgumentException e) {
             // BudgetController names the key without its section
             String m = e.getMessage();

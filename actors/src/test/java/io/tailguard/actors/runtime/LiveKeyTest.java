@@ -43,11 +43,11 @@ class LiveKeyTest {
             assertEquals(k, LiveKey.of(" " + k.alias + " "));
             assertEquals(k, LiveKey.of(k.key));
         }
-        assertEquals(16, LiveKey.values().length);
+        assertEquals(17, LiveKey.values().length);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LiveKey.of("group-size"));
         assertEquals("group-size: not live-tunable (tunable: bin-width, compression-max-lag, compression-probe-share, "
                 + "compression-rollout, distill, hysteresis, keep-windows, ladder-ratio, lr, margin, max-budget, min-budget, "
-                + "min-tokens, sequence-tau, staleness, tau)", e.getMessage());
+                + "min-sequences, min-tokens, sequence-tau, staleness, tau)", e.getMessage());
         // a key of a live section that is not live is not found by its full name either
         assertTrue(LiveKey.find("tailguard.controller.window").isEmpty());
     }
@@ -57,7 +57,7 @@ class LiveKeyTest {
         io.tailguard.actors.cli.CliBadInputTest.Run r = io.tailguard.actors.cli.CliBadInputTest.cli("tune", "--help");
         assertEquals(0, r.code(), r.err());
         String help = r.out().replaceAll("\\s+", " ");
-        assertTrue(help.contains("the controller's (tau, margin, hysteresis, sequence-tau, min-tokens, keep-windows, min-budget, max-budget, "
+        assertTrue(help.contains("the controller's (tau, margin, hysteresis, sequence-tau, min-sequences, min-tokens, keep-windows, min-budget, max-budget, "
                 + "ladder-ratio, bin-width), the buffer's (staleness), the learner's (lr, distill=on|off), the compressed rollout "
                 + "option's (compression-rollout=on|off, compression-probe-share, compression-max-lag)"), help);
     }
@@ -90,16 +90,16 @@ class LiveKeyTest {
 
     @Test
     void everyKeyReadsItsOwnSetting() {
-        BudgetController.Settings c = new BudgetController.Settings(0.8, 0.03, 0.02, 150, 3, 48, 512, 1.5, 128, 1024, 0.7);
+        BudgetController.Settings c = new BudgetController.Settings(0.8, 0.03, 0.02, 150, 3, 48, 512, 1.5, 128, 1024, 0.7, 24);
         LiveSettings l = new LiveSettings(9, 1, 3e-4, true);
         ApproximationBudget.Settings o = new ApproximationBudget.Settings(true, 0.2, 7);
         Map<String, String> v = LiveTuning.values(c, l, o);
         assertEquals(List.of("tailguard.controller.tau", "tailguard.controller.margin", "tailguard.controller.hysteresis",
-                "tailguard.controller.sequence-tau", "tailguard.controller.min-tokens", "tailguard.controller.keep-windows", "tailguard.controller.min-budget",
+                "tailguard.controller.sequence-tau", "tailguard.controller.min-sequences", "tailguard.controller.min-tokens", "tailguard.controller.keep-windows", "tailguard.controller.min-budget",
                 "tailguard.controller.max-budget", "tailguard.controller.ladder-ratio", "tailguard.controller.bin-width",
                 "tailguard.buffer.staleness", "tailguard.learner.lr", "tailguard.learner.distill", "tailguard.compression.rollout",
                 "tailguard.compression.probe-share", "tailguard.compression.max-lag"), List.copyOf(v.keySet()));
-        assertEquals(List.of("0.8", "0.03", "0.02", "0.7", "150", "3", "48", "512", "1.5", "128", "1", "3.0E-4", "on", "on", "0.2", "7"),
+        assertEquals(List.of("0.8", "0.03", "0.02", "0.7", "24", "150", "3", "48", "512", "1.5", "128", "1", "3.0E-4", "on", "on", "0.2", "7"),
                 List.copyOf(v.values()));
     }
 }

@@ -162,4 +162,22 @@ class RunFiguresTest {
         assertEquals(1.0 / 0.25, by.get("rtn4").predictedSpeedup(), 1e-12);
         assertEquals((4.0 + 3.0) / (2.0 + 1.0), RolloutTimes.of(List.of(plain, q4, plainUnmeasured)).speedup(), 1e-12);
     }
+
+    @Test
+    void aBinAboveTheBandCountsAsHeldWhereTheSequenceGuardBinds() {
+        RunRecorder r = new RunRecorder(new PrintStream(PrintStream.nullOutputStream()), 1);
+        // τ = 0.86 (band [0.83, 0.91]); sequence-τ 0.5 (band [0.47, 0.55]); budget 96 above the floor 48
+        java.util.function.DoubleFunction<RunObserver.Window> w = seq -> new RunObserver.Window(0, 2, new int[] {96},
+                new double[] {0.99}, new long[] {100}, 0.86, 1.5, new String[0], null, new double[] {0.99}, new long[] {100}, seq);
+        r.on(w.apply(0.5));       // the first window is not judged
+        r.on(w.apply(0.52));      // held: the sequence α in its band
+        r.on(w.apply(0.80));      // not held: the sequence α far above its band, the bin could go lower
+        r.on(w.apply(Double.NaN)); // not held: the sequence α not judged
+        r.on(w.apply(0.47));      // held
+        assertEquals(0.5, r.inBandFraction(1, 0.03, 0.05, 10, 48, 0.5, RunRecorder.Held.ALL), 1e-12);
+        assertEquals(0.5, r.inBandFraction(1, 0.03, 0.05, 10, 48, 0.5, RunRecorder.Held.BY_SEQUENCE), 1e-12);
+        assertEquals(0.0, r.inBandFraction(1, 0.03, 0.05, 10, 48, 0.5, RunRecorder.Held.AT_FLOOR), 1e-12);
+        // without the guard none of them is held
+        assertEquals(0.0, r.inBandFraction(1, 0.03, 0.05, 10, 48, 0, RunRecorder.Held.ALL), 1e-12);
+    }
 }

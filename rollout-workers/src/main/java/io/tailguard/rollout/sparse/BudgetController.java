@@ -40,11 +40,11 @@ public final class BudgetController {
 
     public record Settings(double tau, double margin, double hysteresis, long minTokens, int keepWindows,
                            int minBudget, int maxBudget, double ladderRatio, int binWidth, int maxContext,
-                           double sequenceTau) {
-        /** Without the sequence guard (sequence-τ 0). */
+                           double sequenceTau, long minSequences) {
+        /** Without the sequence guard (sequence-τ 0; min-sequences at its default, 32). */
         public Settings(double tau, double margin, double hysteresis, long minTokens, int keepWindows,
                         int minBudget, int maxBudget, double ladderRatio, int binWidth, int maxContext) {
-            this(tau, margin, hysteresis, minTokens, keepWindows, minBudget, maxBudget, ladderRatio, binWidth, maxContext, 0);
+            this(tau, margin, hysteresis, minTokens, keepWindows, minBudget, maxBudget, ladderRatio, binWidth, maxContext, 0, 32);
         }
 
         public Settings {
@@ -82,6 +82,9 @@ public final class BudgetController {
             }
             if (!(sequenceTau == 0 || (sequenceTau > margin && sequenceTau + hysteresis <= 1))) {
                 throw new IllegalArgumentException("sequence-tau: must be 0 (off) or in (margin, 1 − hysteresis], got " + sequenceTau);
+            }
+            if (minSequences < 1) {
+                throw new IllegalArgumentException("min-sequences: must be >= 1, got " + minSequences);
             }
         }
 
@@ -238,7 +241,7 @@ public final class BudgetController {
         double[] judgedP5 = new double[ladders.length];
         long[] judgedTokens = new long[ladders.length];
         double[] share = shares(actual, rung);
-        double seqLoss = sequenceLoss(share, rung);   // NaN when the sequence α is not judged
+        double seqLoss = sequenceDisagreements(share, rung);   // NaN when the sequence α is not judged
         double judgedSequenceAlpha = Math.exp(-seqLoss);
         boolean raised = false;
         for (int bin = 0; bin < ladders.length; bin++) {
@@ -269,8 +272,10 @@ public final class BudgetController {
                     String sequence = "";
                     if (s.sequenceGuard()) {
                         // the lowering must keep the predicted sequence α (this bin's share at the
-                        // lower budget, from the shadow replays) at sequence-τ + hysteresis or above
-                        double after = seqLoss - share[bin] + below.sequenceLoss(bin);
+                        // lower budget, from min-sequences shadow replays or more) at sequence-τ +
+                        // hysteresis or above
+                        double after = below.sequences() >= s.minSequences()
+                                ? seqLoss - share[bin] + below.sequenceDisagreements(bin) : Double.NaN;
                         if (!(Math.exp(-after) >= s.sequenceTau() + s.hysteresis())) {
                             continue;
                         }
@@ -298,7 +303,7 @@ public final class BudgetController {
                 int from = ladders[worst][rung[worst]];
                 rung[worst]++;
                 changes.add(new Change(worst, from, ladders[worst][rung[worst]], String.format(java.util.Locale.ROOT,
-                        "sequence α %.3f < sequence-τ − margin %.3f; this bin holds the largest share of −ln of it (%.3f of %.3f)",
+                        "sequence α %.3f < sequence-τ − margin %.3f; this bin holds the largest share of the disagreements per trajectory (%.3f of %.3f)",
                         judgedSequenceAlpha, s.sequenceTau() - s.margin(), share[worst], -Math.log(judgedSequenceAlpha))));
             }
         }
@@ -316,25 +321,27 @@ public final class BudgetController {
 
     /**
      * The sequence α at the current budgets over the kept windows (docs/algorithms.md, "The sequence
-     * α"): exp of minus the sum over bins of each bin's share of the mean per-trajectory −ln Π α at
-     * its budget. NaN when not judged: when some bin the rollouts reach has no trajectory filed at
-     * its budget, or the reached bins hold fewer than min-tokens tokens at their budgets in all.
+     * α"): exp of minus the sum over bins of each bin's share of the mean disagreements per
+     * trajectory at its budget. NaN when not judged: when some bin the rollouts reach has fewer than
+     * min-sequences trajectories filed at its budget, or the reached bins hold fewer than min-tokens
+     * tokens at their budgets in all.
      */
     public double sequenceAlpha() {
-        return Math.exp(-sequenceLoss(shares(actual, rung), rung));
+        return Math.exp(-sequenceDisagreements(shares(actual, rung), rung));
     }
 
-    /** Per bin, its share of the mean per-trajectory −ln Π α at rungs[bin] (NaN where no trajectory was filed there). */
+    /** Per bin, its share of the mean disagreements per trajectory at rungs[bin] (NaN with fewer than min-sequences trajectories there). */
     private double[] shares(WindowedTails tails, int[] rungs) {
         double[] out = new double[ladders.length];
         for (int bin = 0; bin < out.length; bin++) {
-            out[bin] = tails.merged(bin, ladders[bin][rungs[bin]]).sequenceLoss(bin);
+            TailStats t = tails.merged(bin, ladders[bin][rungs[bin]]);
+            out[bin] = t.sequences() >= s.minSequences() ? t.sequenceDisagreements(bin) : Double.NaN;
         }
         return out;
     }
 
     /** The sum of the reached bins' shares, NaN when the sequence α is not judged (see {@link #sequenceAlpha()}). */
-    private double sequenceLoss(double[] share, int[] rungs) {
+    private double sequenceDisagreements(double[] share, int[] rungs) {
         double sum = 0;
         long tokens = 0;
         boolean any = false;

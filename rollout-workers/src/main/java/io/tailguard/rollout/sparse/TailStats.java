@@ -13,11 +13,12 @@ import java.util.List;
  * t-digest of α (MergingDigest, compression 100 by default) plus an exact token count and α sum (for
  * the mean). The tail statistic is each bin's 5th percentile, {@link #p5(int)}.
  *
- * <p>The sequence statistic (docs/algorithms.md, "The sequence α"): each bin also sums −ln α over its
- * tokens ({@link #loss}), and the statistic counts the trajectories whose tokens it holds
- * ({@link #addSequence}), so that {@code loss(bin) / sequences()} is a bin's share of the mean
- * per-trajectory −ln Π α, and {@link #sequenceAlpha()} = exp(−Σ loss / sequences) the geometric mean
- * over trajectories of the product of α over each one's tokens. Shares of bins add up, so a
+ * <p>The sequence statistic (docs/algorithms.md, "The sequence α"): a bin's disagreements are
+ * Σ (1 − α) over its tokens ({@link #disagreements}, its count less its α sum), and the statistic
+ * counts the trajectories whose tokens it holds ({@link #addSequence}), so that
+ * {@code disagreements(bin) / sequences()} is a bin's share of the mean number of tokens per
+ * trajectory at which a dense sampler coupled to the sparse one would have drawn another token, and
+ * {@link #sequenceAlpha()} = exp(−Σ disagreements / sequences). Shares of bins add up, so a
  * schedule's sequence α can be predicted bin by bin from tails measured at different budgets. A
  * copy of one bin ({@link #onlyBin}) keeps the sequence count: every trajectory counts in every bin's
  * mean, also where it put no token.
@@ -28,8 +29,7 @@ import java.util.List;
  *
  * <p>Wire format (big-endian), version 2: int magic "TGTS", int format version, int bin width,
  * double compression, long trajectories, int number of bins, then per bin: long count, double α sum,
- * double −ln α sum, int digest length in bytes (0 for an empty bin), then that many bytes of the
- * digest's small encoding
+ * int digest length in bytes (0 for an empty bin), then that many bytes of the digest's small encoding
  * ({@link MergingDigest#asSmallBytes}, centroid means as float: ample for α).
  */
 public final class TailStats {
@@ -42,8 +42,6 @@ public final class TailStats {
     private static final int FORMAT_VERSION = 2;
     /** α may come out of float arithmetic a hair outside [0, 1]; beyond this it is a bug upstream. */
     private static final double SLACK = 1e-4;
-    /** −ln α is taken of α at least this: one token with α = 0 counts as about 13.8, not infinity. */
-    public static final double MIN_LOG_ALPHA = 1e-6;
 
     /** One position bin of the summary. alphaP5 and alphaMean are over the bin's tokens. */
     public record BinSummary(int start, int end, long tokens, double alphaP5, double alphaMean) {
@@ -53,7 +51,6 @@ public final class TailStats {
         MergingDigest digest; // null until the first token
         long count;
         double sum;
-        double loss; // Σ −ln max(α, MIN_LOG_ALPHA)
     }
 
     private final int binWidth;
@@ -114,7 +111,6 @@ public final class TailStats {
         bin.digest.add(a);
         bin.count++;
         bin.sum += a;
-        bin.loss -= Math.log(Math.max(a, MIN_LOG_ALPHA));
     }
 
     /** Counts one trajectory, after its tokens were {@link #add}ed (a trajectory of no tokens counts too). */
@@ -127,28 +123,29 @@ public final class TailStats {
         return sequences;
     }
 
-    /** Σ −ln α over a bin's tokens (α taken at least {@link #MIN_LOG_ALPHA}); 0 for a bin without tokens. */
-    public double loss(int bin) {
+    /** Σ (1 − α) over a bin's tokens, its count less its α sum (exact); 0 for a bin without tokens. */
+    public double disagreements(int bin) {
         Bin b = existing(bin);
-        return b == null ? 0 : b.loss;
+        return b == null ? 0 : Math.max(0, b.count - b.sum);
     }
 
-    /** A bin's share of the mean per-trajectory −ln Π α: loss(bin) / sequences(); NaN before any trajectory. */
-    public double sequenceLoss(int bin) {
-        return sequences == 0 ? Double.NaN : loss(bin) / sequences;
+    /** A bin's share of the mean disagreements per trajectory: disagreements(bin) / sequences(); NaN before any trajectory. */
+    public double sequenceDisagreements(int bin) {
+        return sequences == 0 ? Double.NaN : disagreements(bin) / sequences;
     }
 
     /**
-     * The sequence α: exp(−Σ_bins loss / sequences), the geometric mean over the counted
-     * trajectories of Π_t α_t over each one's tokens; NaN before any trajectory.
+     * The sequence α: exp(−Σ_bins disagreements / sequences), exp of minus the mean number of
+     * disagreements per counted trajectory (at most the chance that a coupled dense sampler agrees
+     * with a whole trajectory, to first order); NaN before any trajectory.
      */
     public double sequenceAlpha() {
         if (sequences == 0) {
             return Double.NaN;
         }
         double total = 0;
-        for (Bin b : bins) {
-            total += b.loss;
+        for (int i = 0; i < bins.size(); i++) {
+            total += disagreements(i);
         }
         return Math.exp(-total / sequences);
     }
@@ -175,7 +172,6 @@ public final class TailStats {
             mine.digest.add(theirs.digest);
             mine.count += theirs.count;
             mine.sum += theirs.sum;
-            mine.loss += theirs.loss;
         }
     }
 
@@ -193,7 +189,6 @@ public final class TailStats {
             mine.digest.add(b.digest);
             mine.count = b.count;
             mine.sum = b.sum;
-            mine.loss = b.loss;
         }
         return t;
     }
@@ -253,12 +248,12 @@ public final class TailStats {
     public byte[] toBytes() {
         int size = 4 + 4 + 4 + 8 + 8 + 4;
         for (Bin b : bins) {
-            size += 8 + 8 + 8 + 4 + (b.count == 0 ? 0 : b.digest.smallByteSize());
+            size += 8 + 8 + 4 + (b.count == 0 ? 0 : b.digest.smallByteSize());
         }
         ByteBuffer buf = ByteBuffer.allocate(size);
         buf.putInt(MAGIC).putInt(FORMAT_VERSION).putInt(binWidth).putDouble(compression).putLong(sequences).putInt(bins.size());
         for (Bin b : bins) {
-            buf.putLong(b.count).putDouble(b.sum).putDouble(b.loss);
+            buf.putLong(b.count).putDouble(b.sum);
             if (b.count == 0) {
                 buf.putInt(0);
             } else {
@@ -301,18 +296,14 @@ public final class TailStats {
                 throw new IllegalArgumentException("tail statistics: negative trajectory count " + stats.sequences);
             }
             int n = buf.getInt();
-            if (n < 0 || n > buf.remaining() / 28) {
+            if (n < 0 || n > buf.remaining() / 20) {
                 throw new IllegalArgumentException("tail statistics: bad bin count " + n);
             }
             for (int i = 0; i < n; i++) {
                 Bin b = new Bin();
                 b.count = buf.getLong();
                 b.sum = buf.getDouble();
-                b.loss = buf.getDouble();
                 int length = buf.getInt();
-                if (!(b.loss >= 0) || (b.count == 0 && b.loss != 0)) {
-                    throw new IllegalArgumentException("tail statistics: bin " + i + " has a bad −ln α sum " + b.loss);
-                }
                 if (b.count < 0 || length < 0 || length > buf.remaining() || (b.count == 0) != (length == 0)) {
                     throw new IllegalArgumentException("tail statistics: bin " + i + " is malformed (count " + b.count
                             + ", digest of " + length + " bytes)");

@@ -494,8 +494,8 @@ class ApproximationBudgetTest {
     @Test
     void withTheSequenceGuardAnOptionMustAlsoHoldItsSequenceAlpha() {
         // q4 is cheaper than the plain policy on the same schedule, and its every p5 α holds (0.999 or
-        // 0.9995); what decides is its sequence α: 0.999^100 ≈ 0.905 < sequence-τ + hysteresis 0.91,
-        // 0.9995^100 ≈ 0.951 above it
+        // 0.9995); what decides is its sequence α: 100 tokens a trajectory at 0.999 are 0.1 disagreements,
+        // e^−0.1 ≈ 0.905 < sequence-τ + hysteresis 0.91; at 0.9995, e^−0.05 ≈ 0.951 above it
         assertTrue(PRICE.cost(Q4, SCHED) < PRICE.cost(WeightFormat.plain(), SCHED));
         for (double a : new double[] {0.999, 0.9995}) {
             ApproximationBudget b = new ApproximationBudget(new BudgetController(BudgetControllerTest.sequenceSettings(0.9), SCHED),
@@ -507,7 +507,7 @@ class ApproximationBudgetTest {
                     BudgetControllerTest.trajectories(10, new int[] {1}, new int[] {100}, new double[] {a}), null, null, 1000, 1.0);
             ApproximationBudget.Decision d = b.tick(10, true);
             ApproximationBudget.OptionState q4 = option(b, Q4.label());
-            assertEquals(Math.pow(a, 100), q4.sequenceAlpha(), 1e-4);
+            assertEquals(Math.exp(-100 * (1 - a)), q4.sequenceAlpha(), 1e-4);
             if (a == 0.999) {
                 assertEquals("plain", d.inUse());
                 assertTrue(q4.state().contains("sequence α"), q4.state());

@@ -169,9 +169,9 @@ class BudgetControllerTest {
 
     // ---------------------------------------------------------------- the sequence guard
 
-    /** The settings above with the sequence guard at sequence-τ. */
+    /** The settings above with the sequence guard at sequence-τ, judged on 10 trajectories or more. */
     static BudgetController.Settings sequenceSettings(double sequenceTau) {
-        return new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 256, 1024, sequenceTau);
+        return new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 256, 1024, sequenceTau, 10);
     }
 
     /**
@@ -194,8 +194,8 @@ class BudgetControllerTest {
     @Test
     void theSequenceGuardRaisesTheBinWithTheLargestShareWhereEveryBinsTailHolds() {
         // per trajectory 100 tokens at α 0.999 in bin 1 and 100 at 0.998 in bin 2: every p5 ≥ 0.998, yet
-        // the product over a trajectory is 0.999^100 · 0.998^100 ≈ 0.741 < sequence-τ − margin 0.88
-        double product = Math.pow(0.999, 100) * Math.pow(0.998, 100);
+        // a trajectory holds 100 · 0.001 + 100 · 0.002 = 0.3 disagreements: sequence α e^−0.3 ≈ 0.741 < 0.88
+        double expected = Math.exp(-(100 * 0.001 + 100 * 0.002));
         TailStats report = trajectories(10, new int[] {1, 2}, new int[] {100, 100}, new double[] {0.999, 0.998});
         BudgetController off = new BudgetController(settings(0.86), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
         off.report(off.schedule(), report, null, null);
@@ -205,8 +205,8 @@ class BudgetControllerTest {
         BudgetController c = new BudgetController(sequenceSettings(0.9), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
         c.report(c.schedule(), report, null, null);
         BudgetController.Decision d = c.tick();
-        assertEquals(product, d.sequenceAlpha(), 1e-4); // the α jitter moves it by about 1e-5
-        // bin 2 holds the larger share (100 · −ln 0.998 against 100 · −ln 0.999); bin 3 follows it up
+        assertEquals(expected, d.sequenceAlpha(), 1e-4); // the α jitter moves it by about 1e-5
+        // bin 2 holds the larger share (0.2 disagreements against 0.1); bin 3 follows it up
         assertArrayEquals(new int[] {128, 128, 256, 256}, d.schedule().budgets());
         assertEquals(2, d.changes().get(0).bin());
         assertTrue(d.changes().get(0).reason().contains("sequence α"), d.changes().get(0).reason());
@@ -215,11 +215,20 @@ class BudgetControllerTest {
     @Test
     void theSequenceGuardIsNotJudgedOnTooFewTokensOrWithoutTrajectoriesAtABinsBudget() {
         BudgetController c = new BudgetController(sequenceSettings(0.9), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
-        // 5 trajectories of 10 tokens: 50 < min-tokens 100, whatever their product
-        c.report(c.schedule(), trajectories(5, new int[] {1}, new int[] {10}, new double[] {0.5}), null, null);
+        // 12 trajectories of 5 tokens: 60 < min-tokens 100, whatever their disagreements
+        c.report(c.schedule(), trajectories(12, new int[] {1}, new int[] {5}, new double[] {0.5}), null, null);
         BudgetController.Decision d = c.tick();
         assertTrue(Double.isNaN(d.sequenceAlpha()));
         assertFalse(d.changes().stream().anyMatch(ch -> ch.reason().contains("sequence")), d.changes().toString());
+        // 5 trajectories of 40 tokens: 200 tokens, but 5 < min-sequences 10
+        BudgetController few = new BudgetController(sequenceSettings(0.9), Schedule.ofBins(256, new int[] {128, 128, 128, 128}));
+        few.report(few.schedule(), trajectories(5, new int[] {1}, new int[] {40}, new double[] {0.99}), null, null);
+        assertTrue(Double.isNaN(few.tick().sequenceAlpha()));
+        // 10 of them: judged, e^−(40 · 0.01) ≈ 0.670 < 0.88, and raised
+        few.report(few.schedule(), trajectories(5, new int[] {1}, new int[] {40}, new double[] {0.99}), null, null);
+        BudgetController.Decision judged = few.tick();
+        assertEquals(Math.exp(-0.4), judged.sequenceAlpha(), 1e-4);
+        assertTrue(judged.changed());
     }
 
     @Test
@@ -227,9 +236,9 @@ class BudgetControllerTest {
         Schedule start = Schedule.ofBins(256, new int[] {128, 256, 256, 256});
         // at the schedule's budgets every α is 1 (sequence α 1); the shadow replays at 128 in bin 1
         TailStats actual = trajectories(10, new int[] {1}, new int[] {100}, new double[] {1.0});
-        // shadow: 100 tokens at 0.999 per trajectory, p5 0.999 ≥ τ + hysteresis, product 0.999^100 ≈ 0.905 < 0.91
+        // shadow: 100 tokens at 0.999 per trajectory, p5 0.999 ≥ τ + hysteresis, 0.1 disagreements: e^−0.1 ≈ 0.905 < 0.91
         TailStats costly = trajectories(10, new int[] {1}, new int[] {100}, new double[] {0.999});
-        assertTrue(Math.pow(0.999, 100) < 0.91);
+        assertTrue(Math.exp(-0.1) < 0.91);
         BudgetController off = new BudgetController(settings(0.86), start);
         off.report(off.schedule(), actual, off.shadowSchedule(), costly);
         assertArrayEquals(new int[] {128, 128, 256, 256}, off.tick().schedule().budgets());
@@ -240,8 +249,8 @@ class BudgetControllerTest {
         assertEquals(1.0, d.sequenceAlpha(), 1e-4);
         assertFalse(d.changed(), d.changes().toString());
 
-        // 100 tokens at 0.9995: product ≈ 0.951 ≥ 0.91, the lowering goes ahead
-        assertTrue(Math.pow(0.9995, 100) >= 0.91);
+        // 100 tokens at 0.9995: e^−0.05 ≈ 0.951 ≥ 0.91, the lowering goes ahead
+        assertTrue(Math.exp(-0.05) >= 0.91);
         BudgetController ok = new BudgetController(sequenceSettings(0.9), start);
         ok.report(ok.schedule(), actual, ok.shadowSchedule(), trajectories(10, new int[] {1}, new int[] {100}, new double[] {0.9995}));
         BudgetController.Decision lowered = ok.tick();
@@ -256,5 +265,8 @@ class BudgetControllerTest {
         assertThrows(IllegalArgumentException.class, () -> sequenceSettings(-0.1));
         assertThrows(IllegalArgumentException.class, () -> sequenceSettings(0.01));
         assertFalse(sequenceSettings(0).sequenceGuard());
+        IllegalArgumentException m = assertThrows(IllegalArgumentException.class,
+                () -> new BudgetController.Settings(0.86, 0.02, 0.01, 100, 4, 64, 4096, 2.0, 256, 1024, 0.5, 0));
+        assertTrue(m.getMessage().startsWith("min-sequences"), m.getMessage());
     }
 }

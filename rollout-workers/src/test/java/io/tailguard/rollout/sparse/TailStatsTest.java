@@ -159,9 +159,9 @@ class TailStatsTest {
     }
 
     @Test
-    void theSequenceAlphaIsTheGeometricMeanOfEachTrajectorysProductOfAlpha() {
+    void theSequenceAlphaIsExpOfMinusTheMeanDisagreementsPerTrajectory() {
         TailStats t = new TailStats(2);
-        // trajectory 1: α 0.5 and 1.0 in bin 0, 0.8 in bin 1 (product 0.4); trajectory 2: 0.9 in bin 1 (product 0.9)
+        // trajectory 1: α 0.5 and 1.0 in bin 0, 0.8 in bin 1 (disagreements 0.5 + 0 + 0.2); trajectory 2: 0.9 in bin 1 (0.1)
         t.add(0, 0.5);
         t.add(1, 1.0);
         t.add(2, 0.8);
@@ -169,10 +169,12 @@ class TailStatsTest {
         t.add(3, 0.9);
         t.addSequence();
         assertEquals(2, t.sequences());
-        assertEquals(Math.sqrt(0.4 * 0.9), t.sequenceAlpha(), 1e-12);
-        // each bin's share of the mean −ln product: bin 0 holds −ln 0.5 / 2, bin 1 (−ln 0.8 − ln 0.9) / 2
-        assertEquals(Math.log(2) / 2, t.sequenceLoss(0), 1e-12);
-        assertEquals(-Math.log(0.72) / 2, t.sequenceLoss(1), 1e-12);
+        assertEquals(0.5, t.disagreements(0), 1e-12);
+        assertEquals(0.3, t.disagreements(1), 1e-12);
+        assertEquals(Math.exp(-(0.7 + 0.1) / 2), t.sequenceAlpha(), 1e-12);
+        // each bin's share of the mean disagreements per trajectory
+        assertEquals(0.25, t.sequenceDisagreements(0), 1e-12);
+        assertEquals(0.15, t.sequenceDisagreements(1), 1e-12);
         // the wire form, a one-bin copy and a merge keep the trajectories
         TailStats back = TailStats.fromBytes(t.toBytes());
         assertEquals(2, back.sequences());
@@ -180,14 +182,15 @@ class TailStatsTest {
         TailStats one = t.onlyBin(1);
         assertEquals(2, one.sequences());
         assertEquals(0, one.count(0));
-        assertEquals(Math.sqrt(0.72), one.sequenceAlpha(), 1e-12);
+        assertEquals(Math.exp(-0.15), one.sequenceAlpha(), 1e-12);
         back.merge(one);
         assertEquals(4, back.sequences());
-        // an α of 0 counts as 1e-6, not as an infinite loss
+        assertEquals(Math.exp(-(0.8 + 0.3) / 4), back.sequenceAlpha(), 1e-12);
+        // a token at α 0 is one whole disagreement
         TailStats zero = new TailStats(2);
         zero.add(0, 0.0);
         zero.addSequence();
-        assertEquals(1e-6, zero.sequenceAlpha(), 1e-15);
+        assertEquals(Math.exp(-1), zero.sequenceAlpha(), 1e-15);
         assertTrue(Double.isNaN(new TailStats(2).sequenceAlpha()));
     }
 }
