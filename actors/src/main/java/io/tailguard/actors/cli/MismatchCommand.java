@@ -127,7 +127,7 @@ final class MismatchCommand implements Callable<Integer> {
         } else {
             System.out.printf("%s under %s%s: %d trajectories, %d probed%n", tk.name(), sparsity.describe(),
                     lora.lora == null ? "" : " with LoRA " + lora.lora, r.trajectories(), r.probed());
-            System.out.printf("  sequence alpha (geometric mean over the probed trajectories of the product of their tokens' alpha) %.4f%n",
+            System.out.printf("  sequence alpha (exp of minus the mean over the probed trajectories of the sum of 1 - alpha) %.4f%n",
                     r.tails().sequenceAlpha());
             for (TailStats.BinSummary b : r.tails().summary()) {
                 System.out.printf("  [%d, %d)  %6d tokens  alpha p5 %.4f  mean %.4f%n", b.start(), b.end(), b.tokens(), b.alphaP5(), b.alphaMean());

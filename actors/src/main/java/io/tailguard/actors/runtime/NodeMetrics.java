@@ -182,8 +182,8 @@ final class NodeMetrics implements AutoCloseable {
             .help("Measured generation tokens per second of a rollout option's leases over the kept windows (NaN: none)")
             .labelNames("format").register(registry);
     final Gauge optionSequenceAlpha = Gauge.builder().name("tailguard_rollout_option_sequence_alpha")
-            .help("Sequence α of a rollout option over the kept windows: the geometric mean over scored trajectories of the "
-                    + "product of their tokens' α (NaN: not judged)")
+            .help("Sequence α of a rollout option over the kept windows: exp of minus the mean over scored trajectories of "
+                    + "the sum of 1 − α over their tokens (NaN: not judged)")
             .labelNames("format").register(registry);
     final Gauge optionBudget = Gauge.builder().name("tailguard_rollout_option_kv_budget_tokens")
             .help("KV budget per position bin of a rollout option's schedule").labelNames("format", "bin").register(registry);

@@ -323,19 +323,26 @@ public final class BudgetController {
      * The sequence α at the current budgets over the kept windows (docs/algorithms.md, "The sequence
      * α"): exp of minus the sum over bins of each bin's share of the mean disagreements per
      * trajectory at its budget. NaN when not judged: when some bin the rollouts reach has fewer than
-     * min-sequences trajectories filed at its budget, or the reached bins hold fewer than min-tokens
-     * tokens at their budgets in all.
+     * min-sequences trajectories filed at its budget, rolled out or replayed in the shadow (a bin just
+     * lowered), or the reached bins hold fewer than min-tokens tokens at their budgets in all.
      */
     public double sequenceAlpha() {
         return Math.exp(-sequenceDisagreements(shares(actual, rung), rung));
     }
 
-    /** Per bin, its share of the mean disagreements per trajectory at rungs[bin] (NaN with fewer than min-sequences trajectories there). */
+    /**
+     * Per bin, its share of the mean disagreements per trajectory at rungs[bin]: from min-sequences
+     * trajectories rolled out there or more; else, from as many shadow replays at that budget (a bin
+     * just lowered has them: they are what the lowering was predicted from); else NaN.
+     */
     private double[] shares(WindowedTails tails, int[] rungs) {
         double[] out = new double[ladders.length];
         for (int bin = 0; bin < out.length; bin++) {
-            TailStats t = tails.merged(bin, ladders[bin][rungs[bin]]);
-            out[bin] = t.sequences() >= s.minSequences() ? t.sequenceDisagreements(bin) : Double.NaN;
+            int budget = ladders[bin][rungs[bin]];
+            TailStats t = tails.merged(bin, budget);
+            TailStats replayed = shadow.merged(bin, budget);
+            out[bin] = t.sequences() >= s.minSequences() ? t.sequenceDisagreements(bin)
+                    : replayed.sequences() >= s.minSequences() ? replayed.sequenceDisagreements(bin) : Double.NaN;
         }
         return out;
     }
@@ -354,7 +361,9 @@ public final class BudgetController {
             }
             any = true;
             sum += share[bin];
-            tokens += actual.merged(bin, ladders[bin][rungs[bin]]).count(bin);
+            TailStats t = actual.merged(bin, ladders[bin][rungs[bin]]);
+            // the tokens of the tails the share was read from (the shadow replays' for a bin just lowered)
+            tokens += t.sequences() >= s.minSequences() ? t.count(bin) : shadow.merged(bin, ladders[bin][rungs[bin]]).count(bin);
         }
         return any && tokens >= s.minTokens() ? sum : Double.NaN;
     }

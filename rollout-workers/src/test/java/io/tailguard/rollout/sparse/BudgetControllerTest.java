@@ -256,6 +256,8 @@ class BudgetControllerTest {
         BudgetController.Decision lowered = ok.tick();
         assertArrayEquals(new int[] {128, 128, 256, 256}, lowered.schedule().budgets());
         assertTrue(lowered.changes().get(0).reason().contains("sequence α"), lowered.changes().get(0).reason());
+        // the next window, before any rollout at the new budget: judged on the shadow replays there
+        assertEquals(Math.exp(-0.05), ok.tick().sequenceAlpha(), 1e-4);
     }
 
     @Test
