@@ -241,8 +241,8 @@ public final class BudgetController {
         double[] judgedP5 = new double[ladders.length];
         long[] judgedTokens = new long[ladders.length];
         double[] share = shares(actual, rung);
-        double seqLoss = sequenceDisagreements(share, rung);   // NaN when the sequence α is not judged
-        double judgedSequenceAlpha = Math.exp(-seqLoss);
+        double seqDisagreements = sequenceDisagreements(share, rung);   // NaN when the sequence α is not judged
+        double judgedSequenceAlpha = Math.exp(-seqDisagreements);
         boolean raised = false;
         for (int bin = 0; bin < ladders.length; bin++) {
             int budget = ladders[bin][rung[bin]];
@@ -275,13 +275,13 @@ public final class BudgetController {
                         // lower budget, from min-sequences shadow replays or more) at sequence-τ +
                         // hysteresis or above
                         double after = below.sequences() >= s.minSequences()
-                                ? seqLoss - share[bin] + below.sequenceDisagreements(bin) : Double.NaN;
+                                ? seqDisagreements - share[bin] + below.sequenceDisagreements(bin) : Double.NaN;
                         if (!(Math.exp(-after) >= s.sequenceTau() + s.hysteresis())) {
                             continue;
                         }
                         sequence = String.format(java.util.Locale.ROOT, "; sequence α %.3f there ≥ sequence-τ + hysteresis %.3f",
                                 Math.exp(-after), s.sequenceTau() + s.hysteresis());
-                        seqLoss = after;
+                        seqDisagreements = after;
                     }
                     rung[bin]--;
                     changes.add(new Change(bin, budget, lower, String.format(java.util.Locale.ROOT,
@@ -291,7 +291,7 @@ public final class BudgetController {
             }
         }
         // the sequence guard: below sequence-τ − margin, the bin holding the largest share of the
-        // loss goes one rung up (when no bin was raised by its own tail in this window)
+        // disagreements goes one rung up (when no bin was raised by its own tail in this window)
         if (decide && s.sequenceGuard() && !raised && judgedSequenceAlpha < s.sequenceTau() - s.margin()) {
             int worst = -1;
             for (int bin = 0; bin < ladders.length; bin++) {
