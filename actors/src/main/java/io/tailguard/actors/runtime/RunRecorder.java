@@ -229,8 +229,8 @@ public final class RunRecorder {
      * (the least the controller may set: it has nothing left to cut there, and above the band is
      * where it stays), or, with the sequence guard on (sequenceTau above 0), above the band in a
      * window whose sequence α is itself in its band, [sequenceTau − below, sequenceTau + above]
-     * (the sequence guard binds: the bins stay above the p5 band because lowering them would break
-     * it). A bin judged on fewer than minTokens tokens (the least the controller acts on) does not
+     * (the sequence guard holds the schedule there: the bins stay above the p5 band because the
+     * sequence α, not the p5, is what lowering them would spend). A bin judged on fewer than minTokens tokens (the least the controller acts on) does not
      * count. NaN when none count. {@code held}: the share of the counted pairs held at all, held at
      * the floor (the part the floor clause admits), or held by the sequence guard.
      */

@@ -243,6 +243,8 @@ public final class BudgetController {
         double[] share = shares(actual, rung);
         double seqDisagreements = sequenceDisagreements(share, rung);   // NaN when the sequence α is not judged
         double judgedSequenceAlpha = Math.exp(-seqDisagreements);
+        // in a breach of the sequence guard nothing is lowered (the window raises instead)
+        boolean sequenceBreach = s.sequenceGuard() && judgedSequenceAlpha < s.sequenceTau() - s.margin();
         boolean raised = false;
         for (int bin = 0; bin < ladders.length; bin++) {
             int budget = ladders[bin][rung[bin]];
@@ -268,7 +270,8 @@ public final class BudgetController {
                 int lower = ladders[bin][rung[bin] - 1];
                 int previous = floorBefore(bin);
                 TailStats below = shadow.merged(bin, lower);
-                if (below.count(bin) >= s.minTokens() && below.p5(bin) >= s.tau() + s.hysteresis() && lower >= previous) {
+                if (below.count(bin) >= s.minTokens() && below.p5(bin) >= s.tau() + s.hysteresis() && lower >= previous
+                        && !sequenceBreach) {
                     String sequence = "";
                     if (s.sequenceGuard()) {
                         // the lowering must keep the predicted sequence α (this bin's share at the
@@ -292,7 +295,7 @@ public final class BudgetController {
         }
         // the sequence guard: below sequence-τ − margin, the bin holding the largest share of the
         // disagreements goes one rung up (when no bin was raised by its own tail in this window)
-        if (decide && s.sequenceGuard() && !raised && judgedSequenceAlpha < s.sequenceTau() - s.margin()) {
+        if (decide && sequenceBreach && !raised) {
             int worst = -1;
             for (int bin = 0; bin < ladders.length; bin++) {
                 if (rung[bin] < ladders[bin].length - 1 && share[bin] > 0 && (worst < 0 || share[bin] > share[worst])) {

@@ -136,8 +136,8 @@ public final class TailStats {
 
     /**
      * The sequence α: exp(−Σ_bins disagreements / sequences), exp of minus the mean number of
-     * disagreements per counted trajectory (at most the chance that a coupled dense sampler agrees
-     * with a whole trajectory, to first order); NaN before any trajectory.
+     * disagreements per counted trajectory (to first order the chance that a coupled dense sampler
+     * agrees with a whole trajectory; per trajectory e^−D bounds Π α from above); NaN before any trajectory.
      */
     public double sequenceAlpha() {
         if (sequences == 0) {
@@ -304,6 +304,10 @@ public final class TailStats {
                 b.count = buf.getLong();
                 b.sum = buf.getDouble();
                 int length = buf.getInt();
+                if (!(b.sum >= 0 && b.sum <= b.count * (1 + SLACK))) {
+                    throw new IllegalArgumentException("tail statistics: bin " + i + " has an α sum of " + b.sum + " for "
+                            + b.count + " tokens");
+                }
                 if (b.count < 0 || length < 0 || length > buf.remaining() || (b.count == 0) != (length == 0)) {
                     throw new IllegalArgumentException("tail statistics: bin " + i + " is malformed (count " + b.count
                             + ", digest of " + length + " bytes)");

@@ -331,8 +331,15 @@ public final class RolloutEngine {
                 Generated g = gens.get(scored.get(k));
                 // a trajectory that never decodes where the shadow attends otherwise would replay its
                 // own generation: no evidence about the rung below, at the cost of a second decode
-                if (pick.nextDouble() < share && reachesShadow(schedule, shadow, g.promptIds().length, g.outputIds().length)) {
-                    chosen.add(k);
+                if (pick.nextDouble() < share) {
+                    if (reachesShadow(schedule, shadow, g.promptIds().length, g.outputIds().length)) {
+                        chosen.add(k);
+                    } else {
+                        // still one of the shadow's trajectories: it puts no token in any bin the shadow
+                        // lowers, so it counts there as zero disagreements (the sequence α's mean is
+                        // over every picked trajectory, not only the long ones)
+                        shadowTails.addSequence();
+                    }
                 }
             }
             if (!chosen.isEmpty()) {

@@ -261,6 +261,20 @@ class BudgetControllerTest {
     }
 
     @Test
+    void inABreachOfTheSequenceGuardNothingIsLoweredAndTheLargestShareIsRaised() {
+        Schedule start = Schedule.ofBins(256, new int[] {128, 256, 256, 256});
+        BudgetController c = new BudgetController(sequenceSettings(0.9), start);
+        // rolled out: 100 tokens at α 0.99 a trajectory, 1.0 disagreement, e^−1 ≈ 0.37 < 0.88 (every p5 holds);
+        // the shadow at 128 reads α 1.0, which alone would predict 1.0 and lower bin 1
+        c.report(c.schedule(), trajectories(10, new int[] {1}, new int[] {100}, new double[] {0.99}), c.shadowSchedule(),
+                trajectories(10, new int[] {1}, new int[] {100}, new double[] {1.0}));
+        BudgetController.Decision d = c.tick();
+        assertEquals(Math.exp(-1), d.sequenceAlpha(), 1e-4);
+        assertArrayEquals(new int[] {128, 512, 512, 512}, d.schedule().budgets());
+        assertFalse(d.changes().stream().anyMatch(ch -> ch.reason().contains("shadow")), d.changes().toString());
+    }
+
+    @Test
     void sequenceTauOutsideItsRangeIsRefusedByName() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> sequenceSettings(0.995));
         assertTrue(e.getMessage().startsWith("sequence-tau"), e.getMessage());

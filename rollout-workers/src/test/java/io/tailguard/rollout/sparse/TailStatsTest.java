@@ -193,4 +193,21 @@ class TailStatsTest {
         assertEquals(Math.exp(-1), zero.sequenceAlpha(), 1e-15);
         assertTrue(Double.isNaN(new TailStats(2).sequenceAlpha()));
     }
+
+    @Test
+    void anAlphaSumOutsideZeroToTheTokenCountIsRefused() {
+        TailStats t = new TailStats(2);
+        t.add(0, 0.5);
+        t.addSequence();
+        byte[] good = t.toBytes();
+        // header: magic, version, bin width (4 each), compression, trajectories (8 each), bins (4);
+        // then the bin: count (8), α sum (8)
+        for (double bad : new double[] {Double.NaN, 2.0, -0.5}) {
+            byte[] b = good.clone();
+            java.nio.ByteBuffer.wrap(b).putDouble(4 + 4 + 4 + 8 + 8 + 4 + 8, bad);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TailStats.fromBytes(b));
+            assertTrue(e.getMessage().contains("α sum"), e.getMessage());
+        }
+        assertEquals(0.5, TailStats.fromBytes(good).mean(0), 1e-12);
+    }
 }
